@@ -1,0 +1,236 @@
+//! The `canvass` command line. Each command parses its arguments into domain types, calls the
+//! library and prints the result; errors come back to `main` as one line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, Settings};
+use crate::domain::{Actor, Email, Topic, TopicSlug};
+use crate::import::{import_contacts, import_directory};
+use crate::progress::ConsoleReport;
+use crate::store::{ErasureOutcome, RestrictionOutcome, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "canvass",
+    version,
+    about = "A consent-first email mailer for political campaigns"
+)]
+pub struct Cli {
+    /// TOML file of settings [default: canvass.toml when present]
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    settings: Settings,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create or upgrade the database schema
+    Migrate,
+    /// The postcode directory
+    Postcodes {
+        #[command(subcommand)]
+        command: PostcodesCommand,
+    },
+    /// Bulk contact operations
+    Contacts {
+        #[command(subcommand)]
+        command: ContactsCommand,
+    },
+    /// What people can consent to hear about
+    Topics {
+        #[command(subcommand)]
+        command: TopicsCommand,
+    },
+    /// One person's rights: access, erasure, restriction
+    Contact {
+        #[command(subcommand)]
+        command: ContactCommand,
+    },
+    /// Run the whole job on the embedded defaults with the sample data
+    Demo {
+        /// Folder for the demo's database and files
+        #[arg(long, default_value = "canvass-demo")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum PostcodesCommand {
+    /// Replace the directory from an ONSPD/NSPL CSV or postcode,constituency_code[,constituency_name]
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum ContactsCommand {
+    /// Import or update contacts from a CSV file
+    Import {
+        file: PathBuf,
+        /// Where the list came from; the consent source of rows that give none
+        #[arg(long, default_value = "import")]
+        source: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TopicsCommand {
+    /// List the topics
+    List,
+    /// Add a topic
+    Add { slug: String, name: String },
+}
+
+#[derive(Subcommand)]
+enum ContactCommand {
+    /// Print everything held on the person as JSON
+    Export { email: String },
+    /// Erase the person, keeping only a hashed suppression entry
+    Erase { email: String },
+    /// Keep the person's data but never mail them
+    Restrict { email: String },
+    /// Lift a restriction
+    Unrestrict { email: String },
+}
+
+impl Cli {
+    pub async fn run(self) -> anyhow::Result<()> {
+        let file = Settings::from_file(self.config.as_deref())?;
+        let config = self.settings.or(file).resolve()?;
+        match self.command {
+            Command::Migrate => {
+                let store = connect(&config).await?;
+                store.migrate().await.context("migrating the database")?;
+                println!("database is up to date ({})", config.database_url);
+            }
+            Command::Postcodes {
+                command: PostcodesCommand::Import { file },
+            } => import_postcodes(&open(&config).await?, &file).await?,
+            Command::Contacts {
+                command: ContactsCommand::Import { file, source },
+            } => import_contact_list(&open(&config).await?, &file, &source).await?,
+            Command::Topics { command } => topics(&open(&config).await?, command).await?,
+            Command::Contact { command } => contact(&open(&config).await?, command).await?,
+            Command::Demo { dir } => crate::demo::run(&dir).await?,
+        }
+        Ok(())
+    }
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Store> {
+    Store::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening the database {}", config.database_url))
+}
+
+/// Connects to a database whose schema is up to date.
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    let store = connect(config).await?;
+    store.check_schema().await?;
+    Ok(store)
+}
+
+pub(crate) async fn import_postcodes(store: &Store, file: &Path) -> anyhow::Result<()> {
+    let mut report = ConsoleReport::new("postcodes");
+    let summary = import_directory(store, file, &Actor::Operator, &mut report).await;
+    report.finish();
+    let summary = summary?;
+    println!(
+        "imported {} postcodes in {} constituencies, {} without a constituency, rejected {}",
+        summary.postcodes, summary.constituencies, summary.without_constituency, summary.rejected
+    );
+    Ok(())
+}
+
+pub(crate) async fn import_contact_list(
+    store: &Store,
+    file: &Path,
+    source: &str,
+) -> anyhow::Result<()> {
+    let mut report = ConsoleReport::new("contacts");
+    let summary = import_contacts(store, file, source, &mut report).await;
+    report.finish();
+    let summary = summary?;
+    println!(
+        "imported {}, updated {}, rejected {}",
+        summary.imported, summary.updated, summary.rejected
+    );
+    Ok(())
+}
+
+async fn topics(store: &Store, command: TopicsCommand) -> anyhow::Result<()> {
+    match command {
+        TopicsCommand::List => {
+            for topic in store.list_topics().await? {
+                println!("{}\t{}", topic.slug, topic.name);
+            }
+        }
+        TopicsCommand::Add { slug, name } => {
+            let name = name.trim();
+            if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+                bail!("a topic name is one line of 1 to 100 characters");
+            }
+            let topic = Topic {
+                slug: TopicSlug::parse(&slug)?,
+                name: name.to_owned(),
+            };
+            store.add_topic(&topic, &Actor::Operator).await?;
+            println!("added topic {}", topic.slug);
+        }
+    }
+    Ok(())
+}
+
+async fn contact(store: &Store, command: ContactCommand) -> anyhow::Result<()> {
+    match command {
+        ContactCommand::Export { email } => {
+            let email = Email::parse(&email)?;
+            match store.export_contact(&email).await? {
+                Some(export) => println!("{}", serde_json::to_string_pretty(&export)?),
+                None => match store.suppression(&email.hash()).await? {
+                    Some(s) => bail!(
+                        "nothing is held on that address beyond its suppression ({})",
+                        s.reason.as_str()
+                    ),
+                    None => bail!("nothing is held on that address"),
+                },
+            }
+        }
+        ContactCommand::Erase { email } => {
+            let email = Email::parse(&email)?;
+            match store.erase_contact(&email, &Actor::Operator).await? {
+                ErasureOutcome::Erased => {
+                    println!("erased; the address is kept only as a hash on the suppression list")
+                }
+                ErasureOutcome::NothingHeld => println!(
+                    "nothing was held on that address; it is now on the suppression list as a hash"
+                ),
+            }
+        }
+        ContactCommand::Restrict { email } => restrict(store, &email, true).await?,
+        ContactCommand::Unrestrict { email } => restrict(store, &email, false).await?,
+    }
+    Ok(())
+}
+
+async fn restrict(store: &Store, email: &str, restricted: bool) -> anyhow::Result<()> {
+    let email = Email::parse(email)?;
+    let state = if restricted {
+        "restricted"
+    } else {
+        "unrestricted"
+    };
+    match store
+        .set_restricted(&email, restricted, &Actor::Operator)
+        .await?
+    {
+        RestrictionOutcome::Changed => println!("{state}"),
+        RestrictionOutcome::AlreadySo => println!("already {state}"),
+        RestrictionOutcome::NotFound => bail!("no contact with that address"),
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! Configuration: every setting has a flag, an environment variable and a key in an optional
+//! TOML file. Flags beat the environment (clap resolves those two), and both beat the file.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+
+use lettre::message::Mailbox;
+use serde::Deserialize;
+
+use crate::store::DatabaseUrl;
+
+/// The file read when `--config` is not given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "canvass.toml";
+
+/// Settings as given, before defaults: the flags and environment variables, or the file.
+#[derive(clap::Args, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Database: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://canvass.db]
+    #[arg(
+        long,
+        env = "CANVASS_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+    /// Where mail goes: smtp://, smtps://, smtp+starttls:// or file://DIR [default: file://outbox]
+    #[arg(long, env = "CANVASS_SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Public base of every link in an email [default: http://127.0.0.1:8080]
+    #[arg(long, env = "CANVASS_BASE_URL", global = true)]
+    pub base_url: Option<String>,
+    /// Address the HTTP service binds [default: 127.0.0.1:8080]
+    #[arg(long, env = "CANVASS_LISTEN", global = true)]
+    pub listen: Option<String>,
+    /// From mailbox, e.g. "Hertford & Stortford Labour <news@example.org>"
+    #[arg(long, env = "CANVASS_FROM", global = true)]
+    pub from: Option<String>,
+    /// Comma-separated kid:base64secret; the first signs, all verify
+    #[arg(
+        long,
+        env = "CANVASS_SIGNING_KEYS",
+        global = true,
+        hide_env_values = true
+    )]
+    pub signing_keys: Option<String>,
+    /// Messages per second, all workers of this process together [default: unlimited]
+    #[arg(long, env = "CANVASS_SEND_RATE", global = true)]
+    pub send_rate: Option<u32>,
+    /// SMTP connections in flight [default: 8]
+    #[arg(long, env = "CANVASS_SEND_CONCURRENCY", global = true)]
+    pub send_concurrency: Option<usize>,
+    /// DKIM signing domain (with the selector and key file)
+    #[arg(long, env = "CANVASS_DKIM_DOMAIN", global = true)]
+    pub dkim_domain: Option<String>,
+    /// DKIM selector
+    #[arg(long, env = "CANVASS_DKIM_SELECTOR", global = true)]
+    pub dkim_selector: Option<String>,
+    /// DKIM private key file (PEM)
+    #[arg(long, env = "CANVASS_DKIM_KEY_FILE", global = true)]
+    pub dkim_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{setting}: {reason}")]
+    Invalid {
+        setting: &'static str,
+        reason: String,
+    },
+}
+
+/// DKIM signing settings: all three given, or none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    pub domain: String,
+    pub selector: String,
+    pub key_file: PathBuf,
+}
+
+/// The configuration in force, every value parsed.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: DatabaseUrl,
+    /// Parsed by the transport when mail is sent; it may hold a password.
+    pub smtp_url: String,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub listen: SocketAddr,
+    pub from: Mailbox,
+    /// Secret; parsed by the token module.
+    pub signing_keys: Option<String>,
+    pub send_rate: Option<NonZeroU32>,
+    pub send_concurrency: NonZeroUsize,
+    pub dkim: Option<DkimSettings>,
+}
+
+/// Shows what is configured without the secrets.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url)
+            .field("base_url", &self.base_url)
+            .field("listen", &self.listen)
+            .field("from", &self.from.to_string())
+            .field("signing_keys", &self.signing_keys.as_ref().map(|_| "***"))
+            .field("send_rate", &self.send_rate)
+            .field("send_concurrency", &self.send_concurrency)
+            .field("dkim", &self.dkim)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Reads the TOML file named by `--config`, or `canvass.toml` if present.
+    pub fn from_file(explicit: Option<&Path>) -> Result<Self, ConfigError> {
+        let path = match explicit {
+            Some(path) => path,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => Path::new(DEFAULT_CONFIG_FILE),
+            None => return Ok(Self::default()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// These settings, with `fallback` filling what they leave out.
+    pub fn or(self, fallback: Self) -> Self {
+        Self {
+            database_url: self.database_url.or(fallback.database_url),
+            smtp_url: self.smtp_url.or(fallback.smtp_url),
+            base_url: self.base_url.or(fallback.base_url),
+            listen: self.listen.or(fallback.listen),
+            from: self.from.or(fallback.from),
+            signing_keys: self.signing_keys.or(fallback.signing_keys),
+            send_rate: self.send_rate.or(fallback.send_rate),
+            send_concurrency: self.send_concurrency.or(fallback.send_concurrency),
+            dkim_domain: self.dkim_domain.or(fallback.dkim_domain),
+            dkim_selector: self.dkim_selector.or(fallback.dkim_selector),
+            dkim_key_file: self.dkim_key_file.or(fallback.dkim_key_file),
+        }
+    }
+
+    /// Applies the defaults and parses every value.
+    pub fn resolve(self) -> Result<Config, ConfigError> {
+        let invalid =
+            |setting: &'static str, reason: String| ConfigError::Invalid { setting, reason };
+        let database_url = self
+            .database_url
+            .as_deref()
+            .unwrap_or("sqlite://canvass.db")
+            .parse()
+            .map_err(|e: crate::store::DatabaseUrlError| invalid("database_url", e.to_string()))?;
+        let base_url = self
+            .base_url
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+            .trim_end_matches('/')
+            .to_owned();
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(invalid(
+                "base_url",
+                "must start with https:// or http://".into(),
+            ));
+        }
+        let listen = self
+            .listen
+            .as_deref()
+            .unwrap_or("127.0.0.1:8080")
+            .parse()
+            .map_err(|e| invalid("listen", format!("{e}")))?;
+        let from = self
+            .from
+            .as_deref()
+            .unwrap_or("canvass <canvass@localhost>")
+            .parse()
+            .map_err(|e| invalid("from", format!("{e}")))?;
+        let send_rate = match self.send_rate {
+            None => None,
+            Some(rate) => Some(
+                NonZeroU32::new(rate)
+                    .ok_or_else(|| invalid("send_rate", "must be above 0".into()))?,
+            ),
+        };
+        let send_concurrency = NonZeroUsize::new(self.send_concurrency.unwrap_or(8))
+            .ok_or_else(|| invalid("send_concurrency", "must be above 0".into()))?;
+        let dkim = match (self.dkim_domain, self.dkim_selector, self.dkim_key_file) {
+            (None, None, None) => None,
+            (Some(domain), Some(selector), Some(key_file)) => Some(DkimSettings {
+                domain,
+                selector,
+                key_file,
+            }),
+            _ => {
+                return Err(invalid(
+                    "dkim",
+                    "set all three of dkim_domain, dkim_selector and dkim_key_file, or none".into(),
+                ));
+            }
+        };
+        Ok(Config {
+            database_url,
+            smtp_url: self.smtp_url.unwrap_or_else(|| "file://outbox".into()),
+            base_url,
+            listen,
+            from,
+            signing_keys: self.signing_keys,
+            send_rate,
+            send_concurrency,
+            dkim,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let config = Settings::default().resolve().unwrap();
+        assert_eq!(config.database_url, "sqlite://canvass.db".parse().unwrap());
+        assert_eq!(config.smtp_url, "file://outbox");
+        assert_eq!(config.base_url, "http://127.0.0.1:8080");
+        assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.from.to_string(), "canvass <canvass@localhost>");
+        assert_eq!(config.send_concurrency.get(), 8);
+        assert!(config.send_rate.is_none() && config.dkim.is_none());
+    }
+
+    #[test]
+    fn given_settings_beat_the_fallback() {
+        let given = Settings {
+            database_url: Some("postgres://localhost/a".into()),
+            ..Settings::default()
+        };
+        let file: Settings = toml::from_str(
+            "database_url = \"sqlite://file.db\"\nbase_url = \"https://canvass.example.org/\"",
+        )
+        .unwrap();
+        let config = given.or(file).resolve().unwrap();
+        assert_eq!(
+            config.database_url,
+            "postgres://localhost/a".parse().unwrap()
+        );
+        assert_eq!(config.base_url, "https://canvass.example.org");
+    }
+
+    #[test]
+    fn file_with_an_unknown_key_is_refused() {
+        assert!(toml::from_str::<Settings>("databse_url = \"x\"").is_err());
+    }
+
+    #[test]
+    fn partial_dkim_is_refused() {
+        let settings = Settings {
+            dkim_domain: Some("example.org".into()),
+            ..Settings::default()
+        };
+        assert!(settings.resolve().is_err());
+    }
+
+    #[test]
+    fn debug_hides_the_signing_keys() {
+        let settings = Settings {
+            signing_keys: Some("k1:c2VjcmV0LXNlY3JldA==".into()),
+            ..Settings::default()
+        };
+        let shown = format!("{:?}", settings.resolve().unwrap());
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
+    }
+}

@@ -1,0 +1,267 @@
+//! A contact and what is recorded about them: details, consent, suppression, audit.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::{Email, Postcode, TopicSlug};
+
+/// The longest name canvass keeps.
+const MAX_NAME_LEN: usize = 200;
+
+/// A contact's public identifier: random, so it reveals neither the address nor how many
+/// contacts there are. It is what links and exports carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct PublicId(uuid::Uuid);
+
+impl PublicId {
+    pub fn random() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+
+    pub fn as_uuid(&self) -> uuid::Uuid {
+        self.0
+    }
+}
+
+impl FromStr for PublicId {
+    type Err = uuid::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        uuid::Uuid::parse_str(s).map(Self)
+    }
+}
+
+impl fmt::Display for PublicId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("name is longer than {MAX_NAME_LEN} characters")]
+    TooLong,
+    #[error("name contains control characters")]
+    ControlCharacters,
+}
+
+/// A person's name as they gave it: trimmed, single line, of reasonable length.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Name(String);
+
+impl Name {
+    /// Parses a name; an empty one is no name at all.
+    pub fn parse(input: &str) -> Result<Option<Self>, NameError> {
+        let name = input.trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        if name.chars().count() > MAX_NAME_LEN {
+            return Err(NameError::TooLong);
+        }
+        if name.chars().any(char::is_control) {
+            return Err(NameError::ControlCharacters);
+        }
+        Ok(Some(Self(name.to_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Name(..)")
+    }
+}
+
+/// Why an address is never to be mailed again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SuppressionReason {
+    Unsubscribed,
+    Erased,
+    Bounced,
+    Complaint,
+}
+
+impl SuppressionReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unsubscribed => "unsubscribed",
+            Self::Erased => "erased",
+            Self::Bounced => "bounced",
+            Self::Complaint => "complaint",
+        }
+    }
+}
+
+impl FromStr for SuppressionReason {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "unsubscribed" => Ok(Self::Unsubscribed),
+            "erased" => Ok(Self::Erased),
+            "bounced" => Ok(Self::Bounced),
+            "complaint" => Ok(Self::Complaint),
+            other => Err(format!("unknown suppression reason '{other}'")),
+        }
+    }
+}
+
+/// Who made a change, as the audit log records it. Never an email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// Someone at the command line of the server.
+    Operator,
+    /// A member of staff, by the name of their API token.
+    Staff(String),
+    /// The contact themselves, through a signed link.
+    Contact,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Operator => f.write_str("operator"),
+            Self::Staff(name) => write!(f, "staff:{name}"),
+            Self::Contact => f.write_str("contact"),
+        }
+    }
+}
+
+/// One contact as an import supplies it, already parsed.
+#[derive(Debug, Clone)]
+pub struct NewContact {
+    pub email: Email,
+    pub name: Option<Name>,
+    pub postcode: Option<Postcode>,
+    pub date_of_birth: Option<NaiveDate>,
+    /// `None` when the source says nothing, which keeps what is held (false for a new contact).
+    pub guardian_consent: Option<bool>,
+    /// Topics the person agreed to hear about by email.
+    pub topics: Vec<TopicSlug>,
+    /// When they agreed.
+    pub consent_at: DateTime<Utc>,
+    /// Where the agreement was given (a form, an event sign-up sheet...).
+    pub consent_source: String,
+}
+
+/// Everything canvass holds on one person: the answer to a subject access request, and the
+/// portable copy of their data.
+#[derive(Debug, Clone, Serialize)]
+pub struct ContactExport {
+    pub public_id: PublicId,
+    pub email: String,
+    pub name: Option<String>,
+    pub postcode: Option<String>,
+    pub constituency: Option<ConstituencyExport>,
+    pub date_of_birth: Option<NaiveDate>,
+    pub guardian_consent: bool,
+    pub restricted: bool,
+    pub source: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The consent in force for each topic the person has ever been asked about.
+    pub consents: Vec<CurrentConsent>,
+    /// Every grant and withdrawal, oldest first.
+    pub consent_history: Vec<ConsentEntry>,
+    pub suppression: Option<SuppressionExport>,
+    pub audit: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConstituencyExport {
+    pub code: String,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct CurrentConsent {
+    pub topic: String,
+    pub granted: bool,
+    pub at: DateTime<Utc>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct ConsentEntry {
+    pub topic: String,
+    pub channel: String,
+    pub granted: bool,
+    pub source: String,
+    pub at: DateTime<Utc>,
+    pub wording: Option<String>,
+    pub ip: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SuppressionExport {
+    pub reason: SuppressionReason,
+    pub since: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub detail: Option<String>,
+    pub ip: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_is_trimmed_and_empty_means_none() {
+        assert_eq!(
+            Name::parse("  Jo Bloggs ").unwrap().unwrap().as_str(),
+            "Jo Bloggs"
+        );
+        assert!(Name::parse("   ").unwrap().is_none());
+    }
+
+    #[test]
+    fn name_refuses_control_characters_and_excess_length() {
+        assert_eq!(
+            Name::parse("Jo\nBcc: x").unwrap_err(),
+            NameError::ControlCharacters
+        );
+        assert_eq!(
+            Name::parse(&"x".repeat(201)).unwrap_err(),
+            NameError::TooLong
+        );
+    }
+
+    #[test]
+    fn public_ids_are_random_and_round_trip() {
+        let a = PublicId::random();
+        assert_ne!(a, PublicId::random());
+        assert_eq!(a.to_string().parse::<PublicId>().unwrap(), a);
+    }
+
+    #[test]
+    fn suppression_reasons_round_trip() {
+        for reason in [
+            SuppressionReason::Unsubscribed,
+            SuppressionReason::Erased,
+            SuppressionReason::Bounced,
+            SuppressionReason::Complaint,
+        ] {
+            assert_eq!(
+                reason.as_str().parse::<SuppressionReason>().unwrap(),
+                reason
+            );
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The domain: the types every other layer speaks in, each parsed once at the edge.
+//!
+//! Nothing here knows about storage, HTTP or the command line.
+
+mod age;
+mod constituency;
+mod contact;
+mod email;
+mod postcode;
+mod topic;
+
+pub use age::{AGE_OF_CONSENT, old_enough_to_mail};
+pub use constituency::{ConstituencyCode, ConstituencyCodeError};
+pub use contact::{
+    Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Name,
+    NameError, NewContact, PublicId, SuppressionExport, SuppressionReason,
+};
+pub use email::{Email, EmailError, EmailHash};
+pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
+pub use topic::{Topic, TopicSlug, TopicSlugError};

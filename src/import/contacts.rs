@@ -1,0 +1,268 @@
+//! `canvass contacts import`: the contacts list, with the consents each person gave.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
+use tokio::sync::mpsc;
+
+use super::{Header, ImportError, ImportReport, Rejection, check_width, field, line_of, open_csv};
+use crate::domain::{Email, Name, NewContact, Postcode, TopicSlug};
+use crate::store::{Store, now};
+
+/// Rows written to the store in one transaction.
+const BATCH_ROWS: usize = 5_000;
+
+/// How far in the future a consent time may lie before it is taken for a mistake: clocks differ.
+const CLOCK_SKEW: Duration = Duration::minutes(5);
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ContactsImportSummary {
+    pub imported: u64,
+    pub updated: u64,
+    pub rejected: u64,
+    pub consents_recorded: u64,
+}
+
+/// The positions of the columns canvass reads.
+struct Columns {
+    email: usize,
+    name: Option<usize>,
+    postcode: Option<usize>,
+    date_of_birth: Option<usize>,
+    guardian_consent: Option<usize>,
+    topics: Option<usize>,
+    consent_at: Option<usize>,
+    consent_source: Option<usize>,
+}
+
+const KNOWN_COLUMNS: &[&str] = &[
+    "email",
+    "name",
+    "postcode",
+    "date_of_birth",
+    "guardian_consent",
+    "topics",
+    "consent_at",
+    "consent_source",
+];
+
+/// What the parsing thread hands to the writer.
+struct Parsed {
+    rows: Vec<NewContact>,
+    /// The line of each row in `rows`.
+    lines: Vec<u64>,
+    rejections: Vec<Rejection>,
+    bytes_read: u64,
+}
+
+/// What a row is checked against.
+struct RowRules {
+    topics: HashSet<TopicSlug>,
+    default_source: String,
+    now: DateTime<Utc>,
+}
+
+/// Imports a contacts CSV. `source` names where the list came from; it is also the consent
+/// source of rows without a `consent_source` of their own.
+pub async fn import_contacts(
+    store: &Store,
+    path: &Path,
+    source: &str,
+    report: &mut dyn ImportReport,
+) -> Result<ContactsImportSummary, ImportError> {
+    let (mut reader, size) = open_csv(path)?;
+    let header = Header::read(&mut reader, path)?;
+    let columns = Columns::find(&header).ok_or_else(|| ImportError::MissingColumn {
+        path: path.to_owned(),
+        wanted: "email".into(),
+    })?;
+    for unknown in header
+        .0
+        .iter()
+        .filter(|h| !KNOWN_COLUMNS.contains(&h.as_str()))
+    {
+        report.note(&format!("ignoring column '{unknown}'"));
+    }
+    report.started(size);
+    let rules = RowRules {
+        topics: store
+            .list_topics()
+            .await?
+            .into_iter()
+            .map(|t| t.slug)
+            .collect(),
+        default_source: source.to_owned(),
+        now: now(),
+    };
+
+    let (sender, mut receiver) = mpsc::channel::<Parsed>(2);
+    let parser = tokio::task::spawn_blocking(move || -> Result<(), csv::Error> {
+        let mut record = csv::ByteRecord::new();
+        let mut batch = Parsed::empty();
+        while reader.read_byte_record(&mut record)? {
+            let line = line_of(&record);
+            match parse_row(&record, &header, &columns, &rules) {
+                Ok(contact) => {
+                    batch.rows.push(contact);
+                    batch.lines.push(line);
+                }
+                Err(reason) => batch.rejections.push(Rejection { line, reason }),
+            }
+            if batch.rows.len() >= BATCH_ROWS {
+                batch.bytes_read = reader.position().byte();
+                if sender
+                    .blocking_send(std::mem::replace(&mut batch, Parsed::empty()))
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+        batch.bytes_read = reader.position().byte();
+        let _ = sender.blocking_send(batch);
+        Ok(())
+    });
+
+    let mut summary = ContactsImportSummary::default();
+    while let Some(batch) = receiver.recv().await {
+        let outcome = store.import_contacts(&batch.rows, source).await?;
+        summary.imported += outcome.inserted;
+        summary.updated += outcome.updated;
+        summary.consents_recorded += outcome.consents_recorded;
+        let mut rejections = batch.rejections;
+        rejections.extend(outcome.refused_erased.iter().map(|&i| Rejection {
+            line: batch.lines[i],
+            reason: "the person asked to be erased; not imported".into(),
+        }));
+        rejections.sort_by_key(|r| r.line);
+        summary.rejected += rejections.len() as u64;
+        for rejection in &rejections {
+            report.rejected(rejection);
+        }
+        report.advanced(batch.bytes_read);
+    }
+    parser
+        .await
+        .expect("the CSV parser does not panic")
+        .map_err(|source| ImportError::Csv {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(summary)
+}
+
+impl Parsed {
+    fn empty() -> Self {
+        Self {
+            rows: Vec::with_capacity(BATCH_ROWS),
+            lines: Vec::with_capacity(BATCH_ROWS),
+            rejections: Vec::new(),
+            bytes_read: 0,
+        }
+    }
+}
+
+impl Columns {
+    fn find(header: &Header) -> Option<Self> {
+        let named = |name: &str| header.find(|h| h == name);
+        Some(Self {
+            email: named("email")?,
+            name: named("name"),
+            postcode: named("postcode"),
+            date_of_birth: named("date_of_birth"),
+            guardian_consent: named("guardian_consent"),
+            topics: named("topics"),
+            consent_at: named("consent_at"),
+            consent_source: named("consent_source"),
+        })
+    }
+}
+
+fn parse_row(
+    record: &csv::ByteRecord,
+    header: &Header,
+    columns: &Columns,
+    rules: &RowRules,
+) -> Result<NewContact, String> {
+    check_width(record, header)?;
+    let email = Email::parse(field(record, Some(columns.email))?)
+        .map_err(|e| format!("invalid email: {e}"))?;
+    let name = Name::parse(field(record, columns.name)?).map_err(|e| e.to_string())?;
+    let postcode = match field(record, columns.postcode)? {
+        "" => None,
+        text => Some(Postcode::parse(text).map_err(|e| format!("unparseable postcode: {e}"))?),
+    };
+    let date_of_birth = match field(record, columns.date_of_birth)? {
+        "" => None,
+        text => {
+            let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| format!("bad date_of_birth '{}': expected YYYY-MM-DD", short(text)))?;
+            if date > rules.now.date_naive() {
+                return Err(format!("bad date_of_birth '{text}': in the future"));
+            }
+            Some(date)
+        }
+    };
+    let guardian_consent = match field(record, columns.guardian_consent)? {
+        "" => None,
+        text => Some(parse_bool(text).ok_or_else(|| {
+            format!(
+                "bad guardian_consent '{}': expected true or false",
+                short(text)
+            )
+        })?),
+    };
+    let mut topics = Vec::new();
+    for slug in field(record, columns.topics)?.split(';').map(str::trim) {
+        if slug.is_empty() {
+            continue;
+        }
+        let topic = TopicSlug::parse(slug)
+            .ok()
+            .filter(|t| rules.topics.contains(t))
+            .ok_or_else(|| format!("unknown topic '{}'", short(slug)))?;
+        if !topics.contains(&topic) {
+            topics.push(topic);
+        }
+    }
+    let consent_at = match field(record, columns.consent_at)? {
+        "" => rules.now,
+        text => {
+            let at = DateTime::parse_from_rfc3339(text)
+                .map_err(|_| format!("bad consent_at '{}': expected RFC 3339", short(text)))?
+                .with_timezone(&Utc);
+            if at > rules.now + CLOCK_SKEW {
+                return Err(format!("bad consent_at '{text}': in the future"));
+            }
+            at.trunc_subsecs(6)
+        }
+    };
+    let consent_source = match field(record, columns.consent_source)? {
+        "" => rules.default_source.clone(),
+        text => text.chars().take(200).collect(),
+    };
+    Ok(NewContact {
+        email,
+        name,
+        postcode,
+        date_of_birth,
+        guardian_consent,
+        topics,
+        consent_at,
+        consent_source,
+    })
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" => Some(true),
+        "false" | "no" | "n" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// Echoes at most a short piece of a bad value.
+fn short(text: &str) -> String {
+    text.chars().take(40).collect()
+}

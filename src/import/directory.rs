@@ -1,0 +1,196 @@
+//! `canvass postcodes import`: the ONS postcode directory (ONSPD, NSPL) or a plain
+//! `postcode,constituency_code,constituency_name` file.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tokio::sync::mpsc;
+
+use super::{Header, ImportError, ImportReport, Rejection, check_width, field, line_of, open_csv};
+use crate::domain::{Actor, ConstituencyCode, Postcode};
+use crate::store::{DirectoryEntry, Store};
+
+/// Entries written in one statement group; the whole import is one transaction.
+const BATCH_ROWS: usize = 30_000;
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DirectoryImportSummary {
+    pub postcodes: u64,
+    pub constituencies: usize,
+    /// Rows without a Westminster constituency: the Channel Islands and the Isle of Man (ONS
+    /// pseudo-codes such as `L99999999`), and postcodes the ONS left unassigned.
+    pub without_constituency: u64,
+    pub rejected: u64,
+}
+
+struct Columns {
+    postcode: usize,
+    constituency_code: usize,
+    constituency_name: Option<usize>,
+}
+
+struct Parsed {
+    entries: Vec<DirectoryEntry>,
+    names: Vec<(ConstituencyCode, String)>,
+    rejections: Vec<Rejection>,
+    without_constituency: u64,
+    bytes_read: u64,
+}
+
+/// Replaces the postcode directory with the file's contents, atomically.
+pub async fn import_directory(
+    store: &Store,
+    path: &Path,
+    actor: &Actor,
+    report: &mut dyn ImportReport,
+) -> Result<DirectoryImportSummary, ImportError> {
+    let (mut reader, size) = open_csv(path)?;
+    let header = Header::read(&mut reader, path)?;
+    let columns = Columns::find(&header, path)?;
+    report.started(size);
+
+    let (sender, mut receiver) = mpsc::channel::<Parsed>(2);
+    let parser = tokio::task::spawn_blocking(move || -> Result<(), csv::Error> {
+        let mut record = csv::ByteRecord::new();
+        let mut batch = Parsed::empty();
+        while reader.read_byte_record(&mut record)? {
+            match parse_row(&record, &header, &columns) {
+                Ok(Some((entry, name))) => {
+                    if let Some(name) = name {
+                        batch.names.push((entry.constituency.clone(), name));
+                    }
+                    batch.entries.push(entry);
+                }
+                Ok(None) => batch.without_constituency += 1,
+                Err(reason) => batch.rejections.push(Rejection {
+                    line: line_of(&record),
+                    reason,
+                }),
+            }
+            if batch.entries.len() >= BATCH_ROWS {
+                batch.bytes_read = reader.position().byte();
+                if sender
+                    .blocking_send(std::mem::replace(&mut batch, Parsed::empty()))
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+        batch.bytes_read = reader.position().byte();
+        let _ = sender.blocking_send(batch);
+        Ok(())
+    });
+
+    let mut import = store.begin_directory_import().await?;
+    let mut summary = DirectoryImportSummary::default();
+    let mut names: BTreeMap<ConstituencyCode, Option<String>> = BTreeMap::new();
+    while let Some(batch) = receiver.recv().await {
+        import.insert(&batch.entries).await?;
+        summary.postcodes += batch.entries.len() as u64;
+        summary.without_constituency += batch.without_constituency;
+        summary.rejected += batch.rejections.len() as u64;
+        for entry in &batch.entries {
+            if !names.contains_key(&entry.constituency) {
+                names.insert(entry.constituency.clone(), None);
+            }
+        }
+        for (code, name) in batch.names {
+            names.insert(code, Some(name));
+        }
+        for rejection in &batch.rejections {
+            report.rejected(rejection);
+        }
+        report.advanced(batch.bytes_read);
+    }
+    parser
+        .await
+        .expect("the CSV parser does not panic")
+        .map_err(|source| ImportError::Csv {
+            path: path.to_owned(),
+            source,
+        })?;
+    if summary.postcodes == 0 {
+        return Err(ImportError::EmptyDirectory(path.to_owned()));
+    }
+    summary.constituencies = names.len();
+    import.commit(&names, actor).await?;
+    Ok(summary)
+}
+
+impl Parsed {
+    fn empty() -> Self {
+        Self {
+            entries: Vec::with_capacity(BATCH_ROWS),
+            names: Vec::new(),
+            rejections: Vec::new(),
+            without_constituency: 0,
+            bytes_read: 0,
+        }
+    }
+}
+
+impl Columns {
+    /// Finds the columns under any of the names the ONS files and the plain layout use. The
+    /// ONS lookups name the constituency columns by boundary year, as `pcon24cd`/`pcon24nm`.
+    fn find(header: &Header, path: &Path) -> Result<Self, ImportError> {
+        let missing = |wanted: &str| ImportError::MissingColumn {
+            path: path.to_owned(),
+            wanted: wanted.to_owned(),
+        };
+        let postcode = ["pcds", "postcode", "pcd", "pcd2"]
+            .iter()
+            .find_map(|name| header.find(|h| h == *name))
+            .ok_or_else(|| missing("postcode (or pcds)"))?;
+        let constituency_code = header
+            .find(|h| h == "constituency_code" || h == "pcon" || is_yearly(h, "cd"))
+            .ok_or_else(|| missing("constituency_code (or pcon)"))?;
+        let constituency_name = header.find(|h| h == "constituency_name" || is_yearly(h, "nm"));
+        Ok(Self {
+            postcode,
+            constituency_code,
+            constituency_name,
+        })
+    }
+}
+
+/// `pcon` + two digits + `suffix`, as in `pcon24cd`.
+fn is_yearly(name: &str, suffix: &str) -> bool {
+    name.strip_prefix("pcon")
+        .and_then(|rest| rest.strip_suffix(suffix))
+        .is_some_and(|year| year.len() == 2 && year.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A directory row: an entry, `None` for a postcode outside every Westminster constituency, or
+/// the reason it is refused.
+fn parse_row(
+    record: &csv::ByteRecord,
+    header: &Header,
+    columns: &Columns,
+) -> Result<Option<(DirectoryEntry, Option<String>)>, String> {
+    check_width(record, header)?;
+    let postcode = Postcode::parse(field(record, Some(columns.postcode))?)
+        .map_err(|e| format!("unparseable postcode: {e}"))?;
+    let code = field(record, Some(columns.constituency_code))?;
+    if code.is_empty() || is_pseudo_code(code) {
+        return Ok(None);
+    }
+    let constituency = ConstituencyCode::parse(code).map_err(|e| e.to_string())?;
+    let name = match field(record, columns.constituency_name)? {
+        "" => None,
+        name => Some(name.to_owned()),
+    };
+    Ok(Some((
+        DirectoryEntry {
+            postcode,
+            constituency,
+        },
+        name,
+    )))
+}
+
+/// The ONS pseudo-codes: a country letter and eight nines (`L99999999` for the Channel Islands,
+/// `M99999999` for the Isle of Man, `S99999999` and the like for unassigned postcodes).
+fn is_pseudo_code(code: &str) -> bool {
+    code.len() == 9 && code.as_bytes()[1..].iter().all(|&b| b == b'9')
+}

@@ -1,0 +1,83 @@
+//! How long commands show their progress: a bar on a terminal, plain lines otherwise.
+//! Results (rejected rows, summaries) go to stdout; progress goes to stderr.
+
+use std::io::IsTerminal;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::import::{ImportReport, Rejection};
+
+/// Reports an import's progress for a person or a script.
+pub struct ConsoleReport {
+    bar: Option<ProgressBar>,
+    what: &'static str,
+    total: u64,
+    /// The last tenth announced as a plain line.
+    last_tenth: u64,
+}
+
+impl ConsoleReport {
+    pub fn new(what: &'static str) -> Self {
+        Self {
+            bar: None,
+            what,
+            total: 0,
+            last_tenth: 0,
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn print(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        }
+    }
+}
+
+impl ImportReport for ConsoleReport {
+    fn started(&mut self, total_bytes: u64) {
+        self.total = total_bytes;
+        if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::new(total_bytes).with_message(self.what);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+                )
+                .expect("the template is valid")
+                .progress_chars("=> "),
+            );
+            self.bar = Some(bar);
+        }
+    }
+
+    fn advanced(&mut self, bytes_read: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(bytes_read),
+            None if self.total > 0 => {
+                let tenth = bytes_read * 10 / self.total;
+                if tenth > self.last_tenth && tenth < 10 {
+                    self.last_tenth = tenth;
+                    eprintln!("{}: {}% read", self.what, tenth * 10);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn rejected(&mut self, rejection: &Rejection) {
+        self.print(&format!("line {}: {}", rejection.line, rejection.reason));
+    }
+
+    fn note(&mut self, message: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{message}")),
+            None => eprintln!("{message}"),
+        }
+    }
+}

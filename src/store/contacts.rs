@@ -1,0 +1,436 @@
+//! Contacts and what is recorded about them: import, export, erasure, restriction, suppression.
+
+use std::collections::HashSet;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::QueryBuilder;
+
+use super::{BeginWrite, MAX_BIND_PARAMETERS, Result, Store, insert_audit, now, on_pool};
+use crate::domain::{
+    Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
+    EmailHash, NewContact, PublicId, SuppressionExport, SuppressionReason, TopicSlug,
+};
+
+/// Records a suppression inside the caller's transaction.
+macro_rules! upsert_suppression {
+    ($executor:expr, $hash:expr, $reason:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO suppressions (email_hash, reason, created_at, updated_at) \
+             VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason, \
+                 updated_at = excluded.updated_at \
+             WHERE suppressions.reason <> 'erased'",
+        )
+        .bind($hash.as_str())
+        .bind($reason.as_str())
+        .bind($now)
+        .execute($executor)
+        .await
+    };
+}
+
+/// What one batch of an import did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ContactImportOutcome {
+    /// New contacts.
+    pub inserted: u64,
+    /// Contacts already held, matched by address.
+    pub updated: u64,
+    /// Grants appended to the consent ledger.
+    pub consents_recorded: u64,
+    /// Positions in the batch of rows refused because the person asked to be erased.
+    pub refused_erased: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErasureOutcome {
+    /// The contact's data was deleted and the address suppressed.
+    Erased,
+    /// Nothing was held on the address; it is suppressed all the same, so that it is never
+    /// imported or mailed.
+    NothingHeld,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestrictionOutcome {
+    Changed,
+    AlreadySo,
+    NotFound,
+}
+
+/// Staging tables for an import batch, one row per contact and one per (row, topic). The types
+/// differ between the engines; the statements that use them do not.
+const SQLITE_STAGING: [&str; 2] = [
+    "CREATE TEMP TABLE import_rows (idx INTEGER PRIMARY KEY, public_id TEXT NOT NULL, \
+     email TEXT NOT NULL, email_hash TEXT NOT NULL, name TEXT, postcode TEXT, \
+     date_of_birth TEXT, guardian_consent BOOLEAN, consent_at TEXT NOT NULL, \
+     consent_source TEXT NOT NULL)",
+    "CREATE TEMP TABLE import_topics (idx INTEGER NOT NULL, slug TEXT NOT NULL)",
+];
+const POSTGRES_STAGING: [&str; 2] = [
+    "CREATE TEMP TABLE import_rows (idx BIGINT PRIMARY KEY, public_id TEXT NOT NULL, \
+     email TEXT NOT NULL, email_hash TEXT NOT NULL, name TEXT, postcode TEXT, \
+     date_of_birth DATE, guardian_consent BOOLEAN, consent_at TIMESTAMPTZ NOT NULL, \
+     consent_source TEXT NOT NULL) ON COMMIT DROP",
+    "CREATE TEMP TABLE import_topics (idx BIGINT NOT NULL, slug TEXT NOT NULL) ON COMMIT DROP",
+];
+/// SQLite has no `ON COMMIT DROP`; PostgreSQL has dropped the tables by the time this runs.
+const SQLITE_STAGING_CLEANUP: &[&str] = &["DROP TABLE import_rows", "DROP TABLE import_topics"];
+
+const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE email_hash IN \
+     (SELECT email_hash FROM suppressions WHERE reason = 'erased') RETURNING idx";
+
+const COUNT_KNOWN: &str =
+    "SELECT count(*) FROM import_rows r JOIN contacts c ON c.email_hash = r.email_hash";
+
+/// Inserts new contacts and updates known ones. An empty cell keeps what is held; a row that
+/// changes nothing leaves the contact untouched, so that a re-import is idempotent.
+const UPSERT_CONTACTS: &str = "\
+    INSERT INTO contacts (public_id, email, email_hash, name, postcode, date_of_birth, \
+                          guardian_consent, source, created_at, updated_at) \
+    SELECT public_id, email, email_hash, name, postcode, date_of_birth, \
+           COALESCE(guardian_consent, FALSE), $1, $2, $2 \
+    FROM import_rows WHERE TRUE \
+    ON CONFLICT (email_hash) DO UPDATE SET \
+        email = excluded.email, \
+        name = COALESCE(excluded.name, contacts.name), \
+        postcode = COALESCE(excluded.postcode, contacts.postcode), \
+        date_of_birth = COALESCE(excluded.date_of_birth, contacts.date_of_birth), \
+        guardian_consent = COALESCE( \
+            (SELECT r.guardian_consent FROM import_rows r WHERE r.email_hash = excluded.email_hash), \
+            contacts.guardian_consent), \
+        updated_at = excluded.updated_at \
+    WHERE contacts.email IS DISTINCT FROM excluded.email \
+       OR COALESCE(excluded.name, contacts.name) IS DISTINCT FROM contacts.name \
+       OR COALESCE(excluded.postcode, contacts.postcode) IS DISTINCT FROM contacts.postcode \
+       OR COALESCE(excluded.date_of_birth, contacts.date_of_birth) \
+              IS DISTINCT FROM contacts.date_of_birth \
+       OR COALESCE((SELECT r.guardian_consent FROM import_rows r \
+                    WHERE r.email_hash = excluded.email_hash), contacts.guardian_consent) \
+              IS DISTINCT FROM contacts.guardian_consent";
+
+/// Appends a grant for each (contact, topic) in the batch, unless the address is suppressed,
+/// consent is already in force, or the ledger holds anything as recent as the row's evidence:
+/// an old spreadsheet never overrides a newer withdrawal.
+const GRANT_IMPORTED_CONSENTS: &str = "\
+    INSERT INTO consent_ledger (contact_id, topic_id, channel, granted, source, at, recorded_at) \
+    SELECT c.id, t.id, 'email', TRUE, r.consent_source, r.consent_at, $1 \
+    FROM import_topics it \
+    JOIN import_rows r ON r.idx = it.idx \
+    JOIN contacts c ON c.email_hash = r.email_hash \
+    JOIN topics t ON t.slug = it.slug \
+    WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash) \
+      AND NOT EXISTS (SELECT 1 FROM consent_ledger l \
+                      WHERE l.contact_id = c.id AND l.topic_id = t.id AND l.channel = 'email' \
+                        AND l.at >= r.consent_at) \
+      AND NOT EXISTS (SELECT 1 FROM current_consent cc \
+                      WHERE cc.contact_id = c.id AND cc.topic_id = t.id \
+                        AND cc.channel = 'email' AND cc.granted)";
+
+/// A contact row as the export reads it.
+#[derive(sqlx::FromRow)]
+struct ContactRow {
+    id: i64,
+    public_id: String,
+    email: String,
+    name: Option<String>,
+    postcode: Option<String>,
+    date_of_birth: Option<NaiveDate>,
+    guardian_consent: bool,
+    restricted_at: Option<DateTime<Utc>>,
+    source: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    constituency_code: Option<String>,
+    constituency_name: Option<String>,
+}
+
+impl Store {
+    /// Imports a batch of contacts, each transaction a run of rows with distinct addresses (a
+    /// later row for the same address updates the earlier one).
+    pub async fn import_contacts(
+        &self,
+        batch: &[NewContact],
+        source: &str,
+    ) -> Result<ContactImportOutcome> {
+        let mut outcome = ContactImportOutcome::default();
+        let mut start = 0;
+        while start < batch.len() {
+            let end = start + distinct_run_len(&batch[start..]);
+            let run = self.import_run(&batch[start..end], source).await?;
+            outcome.inserted += run.inserted;
+            outcome.updated += run.updated;
+            outcome.consents_recorded += run.consents_recorded;
+            outcome
+                .refused_erased
+                .extend(run.refused_erased.into_iter().map(|i| i + start));
+            start = end;
+        }
+        Ok(outcome)
+    }
+
+    async fn import_run(&self, rows: &[NewContact], source: &str) -> Result<ContactImportOutcome> {
+        let (staging, cleanup): ([&str; 2], &[&str]) = match self {
+            Store::Sqlite(_) => (SQLITE_STAGING, SQLITE_STAGING_CLEANUP),
+            Store::Postgres(_) => (POSTGRES_STAGING, &[]),
+        };
+        let now = now();
+        let columns = 10;
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            for ddl in staging {
+                sqlx::query(ddl).execute(&mut *tx).await?;
+            }
+            let indexed: Vec<(usize, &NewContact)> = rows.iter().enumerate().collect();
+            for chunk in indexed.chunks(MAX_BIND_PARAMETERS / columns) {
+                QueryBuilder::new(
+                    "INSERT INTO import_rows (idx, public_id, email, email_hash, name, postcode, \
+                     date_of_birth, guardian_consent, consent_at, consent_source) ",
+                )
+                .push_values(chunk, |mut row, (idx, contact)| {
+                    row.push_bind(*idx as i64)
+                        .push_bind(PublicId::random().to_string())
+                        .push_bind(contact.email.as_str())
+                        .push_bind(contact.email.hash().as_str().to_owned())
+                        .push_bind(contact.name.as_ref().map(|n| n.as_str()))
+                        .push_bind(contact.postcode.as_ref().map(|p| p.as_str()))
+                        .push_bind(contact.date_of_birth)
+                        .push_bind(contact.guardian_consent)
+                        .push_bind(contact.consent_at)
+                        .push_bind(contact.consent_source.as_str());
+                })
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            }
+            let topics: Vec<(usize, &TopicSlug)> = indexed
+                .iter()
+                .flat_map(|(idx, contact)| contact.topics.iter().map(move |t| (*idx, t)))
+                .collect();
+            for chunk in topics.chunks(MAX_BIND_PARAMETERS / 2) {
+                QueryBuilder::new("INSERT INTO import_topics (idx, slug) ")
+                    .push_values(chunk, |mut row, (idx, slug)| {
+                        row.push_bind(*idx as i64).push_bind(slug.as_str());
+                    })
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+            }
+
+            let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
+                .fetch_all(&mut *tx)
+                .await?;
+            let known: i64 = sqlx::query_scalar(COUNT_KNOWN).fetch_one(&mut *tx).await?;
+            sqlx::query(UPSERT_CONTACTS)
+                .bind(source)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let granted = sqlx::query(GRANT_IMPORTED_CONSENTS)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            for statement in cleanup {
+                sqlx::query(*statement).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            let mut refused: Vec<usize> = refused.into_iter().map(|i| i as usize).collect();
+            refused.sort_unstable();
+            ContactImportOutcome {
+                inserted: (rows.len() - refused.len()) as u64 - known as u64,
+                updated: known as u64,
+                consents_recorded: granted,
+                refused_erased: refused,
+            }
+        });
+        Ok(outcome)
+    }
+
+    /// Everything held on the person, or `None` when nothing is.
+    pub async fn export_contact(&self, email: &Email) -> Result<Option<ContactExport>> {
+        let hash = email.hash();
+        let suppression = self.suppression(&hash).await?;
+        let export = on_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            let row: Option<ContactRow> = sqlx::query_as(
+                "SELECT c.id, c.public_id, c.email, c.name, c.postcode, c.date_of_birth, \
+                        c.guardian_consent, c.restricted_at, c.source, c.created_at, \
+                        c.updated_at, p.constituency_code, k.name AS constituency_name \
+                 FROM contacts c \
+                 LEFT JOIN postcodes p ON p.postcode = c.postcode \
+                 LEFT JOIN constituencies k ON k.code = p.constituency_code \
+                 WHERE c.email_hash = $1",
+            )
+            .bind(hash.as_str())
+            .fetch_optional(&mut *conn)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let consents: Vec<CurrentConsent> = sqlx::query_as(
+                "SELECT t.slug AS topic, cc.granted, cc.at, cc.source \
+                 FROM current_consent cc JOIN topics t ON t.id = cc.topic_id \
+                 WHERE cc.contact_id = $1 ORDER BY t.id",
+            )
+            .bind(row.id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let consent_history: Vec<ConsentEntry> = sqlx::query_as(
+                "SELECT t.slug AS topic, l.channel, l.granted, l.source, l.at, l.wording, l.ip, \
+                        l.recorded_at \
+                 FROM consent_ledger l JOIN topics t ON t.id = l.topic_id \
+                 WHERE l.contact_id = $1 ORDER BY l.at, l.id",
+            )
+            .bind(row.id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let audit: Vec<AuditEntry> = sqlx::query_as(
+                "SELECT at, actor, action, detail, ip FROM audit_log \
+                 WHERE contact_id = $1 ORDER BY id",
+            )
+            .bind(row.id)
+            .fetch_all(&mut *conn)
+            .await?;
+            ContactExport {
+                public_id: row
+                    .public_id
+                    .parse()
+                    .map_err(|e| sqlx::Error::Decode(format!("contact public id: {e}").into()))?,
+                email: row.email,
+                name: row.name,
+                postcode: row.postcode,
+                constituency: row.constituency_code.map(|code| ConstituencyExport {
+                    code,
+                    name: row.constituency_name,
+                }),
+                date_of_birth: row.date_of_birth,
+                guardian_consent: row.guardian_consent,
+                restricted: row.restricted_at.is_some(),
+                source: row.source,
+                created_at: row.created_at,
+                updated_at: row.updated_at,
+                consents,
+                consent_history,
+                suppression,
+                audit,
+            }
+        });
+        Ok(Some(export))
+    }
+
+    /// Deletes everything held on the person and keeps only the hashed suppression entry, so
+    /// that they are never imported or mailed again, and an audit entry that names no one.
+    pub async fn erase_contact(&self, email: &Email, actor: &Actor) -> Result<ErasureOutcome> {
+        let hash = email.hash();
+        let now = now();
+        let erased = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM contacts WHERE email_hash = $1")
+                    .bind(hash.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(id) = id {
+                // The person's audit entries hold their IP addresses and what they changed.
+                sqlx::query("DELETE FROM audit_log WHERE contact_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM contacts WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            upsert_suppression!(&mut *tx, &hash, SuppressionReason::Erased, now)?;
+            insert_audit!(&mut *tx, actor: actor, action: "contact.erased", contact: None::<i64>,
+                detail: None::<String>, ip: None::<String>)?;
+            tx.commit().await?;
+            id.is_some()
+        });
+        Ok(if erased {
+            ErasureOutcome::Erased
+        } else {
+            ErasureOutcome::NothingHeld
+        })
+    }
+
+    /// Restricts processing (kept, never mailed) or lifts the restriction.
+    pub async fn set_restricted(
+        &self,
+        email: &Email,
+        restricted: bool,
+        actor: &Actor,
+    ) -> Result<RestrictionOutcome> {
+        let hash = email.hash();
+        let now = now();
+        let action = if restricted {
+            "contact.restricted"
+        } else {
+            "contact.unrestricted"
+        };
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let current: Option<(i64, Option<DateTime<Utc>>)> =
+                sqlx::query_as("SELECT id, restricted_at FROM contacts WHERE email_hash = $1")
+                    .bind(hash.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match current {
+                None => RestrictionOutcome::NotFound,
+                Some((_, since)) if since.is_some() == restricted => RestrictionOutcome::AlreadySo,
+                Some((id, _)) => {
+                    sqlx::query(
+                        "UPDATE contacts SET restricted_at = $2, updated_at = $3 WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(restricted.then_some(now))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    insert_audit!(&mut *tx, actor: actor, action: action, contact: Some(id),
+                        detail: None::<String>, ip: None::<String>)?;
+                    tx.commit().await?;
+                    RestrictionOutcome::Changed
+                }
+            }
+        });
+        Ok(outcome)
+    }
+
+    /// Puts an address on the suppression list. An erasure is never downgraded to a lesser
+    /// reason.
+    pub async fn suppress(&self, hash: &EmailHash, reason: SuppressionReason) -> Result<()> {
+        let now = now();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            upsert_suppression!(&mut *tx, hash, reason, now)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn suppression(&self, hash: &EmailHash) -> Result<Option<SuppressionExport>> {
+        let row: Option<(String, DateTime<Utc>)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT reason, created_at FROM suppressions WHERE email_hash = $1")
+                .bind(hash.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|(reason, since)| {
+            let reason = reason
+                .parse()
+                .map_err(|e: String| sqlx::Error::Decode(e.into()))?;
+            Ok(SuppressionExport { reason, since })
+        })
+        .transpose()
+    }
+}
+
+/// How many rows from the start of `rows` have distinct addresses.
+fn distinct_run_len(rows: &[NewContact]) -> usize {
+    let mut seen = HashSet::with_capacity(rows.len());
+    rows.iter()
+        .take_while(|row| seen.insert(row.email.normalized()))
+        .count()
+}

@@ -1,0 +1,146 @@
+//! The postcode directory: which constituency each postcode lies in.
+//!
+//! It is replaced whole from the ONS files, inside one transaction, so that readers see the old
+//! directory or the new one and never a mixture.
+
+use std::collections::BTreeMap;
+
+use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
+
+use super::{BeginWrite, MAX_BIND_PARAMETERS, Result, Store, insert_audit, on_pool};
+use crate::domain::{Actor, ConstituencyCode, Postcode};
+
+/// One line of the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryEntry {
+    pub postcode: Postcode,
+    pub constituency: ConstituencyCode,
+}
+
+/// What the directory says of a postcode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostcodeLookup {
+    pub constituency: ConstituencyCode,
+    pub constituency_name: Option<String>,
+}
+
+/// A directory replacement under way. Nothing is visible until [`DirectoryImport::commit`];
+/// dropping it abandons the import and leaves the old directory in place.
+pub enum DirectoryImport {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+macro_rules! on_transaction {
+    ($import:expr, |$tx:ident| $body:expr) => {
+        match $import {
+            DirectoryImport::Sqlite($tx) => $body,
+            DirectoryImport::Postgres($tx) => $body,
+        }
+    };
+}
+
+impl Store {
+    /// Starts replacing the directory.
+    pub async fn begin_directory_import(&self) -> Result<DirectoryImport> {
+        Ok(match self {
+            Store::Sqlite(pool) => {
+                let mut tx = pool.begin_write().await?;
+                sqlx::query("DELETE FROM postcodes")
+                    .execute(&mut *tx)
+                    .await?;
+                DirectoryImport::Sqlite(tx)
+            }
+            Store::Postgres(pool) => {
+                let mut tx = pool.begin_write().await?;
+                sqlx::query("DELETE FROM postcodes")
+                    .execute(&mut *tx)
+                    .await?;
+                DirectoryImport::Postgres(tx)
+            }
+        })
+    }
+
+    pub async fn lookup_postcode(&self, postcode: &Postcode) -> Result<Option<PostcodeLookup>> {
+        let row: Option<(String, Option<String>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT p.constituency_code, c.name FROM postcodes p \
+                 LEFT JOIN constituencies c ON c.code = p.constituency_code \
+                 WHERE p.postcode = $1",
+            )
+            .bind(postcode.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.and_then(|(code, constituency_name)| {
+            Some(PostcodeLookup {
+                constituency: ConstituencyCode::parse(&code).ok()?,
+                constituency_name,
+            })
+        }))
+    }
+
+    pub async fn directory_size(&self) -> Result<u64> {
+        let count: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT count(*) FROM postcodes")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(count as u64)
+    }
+}
+
+impl DirectoryImport {
+    /// Adds entries. A postcode already added keeps its first constituency.
+    pub async fn insert(&mut self, entries: &[DirectoryEntry]) -> Result<()> {
+        for chunk in entries.chunks(MAX_BIND_PARAMETERS / 2) {
+            on_transaction!(self, |tx| {
+                QueryBuilder::new("INSERT INTO postcodes (postcode, constituency_code) ")
+                    .push_values(chunk, |mut row, entry| {
+                        row.push_bind(entry.postcode.as_str())
+                            .push_bind(entry.constituency.as_str());
+                    })
+                    .push(" ON CONFLICT (postcode) DO NOTHING")
+                    .build()
+                    .execute(&mut **tx)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// Records constituency names (a `None` keeps a name already known) and makes the new
+    /// directory visible.
+    pub async fn commit(
+        mut self,
+        names: &BTreeMap<ConstituencyCode, Option<String>>,
+        actor: &Actor,
+    ) -> Result<()> {
+        let entries: Vec<_> = names.iter().collect();
+        for chunk in entries.chunks(MAX_BIND_PARAMETERS / 2) {
+            on_transaction!(&mut self, |tx| {
+                QueryBuilder::new("INSERT INTO constituencies (code, name) ")
+                    .push_values(chunk, |mut row, (code, name)| {
+                        row.push_bind(code.as_str()).push_bind(name.as_deref());
+                    })
+                    .push(
+                        " ON CONFLICT (code) DO UPDATE \
+                         SET name = COALESCE(excluded.name, constituencies.name)",
+                    )
+                    .build()
+                    .execute(&mut **tx)
+                    .await?;
+            });
+        }
+        on_transaction!(&mut self, |tx| {
+            let count: i64 = sqlx::query_scalar("SELECT count(*) FROM postcodes")
+                .fetch_one(&mut **tx)
+                .await?;
+            let detail = format!("{count} postcodes");
+            insert_audit!(&mut **tx, actor: actor, action: "postcodes.replaced", contact: None::<i64>,
+                detail: Some(detail), ip: None::<String>)?;
+        });
+        on_transaction!(self, |tx| tx.commit().await?);
+        Ok(())
+    }
+}

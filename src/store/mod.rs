@@ -1,0 +1,271 @@
+//! The store: every SQL statement canvass runs, on SQLite or PostgreSQL.
+//!
+//! [`Store`] is one interface over two backends. The SQL is written once, in the dialect both
+//! engines share (`$1` parameters, `ON CONFLICT`, `RETURNING`, `IS DISTINCT FROM`), and the
+//! [`on_pool!`] macro runs the same code against whichever pool the store holds, so that the
+//! compiler checks it for both. Where the engines really differ (DDL types, bulk loading) the
+//! difference is spelled out beside the shared statement.
+
+mod consent;
+mod contacts;
+mod directory;
+mod topics;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+pub use consent::ConsentChange;
+pub use contacts::{ContactImportOutcome, ErasureOutcome, RestrictionOutcome};
+pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};
+
+/// Where the data lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("database URL must start with sqlite:// or postgres://")]
+pub struct DatabaseUrlError;
+
+impl FromStr for DatabaseUrl {
+    type Err = DatabaseUrlError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        let url = url.trim();
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(url.to_owned()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_owned()))
+        } else {
+            Err(DatabaseUrlError)
+        }
+    }
+}
+
+/// Shows the URL without its password, which may sit in a PostgreSQL URL.
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sqlite(url) => f.write_str(url),
+            Self::Postgres(url) => {
+                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+                match rest.split_once('@') {
+                    Some((userinfo, host)) if userinfo.contains(':') => {
+                        let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+                        write!(f, "{scheme}://{user}:***@{host}")
+                    }
+                    _ => f.write_str(url),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("topic '{0}' already exists")]
+    TopicExists(String),
+    #[error("the database schema is older than this canvass; run `canvass migrate`")]
+    NotMigrated,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The storage interface, on one of its two backends.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same sqlx code on whichever pool `$store` holds: the body is compiled once per
+/// backend, so a statement that one engine would not take fails to build rather than at run time.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Appends to the audit log inside the caller's transaction.
+macro_rules! insert_audit {
+    ($executor:expr, actor: $actor:expr, action: $action:expr, contact: $contact_id:expr, detail: $detail:expr, ip: $ip:expr $(,)?) => {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, contact_id, detail, ip) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($crate::store::now())
+        .bind($actor.to_string())
+        .bind($action)
+        .bind($contact_id)
+        .bind($detail)
+        .bind($ip)
+        .execute($executor)
+        .await
+    };
+}
+pub(crate) use insert_audit;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+impl Store {
+    /// Opens the database, creating an SQLite file on first use.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Self> {
+        match url {
+            DatabaseUrl::Sqlite(url) => {
+                let options = SqliteConnectOptions::from_str(url)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10))
+                    // Erased data is overwritten on disk, not just unlinked from the b-tree.
+                    .pragma("secure_delete", "on");
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(4)
+                    .connect_with(options)
+                    .await?;
+                Ok(Self::Sqlite(pool))
+            }
+            DatabaseUrl::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?;
+                Ok(Self::Postgres(pool))
+            }
+        }
+    }
+
+    /// Creates or upgrades the schema.
+    pub async fn migrate(&self) -> Result<()> {
+        match self {
+            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Fails with [`StoreError::NotMigrated`] unless every migration this build knows is applied.
+    pub async fn check_schema(&self) -> Result<()> {
+        let known = match self {
+            Self::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
+            Self::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
+        };
+        let applied: Result<i64, sqlx::Error> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await
+        });
+        match applied {
+            Ok(applied) if applied as usize >= known => Ok(()),
+            _ => Err(StoreError::NotMigrated),
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// Starting a transaction that will write. SQLite must take its write lock at `BEGIN`: a
+/// transaction that reads first and upgrades later can fail at once with "database is locked"
+/// instead of waiting its turn.
+trait BeginWrite {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = Sqlite;
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Db = Postgres;
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
+/// The time as the store records it: UTC, to the microsecond, the precision both engines keep,
+/// so that what is written reads back equal.
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// The most bind parameters one statement may carry on either engine (SQLite allows 32,766,
+/// PostgreSQL 65,535), with room to spare.
+const MAX_BIND_PARAMETERS: usize = 30_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_url_chooses_the_backend() {
+        assert!(matches!(
+            "sqlite://canvass.db".parse(),
+            Ok(DatabaseUrl::Sqlite(_))
+        ));
+        assert!(matches!(
+            "sqlite::memory:".parse(),
+            Ok(DatabaseUrl::Sqlite(_))
+        ));
+        assert!(matches!(
+            "postgres://u@localhost/db".parse(),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert_eq!("mysql://x".parse::<DatabaseUrl>(), Err(DatabaseUrlError));
+    }
+
+    #[test]
+    fn database_url_display_hides_the_password() {
+        let url: DatabaseUrl = "postgres://canvass:hunter2@db.example.org:5432/canvass"
+            .parse()
+            .unwrap();
+        let shown = url.to_string();
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(shown, "postgres://canvass:***@db.example.org:5432/canvass");
+        let no_password: DatabaseUrl = "postgres://postgres@127.0.0.1/test".parse().unwrap();
+        assert_eq!(
+            no_password.to_string(),
+            "postgres://postgres@127.0.0.1/test"
+        );
+    }
+}

@@ -1,0 +1,664 @@
+//! The storage conformance suite: every test runs unchanged against SQLite and PostgreSQL.
+//! The PostgreSQL half runs when `CANVASS_TEST_POSTGRES_URL` is set, each test in a fresh
+//! database.
+
+mod support;
+
+use canvass::domain::{Actor, Email, SuppressionReason, Topic, TopicSlug};
+use canvass::import::{import_contacts, import_directory};
+use canvass::store::{ConsentChange, ErasureOutcome, RestrictionOutcome, StoreError};
+use chrono::{TimeZone, Utc};
+use support::{Recorded, TestStore};
+
+macro_rules! conformance {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::TestStore::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(db) = super::TestStore::postgres().await {
+                        super::$test(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    migrating_twice_is_harmless_and_creates_the_default_topics,
+    adding_a_topic_twice_is_refused,
+    import_lands_the_good_rows_and_names_each_bad_one_by_line,
+    reimporting_the_same_file_changes_nothing,
+    the_same_address_twice_in_a_file_is_one_contact,
+    an_empty_cell_keeps_what_is_held,
+    a_suppressed_address_stays_suppressed_after_reimport,
+    an_old_spreadsheet_never_overrides_a_newer_withdrawal,
+    fresher_consent_after_a_withdrawal_is_recorded,
+    contacts_take_their_constituency_from_the_directory,
+    directory_import_reads_onspd_columns_and_skips_pseudo_constituencies,
+    directory_import_replaces_the_previous_directory,
+    an_empty_directory_file_leaves_the_directory_unchanged,
+    erasure_leaves_no_name_email_or_postcode_anywhere,
+    an_erased_person_is_not_reimported,
+    erasing_an_unknown_address_still_suppresses_it,
+    restriction_is_kept_and_lifted,
+    export_holds_details_consents_history_suppression_and_audit,
+    export_of_an_unknown_address_is_nothing,
+    the_consent_ledger_refuses_updates,
+);
+
+const HEADER: &str =
+    "email,name,postcode,date_of_birth,guardian_consent,topics,consent_at,consent_source\n";
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+fn slug(s: &str) -> TopicSlug {
+    TopicSlug::parse(s).unwrap()
+}
+
+async fn import(db: &TestStore, csv: &str) -> (canvass::import::ContactsImportSummary, Recorded) {
+    let path = db.file("contacts.csv", csv);
+    let mut report = Recorded::default();
+    let summary = import_contacts(&db.store, &path, "test", &mut report)
+        .await
+        .unwrap();
+    (summary, report)
+}
+
+async fn migrating_twice_is_harmless_and_creates_the_default_topics(db: TestStore) {
+    db.store.migrate().await.unwrap();
+    db.store.check_schema().await.unwrap();
+    let slugs: Vec<String> = db
+        .store
+        .list_topics()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.slug.to_string())
+        .collect();
+    assert_eq!(slugs, ["news", "campaigns", "events", "volunteering"]);
+}
+
+async fn adding_a_topic_twice_is_refused(db: TestStore) {
+    let topic = Topic {
+        slug: slug("door-knocking"),
+        name: "Door knocking".into(),
+    };
+    db.store.add_topic(&topic, &Actor::Operator).await.unwrap();
+    let again = db.store.add_topic(&topic, &Actor::Operator).await;
+    assert!(
+        matches!(again, Err(StoreError::TopicExists(_))),
+        "{again:?}"
+    );
+    assert_eq!(db.store.list_topics().await.unwrap().len(), 5);
+}
+
+async fn import_lands_the_good_rows_and_names_each_bad_one_by_line(db: TestStore) {
+    let csv = format!(
+        "{HEADER}\
+         good.one@example.org,Good One,SG13 8EQ,1980-01-01,,news;events,2026-01-01T00:00:00Z,form-a\n\
+         not-an-email,Bad Email,,,,,,\n\
+         good.two@example.org,Good Two,,,,,,\n\
+         bad.postcode@example.org,Bad Postcode,XYZ,,,,,\n\
+         bad.topic@example.org,Bad Topic,,,,news;flying,,\n\
+         bad.date@example.org,Bad Date,,01/02/1980,,,,\n\
+         bad.consent@example.org,,,,,news,yesterday,\n\
+         bad.guardian@example.org,,,,maybe,,,\n\
+         short.row@example.org,Short\n\
+         \"quoted, comma\"@example.org,\"Quoted, Name\",,,,,,\n\
+         good.three@example.org,\"Three, Good\",sg1 2aa,2015-05-05,true,events,,\n"
+    );
+    let (summary, report) = import(&db, &csv).await;
+    let lines: Vec<(u64, &str)> = report
+        .rejections
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    let rejected_lines: Vec<u64> = lines.iter().map(|(l, _)| *l).collect();
+    assert_eq!(rejected_lines, [3, 5, 6, 7, 8, 9, 10, 11], "{lines:?}");
+    assert!(lines[0].1.contains("invalid email"), "{lines:?}");
+    assert!(lines[1].1.contains("postcode"), "{lines:?}");
+    assert!(lines[2].1.contains("unknown topic 'flying'"), "{lines:?}");
+    assert!(lines[3].1.contains("date_of_birth"), "{lines:?}");
+    assert!(lines[4].1.contains("consent_at"), "{lines:?}");
+    assert!(lines[5].1.contains("guardian_consent"), "{lines:?}");
+    assert!(lines[6].1.contains("fields"), "{lines:?}");
+    assert!(lines[7].1.contains("invalid email"), "{lines:?}");
+    assert_eq!(
+        (summary.imported, summary.updated, summary.rejected),
+        (3, 0, 8)
+    );
+    assert_eq!(db.count("SELECT count(*) FROM contacts").await, 3);
+
+    let three = db
+        .store
+        .export_contact(&email("GOOD.THREE@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(three.name.as_deref(), Some("Three, Good"));
+    assert_eq!(three.postcode.as_deref(), Some("SG1 2AA"));
+    assert!(three.guardian_consent);
+    let one = db
+        .store
+        .export_contact(&email("good.one@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    let topics: Vec<&str> = one.consents.iter().map(|c| c.topic.as_str()).collect();
+    assert_eq!(topics, ["news", "events"]);
+    assert!(
+        one.consents
+            .iter()
+            .all(|c| c.granted && c.source == "form-a")
+    );
+    assert_eq!(
+        one.consents[0].at,
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    );
+}
+
+async fn reimporting_the_same_file_changes_nothing(db: TestStore) {
+    let csv = format!(
+        "{HEADER}\
+         a@example.org,A,SG13 8EQ,1980-01-01,false,news;events,2026-01-01T00:00:00Z,form\n\
+         b@example.org,B,,,,campaigns,2026-02-01T12:30:00.123456Z,\n\
+         c@example.org,,,,,,,\n"
+    );
+    let (first, _) = import(&db, &csv).await;
+    assert_eq!(
+        (first.imported, first.updated, first.consents_recorded),
+        (3, 0, 3)
+    );
+    let before = db.dump().await;
+    let (second, report) = import(&db, &csv).await;
+    assert!(report.rejections.is_empty());
+    assert_eq!(
+        (second.imported, second.updated, second.consents_recorded),
+        (0, 3, 0)
+    );
+    assert_eq!(db.dump().await, before, "a re-import changed the database");
+}
+
+async fn the_same_address_twice_in_a_file_is_one_contact(db: TestStore) {
+    let csv = format!(
+        "{HEADER}\
+         Jo@Example.org,Jo,,,,news,2026-01-01T00:00:00Z,\n\
+         jo@example.org,Joanna,,,,events,2026-01-02T00:00:00Z,\n"
+    );
+    let (summary, _) = import(&db, &csv).await;
+    assert_eq!((summary.imported, summary.updated), (1, 1));
+    let export = db
+        .store
+        .export_contact(&email("JO@EXAMPLE.ORG"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(export.name.as_deref(), Some("Joanna"));
+    assert_eq!(export.email, "jo@example.org");
+    assert_eq!(export.consents.len(), 2);
+}
+
+async fn an_empty_cell_keeps_what_is_held(db: TestStore) {
+    import(
+        &db,
+        &format!("{HEADER}jo@example.org,Jo,SG13 8EQ,2014-01-01,true,,,\n"),
+    )
+    .await;
+    let (summary, _) = import(&db, "email,name\njo@example.org,\n").await;
+    assert_eq!(summary.updated, 1);
+    let export = db
+        .store
+        .export_contact(&email("jo@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(export.name.as_deref(), Some("Jo"));
+    assert_eq!(export.postcode.as_deref(), Some("SG13 8EQ"));
+    assert!(
+        export.guardian_consent,
+        "guardian consent was lost by a file without it"
+    );
+}
+
+async fn a_suppressed_address_stays_suppressed_after_reimport(db: TestStore) {
+    let csv = format!("{HEADER}jo@example.org,Jo,,,,news,2026-01-01T00:00:00Z,\n");
+    import(&db, &csv).await;
+    let jo = email("jo@example.org");
+    db.store
+        .suppress(&jo.hash(), SuppressionReason::Unsubscribed)
+        .await
+        .unwrap();
+    let later = format!("{HEADER}jo@example.org,Jo,,,,news;events,2026-06-01T00:00:00Z,\n");
+    let (summary, _) = import(&db, &later).await;
+    assert_eq!(summary.consents_recorded, 0);
+    let export = db.store.export_contact(&jo).await.unwrap().unwrap();
+    assert_eq!(
+        export.suppression.map(|s| s.reason),
+        Some(SuppressionReason::Unsubscribed)
+    );
+    assert_eq!(
+        export.consent_history.len(),
+        1,
+        "the import granted consent to a suppressed address"
+    );
+}
+
+async fn withdraw(db: &TestStore, address: &str, topic: &str, at: chrono::DateTime<Utc>) {
+    let topic = slug(topic);
+    let change = ConsentChange {
+        topic: &topic,
+        granted: false,
+        source: "preference-centre",
+        at,
+        wording: None,
+        ip: Some("192.0.2.1"),
+    };
+    assert!(
+        db.store
+            .record_consent(&email(address), &change, &Actor::Contact)
+            .await
+            .unwrap()
+    );
+}
+
+async fn an_old_spreadsheet_never_overrides_a_newer_withdrawal(db: TestStore) {
+    let csv = format!("{HEADER}jo@example.org,Jo,,,,news,2026-01-01T00:00:00Z,\n");
+    import(&db, &csv).await;
+    withdraw(
+        &db,
+        "jo@example.org",
+        "news",
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+    )
+    .await;
+    let (summary, _) = import(&db, &csv).await;
+    assert_eq!(summary.consents_recorded, 0);
+    let export = db
+        .store
+        .export_contact(&email("jo@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!export.consents[0].granted);
+    assert_eq!(export.consent_history.len(), 2);
+}
+
+async fn fresher_consent_after_a_withdrawal_is_recorded(db: TestStore) {
+    import(
+        &db,
+        &format!("{HEADER}jo@example.org,Jo,,,,news,2026-01-01T00:00:00Z,\n"),
+    )
+    .await;
+    withdraw(
+        &db,
+        "jo@example.org",
+        "news",
+        Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+    )
+    .await;
+    let newer = format!("{HEADER}jo@example.org,Jo,,,,news,2026-04-01T09:00:00Z,new-form\n");
+    let (summary, _) = import(&db, &newer).await;
+    assert_eq!(summary.consents_recorded, 1);
+    let export = db
+        .store
+        .export_contact(&email("jo@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(export.consents[0].granted);
+    assert_eq!(export.consents[0].source, "new-form");
+    let history: Vec<bool> = export.consent_history.iter().map(|e| e.granted).collect();
+    assert_eq!(history, [true, false, true]);
+}
+
+async fn load_sample_directory(db: &TestStore) -> canvass::import::DirectoryImportSummary {
+    let mut report = Recorded::default();
+    let summary = import_directory(
+        &db.store,
+        &support::example("postcodes.csv"),
+        &Actor::Operator,
+        &mut report,
+    )
+    .await
+    .unwrap();
+    assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    summary
+}
+
+async fn contacts_take_their_constituency_from_the_directory(db: TestStore) {
+    load_sample_directory(&db).await;
+    import(
+        &db,
+        &format!("{HEADER}jo@example.org,Jo,sg138eq,,,,,\nal@example.org,Al,ZE1 0AA,,,,,\n"),
+    )
+    .await;
+    let jo = db
+        .store
+        .export_contact(&email("jo@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    let constituency = jo.constituency.unwrap();
+    assert_eq!(constituency.code, "E14900001");
+    assert_eq!(
+        constituency.name.as_deref(),
+        Some("Hertford and Stortford (sample)")
+    );
+    let al = db
+        .store
+        .export_contact(&email("al@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(al.postcode.as_deref(), Some("ZE1 0AA"));
+    assert!(
+        al.constituency.is_none(),
+        "a postcode outside the directory has no constituency"
+    );
+}
+
+async fn directory_import_reads_onspd_columns_and_skips_pseudo_constituencies(db: TestStore) {
+    let onspd = "\"pcd\",\"pcd2\",\"pcds\",\"dointr\",\"doterm\",\"oscty\",\"pcon\",\"lat\"\n\
+        \"SG138EQ\",\"SG13 8EQ\",\"SG13 8EQ\",\"198001\",\"\",\"E10000015\",\"E14001285\",51.79\n\
+        \"SG1  2AA\",\"SG1  2AA\",\"SG1 2AA\",\"198001\",\"\",\"E10000015\",\"E14001527\",51.9\n\
+        \"GY1  1AA\",\"GY1  1AA\",\"GY1 1AA\",\"198001\",\"\",\"L99999999\",\"L99999999\",49.4\n\
+        \"XX\",\"XX\",\"not a postcode\",\"198001\",\"\",\"\",\"E14001285\",0\n\
+        \"SG141AA\",\"SG14 1AA\",\"SG14 1AA\",\"198001\",\"\",\"\",\"\",51.7\n";
+    let path = db.file("onspd.csv", onspd);
+    let mut report = Recorded::default();
+    let summary = import_directory(&db.store, &path, &Actor::Operator, &mut report)
+        .await
+        .unwrap();
+    assert_eq!(summary.postcodes, 2);
+    assert_eq!(summary.constituencies, 2);
+    assert_eq!(summary.without_constituency, 2);
+    assert_eq!(summary.rejected, 1);
+    assert_eq!(report.rejections[0].line, 5);
+    let lookup = db
+        .store
+        .lookup_postcode(&canvass::domain::Postcode::parse("sg13 8eq").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(lookup.constituency.as_str(), "E14001285");
+    assert_eq!(lookup.constituency_name, None);
+}
+
+async fn directory_import_replaces_the_previous_directory(db: TestStore) {
+    load_sample_directory(&db).await;
+    assert_eq!(db.store.directory_size().await.unwrap(), 23);
+    let path = db.file(
+        "new.csv",
+        "postcode,constituency_code\nSG13 8EQ,E14000999\nZE1 0AA,S14000051\n",
+    );
+    let mut report = Recorded::default();
+    import_directory(&db.store, &path, &Actor::Operator, &mut report)
+        .await
+        .unwrap();
+    assert_eq!(db.store.directory_size().await.unwrap(), 2);
+    let moved = db
+        .store
+        .lookup_postcode(&canvass::domain::Postcode::parse("SG13 8EQ").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(moved.constituency.as_str(), "E14000999");
+    let gone = db
+        .store
+        .lookup_postcode(&canvass::domain::Postcode::parse("SG1 2AA").unwrap())
+        .await
+        .unwrap();
+    assert!(gone.is_none());
+}
+
+async fn an_empty_directory_file_leaves_the_directory_unchanged(db: TestStore) {
+    load_sample_directory(&db).await;
+    let path = db.file("empty.csv", "pcds,pcon\nnot a postcode,E14000001\n");
+    let mut report = Recorded::default();
+    let result = import_directory(&db.store, &path, &Actor::Operator, &mut report).await;
+    assert!(result.is_err());
+    assert_eq!(db.store.directory_size().await.unwrap(), 23);
+    let no_columns = db.file("wrong.csv", "email,name\na@example.org,A\n");
+    assert!(
+        import_directory(&db.store, &no_columns, &Actor::Operator, &mut report)
+            .await
+            .is_err()
+    );
+    assert_eq!(db.store.directory_size().await.unwrap(), 23);
+}
+
+async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
+    load_sample_directory(&db).await;
+    let csv = format!(
+        "{HEADER}\
+         Zebedee.Quill@example.org,Zebedee Quillfeather,SG14 2LT,1970-01-01,,news;events,2026-01-01T00:00:00Z,doorstep\n\
+         other@example.org,Other Person,SG13 8EQ,,,news,,\n"
+    );
+    import(&db, &csv).await;
+    let zebedee = email("zebedee.quill@example.org");
+    let public_id = db
+        .store
+        .export_contact(&zebedee)
+        .await
+        .unwrap()
+        .unwrap()
+        .public_id
+        .to_string();
+    withdraw(&db, "zebedee.quill@example.org", "events", Utc::now()).await;
+    db.store
+        .set_restricted(&zebedee, true, &Actor::Operator)
+        .await
+        .unwrap();
+    let before = db.dump().await;
+    assert!(
+        before.to_lowercase().contains("zebedee"),
+        "the fixture is not in the dump"
+    );
+
+    let outcome = db
+        .store
+        .erase_contact(&zebedee, &Actor::Operator)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ErasureOutcome::Erased);
+
+    let after = db.dump().await;
+    for needle in ["zebedee", "quill", "1970-01-01", &public_id, "192.0.2.1"] {
+        assert!(
+            !after.to_lowercase().contains(&needle.to_lowercase()),
+            "{needle} survived erasure:\n{after}"
+        );
+    }
+    // The postcode stays in the directory, which is public data; no contact row may carry it.
+    assert!(
+        !after
+            .lines()
+            .any(|l| !l.starts_with("postcodes") && l.contains("SG14 2LT")),
+        "the postcode survived erasure:\n{after}"
+    );
+    assert!(
+        after.contains(zebedee.hash().as_str()),
+        "no suppression entry"
+    );
+    assert!(after.contains("contact.erased"), "no audit entry");
+    assert!(
+        after.to_lowercase().contains("other person"),
+        "erasure took someone else too"
+    );
+    assert!(db.store.export_contact(&zebedee).await.unwrap().is_none());
+    assert_eq!(
+        db.store
+            .suppression(&zebedee.hash())
+            .await
+            .unwrap()
+            .map(|s| s.reason),
+        Some(SuppressionReason::Erased)
+    );
+}
+
+async fn an_erased_person_is_not_reimported(db: TestStore) {
+    let csv = format!("{HEADER}one@example.org,One,,,,news,,\njo@example.org,Jo,,,,news,,\n");
+    import(&db, &csv).await;
+    db.store
+        .erase_contact(&email("jo@example.org"), &Actor::Operator)
+        .await
+        .unwrap();
+    let (summary, report) = import(&db, &csv).await;
+    assert_eq!(
+        (summary.imported, summary.updated, summary.rejected),
+        (0, 1, 1)
+    );
+    assert_eq!(report.rejections[0].line, 3);
+    assert!(report.rejections[0].reason.contains("erased"));
+    assert!(
+        db.store
+            .export_contact(&email("jo@example.org"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn erasing_an_unknown_address_still_suppresses_it(db: TestStore) {
+    let stranger = email("stranger@example.org");
+    let outcome = db
+        .store
+        .erase_contact(&stranger, &Actor::Operator)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ErasureOutcome::NothingHeld);
+    assert!(
+        db.store
+            .suppression(&stranger.hash())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A later, lesser suppression does not downgrade an erasure.
+    db.store
+        .suppress(&stranger.hash(), SuppressionReason::Bounced)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .suppression(&stranger.hash())
+            .await
+            .unwrap()
+            .map(|s| s.reason),
+        Some(SuppressionReason::Erased)
+    );
+}
+
+async fn restriction_is_kept_and_lifted(db: TestStore) {
+    import(&db, &format!("{HEADER}jo@example.org,Jo,,,,news,,\n")).await;
+    let jo = email("jo@example.org");
+    let store = &db.store;
+    assert_eq!(
+        store
+            .set_restricted(&jo, true, &Actor::Operator)
+            .await
+            .unwrap(),
+        RestrictionOutcome::Changed
+    );
+    assert_eq!(
+        store
+            .set_restricted(&jo, true, &Actor::Operator)
+            .await
+            .unwrap(),
+        RestrictionOutcome::AlreadySo
+    );
+    assert!(store.export_contact(&jo).await.unwrap().unwrap().restricted);
+    assert_eq!(
+        store
+            .set_restricted(&jo, false, &Actor::Operator)
+            .await
+            .unwrap(),
+        RestrictionOutcome::Changed
+    );
+    let export = store.export_contact(&jo).await.unwrap().unwrap();
+    assert!(!export.restricted);
+    let actions: Vec<&str> = export.audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(actions, ["contact.restricted", "contact.unrestricted"]);
+    assert_eq!(
+        store
+            .set_restricted(&email("nobody@example.org"), true, &Actor::Operator)
+            .await
+            .unwrap(),
+        RestrictionOutcome::NotFound
+    );
+}
+
+async fn export_holds_details_consents_history_suppression_and_audit(db: TestStore) {
+    load_sample_directory(&db).await;
+    import(
+        &db,
+        &format!(
+            "{HEADER}jo@example.org,Jo,SG1 2AA,1990-05-05,,news;events,2026-01-01T00:00:00Z,stall\n"
+        ),
+    )
+    .await;
+    withdraw(
+        &db,
+        "jo@example.org",
+        "news",
+        Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap(),
+    )
+    .await;
+    db.store
+        .suppress(&email("jo@example.org").hash(), SuppressionReason::Bounced)
+        .await
+        .unwrap();
+    let export = db
+        .store
+        .export_contact(&email("jo@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    let json = serde_json::to_value(&export).unwrap();
+    assert_eq!(json["email"], "jo@example.org");
+    assert_eq!(json["postcode"], "SG1 2AA");
+    assert_eq!(json["constituency"]["code"], "E14900002");
+    assert_eq!(json["date_of_birth"], "1990-05-05");
+    assert_eq!(json["consents"][0]["topic"], "news");
+    assert_eq!(json["consents"][0]["granted"], false);
+    assert_eq!(json["consents"][1]["topic"], "events");
+    assert_eq!(json["consents"][1]["granted"], true);
+    assert_eq!(json["consent_history"].as_array().unwrap().len(), 3);
+    assert_eq!(json["consent_history"][2]["ip"], "192.0.2.1");
+    assert_eq!(json["suppression"]["reason"], "bounced");
+    assert_eq!(json["audit"][0]["action"], "consent.withdrawn");
+    assert_eq!(json["audit"][0]["actor"], "contact");
+}
+
+async fn export_of_an_unknown_address_is_nothing(db: TestStore) {
+    assert!(
+        db.store
+            .export_contact(&email("nobody@example.org"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn the_consent_ledger_refuses_updates(db: TestStore) {
+    import(&db, &format!("{HEADER}jo@example.org,Jo,,,,news,,\n")).await;
+    let sql = "UPDATE consent_ledger SET granted = FALSE";
+    let result = match &db.store {
+        canvass::store::Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        canvass::store::Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+    };
+    let error = result.expect_err("the ledger took an update").to_string();
+    assert!(error.contains("append-only"), "{error}");
+}

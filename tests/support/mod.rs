@@ -1,0 +1,210 @@
+//! Test fixtures: a fresh store on SQLite or PostgreSQL for every test, and helpers to look at
+//! every table the way an auditor would.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use canvass::import::{ImportReport, Rejection};
+use canvass::store::{DatabaseUrl, Store};
+use sqlx::Row;
+
+/// The variable that points the PostgreSQL half of the suite at a server. Each test creates its
+/// own database there and drops it afterwards.
+pub const POSTGRES_URL_VAR: &str = "CANVASS_TEST_POSTGRES_URL";
+
+/// A migrated store in a database of its own, removed when the test ends (even by panic).
+pub struct TestStore {
+    pub store: Store,
+    pub url: DatabaseUrl,
+    pub dir: tempfile::TempDir,
+    postgres: Option<PostgresDatabase>,
+}
+
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestStore {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("test.db").display()));
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Self {
+            store,
+            url,
+            dir,
+            postgres: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database, or `None` (with a message) when no server is configured.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
+            eprintln!("SKIPPED: {POSTGRES_URL_VAR} is not set, so the PostgreSQL tests do not run");
+            return None;
+        };
+        let name = format!("canvass_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sqlx::PgPool::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is set but unusable: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let url = DatabaseUrl::Postgres(with_database(&admin_url, &name));
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Some(Self {
+            store,
+            url,
+            dir: tempfile::tempdir().unwrap(),
+            postgres: Some(PostgresDatabase { admin_url, name }),
+        })
+    }
+
+    /// Writes a file in the test's folder.
+    pub fn file(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(contents.as_bytes()))
+            .unwrap();
+        path
+    }
+
+    /// Every value in every table, as text, one line per row prefixed with the table's name.
+    pub async fn dump(&self) -> String {
+        let mut out = String::new();
+        match &self.store {
+            Store::Sqlite(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+                )
+                .fetch_all(pool)
+                .await
+                .unwrap();
+                for table in tables {
+                    let rows =
+                        sqlx::query(sqlx::AssertSqlSafe(format!("SELECT * FROM \"{table}\"")))
+                            .fetch_all(pool)
+                            .await
+                            .unwrap();
+                    for row in rows {
+                        let values: Vec<String> = (0..row.len())
+                            .map(|i| {
+                                row.try_get_unchecked::<Option<String>, _>(i)
+                                    .ok()
+                                    .flatten()
+                                    .unwrap_or_default()
+                            })
+                            .collect();
+                        out.push_str(&format!("{table}: {}\n", values.join("|")));
+                    }
+                }
+            }
+            Store::Postgres(pool) => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT table_name::text FROM information_schema.tables \
+                     WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
+                )
+                .fetch_all(pool)
+                .await
+                .unwrap();
+                for table in tables {
+                    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                        "SELECT t::text FROM \"{table}\" t"
+                    )))
+                    .fetch_all(pool)
+                    .await
+                    .unwrap();
+                    for row in rows {
+                        out.push_str(&format!("{table}: {row}\n"));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs one SQL statement that returns a count.
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        match &self.store {
+            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        let Some(db) = self.postgres.take() else {
+            return;
+        };
+        // Drop runs inside the test's runtime, which must not be blocked on: a thread with a
+        // runtime of its own drops the database, and FORCE ends the test's open connections.
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                if let Ok(admin) = sqlx::PgPool::connect(&db.admin_url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                        db.name
+                    )))
+                    .execute(&admin)
+                    .await;
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+/// The URL with its database name replaced.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let (scheme, rest) = base.split_once("://").expect("a postgres:// URL");
+    let host = rest.split_once('/').map_or(rest, |(host, _)| host);
+    match query {
+        Some(query) => format!("{scheme}://{host}/{name}?{query}"),
+        None => format!("{scheme}://{host}/{name}"),
+    }
+}
+
+/// An import report that keeps what it is told.
+#[derive(Default)]
+pub struct Recorded {
+    pub rejections: Vec<Rejection>,
+    pub notes: Vec<String>,
+    pub last_position: u64,
+    pub total: u64,
+}
+
+impl ImportReport for Recorded {
+    fn started(&mut self, total_bytes: u64) {
+        self.total = total_bytes;
+    }
+    fn advanced(&mut self, bytes_read: u64) {
+        self.last_position = bytes_read;
+    }
+    fn rejected(&mut self, rejection: &Rejection) {
+        self.rejections.push(rejection.clone());
+    }
+    fn note(&mut self, message: &str) {
+        self.notes.push(message.to_owned());
+    }
+}
+
+pub fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+}
