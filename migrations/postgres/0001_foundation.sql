@@ -38,7 +38,8 @@ CREATE TABLE contacts (
     -- Canonical form; the constituency is derived through the postcode directory.
     postcode         TEXT,
     date_of_birth    DATE,
-    guardian_consent BOOLEAN NOT NULL DEFAULT FALSE,
+    -- NULL: nothing recorded, which counts as no guardian consent.
+    guardian_consent BOOLEAN,
     restricted_at    TIMESTAMPTZ,
     source           TEXT,
     created_at       TIMESTAMPTZ NOT NULL,

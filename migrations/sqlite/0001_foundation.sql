@@ -40,7 +40,8 @@ CREATE TABLE contacts (
     -- Canonical form; the constituency is derived through the postcode directory.
     postcode         TEXT,
     date_of_birth    TEXT,
-    guardian_consent BOOLEAN NOT NULL DEFAULT FALSE,
+    -- NULL: nothing recorded, which counts as no guardian consent.
+    guardian_consent BOOLEAN,
     restricted_at    TEXT,
     source           TEXT,
     created_at       TEXT NOT NULL,

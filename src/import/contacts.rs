@@ -11,7 +11,7 @@ use crate::domain::{Email, Name, NewContact, Postcode, TopicSlug};
 use crate::store::{Store, now};
 
 /// Rows written to the store in one transaction.
-const BATCH_ROWS: usize = 5_000;
+const BATCH_ROWS: usize = 10_000;
 
 /// How far in the future a consent time may lie before it is taken for a mistake: clocks differ.
 const CLOCK_SKEW: Duration = Duration::minutes(5);

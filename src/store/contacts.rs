@@ -8,7 +8,8 @@ use sqlx::QueryBuilder;
 use super::{BeginWrite, MAX_BIND_PARAMETERS, Result, Store, insert_audit, now, on_pool};
 use crate::domain::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
-    EmailHash, NewContact, PublicId, SuppressionExport, SuppressionReason, TopicSlug,
+    EmailHash, Name, NewContact, Postcode, PublicId, SuppressionExport, SuppressionReason,
+    TopicSlug,
 };
 
 /// Records a suppression inside the caller's transaction.
@@ -58,24 +59,28 @@ pub enum RestrictionOutcome {
     NotFound,
 }
 
-/// Staging tables for an import batch, one row per contact and one per (row, topic). The types
-/// differ between the engines; the statements that use them do not.
+/// Temporary tables an import batch is staged in, one row per contact and one per (row, topic),
+/// so that the statements below work set by set. The column types differ between the engines;
+/// the statements do not.
 const SQLITE_STAGING: [&str; 2] = [
     "CREATE TEMP TABLE import_rows (idx INTEGER PRIMARY KEY, public_id TEXT NOT NULL, \
-     email TEXT NOT NULL, email_hash TEXT NOT NULL, name TEXT, postcode TEXT, \
+     email TEXT NOT NULL, email_hash TEXT NOT NULL UNIQUE, name TEXT, postcode TEXT, \
      date_of_birth TEXT, guardian_consent BOOLEAN, consent_at TEXT NOT NULL, \
      consent_source TEXT NOT NULL)",
     "CREATE TEMP TABLE import_topics (idx INTEGER NOT NULL, slug TEXT NOT NULL)",
 ];
 const POSTGRES_STAGING: [&str; 2] = [
     "CREATE TEMP TABLE import_rows (idx BIGINT PRIMARY KEY, public_id TEXT NOT NULL, \
-     email TEXT NOT NULL, email_hash TEXT NOT NULL, name TEXT, postcode TEXT, \
+     email TEXT NOT NULL, email_hash TEXT NOT NULL UNIQUE, name TEXT, postcode TEXT, \
      date_of_birth DATE, guardian_consent BOOLEAN, consent_at TIMESTAMPTZ NOT NULL, \
      consent_source TEXT NOT NULL) ON COMMIT DROP",
     "CREATE TEMP TABLE import_topics (idx BIGINT NOT NULL, slug TEXT NOT NULL) ON COMMIT DROP",
 ];
-/// SQLite has no `ON COMMIT DROP`; PostgreSQL has dropped the tables by the time this runs.
+/// SQLite has no `ON COMMIT DROP`; PostgreSQL has dropped the tables by the time this would run.
 const SQLITE_STAGING_CLEANUP: &[&str] = &["DROP TABLE import_rows", "DROP TABLE import_topics"];
+
+/// Columns of `import_rows`, for the bind-parameter budget.
+const STAGED_COLUMNS: usize = 10;
 
 const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE email_hash IN \
      (SELECT email_hash FROM suppressions WHERE reason = 'erased') RETURNING idx";
@@ -83,30 +88,27 @@ const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE email_hash IN \
 const COUNT_KNOWN: &str =
     "SELECT count(*) FROM import_rows r JOIN contacts c ON c.email_hash = r.email_hash";
 
-/// Inserts new contacts and updates known ones. An empty cell keeps what is held; a row that
-/// changes nothing leaves the contact untouched, so that a re-import is idempotent.
+/// Inserts new contacts and updates known ones. An empty cell keeps what is held, and a row
+/// that changes nothing leaves the contact untouched, so that a re-import is idempotent.
 const UPSERT_CONTACTS: &str = "\
     INSERT INTO contacts (public_id, email, email_hash, name, postcode, date_of_birth, \
                           guardian_consent, source, created_at, updated_at) \
-    SELECT public_id, email, email_hash, name, postcode, date_of_birth, \
-           COALESCE(guardian_consent, FALSE), $1, $2, $2 \
+    SELECT public_id, email, email_hash, name, postcode, date_of_birth, guardian_consent, \
+           $1, $2, $2 \
     FROM import_rows WHERE TRUE \
     ON CONFLICT (email_hash) DO UPDATE SET \
         email = excluded.email, \
         name = COALESCE(excluded.name, contacts.name), \
         postcode = COALESCE(excluded.postcode, contacts.postcode), \
         date_of_birth = COALESCE(excluded.date_of_birth, contacts.date_of_birth), \
-        guardian_consent = COALESCE( \
-            (SELECT r.guardian_consent FROM import_rows r WHERE r.email_hash = excluded.email_hash), \
-            contacts.guardian_consent), \
+        guardian_consent = COALESCE(excluded.guardian_consent, contacts.guardian_consent), \
         updated_at = excluded.updated_at \
     WHERE contacts.email IS DISTINCT FROM excluded.email \
        OR COALESCE(excluded.name, contacts.name) IS DISTINCT FROM contacts.name \
        OR COALESCE(excluded.postcode, contacts.postcode) IS DISTINCT FROM contacts.postcode \
        OR COALESCE(excluded.date_of_birth, contacts.date_of_birth) \
               IS DISTINCT FROM contacts.date_of_birth \
-       OR COALESCE((SELECT r.guardian_consent FROM import_rows r \
-                    WHERE r.email_hash = excluded.email_hash), contacts.guardian_consent) \
+       OR COALESCE(excluded.guardian_consent, contacts.guardian_consent) \
               IS DISTINCT FROM contacts.guardian_consent";
 
 /// Appends a grant for each (contact, topic) in the batch, unless the address is suppressed,
@@ -136,7 +138,7 @@ struct ContactRow {
     name: Option<String>,
     postcode: Option<String>,
     date_of_birth: Option<NaiveDate>,
-    guardian_consent: bool,
+    guardian_consent: Option<bool>,
     restricted_at: Option<DateTime<Utc>>,
     source: Option<String>,
     created_at: DateTime<Utc>,
@@ -170,53 +172,53 @@ impl Store {
     }
 
     async fn import_run(&self, rows: &[NewContact], source: &str) -> Result<ContactImportOutcome> {
-        let (staging, cleanup): ([&str; 2], &[&str]) = match self {
+        let (staging, cleanup) = match self {
             Store::Sqlite(_) => (SQLITE_STAGING, SQLITE_STAGING_CLEANUP),
-            Store::Postgres(_) => (POSTGRES_STAGING, &[]),
+            Store::Postgres(_) => (POSTGRES_STAGING, &[][..]),
         };
+        let indexed: Vec<(usize, &NewContact)> = rows.iter().enumerate().collect();
+        let topics: Vec<(usize, &TopicSlug)> = indexed
+            .iter()
+            .flat_map(|&(idx, contact)| contact.topics.iter().map(move |topic| (idx, topic)))
+            .collect();
         let now = now();
-        let columns = 10;
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            for ddl in staging {
-                sqlx::query(ddl).execute(&mut *tx).await?;
+            for statement in staging {
+                sqlx::query(statement).execute(&mut *tx).await?;
             }
-            let indexed: Vec<(usize, &NewContact)> = rows.iter().enumerate().collect();
-            for chunk in indexed.chunks(MAX_BIND_PARAMETERS / columns) {
+            for chunk in indexed.chunks(MAX_BIND_PARAMETERS / STAGED_COLUMNS) {
                 QueryBuilder::new(
                     "INSERT INTO import_rows (idx, public_id, email, email_hash, name, postcode, \
                      date_of_birth, guardian_consent, consent_at, consent_source) ",
                 )
-                .push_values(chunk, |mut row, (idx, contact)| {
-                    row.push_bind(*idx as i64)
+                .push_values(chunk, |mut row, &(idx, contact)| {
+                    row.push_bind(idx as i64)
                         .push_bind(PublicId::random().to_string())
                         .push_bind(contact.email.as_str())
                         .push_bind(contact.email.hash().as_str().to_owned())
-                        .push_bind(contact.name.as_ref().map(|n| n.as_str()))
-                        .push_bind(contact.postcode.as_ref().map(|p| p.as_str()))
+                        .push_bind(contact.name.as_ref().map(Name::as_str))
+                        .push_bind(contact.postcode.as_ref().map(Postcode::as_str))
                         .push_bind(contact.date_of_birth)
                         .push_bind(contact.guardian_consent)
                         .push_bind(contact.consent_at)
                         .push_bind(contact.consent_source.as_str());
                 })
                 .build()
+                .persistent(false)
                 .execute(&mut *tx)
                 .await?;
             }
-            let topics: Vec<(usize, &TopicSlug)> = indexed
-                .iter()
-                .flat_map(|(idx, contact)| contact.topics.iter().map(move |t| (*idx, t)))
-                .collect();
             for chunk in topics.chunks(MAX_BIND_PARAMETERS / 2) {
                 QueryBuilder::new("INSERT INTO import_topics (idx, slug) ")
-                    .push_values(chunk, |mut row, (idx, slug)| {
-                        row.push_bind(*idx as i64).push_bind(slug.as_str());
+                    .push_values(chunk, |mut row, &(idx, topic)| {
+                        row.push_bind(idx as i64).push_bind(topic.as_str());
                     })
                     .build()
+                    .persistent(false)
                     .execute(&mut *tx)
                     .await?;
             }
-
             let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -305,7 +307,7 @@ impl Store {
                     name: row.constituency_name,
                 }),
                 date_of_birth: row.date_of_birth,
-                guardian_consent: row.guardian_consent,
+                guardian_consent: row.guardian_consent.unwrap_or(false),
                 restricted: row.restricted_at.is_some(),
                 source: row.source,
                 created_at: row.created_at,

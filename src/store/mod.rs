@@ -144,7 +144,10 @@ impl Store {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
                     // Erased data is overwritten on disk, not just unlinked from the b-tree.
-                    .pragma("secure_delete", "on");
+                    .pragma("secure_delete", "on")
+                    // Import staging tables live in memory rather than in a temporary file.
+                    .pragma("temp_store", "memory")
+                    .pragma("cache_size", "-32768");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     .connect_with(options)

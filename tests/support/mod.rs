@@ -66,6 +66,13 @@ impl TestStore {
         })
     }
 
+    /// The database URL in full, password included, to hand to a child process.
+    pub fn url_with_secret(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Sqlite(url) | DatabaseUrl::Postgres(url) => url.clone(),
+        }
+    }
+
     /// Writes a file in the test's folder.
     pub fn file(&self, name: &str, contents: &str) -> PathBuf {
         let path = self.dir.path().join(name);

@@ -1,0 +1,307 @@
+//! The `canvass` binary as a user runs it: exit codes, what it prints, where settings come from.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::TestStore;
+
+/// Runs canvass in `dir` with no CANVASS_* variables but those given.
+fn canvass(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_canvass"));
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CANVASS_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("canvass runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn sqlite_url(dir: &Path) -> String {
+    format!("sqlite://{}", dir.join("canvass.db").display())
+}
+
+const CONTACTS: &str = "email,name,postcode,topics\n\
+    amira@example.org,Amira,SG13 8EQ,news\n\
+    broken-address,Nobody,,\n\
+    ben@example.org,Ben,,events;news\n";
+
+#[test]
+fn contacts_import_prints_each_rejected_line_before_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let env = [("CANVASS_DATABASE_URL", url.as_str())];
+    assert!(canvass(dir.path(), &env, &["migrate"]).status.success());
+    std::fs::write(dir.path().join("contacts.csv"), CONTACTS).unwrap();
+
+    let output = canvass(
+        dir.path(),
+        &env,
+        &["contacts", "import", "contacts.csv", "--source", "test"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].starts_with("line 3: invalid email"), "{out}");
+    assert_eq!(lines[1], "imported 2, updated 0, rejected 1");
+
+    let again = canvass(dir.path(), &env, &["contacts", "import", "contacts.csv"]);
+    assert_eq!(
+        stdout(&again).lines().last(),
+        Some("imported 0, updated 2, rejected 1")
+    );
+}
+
+#[test]
+fn progress_goes_to_stderr_as_plain_lines_when_not_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let env = [("CANVASS_DATABASE_URL", url.as_str())];
+    canvass(dir.path(), &env, &["migrate"]);
+    let mut csv = String::from("email,topics\n");
+    for i in 0..12_000 {
+        csv.push_str(&format!("person{i}@example.org,news\n"));
+    }
+    std::fs::write(dir.path().join("many.csv"), csv).unwrap();
+    let output = canvass(dir.path(), &env, &["contacts", "import", "many.csv"]);
+    assert!(output.status.success());
+    assert_eq!(
+        stdout(&output).trim(),
+        "imported 12000, updated 0, rejected 0"
+    );
+    assert!(stderr(&output).contains("% read"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_database_not_yet_migrated_asks_for_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let output = canvass(
+        dir.path(),
+        &[("CANVASS_DATABASE_URL", &url)],
+        &["topics", "list"],
+    );
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("canvass migrate"), "{err}");
+}
+
+#[test]
+fn failures_exit_non_zero_with_one_line_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let env = [("CANVASS_DATABASE_URL", url.as_str())];
+    canvass(dir.path(), &env, &["migrate"]);
+    for args in [
+        &["contact", "export", "nobody@example.org"][..],
+        &["contact", "export", "not an address"],
+        &["contacts", "import", "missing.csv"],
+        &["topics", "add", "Bad Slug!", "Bad"],
+        &["--database-url", "mysql://nope", "migrate"],
+    ] {
+        let output = canvass(dir.path(), &env, args);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let err = stderr(&output);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("canvass: "), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    std::fs::write(
+        path.join("canvass.toml"),
+        "database_url = \"sqlite://from-file.db\"\n",
+    )
+    .unwrap();
+
+    assert!(canvass(path, &[], &["migrate"]).status.success());
+    assert!(path.join("from-file.db").exists());
+
+    let env = [("CANVASS_DATABASE_URL", "sqlite://from-env.db")];
+    assert!(canvass(path, &env, &["migrate"]).status.success());
+    assert!(path.join("from-env.db").exists());
+
+    let output = canvass(
+        path,
+        &env,
+        &["migrate", "--database-url", "sqlite://from-flag.db"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(path.join("from-flag.db").exists());
+
+    std::fs::write(
+        path.join("other.toml"),
+        "database_url = \"sqlite://from-other.db\"\n",
+    )
+    .unwrap();
+    assert!(
+        canvass(path, &[], &["--config", "other.toml", "migrate"])
+            .status
+            .success()
+    );
+    assert!(path.join("from-other.db").exists());
+    let missing = canvass(path, &[], &["--config", "absent.toml", "migrate"]);
+    assert!(!missing.status.success());
+}
+
+#[test]
+fn topics_are_listed_and_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let env = [("CANVASS_DATABASE_URL", url.as_str())];
+    canvass(dir.path(), &env, &["migrate"]);
+    assert!(
+        canvass(
+            dir.path(),
+            &env,
+            &["topics", "add", "door-knocking", "Door knocking"]
+        )
+        .status
+        .success()
+    );
+    let list = stdout(&canvass(dir.path(), &env, &["topics", "list"]));
+    let slugs: Vec<&str> = list
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    assert_eq!(
+        slugs,
+        [
+            "news",
+            "campaigns",
+            "events",
+            "volunteering",
+            "door-knocking"
+        ]
+    );
+}
+
+#[test]
+fn export_erase_and_restrict_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    let env = [("CANVASS_DATABASE_URL", url.as_str())];
+    canvass(dir.path(), &env, &["migrate"]);
+    std::fs::write(dir.path().join("contacts.csv"), CONTACTS).unwrap();
+    canvass(dir.path(), &env, &["contacts", "import", "contacts.csv"]);
+
+    let export = canvass(
+        dir.path(),
+        &env,
+        &["contact", "export", "AMIRA@example.org"],
+    );
+    assert!(export.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+    assert_eq!(json["name"], "Amira");
+    assert_eq!(json["consents"][0]["topic"], "news");
+
+    assert!(
+        canvass(
+            dir.path(),
+            &env,
+            &["contact", "restrict", "amira@example.org"]
+        )
+        .status
+        .success()
+    );
+    let again = canvass(
+        dir.path(),
+        &env,
+        &["contact", "restrict", "amira@example.org"],
+    );
+    assert_eq!(stdout(&again).trim(), "already restricted");
+    assert!(
+        canvass(
+            dir.path(),
+            &env,
+            &["contact", "unrestrict", "amira@example.org"]
+        )
+        .status
+        .success()
+    );
+
+    assert!(
+        canvass(dir.path(), &env, &["contact", "erase", "amira@example.org"])
+            .status
+            .success()
+    );
+    let gone = canvass(
+        dir.path(),
+        &env,
+        &["contact", "export", "amira@example.org"],
+    );
+    assert!(!gone.status.success());
+    assert!(
+        stderr(&gone).contains("suppression (erased)"),
+        "{}",
+        stderr(&gone)
+    );
+}
+
+#[test]
+fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = canvass(dir.path(), &[], &["demo", "--dir", "demo"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let out = stdout(&first);
+    assert!(
+        out.contains("imported 23 postcodes in 8 constituencies"),
+        "{out}"
+    );
+    assert!(out.contains("imported 12, updated 0, rejected 2"), "{out}");
+    assert!(dir.path().join("demo/canvass.db").exists());
+
+    let second = canvass(dir.path(), &[], &["demo", "--dir", "demo"]);
+    assert!(
+        stdout(&second).contains("imported 0, updated 12, rejected 2"),
+        "{}",
+        stdout(&second)
+    );
+}
+
+#[tokio::test]
+async fn the_commands_work_on_postgres_too() {
+    let Some(db) = TestStore::postgres().await else {
+        return;
+    };
+    let url = db.url_with_secret();
+    let env = [("CANVASS_DATABASE_URL", url.as_str())];
+    let dir = db.dir.path();
+    assert!(canvass(dir, &env, &["migrate"]).status.success());
+    let postcodes = support::example("postcodes.csv");
+    let output = canvass(
+        dir,
+        &env,
+        &["postcodes", "import", postcodes.to_str().unwrap()],
+    );
+    assert!(
+        stdout(&output).contains("imported 23 postcodes"),
+        "{}",
+        stderr(&output)
+    );
+    std::fs::write(dir.join("contacts.csv"), CONTACTS).unwrap();
+    let output = canvass(dir, &env, &["contacts", "import", "contacts.csv"]);
+    assert_eq!(
+        stdout(&output).lines().last(),
+        Some("imported 2, updated 0, rejected 1")
+    );
+    let export = canvass(dir, &env, &["contact", "export", "amira@example.org"]);
+    let json: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+    assert_eq!(json["constituency"]["code"], "E14900001");
+}
