@@ -46,8 +46,6 @@ CREATE TABLE contacts (
     updated_at       TIMESTAMPTZ NOT NULL
 );
 
-CREATE INDEX contacts_postcode ON contacts (postcode);
-
 -- Append-only: grants and withdrawals are added, never changed. Rows go only when the person is
 -- erased.
 CREATE TABLE consent_ledger (

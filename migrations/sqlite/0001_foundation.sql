@@ -48,8 +48,6 @@ CREATE TABLE contacts (
     updated_at       TEXT NOT NULL
 );
 
-CREATE INDEX contacts_postcode ON contacts (postcode);
-
 -- Append-only: grants and withdrawals are added, never changed. Rows go only when the person is
 -- erased.
 CREATE TABLE consent_ledger (

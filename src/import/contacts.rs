@@ -3,12 +3,13 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
-use tokio::sync::mpsc;
-
-use super::{Header, ImportError, ImportReport, Rejection, check_width, field, line_of, open_csv};
+use super::{
+    Batch, Header, ImportError, ImportReport, Parser, Rejection, check_width, field, line_of,
+    open_csv,
+};
 use crate::domain::{Email, Name, NewContact, Postcode, TopicSlug};
 use crate::store::{Store, now};
+use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 
 /// Rows written to the store in one transaction.
 const BATCH_ROWS: usize = 10_000;
@@ -48,12 +49,12 @@ const KNOWN_COLUMNS: &[&str] = &[
 ];
 
 /// What the parsing thread hands to the writer.
+#[derive(Default)]
 struct Parsed {
     rows: Vec<NewContact>,
     /// The line of each row in `rows`.
     lines: Vec<u64>,
     rejections: Vec<Rejection>,
-    bytes_read: u64,
 }
 
 /// What a row is checked against.
@@ -96,36 +97,19 @@ pub async fn import_contacts(
         now: now(),
     };
 
-    let (sender, mut receiver) = mpsc::channel::<Parsed>(2);
-    let parser = tokio::task::spawn_blocking(move || -> Result<(), csv::Error> {
-        let mut record = csv::ByteRecord::new();
-        let mut batch = Parsed::empty();
-        while reader.read_byte_record(&mut record)? {
-            let line = line_of(&record);
-            match parse_row(&record, &header, &columns, &rules) {
-                Ok(contact) => {
-                    batch.rows.push(contact);
-                    batch.lines.push(line);
-                }
-                Err(reason) => batch.rejections.push(Rejection { line, reason }),
+    let mut parser = Parser::spawn(reader, move |batch: &mut Parsed, record| {
+        let line = line_of(record);
+        match parse_row(record, &header, &columns, &rules) {
+            Ok(contact) => {
+                batch.rows.push(contact);
+                batch.lines.push(line);
             }
-            if batch.rows.len() >= BATCH_ROWS {
-                batch.bytes_read = reader.position().byte();
-                if sender
-                    .blocking_send(std::mem::replace(&mut batch, Parsed::empty()))
-                    .is_err()
-                {
-                    return Ok(());
-                }
-            }
+            Err(reason) => batch.rejections.push(Rejection { line, reason }),
         }
-        batch.bytes_read = reader.position().byte();
-        let _ = sender.blocking_send(batch);
-        Ok(())
     });
 
     let mut summary = ContactsImportSummary::default();
-    while let Some(batch) = receiver.recv().await {
+    while let Some((batch, bytes_read)) = parser.next().await {
         let outcome = store.import_contacts(&batch.rows, source).await?;
         summary.imported += outcome.inserted;
         summary.updated += outcome.updated;
@@ -140,26 +124,15 @@ pub async fn import_contacts(
         for rejection in &rejections {
             report.rejected(rejection);
         }
-        report.advanced(batch.bytes_read);
+        report.advanced(bytes_read);
     }
-    parser
-        .await
-        .expect("the CSV parser does not panic")
-        .map_err(|source| ImportError::Csv {
-            path: path.to_owned(),
-            source,
-        })?;
+    parser.finish(path).await?;
     Ok(summary)
 }
 
-impl Parsed {
-    fn empty() -> Self {
-        Self {
-            rows: Vec::with_capacity(BATCH_ROWS),
-            lines: Vec::with_capacity(BATCH_ROWS),
-            rejections: Vec::new(),
-            bytes_read: 0,
-        }
+impl Batch for Parsed {
+    fn is_full(&self) -> bool {
+        self.rows.len() >= BATCH_ROWS
     }
 }
 

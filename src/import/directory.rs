@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use tokio::sync::mpsc;
-
-use super::{Header, ImportError, ImportReport, Rejection, check_width, field, line_of, open_csv};
+use super::{
+    Batch, Header, ImportError, ImportReport, Parser, Rejection, check_width, field, line_of,
+    open_csv,
+};
 use crate::domain::{Actor, ConstituencyCode, Postcode};
 use crate::store::{DirectoryEntry, Store};
 
@@ -29,12 +30,12 @@ struct Columns {
     constituency_name: Option<usize>,
 }
 
+#[derive(Default)]
 struct Parsed {
     entries: Vec<DirectoryEntry>,
     names: Vec<(ConstituencyCode, String)>,
     rejections: Vec<Rejection>,
     without_constituency: u64,
-    bytes_read: u64,
 }
 
 /// Replaces the postcode directory with the file's contents, atomically.
@@ -49,43 +50,26 @@ pub async fn import_directory(
     let columns = Columns::find(&header, path)?;
     report.started(size);
 
-    let (sender, mut receiver) = mpsc::channel::<Parsed>(2);
-    let parser = tokio::task::spawn_blocking(move || -> Result<(), csv::Error> {
-        let mut record = csv::ByteRecord::new();
-        let mut batch = Parsed::empty();
-        while reader.read_byte_record(&mut record)? {
-            match parse_row(&record, &header, &columns) {
-                Ok(Some((entry, name))) => {
-                    if let Some(name) = name {
-                        batch.names.push((entry.constituency.clone(), name));
-                    }
-                    batch.entries.push(entry);
+    let mut parser = Parser::spawn(reader, move |batch: &mut Parsed, record| {
+        match parse_row(record, &header, &columns) {
+            Ok(Some((entry, name))) => {
+                if let Some(name) = name {
+                    batch.names.push((entry.constituency.clone(), name));
                 }
-                Ok(None) => batch.without_constituency += 1,
-                Err(reason) => batch.rejections.push(Rejection {
-                    line: line_of(&record),
-                    reason,
-                }),
+                batch.entries.push(entry);
             }
-            if batch.entries.len() >= BATCH_ROWS {
-                batch.bytes_read = reader.position().byte();
-                if sender
-                    .blocking_send(std::mem::replace(&mut batch, Parsed::empty()))
-                    .is_err()
-                {
-                    return Ok(());
-                }
-            }
+            Ok(None) => batch.without_constituency += 1,
+            Err(reason) => batch.rejections.push(Rejection {
+                line: line_of(record),
+                reason,
+            }),
         }
-        batch.bytes_read = reader.position().byte();
-        let _ = sender.blocking_send(batch);
-        Ok(())
     });
 
     let mut import = store.begin_directory_import().await?;
     let mut summary = DirectoryImportSummary::default();
     let mut names: BTreeMap<ConstituencyCode, Option<String>> = BTreeMap::new();
-    while let Some(batch) = receiver.recv().await {
+    while let Some((batch, bytes_read)) = parser.next().await {
         import.insert(&batch.entries).await?;
         summary.postcodes += batch.entries.len() as u64;
         summary.without_constituency += batch.without_constituency;
@@ -101,15 +85,9 @@ pub async fn import_directory(
         for rejection in &batch.rejections {
             report.rejected(rejection);
         }
-        report.advanced(batch.bytes_read);
+        report.advanced(bytes_read);
     }
-    parser
-        .await
-        .expect("the CSV parser does not panic")
-        .map_err(|source| ImportError::Csv {
-            path: path.to_owned(),
-            source,
-        })?;
+    parser.finish(path).await?;
     if summary.postcodes == 0 {
         return Err(ImportError::EmptyDirectory(path.to_owned()));
     }
@@ -118,15 +96,9 @@ pub async fn import_directory(
     Ok(summary)
 }
 
-impl Parsed {
-    fn empty() -> Self {
-        Self {
-            entries: Vec::with_capacity(BATCH_ROWS),
-            names: Vec::new(),
-            rejections: Vec::new(),
-            without_constituency: 0,
-            bytes_read: 0,
-        }
+impl Batch for Parsed {
+    fn is_full(&self) -> bool {
+        self.entries.len() >= BATCH_ROWS
     }
 }
 

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 pub use contacts::{ContactsImportSummary, import_contacts};
 pub use directory::{DirectoryImportSummary, import_directory};
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
 use crate::store::StoreError;
 
 /// A row that was not imported, and why.
@@ -123,4 +126,63 @@ fn check_width(record: &csv::ByteRecord, header: &Header) -> Result<(), String> 
 /// The line a record starts on.
 fn line_of(record: &csv::ByteRecord) -> u64 {
     record.position().map_or(0, csv::Position::line)
+}
+
+/// What a parser thread collects between two hand-overs to the writer.
+trait Batch: Default + Send + 'static {
+    /// Whether it is time to hand this batch over.
+    fn is_full(&self) -> bool;
+}
+
+/// The parser's side of an import: reads `reader` on a blocking thread and hands over batches,
+/// each with how far into the file it reaches, through a channel of two, so that at most a few
+/// batches are in memory however long the file is.
+struct Parser<B> {
+    batches: mpsc::Receiver<(B, u64)>,
+    thread: JoinHandle<Result<(), csv::Error>>,
+}
+
+impl<B: Batch> Parser<B> {
+    fn spawn(
+        mut reader: csv::Reader<std::fs::File>,
+        mut parse: impl FnMut(&mut B, &csv::ByteRecord) + Send + 'static,
+    ) -> Self {
+        let (sender, batches) = mpsc::channel(2);
+        let thread = tokio::task::spawn_blocking(move || {
+            let mut record = csv::ByteRecord::new();
+            let mut batch = B::default();
+            while reader.read_byte_record(&mut record)? {
+                parse(&mut batch, &record);
+                if batch.is_full() {
+                    let full = std::mem::take(&mut batch);
+                    if sender
+                        .blocking_send((full, reader.position().byte()))
+                        .is_err()
+                    {
+                        // The writer stopped on an error of its own, which it reports.
+                        return Ok(());
+                    }
+                }
+            }
+            let _ = sender.blocking_send((batch, reader.position().byte()));
+            Ok(())
+        });
+        Self { batches, thread }
+    }
+
+    async fn next(&mut self) -> Option<(B, u64)> {
+        self.batches.recv().await
+    }
+
+    /// Waits for the thread, and reports a read error it met (a file that is not CSV at all).
+    async fn finish(self, path: &Path) -> Result<(), ImportError> {
+        drop(self.batches);
+        self.thread
+            .await
+            .expect("the CSV parser does not panic")
+            .map_err(|source| ImportError::Csv {
+                path: path.to_owned(),
+                source,
+            })
+    }
 }

@@ -59,25 +59,42 @@ pub enum RestrictionOutcome {
     NotFound,
 }
 
-/// Temporary tables an import batch is staged in, one row per contact and one per (row, topic),
-/// so that the statements below work set by set. The column types differ between the engines;
-/// the statements do not.
-const SQLITE_STAGING: [&str; 2] = [
-    "CREATE TEMP TABLE import_rows (idx INTEGER PRIMARY KEY, public_id TEXT NOT NULL, \
-     email TEXT NOT NULL, email_hash TEXT NOT NULL UNIQUE, name TEXT, postcode TEXT, \
-     date_of_birth TEXT, guardian_consent BOOLEAN, consent_at TEXT NOT NULL, \
-     consent_source TEXT NOT NULL)",
-    "CREATE TEMP TABLE import_topics (idx INTEGER NOT NULL, slug TEXT NOT NULL)",
-];
-const POSTGRES_STAGING: [&str; 2] = [
-    "CREATE TEMP TABLE import_rows (idx BIGINT PRIMARY KEY, public_id TEXT NOT NULL, \
-     email TEXT NOT NULL, email_hash TEXT NOT NULL UNIQUE, name TEXT, postcode TEXT, \
-     date_of_birth DATE, guardian_consent BOOLEAN, consent_at TIMESTAMPTZ NOT NULL, \
-     consent_source TEXT NOT NULL) ON COMMIT DROP",
-    "CREATE TEMP TABLE import_topics (idx BIGINT NOT NULL, slug TEXT NOT NULL) ON COMMIT DROP",
-];
-/// SQLite has no `ON COMMIT DROP`; PostgreSQL has dropped the tables by the time this would run.
-const SQLITE_STAGING_CLEANUP: &[&str] = &["DROP TABLE import_rows", "DROP TABLE import_topics"];
+/// The temporary tables an import batch is staged in, one row per contact and one per (row,
+/// topic), so that the statements below work set by set. The column types and housekeeping
+/// differ between the engines; the statements that use the tables do not.
+struct Staging {
+    create: [&'static str; 2],
+    /// Run once the tables are filled.
+    analyze: &'static [&'static str],
+    /// Run before commit.
+    drop: &'static [&'static str],
+}
+
+const SQLITE_STAGING: Staging = Staging {
+    create: [
+        "CREATE TEMP TABLE import_rows (idx INTEGER PRIMARY KEY, public_id TEXT NOT NULL, \
+         email TEXT NOT NULL, email_hash TEXT NOT NULL UNIQUE, name TEXT, postcode TEXT, \
+         date_of_birth TEXT, guardian_consent BOOLEAN, consent_at TEXT NOT NULL, \
+         consent_source TEXT NOT NULL)",
+        "CREATE TEMP TABLE import_topics (idx INTEGER NOT NULL, slug TEXT NOT NULL)",
+    ],
+    analyze: &[],
+    drop: &["DROP TABLE import_rows", "DROP TABLE import_topics"],
+};
+
+const POSTGRES_STAGING: Staging = Staging {
+    create: [
+        "CREATE TEMP TABLE import_rows (idx BIGINT PRIMARY KEY, public_id TEXT NOT NULL, \
+         email TEXT NOT NULL, email_hash TEXT NOT NULL UNIQUE, name TEXT, postcode TEXT, \
+         date_of_birth DATE, guardian_consent BOOLEAN, consent_at TIMESTAMPTZ NOT NULL, \
+         consent_source TEXT NOT NULL) ON COMMIT DROP",
+        "CREATE TEMP TABLE import_topics (idx BIGINT NOT NULL, slug TEXT NOT NULL) ON COMMIT DROP",
+    ],
+    // Autovacuum never analyses temporary tables; without statistics the planner takes them for
+    // large and scans every contact for each batch.
+    analyze: &["ANALYZE import_rows", "ANALYZE import_topics"],
+    drop: &[],
+};
 
 /// Columns of `import_rows`, for the bind-parameter budget.
 const STAGED_COLUMNS: usize = 10;
@@ -172,9 +189,9 @@ impl Store {
     }
 
     async fn import_run(&self, rows: &[NewContact], source: &str) -> Result<ContactImportOutcome> {
-        let (staging, cleanup) = match self {
-            Store::Sqlite(_) => (SQLITE_STAGING, SQLITE_STAGING_CLEANUP),
-            Store::Postgres(_) => (POSTGRES_STAGING, &[][..]),
+        let staging = match self {
+            Store::Sqlite(_) => &SQLITE_STAGING,
+            Store::Postgres(_) => &POSTGRES_STAGING,
         };
         let indexed: Vec<(usize, &NewContact)> = rows.iter().enumerate().collect();
         let topics: Vec<(usize, &TopicSlug)> = indexed
@@ -184,7 +201,7 @@ impl Store {
         let now = now();
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            for statement in staging {
+            for statement in staging.create {
                 sqlx::query(statement).execute(&mut *tx).await?;
             }
             for chunk in indexed.chunks(MAX_BIND_PARAMETERS / STAGED_COLUMNS) {
@@ -219,6 +236,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            for statement in staging.analyze {
+                sqlx::query(*statement).execute(&mut *tx).await?;
+            }
             let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -233,7 +253,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            for statement in cleanup {
+            for statement in staging.drop {
                 sqlx::query(*statement).execute(&mut *tx).await?;
             }
             tx.commit().await?;

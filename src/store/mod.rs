@@ -145,9 +145,11 @@ impl Store {
                     .busy_timeout(Duration::from_secs(10))
                     // Erased data is overwritten on disk, not just unlinked from the b-tree.
                     .pragma("secure_delete", "on")
-                    // Import staging tables live in memory rather than in a temporary file.
-                    .pragma("temp_store", "memory")
-                    .pragma("cache_size", "-32768");
+                    // Statement journals (the undo copy of every page a bulk statement touches)
+                    // and import staging tables spill to temporary files: the bundled SQLite keeps
+                    // them in memory by default, and a large import then grows without bound.
+                    .pragma("temp_store", "file")
+                    .pragma("cache_size", "-16384");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     .connect_with(options)
