@@ -14,6 +14,10 @@ use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 /// Rows written to the store in one transaction.
 const BATCH_ROWS: usize = 10_000;
 
+/// New contacts after which the planner's statistics are first refreshed; then each time the
+/// count doubles, so that a bulk load is planned for the tables it is making.
+const STATISTICS_REFRESH_FIRST: u64 = 20_000;
+
 /// How far in the future a consent time may lie before it is taken for a mistake: clocks differ.
 const CLOCK_SKEW: Duration = Duration::minutes(5);
 
@@ -109,8 +113,13 @@ pub async fn import_contacts(
     });
 
     let mut summary = ContactsImportSummary::default();
+    let mut next_statistics_refresh = STATISTICS_REFRESH_FIRST;
     while let Some((batch, bytes_read)) = parser.next().await {
         let outcome = store.import_contacts(&batch.rows, source).await?;
+        if summary.imported + outcome.inserted >= next_statistics_refresh {
+            store.refresh_statistics().await?;
+            next_statistics_refresh *= 2;
+        }
         summary.imported += outcome.inserted;
         summary.updated += outcome.updated;
         summary.consents_recorded += outcome.consents_recorded;
@@ -127,6 +136,7 @@ pub async fn import_contacts(
         report.advanced(bytes_read);
     }
     parser.finish(path).await?;
+    store.refresh_statistics().await?;
     Ok(summary)
 }
 

@@ -93,6 +93,7 @@ pub async fn import_directory(
     }
     summary.constituencies = names.len();
     import.commit(&names, actor).await?;
+    store.refresh_statistics().await?;
     Ok(summary)
 }
 

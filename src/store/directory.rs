@@ -93,18 +93,37 @@ impl Store {
 impl DirectoryImport {
     /// Adds entries. A postcode already added keeps its first constituency.
     pub async fn insert(&mut self, entries: &[DirectoryEntry]) -> Result<()> {
-        for chunk in entries.chunks(MAX_BIND_PARAMETERS / 2) {
-            on_transaction!(self, |tx| {
-                QueryBuilder::new("INSERT INTO postcodes (postcode, constituency_code) ")
-                    .push_values(chunk, |mut row, entry| {
-                        row.push_bind(entry.postcode.as_str())
-                            .push_bind(entry.constituency.as_str());
-                    })
-                    .push(" ON CONFLICT (postcode) DO NOTHING")
-                    .build()
-                    .execute(&mut **tx)
-                    .await?;
-            });
+        match self {
+            DirectoryImport::Sqlite(tx) => {
+                for chunk in entries.chunks(MAX_BIND_PARAMETERS / 2) {
+                    QueryBuilder::new("INSERT INTO postcodes (postcode, constituency_code) ")
+                        .push_values(chunk, |mut row, entry| {
+                            row.push_bind(entry.postcode.as_str())
+                                .push_bind(entry.constituency.as_str());
+                        })
+                        .push(" ON CONFLICT (postcode) DO NOTHING")
+                        .build()
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+            // PostgreSQL takes a whole batch as two arrays, several times faster than a VALUES
+            // list of the same rows.
+            DirectoryImport::Postgres(tx) => {
+                let (postcodes, constituencies): (Vec<&str>, Vec<&str>) = entries
+                    .iter()
+                    .map(|e| (e.postcode.as_str(), e.constituency.as_str()))
+                    .unzip();
+                sqlx::query(
+                    "INSERT INTO postcodes (postcode, constituency_code) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[]) \
+                     ON CONFLICT (postcode) DO NOTHING",
+                )
+                .bind(postcodes)
+                .bind(constituencies)
+                .execute(&mut **tx)
+                .await?;
+            }
         }
         Ok(())
     }

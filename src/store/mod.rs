@@ -198,6 +198,23 @@ impl Store {
         on_pool!(self, |pool| pool.close().await)
     }
 
+    /// Brings the planner's statistics up to date after a bulk change. PostgreSQL's autovacuum
+    /// analyses a growing table only now and then; in between, the planner takes a table of a
+    /// million contacts for the few thousand it last counted and scans it whole for every batch.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        match self {
+            Self::Sqlite(pool) => {
+                sqlx::query("PRAGMA optimize").execute(pool).await?;
+            }
+            Self::Postgres(pool) => {
+                sqlx::query("ANALYZE contacts, consent_ledger, suppressions, postcodes")
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",
