@@ -38,11 +38,27 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     import_contact_list(&store, &contacts, "demo").await?;
     store.close().await;
 
+    let canvass = this_program();
     println!(
         "\nTry, with CANVASS_DATABASE_URL={url}:\n  \
-         canvass topics list\n  \
-         canvass contact export amira.hassan@example.org\n  \
-         canvass contact erase isla.brown@example.org"
+         {canvass} topics list\n  \
+         {canvass} contact export amira.hassan@example.org\n  \
+         {canvass} contact erase isla.brown@example.org"
     );
     Ok(())
+}
+
+/// How to run this program again from here: `canvass` when it is on the PATH, else its path.
+fn this_program() -> String {
+    let exe = std::env::current_exe().ok();
+    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+        std::env::split_paths(&paths).any(|dir| Some(dir.join("canvass")) == exe)
+    });
+    match exe {
+        Some(exe) if !on_path => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            exe.strip_prefix(&cwd).unwrap_or(&exe).display().to_string()
+        }
+        _ => "canvass".to_owned(),
+    }
 }
