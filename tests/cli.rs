@@ -28,8 +28,37 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn sqlite_url(dir: &Path) -> String {
-    format!("sqlite://{}", dir.join("canvass.db").display())
+/// A folder with its own SQLite database, where canvass runs as a user would run it there.
+struct Workspace {
+    dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Workspace {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("canvass.db").display());
+        Self { dir, url }
+    }
+
+    fn migrated() -> Self {
+        let workspace = Self::new();
+        let output = workspace.run(&["migrate"]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        workspace
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, name: &str, contents: &str) {
+        std::fs::write(self.path().join(name), contents).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        canvass(self.path(), &[("CANVASS_DATABASE_URL", &self.url)], args)
+    }
 }
 
 const CONTACTS: &str = "email,name,postcode,topics\n\
@@ -39,17 +68,10 @@ const CONTACTS: &str = "email,name,postcode,topics\n\
 
 #[test]
 fn contacts_import_prints_each_rejected_line_before_the_summary() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    let env = [("CANVASS_DATABASE_URL", url.as_str())];
-    assert!(canvass(dir.path(), &env, &["migrate"]).status.success());
-    std::fs::write(dir.path().join("contacts.csv"), CONTACTS).unwrap();
+    let workspace = Workspace::migrated();
+    workspace.write("contacts.csv", CONTACTS);
 
-    let output = canvass(
-        dir.path(),
-        &env,
-        &["contacts", "import", "contacts.csv", "--source", "test"],
-    );
+    let output = workspace.run(&["contacts", "import", "contacts.csv", "--source", "test"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let out = stdout(&output);
     let lines: Vec<&str> = out.lines().collect();
@@ -57,7 +79,7 @@ fn contacts_import_prints_each_rejected_line_before_the_summary() {
     assert!(lines[0].starts_with("line 3: invalid email"), "{out}");
     assert_eq!(lines[1], "imported 2, updated 0, rejected 1");
 
-    let again = canvass(dir.path(), &env, &["contacts", "import", "contacts.csv"]);
+    let again = workspace.run(&["contacts", "import", "contacts.csv"]);
     assert_eq!(
         stdout(&again).lines().last(),
         Some("imported 0, updated 2, rejected 1")
@@ -66,16 +88,13 @@ fn contacts_import_prints_each_rejected_line_before_the_summary() {
 
 #[test]
 fn progress_goes_to_stderr_as_plain_lines_when_not_on_a_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    let env = [("CANVASS_DATABASE_URL", url.as_str())];
-    canvass(dir.path(), &env, &["migrate"]);
+    let workspace = Workspace::migrated();
     let mut csv = String::from("email,topics\n");
     for i in 0..12_000 {
         csv.push_str(&format!("person{i}@example.org,news\n"));
     }
-    std::fs::write(dir.path().join("many.csv"), csv).unwrap();
-    let output = canvass(dir.path(), &env, &["contacts", "import", "many.csv"]);
+    workspace.write("many.csv", &csv);
+    let output = workspace.run(&["contacts", "import", "many.csv"]);
     assert!(output.status.success());
     assert_eq!(
         stdout(&output).trim(),
@@ -86,13 +105,7 @@ fn progress_goes_to_stderr_as_plain_lines_when_not_on_a_terminal() {
 
 #[test]
 fn a_database_not_yet_migrated_asks_for_migrate() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    let output = canvass(
-        dir.path(),
-        &[("CANVASS_DATABASE_URL", &url)],
-        &["topics", "list"],
-    );
+    let output = Workspace::new().run(&["topics", "list"]);
     assert!(!output.status.success());
     let err = stderr(&output);
     assert_eq!(err.lines().count(), 1, "{err}");
@@ -101,10 +114,7 @@ fn a_database_not_yet_migrated_asks_for_migrate() {
 
 #[test]
 fn failures_exit_non_zero_with_one_line_on_stderr() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    let env = [("CANVASS_DATABASE_URL", url.as_str())];
-    canvass(dir.path(), &env, &["migrate"]);
+    let workspace = Workspace::migrated();
     for args in [
         &["contact", "export", "nobody@example.org"][..],
         &["contact", "export", "not an address"],
@@ -112,7 +122,7 @@ fn failures_exit_non_zero_with_one_line_on_stderr() {
         &["topics", "add", "Bad Slug!", "Bad"],
         &["--database-url", "mysql://nope", "migrate"],
     ] {
-        let output = canvass(dir.path(), &env, args);
+        let output = workspace.run(args);
         assert!(!output.status.success(), "{args:?} succeeded");
         let err = stderr(&output);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
@@ -162,20 +172,10 @@ fn flags_beat_the_environment_which_beats_the_config_file() {
 
 #[test]
 fn topics_are_listed_and_added() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    let env = [("CANVASS_DATABASE_URL", url.as_str())];
-    canvass(dir.path(), &env, &["migrate"]);
-    assert!(
-        canvass(
-            dir.path(),
-            &env,
-            &["topics", "add", "door-knocking", "Door knocking"]
-        )
-        .status
-        .success()
-    );
-    let list = stdout(&canvass(dir.path(), &env, &["topics", "list"]));
+    let workspace = Workspace::migrated();
+    let added = workspace.run(&["topics", "add", "door-knocking", "Door knocking"]);
+    assert!(added.status.success(), "{}", stderr(&added));
+    let list = stdout(&workspace.run(&["topics", "list"]));
     let slugs: Vec<&str> = list
         .lines()
         .map(|l| l.split('\t').next().unwrap())
@@ -194,58 +194,28 @@ fn topics_are_listed_and_added() {
 
 #[test]
 fn export_erase_and_restrict_from_the_command_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = sqlite_url(dir.path());
-    let env = [("CANVASS_DATABASE_URL", url.as_str())];
-    canvass(dir.path(), &env, &["migrate"]);
-    std::fs::write(dir.path().join("contacts.csv"), CONTACTS).unwrap();
-    canvass(dir.path(), &env, &["contacts", "import", "contacts.csv"]);
+    let workspace = Workspace::migrated();
+    workspace.write("contacts.csv", CONTACTS);
+    workspace.run(&["contacts", "import", "contacts.csv"]);
 
-    let export = canvass(
-        dir.path(),
-        &env,
-        &["contact", "export", "AMIRA@example.org"],
-    );
+    let export = workspace.run(&["contact", "export", "AMIRA@example.org"]);
     assert!(export.status.success());
     let json: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
     assert_eq!(json["name"], "Amira");
     assert_eq!(json["consents"][0]["topic"], "news");
 
-    assert!(
-        canvass(
-            dir.path(),
-            &env,
-            &["contact", "restrict", "amira@example.org"]
-        )
-        .status
-        .success()
+    let restrict = ["contact", "restrict", "amira@example.org"];
+    assert!(workspace.run(&restrict).status.success());
+    assert_eq!(
+        stdout(&workspace.run(&restrict)).trim(),
+        "already restricted"
     );
-    let again = canvass(
-        dir.path(),
-        &env,
-        &["contact", "restrict", "amira@example.org"],
-    );
-    assert_eq!(stdout(&again).trim(), "already restricted");
-    assert!(
-        canvass(
-            dir.path(),
-            &env,
-            &["contact", "unrestrict", "amira@example.org"]
-        )
-        .status
-        .success()
-    );
+    let unrestrict = workspace.run(&["contact", "unrestrict", "amira@example.org"]);
+    assert!(unrestrict.status.success());
 
-    assert!(
-        canvass(dir.path(), &env, &["contact", "erase", "amira@example.org"])
-            .status
-            .success()
-    );
-    let gone = canvass(
-        dir.path(),
-        &env,
-        &["contact", "export", "amira@example.org"],
-    );
+    let erase = workspace.run(&["contact", "erase", "amira@example.org"]);
+    assert!(erase.status.success());
+    let gone = workspace.run(&["contact", "export", "amira@example.org"]);
     assert!(!gone.status.success());
     assert!(
         stderr(&gone).contains("suppression (erased)"),

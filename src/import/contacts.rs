@@ -3,13 +3,14 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
+
 use super::{
     Batch, Header, ImportError, ImportReport, Parser, Rejection, check_width, field, line_of,
     open_csv,
 };
 use crate::domain::{Email, Name, NewContact, Postcode, TopicSlug};
 use crate::store::{Store, now};
-use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 
 /// Rows written to the store in one transaction.
 const BATCH_ROWS: usize = 10_000;
