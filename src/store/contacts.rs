@@ -102,8 +102,12 @@ const STAGED_COLUMNS: usize = 10;
 const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE email_hash IN \
      (SELECT email_hash FROM suppressions WHERE reason = 'erased') RETURNING idx";
 
-const COUNT_KNOWN: &str =
-    "SELECT count(*) FROM import_rows r JOIN contacts c ON c.email_hash = r.email_hash";
+/// The highest contact id before a batch: the contacts it inserts come after it. Counting them
+/// by id range is cheap, where matching the batch against the address index again is not.
+const LAST_CONTACT_ID: &str = "SELECT COALESCE(max(id), 0) FROM contacts";
+
+/// Contacts inserted by the batch written at `$2`, after id `$1`.
+const COUNT_INSERTED: &str = "SELECT count(*) FROM contacts WHERE id > $1 AND created_at = $2";
 
 /// Inserts new contacts and updates known ones. An empty cell keeps what is held, and a row
 /// that changes nothing leaves the contact untouched, so that a re-import is idempotent.
@@ -242,11 +246,18 @@ impl Store {
             let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
                 .fetch_all(&mut *tx)
                 .await?;
-            let known: i64 = sqlx::query_scalar(COUNT_KNOWN).fetch_one(&mut *tx).await?;
+            let last_id: i64 = sqlx::query_scalar(LAST_CONTACT_ID)
+                .fetch_one(&mut *tx)
+                .await?;
             sqlx::query(UPSERT_CONTACTS)
                 .bind(source)
                 .bind(now)
                 .execute(&mut *tx)
+                .await?;
+            let inserted: i64 = sqlx::query_scalar(COUNT_INSERTED)
+                .bind(last_id)
+                .bind(now)
+                .fetch_one(&mut *tx)
                 .await?;
             let granted = sqlx::query(GRANT_IMPORTED_CONSENTS)
                 .bind(now)
@@ -260,8 +271,8 @@ impl Store {
             let mut refused: Vec<usize> = refused.into_iter().map(|i| i as usize).collect();
             refused.sort_unstable();
             ContactImportOutcome {
-                inserted: (rows.len() - refused.len()) as u64 - known as u64,
-                updated: known as u64,
+                inserted: inserted as u64,
+                updated: (rows.len() - refused.len()) as u64 - inserted as u64,
                 consents_recorded: granted,
                 refused_erased: refused,
             }
