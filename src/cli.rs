@@ -2,15 +2,18 @@
 //! library and prints the result; errors come back to `main` as one line.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Settings};
 use crate::domain::{Actor, Email, Topic, TopicSlug};
+use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
 use crate::import::{import_contacts, import_directory};
 use crate::progress::ConsoleReport;
 use crate::store::{ErasureOutcome, RestrictionOutcome, Store};
+use crate::token::SigningKeys;
 
 #[derive(Parser)]
 #[command(
@@ -51,6 +54,12 @@ enum Command {
     Contact {
         #[command(subcommand)]
         command: ContactCommand,
+    },
+    /// Serve the public links (unsubscribe, preference centre), health and metrics
+    Serve {
+        /// Do not run the delivery worker in this process
+        #[arg(long)]
+        no_worker: bool,
     },
     /// Run the whole job on the embedded defaults with the sample data
     Demo {
@@ -115,6 +124,7 @@ impl Cli {
             } => import_contact_list(&open(&config).await?, &file, &source).await?,
             Command::Topics { command } => topics(&open(&config).await?, command).await?,
             Command::Contact { command } => contact(&open(&config).await?, command).await?,
+            Command::Serve { no_worker: _ } => serve(&config).await?,
             Command::Demo { dir } => crate::demo::run(&dir).await?,
         }
         Ok(())
@@ -132,6 +142,25 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     let store = connect(config).await?;
     store.check_schema().await?;
     Ok(store)
+}
+
+/// Serves the HTTP service until Ctrl-C or SIGTERM.
+async fn serve(config: &Config) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
+    let app = Application::build(ServiceSettings {
+        store,
+        keys,
+        sender: config.sender_name(),
+        listen: config.listen,
+        metrics: Arc::new(Metrics::new()),
+    })
+    .await
+    .with_context(|| format!("listening on {}", config.listen))?;
+    eprintln!("canvass: serving on http://{}", app.local_addr());
+    app.run_until_stopped(shutdown_signal()).await?;
+    eprintln!("canvass: stopped");
+    Ok(())
 }
 
 pub(crate) async fn import_postcodes(store: &Store, file: &Path) -> anyhow::Result<()> {

@@ -108,6 +108,17 @@ pub struct Config {
 }
 
 /// Shows what is configured without the secrets.
+impl Config {
+    /// How pages and emails name the sender: the From display name, or its address.
+    pub fn sender_name(&self) -> String {
+        self.from
+            .name
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| self.from.email.to_string())
+    }
+}
+
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")

@@ -275,3 +275,56 @@ async fn the_commands_work_on_postgres_too() {
     let json: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
     assert_eq!(json["constituency"]["code"], "E14900001");
 }
+
+#[test]
+fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let workspace = Workspace::migrated();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_canvass"));
+    command
+        .current_dir(workspace.path())
+        .args(["serve", "--no-worker"])
+        .env("CANVASS_DATABASE_URL", &workspace.url)
+        .env("CANVASS_LISTEN", "127.0.0.1:0")
+        .env_remove("CANVASS_SIGNING_KEYS")
+        .stderr(std::process::Stdio::piped());
+    let mut server = command.spawn().unwrap();
+    let mut stderr = BufReader::new(server.stderr.take().unwrap());
+    let mut lines = Vec::new();
+    let address = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "{lines:?}");
+        if let Some(address) = line.trim().strip_prefix("canvass: serving on http://") {
+            break address.to_owned();
+        }
+        lines.push(line);
+    };
+    // With no keys configured, one is generated, kept, and announced once.
+    assert!(
+        lines.iter().any(|l| l.contains("generated a signing key")),
+        "{lines:?}"
+    );
+
+    let mut connection = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        connection,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    connection.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("ok\n"));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = server.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("canvass: stopped"), "{rest}");
+}

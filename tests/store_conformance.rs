@@ -8,32 +8,9 @@ use canvass::domain::{Actor, Email, SuppressionReason, Topic, TopicSlug};
 use canvass::import::{import_contacts, import_directory};
 use canvass::store::{ConsentChange, ErasureOutcome, RestrictionOutcome, StoreError};
 use chrono::{TimeZone, Utc};
-use support::{Recorded, TestStore};
+use support::{Recorded, TestStore, on_both_backends};
 
-macro_rules! conformance {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    super::$test(super::TestStore::sqlite().await).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $test() {
-                    if let Some(db) = super::TestStore::postgres().await {
-                        super::$test(db).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+on_both_backends!(
     migrating_twice_is_harmless_and_creates_the_default_topics,
     adding_a_topic_twice_is_refused,
     import_lands_the_good_rows_and_names_each_bad_one_by_line,

@@ -9,6 +9,7 @@
 mod consent;
 mod contacts;
 mod directory;
+mod preferences;
 mod topics;
 
 use std::fmt;
@@ -25,6 +26,9 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub use consent::ConsentChange;
 pub use contacts::{ContactImportOutcome, ErasureOutcome, RestrictionOutcome};
 pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};
+pub use preferences::{
+    PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome, UpdateOutcome,
+};
 
 /// Where the data lives.
 #[derive(Clone, PartialEq, Eq)]
@@ -133,6 +137,14 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Store {
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
     /// Opens the database, creating an SQLite file on first use.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self> {
         match url {

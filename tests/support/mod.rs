@@ -9,6 +9,36 @@ use canvass::import::{ImportReport, Rejection};
 use canvass::store::{DatabaseUrl, Store};
 use sqlx::Row;
 
+pub mod app;
+
+/// Runs each named `async fn test(db: TestStore)` twice: on SQLite, and on PostgreSQL when
+/// `CANVASS_TEST_POSTGRES_URL` is set (each in a fresh database). `TestStore` must be in scope.
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test(super::TestStore::sqlite().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if let Some(db) = super::TestStore::postgres().await {
+                        super::$test(db).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;
+
 /// The variable that points the PostgreSQL half of the suite at a server. Each test creates its
 /// own database there and drops it afterwards.
 pub const POSTGRES_URL_VAR: &str = "CANVASS_TEST_POSTGRES_URL";

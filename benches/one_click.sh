@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# One-click unsubscribe throughput: `POST /u/{token}` requests/s, each unsubscribing a different
+# person (committed before the 200 is sent), against `GET /healthz` on the same server in the
+# same run, so that the ratio compares across noisy machines.
+#
+# usage: benches/one_click.sh [CONTACTS] [SECONDS] [CONNECTIONS]   (defaults 200000 10 32)
+# Runs on SQLite; on PostgreSQL too when CANVASS_BENCH_POSTGRES_URL (or CANVASS_TEST_POSTGRES_URL)
+# is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v curl >/dev/null || missing+=(curl)
+command -v psql >/dev/null || missing+=(postgresql-client)
+if ((${#missing[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+contacts=${1:-200000}
+seconds=${2:-10}
+connections=${3:-32}
+work=$(mktemp -d)
+server=
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release --quiet
+canvass=$PWD/target/release/canvass
+python3 benches/generate.py "$work" 1000 "$contacts" >/dev/null
+export CANVASS_SIGNING_KEYS="bench:$(head -c 32 /dev/urandom | base64 -w0)"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+export CANVASS_LISTEN=127.0.0.1:$port
+
+# Signs an unsubscribe token for each public id on stdin, as canvass does (src/token.rs).
+sign_tokens() {
+    python3 -c '
+import base64, hashlib, hmac, os, struct, sys, time, uuid
+kid, secret = os.environ["CANVASS_SIGNING_KEYS"].split(":", 1)
+secret = base64.b64decode(secret)
+issued = struct.pack(">I", int(time.time()))
+for line in sys.stdin:
+    body = b"u" + bytes([len(kid)]) + kid.encode() + uuid.UUID(line.strip()).bytes + issued
+    tag = hmac.new(secret, b"canvass-link-v1" + body, hashlib.sha256).digest()[:16]
+    print(base64.urlsafe_b64encode(body + tag).decode().rstrip("="))
+'
+}
+
+cat >"$work/one_click.lua" <<'LUA'
+local tokens, i = {}, 0
+for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+wrk.method = "POST"
+wrk.body = "List-Unsubscribe=One-Click"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+request = function()
+    i = i + 1
+    return wrk.format(nil, "/u/" .. tokens[(i - 1) % #tokens + 1])
+end
+LUA
+
+# Runs wrk; prints requests/s.
+rate() {
+    wrk -t2 -c"$connections" -d"${seconds}s" "$@" | tee -a "$work/wrk.log" |
+        awk '/Requests\/sec/ { print $2 }'
+}
+
+bench_backend() { # name url
+    local name=$1 url=$2
+    export CANVASS_DATABASE_URL=$url
+    "$canvass" migrate >/dev/null
+    "$canvass" contacts import "$work/contacts.csv" --source bench >/dev/null 2>&1
+    if [ "$name" = sqlite ]; then
+        sqlite3 "${url#sqlite://}" "SELECT public_id FROM contacts ORDER BY random()"
+    else
+        psql -qAt "$url" -c "SELECT public_id FROM contacts ORDER BY random()"
+    fi | sign_tokens >"$work/tokens"
+    "$canvass" serve --no-worker 2>"$work/serve.log" &
+    server=$!
+    for _ in $(seq 100); do
+        curl -sf "http://$CANVASS_LISTEN/healthz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    local health one_click
+    health=$(rate "http://$CANVASS_LISTEN/healthz")
+    one_click=$(TOKENS=$work/tokens rate -s "$work/one_click.lua" "http://$CANVASS_LISTEN")
+    kill "$server"
+    wait "$server" || true
+    server=
+    local unsubscribed
+    if [ "$name" = sqlite ]; then
+        unsubscribed=$(sqlite3 "${url#sqlite://}" "SELECT count(*) FROM suppressions")
+    else
+        unsubscribed=$(psql -qAt "$url" -c "SELECT count(*) FROM suppressions")
+    fi
+    awk -v name="$name" -v h="$health" -v u="$one_click" -v n="$unsubscribed" \
+        -v total="$contacts" -v s="$seconds" 'BEGIN {
+        printf "%-8s GET /healthz %8.0f req/s   POST /u/{token} %7.0f req/s   %.2fx the health check\n",
+            name, h, u, u / h
+        printf "%-8s %d people unsubscribed (each request a different person; %d available)\n",
+            name, n, total
+        if (u * s > total) print "         WARNING: more requests than people; raise CONTACTS"
+    }'
+}
+
+bench_backend sqlite "sqlite://$work/bench.db"
+
+pg=${CANVASS_BENCH_POSTGRES_URL:-${CANVASS_TEST_POSTGRES_URL:-}}
+if [ -n "$pg" ]; then
+    db=canvass_bench_click_$$
+    psql -q "$pg" -c "CREATE DATABASE $db"
+    trap 'cleanup; psql -q "$pg" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"' EXIT
+    bench_backend postgres "${pg%/*}/$db"
+else
+    echo "postgres: skipped (set CANVASS_BENCH_POSTGRES_URL)"
+fi

@@ -1,0 +1,383 @@
+//! The signed links in every email: `/u/{token}` (one-click unsubscribe, RFC 8058) and
+//! `/p/{token}` (the preference centre). A token is verified before anything else happens; one
+//! that fails changes nothing and touches no table.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use chrono::Utc;
+use serde::Serialize;
+
+use super::AppState;
+use crate::domain::{Actor, Postcode, PublicId, TopicSlug};
+use crate::store::{
+    PreferenceUpdate, Preferences, Request, StoreError, UnsubscribeOutcome, UpdateOutcome,
+};
+use crate::token::{Purpose, TokenError};
+
+/// The consent ledger's source for each link.
+const UNSUBSCRIBE_SOURCE: &str = "unsubscribe-link";
+const PREFERENCES_SOURCE: &str = "preference-centre";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
+        .route("/p/{token}", get(preferences_page).post(preferences_action))
+}
+
+/// A request the handlers could not serve.
+enum Failure {
+    /// The token failed verification: nothing was looked up.
+    Link(TokenError),
+    /// The database failed; the transaction was rolled back.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+type Answer = Result<Response, Failure>;
+
+#[derive(Serialize)]
+struct SenderOnly<'a> {
+    sender: &'a str,
+}
+
+#[derive(Serialize)]
+struct InvalidLink<'a> {
+    sender: &'a str,
+    expired: bool,
+}
+
+/// The preference centre's page data.
+#[derive(Serialize)]
+struct PreferencesPage<'a> {
+    sender: &'a str,
+    name: Option<&'a str>,
+    email: &'a str,
+    postcode: Option<&'a str>,
+    constituency: Option<&'a str>,
+    suppressed: bool,
+    topics: Vec<TopicView<'a>>,
+    saved: bool,
+    error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct TopicView<'a> {
+    slug: &'a str,
+    name: &'a str,
+    subscribed: bool,
+}
+
+impl AppState {
+    fn verify(&self, token: &str, purpose: Purpose) -> Result<PublicId, Failure> {
+        self.keys
+            .verify(token, purpose, Utc::now())
+            .map_err(Failure::Link)
+    }
+
+    fn page(&self, status: StatusCode, name: &str, data: &impl Serialize) -> Response {
+        (status, Html(self.pages.render(name, data))).into_response()
+    }
+
+    fn sender_page(&self, name: &str) -> Response {
+        self.page(
+            StatusCode::OK,
+            name,
+            &SenderOnly {
+                sender: &self.sender,
+            },
+        )
+    }
+
+    fn preferences_page(
+        &self,
+        status: StatusCode,
+        held: &Preferences,
+        saved: bool,
+        error: Option<&str>,
+    ) -> Response {
+        let page = PreferencesPage {
+            sender: &self.sender,
+            name: held.name.as_deref(),
+            email: held.email.as_str(),
+            postcode: held.postcode.as_deref(),
+            constituency: held.constituency.as_deref(),
+            suppressed: held.suppressed.is_some(),
+            topics: held
+                .topics
+                .iter()
+                .map(|t| TopicView {
+                    slug: t.slug.as_str(),
+                    name: &t.name,
+                    subscribed: t.subscribed,
+                })
+                .collect(),
+            saved,
+            error,
+        };
+        self.page(status, "preferences", &page)
+    }
+
+    fn answer(&self, result: Answer) -> Response {
+        match result {
+            Ok(response) => response,
+            Err(Failure::Link(reason)) => {
+                tracing::info!(%reason, "link refused");
+                let status = match reason {
+                    TokenError::TooLong | TokenError::Malformed => StatusCode::BAD_REQUEST,
+                    TokenError::Expired => StatusCode::GONE,
+                    TokenError::UnknownKey
+                    | TokenError::BadSignature
+                    | TokenError::WrongPurpose => StatusCode::NOT_FOUND,
+                };
+                let page = InvalidLink {
+                    sender: &self.sender,
+                    expired: reason == TokenError::Expired,
+                };
+                self.page(status, "invalid_link", &page)
+            }
+            Err(Failure::Store(error)) => {
+                tracing::error!(%error, "database error answering a link");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Html(
+                        "<!doctype html><html lang=\"en-GB\"><title>Try again</title>\
+                         <p>Something went wrong and nothing was changed. Please try again in \
+                         a few minutes.",
+                    ),
+                )
+                    .into_response()
+            }
+        }
+    }
+}
+
+/// Shows what the button will do, and changes nothing: link scanners fetch this page.
+async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let result = async {
+        let id = state.verify(&token, Purpose::Unsubscribe)?;
+        Ok(match state.store.preferences(&id).await? {
+            Some(_) => state.sender_page("unsubscribe"),
+            None => state.sender_page("nothing_held"),
+        })
+    }
+    .await;
+    state.answer(result)
+}
+
+/// Unsubscribes at once. The body is RFC 8058's `List-Unsubscribe=One-Click` from a mail client
+/// or the page's own form; the signed token is what authorises it, so the body is not needed.
+async fn unsubscribe(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+) -> Response {
+    let result = async {
+        let id = state.verify(&token, Purpose::Unsubscribe)?;
+        let ip = peer.ip().to_string();
+        let request = Request {
+            source: UNSUBSCRIBE_SOURCE,
+            ip: Some(&ip),
+        };
+        Ok(
+            match state.store.unsubscribe_everything(&id, request).await? {
+                UnsubscribeOutcome::Unsubscribed => {
+                    state.metrics.unsubscribes.inc();
+                    tracing::info!(contact = %id, "unsubscribed");
+                    state.sender_page("unsubscribed")
+                }
+                UnsubscribeOutcome::AlreadyUnsubscribed => state.sender_page("unsubscribed"),
+                UnsubscribeOutcome::NotFound => state.sender_page("nothing_held"),
+            },
+        )
+    }
+    .await;
+    state.answer(result)
+}
+
+async fn preferences_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    let result = async {
+        let id = state.verify(&token, Purpose::Preferences)?;
+        Ok(match state.store.preferences(&id).await? {
+            Some(held) => state.preferences_page(StatusCode::OK, &held, false, None),
+            None => state.sender_page("nothing_held"),
+        })
+    }
+    .await;
+    state.answer(result)
+}
+
+/// The preference form's buttons.
+enum Action {
+    Save,
+    Unsubscribe,
+    Download,
+    Erase,
+    EraseConfirmed,
+    Cancel,
+}
+
+impl Action {
+    fn parse(value: Option<&str>) -> Option<Self> {
+        Some(match value.unwrap_or("save") {
+            "save" => Self::Save,
+            "unsubscribe" => Self::Unsubscribe,
+            "download" => Self::Download,
+            "erase" => Self::Erase,
+            "erase-confirmed" => Self::EraseConfirmed,
+            "cancel" => Self::Cancel,
+            _ => return None,
+        })
+    }
+}
+
+async fn preferences_action(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let result = async {
+        let id = state.verify(&token, Purpose::Preferences)?;
+        let Some(held) = state.store.preferences(&id).await? else {
+            return Ok(state.sender_page("nothing_held"));
+        };
+        let value = |name: &str| {
+            fields
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let ip = peer.ip().to_string();
+        let request = Request {
+            source: PREFERENCES_SOURCE,
+            ip: Some(&ip),
+        };
+        let Some(action) = Action::parse(value("action")) else {
+            return Ok(state.preferences_page(
+                StatusCode::BAD_REQUEST,
+                &held,
+                false,
+                Some("That button is not recognised; nothing was changed."),
+            ));
+        };
+        match action {
+            Action::Save => save(&state, &id, &held, &fields, request).await,
+            Action::Unsubscribe => {
+                if state.store.unsubscribe_everything(&id, request).await?
+                    == UnsubscribeOutcome::Unsubscribed
+                {
+                    state.metrics.unsubscribes.inc();
+                    tracing::info!(contact = %id, "unsubscribed");
+                }
+                Ok(state.sender_page("unsubscribed"))
+            }
+            Action::Download => {
+                let Some(export) = state.store.export_contact(&held.email).await? else {
+                    return Ok(state.sender_page("nothing_held"));
+                };
+                let json = serde_json::to_string_pretty(&export)
+                    .expect("the export is plain data and always serialises");
+                Ok((
+                    [
+                        (header::CONTENT_TYPE, "application/json; charset=utf-8"),
+                        (
+                            header::CONTENT_DISPOSITION,
+                            "attachment; filename=\"my-data.json\"",
+                        ),
+                    ],
+                    json,
+                )
+                    .into_response())
+            }
+            Action::Erase => Ok(state.sender_page("erase_confirm")),
+            Action::EraseConfirmed => {
+                state
+                    .store
+                    .erase_contact(&held.email, &Actor::Contact)
+                    .await?;
+                state.metrics.erasures.inc();
+                tracing::info!("a contact erased their data");
+                Ok(state.sender_page("erased"))
+            }
+            Action::Cancel => Ok(state.preferences_page(StatusCode::OK, &held, false, None)),
+        }
+    }
+    .await;
+    state.answer(result)
+}
+
+async fn save(
+    state: &AppState,
+    id: &PublicId,
+    held: &Preferences,
+    fields: &[(String, String)],
+    request: Request<'_>,
+) -> Answer {
+    let postcode = fields
+        .iter()
+        .find(|(key, _)| key == "postcode")
+        .map_or("", |(_, v)| v.trim());
+    let postcode = if postcode.is_empty() {
+        None
+    } else {
+        match Postcode::parse(postcode) {
+            Ok(postcode) => Some(postcode),
+            Err(_) => {
+                return Ok(state.preferences_page(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    held,
+                    false,
+                    Some(
+                        "That postcode is not one we recognise, so nothing was changed. \
+                          Check it, or leave it empty.",
+                    ),
+                ));
+            }
+        }
+    };
+    // Unknown slugs are ignored: only the topics shown can change.
+    let topics: BTreeSet<TopicSlug> = fields
+        .iter()
+        .filter(|(key, _)| key == "topic")
+        .filter_map(|(_, slug)| TopicSlug::parse(slug).ok())
+        .collect();
+    let update = PreferenceUpdate { topics, postcode };
+    match state.store.update_preferences(id, &update, request).await? {
+        UpdateOutcome::NotFound => Ok(state.sender_page("nothing_held")),
+        UpdateOutcome::GrantsRefused => Ok(state.preferences_page(
+            StatusCode::CONFLICT,
+            held,
+            false,
+            Some(
+                "You unsubscribed from all our emails, so topics cannot be turned back on \
+                  here. Sign up again on our website and we will ask you to confirm. Nothing \
+                  was changed.",
+            ),
+        )),
+        UpdateOutcome::Updated {
+            granted,
+            withdrawn,
+            postcode_changed,
+        } => {
+            if !granted.is_empty() || !withdrawn.is_empty() || postcode_changed {
+                state.metrics.preference_changes.inc();
+                tracing::info!(contact = %id, "preferences changed");
+            }
+            let Some(now_held) = state.store.preferences(id).await? else {
+                return Ok(state.sender_page("nothing_held"));
+            };
+            Ok(state.preferences_page(StatusCode::OK, &now_held, true, None))
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The public HTTP service: one-click unsubscribe, the preference centre, health and metrics.
+//!
+//! [`Application::build`] binds the listener and assembles the router, so that tests start the
+//! real service on port 0 and talk to it over HTTP. Request logs name the route pattern
+//! (`/u/{token}`), never the path: the token in it opens someone's preferences.
+
+mod links;
+mod ops;
+mod pages;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRef, MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::routing::get;
+use axum::{Router, middleware};
+use tokio::net::TcpListener;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use ops::Metrics;
+
+use crate::store::Store;
+use crate::token::SigningKeys;
+use pages::Pages;
+
+/// The largest request body taken: the preference form is a few hundred bytes.
+const BODY_LIMIT: usize = 16 * 1024;
+/// A request that takes longer is answered 408 and abandoned.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// Pages hold personal data and the forms act at once: no caching, no framing, no scripts.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    store: Store,
+    keys: Arc<SigningKeys>,
+    pages: Arc<Pages>,
+    metrics: Arc<Metrics>,
+    /// Who the emails come from, as the pages name them.
+    sender: Arc<str>,
+}
+
+impl FromRef<AppState> for Arc<Metrics> {
+    fn from_ref(state: &AppState) -> Self {
+        state.metrics.clone()
+    }
+}
+
+/// The service's settings, resolved by the caller.
+pub struct ServiceSettings {
+    pub store: Store,
+    pub keys: SigningKeys,
+    /// The sender's display name (or address) for the pages.
+    pub sender: String,
+    pub listen: SocketAddr,
+    pub metrics: Arc<Metrics>,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and builds the router.
+    pub async fn build(settings: ServiceSettings) -> std::io::Result<Self> {
+        let pages = Pages::new().map_err(std::io::Error::other)?;
+        let state = AppState {
+            store: settings.store,
+            keys: Arc::new(settings.keys),
+            pages: Arc::new(pages),
+            metrics: settings.metrics,
+            sender: settings.sender.into(),
+        };
+        let listener = TcpListener::bind(settings.listen).await?;
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let no_store = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+    };
+    Router::new()
+        .merge(links::router())
+        .route("/healthz", get(ops::healthz))
+        .route("/metrics", get(ops::metrics))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            ops::count_requests,
+        ))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str);
+                tracing::info_span!("request", method = %request.method(), route)
+            }),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(no_store(header::CACHE_CONTROL, "no-store"))
+        .layer(no_store(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(no_store(header::REFERRER_POLICY, "no-referrer"))
+        .layer(no_store(
+            header::CONTENT_SECURITY_POLICY,
+            CONTENT_SECURITY_POLICY,
+        ))
+        .with_state(state)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,60 @@
+//! The public pages, rendered on the server from `templates/pages/` (compiled into the binary).
+//! Handlebars escapes every `{{value}}`; no template uses the unescaped form.
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+/// Templates by name, each beside its source.
+const PAGES: &[(&str, &str)] = &[
+    ("layout", include_str!("../../templates/pages/layout.hbs")),
+    (
+        "unsubscribe",
+        include_str!("../../templates/pages/unsubscribe.hbs"),
+    ),
+    (
+        "unsubscribed",
+        include_str!("../../templates/pages/unsubscribed.hbs"),
+    ),
+    (
+        "nothing_held",
+        include_str!("../../templates/pages/nothing_held.hbs"),
+    ),
+    (
+        "invalid_link",
+        include_str!("../../templates/pages/invalid_link.hbs"),
+    ),
+    (
+        "preferences",
+        include_str!("../../templates/pages/preferences.hbs"),
+    ),
+    (
+        "erase_confirm",
+        include_str!("../../templates/pages/erase_confirm.hbs"),
+    ),
+    ("erased", include_str!("../../templates/pages/erased.hbs")),
+];
+
+pub struct Pages {
+    registry: Handlebars<'static>,
+}
+
+impl Pages {
+    pub fn new() -> Result<Self, Box<handlebars::TemplateError>> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(false);
+        for (name, source) in PAGES {
+            registry.register_template_string(name, source)?;
+        }
+        Ok(Self { registry })
+    }
+
+    /// Renders a page. The data is this module's own structs, so a failure is a bug in a
+    /// template; it is logged and a plain message shown.
+    pub fn render(&self, name: &str, data: &impl Serialize) -> String {
+        self.registry.render(name, data).unwrap_or_else(|error| {
+            tracing::error!(%error, page = name, "rendering a page");
+            "<!doctype html><html lang=\"en-GB\"><title>Error</title><p>Something went wrong."
+                .to_owned()
+        })
+    }
+}

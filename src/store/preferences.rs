@@ -1,0 +1,337 @@
+//! What a person does through the signed links in their emails: see their preferences, change
+//! them, unsubscribe from everything. The contact is named by its public id, as in the link.
+
+use std::collections::BTreeSet;
+
+use super::{BeginWrite, Result, Store, insert_audit, now, on_pool};
+use crate::domain::{Actor, Email, Postcode, PublicId, SuppressionReason, TopicSlug};
+
+/// What the preference centre shows.
+#[derive(Debug, Clone)]
+pub struct Preferences {
+    pub public_id: PublicId,
+    pub email: Email,
+    pub name: Option<String>,
+    pub postcode: Option<String>,
+    /// The constituency's name (or code, when the directory has no name), from the postcode.
+    pub constituency: Option<String>,
+    pub suppressed: Option<SuppressionReason>,
+    /// Every topic, with whether the person hears about it now.
+    pub topics: Vec<TopicChoice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicChoice {
+    pub slug: TopicSlug,
+    pub name: String,
+    pub subscribed: bool,
+}
+
+/// A change asked for in the preference centre.
+#[derive(Debug, Clone)]
+pub struct PreferenceUpdate {
+    /// The topics the person wants; every other topic is withdrawn.
+    pub topics: BTreeSet<TopicSlug>,
+    /// The postcode they gave; `None` removes it.
+    pub postcode: Option<Postcode>,
+}
+
+/// Where a change came from, for the ledger and the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// The consent ledger's source: `unsubscribe-link`, `preference-centre`.
+    pub source: &'a str,
+    pub ip: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Updated {
+        granted: Vec<TopicSlug>,
+        withdrawn: Vec<TopicSlug>,
+        postcode_changed: bool,
+    },
+    /// The address is suppressed: topics can be withdrawn but not granted here; the person
+    /// signs up again to hear from the party (issue: double opt-in).
+    GrantsRefused,
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsubscribeOutcome {
+    Unsubscribed,
+    /// Nothing left to change: repeating an unsubscribe is harmless.
+    AlreadyUnsubscribed,
+    /// No contact has that id: erased, or never held.
+    NotFound,
+}
+
+#[derive(sqlx::FromRow)]
+struct PreferencesRow {
+    id: i64,
+    email: String,
+    name: Option<String>,
+    postcode: Option<String>,
+    constituency: Option<String>,
+    suppressed: Option<String>,
+}
+
+/// Appends a withdrawal for every topic whose consent in force is not already a withdrawal.
+const WITHDRAW_EVERYTHING: &str = "\
+    INSERT INTO consent_ledger (contact_id, topic_id, channel, granted, source, at, ip, recorded_at) \
+    SELECT $1, t.id, 'email', FALSE, $2, $3, $4, $3 FROM topics t \
+    WHERE NOT EXISTS (SELECT 1 FROM current_consent cc \
+                      WHERE cc.contact_id = $1 AND cc.topic_id = t.id AND cc.channel = 'email' \
+                        AND NOT cc.granted)";
+
+const SUPPRESS_UNSUBSCRIBED: &str = "\
+    INSERT INTO suppressions (email_hash, reason, created_at, updated_at) \
+    VALUES ($1, 'unsubscribed', $2, $2) \
+    ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason, \
+        updated_at = excluded.updated_at \
+    WHERE suppressions.reason NOT IN ('erased', 'unsubscribed')";
+
+impl Store {
+    pub async fn preferences(&self, id: &PublicId) -> Result<Option<Preferences>> {
+        let found = on_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            let row: Option<PreferencesRow> = sqlx::query_as(
+                "SELECT c.id, c.email, c.name, c.postcode, \
+                        COALESCE(k.name, p.constituency_code) AS constituency, \
+                        s.reason AS suppressed \
+                 FROM contacts c \
+                 LEFT JOIN postcodes p ON p.postcode = c.postcode \
+                 LEFT JOIN constituencies k ON k.code = p.constituency_code \
+                 LEFT JOIN suppressions s ON s.email_hash = c.email_hash \
+                 WHERE c.public_id = $1",
+            )
+            .bind(id.to_string())
+            .fetch_optional(&mut *conn)
+            .await?;
+            match row {
+                None => None,
+                Some(row) => {
+                    let topics: Vec<(String, String, bool)> = sqlx::query_as(
+                        "SELECT t.slug, t.name, COALESCE(cc.granted, FALSE) \
+                         FROM topics t \
+                         LEFT JOIN current_consent cc ON cc.topic_id = t.id \
+                              AND cc.contact_id = $1 AND cc.channel = 'email' \
+                         ORDER BY t.id",
+                    )
+                    .bind(row.id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    Some((row, topics))
+                }
+            }
+        });
+        let Some((row, topics)) = found else {
+            return Ok(None);
+        };
+        let decode = |what: &str, e: String| sqlx::Error::Decode(format!("{what}: {e}").into());
+        let suppressed = row
+            .suppressed
+            .map(|r| r.parse::<SuppressionReason>())
+            .transpose()
+            .map_err(|e| decode("suppression reason", e))?;
+        let topics = topics
+            .into_iter()
+            .map(|(slug, name, subscribed)| {
+                Ok(TopicChoice {
+                    slug: TopicSlug::parse(&slug).map_err(|e| decode("topic", e.to_string()))?,
+                    name,
+                    subscribed,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+        Ok(Some(Preferences {
+            public_id: *id,
+            email: Email::parse(&row.email).map_err(|e| decode("email", e.to_string()))?,
+            name: row.name,
+            postcode: row.postcode,
+            constituency: row.constituency,
+            suppressed,
+            topics,
+        }))
+    }
+
+    /// Withdraws consent for every topic and suppresses the address, at once and for good: an
+    /// import never resubscribes it.
+    pub async fn unsubscribe_everything(
+        &self,
+        id: &PublicId,
+        request: Request<'_>,
+    ) -> Result<UnsubscribeOutcome> {
+        let now = now();
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let contact: Option<(i64, String)> =
+                sqlx::query_as("SELECT id, email_hash FROM contacts WHERE public_id = $1")
+                    .bind(id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            match contact {
+                None => UnsubscribeOutcome::NotFound,
+                Some((contact_id, hash)) => {
+                    let withdrawn = sqlx::query(WITHDRAW_EVERYTHING)
+                        .bind(contact_id)
+                        .bind(request.source)
+                        .bind(now)
+                        .bind(request.ip)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    let suppressed = sqlx::query(SUPPRESS_UNSUBSCRIBED)
+                        .bind(&hash)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    if withdrawn + suppressed == 0 {
+                        UnsubscribeOutcome::AlreadyUnsubscribed
+                    } else {
+                        insert_audit!(&mut *tx, actor: Actor::Contact,
+                            action: "contact.unsubscribed", contact: Some(contact_id),
+                            detail: Some(format!("via {}", request.source)), ip: request.ip)?;
+                        tx.commit().await?;
+                        UnsubscribeOutcome::Unsubscribed
+                    }
+                }
+            }
+        });
+        Ok(outcome)
+    }
+
+    /// Applies the preference centre's form: grants and withdrawals in the ledger, the new
+    /// postcode (the constituency follows from it), one audit entry. Nothing changes when a grant
+    /// is asked for on a suppressed address.
+    pub async fn update_preferences(
+        &self,
+        id: &PublicId,
+        update: &PreferenceUpdate,
+        request: Request<'_>,
+    ) -> Result<UpdateOutcome> {
+        let now = now();
+        let postcode = update.postcode.as_ref().map(Postcode::as_str);
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let contact: Option<(i64, bool)> = sqlx::query_as(
+                "SELECT c.id, s.email_hash IS NOT NULL FROM contacts c \
+                 LEFT JOIN suppressions s ON s.email_hash = c.email_hash \
+                 WHERE c.public_id = $1",
+            )
+            .bind(id.to_string())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((contact_id, suppressed)) = contact else {
+                return Ok(UpdateOutcome::NotFound);
+            };
+            let current: Vec<(i64, String, bool)> = sqlx::query_as(
+                "SELECT t.id, t.slug, COALESCE(cc.granted, FALSE) FROM topics t \
+                 LEFT JOIN current_consent cc ON cc.topic_id = t.id \
+                      AND cc.contact_id = $1 AND cc.channel = 'email' \
+                 ORDER BY t.id",
+            )
+            .bind(contact_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut granted = Vec::new();
+            let mut withdrawn = Vec::new();
+            for (topic_id, slug, subscribed) in current {
+                let Ok(slug) = TopicSlug::parse(&slug) else {
+                    continue;
+                };
+                let wanted = update.topics.contains(&slug);
+                if wanted == subscribed {
+                    continue;
+                }
+                sqlx::query(
+                    "INSERT INTO consent_ledger \
+                         (contact_id, topic_id, channel, granted, source, at, ip, recorded_at) \
+                     VALUES ($1, $2, 'email', $3, $4, $5, $6, $5)",
+                )
+                .bind(contact_id)
+                .bind(topic_id)
+                .bind(wanted)
+                .bind(request.source)
+                .bind(now)
+                .bind(request.ip)
+                .execute(&mut *tx)
+                .await?;
+                if wanted {
+                    granted.push(slug);
+                } else {
+                    withdrawn.push(slug);
+                }
+            }
+            if suppressed && !granted.is_empty() {
+                // Dropping the transaction rolls back the withdrawals too: nothing changes.
+                return Ok(UpdateOutcome::GrantsRefused);
+            }
+            let postcode_changed = sqlx::query(
+                "UPDATE contacts SET postcode = $2, updated_at = $3 \
+                 WHERE id = $1 AND postcode IS DISTINCT FROM $2",
+            )
+            .bind(contact_id)
+            .bind(postcode)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if !granted.is_empty() || !withdrawn.is_empty() || postcode_changed {
+                let mut detail = Vec::new();
+                if !granted.is_empty() {
+                    detail.push(format!("granted {}", join(&granted)));
+                }
+                if !withdrawn.is_empty() {
+                    detail.push(format!("withdrawn {}", join(&withdrawn)));
+                }
+                if postcode_changed {
+                    detail.push("postcode changed".to_owned());
+                }
+                insert_audit!(&mut *tx, actor: Actor::Contact, action: "preferences.updated",
+                    contact: Some(contact_id), detail: Some(detail.join("; ")), ip: request.ip)?;
+                tx.commit().await?;
+            }
+            UpdateOutcome::Updated {
+                granted,
+                withdrawn,
+                postcode_changed,
+            }
+        });
+        Ok(outcome)
+    }
+
+    /// The value of a setting, storing `value` first if there is none. Returns the value in
+    /// force and whether it is the one just stored.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<(String, bool)> {
+        let held = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            let held: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            (held, inserted)
+        });
+        Ok(held)
+    }
+}
+
+fn join(topics: &[TopicSlug]) -> String {
+    topics
+        .iter()
+        .map(TopicSlug::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

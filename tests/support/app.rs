@@ -1,0 +1,136 @@
+//! The real HTTP service on a free port, over a test store, with people in it.
+
+use std::sync::Arc;
+
+use canvass::domain::Actor;
+use canvass::domain::{ContactExport, Email, PublicId};
+use canvass::http::{Application, Metrics, ServiceSettings};
+use canvass::import::{import_contacts, import_directory};
+use canvass::token::{Purpose, SigningKeys};
+use tokio::sync::oneshot;
+
+use super::{Recorded, TestStore};
+
+pub const KEY_1: &str = "k1:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
+pub const KEY_2: &str = "k2:YW5vdGhlci1zZWNyZXQtYW5vdGhlci1zZWNyZXQ=";
+
+/// A running service. Dropping it stops the server.
+pub struct TestApp {
+    pub db: TestStore,
+    pub base: String,
+    pub keys: SigningKeys,
+    pub client: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Starts the service with `keys` (`kid:secret,...`) over the store, after loading the
+    /// sample directory and `contacts` (a contacts CSV).
+    pub async fn start(db: TestStore, keys: &str, contacts: &str) -> Self {
+        let mut report = Recorded::default();
+        import_directory(
+            &db.store,
+            &super::example("postcodes.csv"),
+            &Actor::Operator,
+            &mut report,
+        )
+        .await
+        .unwrap();
+        let file = db.file("contacts.csv", contacts);
+        import_contacts(&db.store, &file, "test", &mut report)
+            .await
+            .unwrap();
+        assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+        Self::serve(db, keys).await
+    }
+
+    /// Starts the service over the store as it is.
+    pub async fn serve(db: TestStore, keys: &str) -> Self {
+        let keys: SigningKeys = keys.parse().unwrap();
+        let app = Application::build(ServiceSettings {
+            store: db.store.clone(),
+            keys: keys.clone(),
+            sender: "Hertford & <Stortford> Labour".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            metrics: Arc::new(Metrics::new()),
+        })
+        .await
+        .unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let (stop, stopped) = oneshot::channel();
+        let server = tokio::spawn(async move {
+            app.run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            db,
+            base,
+            keys,
+            client,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// The public id of the contact with this address.
+    pub async fn public_id(&self, email: &str) -> PublicId {
+        self.export(email).await.public_id
+    }
+
+    /// Everything held on the person (who must be held).
+    pub async fn export(&self, email: &str) -> ContactExport {
+        self.db
+            .store
+            .export_contact(&Email::parse(email).unwrap())
+            .await
+            .unwrap()
+            .expect("the contact is held")
+    }
+
+    pub async fn link(&self, purpose: Purpose, email: &str) -> String {
+        let id = self.public_id(email).await;
+        let path = match purpose {
+            Purpose::Unsubscribe => "u",
+            Purpose::Preferences => "p",
+        };
+        format!(
+            "{}/{path}/{}",
+            self.base,
+            self.keys.sign(purpose, &id).as_str()
+        )
+    }
+
+    /// Tells the server to stop; the handle completes once the requests in flight are answered.
+    pub fn begin_stop(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.server.take().expect("the server is running")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The topics the person hears about now, in topic order.
+pub fn granted(export: &ContactExport) -> Vec<&str> {
+    export
+        .consents
+        .iter()
+        .filter(|c| c.granted)
+        .map(|c| c.topic.as_str())
+        .collect()
+}
