@@ -25,7 +25,7 @@ work=$(mktemp -d)
 server=
 cleanup() {
     [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    rm -rf "$work"
+    [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "$work"
 }
 trap cleanup EXIT
 
@@ -51,20 +51,31 @@ for line in sys.stdin:
 }
 
 cat >"$work/one_click.lua" <<'LUA'
-local tokens, i = {}, 0
-for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+-- Each wrk thread has its own Lua state: thread k of n takes tokens k+1, k+1+n, ... so that no
+-- two requests name the same person.
+local threads = {}
+function setup(thread)
+    thread:set("id", #threads)
+    table.insert(threads, thread)
+end
+function init(args)
+    tokens, step, i = {}, tonumber(os.getenv("THREADS")), id
+    for line in io.lines(os.getenv("TOKENS")) do tokens[#tokens + 1] = line end
+end
 wrk.method = "POST"
 wrk.body = "List-Unsubscribe=One-Click"
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 request = function()
-    i = i + 1
-    return wrk.format(nil, "/u/" .. tokens[(i - 1) % #tokens + 1])
+    local token = tokens[i % #tokens + 1]
+    i = i + step
+    return wrk.format(nil, "/u/" .. token)
 end
 LUA
 
 # Runs wrk; prints requests/s.
+threads=2
 rate() {
-    wrk -t2 -c"$connections" -d"${seconds}s" "$@" | tee -a "$work/wrk.log" |
+    wrk -t"$threads" -c"$connections" -d"${seconds}s" "$@" | tee -a "$work/wrk.log" |
         awk '/Requests\/sec/ { print $2 }'
 }
 
@@ -86,7 +97,7 @@ bench_backend() { # name url
     done
     local health one_click
     health=$(rate "http://$CANVASS_LISTEN/healthz")
-    one_click=$(TOKENS=$work/tokens rate -s "$work/one_click.lua" "http://$CANVASS_LISTEN")
+    one_click=$(THREADS=$threads TOKENS=$work/tokens rate -s "$work/one_click.lua" "http://$CANVASS_LISTEN")
     kill "$server"
     wait "$server" || true
     server=

@@ -4,13 +4,17 @@
 
 mod support;
 
-use canvass::domain::{Actor, Email, SuppressionReason, Topic, TopicSlug};
+use canvass::domain::{Actor, Email, PublicId, SuppressionReason, Topic, TopicSlug};
 use canvass::import::{import_contacts, import_directory};
-use canvass::store::{ConsentChange, ErasureOutcome, RestrictionOutcome, StoreError};
+use canvass::store::{
+    ConsentChange, ErasureOutcome, RestrictionOutcome, StoreError, UnsubscribeOutcome,
+    UnsubscribeRequest,
+};
 use chrono::{TimeZone, Utc};
 use support::{Recorded, TestStore, on_both_backends};
 
 on_both_backends!(
+    a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once,
     migrating_twice_is_harmless_and_creates_the_default_topics,
     adding_a_topic_twice_is_refused,
     import_lands_the_good_rows_and_names_each_bad_one_by_line,
@@ -638,4 +642,93 @@ async fn the_consent_ledger_refuses_updates(db: TestStore) {
     };
     let error = result.expect_err("the ledger took an update").to_string();
     assert!(error.contains("append-only"), "{error}");
+}
+
+async fn a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once(db: TestStore) {
+    use UnsubscribeOutcome::{AlreadyUnsubscribed, NotFound, Unsubscribed};
+    let csv = format!(
+        "{HEADER}\
+         a@example.org,A,,,,news;events,2026-01-01T00:00:00Z,form\n\
+         b@example.org,B,,,,campaigns,2026-01-01T00:00:00Z,form\n\
+         c@example.org,C,,,,news,2026-01-01T00:00:00Z,form\n"
+    );
+    import(&db, &csv).await;
+    let mut ids = Vec::new();
+    for address in ["a@example.org", "b@example.org", "c@example.org"] {
+        let export = db.store.export_contact(&email(address)).await.unwrap();
+        ids.push(export.unwrap().public_id);
+    }
+    let (a, b, c) = (ids[0], ids[1], ids[2]);
+    let request = |contact, ip: &str| UnsubscribeRequest {
+        contact,
+        source: "unsubscribe-link",
+        ip: Some(ip.to_owned()),
+    };
+    let first = [request(c, "192.0.2.3")];
+    assert_eq!(db.store.unsubscribe(&first).await.unwrap(), [Unsubscribed]);
+
+    let batch = [
+        request(a, "192.0.2.1"),
+        request(PublicId::random(), "192.0.2.9"),
+        request(a, "192.0.2.1"),
+        request(b, "192.0.2.2"),
+        request(c, "192.0.2.3"),
+    ];
+    let outcomes = db.store.unsubscribe(&batch).await.unwrap();
+
+    assert_eq!(
+        outcomes,
+        [
+            Unsubscribed,
+            NotFound,
+            Unsubscribed,
+            Unsubscribed,
+            AlreadyUnsubscribed
+        ]
+    );
+    for (address, ip) in [
+        ("a@example.org", "192.0.2.1"),
+        ("b@example.org", "192.0.2.2"),
+    ] {
+        let export = db
+            .store
+            .export_contact(&email(address))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            export.consents.len(),
+            4,
+            "{address}: every topic has an entry"
+        );
+        assert!(export.consents.iter().all(|c| !c.granted), "{address}");
+        let withdrawals: Vec<_> = export
+            .consent_history
+            .iter()
+            .filter(|e| !e.granted)
+            .collect();
+        assert_eq!(
+            withdrawals.len(),
+            4,
+            "{address}: one withdrawal per topic, not two"
+        );
+        assert!(withdrawals.iter().all(|e| e.ip.as_deref() == Some(ip)));
+        assert_eq!(
+            export.suppression.unwrap().reason,
+            SuppressionReason::Unsubscribed
+        );
+        let audits = export
+            .audit
+            .iter()
+            .filter(|a| a.action == "contact.unsubscribed")
+            .count();
+        assert_eq!(audits, 1, "{address}");
+    }
+    let before = db.dump().await;
+    let repeated = [request(a, "192.0.2.1"), request(b, "192.0.2.2")];
+    assert_eq!(
+        db.store.unsubscribe(&repeated).await.unwrap(),
+        [AlreadyUnsubscribed, AlreadyUnsubscribed]
+    );
+    assert_eq!(db.dump().await, before, "repeating it changes nothing");
 }

@@ -16,7 +16,8 @@ use serde::Serialize;
 use super::AppState;
 use crate::domain::{Actor, Postcode, PublicId, TopicSlug};
 use crate::store::{
-    PreferenceUpdate, Preferences, Request, StoreError, UnsubscribeOutcome, UpdateOutcome,
+    PreferenceUpdate, Preferences, Request, StoreError, UnsubscribeOutcome, UnsubscribeRequest,
+    UpdateOutcome,
 };
 use crate::token::{Purpose, TokenError};
 
@@ -184,22 +185,20 @@ async fn unsubscribe(
 ) -> Response {
     let result = async {
         let id = state.verify(&token, Purpose::Unsubscribe)?;
-        let ip = peer.ip().to_string();
-        let request = Request {
+        let request = UnsubscribeRequest {
+            contact: id,
             source: UNSUBSCRIBE_SOURCE,
-            ip: Some(&ip),
+            ip: Some(peer.ip().to_string()),
         };
-        Ok(
-            match state.store.unsubscribe_everything(&id, request).await? {
-                UnsubscribeOutcome::Unsubscribed => {
-                    state.metrics.unsubscribes.inc();
-                    tracing::info!(contact = %id, "unsubscribed");
-                    state.sender_page("unsubscribed")
-                }
-                UnsubscribeOutcome::AlreadyUnsubscribed => state.sender_page("unsubscribed"),
-                UnsubscribeOutcome::NotFound => state.sender_page("nothing_held"),
-            },
-        )
+        Ok(match state.unsubscriber.unsubscribe(request).await? {
+            UnsubscribeOutcome::Unsubscribed => {
+                state.metrics.unsubscribes.inc();
+                tracing::info!(contact = %id, "unsubscribed");
+                state.sender_page("unsubscribed")
+            }
+            UnsubscribeOutcome::AlreadyUnsubscribed => state.sender_page("unsubscribed"),
+            UnsubscribeOutcome::NotFound => state.sender_page("nothing_held"),
+        })
     }
     .await;
     state.answer(result)
@@ -274,7 +273,12 @@ async fn preferences_action(
         match action {
             Action::Save => save(&state, &id, &held, &fields, request).await,
             Action::Unsubscribe => {
-                if state.store.unsubscribe_everything(&id, request).await?
+                let request = UnsubscribeRequest {
+                    contact: id,
+                    source: PREFERENCES_SOURCE,
+                    ip: Some(ip.clone()),
+                };
+                if state.unsubscriber.unsubscribe(request).await?
                     == UnsubscribeOutcome::Unsubscribed
                 {
                     state.metrics.unsubscribes.inc();

@@ -7,6 +7,7 @@
 mod links;
 mod ops;
 mod pages;
+mod unsubscriber;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ pub use ops::Metrics;
 use crate::store::Store;
 use crate::token::SigningKeys;
 use pages::Pages;
+use unsubscriber::Unsubscriber;
 
 /// The largest request body taken: the preference form is a few hundred bytes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -44,6 +46,7 @@ pub struct AppState {
     keys: Arc<SigningKeys>,
     pages: Arc<Pages>,
     metrics: Arc<Metrics>,
+    unsubscriber: Unsubscriber,
     /// Who the emails come from, as the pages name them.
     sender: Arc<str>,
 }
@@ -74,6 +77,7 @@ impl Application {
     pub async fn build(settings: ServiceSettings) -> std::io::Result<Self> {
         let pages = Pages::new().map_err(std::io::Error::other)?;
         let state = AppState {
+            unsubscriber: Unsubscriber::start(settings.store.clone()),
             store: settings.store,
             keys: Arc::new(settings.keys),
             pages: Arc::new(pages),

@@ -5,9 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
+use sqlx::{Postgres, QueryBuilder, Sqlite};
 
-use super::{BeginWrite, MAX_BIND_PARAMETERS, Result, Store, insert_audit, on_pool};
+use super::{
+    BeginWrite, MAX_BIND_PARAMETERS, Result, Store, WriteTransaction, insert_audit, on_pool,
+};
 use crate::domain::{Actor, ConstituencyCode, Postcode};
 
 /// One line of the directory.
@@ -27,8 +29,8 @@ pub struct PostcodeLookup {
 /// A directory replacement under way. Nothing is visible until [`DirectoryImport::commit`];
 /// dropping it abandons the import and leaves the old directory in place.
 pub enum DirectoryImport {
-    Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
+    Sqlite(WriteTransaction<Sqlite>),
+    Postgres(WriteTransaction<Postgres>),
 }
 
 macro_rules! on_transaction {

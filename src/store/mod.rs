@@ -12,8 +12,12 @@ mod directory;
 mod preferences;
 mod topics;
 
+use std::collections::HashMap;
 use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -22,12 +26,14 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Postgres, Sqlite, Transaction};
+use tokio::sync::OwnedMutexGuard;
 
 pub use consent::ConsentChange;
 pub use contacts::{ContactImportOutcome, ErasureOutcome, RestrictionOutcome};
 pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};
 pub use preferences::{
-    PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome, UpdateOutcome,
+    MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,
+    UnsubscribeRequest, UpdateOutcome,
 };
 
 /// Where the data lives.
@@ -87,6 +93,10 @@ pub enum StoreError {
     TopicExists(String),
     #[error("the database schema is older than this canvass; run `canvass migrate`")]
     NotMigrated,
+    #[error("the store has shut down")]
+    Closed,
+    #[error("the database failed; nothing was changed")]
+    Unavailable,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -164,6 +174,9 @@ impl Store {
                     .pragma("cache_size", "-16384");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
+                    // A connection to a local file does not go stale; checking it before each
+                    // use is a round trip to its thread for nothing.
+                    .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
                 Ok(Self::Sqlite(pool))
@@ -238,22 +251,77 @@ impl Store {
 /// Starting a transaction that will write. SQLite must take its write lock at `BEGIN`: a
 /// transaction that reads first and upgrades later can fail at once with "database is locked"
 /// instead of waiting its turn.
+///
+/// SQLite has one writer per database file. Left to the engine, connections that find the lock
+/// taken sleep in its busy handler (1, 2, 5, 10... ms) and retry, so that under concurrent
+/// requests most of the time goes in sleeping. Writers in this process queue on an async lock
+/// per file instead and each starts the moment the previous one commits; other processes (an
+/// import running beside the server) still meet SQLite's busy timeout.
 trait BeginWrite {
     type Db: sqlx::Database;
-    async fn begin_write(&self) -> Result<Transaction<'static, Self::Db>, sqlx::Error>;
+    async fn begin_write(&self) -> Result<WriteTransaction<Self::Db>, sqlx::Error>;
 }
+
+/// A transaction that writes. It dereferences to the connection, as sqlx's `Transaction` does.
+pub struct WriteTransaction<DB: sqlx::Database> {
+    tx: Transaction<'static, DB>,
+    /// SQLite: this process's turn to write, held until commit or rollback.
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl<DB: sqlx::Database> WriteTransaction<DB> {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+impl<DB: sqlx::Database> Deref for WriteTransaction<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> DerefMut for WriteTransaction<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
+
+/// The write turn for each SQLite file this process has open.
+static SQLITE_WRITERS: LazyLock<std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Default::default);
+
+/// How long a writer waits for its turn, as long as SQLite's own busy timeout.
+const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl BeginWrite for SqlitePool {
     type Db = Sqlite;
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.begin_with("BEGIN IMMEDIATE").await
+    async fn begin_write(&self) -> Result<WriteTransaction<Sqlite>, sqlx::Error> {
+        let file = self.connect_options().get_filename().to_owned();
+        let turn = SQLITE_WRITERS
+            .lock()
+            .expect("the writers map is never left half-updated")
+            .entry(file)
+            .or_default()
+            .clone();
+        let turn = tokio::time::timeout(WRITE_TURN_TIMEOUT, turn.lock_owned())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        Ok(WriteTransaction {
+            tx: self.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: Some(turn),
+        })
     }
 }
 
 impl BeginWrite for PgPool {
     type Db = Postgres;
-    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.begin().await
+    async fn begin_write(&self) -> Result<WriteTransaction<Postgres>, sqlx::Error> {
+        Ok(WriteTransaction {
+            tx: self.begin().await?,
+            _turn: None,
+        })
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use sqlx::QueryBuilder;
+
 use super::{BeginWrite, Result, Store, insert_audit, now, on_pool};
 use crate::domain::{Actor, Email, Postcode, PublicId, SuppressionReason, TopicSlug};
 
@@ -76,20 +78,18 @@ struct PreferencesRow {
     suppressed: Option<String>,
 }
 
-/// Appends a withdrawal for every topic whose consent in force is not already a withdrawal.
-const WITHDRAW_EVERYTHING: &str = "\
-    INSERT INTO consent_ledger (contact_id, topic_id, channel, granted, source, at, ip, recorded_at) \
-    SELECT $1, t.id, 'email', FALSE, $2, $3, $4, $3 FROM topics t \
-    WHERE NOT EXISTS (SELECT 1 FROM current_consent cc \
-                      WHERE cc.contact_id = $1 AND cc.topic_id = t.id AND cc.channel = 'email' \
-                        AND NOT cc.granted)";
+/// One person's request to hear nothing more.
+#[derive(Debug, Clone)]
+pub struct UnsubscribeRequest {
+    pub contact: PublicId,
+    /// The consent ledger's source: `unsubscribe-link`, `preference-centre`.
+    pub source: &'static str,
+    pub ip: Option<String>,
+}
 
-const SUPPRESS_UNSUBSCRIBED: &str = "\
-    INSERT INTO suppressions (email_hash, reason, created_at, updated_at) \
-    VALUES ($1, 'unsubscribed', $2, $2) \
-    ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason, \
-        updated_at = excluded.updated_at \
-    WHERE suppressions.reason NOT IN ('erased', 'unsubscribed')";
+/// The most requests applied in one transaction: four bind parameters each, well inside both
+/// engines' limits.
+pub const MAX_UNSUBSCRIBE_BATCH: usize = 1_000;
 
 impl Store {
     pub async fn preferences(&self, id: &PublicId) -> Result<Option<Preferences>> {
@@ -155,51 +155,125 @@ impl Store {
         }))
     }
 
-    /// Withdraws consent for every topic and suppresses the address, at once and for good: an
-    /// import never resubscribes it.
-    pub async fn unsubscribe_everything(
+    /// Withdraws consent for every topic and suppresses the address of each person, at once and
+    /// for good: an import never resubscribes them. The requests are applied together, set by
+    /// set, in one transaction (concurrent one-click requests share its commit); the answer
+    /// holds one outcome per request, in order.
+    pub async fn unsubscribe(
         &self,
-        id: &PublicId,
-        request: Request<'_>,
-    ) -> Result<UnsubscribeOutcome> {
+        requests: &[UnsubscribeRequest],
+    ) -> Result<Vec<UnsubscribeOutcome>> {
+        assert!(requests.len() <= MAX_UNSUBSCRIBE_BATCH, "batch too large");
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = now();
-        let outcome = on_pool!(self, |pool| {
+        let public_ids: Vec<String> = requests.iter().map(|r| r.contact.to_string()).collect();
+        let held = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let contact: Option<(i64, String)> =
-                sqlx::query_as("SELECT id, email_hash FROM contacts WHERE public_id = $1")
-                    .bind(id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            match contact {
-                None => UnsubscribeOutcome::NotFound,
-                Some((contact_id, hash)) => {
-                    let withdrawn = sqlx::query(WITHDRAW_EVERYTHING)
-                        .bind(contact_id)
-                        .bind(request.source)
-                        .bind(now)
-                        .bind(request.ip)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    let suppressed = sqlx::query(SUPPRESS_UNSUBSCRIBED)
-                        .bind(&hash)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    if withdrawn + suppressed == 0 {
-                        UnsubscribeOutcome::AlreadyUnsubscribed
-                    } else {
-                        insert_audit!(&mut *tx, actor: Actor::Contact,
-                            action: "contact.unsubscribed", contact: Some(contact_id),
-                            detail: Some(format!("via {}", request.source)), ip: request.ip)?;
-                        tx.commit().await?;
-                        UnsubscribeOutcome::Unsubscribed
-                    }
+            // One row per person held, saying whether anything is left to do for them.
+            let mut find = QueryBuilder::new(
+                "SELECT c.public_id, c.id, \
+                    (EXISTS (SELECT 1 FROM topics t WHERE COALESCE(\
+                        (SELECT l.granted FROM consent_ledger l \
+                         WHERE l.contact_id = c.id AND l.topic_id = t.id AND l.channel = 'email' \
+                         ORDER BY l.at DESC, l.id DESC LIMIT 1), TRUE)) \
+                     OR NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash \
+                                    AND s.reason IN ('erased', 'unsubscribed'))) AS pending \
+                 FROM contacts c WHERE c.public_id IN (",
+            );
+            let mut ids = find.separated(", ");
+            for public_id in &public_ids {
+                ids.push_bind(public_id);
+            }
+            find.push(")");
+            let held: Vec<(String, i64, bool)> = find
+                .build_query_as()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
+            // Each person with something to do, once, with the first request's evidence.
+            let mut pending: Vec<(i64, &UnsubscribeRequest)> = Vec::new();
+            for (request, public_id) in requests.iter().zip(&public_ids) {
+                let found = held.iter().find(|(held_id, _, _)| held_id == public_id);
+                if let Some(&(_, id, true)) = found
+                    && !pending.iter().any(|&(seen, _)| seen == id)
+                {
+                    pending.push((id, request));
                 }
             }
+            if !pending.is_empty() {
+                let mut withdraw = QueryBuilder::new(
+                    "INSERT INTO consent_ledger \
+                         (contact_id, topic_id, channel, granted, source, at, ip, recorded_at) \
+                     SELECT p.column1, t.id, 'email', FALSE, p.column2, ",
+                );
+                withdraw
+                    .push_bind(now)
+                    .push(", p.column3, ")
+                    .push_bind(now)
+                    .push(" FROM (");
+                withdraw.push_values(&pending, |mut row, &(id, request)| {
+                    row.push_bind(id)
+                        .push_bind(request.source)
+                        .push_bind(request.ip.as_deref());
+                });
+                // Unless the latest entry for the topic is already a withdrawal.
+                withdraw.push(
+                    ") AS p CROSS JOIN topics t \
+                     WHERE COALESCE((SELECT l.granted FROM consent_ledger l \
+                                     WHERE l.contact_id = p.column1 AND l.topic_id = t.id \
+                                       AND l.channel = 'email' \
+                                     ORDER BY l.at DESC, l.id DESC LIMIT 1), TRUE)",
+                );
+                withdraw.build().persistent(false).execute(&mut *tx).await?;
+
+                let mut suppress = QueryBuilder::new(
+                    "INSERT INTO suppressions (email_hash, reason, created_at, updated_at) \
+                     SELECT email_hash, 'unsubscribed', ",
+                );
+                suppress
+                    .push_bind(now)
+                    .push(", ")
+                    .push_bind(now)
+                    .push(" FROM contacts WHERE id IN (");
+                let mut ids = suppress.separated(", ");
+                for &(id, _) in &pending {
+                    ids.push_bind(id);
+                }
+                suppress.push(
+                    ") ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason, \
+                         updated_at = excluded.updated_at \
+                     WHERE suppressions.reason NOT IN ('erased', 'unsubscribed')",
+                );
+                suppress.build().persistent(false).execute(&mut *tx).await?;
+
+                let mut audit = QueryBuilder::new(
+                    "INSERT INTO audit_log (at, actor, action, contact_id, detail, ip) ",
+                );
+                audit.push_values(&pending, |mut row, &(id, request)| {
+                    row.push_bind(now)
+                        .push_bind(Actor::Contact.to_string())
+                        .push_bind("contact.unsubscribed")
+                        .push_bind(id)
+                        .push_bind(format!("via {}", request.source))
+                        .push_bind(request.ip.as_deref());
+                });
+                audit.build().persistent(false).execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            held
         });
-        Ok(outcome)
+        Ok(public_ids
+            .iter()
+            .map(
+                |public_id| match held.iter().find(|(id, _, _)| id == public_id) {
+                    None => UnsubscribeOutcome::NotFound,
+                    Some((_, _, true)) => UnsubscribeOutcome::Unsubscribed,
+                    Some((_, _, false)) => UnsubscribeOutcome::AlreadyUnsubscribed,
+                },
+            )
+            .collect())
     }
 
     /// Applies the preference centre's form: grants and withdrawals in the ledger, the new
