@@ -5,7 +5,12 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::{import_contact_list, import_postcodes};
+use crate::domain::Email;
 use crate::store::{DatabaseUrl, Store};
+use crate::token::{Purpose, SigningKeys};
+
+/// Where `canvass serve` listens by default.
+const DEMO_LISTEN: &str = "127.0.0.1:8080";
 
 /// The sample postcode directory and contacts list, shipped inside the binary so that the demo
 /// runs from anywhere. The constituency codes are invented (`E149...`); real ones come from the
@@ -36,6 +41,16 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     );
     println!("(two rows of the sample are wrong on purpose, to show how bad rows are reported)");
     import_contact_list(&store, &contacts, "demo").await?;
+
+    // The links an email to Amira would carry, signed with the key kept in the demo database.
+    let keys = SigningKeys::load(None, &store).await?;
+    let amira = Email::parse("amira.hassan@example.org")?;
+    let amira = store
+        .export_contact(&amira)
+        .await?
+        .context("the sample holds Amira")?;
+    let preferences = keys.sign(Purpose::Preferences, &amira.public_id);
+    let unsubscribe = keys.sign(Purpose::Unsubscribe, &amira.public_id);
     store.close().await;
 
     let canvass = this_program();
@@ -43,7 +58,13 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
         "\nTry, with CANVASS_DATABASE_URL={url}:\n  \
          {canvass} topics list\n  \
          {canvass} contact export amira.hassan@example.org\n  \
-         {canvass} contact erase isla.brown@example.org"
+         {canvass} contact erase isla.brown@example.org\n  \
+         {canvass} serve\n\
+         and, while it serves, Amira's links:\n  \
+         preferences  http://{DEMO_LISTEN}/p/{preferences}\n  \
+         unsubscribe  http://{DEMO_LISTEN}/u/{unsubscribe}",
+        preferences = preferences.as_str(),
+        unsubscribe = unsubscribe.as_str(),
     );
     Ok(())
 }

@@ -129,6 +129,34 @@ async fn a_person_changes_topics_and_postcode_then_unsubscribes_in_a_real_browse
     let browser = open_browser(&driver, &chromium).await;
 
     browser.goto(&link).await.unwrap();
+    // Basic accessibility: a language, a label for every control, text that fits a phone.
+    let unlabelled = browser
+        .execute(
+            "return [...document.querySelectorAll('input:not([type=hidden]), button')]\
+               .filter(e => e.tagName === 'INPUT' ? e.labels.length === 0 : !e.textContent.trim())\
+               .length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unlabelled, serde_json::json!(0));
+    let lang = browser
+        .execute("return document.documentElement.lang", vec![])
+        .await
+        .unwrap();
+    assert_eq!(lang, serde_json::json!("en-GB"));
+    let overflows = browser
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overflows,
+        serde_json::json!(false),
+        "no sideways scrolling on a phone"
+    );
     // Labels are tied to their inputs: clicking the label's text ticks the box.
     click(&browser, "label[for=topic-events]").await;
     let postcode = browser.find(Locator::Id("postcode")).await.unwrap();
