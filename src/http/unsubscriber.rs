@@ -1,10 +1,12 @@
 //! Unsubscribes arrive in bursts (a campaign goes out, people click), and each must be
-//! committed before its 200. One task applies them: it takes every request waiting when it is
-//! free and writes them in one transaction, so that concurrent requests share a commit instead
-//! of queueing for the database's writer one by one. A lone request is written at once; nothing
-//! waits to fill a batch.
+//! committed before its 200. Writer tasks apply them: each takes every request waiting when it
+//! is free and writes them in one transaction, so that concurrent requests share a commit
+//! instead of queueing for the database's writer one by one. A lone request is written at once;
+//! nothing waits to fill a batch.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::store::{
     MAX_UNSUBSCRIBE_BATCH, Store, StoreError, UnsubscribeOutcome, UnsubscribeRequest,
@@ -25,7 +27,10 @@ impl Unsubscriber {
     /// Starts the task that writes the requests to `store`.
     pub fn start(store: Store) -> Self {
         let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(store, requests));
+        let requests = Arc::new(Mutex::new(requests));
+        for _ in 0..store.concurrent_writers() {
+            tokio::spawn(run(store.clone(), requests.clone()));
+        }
         Self { queue }
     }
 
@@ -43,9 +48,19 @@ impl Unsubscriber {
     }
 }
 
-async fn run(store: Store, mut requests: mpsc::Receiver<(UnsubscribeRequest, Reply)>) {
+/// One writer: takes what is waiting, writes it, answers. SQLite has one; PostgreSQL, whose
+/// transactions commit side by side, several.
+async fn run(store: Store, requests: Arc<Mutex<mpsc::Receiver<(UnsubscribeRequest, Reply)>>>) {
     let mut batch = Vec::with_capacity(MAX_UNSUBSCRIBE_BATCH);
-    while requests.recv_many(&mut batch, MAX_UNSUBSCRIBE_BATCH).await > 0 {
+    loop {
+        let received = requests
+            .lock()
+            .await
+            .recv_many(&mut batch, MAX_UNSUBSCRIBE_BATCH)
+            .await;
+        if received == 0 {
+            break;
+        }
         let (people, replies): (Vec<UnsubscribeRequest>, Vec<Reply>) = batch.drain(..).unzip();
         let started = std::time::Instant::now();
         let result = store.unsubscribe(&people).await;

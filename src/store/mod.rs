@@ -240,6 +240,15 @@ impl Store {
         Ok(())
     }
 
+    /// How many transactions that write are worth running at once: SQLite has one writer per
+    /// database; PostgreSQL commits side by side.
+    pub fn concurrent_writers(&self) -> usize {
+        match self {
+            Self::Sqlite(_) => 1,
+            Self::Postgres(_) => 4,
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Sqlite(_) => "sqlite",
