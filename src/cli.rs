@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod campaign;
+
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
@@ -49,6 +51,11 @@ enum Command {
     Topics {
         #[command(subcommand)]
         command: TopicsCommand,
+    },
+    /// Campaign and event mailings
+    Campaign {
+        #[command(subcommand)]
+        command: campaign::CampaignCommand,
     },
     /// One person's rights: access, erasure, restriction
     Contact {
@@ -124,6 +131,9 @@ impl Cli {
             } => import_contact_list(&open(&config).await?, &file, &source).await?,
             Command::Topics { command } => topics(&open(&config).await?, command).await?,
             Command::Contact { command } => contact(&open(&config).await?, command).await?,
+            Command::Campaign { command } => {
+                campaign::run(&open(&config).await?, &config, command).await?
+            }
             Command::Serve { no_worker: _ } => serve(&config).await?,
             Command::Demo { dir } => crate::demo::run(&dir).await?,
         }

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod http;
 pub mod import;
 pub mod progress;
+pub mod render;
 pub mod store;
 pub mod telemetry;
 pub mod token;

@@ -490,12 +490,15 @@ mod tests {
         }
 
         #[test]
-        fn any_single_character_change_is_refused(keys in any_key(), at in any::<prop::sample::Index>(), c in "[A-Za-z0-9_-]") {
+        fn any_single_character_change_is_refused(keys in any_key(), at in any::<prop::sample::Index>(), shift in 1usize..64) {
+            const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
             let token = keys.sign(Purpose::Unsubscribe, &PublicId::random());
             let i = at.index(token.as_str().len());
+            let original = ALPHABET.iter().position(|&b| b == token.as_str().as_bytes()[i]).unwrap();
+            // Another character of the alphabet, never the same one.
+            let replacement = ALPHABET[(original + shift) % ALPHABET.len()] as char;
             let mut tampered = token.as_str().to_owned();
-            tampered.replace_range(i..=i, &c);
-            prop_assume!(tampered != token.as_str());
+            tampered.replace_range(i..=i, &replacement.to_string());
             prop_assert!(keys.verify(&tampered, Purpose::Unsubscribe, Utc::now()).is_err());
         }
 

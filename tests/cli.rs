@@ -328,3 +328,70 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
     stderr.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("canvass: stopped"), "{rest}");
 }
+
+#[test]
+fn a_campaign_is_created_checked_previewed_queued_and_counted() {
+    let workspace = Workspace::migrated();
+    workspace.write("contacts.csv", CONTACTS);
+    assert!(
+        workspace
+            .run(&["contacts", "import", "contacts.csv"])
+            .status
+            .success()
+    );
+    workspace.write("bad.html", "<p>Hello {{contact.nmae}}</p>");
+    workspace.write("news.html", "<p>Hello {{contact.name}}</p>");
+    let create = |html: &str| {
+        workspace.run(&[
+            "campaign",
+            "create",
+            "--name",
+            "Winter",
+            "--topic",
+            "news",
+            "--subject",
+            "Winter news",
+            "--html",
+            html,
+            "--postcode",
+            "SG13",
+        ])
+    };
+
+    let refused = create("bad.html");
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("contact.nmae"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        workspace.run(&["campaign", "list"]).stdout,
+        b"",
+        "nothing was stored"
+    );
+
+    let created = create("news.html");
+    assert!(created.status.success(), "{}", stderr(&created));
+    let id = stdout(&created).trim().to_owned();
+    assert_eq!(id, "1", "the id alone");
+
+    let preview = workspace.run(&["campaign", "preview", &id]);
+    assert!(preview.status.success(), "{}", stderr(&preview));
+    let preview = stdout(&preview);
+    assert!(
+        preview.contains("1 people would receive it today"),
+        "{preview}"
+    );
+    assert!(preview.contains("<p>Hello Amira</p>"), "{preview}");
+    assert!(preview.contains("http://127.0.0.1:8080/u/"), "{preview}");
+
+    let queued = workspace.run(&["campaign", "queue", &id]);
+    assert_eq!(stdout(&queued).trim(), "1", "{}", stderr(&queued));
+    let status = stdout(&workspace.run(&["campaign", "status", &id]));
+    assert!(status.contains("campaign 1: queued"), "{status}");
+    assert!(status.contains("queued  1"), "{status}");
+    let again = workspace.run(&["campaign", "queue", &id]);
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("only a draft can be queued"));
+}

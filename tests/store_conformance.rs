@@ -4,16 +4,21 @@
 
 mod support;
 
-use canvass::domain::{Actor, Email, PublicId, SuppressionReason, Topic, TopicSlug};
+use canvass::domain::{
+    Actor, Audience, CampaignState, ConstituencyCode, Email, NewCampaign, PostcodePrefix, PublicId,
+    SuppressionReason, Topic, TopicSlug,
+};
 use canvass::import::{import_contacts, import_directory};
 use canvass::store::{
-    ConsentChange, ErasureOutcome, RestrictionOutcome, StoreError, UnsubscribeOutcome,
-    UnsubscribeRequest,
+    ConsentChange, ErasureOutcome, QueueOutcome, RestrictionOutcome, StateChange,
+    StateChangeOutcome, Store, StoreError, UnsubscribeOutcome, UnsubscribeRequest,
 };
 use chrono::{TimeZone, Utc};
 use support::{Recorded, TestStore, on_both_backends};
 
 on_both_backends!(
+    queueing_takes_exactly_the_people_the_rule_allows,
+    campaigns_pause_resume_and_cancel,
     a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once,
     migrating_twice_is_harmless_and_creates_the_default_topics,
     adding_a_topic_twice_is_refused,
@@ -731,4 +736,171 @@ async fn a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_on
         [AlreadyUnsubscribed, AlreadyUnsubscribed]
     );
     assert_eq!(db.dump().await, before, "repeating it changes nothing");
+}
+
+/// The campaign audience rule, case by case: who is queued for a `news` mailing to constituency
+/// E14900001 or postcode district SG1.
+async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
+    load_sample_directory(&db).await;
+    let ten_years_ago = (Utc::now().date_naive() - chrono::Months::new(120)).to_string();
+    let csv = format!(
+        "{HEADER}\
+         in-constituency@example.org,A,SG13 8EQ,,,news,2026-01-01T00:00:00Z,form\n\
+         in-district-sg1@example.org,B,SG1 2AA,,,news,2026-01-01T00:00:00Z,form\n\
+         in-sg13-outside-the-directory@example.org,C,SG13 9ZZ,,,news,2026-01-01T00:00:00Z,form\n\
+         other-topic@example.org,D,SG13 8EQ,,,events,2026-01-01T00:00:00Z,form\n\
+         no-consent@example.org,E,SG13 8EQ,,,,2026-01-01T00:00:00Z,form\n\
+         other-constituency@example.org,F,AL1 3JE,,,news,2026-01-01T00:00:00Z,form\n\
+         child@example.org,G,SG13 8EQ,{ten_years_ago},,news,2026-01-01T00:00:00Z,form\n\
+         child-with-guardian@example.org,H,SG13 8EQ,{ten_years_ago},true,news,2026-01-01T00:00:00Z,form\n\
+         unsubscribed@example.org,I,SG13 8EQ,,,news,2026-01-01T00:00:00Z,form\n\
+         restricted@example.org,J,SG13 8EQ,,,news,2026-01-01T00:00:00Z,form\n\
+         withdrawn@example.org,K,SG13 8EQ,,,news,2026-01-01T00:00:00Z,form\n\
+         no-postcode@example.org,L,,,,news,2026-01-01T00:00:00Z,form\n"
+    );
+    let (_, report) = import(&db, &csv).await;
+    assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    let unsubscribed = db
+        .store
+        .export_contact(&email("unsubscribed@example.org"))
+        .await;
+    let request = UnsubscribeRequest {
+        contact: unsubscribed.unwrap().unwrap().public_id,
+        source: "unsubscribe-link",
+        ip: None,
+    };
+    db.store.unsubscribe(&[request]).await.unwrap();
+    db.store
+        .set_restricted(&email("restricted@example.org"), true, &Actor::Operator)
+        .await
+        .unwrap();
+    withdraw(&db, "withdrawn@example.org", "news", Utc::now()).await;
+
+    let targeted = campaign(&["E14900001"], &["SG1"]);
+    let id = db
+        .store
+        .create_campaign(&targeted, &Actor::Operator)
+        .await
+        .unwrap();
+    let today = Utc::now().date_naive();
+    let size = db.store.audience_size(id, today).await.unwrap();
+
+    assert_eq!(
+        db.store.queue_campaign(id, &Actor::Operator).await.unwrap(),
+        QueueOutcome::Queued(3)
+    );
+    assert_eq!(size, 3, "the preview's count is the queue's");
+    assert_eq!(
+        queued_addresses(&db, id).await,
+        [
+            "child-with-guardian@example.org",
+            "in-constituency@example.org",
+            "in-district-sg1@example.org",
+        ]
+    );
+    assert_eq!(
+        db.store.queue_campaign(id, &Actor::Operator).await.unwrap(),
+        QueueOutcome::NotDraft(CampaignState::Queued),
+        "a campaign is queued once"
+    );
+
+    // No filter: everyone who may hear about the topic, wherever they live.
+    let everyone = db
+        .store
+        .create_campaign(&campaign(&[], &[]), &Actor::Operator)
+        .await
+        .unwrap();
+    db.store
+        .queue_campaign(everyone, &Actor::Operator)
+        .await
+        .unwrap();
+    assert_eq!(
+        queued_addresses(&db, everyone).await,
+        [
+            "child-with-guardian@example.org",
+            "in-constituency@example.org",
+            "in-district-sg1@example.org",
+            "in-sg13-outside-the-directory@example.org",
+            "no-postcode@example.org",
+            "other-constituency@example.org",
+        ]
+    );
+}
+
+fn campaign(constituencies: &[&str], postcodes: &[&str]) -> NewCampaign {
+    NewCampaign {
+        name: "Winter newsletter".into(),
+        topic: slug("news"),
+        subject: "News".into(),
+        html_template: "<p>Hello {{contact.name}}</p>".into(),
+        text_template: None,
+        audience: Audience {
+            constituencies: constituencies
+                .iter()
+                .map(|c| ConstituencyCode::parse(c).unwrap())
+                .collect(),
+            postcodes: postcodes
+                .iter()
+                .map(|p| PostcodePrefix::parse(p).unwrap())
+                .collect(),
+        },
+        event: None,
+    }
+}
+
+/// The addresses of a campaign's queued deliveries, sorted.
+async fn queued_addresses(db: &TestStore, campaign: i64) -> Vec<String> {
+    let sql = "SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
+               WHERE d.campaign_id = $1 AND d.state = 'queued' ORDER BY c.email";
+    match &db.store {
+        Store::Sqlite(pool) => sqlx::query_scalar(sql).bind(campaign).fetch_all(pool).await,
+        Store::Postgres(pool) => sqlx::query_scalar(sql).bind(campaign).fetch_all(pool).await,
+    }
+    .unwrap()
+}
+
+async fn campaigns_pause_resume_and_cancel(db: TestStore) {
+    let csv = format!("{HEADER}a@example.org,A,,,,news,2026-01-01T00:00:00Z,form\n");
+    import(&db, &csv).await;
+    let id = db
+        .store
+        .create_campaign(&campaign(&[], &[]), &Actor::Operator)
+        .await
+        .unwrap();
+    let change = |change| db.store.change_campaign_state(id, change, &Actor::Operator);
+    use StateChangeOutcome::{Changed, Refused};
+    assert_eq!(
+        change(StateChange::Pause).await.unwrap(),
+        Refused(CampaignState::Draft)
+    );
+    db.store.queue_campaign(id, &Actor::Operator).await.unwrap();
+    assert_eq!(
+        change(StateChange::Pause).await.unwrap(),
+        Changed(CampaignState::Paused)
+    );
+    assert_eq!(
+        change(StateChange::Resume).await.unwrap(),
+        Changed(CampaignState::Queued)
+    );
+    assert_eq!(
+        change(StateChange::Cancel).await.unwrap(),
+        Changed(CampaignState::Cancelled)
+    );
+    assert_eq!(
+        change(StateChange::Resume).await.unwrap(),
+        Refused(CampaignState::Cancelled)
+    );
+    let counts = db.store.delivery_counts(id).await.unwrap();
+    assert_eq!(
+        (counts.queued, counts.skipped),
+        (0, 1),
+        "cancelling skips what was not sent"
+    );
+    assert_eq!(
+        db.store
+            .change_campaign_state(999, StateChange::Pause, &Actor::Operator)
+            .await
+            .unwrap(),
+        StateChangeOutcome::NotFound
+    );
 }

@@ -21,6 +21,16 @@ pub fn old_enough_to_mail(
     }
 }
 
+/// The latest date of birth of a person old enough to be mailed on `on` on their own consent:
+/// the age rule as a bound that a database can compare dates of birth with.
+pub fn latest_birth_date_to_mail(on: NaiveDate) -> NaiveDate {
+    let year = on.year() - AGE_OF_CONSENT;
+    // On 29 February, those born on 28 February that year came of age today.
+    NaiveDate::from_ymd_opt(year, on.month(), on.day())
+        .or_else(|| NaiveDate::from_ymd_opt(year, 2, 28))
+        .unwrap_or(NaiveDate::MIN)
+}
+
 /// The day a person born on `born` turns `years` old. Someone born on 29 February comes of age on
 /// 1 March in a common year, as in English law.
 fn birthday(born: NaiveDate, years: i32) -> NaiveDate {
@@ -32,7 +42,23 @@ fn birthday(born: NaiveDate, years: i32) -> NaiveDate {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// The bound a database compares with says the same as the rule, for any two dates.
+        #[test]
+        fn the_birth_date_bound_agrees_with_the_rule(born in 0i32..40_000, on in 0i32..40_000) {
+            let day = |n: i32| NaiveDate::from_ymd_opt(1990, 1, 1).unwrap() + chrono::Duration::days(i64::from(n) - 20_000);
+            let (born, on) = (day(born), day(on));
+            prop_assert_eq!(
+                born <= latest_birth_date_to_mail(on),
+                old_enough_to_mail(Some(born), false, on),
+                "born {} on {}", born, on
+            );
+        }
+    }
 
     fn date(s: &str) -> NaiveDate {
         s.parse().unwrap()

@@ -3,13 +3,15 @@
 //! Nothing here knows about storage, HTTP or the command line.
 
 mod age;
+mod campaign;
 mod constituency;
 mod contact;
 mod email;
 mod postcode;
 mod topic;
 
-pub use age::{AGE_OF_CONSENT, old_enough_to_mail};
+pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
+pub use campaign::{Audience, CampaignState, CampaignSummary, DeliveryCounts, Event, NewCampaign};
 pub use constituency::{ConstituencyCode, ConstituencyCodeError};
 pub use contact::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Name,

@@ -6,6 +6,7 @@
 //! compiler checks it for both. Where the engines really differ (DDL types, bulk loading) the
 //! difference is spelled out beside the shared statement.
 
+mod campaigns;
 mod consent;
 mod contacts;
 mod directory;
@@ -28,6 +29,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
+pub use campaigns::{Campaign, QueueOutcome, Recipient, StateChange, StateChangeOutcome};
 pub use consent::ConsentChange;
 pub use contacts::{ContactImportOutcome, ErasureOutcome, RestrictionOutcome};
 pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};
@@ -91,6 +93,8 @@ impl fmt::Debug for DatabaseUrl {
 pub enum StoreError {
     #[error("topic '{0}' already exists")]
     TopicExists(String),
+    #[error("no topic '{0}'; see `canvass topics list`")]
+    UnknownTopic(String),
     #[error("the database schema is older than this canvass; run `canvass migrate`")]
     NotMigrated,
     #[error("the store has shut down")]

@@ -1,0 +1,235 @@
+//! `canvass campaign ...`: create, preview, queue and steer campaigns.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+
+use crate::config::Config;
+use crate::domain::{
+    Actor, Audience, ConstituencyCode, Event, NewCampaign, Postcode, PostcodePrefix, TopicSlug,
+};
+use crate::render::{ConstituencyVars, ContactVars, EventVars, MessageVars, Templates};
+use crate::store::{QueueOutcome, StateChange, StateChangeOutcome, Store};
+use crate::token::{Purpose, SigningKeys};
+
+#[derive(Subcommand)]
+pub enum CampaignCommand {
+    /// Create a draft campaign; prints its id
+    Create(Box<CreateArgs>),
+    /// Show the audience size and one rendered message
+    Preview {
+        id: i64,
+    },
+    /// Snapshot the audience into deliveries; prints the number queued
+    Queue {
+        id: i64,
+    },
+    /// Deliveries by state
+    Status {
+        id: i64,
+    },
+    /// Stop sending until resumed
+    Pause {
+        id: i64,
+    },
+    Resume {
+        id: i64,
+    },
+    /// Stop for good: deliveries not yet sent are skipped
+    Cancel {
+        id: i64,
+    },
+    List,
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    /// The topic recipients consented to
+    #[arg(long)]
+    topic: String,
+    #[arg(long)]
+    subject: String,
+    /// Handlebars HTML template
+    #[arg(long, value_name = "FILE")]
+    html: PathBuf,
+    /// Handlebars text template [default: derived from the HTML]
+    #[arg(long, value_name = "FILE")]
+    text: Option<PathBuf>,
+    /// Only people in this constituency (repeatable; OR-ed with --postcode)
+    #[arg(long, value_name = "CODE")]
+    constituency: Vec<String>,
+    /// Only people under this postcode area, district or sector (repeatable)
+    #[arg(long, value_name = "PREFIX")]
+    postcode: Vec<String>,
+    /// An event mailing: the event's title (with --event-starts-at and --event-venue)
+    #[arg(long)]
+    event_title: Option<String>,
+    /// RFC 3339, e.g. 2026-12-05T19:30:00Z
+    #[arg(long)]
+    event_starts_at: Option<String>,
+    #[arg(long)]
+    event_venue: Option<String>,
+    #[arg(long)]
+    event_postcode: Option<String>,
+}
+
+impl CreateArgs {
+    /// Parses everything before anything is stored.
+    fn parse(self) -> anyhow::Result<NewCampaign> {
+        let one_line = |what: &str, value: &str| -> anyhow::Result<String> {
+            let value = value.trim();
+            if value.is_empty() || value.chars().any(char::is_control) {
+                bail!("{what} must be one line of text");
+            }
+            Ok(value.to_owned())
+        };
+        let audience = Audience {
+            constituencies: self
+                .constituency
+                .iter()
+                .map(|c| ConstituencyCode::parse(c).with_context(|| format!("--constituency {c}")))
+                .collect::<anyhow::Result<_>>()?,
+            postcodes: self
+                .postcode
+                .iter()
+                .map(|p| PostcodePrefix::parse(p).with_context(|| format!("--postcode {p}")))
+                .collect::<anyhow::Result<_>>()?,
+        };
+        let event = match (self.event_title, self.event_starts_at, self.event_venue) {
+            (None, None, None) if self.event_postcode.is_none() => None,
+            (Some(title), Some(starts_at), Some(venue)) => Some(Event {
+                title: one_line("--event-title", &title)?,
+                starts_at: DateTime::parse_from_rfc3339(starts_at.trim())
+                    .with_context(|| format!("--event-starts-at {starts_at}: not RFC 3339"))?
+                    .with_timezone(&Utc),
+                venue: one_line("--event-venue", &venue)?,
+                postcode: self
+                    .event_postcode
+                    .as_deref()
+                    .map(Postcode::parse)
+                    .transpose()
+                    .context("--event-postcode")?,
+            }),
+            _ => bail!("an event mailing needs --event-title, --event-starts-at and --event-venue"),
+        };
+        Ok(NewCampaign {
+            name: one_line("--name", &self.name)?,
+            topic: TopicSlug::parse(&self.topic).context("--topic")?,
+            subject: one_line("--subject", &self.subject)?,
+            html_template: read(&self.html)?,
+            text_template: self.text.as_deref().map(read).transpose()?,
+            audience,
+            event,
+        })
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> anyhow::Result<()> {
+    match command {
+        CampaignCommand::Create(args) => {
+            let campaign = args.parse()?;
+            Templates::compile(&campaign)?;
+            let id = store.create_campaign(&campaign, &Actor::Operator).await?;
+            println!("{id}");
+        }
+        CampaignCommand::Preview { id } => preview(store, config, id).await?,
+        CampaignCommand::Queue { id } => match store.queue_campaign(id, &Actor::Operator).await? {
+            QueueOutcome::Queued(n) => println!("{n}"),
+            QueueOutcome::NotDraft(state) => {
+                bail!("campaign {id} is {state}; only a draft can be queued")
+            }
+            QueueOutcome::NotFound => bail!("no campaign {id}"),
+        },
+        CampaignCommand::Status { id } => {
+            let Some(campaign) = store.campaign(id).await? else {
+                bail!("no campaign {id}");
+            };
+            let counts = store.delivery_counts(id).await?;
+            println!("campaign {id}: {}", campaign.state);
+            println!("queued  {}", counts.queued);
+            println!("sent    {}", counts.sent);
+            println!("failed  {}", counts.failed);
+            println!("skipped {}", counts.skipped);
+        }
+        CampaignCommand::Pause { id } => change(store, id, StateChange::Pause).await?,
+        CampaignCommand::Resume { id } => change(store, id, StateChange::Resume).await?,
+        CampaignCommand::Cancel { id } => change(store, id, StateChange::Cancel).await?,
+        CampaignCommand::List => {
+            for c in store.list_campaigns().await? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    c.id, c.state, c.topic, c.name, c.subject
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn change(store: &Store, id: i64, change: StateChange) -> anyhow::Result<()> {
+    match store
+        .change_campaign_state(id, change, &Actor::Operator)
+        .await?
+    {
+        StateChangeOutcome::Changed(state) => println!("campaign {id} is {state}"),
+        StateChangeOutcome::Refused(state) => {
+            bail!("campaign {id} is {state}; that cannot change it")
+        }
+        StateChangeOutcome::NotFound => bail!("no campaign {id}"),
+    }
+    Ok(())
+}
+
+/// The audience size, and the message its first recipient would get (or a sample person's, when
+/// nobody qualifies).
+async fn preview(store: &Store, config: &Config, id: i64) -> anyhow::Result<()> {
+    let Some(campaign) = store.campaign(id).await? else {
+        bail!("no campaign {id}");
+    };
+    let today = Utc::now().date_naive();
+    let size = store.audience_size(id, today).await?;
+    let templates = Templates::compile(&campaign.spec)?;
+    let vars = match store.first_recipient(id, today).await? {
+        Some(recipient) => {
+            let keys = SigningKeys::load(config.signing_keys.as_deref(), store).await?;
+            let link = |purpose, path| {
+                let token = keys.sign(purpose, &recipient.public_id);
+                format!(
+                    "{}/{path}/{}",
+                    config.base_url.trim_end_matches('/'),
+                    token.as_str()
+                )
+            };
+            MessageVars {
+                contact: ContactVars {
+                    name: recipient.name,
+                    postcode: recipient.postcode,
+                },
+                constituency: ConstituencyVars {
+                    name: recipient.constituency,
+                },
+                event: campaign.spec.event.as_ref().map(EventVars::of),
+                unsubscribe_url: link(Purpose::Unsubscribe, "u"),
+                preferences_url: link(Purpose::Preferences, "p"),
+            }
+        }
+        None => MessageVars::sample(campaign.spec.event.as_ref()),
+    };
+    let bodies = templates.render(&vars)?;
+    println!(
+        "campaign {id} ({}): {size} people would receive it today",
+        campaign.state
+    );
+    println!("Subject: {}\n", campaign.spec.subject);
+    println!("--- text/plain ---\n{}\n", bodies.text.trim_end());
+    println!("--- text/html ---\n{}", bodies.html.trim_end());
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! A campaign's message bodies: its HTML (and optional text) template, compiled once and checked
+//! when the campaign is created, so that a syntax error or an unknown variable is refused there
+//! and not discovered half-way through a send.
+//!
+//! Templates see `{{contact.name}}`, `{{contact.postcode}}`, `{{constituency.name}}`,
+//! `{{event.title}}`, `{{event.date}}`, `{{event.time}}`, `{{event.venue}}`,
+//! `{{event.postcode}}` (event mailings only), `{{unsubscribe_url}}` and `{{preferences_url}}`.
+//! Values are HTML-escaped in the HTML part. Every body carries a visible unsubscribe link and a
+//! preference-centre link: when a template leaves them out, a footer adds them.
+
+use chrono::{DateTime, Utc};
+use handlebars::Handlebars;
+use serde::Serialize;
+
+use crate::domain::{Event, NewCampaign};
+
+/// Width the text part is wrapped to.
+const TEXT_WIDTH: usize = 72;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("the {part} template: {message}")]
+    Invalid { part: &'static str, message: String },
+}
+
+/// What a template is rendered with for one recipient.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageVars {
+    pub contact: ContactVars,
+    pub constituency: ConstituencyVars,
+    /// Present only for event mailings, so that `{{event.title}}` in a campaign mailing is
+    /// refused when it is created.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<EventVars>,
+    pub unsubscribe_url: String,
+    pub preferences_url: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ContactVars {
+    pub name: Option<String>,
+    pub postcode: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConstituencyVars {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventVars {
+    pub title: String,
+    /// "Saturday 5 December 2026"
+    pub date: String,
+    /// "19:30 UTC"
+    pub time: String,
+    pub starts_at: DateTime<Utc>,
+    pub venue: String,
+    pub postcode: Option<String>,
+}
+
+impl EventVars {
+    pub fn of(event: &Event) -> Self {
+        Self {
+            title: event.title.clone(),
+            date: event.starts_at.format("%A %-d %B %Y").to_string(),
+            time: event.starts_at.format("%H:%M UTC").to_string(),
+            starts_at: event.starts_at,
+            venue: event.venue.clone(),
+            postcode: event.postcode.as_ref().map(|p| p.as_str().to_owned()),
+        }
+    }
+}
+
+impl MessageVars {
+    /// Values for checking a campaign's templates, and for a preview when nobody qualifies.
+    pub fn sample(event: Option<&Event>) -> Self {
+        Self {
+            contact: ContactVars {
+                name: Some("Sam Sample".into()),
+                postcode: Some("SG13 8EQ".into()),
+            },
+            constituency: ConstituencyVars {
+                name: Some("Hertford and Stortford".into()),
+            },
+            event: event.map(EventVars::of),
+            unsubscribe_url: "https://example.org/u/sample".into(),
+            preferences_url: "https://example.org/p/sample".into(),
+        }
+    }
+}
+
+/// The bodies of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bodies {
+    pub html: String,
+    pub text: String,
+}
+
+/// A campaign's compiled templates: the HTML one escapes values, the text one does not.
+pub struct Templates {
+    html: Handlebars<'static>,
+    text: Option<Handlebars<'static>>,
+}
+
+fn template(part: &'static str, source: &str) -> Result<Handlebars<'static>, TemplateError> {
+    let mut registry = Handlebars::new();
+    registry.set_strict_mode(true);
+    if part == "text" {
+        registry.register_escape_fn(handlebars::no_escape);
+    }
+    registry
+        .register_template_string(part, source)
+        .map_err(|e| TemplateError::Invalid {
+            part,
+            message: e.to_string(),
+        })?;
+    Ok(registry)
+}
+
+impl Templates {
+    /// Compiles the campaign's templates and renders them once with sample values: a syntax
+    /// error or a variable the campaign does not have is refused here.
+    pub fn compile(campaign: &NewCampaign) -> Result<Self, TemplateError> {
+        let templates = Self {
+            html: template("HTML", &campaign.html_template)?,
+            text: campaign
+                .text_template
+                .as_deref()
+                .map(|text| template("text", text))
+                .transpose()?,
+        };
+        templates.render(&MessageVars::sample(campaign.event.as_ref()))?;
+        Ok(templates)
+    }
+
+    /// Renders one recipient's bodies, adding the unsubscribe and preference links where the
+    /// template left them out.
+    pub fn render(&self, vars: &MessageVars) -> Result<Bodies, TemplateError> {
+        let failed = |part| {
+            move |e: &dyn std::fmt::Display| TemplateError::Invalid {
+                part,
+                message: e.to_string(),
+            }
+        };
+        let mut html = self
+            .html
+            .render("HTML", vars)
+            .map_err(|e| failed("HTML")(&e))?;
+        let escaped = |s: &str| handlebars::html_escape(s);
+        let (unsubscribe, preferences) = (
+            escaped(&vars.unsubscribe_url),
+            escaped(&vars.preferences_url),
+        );
+        if !html.contains(&unsubscribe) || !html.contains(&preferences) {
+            let footer = format!(
+                "<hr><p style=\"font-size:small\"><a href=\"{unsubscribe}\">Unsubscribe</a> · \
+                 <a href=\"{preferences}\">Your email preferences</a></p>"
+            );
+            match html.rfind("</body>") {
+                Some(at) => html.insert_str(at, &footer),
+                None => html.push_str(&footer),
+            }
+        }
+        let mut text = match &self.text {
+            Some(text) => text.render("text", vars).map_err(|e| failed("text")(&e))?,
+            None => {
+                html2text::from_read(html.as_bytes(), TEXT_WIDTH).map_err(|e| failed("HTML")(&e))?
+            }
+        };
+        if !text.contains(&vars.unsubscribe_url) || !text.contains(&vars.preferences_url) {
+            text.push_str(&format!(
+                "\n\n--\nUnsubscribe: {}\nYour email preferences: {}\n",
+                vars.unsubscribe_url, vars.preferences_url
+            ));
+        }
+        Ok(Bodies { html, text })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::{Audience, TopicSlug};
+
+    fn campaign(html: &str, text: Option<&str>, event: bool) -> NewCampaign {
+        NewCampaign {
+            name: "Test".into(),
+            topic: TopicSlug::parse("news").unwrap(),
+            subject: "Hello".into(),
+            html_template: html.into(),
+            text_template: text.map(Into::into),
+            audience: Audience::default(),
+            event: event.then(|| Event {
+                title: "Hustings".into(),
+                starts_at: Utc.with_ymd_and_hms(2026, 12, 5, 19, 30, 0).unwrap(),
+                venue: "Corn Exchange".into(),
+                postcode: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_or_unknown_variable_is_refused_when_compiled() {
+        assert!(Templates::compile(&campaign("<p>{{#if}}</p>", None, false)).is_err());
+        assert!(Templates::compile(&campaign("<p>{{contact.nmae}}</p>", None, false)).is_err());
+        assert!(Templates::compile(&campaign("<p>{{event.title}}</p>", None, false)).is_err());
+        assert!(Templates::compile(&campaign("<p>{{event.title}}</p>", None, true)).is_ok());
+        assert!(Templates::compile(&campaign("<p>x</p>", Some("{{oops}}"), false)).is_err());
+    }
+
+    #[test]
+    fn values_are_escaped_in_html_and_links_are_always_there() {
+        let templates =
+            Templates::compile(&campaign("<p>Dear {{contact.name}}</p>", None, false)).unwrap();
+        let mut vars = MessageVars::sample(None);
+        vars.contact.name = Some("<b>Bob</b> & co".into());
+        let bodies = templates.render(&vars).unwrap();
+        assert!(bodies.html.contains("Dear &lt;b&gt;Bob&lt;/b&gt; &amp; co"));
+        assert!(bodies.html.contains("https://example.org/u/sample"));
+        assert!(bodies.html.contains("https://example.org/p/sample"));
+        assert!(
+            bodies.text.contains("Dear <b>Bob</b> & co"),
+            "{}",
+            bodies.text
+        );
+        assert!(bodies.text.contains("https://example.org/u/sample"));
+        assert!(bodies.text.contains("https://example.org/p/sample"));
+    }
+
+    #[test]
+    fn an_event_mailing_shows_the_event() {
+        let templates = Templates::compile(&campaign(
+            "<p>{{event.title}} on {{event.date}} at {{event.venue}}</p>",
+            Some("{{event.title}}, {{event.time}} <{{unsubscribe_url}}> {{preferences_url}}"),
+            true,
+        ))
+        .unwrap();
+        let event = campaign("", None, true).event;
+        let bodies = templates
+            .render(&MessageVars::sample(event.as_ref()))
+            .unwrap();
+        assert!(
+            bodies
+                .html
+                .contains("Hustings on Saturday 5 December 2026 at Corn Exchange")
+        );
+        assert_eq!(
+            bodies.text,
+            "Hustings, 19:30 UTC <https://example.org/u/sample> https://example.org/p/sample"
+        );
+    }
+}

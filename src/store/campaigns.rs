@@ -1,0 +1,428 @@
+//! Campaigns and their delivery ledger: creating, queueing (set-based, in the database), and the
+//! state changes staff make.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::{BeginWrite, Result, Store, StoreError, insert_audit, now, on_pool};
+use crate::domain::{
+    Actor, Audience, CampaignState, CampaignSummary, ConstituencyCode, DeliveryCounts, Event,
+    NewCampaign, Postcode, PostcodePrefix, PublicId, TopicSlug, latest_birth_date_to_mail,
+};
+
+/// Who may receive campaign `k` now, for contact `c`: the contract's rule. `$1` is the
+/// campaign, `$2` the latest date of birth of a person old enough on the send date. The same
+/// text decides the queue and (at claim time) each send.
+pub(crate) const ELIGIBLE: &str = "\
+    c.restricted_at IS NULL \
+    AND (c.date_of_birth IS NULL OR c.guardian_consent OR c.date_of_birth <= $2) \
+    AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash) \
+    AND COALESCE((SELECT l.granted FROM consent_ledger l \
+                   WHERE l.contact_id = c.id AND l.topic_id = k.topic_id AND l.channel = 'email' \
+                   ORDER BY l.at DESC, l.id DESC LIMIT 1), FALSE) \
+    AND (NOT EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id) \
+         OR EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND ( \
+              (a.kind = 'constituency' AND a.value = \
+                  (SELECT p.constituency_code FROM postcodes p WHERE p.postcode = c.postcode)) \
+           OR (a.kind = 'district' AND c.postcode LIKE a.value || ' %') \
+           OR (a.kind = 'sector' AND c.postcode LIKE a.value || '%') \
+           OR (a.kind = 'area' AND substr(c.postcode, 1, length(a.value)) = a.value \
+               AND substr(c.postcode, length(a.value) + 1, 1) BETWEEN '0' AND '9'))))";
+
+/// A campaign as stored.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub id: i64,
+    pub state: CampaignState,
+    pub spec: NewCampaign,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueOutcome {
+    /// The audience was snapshotted: this many deliveries.
+    Queued(u64),
+    /// Only a draft can be queued.
+    NotDraft(CampaignState),
+    NotFound,
+}
+
+/// A change of state staff can ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChange {
+    Pause,
+    Resume,
+    Cancel,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StateChangeOutcome {
+    Changed(CampaignState),
+    /// Not allowed from the campaign's state.
+    Refused(CampaignState),
+    NotFound,
+}
+
+/// What a message to one recipient shows of them.
+#[derive(Debug, Clone)]
+pub struct Recipient {
+    pub public_id: PublicId,
+    pub name: Option<String>,
+    pub postcode: Option<String>,
+    pub constituency: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct CampaignRow {
+    id: i64,
+    name: String,
+    topic: String,
+    subject: String,
+    html_template: String,
+    text_template: Option<String>,
+    event_title: Option<String>,
+    event_starts_at: Option<DateTime<Utc>>,
+    event_venue: Option<String>,
+    event_postcode: Option<String>,
+    state: String,
+}
+
+/// A campaign's state, read inside the caller's write transaction; `None` when there is no such
+/// campaign.
+macro_rules! locked_state {
+    ($executor:expr, $id:expr) => {{
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
+            .bind($id)
+            .fetch_optional($executor)
+            .await?;
+        state
+            .map(|s| s.parse::<CampaignState>().map_err(|e| decode("state", e)))
+            .transpose()?
+    }};
+}
+
+fn decode(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(format!("{what}: {error}").into()))
+}
+
+impl Store {
+    /// Stores a draft campaign and returns its id.
+    pub async fn create_campaign(&self, campaign: &NewCampaign, actor: &Actor) -> Result<i64> {
+        let now = now();
+        let event = campaign.event.as_ref();
+        let audience: Vec<(&str, &str)> = campaign
+            .audience
+            .constituencies
+            .iter()
+            .map(|c| ("constituency", c.as_str()))
+            .chain(campaign.audience.postcodes.iter().map(|p| {
+                let kind = match p {
+                    PostcodePrefix::Area(_) => "area",
+                    PostcodePrefix::District(_) => "district",
+                    PostcodePrefix::Sector(_) => "sector",
+                };
+                (kind, p.as_str())
+            }))
+            .collect();
+        let id = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let topic: Option<i64> = sqlx::query_scalar("SELECT id FROM topics WHERE slug = $1")
+                .bind(campaign.topic.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(topic) = topic else {
+                return Err(StoreError::UnknownTopic(campaign.topic.to_string()));
+            };
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO campaigns (name, topic_id, subject, html_template, text_template, \
+                     event_title, event_starts_at, event_venue, event_postcode, state, \
+                     created_by, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft', $10, $11, $11) \
+                 RETURNING id",
+            )
+            .bind(&campaign.name)
+            .bind(topic)
+            .bind(&campaign.subject)
+            .bind(&campaign.html_template)
+            .bind(campaign.text_template.as_deref())
+            .bind(event.map(|e| e.title.as_str()))
+            .bind(event.map(|e| e.starts_at))
+            .bind(event.map(|e| e.venue.as_str()))
+            .bind(
+                event
+                    .and_then(|e| e.postcode.as_ref())
+                    .map(Postcode::as_str),
+            )
+            .bind(actor.to_string())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            for (kind, value) in &audience {
+                sqlx::query(
+                    "INSERT INTO campaign_audience (campaign_id, kind, value) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(id)
+                .bind(*kind)
+                .bind(*value)
+                .execute(&mut *tx)
+                .await?;
+            }
+            insert_audit!(&mut *tx, actor: actor, action: "campaign.created", contact: None::<i64>,
+                detail: Some(format!("campaign {id}")), ip: None::<String>)?;
+            tx.commit().await?;
+            id
+        });
+        Ok(id)
+    }
+
+    pub async fn campaign(&self, id: i64) -> Result<Option<Campaign>> {
+        let found = on_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            let row: Option<CampaignRow> = sqlx::query_as(
+                "SELECT k.id, k.name, t.slug AS topic, k.subject, k.html_template, \
+                        k.text_template, k.event_title, k.event_starts_at, k.event_venue, \
+                        k.event_postcode, k.state \
+                 FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            match row {
+                None => None,
+                Some(row) => {
+                    let audience: Vec<(String, String)> = sqlx::query_as(
+                        "SELECT kind, value FROM campaign_audience WHERE campaign_id = $1 \
+                         ORDER BY kind, value",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    Some((row, audience))
+                }
+            }
+        });
+        let Some((row, rows)) = found else {
+            return Ok(None);
+        };
+        let mut audience = Audience::default();
+        for (kind, value) in rows {
+            if kind == "constituency" {
+                let code = ConstituencyCode::parse(&value).map_err(|e| decode("audience", e))?;
+                audience.constituencies.push(code);
+            } else {
+                let prefix = PostcodePrefix::parse(&value).map_err(|e| decode("audience", e))?;
+                audience.postcodes.push(prefix);
+            }
+        }
+        let event = match (row.event_title, row.event_starts_at, row.event_venue) {
+            (Some(title), Some(starts_at), Some(venue)) => Some(Event {
+                title,
+                starts_at,
+                venue,
+                postcode: row
+                    .event_postcode
+                    .map(|p| Postcode::parse(&p))
+                    .transpose()
+                    .map_err(|e| decode("event postcode", e))?,
+            }),
+            _ => None,
+        };
+        Ok(Some(Campaign {
+            id: row.id,
+            state: row.state.parse().map_err(|e| decode("state", e))?,
+            spec: NewCampaign {
+                name: row.name,
+                topic: TopicSlug::parse(&row.topic).map_err(|e| decode("topic", e))?,
+                subject: row.subject,
+                html_template: row.html_template,
+                text_template: row.text_template,
+                audience,
+                event,
+            },
+        }))
+    }
+
+    pub async fn list_campaigns(&self) -> Result<Vec<CampaignSummary>> {
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT k.id, k.name, t.slug, k.subject, k.state, k.created_at, k.queued_at \
+                 FROM campaigns k JOIN topics t ON t.id = k.topic_id ORDER BY k.id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(id, name, topic, subject, state, created_at, queued_at)| {
+                Ok(CampaignSummary {
+                    id,
+                    name,
+                    topic,
+                    subject,
+                    state: state.parse().map_err(|e| decode("state", e))?,
+                    created_at,
+                    queued_at,
+                })
+            })
+            .collect()
+    }
+
+    /// How many people would receive the campaign if it were sent on `on`.
+    pub async fn audience_size(&self, id: i64, on: NaiveDate) -> Result<u64> {
+        let count: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*) FROM campaigns k, contacts c WHERE k.id = $1 AND {ELIGIBLE}"
+            )))
+            .bind(id)
+            .bind(latest_birth_date_to_mail(on))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count as u64)
+    }
+
+    /// The first person (by id) who would receive the campaign on `on`, for a preview.
+    pub async fn first_recipient(&self, id: i64, on: NaiveDate) -> Result<Option<Recipient>> {
+        type Row = (String, Option<String>, Option<String>, Option<String>);
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT c.public_id, c.name, c.postcode, \
+                        (SELECT COALESCE(n.name, p.constituency_code) FROM postcodes p \
+                         LEFT JOIN constituencies n ON n.code = p.constituency_code \
+                         WHERE p.postcode = c.postcode) \
+                 FROM campaigns k, contacts c WHERE k.id = $1 AND {ELIGIBLE} \
+                 ORDER BY c.id LIMIT 1"
+            )))
+            .bind(id)
+            .bind(latest_birth_date_to_mail(on))
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(public_id, name, postcode, constituency)| {
+            Ok(Recipient {
+                public_id: public_id.parse().map_err(|e| decode("public id", e))?,
+                name,
+                postcode,
+                constituency,
+            })
+        })
+        .transpose()
+    }
+
+    /// Snapshots the audience into the delivery ledger, one row per recipient, in one
+    /// set-based statement, and marks the campaign queued.
+    pub async fn queue_campaign(&self, id: i64, actor: &Actor) -> Result<QueueOutcome> {
+        let now = now();
+        let bound = latest_birth_date_to_mail(now.date_naive());
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let Some(state) = locked_state!(&mut *tx, id) else {
+                return Ok(QueueOutcome::NotFound);
+            };
+            if state != CampaignState::Draft {
+                return Ok(QueueOutcome::NotDraft(state));
+            }
+            let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO deliveries (campaign_id, contact_id, state, attempts, updated_at) \
+                 SELECT k.id, c.id, 'queued', 0, $3 FROM campaigns k, contacts c \
+                 WHERE k.id = $1 AND {ELIGIBLE} \
+                 ON CONFLICT (campaign_id, contact_id) DO NOTHING"
+            )))
+            .bind(id)
+            .bind(bound)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "UPDATE campaigns SET state = 'queued', queued_at = $2, updated_at = $2 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            insert_audit!(&mut *tx, actor: actor, action: "campaign.queued", contact: None::<i64>,
+                detail: Some(format!("campaign {id}: {queued} deliveries")), ip: None::<String>)?;
+            tx.commit().await?;
+            QueueOutcome::Queued(queued)
+        });
+        Ok(outcome)
+    }
+
+    pub async fn delivery_counts(&self, id: i64) -> Result<DeliveryCounts> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT state, count(*) FROM deliveries WHERE campaign_id = $1 GROUP BY state",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        });
+        let mut counts = DeliveryCounts::default();
+        for (state, n) in rows {
+            let n = n as u64;
+            match state.as_str() {
+                "queued" => counts.queued = n,
+                "sent" => counts.sent = n,
+                "failed" => counts.failed = n,
+                "skipped" => counts.skipped = n,
+                other => return Err(decode("delivery state", other)),
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Pauses, resumes or cancels a campaign. Cancelling skips every delivery not yet sent.
+    pub async fn change_campaign_state(
+        &self,
+        id: i64,
+        change: StateChange,
+        actor: &Actor,
+    ) -> Result<StateChangeOutcome> {
+        use CampaignState::{Cancelled, Draft, Paused, Queued};
+        let now = now();
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let Some(state) = locked_state!(&mut *tx, id) else {
+                return Ok(StateChangeOutcome::NotFound);
+            };
+            let next = match (change, state) {
+                (StateChange::Pause, Queued) => Paused,
+                (StateChange::Resume, Paused) => Queued,
+                (StateChange::Cancel, Draft | Queued | Paused) => Cancelled,
+                _ => return Ok(StateChangeOutcome::Refused(state)),
+            };
+            sqlx::query("UPDATE campaigns SET state = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(next.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if next == Cancelled {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'skipped', outcome = 'campaign cancelled', \
+                         lease_owner = NULL, lease_until = NULL, updated_at = $2 \
+                     WHERE campaign_id = $1 AND state = 'queued'",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let action = format!("campaign.{}", next.as_str());
+            insert_audit!(&mut *tx, actor: actor, action: action.as_str(), contact: None::<i64>,
+                detail: Some(format!("campaign {id}")), ip: None::<String>)?;
+            tx.commit().await?;
+            StateChangeOutcome::Changed(next)
+        });
+        Ok(outcome)
+    }
+}
