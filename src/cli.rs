@@ -16,6 +16,7 @@ use crate::import::{import_contacts, import_directory};
 use crate::progress::ConsoleReport;
 use crate::store::{ErasureOutcome, RestrictionOutcome, Store};
 use crate::token::SigningKeys;
+use crate::worker::{Transport, Worker, WorkerSettings};
 
 #[derive(Parser)]
 #[command(
@@ -62,6 +63,12 @@ enum Command {
         #[command(subcommand)]
         command: ContactCommand,
     },
+    /// Send queued deliveries
+    Worker {
+        /// Exit when nothing is left to send
+        #[arg(long)]
+        drain: bool,
+    },
     /// Serve the public links (unsubscribe, preference centre), health and metrics
     Serve {
         /// Do not run the delivery worker in this process
@@ -73,6 +80,9 @@ enum Command {
         /// Folder for the demo's database and files
         #[arg(long, default_value = "canvass-demo")]
         dir: PathBuf,
+        /// Stop after sending instead of serving the links until Ctrl-C
+        #[arg(long)]
+        no_serve: bool,
     },
 }
 
@@ -134,8 +144,9 @@ impl Cli {
             Command::Campaign { command } => {
                 campaign::run(&open(&config).await?, &config, command).await?
             }
+            Command::Worker { drain } => worker(&config, drain).await?,
             Command::Serve { no_worker: _ } => serve(&config).await?,
-            Command::Demo { dir } => crate::demo::run(&dir).await?,
+            Command::Demo { dir, no_serve } => crate::demo::run(&dir, !no_serve).await?,
         }
         Ok(())
     }
@@ -152,6 +163,25 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     let store = connect(config).await?;
     store.check_schema().await?;
     Ok(store)
+}
+
+/// Sends queued deliveries until none are left (`--drain`) or until Ctrl-C or SIGTERM.
+async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let settings = WorkerSettings {
+        keys: SigningKeys::load(config.signing_keys.as_deref(), &store).await?,
+        base_url: config.base_url.clone(),
+        from: config.from.clone(),
+        transport: Transport::from_url(&config.smtp_url)?,
+    };
+    let mut worker = Worker::new(store, settings);
+    if drain {
+        let total = worker.drain().await?;
+        println!("sent {}, skipped {}", total.sent, total.skipped);
+    } else {
+        worker.run_until_stopped(shutdown_signal()).await?;
+    }
+    Ok(())
 }
 
 /// Serves the HTTP service until Ctrl-C or SIGTERM.

@@ -4,13 +4,27 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::cli::{import_contact_list, import_postcodes};
-use crate::domain::Email;
-use crate::store::{DatabaseUrl, Store};
-use crate::token::{Purpose, SigningKeys};
+use std::sync::Arc;
 
-/// Where `canvass serve` listens by default.
+use chrono::Utc;
+use lettre::message::Mailbox;
+
+use crate::cli::{import_contact_list, import_postcodes};
+use crate::domain::{
+    Actor, Audience, ConstituencyCode, Email, Event, NewCampaign, Postcode, TopicSlug,
+};
+use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
+use crate::store::{DatabaseUrl, QueueOutcome, Store};
+use crate::token::{Purpose, SigningKeys};
+use crate::worker::{Transport, Worker, WorkerSettings};
+
+/// Where the demo serves its links, when the port is free.
 const DEMO_LISTEN: &str = "127.0.0.1:8080";
+/// The sample constituency both demo mailings go to.
+const DEMO_CONSTITUENCY: &str = "E14900001";
+const SENDER_NAME: &str = "Hertford and Stortford Labour (demo)";
+const NEWSLETTER: &str = include_str!("../examples/templates/newsletter.html");
+const EVENT: &str = include_str!("../examples/templates/event.html");
 
 /// The sample postcode directory and contacts list, shipped inside the binary so that the demo
 /// runs from anywhere. The constituency codes are invented (`E149...`); real ones come from the
@@ -18,7 +32,7 @@ const DEMO_LISTEN: &str = "127.0.0.1:8080";
 const SAMPLE_POSTCODES: &str = include_str!("../examples/postcodes.csv");
 const SAMPLE_CONTACTS: &str = include_str!("../examples/contacts.csv");
 
-pub async fn run(dir: &Path) -> anyhow::Result<()> {
+pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let database = dir.join("canvass.db");
     let url = DatabaseUrl::Sqlite(format!("sqlite://{}", database.display()));
@@ -42,31 +56,128 @@ pub async fn run(dir: &Path) -> anyhow::Result<()> {
     println!("(two rows of the sample are wrong on purpose, to show how bad rows are reported)");
     import_contact_list(&store, &contacts, "demo").await?;
 
-    // The links an email to Amira would carry, signed with the key kept in the demo database.
+    // The service binds first, so that the links in the emails point at where it listens.
+    let app = Application::build(ServiceSettings {
+        store: store.clone(),
+        keys: SigningKeys::load(None, &store).await?,
+        sender: SENDER_NAME.into(),
+        listen: DEMO_LISTEN.parse().expect("a valid address"),
+        metrics: Arc::new(Metrics::new()),
+    });
+    let app = match app.await {
+        Ok(app) => app,
+        // Something else has the port: any free one will do.
+        Err(_) => Application::build(ServiceSettings {
+            store: store.clone(),
+            keys: SigningKeys::load(None, &store).await?,
+            sender: SENDER_NAME.into(),
+            listen: "127.0.0.1:0".parse().expect("a valid address"),
+            metrics: Arc::new(Metrics::new()),
+        })
+        .await
+        .context("starting the demo's web service")?,
+    };
+    let base = format!("http://{}", app.local_addr());
+
+    let newsletter = demo_campaign(
+        "Autumn newsletter",
+        "news",
+        "News from Hertford and Stortford",
+        NEWSLETTER,
+        None,
+    );
+    let hustings = demo_campaign(
+        "Hustings",
+        "events",
+        "Hustings at the Corn Exchange: come and ask",
+        EVENT,
+        Some(Event {
+            title: "Hustings at the Corn Exchange".into(),
+            starts_at: Utc::now() + chrono::Duration::days(14),
+            venue: "Hertford Corn Exchange, Fore Street".into(),
+            postcode: Some(Postcode::parse("SG14 1BA")?),
+        }),
+    );
+    for campaign in [newsletter, hustings] {
+        let id = store.create_campaign(&campaign, &Actor::Operator).await?;
+        println!(
+            "\n$ canvass campaign create --name '{}' --topic {} ... --constituency {DEMO_CONSTITUENCY}",
+            campaign.name, campaign.topic
+        );
+        println!("{id}");
+        println!("$ canvass campaign queue {id}");
+        match store.queue_campaign(id, &Actor::Operator).await? {
+            QueueOutcome::Queued(n) => println!("{n}"),
+            other => anyhow::bail!("queueing the demo campaign: {other:?}"),
+        }
+    }
+    let outbox = dir.join("outbox");
+    let mut worker = Worker::new(
+        store.clone(),
+        WorkerSettings {
+            keys: SigningKeys::load(None, &store).await?,
+            base_url: base.clone(),
+            from: Mailbox::new(
+                Some(SENDER_NAME.into()),
+                "news@hertford.example.org".parse()?,
+            ),
+            transport: Transport::Outbox(outbox.clone()),
+        },
+    );
+    println!("\n$ canvass worker --drain");
+    let sent = worker.drain().await?;
+    println!("sent {}, skipped {}", sent.sent, sent.skipped);
+
     let keys = SigningKeys::load(None, &store).await?;
     let amira = Email::parse("amira.hassan@example.org")?;
     let amira = store
         .export_contact(&amira)
         .await?
         .context("the sample holds Amira")?;
-    let preferences = keys.sign(Purpose::Preferences, &amira.public_id);
     let unsubscribe = keys.sign(Purpose::Unsubscribe, &amira.public_id);
-    store.close().await;
+    let preferences = keys.sign(Purpose::Preferences, &amira.public_id);
 
     let canvass = this_program();
     println!(
-        "\nTry, with CANVASS_DATABASE_URL={url}:\n  \
-         {canvass} topics list\n  \
+        "\nThe messages are in {outbox}/ (one .eml file each; open one in a mail client).\n\
+         Amira's links, served now:\n  \
+         unsubscribe  {base}/u/{unsubscribe}\n  \
+         preferences  {base}/p/{preferences}\n\
+         \nLater, with CANVASS_DATABASE_URL={url}:\n  \
+         {canvass} campaign list\n  \
          {canvass} contact export amira.hassan@example.org\n  \
-         {canvass} contact erase isla.brown@example.org\n  \
-         {canvass} serve\n\
-         and, while it serves, Amira's links:\n  \
-         preferences  http://{DEMO_LISTEN}/p/{preferences}\n  \
-         unsubscribe  http://{DEMO_LISTEN}/u/{unsubscribe}",
-        preferences = preferences.as_str(),
+         {canvass} serve",
+        outbox = outbox.display(),
         unsubscribe = unsubscribe.as_str(),
+        preferences = preferences.as_str(),
     );
+    if serve {
+        println!("\nServing {base} until Ctrl-C.");
+        app.run_until_stopped(shutdown_signal()).await?;
+    }
+    store.close().await;
     Ok(())
+}
+
+fn demo_campaign(
+    name: &str,
+    topic: &str,
+    subject: &str,
+    html: &str,
+    event: Option<Event>,
+) -> NewCampaign {
+    NewCampaign {
+        name: name.into(),
+        topic: TopicSlug::parse(topic).expect("a default topic"),
+        subject: subject.into(),
+        html_template: html.into(),
+        text_template: None,
+        audience: Audience {
+            constituencies: vec![ConstituencyCode::parse(DEMO_CONSTITUENCY).expect("a valid code")],
+            postcodes: Vec::new(),
+        },
+        event,
+    }
 }
 
 /// How to run this program again from here: `canvass` when it is on the PATH, else its path.

@@ -20,3 +20,4 @@ pub mod render;
 pub mod store;
 pub mod telemetry;
 pub mod token;
+pub mod worker;

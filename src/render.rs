@@ -14,8 +14,9 @@ use serde::Serialize;
 
 use crate::domain::{Event, NewCampaign};
 
-/// Width the text part is wrapped to.
-const TEXT_WIDTH: usize = 72;
+/// Width the text part derived from HTML is wrapped to: wide enough that no link is ever cut in
+/// two (a cut link is a dead link; mail clients wrap prose themselves).
+const TEXT_WIDTH: usize = 1_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {

@@ -227,7 +227,7 @@ fn export_erase_and_restrict_from_the_command_line() {
 #[test]
 fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
     let dir = tempfile::tempdir().unwrap();
-    let first = canvass(dir.path(), &[], &["demo", "--dir", "demo"]);
+    let first = canvass(dir.path(), &[], &["demo", "--dir", "demo", "--no-serve"]);
     assert!(first.status.success(), "{}", stderr(&first));
     let out = stdout(&first);
     assert!(
@@ -236,8 +236,21 @@ fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
     );
     assert!(out.contains("imported 12, updated 0, rejected 2"), "{out}");
     assert!(dir.path().join("demo/canvass.db").exists());
+    // Both mailings went to the sample constituency's consenting people, one file each.
+    let sent: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("sent "))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .expect("a 'sent N, skipped M' line");
+    assert!(sent > 0, "{out}");
+    let files = std::fs::read_dir(dir.path().join("demo/outbox"))
+        .unwrap()
+        .count() as u64;
+    assert_eq!(files, sent);
+    assert!(out.contains("/u/"), "an unsubscribe link is printed: {out}");
 
-    let second = canvass(dir.path(), &[], &["demo", "--dir", "demo"]);
+    let second = canvass(dir.path(), &[], &["demo", "--dir", "demo", "--no-serve"]);
     assert!(
         stdout(&second).contains("imported 0, updated 12, rejected 2"),
         "{}",

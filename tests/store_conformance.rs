@@ -309,22 +309,8 @@ async fn fresher_consent_after_a_withdrawal_is_recorded(db: TestStore) {
     assert_eq!(history, [true, false, true]);
 }
 
-async fn load_sample_directory(db: &TestStore) -> canvass::import::DirectoryImportSummary {
-    let mut report = Recorded::default();
-    let summary = import_directory(
-        &db.store,
-        &support::example("postcodes.csv"),
-        &Actor::Operator,
-        &mut report,
-    )
-    .await
-    .unwrap();
-    assert!(report.rejections.is_empty(), "{:?}", report.rejections);
-    summary
-}
-
 async fn contacts_take_their_constituency_from_the_directory(db: TestStore) {
-    load_sample_directory(&db).await;
+    db.load_sample_directory().await;
     import(
         &db,
         &format!("{HEADER}jo@example.org,Jo,sg138eq,,,,,\nal@example.org,Al,ZE1 0AA,,,,,\n"),
@@ -383,7 +369,7 @@ async fn directory_import_reads_onspd_columns_and_skips_pseudo_constituencies(db
 }
 
 async fn directory_import_replaces_the_previous_directory(db: TestStore) {
-    load_sample_directory(&db).await;
+    db.load_sample_directory().await;
     assert_eq!(db.store.directory_size().await.unwrap(), 23);
     let path = db.file(
         "new.csv",
@@ -410,7 +396,7 @@ async fn directory_import_replaces_the_previous_directory(db: TestStore) {
 }
 
 async fn an_empty_directory_file_leaves_the_directory_unchanged(db: TestStore) {
-    load_sample_directory(&db).await;
+    db.load_sample_directory().await;
     let path = db.file("empty.csv", "pcds,pcon\nnot a postcode,E14000001\n");
     let mut report = Recorded::default();
     let result = import_directory(&db.store, &path, &Actor::Operator, &mut report).await;
@@ -426,7 +412,7 @@ async fn an_empty_directory_file_leaves_the_directory_unchanged(db: TestStore) {
 }
 
 async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
-    load_sample_directory(&db).await;
+    db.load_sample_directory().await;
     let csv = format!(
         "{HEADER}\
          Zebedee.Quill@example.org,Zebedee Quillfeather,SG14 2LT,1970-01-01,,news;events,2026-01-01T00:00:00Z,doorstep\n\
@@ -587,7 +573,7 @@ async fn restriction_is_kept_and_lifted(db: TestStore) {
 }
 
 async fn export_holds_details_consents_history_suppression_and_audit(db: TestStore) {
-    load_sample_directory(&db).await;
+    db.load_sample_directory().await;
     import(
         &db,
         &format!(
@@ -741,7 +727,7 @@ async fn a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_on
 /// The campaign audience rule, case by case: who is queued for a `news` mailing to constituency
 /// E14900001 or postcode district SG1.
 async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
-    load_sample_directory(&db).await;
+    db.load_sample_directory().await;
     let ten_years_ago = (Utc::now().date_naive() - chrono::Months::new(120)).to_string();
     let csv = format!(
         "{HEADER}\

@@ -9,6 +9,7 @@
 mod campaigns;
 mod consent;
 mod contacts;
+mod deliveries;
 mod directory;
 mod preferences;
 mod topics;
@@ -32,6 +33,7 @@ use tokio::sync::OwnedMutexGuard;
 pub use campaigns::{Campaign, QueueOutcome, Recipient, StateChange, StateChangeOutcome};
 pub use consent::ConsentChange;
 pub use contacts::{ContactImportOutcome, ErasureOutcome, RestrictionOutcome};
+pub use deliveries::{Claim, ClaimedDelivery};
 pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};
 pub use preferences::{
     MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,

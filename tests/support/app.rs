@@ -2,10 +2,9 @@
 
 use std::sync::Arc;
 
-use canvass::domain::Actor;
 use canvass::domain::{ContactExport, Email, PublicId};
 use canvass::http::{Application, Metrics, ServiceSettings};
-use canvass::import::{import_contacts, import_directory};
+use canvass::import::import_contacts;
 use canvass::token::{Purpose, SigningKeys};
 use tokio::sync::oneshot;
 
@@ -28,15 +27,8 @@ impl TestApp {
     /// Starts the service with `keys` (`kid:secret,...`) over the store, after loading the
     /// sample directory and `contacts` (a contacts CSV).
     pub async fn start(db: TestStore, keys: &str, contacts: &str) -> Self {
+        db.load_sample_directory().await;
         let mut report = Recorded::default();
-        import_directory(
-            &db.store,
-            &super::example("postcodes.csv"),
-            &Actor::Operator,
-            &mut report,
-        )
-        .await
-        .unwrap();
         let file = db.file("contacts.csv", contacts);
         import_contacts(&db.store, &file, "test", &mut report)
             .await

@@ -171,6 +171,21 @@ impl TestStore {
         out
     }
 
+    /// Loads `examples/postcodes.csv`, the sample directory.
+    pub async fn load_sample_directory(&self) -> canvass::import::DirectoryImportSummary {
+        let mut report = Recorded::default();
+        let summary = canvass::import::import_directory(
+            &self.store,
+            &example("postcodes.csv"),
+            &canvass::domain::Actor::Operator,
+            &mut report,
+        )
+        .await
+        .unwrap();
+        assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+        summary
+    }
+
     /// Runs one SQL statement that returns a count.
     pub async fn count(&self, sql: &'static str) -> i64 {
         match &self.store {

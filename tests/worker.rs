@@ -1,0 +1,190 @@
+//! The delivery worker, sending to the `file://` outbox, on both backends.
+
+mod support;
+
+use canvass::domain::{
+    Actor, Audience, ConstituencyCode, Email, NewCampaign, PostcodePrefix, TopicSlug,
+};
+use canvass::import::import_contacts;
+use canvass::store::ConsentChange;
+use canvass::token::{Purpose, SigningKeys};
+use canvass::worker::{BatchOutcome, Transport, Worker, WorkerSettings};
+use chrono::Utc;
+use support::app::KEY_1;
+use support::{Recorded, TestStore, on_both_backends};
+
+on_both_backends!(
+    the_worker_sends_each_eligible_person_one_message_with_working_links,
+    a_paused_campaign_sends_nothing_until_resumed,
+);
+
+const PEOPLE: &str = "\
+email,name,postcode,topics,consent_at
+amira@example.org,Amira Hassan,SG13 8EQ,news,2026-09-14T18:30:00Z
+ben@example.org,Ben <b>Okafor</b>,SG14 1AA,news,2026-09-14T18:30:00Z
+claire@example.org,Claire,AL1 3JE,news,2026-09-14T18:30:00Z
+dev@example.org,Dev,SG13 7DG,news,2026-09-14T18:30:00Z
+";
+
+async fn setup(db: &TestStore) -> i64 {
+    db.load_sample_directory().await;
+    let mut report = Recorded::default();
+    let file = db.file("people.csv", PEOPLE);
+    import_contacts(&db.store, &file, "test", &mut report)
+        .await
+        .unwrap();
+    let campaign = NewCampaign {
+        name: "Winter".into(),
+        topic: TopicSlug::parse("news").unwrap(),
+        subject: "Winter news from Hertford".into(),
+        html_template: "<p>Dear {{contact.name}} in {{constituency.name}}</p>".into(),
+        text_template: None,
+        audience: Audience {
+            constituencies: vec![ConstituencyCode::parse("E14900001").unwrap()],
+            postcodes: vec![PostcodePrefix::parse("AL99").unwrap()],
+        },
+        event: None,
+    };
+    let id = db
+        .store
+        .create_campaign(&campaign, &Actor::Operator)
+        .await
+        .unwrap();
+    db.store.queue_campaign(id, &Actor::Operator).await.unwrap();
+    id
+}
+
+fn worker(db: &TestStore) -> Worker {
+    Worker::new(
+        db.store.clone(),
+        WorkerSettings {
+            keys: KEY_1.parse().unwrap(),
+            base_url: "https://links.example.org/".into(),
+            from: "Hertford Labour <news@hertford.example.org>"
+                .parse()
+                .unwrap(),
+            transport: Transport::Outbox(db.dir.path().join("outbox")),
+        },
+    )
+}
+
+/// The messages in the outbox, by file name.
+fn outbox(db: &TestStore) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = std::fs::read_dir(db.dir.path().join("outbox"))
+        .map(|dir| {
+            dir.map(|entry| {
+                let entry = entry.unwrap();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(entry.path()).unwrap())
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// A header's value, unfolded.
+fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
+    let head = message.split("\r\n\r\n").next()?;
+    head.split("\r\n")
+        .find_map(|line| line.strip_prefix(&format!("{name}: ")))
+}
+
+async fn the_worker_sends_each_eligible_person_one_message_with_working_links(db: TestStore) {
+    let id = setup(&db).await;
+    // Dev withdraws after the campaign was queued: he is skipped, not mailed.
+    db.store
+        .record_consent(
+            &Email::parse("dev@example.org").unwrap(),
+            &ConsentChange {
+                topic: &TopicSlug::parse("news").unwrap(),
+                granted: false,
+                source: "phone",
+                at: Utc::now(),
+                wording: None,
+                ip: None,
+            },
+            &Actor::Operator,
+        )
+        .await
+        .unwrap();
+
+    let total = worker(&db).drain().await.unwrap();
+
+    assert_eq!(
+        total,
+        BatchOutcome {
+            sent: 2,
+            skipped: 1
+        }
+    );
+    let messages = outbox(&db);
+    let recipients: Vec<&str> = messages
+        .iter()
+        .map(|(_, m)| header(m, "To").unwrap())
+        .collect();
+    assert_eq!(recipients.len(), 2);
+    assert!(recipients.iter().any(|to| to.contains("amira@example.org")));
+    assert!(recipients.iter().any(|to| to.contains("ben@example.org")));
+    let keys: SigningKeys = KEY_1.parse().unwrap();
+    for (_, message) in &messages {
+        assert_eq!(
+            header(message, "List-Unsubscribe-Post"),
+            Some("List-Unsubscribe=One-Click")
+        );
+        assert_eq!(
+            header(message, "List-Id"),
+            Some("<news.hertford.example.org>")
+        );
+        assert!(
+            header(message, "Message-ID")
+                .unwrap()
+                .ends_with("@hertford.example.org>")
+        );
+        let unsubscribe = header(message, "List-Unsubscribe").unwrap();
+        let token = unsubscribe
+            .strip_prefix("<https://links.example.org/u/")
+            .and_then(|t| t.strip_suffix('>'))
+            .unwrap();
+        assert!(keys.verify(token, Purpose::Unsubscribe, Utc::now()).is_ok());
+        assert!(message.contains("Hertford and Stortford (sample)"));
+        assert!(message.contains("/p/"), "a preference link in the body");
+    }
+    let ben = &messages
+        .iter()
+        .find(|(_, m)| header(m, "To").unwrap().contains("ben@"))
+        .unwrap()
+        .1;
+    assert!(
+        ben.contains("Ben &lt;b&gt;Okafor&lt;/b&gt;"),
+        "escaped in the HTML part"
+    );
+
+    let counts = db.store.delivery_counts(id).await.unwrap();
+    assert_eq!((counts.queued, counts.sent, counts.skipped), (0, 2, 1));
+    assert_eq!(
+        db.store.campaign(id).await.unwrap().unwrap().state.as_str(),
+        "done"
+    );
+    assert_eq!(worker(&db).drain().await.unwrap(), BatchOutcome::default());
+    assert_eq!(outbox(&db).len(), 2, "nobody is sent twice");
+}
+
+async fn a_paused_campaign_sends_nothing_until_resumed(db: TestStore) {
+    use canvass::store::StateChange;
+    let id = setup(&db).await;
+    db.store
+        .change_campaign_state(id, StateChange::Pause, &Actor::Operator)
+        .await
+        .unwrap();
+
+    assert_eq!(worker(&db).drain().await.unwrap(), BatchOutcome::default());
+    assert!(outbox(&db).is_empty());
+
+    db.store
+        .change_campaign_state(id, StateChange::Resume, &Actor::Operator)
+        .await
+        .unwrap();
+    assert_eq!(worker(&db).drain().await.unwrap().sent, 3);
+}
