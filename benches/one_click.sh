@@ -13,6 +13,7 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v curl >/dev/null || missing+=(curl)
+command -v bc >/dev/null || missing+=(bc)
 command -v psql >/dev/null || missing+=(postgresql-client)
 if ((${#missing[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -98,6 +99,7 @@ bench_backend() { # name url
     local health one_click
     health=$(rate "http://$CANVASS_LISTEN/healthz")
     one_click=$(THREADS=$threads TOKENS=$work/tokens rate -s "$work/one_click.lua" "http://$CANVASS_LISTEN")
+    [ "$name" = sqlite ] && sqlite_one_click=$one_click
     kill "$server"
     wait "$server" || true
     server=
@@ -118,6 +120,43 @@ bench_backend() { # name url
 }
 
 bench_backend sqlite "sqlite://$work/bench.db"
+
+# The engine's ceiling for the same writes: sqlite3 itself applies canvass's unsubscribe
+# statements (src/store/preferences.rs: the outcome, an audit entry, a withdrawal per topic, the
+# suppression) for 6,000 people not yet unsubscribed, in random order as clicks come, in
+# transactions of 30 as the batching server makes them under this load, with no HTTP, no Rust
+# and no driver in between.
+sqlite3 "$work/bench.db" "SELECT public_id FROM contacts c WHERE NOT EXISTS \
+    (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash) ORDER BY random() LIMIT 6000" \
+    >"$work/free"
+python3 - "$work/free" >"$work/ceiling.sql" <<'PY'
+import sys
+ids = [line.strip() for line in open(sys.argv[1])]
+now = "'2026-01-01T00:00:00.000000+00:00'"
+pending = ("(EXISTS (SELECT 1 FROM topics t WHERE COALESCE((SELECT l.granted FROM consent_ledger l "
+           "WHERE l.contact_id = c.id AND l.topic_id = t.id AND l.channel = 'email' "
+           "ORDER BY l.at DESC, l.id DESC LIMIT 1), TRUE)) OR NOT EXISTS (SELECT 1 FROM suppressions s "
+           "WHERE s.email_hash = c.email_hash AND s.reason IN ('erased', 'unsubscribed')))")
+print("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384;")
+print(".output /dev/null")
+for k in range(0, len(ids), 30):
+    group = ids[k:k + 30]
+    values = ", ".join(f"('{i}', 'unsubscribe-link', '127.0.0.1')" for i in group)
+    listed = ", ".join(f"'{i}'" for i in group)
+    print(f"""BEGIN IMMEDIATE;
+SELECT c.public_id, {pending} FROM contacts c WHERE c.public_id IN ({listed});
+INSERT INTO audit_log (at, actor, action, contact_id, detail, ip) SELECT {now}, 'contact', 'contact.unsubscribed', c.id, 'via ' || b.column2, b.column3 FROM (VALUES {values}) AS b JOIN contacts c ON c.public_id = b.column1 WHERE {pending};
+INSERT INTO consent_ledger (contact_id, topic_id, channel, granted, source, at, ip, recorded_at) SELECT c.id, t.id, 'email', FALSE, b.column2, {now}, b.column3, {now} FROM (VALUES {values}) AS b JOIN contacts c ON c.public_id = b.column1 CROSS JOIN topics t WHERE COALESCE((SELECT l.granted FROM consent_ledger l WHERE l.contact_id = c.id AND l.topic_id = t.id AND l.channel = 'email' ORDER BY l.at DESC, l.id DESC LIMIT 1), TRUE);
+INSERT INTO suppressions (email_hash, reason, created_at, updated_at) SELECT email_hash, 'unsubscribed', {now}, {now} FROM contacts WHERE public_id IN ({listed}) ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason, updated_at = excluded.updated_at WHERE suppressions.reason NOT IN ('erased', 'unsubscribed');
+COMMIT;""")
+PY
+people=$(wc -l <"$work/free")
+start=$(date +%s.%N)
+sqlite3 "$work/bench.db" <"$work/ceiling.sql"
+end=$(date +%s.%N)
+awk -v n="$people" -v s="$(echo "$end - $start" | bc)" -v u="$sqlite_one_click" 'BEGIN {
+    printf "sqlite   the engine alone, same writes in transactions of 30: %.0f people/s; canvass at %.2fx that\n",
+        n / s, u / (n / s) }'
 
 pg=${CANVASS_BENCH_POSTGRES_URL:-${CANVASS_TEST_POSTGRES_URL:-}}
 if [ -n "$pg" ]; then
