@@ -145,7 +145,7 @@ impl Cli {
                 campaign::run(&open(&config).await?, &config, command).await?
             }
             Command::Worker { drain } => worker(&config, drain).await?,
-            Command::Serve { no_worker: _ } => serve(&config).await?,
+            Command::Serve { no_worker } => serve(&config, !no_worker).await?,
             Command::Demo { dir, no_serve } => crate::demo::run(&dir, !no_serve).await?,
         }
         Ok(())
@@ -165,16 +165,19 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// Sends queued deliveries until none are left (`--drain`) or until Ctrl-C or SIGTERM.
-async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
-    let store = open(config).await?;
-    let settings = WorkerSettings {
-        keys: SigningKeys::load(config.signing_keys.as_deref(), &store).await?,
+async fn worker_settings(config: &Config, store: &Store) -> anyhow::Result<WorkerSettings> {
+    Ok(WorkerSettings {
+        keys: SigningKeys::load(config.signing_keys.as_deref(), store).await?,
         base_url: config.base_url.clone(),
         from: config.from.clone(),
         transport: Transport::from_url(&config.smtp_url)?,
-    };
-    let mut worker = Worker::new(store, settings);
+    })
+}
+
+/// Sends queued deliveries until none are left (`--drain`) or until Ctrl-C or SIGTERM.
+async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let mut worker = Worker::new(store.clone(), worker_settings(config, &store).await?);
     if drain {
         let total = worker.drain().await?;
         println!("sent {}, skipped {}", total.sent, total.skipped);
@@ -184,10 +187,18 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves the HTTP service until Ctrl-C or SIGTERM.
-async fn serve(config: &Config) -> anyhow::Result<()> {
+/// Serves the HTTP service, and the worker beside it unless told not to, until Ctrl-C or
+/// SIGTERM; both finish what they are doing before the process exits.
+async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
+    let worker = match with_worker {
+        true => Some(Worker::new(
+            store.clone(),
+            worker_settings(config, &store).await?,
+        )),
+        false => None,
+    };
     let app = Application::build(ServiceSettings {
         store,
         keys,
@@ -197,8 +208,23 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("listening on {}", config.listen))?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stop| *stop).await;
+    };
+    let worker = worker.map(|mut worker| {
+        let stopping = stopped(stopping.clone());
+        tokio::spawn(async move { worker.run_until_stopped(stopping).await })
+    });
     eprintln!("canvass: serving on http://{}", app.local_addr());
-    app.run_until_stopped(shutdown_signal()).await?;
+    app.run_until_stopped(stopped(stopping)).await?;
+    if let Some(worker) = worker {
+        worker.await.context("the worker panicked")??;
+    }
     eprintln!("canvass: stopped");
     Ok(())
 }

@@ -51,9 +51,9 @@ pub struct ConstituencyVars {
 #[derive(Debug, Clone, Serialize)]
 pub struct EventVars {
     pub title: String,
-    /// "Saturday 5 December 2026"
+    /// "Saturday 5 December 2026", in UK time.
     pub date: String,
-    /// "19:30 UTC"
+    /// "7:30pm", in UK time (GMT or BST, as on the day).
     pub time: String,
     pub starts_at: DateTime<Utc>,
     pub venue: String,
@@ -62,10 +62,11 @@ pub struct EventVars {
 
 impl EventVars {
     pub fn of(event: &Event) -> Self {
+        let local = event.starts_at.with_timezone(&chrono_tz::Europe::London);
         Self {
             title: event.title.clone(),
-            date: event.starts_at.format("%A %-d %B %Y").to_string(),
-            time: event.starts_at.format("%H:%M UTC").to_string(),
+            date: local.format("%A %-d %B %Y").to_string(),
+            time: local.format("%-I:%M%P").to_string(),
             starts_at: event.starts_at,
             venue: event.venue.clone(),
             postcode: event.postcode.as_ref().map(|p| p.as_str().to_owned()),
@@ -250,7 +251,28 @@ mod tests {
         );
         assert_eq!(
             bodies.text,
-            "Hustings, 19:30 UTC <https://example.org/u/sample> https://example.org/p/sample"
+            "Hustings, 7:30pm <https://example.org/u/sample> https://example.org/p/sample"
+        );
+    }
+
+    #[test]
+    fn event_times_are_shown_in_uk_time() {
+        let at = |s: &str| Event {
+            title: "Fete".into(),
+            starts_at: s.parse().unwrap(),
+            venue: "Green".into(),
+            postcode: None,
+        };
+        let winter = EventVars::of(&at("2026-12-05T19:30:00Z"));
+        assert_eq!(
+            (winter.date.as_str(), winter.time.as_str()),
+            ("Saturday 5 December 2026", "7:30pm")
+        );
+        // British Summer Time: an hour ahead of UTC.
+        let summer = EventVars::of(&at("2026-07-04T23:30:00Z"));
+        assert_eq!(
+            (summer.date.as_str(), summer.time.as_str()),
+            ("Sunday 5 July 2026", "12:30am")
         );
     }
 }

@@ -290,15 +290,41 @@ async fn the_commands_work_on_postgres_too() {
 }
 
 #[test]
-fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
+fn serve_sends_queued_mail_answers_health_checks_and_stops_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader, Read, Write};
 
     let workspace = Workspace::migrated();
+    workspace.write("contacts.csv", CONTACTS);
+    workspace.write("news.html", "<p>Hello {{contact.name}}</p>");
+    assert!(
+        workspace
+            .run(&["contacts", "import", "contacts.csv"])
+            .status
+            .success()
+    );
+    let create = workspace.run(&[
+        "campaign",
+        "create",
+        "--name",
+        "N",
+        "--topic",
+        "news",
+        "--subject",
+        "News",
+        "--html",
+        "news.html",
+    ]);
+    let id = stdout(&create).trim().to_owned();
+    assert_eq!(
+        stdout(&workspace.run(&["campaign", "queue", &id])).trim(),
+        "2"
+    );
     let mut command = Command::new(env!("CARGO_BIN_EXE_canvass"));
     command
         .current_dir(workspace.path())
-        .args(["serve", "--no-worker"])
+        .arg("serve")
         .env("CANVASS_DATABASE_URL", &workspace.url)
+        .env("CANVASS_SMTP_URL", "file://outbox")
         .env("CANVASS_LISTEN", "127.0.0.1:0")
         .env_remove("CANVASS_SIGNING_KEYS")
         .stderr(std::process::Stdio::piped());
@@ -318,6 +344,26 @@ fn serve_answers_health_checks_and_stops_cleanly_on_sigterm() {
         lines.iter().any(|l| l.contains("generated a signing key")),
         "{lines:?}"
     );
+
+    // The worker inside the service sends the queued campaign.
+    let outbox = workspace.path().join("outbox");
+    let sent = (0..100).any(|_| {
+        let files = std::fs::read_dir(&outbox).map_or(0, |dir| {
+            dir.filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "eml")
+            })
+            .count()
+        });
+        files == 2 || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            false
+        }
+    });
+    assert!(sent, "two messages in the outbox");
 
     let mut connection = std::net::TcpStream::connect(&address).unwrap();
     write!(
