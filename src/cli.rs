@@ -165,19 +165,25 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn worker_settings(config: &Config, store: &Store) -> anyhow::Result<WorkerSettings> {
+async fn worker_settings(
+    config: &Config,
+    store: &Store,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<WorkerSettings> {
     Ok(WorkerSettings {
         keys: SigningKeys::load(config.signing_keys.as_deref(), store).await?,
         base_url: config.base_url.clone(),
         from: config.from.clone(),
         transport: Transport::from_url(&config.smtp_url)?,
+        metrics,
     })
 }
 
 /// Sends queued deliveries until none are left (`--drain`) or until Ctrl-C or SIGTERM.
 async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
-    let mut worker = Worker::new(store.clone(), worker_settings(config, &store).await?);
+    let settings = worker_settings(config, &store, Arc::new(Metrics::new())).await?;
+    let mut worker = Worker::new(store.clone(), settings);
     if drain {
         let total = worker.drain().await?;
         println!("sent {}, skipped {}", total.sent, total.skipped);
@@ -192,11 +198,13 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
 async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
+    // One set of counters: /metrics shows the worker's beside the service's.
+    let metrics = Arc::new(Metrics::new());
     let worker = match with_worker {
-        true => Some(Worker::new(
-            store.clone(),
-            worker_settings(config, &store).await?,
-        )),
+        true => {
+            let settings = worker_settings(config, &store, metrics.clone()).await?;
+            Some(Worker::new(store.clone(), settings))
+        }
         false => None,
     };
     let app = Application::build(ServiceSettings {
@@ -204,7 +212,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         keys,
         sender: config.sender_name(),
         listen: config.listen,
-        metrics: Arc::new(Metrics::new()),
+        metrics,
     })
     .await
     .with_context(|| format!("listening on {}", config.listen))?;

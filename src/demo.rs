@@ -57,12 +57,13 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
     import_contact_list(&store, &contacts, "demo").await?;
 
     // The service binds first, so that the links in the emails point at where it listens.
+    let metrics = Arc::new(Metrics::new());
     let app = Application::build(ServiceSettings {
         store: store.clone(),
         keys: SigningKeys::load(None, &store).await?,
         sender: SENDER_NAME.into(),
         listen: DEMO_LISTEN.parse().expect("a valid address"),
-        metrics: Arc::new(Metrics::new()),
+        metrics: metrics.clone(),
     });
     let app = match app.await {
         Ok(app) => app,
@@ -72,7 +73,7 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
             keys: SigningKeys::load(None, &store).await?,
             sender: SENDER_NAME.into(),
             listen: "127.0.0.1:0".parse().expect("a valid address"),
-            metrics: Arc::new(Metrics::new()),
+            metrics: metrics.clone(),
         })
         .await
         .context("starting the demo's web service")?,
@@ -122,6 +123,7 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
                 "news@hertford.example.org".parse()?,
             ),
             transport: Transport::Outbox(outbox.clone()),
+            metrics,
         },
     );
     println!("\n$ canvass worker --drain");

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod import;
+pub mod metrics;
 pub mod progress;
 pub mod render;
 pub mod store;

@@ -15,6 +15,7 @@ use lettre::Message;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 
+use crate::metrics::Metrics;
 use crate::render::{ConstituencyVars, ContactVars, EventVars, MessageVars, Templates};
 use crate::store::{Campaign, ClaimedDelivery, Store, StoreError};
 use crate::token::{Purpose, SigningKeys};
@@ -78,6 +79,8 @@ pub struct WorkerSettings {
     pub base_url: String,
     pub from: Mailbox,
     pub transport: Transport,
+    /// Where the worker counts what it sends and skips.
+    pub metrics: Arc<Metrics>,
 }
 
 pub struct Worker {
@@ -156,6 +159,8 @@ impl Worker {
                 outcome.sent += 1;
             }
         }
+        self.settings.metrics.sent.inc_by(outcome.sent);
+        self.settings.metrics.skipped.inc_by(outcome.skipped);
         if outcome.sent > 0 || outcome.skipped > 0 {
             tracing::info!(sent = outcome.sent, skipped = outcome.skipped, "batch sent");
         }

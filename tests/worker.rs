@@ -5,7 +5,10 @@ mod support;
 use canvass::domain::{
     Actor, Audience, ConstituencyCode, Email, NewCampaign, PostcodePrefix, TopicSlug,
 };
+use std::sync::Arc;
+
 use canvass::import::import_contacts;
+use canvass::metrics::Metrics;
 use canvass::store::ConsentChange;
 use canvass::token::{Purpose, SigningKeys};
 use canvass::worker::{BatchOutcome, Transport, Worker, WorkerSettings};
@@ -55,6 +58,10 @@ async fn setup(db: &TestStore) -> i64 {
 }
 
 fn worker(db: &TestStore) -> Worker {
+    worker_counting(db, Arc::new(Metrics::new()))
+}
+
+fn worker_counting(db: &TestStore, metrics: Arc<Metrics>) -> Worker {
     Worker::new(
         db.store.clone(),
         WorkerSettings {
@@ -64,6 +71,7 @@ fn worker(db: &TestStore) -> Worker {
                 .parse()
                 .unwrap(),
             transport: Transport::Outbox(db.dir.path().join("outbox")),
+            metrics,
         },
     )
 }
@@ -110,7 +118,8 @@ async fn the_worker_sends_each_eligible_person_one_message_with_working_links(db
         .await
         .unwrap();
 
-    let total = worker(&db).drain().await.unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let total = worker_counting(&db, metrics.clone()).drain().await.unwrap();
 
     assert_eq!(
         total,
@@ -159,6 +168,15 @@ async fn the_worker_sends_each_eligible_person_one_message_with_working_links(db
     assert!(
         ben.contains("Ben &lt;b&gt;Okafor&lt;/b&gt;"),
         "escaped in the HTML part"
+    );
+    let counters = metrics.encode().unwrap();
+    assert!(
+        counters.contains("canvass_deliveries_sent_total 2"),
+        "{counters}"
+    );
+    assert!(
+        counters.contains("canvass_deliveries_skipped_total 1"),
+        "{counters}"
     );
 
     let counts = db.store.delivery_counts(id).await.unwrap();

@@ -24,7 +24,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-pub use ops::Metrics;
+pub use crate::metrics::Metrics;
 
 use crate::store::Store;
 use crate::token::SigningKeys;

@@ -1,0 +1,93 @@
+//! The counters canvass exposes at `/metrics`: the HTTP service's and the worker's. One registry
+//! per process (per application in tests), so that services started side by side count apart.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct RequestLabels {
+    /// The route's pattern (`/u/{token}`), never the path itself, which holds the token.
+    pub(crate) route: String,
+    pub(crate) method: String,
+    pub(crate) status: u16,
+}
+
+/// The counters the service exposes. One registry per application, so that tests running
+/// several in one process count apart.
+pub struct Metrics {
+    registry: Registry,
+    pub(crate) requests: Family<RequestLabels, Counter>,
+    pub unsubscribes: Counter,
+    pub preference_changes: Counter,
+    pub erasures: Counter,
+    /// Messages the server (or the outbox) accepted.
+    pub sent: Counter,
+    /// Deliveries skipped at send time: the person no longer qualifies.
+    pub skipped: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("canvass");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let unsubscribes = Counter::default();
+        let preference_changes = Counter::default();
+        let erasures = Counter::default();
+        let sent = Counter::default();
+        let skipped = Counter::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "unsubscribes",
+            "People unsubscribed from everything through a link",
+            unsubscribes.clone(),
+        );
+        registry.register(
+            "preference_changes",
+            "Preference-centre saves that changed something",
+            preference_changes.clone(),
+        );
+        registry.register(
+            "erasures",
+            "People who erased their data through the preference centre",
+            erasures.clone(),
+        );
+        registry.register(
+            "deliveries_sent",
+            "Messages handed over and accepted",
+            sent.clone(),
+        );
+        registry.register(
+            "deliveries_skipped",
+            "Deliveries skipped because the person no longer qualified when it was their turn",
+            skipped.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            unsubscribes,
+            preference_changes,
+            erasures,
+            sent,
+            skipped,
+        }
+    }
+
+    /// The counters in the OpenMetrics text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
