@@ -3,7 +3,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{BeginWrite, Result, Store, StoreError, insert_audit, now, on_pool};
+use super::{
+    BeginWrite, CONSTITUENCY_OF_CONTACT, Result, Store, StoreError, decode_error, insert_audit,
+    now, on_pool,
+};
 use crate::domain::{
     Actor, Audience, CampaignState, CampaignSummary, ConstituencyCode, DeliveryCounts, Event,
     NewCampaign, Postcode, PostcodePrefix, PublicId, TopicSlug, latest_birth_date_to_mail,
@@ -94,13 +97,12 @@ macro_rules! locked_state {
             .fetch_optional($executor)
             .await?;
         state
-            .map(|s| s.parse::<CampaignState>().map_err(|e| decode("state", e)))
+            .map(|s| {
+                s.parse::<CampaignState>()
+                    .map_err(|e| decode_error("state", e))
+            })
             .transpose()?
     }};
-}
-
-fn decode(what: &str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Database(sqlx::Error::Decode(format!("{what}: {error}").into()))
 }
 
 impl Store {
@@ -206,10 +208,12 @@ impl Store {
         let mut audience = Audience::default();
         for (kind, value) in rows {
             if kind == "constituency" {
-                let code = ConstituencyCode::parse(&value).map_err(|e| decode("audience", e))?;
+                let code =
+                    ConstituencyCode::parse(&value).map_err(|e| decode_error("audience", e))?;
                 audience.constituencies.push(code);
             } else {
-                let prefix = PostcodePrefix::parse(&value).map_err(|e| decode("audience", e))?;
+                let prefix =
+                    PostcodePrefix::parse(&value).map_err(|e| decode_error("audience", e))?;
                 audience.postcodes.push(prefix);
             }
         }
@@ -222,16 +226,16 @@ impl Store {
                     .event_postcode
                     .map(|p| Postcode::parse(&p))
                     .transpose()
-                    .map_err(|e| decode("event postcode", e))?,
+                    .map_err(|e| decode_error("event postcode", e))?,
             }),
             _ => None,
         };
         Ok(Some(Campaign {
             id: row.id,
-            state: row.state.parse().map_err(|e| decode("state", e))?,
+            state: row.state.parse().map_err(|e| decode_error("state", e))?,
             spec: NewCampaign {
                 name: row.name,
-                topic: TopicSlug::parse(&row.topic).map_err(|e| decode("topic", e))?,
+                topic: TopicSlug::parse(&row.topic).map_err(|e| decode_error("topic", e))?,
                 subject: row.subject,
                 html_template: row.html_template,
                 text_template: row.text_template,
@@ -266,7 +270,7 @@ impl Store {
                     name,
                     topic,
                     subject,
-                    state: state.parse().map_err(|e| decode("state", e))?,
+                    state: state.parse().map_err(|e| decode_error("state", e))?,
                     created_at,
                     queued_at,
                 })
@@ -293,10 +297,7 @@ impl Store {
         type Row = (String, Option<String>, Option<String>, Option<String>);
         let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT c.public_id, c.name, c.postcode, \
-                        (SELECT COALESCE(n.name, p.constituency_code) FROM postcodes p \
-                         LEFT JOIN constituencies n ON n.code = p.constituency_code \
-                         WHERE p.postcode = c.postcode) \
+                "SELECT c.public_id, c.name, c.postcode, {CONSTITUENCY_OF_CONTACT} \
                  FROM campaigns k, contacts c WHERE k.id = $1 AND {ELIGIBLE} \
                  ORDER BY c.id LIMIT 1"
             )))
@@ -307,7 +308,9 @@ impl Store {
         });
         row.map(|(public_id, name, postcode, constituency)| {
             Ok(Recipient {
-                public_id: public_id.parse().map_err(|e| decode("public id", e))?,
+                public_id: public_id
+                    .parse()
+                    .map_err(|e| decode_error("public id", e))?,
                 name,
                 postcode,
                 constituency,
@@ -374,7 +377,7 @@ impl Store {
                 "sent" => counts.sent = n,
                 "failed" => counts.failed = n,
                 "skipped" => counts.skipped = n,
-                other => return Err(decode("delivery state", other)),
+                other => return Err(decode_error("delivery state", other)),
             }
         }
         Ok(counts)

@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
 
-use super::{BeginWrite, MAX_BIND_PARAMETERS, Result, Store, insert_audit, now, on_pool};
+use super::{
+    BeginWrite, MAX_BIND_PARAMETERS, Result, Store, decode_error, insert_audit, now, on_pool,
+};
 use crate::domain::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
     EmailHash, Name, NewContact, Postcode, PublicId, SuppressionExport, SuppressionReason,
@@ -329,7 +331,7 @@ impl Store {
                 public_id: row
                     .public_id
                     .parse()
-                    .map_err(|e| sqlx::Error::Decode(format!("contact public id: {e}").into()))?,
+                    .map_err(|e| decode_error("contact public id", e))?,
                 email: row.email,
                 name: row.name,
                 postcode: row.postcode,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::campaigns::ELIGIBLE;
-use super::{BeginWrite, Result, Store, StoreError, now, on_pool};
+use super::{BeginWrite, CONSTITUENCY_OF_CONTACT, Result, Store, decode_error, now, on_pool};
 use crate::domain::{Email, PublicId, latest_birth_date_to_mail};
 
 /// One delivery a worker holds the lease on, with what its message shows.
@@ -98,15 +98,13 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-            let rows: Vec<ClaimedRow> = sqlx::query_as(
+            let rows: Vec<ClaimedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT d.id, d.campaign_id, c.email, c.public_id, c.name, c.postcode, \
-                        (SELECT COALESCE(n.name, p.constituency_code) FROM postcodes p \
-                         LEFT JOIN constituencies n ON n.code = p.constituency_code \
-                         WHERE p.postcode = c.postcode) AS constituency \
+                        {CONSTITUENCY_OF_CONTACT} AS constituency \
                  FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
                  WHERE d.lease_owner = $1 AND d.lease_until = $2 AND d.state = 'queued' \
-                 ORDER BY d.id",
-            )
+                 ORDER BY d.id"
+            )))
             .bind(owner)
             .bind(until)
             .fetch_all(&mut *tx)
@@ -115,20 +113,17 @@ impl Store {
             (rows, skipped)
         });
         let (rows, skipped) = claim;
-        let decode = |what: &str, e: String| {
-            StoreError::Database(sqlx::Error::Decode(format!("{what}: {e}").into()))
-        };
         let deliveries = rows
             .into_iter()
             .map(|row| {
                 Ok(ClaimedDelivery {
                     id: row.id,
                     campaign_id: row.campaign_id,
-                    email: Email::parse(&row.email).map_err(|e| decode("email", e.to_string()))?,
+                    email: Email::parse(&row.email).map_err(|e| decode_error("email", e))?,
                     public_id: row
                         .public_id
                         .parse()
-                        .map_err(|e: uuid::Error| decode("public id", e.to_string()))?,
+                        .map_err(|e: uuid::Error| decode_error("public id", e))?,
                     name: row.name,
                     postcode: row.postcode,
                     constituency: row.constituency,

@@ -170,7 +170,7 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10))
+                    .busy_timeout(WRITE_TURN_TIMEOUT)
                     // Erased data is overwritten on disk, not just unlinked from the b-tree.
                     .pragma("secure_delete", "on")
                     // Statement journals (the undo copy of every page a bulk statement touches)
@@ -307,7 +307,8 @@ impl<DB: sqlx::Database> DerefMut for WriteTransaction<DB> {
 static SQLITE_WRITERS: LazyLock<std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
     LazyLock::new(Default::default);
 
-/// How long a writer waits for its turn, as long as SQLite's own busy timeout.
+/// How long a writer waits for its turn: in this process on the write lock, and as SQLite's
+/// busy timeout for writers in other processes.
 const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl BeginWrite for SqlitePool {
@@ -339,6 +340,18 @@ impl BeginWrite for PgPool {
         })
     }
 }
+
+/// A stored value that does not parse as its domain type: the database holds something canvass
+/// never wrote.
+fn decode_error(what: &str, error: impl fmt::Display) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(format!("{what}: {error}").into()))
+}
+
+/// The name (or, without one, the code) of contact `c`'s constituency, through the directory.
+const CONSTITUENCY_OF_CONTACT: &str = "\
+    (SELECT COALESCE(n.name, p.constituency_code) FROM postcodes p \
+     LEFT JOIN constituencies n ON n.code = p.constituency_code \
+     WHERE p.postcode = c.postcode)";
 
 /// The time as the store records it: UTC, to the microsecond, the precision both engines keep,
 /// so that what is written reads back equal.

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use sqlx::QueryBuilder;
 
-use super::{BeginWrite, Result, Store, insert_audit, now, on_pool};
+use super::{BeginWrite, Result, Store, decode_error, insert_audit, now, on_pool};
 use crate::domain::{Actor, Email, Postcode, PublicId, SuppressionReason, TopicSlug};
 
 /// What the preference centre shows.
@@ -128,25 +128,24 @@ impl Store {
         let Some((row, topics)) = found else {
             return Ok(None);
         };
-        let decode = |what: &str, e: String| sqlx::Error::Decode(format!("{what}: {e}").into());
         let suppressed = row
             .suppressed
             .map(|r| r.parse::<SuppressionReason>())
             .transpose()
-            .map_err(|e| decode("suppression reason", e))?;
+            .map_err(|e| decode_error("suppression reason", e))?;
         let topics = topics
             .into_iter()
             .map(|(slug, name, subscribed)| {
                 Ok(TopicChoice {
-                    slug: TopicSlug::parse(&slug).map_err(|e| decode("topic", e.to_string()))?,
+                    slug: TopicSlug::parse(&slug).map_err(|e| decode_error("topic", e))?,
                     name,
                     subscribed,
                 })
             })
-            .collect::<Result<_, sqlx::Error>>()?;
+            .collect::<Result<_>>()?;
         Ok(Some(Preferences {
             public_id: *id,
-            email: Email::parse(&row.email).map_err(|e| decode("email", e.to_string()))?,
+            email: Email::parse(&row.email).map_err(|e| decode_error("email", e))?,
             name: row.name,
             postcode: row.postcode,
             constituency: row.constituency,
