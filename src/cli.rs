@@ -165,13 +165,13 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-async fn worker_settings(
+fn worker_settings(
     config: &Config,
-    store: &Store,
+    keys: SigningKeys,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<WorkerSettings> {
     Ok(WorkerSettings {
-        keys: SigningKeys::load(config.signing_keys.as_deref(), store).await?,
+        keys,
         base_url: config.base_url.clone(),
         from: config.from.clone(),
         transport: Transport::from_url(&config.smtp_url)?,
@@ -182,7 +182,8 @@ async fn worker_settings(
 /// Sends queued deliveries until none are left (`--drain`) or until Ctrl-C or SIGTERM.
 async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
-    let settings = worker_settings(config, &store, Arc::new(Metrics::new())).await?;
+    let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
+    let settings = worker_settings(config, keys, Arc::new(Metrics::new()))?;
     let mut worker = Worker::new(store.clone(), settings);
     if drain {
         let total = worker.drain().await?;
@@ -202,7 +203,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let worker = match with_worker {
         true => {
-            let settings = worker_settings(config, &store, metrics.clone()).await?;
+            let settings = worker_settings(config, keys.clone(), metrics.clone())?;
             Some(Worker::new(store.clone(), settings))
         }
         false => None,

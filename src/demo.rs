@@ -57,26 +57,21 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
     import_contact_list(&store, &contacts, "demo").await?;
 
     // The service binds first, so that the links in the emails point at where it listens.
+    let keys = SigningKeys::load(None, &store).await?;
     let metrics = Arc::new(Metrics::new());
-    let app = Application::build(ServiceSettings {
+    let service = |listen: &str| ServiceSettings {
         store: store.clone(),
-        keys: SigningKeys::load(None, &store).await?,
+        keys: keys.clone(),
         sender: SENDER_NAME.into(),
-        listen: DEMO_LISTEN.parse().expect("a valid address"),
+        listen: listen.parse().expect("a valid address"),
         metrics: metrics.clone(),
-    });
-    let app = match app.await {
+    };
+    let app = match Application::build(service(DEMO_LISTEN)).await {
         Ok(app) => app,
         // Something else has the port: any free one will do.
-        Err(_) => Application::build(ServiceSettings {
-            store: store.clone(),
-            keys: SigningKeys::load(None, &store).await?,
-            sender: SENDER_NAME.into(),
-            listen: "127.0.0.1:0".parse().expect("a valid address"),
-            metrics: metrics.clone(),
-        })
-        .await
-        .context("starting the demo's web service")?,
+        Err(_) => Application::build(service("127.0.0.1:0"))
+            .await
+            .context("starting the demo's web service")?,
     };
     let base = format!("http://{}", app.local_addr());
 
@@ -116,21 +111,20 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
     let mut worker = Worker::new(
         store.clone(),
         WorkerSettings {
-            keys: SigningKeys::load(None, &store).await?,
+            keys: keys.clone(),
             base_url: base.clone(),
             from: Mailbox::new(
                 Some(SENDER_NAME.into()),
                 "news@hertford.example.org".parse()?,
             ),
             transport: Transport::Outbox(outbox.clone()),
-            metrics,
+            metrics: metrics.clone(),
         },
     );
     println!("\n$ canvass worker --drain");
     let sent = worker.drain().await?;
     println!("sent {}, skipped {}", sent.sent, sent.skipped);
 
-    let keys = SigningKeys::load(None, &store).await?;
     let amira = Email::parse("amira.hassan@example.org")?;
     let amira = store
         .export_contact(&amira)
