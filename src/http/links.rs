@@ -129,6 +129,24 @@ impl AppState {
         self.page(status, "preferences", &page)
     }
 
+    /// Unsubscribes the person from everything, counts it, and answers with the page to show.
+    async fn unsubscribe(&self, id: PublicId, source: &'static str, ip: String) -> Answer {
+        let request = UnsubscribeRequest {
+            contact: id,
+            source,
+            ip: Some(ip),
+        };
+        Ok(match self.unsubscriber.unsubscribe(request).await? {
+            UnsubscribeOutcome::Unsubscribed => {
+                self.metrics.unsubscribes.inc();
+                tracing::info!(contact = %id, "unsubscribed");
+                self.sender_page("unsubscribed")
+            }
+            UnsubscribeOutcome::AlreadyUnsubscribed => self.sender_page("unsubscribed"),
+            UnsubscribeOutcome::NotFound => self.sender_page("nothing_held"),
+        })
+    }
+
     fn answer(&self, result: Answer) -> Response {
         match result {
             Ok(response) => response,
@@ -185,20 +203,9 @@ async fn unsubscribe(
 ) -> Response {
     let result = async {
         let id = state.verify(&token, Purpose::Unsubscribe)?;
-        let request = UnsubscribeRequest {
-            contact: id,
-            source: UNSUBSCRIBE_SOURCE,
-            ip: Some(peer.ip().to_string()),
-        };
-        Ok(match state.unsubscriber.unsubscribe(request).await? {
-            UnsubscribeOutcome::Unsubscribed => {
-                state.metrics.unsubscribes.inc();
-                tracing::info!(contact = %id, "unsubscribed");
-                state.sender_page("unsubscribed")
-            }
-            UnsubscribeOutcome::AlreadyUnsubscribed => state.sender_page("unsubscribed"),
-            UnsubscribeOutcome::NotFound => state.sender_page("nothing_held"),
-        })
+        state
+            .unsubscribe(id, UNSUBSCRIBE_SOURCE, peer.ip().to_string())
+            .await
     }
     .await;
     state.answer(result)
@@ -272,20 +279,7 @@ async fn preferences_action(
         };
         match action {
             Action::Save => save(&state, &id, &held, &fields, request).await,
-            Action::Unsubscribe => {
-                let request = UnsubscribeRequest {
-                    contact: id,
-                    source: PREFERENCES_SOURCE,
-                    ip: Some(ip.clone()),
-                };
-                if state.unsubscriber.unsubscribe(request).await?
-                    == UnsubscribeOutcome::Unsubscribed
-                {
-                    state.metrics.unsubscribes.inc();
-                    tracing::info!(contact = %id, "unsubscribed");
-                }
-                Ok(state.sender_page("unsubscribed"))
-            }
+            Action::Unsubscribe => state.unsubscribe(id, PREFERENCES_SOURCE, ip.clone()).await,
             Action::Download => {
                 let Some(export) = state.store.export_contact(&held.email).await? else {
                     return Ok(state.sender_page("nothing_held"));
