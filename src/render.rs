@@ -13,6 +13,8 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use crate::domain::{Event, NewCampaign};
+use crate::store::Recipient;
+use crate::token::{Purpose, SigningKeys};
 
 /// Width the text part derived from HTML is wrapped to: wide enough that no link is ever cut in
 /// two (a cut link is a dead link; mail clients wrap prose themselves).
@@ -75,6 +77,32 @@ impl EventVars {
 }
 
 impl MessageVars {
+    /// What one recipient's message shows, with their own signed links under `base_url`.
+    pub fn for_recipient(
+        recipient: &Recipient,
+        event: Option<&Event>,
+        keys: &SigningKeys,
+        base_url: &str,
+    ) -> Self {
+        let base = base_url.trim_end_matches('/');
+        let link = |purpose, path| {
+            let token = keys.sign(purpose, &recipient.public_id);
+            format!("{base}/{path}/{}", token.as_str())
+        };
+        Self {
+            contact: ContactVars {
+                name: recipient.name.clone(),
+                postcode: recipient.postcode.clone(),
+            },
+            constituency: ConstituencyVars {
+                name: recipient.constituency.clone(),
+            },
+            event: event.map(EventVars::of),
+            unsubscribe_url: link(Purpose::Unsubscribe, "u"),
+            preferences_url: link(Purpose::Preferences, "p"),
+        }
+    }
+
     /// Values for checking a campaign's templates, and for a preview when nobody qualifies.
     pub fn sample(event: Option<&Event>) -> Self {
         Self {
@@ -105,6 +133,13 @@ pub struct Templates {
     text: Option<Handlebars<'static>>,
 }
 
+fn invalid(part: &'static str, error: impl std::fmt::Display) -> TemplateError {
+    TemplateError::Invalid {
+        part,
+        message: error.to_string(),
+    }
+}
+
 fn template(part: &'static str, source: &str) -> Result<Handlebars<'static>, TemplateError> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
@@ -113,10 +148,7 @@ fn template(part: &'static str, source: &str) -> Result<Handlebars<'static>, Tem
     }
     registry
         .register_template_string(part, source)
-        .map_err(|e| TemplateError::Invalid {
-            part,
-            message: e.to_string(),
-        })?;
+        .map_err(|e| invalid(part, e))?;
     Ok(registry)
 }
 
@@ -139,16 +171,10 @@ impl Templates {
     /// Renders one recipient's bodies, adding the unsubscribe and preference links where the
     /// template left them out.
     pub fn render(&self, vars: &MessageVars) -> Result<Bodies, TemplateError> {
-        let failed = |part| {
-            move |e: &dyn std::fmt::Display| TemplateError::Invalid {
-                part,
-                message: e.to_string(),
-            }
-        };
         let mut html = self
             .html
             .render("HTML", vars)
-            .map_err(|e| failed("HTML")(&e))?;
+            .map_err(|e| invalid("HTML", e))?;
         let escaped = |s: &str| handlebars::html_escape(s);
         let (unsubscribe, preferences) = (
             escaped(&vars.unsubscribe_url),
@@ -165,9 +191,9 @@ impl Templates {
             }
         }
         let mut text = match &self.text {
-            Some(text) => text.render("text", vars).map_err(|e| failed("text")(&e))?,
+            Some(text) => text.render("text", vars).map_err(|e| invalid("text", e))?,
             None => {
-                html2text::from_read(html.as_bytes(), TEXT_WIDTH).map_err(|e| failed("HTML")(&e))?
+                html2text::from_read(html.as_bytes(), TEXT_WIDTH).map_err(|e| invalid("HTML", e))?
             }
         };
         if !text.contains(&vars.unsubscribe_url) || !text.contains(&vars.preferences_url) {

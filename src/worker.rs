@@ -16,9 +16,9 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 
 use crate::metrics::Metrics;
-use crate::render::{ConstituencyVars, ContactVars, EventVars, MessageVars, Templates};
+use crate::render::{MessageVars, Templates};
 use crate::store::{Campaign, ClaimedDelivery, Store, StoreError};
-use crate::token::{Purpose, SigningKeys};
+use crate::token::SigningKeys;
 
 /// Deliveries claimed at a time.
 const BATCH: u32 = 200;
@@ -191,29 +191,21 @@ impl Worker {
     ) -> Result<(String, Message), WorkerError> {
         let (campaign, templates) = campaign;
         let settings = &self.settings;
-        let base = settings.base_url.trim_end_matches('/');
-        let link = |purpose, path| {
-            let token = settings.keys.sign(purpose, &delivery.public_id);
-            format!("{base}/{path}/{}", token.as_str())
-        };
-        let vars = MessageVars {
-            contact: ContactVars {
-                name: delivery.name.clone(),
-                postcode: delivery.postcode.clone(),
-            },
-            constituency: ConstituencyVars {
-                name: delivery.constituency.clone(),
-            },
-            event: campaign.spec.event.as_ref().map(EventVars::of),
-            unsubscribe_url: link(Purpose::Unsubscribe, "u"),
-            preferences_url: link(Purpose::Preferences, "p"),
-        };
+        let vars = MessageVars::for_recipient(
+            &delivery.recipient,
+            campaign.spec.event.as_ref(),
+            &settings.keys,
+            &settings.base_url,
+        );
         let bodies = templates
             .render(&vars)
             .map_err(|e| WorkerError::Template(campaign.id, e))?;
         let domain = settings.from.email.domain();
         let message_id = format!("<{}@{domain}>", uuid::Uuid::new_v4().simple());
-        let to = Mailbox::new(delivery.name.clone(), delivery.email.address().clone());
+        let to = Mailbox::new(
+            delivery.recipient.name.clone(),
+            delivery.email.address().clone(),
+        );
         let header = |name: &'static str, value: String| {
             HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
         };

@@ -10,9 +10,9 @@ use crate::config::Config;
 use crate::domain::{
     Actor, Audience, ConstituencyCode, Event, NewCampaign, Postcode, PostcodePrefix, TopicSlug,
 };
-use crate::render::{ConstituencyVars, ContactVars, EventVars, MessageVars, Templates};
+use crate::render::{MessageVars, Templates};
 use crate::store::{QueueOutcome, StateChange, StateChangeOutcome, Store};
-use crate::token::{Purpose, SigningKeys};
+use crate::token::SigningKeys;
 
 #[derive(Subcommand)]
 pub enum CampaignCommand {
@@ -200,26 +200,8 @@ async fn preview(store: &Store, config: &Config, id: i64) -> anyhow::Result<()> 
     let vars = match store.first_recipient(id, today).await? {
         Some(recipient) => {
             let keys = SigningKeys::load(config.signing_keys.as_deref(), store).await?;
-            let link = |purpose, path| {
-                let token = keys.sign(purpose, &recipient.public_id);
-                format!(
-                    "{}/{path}/{}",
-                    config.base_url.trim_end_matches('/'),
-                    token.as_str()
-                )
-            };
-            MessageVars {
-                contact: ContactVars {
-                    name: recipient.name,
-                    postcode: recipient.postcode,
-                },
-                constituency: ConstituencyVars {
-                    name: recipient.constituency,
-                },
-                event: campaign.spec.event.as_ref().map(EventVars::of),
-                unsubscribe_url: link(Purpose::Unsubscribe, "u"),
-                preferences_url: link(Purpose::Preferences, "p"),
-            }
+            let event = campaign.spec.event.as_ref();
+            MessageVars::for_recipient(&recipient, event, &keys, &config.base_url)
         }
         None => MessageVars::sample(campaign.spec.event.as_ref()),
     };

@@ -4,8 +4,9 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::campaigns::ELIGIBLE;
+use super::campaigns::Recipient;
 use super::{BeginWrite, CONSTITUENCY_OF_CONTACT, Result, Store, decode_error, now, on_pool};
-use crate::domain::{Email, PublicId, latest_birth_date_to_mail};
+use crate::domain::{Email, latest_birth_date_to_mail};
 
 /// One delivery a worker holds the lease on, with what its message shows.
 #[derive(Debug, Clone)]
@@ -13,10 +14,7 @@ pub struct ClaimedDelivery {
     pub id: i64,
     pub campaign_id: i64,
     pub email: Email,
-    pub public_id: PublicId,
-    pub name: Option<String>,
-    pub postcode: Option<String>,
-    pub constituency: Option<String>,
+    pub recipient: Recipient,
 }
 
 /// What a claim did.
@@ -120,13 +118,15 @@ impl Store {
                     id: row.id,
                     campaign_id: row.campaign_id,
                     email: Email::parse(&row.email).map_err(|e| decode_error("email", e))?,
-                    public_id: row
-                        .public_id
-                        .parse()
-                        .map_err(|e: uuid::Error| decode_error("public id", e))?,
-                    name: row.name,
-                    postcode: row.postcode,
-                    constituency: row.constituency,
+                    recipient: Recipient {
+                        public_id: row
+                            .public_id
+                            .parse()
+                            .map_err(|e: uuid::Error| decode_error("public id", e))?,
+                        name: row.name,
+                        postcode: row.postcode,
+                        constituency: row.constituency,
+                    },
                 })
             })
             .collect::<Result<_>>()?;
