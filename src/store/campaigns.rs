@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
     BeginWrite, CONSTITUENCY_OF_CONTACT, Result, Store, StoreError, decode_error, insert_audit,
-    now, on_pool,
+    latest_consent, now, on_pool,
 };
 use crate::domain::{
     Actor, Audience, CampaignState, CampaignSummary, ConstituencyCode, DeliveryCounts, Event,
@@ -15,13 +15,13 @@ use crate::domain::{
 /// Who may receive campaign `k` now, for contact `c`: the contract's rule. `$1` is the
 /// campaign, `$2` the latest date of birth of a person old enough on the send date. The same
 /// text decides the queue and (at claim time) each send.
-pub(crate) const ELIGIBLE: &str = "\
-    c.restricted_at IS NULL \
-    AND (c.date_of_birth IS NULL OR c.guardian_consent OR c.date_of_birth <= $2) \
-    AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash) \
-    AND COALESCE((SELECT l.granted FROM consent_ledger l \
-                   WHERE l.contact_id = c.id AND l.topic_id = k.topic_id AND l.channel = 'email' \
-                   ORDER BY l.at DESC, l.id DESC LIMIT 1), FALSE) \
+pub(crate) const ELIGIBLE: &str = concat!(
+    "c.restricted_at IS NULL \
+     AND (c.date_of_birth IS NULL OR c.guardian_consent OR c.date_of_birth <= $2) \
+     AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash) \
+     AND COALESCE(",
+    latest_consent!("c.id", "k.topic_id"),
+    ", FALSE) \
     AND (NOT EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id) \
          OR EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND ( \
               (a.kind = 'constituency' AND a.value = \
@@ -29,7 +29,8 @@ pub(crate) const ELIGIBLE: &str = "\
            OR (a.kind = 'district' AND c.postcode LIKE a.value || ' %') \
            OR (a.kind = 'sector' AND c.postcode LIKE a.value || '%') \
            OR (a.kind = 'area' AND substr(c.postcode, 1, length(a.value)) = a.value \
-               AND substr(c.postcode, length(a.value) + 1, 1) BETWEEN '0' AND '9'))))";
+               AND substr(c.postcode, length(a.value) + 1, 1) BETWEEN '0' AND '9'))))"
+);
 
 /// A campaign as stored.
 #[derive(Debug, Clone)]

@@ -149,6 +149,23 @@ macro_rules! insert_audit {
 }
 pub(crate) use insert_audit;
 
+/// Whether the email consent in force for `$contact` and `$topic` (two SQL expressions) is a
+/// grant: the latest ledger entry, found by a descending walk of `consent_ledger_latest`; NULL
+/// when the ledger holds nothing. The `current_consent` view says the same for whole tables; this
+/// is the form for one pair inside a larger statement.
+macro_rules! latest_consent {
+    ($contact:literal, $topic:literal) => {
+        concat!(
+            "(SELECT l.granted FROM consent_ledger l WHERE l.contact_id = ",
+            $contact,
+            " AND l.topic_id = ",
+            $topic,
+            " AND l.channel = 'email' ORDER BY l.at DESC, l.id DESC LIMIT 1)"
+        )
+    };
+}
+pub(crate) use latest_consent;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use sqlx::QueryBuilder;
 
-use super::{BeginWrite, Result, Store, decode_error, insert_audit, now, on_pool};
+use super::{BeginWrite, Result, Store, decode_error, insert_audit, latest_consent, now, on_pool};
 use crate::domain::{Actor, Email, Postcode, PublicId, SuppressionReason, TopicSlug};
 
 /// What the preference centre shows.
@@ -171,16 +171,15 @@ impl Store {
         let held = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // One row per person held, saying whether anything is left to do for them.
-            let mut find = QueryBuilder::new(
+            let mut find = QueryBuilder::new(concat!(
                 "SELECT c.public_id, c.id, \
-                    (EXISTS (SELECT 1 FROM topics t WHERE COALESCE(\
-                        (SELECT l.granted FROM consent_ledger l \
-                         WHERE l.contact_id = c.id AND l.topic_id = t.id AND l.channel = 'email' \
-                         ORDER BY l.at DESC, l.id DESC LIMIT 1), TRUE)) \
+                    (EXISTS (SELECT 1 FROM topics t WHERE COALESCE(",
+                latest_consent!("c.id", "t.id"),
+                ", TRUE)) \
                      OR NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash \
                                     AND s.reason IN ('erased', 'unsubscribed'))) AS pending \
                  FROM contacts c WHERE c.public_id IN (",
-            );
+            ));
             let mut ids = find.separated(", ");
             for public_id in &public_ids {
                 ids.push_bind(public_id);
@@ -218,13 +217,11 @@ impl Store {
                         .push_bind(request.ip.as_deref());
                 });
                 // Unless the latest entry for the topic is already a withdrawal.
-                withdraw.push(
-                    ") AS p CROSS JOIN topics t \
-                     WHERE COALESCE((SELECT l.granted FROM consent_ledger l \
-                                     WHERE l.contact_id = p.column1 AND l.topic_id = t.id \
-                                       AND l.channel = 'email' \
-                                     ORDER BY l.at DESC, l.id DESC LIMIT 1), TRUE)",
-                );
+                withdraw.push(concat!(
+                    ") AS p CROSS JOIN topics t WHERE COALESCE(",
+                    latest_consent!("p.column1", "t.id"),
+                    ", TRUE)"
+                ));
                 withdraw.build().persistent(false).execute(&mut *tx).await?;
 
                 let mut suppress = QueryBuilder::new(
