@@ -13,10 +13,12 @@ use crate::config::{Config, Settings};
 use crate::domain::{Actor, Email, Topic, TopicSlug};
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
 use crate::import::{import_contacts, import_directory};
-use crate::progress::ConsoleReport;
+use crate::progress::{self, ConsoleReport};
 use crate::store::{ErasureOutcome, RestrictionOutcome, Store};
 use crate::token::SigningKeys;
-use crate::worker::{Transport, Worker, WorkerSettings};
+use crate::worker::{
+    Letterhead, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
+};
 
 #[derive(Parser)]
 #[command(
@@ -171,25 +173,53 @@ fn worker_settings(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<WorkerSettings> {
     Ok(WorkerSettings {
-        keys,
-        base_url: config.base_url.clone(),
-        from: config.from.clone(),
+        letterhead: Letterhead {
+            keys,
+            base_url: config.base_url.clone(),
+            from: config.from.clone(),
+            unsubscribe_mailto: config.unsubscribe_mailto.clone(),
+            dkim: load_dkim(config.dkim.as_ref())?,
+        },
         transport: Transport::from_url(&config.smtp_url)?,
         metrics,
+        sending: Sending {
+            concurrency: config.send_concurrency,
+            rate: config.send_rate,
+            retry: RetryPolicy::default(),
+            lease: config.lease,
+            pause_after: config.pause_after_failures,
+        },
     })
 }
 
-/// Sends queued deliveries until none are left (`--drain`) or until Ctrl-C or SIGTERM.
+/// Sends queued deliveries until none are due (`--drain`) or until Ctrl-C or SIGTERM.
 async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
     let settings = worker_settings(config, keys, Arc::new(Metrics::new()))?;
+    eprintln!("canvass: sending to {}", settings.transport);
     let mut worker = Worker::new(store.clone(), settings);
-    if drain {
-        let total = worker.drain().await?;
-        println!("sent {}, skipped {}", total.sent, total.skipped);
-    } else {
-        worker.run_until_stopped(shutdown_signal()).await?;
+    let total = match drain {
+        true => {
+            if let Some(bar) = progress::sending_bar(store.backlog().await?.due) {
+                worker.show_progress(bar);
+            }
+            worker.drain().await?
+        }
+        false => worker.run_until_stopped(shutdown_signal()).await?,
+    };
+    println!(
+        "sent {}, skipped {}, failed {}, retried {}",
+        total.sent, total.skipped, total.failed, total.retried
+    );
+    let left = store.backlog().await?;
+    if let (true, Some(next)) = (drain, left.next_retry) {
+        println!(
+            "{} wait to be retried, the first at {}: run the worker again then, or keep \
+             `canvass serve` running",
+            left.waiting,
+            next.format("%H:%M:%S UTC")
+        );
     }
     Ok(())
 }

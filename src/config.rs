@@ -5,6 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use lettre::message::Mailbox;
 use serde::Deserialize;
@@ -52,6 +53,17 @@ pub struct Settings {
     /// SMTP connections in flight [default: 8]
     #[arg(long, env = "CANVASS_SEND_CONCURRENCY", global = true)]
     pub send_concurrency: Option<usize>,
+    /// An address that takes unsubscribe requests by email, offered in List-Unsubscribe beside
+    /// the link [default: none]
+    #[arg(long, env = "CANVASS_UNSUBSCRIBE_MAILTO", global = true)]
+    pub unsubscribe_mailto: Option<String>,
+    /// Seconds a worker's claim holds unrenewed: a crashed worker's messages go to another
+    /// after this [default: 60]
+    #[arg(long, env = "CANVASS_LEASE_SECONDS", global = true)]
+    pub lease_seconds: Option<u64>,
+    /// Send failures in a row that pause the campaign being sent [default: 25]
+    #[arg(long, env = "CANVASS_PAUSE_AFTER_FAILURES", global = true)]
+    pub pause_after_failures: Option<u32>,
     /// DKIM signing domain (with the selector and key file)
     #[arg(long, env = "CANVASS_DKIM_DOMAIN", global = true)]
     pub dkim_domain: Option<String>,
@@ -104,6 +116,9 @@ pub struct Config {
     pub signing_keys: Option<String>,
     pub send_rate: Option<NonZeroU32>,
     pub send_concurrency: NonZeroUsize,
+    pub unsubscribe_mailto: Option<lettre::Address>,
+    pub lease: Duration,
+    pub pause_after_failures: NonZeroU32,
     pub dkim: Option<DkimSettings>,
 }
 
@@ -129,6 +144,9 @@ impl fmt::Debug for Config {
             .field("signing_keys", &self.signing_keys.as_ref().map(|_| "***"))
             .field("send_rate", &self.send_rate)
             .field("send_concurrency", &self.send_concurrency)
+            .field("unsubscribe_mailto", &self.unsubscribe_mailto)
+            .field("lease", &self.lease)
+            .field("pause_after_failures", &self.pause_after_failures)
             .field("dkim", &self.dkim)
             .finish_non_exhaustive()
     }
@@ -163,6 +181,9 @@ impl Settings {
             signing_keys: self.signing_keys.or(fallback.signing_keys),
             send_rate: self.send_rate.or(fallback.send_rate),
             send_concurrency: self.send_concurrency.or(fallback.send_concurrency),
+            unsubscribe_mailto: self.unsubscribe_mailto.or(fallback.unsubscribe_mailto),
+            lease_seconds: self.lease_seconds.or(fallback.lease_seconds),
+            pause_after_failures: self.pause_after_failures.or(fallback.pause_after_failures),
             dkim_domain: self.dkim_domain.or(fallback.dkim_domain),
             dkim_selector: self.dkim_selector.or(fallback.dkim_selector),
             dkim_key_file: self.dkim_key_file.or(fallback.dkim_key_file),
@@ -211,6 +232,17 @@ impl Settings {
         };
         let send_concurrency = NonZeroUsize::new(self.send_concurrency.unwrap_or(8))
             .ok_or_else(|| invalid("send_concurrency", "must be above 0".into()))?;
+        let unsubscribe_mailto = self
+            .unsubscribe_mailto
+            .map(|address| address.parse())
+            .transpose()
+            .map_err(|e| invalid("unsubscribe_mailto", format!("{e}")))?;
+        let lease = match self.lease_seconds.unwrap_or(60) {
+            seconds @ 1..=3600 => Duration::from_secs(seconds),
+            _ => return Err(invalid("lease_seconds", "must be 1 to 3600".into())),
+        };
+        let pause_after_failures = NonZeroU32::new(self.pause_after_failures.unwrap_or(25))
+            .ok_or_else(|| invalid("pause_after_failures", "must be above 0".into()))?;
         let dkim = match (self.dkim_domain, self.dkim_selector, self.dkim_key_file) {
             (None, None, None) => None,
             (Some(domain), Some(selector), Some(key_file)) => Some(DkimSettings {
@@ -234,6 +266,9 @@ impl Settings {
             signing_keys: self.signing_keys,
             send_rate,
             send_concurrency,
+            unsubscribe_mailto,
+            lease,
+            pause_after_failures,
             dkim,
         })
     }

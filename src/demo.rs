@@ -16,7 +16,7 @@ use crate::domain::{
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
 use crate::store::{DatabaseUrl, QueueOutcome, Store};
 use crate::token::{Purpose, SigningKeys};
-use crate::worker::{Transport, Worker, WorkerSettings};
+use crate::worker::{Letterhead, Sending, Transport, Worker, WorkerSettings};
 
 /// Where the demo serves its links, when the port is free.
 const DEMO_LISTEN: &str = "127.0.0.1:8080";
@@ -111,19 +111,27 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
     let mut worker = Worker::new(
         store.clone(),
         WorkerSettings {
-            keys: keys.clone(),
-            base_url: base.clone(),
-            from: Mailbox::new(
-                Some(SENDER_NAME.into()),
-                "news@hertford.example.org".parse()?,
-            ),
+            letterhead: Letterhead {
+                keys: keys.clone(),
+                base_url: base.clone(),
+                from: Mailbox::new(
+                    Some(SENDER_NAME.into()),
+                    "news@hertford.example.org".parse()?,
+                ),
+                unsubscribe_mailto: None,
+                dkim: None,
+            },
             transport: Transport::Outbox(outbox.clone()),
             metrics: metrics.clone(),
+            sending: Sending::default(),
         },
     );
     println!("\n$ canvass worker --drain");
     let sent = worker.drain().await?;
-    println!("sent {}, skipped {}", sent.sent, sent.skipped);
+    println!(
+        "sent {}, skipped {}, failed {}, retried {}",
+        sent.sent, sent.skipped, sent.failed, sent.retried
+    );
 
     let amira = Email::parse("amira.hassan@example.org")?;
     let amira = store

@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -26,6 +27,12 @@ pub struct Metrics {
     pub sent: Counter,
     /// Deliveries skipped at send time: the person no longer qualifies.
     pub skipped: Counter,
+    /// Deliveries given up: refused for good, or out of retries.
+    pub failed: Counter,
+    /// Attempts deferred to be tried again later.
+    pub retried: Counter,
+    /// Messages accepted per second, over the last few seconds of sending.
+    pub send_rate: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Metrics {
@@ -37,6 +44,9 @@ impl Metrics {
         let erasures = Counter::default();
         let sent = Counter::default();
         let skipped = Counter::default();
+        let failed = Counter::default();
+        let retried = Counter::default();
+        let send_rate = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by route and status",
@@ -67,6 +77,21 @@ impl Metrics {
             "Deliveries skipped because the person no longer qualified when it was their turn",
             skipped.clone(),
         );
+        registry.register(
+            "deliveries_failed",
+            "Deliveries given up: refused for good by the server, or out of retries",
+            failed.clone(),
+        );
+        registry.register(
+            "deliveries_retried",
+            "Send attempts deferred to be retried later",
+            retried.clone(),
+        );
+        registry.register(
+            "send_rate",
+            "Messages accepted per second over the last few seconds",
+            send_rate.clone(),
+        );
         Self {
             registry,
             requests,
@@ -75,6 +100,9 @@ impl Metrics {
             erasures,
             sent,
             skipped,
+            failed,
+            retried,
+            send_rate,
         }
     }
 

@@ -81,3 +81,17 @@ impl ImportReport for ConsoleReport {
         }
     }
 }
+
+/// A bar for `worker --drain` on a terminal: deliveries done of those due when it started.
+pub fn sending_bar(due: u64) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() || due == 0 {
+        return None;
+    }
+    let bar = ProgressBar::new(due).with_message("sending");
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .expect("the template is valid")
+            .progress_chars("=> "),
+    );
+    Some(bar)
+}

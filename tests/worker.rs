@@ -11,7 +11,7 @@ use canvass::import::import_contacts;
 use canvass::metrics::Metrics;
 use canvass::store::ConsentChange;
 use canvass::token::{Purpose, SigningKeys};
-use canvass::worker::{BatchOutcome, Transport, Worker, WorkerSettings};
+use canvass::worker::{Letterhead, Sending, Totals, Transport, Worker, WorkerSettings};
 use chrono::Utc;
 use support::app::KEY_1;
 use support::{Recorded, TestStore, on_both_backends};
@@ -65,13 +65,18 @@ fn worker_counting(db: &TestStore, metrics: Arc<Metrics>) -> Worker {
     Worker::new(
         db.store.clone(),
         WorkerSettings {
-            keys: KEY_1.parse().unwrap(),
-            base_url: "https://links.example.org/".into(),
-            from: "Hertford Labour <news@hertford.example.org>"
-                .parse()
-                .unwrap(),
+            letterhead: Letterhead {
+                keys: KEY_1.parse().unwrap(),
+                base_url: "https://links.example.org/".into(),
+                from: "Hertford Labour <news@hertford.example.org>"
+                    .parse()
+                    .unwrap(),
+                unsubscribe_mailto: None,
+                dkim: None,
+            },
             transport: Transport::Outbox(db.dir.path().join("outbox")),
             metrics,
+            sending: Sending::default(),
         },
     )
 }
@@ -123,9 +128,10 @@ async fn the_worker_sends_each_eligible_person_one_message_with_working_links(db
 
     assert_eq!(
         total,
-        BatchOutcome {
+        Totals {
             sent: 2,
-            skipped: 1
+            skipped: 1,
+            ..Totals::default()
         }
     );
     let messages = outbox(&db);
@@ -185,7 +191,7 @@ async fn the_worker_sends_each_eligible_person_one_message_with_working_links(db
         db.store.campaign(id).await.unwrap().unwrap().state.as_str(),
         "done"
     );
-    assert_eq!(worker(&db).drain().await.unwrap(), BatchOutcome::default());
+    assert_eq!(worker(&db).drain().await.unwrap(), Totals::default());
     assert_eq!(outbox(&db).len(), 2, "nobody is sent twice");
 }
 
@@ -197,7 +203,7 @@ async fn a_paused_campaign_sends_nothing_until_resumed(db: TestStore) {
         .await
         .unwrap();
 
-    assert_eq!(worker(&db).drain().await.unwrap(), BatchOutcome::default());
+    assert_eq!(worker(&db).drain().await.unwrap(), Totals::default());
     assert!(outbox(&db).is_empty());
 
     db.store

@@ -153,7 +153,12 @@ pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> an
                 bail!("no campaign {id}");
             };
             let counts = store.delivery_counts(id).await?;
-            println!("campaign {id}: {}", campaign.state);
+            match &campaign.paused_reason {
+                Some(reason) => {
+                    println!("campaign {id}: {} by the worker: {reason}", campaign.state)
+                }
+                None => println!("campaign {id}: {}", campaign.state),
+            }
             println!("queued  {}", counts.queued);
             println!("sent    {}", counts.sent);
             println!("failed  {}", counts.failed);

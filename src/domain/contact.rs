@@ -129,6 +129,8 @@ pub enum Actor {
     Staff(String),
     /// The contact themselves, through a signed link.
     Contact,
+    /// The delivery worker, acting on what a mail server said (a bounce, a run of failures).
+    Worker,
 }
 
 impl fmt::Display for Actor {
@@ -137,6 +139,7 @@ impl fmt::Display for Actor {
             Self::Operator => f.write_str("operator"),
             Self::Staff(name) => write!(f, "staff:{name}"),
             Self::Contact => f.write_str("contact"),
+            Self::Worker => f.write_str("worker"),
         }
     }
 }

@@ -37,6 +37,8 @@ pub(crate) const ELIGIBLE: &str = concat!(
 pub struct Campaign {
     pub id: i64,
     pub state: CampaignState,
+    /// Why the worker paused it by itself, while it stays paused.
+    pub paused_reason: Option<String>,
     pub spec: NewCampaign,
 }
 
@@ -87,6 +89,7 @@ struct CampaignRow {
     event_venue: Option<String>,
     event_postcode: Option<String>,
     state: String,
+    paused_reason: Option<String>,
 }
 
 /// A campaign's state, read inside the caller's write transaction; `None` when there is no such
@@ -183,7 +186,7 @@ impl Store {
             let row: Option<CampaignRow> = sqlx::query_as(
                 "SELECT k.id, k.name, t.slug AS topic, k.subject, k.html_template, \
                         k.text_template, k.event_title, k.event_starts_at, k.event_venue, \
-                        k.event_postcode, k.state \
+                        k.event_postcode, k.state, k.paused_reason \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
             )
             .bind(id)
@@ -234,6 +237,7 @@ impl Store {
         Ok(Some(Campaign {
             id: row.id,
             state: row.state.parse().map_err(|e| decode_error("state", e))?,
+            paused_reason: row.paused_reason,
             spec: NewCampaign {
                 name: row.name,
                 topic: TopicSlug::parse(&row.topic).map_err(|e| decode_error("topic", e))?,
@@ -404,12 +408,15 @@ impl Store {
                 (StateChange::Cancel, Draft | Queued | Paused) => Cancelled,
                 _ => return Ok(StateChangeOutcome::Refused(state)),
             };
-            sqlx::query("UPDATE campaigns SET state = $2, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(next.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE campaigns SET state = $2, paused_reason = NULL, updated_at = $3 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(next.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             if next == Cancelled {
                 sqlx::query(
                     "UPDATE deliveries SET state = 'skipped', outcome = 'campaign cancelled', \

@@ -5,16 +5,49 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::campaigns::ELIGIBLE;
 use super::campaigns::Recipient;
-use super::{BeginWrite, CONSTITUENCY_OF_CONTACT, Result, Store, decode_error, now, on_pool};
-use crate::domain::{Email, latest_birth_date_to_mail};
+use super::{
+    BeginWrite, CONSTITUENCY_OF_CONTACT, Result, Store, decode_error, insert_audit, now, on_pool,
+};
+use crate::domain::{Actor, Email, latest_birth_date_to_mail};
 
 /// One delivery a worker holds the lease on, with what its message shows.
 #[derive(Debug, Clone)]
 pub struct ClaimedDelivery {
     pub id: i64,
     pub campaign_id: i64,
+    /// Earlier attempts that failed for a reason worth retrying.
+    pub attempts: u32,
     pub email: Email,
     pub recipient: Recipient,
+}
+
+/// What became of one claimed delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// The server accepted the message; `answer` is what it said.
+    Sent {
+        message_id: String,
+        answer: String,
+        at: DateTime<Utc>,
+    },
+    /// Try again at `at`: the server deferred it or could not be reached.
+    Retry { reason: String, at: DateTime<Utc> },
+    /// Given up. `bounced`: the server said the address does not take mail, so it is
+    /// suppressed for good.
+    Failed { reason: String, bounced: bool },
+    /// Not attempted (the worker is stopping, or paused the campaign): back to the queue.
+    Released,
+}
+
+/// Deliveries still to send, over campaigns being sent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Due now, whether or not a worker holds them.
+    pub due: u64,
+    /// Waiting to be retried later.
+    pub waiting: u64,
+    /// When the first of those is due.
+    pub next_retry: Option<DateTime<Utc>>,
 }
 
 /// What a claim did.
@@ -40,6 +73,7 @@ const CLAIMABLE: &str = "\
 struct ClaimedRow {
     id: i64,
     campaign_id: i64,
+    attempts: i32,
     email: String,
     public_id: String,
     name: Option<String>,
@@ -97,7 +131,7 @@ impl Store {
             .await?
             .rows_affected();
             let rows: Vec<ClaimedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT d.id, d.campaign_id, c.email, c.public_id, c.name, c.postcode, \
+                "SELECT d.id, d.campaign_id, d.attempts, c.email, c.public_id, c.name, c.postcode, \
                         {CONSTITUENCY_OF_CONTACT} AS constituency \
                  FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
                  WHERE d.lease_owner = $1 AND d.lease_until = $2 AND d.state = 'queued' \
@@ -117,6 +151,7 @@ impl Store {
                 Ok(ClaimedDelivery {
                     id: row.id,
                     campaign_id: row.campaign_id,
+                    attempts: u32::try_from(row.attempts).unwrap_or(0),
                     email: Email::parse(&row.email).map_err(|e| decode_error("email", e))?,
                     recipient: Recipient {
                         public_id: row
@@ -136,35 +171,192 @@ impl Store {
         })
     }
 
-    /// Records that the server accepted the message, as soon as it has. Returns `false` when
-    /// the lease was lost (another worker reclaimed the row after it expired).
-    pub async fn mark_sent(
+    /// Records what became of claimed deliveries, all in one transaction: the worker's senders
+    /// hand their results over together, so one commit covers many messages. A result counts
+    /// only while `owner` still holds the lease (a worker that stalled past it has lost the row
+    /// to another); the answer says, per result, whether it was recorded.
+    pub async fn record_results(
         &self,
-        delivery: i64,
         owner: &str,
-        message_id: &str,
-        answer: &str,
-        at: DateTime<Utc>,
-    ) -> Result<bool> {
-        let updated = on_pool!(self, |pool| {
+        results: &[(i64, DeliveryResult)],
+    ) -> Result<Vec<bool>> {
+        let now = now();
+        let recorded = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let updated = sqlx::query(
-                "UPDATE deliveries SET state = 'sent', message_id = $3, outcome = $4, \
-                     sent_at = $5, updated_at = $5, lease_owner = NULL, lease_until = NULL \
-                 WHERE id = $1 AND lease_owner = $2 AND state = 'queued'",
+            let mut recorded = Vec::with_capacity(results.len());
+            for (delivery, result) in results {
+                let query = match result {
+                    DeliveryResult::Sent {
+                        message_id,
+                        answer,
+                        at,
+                    } => sqlx::query(
+                        "UPDATE deliveries SET state = 'sent', message_id = $3, outcome = $4, \
+                             sent_at = $5, updated_at = $5, lease_owner = NULL, lease_until = NULL \
+                         WHERE id = $1 AND lease_owner = $2 AND state = 'queued'",
+                    )
+                    .bind(*delivery)
+                    .bind(owner)
+                    .bind(message_id.as_str())
+                    .bind(answer.as_str())
+                    .bind(*at),
+                    DeliveryResult::Retry { reason, at } => sqlx::query(
+                        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $3, \
+                             outcome = $4, updated_at = $5, lease_owner = NULL, lease_until = NULL \
+                         WHERE id = $1 AND lease_owner = $2 AND state = 'queued'",
+                    )
+                    .bind(*delivery)
+                    .bind(owner)
+                    .bind(*at)
+                    .bind(reason.as_str())
+                    .bind(now),
+                    DeliveryResult::Failed { reason, .. } => sqlx::query(
+                        "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, \
+                             outcome = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+                         WHERE id = $1 AND lease_owner = $2 AND state = 'queued'",
+                    )
+                    .bind(*delivery)
+                    .bind(owner)
+                    .bind(reason.as_str())
+                    .bind(now),
+                    DeliveryResult::Released => sqlx::query(
+                        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
+                         WHERE id = $1 AND lease_owner = $2 AND state = 'queued'",
+                    )
+                    .bind(*delivery)
+                    .bind(owner),
+                };
+                let applied = query.execute(&mut *tx).await?.rows_affected() > 0;
+                if applied
+                    && let DeliveryResult::Failed {
+                        reason,
+                        bounced: true,
+                    } = result
+                {
+                    // The address is suppressed by its hash, like an unsubscribe; an earlier
+                    // reason (unsubscribed, erased) stands. The audit keeps only the status
+                    // code: the server's words may quote the address.
+                    let contact: Option<i64> =
+                        sqlx::query_scalar("SELECT contact_id FROM deliveries WHERE id = $1")
+                            .bind(*delivery)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    sqlx::query(
+                        "INSERT INTO suppressions (email_hash, reason, created_at, updated_at) \
+                         SELECT email_hash, 'bounced', $2, $2 FROM contacts WHERE id = $1 \
+                         ON CONFLICT (email_hash) DO NOTHING",
+                    )
+                    .bind(contact)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    let code: String = reason
+                        .chars()
+                        .filter(|c| c.is_ascii_digit())
+                        .take(3)
+                        .collect();
+                    insert_audit!(&mut *tx, actor: Actor::Worker, action: "suppressed.bounced",
+                        contact: contact, detail: Some(format!("delivery {delivery}: SMTP {code}")),
+                        ip: None::<String>)?;
+                }
+                recorded.push(applied);
+            }
+            tx.commit().await?;
+            recorded
+        });
+        Ok(recorded)
+    }
+
+    /// Extends every lease `owner` holds on rows still to send, so that a slow batch is not
+    /// taken over while its worker is alive. Returns how many.
+    pub async fn renew_leases(&self, owner: &str, lease: Duration) -> Result<u64> {
+        let until = now() + lease;
+        let renewed = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let renewed = sqlx::query(
+                "UPDATE deliveries SET lease_until = $2 \
+                 WHERE lease_owner = $1 AND state = 'queued'",
             )
-            .bind(delivery)
             .bind(owner)
-            .bind(message_id)
-            .bind(answer)
-            .bind(at)
+            .bind(until)
             .execute(&mut *tx)
             .await?
             .rows_affected();
             tx.commit().await?;
-            updated > 0
+            renewed
         });
-        Ok(updated)
+        Ok(renewed)
+    }
+
+    /// Gives back every row `owner` holds but has not sent, for another worker to take at once.
+    pub async fn release_leases(&self, owner: &str) -> Result<u64> {
+        let released = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let released = sqlx::query(
+                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
+                 WHERE lease_owner = $1 AND state = 'queued'",
+            )
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            released
+        });
+        Ok(released)
+    }
+
+    /// What is left to send over all campaigns being sent.
+    pub async fn backlog(&self) -> Result<Backlog> {
+        let now = now();
+        let (due, waiting, next_retry): (i64, i64, Option<DateTime<Utc>>) = on_pool!(
+            self,
+            |pool| {
+                sqlx::query_as(
+                "SELECT COUNT(*) FILTER (WHERE d.next_attempt_at IS NULL OR d.next_attempt_at <= $1), \
+                        COUNT(*) FILTER (WHERE d.next_attempt_at > $1), \
+                        MIN(d.next_attempt_at) FILTER (WHERE d.next_attempt_at > $1) \
+                 FROM deliveries d JOIN campaigns k ON k.id = d.campaign_id \
+                 WHERE d.state = 'queued' AND k.state = 'queued'",
+            )
+            .bind(now)
+            .fetch_one(pool)
+            .await?
+            }
+        );
+        Ok(Backlog {
+            due: u64::try_from(due).unwrap_or(0),
+            waiting: u64::try_from(waiting).unwrap_or(0),
+            next_retry,
+        })
+    }
+
+    /// Pauses a campaign being sent because sending it keeps failing, saying why. Returns
+    /// `false` when it was not being sent (staff paused or cancelled it meanwhile).
+    pub async fn pause_failing_campaign(&self, id: i64, reason: &str) -> Result<bool> {
+        let now = now();
+        let paused = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let paused = sqlx::query(
+                "UPDATE campaigns SET state = 'paused', paused_reason = $2, updated_at = $3 \
+                 WHERE id = $1 AND state = 'queued'",
+            )
+            .bind(id)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if paused {
+                insert_audit!(&mut *tx, actor: Actor::Worker, action: "campaign.paused",
+                    contact: None::<i64>, detail: Some(format!("campaign {id}: {reason}")),
+                    ip: None::<String>)?;
+            }
+            tx.commit().await?;
+            paused
+        });
+        Ok(paused)
     }
 
     /// Marks campaigns with nothing left to send as done. Returns how many.

@@ -33,7 +33,7 @@ use tokio::sync::OwnedMutexGuard;
 pub use campaigns::{Campaign, QueueOutcome, Recipient, StateChange, StateChangeOutcome};
 pub use consent::ConsentChange;
 pub use contacts::{ContactImportOutcome, ErasureOutcome, RestrictionOutcome};
-pub use deliveries::{Claim, ClaimedDelivery};
+pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
 pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};
 pub use preferences::{
     MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,

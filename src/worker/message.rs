@@ -1,0 +1,151 @@
+//! One recipient's message: rendered from the campaign's compiled templates, with the headers
+//! the contract asks for (RFC 2369 List-Unsubscribe with RFC 8058 one-click, List-Id,
+//! Message-ID), and a DKIM signature over them when a key is configured.
+
+use lettre::Message;
+use lettre::message::dkim::{
+    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
+    DkimSigningKey,
+};
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
+
+use crate::config::DkimSettings;
+use crate::render::{MessageVars, TemplateError, Templates};
+use crate::store::{Campaign, ClaimedDelivery};
+use crate::token::SigningKeys;
+
+/// What every message of this process shares.
+pub struct Letterhead {
+    pub keys: SigningKeys,
+    /// The public base of every link.
+    pub base_url: String,
+    pub from: Mailbox,
+    /// An address that takes unsubscribe requests by email, offered beside the link.
+    pub unsubscribe_mailto: Option<lettre::Address>,
+    pub dkim: Option<DkimConfig>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("rendering: {0}")]
+    Template(#[from] TemplateError),
+    #[error("building the message: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DkimError {
+    #[error("reading the DKIM key {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the DKIM key {0} is neither an RSA key in PKCS#1 PEM (\"BEGIN RSA PRIVATE KEY\"; \
+         convert a PKCS#8 key with `openssl rsa -traditional`) nor a base64 Ed25519 seed"
+    )]
+    Key(String),
+}
+
+/// Reads the signing key and says which headers the signature covers: the ones a receiver
+/// shows or acts on, both List-Unsubscribe headers among them (RFC 8058 §4 requires them
+/// signed for one-click to be honoured).
+fn dkim_config(settings: &DkimSettings) -> Result<DkimConfig, DkimError> {
+    let path = settings.key_file.display().to_string();
+    let pem = std::fs::read_to_string(&settings.key_file).map_err(|source| DkimError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let algorithm = match pem.contains("BEGIN RSA PRIVATE KEY") {
+        true => DkimSigningAlgorithm::Rsa,
+        false => DkimSigningAlgorithm::Ed25519,
+    };
+    let key = DkimSigningKey::new(pem.trim(), algorithm).map_err(|_| DkimError::Key(path))?;
+    let headers = [
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "List-Unsubscribe",
+        "List-Unsubscribe-Post",
+        "List-Id",
+        "MIME-Version",
+        "Content-Type",
+    ]
+    .into_iter()
+    .map(HeaderName::new_from_ascii_str)
+    .collect();
+    Ok(DkimConfig::new(
+        settings.selector.clone(),
+        settings.domain.clone(),
+        key,
+        headers,
+        DkimCanonicalization {
+            header: DkimCanonicalizationType::Relaxed,
+            body: DkimCanonicalizationType::Relaxed,
+        },
+    ))
+}
+
+/// Reads the DKIM key named in the settings, if any: at start-up, so that a bad key stops the
+/// worker before it claims anything.
+pub fn load_dkim(settings: Option<&DkimSettings>) -> Result<Option<DkimConfig>, DkimError> {
+    settings.map(dkim_config).transpose()
+}
+
+impl Letterhead {
+    /// The message for one recipient, and its Message-ID.
+    pub fn message(
+        &self,
+        campaign: &Campaign,
+        templates: &Templates,
+        delivery: &ClaimedDelivery,
+    ) -> Result<(String, Message), MessageError> {
+        let vars = MessageVars::for_recipient(
+            &delivery.recipient,
+            campaign.spec.event.as_ref(),
+            &self.keys,
+            &self.base_url,
+        );
+        let bodies = templates.render(&vars)?;
+        let domain = self.from.email.domain();
+        let message_id = format!("<{}@{domain}>", uuid::Uuid::new_v4().simple());
+        let to = Mailbox::new(
+            delivery.recipient.name.clone(),
+            delivery.email.address().clone(),
+        );
+        let mut unsubscribe = format!("<{}>", vars.unsubscribe_url);
+        if let Some(mailto) = &self.unsubscribe_mailto {
+            // The token in the subject says who and what, as the link does.
+            let token = vars.unsubscribe_url.rsplit('/').next().unwrap_or_default();
+            unsubscribe.push_str(&format!(
+                ", <mailto:{mailto}?subject=unsubscribe%20{token}>"
+            ));
+        }
+        let header = |name: &'static str, value: String| {
+            HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+        };
+        let mut message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&campaign.spec.subject)
+            .date_now()
+            .message_id(Some(message_id.clone()))
+            .raw_header(header("List-Unsubscribe", unsubscribe))
+            .raw_header(header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".into(),
+            ))
+            .raw_header(header(
+                "List-Id",
+                format!("<{}.{domain}>", campaign.spec.topic),
+            ))
+            .multipart(MultiPart::alternative_plain_html(bodies.text, bodies.html))?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
+        Ok((message_id, message))
+    }
+}

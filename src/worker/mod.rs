@@ -1,0 +1,663 @@
+//! The delivery worker. One task claims deliveries in batches under a lease and queues them;
+//! `concurrency` sender tasks, each with its own connection, render, sign and send one message
+//! at a time under one rate limit for the process; one recorder task writes their results,
+//! many to a commit. A sender waits for its result to be committed before it takes the next
+//! message, so a crash can repeat at most one accepted message per connection.
+//!
+//! Failures are sorted as the server meant them: deferred (4xx, connection trouble) → tried
+//! again later with exponential backoff and jitter, up to a limit; refused for the recipient
+//! (5.1.x) → failed, and the address suppressed as bounced; refused otherwise → failed. A run
+//! of failures in a row pauses the campaign, so a broken server does not burn the list.
+
+mod message;
+mod transport;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use futures_util::FutureExt;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use indicatif::ProgressBar;
+use rand::Rng;
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::task::JoinSet;
+
+pub use message::{DkimError, Letterhead, MessageError, load_dkim};
+pub use transport::{SendFailure, Transport, TransportError};
+
+use crate::metrics::Metrics;
+use crate::render::Templates;
+use crate::store::{Campaign, ClaimedDelivery, DeliveryResult, Store, StoreError};
+use transport::{Connection, envelope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("recording results: {0}")]
+    Recording(Arc<StoreError>),
+    #[error("campaign {0}: {1}")]
+    Template(i64, crate::render::TemplateError),
+    #[error("campaign {0} has disappeared")]
+    CampaignGone(i64),
+    #[error("a sender task failed: {0}")]
+    Sender(#[from] tokio::task::JoinError),
+}
+
+/// How often to try again, and how long to wait in between.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// The wait after the first failure; it doubles after each one.
+    pub first_wait: Duration,
+    /// The longest wait.
+    pub longest_wait: Duration,
+    /// Attempts in all before a delivery is given up as failed.
+    pub attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    /// 1, 2, 4 ... minutes up to an hour: eight attempts over about four hours, the span in
+    /// which a greylisting or overloaded server takes mail again.
+    fn default() -> Self {
+        Self {
+            first_wait: Duration::from_secs(60),
+            longest_wait: Duration::from_secs(3600),
+            attempts: 8,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after `failures` failed attempts: exponential, with "equal jitter" (half
+    /// fixed, half random) so that deliveries deferred together do not all come back together.
+    pub fn wait(&self, failures: u32) -> Duration {
+        let doubled = self
+            .first_wait
+            .saturating_mul(1 << failures.saturating_sub(1).min(20));
+        let wait = doubled.min(self.longest_wait);
+        let half = wait / 2;
+        half + half.mul_f64(rand::rng().random::<f64>())
+    }
+}
+
+/// How the worker sends: the knobs an operator sets.
+#[derive(Debug, Clone)]
+pub struct Sending {
+    /// Messages in flight at once, each on its own connection.
+    pub concurrency: NonZeroUsize,
+    /// Messages per second for the whole process; `None`: as fast as the server takes them.
+    pub rate: Option<NonZeroU32>,
+    pub retry: RetryPolicy,
+    /// How long a claim holds without renewal: a crashed worker's rows go to another after it.
+    pub lease: Duration,
+    /// Failures in a row that pause the campaign being sent.
+    pub pause_after: NonZeroU32,
+}
+
+impl Default for Sending {
+    fn default() -> Self {
+        Self {
+            concurrency: NonZeroUsize::new(8).expect("8 is not 0"),
+            rate: None,
+            retry: RetryPolicy::default(),
+            lease: Duration::from_secs(60),
+            pause_after: NonZeroU32::new(25).expect("25 is not 0"),
+        }
+    }
+}
+
+pub struct WorkerSettings {
+    pub letterhead: Letterhead,
+    pub transport: Transport,
+    /// Where the worker counts what it does.
+    pub metrics: Arc<Metrics>,
+    pub sending: Sending,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub sent: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// Attempts deferred to be tried again later.
+    pub retried: u64,
+}
+
+pub struct Worker {
+    shared: Arc<Shared>,
+}
+
+/// What the worker's tasks share.
+struct Shared {
+    store: Store,
+    settings: WorkerSettings,
+    /// This process's name on its leases.
+    owner: String,
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// Campaigns met so far, with their compiled templates.
+    campaigns: Mutex<HashMap<i64, Arc<(Campaign, Templates)>>>,
+    /// Campaigns this worker paused; what it still holds of them goes back unsent.
+    paused: Mutex<HashSet<i64>>,
+    failures_in_a_row: AtomicU32,
+    totals: Counts,
+    /// Deliveries claimed and not yet recorded.
+    in_flight: AtomicUsize,
+    /// Rung by a sender each time it finishes a delivery.
+    finished_one: Notify,
+    stopping: AtomicBool,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+#[derive(Default)]
+struct Counts {
+    sent: AtomicU64,
+    skipped: AtomicU64,
+    failed: AtomicU64,
+    retried: AtomicU64,
+}
+
+impl Counts {
+    fn snapshot(&self) -> Totals {
+        Totals {
+            sent: self.sent.load(Ordering::Relaxed),
+            skipped: self.skipped.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Totals {
+    fn since(self, before: Totals) -> Totals {
+        Totals {
+            sent: self.sent - before.sent,
+            skipped: self.skipped - before.skipped,
+            failed: self.failed - before.failed,
+            retried: self.retried - before.retried,
+        }
+    }
+}
+
+/// One result on its way to the recorder, and where to say it is committed.
+struct Pending {
+    delivery: i64,
+    result: DeliveryResult,
+    committed: oneshot::Sender<Result<bool, Arc<StoreError>>>,
+}
+
+impl Worker {
+    pub fn new(store: Store, settings: WorkerSettings) -> Self {
+        let limiter = settings
+            .sending
+            .rate
+            .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+                limiter,
+                settings,
+                campaigns: Mutex::default(),
+                paused: Mutex::default(),
+                failures_in_a_row: AtomicU32::new(0),
+                totals: Counts::default(),
+                in_flight: AtomicUsize::new(0),
+                finished_one: Notify::new(),
+                stopping: AtomicBool::new(false),
+                bar: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Shows progress on `bar` (a terminal's) while draining.
+    pub fn show_progress(&self, bar: ProgressBar) {
+        *lock(&self.shared.bar) = Some(bar);
+    }
+
+    /// Sends until nothing is due (deliveries waiting for a retry later stay queued); returns
+    /// what it did.
+    pub async fn drain(&mut self) -> Result<Totals, WorkerError> {
+        self.run(true, std::future::pending()).await
+    }
+
+    /// Sends until `shutdown` completes, then stops claiming, finishes the messages in flight
+    /// and gives back the rest of what it claimed.
+    pub async fn run_until_stopped(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Totals, WorkerError> {
+        self.run(false, shutdown).await
+    }
+
+    async fn run(
+        &mut self,
+        drain: bool,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Totals, WorkerError> {
+        let shared = &self.shared;
+        let before = shared.totals.snapshot();
+        shared.stopping.store(false, Ordering::Relaxed);
+        let batch = shared.batch_size();
+        let (jobs, queue) = async_channel::bounded::<ClaimedDelivery>(2 * batch);
+        let (to_recorder, from_senders) = mpsc::channel::<Pending>(2 * batch);
+        let recorder = tokio::spawn(record(
+            shared.store.clone(),
+            shared.owner.clone(),
+            from_senders,
+        ));
+        let mut senders = JoinSet::new();
+        for _ in 0..shared.settings.sending.concurrency.get() {
+            senders.spawn(send(shared.clone(), queue.clone(), to_recorder.clone()));
+        }
+        drop((queue, to_recorder));
+
+        let claimed = shared
+            .claim(&jobs, batch, drain, shutdown, &mut senders)
+            .await;
+        // Stopping (or done): senders finish the message in hand, give back the queued rest.
+        shared.stopping.store(true, Ordering::Relaxed);
+        jobs.close();
+        let mut sending = Ok(());
+        while let Some(ended) = senders.join_next().await {
+            if let Err(e) = ended.map_err(WorkerError::from).and_then(|sent| sent) {
+                sending = sending.and(Err(e));
+            }
+        }
+        recorder.await?;
+        shared.store.release_leases(&shared.owner).await?;
+        shared.store.finish_campaigns().await?;
+        shared.settings.metrics.send_rate.set(0.0);
+        claimed.and(sending)?;
+        let totals = shared.totals.snapshot().since(before);
+        if let Some(bar) = lock(&shared.bar).take() {
+            bar.finish_and_clear();
+        }
+        tracing::info!(
+            sent = totals.sent,
+            failed = totals.failed,
+            retried = totals.retried,
+            skipped = totals.skipped,
+            "worker stopped"
+        );
+        Ok(totals)
+    }
+}
+
+impl Shared {
+    /// Deliveries claimed at a time: enough to keep every connection busy, and under a rate
+    /// limit no more than a quarter of a lease's worth.
+    fn batch_size(&self) -> usize {
+        let sending = &self.settings.sending;
+        let wanted = (sending.concurrency.get() * 25).clamp(200, 1000);
+        match sending.rate {
+            Some(rate) => {
+                let per_lease = rate.get() as f64 * sending.lease.as_secs_f64() / 4.0;
+                wanted.min(per_lease as usize).max(1)
+            }
+            None => wanted,
+        }
+    }
+
+    /// Claims batches and queues them for the senders until stopped or, when draining, until
+    /// nothing is due.
+    async fn claim(
+        &self,
+        jobs: &async_channel::Sender<ClaimedDelivery>,
+        batch: usize,
+        drain: bool,
+        shutdown: impl Future<Output = ()>,
+        senders: &mut JoinSet<Result<(), WorkerError>>,
+    ) -> Result<(), WorkerError> {
+        tokio::pin!(shutdown);
+        let lease = chrono::Duration::from_std(self.settings.sending.lease)
+            .expect("a lease of a sane length");
+        let mut renewed = Instant::now();
+        let mut rate = RateWindow::new(self.totals.sent.load(Ordering::Relaxed));
+        loop {
+            if (&mut shutdown).now_or_never().is_some() {
+                return Ok(());
+            }
+            if let Some(ended) = senders.try_join_next() {
+                // Senders end early only on an error: stop and report it.
+                return ended?;
+            }
+            if renewed.elapsed() > self.settings.sending.lease / 3 {
+                self.store.renew_leases(&self.owner, lease).await?;
+                renewed = Instant::now();
+            }
+            if let Some(per_second) = rate.update(self.totals.sent.load(Ordering::Relaxed)) {
+                self.settings.metrics.send_rate.set(per_second);
+            }
+            let wait = if jobs.len() < batch {
+                let claim = self
+                    .store
+                    .claim_deliveries(&self.owner, batch as u32, lease)
+                    .await?;
+                self.count_skipped(claim.skipped);
+                if !claim.deliveries.is_empty() {
+                    {
+                        let mut paused = lock(&self.paused);
+                        for delivery in &claim.deliveries {
+                            // Claimable again: someone resumed it.
+                            paused.remove(&delivery.campaign_id);
+                        }
+                    }
+                    self.in_flight
+                        .fetch_add(claim.deliveries.len(), Ordering::AcqRel);
+                    for delivery in claim.deliveries {
+                        if jobs.send(delivery).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    continue;
+                }
+                if self.in_flight.load(Ordering::Acquire) == 0 {
+                    self.store.finish_campaigns().await?;
+                    if drain && self.store.backlog().await?.due == 0 {
+                        return Ok(());
+                    }
+                }
+                // Nothing to claim: rows held by another worker, or nothing queued.
+                match drain {
+                    true => Duration::from_millis(200),
+                    false => Duration::from_secs(1),
+                }
+            } else {
+                Duration::from_millis(100)
+            };
+            tokio::select! {
+                () = &mut shutdown => return Ok(()),
+                () = self.finished_one.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn count_skipped(&self, skipped: u64) {
+        if skipped > 0 {
+            self.totals.skipped.fetch_add(skipped, Ordering::Relaxed);
+            self.settings.metrics.skipped.inc_by(skipped);
+            if let Some(bar) = &*lock(&self.bar) {
+                bar.inc(skipped);
+            }
+        }
+    }
+
+    async fn campaign(&self, id: i64) -> Result<Arc<(Campaign, Templates)>, WorkerError> {
+        if let Some(found) = lock(&self.campaigns).get(&id) {
+            return Ok(found.clone());
+        }
+        let campaign = self
+            .store
+            .campaign(id)
+            .await?
+            .ok_or(WorkerError::CampaignGone(id))?;
+        let templates =
+            Templates::compile(&campaign.spec).map_err(|e| WorkerError::Template(id, e))?;
+        let entry = Arc::new((campaign, templates));
+        lock(&self.campaigns).insert(id, entry.clone());
+        Ok(entry)
+    }
+
+    /// Renders, signs and sends one message; says what became of it.
+    async fn attempt(
+        &self,
+        connection: &mut Connection,
+        delivery: &ClaimedDelivery,
+    ) -> Result<DeliveryResult, WorkerError> {
+        let campaign = self.campaign(delivery.campaign_id).await?;
+        let (campaign, templates) = &*campaign;
+        let letterhead = &self.settings.letterhead;
+        let (message_id, message) = match letterhead.message(campaign, templates, delivery) {
+            Ok(built) => built,
+            Err(e) => {
+                return Ok(DeliveryResult::Failed {
+                    reason: e.to_string(),
+                    bounced: false,
+                });
+            }
+        };
+        let envelope = envelope(&letterhead.from.email, delivery.email.address());
+        let bytes = message.formatted();
+        if let Some(limiter) = &self.limiter {
+            limiter.until_ready().await;
+        }
+        let name = format!("{}-{}.eml", delivery.campaign_id, delivery.id);
+        let retry = &self.settings.sending.retry;
+        Ok(match connection.send(&envelope, &bytes, &name).await {
+            Ok(answer) => DeliveryResult::Sent {
+                message_id,
+                answer,
+                at: Utc::now(),
+            },
+            Err(SendFailure::Transient(reason)) if delivery.attempts + 1 < retry.attempts => {
+                let wait = retry.wait(delivery.attempts + 1);
+                DeliveryResult::Retry {
+                    reason,
+                    at: Utc::now()
+                        + chrono::Duration::from_std(wait).expect("a wait of a sane length"),
+                }
+            }
+            Err(SendFailure::Transient(reason)) => DeliveryResult::Failed {
+                reason: format!("gave up after {} attempts: {reason}", retry.attempts),
+                bounced: false,
+            },
+            Err(SendFailure::Recipient(reason)) => DeliveryResult::Failed {
+                reason,
+                bounced: true,
+            },
+            Err(SendFailure::Permanent(reason)) => DeliveryResult::Failed {
+                reason,
+                bounced: false,
+            },
+        })
+    }
+
+    /// Counts a recorded result, and pauses the campaign after too many failures in a row.
+    async fn account(
+        &self,
+        delivery: &ClaimedDelivery,
+        result: &DeliveryResult,
+    ) -> Result<(), WorkerError> {
+        let metrics = &self.settings.metrics;
+        let failure = match result {
+            DeliveryResult::Released => return Ok(()),
+            DeliveryResult::Sent { .. } => {
+                self.totals.sent.fetch_add(1, Ordering::Relaxed);
+                metrics.sent.inc();
+                self.failures_in_a_row.store(0, Ordering::Relaxed);
+                None
+            }
+            DeliveryResult::Retry { reason, .. } => {
+                self.totals.retried.fetch_add(1, Ordering::Relaxed);
+                metrics.retried.inc();
+                Some(reason)
+            }
+            DeliveryResult::Failed { reason, .. } => {
+                self.totals.failed.fetch_add(1, Ordering::Relaxed);
+                metrics.failed.inc();
+                Some(reason)
+            }
+        };
+        if let Some(bar) = &*lock(&self.bar) {
+            bar.inc(1);
+        }
+        let Some(reason) = failure else {
+            return Ok(());
+        };
+        // The server's words may quote the address: logs and staff see them without it.
+        let reason = without_addresses(reason);
+        tracing::warn!(
+            delivery = delivery.id,
+            campaign = delivery.campaign_id,
+            "not sent: {reason}"
+        );
+        let in_a_row = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+        if in_a_row >= self.settings.sending.pause_after.get()
+            && lock(&self.paused).insert(delivery.campaign_id)
+        {
+            self.failures_in_a_row.store(0, Ordering::Relaxed);
+            let why = format!("{in_a_row} sends failed in a row; the last: {reason}");
+            if self
+                .store
+                .pause_failing_campaign(delivery.campaign_id, &why)
+                .await?
+            {
+                tracing::error!(
+                    campaign = delivery.campaign_id,
+                    "campaign paused: {why}; resume it with `canvass campaign resume {}` once \
+                     the mail server is sorted",
+                    delivery.campaign_id
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A sender: takes one delivery at a time, sends it over its own connection, and waits for
+/// the result to be committed before taking the next.
+async fn send(
+    shared: Arc<Shared>,
+    queue: async_channel::Receiver<ClaimedDelivery>,
+    recorder: mpsc::Sender<Pending>,
+) -> Result<(), WorkerError> {
+    let mut connection = Connection::new(shared.settings.transport.clone());
+    let sent = async {
+        while let Ok(delivery) = queue.recv().await {
+            let result = if shared.stopping.load(Ordering::Relaxed)
+                || lock(&shared.paused).contains(&delivery.campaign_id)
+            {
+                DeliveryResult::Released
+            } else {
+                shared.attempt(&mut connection, &delivery).await?
+            };
+            let (committed, recorded) = oneshot::channel();
+            let pending = Pending {
+                delivery: delivery.id,
+                result: result.clone(),
+                committed,
+            };
+            if recorder.send(pending).await.is_err() {
+                break;
+            }
+            match recorded.await {
+                Ok(Ok(true)) => shared.account(&delivery, &result).await?,
+                Ok(Ok(false)) => tracing::warn!(
+                    delivery = delivery.id,
+                    "the lease ran out before the result was recorded; another worker has the row"
+                ),
+                Ok(Err(e)) => return Err(WorkerError::Recording(e)),
+                Err(_) => break,
+            }
+            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            shared.finished_one.notify_one();
+        }
+        Ok(())
+    };
+    let sent = sent.await;
+    connection.close().await;
+    sent
+}
+
+/// The recorder: writes every result waiting, in one transaction, then tells each sender.
+async fn record(store: Store, owner: String, mut results: mpsc::Receiver<Pending>) {
+    let mut waiting = Vec::new();
+    while results.recv_many(&mut waiting, 1024).await > 0 {
+        let (batch, replies): (Vec<_>, Vec<_>) = waiting
+            .drain(..)
+            .map(|pending| ((pending.delivery, pending.result), pending.committed))
+            .unzip();
+        match store.record_results(&owner, &batch).await {
+            Ok(recorded) => {
+                for (reply, recorded) in replies.into_iter().zip(recorded) {
+                    let _ = reply.send(Ok(recorded));
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                for reply in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Messages accepted per second, measured over windows of a few seconds.
+struct RateWindow {
+    since: Instant,
+    sent: u64,
+}
+
+impl RateWindow {
+    const LENGTH: Duration = Duration::from_secs(3);
+
+    fn new(sent: u64) -> Self {
+        Self {
+            since: Instant::now(),
+            sent,
+        }
+    }
+
+    /// The rate over the window just closed, once it has.
+    fn update(&mut self, sent: u64) -> Option<f64> {
+        let elapsed = self.since.elapsed();
+        if elapsed < Self::LENGTH {
+            return None;
+        }
+        let rate = (sent - self.sent) as f64 / elapsed.as_secs_f64();
+        *self = Self::new(sent);
+        Some(rate)
+    }
+}
+
+/// `text` with every word holding an `@` replaced: SMTP answers often quote the address.
+fn without_addresses(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.contains('@') {
+            true => "[address]",
+            false => word,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Locks a mutex, carrying on if a panicking thread poisoned it (the data are counters and
+/// caches, never left half-written).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_double_with_jitter_up_to_the_longest() {
+        let policy = RetryPolicy::default();
+        for failures in 1..=10 {
+            let full = Duration::from_secs(60 * (1 << (failures - 1))).min(policy.longest_wait);
+            for _ in 0..100 {
+                let wait = policy.wait(failures);
+                assert!(wait >= full / 2 && wait <= full, "{failures}: {wait:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn addresses_are_taken_out_of_server_answers() {
+        assert_eq!(
+            without_addresses("550 5.1.1 <amira@example.org>: Recipient address rejected"),
+            "550 5.1.1 [address] Recipient address rejected"
+        );
+    }
+}
