@@ -10,6 +10,7 @@ use canvass::store::{DatabaseUrl, Store};
 use sqlx::Row;
 
 pub mod app;
+pub mod smtp;
 
 /// Runs each named `async fn test(db: TestStore)` twice: on SQLite, and on PostgreSQL when
 /// `CANVASS_TEST_POSTGRES_URL` is set (each in a fresh database). `TestStore` must be in scope.
@@ -184,6 +185,34 @@ impl TestStore {
         .unwrap();
         assert!(report.rejections.is_empty(), "{:?}", report.rejections);
         summary
+    }
+
+    /// Runs one SQL statement that returns a count, with one text parameter.
+    pub async fn count_with(&self, sql: &'static str, parameter: &str) -> i64 {
+        match &self.store {
+            Store::Sqlite(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(parameter)
+                    .fetch_one(pool)
+                    .await
+            }
+            Store::Postgres(pool) => {
+                sqlx::query_scalar(sql)
+                    .bind(parameter)
+                    .fetch_one(pool)
+                    .await
+            }
+        }
+        .unwrap()
+    }
+
+    /// Runs one SQL statement that changes something: for setting up what a test needs.
+    pub async fn execute(&self, sql: &'static str) {
+        match &self.store {
+            Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        }
+        .unwrap();
     }
 
     /// Runs one SQL statement that returns a count.
