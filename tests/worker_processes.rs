@@ -1,0 +1,221 @@
+//! Real `canvass worker` processes against a real SMTP server (smtp-sink): killed with SIGKILL
+//! mid-campaign, stopped with SIGTERM, and two at once on one PostgreSQL campaign. What the
+//! server received, per recipient, is the measure.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use canvass::domain::{Actor, Audience, NewCampaign, TopicSlug};
+use canvass::import::import_contacts;
+use rand::Rng;
+use support::app::KEY_1;
+use support::smtp::SmtpSink;
+use support::{Recorded, TestStore};
+
+/// The worker's default: messages in flight at once, hence the most a crash may repeat.
+const CONCURRENCY: usize = 8;
+
+/// `n` people who may all receive a `news` campaign, and that campaign, queued.
+async fn queued_campaign(db: &TestStore, n: usize) -> Vec<String> {
+    let addresses: Vec<String> = (0..n)
+        .map(|i| format!("person{i:05}@example.org"))
+        .collect();
+    let mut csv = String::from("email,name,postcode,topics,consent_at\n");
+    for address in &addresses {
+        csv.push_str(&format!("{address},P,SG13 8EQ,news,2026-01-01T00:00:00Z\n"));
+    }
+    let file = db.file("people.csv", &csv);
+    let mut report = Recorded::default();
+    import_contacts(&db.store, &file, "test", &mut report)
+        .await
+        .unwrap();
+    let campaign = NewCampaign {
+        name: "Big".into(),
+        topic: TopicSlug::parse("news").unwrap(),
+        subject: "News".into(),
+        html_template: "<p>Dear {{contact.name}}</p>".into(),
+        text_template: None,
+        audience: Audience::default(),
+        event: None,
+    };
+    let id = db
+        .store
+        .create_campaign(&campaign, &Actor::Operator)
+        .await
+        .unwrap();
+    db.store.queue_campaign(id, &Actor::Operator).await.unwrap();
+    addresses
+}
+
+/// Starts `canvass worker` (with `--drain` when asked) sending to `sink`.
+fn start_worker(db: &TestStore, sink: &SmtpSink, drain: bool, lease_seconds: &str) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_canvass"));
+    command.current_dir(db.dir.path()).arg("worker");
+    if drain {
+        command.arg("--drain");
+    }
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CANVASS_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("CANVASS_DATABASE_URL", db.url_with_secret())
+        .env("CANVASS_SMTP_URL", sink.url())
+        .env("CANVASS_SIGNING_KEYS", KEY_1)
+        .env("CANVASS_SEND_CONCURRENCY", CONCURRENCY.to_string())
+        .env("CANVASS_LEASE_SECONDS", lease_seconds)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command.spawn().expect("canvass starts")
+}
+
+/// Waits for a worker to exit by itself; its stdout.
+fn finish(child: Child) -> String {
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Lost recipients (received nothing) and repeats (messages beyond the first) over `people`.
+fn lost_and_repeated(received: &BTreeMap<String, usize>, people: &[String]) -> (usize, usize) {
+    let lost = people.iter().filter(|p| !received.contains_key(*p)).count();
+    let repeated = received.values().map(|n| n - 1).sum();
+    assert!(
+        received.keys().all(|r| people.binary_search(r).is_ok()),
+        "nobody outside the campaign is mailed"
+    );
+    (lost, repeated)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_mid_campaign_loses_nobody_and_repeats_only_what_was_in_flight() {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let db = TestStore::sqlite().await;
+    db.load_sample_directory().await;
+    let people = queued_campaign(&db, 20_000).await;
+
+    let mut rng = rand::rng();
+    let mut kills = 0;
+    let mut received_before_kill = 0;
+    while kills < 4 {
+        let mut worker = start_worker(&db, &sink, true, "2");
+        // Kill it once it has sent something, at a random point after that.
+        let started = Instant::now();
+        while sink.messages().len() <= received_before_kill
+            && started.elapsed() < Duration::from_secs(30)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(50..1500))).await;
+        if worker.try_wait().unwrap().is_some() {
+            break; // it finished the campaign first
+        }
+        worker.kill().unwrap();
+        worker.wait().unwrap();
+        kills += 1;
+        received_before_kill = sink.messages().len();
+        eprintln!("kill {kills}: {received_before_kill} messages received so far");
+    }
+    assert!(kills >= 3, "the campaign outran the kills: make it bigger");
+    // A last worker, after the killed one's leases run out, finishes the campaign.
+    finish(start_worker(&db, &sink, true, "2"));
+
+    let received = sink.received_by_recipient();
+    let (lost, repeated) = lost_and_repeated(&received, &people);
+    eprintln!("{kills} kills: {lost} lost, {repeated} repeated");
+    assert_eq!(lost, 0);
+    assert!(
+        repeated <= CONCURRENCY * kills,
+        "{repeated} repeats after {kills} kills"
+    );
+    let sent = db
+        .count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'")
+        .await;
+    assert_eq!(sent as usize, people.len());
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_on_one_postgres_campaign_send_each_message_once() {
+    let Some(db) = TestStore::postgres().await else {
+        return;
+    };
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    db.load_sample_directory().await;
+    let people = queued_campaign(&db, 4_000).await;
+
+    let first = start_worker(&db, &sink, true, "60");
+    let second = start_worker(&db, &sink, true, "60");
+    let outputs = [finish(first), finish(second)];
+
+    let received = sink.received_by_recipient();
+    assert_eq!(lost_and_repeated(&received, &people), (0, 0));
+    let sent_by_each: Vec<u64> = outputs
+        .iter()
+        .map(|out| {
+            out.lines()
+                .find_map(|l| l.strip_prefix("sent "))
+                .and_then(|rest| rest.split(',').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no 'sent N' in {out}"))
+        })
+        .collect();
+    eprintln!("sent by each worker: {sent_by_each:?}");
+    assert_eq!(sent_by_each.iter().sum::<u64>(), people.len() as u64);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_messages_in_flight_and_gives_back_the_rest() {
+    // Each message waits a second for the server's answer, so eight are always in flight.
+    let Some(sink) = SmtpSink::start(&["-w", "1"]) else {
+        return;
+    };
+    let db = TestStore::sqlite().await;
+    db.load_sample_directory().await;
+    let people = queued_campaign(&db, 200).await;
+
+    let worker = start_worker(&db, &sink, false, "600");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let stopped = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = finish(worker);
+    eprintln!("stopped in {:?}: {out}", stopped.elapsed());
+
+    let received = sink.received_by_recipient();
+    let sent = db
+        .count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'")
+        .await;
+    assert!(sent > 0 && (sent as usize) < people.len(), "{sent}");
+    assert_eq!(
+        received.len(),
+        sent as usize,
+        "every message the server took is recorded as sent, and no other"
+    );
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM deliveries WHERE lease_owner IS NOT NULL")
+            .await,
+        0,
+        "what it had claimed but not sent is given back at once"
+    );
+}
