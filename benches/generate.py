@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Writes the import benchmark's data: an ONSPD-style postcode directory and a contacts list.
 
-usage: generate.py DIR [POSTCODES] [CONTACTS]
+usage: generate.py DIR [POSTCODES] [CONTACTS] [TOPIC]
 The directory has ONSPD's column names (pcd, pcd2, pcds, ..., pcon, ...) and its width, about
 2.7 million rows by default; the contacts list has every column canvass reads, one million rows
-by default. The data is deterministic (fixed seed) so runs compare.
+by default. Given a TOPIC, every contact consents to it (a campaign on it reaches them all). The data is deterministic (fixed seed) so runs compare.
 """
 import csv
 import os
@@ -32,6 +32,7 @@ def main():
     out = sys.argv[1]
     n_postcodes = int(sys.argv[2]) if len(sys.argv) > 2 else 2_700_000
     n_contacts = int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000
+    everyone = sys.argv[4] if len(sys.argv) > 4 else None
     os.makedirs(out, exist_ok=True)
     rng = random.Random(20261123)
     sample = []
@@ -56,6 +57,8 @@ def main():
                     "consent_at", "consent_source"])
         for i in range(n_contacts):
             chosen = [t for t in topics if rng.random() < 0.4] or ["news"]
+            if everyone and everyone not in chosen:
+                chosen.append(everyone)
             w.writerow([f"person{i}@example.org", f"Person {i}", rng.choice(sample),
                         f"{rng.randint(1940, 2010)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
                         "", ";".join(chosen), "2026-10-01T12:00:00Z", "benchmark"])

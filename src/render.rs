@@ -154,17 +154,25 @@ fn template(part: &'static str, source: &str) -> Result<Handlebars<'static>, Tem
 
 impl Templates {
     /// Compiles the campaign's templates and renders them once with sample values: a syntax
-    /// error or a variable the campaign does not have is refused here.
+    /// error or a variable the campaign does not have is refused here. Without a text template,
+    /// one is derived from the HTML template (converted to text once, placeholders and all)
+    /// when it renders the sample exactly as converting each rendered message would; otherwise
+    /// each message's HTML is converted as it is sent.
     pub fn compile(campaign: &NewCampaign) -> Result<Self, TemplateError> {
-        let templates = Self {
-            html: template("HTML", &campaign.html_template)?,
+        let html_source = with_links(&campaign.html_template);
+        let mut templates = Self {
+            html: template("HTML", &html_source)?,
             text: campaign
                 .text_template
                 .as_deref()
                 .map(|text| template("text", text))
                 .transpose()?,
         };
-        templates.render(&MessageVars::sample(campaign.event.as_ref()))?;
+        let sample = MessageVars::sample(campaign.event.as_ref());
+        let bodies = templates.render(&sample)?;
+        if templates.text.is_none() {
+            templates.text = derived_text(&html_source, &sample, &bodies.text);
+        }
         Ok(templates)
     }
 
@@ -180,30 +188,70 @@ impl Templates {
             escaped(&vars.unsubscribe_url),
             escaped(&vars.preferences_url),
         );
+        // The template names both links (see `with_links`), but a condition may hide them.
         if !html.contains(&unsubscribe) || !html.contains(&preferences) {
-            let footer = format!(
-                "<hr><p style=\"font-size:small\"><a href=\"{unsubscribe}\">Unsubscribe</a> · \
-                 <a href=\"{preferences}\">Your email preferences</a></p>"
-            );
+            let footer = footer(&unsubscribe, &preferences);
             match html.rfind("</body>") {
                 Some(at) => html.insert_str(at, &footer),
                 None => html.push_str(&footer),
             }
         }
-        let mut text = match &self.text {
+        let text = match &self.text {
             Some(text) => text.render("text", vars).map_err(|e| invalid("text", e))?,
             None => {
                 html2text::from_read(html.as_bytes(), TEXT_WIDTH).map_err(|e| invalid("HTML", e))?
             }
         };
-        if !text.contains(&vars.unsubscribe_url) || !text.contains(&vars.preferences_url) {
-            text.push_str(&format!(
-                "\n\n--\nUnsubscribe: {}\nYour email preferences: {}\n",
-                vars.unsubscribe_url, vars.preferences_url
-            ));
-        }
-        Ok(Bodies { html, text })
+        Ok(Bodies {
+            html,
+            text: with_text_links(text, vars),
+        })
     }
+}
+
+fn footer(unsubscribe: &str, preferences: &str) -> String {
+    format!(
+        "<hr><p style=\"font-size:small\"><a href=\"{unsubscribe}\">Unsubscribe</a> · \
+         <a href=\"{preferences}\">Your email preferences</a></p>"
+    )
+}
+
+/// The HTML template, with the links' footer added when it does not name both links.
+fn with_links(source: &str) -> String {
+    if source.contains("unsubscribe_url") && source.contains("preferences_url") {
+        return source.to_owned();
+    }
+    let footer = footer("{{unsubscribe_url}}", "{{preferences_url}}");
+    let mut source = source.to_owned();
+    match source.rfind("</body>") {
+        Some(at) => source.insert_str(at, &footer),
+        None => source.push_str(&footer),
+    }
+    source
+}
+
+/// The text part, with the links added at the end when it lacks either.
+fn with_text_links(mut text: String, vars: &MessageVars) -> String {
+    if !text.contains(&vars.unsubscribe_url) || !text.contains(&vars.preferences_url) {
+        text.push_str(&format!(
+            "\n\n--\nUnsubscribe: {}\nYour email preferences: {}\n",
+            vars.unsubscribe_url, vars.preferences_url
+        ));
+    }
+    text
+}
+
+/// A text template made by converting the HTML template itself, kept only if it renders the
+/// sample exactly as converting the rendered sample does (`expected`).
+fn derived_text(
+    html_source: &str,
+    sample: &MessageVars,
+    expected: &str,
+) -> Option<Handlebars<'static>> {
+    let source = html2text::from_read(html_source.as_bytes(), TEXT_WIDTH).ok()?;
+    let text = template("text", &source).ok()?;
+    let rendered = with_text_links(text.render("text", sample).ok()?, sample);
+    (rendered == expected).then_some(text)
 }
 
 #[cfg(test)]
@@ -256,6 +304,26 @@ mod tests {
         );
         assert!(bodies.text.contains("https://example.org/u/sample"));
         assert!(bodies.text.contains("https://example.org/p/sample"));
+    }
+
+    #[test]
+    fn the_text_derived_once_reads_as_converting_each_message_would() {
+        for (file, event) in [("newsletter.html", false), ("event.html", true)] {
+            let path = format!("{}/examples/templates/{file}", env!("CARGO_MANIFEST_DIR"));
+            let html = std::fs::read_to_string(path).unwrap();
+            let campaign = campaign(&html, None, event);
+            let templates = Templates::compile(&campaign).unwrap();
+            assert!(
+                templates.text.is_some(),
+                "{file}: a text template was derived"
+            );
+            let mut vars = MessageVars::sample(campaign.event.as_ref());
+            vars.contact.name = Some("Ben <b>O'Kafor</b> & co * _x_".into());
+            vars.unsubscribe_url = "https://links.example.org/u/AbC-123_x".into();
+            let bodies = templates.render(&vars).unwrap();
+            let converted = html2text::from_read(bodies.html.as_bytes(), TEXT_WIDTH).unwrap();
+            assert_eq!(bodies.text, converted, "{file}");
+        }
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! The delivery ledger as the worker uses it: claim a batch under a lease, re-check each
 //! recipient, record what the server said.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Duration, Utc};
+use sqlx::QueryBuilder;
 
 use super::campaigns::ELIGIBLE;
 use super::campaigns::Recipient;
@@ -79,6 +82,33 @@ struct ClaimedRow {
     name: Option<String>,
     postcode: Option<String>,
     constituency: Option<String>,
+}
+
+/// Marks the messages sent (`(id, message_id, answer, at)` each) while `owner` still holds
+/// their lease, in one statement; the ids it marked.
+macro_rules! record_sent {
+    ($owner:expr, $sent:expr, $executor:expr) => {{
+        let mut update = QueryBuilder::new(
+            "UPDATE deliveries SET state = 'sent', message_id = v.column2, \
+                 outcome = v.column3, sent_at = v.column4, updated_at = v.column4, \
+                 lease_owner = NULL, lease_until = NULL FROM (",
+        );
+        update.push_values($sent, |mut row, (delivery, message_id, answer, at)| {
+            row.push_bind(*delivery)
+                .push_bind(*message_id)
+                .push_bind(*answer)
+                .push_bind(*at);
+        });
+        update
+            .push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = ")
+            .push_bind($owner)
+            .push(" AND deliveries.state = 'queued' RETURNING deliveries.id");
+        update
+            .build_query_scalar::<i64>()
+            .persistent(false)
+            .fetch_all($executor)
+            .await
+    }};
 }
 
 impl Store {
@@ -181,25 +211,39 @@ impl Store {
         results: &[(i64, DeliveryResult)],
     ) -> Result<Vec<bool>> {
         let now = now();
+        let sent: Vec<_> = results
+            .iter()
+            .filter_map(|(delivery, result)| match result {
+                DeliveryResult::Sent {
+                    message_id,
+                    answer,
+                    at,
+                } => Some((*delivery, message_id.as_str(), answer.as_str(), *at)),
+                _ => None,
+            })
+            .collect();
+        // Only messages sent, the common case: one statement, which commits by itself.
+        if sent.len() == results.len() {
+            let ids: Vec<i64> = on_pool!(self, |pool| {
+                let _turn = pool.write_turn().await?;
+                record_sent!(owner, &sent, pool)?
+            });
+            let ids: HashSet<i64> = ids.into_iter().collect();
+            return Ok(sent.iter().map(|(id, ..)| ids.contains(id)).collect());
+        }
         let recorded = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let recorded_sent: HashSet<i64> = match sent.is_empty() {
+                true => HashSet::new(),
+                false => record_sent!(owner, &sent, &mut *tx)?.into_iter().collect(),
+            };
             let mut recorded = Vec::with_capacity(results.len());
             for (delivery, result) in results {
                 let query = match result {
-                    DeliveryResult::Sent {
-                        message_id,
-                        answer,
-                        at,
-                    } => sqlx::query(
-                        "UPDATE deliveries SET state = 'sent', message_id = $3, outcome = $4, \
-                             sent_at = $5, updated_at = $5, lease_owner = NULL, lease_until = NULL \
-                         WHERE id = $1 AND lease_owner = $2 AND state = 'queued'",
-                    )
-                    .bind(*delivery)
-                    .bind(owner)
-                    .bind(message_id.as_str())
-                    .bind(answer.as_str())
-                    .bind(*at),
+                    DeliveryResult::Sent { .. } => {
+                        recorded.push(recorded_sent.contains(delivery));
+                        continue;
+                    }
                     DeliveryResult::Retry { reason, at } => sqlx::query(
                         "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $3, \
                              outcome = $4, updated_at = $5, lease_owner = NULL, lease_until = NULL \

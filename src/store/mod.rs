@@ -292,6 +292,9 @@ impl Store {
 trait BeginWrite {
     type Db: sqlx::Database;
     async fn begin_write(&self) -> Result<WriteTransaction<Self::Db>, sqlx::Error>;
+    /// The turn to write without a transaction, for one statement that commits by itself;
+    /// held until dropped.
+    async fn write_turn(&self) -> Result<Option<OwnedMutexGuard<()>>, sqlx::Error>;
 }
 
 /// A transaction that writes. It dereferences to the connection, as sqlx's `Transaction` does.
@@ -331,6 +334,14 @@ const WRITE_TURN_TIMEOUT: Duration = Duration::from_secs(10);
 impl BeginWrite for SqlitePool {
     type Db = Sqlite;
     async fn begin_write(&self) -> Result<WriteTransaction<Sqlite>, sqlx::Error> {
+        let turn = self.write_turn().await?;
+        Ok(WriteTransaction {
+            tx: self.begin_with("BEGIN IMMEDIATE").await?,
+            _turn: turn,
+        })
+    }
+
+    async fn write_turn(&self) -> Result<Option<OwnedMutexGuard<()>>, sqlx::Error> {
         let file = self.connect_options().get_filename().to_owned();
         let turn = SQLITE_WRITERS
             .lock()
@@ -341,10 +352,7 @@ impl BeginWrite for SqlitePool {
         let turn = tokio::time::timeout(WRITE_TURN_TIMEOUT, turn.lock_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?;
-        Ok(WriteTransaction {
-            tx: self.begin_with("BEGIN IMMEDIATE").await?,
-            _turn: Some(turn),
-        })
+        Ok(Some(turn))
     }
 }
 
@@ -355,6 +363,10 @@ impl BeginWrite for PgPool {
             tx: self.begin().await?,
             _turn: None,
         })
+    }
+
+    async fn write_turn(&self) -> Result<Option<OwnedMutexGuard<()>>, sqlx::Error> {
+        Ok(None)
     }
 }
 

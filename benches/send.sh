@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Send benchmark: `canvass worker --drain` sends a campaign of about 10 KB messages into
+# Postfix's smtp-sink on loopback, on SQLite and on PostgreSQL; in the same run, Postfix's own
+# load generator smtp-source sends the same number of messages of the same size over the same
+# number of connections into the same sink: the ceiling of this machine. Prints both rates,
+# their ratio, and the worker's peak RSS; then the time to queue a 1,000,000-contact audience
+# and the worker's peak RSS while sending from it.
+#
+# usage: benches/send.sh [MESSAGES] [QUEUE]    (defaults 20000 and 1000000)
+# PostgreSQL is measured when CANVASS_BENCH_POSTGRES_URL (or CANVASS_TEST_POSTGRES_URL) is set.
+# KEEP=1 keeps the work folder.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+[ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
+[ -x /usr/bin/time ] || missing+=(time)
+if ((${#missing[@]})); then
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+messages=${1:-20000}
+queue=${2:-1000000}
+concurrency=8
+work=$(mktemp -d)
+sink_pid=
+cleanup() {
+    [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null
+    [ "${KEEP:-0}" = 1 ] && echo "kept $work" || rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release --quiet
+canvass=$PWD/target/release/canvass
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sink_user=()
+[ "$(id -u)" = 0 ] && sink_user=(-u nobody)
+/usr/sbin/smtp-sink "${sink_user[@]}" "127.0.0.1:$port" 1024 &
+sink_pid=$!
+sleep 0.5
+
+# Runs a command; prints "SECONDS PEAK_KB".
+measure() {
+    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/out" 2>"$work/err" || {
+        cat "$work/out" "$work/err"; exit 1; }
+    cat "$work/time"
+}
+
+# The ceiling: smtp-source, as many messages of the same size over as many connections.
+ceiling() {
+    read -r s _ < <(measure /usr/sbin/smtp-source -d -s "$concurrency" -l 10240 -m "$messages" \
+        -f news@hertford.example.org -t person@example.org "127.0.0.1:$port")
+    echo "$s"
+}
+
+# N contacts at the sample directory's postcodes, all consenting to news.
+contacts_csv() {
+    python3 - "$1" >"$work/contacts.csv" <<'PY'
+import csv, sys
+postcodes = [row["postcode"] for row in csv.DictReader(open("examples/postcodes.csv"))]
+print("email,name,postcode,topics,consent_at")
+for i in range(int(sys.argv[1])):
+    print(f"person{i}@example.org,Person {i},{postcodes[i % len(postcodes)]},news,2026-10-01T12:00:00Z")
+PY
+}
+
+bench_backend() { # name url
+    local name=$1 url=$2
+    export CANVASS_DATABASE_URL=$url CANVASS_SIGNING_KEYS=bench:YmVuY2htYXJrLWJlbmNobWFyay1rZXk=
+    "$canvass" migrate >/dev/null
+    "$canvass" postcodes import examples/postcodes.csv >/dev/null
+    contacts_csv "$messages"
+    "$canvass" contacts import "$work/contacts.csv" --source bench >/dev/null 2>&1
+    id=$("$canvass" campaign create --name bench --topic news --subject "Winter news" \
+        --html benches/newsletter-10k.html)
+    "$canvass" campaign queue "$id" >/dev/null
+    local before after
+    before=$(ceiling)
+    read -r s kb < <(CANVASS_SMTP_URL="smtp://127.0.0.1:$port" \
+        CANVASS_SEND_CONCURRENCY=$concurrency measure "$canvass" worker --drain)
+    grep '^sent' "$work/out"
+    after=$(ceiling)
+    awk -v name="$name" -v n="$messages" -v s="$s" -v kb="$kb" -v b1="$before" -v b2="$after" 'BEGIN {
+        base = n / ((b1 + b2) / 2)
+        printf "%-9s canvass %7.0f msg/s   smtp-source %7.0f msg/s   ratio %.2f   worker peak RSS %.0f MB\n",
+            name, n / s, base, (n / s) / base, kb / 1024 }'
+    unset CANVASS_DATABASE_URL
+}
+
+echo "== sending $messages messages of ~10 KB over $concurrency connections"
+bench_backend sqlite "sqlite://$work/send.db"
+pg=${CANVASS_BENCH_POSTGRES_URL:-${CANVASS_TEST_POSTGRES_URL:-}}
+if [ -n "$pg" ]; then
+    db=canvass_send_$$
+    psql -q "$pg" -c "CREATE DATABASE $db"
+    trap 'psql -q "$pg" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"; cleanup' EXIT
+    bench_backend postgres "${pg%/*}/$db"
+fi
+
+echo "== queueing a $queue-contact audience"
+python3 benches/generate.py "$work/big" 100000 "$queue" news
+queue_backend() { # name url
+    local name=$1 url=$2
+    export CANVASS_DATABASE_URL=$url CANVASS_SIGNING_KEYS=bench:YmVuY2htYXJrLWJlbmNobWFyay1rZXk=
+    "$canvass" migrate >/dev/null
+    "$canvass" postcodes import "$work/big/onspd.csv" >/dev/null 2>&1
+    "$canvass" contacts import "$work/big/contacts.csv" --source bench >/dev/null 2>&1
+    id=$("$canvass" campaign create --name big --topic news --subject "Winter news" \
+        --html benches/newsletter-10k.html)
+    read -r s _ < <(measure "$canvass" campaign queue "$id")
+    echo "$name: queued $(cat "$work/out") deliveries in $s s"
+    # The worker's memory does not grow with the campaign: 15 s of sending from the big one.
+    read -r _ kb < <(CANVASS_SMTP_URL="smtp://127.0.0.1:$port" \
+        measure timeout --preserve-status -s TERM 15 "$canvass" worker)
+    echo "$name: worker peak RSS over 15 s of a $queue-delivery campaign: $((kb / 1024)) MB ($(grep '^sent' "$work/out"))"
+    unset CANVASS_DATABASE_URL
+}
+queue_backend sqlite "sqlite://$work/queue.db"
+if [ -n "$pg" ]; then
+    psql -q "$pg" -c "CREATE DATABASE ${db}_queue"
+    trap 'psql -q "$pg" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "DROP DATABASE IF EXISTS ${db}_queue WITH (FORCE)"; cleanup' EXIT
+    queue_backend postgres "${pg%/*}/${db}_queue"
+fi
