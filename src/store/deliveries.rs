@@ -62,6 +62,11 @@ pub struct Claim {
     pub skipped: u64,
 }
 
+/// Only queued rows are ever leased: every change of state clears the lease, so the statements
+/// below find a worker's rows by `lease_owner` alone (on PostgreSQL, a `state = 'queued'` there
+/// would tempt the planner into the partial index of rows to send, full of the campaign's
+/// already-sent rows until vacuum, instead of the primary key).
+///
 /// Picks the rows to claim: queued, of a campaign being sent, due, and not under another
 /// worker's lease. PostgreSQL locks them and passes over rows another worker is claiming
 /// (`SKIP LOCKED`); SQLite has one writer at a time, so its claim is one `UPDATE` anyway.
@@ -102,7 +107,7 @@ macro_rules! record_sent {
         update
             .push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = ")
             .push_bind($owner)
-            .push(" AND deliveries.state = 'queued' RETURNING deliveries.id");
+            .push(" RETURNING deliveries.id");
         update
             .build_query_scalar::<i64>()
             .persistent(false)
@@ -148,7 +153,7 @@ impl Store {
             let skipped = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE deliveries SET state = 'skipped', outcome = 'no longer eligible', \
                      lease_owner = NULL, lease_until = NULL, updated_at = $1 \
-                 WHERE lease_owner = $3 AND lease_until = $4 AND state = 'queued' \
+                 WHERE lease_owner = $3 AND lease_until = $4 \
                    AND NOT EXISTS (SELECT 1 FROM campaigns k, contacts c \
                                    WHERE k.id = deliveries.campaign_id \
                                      AND c.id = deliveries.contact_id AND {ELIGIBLE})"
@@ -164,7 +169,7 @@ impl Store {
                 "SELECT d.id, d.campaign_id, d.attempts, c.email, c.public_id, c.name, c.postcode, \
                         {CONSTITUENCY_OF_CONTACT} AS constituency \
                  FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
-                 WHERE d.lease_owner = $1 AND d.lease_until = $2 AND d.state = 'queued' \
+                 WHERE d.lease_owner = $1 AND d.lease_until = $2 \
                  ORDER BY d.id"
             )))
             .bind(owner)
@@ -247,7 +252,7 @@ impl Store {
                     DeliveryResult::Retry { reason, at } => sqlx::query(
                         "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $3, \
                              outcome = $4, updated_at = $5, lease_owner = NULL, lease_until = NULL \
-                         WHERE id = $1 AND lease_owner = $2 AND state = 'queued'",
+                         WHERE id = $1 AND lease_owner = $2",
                     )
                     .bind(*delivery)
                     .bind(owner)
@@ -257,7 +262,7 @@ impl Store {
                     DeliveryResult::Failed { reason, .. } => sqlx::query(
                         "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, \
                              outcome = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
-                         WHERE id = $1 AND lease_owner = $2 AND state = 'queued'",
+                         WHERE id = $1 AND lease_owner = $2",
                     )
                     .bind(*delivery)
                     .bind(owner)
@@ -265,7 +270,7 @@ impl Store {
                     .bind(now),
                     DeliveryResult::Released => sqlx::query(
                         "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
-                         WHERE id = $1 AND lease_owner = $2 AND state = 'queued'",
+                         WHERE id = $1 AND lease_owner = $2",
                     )
                     .bind(*delivery)
                     .bind(owner),
@@ -319,7 +324,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let renewed = sqlx::query(
                 "UPDATE deliveries SET lease_until = $2 \
-                 WHERE lease_owner = $1 AND state = 'queued'",
+                 WHERE lease_owner = $1",
             )
             .bind(owner)
             .bind(until)
@@ -338,7 +343,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             let released = sqlx::query(
                 "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
-                 WHERE lease_owner = $1 AND state = 'queued'",
+                 WHERE lease_owner = $1",
             )
             .bind(owner)
             .execute(&mut *tx)
