@@ -325,7 +325,9 @@ impl Store {
     }
 
     /// Snapshots the audience into the delivery ledger, one row per recipient, in one
-    /// set-based statement, and marks the campaign queued.
+    /// set-based statement, and marks the campaign queued. Only a draft is queued, and a draft
+    /// has no deliveries, so the insert needs no conflict handling (which costs PostgreSQL a
+    /// speculative insertion per row).
     pub async fn queue_campaign(&self, id: i64, actor: &Actor) -> Result<QueueOutcome> {
         let now = now();
         let bound = latest_birth_date_to_mail(now.date_naive());
@@ -340,8 +342,7 @@ impl Store {
             let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO deliveries (campaign_id, contact_id, state, attempts, updated_at) \
                  SELECT k.id, c.id, 'queued', 0, $3 FROM campaigns k, contacts c \
-                 WHERE k.id = $1 AND {ELIGIBLE} \
-                 ON CONFLICT (campaign_id, contact_id) DO NOTHING"
+                 WHERE k.id = $1 AND {ELIGIBLE}"
             )))
             .bind(id)
             .bind(bound)

@@ -367,11 +367,15 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
             if let Some(id) = id {
-                // A server's answer to a delivery may quote the address.
-                sqlx::query("UPDATE deliveries SET outcome = NULL WHERE contact_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                // A server's answer to a delivery may quote the address; the ledger keeps
+                // that a message went, not to whom (PostgreSQL's ledger has no foreign key
+                // to do this, for the speed of queueing).
+                sqlx::query(
+                    "UPDATE deliveries SET outcome = NULL, contact_id = NULL WHERE contact_id = $1",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 // The person's audit entries hold their IP addresses and what they changed.
                 sqlx::query("DELETE FROM audit_log WHERE contact_id = $1")
                     .bind(id)

@@ -63,19 +63,21 @@ pub struct Claim {
 }
 
 /// Only queued rows are ever leased: every change of state clears the lease, so the statements
-/// below find a worker's rows by `lease_owner` alone (on PostgreSQL, a `state = 'queued'` there
-/// would tempt the planner into the partial index of rows to send, full of the campaign's
-/// already-sent rows until vacuum, instead of the primary key).
+/// below find a worker's rows by `lease_owner` alone, through the small index of leased rows.
 ///
 /// Picks the rows to claim: queued, of a campaign being sent, due, and not under another
 /// worker's lease. PostgreSQL locks them and passes over rows another worker is claiming
 /// (`SKIP LOCKED`); SQLite has one writer at a time, so its claim is one `UPDATE` anyway.
+///
+/// The campaigns come first (`CROSS JOIN` fixes that order in SQLite, whose planner would
+/// otherwise walk the whole ledger, sent rows and all) and each one's queued rows are found by
+/// `deliveries_by_state`; no ORDER BY, which would sort every queued row for each claim.
 const CLAIMABLE: &str = "\
-    SELECT d.id FROM deliveries d JOIN campaigns k ON k.id = d.campaign_id \
-    WHERE k.state = 'queued' AND d.state = 'queued' \
+    SELECT d.id FROM campaigns k CROSS JOIN deliveries d \
+    WHERE d.campaign_id = k.id AND k.state = 'queued' AND d.state = 'queued' \
       AND (d.lease_until IS NULL OR d.lease_until < $2) \
       AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= $2) \
-    ORDER BY d.id LIMIT $3";
+    LIMIT $3";
 
 #[derive(sqlx::FromRow)]
 struct ClaimedRow {
