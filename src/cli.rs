@@ -192,7 +192,8 @@ fn worker_settings(
     })
 }
 
-/// Sends queued deliveries until none are due (`--drain`) or until Ctrl-C or SIGTERM.
+/// Sends queued deliveries until none are due (`--drain`) or until Ctrl-C or SIGTERM, which
+/// finish the messages in flight and give back the rest.
 async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
@@ -204,7 +205,7 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
             if let Some(bar) = progress::sending_bar(store.backlog().await?.due) {
                 worker.show_progress(bar);
             }
-            worker.drain().await?
+            worker.drain_until_stopped(shutdown_signal()).await?
         }
         false => worker.run_until_stopped(shutdown_signal()).await?,
     };

@@ -223,7 +223,15 @@ impl Worker {
     /// Sends until nothing is due (deliveries waiting for a retry later stay queued); returns
     /// what it did.
     pub async fn drain(&mut self) -> Result<Totals, WorkerError> {
-        self.run(true, std::future::pending()).await
+        self.drain_until_stopped(std::future::pending()).await
+    }
+
+    /// Drains, unless `shutdown` completes first: then it stops as `run_until_stopped` does.
+    pub async fn drain_until_stopped(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<Totals, WorkerError> {
+        self.run(true, shutdown).await
     }
 
     /// Sends until `shutdown` completes, then stops claiming, finishes the messages in flight
