@@ -2,9 +2,11 @@
 # Send benchmark: `canvass worker --drain` sends a campaign of about 10 KB messages into
 # Postfix's smtp-sink on loopback, on SQLite and on PostgreSQL; in the same run, Postfix's own
 # load generator smtp-source sends the same number of messages of the same size over the same
-# number of connections into the same sink: the ceiling of this machine. Prints both rates,
-# their ratio, and the worker's peak RSS; then the time to queue a 1,000,000-contact audience
-# and the worker's peak RSS while sending from it.
+# number of connections into the same sink: the ceiling of this machine. A second baseline is
+# the SMTP dialogue alone as canvass speaks it (lettre over the same connections, one message
+# built once, no rendering or ledger: benches/lettre_ceiling.rs). Prints the rates, the ratios
+# and the worker's peak RSS; then the time to queue a 1,000,000-contact audience and the
+# worker's peak RSS while sending from it.
 #
 # usage: benches/send.sh [MESSAGES] [QUEUE]    (defaults 20000 and 1000000)
 # PostgreSQL is measured when CANVASS_BENCH_POSTGRES_URL (or CANVASS_TEST_POSTGRES_URL) is set.
@@ -32,7 +34,9 @@ cleanup() {
 trap cleanup EXIT
 
 cargo build --release --quiet
+cargo build --release --quiet --example lettre_ceiling
 canvass=$PWD/target/release/canvass
+lettre_ceiling=$PWD/target/release/examples/lettre_ceiling
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sink_user=()
 [ "$(id -u)" = 0 ] && sink_user=(-u nobody)
@@ -75,16 +79,17 @@ bench_backend() { # name url
     id=$("$canvass" campaign create --name bench --topic news --subject "Winter news" \
         --html benches/newsletter-10k.html)
     "$canvass" campaign queue "$id" >/dev/null
-    local before after
+    local before after alone
     before=$(ceiling)
+    alone=$("$lettre_ceiling" "127.0.0.1:$port" "$messages" "$concurrency" 2>/dev/null)
     read -r s kb < <(CANVASS_SMTP_URL="smtp://127.0.0.1:$port" \
         CANVASS_SEND_CONCURRENCY=$concurrency measure "$canvass" worker --drain)
     grep '^sent' "$work/out"
     after=$(ceiling)
-    awk -v name="$name" -v n="$messages" -v s="$s" -v kb="$kb" -v b1="$before" -v b2="$after" 'BEGIN {
+    awk -v name="$name" -v n="$messages" -v s="$s" -v kb="$kb" -v b1="$before" -v b2="$after" -v a="$alone" 'BEGIN {
         base = n / ((b1 + b2) / 2)
-        printf "%-9s canvass %7.0f msg/s   smtp-source %7.0f msg/s   ratio %.2f   worker peak RSS %.0f MB\n",
-            name, n / s, base, (n / s) / base, kb / 1024 }'
+        printf "%-9s canvass %5.0f msg/s   smtp-source %5.0f msg/s: ratio %.2f   lettre alone %5.0f msg/s: ratio %.2f   worker peak RSS %.0f MB\n",
+            name, n / s, base, (n / s) / base, n / a, (n / s) / (n / a), kb / 1024 }'
     unset CANVASS_DATABASE_URL
 }
 
