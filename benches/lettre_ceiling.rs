@@ -4,6 +4,10 @@
 //! links, no ledger: what canvass's own work is measured against in `benches/send.sh`.
 //!
 //! usage: lettre_ceiling HOST:PORT [MESSAGES] [CONNECTIONS]    (defaults 20000 and 8)
+//!        lettre_ceiling --build [MESSAGES]
+//! prints the seconds taken. `--build` instead builds and formats the message MESSAGES times on
+//! one thread, sending nothing: the cost of lettre's MIME building (quoted-printable and all)
+//! that every canvass message pays.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,12 +30,22 @@ async fn main() {
     ))
     .unwrap();
     let text = html2text::from_read(html.as_bytes(), 1000).unwrap();
-    let message = Message::builder()
-        .from("news@hertford.example.org".parse().unwrap())
-        .to("person@example.org".parse().unwrap())
-        .subject("Winter news")
-        .multipart(MultiPart::alternative_plain_html(text, html))
-        .unwrap();
+    let build = || {
+        Message::builder()
+            .from("news@hertford.example.org".parse().unwrap())
+            .to("person@example.org".parse().unwrap())
+            .subject("Winter news")
+            .multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
+            .unwrap()
+    };
+    if server == "--build" {
+        let started = Instant::now();
+        let bytes: usize = (0..messages).map(|_| build().formatted().len()).sum();
+        println!("{:.3}", started.elapsed().as_secs_f64());
+        eprintln!("{bytes} bytes built");
+        return;
+    }
+    let message = build();
     let envelope = message.envelope().clone();
     let bytes = Arc::new(message.formatted());
     eprintln!("message of {} bytes", bytes.len());

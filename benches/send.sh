@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 missing=()
 [ -x /usr/sbin/smtp-sink ] || missing+=(postfix)
 [ -x /usr/bin/time ] || missing+=(time)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
 if ((${#missing[@]})); then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -93,8 +94,53 @@ bench_backend() { # name url
     unset CANVASS_DATABASE_URL
 }
 
+# CPU seconds (user + system) of a command, or of smtp-sink while the command runs.
+cpu() {
+    /usr/bin/time -f "%U %S" -o "$work/cpu" "$@" >/dev/null 2>&1
+    awk '{ print $1 + $2 }' "$work/cpu"
+}
+sink_cpu_during() {
+    local before after
+    before=$(awk '{ print $14 + $15 }' "/proc/$sink_pid/stat")
+    "$@" >/dev/null 2>&1
+    after=$(awk '{ print $14 + $15 }' "/proc/$sink_pid/stat")
+    awk -v a="$before" -v b="$after" -v hz="$(getconf CLK_TCK)" 'BEGIN { print (b - a) / hz }'
+}
+
+# The ceiling of the work each message needs, whoever does it: the sink receiving it, the SMTP
+# dialogue (lettre), building the MIME message (lettre), and recording it in the ledger
+# (sqlite3 itself running canvass's statement, three messages to a commit as the worker's
+# groups average). Their CPU per message, summed, over this machine's cores, is the fastest any
+# sender doing this work could go here.
+work_ceiling() { # sqlite_db
+    local db=$1 sink dialogue building recording
+    sink=$(sink_cpu_during /usr/sbin/smtp-source -d -s "$concurrency" -l 10240 -m "$messages" \
+        -f news@hertford.example.org -t person@example.org "127.0.0.1:$port")
+    dialogue=$(cpu "$lettre_ceiling" "127.0.0.1:$port" "$messages" "$concurrency")
+    building=$(cpu "$lettre_ceiling" --build "$messages")
+    sqlite3 "$db" "UPDATE deliveries SET state = 'queued', lease_owner = 'w', lease_until = '9'"
+    python3 - "$messages" >"$work/record.sql" <<'PY'
+import sys
+n = int(sys.argv[1])
+for first in range(1, n + 1, 3):
+    rows = ",".join(f"({i},'<{i:032x}@hertford.example.org>','250 2.0.0 Ok: queued as {i:08X}',"
+                    f"'2026-11-23T18:00:00.000000+00:00')" for i in range(first, min(first + 3, n + 1)))
+    print("UPDATE deliveries SET state = 'sent', message_id = v.column2, outcome = v.column3, "
+          "sent_at = v.column4, updated_at = v.column4, lease_owner = NULL, lease_until = NULL "
+          f"FROM (VALUES {rows}, (0, '', '', '')) AS v "
+          "WHERE deliveries.id = v.column1 AND deliveries.lease_owner = 'w' RETURNING deliveries.id;")
+PY
+    recording=$(cpu sqlite3 "$db" ".read $work/record.sql")
+    awk -v n="$messages" -v sink="$sink" -v d="$dialogue" -v b="$building" -v r="$recording" \
+        -v cores="$(nproc)" 'BEGIN {
+        us = 1e6 / n; total = (sink + d + b + r) * us
+        printf "work per message (CPU): sink %.0f us + SMTP dialogue %.0f us + MIME %.0f us + ledger %.0f us = %.0f us; on %d cores at most %.0f msg/s\n",
+            sink * us, d * us, b * us, r * us, total, cores, cores * 1e6 / total }'
+}
+
 echo "== sending $messages messages of ~10 KB over $concurrency connections"
 bench_backend sqlite "sqlite://$work/send.db"
+work_ceiling "$work/send.db"
 pg=${CANVASS_BENCH_POSTGRES_URL:-${CANVASS_TEST_POSTGRES_URL:-}}
 if [ -n "$pg" ]; then
     db=canvass_send_$$
