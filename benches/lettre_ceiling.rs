@@ -21,7 +21,9 @@ use lettre::transport::smtp::extension::ClientId;
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let server = args.get(1).expect("usage: lettre_ceiling HOST:PORT [MESSAGES] [CONNECTIONS]");
+    let server = args
+        .get(1)
+        .expect("usage: lettre_ceiling HOST:PORT [MESSAGES] [CONNECTIONS]");
     let messages: usize = args.get(2).map_or(20_000, |n| n.parse().unwrap());
     let connections: usize = args.get(3).map_or(8, |n| n.parse().unwrap());
     let html = std::fs::read_to_string(concat!(
@@ -35,7 +37,10 @@ async fn main() {
             .from("news@hertford.example.org".parse().unwrap())
             .to("person@example.org".parse().unwrap())
             .subject("Winter news")
-            .multipart(MultiPart::alternative_plain_html(text.clone(), html.clone()))
+            .multipart(MultiPart::alternative_plain_html(
+                text.clone(),
+                html.clone(),
+            ))
             .unwrap()
     };
     if server == "--build" {
@@ -54,8 +59,12 @@ async fn main() {
     let started = Instant::now();
     let mut senders = Vec::new();
     for _ in 0..connections {
-        let (next, bytes, envelope, server) =
-            (next.clone(), bytes.clone(), envelope.clone(), server.clone());
+        let (next, bytes, envelope, server) = (
+            next.clone(),
+            bytes.clone(),
+            envelope.clone(),
+            server.clone(),
+        );
         senders.push(tokio::spawn(async move {
             let tcp = tokio::net::TcpStream::connect(&server).await.unwrap();
             tcp.set_nodelay(true).unwrap();

@@ -118,7 +118,8 @@ macro_rules! record_sent {
             .push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = ")
             .push_bind($owner)
             .push(" RETURNING deliveries.id");
-        update.build_query_scalar::<i64>()
+        update
+            .build_query_scalar::<i64>()
             .fetch_all($executor)
             .await
     }};

@@ -1,7 +1,7 @@
 //! The delivery worker. One task claims deliveries in batches under a lease and queues them;
 //! `concurrency` sender tasks, each with its own connection, render, sign and send one message
-//! at a time under one rate limit for the process; one recorder task writes their results,
-//! many to a commit. A sender waits for its result to be committed before it takes the next
+//! at a time under one rate limit for the process; recorder tasks (one on SQLite) write their
+//! results, many to a commit. A sender waits for its result to be committed before it takes the next
 //! message, so a crash can repeat at most one accepted message per connection.
 //!
 //! Failures are sorted as the server meant them: deferred (4xx, connection trouble) → tried
@@ -12,7 +12,7 @@
 mod message;
 mod transport;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -24,7 +24,7 @@ use futures_util::FutureExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use indicatif::ProgressBar;
 use rand::Rng;
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
 pub use message::{DkimError, Letterhead, MessageError, load_dkim};
@@ -142,8 +142,12 @@ struct Shared {
     limiter: Option<DefaultDirectRateLimiter>,
     /// Campaigns met so far, with their compiled templates.
     campaigns: Mutex<HashMap<i64, Arc<(Campaign, Templates)>>>,
-    /// Campaigns this worker paused; what it still holds of them goes back unsent.
-    paused: Mutex<HashSet<i64>>,
+    /// Claims begun so far: each queued delivery carries the number of its claim.
+    claims: AtomicU64,
+    /// Campaigns this worker paused, each with the last claim begun before the pause was
+    /// committed: deliveries from that claim or earlier go back unsent. A later claim can only
+    /// hold the campaign's rows once someone has resumed it.
+    paused: Mutex<HashMap<i64, u64>>,
     failures_in_a_row: AtomicU32,
     totals: Counts,
     /// Deliveries claimed and not yet recorded.
@@ -184,6 +188,12 @@ impl Totals {
     }
 }
 
+/// A claimed delivery on its way to a sender, with the number of the claim that took it.
+struct Job {
+    claim: u64,
+    delivery: ClaimedDelivery,
+}
+
 /// One result on its way to the recorder, and where to say it is committed.
 struct Pending {
     delivery: i64,
@@ -204,6 +214,7 @@ impl Worker {
                 limiter,
                 settings,
                 campaigns: Mutex::default(),
+                claims: AtomicU64::new(0),
                 paused: Mutex::default(),
                 failures_in_a_row: AtomicU32::new(0),
                 totals: Counts::default(),
@@ -252,13 +263,19 @@ impl Worker {
         let before = shared.totals.snapshot();
         shared.stopping.store(false, Ordering::Relaxed);
         let batch = shared.batch_size();
-        let (jobs, queue) = async_channel::bounded::<ClaimedDelivery>(2 * batch);
-        let (to_recorder, from_senders) = mpsc::channel::<Pending>(2 * batch);
-        let recorder = tokio::spawn(record(
-            shared.store.clone(),
-            shared.owner.clone(),
-            from_senders,
-        ));
+        let (jobs, queue) = async_channel::bounded::<Job>(2 * batch);
+        let (to_recorder, from_senders) = async_channel::bounded::<Pending>(2 * batch);
+        // As many recorders as the database takes writers at once (one on SQLite).
+        let recorders: Vec<_> = (0..shared.store.concurrent_writers())
+            .map(|_| {
+                tokio::spawn(record(
+                    shared.store.clone(),
+                    shared.owner.clone(),
+                    from_senders.clone(),
+                ))
+            })
+            .collect();
+        drop(from_senders);
         let mut senders = JoinSet::new();
         for _ in 0..shared.settings.sending.concurrency.get() {
             senders.spawn(send(shared.clone(), queue.clone(), to_recorder.clone()));
@@ -277,7 +294,9 @@ impl Worker {
                 sending = sending.and(Err(e));
             }
         }
-        recorder.await?;
+        for recorder in recorders {
+            recorder.await?;
+        }
         shared.store.release_leases(&shared.owner).await?;
         shared.store.finish_campaigns().await?;
         shared.settings.metrics.send_rate.set(0.0);
@@ -316,7 +335,7 @@ impl Shared {
     /// nothing is due.
     async fn claim(
         &self,
-        jobs: &async_channel::Sender<ClaimedDelivery>,
+        jobs: &async_channel::Sender<Job>,
         batch: usize,
         drain: bool,
         shutdown: impl Future<Output = ()>,
@@ -343,23 +362,24 @@ impl Shared {
                 self.settings.metrics.send_rate.set(per_second);
             }
             let wait = if jobs.len() < batch {
+                let number = self.claims.fetch_add(1, Ordering::AcqRel) + 1;
                 let claim = self
                     .store
                     .claim_deliveries(&self.owner, batch as u32, lease)
                     .await?;
                 self.count_skipped(claim.skipped);
                 if !claim.deliveries.is_empty() {
-                    {
-                        let mut paused = lock(&self.paused);
-                        for delivery in &claim.deliveries {
-                            // Claimable again: someone resumed it.
-                            paused.remove(&delivery.campaign_id);
-                        }
-                    }
                     self.in_flight
                         .fetch_add(claim.deliveries.len(), Ordering::AcqRel);
                     for delivery in claim.deliveries {
-                        if jobs.send(delivery).await.is_err() {
+                        if jobs
+                            .send(Job {
+                                claim: number,
+                                delivery,
+                            })
+                            .await
+                            .is_err()
+                        {
                             return Ok(());
                         }
                     }
@@ -385,6 +405,26 @@ impl Shared {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// Holds back every delivery of this campaign already claimed, while the pause is being
+    /// written; `false` when a pause of it is already under way.
+    fn begin_pause(&self, delivery: &ClaimedDelivery) -> bool {
+        let mut paused = lock(&self.paused);
+        match paused.get(&delivery.campaign_id) {
+            Some(&u64::MAX) => false,
+            _ => {
+                paused.insert(delivery.campaign_id, u64::MAX);
+                true
+            }
+        }
+    }
+
+    /// Whether a claimed delivery belongs to a campaign this worker has paused since.
+    fn held_back(&self, job: &Job) -> bool {
+        lock(&self.paused)
+            .get(&job.delivery.campaign_id)
+            .is_some_and(|&last| job.claim <= last)
     }
 
     fn count_skipped(&self, skipped: u64) {
@@ -507,16 +547,17 @@ impl Shared {
             "not sent: {reason}"
         );
         let in_a_row = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-        if in_a_row >= self.settings.sending.pause_after.get()
-            && lock(&self.paused).insert(delivery.campaign_id)
-        {
+        if in_a_row >= self.settings.sending.pause_after.get() && self.begin_pause(delivery) {
             self.failures_in_a_row.store(0, Ordering::Relaxed);
             let why = format!("{in_a_row} sends failed in a row; the last: {reason}");
-            if self
+            let paused = self
                 .store
                 .pause_failing_campaign(delivery.campaign_id, &why)
-                .await?
-            {
+                .await?;
+            // Committed (or staff had paused or cancelled it already): from here on only a
+            // claim begun after now can hold its rows, after someone resumes it.
+            lock(&self.paused).insert(delivery.campaign_id, self.claims.load(Ordering::Acquire));
+            if paused {
                 tracing::error!(
                     campaign = delivery.campaign_id,
                     "campaign paused: {why}; resume it with `canvass campaign resume {}` once \
@@ -533,18 +574,17 @@ impl Shared {
 /// the result to be committed before taking the next.
 async fn send(
     shared: Arc<Shared>,
-    queue: async_channel::Receiver<ClaimedDelivery>,
-    recorder: mpsc::Sender<Pending>,
+    queue: async_channel::Receiver<Job>,
+    recorder: async_channel::Sender<Pending>,
 ) -> Result<(), WorkerError> {
     let mut connection = Connection::new(shared.settings.transport.clone());
     let sent = async {
-        while let Ok(delivery) = queue.recv().await {
-            let result = if shared.stopping.load(Ordering::Relaxed)
-                || lock(&shared.paused).contains(&delivery.campaign_id)
-            {
+        while let Ok(job) = queue.recv().await {
+            let delivery = &job.delivery;
+            let result = if shared.stopping.load(Ordering::Relaxed) || shared.held_back(&job) {
                 DeliveryResult::Released
             } else {
-                shared.attempt(&mut connection, &delivery).await?
+                shared.attempt(&mut connection, delivery).await?
             };
             let (committed, recorded) = oneshot::channel();
             let pending = Pending {
@@ -556,7 +596,7 @@ async fn send(
                 break;
             }
             match recorded.await {
-                Ok(Ok(true)) => shared.account(&delivery, &result).await?,
+                Ok(Ok(true)) => shared.account(delivery, &result).await?,
                 Ok(Ok(false)) => tracing::warn!(
                     delivery = delivery.id,
                     "the lease ran out before the result was recorded; another worker has the row"
@@ -574,10 +614,16 @@ async fn send(
     sent
 }
 
-/// The recorder: writes every result waiting, in one transaction, then tells each sender.
-async fn record(store: Store, owner: String, mut results: mpsc::Receiver<Pending>) {
+/// A recorder: writes every result waiting, in one transaction, then tells each sender.
+async fn record(store: Store, owner: String, results: async_channel::Receiver<Pending>) {
     let mut waiting = Vec::new();
-    while results.recv_many(&mut waiting, 1024).await > 0 {
+    while let Ok(first) = results.recv().await {
+        waiting.push(first);
+        while waiting.len() < 1024
+            && let Ok(more) = results.try_recv()
+        {
+            waiting.push(more);
+        }
         let (batch, replies): (Vec<_>, Vec<_>) = waiting
             .drain(..)
             .map(|pending| ((pending.delivery, pending.result), pending.committed))
