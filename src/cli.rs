@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod campaign;
+mod staff;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
@@ -64,6 +65,11 @@ enum Command {
     Contact {
         #[command(subcommand)]
         command: ContactCommand,
+    },
+    /// Access to the staff API
+    Staff {
+        #[command(subcommand)]
+        command: staff::StaffCommand,
     },
     /// Send queued deliveries
     Worker {
@@ -146,6 +152,7 @@ impl Cli {
             Command::Campaign { command } => {
                 campaign::run(&open(&config).await?, &config, command).await?
             }
+            Command::Staff { command } => staff::run(&open(&config).await?, command).await?,
             Command::Worker { drain } => worker(&config, drain).await?,
             Command::Serve { no_worker } => serve(&config, !no_worker).await?,
             Command::Demo { dir, no_serve } => crate::demo::run(&dir, !no_serve).await?,

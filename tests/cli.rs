@@ -454,3 +454,55 @@ fn a_campaign_is_created_checked_previewed_queued_and_counted() {
     assert!(!again.status.success());
     assert!(stderr(&again).contains("only a draft can be queued"));
 }
+
+#[test]
+fn staff_tokens_are_printed_once_listed_and_revoked() {
+    let workspace = Workspace::migrated();
+    let created = workspace.run(&["staff", "token", "create", "--name", "website"]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = stdout(&created).trim().to_owned();
+    assert!(
+        token.starts_with("canvass_") && !token.contains(char::is_whitespace),
+        "{token}"
+    );
+    assert!(stderr(&created).contains("not shown again"));
+    let read_only = workspace.run(&[
+        "staff",
+        "token",
+        "create",
+        "--name",
+        "Press Office",
+        "--read-only",
+    ]);
+    assert!(read_only.status.success(), "{}", stderr(&read_only));
+
+    let again = workspace.run(&["staff", "token", "create", "--name", "website"]);
+    assert!(!again.status.success());
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
+
+    let listed = stdout(&workspace.run(&["staff", "token", "list"]));
+    assert!(!listed.contains(&token), "a token is never shown again");
+    let lines: Vec<&str> = listed.lines().collect();
+    assert!(
+        lines[0].starts_with("website\tread-write\tcreated ") && lines[0].ends_with("\tactive"),
+        "{listed}"
+    );
+    assert!(
+        lines[1].starts_with("Press Office\tread-only\t"),
+        "{listed}"
+    );
+
+    let revoked = workspace.run(&["staff", "token", "revoke", "website"]);
+    assert_eq!(stdout(&revoked).trim(), "revoked 'website'");
+    let listed = stdout(&workspace.run(&["staff", "token", "list"]));
+    assert!(
+        listed.lines().next().unwrap().contains("\trevoked "),
+        "{listed}"
+    );
+    let unknown = workspace.run(&["staff", "token", "revoke", "nobody"]);
+    assert!(!unknown.status.success());
+}

@@ -40,6 +40,7 @@ on_both_backends!(
     export_holds_details_consents_history_suppression_and_audit,
     export_of_an_unknown_address_is_nothing,
     the_consent_ledger_refuses_updates,
+    staff_tokens_are_kept_as_hashes_found_listed_and_revoked,
 );
 
 const HEADER: &str =
@@ -889,4 +890,121 @@ async fn campaigns_pause_resume_and_cancel(db: TestStore) {
             .unwrap(),
         StateChangeOutcome::NotFound
     );
+}
+
+/// Staff tokens: only the hash is stored, a presented token finds its member until revoked,
+/// names stay unique (revoked ones included), and issuing and revoking are audited.
+async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore) {
+    use canvass::domain::{StaffName, StaffSecret, StaffTokenHash};
+    use canvass::store::RevokeOutcome;
+    let name = |n: &str| StaffName::parse(n).unwrap();
+    let writer = StaffSecret::generate();
+    let reader = StaffSecret::generate();
+    let store = &db.store;
+    assert!(
+        store
+            .create_staff_token(&name("website"), &writer.hash(), false, &Actor::Operator)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .create_staff_token(
+                &name("Press Office"),
+                &reader.hash(),
+                true,
+                &Actor::Operator
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .create_staff_token(
+                &name("website"),
+                &StaffSecret::generate().hash(),
+                true,
+                &Actor::Operator
+            )
+            .await
+            .unwrap(),
+        "a name is taken once"
+    );
+    let dump = db.dump().await;
+    assert!(
+        !dump.contains(writer.expose()) && !dump.contains(reader.expose()),
+        "no token is stored"
+    );
+
+    let found = store
+        .staff_member(&StaffTokenHash::of(writer.expose()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.name.as_str(), found.read_only), ("website", false));
+    let found = store.staff_member(&reader.hash()).await.unwrap().unwrap();
+    assert_eq!(
+        (found.name.as_str(), found.read_only),
+        ("Press Office", true)
+    );
+    assert_eq!(
+        store
+            .staff_member(&StaffTokenHash::of("canvass_guess"))
+            .await
+            .unwrap(),
+        None
+    );
+
+    assert_eq!(
+        store
+            .revoke_staff_token(&name("website"), &Actor::Operator)
+            .await
+            .unwrap(),
+        RevokeOutcome::Revoked
+    );
+    assert_eq!(
+        store.staff_member(&writer.hash()).await.unwrap(),
+        None,
+        "a revoked token is refused"
+    );
+    assert_eq!(
+        store
+            .revoke_staff_token(&name("website"), &Actor::Operator)
+            .await
+            .unwrap(),
+        RevokeOutcome::AlreadyRevoked
+    );
+    assert_eq!(
+        store
+            .revoke_staff_token(&name("nobody"), &Actor::Operator)
+            .await
+            .unwrap(),
+        RevokeOutcome::NotFound
+    );
+    assert!(
+        !store
+            .create_staff_token(
+                &name("website"),
+                &StaffSecret::generate().hash(),
+                false,
+                &Actor::Operator
+            )
+            .await
+            .unwrap(),
+        "a revoked token keeps its name"
+    );
+
+    let listed = store.list_staff_tokens().await.unwrap();
+    let shown: Vec<(&str, bool, bool)> = listed
+        .iter()
+        .map(|t| (t.name.as_str(), t.read_only, t.revoked_at.is_some()))
+        .collect();
+    assert_eq!(
+        shown,
+        [("website", false, true), ("Press Office", true, false)]
+    );
+    let audited = db
+        .count("SELECT COUNT(*) FROM audit_log WHERE actor = 'operator' AND action IN ('staff_token.created', 'staff_token.revoked')")
+        .await;
+    assert_eq!(audited, 3);
 }

@@ -8,6 +8,7 @@ mod constituency;
 mod contact;
 mod email;
 mod postcode;
+mod staff;
 mod topic;
 
 pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
@@ -19,4 +20,5 @@ pub use contact::{
 };
 pub use email::{Email, EmailError, EmailHash};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
+pub use staff::{StaffMember, StaffName, StaffNameError, StaffSecret, StaffTokenHash};
 pub use topic::{Topic, TopicSlug, TopicSlugError};

@@ -12,6 +12,7 @@ mod contacts;
 mod deliveries;
 mod directory;
 mod preferences;
+mod staff;
 mod topics;
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ pub use preferences::{
     MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,
     UnsubscribeRequest, UpdateOutcome,
 };
+pub use staff::{RevokeOutcome, StaffTokenSummary};
 
 /// Where the data lives.
 #[derive(Clone, PartialEq, Eq)]
