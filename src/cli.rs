@@ -312,14 +312,7 @@ async fn topics(store: &Store, command: TopicsCommand) -> anyhow::Result<()> {
             }
         }
         TopicsCommand::Add { slug, name } => {
-            let name = name.trim();
-            if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-                bail!("a topic name is one line of 1 to 100 characters");
-            }
-            let topic = Topic {
-                slug: TopicSlug::parse(&slug)?,
-                name: name.to_owned(),
-            };
+            let topic = Topic::new(TopicSlug::parse(&slug)?, &name)?;
             store.add_topic(&topic, &Actor::Operator).await?;
             println!("added topic {}", topic.slug);
         }

@@ -21,4 +21,4 @@ pub use contact::{
 pub use email::{Email, EmailError, EmailHash};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
 pub use staff::{StaffMember, StaffName, StaffNameError, StaffSecret, StaffTokenHash};
-pub use topic::{Topic, TopicSlug, TopicSlugError};
+pub use topic::{Topic, TopicNameError, TopicSlug, TopicSlugError};

@@ -50,6 +50,24 @@ pub struct Topic {
     pub name: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a topic name is one line of 1 to 100 characters")]
+pub struct TopicNameError;
+
+impl Topic {
+    /// A topic with its name checked: one line, 1 to 100 characters, trimmed.
+    pub fn new(slug: TopicSlug, name: &str) -> Result<Self, TopicNameError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(TopicNameError);
+        }
+        Ok(Self {
+            slug,
+            name: name.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

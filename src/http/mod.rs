@@ -4,6 +4,7 @@
 //! real service on port 0 and talk to it over HTTP. Request logs name the route pattern
 //! (`/u/{token}`), never the path: the token in it opens someone's preferences.
 
+mod api;
 mod links;
 mod ops;
 mod pages;
@@ -118,6 +119,7 @@ fn router(state: AppState) -> Router {
     };
     Router::new()
         .merge(links::router())
+        .merge(api::router(state.clone()))
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .layer(middleware::from_fn_with_state(

@@ -1,0 +1,194 @@
+//! The staff API, `/api/v1`: JSON in and out, every request carrying a staff bearer token
+//! (`canvass staff token create`). A read-only token may read; writes are audited under the
+//! token's name. Errors are JSON with a stable `code`, a `message`, and the `field` at fault
+//! for validation errors. The OpenAPI document is generated from the handlers (utoipa) and
+//! served at `/api/v1/openapi.json`.
+
+mod topics;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::AppState;
+use crate::domain::StaffTokenHash;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "canvass staff API", description = "Campaign staff's access to canvass."),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+/// Declares the bearer scheme every operation uses.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The API's routes behind the token check, and its OpenAPI document beside them.
+pub fn router(state: AppState) -> Router<AppState> {
+    let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(topics::list, topics::create))
+        .split_for_parts();
+    let document = document.to_json().expect("the OpenAPI document serializes");
+    api.route_layer(middleware::from_fn_with_state(state, require_staff))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json")],
+                    document.clone(),
+                )
+            }),
+        )
+}
+
+/// An error as the API answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiError {
+    /// Stable, for programs: `unauthorized`, `read_only`, `invalid`, `exists`, `not_found`,
+    /// `invalid_json`, `unavailable`.
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+    /// The request field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'static str>,
+}
+
+/// An error response: a status and its JSON body.
+#[derive(Debug)]
+pub struct Failure(StatusCode, ApiError);
+
+impl Failure {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self(
+            status,
+            ApiError {
+                code,
+                message: message.into(),
+                field: None,
+            },
+        )
+    }
+
+    /// A request value that does not parse: 422, naming the field.
+    pub fn invalid(field: &'static str, message: impl ToString) -> Self {
+        Self(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError {
+                code: "invalid",
+                message: message.to_string(),
+                field: Some(field),
+            },
+        )
+    }
+
+    /// The database failed: 503, without its details (they are logged).
+    pub fn unavailable(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!("staff API: {error}");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database is unavailable; try again",
+        )
+    }
+}
+
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        let mut response = (self.0, Json(self.1)).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"canvass\""),
+            );
+        }
+        response
+    }
+}
+
+/// A JSON request body, whose rejection is answered in the API's own error form.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = Failure;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(Failure::new(
+                rejection.status(),
+                "invalid_json",
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Lets a request through only with a live staff token, and a write only with a read-write
+/// one; the handler finds the member of staff in the request's extensions.
+async fn require_staff(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, Failure> {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send a staff token: 'Authorization: Bearer TOKEN'",
+            )
+        })?;
+    let member = state
+        .store
+        .staff_member(&StaffTokenHash::of(presented))
+        .await
+        .map_err(|e| Failure::unavailable(&e))?
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the token is unknown or revoked",
+            )
+        })?;
+    let reads = matches!(*request.method(), Method::GET | Method::HEAD);
+    if member.read_only && !reads {
+        return Err(Failure::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            format!("the token '{}' is read-only", member.name),
+        ));
+    }
+    request.extensions_mut().insert(member);
+    Ok(next.run(request).await)
+}

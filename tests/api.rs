@@ -1,0 +1,273 @@
+//! The staff API over real HTTP, on both engines: tokens, validation, and the OpenAPI document
+//! against the routes the service really answers.
+
+mod support;
+
+use canvass::domain::{Actor, StaffName, StaffSecret};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::app::{KEY_1, TestApp};
+use support::{TestStore, on_both_backends};
+
+on_both_backends!(
+    requests_without_a_live_token_are_refused_and_change_nothing,
+    a_read_only_token_reads_but_cannot_write,
+    topics_are_listed_and_added_with_validation_named_by_field,
+    the_openapi_document_describes_every_route_the_api_answers,
+);
+
+/// The service, with a read-write token "website" and a read-only token "Press Office".
+async fn app(db: TestStore) -> (TestApp, String, String) {
+    let writer = StaffSecret::generate();
+    let reader = StaffSecret::generate();
+    for (name, secret, read_only) in [("website", &writer, false), ("Press Office", &reader, true)]
+    {
+        let name = StaffName::parse(name).unwrap();
+        assert!(
+            db.store
+                .create_staff_token(&name, &secret.hash(), read_only, &Actor::Operator)
+                .await
+                .unwrap()
+        );
+    }
+    let app = TestApp::serve(db, KEY_1).await;
+    (app, writer.expose().to_owned(), reader.expose().to_owned())
+}
+
+async fn error_code(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/json",
+        "errors are JSON"
+    );
+    (status, response.json().await.unwrap())
+}
+
+async fn requests_without_a_live_token_are_refused_and_change_nothing(db: TestStore) {
+    let (app, writer, _) = app(db).await;
+    let url = format!("{}/api/v1/topics", app.base);
+    let before = app.db.dump().await;
+    let new_topic = json!({"slug": "canvassing", "name": "Canvassing"});
+
+    let missing = app.client.post(&url).json(&new_topic).send().await.unwrap();
+    assert_eq!(
+        missing.headers()["www-authenticate"],
+        "Bearer realm=\"canvass\""
+    );
+    let (status, body) = error_code(missing).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    for token in [
+        "canvass_guess",
+        &writer[..writer.len() - 1],
+        "",
+        &format!("{writer} x"),
+    ] {
+        let response = app
+            .client
+            .post(&url)
+            .bearer_auth(token)
+            .json(&new_topic)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token:?}");
+    }
+    let basic = app
+        .client
+        .get(&url)
+        .basic_auth("website", Some(&writer))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        basic.status(),
+        StatusCode::UNAUTHORIZED,
+        "only bearer tokens"
+    );
+    assert_eq!(app.db.dump().await, before, "nothing changed");
+
+    app.db
+        .store
+        .revoke_staff_token(&StaffName::parse("website").unwrap(), &Actor::Operator)
+        .await
+        .unwrap();
+    let revoked = app
+        .client
+        .get(&url)
+        .bearer_auth(&writer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked.status(),
+        StatusCode::UNAUTHORIZED,
+        "a revoked token is refused at once"
+    );
+}
+
+async fn a_read_only_token_reads_but_cannot_write(db: TestStore) {
+    let (app, _, reader) = app(db).await;
+    let url = format!("{}/api/v1/topics", app.base);
+    let listed = app
+        .client
+        .get(&url)
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let topics: Vec<Value> = listed.json().await.unwrap();
+    assert!(topics.iter().any(|t| t["slug"] == "news"), "{topics:?}");
+
+    let before = app.db.dump().await;
+    let write = app
+        .client
+        .post(&url)
+        .bearer_auth(&reader)
+        .json(&json!({"slug": "canvassing", "name": "Canvassing"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_code(write).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("read_only"))
+    );
+    assert_eq!(app.db.dump().await, before);
+}
+
+async fn topics_are_listed_and_added_with_validation_named_by_field(db: TestStore) {
+    let (app, writer, _) = app(db).await;
+    let url = format!("{}/api/v1/topics", app.base);
+    let post = |body: Value| {
+        app.client
+            .post(&url)
+            .bearer_auth(&writer)
+            .json(&body)
+            .send()
+    };
+
+    let created = post(json!({"slug": "canvassing", "name": " Canvassing "}))
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let body: Value = created.json().await.unwrap();
+    assert_eq!(body, json!({"slug": "canvassing", "name": "Canvassing"}));
+    let audited = app
+        .db
+        .count("SELECT COUNT(*) FROM audit_log WHERE actor = 'staff:website' AND action = 'topic.added'")
+        .await;
+    assert_eq!(audited, 1, "the write is audited under the token's name");
+
+    let before = app.db.dump().await;
+    let (status, body) = error_code(
+        post(json!({"slug": "canvassing", "name": "Again"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("exists"))
+    );
+    for (bad, field) in [
+        (json!({"slug": "Not A Slug!", "name": "X"}), "slug"),
+        (json!({"slug": "fine", "name": ""}), "name"),
+        (json!({"slug": "fine", "name": "two\nlines"}), "name"),
+    ] {
+        let (status, body) = error_code(post(bad.clone()).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert_eq!(body["code"], "invalid");
+        assert_eq!(body["field"], field, "{bad}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let malformed = app
+        .client
+        .post(&url)
+        .bearer_auth(&writer)
+        .header("content-type", "application/json")
+        .body("{\"slug\": ")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_code(malformed).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_json"))
+    );
+    let (status, _) = error_code(post(json!({"slug": "fine"})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a missing field");
+    assert_eq!(
+        app.db.dump().await,
+        before,
+        "no refused request changed anything"
+    );
+}
+
+async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStore) {
+    let (app, writer, _) = app(db).await;
+    let document: Value = app
+        .client
+        .get(format!("{}/api/v1/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let paths = document["paths"].as_object().unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            operations.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    operations.sort();
+    assert_eq!(
+        operations,
+        [
+            ("GET".to_owned(), "/api/v1/topics".to_owned()),
+            ("POST".to_owned(), "/api/v1/topics".to_owned()),
+        ]
+    );
+    // Every documented operation is routed (whatever it answers, not 404 or 405)...
+    for (method, path) in &operations {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", app.base))
+            .bearer_auth(&writer)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status()),
+            "{method} {path}: {}",
+            response.status()
+        );
+    }
+    // ... and what is not documented is not there.
+    for (method, path) in [("DELETE", "/api/v1/topics"), ("GET", "/api/v1/contacts")] {
+        let response = app
+            .client
+            .request(method.parse().unwrap(), format!("{}{path}", app.base))
+            .bearer_auth(&writer)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            [StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status()),
+            "{method} {path}: {}",
+            response.status()
+        );
+    }
+}
