@@ -14,7 +14,13 @@ on_both_backends!(
     a_read_only_token_reads_but_cannot_write,
     topics_are_listed_and_added_with_validation_named_by_field,
     the_openapi_document_describes_every_route_the_api_answers,
+    postcodes_are_looked_up_in_the_directory,
+    a_contact_is_exported_restricted_and_erased_by_address_or_public_id,
 );
+
+const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
+    amira@example.org,Amira Hassan,SG13 8EQ,news,2026-09-14T18:30:00Z\n\
+    ben@example.org,Ben Okafor,SG14 1AA,events,2026-09-14T18:30:00Z\n";
 
 /// The service, with a read-write token "website" and a read-only token "Press Office".
 async fn app(db: TestStore) -> (TestApp, String, String) {
@@ -30,7 +36,7 @@ async fn app(db: TestStore) -> (TestApp, String, String) {
                 .unwrap()
         );
     }
-    let app = TestApp::serve(db, KEY_1).await;
+    let app = TestApp::start(db, KEY_1, PEOPLE).await;
     (app, writer.expose().to_owned(), reader.expose().to_owned())
 }
 
@@ -235,12 +241,30 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
     assert_eq!(
         operations,
         [
-            ("GET".to_owned(), "/api/v1/topics".to_owned()),
-            ("POST".to_owned(), "/api/v1/topics".to_owned()),
+            ("DELETE", "/api/v1/contacts/{contact}"),
+            ("GET", "/api/v1/contacts/{contact}"),
+            ("GET", "/api/v1/postcodes/{postcode}"),
+            ("GET", "/api/v1/topics"),
+            ("POST", "/api/v1/topics"),
+            ("PUT", "/api/v1/contacts/{contact}/restriction"),
         ]
+        .map(|(m, p)| (m.to_owned(), p.to_owned()))
     );
+    // Every operation documents its refusals: 401 always, 403 on writes.
+    for (method, path) in &operations {
+        let responses = &document["paths"][path][method.to_lowercase()]["responses"];
+        assert!(responses["401"].is_object(), "{method} {path}");
+        assert_eq!(
+            responses["403"].is_object(),
+            method != "GET",
+            "{method} {path}"
+        );
+    }
     // Every documented operation is routed (whatever it answers, not 404 or 405)...
     for (method, path) in &operations {
+        let path = path
+            .replace("{contact}", "nobody@example.org")
+            .replace("{postcode}", "SG13 8EQ");
         let response = app
             .client
             .request(method.parse().unwrap(), format!("{}{path}", app.base))
@@ -249,11 +273,11 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
             .send()
             .await
             .unwrap();
-        assert!(
-            ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status()),
-            "{method} {path}: {}",
-            response.status()
-        );
+        let status = response.status();
+        let routed = status != StatusCode::METHOD_NOT_ALLOWED
+            && (status != StatusCode::NOT_FOUND
+                || response.json::<Value>().await.unwrap()["code"] == "not_found");
+        assert!(routed, "{method} {path}: {status}");
     }
     // ... and what is not documented is not there.
     for (method, path) in [("DELETE", "/api/v1/topics"), ("GET", "/api/v1/contacts")] {
@@ -270,4 +294,125 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
             response.status()
         );
     }
+}
+
+async fn postcodes_are_looked_up_in_the_directory(db: TestStore) {
+    let (app, _, reader) = app(db).await;
+    let get = |postcode: &str| {
+        app.client
+            .get(format!("{}/api/v1/postcodes/{postcode}", app.base))
+            .bearer_auth(&reader)
+            .send()
+    };
+    let found: Value = get("sg138eq").await.unwrap().json().await.unwrap();
+    assert_eq!(found["postcode"], "SG13 8EQ");
+    assert_eq!(found["constituency_code"], "E14900001");
+    assert_eq!(
+        found["constituency_name"],
+        "Hertford and Stortford (sample)"
+    );
+    let (status, body) = error_code(get("ZZ99 9ZZ").await.unwrap()).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, body) = error_code(get("not-a-postcode").await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "postcode");
+}
+
+async fn a_contact_is_exported_restricted_and_erased_by_address_or_public_id(db: TestStore) {
+    let (app, writer, reader) = app(db).await;
+    let url = |rest: &str| format!("{}/api/v1/contacts/{rest}", app.base);
+    let public_id = app.public_id("amira@example.org").await.to_string();
+
+    let get = |contact: String| app.client.get(url(&contact)).bearer_auth(&reader).send();
+    let by_address: Value = get("amira@example.org".into())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let by_id: Value = get(public_id.clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(by_address["email"], "amira@example.org");
+    assert_eq!(by_address, by_id, "the same person either way");
+    for unknown in [
+        "nobody@example.org".to_owned(),
+        uuid::Uuid::new_v4().to_string(),
+    ] {
+        let (status, body) = error_code(get(unknown).await.unwrap()).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found"))
+        );
+    }
+    let (status, body) = error_code(get("neither".into()).await.unwrap()).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("contact"))
+    );
+
+    let restrict = |contact: String, restricted: bool| {
+        app.client
+            .put(url(&format!("{contact}/restriction")))
+            .bearer_auth(&writer)
+            .json(&json!({ "restricted": restricted }))
+            .send()
+    };
+    let outcome = |response: reqwest::Response| async move {
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()["outcome"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(
+        outcome(restrict(public_id.clone(), true).await.unwrap()).await,
+        "restricted"
+    );
+    assert!(app.export("amira@example.org").await.restricted);
+    assert_eq!(
+        outcome(restrict("amira@example.org".into(), true).await.unwrap()).await,
+        "already_restricted"
+    );
+    assert_eq!(
+        outcome(restrict("amira@example.org".into(), false).await.unwrap()).await,
+        "unrestricted"
+    );
+    assert!(!app.export("amira@example.org").await.restricted);
+    let audited = app
+        .db
+        .count("SELECT COUNT(*) FROM audit_log WHERE actor = 'staff:website'")
+        .await;
+    assert_eq!(audited, 2, "each change audited under the token's name");
+
+    let refused = app
+        .client
+        .delete(url(&public_id))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let erased = app
+        .client
+        .delete(url(&public_id))
+        .bearer_auth(&writer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outcome(erased).await, "erased");
+    let gone = app
+        .client
+        .get(url("amira@example.org"))
+        .bearer_auth(&reader)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        gone.status(),
+        StatusCode::NOT_FOUND,
+        "nothing is held after erasure"
+    );
+    assert!(!app.db.dump().await.contains("amira@example.org"));
 }

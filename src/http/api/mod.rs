@@ -4,6 +4,8 @@
 //! for validation errors. The OpenAPI document is generated from the handlers (utoipa) and
 //! served at `/api/v1/openapi.json`.
 
+mod contacts;
+mod postcodes;
 mod topics;
 
 use axum::extract::rejection::JsonRejection;
@@ -15,7 +17,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{IntoResponses, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -47,6 +49,9 @@ impl Modify for BearerAuth {
 pub fn router(state: AppState) -> Router<AppState> {
     let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(topics::list, topics::create))
+        .routes(routes!(postcodes::lookup))
+        .routes(routes!(contacts::export, contacts::erase))
+        .routes(routes!(contacts::restriction))
         .split_for_parts();
     let document = document.to_json().expect("the OpenAPI document serializes");
     api.route_layer(middleware::from_fn_with_state(state, require_staff))
@@ -74,6 +79,39 @@ pub struct ApiError {
     pub field: Option<&'static str>,
 }
 
+/// The refusals any read can answer, for the OpenAPI document.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documents responses; the values are built as `Failure`s
+pub enum ReadRefusals {
+    /// No token, or an unknown or revoked one.
+    #[response(status = 401)]
+    Unauthorized(ApiError),
+    /// A request value does not parse; `field` names it.
+    #[response(status = 422)]
+    Invalid(ApiError),
+    /// The database is unavailable.
+    #[response(status = 503)]
+    Unavailable(ApiError),
+}
+
+/// The refusals any write can answer, for the OpenAPI document.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documents responses; the values are built as `Failure`s
+pub enum WriteRefusals {
+    /// No token, or an unknown or revoked one.
+    #[response(status = 401)]
+    Unauthorized(ApiError),
+    /// A read-only token.
+    #[response(status = 403)]
+    ReadOnly(ApiError),
+    /// A request value does not parse; `field` names it.
+    #[response(status = 422)]
+    Invalid(ApiError),
+    /// The database is unavailable.
+    #[response(status = 503)]
+    Unavailable(ApiError),
+}
+
 /// An error response: a status and its JSON body.
 #[derive(Debug)]
 pub struct Failure(StatusCode, ApiError);
@@ -88,6 +126,10 @@ impl Failure {
                 field: None,
             },
         )
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
     /// A request value that does not parse: 422, naming the field.

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, Failure};
+use super::{ApiError, ApiJson, Failure, ReadRefusals, WriteRefusals};
 use crate::domain::{Actor, StaffMember, Topic, TopicSlug};
 use crate::http::AppState;
 use crate::store::StoreError;
@@ -27,7 +27,7 @@ pub struct TopicBody {
     tag = "topics",
     responses(
         (status = 200, description = "The topics", body = [TopicBody]),
-        (status = 401, description = "No valid token", body = ApiError),
+        ReadRefusals,
     )
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<TopicBody>>, Failure> {
@@ -55,10 +55,8 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<TopicBody>>,
     request_body = TopicBody,
     responses(
         (status = 201, description = "Added", body = TopicBody),
-        (status = 401, description = "No valid token", body = ApiError),
-        (status = 403, description = "A read-only token", body = ApiError),
         (status = 409, description = "The slug is taken", body = ApiError),
-        (status = 422, description = "A field is invalid", body = ApiError),
+        WriteRefusals,
     )
 )]
 pub async fn create(
