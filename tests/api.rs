@@ -16,6 +16,7 @@ on_both_backends!(
     the_openapi_document_describes_every_route_the_api_answers,
     postcodes_are_looked_up_in_the_directory,
     a_contact_is_exported_restricted_and_erased_by_address_or_public_id,
+    a_contact_is_created_then_updated_with_its_consents_and_their_source,
 );
 
 const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
@@ -245,6 +246,7 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
             ("GET", "/api/v1/contacts/{contact}"),
             ("GET", "/api/v1/postcodes/{postcode}"),
             ("GET", "/api/v1/topics"),
+            ("POST", "/api/v1/contacts"),
             ("POST", "/api/v1/topics"),
             ("PUT", "/api/v1/contacts/{contact}/restriction"),
         ]
@@ -415,4 +417,102 @@ async fn a_contact_is_exported_restricted_and_erased_by_address_or_public_id(db:
         "nothing is held after erasure"
     );
     assert!(!app.db.dump().await.contains("amira@example.org"));
+}
+
+async fn a_contact_is_created_then_updated_with_its_consents_and_their_source(db: TestStore) {
+    let (app, writer, reader) = app(db).await;
+    let url = format!("{}/api/v1/contacts", app.base);
+    let post =
+        |token: &str, body: Value| app.client.post(&url).bearer_auth(token).json(&body).send();
+    let chloe = json!({
+        "email": "Chloe@Example.org", "name": "Chloe", "postcode": "sg13 7dg",
+        "topics": ["news"], "consent_at": "2026-11-01T10:00:00Z", "source": "website-form"
+    });
+
+    let created = post(&writer, chloe.clone()).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let held: Value = created.json().await.unwrap();
+    assert_eq!(
+        held["email"], "Chloe@Example.org",
+        "kept as typed; matched case-blind"
+    );
+    assert_eq!(held["postcode"], "SG13 7DG");
+    let news = held["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["topic"] == "news")
+        .unwrap();
+    assert_eq!(news["granted"], true);
+    assert_eq!(news["source"], "website-form");
+
+    let updated = post(&writer, json!({
+        "email": "chloe@example.org", "name": "Chloe Adams", "topics": ["events"], "source": "hustings-sheet"
+    }))
+    .await
+    .unwrap();
+    assert_eq!(updated.status(), StatusCode::OK);
+    let held: Value = updated.json().await.unwrap();
+    assert_eq!(held["name"], "Chloe Adams");
+    assert_eq!(held["postcode"], "SG13 7DG", "what is not given is kept");
+    let mut granted: Vec<&str> = held["consents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["granted"] == true)
+        .map(|c| c["topic"].as_str().unwrap())
+        .collect();
+    granted.sort();
+    assert_eq!(granted, ["events", "news"]);
+    let audited = app.db.count(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'staff:website' AND action IN ('contact.created', 'contact.updated')",
+    ).await;
+    assert_eq!(audited, 2);
+
+    let before = app.db.dump().await;
+    for (change, field) in [
+        (json!({"email": "not an address"}), "email"),
+        (json!({"postcode": "nowhere"}), "postcode"),
+        (json!({"topics": ["no-such-topic"]}), "topics"),
+        (json!({"date_of_birth": "2999-01-01"}), "date_of_birth"),
+        (json!({"consent_at": "2999-01-01T00:00:00Z"}), "consent_at"),
+        (json!({"source": " "}), "source"),
+    ] {
+        let mut body = chloe.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
+        let (status, answer) = error_code(post(&writer, body).await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{change}");
+        assert_eq!(answer["field"], field, "{change}");
+    }
+    let (status, _) = error_code(post(&reader, chloe.clone()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.db.dump().await,
+        before,
+        "refused requests change nothing"
+    );
+
+    // An erased person is not brought back by staff.
+    let erased = app
+        .client
+        .delete(format!("{url}/chloe@example.org"))
+        .bearer_auth(&writer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(erased.status(), StatusCode::OK);
+    let (status, answer) = error_code(post(&writer, chloe).await.unwrap()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::CONFLICT, Some("erased"))
+    );
+    assert!(
+        !app.db
+            .dump()
+            .await
+            .to_lowercase()
+            .contains("chloe@example.org")
+    );
 }

@@ -15,6 +15,16 @@ use crate::domain::{
 };
 
 /// Records a suppression inside the caller's transaction.
+/// The id of the contact whose address has this hash, read inside the caller's transaction.
+macro_rules! contact_id {
+    ($executor:expr, $hash:expr) => {
+        sqlx::query_scalar::<_, i64>("SELECT id FROM contacts WHERE email_hash = $1")
+            .bind($hash.as_str())
+            .fetch_optional($executor)
+            .await?
+    };
+}
+
 macro_rules! upsert_suppression {
     ($executor:expr, $hash:expr, $reason:expr, $now:expr) => {
         sqlx::query(
@@ -171,6 +181,36 @@ struct ContactRow {
 }
 
 impl Store {
+    /// Creates or updates one contact (as an import row would) and audits it under `actor`.
+    /// `None` when the address was erased: only the person's own confirmed sign-up brings it
+    /// back.
+    pub async fn save_contact(
+        &self,
+        contact: &NewContact,
+        source: &str,
+        actor: &Actor,
+    ) -> Result<Option<ContactImportOutcome>> {
+        let outcome = self
+            .import_run(std::slice::from_ref(contact), source)
+            .await?;
+        if !outcome.refused_erased.is_empty() {
+            return Ok(None);
+        }
+        let action = match outcome.inserted {
+            0 => "contact.updated",
+            _ => "contact.created",
+        };
+        let hash = contact.email.hash();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let id = contact_id!(&mut *tx, hash);
+            insert_audit!(&mut *tx, actor: actor, action: action, contact: id,
+                detail: Some(format!("source {source}")), ip: None::<String>)?;
+            tx.commit().await?;
+        });
+        Ok(Some(outcome))
+    }
+
     /// Imports a batch of contacts, each transaction a run of rows with distinct addresses (a
     /// later row for the same address updates the earlier one).
     pub async fn import_contacts(
@@ -361,11 +401,7 @@ impl Store {
         let now = now();
         let erased = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let id: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM contacts WHERE email_hash = $1")
-                    .bind(hash.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let id = contact_id!(&mut *tx, hash);
             if let Some(id) = id {
                 // A server's answer to a delivery may quote the address; the ledger keeps
                 // that a message went, not to whom (PostgreSQL's ledger has no foreign key

@@ -4,11 +4,15 @@
 
 use axum::Json;
 use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, Failure, ReadRefusals, WriteRefusals};
-use crate::domain::{Actor, ContactExport, Email, PublicId, StaffMember};
+use crate::domain::{
+    Actor, ContactExport, Email, Name, NewContact, Postcode, PublicId, StaffMember, TopicSlug,
+};
 use crate::http::AppState;
 use crate::store::{ErasureOutcome, RestrictionOutcome};
 
@@ -26,6 +30,133 @@ async fn address(state: &AppState, contact: &str) -> Result<Email, Failure> {
 
 fn actor(member: &StaffMember) -> Actor {
     Actor::Staff(member.name.to_string())
+}
+
+/// A contact to create, or to update when the address is held.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ContactBody {
+    pub email: String,
+    pub name: Option<String>,
+    /// A UK postcode; the constituency follows from it.
+    pub postcode: Option<String>,
+    /// `YYYY-MM-DD`; under 14s are mailed only with guardian consent.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub date_of_birth: Option<NaiveDate>,
+    pub guardian_consent: Option<bool>,
+    /// Topics the person agreed to hear about by email (grants only; withdrawals go through
+    /// the person's own links).
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// When they agreed [default: now]; never in the future.
+    pub consent_at: Option<DateTime<Utc>>,
+    /// Where they agreed: a form's name, an event's sign-up sheet.
+    pub source: String,
+}
+
+/// Creates or updates a contact, granting the topics given, as an import row would.
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts",
+    tag = "contacts",
+    request_body = ContactBody,
+    responses(
+        (status = 201, description = "Created; everything now held"),
+        (status = 200, description = "Updated; everything now held"),
+        (status = 409, description = "The address was erased: only the person's own sign-up brings it back", body = ApiError),
+        WriteRefusals,
+    )
+)]
+pub async fn save(
+    State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
+    ApiJson(body): ApiJson<ContactBody>,
+) -> Result<(StatusCode, Json<ContactExport>), Failure> {
+    let email = Email::parse(&body.email).map_err(|e| Failure::invalid("email", e))?;
+    let name =
+        Name::parse(body.name.as_deref().unwrap_or("")).map_err(|e| Failure::invalid("name", e))?;
+    let postcode = body
+        .postcode
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+        .map(Postcode::parse)
+        .transpose()
+        .map_err(|e| Failure::invalid("postcode", e))?;
+    let now = Utc::now();
+    if body
+        .date_of_birth
+        .is_some_and(|born| born > now.date_naive())
+    {
+        return Err(Failure::invalid(
+            "date_of_birth",
+            "a date of birth in the future",
+        ));
+    }
+    let consent_at = body.consent_at.unwrap_or(now);
+    if consent_at > now {
+        return Err(Failure::invalid(
+            "consent_at",
+            "consent given in the future",
+        ));
+    }
+    let source = body.source.trim();
+    if source.is_empty() || source.chars().count() > 100 || source.chars().any(char::is_control) {
+        return Err(Failure::invalid(
+            "source",
+            "a source is one line of 1 to 100 characters",
+        ));
+    }
+    let known = state
+        .store
+        .list_topics()
+        .await
+        .map_err(|e| Failure::unavailable(&e))?;
+    let topics = body
+        .topics
+        .iter()
+        .map(|slug| {
+            let slug = TopicSlug::parse(slug).map_err(|e| Failure::invalid("topics", e))?;
+            match known.iter().any(|topic| topic.slug == slug) {
+                true => Ok(slug),
+                false => Err(Failure::invalid(
+                    "topics",
+                    format!("there is no topic '{slug}'"),
+                )),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let contact = NewContact {
+        email,
+        name,
+        postcode,
+        date_of_birth: body.date_of_birth,
+        guardian_consent: body.guardian_consent,
+        topics,
+        consent_at,
+        consent_source: source.to_owned(),
+    };
+    let saved = state
+        .store
+        .save_contact(&contact, source, &actor(&member))
+        .await
+        .map_err(|e| Failure::unavailable(&e))?
+        .ok_or_else(|| {
+            Failure::new(
+                StatusCode::CONFLICT,
+                "erased",
+                "the person asked to be erased; only their own confirmed sign-up brings them back",
+            )
+        })?;
+    let export = state
+        .store
+        .export_contact(&contact.email)
+        .await
+        .map_err(|e| Failure::unavailable(&e))?
+        .ok_or_else(|| Failure::not_found("the contact was not saved"))?;
+    let status = match saved.inserted {
+        0 => StatusCode::OK,
+        _ => StatusCode::CREATED,
+    };
+    Ok((status, Json(export)))
 }
 
 /// Everything held on the person (a subject access request; the portable copy of their data).

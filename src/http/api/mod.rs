@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     let (api, document) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(topics::list, topics::create))
         .routes(routes!(postcodes::lookup))
+        .routes(routes!(contacts::save))
         .routes(routes!(contacts::export, contacts::erase))
         .routes(routes!(contacts::restriction))
         .split_for_parts();
@@ -69,8 +70,8 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// An error as the API answers it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiError {
-    /// Stable, for programs: `unauthorized`, `read_only`, `invalid`, `exists`, `not_found`,
-    /// `invalid_json`, `unavailable`.
+    /// Stable, for programs: `unauthorized`, `read_only`, `invalid`, `exists`, `erased`,
+    /// `not_found`, `invalid_json`, `unavailable`.
     pub code: &'static str,
     /// For people.
     pub message: String,
