@@ -17,6 +17,7 @@ on_both_backends!(
     postcodes_are_looked_up_in_the_directory,
     a_contact_is_exported_restricted_and_erased_by_address_or_public_id,
     a_contact_is_created_then_updated_with_its_consents_and_their_source,
+    a_campaign_is_created_previewed_queued_steered_and_counted,
 );
 
 const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
@@ -39,6 +40,17 @@ async fn app(db: TestStore) -> (TestApp, String, String) {
     }
     let app = TestApp::start(db, KEY_1, PEOPLE).await;
     (app, writer.expose().to_owned(), reader.expose().to_owned())
+}
+
+/// GETs `url` with `token`; the JSON answer, which must be a success.
+async fn get_json(app: &TestApp, url: &str, token: &str) -> Value {
+    let response = app.client.get(url).bearer_auth(token).send().await.unwrap();
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
 }
 
 async fn error_code(response: reqwest::Response) -> (StatusCode, Value) {
@@ -243,9 +255,14 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
         operations,
         [
             ("DELETE", "/api/v1/contacts/{contact}"),
+            ("GET", "/api/v1/campaigns"),
+            ("GET", "/api/v1/campaigns/{id}"),
+            ("GET", "/api/v1/campaigns/{id}/preview"),
             ("GET", "/api/v1/contacts/{contact}"),
             ("GET", "/api/v1/postcodes/{postcode}"),
             ("GET", "/api/v1/topics"),
+            ("POST", "/api/v1/campaigns"),
+            ("POST", "/api/v1/campaigns/{id}/{action}"),
             ("POST", "/api/v1/contacts"),
             ("POST", "/api/v1/topics"),
             ("PUT", "/api/v1/contacts/{contact}/restriction"),
@@ -266,7 +283,9 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
     for (method, path) in &operations {
         let path = path
             .replace("{contact}", "nobody@example.org")
-            .replace("{postcode}", "SG13 8EQ");
+            .replace("{postcode}", "SG13 8EQ")
+            .replace("{id}", "999")
+            .replace("{action}", "pause");
         let response = app
             .client
             .request(method.parse().unwrap(), format!("{}{path}", app.base))
@@ -515,4 +534,129 @@ async fn a_contact_is_created_then_updated_with_its_consents_and_their_source(db
             .to_lowercase()
             .contains("chloe@example.org")
     );
+}
+
+async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStore) {
+    let (app, writer, reader) = app(db).await;
+    let url = |rest: &str| format!("{}/api/v1/campaigns{rest}", app.base);
+    let draft = json!({
+        "name": "Winter", "topic": "news", "subject": "Winter news",
+        "html_template": "<p>Dear {{contact.name}} in {{constituency.name}}</p>",
+        "constituencies": ["E14900001"]
+    });
+    let create = |token: &str, body: Value| {
+        app.client
+            .post(url(""))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+
+    let before = app.db.dump().await;
+    for (change, field) in [
+        (json!({"topic": "no-such-topic"}), "topic"),
+        (json!({"constituencies": ["nowhere"]}), "constituencies"),
+        (
+            json!({"html_template": "<p>{{contact.nmae}}</p>"}),
+            "html_template",
+        ),
+        (json!({"html_template": "<p>{{#if}}</p>"}), "html_template"),
+        (json!({"event_title": "Hustings"}), "event_title"),
+        (
+            json!({"event_title": "Hustings", "event_starts_at": "soon", "event_venue": "Hall"}),
+            "event_starts_at",
+        ),
+        (json!({"subject": "two\nlines"}), "subject"),
+    ] {
+        let mut body = draft.clone();
+        body.as_object_mut()
+            .unwrap()
+            .extend(change.as_object().unwrap().clone());
+        let (status, answer) = error_code(create(&writer, body).await.unwrap()).await;
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{change}"
+        );
+    }
+    let (status, _) = error_code(create(&reader, draft.clone()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(app.db.dump().await, before, "nothing refused was stored");
+
+    let created = create(&writer, draft).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let campaign: Value = created.json().await.unwrap();
+    assert_eq!(campaign["state"], "draft");
+    let id = campaign["id"].as_i64().unwrap();
+
+    let preview: Value =
+        serde_json::from_value(get_json(&app, &url(&format!("/{id}/preview")), &reader).await)
+            .unwrap();
+    assert_eq!(
+        preview["audience_size"], 1,
+        "Amira: in the constituency, consenting to news"
+    );
+    assert!(preview["html"].as_str().unwrap().contains("Dear "));
+    assert!(
+        preview["text"].as_str().unwrap().contains("/u/"),
+        "the unsubscribe link is there"
+    );
+
+    let act = |action: &str| {
+        app.client
+            .post(url(&format!("/{id}/{action}")))
+            .bearer_auth(&writer)
+            .send()
+    };
+    let acted: Value = act("queue").await.unwrap().json().await.unwrap();
+    assert_eq!(acted, json!({"state": "queued", "queued": 1}));
+    let (status, answer) = error_code(act("queue").await.unwrap()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::CONFLICT, Some("refused"))
+    );
+    for (action, now) in [
+        ("pause", "paused"),
+        ("resume", "queued"),
+        ("cancel", "cancelled"),
+    ] {
+        let acted: Value = act(action).await.unwrap().json().await.unwrap();
+        assert_eq!(acted["state"], now, "{action}");
+    }
+    let (status, _) = error_code(act("pause").await.unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a cancelled campaign stays cancelled"
+    );
+    let (status, _) = error_code(act("explode").await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let status: Value =
+        serde_json::from_value(get_json(&app, &url(&format!("/{id}")), &reader).await).unwrap();
+    assert_eq!(status["state"], "cancelled");
+    assert_eq!(status["deliveries"]["skipped"], 1);
+    let listed: Vec<Value> =
+        serde_json::from_value(get_json(&app, &url(""), &reader).await).unwrap();
+    assert!(listed.iter().any(|c| c["id"] == id));
+    for missing in ["/424242", "/not-a-number", "/424242/preview"] {
+        let (status, body) = error_code(
+            app.client
+                .get(url(missing))
+                .bearer_auth(&reader)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found")),
+            "{missing}"
+        );
+    }
+    let audited = app.db.count(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'staff:website' AND action LIKE 'campaign.%'",
+    ).await;
+    assert_eq!(audited, 5, "created, queued, paused, resumed, cancelled");
 }

@@ -3,13 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::domain::{
-    Actor, Audience, ConstituencyCode, Event, NewCampaign, Postcode, PostcodePrefix, TopicSlug,
-};
+use crate::domain::{Actor, CampaignDraft, NewCampaign};
 use crate::render::{MessageVars, Templates};
 use crate::store::{QueueOutcome, StateChange, StateChangeOutcome, Store};
 use crate::token::SigningKeys;
@@ -78,52 +76,31 @@ pub struct CreateArgs {
 }
 
 impl CreateArgs {
-    /// Parses everything before anything is stored.
+    /// Reads the templates and parses everything before anything is stored; a field at fault
+    /// is named by its flag.
     fn parse(self) -> anyhow::Result<NewCampaign> {
-        let one_line = |what: &str, value: &str| -> anyhow::Result<String> {
-            let value = value.trim();
-            if value.is_empty() || value.chars().any(char::is_control) {
-                bail!("{what} must be one line of text");
-            }
-            Ok(value.to_owned())
-        };
-        let audience = Audience {
-            constituencies: self
-                .constituency
-                .iter()
-                .map(|c| ConstituencyCode::parse(c).with_context(|| format!("--constituency {c}")))
-                .collect::<anyhow::Result<_>>()?,
-            postcodes: self
-                .postcode
-                .iter()
-                .map(|p| PostcodePrefix::parse(p).with_context(|| format!("--postcode {p}")))
-                .collect::<anyhow::Result<_>>()?,
-        };
-        let event = match (self.event_title, self.event_starts_at, self.event_venue) {
-            (None, None, None) if self.event_postcode.is_none() => None,
-            (Some(title), Some(starts_at), Some(venue)) => Some(Event {
-                title: one_line("--event-title", &title)?,
-                starts_at: DateTime::parse_from_rfc3339(starts_at.trim())
-                    .with_context(|| format!("--event-starts-at {starts_at}: not RFC 3339"))?
-                    .with_timezone(&Utc),
-                venue: one_line("--event-venue", &venue)?,
-                postcode: self
-                    .event_postcode
-                    .as_deref()
-                    .map(Postcode::parse)
-                    .transpose()
-                    .context("--event-postcode")?,
-            }),
-            _ => bail!("an event mailing needs --event-title, --event-starts-at and --event-venue"),
-        };
-        Ok(NewCampaign {
-            name: one_line("--name", &self.name)?,
-            topic: TopicSlug::parse(&self.topic).context("--topic")?,
-            subject: one_line("--subject", &self.subject)?,
+        let draft = CampaignDraft {
+            name: self.name,
+            topic: self.topic,
+            subject: self.subject,
             html_template: read(&self.html)?,
             text_template: self.text.as_deref().map(read).transpose()?,
-            audience,
-            event,
+            constituencies: self.constituency,
+            postcodes: self.postcode,
+            event_title: self.event_title,
+            event_starts_at: self.event_starts_at,
+            event_venue: self.event_venue,
+            event_postcode: self.event_postcode,
+        };
+        draft.parse().map_err(|e| {
+            let flag = match e.field {
+                "constituencies" => "constituency".to_owned(),
+                "postcodes" => "postcode".to_owned(),
+                "html_template" => "html".to_owned(),
+                "text_template" => "text".to_owned(),
+                field => field.replace('_', "-"),
+            };
+            anyhow::anyhow!("--{flag}: {}", e.message)
         })
     }
 }

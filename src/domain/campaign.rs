@@ -44,6 +44,100 @@ pub struct NewCampaign {
     pub event: Option<Event>,
 }
 
+/// A campaign as staff write it, before parsing: from the command line's flags and files, or
+/// from the staff API's JSON (whose document its schema describes). One parse, so both refuse
+/// the same things.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct CampaignDraft {
+    pub name: String,
+    pub topic: String,
+    pub subject: String,
+    pub html_template: String,
+    pub text_template: Option<String>,
+    #[serde(default)]
+    pub constituencies: Vec<String>,
+    #[serde(default)]
+    pub postcodes: Vec<String>,
+    pub event_title: Option<String>,
+    /// RFC 3339.
+    pub event_starts_at: Option<String>,
+    pub event_venue: Option<String>,
+    pub event_postcode: Option<String>,
+}
+
+/// What is wrong with a draft, and in which field (named as in [`CampaignDraft`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct CampaignDraftError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl CampaignDraft {
+    /// Parses every field before anything is stored. The templates are checked separately
+    /// (`Templates::compile`), against the parsed campaign.
+    pub fn parse(self) -> Result<NewCampaign, CampaignDraftError> {
+        let wrong = |field: &'static str, message: String| CampaignDraftError { field, message };
+        let one_line = |field: &'static str, value: &str| {
+            let value = value.trim();
+            match value.is_empty() || value.chars().any(char::is_control) {
+                true => Err(wrong(field, "must be one line of text".into())),
+                false => Ok(value.to_owned()),
+            }
+        };
+        let audience = Audience {
+            constituencies: self
+                .constituencies
+                .iter()
+                .map(|c| {
+                    ConstituencyCode::parse(c).map_err(|e| wrong("constituencies", e.to_string()))
+                })
+                .collect::<Result<_, _>>()?,
+            postcodes: self
+                .postcodes
+                .iter()
+                .map(|p| PostcodePrefix::parse(p).map_err(|e| wrong("postcodes", e.to_string())))
+                .collect::<Result<_, _>>()?,
+        };
+        let event = match (self.event_title, self.event_starts_at, self.event_venue) {
+            (None, None, None) if self.event_postcode.is_none() => None,
+            (Some(title), Some(starts_at), Some(venue)) => Some(Event {
+                title: one_line("event_title", &title)?,
+                starts_at: DateTime::parse_from_rfc3339(starts_at.trim())
+                    .map_err(|_| {
+                        wrong(
+                            "event_starts_at",
+                            format!("'{starts_at}' is not RFC 3339, e.g. 2026-12-05T19:30:00Z"),
+                        )
+                    })?
+                    .with_timezone(&Utc),
+                venue: one_line("event_venue", &venue)?,
+                postcode: self
+                    .event_postcode
+                    .as_deref()
+                    .map(Postcode::parse)
+                    .transpose()
+                    .map_err(|e| wrong("event_postcode", e.to_string()))?,
+            }),
+            _ => {
+                return Err(wrong(
+                    "event_title",
+                    "an event mailing needs event_title, event_starts_at and event_venue".into(),
+                ));
+            }
+        };
+        Ok(NewCampaign {
+            name: one_line("name", &self.name)?,
+            topic: TopicSlug::parse(&self.topic).map_err(|e| wrong("topic", e.to_string()))?,
+            subject: one_line("subject", &self.subject)?,
+            html_template: self.html_template,
+            text_template: self.text_template,
+            audience,
+            event,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CampaignState {

@@ -12,7 +12,10 @@ mod staff;
 mod topic;
 
 pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
-pub use campaign::{Audience, CampaignState, CampaignSummary, DeliveryCounts, Event, NewCampaign};
+pub use campaign::{
+    Audience, CampaignDraft, CampaignDraftError, CampaignState, CampaignSummary, DeliveryCounts,
+    Event, NewCampaign,
+};
 pub use constituency::{ConstituencyCode, ConstituencyCodeError};
 pub use contact::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Name,

@@ -3,13 +3,13 @@
 //! person's public id.
 
 use axum::Json;
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, Failure, ReadRefusals, WriteRefusals};
+use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals};
 use crate::domain::{
     Actor, ContactExport, Email, Name, NewContact, Postcode, PublicId, StaffMember, TopicSlug,
 };
@@ -173,7 +173,7 @@ pub async fn save(
 )]
 pub async fn export(
     State(state): State<AppState>,
-    Path(contact): Path<String>,
+    ApiPath(contact): ApiPath<String>,
 ) -> Result<Json<ContactExport>, Failure> {
     let email = address(&state, &contact).await?;
     match state.store.export_contact(&email).await {
@@ -214,7 +214,7 @@ pub struct Restriction {
 pub async fn restriction(
     State(state): State<AppState>,
     Extension(member): Extension<StaffMember>,
-    Path(contact): Path<String>,
+    ApiPath(contact): ApiPath<String>,
     ApiJson(Restriction { restricted }): ApiJson<Restriction>,
 ) -> Result<Json<Done>, Failure> {
     let email = address(&state, &contact).await?;
@@ -251,7 +251,7 @@ pub async fn restriction(
 pub async fn erase(
     State(state): State<AppState>,
     Extension(member): Extension<StaffMember>,
-    Path(contact): Path<String>,
+    ApiPath(contact): ApiPath<String>,
 ) -> Result<Json<Done>, Failure> {
     let email = address(&state, &contact).await?;
     let outcome = state

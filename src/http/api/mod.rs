@@ -4,12 +4,14 @@
 //! for validation errors. The OpenAPI document is generated from the handlers (utoipa) and
 //! served at `/api/v1/openapi.json`.
 
+mod campaigns;
 mod contacts;
 mod postcodes;
 mod topics;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -53,6 +55,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(contacts::save))
         .routes(routes!(contacts::export, contacts::erase))
         .routes(routes!(contacts::restriction))
+        .routes(routes!(campaigns::list, campaigns::create))
+        .routes(routes!(campaigns::status))
+        .routes(routes!(campaigns::preview))
+        .routes(routes!(campaigns::act))
         .split_for_parts();
     let document = document.to_json().expect("the OpenAPI document serializes");
     api.route_layer(middleware::from_fn_with_state(state, require_staff))
@@ -71,7 +77,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiError {
     /// Stable, for programs: `unauthorized`, `read_only`, `invalid`, `exists`, `erased`,
-    /// `not_found`, `invalid_json`, `unavailable`.
+    /// `refused` (not from this state), `not_found`, `invalid_json`, `unavailable`.
     pub code: &'static str,
     /// For people.
     pub message: String,
@@ -187,6 +193,25 @@ where
                 "invalid_json",
                 rejection.body_text(),
             )),
+        }
+    }
+}
+
+/// Path parameters, whose rejection (`/campaigns/abc`) is answered in the API's error form:
+/// such a path names nothing, so 404.
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Failure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Self(value)),
+            Err(rejection) => Err(Failure::not_found(rejection.body_text())),
         }
     }
 }

@@ -1,11 +1,11 @@
 //! `/api/v1/postcodes/{postcode}`: which constituency a postcode is in.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, Failure, ReadRefusals};
+use super::{ApiError, ApiPath, Failure, ReadRefusals};
 use crate::domain::Postcode;
 use crate::http::AppState;
 
@@ -32,7 +32,7 @@ pub struct PostcodeBody {
 )]
 pub async fn lookup(
     State(state): State<AppState>,
-    Path(postcode): Path<String>,
+    ApiPath(postcode): ApiPath<String>,
 ) -> Result<Json<PostcodeBody>, Failure> {
     let postcode = Postcode::parse(&postcode).map_err(|e| Failure::invalid("postcode", e))?;
     match state.store.lookup_postcode(&postcode).await {
