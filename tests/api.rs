@@ -243,6 +243,29 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
         document["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+    // Every reference resolves.
+    fn references(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    found.push(target.clone());
+                }
+                map.values().for_each(|v| references(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| references(v, found)),
+            _ => {}
+        }
+    }
+    let mut targets = Vec::new();
+    references(&document, &mut targets);
+    assert!(!targets.is_empty());
+    for target in targets {
+        let name = target.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            document["components"]["schemas"][name].is_object(),
+            "{target} is not in the document"
+        );
+    }
     let paths = document["paths"].as_object().unwrap();
     let mut operations = Vec::new();
     for (path, item) in paths {

@@ -214,7 +214,7 @@ pub struct Acted {
     tag = "campaigns",
     params(
         ("id" = i64, Path, description = "The campaign"),
-        ("action" = Action, Path, description = "queue, pause, resume or cancel"),
+        ("action" = inline(Action), Path, description = "queue, pause, resume or cancel"),
     ),
     responses(
         (status = 200, description = "Done", body = Acted),

@@ -105,12 +105,18 @@ pub enum ReadRefusals {
 #[derive(IntoResponses)]
 #[allow(dead_code)] // documents responses; the values are built as `Failure`s
 pub enum WriteRefusals {
+    /// The body is not JSON of the expected shape (`invalid_json`).
+    #[response(status = 400)]
+    Malformed(ApiError),
     /// No token, or an unknown or revoked one.
     #[response(status = 401)]
     Unauthorized(ApiError),
     /// A read-only token.
     #[response(status = 403)]
     ReadOnly(ApiError),
+    /// The body is not sent as `application/json` (`invalid_json`).
+    #[response(status = 415)]
+    NotJson(ApiError),
     /// A request value does not parse; `field` names it.
     #[response(status = 422)]
     Invalid(ApiError),
