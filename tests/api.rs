@@ -18,6 +18,7 @@ on_both_backends!(
     a_contact_is_exported_restricted_and_erased_by_address_or_public_id,
     a_contact_is_created_then_updated_with_its_consents_and_their_source,
     a_campaign_is_created_previewed_queued_steered_and_counted,
+    bounces_and_complaints_suppress_the_address_or_the_message_recipient,
 );
 
 const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
@@ -287,6 +288,7 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
             ("POST", "/api/v1/campaigns"),
             ("POST", "/api/v1/campaigns/{id}/{action}"),
             ("POST", "/api/v1/contacts"),
+            ("POST", "/api/v1/events/{kind}"),
             ("POST", "/api/v1/topics"),
             ("PUT", "/api/v1/contacts/{contact}/restriction"),
         ]
@@ -308,7 +310,8 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
             .replace("{contact}", "nobody@example.org")
             .replace("{postcode}", "SG13 8EQ")
             .replace("{id}", "999")
-            .replace("{action}", "pause");
+            .replace("{action}", "pause")
+            .replace("{kind}", "bounce");
         let response = app
             .client
             .request(method.parse().unwrap(), format!("{}{path}", app.base))
@@ -682,4 +685,125 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
         "SELECT COUNT(*) FROM audit_log WHERE actor = 'staff:website' AND action LIKE 'campaign.%'",
     ).await;
     assert_eq!(audited, 5, "created, queued, paused, resumed, cancelled");
+}
+
+async fn bounces_and_complaints_suppress_the_address_or_the_message_recipient(db: TestStore) {
+    use canvass::domain::{Audience, NewCampaign, TopicSlug};
+    let (app, writer, _) = app(db).await;
+    let event = |kind: &str, body: Value| {
+        app.client
+            .post(format!("{}/api/v1/events/{kind}", app.base))
+            .bearer_auth(&writer)
+            .json(&body)
+            .send()
+    };
+    let app = &app;
+    let suppression = |address: &'static str| async move {
+        app.export(address)
+            .await
+            .suppression
+            .map(|s| s.reason.as_str())
+    };
+
+    let before = app.db.dump().await;
+    let soft: Value = event(
+        "bounce",
+        json!({"email": "ben@example.org", "status": "4.2.2"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(soft["outcome"], "temporary");
+    for (body, field) in [
+        (json!({}), "email"),
+        (
+            json!({"email": "ben@example.org", "message_id": "<x@y>"}),
+            "email",
+        ),
+        (
+            json!({"email": "ben@example.org", "status": "5.1"}),
+            "status",
+        ),
+        (json!({"message_id": "no-brackets@y"}), "message_id"),
+        (json!({"email": "not an address"}), "email"),
+    ] {
+        let (status, answer) = error_code(event("bounce", body.clone()).await.unwrap()).await;
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{body}"
+        );
+    }
+    let (status, _) = error_code(
+        event("explosion", json!({"email": "ben@example.org"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = error_code(
+        event(
+            "complaint",
+            json!({"message_id": "<unknown@hertford.example.org>"}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(app.db.dump().await, before, "nothing was suppressed yet");
+
+    let hard: Value = event(
+        "bounce",
+        json!({"email": "Ben@Example.org", "status": "5.1.1"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(hard["outcome"], "suppressed");
+    assert_eq!(suppression("ben@example.org").await, Some("bounced"));
+
+    // A complaint about a message canvass sent, by its Message-ID.
+    let campaign = NewCampaign {
+        name: "N".into(),
+        topic: TopicSlug::parse("news").unwrap(),
+        subject: "News".into(),
+        html_template: "<p>Hi</p>".into(),
+        text_template: None,
+        audience: Audience::default(),
+        event: None,
+    };
+    let id = app
+        .db
+        .store
+        .create_campaign(&campaign, &Actor::Operator)
+        .await
+        .unwrap();
+    app.db
+        .store
+        .queue_campaign(id, &Actor::Operator)
+        .await
+        .unwrap();
+    app.db
+        .execute("UPDATE deliveries SET state = 'sent', message_id = '<m1@hertford.example.org>'")
+        .await;
+    let complaint: Value = event(
+        "complaint",
+        json!({"message_id": "<m1@hertford.example.org>"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(complaint["outcome"], "suppressed");
+    assert_eq!(suppression("amira@example.org").await, Some("complaint"));
+    let audited = app.db.count(
+        "SELECT COUNT(*) FROM audit_log WHERE actor = 'staff:website' AND action IN ('suppressed.bounced', 'suppressed.complaint')",
+    ).await;
+    assert_eq!(audited, 2);
 }

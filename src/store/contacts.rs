@@ -42,6 +42,14 @@ macro_rules! upsert_suppression {
     };
 }
 
+/// What a bounce or complaint names.
+#[derive(Debug, Clone, Copy)]
+pub enum FeedbackAbout<'a> {
+    Address(&'a Email),
+    /// The Message-ID canvass gave the message, with its angle brackets.
+    MessageId(&'a str),
+}
+
 /// What one batch of an import did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ContactImportOutcome {
@@ -480,6 +488,50 @@ impl Store {
 
     /// Puts an address on the suppression list. An erasure is never downgraded to a lesser
     /// reason.
+    /// Suppresses the address a bounce or complaint is about: named directly, or by the
+    /// Message-ID canvass gave the message. An address not held is suppressed all the same (by
+    /// its hash), so that it is never imported and mailed. `None` for a Message-ID no delivery
+    /// has (or one whose contact was erased, which suppressed the address already).
+    pub async fn record_feedback(
+        &self,
+        about: &FeedbackAbout<'_>,
+        reason: SuppressionReason,
+        detail: &str,
+        actor: &Actor,
+    ) -> Result<Option<()>> {
+        let now = now();
+        let action = format!("suppressed.{}", reason.as_str());
+        let found = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let (hash, contact): (String, Option<i64>) = match about {
+                FeedbackAbout::Address(email) => {
+                    let hash = email.hash();
+                    let id = contact_id!(&mut *tx, hash);
+                    (hash.as_str().to_owned(), id)
+                }
+                FeedbackAbout::MessageId(message_id) => {
+                    let found: Option<(String, i64)> = sqlx::query_as(
+                        "SELECT c.email_hash, c.id FROM deliveries d \
+                         JOIN contacts c ON c.id = d.contact_id WHERE d.message_id = $1",
+                    )
+                    .bind(*message_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    match found {
+                        Some((hash, id)) => (hash, Some(id)),
+                        None => return Ok(None),
+                    }
+                }
+            };
+            upsert_suppression!(&mut *tx, hash, reason, now)?;
+            insert_audit!(&mut *tx, actor: actor, action: action.as_str(), contact: contact,
+                detail: Some(detail.to_owned()), ip: None::<String>)?;
+            tx.commit().await?;
+            Some(())
+        });
+        Ok(found)
+    }
+
     pub async fn suppress(&self, hash: &EmailHash, reason: SuppressionReason) -> Result<()> {
         let now = now();
         on_pool!(self, |pool| {

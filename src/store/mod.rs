@@ -33,7 +33,7 @@ use tokio::sync::OwnedMutexGuard;
 
 pub use campaigns::{Campaign, QueueOutcome, Recipient, StateChange, StateChangeOutcome};
 pub use consent::ConsentChange;
-pub use contacts::{ContactImportOutcome, ErasureOutcome, RestrictionOutcome};
+pub use contacts::{ContactImportOutcome, ErasureOutcome, FeedbackAbout, RestrictionOutcome};
 pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
 pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};
 pub use preferences::{

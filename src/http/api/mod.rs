@@ -6,6 +6,7 @@
 
 mod campaigns;
 mod contacts;
+mod events;
 mod postcodes;
 mod topics;
 
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(campaigns::status))
         .routes(routes!(campaigns::preview))
         .routes(routes!(campaigns::act))
+        .routes(routes!(events::record))
         .split_for_parts();
     let document = document.to_json().expect("the OpenAPI document serializes");
     api.route_layer(middleware::from_fn_with_state(state, require_staff))

@@ -1,0 +1,127 @@
+//! `/api/v1/events/{kind}`: bounces and complaints reported by a mail provider or a script,
+//! naming the address or the Message-ID canvass gave the message.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiError, ApiJson, ApiPath, Failure, WriteRefusals};
+use crate::domain::{Actor, Email, StaffMember, SuppressionReason};
+use crate::http::AppState;
+use crate::store::FeedbackAbout;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The message could not be delivered.
+    Bounce,
+    /// The recipient marked it as spam.
+    Complaint,
+}
+
+/// Who it was about: an address or a Message-ID, one of the two.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EventBody {
+    pub email: Option<String>,
+    /// As canvass wrote it, with the angle brackets: `<...@domain>`.
+    pub message_id: Option<String>,
+    /// For a bounce, the RFC 3463 status (`5.1.1`); a 4.x.x (temporary) bounce suppresses
+    /// nobody. [default: 5.0.0]
+    pub status: Option<String>,
+}
+
+/// What was done.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recorded {
+    /// `suppressed`, or `temporary` for a 4.x.x bounce (nobody suppressed).
+    pub outcome: &'static str,
+}
+
+/// Records a bounce or complaint: the address is suppressed for good (a complaint always; a
+/// bounce when its status is permanent), and the audit log says who reported it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/events/{kind}",
+    tag = "events",
+    params(("kind" = inline(Kind), Path, description = "bounce or complaint")),
+    request_body = EventBody,
+    responses(
+        (status = 200, description = "Recorded", body = Recorded),
+        (status = 404, description = "No message has that Message-ID", body = ApiError),
+        WriteRefusals,
+    )
+)]
+pub async fn record(
+    State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
+    ApiPath(kind): ApiPath<Kind>,
+    ApiJson(body): ApiJson<EventBody>,
+) -> Result<Json<Recorded>, Failure> {
+    let email = body
+        .email
+        .as_deref()
+        .map(Email::parse)
+        .transpose()
+        .map_err(|e| Failure::invalid("email", e))?;
+    let about = match (&email, body.message_id.as_deref()) {
+        (Some(email), None) => FeedbackAbout::Address(email),
+        (None, Some(id)) if id.starts_with('<') && id.ends_with('>') && id.len() > 2 => {
+            FeedbackAbout::MessageId(id)
+        }
+        (None, Some(_)) => {
+            return Err(Failure::invalid(
+                "message_id",
+                "a Message-ID is written <...@domain>",
+            ));
+        }
+        _ => {
+            return Err(Failure::invalid(
+                "email",
+                "name the address (email) or the message (message_id), one of the two",
+            ));
+        }
+    };
+    let (reason, detail) = match kind {
+        Kind::Complaint => (
+            SuppressionReason::Complaint,
+            "complaint reported".to_owned(),
+        ),
+        Kind::Bounce => {
+            let status = body.status.as_deref().unwrap_or("5.0.0").trim();
+            let valid = status.split('.').count() == 3
+                && status
+                    .split('.')
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
+            match (valid, status.as_bytes().first()) {
+                (true, Some(b'5')) => (SuppressionReason::Bounced, format!("bounce {status}")),
+                (true, Some(b'4')) => {
+                    return Ok(Json(Recorded {
+                        outcome: "temporary",
+                    }));
+                }
+                _ => {
+                    return Err(Failure::invalid(
+                        "status",
+                        "a bounce status is 4.x.x or 5.x.x, e.g. 5.1.1",
+                    ));
+                }
+            }
+        }
+    };
+    state
+        .store
+        .record_feedback(
+            &about,
+            reason,
+            &detail,
+            &Actor::Staff(member.name.to_string()),
+        )
+        .await
+        .map_err(|e| Failure::unavailable(&e))?
+        .ok_or_else(|| Failure::not_found("no message canvass sent has that Message-ID"))?;
+    Ok(Json(Recorded {
+        outcome: "suppressed",
+    }))
+}
