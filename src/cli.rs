@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod bounces;
 mod campaign;
 mod staff;
 
@@ -66,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         command: ContactCommand,
     },
+    /// Bounces and complaints that came back by email
+    Bounces {
+        #[command(subcommand)]
+        command: BouncesCommand,
+    },
     /// Access to the staff API
     Staff {
         #[command(subcommand)]
@@ -112,6 +118,13 @@ enum ContactsCommand {
 }
 
 #[derive(Subcommand)]
+enum BouncesCommand {
+    /// Suppress the addresses condemned by the delivery status notifications and abuse reports
+    /// (.eml files) in a folder
+    Import { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
 enum TopicsCommand {
     /// List the topics
     List,
@@ -152,6 +165,9 @@ impl Cli {
             Command::Campaign { command } => {
                 campaign::run(&open(&config).await?, &config, command).await?
             }
+            Command::Bounces {
+                command: BouncesCommand::Import { dir },
+            } => bounces::import(&open(&config).await?, &dir).await?,
             Command::Staff { command } => staff::run(&open(&config).await?, command).await?,
             Command::Worker { drain } => worker(&config, drain).await?,
             Command::Serve { no_worker } => serve(&config, !no_worker).await?,

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod feedback;
 pub mod http;
 pub mod import;
 pub mod metrics;

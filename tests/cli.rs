@@ -506,3 +506,64 @@ fn staff_tokens_are_printed_once_listed_and_revoked() {
     let unknown = workspace.run(&["staff", "token", "revoke", "nobody"]);
     assert!(!unknown.status.success());
 }
+
+#[test]
+fn bounce_and_complaint_reports_suppress_the_addresses_they_condemn() {
+    let workspace = Workspace::migrated();
+    workspace.write(
+        "people.csv",
+        "email,name,topics\n\
+         ben@example.org,Ben,news\n\
+         amira@example.org,Amira,news\n\
+         dev@example.org,Dev,news\n",
+    );
+    assert!(
+        workspace
+            .run(&["contacts", "import", "people.csv"])
+            .status
+            .success()
+    );
+    let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dsn");
+    std::fs::copy(
+        reports.join("hard-5.1.1.eml"),
+        workspace.path().join("1.eml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        reports.join("soft-4.2.2.eml"),
+        workspace.path().join("2.eml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        reports.join("complaint-arf.eml"),
+        workspace.path().join("3.eml"),
+    )
+    .unwrap();
+    workspace.write(
+        "4.eml",
+        "From: a@example.org\r\nSubject: hello\r\n\r\nnot a report\r\n",
+    );
+
+    let output = workspace.run(&["bounces", "import", "."]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = stdout(&output);
+    assert!(out.contains("1.eml: bounce 5.1.1: suppressed"), "{out}");
+    assert!(
+        out.contains("2.eml: temporary bounce 4.2.2: nobody suppressed"),
+        "{out}"
+    );
+    assert!(out.contains("3.eml: complaint report: suppressed"), "{out}");
+    assert!(out.contains("4.eml: skipped: neither"), "{out}");
+    assert!(
+        out.ends_with("read 4 files: 1 suppressed as bounced, 1 as complaints, 1 temporary (nobody suppressed), 0 about no message or address held, 1 not reports\n"),
+        "{out}"
+    );
+    let suppression = |address: &str| {
+        let export: serde_json::Value =
+            serde_json::from_str(&stdout(&workspace.run(&["contact", "export", address]))).unwrap();
+        export["suppression"]["reason"].as_str().map(str::to_owned)
+    };
+    assert_eq!(suppression("ben@example.org").as_deref(), Some("bounced"));
+    assert_eq!(suppression("amira@example.org"), None);
+    assert_eq!(suppression("dev@example.org").as_deref(), Some("complaint"));
+}

@@ -1,0 +1,98 @@
+//! `canvass bounces import DIR`: reads the delivery status notifications and abuse reports
+//! saved in a folder (`.eml` files) and suppresses the addresses they condemn.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::domain::{Actor, SuppressionReason};
+use crate::feedback::{self, Finding, Report};
+use crate::store::{FeedbackAbout, Store};
+
+#[derive(Default)]
+struct Tally {
+    bounced: u64,
+    complaints: u64,
+    temporary: u64,
+    unmatched: u64,
+    unreadable: u64,
+}
+
+pub async fn import(store: &Store, dir: &Path) -> anyhow::Result<()> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.extension()
+                .is_some_and(|x| x.eq_ignore_ascii_case("eml"))
+        })
+        .collect();
+    files.sort();
+    let mut tally = Tally::default();
+    for path in &files {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        match feedback::read(&bytes) {
+            Ok(findings) => {
+                for finding in findings {
+                    let said = apply(store, &finding, &mut tally).await?;
+                    println!("{name}: {said}");
+                }
+            }
+            Err(e) => {
+                tally.unreadable += 1;
+                println!("{name}: skipped: {e}");
+            }
+        }
+    }
+    println!(
+        "read {} files: {} suppressed as bounced, {} as complaints, {} temporary (nobody \
+         suppressed), {} about no message or address held, {} not reports",
+        files.len(),
+        tally.bounced,
+        tally.complaints,
+        tally.temporary,
+        tally.unmatched,
+        tally.unreadable
+    );
+    Ok(())
+}
+
+/// Suppresses what one finding condemns; says what it did.
+async fn apply(store: &Store, finding: &Finding, tally: &mut Tally) -> anyhow::Result<String> {
+    let (reason, detail) = match &finding.report {
+        Report::Bounce { status } if !finding.report.is_permanent() => {
+            tally.temporary += 1;
+            return Ok(format!("temporary bounce {status}: nobody suppressed"));
+        }
+        Report::Bounce { status } => (SuppressionReason::Bounced, format!("bounce {status}")),
+        Report::Complaint => (SuppressionReason::Complaint, "complaint report".to_owned()),
+    };
+    // The address the report names; else the message canvass sent, by its Message-ID.
+    let about = match (&finding.recipient, &finding.message_id) {
+        (Some(email), _) => FeedbackAbout::Address(email),
+        (None, Some(id)) => FeedbackAbout::MessageId(id),
+        (None, None) => {
+            tally.unmatched += 1;
+            return Ok(format!("{detail}: names no recipient or message"));
+        }
+    };
+    match store
+        .record_feedback(&about, reason, &detail, &Actor::Operator)
+        .await?
+    {
+        Some(()) => {
+            match reason {
+                SuppressionReason::Complaint => tally.complaints += 1,
+                _ => tally.bounced += 1,
+            }
+            Ok(format!("{detail}: suppressed"))
+        }
+        None => {
+            tally.unmatched += 1;
+            Ok(format!(
+                "{detail}: no message canvass sent has that Message-ID"
+            ))
+        }
+    }
+}
