@@ -81,14 +81,14 @@ async fn apply(store: &Store, finding: &Finding, tally: &mut Tally) -> anyhow::R
         .record_feedback(&about, reason, &detail, &Actor::Operator)
         .await?
     {
-        Some(()) => {
+        true => {
             match reason {
                 SuppressionReason::Complaint => tally.complaints += 1,
                 _ => tally.bounced += 1,
             }
             Ok(format!("{detail}: suppressed"))
         }
-        None => {
+        false => {
             tally.unmatched += 1;
             Ok(format!(
                 "{detail}: no message canvass sent has that Message-ID"

@@ -490,15 +490,16 @@ impl Store {
     /// reason.
     /// Suppresses the address a bounce or complaint is about: named directly, or by the
     /// Message-ID canvass gave the message. An address not held is suppressed all the same (by
-    /// its hash), so that it is never imported and mailed. `None` for a Message-ID no delivery
-    /// has (or one whose contact was erased, which suppressed the address already).
+    /// its hash), so that it is never imported and mailed. `false`, changing nothing, for a
+    /// Message-ID no delivery has (or one whose contact was erased, which suppressed the address
+    /// already).
     pub async fn record_feedback(
         &self,
         about: &FeedbackAbout<'_>,
         reason: SuppressionReason,
         detail: &str,
         actor: &Actor,
-    ) -> Result<Option<()>> {
+    ) -> Result<bool> {
         let now = now();
         let action = format!("suppressed.{}", reason.as_str());
         let found = on_pool!(self, |pool| {
@@ -519,7 +520,7 @@ impl Store {
                     .await?;
                     match found {
                         Some((hash, id)) => (hash, Some(id)),
-                        None => return Ok(None),
+                        None => return Ok(false),
                     }
                 }
             };
@@ -527,7 +528,7 @@ impl Store {
             insert_audit!(&mut *tx, actor: actor, action: action.as_str(), contact: contact,
                 detail: Some(detail.to_owned()), ip: None::<String>)?;
             tx.commit().await?;
-            Some(())
+            true
         });
         Ok(found)
     }

@@ -110,18 +110,18 @@ pub async fn record(
             }
         }
     };
-    state
+    let actor = Actor::Staff(member.name.to_string());
+    match state
         .store
-        .record_feedback(
-            &about,
-            reason,
-            &detail,
-            &Actor::Staff(member.name.to_string()),
-        )
+        .record_feedback(&about, reason, &detail, &actor)
         .await
-        .map_err(|e| Failure::unavailable(&e))?
-        .ok_or_else(|| Failure::not_found("no message canvass sent has that Message-ID"))?;
-    Ok(Json(Recorded {
-        outcome: "suppressed",
-    }))
+    {
+        Ok(true) => Ok(Json(Recorded {
+            outcome: "suppressed",
+        })),
+        Ok(false) => Err(Failure::not_found(
+            "no message canvass sent has that Message-ID",
+        )),
+        Err(e) => Err(Failure::unavailable(&e)),
+    }
 }
