@@ -42,11 +42,17 @@ const MIN_SECRET_LEN: usize = 16;
 /// fresh one. Unsubscribe links never expire.
 pub const PREFERENCES_LIFETIME: Duration = Duration::days(180);
 
+/// How long a sign-up's confirmation link works: long enough to find the email, short enough
+/// that an old one does not subscribe anyone.
+pub const CONFIRMATION_LIFETIME: Duration = Duration::days(7);
+
 /// What a link lets its holder do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     Unsubscribe,
     Preferences,
+    /// Confirm a sign-up: the token carries the pending sign-up's id, not a contact's.
+    Confirm,
 }
 
 impl Purpose {
@@ -54,6 +60,7 @@ impl Purpose {
         match self {
             Self::Unsubscribe => b'u',
             Self::Preferences => b'p',
+            Self::Confirm => b'c',
         }
     }
 
@@ -61,6 +68,7 @@ impl Purpose {
         match code {
             b'u' => Some(Self::Unsubscribe),
             b'p' => Some(Self::Preferences),
+            b'c' => Some(Self::Confirm),
             _ => None,
         }
     }
@@ -69,6 +77,7 @@ impl Purpose {
         match self {
             Self::Unsubscribe => None,
             Self::Preferences => Some(PREFERENCES_LIFETIME),
+            Self::Confirm => Some(CONFIRMATION_LIFETIME),
         }
     }
 }

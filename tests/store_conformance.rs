@@ -41,6 +41,8 @@ on_both_backends!(
     export_of_an_unknown_address_is_nothing,
     the_consent_ledger_refuses_updates,
     staff_tokens_are_kept_as_hashes_found_listed_and_revoked,
+    a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence,
+    a_confirmed_signup_lifts_the_suppression_of_an_address_and_the_ledger_keeps_both,
 );
 
 const HEADER: &str =
@@ -1007,4 +1009,166 @@ async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore)
         .count("SELECT COUNT(*) FROM audit_log WHERE actor = 'operator' AND action IN ('staff_token.created', 'staff_token.revoked')")
         .await;
     assert_eq!(audited, 3);
+}
+
+/// Everything held on a person who must be held.
+async fn held(db: &TestStore, address: &str) -> canvass::domain::ContactExport {
+    db.store
+        .export_contact(&email(address))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Confirms a sign-up from the documentation address 203.0.113.9.
+async fn confirm(db: &TestStore, id: &PublicId) -> canvass::store::ConfirmOutcome {
+    db.store
+        .confirm_signup(id, Some("203.0.113.9"))
+        .await
+        .unwrap()
+}
+
+fn signup(address: &str, topics: &[&str]) -> canvass::store::NewSignup {
+    canvass::store::NewSignup {
+        email: email(address),
+        name: canvass::domain::Name::parse("Sam Signup").unwrap(),
+        postcode: Some(canvass::domain::Postcode::parse("SG13 8EQ").unwrap()),
+        topics: topics.iter().map(|t| slug(t)).collect(),
+        wording: "website-form-v3".into(),
+        ip: Some("198.51.100.7".into()),
+    }
+}
+
+/// Double opt-in: a sign-up creates no contact and no consent; its confirmation does, with
+/// source `signup`, the IP of the confirmation and the wording shown.
+async fn a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence(db: TestStore) {
+    use canvass::store::ConfirmOutcome;
+    db.load_sample_directory().await;
+    let before = Utc::now() - chrono::Duration::minutes(1);
+    let id = db
+        .store
+        .create_signup(&signup("sam@example.org", &["news", "events"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .recent_signups(&email("SAM@example.org"), before)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        db.store
+            .recent_signups(&email("other@example.org"), before)
+            .await
+            .unwrap(),
+        0
+    );
+    assert!(
+        db.store
+            .export_contact(&email("sam@example.org"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM consent_ledger").await, 0);
+    let campaign = campaign(&[], &[]);
+    let queued = db
+        .store
+        .create_campaign(&campaign, &Actor::Operator)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .queue_campaign(queued, &Actor::Operator)
+            .await
+            .unwrap(),
+        QueueOutcome::Queued(0),
+        "an unconfirmed sign-up is never mailed"
+    );
+
+    assert_eq!(confirm(&db, &id).await, ConfirmOutcome::Confirmed);
+    let export = held(&db, "sam@example.org").await;
+    assert_eq!(export.name.as_deref(), Some("Sam Signup"));
+    assert_eq!(export.postcode.as_deref(), Some("SG13 8EQ"));
+    let grants: Vec<_> = export
+        .consent_history
+        .iter()
+        .filter(|e| e.granted)
+        .collect();
+    assert_eq!(grants.len(), 2);
+    for grant in grants {
+        assert_eq!(grant.source, "signup");
+        assert_eq!(
+            grant.ip.as_deref(),
+            Some("203.0.113.9"),
+            "the confirmation's IP"
+        );
+        assert_eq!(grant.wording.as_deref(), Some("website-form-v3"));
+    }
+    let ledger = db.count("SELECT COUNT(*) FROM consent_ledger").await;
+    assert_eq!(confirm(&db, &id).await, ConfirmOutcome::AlreadyConfirmed);
+    assert_eq!(
+        db.count("SELECT COUNT(*) FROM consent_ledger").await,
+        ledger,
+        "once only"
+    );
+    assert_eq!(
+        db.store
+            .confirm_signup(&PublicId::random(), None)
+            .await
+            .unwrap(),
+        ConfirmOutcome::NotFound
+    );
+}
+
+/// Someone who unsubscribed from everything comes back only by their own confirmed sign-up:
+/// it lifts the suppression, and the ledger shows the withdrawal and the new grant.
+async fn a_confirmed_signup_lifts_the_suppression_of_an_address_and_the_ledger_keeps_both(
+    db: TestStore,
+) {
+    use canvass::store::ConfirmOutcome;
+    let (_, report) = import(
+        &db,
+        &format!("{HEADER}kim@example.org,Kim,,,,news,2026-01-01T00:00:00Z,form\n"),
+    )
+    .await;
+    assert!(report.rejections.is_empty());
+    let kim = held(&db, "kim@example.org").await;
+    let request = UnsubscribeRequest {
+        contact: kim.public_id,
+        source: "unsubscribe-link",
+        ip: None,
+    };
+    db.store.unsubscribe(&[request]).await.unwrap();
+
+    let id = db
+        .store
+        .create_signup(&signup("kim@example.org", &["news"]))
+        .await
+        .unwrap();
+    assert!(
+        held(&db, "kim@example.org").await.suppression.is_some(),
+        "a sign-up alone lifts nothing"
+    );
+    assert_eq!(confirm(&db, &id).await, ConfirmOutcome::Confirmed);
+
+    let export = held(&db, "kim@example.org").await;
+    assert!(export.suppression.is_none());
+    let news: Vec<(bool, &str)> = export
+        .consent_history
+        .iter()
+        .filter(|e| e.topic.as_str() == "news")
+        .map(|e| (e.granted, e.source.as_str()))
+        .collect();
+    assert_eq!(
+        news,
+        [
+            (true, "form"),
+            (false, "unsubscribe-link"),
+            (true, "signup")
+        ]
+    );
+    assert!(export.audit.iter().any(|a| a.action == "suppression.lifted"
+        && a.detail.as_deref() == Some("was unsubscribed; confirmed sign-up")));
 }

@@ -12,6 +12,7 @@ mod contacts;
 mod deliveries;
 mod directory;
 mod preferences;
+mod signups;
 mod staff;
 mod topics;
 
@@ -40,6 +41,7 @@ pub use preferences::{
     MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,
     UnsubscribeRequest, UpdateOutcome,
 };
+pub use signups::{ConfirmOutcome, NewSignup, SIGNUP_SOURCE};
 pub use staff::{RevokeOutcome, StaffTokenSummary};
 
 /// Where the data lives.

@@ -92,6 +92,7 @@ impl TestApp {
         let path = match purpose {
             Purpose::Unsubscribe => "u",
             Purpose::Preferences => "p",
+            Purpose::Confirm => "confirm",
         };
         format!(
             "{}/{path}/{}",

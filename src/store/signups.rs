@@ -1,0 +1,194 @@
+//! Public sign-ups and their confirmation (double opt-in). A sign-up is only a request until the
+//! person follows the link emailed to them: then, and only then, they become a contact with
+//! consent, recorded with the time, the IP address of the confirmation and the wording they saw.
+
+use chrono::{DateTime, Utc};
+
+use super::{BeginWrite, ConsentChange, Result, Store, decode_error, insert_audit, now, on_pool};
+use crate::domain::{Actor, Email, Name, NewContact, Postcode, PublicId, TopicSlug};
+
+/// The source every confirmed sign-up's consent carries.
+pub const SIGNUP_SOURCE: &str = "signup";
+
+/// A sign-up as the form gives it, parsed.
+#[derive(Debug, Clone)]
+pub struct NewSignup {
+    pub email: Email,
+    pub name: Option<Name>,
+    pub postcode: Option<Postcode>,
+    pub topics: Vec<TopicSlug>,
+    /// The wording or form version the person was shown.
+    pub wording: String,
+    pub ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmOutcome {
+    /// Now a contact with consent for the topics asked for.
+    Confirmed,
+    /// Confirmed before; nothing changed.
+    AlreadyConfirmed,
+    NotFound,
+}
+
+#[derive(sqlx::FromRow)]
+struct SignupRow {
+    id: i64,
+    email: String,
+    name: Option<String>,
+    postcode: Option<String>,
+    topics: String,
+    wording: String,
+    confirmed_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Keeps a sign-up until it is confirmed; the id its confirmation link carries.
+    pub async fn create_signup(&self, signup: &NewSignup) -> Result<PublicId> {
+        let id = PublicId::random();
+        let topics = signup
+            .topics
+            .iter()
+            .map(TopicSlug::as_str)
+            .collect::<Vec<_>>()
+            .join(",");
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO signups (public_id, email, email_hash, name, postcode, topics, \
+                     wording, ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(id.to_string())
+            .bind(signup.email.as_str())
+            .bind(signup.email.hash().as_str())
+            .bind(signup.name.as_ref().map(Name::as_str))
+            .bind(signup.postcode.as_ref().map(Postcode::as_str))
+            .bind(topics)
+            .bind(&signup.wording)
+            .bind(signup.ip.as_deref())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(id)
+    }
+
+    /// Sign-ups for this address since `since`, confirmed or not: the per-address limit.
+    pub async fn recent_signups(&self, email: &Email, since: DateTime<Utc>) -> Result<u64> {
+        let count: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM signups WHERE email_hash = $1 AND created_at >= $2",
+            )
+            .bind(email.hash().as_str())
+            .bind(since)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Confirms a sign-up: the person's own fresh, confirmed consent lifts any suppression of
+    /// the address (the audit log and the ledger keep both the old refusal and the new grant),
+    /// the contact is created or updated, and each topic's consent is recorded with source
+    /// `signup`, the time, the IP address of the confirmation and the wording shown. The
+    /// sign-up is marked confirmed last, so that a confirmation cut short can be repeated.
+    pub async fn confirm_signup(&self, id: &PublicId, ip: Option<&str>) -> Result<ConfirmOutcome> {
+        let row: Option<SignupRow> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, email, name, postcode, topics, wording, confirmed_at FROM signups \
+                 WHERE public_id = $1",
+            )
+            .bind(id.to_string())
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some(row) = row else {
+            return Ok(ConfirmOutcome::NotFound);
+        };
+        if row.confirmed_at.is_some() {
+            return Ok(ConfirmOutcome::AlreadyConfirmed);
+        }
+        let email = Email::parse(&row.email).map_err(|e| decode_error("email", e))?;
+        let topics = row
+            .topics
+            .split(',')
+            .filter(|slug| !slug.is_empty())
+            .map(|slug| TopicSlug::parse(slug).map_err(|e| decode_error("topic", e)))
+            .collect::<Result<Vec<_>>>()?;
+        let now = now();
+        self.lift_suppression(&email).await?;
+        let contact = NewContact {
+            email: email.clone(),
+            name: row
+                .name
+                .as_deref()
+                .map(Name::parse)
+                .transpose()
+                .map_err(|e| decode_error("name", e))?
+                .flatten(),
+            postcode: row
+                .postcode
+                .as_deref()
+                .map(Postcode::parse)
+                .transpose()
+                .map_err(|e| decode_error("postcode", e))?,
+            date_of_birth: None,
+            guardian_consent: None,
+            topics: Vec::new(),
+            consent_at: now,
+            consent_source: SIGNUP_SOURCE.to_owned(),
+        };
+        self.save_contact(&contact, SIGNUP_SOURCE, &Actor::Contact)
+            .await?;
+        for topic in &topics {
+            let change = ConsentChange {
+                topic,
+                granted: true,
+                source: SIGNUP_SOURCE,
+                at: now,
+                wording: Some(&row.wording),
+                ip,
+            };
+            self.record_consent(&email, &change, &Actor::Contact)
+                .await?;
+        }
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query("UPDATE signups SET confirmed_at = $2 WHERE id = $1")
+                .bind(row.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(ConfirmOutcome::Confirmed)
+    }
+
+    /// Takes the address off the suppression list, saying in the audit log what it was there
+    /// for.
+    async fn lift_suppression(&self, email: &Email) -> Result<()> {
+        let hash = email.hash();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let reason: Option<String> = sqlx::query_scalar(
+                "DELETE FROM suppressions WHERE email_hash = $1 RETURNING reason",
+            )
+            .bind(hash.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(reason) = reason {
+                let contact: Option<i64> =
+                    sqlx::query_scalar("SELECT id FROM contacts WHERE email_hash = $1")
+                        .bind(hash.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                insert_audit!(&mut *tx, actor: Actor::Contact, action: "suppression.lifted",
+                    contact: contact, detail: Some(format!("was {reason}; confirmed sign-up")),
+                    ip: None::<String>)?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
