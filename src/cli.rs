@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Settings};
 use crate::domain::{Actor, Email, Topic, TopicSlug};
-use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
+use crate::http::{Application, Mailer, Metrics, ServiceSettings, shutdown_signal};
 use crate::import::{import_contacts, import_directory};
 use crate::progress::{self, ConsoleReport};
 use crate::store::{ErasureOutcome, RestrictionOutcome, Store};
@@ -262,12 +262,18 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         }
         false => None,
     };
+    let mailer = Mailer {
+        transport: Transport::from_url(&config.smtp_url)?,
+        from: config.from.clone(),
+        base_url: config.base_url.clone(),
+    };
     let app = Application::build(ServiceSettings {
         store,
         keys,
         sender: config.sender_name(),
         listen: config.listen,
         metrics,
+        mailer: Some(mailer),
     })
     .await
     .with_context(|| format!("listening on {}", config.listen))?;

@@ -65,6 +65,8 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
         sender: SENDER_NAME.into(),
         listen: listen.parse().expect("a valid address"),
         metrics: metrics.clone(),
+        // The demo's sign-ups would go to its outbox; its links' base is only known once bound.
+        mailer: None,
     };
     let app = match Application::build(service(DEMO_LISTEN)).await {
         Ok(app) => app,

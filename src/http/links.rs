@@ -147,6 +147,30 @@ impl AppState {
         })
     }
 
+    /// The page for a link that failed verification.
+    pub(super) fn invalid_link(&self, reason: TokenError) -> Response {
+        self.answer(Err(Failure::Link(reason)))
+    }
+
+    /// A page that names the sender and says one thing.
+    pub(super) fn page_with_message(
+        &self,
+        status: StatusCode,
+        name: &str,
+        message: &str,
+    ) -> Response {
+        #[derive(Serialize)]
+        struct WithMessage<'a> {
+            sender: &'a str,
+            message: &'a str,
+        }
+        let data = WithMessage {
+            sender: &self.sender,
+            message,
+        };
+        self.page(status, name, &data)
+    }
+
     fn answer(&self, result: Answer) -> Response {
         match result {
             Ok(response) => response,

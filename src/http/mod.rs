@@ -8,6 +8,7 @@ mod api;
 mod links;
 mod ops;
 mod pages;
+mod signup;
 mod unsubscriber;
 
 use std::future::Future;
@@ -26,6 +27,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use crate::metrics::Metrics;
+pub use signup::Mailer;
 
 use crate::store::Store;
 use crate::token::SigningKeys;
@@ -50,6 +52,9 @@ pub struct AppState {
     unsubscriber: Unsubscriber,
     /// Who the emails come from, as the pages name them.
     sender: Arc<str>,
+    /// Sends sign-up confirmations; `None`: sign-ups are refused (503).
+    mailer: Option<Arc<Mailer>>,
+    signup_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -66,6 +71,8 @@ pub struct ServiceSettings {
     pub sender: String,
     pub listen: SocketAddr,
     pub metrics: Arc<Metrics>,
+    /// Sends sign-up confirmations.
+    pub mailer: Option<Mailer>,
 }
 
 pub struct Application {
@@ -84,6 +91,8 @@ impl Application {
             pages: Arc::new(pages),
             metrics: settings.metrics,
             sender: settings.sender.into(),
+            mailer: settings.mailer.map(Arc::new),
+            signup_limiter: signup::signup_limiter(),
         };
         let listener = TcpListener::bind(settings.listen).await?;
         Ok(Self {
@@ -120,6 +129,11 @@ fn router(state: AppState) -> Router {
     Router::new()
         .merge(links::router())
         .merge(api::router(state.clone()))
+        .route("/subscribe", axum::routing::post(signup::subscribe))
+        .route(
+            "/confirm/{token}",
+            get(signup::confirm_page).post(signup::confirm),
+        )
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
         .layer(middleware::from_fn_with_state(

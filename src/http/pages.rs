@@ -32,6 +32,19 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../templates/pages/erase_confirm.hbs"),
     ),
     ("erased", include_str!("../../templates/pages/erased.hbs")),
+    (
+        "signup_sent",
+        include_str!("../../templates/pages/signup_sent.hbs"),
+    ),
+    ("confirm", include_str!("../../templates/pages/confirm.hbs")),
+    (
+        "confirmed",
+        include_str!("../../templates/pages/confirmed.hbs"),
+    ),
+    (
+        "signup_refused",
+        include_str!("../../templates/pages/signup_refused.hbs"),
+    ),
 ];
 
 pub struct Pages {

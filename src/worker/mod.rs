@@ -28,12 +28,11 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
 pub use message::{DkimError, Letterhead, MessageError, load_dkim};
-pub use transport::{SendFailure, Transport, TransportError};
+pub use transport::{Connection, SendFailure, Transport, TransportError, envelope};
 
 use crate::metrics::Metrics;
 use crate::render::Templates;
 use crate::store::{Campaign, ClaimedDelivery, DeliveryResult, Store, StoreError};
-use transport::{Connection, envelope};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {

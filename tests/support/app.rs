@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use canvass::domain::{ContactExport, Email, PublicId};
-use canvass::http::{Application, Metrics, ServiceSettings};
+use canvass::http::{Application, Mailer, Metrics, ServiceSettings};
 use canvass::import::import_contacts;
 use canvass::token::{Purpose, SigningKeys};
+use canvass::worker::Transport;
 use tokio::sync::oneshot;
 
 use super::{Recorded, TestStore};
@@ -39,6 +40,12 @@ impl TestApp {
 
     /// Starts the service over the store as it is.
     pub async fn serve(db: TestStore, keys: &str) -> Self {
+        Self::serve_mailing(db, keys, None).await
+    }
+
+    /// Starts the service over the store as it is, sending sign-up confirmations to
+    /// `mailer` (an SMTP or file:// URL).
+    pub async fn serve_mailing(db: TestStore, keys: &str, mailer: Option<String>) -> Self {
         let keys: SigningKeys = keys.parse().unwrap();
         let app = Application::build(ServiceSettings {
             store: db.store.clone(),
@@ -46,6 +53,13 @@ impl TestApp {
             sender: "Hertford & <Stortford> Labour".into(),
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics: Arc::new(Metrics::new()),
+            mailer: mailer.map(|smtp_url| Mailer {
+                transport: Transport::from_url(&smtp_url).unwrap(),
+                from: "Hertford Labour <news@hertford.example.org>"
+                    .parse()
+                    .unwrap(),
+                base_url: "https://links.example.org".into(),
+            }),
         })
         .await
         .unwrap();

@@ -1,0 +1,295 @@
+//! Public sign-up with double opt-in: `POST /subscribe` (a form or JSON) keeps the request and
+//! emails a signed link that works for seven days; `GET /confirm/{token}` shows one button and
+//! `POST /confirm/{token}` makes the person a contact with consent. The answer to a sign-up is
+//! the same, byte for byte, whoever the address belongs to; sign-ups are limited per IP address
+//! (in this process) and per email address (in the database).
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use crate::domain::{Email, Name, Postcode, TopicSlug};
+use crate::store::{ConfirmOutcome, NewSignup};
+use crate::token::Purpose;
+use crate::worker::{Connection, Transport, envelope};
+
+/// Sign-ups one address may make in an hour: enough for a typo and a retry, too few to flood
+/// someone's inbox with confirmations.
+const PER_ADDRESS_PER_HOUR: u64 = 3;
+
+/// Sends the confirmation emails.
+pub struct Mailer {
+    pub transport: Transport,
+    pub from: Mailbox,
+    /// The public base of the confirmation link.
+    pub base_url: String,
+}
+
+/// Sign-ups per IP address: 10 an hour, 5 at once.
+pub fn signup_limiter() -> Arc<DefaultKeyedRateLimiter<IpAddr>> {
+    let quota = Quota::per_hour(NonZeroU32::new(10).expect("10 is not 0"))
+        .allow_burst(NonZeroU32::new(5).expect("5 is not 0"));
+    Arc::new(RateLimiter::keyed(quota))
+}
+
+/// What the sign-up form sends.
+#[derive(Debug, Default, Deserialize)]
+struct SignupForm {
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    postcode: String,
+    #[serde(default)]
+    topics: Vec<String>,
+    /// The wording (or form version) the person was shown.
+    #[serde(default)]
+    wording: String,
+}
+
+impl SignupForm {
+    /// JSON, or a form whose `topics` may repeat.
+    fn read(headers: &HeaderMap, body: &[u8]) -> Option<Self> {
+        let json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if json {
+            return serde_json::from_slice(body).ok();
+        }
+        let mut form = Self::default();
+        for (key, value) in url::form_urlencoded::parse(body) {
+            match &*key {
+                "email" => form.email = value.into_owned(),
+                "name" => form.name = value.into_owned(),
+                "postcode" => form.postcode = value.into_owned(),
+                "topics" => form.topics.push(value.into_owned()),
+                "wording" => form.wording = value.into_owned(),
+                _ => {}
+            }
+        }
+        Some(form)
+    }
+}
+
+#[derive(Serialize)]
+struct SignupAnswer<'a> {
+    status: &'a str,
+    message: &'a str,
+}
+
+/// Answers in the form the request came in: JSON or a page.
+fn answer(state: &AppState, json: bool, status: StatusCode, page: &str, message: &str) -> Response {
+    match json {
+        true => (
+            status,
+            Json(SignupAnswer {
+                status: page,
+                message,
+            }),
+        )
+            .into_response(),
+        false => state.page_with_message(status, page, message),
+    }
+}
+
+pub async fn subscribe(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if state.signup_limiter.check_key(&peer.ip()).is_err() {
+        return answer(
+            &state,
+            json,
+            StatusCode::TOO_MANY_REQUESTS,
+            "signup_refused",
+            "Too many sign-ups from here; try again in an hour.",
+        );
+    }
+    let Some(form) = SignupForm::read(&headers, &body) else {
+        return answer(
+            &state,
+            json,
+            StatusCode::BAD_REQUEST,
+            "signup_refused",
+            "That was not a sign-up form.",
+        );
+    };
+    let signup = match parse(&state, form, peer.ip()).await {
+        Ok(signup) => signup,
+        Err(problem) => {
+            return answer(
+                &state,
+                json,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "signup_refused",
+                &problem,
+            );
+        }
+    };
+    match request_confirmation(&state, &signup).await {
+        Ok(()) => answer(
+            &state,
+            json,
+            StatusCode::ACCEPTED,
+            "signup_sent",
+            "Check your inbox: follow the link there to confirm.",
+        ),
+        Err(problem) => {
+            tracing::error!("sign-up: {problem}");
+            answer(
+                &state,
+                json,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signup_refused",
+                "We could not take your sign-up just now; please try again later.",
+            )
+        }
+    }
+}
+
+/// Checks every field; the problem in words a person can act on.
+async fn parse(state: &AppState, form: SignupForm, ip: IpAddr) -> Result<NewSignup, String> {
+    let email = Email::parse(&form.email).map_err(|e| e.to_string())?;
+    let name = Name::parse(&form.name).map_err(|e| e.to_string())?;
+    let postcode = match form.postcode.trim() {
+        "" => None,
+        postcode => Some(Postcode::parse(postcode).map_err(|e| e.to_string())?),
+    };
+    let known = state.store.list_topics().await.map_err(|e| e.to_string())?;
+    let topics = form
+        .topics
+        .iter()
+        .map(|slug| {
+            let slug = TopicSlug::parse(slug).map_err(|e| e.to_string())?;
+            match known.iter().any(|topic| topic.slug == slug) {
+                true => Ok(slug),
+                false => Err(format!("there is no topic '{slug}'")),
+            }
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    if topics.is_empty() {
+        return Err("choose at least one topic".into());
+    }
+    let wording = form.wording.trim();
+    if wording.is_empty() || wording.chars().count() > 200 {
+        return Err("the form must say which wording it showed (wording)".into());
+    }
+    Ok(NewSignup {
+        email,
+        name,
+        postcode,
+        topics,
+        wording: wording.to_owned(),
+        ip: Some(ip.to_string()),
+    })
+}
+
+/// Keeps the sign-up and emails its link, unless the address has had its share this hour:
+/// then nothing happens, and the answer says the same as ever.
+async fn request_confirmation(state: &AppState, signup: &NewSignup) -> Result<(), String> {
+    let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
+    let recent = state
+        .store
+        .recent_signups(&signup.email, an_hour_ago)
+        .await
+        .map_err(|e| e.to_string())?;
+    if recent >= PER_ADDRESS_PER_HOUR {
+        tracing::info!("sign-up limit reached for an address; no email sent");
+        return Ok(());
+    }
+    let Some(mailer) = &state.mailer else {
+        return Err("no mail transport is configured for confirmations".into());
+    };
+    let id = state
+        .store
+        .create_signup(signup)
+        .await
+        .map_err(|e| e.to_string())?;
+    let link = format!(
+        "{}/confirm/{}",
+        mailer.base_url,
+        state.keys.sign(Purpose::Confirm, &id).as_str()
+    );
+    let text = format!(
+        "Please confirm that you want emails from {sender}.\n\nFollow this link within seven \
+         days:\n{link}\n\nIf you did not sign up, ignore this email: nothing will be sent to \
+         you.\n",
+        sender = state.sender
+    );
+    let html = format!(
+        "<p>Please confirm that you want emails from {sender}.</p>\
+         <p><a href=\"{link}\">Confirm my sign-up</a> (the link works for seven days)</p>\
+         <p>If you did not sign up, ignore this email: nothing will be sent to you.</p>",
+        sender = handlebars::html_escape(&state.sender),
+        link = handlebars::html_escape(&link),
+    );
+    let to = Mailbox::new(None, signup.email.address().clone());
+    let message = Message::builder()
+        .from(mailer.from.clone())
+        .to(to)
+        .subject(format!("Confirm your sign-up to {}", state.sender))
+        .date_now()
+        .multipart(MultiPart::alternative_plain_html(text, html))
+        .map_err(|e| e.to_string())?;
+    let envelope = envelope(&mailer.from.email, signup.email.address());
+    let name = format!("signup-{}.eml", id.as_uuid().simple());
+    let mut connection = Connection::new(mailer.transport.clone());
+    let sent = connection
+        .send(&envelope, &message.formatted(), &name)
+        .await
+        .map_err(|e| e.reason().to_owned());
+    connection.close().await;
+    sent.map(|_| ())
+}
+
+pub async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    match state.keys.verify(&token, Purpose::Confirm, Utc::now()) {
+        Ok(_) => state.page_with_message(StatusCode::OK, "confirm", ""),
+        Err(error) => state.invalid_link(error),
+    }
+}
+
+pub async fn confirm(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+) -> Response {
+    let id = match state.keys.verify(&token, Purpose::Confirm, Utc::now()) {
+        Ok(id) => id,
+        Err(error) => return state.invalid_link(error),
+    };
+    let ip = peer.ip().to_string();
+    match state.store.confirm_signup(&id, Some(&ip)).await {
+        Ok(ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed) => {
+            state.page_with_message(StatusCode::OK, "confirmed", "")
+        }
+        Ok(ConfirmOutcome::NotFound) => state.invalid_link(crate::token::TokenError::UnknownKey),
+        Err(e) => {
+            tracing::error!("confirming a sign-up: {e}");
+            state.page_with_message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "signup_refused",
+                "We could not confirm your sign-up just now; please try the link again later.",
+            )
+        }
+    }
+}
