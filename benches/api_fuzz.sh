@@ -38,12 +38,13 @@ for _ in $(seq 50); do
     sleep 0.1
 done
 
-"$work/venv/bin/st" run "http://127.0.0.1:$port/api/v1/openapi.json" \
+# Run from the work folder: schemathesis keeps a cache where it runs.
+(cd "$work" && "$work/venv/bin/st" run "http://127.0.0.1:$port/api/v1/openapi.json" \
     --url "http://127.0.0.1:$port" \
     --header "Authorization: Bearer $token" \
     --checks "$checks" \
     --max-examples "$examples" \
-    --no-color
+    --no-color)
 if grep -q " 5[0-9][0-9] " "$work/serve.log"; then
     echo "the service logged a server error:"; grep " 5[0-9][0-9] " "$work/serve.log"; exit 1
 fi
