@@ -29,6 +29,9 @@ use crate::worker::{Connection, Transport, envelope};
 /// someone's inbox with confirmations.
 const PER_ADDRESS_PER_HOUR: u64 = 3;
 
+/// IP addresses the sign-up limiter tracks before it forgets those back to full quota.
+const MAX_TRACKED_ADDRESSES: usize = 10_000;
+
 /// Sends the confirmation emails.
 pub struct Mailer {
     pub transport: Transport,
@@ -115,6 +118,11 @@ pub async fn subscribe(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
+    // The limiter keeps a cell per address it has seen; forget the ones back to full quota so
+    // that a crowd of addresses cannot grow it without bound.
+    if state.signup_limiter.len() > MAX_TRACKED_ADDRESSES {
+        state.signup_limiter.retain_recent();
+    }
     if state.signup_limiter.check_key(&peer.ip()).is_err() {
         return answer(
             &state,
