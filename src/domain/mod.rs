@@ -24,4 +24,6 @@ pub use contact::{
 pub use email::{Email, EmailError, EmailHash};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
 pub use staff::{StaffMember, StaffName, StaffNameError, StaffSecret, StaffTokenHash};
-pub use topic::{Topic, TopicNameError, TopicSlug, TopicSlugError};
+pub use topic::{
+    ChosenTopicError, Topic, TopicNameError, TopicSlug, TopicSlugError, chosen_topics,
+};

@@ -20,7 +20,7 @@ use lettre::message::{Mailbox, MultiPart};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use crate::domain::{Email, Name, Postcode, TopicSlug};
+use crate::domain::{Email, Name, Postcode, chosen_topics};
 use crate::store::{ConfirmOutcome, NewSignup};
 use crate::token::Purpose;
 use crate::worker::{Connection, Transport, envelope};
@@ -64,11 +64,7 @@ struct SignupForm {
 
 impl SignupForm {
     /// JSON, or a form whose `topics` may repeat.
-    fn read(headers: &HeaderMap, body: &[u8]) -> Option<Self> {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/json"));
+    fn read(json: bool, body: &[u8]) -> Option<Self> {
         if json {
             return serde_json::from_slice(body).ok();
         }
@@ -132,7 +128,7 @@ pub async fn subscribe(
             "Too many sign-ups from here; try again in an hour.",
         );
     }
-    let Some(form) = SignupForm::read(&headers, &body) else {
+    let Some(form) = SignupForm::read(json, &body) else {
         return answer(
             &state,
             json,
@@ -183,17 +179,7 @@ async fn parse(state: &AppState, form: SignupForm, ip: IpAddr) -> Result<NewSign
         postcode => Some(Postcode::parse(postcode).map_err(|e| e.to_string())?),
     };
     let known = state.store.list_topics().await.map_err(|e| e.to_string())?;
-    let topics = form
-        .topics
-        .iter()
-        .map(|slug| {
-            let slug = TopicSlug::parse(slug).map_err(|e| e.to_string())?;
-            match known.iter().any(|topic| topic.slug == slug) {
-                true => Ok(slug),
-                false => Err(format!("there is no topic '{slug}'")),
-            }
-        })
-        .collect::<Result<Vec<_>, String>>()?;
+    let topics = chosen_topics(&known, &form.topics).map_err(|e| e.to_string())?;
     if topics.is_empty() {
         return Err("choose at least one topic".into());
     }

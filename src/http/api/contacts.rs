@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals};
 use crate::domain::{
-    Actor, ContactExport, Email, Name, NewContact, Postcode, PublicId, StaffMember, TopicSlug,
+    Actor, ContactExport, Email, Name, NewContact, Postcode, PublicId, StaffMember, chosen_topics,
 };
 use crate::http::AppState;
 use crate::store::{ErasureOutcome, RestrictionOutcome};
@@ -110,20 +110,7 @@ pub async fn save(
         .list_topics()
         .await
         .map_err(|e| Failure::unavailable(&e))?;
-    let topics = body
-        .topics
-        .iter()
-        .map(|slug| {
-            let slug = TopicSlug::parse(slug).map_err(|e| Failure::invalid("topics", e))?;
-            match known.iter().any(|topic| topic.slug == slug) {
-                true => Ok(slug),
-                false => Err(Failure::invalid(
-                    "topics",
-                    format!("there is no topic '{slug}'"),
-                )),
-            }
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let topics = chosen_topics(&known, &body.topics).map_err(|e| Failure::invalid("topics", e))?;
     let contact = NewContact {
         email,
         name,
