@@ -7,7 +7,7 @@ use canvass::domain::{Actor, StaffName, StaffSecret};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::app::{KEY_1, TestApp};
-use support::{TestStore, on_both_backends};
+use support::{TestStore, news_campaign, on_both_backends};
 
 on_both_backends!(
     requests_without_a_live_token_are_refused_and_change_nothing,
@@ -688,7 +688,6 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
 }
 
 async fn bounces_and_complaints_suppress_the_address_or_the_message_recipient(db: TestStore) {
-    use canvass::domain::{Audience, NewCampaign, TopicSlug};
     let (app, writer, _) = app(db).await;
     let event = |kind: &str, body: Value| {
         app.client
@@ -768,26 +767,7 @@ async fn bounces_and_complaints_suppress_the_address_or_the_message_recipient(db
     assert_eq!(suppression("ben@example.org").await, Some("bounced"));
 
     // A complaint about a message canvass sent, by its Message-ID.
-    let campaign = NewCampaign {
-        name: "N".into(),
-        topic: TopicSlug::parse("news").unwrap(),
-        subject: "News".into(),
-        html_template: "<p>Hi</p>".into(),
-        text_template: None,
-        audience: Audience::default(),
-        event: None,
-    };
-    let id = app
-        .db
-        .store
-        .create_campaign(&campaign, &Actor::Operator)
-        .await
-        .unwrap();
-    app.db
-        .store
-        .queue_campaign(id, &Actor::Operator)
-        .await
-        .unwrap();
+    app.db.queue(&news_campaign(&[], &[])).await;
     app.db
         .execute("UPDATE deliveries SET state = 'sent', message_id = '<m1@hertford.example.org>'")
         .await;

@@ -21,11 +21,7 @@ const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
 async fn start(db: TestStore) -> Option<(TestApp, SmtpSink)> {
     let sink = SmtpSink::start(&[])?;
     db.load_sample_directory().await;
-    let mut report = support::Recorded::default();
-    let file = db.file("people.csv", PEOPLE);
-    canvass::import::import_contacts(&db.store, &file, "test", &mut report)
-        .await
-        .unwrap();
+    db.import_people(PEOPLE).await;
     let app = TestApp::serve_mailing(db, KEY_1, Some(sink.url())).await;
     Some((app, sink))
 }

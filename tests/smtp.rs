@@ -6,11 +6,7 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use canvass::domain::{
-    Actor, Audience, ConstituencyCode, Email, NewCampaign, PostcodePrefix, SuppressionReason,
-    TopicSlug,
-};
-use canvass::import::import_contacts;
+use canvass::domain::{Actor, Email, SuppressionReason, TopicSlug};
 use canvass::metrics::Metrics;
 use canvass::store::{ConsentChange, UnsubscribeRequest};
 use canvass::token::{Purpose, SigningKeys};
@@ -20,7 +16,7 @@ use canvass::worker::{
 use chrono::Utc;
 use support::app::KEY_1;
 use support::smtp::{SmtpSink, free_port};
-use support::{Recorded, TestStore, on_both_backends};
+use support::{TestStore, news_campaign, on_both_backends};
 
 on_both_backends!(
     only_the_eligible_receive_one_message_each,
@@ -68,35 +64,12 @@ fn worker(db: &TestStore, url: &str, sending: Sending, metrics: Arc<Metrics>) ->
 }
 
 async fn import(db: &TestStore, rows: &str) {
-    let mut report = Recorded::default();
-    let file = db.file("people.csv", &format!("{HEADER}{rows}"));
-    import_contacts(&db.store, &file, "test", &mut report)
-        .await
-        .unwrap();
-    assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    db.import_people(&format!("{HEADER}{rows}")).await;
 }
 
 /// A `news` campaign for constituency E14900001 or district SG1, queued; its id.
 async fn queue_news(db: &TestStore) -> i64 {
-    let campaign = NewCampaign {
-        name: "Winter".into(),
-        topic: TopicSlug::parse("news").unwrap(),
-        subject: "Winter news".into(),
-        html_template: "<p>Dear {{contact.name}} in {{constituency.name}}</p>".into(),
-        text_template: None,
-        audience: Audience {
-            constituencies: vec![ConstituencyCode::parse("E14900001").unwrap()],
-            postcodes: vec![PostcodePrefix::parse("SG1").unwrap()],
-        },
-        event: None,
-    };
-    let id = db
-        .store
-        .create_campaign(&campaign, &Actor::Operator)
-        .await
-        .unwrap();
-    db.store.queue_campaign(id, &Actor::Operator).await.unwrap();
-    id
+    db.queue(&news_campaign(&["E14900001"], &["SG1"])).await
 }
 
 /// `n` people who may all receive the news campaign.
@@ -315,20 +288,12 @@ async fn a_deferred_message_is_retried_after_a_wait_and_then_sent(db: TestStore)
     );
 
     // The server takes mail again; the retries come due (here: made due now).
-    let Some(accepting) = SmtpSink::start(&[]) else {
+    let Some((accepting, second)) = send_the_retries(&db).await else {
         return;
     };
-    db.execute("UPDATE deliveries SET next_attempt_at = NULL")
-        .await;
-    let second = worker(&db, &accepting.url(), sending(), Arc::new(Metrics::new()))
-        .drain()
-        .await
-        .unwrap();
 
     assert_eq!(second.sent, 4);
-    let received = accepting.received_by_recipient();
-    assert_eq!(received.keys().cloned().collect::<Vec<_>>(), sorted(people));
-    assert!(received.values().all(|&n| n == 1));
+    assert_each_received_once(&accepting, people);
     assert_eq!(state_counts(&db, id).await, (0, 4, 0, 0));
 }
 
@@ -352,12 +317,7 @@ async fn a_recipient_refused_for_good_is_failed_and_suppressed_as_bounced(db: Te
     assert_eq!((totals.sent, totals.failed, totals.retried), (0, 3, 0));
     assert_eq!(state_counts(&db, id).await, (0, 0, 3, 0));
     for address in &people {
-        let export = db
-            .store
-            .export_contact(&email(address))
-            .await
-            .unwrap()
-            .unwrap();
+        let export = db.held(address).await;
         assert_eq!(
             export.suppression.map(|s| s.reason),
             Some(SuppressionReason::Bounced),
@@ -419,17 +379,29 @@ async fn a_connection_dropped_at_the_end_of_the_data_is_retried_not_lost(db: Tes
     );
     drop(dropping);
 
-    let Some(accepting) = SmtpSink::start(&[]) else {
+    let Some((accepting, second)) = send_the_retries(&db).await else {
         return;
     };
+    assert_eq!(second.sent, 5);
+    assert_each_received_once(&accepting, people);
+}
+
+/// A working server, and a drain through it once the waiting retries are made due; `None`
+/// where smtp-sink is missing.
+async fn send_the_retries(db: &TestStore) -> Option<(SmtpSink, Totals)> {
+    let accepting = SmtpSink::start(&[])?;
     db.execute("UPDATE deliveries SET next_attempt_at = NULL")
         .await;
-    let second = worker(&db, &accepting.url(), sending(), Arc::new(Metrics::new()))
+    let totals = worker(db, &accepting.url(), sending(), Arc::new(Metrics::new()))
         .drain()
         .await
         .unwrap();
-    assert_eq!(second.sent, 5);
-    let received = accepting.received_by_recipient();
+    Some((accepting, totals))
+}
+
+/// Each of `people`, and nobody else, received exactly one message.
+fn assert_each_received_once(sink: &SmtpSink, people: Vec<String>) {
+    let received = sink.received_by_recipient();
     assert_eq!(received.keys().cloned().collect::<Vec<_>>(), sorted(people));
     assert!(received.values().all(|&n| n == 1));
 }

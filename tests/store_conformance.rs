@@ -4,17 +4,14 @@
 
 mod support;
 
-use canvass::domain::{
-    Actor, Audience, CampaignState, ConstituencyCode, Email, NewCampaign, PostcodePrefix, PublicId,
-    SuppressionReason, Topic, TopicSlug,
-};
+use canvass::domain::{Actor, CampaignState, Email, PublicId, SuppressionReason, Topic, TopicSlug};
 use canvass::import::{import_contacts, import_directory};
 use canvass::store::{
     ConsentChange, ErasureOutcome, QueueOutcome, RestrictionOutcome, StateChange,
     StateChangeOutcome, Store, StoreError, UnsubscribeOutcome, UnsubscribeRequest,
 };
 use chrono::{TimeZone, Utc};
-use support::{Recorded, TestStore, on_both_backends};
+use support::{Recorded, TestStore, news_campaign, on_both_backends};
 
 on_both_backends!(
     queueing_takes_exactly_the_people_the_rule_allows,
@@ -765,7 +762,7 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
         .unwrap();
     withdraw(&db, "withdrawn@example.org", "news", Utc::now()).await;
 
-    let targeted = campaign(&["E14900001"], &["SG1"]);
+    let targeted = news_campaign(&["E14900001"], &["SG1"]);
     let id = db
         .store
         .create_campaign(&targeted, &Actor::Operator)
@@ -796,7 +793,7 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
     // No filter: everyone who may hear about the topic, wherever they live.
     let everyone = db
         .store
-        .create_campaign(&campaign(&[], &[]), &Actor::Operator)
+        .create_campaign(&news_campaign(&[], &[]), &Actor::Operator)
         .await
         .unwrap();
     db.store
@@ -816,27 +813,6 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
     );
 }
 
-fn campaign(constituencies: &[&str], postcodes: &[&str]) -> NewCampaign {
-    NewCampaign {
-        name: "Winter newsletter".into(),
-        topic: slug("news"),
-        subject: "News".into(),
-        html_template: "<p>Hello {{contact.name}}</p>".into(),
-        text_template: None,
-        audience: Audience {
-            constituencies: constituencies
-                .iter()
-                .map(|c| ConstituencyCode::parse(c).unwrap())
-                .collect(),
-            postcodes: postcodes
-                .iter()
-                .map(|p| PostcodePrefix::parse(p).unwrap())
-                .collect(),
-        },
-        event: None,
-    }
-}
-
 /// The addresses of a campaign's queued deliveries, sorted.
 async fn queued_addresses(db: &TestStore, campaign: i64) -> Vec<String> {
     let sql = "SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
@@ -853,7 +829,7 @@ async fn campaigns_pause_resume_and_cancel(db: TestStore) {
     import(&db, &csv).await;
     let id = db
         .store
-        .create_campaign(&campaign(&[], &[]), &Actor::Operator)
+        .create_campaign(&news_campaign(&[], &[]), &Actor::Operator)
         .await
         .unwrap();
     let change = |change| db.store.change_campaign_state(id, change, &Actor::Operator);
@@ -1011,15 +987,6 @@ async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore)
     assert_eq!(audited, 3);
 }
 
-/// Everything held on a person who must be held.
-async fn held(db: &TestStore, address: &str) -> canvass::domain::ContactExport {
-    db.store
-        .export_contact(&email(address))
-        .await
-        .unwrap()
-        .unwrap()
-}
-
 /// Confirms a sign-up from the documentation address 203.0.113.9.
 async fn confirm(db: &TestStore, id: &PublicId) -> canvass::store::ConfirmOutcome {
     db.store
@@ -1072,7 +1039,7 @@ async fn a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence(db: 
             .is_none()
     );
     assert_eq!(db.count("SELECT COUNT(*) FROM consent_ledger").await, 0);
-    let campaign = campaign(&[], &[]);
+    let campaign = news_campaign(&[], &[]);
     let queued = db
         .store
         .create_campaign(&campaign, &Actor::Operator)
@@ -1088,7 +1055,7 @@ async fn a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence(db: 
     );
 
     assert_eq!(confirm(&db, &id).await, ConfirmOutcome::Confirmed);
-    let export = held(&db, "sam@example.org").await;
+    let export = db.held("sam@example.org").await;
     assert_eq!(export.name.as_deref(), Some("Sam Signup"));
     assert_eq!(export.postcode.as_deref(), Some("SG13 8EQ"));
     let grants: Vec<_> = export
@@ -1134,7 +1101,7 @@ async fn a_confirmed_signup_lifts_the_suppression_of_an_address_and_the_ledger_k
     )
     .await;
     assert!(report.rejections.is_empty());
-    let kim = held(&db, "kim@example.org").await;
+    let kim = db.held("kim@example.org").await;
     let request = UnsubscribeRequest {
         contact: kim.public_id,
         source: "unsubscribe-link",
@@ -1148,12 +1115,12 @@ async fn a_confirmed_signup_lifts_the_suppression_of_an_address_and_the_ledger_k
         .await
         .unwrap();
     assert!(
-        held(&db, "kim@example.org").await.suppression.is_some(),
+        db.held("kim@example.org").await.suppression.is_some(),
         "a sign-up alone lifts nothing"
     );
     assert_eq!(confirm(&db, &id).await, ConfirmOutcome::Confirmed);
 
-    let export = held(&db, "kim@example.org").await;
+    let export = db.held("kim@example.org").await;
     assert!(export.suppression.is_none());
     let news: Vec<(bool, &str)> = export
         .consent_history

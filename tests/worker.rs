@@ -2,13 +2,10 @@
 
 mod support;
 
-use canvass::domain::{
-    Actor, Audience, ConstituencyCode, Email, NewCampaign, PostcodePrefix, TopicSlug,
-};
+use canvass::domain::{Actor, Email, TopicSlug};
 use std::sync::Arc;
 
 use canvass::config::DkimSettings;
-use canvass::import::import_contacts;
 use canvass::metrics::Metrics;
 use canvass::store::ConsentChange;
 use canvass::token::{Purpose, SigningKeys};
@@ -16,7 +13,7 @@ use canvass::worker::{Letterhead, Sending, Totals, Transport, Worker, WorkerSett
 use chrono::Utc;
 use lettre::message::dkim::DkimConfig;
 use support::app::KEY_1;
-use support::{Recorded, TestStore, on_both_backends};
+use support::{TestStore, news_campaign, on_both_backends};
 
 on_both_backends!(
     the_worker_sends_each_eligible_person_one_message_with_working_links,
@@ -33,30 +30,8 @@ dev@example.org,Dev,SG13 7DG,news,2026-09-14T18:30:00Z
 
 async fn setup(db: &TestStore) -> i64 {
     db.load_sample_directory().await;
-    let mut report = Recorded::default();
-    let file = db.file("people.csv", PEOPLE);
-    import_contacts(&db.store, &file, "test", &mut report)
-        .await
-        .unwrap();
-    let campaign = NewCampaign {
-        name: "Winter".into(),
-        topic: TopicSlug::parse("news").unwrap(),
-        subject: "Winter news from Hertford".into(),
-        html_template: "<p>Dear {{contact.name}} in {{constituency.name}}</p>".into(),
-        text_template: None,
-        audience: Audience {
-            constituencies: vec![ConstituencyCode::parse("E14900001").unwrap()],
-            postcodes: vec![PostcodePrefix::parse("AL99").unwrap()],
-        },
-        event: None,
-    };
-    let id = db
-        .store
-        .create_campaign(&campaign, &Actor::Operator)
-        .await
-        .unwrap();
-    db.store.queue_campaign(id, &Actor::Operator).await.unwrap();
-    id
+    db.import_people(PEOPLE).await;
+    db.queue(&news_campaign(&["E14900001"], &["AL99"])).await
 }
 
 fn worker(db: &TestStore) -> Worker {

@@ -8,12 +8,10 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use canvass::domain::{Actor, Audience, NewCampaign, TopicSlug};
-use canvass::import::import_contacts;
 use rand::Rng;
 use support::app::KEY_1;
 use support::smtp::SmtpSink;
-use support::{Recorded, TestStore};
+use support::{TestStore, news_campaign};
 
 /// The worker's default: messages in flight at once, hence the most a crash may repeat.
 const CONCURRENCY: usize = 8;
@@ -27,26 +25,8 @@ async fn queued_campaign(db: &TestStore, n: usize) -> Vec<String> {
     for address in &addresses {
         csv.push_str(&format!("{address},P,SG13 8EQ,news,2026-01-01T00:00:00Z\n"));
     }
-    let file = db.file("people.csv", &csv);
-    let mut report = Recorded::default();
-    import_contacts(&db.store, &file, "test", &mut report)
-        .await
-        .unwrap();
-    let campaign = NewCampaign {
-        name: "Big".into(),
-        topic: TopicSlug::parse("news").unwrap(),
-        subject: "News".into(),
-        html_template: "<p>Dear {{contact.name}}</p>".into(),
-        text_template: None,
-        audience: Audience::default(),
-        event: None,
-    };
-    let id = db
-        .store
-        .create_campaign(&campaign, &Actor::Operator)
-        .await
-        .unwrap();
-    db.store.queue_campaign(id, &Actor::Operator).await.unwrap();
+    db.import_people(&csv).await;
+    db.queue(&news_campaign(&[], &[])).await;
     addresses
 }
 

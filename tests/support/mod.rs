@@ -187,6 +187,34 @@ impl TestStore {
         summary
     }
 
+    /// Imports a contacts CSV every row of which must import.
+    pub async fn import_people(&self, csv: &str) {
+        let mut report = Recorded::default();
+        let file = self.file("people.csv", csv);
+        canvass::import::import_contacts(&self.store, &file, "test", &mut report)
+            .await
+            .unwrap();
+        assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    }
+
+    /// Creates a campaign and queues it; its id.
+    pub async fn queue(&self, campaign: &canvass::domain::NewCampaign) -> i64 {
+        let operator = canvass::domain::Actor::Operator;
+        let id = self
+            .store
+            .create_campaign(campaign, &operator)
+            .await
+            .unwrap();
+        self.store.queue_campaign(id, &operator).await.unwrap();
+        id
+    }
+
+    /// Everything held on a person who must be held.
+    pub async fn held(&self, address: &str) -> canvass::domain::ContactExport {
+        let email = canvass::domain::Email::parse(address).unwrap();
+        self.store.export_contact(&email).await.unwrap().unwrap()
+    }
+
     /// Runs one SQL statement that returns a count, with one text parameter.
     pub async fn count_with(&self, sql: &'static str, parameter: &str) -> i64 {
         match &self.store {
@@ -262,6 +290,30 @@ fn with_database(url: &str, name: &str) -> String {
     match query {
         Some(query) => format!("{scheme}://{host}/{name}?{query}"),
         None => format!("{scheme}://{host}/{name}"),
+    }
+}
+
+/// A `news` campaign to anyone in the listed constituencies or under the listed postcode
+/// prefixes (none: everyone who consented), greeting each by name and constituency.
+pub fn news_campaign(constituencies: &[&str], postcodes: &[&str]) -> canvass::domain::NewCampaign {
+    use canvass::domain::{Audience, ConstituencyCode, PostcodePrefix, TopicSlug};
+    canvass::domain::NewCampaign {
+        name: "Winter newsletter".into(),
+        topic: TopicSlug::parse("news").unwrap(),
+        subject: "Winter news".into(),
+        html_template: "<p>Dear {{contact.name}} in {{constituency.name}}</p>".into(),
+        text_template: None,
+        audience: Audience {
+            constituencies: constituencies
+                .iter()
+                .map(|c| ConstituencyCode::parse(c).unwrap())
+                .collect(),
+            postcodes: postcodes
+                .iter()
+                .map(|p| PostcodePrefix::parse(p).unwrap())
+                .collect(),
+        },
+        event: None,
     }
 }
 
