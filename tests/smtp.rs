@@ -6,9 +6,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use canvass::domain::{Actor, Email, SuppressionReason, TopicSlug};
+use canvass::domain::{Actor, Email, SuppressionReason};
 use canvass::metrics::Metrics;
-use canvass::store::{ConsentChange, UnsubscribeRequest};
+use canvass::store::UnsubscribeRequest;
 use canvass::token::{Purpose, SigningKeys};
 use canvass::worker::{
     Letterhead, RetryPolicy, Sending, Totals, Transport, Worker, WorkerSettings,
@@ -149,21 +149,8 @@ async fn only_the_eligible_receive_one_message_each(db: TestStore) {
         )
         .await
         .unwrap();
-    db.store
-        .record_consent(
-            &email("withdraws-after-queueing@example.org"),
-            &ConsentChange {
-                topic: &TopicSlug::parse("news").unwrap(),
-                granted: false,
-                source: "phone",
-                at: Utc::now(),
-                wording: None,
-                ip: None,
-            },
-            &Actor::Operator,
-        )
-        .await
-        .unwrap();
+    db.withdraw("withdraws-after-queueing@example.org", "news", Utc::now())
+        .await;
     db.store
         .erase_contact(
             &email("erased-after-queueing@example.org"),

@@ -7,8 +7,8 @@ mod support;
 use canvass::domain::{Actor, CampaignState, Email, PublicId, SuppressionReason, Topic, TopicSlug};
 use canvass::import::{import_contacts, import_directory};
 use canvass::store::{
-    ConsentChange, ErasureOutcome, QueueOutcome, RestrictionOutcome, StateChange,
-    StateChangeOutcome, Store, StoreError, UnsubscribeOutcome, UnsubscribeRequest,
+    ErasureOutcome, QueueOutcome, RestrictionOutcome, StateChange, StateChangeOutcome, Store,
+    StoreError, UnsubscribeOutcome, UnsubscribeRequest,
 };
 use chrono::{TimeZone, Utc};
 use support::{Recorded, TestStore, news_campaign, on_both_backends};
@@ -241,29 +241,10 @@ async fn a_suppressed_address_stays_suppressed_after_reimport(db: TestStore) {
     );
 }
 
-async fn withdraw(db: &TestStore, address: &str, topic: &str, at: chrono::DateTime<Utc>) {
-    let topic = slug(topic);
-    let change = ConsentChange {
-        topic: &topic,
-        granted: false,
-        source: "preference-centre",
-        at,
-        wording: None,
-        ip: Some("192.0.2.1"),
-    };
-    assert!(
-        db.store
-            .record_consent(&email(address), &change, &Actor::Contact)
-            .await
-            .unwrap()
-    );
-}
-
 async fn an_old_spreadsheet_never_overrides_a_newer_withdrawal(db: TestStore) {
     let csv = format!("{HEADER}jo@example.org,Jo,,,,news,2026-01-01T00:00:00Z,\n");
     import(&db, &csv).await;
-    withdraw(
-        &db,
+    db.withdraw(
         "jo@example.org",
         "news",
         Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
@@ -287,8 +268,7 @@ async fn fresher_consent_after_a_withdrawal_is_recorded(db: TestStore) {
         &format!("{HEADER}jo@example.org,Jo,,,,news,2026-01-01T00:00:00Z,\n"),
     )
     .await;
-    withdraw(
-        &db,
+    db.withdraw(
         "jo@example.org",
         "news",
         Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
@@ -428,7 +408,8 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
         .unwrap()
         .public_id
         .to_string();
-    withdraw(&db, "zebedee.quill@example.org", "events", Utc::now()).await;
+    db.withdraw("zebedee.quill@example.org", "events", Utc::now())
+        .await;
     db.store
         .set_restricted(&zebedee, true, &Actor::Operator)
         .await
@@ -581,8 +562,7 @@ async fn export_holds_details_consents_history_suppression_and_audit(db: TestSto
         ),
     )
     .await;
-    withdraw(
-        &db,
+    db.withdraw(
         "jo@example.org",
         "news",
         Utc.with_ymd_and_hms(2026, 2, 1, 0, 0, 0).unwrap(),
@@ -760,7 +740,8 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
         .set_restricted(&email("restricted@example.org"), true, &Actor::Operator)
         .await
         .unwrap();
-    withdraw(&db, "withdrawn@example.org", "news", Utc::now()).await;
+    db.withdraw("withdrawn@example.org", "news", Utc::now())
+        .await;
 
     let targeted = news_campaign(&["E14900001"], &["SG1"]);
     let id = db

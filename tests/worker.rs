@@ -2,12 +2,11 @@
 
 mod support;
 
-use canvass::domain::{Actor, Email, TopicSlug};
+use canvass::domain::Actor;
 use std::sync::Arc;
 
 use canvass::config::DkimSettings;
 use canvass::metrics::Metrics;
-use canvass::store::ConsentChange;
 use canvass::token::{Purpose, SigningKeys};
 use canvass::worker::{Letterhead, Sending, Totals, Transport, Worker, WorkerSettings, load_dkim};
 use chrono::Utc;
@@ -96,21 +95,7 @@ fn header(message: &str, name: &str) -> Option<String> {
 async fn the_worker_sends_each_eligible_person_one_message_with_working_links(db: TestStore) {
     let id = setup(&db).await;
     // Dev withdraws after the campaign was queued: he is skipped, not mailed.
-    db.store
-        .record_consent(
-            &Email::parse("dev@example.org").unwrap(),
-            &ConsentChange {
-                topic: &TopicSlug::parse("news").unwrap(),
-                granted: false,
-                source: "phone",
-                at: Utc::now(),
-                wording: None,
-                ip: None,
-            },
-            &Actor::Operator,
-        )
-        .await
-        .unwrap();
+    db.withdraw("dev@example.org", "news", Utc::now()).await;
 
     let metrics = Arc::new(Metrics::new());
     let total = worker_counting(&db, metrics.clone()).drain().await.unwrap();

@@ -209,6 +209,26 @@ impl TestStore {
         id
     }
 
+    /// The person withdraws their consent to `topic` through the preference centre, at `at`.
+    pub async fn withdraw(&self, address: &str, topic: &str, at: chrono::DateTime<chrono::Utc>) {
+        let topic = canvass::domain::TopicSlug::parse(topic).unwrap();
+        let change = canvass::store::ConsentChange {
+            topic: &topic,
+            granted: false,
+            source: "preference-centre",
+            at,
+            wording: None,
+            ip: Some("192.0.2.1"),
+        };
+        let email = canvass::domain::Email::parse(address).unwrap();
+        let recorded = self
+            .store
+            .record_consent(&email, &change, &canvass::domain::Actor::Contact)
+            .await
+            .unwrap();
+        assert!(recorded, "{address} is held");
+    }
+
     /// Everything held on a person who must be held.
     pub async fn held(&self, address: &str) -> canvass::domain::ContactExport {
         let email = canvass::domain::Email::parse(address).unwrap();
