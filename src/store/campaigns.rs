@@ -4,8 +4,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    BeginWrite, CONSTITUENCY_OF_CONTACT, Result, Store, StoreError, decode_error, insert_audit,
-    latest_consent, now, on_pool,
+    BeginWrite, CONSTITUENCY_OF_CONTACT, Change, Result, Store, StoreError, decode_error,
+    insert_audit, latest_consent, note_changes, now, on_pool,
 };
 use crate::domain::{
     Actor, Audience, CampaignState, CampaignSummary, ConstituencyCode, DeliveryCounts, Event,
@@ -419,9 +419,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if next == Cancelled {
+                // A row a worker holds keeps its lease: should the message go out before the
+                // worker hears of the cancel, its result is still recorded as what happened.
                 sqlx::query(
                     "UPDATE deliveries SET state = 'skipped', outcome = 'campaign cancelled', \
-                         lease_owner = NULL, lease_until = NULL, updated_at = $2 \
+                         updated_at = $2 \
                      WHERE campaign_id = $1 AND state = 'queued'",
                 )
                 .bind(id)
@@ -432,6 +434,17 @@ impl Store {
             let action = format!("campaign.{}", next.as_str());
             insert_audit!(&mut *tx, actor: actor, action: action.as_str(), contact: None::<i64>,
                 detail: Some(format!("campaign {id}")), ip: None::<String>)?;
+            if next == Queued {
+                // Resumed: whatever waits for a retry goes now, not after its backoff.
+                sqlx::query(
+                    "UPDATE deliveries SET next_attempt_at = NULL \
+                     WHERE campaign_id = $1 AND state = 'queued' AND next_attempt_at IS NOT NULL",
+                )
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            note_changes!(&mut *tx, &[Change::Campaign(id)]);
             tx.commit().await?;
             StateChangeOutcome::Changed(next)
         });

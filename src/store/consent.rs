@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{BeginWrite, Result, Store, insert_audit, on_pool};
+use super::{BeginWrite, Change, Result, Store, insert_audit, note_changes, on_pool};
 use crate::domain::{Actor, Email, TopicSlug};
 
 /// One grant or withdrawal, with its evidence.
@@ -65,6 +65,9 @@ impl Store {
             let detail = format!("topic {}", change.topic);
             insert_audit!(&mut *tx, actor: actor, action: action, contact: Some(contact_id),
                 detail: Some(detail), ip: change.ip)?;
+            if !change.granted {
+                note_changes!(&mut *tx, &[Change::Contact(contact_id)]);
+            }
             tx.commit().await?;
             true
         });

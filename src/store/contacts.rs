@@ -6,7 +6,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
 
 use super::{
-    BeginWrite, MAX_BIND_PARAMETERS, Result, Store, decode_error, insert_audit, now, on_pool,
+    BeginWrite, Change, MAX_BIND_PARAMETERS, Result, Store, decode_error, insert_audit,
+    note_changes, now, on_pool,
 };
 use crate::domain::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
@@ -125,6 +126,11 @@ const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE email_hash IN \
 /// The highest contact id before a batch: the contacts it inserts come after it. Counting them
 /// by id range is cheap, where matching the batch against the address index again is not.
 const LAST_CONTACT_ID: &str = "SELECT COALESCE(max(id), 0) FROM contacts";
+
+/// The contacts held before the batch (id up to `$1`) that it changed (at `$2`).
+const UPDATED_CONTACTS: &str = "\
+    SELECT c.id FROM import_rows r JOIN contacts c ON c.email_hash = r.email_hash \
+    WHERE c.id <= $1 AND c.updated_at = $2";
 
 /// Contacts inserted by the batch written at `$2`, after id `$1`.
 const COUNT_INSERTED: &str = "SELECT count(*) FROM contacts WHERE id > $1 AND created_at = $2";
@@ -314,6 +320,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // People already held may have moved, or lost their guardian's consent: a worker
+            // holding a message for them checks again before sending it.
+            let updated: Vec<i64> = sqlx::query_scalar(UPDATED_CONTACTS)
+                .bind(last_id)
+                .bind(now)
+                .fetch_all(&mut *tx)
+                .await?;
+            let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
+            note_changes!(&mut *tx, &updated);
             for statement in staging.drop {
                 sqlx::query(*statement).execute(&mut *tx).await?;
             }
@@ -433,6 +448,8 @@ impl Store {
             upsert_suppression!(&mut *tx, &hash, SuppressionReason::Erased, now)?;
             insert_audit!(&mut *tx, actor: actor, action: "contact.erased", contact: None::<i64>,
                 detail: None::<String>, ip: None::<String>)?;
+            let erased: Vec<Change> = id.map(Change::Contact).into_iter().collect();
+            note_changes!(&mut *tx, &erased);
             tx.commit().await?;
             id.is_some()
         });
@@ -478,6 +495,7 @@ impl Store {
                     .await?;
                     insert_audit!(&mut *tx, actor: actor, action: action, contact: Some(id),
                         detail: None::<String>, ip: None::<String>)?;
+                    note_changes!(&mut *tx, &[Change::Contact(id)]);
                     tx.commit().await?;
                     RestrictionOutcome::Changed
                 }
@@ -527,6 +545,8 @@ impl Store {
             upsert_suppression!(&mut *tx, hash, reason, now)?;
             insert_audit!(&mut *tx, actor: actor, action: action.as_str(), contact: contact,
                 detail: Some(detail.to_owned()), ip: None::<String>)?;
+            let suppressed: Vec<Change> = contact.map(Change::Contact).into_iter().collect();
+            note_changes!(&mut *tx, &suppressed);
             tx.commit().await?;
             true
         });
@@ -538,6 +558,11 @@ impl Store {
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             upsert_suppression!(&mut *tx, hash, reason, now)?;
+            let suppressed: Vec<Change> = contact_id!(&mut *tx, hash)
+                .map(Change::Contact)
+                .into_iter()
+                .collect();
+            note_changes!(&mut *tx, &suppressed);
             tx.commit().await?;
         });
         Ok(())

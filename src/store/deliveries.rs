@@ -9,7 +9,8 @@ use sqlx::QueryBuilder;
 use super::campaigns::ELIGIBLE;
 use super::campaigns::Recipient;
 use super::{
-    BeginWrite, CONSTITUENCY_OF_CONTACT, Result, Store, decode_error, insert_audit, now, on_pool,
+    BeginWrite, CONSTITUENCY_OF_CONTACT, Change, Result, Store, decode_error, insert_audit,
+    note_changes, now, on_pool,
 };
 use crate::domain::{Actor, Email, latest_birth_date_to_mail};
 
@@ -18,6 +19,7 @@ use crate::domain::{Actor, Email, latest_birth_date_to_mail};
 pub struct ClaimedDelivery {
     pub id: i64,
     pub campaign_id: i64,
+    pub contact_id: i64,
     /// Earlier attempts that failed for a reason worth retrying.
     pub attempts: u32,
     pub email: Email,
@@ -38,8 +40,11 @@ pub enum DeliveryResult {
     /// Given up. `bounced`: the server said the address does not take mail, so it is
     /// suppressed for good.
     Failed { reason: String, bounced: bool },
-    /// Not attempted (the worker is stopping, or paused the campaign): back to the queue.
+    /// Not attempted (the worker is stopping, the campaign was paused, or the server could not
+    /// take it for a reason of its own): back to the queue, no attempt counted.
     Released,
+    /// Not sent: the recipient stopped qualifying after the claim.
+    Skipped,
 }
 
 /// Deliveries still to send, over campaigns being sent.
@@ -62,8 +67,10 @@ pub struct Claim {
     pub skipped: u64,
 }
 
-/// Only queued rows are ever leased: every change of state clears the lease, so the statements
+/// Only queued rows are claimed, and every result recorded clears the lease, so the statements
 /// below find a worker's rows by `lease_owner` alone, through the small index of leased rows.
+/// (Cancelling a campaign skips its queued rows but leaves a worker's lease in place, so that a
+/// message that went out before the worker heard of it is still recorded as sent.)
 ///
 /// Picks the rows to claim: queued, of a campaign being sent, due, and not under another
 /// worker's lease. PostgreSQL locks them and passes over rows another worker is claiming
@@ -83,6 +90,7 @@ const CLAIMABLE: &str = "\
 struct ClaimedRow {
     id: i64,
     campaign_id: i64,
+    contact_id: i64,
     attempts: i32,
     email: String,
     public_id: String,
@@ -175,7 +183,7 @@ impl Store {
             .await?
             .rows_affected();
             let rows: Vec<ClaimedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT d.id, d.campaign_id, d.attempts, c.email, c.public_id, c.name, c.postcode, \
+                "SELECT d.id, d.campaign_id, d.contact_id, d.attempts, c.email, c.public_id, c.name, c.postcode, \
                         {CONSTITUENCY_OF_CONTACT} AS constituency \
                  FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
                  WHERE d.lease_owner = $1 AND d.lease_until = $2 \
@@ -195,6 +203,7 @@ impl Store {
                 Ok(ClaimedDelivery {
                     id: row.id,
                     campaign_id: row.campaign_id,
+                    contact_id: row.contact_id,
                     attempts: u32::try_from(row.attempts).unwrap_or(0),
                     email: Email::parse(&row.email).map_err(|e| decode_error("email", e))?,
                     recipient: Recipient {
@@ -252,6 +261,7 @@ impl Store {
                 false => record_sent!(owner, &sent, &mut *tx)?.into_iter().collect(),
             };
             let mut recorded = Vec::with_capacity(results.len());
+            let mut bounced = Vec::new();
             for (delivery, result) in results {
                 let query = match result {
                     DeliveryResult::Sent { .. } => {
@@ -268,14 +278,24 @@ impl Store {
                     .bind(*at)
                     .bind(reason.as_str())
                     .bind(now),
-                    DeliveryResult::Failed { reason, .. } => sqlx::query(
+                    DeliveryResult::Failed { reason, bounced } => sqlx::query(
                         "UPDATE deliveries SET state = 'failed', attempts = attempts + 1, \
-                             outcome = $3, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+                             outcome = $3, updated_at = $4, bounced = $5, \
+                             lease_owner = NULL, lease_until = NULL \
                          WHERE id = $1 AND lease_owner = $2",
                     )
                     .bind(*delivery)
                     .bind(owner)
                     .bind(reason.as_str())
+                    .bind(now)
+                    .bind(*bounced),
+                    DeliveryResult::Skipped => sqlx::query(
+                        "UPDATE deliveries SET state = 'skipped', outcome = 'no longer eligible', \
+                             updated_at = $3, lease_owner = NULL, lease_until = NULL \
+                         WHERE id = $1 AND lease_owner = $2",
+                    )
+                    .bind(*delivery)
+                    .bind(owner)
                     .bind(now),
                     DeliveryResult::Released => sqlx::query(
                         "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
@@ -316,9 +336,11 @@ impl Store {
                     insert_audit!(&mut *tx, actor: Actor::Worker, action: "suppressed.bounced",
                         contact: contact, detail: Some(format!("delivery {delivery}: SMTP {code}")),
                         ip: None::<String>)?;
+                    bounced.extend(contact.map(Change::Contact));
                 }
                 recorded.push(applied);
             }
+            note_changes!(&mut *tx, &bounced);
             tx.commit().await?;
             recorded
         });
@@ -410,6 +432,7 @@ impl Store {
                 insert_audit!(&mut *tx, actor: Actor::Worker, action: "campaign.paused",
                     contact: None::<i64>, detail: Some(format!("campaign {id}: {reason}")),
                     ip: None::<String>)?;
+                note_changes!(&mut *tx, &[Change::Campaign(id)]);
             }
             tx.commit().await?;
             paused

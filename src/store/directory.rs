@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{
-    BeginWrite, MAX_BIND_PARAMETERS, Result, Store, WriteTransaction, insert_audit, on_pool,
+    BeginWrite, Change, MAX_BIND_PARAMETERS, Result, Store, WriteTransaction, insert_audit,
+    note_changes, on_pool,
 };
 use crate::domain::{Actor, ConstituencyCode, Postcode};
 
@@ -160,6 +161,8 @@ impl DirectoryImport {
             let detail = format!("{count} postcodes");
             insert_audit!(&mut **tx, actor: actor, action: "postcodes.replaced", contact: None::<i64>,
                 detail: Some(detail), ip: None::<String>)?;
+            // Any contact's constituency may have changed with it.
+            note_changes!(&mut **tx, &[Change::Anyone]);
         });
         on_transaction!(self, |tx| tx.commit().await?);
         Ok(())

@@ -7,6 +7,7 @@
 //! difference is spelled out beside the shared statement.
 
 mod campaigns;
+mod changes;
 mod consent;
 mod contacts;
 mod deliveries;
@@ -33,6 +34,8 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 pub use campaigns::{Campaign, QueueOutcome, Recipient, StateChange, StateChangeOutcome};
+pub(crate) use changes::note_changes;
+pub use changes::{Change, Changes, Recheck};
 pub use consent::ConsentChange;
 pub use contacts::{ContactImportOutcome, ErasureOutcome, FeedbackAbout, RestrictionOutcome};
 pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};

@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 
 use sqlx::QueryBuilder;
 
-use super::{BeginWrite, Result, Store, decode_error, insert_audit, latest_consent, now, on_pool};
+use super::{
+    BeginWrite, Change, Result, Store, decode_error, insert_audit, latest_consent, note_changes,
+    now, on_pool,
+};
 use crate::domain::{Actor, Email, Postcode, PublicId, SuppressionReason, TopicSlug};
 
 /// What the preference centre shows.
@@ -256,6 +259,9 @@ impl Store {
                         .push_bind(request.ip.as_deref());
                 });
                 audit.build().persistent(false).execute(&mut *tx).await?;
+                let changed: Vec<Change> =
+                    pending.iter().map(|&(id, _)| Change::Contact(id)).collect();
+                note_changes!(&mut *tx, &changed);
                 tx.commit().await?;
             }
             held
@@ -362,6 +368,7 @@ impl Store {
                 }
                 insert_audit!(&mut *tx, actor: Actor::Contact, action: "preferences.updated",
                     contact: Some(contact_id), detail: Some(detail.join("; ")), ip: request.ip)?;
+                note_changes!(&mut *tx, &[Change::Contact(contact_id)]);
                 tx.commit().await?;
             }
             UpdateOutcome::Updated {

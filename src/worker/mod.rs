@@ -4,11 +4,17 @@
 //! results, many to a commit. A sender waits for its result to be committed before it takes the next
 //! message, so a crash can repeat at most one accepted message per connection.
 //!
-//! Failures are sorted as the server meant them: deferred (4xx, connection trouble) → tried
-//! again later with exponential backoff and jitter, up to a limit; refused for the recipient
-//! (5.1.x) → failed, and the address suppressed as bounced; refused otherwise → failed. A run
-//! of failures in a row pauses the campaign, so a broken server does not burn the list.
+//! Every message is checked again just before MAIL FROM against the change feed ([`feed`]), so
+//! that a withdrawal, an erasure or a pause committed while it waited stops it within a second.
+//!
+//! Failures are sorted by where they happen ([`SendFailure`]): the server or the settings
+//! (connecting, TLS, AUTH, MAIL FROM) → the message goes back to the queue uncharged and the
+//! sender backs off; a 4xx to the message → tried again later with exponential backoff and
+//! jitter; RCPT refused with a mailbox status → failed, and the address suppressed as bounced;
+//! refused otherwise → failed, nobody suppressed. A run of failures in a row (or one refusal of
+//! our credentials) pauses the campaign, so a broken server or setting does not burn the list.
 
+mod feed;
 mod message;
 mod transport;
 
@@ -28,11 +34,12 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
 pub use message::{DkimError, Letterhead, MessageError, load_dkim};
-pub use transport::{Connection, SendFailure, Transport, TransportError, envelope};
+pub use transport::{Connection, SendFailure, Timeouts, Transport, TransportError, envelope};
 
+use self::feed::Feed;
 use crate::metrics::Metrics;
 use crate::render::Templates;
-use crate::store::{Campaign, ClaimedDelivery, DeliveryResult, Store, StoreError};
+use crate::store::{Campaign, ClaimedDelivery, DeliveryResult, Recheck, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -60,13 +67,15 @@ pub struct RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// 1, 2, 4 ... minutes up to an hour: eight attempts over about four hours, the span in
-    /// which a greylisting or overloaded server takes mail again.
+    /// 1, 2, 4 ... minutes up to an hour, thirty attempts: a message the server keeps putting
+    /// off is given up after about a day, as mail servers give up on their own queues (failed,
+    /// nobody suppressed; `campaign retry` queues it again). A server that puts off every
+    /// message pauses the campaign long before.
     fn default() -> Self {
         Self {
             first_wait: Duration::from_secs(60),
             longest_wait: Duration::from_secs(3600),
-            attempts: 8,
+            attempts: 30,
         }
     }
 }
@@ -141,6 +150,8 @@ struct Shared {
     limiter: Option<DefaultDirectRateLimiter>,
     /// Campaigns met so far, with their compiled templates.
     campaigns: Mutex<HashMap<i64, Arc<(Campaign, Templates)>>>,
+    /// What changed since each message was claimed.
+    feed: Feed,
     /// Claims begun so far: each queued delivery carries the number of its claim.
     claims: AtomicU64,
     /// Campaigns this worker paused, each with the last claim begun before the pause was
@@ -191,6 +202,8 @@ impl Totals {
 struct Job {
     claim: u64,
     delivery: ClaimedDelivery,
+    /// The feed's position when the recipient was last checked in the database.
+    checked: u64,
 }
 
 /// One result on its way to the recorder, and where to say it is committed.
@@ -213,6 +226,7 @@ impl Worker {
                 limiter,
                 settings,
                 campaigns: Mutex::default(),
+                feed: Feed::new(),
                 claims: AtomicU64::new(0),
                 paused: Mutex::default(),
                 failures_in_a_row: AtomicU32::new(0),
@@ -261,6 +275,8 @@ impl Worker {
         let shared = &self.shared;
         let before = shared.totals.snapshot();
         shared.stopping.store(false, Ordering::Relaxed);
+        shared.feed.read(&shared.store).await?;
+        let reader = tokio::spawn(read_feed(shared.clone()));
         let batch = shared.batch_size();
         let (jobs, queue) = async_channel::bounded::<Job>(2 * batch);
         let (to_recorder, from_senders) = async_channel::bounded::<Pending>(2 * batch);
@@ -296,6 +312,7 @@ impl Worker {
         for recorder in recorders {
             recorder.await?;
         }
+        reader.abort();
         shared.store.release_leases(&shared.owner).await?;
         shared.store.finish_campaigns().await?;
         shared.settings.metrics.send_rate.set(0.0);
@@ -362,6 +379,7 @@ impl Shared {
             }
             let wait = if jobs.len() < batch {
                 let number = self.claims.fetch_add(1, Ordering::AcqRel) + 1;
+                let checked = self.feed.position();
                 let claim = self
                     .store
                     .claim_deliveries(&self.owner, batch as u32, lease)
@@ -375,6 +393,7 @@ impl Shared {
                             .send(Job {
                                 claim: number,
                                 delivery,
+                                checked,
                             })
                             .await
                             .is_err()
@@ -452,22 +471,37 @@ impl Shared {
         Ok(entry)
     }
 
-    /// Renders, signs and sends one message; says what became of it.
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Renders, signs and sends one message; says what became of it and, when the sending
+    /// failed, how. The message is checked again just before MAIL FROM, once the connection is
+    /// ready and the change feed has been read within the last half second.
     async fn attempt(
         &self,
         connection: &mut Connection,
-        delivery: &ClaimedDelivery,
-    ) -> Result<DeliveryResult, WorkerError> {
+        job: &mut Job,
+    ) -> Result<(DeliveryResult, Option<SendFailure>), WorkerError> {
+        // A change heard of since the claim may have settled it already.
+        if let Some(settled) = self.check_again(job).await? {
+            return Ok((settled, None));
+        }
+        let delivery = &job.delivery;
         let campaign = self.campaign(delivery.campaign_id).await?;
         let (campaign, templates) = &*campaign;
         let letterhead = &self.settings.letterhead;
         let (message_id, message) = match letterhead.message(campaign, templates, delivery) {
             Ok(built) => built,
             Err(e) => {
-                return Ok(DeliveryResult::Failed {
-                    reason: e.to_string(),
-                    bounced: false,
-                });
+                let reason = e.to_string();
+                return Ok((
+                    DeliveryResult::Failed {
+                        reason: reason.clone(),
+                        bounced: false,
+                    },
+                    Some(SendFailure::Refused(reason)),
+                ));
             }
         };
         let envelope = envelope(&letterhead.from.email, delivery.email.address());
@@ -475,80 +509,146 @@ impl Shared {
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;
         }
+        if let Err(failure) = connection.ready().await {
+            return Ok((DeliveryResult::Released, Some(failure)));
+        }
+        if !self.feed.fresh(|| self.stopping()).await {
+            return Ok((DeliveryResult::Released, None));
+        }
+        if let Some(settled) = self.check_again(job).await? {
+            return Ok((settled, None));
+        }
+        let delivery = &job.delivery;
         let name = format!("{}-{}.eml", delivery.campaign_id, delivery.id);
-        let retry = &self.settings.sending.retry;
         Ok(match connection.send(&envelope, &bytes, &name).await {
-            Ok(answer) => DeliveryResult::Sent {
-                message_id,
-                answer,
-                at: Utc::now(),
+            Ok(answer) => (
+                DeliveryResult::Sent {
+                    message_id,
+                    answer,
+                    at: Utc::now(),
+                },
+                None,
+            ),
+            Err(failure) => (self.settle(delivery, &failure), Some(failure)),
+        })
+    }
+
+    /// Checks the message again in the database when its recipient or campaign changed after
+    /// it was last checked; `Some` when it is not to go after all.
+    async fn check_again(&self, job: &mut Job) -> Result<Option<DeliveryResult>, WorkerError> {
+        let delivery = &job.delivery;
+        if !self
+            .feed
+            .changed_since(delivery.contact_id, delivery.campaign_id, job.checked)
+        {
+            return Ok(None);
+        }
+        let position = self.feed.position();
+        Ok(
+            match self
+                .store
+                .recheck_delivery(delivery.id, &self.owner)
+                .await?
+            {
+                Recheck::Send => {
+                    job.checked = position;
+                    None
+                }
+                Recheck::Skip => Some(DeliveryResult::Skipped),
+                Recheck::Hold => Some(DeliveryResult::Released),
             },
-            Err(SendFailure::Transient(reason)) if delivery.attempts + 1 < retry.attempts => {
+        )
+    }
+
+    /// What a failed send makes of the delivery.
+    fn settle(&self, delivery: &ClaimedDelivery, failure: &SendFailure) -> DeliveryResult {
+        let retry = &self.settings.sending.retry;
+        match failure {
+            // Not the message's doing: it goes as it is once the server is right.
+            SendFailure::Unavailable { .. } => DeliveryResult::Released,
+            SendFailure::Deferred(reason) if delivery.attempts + 1 < retry.attempts => {
                 let wait = retry.wait(delivery.attempts + 1);
                 DeliveryResult::Retry {
-                    reason,
+                    reason: reason.clone(),
                     at: Utc::now()
                         + chrono::Duration::from_std(wait).expect("a wait of a sane length"),
                 }
             }
-            Err(SendFailure::Transient(reason)) => DeliveryResult::Failed {
-                reason: format!("gave up after {} attempts: {reason}", retry.attempts),
+            SendFailure::Deferred(reason) => DeliveryResult::Failed {
+                reason: format!("put off {} times: {reason}", retry.attempts),
                 bounced: false,
             },
-            Err(SendFailure::Recipient(reason)) => DeliveryResult::Failed {
-                reason,
+            SendFailure::Mailbox(reason) => DeliveryResult::Failed {
+                reason: reason.clone(),
                 bounced: true,
             },
-            Err(SendFailure::Permanent(reason)) => DeliveryResult::Failed {
-                reason,
+            SendFailure::Refused(reason) => DeliveryResult::Failed {
+                reason: reason.clone(),
                 bounced: false,
             },
-        })
+        }
     }
 
-    /// Counts a recorded result, and pauses the campaign after too many failures in a row.
+    /// Counts a recorded result, and pauses the campaign when sending keeps failing (or at once
+    /// when the server refuses our credentials).
     async fn account(
         &self,
         delivery: &ClaimedDelivery,
         result: &DeliveryResult,
+        failure: Option<&SendFailure>,
     ) -> Result<(), WorkerError> {
         let metrics = &self.settings.metrics;
-        let failure = match result {
-            DeliveryResult::Released => return Ok(()),
+        match result {
             DeliveryResult::Sent { .. } => {
                 self.totals.sent.fetch_add(1, Ordering::Relaxed);
                 metrics.sent.inc();
                 self.failures_in_a_row.store(0, Ordering::Relaxed);
-                None
             }
-            DeliveryResult::Retry { reason, .. } => {
+            DeliveryResult::Skipped => self.count_skipped(1),
+            DeliveryResult::Retry { .. } => {
                 self.totals.retried.fetch_add(1, Ordering::Relaxed);
                 metrics.retried.inc();
-                Some(reason)
             }
-            DeliveryResult::Failed { reason, .. } => {
+            DeliveryResult::Failed { .. } => {
                 self.totals.failed.fetch_add(1, Ordering::Relaxed);
                 metrics.failed.inc();
-                Some(reason)
             }
-        };
-        if let Some(bar) = &*lock(&self.bar) {
+            DeliveryResult::Released => {}
+        }
+        if matches!(
+            result,
+            DeliveryResult::Sent { .. }
+                | DeliveryResult::Retry { .. }
+                | DeliveryResult::Failed { .. }
+        ) && let Some(bar) = &*lock(&self.bar)
+        {
             bar.inc(1);
         }
-        let Some(reason) = failure else {
+        let Some(failure) = failure else {
             return Ok(());
         };
         // The server's words may quote the address: logs and staff see them without it.
-        let reason = without_addresses(reason);
+        let reason = without_addresses(failure.reason());
         tracing::warn!(
             delivery = delivery.id,
             campaign = delivery.campaign_id,
             "not sent: {reason}"
         );
         let in_a_row = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-        if in_a_row >= self.settings.sending.pause_after.get() && self.begin_pause(delivery) {
+        let credentials = matches!(
+            failure,
+            SendFailure::Unavailable {
+                credentials: true,
+                ..
+            }
+        );
+        let persisting = in_a_row >= self.settings.sending.pause_after.get();
+        if (credentials || persisting) && self.begin_pause(delivery) {
             self.failures_in_a_row.store(0, Ordering::Relaxed);
-            let why = format!("{in_a_row} sends failed in a row; the last: {reason}");
+            let why = match credentials {
+                true => format!("the mail server refused our login: {reason}"),
+                false => format!("{in_a_row} sends failed in a row; the last: {reason}"),
+            };
             let paused = self
                 .store
                 .pause_failing_campaign(delivery.campaign_id, &why)
@@ -569,22 +669,44 @@ impl Shared {
     }
 }
 
+/// Reads the change feed every [`feed::POLL`] until aborted, and now and then forgets changes
+/// older than a day.
+async fn read_feed(shared: Arc<Shared>) {
+    let mut pruned = Instant::now();
+    loop {
+        tokio::time::sleep(feed::POLL).await;
+        if let Err(e) = shared.feed.read(&shared.store).await {
+            // Senders wait for a fresh reading meanwhile: nothing goes unchecked.
+            tracing::warn!("reading the change feed: {e}");
+        }
+        if pruned.elapsed() > Duration::from_secs(600) {
+            pruned = Instant::now();
+            let day_ago = Utc::now() - chrono::Duration::days(1);
+            if let Err(e) = shared.store.prune_changes(day_ago).await {
+                tracing::warn!("pruning the change feed: {e}");
+            }
+        }
+    }
+}
+
 /// A sender: takes one delivery at a time, sends it over its own connection, and waits for
-/// the result to be committed before taking the next.
+/// the result to be committed before taking the next. When the server cannot be used it waits
+/// before trying again, longer each time.
 async fn send(
     shared: Arc<Shared>,
     queue: async_channel::Receiver<Job>,
     recorder: async_channel::Sender<Pending>,
 ) -> Result<(), WorkerError> {
     let mut connection = Connection::new(shared.settings.transport.clone());
+    let mut backoff = ServerBackoff::default();
     let sent = async {
-        while let Ok(job) = queue.recv().await {
-            let delivery = &job.delivery;
-            let result = if shared.stopping.load(Ordering::Relaxed) || shared.held_back(&job) {
-                DeliveryResult::Released
+        while let Ok(mut job) = queue.recv().await {
+            let (result, failure) = if shared.stopping() || shared.held_back(&job) {
+                (DeliveryResult::Released, None)
             } else {
-                shared.attempt(&mut connection, delivery).await?
+                shared.attempt(&mut connection, &mut job).await?
             };
+            let delivery = &job.delivery;
             let (committed, recorded) = oneshot::channel();
             let pending = Pending {
                 delivery: delivery.id,
@@ -595,7 +717,7 @@ async fn send(
                 break;
             }
             match recorded.await {
-                Ok(Ok(true)) => shared.account(delivery, &result).await?,
+                Ok(Ok(true)) => shared.account(delivery, &result, failure.as_ref()).await?,
                 Ok(Ok(false)) => tracing::warn!(
                     delivery = delivery.id,
                     "the lease ran out before the result was recorded; another worker has the row"
@@ -605,12 +727,40 @@ async fn send(
             }
             shared.in_flight.fetch_sub(1, Ordering::AcqRel);
             shared.finished_one.notify_one();
+            match failure {
+                Some(SendFailure::Unavailable { .. }) => backoff.wait(&shared).await,
+                _ if matches!(result, DeliveryResult::Sent { .. }) => backoff.reset(),
+                _ => {}
+            }
         }
         Ok(())
     };
     let sent = sent.await;
     connection.close().await;
     sent
+}
+
+/// A sender's wait after the server could not be used: 1, 2, 4 ... seconds, at most 30.
+#[derive(Default)]
+struct ServerBackoff {
+    failures: u32,
+}
+
+impl ServerBackoff {
+    const LONGEST: Duration = Duration::from_secs(30);
+
+    async fn wait(&mut self, shared: &Shared) {
+        let wait = Duration::from_secs(1 << self.failures.min(5)).min(Self::LONGEST);
+        self.failures += 1;
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !shared.stopping() {
+            tokio::time::sleep(Duration::from_millis(100).min(until - Instant::now())).await;
+        }
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
 }
 
 /// A recorder: writes every result waiting, in one transaction, then tells each sender.

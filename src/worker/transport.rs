@@ -3,6 +3,7 @@
 //! has TCP_NODELAY set (lettre's own pool leaves Nagle on, which costs ~40 ms a message).
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,22 +15,27 @@ use std::time::{Duration, Instant};
 use lettre::Address;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::CertificateDer;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
 
-/// How long connecting and greeting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one message may take, from MAIL to the answer after the final dot (RFC 5321
-/// §4.5.3.2 allows the server ten minutes for that answer alone; a stuck server should not
-/// hold a connection that long).
-const SEND_TIMEOUT: Duration = Duration::from_secs(120);
 /// A connection idle longer than this is closed and opened again: servers drop idle clients
 /// (Postfix after 300 s), and a message sent into a dead connection would wait for a retry.
 const MAX_IDLE: Duration = Duration::from_secs(30);
+
+/// The most a server may send between two things we write (a reply, or a greeting): enough
+/// for any honest multi-line answer and a TLS handshake, and a bound on a server that never
+/// stops talking.
+const MAX_READ_BETWEEN_WRITES: usize = 256 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -40,6 +46,8 @@ pub enum TransportError {
     Unsupported(String),
     #[error("{0}: {1}")]
     Invalid(String, &'static str),
+    #[error("CANVASS_SMTP_CA_FILE {0}: {1}")]
+    CaFile(PathBuf, String),
 }
 
 /// How the connection to the SMTP server is protected.
@@ -62,6 +70,9 @@ pub struct SmtpServer {
     credentials: Option<Credentials>,
     user: Option<String>,
     hello: ClientId,
+    timeouts: Timeouts,
+    /// Certificates trusted besides the Mozilla roots: an internal relay's private CA.
+    extra_roots: Vec<CertificateDer<'static>>,
 }
 
 /// Where messages go.
@@ -125,7 +136,39 @@ impl Transport {
             user: credentials.as_ref().map(|_| user),
             credentials,
             hello: ClientId::default(),
+            timeouts: Timeouts::default(),
+            extra_roots: Vec::new(),
         })))
+    }
+
+    /// Trusts the certificates of the PEM file at `path` besides the Mozilla roots, for a relay
+    /// whose certificate comes from a private CA.
+    pub fn trusting(self, path: &std::path::Path) -> Result<Self, TransportError> {
+        let invalid = |reason: String| TransportError::CaFile(path.to_owned(), reason);
+        let pem = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
+        let certificates = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("not PEM certificates: {e}")))?;
+        if certificates.is_empty() {
+            return Err(invalid("holds no certificate".into()));
+        }
+        Ok(self.with_server(|server| server.extra_roots = certificates))
+    }
+
+    /// Waits at most these long for each step of the SMTP dialogue.
+    pub fn with_timeouts(self, timeouts: Timeouts) -> Self {
+        self.with_server(|server| server.timeouts = timeouts)
+    }
+
+    fn with_server(self, change: impl FnOnce(&mut SmtpServer)) -> Self {
+        match self {
+            Self::Smtp(server) => {
+                let mut server = Arc::unwrap_or_clone(server);
+                change(&mut server);
+                Self::Smtp(Arc::new(server))
+            }
+            outbox => outbox,
+        }
     }
 }
 
@@ -186,51 +229,182 @@ fn is_loopback(host: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Why a message was not handed over.
+/// Why a message was not handed over, sorted by where in the dialogue it happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendFailure {
-    /// Worth trying again later: a 4xx answer, a dropped connection, a timeout.
-    Transient(String),
-    /// The server refused this recipient for good (5.1.x: no such mailbox, bad address).
-    Recipient(String),
-    /// The server refused the message for good, for a reason not about the recipient.
-    Permanent(String),
+    /// Nothing was handed over, for a reason of the server's or of our settings: connecting,
+    /// TLS, the greeting, EHLO, AUTH, MAIL FROM, or a connection lost before the data went. The
+    /// message can go as it is once the server is right; no delivery is to blame.
+    /// `credentials`: the server refused our user name or password for good, which no wait
+    /// will mend.
+    Unavailable { reason: String, credentials: bool },
+    /// The server put this message off (a 4xx answer to RCPT, DATA or the data), or the
+    /// connection was lost while waiting for its answer to the data, so that nobody knows
+    /// whether it took it: try again later.
+    Deferred(String),
+    /// RCPT refused with a mailbox status (RFC 3463 5.1.x or 5.2.1): the address takes no mail.
+    Mailbox(String),
+    /// Refused for good for another reason (a 5xx to RCPT, DATA or the data): this message
+    /// fails, and nobody is suppressed for it.
+    Refused(String),
 }
 
 impl SendFailure {
     pub fn reason(&self) -> &str {
         match self {
-            Self::Transient(reason) | Self::Recipient(reason) | Self::Permanent(reason) => reason,
+            Self::Unavailable { reason, .. }
+            | Self::Deferred(reason)
+            | Self::Mailbox(reason)
+            | Self::Refused(reason) => reason,
+        }
+    }
+}
+
+/// The steps of the SMTP dialogue, each judged on its own when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Connect,
+    Auth,
+    MailFrom,
+    RcptTo,
+    Data,
+    /// The message itself, and the answer after its final dot.
+    Message,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Connect => "connecting",
+            Self::Auth => "AUTH",
+            Self::MailFrom => "MAIL FROM",
+            Self::RcptTo => "RCPT TO",
+            Self::Data => "DATA",
+            Self::Message => "the message",
         }
     }
 
-    /// Sorts lettre's errors with its transient/permanent distinction; among permanent
-    /// answers, the enhanced status code (RFC 3463) picks out the recipient's own: 5.1.x is
-    /// about the address. Without an enhanced code, 550, 551 and 553 are the answers to RCPT.
-    fn from_smtp(error: &lettre::transport::smtp::Error) -> Self {
-        let reason = error.to_string();
-        if error.is_permanent() {
-            let answer = reason.split_once("): ").map_or("", |(_, answer)| answer);
-            let enhanced = answer
-                .split_whitespace()
-                .next()
-                .filter(|code| code.len() >= 5 && code.as_bytes()[1] == b'.');
-            let about_recipient = match enhanced {
-                Some(code) => code.starts_with("5.1."),
-                None => error
-                    .status()
-                    .is_some_and(|code| matches!(code.to_string().as_str(), "550" | "551" | "553")),
-            };
-            match about_recipient {
-                true => Self::Recipient(reason),
-                false => Self::Permanent(reason),
-            }
-        } else if error.is_client() {
-            // lettre refused to send it (e.g. an address the server cannot take): a retry
-            // would do the same.
-            Self::Permanent(reason)
-        } else {
-            Self::Transient(reason)
+    /// Sorts a failure of this step from lettre's typed error: its kind (a reply, the network,
+    /// TLS, the client), the reply code, and the reply's RFC 3463 enhanced status.
+    fn failure(self, error: &lettre::transport::smtp::Error) -> SendFailure {
+        let reason = format!("{}: {}", self.name(), describe(error));
+        let code = error.status();
+        let permanent = error.is_permanent();
+        let answered = code.is_some();
+        match self {
+            Self::Connect | Self::MailFrom => SendFailure::Unavailable {
+                reason,
+                credentials: false,
+            },
+            Self::Auth => SendFailure::Unavailable {
+                reason,
+                // A 5xx to AUTH (535 bad credentials, 534 mechanism too weak), or no mechanism
+                // we can use: the settings are wrong. A 454 is the server's passing trouble.
+                credentials: permanent || error.is_client(),
+            },
+            Self::RcptTo if permanent => match EnhancedStatus::of(error) {
+                Some(status) if status.is_about_the_mailbox() => SendFailure::Mailbox(reason),
+                _ => SendFailure::Refused(reason),
+            },
+            // lettre refused to send it (an address or body the server cannot carry): trying
+            // again would do the same.
+            _ if error.is_client() => SendFailure::Refused(reason),
+            _ if permanent => SendFailure::Refused(reason),
+            // A 4xx to RCPT, DATA or the data.
+            _ if answered => SendFailure::Deferred(reason),
+            // The connection failed before the data went: nothing was handed over.
+            Self::RcptTo | Self::Data => SendFailure::Unavailable {
+                reason,
+                credentials: false,
+            },
+            // Lost while the server had the data: it may have taken it.
+            Self::Message => SendFailure::Deferred(reason),
+        }
+    }
+
+    fn timed_out(self, after: Duration) -> SendFailure {
+        let reason = format!("{}: no answer within {} s", self.name(), after.as_secs());
+        match self {
+            Self::Message => SendFailure::Deferred(reason),
+            _ => SendFailure::Unavailable {
+                reason,
+                credentials: false,
+            },
+        }
+    }
+}
+
+/// What a lettre error says, without lettre's wrapping: the server's own words for a reply.
+fn describe(error: &lettre::transport::smtp::Error) -> String {
+    match (error.status(), std::error::Error::source(error)) {
+        (Some(code), Some(words)) => format!("{code} {words}"),
+        (Some(code), None) => code.to_string(),
+        _ => error.to_string(),
+    }
+}
+
+/// An RFC 3463 enhanced status code (`class.subject.detail`), which a reply carries as the first
+/// word of its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct EnhancedStatus {
+    class: u8,
+    subject: u16,
+    detail: u16,
+}
+
+impl EnhancedStatus {
+    fn parse(word: &str) -> Option<Self> {
+        let mut parts = word.split('.');
+        let class = parts
+            .next()?
+            .parse()
+            .ok()
+            .filter(|c| matches!(c, 2 | 4 | 5))?;
+        let subject = parts.next()?.parse().ok()?;
+        let detail = parts.next()?.parse().ok()?;
+        parts.next().is_none().then_some(Self {
+            class,
+            subject,
+            detail,
+        })
+    }
+
+    /// The enhanced status of a negative reply, if it gave one.
+    fn of(error: &lettre::transport::smtp::Error) -> Option<Self> {
+        let words = std::error::Error::source(error)?.to_string();
+        Self::parse(words.split_whitespace().next()?)
+    }
+
+    /// 5.1.x: the address is bad (no such mailbox, bad domain...); 5.2.1: the mailbox is
+    /// disabled and takes no mail.
+    fn is_about_the_mailbox(self) -> bool {
+        self.class == 5 && (self.subject == 1 || (self.subject == 2 && self.detail == 1))
+    }
+}
+
+/// How long each step of the dialogue may take. A server that stops answering costs one of
+/// these, never a hang.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Connecting, TLS, the greeting, EHLO, STARTTLS and AUTH together.
+    pub connect: Duration,
+    /// Each command: MAIL FROM, RCPT TO, DATA, RSET.
+    pub command: Duration,
+    /// Writing the message and reading the answer after its final dot (RFC 5321 §4.5.3.2
+    /// allows ten minutes for that answer alone; a stuck server should not hold a connection
+    /// that long).
+    pub message: Duration,
+    /// QUIT, when closing.
+    pub quit: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(30),
+            command: Duration::from_secs(60),
+            message: Duration::from_secs(120),
+            quit: Duration::from_secs(5),
         }
     }
 }
@@ -250,6 +424,30 @@ impl Connection {
         }
     }
 
+    /// Makes sure a message can go at once: opens the connection when there is none, or when
+    /// the one held has been idle long enough for the server to have dropped it.
+    pub async fn ready(&mut self) -> Result<(), SendFailure> {
+        let Transport::Smtp(server) = &self.transport else {
+            return Ok(());
+        };
+        let server = server.clone();
+        match self.smtp.take() {
+            Some((connection, last)) if last.elapsed() < MAX_IDLE && !connection.has_broken() => {
+                self.smtp = Some((connection, last));
+            }
+            stale => {
+                if let Some((connection, _)) = stale {
+                    quit(connection, server.timeouts.quit).await;
+                }
+                let connection = tokio::time::timeout(server.timeouts.connect, server.connect())
+                    .await
+                    .map_err(|_| Step::Connect.timed_out(server.timeouts.connect))??;
+                self.smtp = Some((connection, Instant::now()));
+            }
+        }
+        Ok(())
+    }
+
     /// Hands one message over; returns the server's answer (or where the file went).
     /// `name` names the outbox file.
     pub async fn send(
@@ -262,26 +460,10 @@ impl Connection {
             Transport::Outbox(dir) => return write_to_outbox(dir, name, message).await,
             Transport::Smtp(server) => server.clone(),
         };
-        let mut connection = match self.smtp.take() {
-            Some((connection, last)) if last.elapsed() < MAX_IDLE && !connection.has_broken() => {
-                connection
-            }
-            stale => {
-                if let Some((mut connection, _)) = stale {
-                    connection.abort().await;
-                }
-                tokio::time::timeout(CONNECT_TIMEOUT, server.connect())
-                    .await
-                    .map_err(|_| {
-                        SendFailure::Transient(format!(
-                            "connecting to {}:{} timed out",
-                            server.host, server.port
-                        ))
-                    })??
-            }
-        };
-        match tokio::time::timeout(SEND_TIMEOUT, connection.send(envelope, message)).await {
-            Ok(Ok(response)) => {
+        self.ready().await?;
+        let (mut connection, _) = self.smtp.take().expect("ready leaves a connection");
+        match transaction(&mut connection, envelope, message, &server.timeouts).await {
+            Ok(response) => {
                 let answer = format!(
                     "{} {}",
                     response.code(),
@@ -290,30 +472,96 @@ impl Connection {
                 self.smtp = Some((connection, Instant::now()));
                 Ok(answer)
             }
-            // The connection is not reused after a failure: lettre has already closed it after
-            // a negative answer, and after a timeout its state is unknown.
-            Ok(Err(error)) => Err(SendFailure::from_smtp(&error)),
-            Err(_) => Err(SendFailure::Transient(format!(
-                "no answer from {}:{} within {} s",
-                server.host,
-                server.port,
-                SEND_TIMEOUT.as_secs()
-            ))),
+            Err((failure, answered)) => {
+                // After a refusal the server still talks: RSET clears the transaction and the
+                // connection serves the next message. After anything else its state is unknown.
+                if answered
+                    && step(
+                        server.timeouts.command,
+                        Step::Data,
+                        connection.command(Rset),
+                    )
+                    .await
+                    .is_ok()
+                {
+                    self.smtp = Some((connection, Instant::now()));
+                }
+                Err(failure)
+            }
         }
     }
 
-    /// Says goodbye to the server, if connected.
+    /// Says goodbye to the server, if connected, waiting for its answer a few seconds at most.
     pub async fn close(&mut self) {
-        if let Some((mut connection, _)) = self.smtp.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), connection.quit()).await;
+        if let (Some((connection, _)), Transport::Smtp(server)) =
+            (self.smtp.take(), &self.transport)
+        {
+            quit(connection, server.timeouts.quit).await;
         }
     }
 }
 
+/// One message's transaction on an open connection: MAIL FROM, RCPT TO, DATA, the message.
+/// A failure says whether the server answered it (a refusal), after which the connection can
+/// carry on; after anything else its state is unknown.
+async fn transaction(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    message: &[u8],
+    timeouts: &Timeouts,
+) -> Result<Response, (SendFailure, bool)> {
+    let mut options = Vec::new();
+    // As lettre's own `send`: SMTPUTF8 for an address beyond ASCII, 8BITMIME for a body.
+    let addresses = envelope.from().into_iter().chain(envelope.to());
+    if addresses.map(AsRef::<str>::as_ref).any(|a| !a.is_ascii()) {
+        if !connection
+            .server_info()
+            .supports_feature(Extension::SmtpUtfEight)
+        {
+            let reason = "the server does not take addresses beyond ASCII (no SMTPUTF8)";
+            return Err((SendFailure::Refused(reason.into()), true));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.is_ascii() {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let mail = Mail::new(envelope.from().cloned(), options);
+    step(timeouts.command, Step::MailFrom, connection.command(mail)).await?;
+    for to in envelope.to() {
+        let rcpt = Rcpt::new(to.clone(), Vec::new());
+        step(timeouts.command, Step::RcptTo, connection.command(rcpt)).await?;
+    }
+    step(timeouts.command, Step::Data, connection.command(Data)).await?;
+    step(timeouts.message, Step::Message, connection.message(message)).await
+}
+
+/// Runs one step of the dialogue within `limit`; a failure is sorted by the step, and says
+/// whether the server answered.
+async fn step(
+    limit: Duration,
+    step: Step,
+    exchange: impl Future<Output = Result<Response, lettre::transport::smtp::Error>>,
+) -> Result<Response, (SendFailure, bool)> {
+    match tokio::time::timeout(limit, exchange).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(error)) => Err((step.failure(&error), error.status().is_some())),
+        Err(_) => Err((step.timed_out(limit), false)),
+    }
+}
+
+/// Sends QUIT and closes, waiting `limit` at most for the server's answer: a server that has
+/// gone quiet costs that, not a hang.
+async fn quit(mut connection: AsyncSmtpConnection, limit: Duration) {
+    let _ = tokio::time::timeout(limit, connection.quit()).await;
+}
+
 impl SmtpServer {
+    /// Connects, greets, says EHLO, starts TLS and logs in, as the URL asks.
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendFailure> {
-        let failed = |what: &str, error: &dyn fmt::Display| {
-            SendFailure::Transient(format!("{what} {}:{}: {error}", self.host, self.port))
+        let failed = |what: &str, error: &dyn fmt::Display| SendFailure::Unavailable {
+            reason: format!("{what} {}:{}: {error}", self.host, self.port),
+            credentials: false,
         };
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -324,41 +572,54 @@ impl SmtpServer {
             Security::Tls => {
                 let name = rustls::pki_types::ServerName::try_from(self.host.clone())
                     .map_err(|e| failed("TLS name of", &e))?;
-                let tls = tls_connector()
-                    .connect(name, tcp)
+                let tls = TlsConnector::from(self.tls_config())
+                    .connect(name, Capped::new(tcp))
                     .await
                     .map_err(|e| failed("TLS with", &e))?;
                 Box::new(TlsTcp(tls))
             }
-            Security::None | Security::StartTls => Box::new(tcp),
+            Security::None | Security::StartTls => Box::new(Capped::new(tcp)),
         };
         let mut connection = AsyncSmtpConnection::connect_with_transport(stream, &self.hello)
             .await
-            .map_err(|e| SendFailure::from_smtp(&e))?;
+            .map_err(|e| Step::Connect.failure(&e))?;
         if self.security == Security::StartTls {
-            let parameters = TlsParameters::new(self.host.clone())
+            if !connection.can_starttls() {
+                return Err(failed(
+                    "STARTTLS refused: the server does not offer it, and smtp+starttls:// \
+                     sends nothing in clear;",
+                    &"use smtps:// or smtp:// if that is meant",
+                ));
+            }
+            let mut parameters = TlsParameters::builder(self.host.clone());
+            for root in &self.extra_roots {
+                let root = Certificate::from_der(root.to_vec())
+                    .map_err(|e| failed("TLS parameters for", &e))?;
+                parameters = parameters.add_root_certificate(root);
+            }
+            let parameters = parameters
+                .build_rustls()
                 .map_err(|e| failed("TLS parameters for", &e))?;
             connection
                 .starttls(parameters, &self.hello)
                 .await
-                .map_err(|e| failed("STARTTLS with", &e))?;
+                .map_err(|e| failed("STARTTLS with", &describe(&e)))?;
         }
         if let Some(credentials) = &self.credentials {
             connection
                 .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await
-                .map_err(|e| SendFailure::from_smtp(&e))?;
+                .map_err(|e| Step::Auth.failure(&e))?;
         }
         Ok(connection)
     }
-}
 
-/// A TLS client trusting the Mozilla roots, made once.
-fn tls_connector() -> TlsConnector {
-    static CONFIG: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots =
+    /// A TLS client trusting the Mozilla roots and any extra ones.
+    fn tls_config(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots =
             rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        // A certificate rustls cannot use as a root is left out; the handshake then says so.
+        roots.add_parsable_certificates(self.extra_roots.iter().cloned());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         Arc::new(
             rustls::ClientConfig::builder_with_provider(provider)
@@ -367,12 +628,83 @@ fn tls_connector() -> TlsConnector {
                 .with_root_certificates(roots)
                 .with_no_client_auth(),
         )
-    });
-    TlsConnector::from(config.clone())
+    }
+}
+
+/// A socket that refuses to read more than [`MAX_READ_BETWEEN_WRITES`] bytes between two
+/// writes: lettre reads a reply line until its end, and a server sending an endless line
+/// would otherwise grow that line until memory runs out.
+struct Capped<S> {
+    inner: S,
+    read_since_write: usize,
+}
+
+impl<S> Capped<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner,
+            read_since_write: 0,
+        }
+    }
+}
+
+impl<S> fmt::Debug for Capped<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Capped")
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Capped<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.read_since_write >= MAX_READ_BETWEEN_WRITES {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the server sent over {MAX_READ_BETWEEN_WRITES} bytes without a turn"),
+            )));
+        }
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.read_since_write += buf.filled().len() - before;
+        read
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Capped<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let written = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            this.read_since_write = 0;
+        }
+        written
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for Capped<TcpStream> {
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
 }
 
 /// Implicit TLS over a socket we opened (with TCP_NODELAY), in the form lettre takes.
-struct TlsTcp(tokio_rustls::client::TlsStream<TcpStream>);
+struct TlsTcp(tokio_rustls::client::TlsStream<Capped<TcpStream>>);
 
 impl fmt::Debug for TlsTcp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -410,7 +742,7 @@ impl AsyncWrite for TlsTcp {
 
 impl AsyncTokioStream for TlsTcp {
     fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.0.get_ref().0.peer_addr()
+        self.0.get_ref().0.inner.peer_addr()
     }
 }
 
@@ -428,10 +760,10 @@ async fn write_to_outbox(dir: &PathBuf, name: &str, message: &[u8]) -> Result<St
         Ok(()) => Ok(format!("written to {}", path.display())),
         // A full disk or a missing permission: nothing to gain from retrying each message,
         // so these count towards pausing the campaign like a server that refuses everything.
-        Err(e) => Err(SendFailure::Transient(format!(
-            "writing {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(SendFailure::Unavailable {
+            reason: format!("writing {}: {e}", path.display()),
+            credentials: false,
+        }),
     }
 }
 

@@ -11,6 +11,7 @@ use sqlx::Row;
 
 pub mod app;
 pub mod smtp;
+pub mod smtpd;
 
 /// Runs each named `async fn test(db: TestStore)` twice: on SQLite, and on PostgreSQL when
 /// `CANVASS_TEST_POSTGRES_URL` is set (each in a fresh database). `TestStore` must be in scope.
