@@ -16,7 +16,7 @@ use crate::domain::{Actor, Email, Topic, TopicSlug};
 use crate::http::{Application, Mailer, Metrics, ServiceSettings, shutdown_signal};
 use crate::import::{import_contacts, import_directory};
 use crate::progress::{self, ConsoleReport};
-use crate::store::{ErasureOutcome, RestrictionOutcome, Store};
+use crate::store::{ErasureOutcome, RestrictionOutcome, Store, UnsuppressOutcome};
 use crate::token::SigningKeys;
 use crate::worker::{
     Letterhead, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
@@ -142,6 +142,13 @@ enum ContactCommand {
     Restrict { email: String },
     /// Lift a restriction
     Unrestrict { email: String },
+    /// Lift a bounced or complaint suppression found wrong (never an unsubscribe or erasure)
+    Unsuppress {
+        email: String,
+        /// Why it was wrong, for the audit log
+        #[arg(long)]
+        note: String,
+    },
 }
 
 impl Cli {
@@ -190,6 +197,15 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Where mail goes, trusting the configured CA besides the built-in roots.
+fn transport(config: &Config) -> anyhow::Result<Transport> {
+    let transport = Transport::from_url(&config.smtp_url)?;
+    Ok(match &config.smtp_ca_file {
+        Some(ca) => transport.trusting(ca)?,
+        None => transport,
+    })
+}
+
 fn worker_settings(
     config: &Config,
     keys: SigningKeys,
@@ -203,7 +219,7 @@ fn worker_settings(
             unsubscribe_mailto: config.unsubscribe_mailto.clone(),
             dkim: load_dkim(config.dkim.as_ref())?,
         },
-        transport: Transport::from_url(&config.smtp_url)?,
+        transport: transport(config)?,
         metrics,
         sending: Sending {
             concurrency: config.send_concurrency,
@@ -263,7 +279,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         false => None,
     };
     let mailer = Mailer {
-        transport: Transport::from_url(&config.smtp_url)?,
+        transport: transport(config)?,
         from: config.from.clone(),
         base_url: config.base_url.clone(),
     };
@@ -370,6 +386,20 @@ async fn contact(store: &Store, command: ContactCommand) -> anyhow::Result<()> {
         }
         ContactCommand::Restrict { email } => restrict(store, &email, true).await?,
         ContactCommand::Unrestrict { email } => restrict(store, &email, false).await?,
+        ContactCommand::Unsuppress { email, note } => {
+            let email = Email::parse(&email)?;
+            if note.trim().is_empty() {
+                bail!("--note: say why the suppression is wrong, for the audit log");
+            }
+            match store.unsuppress(&email, &note, &Actor::Operator).await? {
+                UnsuppressOutcome::Lifted(reason) => println!("lifted ({})", reason.as_str()),
+                UnsuppressOutcome::Refused(reason) => bail!(
+                    "the address is {}: only the person's own confirmed sign-up lifts that",
+                    reason.as_str()
+                ),
+                UnsuppressOutcome::NotSuppressed => bail!("that address is not suppressed"),
+            }
+        }
     }
     Ok(())
 }

@@ -73,6 +73,10 @@ pub struct Settings {
     /// DKIM private key file (PEM)
     #[arg(long, env = "CANVASS_DKIM_KEY_FILE", global = true)]
     pub dkim_key_file: Option<PathBuf>,
+    /// PEM certificates trusted for SMTP TLS besides the built-in roots (an internal relay's
+    /// CA) [default: none]
+    #[arg(long, env = "CANVASS_SMTP_CA_FILE", global = true)]
+    pub smtp_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +124,7 @@ pub struct Config {
     pub lease: Duration,
     pub pause_after_failures: NonZeroU32,
     pub dkim: Option<DkimSettings>,
+    pub smtp_ca_file: Option<PathBuf>,
 }
 
 /// Shows what is configured without the secrets.
@@ -148,6 +153,7 @@ impl fmt::Debug for Config {
             .field("lease", &self.lease)
             .field("pause_after_failures", &self.pause_after_failures)
             .field("dkim", &self.dkim)
+            .field("smtp_ca_file", &self.smtp_ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -187,6 +193,7 @@ impl Settings {
             dkim_domain: self.dkim_domain.or(fallback.dkim_domain),
             dkim_selector: self.dkim_selector.or(fallback.dkim_selector),
             dkim_key_file: self.dkim_key_file.or(fallback.dkim_key_file),
+            smtp_ca_file: self.smtp_ca_file.or(fallback.smtp_ca_file),
         }
     }
 
@@ -270,6 +277,7 @@ impl Settings {
             lease,
             pause_after_failures,
             dkim,
+            smtp_ca_file: self.smtp_ca_file,
         })
     }
 }

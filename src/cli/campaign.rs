@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use crate::config::Config;
 use crate::domain::{Actor, CampaignDraft, NewCampaign};
 use crate::render::{MessageVars, Templates};
-use crate::store::{QueueOutcome, StateChange, StateChangeOutcome, Store};
+use crate::store::{QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome, Store};
 use crate::token::SigningKeys;
 
 #[derive(Subcommand)]
@@ -37,6 +37,10 @@ pub enum CampaignCommand {
     },
     /// Stop for good: deliveries not yet sent are skipped
     Cancel {
+        id: i64,
+    },
+    /// Queue again the deliveries that failed for reasons other than the recipient's address
+    Retry {
         id: i64,
     },
     List,
@@ -144,6 +148,11 @@ pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> an
         CampaignCommand::Pause { id } => change(store, id, StateChange::Pause).await?,
         CampaignCommand::Resume { id } => change(store, id, StateChange::Resume).await?,
         CampaignCommand::Cancel { id } => change(store, id, StateChange::Cancel).await?,
+        CampaignCommand::Retry { id } => match store.retry_campaign(id, &Actor::Operator).await? {
+            RetryOutcome::Requeued(n) => println!("{n} queued again"),
+            RetryOutcome::Refused(state) => bail!("campaign {id} is {state}; nothing to retry"),
+            RetryOutcome::NotFound => bail!("no campaign {id}"),
+        },
         CampaignCommand::List => {
             for c in store.list_campaigns().await? {
                 println!(

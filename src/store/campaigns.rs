@@ -59,6 +59,16 @@ pub enum StateChange {
     Cancel,
 }
 
+/// What `campaign retry` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// This many failed deliveries are queued again.
+    Requeued(u64),
+    /// A draft has nothing to retry; a cancelled campaign stays cancelled.
+    Refused(CampaignState),
+    NotFound,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateChangeOutcome {
     Changed(CampaignState),
@@ -387,6 +397,48 @@ impl Store {
             }
         }
         Ok(counts)
+    }
+
+    /// Queues again the deliveries that failed for a reason other than the recipient's address
+    /// (a relay's refusal, a server that kept putting them off). A finished campaign is sent
+    /// again; a paused one waits for its resume. Each recipient is checked again when sent.
+    pub async fn retry_campaign(&self, id: i64, actor: &Actor) -> Result<RetryOutcome> {
+        let now = now();
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let Some(state) = locked_state!(&mut *tx, id) else {
+                return Ok(RetryOutcome::NotFound);
+            };
+            if matches!(state, CampaignState::Draft | CampaignState::Cancelled) {
+                return Ok(RetryOutcome::Refused(state));
+            }
+            let requeued = sqlx::query(
+                "UPDATE deliveries SET state = 'queued', attempts = 0, next_attempt_at = NULL, \
+                     outcome = NULL, updated_at = $2 \
+                 WHERE campaign_id = $1 AND state = 'failed' AND NOT bounced",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if requeued > 0 {
+                sqlx::query(
+                    "UPDATE campaigns SET state = 'queued', updated_at = $2 \
+                     WHERE id = $1 AND state = 'done'",
+                )
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                insert_audit!(&mut *tx, actor: actor, action: "campaign.retried",
+                    contact: None::<i64>, detail: Some(format!("campaign {id}: {requeued}")),
+                    ip: None::<String>)?;
+                tx.commit().await?;
+            }
+            RetryOutcome::Requeued(requeued)
+        });
+        Ok(outcome)
     }
 
     /// Pauses, resumes or cancels a campaign. Cancelling skips every delivery not yet sent.

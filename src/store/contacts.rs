@@ -80,6 +80,16 @@ pub enum RestrictionOutcome {
     NotFound,
 }
 
+/// What lifting a suppression did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnsuppressOutcome {
+    /// A `bounced` or `complaint` suppression found wrong was lifted.
+    Lifted(SuppressionReason),
+    /// The person's own choice (unsubscribed) or erasure: only their confirmed sign-up lifts it.
+    Refused(SuppressionReason),
+    NotSuppressed,
+}
+
 /// The temporary tables an import batch is staged in, one row per contact and one per (row,
 /// topic), so that the statements below work set by set. The column types and housekeeping
 /// differ between the engines; the statements that use the tables do not.
@@ -551,6 +561,48 @@ impl Store {
             true
         });
         Ok(found)
+    }
+
+    /// Lifts a `bounced` or `complaint` suppression that staff found wrong (a relay's answer
+    /// taken for the mailbox's, a forged report), audited with their note. An `unsubscribed`
+    /// or `erased` one stands.
+    pub async fn unsuppress(
+        &self,
+        email: &Email,
+        note: &str,
+        actor: &Actor,
+    ) -> Result<UnsuppressOutcome> {
+        let hash = email.hash();
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let reason: Option<String> =
+                sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = $1")
+                    .bind(hash.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some(reason) = reason else {
+                return Ok(UnsuppressOutcome::NotSuppressed);
+            };
+            let reason: SuppressionReason = reason
+                .parse()
+                .map_err(|e: String| decode_error("reason", e))?;
+            if matches!(
+                reason,
+                SuppressionReason::Unsubscribed | SuppressionReason::Erased
+            ) {
+                return Ok(UnsuppressOutcome::Refused(reason));
+            }
+            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1")
+                .bind(hash.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let contact = contact_id!(&mut *tx, hash);
+            insert_audit!(&mut *tx, actor: actor, action: "suppression.lifted", contact: contact,
+                detail: Some(format!("was {}: {note}", reason.as_str())), ip: None::<String>)?;
+            tx.commit().await?;
+            UnsuppressOutcome::Lifted(reason)
+        });
+        Ok(outcome)
     }
 
     pub async fn suppress(&self, hash: &EmailHash, reason: SuppressionReason) -> Result<()> {

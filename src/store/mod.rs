@@ -33,11 +33,15 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
-pub use campaigns::{Campaign, QueueOutcome, Recipient, StateChange, StateChangeOutcome};
+pub use campaigns::{
+    Campaign, QueueOutcome, Recipient, RetryOutcome, StateChange, StateChangeOutcome,
+};
 pub(crate) use changes::note_changes;
 pub use changes::{Change, Changes, Recheck};
 pub use consent::ConsentChange;
-pub use contacts::{ContactImportOutcome, ErasureOutcome, FeedbackAbout, RestrictionOutcome};
+pub use contacts::{
+    ContactImportOutcome, ErasureOutcome, FeedbackAbout, RestrictionOutcome, UnsuppressOutcome,
+};
 pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
 pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};
 pub use preferences::{
