@@ -10,7 +10,9 @@
 #
 # usage: benches/send.sh [MESSAGES] [QUEUE]    (defaults 20000 and 1000000)
 # PostgreSQL is measured when CANVASS_BENCH_POSTGRES_URL (or CANVASS_TEST_POSTGRES_URL) is set.
-# KEEP=1 keeps the work folder.
+# KEEP=1 keeps the work folder. BASELINE=PATH names another canvass binary (an earlier build)
+# to measure in the same run, alternating with this one, each on a database of its own; the
+# rates are then also given as a ratio to it. QUEUE=0 skips the queueing half.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,28 +72,47 @@ for i in range(int(sys.argv[1])):
 PY
 }
 
-bench_backend() { # name url
-    local name=$1 url=$2
+# Sends a fresh campaign of $messages with binary $1 on database URL $2; prints "SECONDS PEAK_KB".
+send_once() { # binary url
+    local bin=$1 url=$2
     export CANVASS_DATABASE_URL=$url CANVASS_SIGNING_KEYS=bench:YmVuY2htYXJrLWJlbmNobWFyay1rZXk=
-    "$canvass" migrate >/dev/null
-    "$canvass" postcodes import examples/postcodes.csv >/dev/null
-    contacts_csv "$messages"
-    "$canvass" contacts import "$work/contacts.csv" --source bench >/dev/null 2>&1
-    id=$("$canvass" campaign create --name bench --topic news --subject "Winter news" \
+    "$bin" migrate >/dev/null
+    "$bin" postcodes import examples/postcodes.csv >/dev/null
+    "$bin" contacts import "$work/contacts.csv" --source bench >/dev/null 2>&1
+    id=$("$bin" campaign create --name bench --topic news --subject "Winter news" \
         --html benches/newsletter-10k.html)
-    "$canvass" campaign queue "$id" >/dev/null
-    local before after alone
+    "$bin" campaign queue "$id" >/dev/null
+    CANVASS_SMTP_URL="smtp://127.0.0.1:$port" CANVASS_SEND_CONCURRENCY=$concurrency \
+        measure "$bin" worker --drain
+    unset CANVASS_DATABASE_URL
+}
+
+bench_backend() { # name url-maker
+    local name=$1 make_url=$2 before after alone
+    contacts_csv "$messages"
     before=$(ceiling)
     alone=$("$lettre_ceiling" "127.0.0.1:$port" "$messages" "$concurrency" 2>/dev/null)
-    read -r s kb < <(CANVASS_SMTP_URL="smtp://127.0.0.1:$port" \
-        CANVASS_SEND_CONCURRENCY=$concurrency measure "$canvass" worker --drain)
+    local rounds=1 new_s=0 old_s=0 s kb
+    [ -n "${BASELINE:-}" ] && rounds=2
+    for round in $(seq "$rounds"); do
+        if [ -n "${BASELINE:-}" ]; then
+            read -r s _ < <(send_once "$BASELINE" "$("$make_url" "base$round")")
+            old_s=$(awk -v a="$old_s" -v b="$s" 'BEGIN { print a + b }')
+        fi
+        read -r s kb < <(send_once "$canvass" "$("$make_url" "new$round")")
+        new_s=$(awk -v a="$new_s" -v b="$s" 'BEGIN { print a + b }')
+    done
     grep '^sent' "$work/out"
     after=$(ceiling)
-    awk -v name="$name" -v n="$messages" -v s="$s" -v kb="$kb" -v b1="$before" -v b2="$after" -v a="$alone" 'BEGIN {
-        base = n / ((b1 + b2) / 2)
+    awk -v name="$name" -v n="$messages" -v s="$new_s" -v r="$rounds" -v kb="$kb" -v b1="$before" -v b2="$after" -v a="$alone" 'BEGIN {
+        base = n / ((b1 + b2) / 2); rate = n * r / s
         printf "%-9s canvass %5.0f msg/s   smtp-source %5.0f msg/s: ratio %.2f   lettre alone %5.0f msg/s: ratio %.2f   worker peak RSS %.0f MB\n",
-            name, n / s, base, (n / s) / base, n / a, (n / s) / (n / a), kb / 1024 }'
-    unset CANVASS_DATABASE_URL
+            name, rate, base, rate / base, n / a, rate / (n / a), kb / 1024 }'
+    if [ -n "${BASELINE:-}" ]; then
+        awk -v name="$name" -v n="$messages" -v s="$new_s" -v o="$old_s" -v r="$rounds" 'BEGIN {
+            printf "%-9s this build %5.0f msg/s   baseline %5.0f msg/s   ratio %.2f (over %d alternating runs each)\n",
+                name, n * r / s, n * r / o, o / s, r }'
+    fi
 }
 
 # CPU seconds (user + system) of a command, or of smtp-sink while the command runs.
@@ -139,16 +160,21 @@ PY
 }
 
 echo "== sending $messages messages of ~10 KB over $concurrency connections"
-bench_backend sqlite "sqlite://$work/send.db"
-work_ceiling "$work/send.db"
+sqlite_url() { echo "sqlite://$work/send-$1.db"; }
+bench_backend sqlite sqlite_url
+work_ceiling "$work/send-new1.db"
 pg=${CANVASS_BENCH_POSTGRES_URL:-${CANVASS_TEST_POSTGRES_URL:-}}
 if [ -n "$pg" ]; then
     db=canvass_send_$$
-    psql -q "$pg" -c "CREATE DATABASE $db"
-    trap 'psql -q "$pg" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)"; cleanup' EXIT
-    bench_backend postgres "${pg%/*}/$db"
+    postgres_url() {
+        psql -q "$pg" -c "CREATE DATABASE ${db}_$1" >/dev/null
+        echo "${pg%/*}/${db}_$1"
+    }
+    trap 'for d in $(psql -Atq "$pg" -c "SELECT datname FROM pg_database WHERE datname LIKE '"'"'${db}%'"'"'"); do psql -q "$pg" -c "DROP DATABASE IF EXISTS $d WITH (FORCE)"; done; cleanup' EXIT
+    bench_backend postgres postgres_url
 fi
 
+[ "$queue" = 0 ] && exit 0
 echo "== queueing a $queue-contact audience"
 python3 benches/generate.py "$work/big" 100000 "$queue" news
 queue_backend() { # name url
@@ -169,7 +195,5 @@ queue_backend() { # name url
 }
 queue_backend sqlite "sqlite://$work/queue.db"
 if [ -n "$pg" ]; then
-    psql -q "$pg" -c "CREATE DATABASE ${db}_queue"
-    trap 'psql -q "$pg" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "DROP DATABASE IF EXISTS ${db}_queue WITH (FORCE)"; cleanup' EXIT
-    queue_backend postgres "${pg%/*}/${db}_queue"
+    queue_backend postgres "$(postgres_url queue)"
 fi
