@@ -276,7 +276,8 @@ impl Worker {
         let before = shared.totals.snapshot();
         shared.stopping.store(false, Ordering::Relaxed);
         shared.feed.read(&shared.store).await?;
-        let reader = tokio::spawn(read_feed(shared.clone()));
+        // Read until the last sender is done, however `run` ends.
+        let _reader = AbortOnDrop(tokio::spawn(read_feed(shared.clone())));
         let batch = shared.batch_size();
         let (jobs, queue) = async_channel::bounded::<Job>(2 * batch);
         let (to_recorder, from_senders) = async_channel::bounded::<Pending>(2 * batch);
@@ -312,7 +313,6 @@ impl Worker {
         for recorder in recorders {
             recorder.await?;
         }
-        reader.abort();
         shared.store.release_leases(&shared.owner).await?;
         shared.store.finish_campaigns().await?;
         shared.settings.metrics.send_rate.set(0.0);
@@ -686,6 +686,15 @@ async fn read_feed(shared: Arc<Shared>) {
                 tracing::warn!("pruning the change feed: {e}");
             }
         }
+    }
+}
+
+/// A task stopped when this is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
