@@ -283,6 +283,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         from: config.from.clone(),
         base_url: config.base_url.clone(),
     };
+    let purging = tokio::spawn(purge_signups(store.clone()));
     let app = Application::build(ServiceSettings {
         store,
         keys,
@@ -310,8 +311,19 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     if let Some(worker) = worker {
         worker.await.context("the worker panicked")??;
     }
+    purging.abort();
     eprintln!("canvass: stopped");
     Ok(())
+}
+
+/// Forgets expired sign-ups at start and every hour after, for the days nobody signs up.
+async fn purge_signups(store: Store) {
+    loop {
+        if let Err(e) = store.purge_signups().await {
+            tracing::warn!("purging expired sign-ups: {e}");
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
 }
 
 pub(crate) async fn import_postcodes(store: &Store, file: &Path) -> anyhow::Result<()> {
@@ -362,15 +374,22 @@ async fn contact(store: &Store, command: ContactCommand) -> anyhow::Result<()> {
     match command {
         ContactCommand::Export { email } => {
             let email = Email::parse(&email)?;
-            match store.export_contact(&email).await? {
-                Some(export) => println!("{}", serde_json::to_string_pretty(&export)?),
-                None => match store.suppression(&email.hash()).await? {
-                    Some(s) => bail!(
-                        "nothing is held on that address beyond its suppression ({})",
-                        s.reason.as_str()
-                    ),
-                    None => bail!("nothing is held on that address"),
-                },
+            if let Some(export) = store.export_contact(&email).await? {
+                println!("{}", serde_json::to_string_pretty(&export)?);
+                return Ok(());
+            }
+            let signups = store.signups_of(&email).await?;
+            if !signups.is_empty() {
+                let held = serde_json::json!({ "email": email.as_str(), "signups": signups });
+                println!("{}", serde_json::to_string_pretty(&held)?);
+                return Ok(());
+            }
+            match store.suppression(&email.hash()).await? {
+                Some(s) => bail!(
+                    "nothing is held on that address beyond its suppression ({})",
+                    s.reason.as_str()
+                ),
+                None => bail!("nothing is held on that address"),
             }
         }
         ContactCommand::Erase { email } => {

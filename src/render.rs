@@ -143,6 +143,8 @@ fn invalid(part: &'static str, error: impl std::fmt::Display) -> TemplateError {
 fn template(part: &'static str, source: &str) -> Result<Handlebars<'static>, TemplateError> {
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
+    // `{{log contact.name}}` would write the person's name into the logs.
+    registry.unregister_helper("log");
     if part == "text" {
         registry.register_escape_fn(handlebars::no_escape);
     }
@@ -285,6 +287,18 @@ mod tests {
         assert!(Templates::compile(&campaign("<p>{{event.title}}</p>", None, false)).is_err());
         assert!(Templates::compile(&campaign("<p>{{event.title}}</p>", None, true)).is_ok());
         assert!(Templates::compile(&campaign("<p>x</p>", Some("{{oops}}"), false)).is_err());
+    }
+
+    #[test]
+    fn the_log_helper_is_refused_so_that_templates_cannot_log_a_name() {
+        let logging = campaign("<p>{{log contact.name}}</p>", None, false);
+        assert!(Templates::compile(&logging).is_err());
+        let logging = campaign(
+            "<p>x</p>",
+            Some("{{log contact.name level=\"error\"}}"),
+            false,
+        );
+        assert!(Templates::compile(&logging).is_err());
     }
 
     #[test]

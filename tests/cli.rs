@@ -258,6 +258,35 @@ fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
     );
 }
 
+/// Even at the most verbose level, no log line carries a contact's name or address, and a log
+/// written to a file or pipe has no colour codes in it.
+#[test]
+fn trace_logs_name_nobody_and_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = canvass(
+        dir.path(),
+        &[("CANVASS_LOG", "trace")],
+        &["demo", "--dir", "demo", "--no-serve"],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let logs = stderr(&run).to_lowercase();
+    assert!(
+        logs.contains("worker stopped sent="),
+        "the worker logged: {logs}"
+    );
+    assert!(!logs.contains('\u{1b}'), "colour codes in a piped log");
+    let contacts = std::fs::read_to_string(support::example("contacts.csv")).unwrap();
+    for row in contacts.lines().skip(1) {
+        let mut cells = row.split(',');
+        for value in [cells.next().unwrap(), cells.next().unwrap_or("")] {
+            let value = value.trim().to_lowercase();
+            if value.len() > 3 {
+                assert!(!logs.contains(&value), "{value} is in the logs");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn the_commands_work_on_postgres_too() {
     let Some(db) = TestStore::postgres().await else {
@@ -508,40 +537,77 @@ fn staff_tokens_are_printed_once_listed_and_revoked() {
 }
 
 #[test]
-fn bounce_and_complaint_reports_suppress_the_addresses_they_condemn() {
+fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
     let workspace = Workspace::migrated();
     workspace.write(
         "people.csv",
         "email,name,topics\n\
          ben@example.org,Ben,news\n\
          amira@example.org,Amira,news\n\
-         dev@example.org,Dev,news\n",
+         dev@example.org,Dev,news\n\
+         eve@example.org,Eve,news\n",
     );
+    workspace.write("news.html", "<p>News</p>");
     assert!(
         workspace
             .run(&["contacts", "import", "people.csv"])
             .status
             .success()
     );
+    let create = workspace.run(&[
+        "campaign",
+        "create",
+        "--name",
+        "N",
+        "--topic",
+        "news",
+        "--subject",
+        "News",
+        "--html",
+        "news.html",
+    ]);
+    let id = stdout(&create).trim().to_owned();
+    assert!(workspace.run(&["campaign", "queue", &id]).status.success());
+    assert!(workspace.run(&["worker", "--drain"]).status.success());
+    let message_id = message_ids(&workspace.path().join("outbox"));
+
+    // The fixtures' reports, each about the message canvass really sent that person.
     let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dsn");
-    std::fs::copy(
-        reports.join("hard-5.1.1.eml"),
-        workspace.path().join("1.eml"),
-    )
-    .unwrap();
-    std::fs::copy(
-        reports.join("soft-4.2.2.eml"),
-        workspace.path().join("2.eml"),
-    )
-    .unwrap();
-    std::fs::copy(
-        reports.join("complaint-arf.eml"),
-        workspace.path().join("3.eml"),
-    )
-    .unwrap();
+    let fixture = |name: &str| std::fs::read_to_string(reports.join(name)).unwrap();
+    let hard = fixture("hard-5.1.1.eml");
+    workspace.write(
+        "1.eml",
+        &hard.replace(
+            "<aaaa1111@hertford.example.org>",
+            &message_id["ben@example.org"],
+        ),
+    );
+    workspace.write(
+        "2.eml",
+        &fixture("soft-4.2.2.eml").replace(
+            "<aaaa1111@hertford.example.org>",
+            &message_id["amira@example.org"],
+        ),
+    );
+    workspace.write(
+        "3.eml",
+        &fixture("complaint-arf.eml").replace(
+            "<m-complaint@hertford.example.org>",
+            &message_id["dev@example.org"],
+        ),
+    );
     workspace.write(
         "4.eml",
         "From: a@example.org\r\nSubject: hello\r\n\r\nnot a report\r\n",
+    );
+    // Forged or mistaken: a Message-ID canvass never gave, and Eve's message reported as Ben's.
+    workspace.write("5.eml", &hard);
+    workspace.write(
+        "6.eml",
+        &hard.replace(
+            "<aaaa1111@hertford.example.org>",
+            &message_id["eve@example.org"],
+        ),
     );
 
     let output = workspace.run(&["bounces", "import", "."]);
@@ -554,8 +620,10 @@ fn bounce_and_complaint_reports_suppress_the_addresses_they_condemn() {
     );
     assert!(out.contains("3.eml: complaint report: suppressed"), "{out}");
     assert!(out.contains("4.eml: skipped: neither"), "{out}");
+    assert!(out.contains("5.eml: bounce 5.1.1: not ours"), "{out}");
+    assert!(out.contains("6.eml: bounce 5.1.1: not ours"), "{out}");
     assert!(
-        out.ends_with("read 4 files: 1 suppressed as bounced, 1 as complaints, 1 temporary (nobody suppressed), 0 about no message or address held, 1 not reports\n"),
+        out.ends_with("read 6 files: 1 suppressed as bounced, 1 as complaints, 1 temporary (nobody suppressed), 2 not about a message canvass sent (ignored), 1 not reports\n"),
         "{out}"
     );
     let suppression = |address: &str| {
@@ -566,4 +634,30 @@ fn bounce_and_complaint_reports_suppress_the_addresses_they_condemn() {
     assert_eq!(suppression("ben@example.org").as_deref(), Some("bounced"));
     assert_eq!(suppression("amira@example.org"), None);
     assert_eq!(suppression("dev@example.org").as_deref(), Some("complaint"));
+    assert_eq!(suppression("eve@example.org"), None);
+}
+
+/// The Message-ID of the message each recipient got, from an outbox of `.eml` files.
+fn message_ids(outbox: &Path) -> std::collections::HashMap<String, String> {
+    let mut ids = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(outbox).unwrap() {
+        let message = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let header = |name: &str| {
+            message
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let to = header("To: ");
+        let address = to
+            .rsplit('<')
+            .next()
+            .unwrap()
+            .trim_end_matches('>')
+            .to_owned();
+        ids.insert(address, header("Message-ID: "));
+    }
+    ids
 }

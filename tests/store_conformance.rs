@@ -40,6 +40,7 @@ on_both_backends!(
     staff_tokens_are_kept_as_hashes_found_listed_and_revoked,
     a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence,
     a_confirmed_signup_lifts_the_suppression_of_an_address_and_the_ledger_keeps_both,
+    signups_are_exported_while_held_and_purged_after_seven_days,
 );
 
 const HEADER: &str =
@@ -414,11 +415,22 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
         .set_restricted(&zebedee, true, &Actor::Operator)
         .await
         .unwrap();
+    // A second sign-up, not yet confirmed, holds the address and name in full.
+    let mut again = signup("Zebedee.Quill@example.org", &["news"]);
+    again.name = canvass::domain::Name::parse("Zebedee Quillfeather").unwrap();
+    db.store.create_signup(&again).await.unwrap();
+    assert_eq!(db.store.signups_of(&zebedee).await.unwrap().len(), 1);
     let before = db.dump().await;
     assert!(
         before.to_lowercase().contains("zebedee"),
         "the fixture is not in the dump"
     );
+    if let Store::Sqlite(_) = db.store {
+        assert!(
+            file_bytes_hold(&db, "zebedee"),
+            "the fixture is not in the files"
+        );
+    }
 
     let outcome = db
         .store
@@ -433,6 +445,16 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
             !after.to_lowercase().contains(&needle.to_lowercase()),
             "{needle} survived erasure:\n{after}"
         );
+    }
+    assert!(db.store.signups_of(&zebedee).await.unwrap().is_empty());
+    // Not only the tables: the bytes of the database file, its WAL and its index.
+    if let Store::Sqlite(_) = db.store {
+        for needle in ["zebedee", "quill", public_id.as_str()] {
+            assert!(
+                !file_bytes_hold(&db, needle),
+                "{needle} is still in the files"
+            );
+        }
     }
     // The postcode stays in the directory, which is public data; no contact row may carry it.
     assert!(
@@ -974,6 +996,74 @@ async fn confirm(db: &TestStore, id: &PublicId) -> canvass::store::ConfirmOutcom
         .confirm_signup(id, Some("203.0.113.9"))
         .await
         .unwrap()
+}
+
+/// Whether any file of the SQLite database (the database, its WAL, its shared memory) holds
+/// `needle`, in any case.
+fn file_bytes_hold(db: &TestStore, needle: &str) -> bool {
+    let needle = needle.to_lowercase().into_bytes();
+    std::fs::read_dir(db.dir.path()).unwrap().any(|entry| {
+        let path = entry.unwrap().path();
+        // The test's own input files lie beside the database.
+        if !path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("test.db")
+        {
+            return false;
+        }
+        let bytes = std::fs::read(&path).unwrap().to_ascii_lowercase();
+        bytes
+            .windows(needle.len())
+            .any(|window| window == needle.as_slice())
+    })
+}
+
+/// A sign-up is shown in the person's export while held, erased with them, and forgotten seven
+/// days after it was made, confirmed or not.
+async fn signups_are_exported_while_held_and_purged_after_seven_days(db: TestStore) {
+    let kim = email("kim@example.org");
+    db.store
+        .create_signup(&signup("kim@example.org", &["news"]))
+        .await
+        .unwrap();
+    assert!(db.store.export_contact(&kim).await.unwrap().is_none());
+    let held = db.store.signups_of(&kim).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].name.as_deref(), Some("Sam Signup"));
+    assert_eq!(held[0].ip.as_deref(), Some("198.51.100.7"));
+    assert_eq!(
+        db.store.purge_signups().await.unwrap(),
+        0,
+        "a fresh one stays"
+    );
+
+    db.execute("UPDATE signups SET created_at = '2000-01-01T00:00:00Z'")
+        .await;
+    assert_eq!(db.store.purge_signups().await.unwrap(), 1);
+    assert!(db.store.signups_of(&kim).await.unwrap().is_empty());
+
+    // A new sign-up purges the old ones itself.
+    db.store
+        .create_signup(&signup("kim@example.org", &["news"]))
+        .await
+        .unwrap();
+    db.execute("UPDATE signups SET created_at = '2000-01-01T00:00:00Z'")
+        .await;
+    db.store
+        .create_signup(&signup("lee@example.org", &["news"]))
+        .await
+        .unwrap();
+    assert!(db.store.signups_of(&kim).await.unwrap().is_empty());
+    assert_eq!(
+        db.store
+            .signups_of(&email("lee@example.org"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 fn signup(address: &str, topics: &[&str]) -> canvass::store::NewSignup {

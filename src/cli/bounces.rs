@@ -47,7 +47,7 @@ pub async fn import(store: &Store, dir: &Path) -> anyhow::Result<()> {
     }
     println!(
         "read {} files: {} suppressed as bounced, {} as complaints, {} temporary (nobody \
-         suppressed), {} about no message or address held, {} not reports",
+         suppressed), {} not about a message canvass sent (ignored), {} not reports",
         files.len(),
         tally.bounced,
         tally.complaints,
@@ -68,14 +68,17 @@ async fn apply(store: &Store, finding: &Finding, tally: &mut Tally) -> anyhow::R
         Report::Bounce { status } => (SuppressionReason::Bounced, format!("bounce {status}")),
         Report::Complaint => (SuppressionReason::Complaint, "complaint report".to_owned()),
     };
-    // The address the report names; else the message canvass sent, by its Message-ID.
-    let about = match (&finding.recipient, &finding.message_id) {
-        (Some(email), _) => FeedbackAbout::Address(email),
-        (None, Some(id)) => FeedbackAbout::MessageId(id),
-        (None, None) => {
-            tally.unmatched += 1;
-            return Ok(format!("{detail}: names no recipient or message"));
-        }
+    // Only a report about a message canvass sent, to the address it names, acts: anyone can
+    // write a report, and a suppression silences a person for good.
+    let Some(id) = &finding.message_id else {
+        tally.unmatched += 1;
+        return Ok(format!(
+            "{detail}: not ours (names no Message-ID canvass gave): ignored"
+        ));
+    };
+    let about = FeedbackAbout::Message {
+        id,
+        to: finding.recipient.as_ref(),
     };
     match store
         .record_feedback(&about, reason, &detail, &Actor::Operator)
@@ -91,7 +94,7 @@ async fn apply(store: &Store, finding: &Finding, tally: &mut Tally) -> anyhow::R
         false => {
             tally.unmatched += 1;
             Ok(format!(
-                "{detail}: no message canvass sent has that Message-ID"
+                "{detail}: not ours (canvass sent no message {id} to that address): ignored"
             ))
         }
     }

@@ -182,6 +182,22 @@ pub struct ContactExport {
     pub consent_history: Vec<ConsentEntry>,
     pub suppression: Option<SuppressionExport>,
     pub audit: Vec<AuditEntry>,
+    /// Sign-ups for the address waiting for (or recently given) their confirmation; they are
+    /// forgotten after seven days.
+    pub signups: Vec<SignupExport>,
+}
+
+/// A public sign-up as held until it is purged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SignupExport {
+    pub created_at: DateTime<Utc>,
+    pub name: Option<String>,
+    pub postcode: Option<String>,
+    /// Topic slugs, comma-separated.
+    pub topics: String,
+    pub wording: String,
+    pub ip: Option<String>,
+    pub confirmed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

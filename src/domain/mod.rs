@@ -19,7 +19,7 @@ pub use campaign::{
 pub use constituency::{ConstituencyCode, ConstituencyCodeError};
 pub use contact::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Name,
-    NameError, NewContact, PublicId, SuppressionExport, SuppressionReason,
+    NameError, NewContact, PublicId, SignupExport, SuppressionExport, SuppressionReason,
 };
 pub use email::{Email, EmailError, EmailHash};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};

@@ -46,9 +46,11 @@ macro_rules! upsert_suppression {
 /// What a bounce or complaint names.
 #[derive(Debug, Clone, Copy)]
 pub enum FeedbackAbout<'a> {
+    /// An address alone: only a trusted reporter (a staff token) may name one.
     Address(&'a Email),
-    /// The Message-ID canvass gave the message, with its angle brackets.
-    MessageId(&'a str),
+    /// A message canvass sent: the Message-ID it gave it (with its angle brackets) and, when
+    /// the report names one, the address it went to, which must be the same.
+    Message { id: &'a str, to: Option<&'a Email> },
 }
 
 /// What one batch of an import did.
@@ -355,10 +357,12 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Everything held on the person, or `None` when nothing is.
+    /// Everything held on the person, or `None` when no contact is (their sign-ups, if any, are
+    /// in [`Store::signups_of`]).
     pub async fn export_contact(&self, email: &Email) -> Result<Option<ContactExport>> {
         let hash = email.hash();
         let suppression = self.suppression(&hash).await?;
+        let signups = self.signups_of(email).await?;
         let export = on_pool!(self, |pool| {
             let mut conn = pool.acquire().await?;
             let row: Option<ContactRow> = sqlx::query_as(
@@ -422,6 +426,7 @@ impl Store {
                 consent_history,
                 suppression,
                 audit,
+                signups,
             }
         });
         Ok(Some(export))
@@ -455,6 +460,11 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            // A sign-up not yet confirmed (or confirmed lately) holds the address in full.
+            sqlx::query("DELETE FROM signups WHERE email_hash = $1")
+                .bind(hash.as_str())
+                .execute(&mut *tx)
+                .await?;
             upsert_suppression!(&mut *tx, &hash, SuppressionReason::Erased, now)?;
             insert_audit!(&mut *tx, actor: actor, action: "contact.erased", contact: None::<i64>,
                 detail: None::<String>, ip: None::<String>)?;
@@ -463,6 +473,7 @@ impl Store {
             tx.commit().await?;
             id.is_some()
         });
+        self.scrub_files().await?;
         Ok(if erased {
             ErasureOutcome::Erased
         } else {
@@ -519,8 +530,9 @@ impl Store {
     /// Suppresses the address a bounce or complaint is about: named directly, or by the
     /// Message-ID canvass gave the message. An address not held is suppressed all the same (by
     /// its hash), so that it is never imported and mailed. `false`, changing nothing, for a
-    /// Message-ID no delivery has (or one whose contact was erased, which suppressed the address
-    /// already).
+    /// Message-ID no delivery has, one canvass gave a message to another address than the
+    /// report names (a forged or mistaken report), or one whose contact was erased (which
+    /// suppressed the address already).
     pub async fn record_feedback(
         &self,
         about: &FeedbackAbout<'_>,
@@ -538,12 +550,14 @@ impl Store {
                     let id = contact_id!(&mut *tx, hash);
                     (hash.as_str().to_owned(), id)
                 }
-                FeedbackAbout::MessageId(message_id) => {
+                FeedbackAbout::Message { id, to } => {
                     let found: Option<(String, i64)> = sqlx::query_as(
                         "SELECT c.email_hash, c.id FROM deliveries d \
-                         JOIN contacts c ON c.id = d.contact_id WHERE d.message_id = $1",
+                         JOIN contacts c ON c.id = d.contact_id \
+                         WHERE d.message_id = $1 AND ($2 IS NULL OR c.email_hash = $2)",
                     )
-                    .bind(*message_id)
+                    .bind(*id)
+                    .bind(to.map(|email| email.hash().as_str().to_owned()))
                     .fetch_optional(&mut *tx)
                     .await?;
                     match found {

@@ -274,6 +274,31 @@ impl Store {
         Ok(())
     }
 
+    /// Makes sure that what was just deleted is nowhere in the database's files: `secure_delete`
+    /// zeroes it in the pages, and a checkpoint copies those pages into the database file and
+    /// empties the WAL, which still held the pages as they were. A reader in the middle of a
+    /// transaction can hold the checkpoint back for a moment: it is tried again. PostgreSQL
+    /// keeps its files to itself; its vacuum reclaims deleted rows.
+    pub async fn scrub_files(&self) -> Result<()> {
+        let Self::Sqlite(pool) = self else {
+            return Ok(());
+        };
+        for _ in 0..50 {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(pool)
+                .await?;
+            if busy == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::warn!(
+            "the WAL could not be emptied after an erasure (a long reader?); it will be at the \
+             next checkpoint"
+        );
+        Ok(())
+    }
+
     /// How many transactions that write are worth running at once: SQLite has one writer per
     /// database; PostgreSQL commits side by side.
     pub fn concurrent_writers(&self) -> usize {

@@ -5,7 +5,21 @@
 use chrono::{DateTime, Utc};
 
 use super::{BeginWrite, ConsentChange, Result, Store, decode_error, insert_audit, now, on_pool};
-use crate::domain::{Actor, Email, Name, NewContact, Postcode, PublicId, TopicSlug};
+use crate::domain::{Actor, Email, Name, NewContact, Postcode, PublicId, SignupExport, TopicSlug};
+
+/// How long a sign-up is kept: its confirmation link lasts as long, and then it is deleted,
+/// confirmed or not (a confirmed one lives on as the contact).
+pub const SIGNUP_KEPT_DAYS: i64 = 7;
+
+/// Deletes, inside the caller's transaction, the sign-ups older than `$before`.
+macro_rules! purge_signups {
+    ($executor:expr, $before:expr) => {
+        sqlx::query("DELETE FROM signups WHERE created_at < $1")
+            .bind($before)
+            .execute($executor)
+            .await
+    };
+}
 
 /// The source every confirmed sign-up's consent carries.
 pub const SIGNUP_SOURCE: &str = "signup";
@@ -69,9 +83,37 @@ impl Store {
             .bind(now())
             .execute(&mut *tx)
             .await?;
+            purge_signups!(&mut *tx, now() - chrono::Duration::days(SIGNUP_KEPT_DAYS))?;
             tx.commit().await?;
         });
         Ok(id)
+    }
+
+    /// Deletes the sign-ups older than [`SIGNUP_KEPT_DAYS`]; how many. Every new sign-up does
+    /// this too; `serve` also does it now and then, for the days nobody signs up.
+    pub async fn purge_signups(&self) -> Result<u64> {
+        let before = now() - chrono::Duration::days(SIGNUP_KEPT_DAYS);
+        let purged = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let purged = purge_signups!(&mut *tx, before)?.rows_affected();
+            tx.commit().await?;
+            purged
+        });
+        Ok(purged)
+    }
+
+    /// The sign-ups held for this address, oldest first.
+    pub async fn signups_of(&self, email: &Email) -> Result<Vec<SignupExport>> {
+        let signups = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT created_at, name, postcode, topics, wording, ip, confirmed_at \
+                 FROM signups WHERE email_hash = $1 ORDER BY id",
+            )
+            .bind(email.hash().as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(signups)
     }
 
     /// Sign-ups for this address since `since`, confirmed or not: the per-address limit.

@@ -21,7 +21,8 @@ pub enum Kind {
     Complaint,
 }
 
-/// Who it was about: an address or a Message-ID, one of the two.
+/// Who it was about: an address, or a Message-ID canvass gave a message (with, optionally, the
+/// address the report names, which must be the one the message went to).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EventBody {
     pub email: Option<String>,
@@ -49,7 +50,7 @@ pub struct Recorded {
     request_body = EventBody,
     responses(
         (status = 200, description = "Recorded", body = Recorded),
-        (status = 404, description = "No message has that Message-ID", body = ApiError),
+        (status = 404, description = "canvass sent no message with that Message-ID (to that address)", body = ApiError),
         WriteRefusals,
     )
 )]
@@ -67,10 +68,13 @@ pub async fn record(
         .map_err(|e| Failure::invalid("email", e))?;
     let about = match (&email, body.message_id.as_deref()) {
         (Some(email), None) => FeedbackAbout::Address(email),
-        (None, Some(id)) if id.starts_with('<') && id.ends_with('>') && id.len() > 2 => {
-            FeedbackAbout::MessageId(id)
+        (to, Some(id)) if id.starts_with('<') && id.ends_with('>') && id.len() > 2 => {
+            FeedbackAbout::Message {
+                id,
+                to: to.as_ref(),
+            }
         }
-        (None, Some(_)) => {
+        (_, Some(_)) => {
             return Err(Failure::invalid(
                 "message_id",
                 "a Message-ID is written <...@domain>",
@@ -120,7 +124,7 @@ pub async fn record(
             outcome: "suppressed",
         })),
         Ok(false) => Err(Failure::not_found(
-            "no message canvass sent has that Message-ID",
+            "canvass sent no message with that Message-ID to that address",
         )),
         Err(e) => Err(Failure::unavailable(&e)),
     }
