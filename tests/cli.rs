@@ -59,6 +59,31 @@ impl Workspace {
     fn run(&self, args: &[&str]) -> Output {
         canvass(self.path(), &[("CANVASS_DATABASE_URL", &self.url)], args)
     }
+
+    /// Imports the contacts file `contacts`, creates a news campaign from `news.html` and
+    /// queues it; the campaign's id and what `queue` printed.
+    fn queue_news(&self, contacts: &str) -> (String, String) {
+        let import = self.run(&["contacts", "import", contacts]);
+        assert!(import.status.success(), "{}", stderr(&import));
+        let create = self.run(&[
+            "campaign",
+            "create",
+            "--name",
+            "N",
+            "--topic",
+            "news",
+            "--subject",
+            "News",
+            "--html",
+            "news.html",
+        ]);
+        assert!(create.status.success(), "{}", stderr(&create));
+        let id = stdout(&create).trim().to_owned();
+        let queued = stdout(&self.run(&["campaign", "queue", &id]))
+            .trim()
+            .to_owned();
+        (id, queued)
+    }
 }
 
 const CONTACTS: &str = "email,name,postcode,topics\n\
@@ -325,29 +350,8 @@ fn serve_sends_queued_mail_answers_health_checks_and_stops_cleanly_on_sigterm() 
     let workspace = Workspace::migrated();
     workspace.write("contacts.csv", CONTACTS);
     workspace.write("news.html", "<p>Hello {{contact.name}}</p>");
-    assert!(
-        workspace
-            .run(&["contacts", "import", "contacts.csv"])
-            .status
-            .success()
-    );
-    let create = workspace.run(&[
-        "campaign",
-        "create",
-        "--name",
-        "N",
-        "--topic",
-        "news",
-        "--subject",
-        "News",
-        "--html",
-        "news.html",
-    ]);
-    let id = stdout(&create).trim().to_owned();
-    assert_eq!(
-        stdout(&workspace.run(&["campaign", "queue", &id])).trim(),
-        "2"
-    );
+    let (_, queued) = workspace.queue_news("contacts.csv");
+    assert_eq!(queued, "2");
     let mut command = Command::new(env!("CARGO_BIN_EXE_canvass"));
     command
         .current_dir(workspace.path())
@@ -548,26 +552,7 @@ fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
          eve@example.org,Eve,news\n",
     );
     workspace.write("news.html", "<p>News</p>");
-    assert!(
-        workspace
-            .run(&["contacts", "import", "people.csv"])
-            .status
-            .success()
-    );
-    let create = workspace.run(&[
-        "campaign",
-        "create",
-        "--name",
-        "N",
-        "--topic",
-        "news",
-        "--subject",
-        "News",
-        "--html",
-        "news.html",
-    ]);
-    let id = stdout(&create).trim().to_owned();
-    assert!(workspace.run(&["campaign", "queue", &id]).status.success());
+    workspace.queue_news("people.csv");
     assert!(workspace.run(&["worker", "--drain"]).status.success());
     let message_id = message_ids(&workspace.path().join("outbox"));
 
