@@ -96,6 +96,17 @@ async fn requests_without_a_live_token_are_refused_and_change_nothing(db: TestSt
             .unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{token:?}");
     }
+    // The scheme's name is case-insensitive (RFC 9110 §11.1).
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let response = app
+            .client
+            .get(&url)
+            .header("Authorization", format!("{scheme} {writer}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{scheme}");
+    }
     let basic = app
         .client
         .get(&url)

@@ -8,6 +8,7 @@ mod api;
 mod links;
 mod ops;
 mod pages;
+mod serve;
 mod signup;
 mod unsubscriber;
 
@@ -78,6 +79,7 @@ pub struct ServiceSettings {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: serve::Limits,
 }
 
 impl Application {
@@ -98,6 +100,7 @@ impl Application {
         Ok(Self {
             listener,
             router: router(state),
+            limits: serve::Limits::for_this_process(),
         })
     }
 
@@ -112,13 +115,7 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(
-            self.listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        serve::serve(self.listener, self.router, self.limits, shutdown).await
     }
 }
 
@@ -156,6 +153,7 @@ fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(no_store(header::CACHE_CONTROL, "no-store"))
         .layer(no_store(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(no_store(header::X_FRAME_OPTIONS, "DENY"))
         .layer(no_store(header::REFERRER_POLICY, "no-referrer"))
         .layer(no_store(
             header::CONTENT_SECURITY_POLICY,

@@ -1,0 +1,102 @@
+//! The HTTP service against clients that mean harm or just misbehave: thousands of connections
+//! that send half a request and wait, pages framed by another site, a lower-case auth scheme.
+
+mod support;
+
+use std::time::Duration;
+
+use canvass::token::Purpose;
+use reqwest::StatusCode;
+use support::TestStore;
+use support::app::{KEY_1, TestApp};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const PEOPLE: &str = "email,name,postcode,topics\namira@example.org,Amira,SG13 8EQ,news\n";
+
+/// 3,000 connections each send half a request head and wait: the health check and the
+/// one-click link keep answering meanwhile, and the server drops the half-sent requests after
+/// its header-read timeout (10 s).
+#[tokio::test]
+async fn half_sent_requests_are_dropped_and_the_links_keep_answering() {
+    let app = TestApp::start(TestStore::sqlite().await, KEY_1, PEOPLE).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..3000 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: canvass\r\nX-Slow: ")
+            .await
+            .unwrap();
+        idle.push(stream);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .expect("the health check answers beside 3,000 idle connections");
+    assert_eq!(health.status(), StatusCode::OK);
+    let unsubscribe = client
+        .post(app.link(Purpose::Unsubscribe, "amira@example.org").await)
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .expect("the one-click link answers beside 3,000 idle connections");
+    assert_eq!(unsubscribe.status(), StatusCode::OK);
+
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for stream in idle.iter_mut().step_by(100) {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut rest))
+            .await
+            .expect("the server closed the half-sent request");
+        // Closed with a 408 or without a word; either way, not served.
+        assert!(
+            closed.is_err() || !rest.starts_with(b"HTTP/1.1 200"),
+            "{rest:?}"
+        );
+    }
+}
+
+/// Every answer forbids being framed by another site, cached, or sniffed.
+#[tokio::test]
+async fn every_answer_forbids_framing_caching_and_sniffing() {
+    let app = TestApp::start(TestStore::sqlite().await, KEY_1, PEOPLE).await;
+    let responses = [
+        app.client.get(format!("{}/healthz", app.base)).send().await,
+        app.client
+            .get(app.link(Purpose::Preferences, "amira@example.org").await)
+            .send()
+            .await,
+        app.client
+            .get(format!("{}/u/forged", app.base))
+            .send()
+            .await,
+        app.client
+            .get(format!("{}/api/v1/topics", app.base))
+            .send()
+            .await,
+    ];
+    for response in responses {
+        let response = response.unwrap();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default()
+        };
+        let url = response.url().path().to_owned();
+        assert_eq!(header("x-frame-options"), "DENY", "{url}");
+        assert!(
+            header("content-security-policy").contains("frame-ancestors 'none'"),
+            "{url}"
+        );
+        assert_eq!(header("cache-control"), "no-store", "{url}");
+        assert_eq!(header("x-content-type-options"), "nosniff", "{url}");
+    }
+}
