@@ -10,11 +10,19 @@
 
 use chrono::{DateTime, Utc};
 use handlebars::Handlebars;
+use handlebars::template::{Template, TemplateElement};
 use serde::Serialize;
 
 use crate::domain::{Event, NewCampaign};
 use crate::store::Recipient;
 use crate::token::{Purpose, SigningKeys};
+
+/// The largest template taken (the API takes campaign bodies up to this size too): a
+/// newsletter is tens of kilobytes.
+pub const MAX_TEMPLATE_BYTES: usize = 1024 * 1024;
+/// Blocks (`{{#if}}`, `{{#each}}`...) nested deeper than this are refused before parsing: the
+/// parser recurses on them, and a template of a million openings would overflow its stack.
+const MAX_NESTING: usize = 32;
 
 /// Width the text part derived from HTML is wrapped to: wide enough that no link is ever cut in
 /// two (a cut link is a dead link; mail clients wrap prose themselves).
@@ -140,7 +148,63 @@ fn invalid(part: &'static str, error: impl std::fmt::Display) -> TemplateError {
     }
 }
 
+/// Refuses what a campaign template has no use for and a hostile one could abuse: more than
+/// [`MAX_TEMPLATE_BYTES`], blocks nested past [`MAX_NESTING`], and partials and inline
+/// templates (`{{> name}}`, `{{#*inline}}`), which can call themselves for ever or double at
+/// each level.
+fn check_shape(part: &'static str, source: &str) -> Result<(), TemplateError> {
+    if source.len() > MAX_TEMPLATE_BYTES {
+        return Err(invalid(
+            part,
+            format!(
+                "{} bytes, over the limit of {MAX_TEMPLATE_BYTES}",
+                source.len()
+            ),
+        ));
+    }
+    let mut depth: usize = 0;
+    for (at, _) in source.match_indices("{{") {
+        match source[at + 2..].trim_start_matches('~').as_bytes().first() {
+            Some(b'#') => depth += 1,
+            Some(b'/') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_NESTING {
+            return Err(invalid(
+                part,
+                format!("blocks nested more than {MAX_NESTING} deep"),
+            ));
+        }
+    }
+    fn plain(template: &Template) -> bool {
+        template.elements.iter().all(|element| match element {
+            TemplateElement::PartialExpression(_)
+            | TemplateElement::PartialBlock(_)
+            | TemplateElement::DecoratorExpression(_)
+            | TemplateElement::DecoratorBlock(_) => false,
+            TemplateElement::HelperBlock(helper)
+            | TemplateElement::Expression(helper)
+            | TemplateElement::HtmlExpression(helper) => {
+                helper.template.as_ref().is_none_or(plain)
+                    && helper.inverse.as_ref().is_none_or(plain)
+            }
+            TemplateElement::RawString(_) | TemplateElement::Comment(_) => true,
+            // Whatever a later handlebars adds is refused until it is looked at.
+            _ => false,
+        })
+    }
+    let parsed = Template::compile(source).map_err(|e| invalid(part, e))?;
+    match plain(&parsed) {
+        true => Ok(()),
+        false => Err(invalid(
+            part,
+            "partials and inline templates ({{> name}}, {{#*inline}}) are not taken",
+        )),
+    }
+}
+
 fn template(part: &'static str, source: &str) -> Result<Handlebars<'static>, TemplateError> {
+    check_shape(part, source)?;
     let mut registry = Handlebars::new();
     registry.set_strict_mode(true);
     // `{{log contact.name}}` would write the person's name into the logs.
@@ -154,7 +218,28 @@ fn template(part: &'static str, source: &str) -> Result<Handlebars<'static>, Tem
     Ok(registry)
 }
 
+/// How long compiling a campaign's templates (and rendering the sample) may take.
+const COMPILE_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Templates {
+    /// [`Templates::compile`] on a blocking thread, so that a large template does not hold an
+    /// async worker of the service, given up after a few seconds.
+    pub async fn compile_in_background(campaign: &NewCampaign) -> Result<Self, TemplateError> {
+        let campaign = campaign.clone();
+        let compiling = tokio::task::spawn_blocking(move || Self::compile(&campaign));
+        match tokio::time::timeout(COMPILE_TIME_LIMIT, compiling).await {
+            Ok(Ok(compiled)) => compiled,
+            Ok(Err(panicked)) => Err(invalid("HTML", panicked)),
+            Err(_) => Err(invalid(
+                "HTML",
+                format!(
+                    "took over {} s to compile and render",
+                    COMPILE_TIME_LIMIT.as_secs()
+                ),
+            )),
+        }
+    }
+
     /// Compiles the campaign's templates and renders them once with sample values: a syntax
     /// error or a variable the campaign does not have is refused here. Without a text template,
     /// one is derived from the HTML template (converted to text once, placeholders and all)
@@ -287,6 +372,37 @@ mod tests {
         assert!(Templates::compile(&campaign("<p>{{event.title}}</p>", None, false)).is_err());
         assert!(Templates::compile(&campaign("<p>{{event.title}}</p>", None, true)).is_ok());
         assert!(Templates::compile(&campaign("<p>x</p>", Some("{{oops}}"), false)).is_err());
+    }
+
+    #[test]
+    fn partials_huge_and_deeply_nested_templates_are_refused_before_rendering() {
+        for hostile in [
+            // Calls itself for ever: overflowed the stack of `serve` and aborted the process.
+            r#"{{#*inline "x"}}a{{> x}}{{/inline}}{{> x}}"#.to_owned(),
+            // Doubles at each level: 2^30 copies.
+            (1..=30).fold(r#"{{#*inline "p0"}}ab{{/inline}}"#.to_owned(), |t, i| {
+                format!(
+                    r#"{t}{{{{#*inline "p{i}"}}}}{{{{> p{}}}}}{{{{> p{}}}}}{{{{/inline}}}}"#,
+                    i - 1,
+                    i - 1
+                )
+            }) + "{{> p30}}",
+            "{{#if contact.name}}".repeat(100_000) + &"{{/if}}".repeat(100_000),
+            "x".repeat(MAX_TEMPLATE_BYTES + 1),
+            "{{> unsubscribe}}".to_owned(),
+        ] {
+            let shown: String = hostile.chars().take(40).collect();
+            assert!(
+                Templates::compile(&campaign(&hostile, None, false)).is_err(),
+                "{shown}"
+            );
+            assert!(
+                Templates::compile(&campaign("<p>x</p>", Some(&hostile), false)).is_err(),
+                "text: {shown}"
+            );
+        }
+        let nested = "{{#if contact.name}}".repeat(10) + "x" + &"{{/if}}".repeat(10);
+        assert!(Templates::compile(&campaign(&nested, None, false)).is_ok());
     }
 
     #[test]

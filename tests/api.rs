@@ -604,6 +604,15 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
             "event_starts_at",
         ),
         (json!({"subject": "two\nlines"}), "subject"),
+        // Partials can call themselves: this one aborted the whole service.
+        (
+            json!({"html_template": "{{#*inline \"x\"}}a{{> x}}{{/inline}}{{> x}}"}),
+            "html_template",
+        ),
+        (
+            json!({"html_template": "x".repeat(1024 * 1024 + 1)}),
+            "html_template",
+        ),
     ] {
         let mut body = draft.clone();
         body.as_object_mut()
@@ -618,8 +627,16 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
     }
     let (status, _) = error_code(create(&reader, draft.clone()).await.unwrap()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    let mut huge = draft.clone();
+    huge["html_template"] = json!("x".repeat(5 * 1024 * 1024));
+    let (status, answer) = error_code(create(&writer, huge).await.unwrap()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large"))
+    );
     assert_eq!(app.db.dump().await, before, "nothing refused was stored");
 
+    let draft_again = draft.clone();
     let created = create(&writer, draft).await.unwrap();
     assert_eq!(created.status(), StatusCode::CREATED);
     let campaign: Value = created.json().await.unwrap();
@@ -696,6 +713,14 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
         "SELECT COUNT(*) FROM audit_log WHERE actor = 'staff:website' AND action LIKE 'campaign.%'",
     ).await;
     assert_eq!(audited, 5, "created, queued, paused, resumed, cancelled");
+    // A newsletter of almost 1 MiB is taken.
+    let mut large = draft_again.clone();
+    large["html_template"] = json!(format!(
+        "<p>Dear {{{{contact.name}}}}</p>{}",
+        "<p>News of the week.</p>".repeat(40_000)
+    ));
+    let created = create(&writer, large).await.unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
 }
 
 async fn bounces_and_complaints_suppress_the_address_or_the_message_recipient(db: TestStore) {

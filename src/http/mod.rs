@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{FromRef, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::routing::get;
 use axum::{Router, middleware};
@@ -35,8 +35,10 @@ use crate::token::SigningKeys;
 use pages::Pages;
 use unsubscriber::Unsubscriber;
 
-/// The largest request body taken: the preference form is a few hundred bytes.
+/// The largest request body the public pages take: the preference form is a few hundred bytes.
 const BODY_LIMIT: usize = 16 * 1024;
+/// The largest the staff API takes: a campaign of 1 MiB of HTML, escaped in JSON.
+const API_BODY_LIMIT: usize = 4 * 1024 * 1024;
 /// A request that takes longer is answered 408 and abandoned.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 /// Pages hold personal data and the forms act at once: no caching, no framing, no scripts.
@@ -123,9 +125,8 @@ fn router(state: AppState) -> Router {
     let no_store = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
-    Router::new()
+    let public = Router::new()
         .merge(links::router())
-        .merge(api::router(state.clone()))
         .route("/subscribe", axum::routing::post(signup::subscribe))
         .route(
             "/confirm/{token}",
@@ -133,6 +134,11 @@ fn router(state: AppState) -> Router {
         )
         .route("/healthz", get(ops::healthz))
         .route("/metrics", get(ops::metrics))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
+    let api = api::router(state.clone()).layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+    Router::new()
+        .merge(public)
+        .merge(api)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             ops::count_requests,
@@ -150,7 +156,6 @@ fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(no_store(header::CACHE_CONTROL, "no-store"))
         .layer(no_store(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(no_store(header::X_FRAME_OPTIONS, "DENY"))

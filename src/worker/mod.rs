@@ -464,8 +464,9 @@ impl Shared {
             .campaign(id)
             .await?
             .ok_or(WorkerError::CampaignGone(id))?;
-        let templates =
-            Templates::compile(&campaign.spec).map_err(|e| WorkerError::Template(id, e))?;
+        let templates = Templates::compile_in_background(&campaign.spec)
+            .await
+            .map_err(|e| WorkerError::Template(id, e))?;
         let entry = Arc::new((campaign, templates));
         lock(&self.campaigns).insert(id, entry.clone());
         Ok(entry)

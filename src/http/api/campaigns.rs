@@ -80,7 +80,9 @@ pub async fn create(
     let campaign = draft
         .parse()
         .map_err(|e| Failure::invalid(e.field, e.message))?;
-    Templates::compile(&campaign).map_err(template_failure)?;
+    Templates::compile_in_background(&campaign)
+        .await
+        .map_err(template_failure)?;
     let actor = Actor::Staff(member.name.to_string());
     let id = match state.store.create_campaign(&campaign, &actor).await {
         Ok(id) => id,
@@ -172,7 +174,8 @@ pub async fn preview(
         .audience_size(id, Utc::now().date_naive())
         .await
         .map_err(|e| Failure::unavailable(&e))?;
-    let bodies = Templates::compile(&campaign.spec)
+    let bodies = Templates::compile_in_background(&campaign.spec)
+        .await
         .and_then(|templates| templates.render(&MessageVars::sample(campaign.spec.event.as_ref())))
         .map_err(template_failure)?;
     Ok(Json(Preview {

@@ -79,7 +79,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiError {
     /// Stable, for programs: `unauthorized`, `read_only`, `invalid`, `exists`, `erased`,
-    /// `refused` (not from this state), `not_found`, `invalid_json`, `unavailable`.
+    /// `refused` (not from this state), `not_found`, `invalid_json`, `too_large`, `unavailable`.
     pub code: &'static str,
     /// For people.
     pub message: String,
@@ -116,6 +116,9 @@ pub enum WriteRefusals {
     /// A read-only token.
     #[response(status = 403)]
     ReadOnly(ApiError),
+    /// The body is over 4 MiB (`too_large`); a campaign's template may be 1 MiB.
+    #[response(status = 413)]
+    TooLarge(ApiError),
     /// The body is not sent as `application/json` (`invalid_json`).
     #[response(status = 415)]
     NotJson(ApiError),
@@ -196,6 +199,13 @@ where
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(request, state).await {
             Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Failure::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_large",
+                    format!("the body is over {} bytes", super::API_BODY_LIMIT),
+                ))
+            }
             Err(rejection) => Err(Failure::new(
                 rejection.status(),
                 "invalid_json",
