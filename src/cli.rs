@@ -291,6 +291,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         listen: config.listen,
         metrics,
         mailer: Some(mailer),
+        trusted_proxies: config.trusted_proxies.clone(),
     })
     .await
     .with_context(|| format!("listening on {}", config.listen))?;

@@ -77,6 +77,10 @@ pub struct Settings {
     /// CA) [default: none]
     #[arg(long, env = "CANVASS_SMTP_CA_FILE", global = true)]
     pub smtp_ca_file: Option<PathBuf>,
+    /// Comma-separated IPs or CIDR networks of reverse proxies whose X-Forwarded-For gives the
+    /// client's address [default: none]
+    #[arg(long, env = "CANVASS_TRUSTED_PROXIES", global = true)]
+    pub trusted_proxies: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +129,7 @@ pub struct Config {
     pub pause_after_failures: NonZeroU32,
     pub dkim: Option<DkimSettings>,
     pub smtp_ca_file: Option<PathBuf>,
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Shows what is configured without the secrets.
@@ -154,6 +159,7 @@ impl fmt::Debug for Config {
             .field("pause_after_failures", &self.pause_after_failures)
             .field("dkim", &self.dkim)
             .field("smtp_ca_file", &self.smtp_ca_file)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish_non_exhaustive()
     }
 }
@@ -194,6 +200,7 @@ impl Settings {
             dkim_selector: self.dkim_selector.or(fallback.dkim_selector),
             dkim_key_file: self.dkim_key_file.or(fallback.dkim_key_file),
             smtp_ca_file: self.smtp_ca_file.or(fallback.smtp_ca_file),
+            trusted_proxies: self.trusted_proxies.or(fallback.trusted_proxies),
         }
     }
 
@@ -264,6 +271,9 @@ impl Settings {
                 ));
             }
         };
+        let trusted_proxies =
+            crate::http::parse_trusted_proxies(self.trusted_proxies.as_deref().unwrap_or(""))
+                .map_err(|e| invalid("trusted_proxies", e))?;
         Ok(Config {
             database_url,
             smtp_url: self.smtp_url.unwrap_or_else(|| "file://outbox".into()),
@@ -278,6 +288,7 @@ impl Settings {
             pause_after_failures,
             dkim,
             smtp_ca_file: self.smtp_ca_file,
+            trusted_proxies,
         })
     }
 }

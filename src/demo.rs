@@ -67,6 +67,7 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
         metrics: metrics.clone(),
         // The demo's sign-ups would go to its outbox; its links' base is only known once bound.
         mailer: None,
+        trusted_proxies: Vec::new(),
     };
     let app = match Application::build(service(DEMO_LISTEN)).await {
         Ok(app) => app,

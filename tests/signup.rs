@@ -13,6 +13,7 @@ on_both_backends!(
     the_answer_to_a_signup_is_the_same_for_a_known_and_an_unknown_address,
     an_address_gets_at_most_three_confirmations_an_hour,
     bad_signups_and_bad_links_are_refused_and_change_nothing,
+    sign_up_limits_hold_against_parallel_requests_and_count_ipv6_by_its_64,
 );
 
 const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
@@ -38,12 +39,23 @@ fn form(email: &str) -> Vec<(&'static str, String)> {
 }
 
 async fn subscribe(app: &TestApp, fields: &[(&str, String)]) -> reqwest::Response {
-    app.client
+    subscribe_from(app, fields, None).await
+}
+
+/// A sign-up through the trusted proxy (the test service trusts 127.0.0.1), for `client`.
+async fn subscribe_from(
+    app: &TestApp,
+    fields: &[(&str, String)],
+    client: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
         .post(format!("{}/subscribe", app.base))
-        .form(fields)
-        .send()
-        .await
-        .unwrap()
+        .form(fields);
+    if let Some(client) = client {
+        request = request.header("X-Forwarded-For", format!("6.6.6.6, {client}"));
+    }
+    request.send().await.unwrap()
 }
 
 /// The confirmation link in a message as the sink dumped it (quoted-printable soft breaks
@@ -168,6 +180,88 @@ async fn an_address_gets_at_most_three_confirmations_an_hour(db: TestStore) {
     assert_eq!(
         sink.received_by_recipient().get("flooded@example.org"),
         Some(&3)
+    );
+}
+
+/// Twenty sign-ups of one address at once, each from another client behind the proxy: three
+/// confirmation emails, not one more. Eight at once from one client: five pass (the burst), the
+/// rest are refused. An IPv6 client is counted by its /64. The consent records the client's
+/// address as the proxy gave it, not the proxy's or a made-up one.
+async fn sign_up_limits_hold_against_parallel_requests_and_count_ipv6_by_its_64(db: TestStore) {
+    let Some((app, sink)) = start(db).await else {
+        return;
+    };
+    let clients: Vec<String> = (1..=20).map(|i| format!("198.51.100.{i}")).collect();
+    let fields = form("flooded@example.org");
+    let parallel = clients
+        .iter()
+        .map(|client| subscribe_from(&app, &fields, Some(client)));
+    for answer in futures_util::future::join_all(parallel).await {
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    }
+    assert_eq!(
+        sink.received_by_recipient().get("flooded@example.org"),
+        Some(&3)
+    );
+
+    let app = &app;
+    let one_client = (0..8).map(|i| {
+        let fields = form(&format!("friend{i}@example.org"));
+        async move {
+            subscribe_from(app, &fields, Some("203.0.113.7"))
+                .await
+                .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(one_client).await;
+    let passed = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::ACCEPTED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!((passed, refused), (5, 3), "{statuses:?}");
+
+    for i in 0..5 {
+        let fields = form(&format!("v6-{i}@example.org"));
+        let answer = subscribe_from(&app, &fields, Some(&format!("2001:db8:1:2::{i}"))).await;
+        assert_eq!(answer.status(), StatusCode::ACCEPTED);
+    }
+    let same_64 = subscribe_from(
+        &app,
+        &form("v6-x@example.org"),
+        Some("2001:db8:1:2:ffff::1"),
+    )
+    .await;
+    assert_eq!(same_64.status(), StatusCode::TOO_MANY_REQUESTS);
+    let next_64 = subscribe_from(&app, &form("v6-y@example.org"), Some("2001:db8:1:3::1")).await;
+    assert_eq!(next_64.status(), StatusCode::ACCEPTED);
+
+    // Confirmed from behind the proxy: the client's address is recorded.
+    let link = confirmation_link(
+        sink.messages()
+            .iter()
+            .find(|m| m.contains("v6-y@example.org"))
+            .unwrap(),
+    );
+    let local = link.replace("https://links.example.org", &app.base);
+    let confirmed = app
+        .client
+        .post(&local)
+        .header("X-Forwarded-For", "2001:db8:1:3::1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmed.status(), StatusCode::OK);
+    let held = app.export("v6-y@example.org").await;
+    assert!(
+        held.consent_history
+            .iter()
+            .all(|e| e.ip.as_deref() == Some("2001:db8:1:3::1")),
+        "{:?}",
+        held.consent_history
     );
 }
 

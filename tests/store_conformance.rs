@@ -418,7 +418,7 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
     // A second sign-up, not yet confirmed, holds the address and name in full.
     let mut again = signup("Zebedee.Quill@example.org", &["news"]);
     again.name = canvass::domain::Name::parse("Zebedee Quillfeather").unwrap();
-    db.store.create_signup(&again).await.unwrap();
+    db.store.create_signup(&again).await.unwrap().unwrap();
     assert_eq!(db.store.signups_of(&zebedee).await.unwrap().len(), 1);
     let before = db.dump().await;
     assert!(
@@ -1027,6 +1027,7 @@ async fn signups_are_exported_while_held_and_purged_after_seven_days(db: TestSto
     db.store
         .create_signup(&signup("kim@example.org", &["news"]))
         .await
+        .unwrap()
         .unwrap();
     assert!(db.store.export_contact(&kim).await.unwrap().is_none());
     let held = db.store.signups_of(&kim).await.unwrap();
@@ -1048,12 +1049,14 @@ async fn signups_are_exported_while_held_and_purged_after_seven_days(db: TestSto
     db.store
         .create_signup(&signup("kim@example.org", &["news"]))
         .await
+        .unwrap()
         .unwrap();
     db.execute("UPDATE signups SET created_at = '2000-01-01T00:00:00Z'")
         .await;
     db.store
         .create_signup(&signup("lee@example.org", &["news"]))
         .await
+        .unwrap()
         .unwrap();
     assert!(db.store.signups_of(&kim).await.unwrap().is_empty());
     assert_eq!(
@@ -1087,6 +1090,7 @@ async fn a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence(db: 
         .store
         .create_signup(&signup("sam@example.org", &["news", "events"]))
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(
         db.store
@@ -1184,6 +1188,7 @@ async fn a_confirmed_signup_lifts_the_suppression_of_an_address_and_the_ledger_k
         .store
         .create_signup(&signup("kim@example.org", &["news"]))
         .await
+        .unwrap()
         .unwrap();
     assert!(
         db.held("kim@example.org").await.suppression.is_some(),

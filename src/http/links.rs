@@ -3,9 +3,8 @@
 //! that fails changes nothing and touches no table.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -14,6 +13,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::AppState;
+use super::client_ip::ClientIp;
 use crate::domain::{Actor, Postcode, PublicId, TopicSlug};
 use crate::store::{
     PreferenceUpdate, Preferences, Request, StoreError, UnsubscribeOutcome, UnsubscribeRequest,
@@ -222,13 +222,13 @@ async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<Strin
 /// or the page's own form; the signed token is what authorises it, so the body is not needed.
 async fn unsubscribe(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Path(token): Path<String>,
 ) -> Response {
     let result = async {
         let id = state.verify(&token, Purpose::Unsubscribe)?;
         state
-            .unsubscribe(id, UNSUBSCRIBE_SOURCE, peer.ip().to_string())
+            .unsubscribe(id, UNSUBSCRIBE_SOURCE, client.to_string())
             .await
     }
     .await;
@@ -273,7 +273,7 @@ impl Action {
 
 async fn preferences_action(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Path(token): Path<String>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
@@ -288,7 +288,7 @@ async fn preferences_action(
                 .find(|(key, _)| key == name)
                 .map(|(_, v)| v.as_str())
         };
-        let ip = peer.ip().to_string();
+        let ip = client.to_string();
         let request = Request {
             source: PREFERENCES_SOURCE,
             ip: Some(&ip),

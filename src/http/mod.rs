@@ -5,6 +5,7 @@
 //! (`/u/{token}`), never the path: the token in it opens someone's preferences.
 
 mod api;
+mod client_ip;
 mod links;
 mod ops;
 mod pages;
@@ -28,6 +29,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 pub use crate::metrics::Metrics;
+pub use client_ip::{ClientIp, parse_trusted_proxies};
 pub use signup::Mailer;
 
 use crate::store::Store;
@@ -58,6 +60,8 @@ pub struct AppState {
     /// Sends sign-up confirmations; `None`: sign-ups are refused (503).
     mailer: Option<Arc<Mailer>>,
     signup_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    trusted_proxies: Arc<[ipnet::IpNet]>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -76,6 +80,8 @@ pub struct ServiceSettings {
     pub metrics: Arc<Metrics>,
     /// Sends sign-up confirmations.
     pub mailer: Option<Mailer>,
+    /// Proxies whose `X-Forwarded-For` names the client (`CANVASS_TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 pub struct Application {
@@ -97,6 +103,7 @@ impl Application {
             sender: settings.sender.into(),
             mailer: settings.mailer.map(Arc::new),
             signup_limiter: signup::signup_limiter(),
+            trusted_proxies: settings.trusted_proxies.into(),
         };
         let listener = TcpListener::bind(settings.listen).await?;
         Ok(Self {

@@ -4,13 +4,13 @@
 //! the same, byte for byte, whoever the address belongs to; sign-ups are limited per IP address
 //! (in this process) and per email address (in the database).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
@@ -20,14 +20,11 @@ use lettre::message::{Mailbox, MultiPart};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
+use super::client_ip::ClientIp;
 use crate::domain::{Email, Name, Postcode, chosen_topics};
 use crate::store::{ConfirmOutcome, NewSignup};
 use crate::token::Purpose;
 use crate::worker::{Connection, Transport, envelope};
-
-/// Sign-ups one address may make in an hour: enough for a typo and a retry, too few to flood
-/// someone's inbox with confirmations.
-const PER_ADDRESS_PER_HOUR: u64 = 3;
 
 /// IP addresses the sign-up limiter tracks before it forgets those back to full quota.
 const MAX_TRACKED_ADDRESSES: usize = 10_000;
@@ -106,7 +103,7 @@ fn answer(state: &AppState, json: bool, status: StatusCode, page: &str, message:
 
 pub async fn subscribe(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -119,7 +116,7 @@ pub async fn subscribe(
     if state.signup_limiter.len() > MAX_TRACKED_ADDRESSES {
         state.signup_limiter.retain_recent();
     }
-    if state.signup_limiter.check_key(&peer.ip()).is_err() {
+    if state.signup_limiter.check_key(&client.limit_key()).is_err() {
         return answer(
             &state,
             json,
@@ -137,7 +134,7 @@ pub async fn subscribe(
             "That was not a sign-up form.",
         );
     };
-    let signup = match parse(&state, form, peer.ip()).await {
+    let signup = match parse(&state, form, client.0).await {
         Ok(signup) => signup,
         Err(problem) => {
             return answer(
@@ -200,24 +197,18 @@ async fn parse(state: &AppState, form: SignupForm, ip: IpAddr) -> Result<NewSign
 /// Keeps the sign-up and emails its link, unless the address has had its share this hour:
 /// then nothing happens, and the answer says the same as ever.
 async fn request_confirmation(state: &AppState, signup: &NewSignup) -> Result<(), String> {
-    let an_hour_ago = Utc::now() - chrono::Duration::hours(1);
-    let recent = state
-        .store
-        .recent_signups(&signup.email, an_hour_ago)
-        .await
-        .map_err(|e| e.to_string())?;
-    if recent >= PER_ADDRESS_PER_HOUR {
-        tracing::info!("sign-up limit reached for an address; no email sent");
-        return Ok(());
-    }
     let Some(mailer) = &state.mailer else {
         return Err("no mail transport is configured for confirmations".into());
     };
-    let id = state
+    let created = state
         .store
         .create_signup(signup)
         .await
         .map_err(|e| e.to_string())?;
+    let Some(id) = created else {
+        tracing::info!("sign-up limit reached for an address; no email sent");
+        return Ok(());
+    };
     let link = format!(
         "{}/confirm/{}",
         mailer.base_url,
@@ -264,14 +255,14 @@ pub async fn confirm_page(State(state): State<AppState>, Path(token): Path<Strin
 
 pub async fn confirm(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(client): ClientIp,
     Path(token): Path<String>,
 ) -> Response {
     let id = match state.keys.verify(&token, Purpose::Confirm, Utc::now()) {
         Ok(id) => id,
         Err(error) => return state.invalid_link(error),
     };
-    let ip = peer.ip().to_string();
+    let ip = client.to_string();
     match state.store.confirm_signup(&id, Some(&ip)).await {
         Ok(ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed) => {
             state.page_with_message(StatusCode::OK, "confirmed", "")

@@ -56,25 +56,54 @@ struct SignupRow {
     confirmed_at: Option<DateTime<Utc>>,
 }
 
+/// Sign-ups (so confirmation emails) one address may have in an hour: enough for a typo and a
+/// retry, too few to flood someone's inbox with confirmations.
+pub const SIGNUPS_PER_ADDRESS_PER_HOUR: i64 = 3;
+
 impl Store {
-    /// Keeps a sign-up until it is confirmed; the id its confirmation link carries.
-    pub async fn create_signup(&self, signup: &NewSignup) -> Result<PublicId> {
+    /// Keeps a sign-up until it is confirmed; the id its confirmation link carries. `None`,
+    /// keeping nothing, when the address has had [`SIGNUPS_PER_ADDRESS_PER_HOUR`] this hour:
+    /// the count and the insert are one step, so that requests in parallel cannot pass it.
+    pub async fn create_signup(&self, signup: &NewSignup) -> Result<Option<PublicId>> {
         let id = PublicId::random();
+        let hash = signup.email.hash();
+        let an_hour_ago = now() - chrono::Duration::hours(1);
+        // SQLite has one writer at a time; PostgreSQL's concurrent writers queue per address.
+        let per_address = match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(_) => Some("SELECT pg_advisory_xact_lock(hashtext($1))::text"),
+        };
         let topics = signup
             .topics
             .iter()
             .map(TopicSlug::as_str)
             .collect::<Vec<_>>()
             .join(",");
-        on_pool!(self, |pool| {
+        let created = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            if let Some(lock) = per_address {
+                sqlx::query(lock)
+                    .bind(hash.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let recent: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM signups WHERE email_hash = $1 AND created_at >= $2",
+            )
+            .bind(hash.as_str())
+            .bind(an_hour_ago)
+            .fetch_one(&mut *tx)
+            .await?;
+            if recent >= SIGNUPS_PER_ADDRESS_PER_HOUR {
+                return Ok(None);
+            }
             sqlx::query(
                 "INSERT INTO signups (public_id, email, email_hash, name, postcode, topics, \
                      wording, ip, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(id.to_string())
             .bind(signup.email.as_str())
-            .bind(signup.email.hash().as_str())
+            .bind(hash.as_str())
             .bind(signup.name.as_ref().map(Name::as_str))
             .bind(signup.postcode.as_ref().map(Postcode::as_str))
             .bind(topics)
@@ -85,8 +114,9 @@ impl Store {
             .await?;
             purge_signups!(&mut *tx, now() - chrono::Duration::days(SIGNUP_KEPT_DAYS))?;
             tx.commit().await?;
+            Some(id)
         });
-        Ok(id)
+        Ok(created)
     }
 
     /// Deletes the sign-ups older than [`SIGNUP_KEPT_DAYS`]; how many. Every new sign-up does

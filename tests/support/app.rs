@@ -60,6 +60,7 @@ impl TestApp {
                     .unwrap(),
                 base_url: "https://links.example.org".into(),
             }),
+            trusted_proxies: canvass::http::parse_trusted_proxies("127.0.0.1").unwrap(),
         })
         .await
         .unwrap();
