@@ -226,17 +226,13 @@ async fn sign_up_limits_hold_against_parallel_requests_and_count_ipv6_by_its_64(
 
     for i in 0..5 {
         let fields = form(&format!("v6-{i}@example.org"));
-        let answer = subscribe_from(&app, &fields, Some(&format!("2001:db8:1:2::{i}"))).await;
+        let answer = subscribe_from(app, &fields, Some(&format!("2001:db8:1:2::{i}"))).await;
         assert_eq!(answer.status(), StatusCode::ACCEPTED);
     }
-    let same_64 = subscribe_from(
-        &app,
-        &form("v6-x@example.org"),
-        Some("2001:db8:1:2:ffff::1"),
-    )
-    .await;
+    let same_64 =
+        subscribe_from(app, &form("v6-x@example.org"), Some("2001:db8:1:2:ffff::1")).await;
     assert_eq!(same_64.status(), StatusCode::TOO_MANY_REQUESTS);
-    let next_64 = subscribe_from(&app, &form("v6-y@example.org"), Some("2001:db8:1:3::1")).await;
+    let next_64 = subscribe_from(app, &form("v6-y@example.org"), Some("2001:db8:1:3::1")).await;
     assert_eq!(next_64.status(), StatusCode::ACCEPTED);
 
     // Confirmed from behind the proxy: the client's address is recorded.
