@@ -103,7 +103,13 @@ enum Command {
 #[derive(Subcommand)]
 enum PostcodesCommand {
     /// Replace the directory from an ONSPD/NSPL CSV or postcode,constituency_code[,constituency_name]
-    Import { file: PathBuf },
+    Import {
+        file: PathBuf,
+        /// Replace it even with over 1% of rows refused, or contacts left without a
+        /// constituency
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -162,8 +168,8 @@ impl Cli {
                 println!("database is up to date ({})", config.database_url);
             }
             Command::Postcodes {
-                command: PostcodesCommand::Import { file },
-            } => import_postcodes(&open(&config).await?, &file).await?,
+                command: PostcodesCommand::Import { file, force },
+            } => import_postcodes(&open(&config).await?, &file, force).await?,
             Command::Contacts {
                 command: ContactsCommand::Import { file, source },
             } => import_contact_list(&open(&config).await?, &file, &source).await?,
@@ -327,9 +333,13 @@ async fn purge_signups(store: Store) {
     }
 }
 
-pub(crate) async fn import_postcodes(store: &Store, file: &Path) -> anyhow::Result<()> {
+pub(crate) async fn import_postcodes(
+    store: &Store,
+    file: &Path,
+    force: bool,
+) -> anyhow::Result<()> {
     let mut report = ConsoleReport::new("postcodes");
-    let summary = import_directory(store, file, &Actor::Operator, &mut report).await;
+    let summary = import_directory(store, file, force, &Actor::Operator, &mut report).await;
     report.finish();
     let summary = summary?;
     println!(

@@ -48,7 +48,7 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
     std::fs::write(&contacts, SAMPLE_CONTACTS)?;
 
     println!("\n$ canvass postcodes import {}", postcodes.display());
-    import_postcodes(&store, &postcodes).await?;
+    import_postcodes(&store, &postcodes, false).await?;
     println!(
         "\n$ canvass contacts import {} --source demo",
         contacts.display()

@@ -21,6 +21,8 @@ on_both_backends!(
     adding_a_topic_twice_is_refused,
     import_lands_the_good_rows_and_names_each_bad_one_by_line,
     reimporting_the_same_file_changes_nothing,
+    an_excel_sheet_imports_as_its_user_expects,
+    an_unterminated_quote_is_named_by_its_line,
     the_same_address_twice_in_a_file_is_one_contact,
     an_empty_cell_keeps_what_is_held,
     a_suppressed_address_stays_suppressed_after_reimport,
@@ -30,6 +32,7 @@ on_both_backends!(
     directory_import_reads_onspd_columns_and_skips_pseudo_constituencies,
     directory_import_replaces_the_previous_directory,
     an_empty_directory_file_leaves_the_directory_unchanged,
+    a_directory_that_would_destroy_is_refused_and_the_old_one_kept,
     erasure_leaves_no_name_email_or_postcode_anywhere,
     an_erased_person_is_not_reimported,
     erasing_an_unknown_address_still_suppresses_it,
@@ -153,6 +156,101 @@ async fn import_lands_the_good_rows_and_names_each_bad_one_by_line(db: TestStore
     assert_eq!(
         one.consents[0].at,
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+    );
+}
+
+/// A sheet as Excel saves it where the decimal separator is a comma: CRLF line ends, `;`
+/// between cells, first and last names, dates without times; with the mistakes people make in
+/// one. Lines are numbered as the user counts them, and each mistake is named.
+async fn an_excel_sheet_imports_as_its_user_expects(db: TestStore) {
+    let long = "x".repeat(1001);
+    let csv = format!(
+        "email;first_name;last_name;topics;consent_at\r\n\
+         ada@example.org;Ada;Lovelace;news;2026-07-01\r\n\
+         ip@[127.0.0.1];Ip;Literal;news;\r\n\
+         commas@example.org;Comma;Person;news,events;\r\n\
+         dotless@localhost;No;Dot;news;\r\n\
+         long@example.org;{long};Person;news;\r\n\
+         grace@example.org;Grace;;events;2026-12-01\r\n"
+    );
+    let (summary, report) = import(&db, &csv).await;
+    let lines: Vec<(u64, &str)> = report
+        .rejections
+        .iter()
+        .map(|r| (r.line, r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        lines.iter().map(|(l, _)| *l).collect::<Vec<_>>(),
+        [3, 4, 5, 6],
+        "{lines:?}"
+    );
+    assert!(
+        lines[0].1.contains("not an internet mail domain"),
+        "{lines:?}"
+    );
+    assert!(lines[1].1.contains("separated by ';'"), "{lines:?}");
+    assert!(
+        lines[2].1.contains("not an internet mail domain"),
+        "{lines:?}"
+    );
+    assert!(lines[3].1.contains("at most 1000"), "{lines:?}");
+    assert_eq!((summary.imported, summary.rejected), (2, 4));
+
+    let ada = db
+        .store
+        .export_contact(&email("ada@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ada.name.as_deref(), Some("Ada Lovelace"));
+    // Midnight on 1 July in the UK is 23:00 on 30 June in UTC (BST); in December, midnight.
+    assert_eq!(
+        ada.consents[0].at,
+        Utc.with_ymd_and_hms(2026, 6, 30, 23, 0, 0).unwrap()
+    );
+    let grace = db
+        .store
+        .export_contact(&email("grace@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(grace.name.as_deref(), Some("Grace"));
+    assert_eq!(
+        grace.consents[0].at,
+        Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
+    );
+}
+
+/// A quote left open would read the rest of the file into one cell: the row is named by its
+/// line, and a long tail stops the import there instead of filling memory with it.
+async fn an_unterminated_quote_is_named_by_its_line(db: TestStore) {
+    let csv = format!("{HEADER}a@example.org,\"Ada,,,,news,,\nb@example.org,B,,,,news,,\n");
+    let (summary, report) = import(&db, &csv).await;
+    assert_eq!(summary.imported, 0);
+    assert_eq!(report.rejections[0].line, 2);
+    assert!(report.rejections[0].reason.contains("quote"), "{:?}", report.rejections);
+
+    let tail: String = (0..100_000)
+        .map(|i| format!("p{i}@example.org,P,,,,news,,\n"))
+        .collect();
+    let path = db.file(
+        "runaway.csv",
+        &format!("{HEADER}ok@example.org,Ok,,,,news,,\nb@example.org,\"B,,,,news,,\n{tail}"),
+    );
+    let mut report = Recorded::default();
+    let failed = import_contacts(&db.store, &path, "test", &mut report)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(failed.contains("the row at line 3"), "{failed}");
+    assert!(failed.contains("closing quote"), "{failed}");
+    assert!(
+        db.store
+            .export_contact(&email("p99999@example.org"))
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing after the open quote was imported"
     );
 }
 
@@ -331,7 +429,8 @@ async fn directory_import_reads_onspd_columns_and_skips_pseudo_constituencies(db
         \"SG141AA\",\"SG14 1AA\",\"SG14 1AA\",\"198001\",\"\",\"\",\"\",51.7\n";
     let path = db.file("onspd.csv", onspd);
     let mut report = Recorded::default();
-    let summary = import_directory(&db.store, &path, &Actor::Operator, &mut report)
+    // One row in five is bad on purpose: forced past the 1% rule.
+    let summary = import_directory(&db.store, &path, true, &Actor::Operator, &mut report)
         .await
         .unwrap();
     assert_eq!(summary.postcodes, 2);
@@ -357,7 +456,7 @@ async fn directory_import_replaces_the_previous_directory(db: TestStore) {
         "postcode,constituency_code\nSG13 8EQ,E14000999\nZE1 0AA,S14000051\n",
     );
     let mut report = Recorded::default();
-    import_directory(&db.store, &path, &Actor::Operator, &mut report)
+    import_directory(&db.store, &path, false, &Actor::Operator, &mut report)
         .await
         .unwrap();
     assert_eq!(db.store.directory_size().await.unwrap(), 2);
@@ -376,16 +475,72 @@ async fn directory_import_replaces_the_previous_directory(db: TestStore) {
     assert!(gone.is_none());
 }
 
+/// A file of one good row and 2,000 bad ones used to replace the whole directory: a queued
+/// constituency campaign then skipped everyone. Over 1% refused, the old directory stays; a
+/// directory that places fewer of the contacts than today is refused too; `force` overrides
+/// both.
+async fn a_directory_that_would_destroy_is_refused_and_the_old_one_kept(db: TestStore) {
+    use canvass::import::ImportError;
+    db.load_sample_directory().await;
+    db.import_people(
+        "email,name,postcode,topics
+         a@example.org,A,SG13 8EQ,news
+         b@example.org,B,SG1 2AA,news
+",
+    )
+    .await;
+    let before = db.dump().await;
+    let garbage: String = (0..2000)
+        .map(|i| format!("rubbish {i},E14000001\n"))
+        .collect();
+    let path = db.file(
+        "garbage.csv",
+        &format!("postcode,constituency_code\nSG13 8EQ,E14900001\n{garbage}"),
+    );
+    let mut report = Recorded::default();
+    let refused = import_directory(&db.store, &path, false, &Actor::Operator, &mut report).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ImportError::TooManyRejected {
+                rejected: 2000,
+                rows: 2001,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(db.dump().await, before, "the old directory stays");
+
+    // Clean, but SG1 2AA is missing from it: B would lose their constituency.
+    let path = db.file(
+        "partial.csv",
+        "postcode,constituency_code\nSG13 8EQ,E14900001\nAL1 3JE,E14000001\n",
+    );
+    let refused = import_directory(&db.store, &path, false, &Actor::Operator, &mut report).await;
+    assert!(
+        matches!(refused, Err(ImportError::WouldLoseContacts { lost: 1, .. })),
+        "{refused:?}"
+    );
+    assert!(refused.unwrap_err().to_string().contains("--force"));
+    assert_eq!(db.dump().await, before, "the old directory stays");
+
+    import_directory(&db.store, &path, true, &Actor::Operator, &mut report)
+        .await
+        .unwrap();
+    assert_eq!(db.store.directory_size().await.unwrap(), 2, "forced");
+}
+
 async fn an_empty_directory_file_leaves_the_directory_unchanged(db: TestStore) {
     db.load_sample_directory().await;
     let path = db.file("empty.csv", "pcds,pcon\nnot a postcode,E14000001\n");
     let mut report = Recorded::default();
-    let result = import_directory(&db.store, &path, &Actor::Operator, &mut report).await;
+    let result = import_directory(&db.store, &path, false, &Actor::Operator, &mut report).await;
     assert!(result.is_err());
     assert_eq!(db.store.directory_size().await.unwrap(), 23);
     let no_columns = db.file("wrong.csv", "email,name\na@example.org,A\n");
     assert!(
-        import_directory(&db.store, &no_columns, &Actor::Operator, &mut report)
+        import_directory(&db.store, &no_columns, false, &Actor::Operator, &mut report)
             .await
             .is_err()
     );

@@ -18,6 +18,17 @@ pub enum EmailError {
     TooLong,
     #[error("email is not a valid address")]
     Invalid,
+    #[error(
+        "email has characters beyond ASCII, which mail servers carry only when every one on the \
+         way takes SMTPUTF8"
+    )]
+    NotAscii,
+    #[error(
+        "email's domain is not an internet mail domain (an IP address, or a name without a dot)"
+    )]
+    NotAMailDomain,
+    #[error("email's part before the @ is quoted, which few mail systems take")]
+    Quoted,
 }
 
 /// A valid email address. Equality and hashing ignore case, because people type their address
@@ -40,6 +51,17 @@ impl Email {
             return Err(EmailError::TooLong);
         }
         let address = lettre::Address::from_str(trimmed).map_err(|_| EmailError::Invalid)?;
+        // lettre takes what RFC 5322 allows; SMTP relays carry less.
+        if !trimmed.is_ascii() {
+            return Err(EmailError::NotAscii);
+        }
+        if address.user().starts_with('"') {
+            return Err(EmailError::Quoted);
+        }
+        let domain = address.domain();
+        if domain.starts_with('[') || !domain.contains('.') || domain.ends_with('.') {
+            return Err(EmailError::NotAMailDomain);
+        }
         let normalized = AsRef::<str>::as_ref(&address).to_lowercase();
         Ok(Self {
             address,
@@ -163,6 +185,12 @@ mod tests {
             "jo@example.org\r\nBcc: everyone@example.org",
             "jo@example.org,other@example.org",
             "jo\0@example.org",
+            "\"jo bloggs\"@example.org",
+            "jo@[127.0.0.1]",
+            "jo@localhost",
+            "jo@example.org.",
+            "jö@example.org",
+            "jo@exämple.org",
         ] {
             assert!(Email::parse(bad).is_err(), "accepted {bad:?}");
         }

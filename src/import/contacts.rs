@@ -34,6 +34,9 @@ pub struct ContactsImportSummary {
 struct Columns {
     email: usize,
     name: Option<usize>,
+    /// Used when there is no `name` column: the two are joined.
+    first_name: Option<usize>,
+    last_name: Option<usize>,
     postcode: Option<usize>,
     date_of_birth: Option<usize>,
     guardian_consent: Option<usize>,
@@ -45,6 +48,8 @@ struct Columns {
 const KNOWN_COLUMNS: &[&str] = &[
     "email",
     "name",
+    "first_name",
+    "last_name",
     "postcode",
     "date_of_birth",
     "guardian_consent",
@@ -153,6 +158,8 @@ impl Columns {
         Some(Self {
             email: named("email")?,
             name: named("name"),
+            first_name: named("first_name"),
+            last_name: named("last_name"),
             postcode: named("postcode"),
             date_of_birth: named("date_of_birth"),
             guardian_consent: named("guardian_consent"),
@@ -172,7 +179,15 @@ fn parse_row(
     check_width(record, header)?;
     let email = Email::parse(field(record, Some(columns.email))?)
         .map_err(|e| format!("invalid email: {e}"))?;
-    let name = Name::parse(field(record, columns.name)?).map_err(|e| e.to_string())?;
+    let name = match columns.name {
+        Some(_) => Name::parse(field(record, columns.name)?),
+        None => {
+            let first = field(record, columns.first_name)?;
+            let last = field(record, columns.last_name)?;
+            Name::parse(&format!("{first} {last}"))
+        }
+    }
+    .map_err(|e| e.to_string())?;
     let postcode = match field(record, columns.postcode)? {
         "" => None,
         text => Some(Postcode::parse(text).map_err(|e| format!("unparseable postcode: {e}"))?),
@@ -205,7 +220,13 @@ fn parse_row(
         let topic = TopicSlug::parse(slug)
             .ok()
             .filter(|t| rules.topics.contains(t))
-            .ok_or_else(|| format!("unknown topic '{}'", short(slug)))?;
+            .ok_or_else(|| match slug.contains(',') {
+                true => format!(
+                    "unknown topic '{}': topics are separated by ';', as in news;events",
+                    short(slug)
+                ),
+                false => format!("unknown topic '{}'", short(slug)),
+            })?;
         if !topics.contains(&topic) {
             topics.push(topic);
         }
@@ -213,9 +234,13 @@ fn parse_row(
     let consent_at = match field(record, columns.consent_at)? {
         "" => rules.now,
         text => {
-            let at = DateTime::parse_from_rfc3339(text)
-                .map_err(|_| format!("bad consent_at '{}': expected RFC 3339", short(text)))?
-                .with_timezone(&Utc);
+            let at = parse_consent_time(text).ok_or_else(|| {
+                format!(
+                    "bad consent_at '{}': expected a date (YYYY-MM-DD, read as midnight UK \
+                     time) or a time in RFC 3339",
+                    short(text)
+                )
+            })?;
             if at > rules.now + CLOCK_SKEW {
                 return Err(format!("bad consent_at '{text}': in the future"));
             }
@@ -236,6 +261,21 @@ fn parse_row(
         consent_at,
         consent_source,
     })
+}
+
+/// An RFC 3339 time, or a date alone (as spreadsheets write it), read as the start of that day
+/// in the UK: a form filled in on 1 July said yes from 00:00 BST.
+fn parse_consent_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
+        return Some(at.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    let midnight = date.and_hms_opt(0, 0, 0)?;
+    // `earliest`: the UK's clocks never change at midnight, but be defined whatever happens.
+    midnight
+        .and_local_timezone(chrono_tz::Europe::London)
+        .earliest()
+        .map(|at| at.with_timezone(&Utc))
 }
 
 fn parse_bool(text: &str) -> Option<bool> {

@@ -38,10 +38,16 @@ struct Parsed {
     without_constituency: u64,
 }
 
-/// Replaces the postcode directory with the file's contents, atomically.
+/// Refused rows above this share of the file refuse the whole import.
+const MOST_REJECTED: f64 = 0.01;
+
+/// Replaces the postcode directory with the file's contents, atomically. A file with more than
+/// 1% of its rows refused, or one that would leave contacts placed today without a
+/// constituency, is refused and the old directory kept, unless `force`.
 pub async fn import_directory(
     store: &Store,
     path: &Path,
+    force: bool,
     actor: &Actor,
     report: &mut dyn ImportReport,
 ) -> Result<DirectoryImportSummary, ImportError> {
@@ -66,6 +72,7 @@ pub async fn import_directory(
         }
     });
 
+    let located_before = store.located_contacts().await?;
     let mut import = store.begin_directory_import().await?;
     let mut summary = DirectoryImportSummary::default();
     let mut names: BTreeMap<ConstituencyCode, Option<String>> = BTreeMap::new();
@@ -90,6 +97,21 @@ pub async fn import_directory(
     parser.finish(path).await?;
     if summary.postcodes == 0 {
         return Err(ImportError::EmptyDirectory(path.to_owned()));
+    }
+    let rows = summary.postcodes + summary.without_constituency + summary.rejected;
+    if !force && summary.rejected as f64 > rows as f64 * MOST_REJECTED {
+        return Err(ImportError::TooManyRejected {
+            path: path.to_owned(),
+            rejected: summary.rejected,
+            rows,
+        });
+    }
+    let lost = located_before.saturating_sub(import.located_contacts().await?);
+    if !force && lost > 0 {
+        return Err(ImportError::WouldLoseContacts {
+            path: path.to_owned(),
+            lost,
+        });
     }
     summary.constituencies = names.len();
     import.commit(&names, actor).await?;

@@ -7,7 +7,10 @@
 mod contacts;
 mod directory;
 
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use contacts::{ContactsImportSummary, import_contacts};
 pub use directory::{DirectoryImportSummary, import_directory};
@@ -49,6 +52,26 @@ pub enum ImportError {
     MissingColumn { path: PathBuf, wanted: String },
     #[error("{0}: no postcodes found; the directory is unchanged")]
     EmptyDirectory(PathBuf),
+    #[error(
+        "{path}: {rejected} of {rows} rows were refused, over 1%; the directory is unchanged. \
+         Correct the file, or pass --force to load the rows that were read"
+    )]
+    TooManyRejected {
+        path: PathBuf,
+        rejected: u64,
+        rows: u64,
+    },
+    #[error(
+        "{path}: {lost} contacts whose postcode the current directory places would have no \
+         constituency with this one, and constituency campaigns would skip them; the directory \
+         is unchanged. Pass --force to replace it anyway"
+    )]
+    WouldLoseContacts { path: PathBuf, lost: u64 },
+    #[error(
+        "{path}: the row at line {line} runs on for over {MAX_RECORD_BYTES} bytes: is a closing \
+         quote missing? Nothing from line {line} on was imported"
+    )]
+    RunawayRecord { path: PathBuf, line: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -57,7 +80,7 @@ pub enum ImportError {
 struct Header(Vec<String>);
 
 impl Header {
-    fn read(reader: &mut csv::Reader<std::fs::File>, path: &Path) -> Result<Self, ImportError> {
+    fn read(reader: &mut CsvReader, path: &Path) -> Result<Self, ImportError> {
         let names = reader.byte_headers().map_err(|source| ImportError::Csv {
             path: path.to_owned(),
             source,
@@ -85,33 +108,145 @@ impl Header {
     }
 }
 
-/// Opens a CSV file for streaming, with its size for the progress report.
-fn open_csv(path: &Path) -> Result<(csv::Reader<std::fs::File>, u64), ImportError> {
+/// The most one row may take: far more than any honest row, and a bound on a quote left open,
+/// which would otherwise read the rest of the file into one field.
+const MAX_RECORD_BYTES: u64 = 1 << 20;
+/// The most one cell may hold.
+const MAX_FIELD_BYTES: usize = 1000;
+/// The CSV reader's buffer: it reads this far ahead of the row it is on.
+const READ_AHEAD: usize = 1 << 20;
+
+type CsvReader = csv::Reader<Guarded<std::fs::File>>;
+
+/// Opens a CSV file for streaming, with its size for the progress report. The delimiter is a
+/// comma, or a semicolon when the header has semicolons and no commas (Excel's CSV where the
+/// decimal separator is a comma).
+fn open_csv(path: &Path) -> Result<(CsvReader, u64), ImportError> {
     let open_error = |source| ImportError::Open {
         path: path.to_owned(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(open_error)?;
+    let mut file = std::fs::File::open(path).map_err(open_error)?;
     let size = file.metadata().map_err(open_error)?.len();
+    let mut start = Vec::new();
+    (&mut file)
+        .take(64 * 1024)
+        .read_to_end(&mut start)
+        .map_err(open_error)?;
+    file.rewind().map_err(open_error)?;
+    let header = start.split(|&b| b == b'\n').next().unwrap_or_default();
+    let count = |byte: u8| header.iter().filter(|&&b| b == byte).count();
+    let delimiter = match (count(b','), count(b';')) {
+        (0, semicolons) if semicolons > 0 => b';',
+        _ => b',',
+    };
     let reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .buffer_capacity(1 << 20)
-        .from_reader(file);
+        .delimiter(delimiter)
+        .buffer_capacity(READ_AHEAD)
+        .from_reader(Guarded::new(file));
     Ok((reader, size))
 }
+
+/// The file as the CSV reader sees it: a carriage return before a line feed is dropped, so that
+/// Excel's CRLF files count their lines as the user does (the csv crate numbers CRLF lines
+/// wrongly), and reading fails once a row has run on for [`MAX_RECORD_BYTES`] past the end of
+/// the last one (`row_ended`, which the parser moves on after each row).
+struct Guarded<R> {
+    inner: R,
+    /// A carriage return held back until the next byte shows whether a line feed follows.
+    pending_cr: bool,
+    /// Bytes handed to the CSV reader so far.
+    delivered: u64,
+    row_ended: Arc<AtomicU64>,
+}
+
+impl<R> Guarded<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            pending_cr: false,
+            delivered: 0,
+            row_ended: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl<R: Read> Read for Guarded<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let ahead = self
+            .delivered
+            .saturating_sub(self.row_ended.load(Ordering::Relaxed));
+        if ahead > MAX_RECORD_BYTES + READ_AHEAD as u64 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                RunawayRow,
+            ));
+        }
+        if out.len() < 2 {
+            return Ok(0);
+        }
+        let mut raw = vec![0; out.len() - 1];
+        let read = self.inner.read(&mut raw)?;
+        if read == 0 {
+            // The end: a carriage return held back goes out as it was.
+            return Ok(match std::mem::take(&mut self.pending_cr) {
+                true => {
+                    out[0] = b'\r';
+                    self.delivered += 1;
+                    1
+                }
+                false => 0,
+            });
+        }
+        let mut written = 0;
+        for &byte in &raw[..read] {
+            if std::mem::take(&mut self.pending_cr) && byte != b'\n' {
+                out[written] = b'\r';
+                written += 1;
+            }
+            if byte == b'\r' {
+                self.pending_cr = true;
+            } else {
+                out[written] = byte;
+                written += 1;
+            }
+        }
+        self.delivered += written as u64;
+        Ok(written)
+    }
+}
+
+/// The read error [`Guarded`] gives for a runaway row.
+#[derive(Debug, thiserror::Error)]
+#[error("a row ran on past the limit")]
+struct RunawayRow;
 
 /// The text of one field; a missing or empty cell is `""`.
 fn field(record: &csv::ByteRecord, column: Option<usize>) -> Result<&str, String> {
     match column.and_then(|i| record.get(i)) {
         None => Ok(""),
+        Some(bytes) if bytes.len() > MAX_FIELD_BYTES => Err(format!(
+            "a cell of {} bytes; at most {MAX_FIELD_BYTES} are taken",
+            bytes.len()
+        )),
         Some(bytes) => std::str::from_utf8(bytes)
             .map(str::trim)
             .map_err(|_| "not valid UTF-8".to_owned()),
     }
 }
 
-/// Checks that a row has as many fields as the header.
+/// Checks that a row has as many fields as the header, and that no cell runs over several
+/// lines, which none of canvass's columns does: that is a quote left open, which took the
+/// lines after it into one cell.
 fn check_width(record: &csv::ByteRecord, header: &Header) -> Result<(), String> {
+    if record.iter().any(|cell| cell.contains(&b'\n')) {
+        return Err(
+            "a quote opened on this line is not closed at its end, so the lines after it were \
+             read into one cell; close the quote and import the file again"
+                .into(),
+        );
+    }
     if record.len() == header.len() {
         Ok(())
     } else {
@@ -140,18 +275,26 @@ trait Batch: Default + Send + 'static {
 struct Parser<B> {
     batches: mpsc::Receiver<(B, u64)>,
     thread: JoinHandle<Result<(), csv::Error>>,
+    /// The line the row being read starts on.
+    next_line: Arc<AtomicU64>,
 }
 
 impl<B: Batch> Parser<B> {
     fn spawn(
-        mut reader: csv::Reader<std::fs::File>,
+        mut reader: CsvReader,
         mut parse: impl FnMut(&mut B, &csv::ByteRecord) + Send + 'static,
     ) -> Self {
         let (sender, batches) = mpsc::channel(2);
+        let row_ended = reader.get_ref().row_ended.clone();
+        let next_line = Arc::new(AtomicU64::new(reader.position().line()));
+        let next = next_line.clone();
         let thread = tokio::task::spawn_blocking(move || {
             let mut record = csv::ByteRecord::new();
             let mut batch = B::default();
+            row_ended.store(reader.position().byte(), Ordering::Relaxed);
             while reader.read_byte_record(&mut record)? {
+                row_ended.store(reader.position().byte(), Ordering::Relaxed);
+                next.store(reader.position().line(), Ordering::Relaxed);
                 parse(&mut batch, &record);
                 if batch.is_full() {
                     let full = std::mem::take(&mut batch);
@@ -167,7 +310,11 @@ impl<B: Batch> Parser<B> {
             let _ = sender.blocking_send((batch, reader.position().byte()));
             Ok(())
         });
-        Self { batches, thread }
+        Self {
+            batches,
+            thread,
+            next_line,
+        }
     }
 
     async fn next(&mut self) -> Option<(B, u64)> {
@@ -177,12 +324,20 @@ impl<B: Batch> Parser<B> {
     /// Waits for the thread, and reports a read error it met (a file that is not CSV at all).
     async fn finish(self, path: &Path) -> Result<(), ImportError> {
         drop(self.batches);
-        self.thread
-            .await
-            .expect("the CSV parser does not panic")
-            .map_err(|source| ImportError::Csv {
-                path: path.to_owned(),
-                source,
-            })
+        let read = self.thread.await.expect("the CSV parser does not panic");
+        read.map_err(|source| {
+            let runaway = matches!(source.kind(), csv::ErrorKind::Io(e)
+                if e.get_ref().is_some_and(|inner| inner.is::<RunawayRow>()));
+            match runaway {
+                true => ImportError::RunawayRecord {
+                    path: path.to_owned(),
+                    line: self.next_line.load(Ordering::Relaxed),
+                },
+                false => ImportError::Csv {
+                    path: path.to_owned(),
+                    source,
+                },
+            }
+        })
     }
 }

@@ -83,6 +83,14 @@ impl Store {
         }))
     }
 
+    /// Contacts whose postcode the directory places in a constituency.
+    pub async fn located_contacts(&self) -> Result<u64> {
+        let count: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(LOCATED_CONTACTS).fetch_one(pool).await?
+        });
+        Ok(count as u64)
+    }
+
     pub async fn directory_size(&self) -> Result<u64> {
         let count: i64 = on_pool!(self, |pool| {
             sqlx::query_scalar("SELECT count(*) FROM postcodes")
@@ -93,7 +101,21 @@ impl Store {
     }
 }
 
+/// Counts the contacts whose postcode the directory holds.
+const LOCATED_CONTACTS: &str =
+    "SELECT count(*) FROM contacts c JOIN postcodes p ON p.postcode = c.postcode";
+
 impl DirectoryImport {
+    /// Contacts whose postcode the new directory, as loaded so far, places.
+    pub async fn located_contacts(&mut self) -> Result<u64> {
+        let count: i64 = on_transaction!(self, |tx| {
+            sqlx::query_scalar(LOCATED_CONTACTS)
+                .fetch_one(&mut **tx)
+                .await?
+        });
+        Ok(count as u64)
+    }
+
     /// Adds entries. A postcode already added keeps its first constituency.
     pub async fn insert(&mut self, entries: &[DirectoryEntry]) -> Result<()> {
         match self {

@@ -179,6 +179,7 @@ impl TestStore {
         let summary = canvass::import::import_directory(
             &self.store,
             &example("postcodes.csv"),
+            false,
             &canvass::domain::Actor::Operator,
             &mut report,
         )
