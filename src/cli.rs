@@ -224,6 +224,8 @@ fn worker_settings(
             from: config.from.clone(),
             unsubscribe_mailto: config.unsubscribe_mailto.clone(),
             dkim: load_dkim(config.dkim.as_ref())?,
+            publisher: config.publisher.clone(),
+            reply_to: config.reply_to.clone(),
         },
         transport: transport(config)?,
         metrics,
@@ -293,7 +295,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let app = Application::build(ServiceSettings {
         store,
         keys,
-        sender: config.sender_name(),
+        publisher: config.publisher.clone(),
         listen: config.listen,
         metrics,
         mailer: Some(mailer),

@@ -10,7 +10,17 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
+use crate::domain::Publisher;
 use crate::store::DatabaseUrl;
+
+/// A mailbox's display name, or its address when it has none.
+fn display_name(mailbox: &Mailbox) -> String {
+    mailbox
+        .name
+        .clone()
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(|| mailbox.email.to_string())
+}
 
 /// The file read when `--config` is not given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "canvass.toml";
@@ -81,6 +91,22 @@ pub struct Settings {
     /// client's address [default: none]
     #[arg(long, env = "CANVASS_TRUSTED_PROXIES", global = true)]
     pub trusted_proxies: Option<String>,
+    /// The sender's name, in every email footer and page [default: the From display name]
+    #[arg(long, env = "CANVASS_ORGANISATION", global = true)]
+    pub organisation: Option<String>,
+    /// The sender's postal address, in every email footer
+    #[arg(long, env = "CANVASS_POSTAL_ADDRESS", global = true)]
+    pub postal_address: Option<String>,
+    /// The digital imprint ("Promoted by ... on behalf of ..., both at ..."), in every email and
+    /// page footer
+    #[arg(long, env = "CANVASS_IMPRINT", global = true)]
+    pub imprint: Option<String>,
+    /// The privacy notice's address, linked from every email, page and sign-up form
+    #[arg(long, env = "CANVASS_PRIVACY_URL", global = true)]
+    pub privacy_url: Option<String>,
+    /// Reply-To mailbox for every email [default: none]
+    #[arg(long, env = "CANVASS_REPLY_TO", global = true)]
+    pub reply_to: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -130,17 +156,16 @@ pub struct Config {
     pub dkim: Option<DkimSettings>,
     pub smtp_ca_file: Option<PathBuf>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub publisher: Publisher,
+    pub reply_to: Option<Mailbox>,
 }
 
 /// Shows what is configured without the secrets.
 impl Config {
-    /// How pages and emails name the sender: the From display name, or its address.
+    /// How pages and emails name the sender: `CANVASS_ORGANISATION`, else the From display
+    /// name, else its address.
     pub fn sender_name(&self) -> String {
-        self.from
-            .name
-            .clone()
-            .filter(|name| !name.trim().is_empty())
-            .unwrap_or_else(|| self.from.email.to_string())
+        self.publisher.organisation.clone()
     }
 }
 
@@ -160,6 +185,8 @@ impl fmt::Debug for Config {
             .field("dkim", &self.dkim)
             .field("smtp_ca_file", &self.smtp_ca_file)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("publisher", &self.publisher)
+            .field("reply_to", &self.reply_to.as_ref().map(ToString::to_string))
             .finish_non_exhaustive()
     }
 }
@@ -201,6 +228,11 @@ impl Settings {
             dkim_key_file: self.dkim_key_file.or(fallback.dkim_key_file),
             smtp_ca_file: self.smtp_ca_file.or(fallback.smtp_ca_file),
             trusted_proxies: self.trusted_proxies.or(fallback.trusted_proxies),
+            organisation: self.organisation.or(fallback.organisation),
+            postal_address: self.postal_address.or(fallback.postal_address),
+            imprint: self.imprint.or(fallback.imprint),
+            privacy_url: self.privacy_url.or(fallback.privacy_url),
+            reply_to: self.reply_to.or(fallback.reply_to),
         }
     }
 
@@ -271,6 +303,28 @@ impl Settings {
                 ));
             }
         };
+        let text =
+            |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let privacy_url = text(self.privacy_url);
+        if let Some(url) = &privacy_url
+            && !(url.starts_with("https://") || url.starts_with("http://"))
+        {
+            return Err(invalid(
+                "privacy_url",
+                "must start with https:// or http://".into(),
+            ));
+        }
+        let reply_to = text(self.reply_to)
+            .map(|mailbox| mailbox.parse::<Mailbox>())
+            .transpose()
+            .map_err(|e| invalid("reply_to", format!("{e}")))?;
+        let organisation = text(self.organisation).unwrap_or_else(|| display_name(&from));
+        let publisher = Publisher {
+            organisation,
+            postal_address: text(self.postal_address),
+            imprint: text(self.imprint),
+            privacy_url,
+        };
         let trusted_proxies =
             crate::http::parse_trusted_proxies(self.trusted_proxies.as_deref().unwrap_or(""))
                 .map_err(|e| invalid("trusted_proxies", e))?;
@@ -289,6 +343,8 @@ impl Settings {
             dkim,
             smtp_ca_file: self.smtp_ca_file,
             trusted_proxies,
+            publisher,
+            reply_to,
         })
     }
 }

@@ -11,7 +11,7 @@ use lettre::message::Mailbox;
 
 use crate::cli::{import_contact_list, import_postcodes};
 use crate::domain::{
-    Actor, Audience, ConstituencyCode, Email, Event, NewCampaign, Postcode, TopicSlug,
+    Actor, Audience, ConstituencyCode, Email, Event, NewCampaign, Postcode, Publisher, TopicSlug,
 };
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
 use crate::store::{DatabaseUrl, QueueOutcome, Store};
@@ -23,6 +23,20 @@ const DEMO_LISTEN: &str = "127.0.0.1:8080";
 /// The sample constituency both demo mailings go to.
 const DEMO_CONSTITUENCY: &str = "E14900001";
 const SENDER_NAME: &str = "Hertford and Stortford Labour (demo)";
+
+/// The demo's sender, as its footers say (invented, as the sample data are).
+fn publisher() -> Publisher {
+    Publisher {
+        organisation: SENDER_NAME.into(),
+        postal_address: Some("1 Example Street, Hertford SG13 8EQ".into()),
+        imprint: Some(
+            "Promoted by A. Agent on behalf of Hertford and Stortford Labour (demo), both at \
+             1 Example Street, Hertford SG13 8EQ"
+                .into(),
+        ),
+        privacy_url: Some("https://hertford.example.org/privacy".into()),
+    }
+}
 const NEWSLETTER: &str = include_str!("../examples/templates/newsletter.html");
 const EVENT: &str = include_str!("../examples/templates/event.html");
 
@@ -62,7 +76,7 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
     let service = |listen: &str| ServiceSettings {
         store: store.clone(),
         keys: keys.clone(),
-        sender: SENDER_NAME.into(),
+        publisher: publisher(),
         listen: listen.parse().expect("a valid address"),
         metrics: metrics.clone(),
         // The demo's sign-ups would go to its outbox; its links' base is only known once bound.
@@ -123,6 +137,8 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
                 ),
                 unsubscribe_mailto: None,
                 dkim: None,
+                publisher: publisher(),
+                reply_to: None,
             },
             transport: Transport::Outbox(outbox.clone()),
             metrics: metrics.clone(),

@@ -13,7 +13,7 @@ use handlebars::Handlebars;
 use handlebars::template::{Template, TemplateElement};
 use serde::Serialize;
 
-use crate::domain::{Event, NewCampaign};
+use crate::domain::{Event, NewCampaign, Publisher};
 use crate::store::Recipient;
 use crate::token::{Purpose, SigningKeys};
 
@@ -246,9 +246,8 @@ impl Templates {
     /// when it renders the sample exactly as converting each rendered message would; otherwise
     /// each message's HTML is converted as it is sent.
     pub fn compile(campaign: &NewCampaign) -> Result<Self, TemplateError> {
-        let html_source = with_links(&campaign.html_template);
         let mut templates = Self {
-            html: template("HTML", &html_source)?,
+            html: template("HTML", &campaign.html_template)?,
             text: campaign
                 .text_template
                 .as_deref()
@@ -256,76 +255,101 @@ impl Templates {
                 .transpose()?,
         };
         let sample = MessageVars::sample(campaign.event.as_ref());
-        let bodies = templates.render(&sample)?;
+        let (_, text) = templates.bodies(&sample)?;
         if templates.text.is_none() {
-            templates.text = derived_text(&html_source, &sample, &bodies.text);
+            templates.text = derived_text(&campaign.html_template, &sample, &text);
         }
         Ok(templates)
     }
 
-    /// Renders one recipient's bodies, adding the unsubscribe and preference links where the
-    /// template left them out.
-    pub fn render(&self, vars: &MessageVars) -> Result<Bodies, TemplateError> {
-        let mut html = self
+    /// Renders one recipient's message: the template's bodies, then the footer every message
+    /// carries, whatever the template says or hides (why the person gets it, both links, who
+    /// sends it, the imprint).
+    pub fn render(&self, vars: &MessageVars, footer: &Footer) -> Result<Bodies, TemplateError> {
+        let (mut html, mut text) = self.bodies(vars)?;
+        let footer_html = footer.html(vars);
+        match html.rfind("</body>") {
+            Some(at) => html.insert_str(at, &footer_html),
+            None => html.push_str(&footer_html),
+        }
+        text.push_str(&footer.text(vars));
+        Ok(Bodies { html, text })
+    }
+
+    /// The template's own bodies: HTML, and text (from its template, or converted).
+    fn bodies(&self, vars: &MessageVars) -> Result<(String, String), TemplateError> {
+        let html = self
             .html
             .render("HTML", vars)
             .map_err(|e| invalid("HTML", e))?;
-        let escaped = |s: &str| handlebars::html_escape(s);
-        let (unsubscribe, preferences) = (
-            escaped(&vars.unsubscribe_url),
-            escaped(&vars.preferences_url),
-        );
-        // The template names both links (see `with_links`), but a condition may hide them.
-        if !html.contains(&unsubscribe) || !html.contains(&preferences) {
-            let footer = footer(&unsubscribe, &preferences);
-            match html.rfind("</body>") {
-                Some(at) => html.insert_str(at, &footer),
-                None => html.push_str(&footer),
-            }
-        }
         let text = match &self.text {
             Some(text) => text.render("text", vars).map_err(|e| invalid("text", e))?,
             None => {
                 html2text::from_read(html.as_bytes(), TEXT_WIDTH).map_err(|e| invalid("HTML", e))?
             }
         };
-        Ok(Bodies {
-            html,
-            text: with_text_links(text, vars),
-        })
+        Ok((html, text))
     }
 }
 
-fn footer(unsubscribe: &str, preferences: &str) -> String {
-    format!(
-        "<hr><p style=\"font-size:small\"><a href=\"{unsubscribe}\">Unsubscribe</a> · \
-         <a href=\"{preferences}\">Your email preferences</a></p>"
-    )
+/// What every message's footer says besides its links.
+#[derive(Debug, Clone, Copy)]
+pub struct Footer<'a> {
+    pub publisher: &'a Publisher,
+    /// The name of the topic the person agreed to hear about: why they get the message.
+    pub topic: &'a str,
 }
 
-/// The HTML template, with the links' footer added when it does not name both links.
-fn with_links(source: &str) -> String {
-    if source.contains("unsubscribe_url") && source.contains("preferences_url") {
-        return source.to_owned();
+impl Footer<'_> {
+    fn html(&self, vars: &MessageVars) -> String {
+        let e = |s: &str| handlebars::html_escape(s);
+        let publisher = self.publisher;
+        let organisation = e(&publisher.organisation);
+        let mut out = format!(
+            "<hr><div style=\"font-size:small;color:#555\"><p>You are getting this email \
+             because you asked {organisation} for emails about {topic}. \
+             <a href=\"{unsubscribe}\">Unsubscribe</a> · \
+             <a href=\"{preferences}\">Your email preferences</a>",
+            topic = e(self.topic),
+            unsubscribe = e(&vars.unsubscribe_url),
+            preferences = e(&vars.preferences_url),
+        );
+        if let Some(privacy) = &publisher.privacy_url {
+            out.push_str(&format!(" · <a href=\"{}\">Privacy notice</a>", e(privacy)));
+        }
+        out.push_str("</p><p>");
+        out.push_str(&organisation);
+        if let Some(address) = &publisher.postal_address {
+            out.push_str(&format!(", {}", e(address)));
+        }
+        out.push_str("</p>");
+        if let Some(imprint) = &publisher.imprint {
+            out.push_str(&format!("<p>{}</p>", e(imprint)));
+        }
+        out.push_str("</div>");
+        out
     }
-    let footer = footer("{{unsubscribe_url}}", "{{preferences_url}}");
-    let mut source = source.to_owned();
-    match source.rfind("</body>") {
-        Some(at) => source.insert_str(at, &footer),
-        None => source.push_str(&footer),
-    }
-    source
-}
 
-/// The text part, with the links added at the end when it lacks either.
-fn with_text_links(mut text: String, vars: &MessageVars) -> String {
-    if !text.contains(&vars.unsubscribe_url) || !text.contains(&vars.preferences_url) {
-        text.push_str(&format!(
-            "\n\n--\nUnsubscribe: {}\nYour email preferences: {}\n",
-            vars.unsubscribe_url, vars.preferences_url
-        ));
+    fn text(&self, vars: &MessageVars) -> String {
+        let publisher = self.publisher;
+        let mut out = format!(
+            "\n\n--\nYou are getting this email because you asked {} for emails about {}.\n\
+             Unsubscribe: {}\nYour email preferences: {}\n",
+            publisher.organisation, self.topic, vars.unsubscribe_url, vars.preferences_url
+        );
+        if let Some(privacy) = &publisher.privacy_url {
+            out.push_str(&format!("Privacy notice: {privacy}\n"));
+        }
+        out.push_str(&publisher.organisation);
+        if let Some(address) = &publisher.postal_address {
+            out.push_str(&format!(", {address}"));
+        }
+        out.push('\n');
+        if let Some(imprint) = &publisher.imprint {
+            out.push_str(&format!("{imprint}\n"));
+        }
+        out
     }
-    text
 }
 
 /// A text template made by converting the HTML template itself, kept only if it renders the
@@ -337,7 +361,7 @@ fn derived_text(
 ) -> Option<Handlebars<'static>> {
     let source = html2text::from_read(html_source.as_bytes(), TEXT_WIDTH).ok()?;
     let text = template("text", &source).ok()?;
-    let rendered = with_text_links(text.render("text", sample).ok()?, sample);
+    let rendered = text.render("text", sample).ok()?;
     (rendered == expected).then_some(text)
 }
 
@@ -417,13 +441,67 @@ mod tests {
         assert!(Templates::compile(&logging).is_err());
     }
 
+    fn publisher() -> Publisher {
+        Publisher {
+            organisation: "Hertford & Stortford Labour".into(),
+            postal_address: Some("1 Fore Street, Hertford SG14 1AA".into()),
+            imprint: Some("Promoted by A. Agent on behalf of H&S Labour".into()),
+            privacy_url: Some("https://hertford.example.org/privacy".into()),
+        }
+    }
+
+    fn footer(publisher: &Publisher) -> Footer<'_> {
+        Footer {
+            publisher,
+            topic: "Events",
+        }
+    }
+
+    /// The law's part of every message, in both parts, whatever the template hides.
+    #[test]
+    fn every_message_says_who_sends_it_why_and_how_to_leave() {
+        let hiding = "<html><body>{{#if false}}{{unsubscribe_url}}{{preferences_url}}{{/if}}\
+                      <p>Hi</p></body></html>";
+        let templates = Templates::compile(&campaign(hiding, None, false)).unwrap();
+        let vars = MessageVars::sample(None);
+        let publisher = publisher();
+        let bodies = templates.render(&vars, &footer(&publisher)).unwrap();
+        for (part, body, organisation, imprint) in [
+            (
+                "html",
+                &bodies.html,
+                "Hertford &amp; Stortford Labour",
+                "on behalf of H&amp;S Labour",
+            ),
+            (
+                "text",
+                &bodies.text,
+                "Hertford & Stortford Labour",
+                "on behalf of H&S Labour",
+            ),
+        ] {
+            for needle in [
+                "about Events",
+                organisation,
+                "1 Fore Street, Hertford SG14 1AA",
+                imprint,
+                "https://hertford.example.org/privacy",
+                "https://example.org/u/sample",
+                "https://example.org/p/sample",
+            ] {
+                assert!(body.contains(needle), "{part} lacks {needle}: {body}");
+            }
+        }
+        assert!(bodies.html.find("Fore Street").unwrap() < bodies.html.find("</body>").unwrap());
+    }
+
     #[test]
     fn values_are_escaped_in_html_and_links_are_always_there() {
         let templates =
             Templates::compile(&campaign("<p>Dear {{contact.name}}</p>", None, false)).unwrap();
         let mut vars = MessageVars::sample(None);
         vars.contact.name = Some("<b>Bob</b> & co".into());
-        let bodies = templates.render(&vars).unwrap();
+        let bodies = templates.render(&vars, &footer(&publisher())).unwrap();
         assert!(bodies.html.contains("Dear &lt;b&gt;Bob&lt;/b&gt; &amp; co"));
         assert!(bodies.html.contains("https://example.org/u/sample"));
         assert!(bodies.html.contains("https://example.org/p/sample"));
@@ -450,9 +528,9 @@ mod tests {
             let mut vars = MessageVars::sample(campaign.event.as_ref());
             vars.contact.name = Some("Ben <b>O'Kafor</b> & co * _x_".into());
             vars.unsubscribe_url = "https://links.example.org/u/AbC-123_x".into();
-            let bodies = templates.render(&vars).unwrap();
-            let converted = html2text::from_read(bodies.html.as_bytes(), TEXT_WIDTH).unwrap();
-            assert_eq!(bodies.text, converted, "{file}");
+            let (html, text) = templates.bodies(&vars).unwrap();
+            let converted = html2text::from_read(html.as_bytes(), TEXT_WIDTH).unwrap();
+            assert_eq!(text, converted, "{file}");
         }
     }
 
@@ -466,16 +544,19 @@ mod tests {
         .unwrap();
         let event = campaign("", None, true).event;
         let bodies = templates
-            .render(&MessageVars::sample(event.as_ref()))
+            .render(&MessageVars::sample(event.as_ref()), &footer(&publisher()))
             .unwrap();
         assert!(
             bodies
                 .html
                 .contains("Hustings on Saturday 5 December 2026 at Corn Exchange")
         );
-        assert_eq!(
-            bodies.text,
-            "Hustings, 7:30pm <https://example.org/u/sample> https://example.org/p/sample"
+        assert!(
+            bodies
+                .text
+                .starts_with("Hustings, 7:30pm <https://example.org/u/sample> https://example.org/p/sample\n\n--\n"),
+            "{}",
+            bodies.text
         );
     }
 

@@ -99,4 +99,16 @@ async fn every_answer_forbids_framing_caching_and_sniffing() {
         assert_eq!(header("cache-control"), "no-store", "{url}");
         assert_eq!(header("x-content-type-options"), "nosniff", "{url}");
     }
+    // Every page carries the imprint and the privacy notice.
+    let page = app
+        .client
+        .get(app.link(Purpose::Preferences, "amira@example.org").await)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Promoted by A. Agent on behalf of Hertford Labour"), "{page}");
+    assert!(page.contains("https://hertford.example.org/privacy"), "{page}");
 }

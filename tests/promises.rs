@@ -38,6 +38,8 @@ fn worker(db: &TestStore, url: &str) -> Worker {
                     .unwrap(),
                 unsubscribe_mailto: None,
                 dkim: None,
+                publisher: support::publisher(),
+                reply_to: None,
             },
             transport: Transport::from_url(url).unwrap(),
             metrics: Arc::new(Metrics::new()),

@@ -55,6 +55,8 @@ fn worker(db: &TestStore, url: &str, sending: Sending, metrics: Arc<Metrics>) ->
                     .unwrap(),
                 unsubscribe_mailto: None,
                 dkim: None,
+                publisher: support::publisher(),
+                reply_to: None,
             },
             transport: Transport::from_url(url).unwrap(),
             metrics,

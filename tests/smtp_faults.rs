@@ -38,6 +38,8 @@ fn worker(db: &TestStore, transport: Transport) -> Worker {
                     .unwrap(),
                 unsubscribe_mailto: None,
                 dkim: None,
+                publisher: support::publisher(),
+                reply_to: None,
             },
             transport,
             metrics: Arc::new(Metrics::new()),

@@ -228,7 +228,11 @@ async fn an_unterminated_quote_is_named_by_its_line(db: TestStore) {
     let (summary, report) = import(&db, &csv).await;
     assert_eq!(summary.imported, 0);
     assert_eq!(report.rejections[0].line, 2);
-    assert!(report.rejections[0].reason.contains("quote"), "{:?}", report.rejections);
+    assert!(
+        report.rejections[0].reason.contains("quote"),
+        "{:?}",
+        report.rejections
+    );
 
     let tail: String = (0..100_000)
         .map(|i| format!("p{i}@example.org,P,,,,news,,\n"))

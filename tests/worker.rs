@@ -58,6 +58,12 @@ fn worker_with(
                     .unwrap(),
                 unsubscribe_mailto: unsubscribe_mailto.map(|a| a.parse().unwrap()),
                 dkim,
+                publisher: support::publisher(),
+                reply_to: Some(
+                    "Hertford Office <office@hertford.example.org>"
+                        .parse()
+                        .unwrap(),
+                ),
             },
             transport: Transport::Outbox(db.dir.path().join("outbox")),
             metrics,
@@ -125,6 +131,17 @@ async fn the_worker_sends_each_eligible_person_one_message_with_working_links(db
         assert_eq!(
             header(message, "List-Id").as_deref(),
             Some("<news.hertford.example.org>")
+        );
+        assert_eq!(
+            header(message, "Reply-To").as_deref(),
+            Some("\"Hertford Office\" <office@hertford.example.org>")
+        );
+        // The imprint, in both parts (quoted-printable may fold it: compare unfolded).
+        let unfolded = message.replace("=\r\n", "").replace("=\n", "");
+        assert_eq!(
+            unfolded.matches("Promoted by A. Agent on behalf of Hertford Labour").count(),
+            2,
+            "the imprint in the text and the HTML part"
         );
         assert!(
             header(message, "Message-ID")

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::Config;
 use crate::domain::{Actor, CampaignDraft, NewCampaign};
-use crate::render::{MessageVars, Templates};
+use crate::render::{Footer, MessageVars, Templates};
 use crate::store::{QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome, Store};
 use crate::token::SigningKeys;
 
@@ -196,7 +196,11 @@ async fn preview(store: &Store, config: &Config, id: i64) -> anyhow::Result<()> 
         }
         None => MessageVars::sample(campaign.spec.event.as_ref()),
     };
-    let bodies = templates.render(&vars)?;
+    let footer = Footer {
+        publisher: &config.publisher,
+        topic: &campaign.topic_name,
+    };
+    let bodies = templates.render(&vars, &footer)?;
     println!(
         "campaign {id} ({}): {size} people would receive it today",
         campaign.state

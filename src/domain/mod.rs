@@ -8,6 +8,7 @@ mod constituency;
 mod contact;
 mod email;
 mod postcode;
+mod publisher;
 mod staff;
 mod topic;
 
@@ -23,6 +24,7 @@ pub use contact::{
 };
 pub use email::{Email, EmailError, EmailHash};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
+pub use publisher::Publisher;
 pub use staff::{StaffMember, StaffName, StaffNameError, StaffSecret, StaffTokenHash};
 pub use topic::{
     ChosenTopicError, Topic, TopicNameError, TopicSlug, TopicSlugError, chosen_topics,

@@ -57,6 +57,8 @@ pub struct AppState {
     unsubscriber: Unsubscriber,
     /// Who the emails come from, as the pages name them.
     sender: Arc<str>,
+    /// Who sends, as every footer says.
+    publisher: Arc<crate::domain::Publisher>,
     /// Sends sign-up confirmations; `None`: sign-ups are refused (503).
     mailer: Option<Arc<Mailer>>,
     signup_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
@@ -74,8 +76,9 @@ impl FromRef<AppState> for Arc<Metrics> {
 pub struct ServiceSettings {
     pub store: Store,
     pub keys: SigningKeys,
-    /// The sender's display name (or address) for the pages.
-    pub sender: String,
+    /// Who sends: the pages name the organisation, and their footers carry the imprint and
+    /// the privacy notice.
+    pub publisher: crate::domain::Publisher,
     pub listen: SocketAddr,
     pub metrics: Arc<Metrics>,
     /// Sends sign-up confirmations.
@@ -93,14 +96,15 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 picks a free one) and builds the router.
     pub async fn build(settings: ServiceSettings) -> std::io::Result<Self> {
-        let pages = Pages::new().map_err(std::io::Error::other)?;
+        let pages = Pages::new(&settings.publisher).map_err(std::io::Error::other)?;
         let state = AppState {
             unsubscriber: Unsubscriber::start(settings.store.clone()),
             store: settings.store,
             keys: Arc::new(settings.keys),
             pages: Arc::new(pages),
             metrics: settings.metrics,
-            sender: settings.sender.into(),
+            sender: settings.publisher.organisation.as_str().into(),
+            publisher: Arc::new(settings.publisher),
             mailer: settings.mailer.map(Arc::new),
             signup_limiter: signup::signup_limiter(),
             trusted_proxies: settings.trusted_proxies.into(),

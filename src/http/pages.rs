@@ -1,8 +1,32 @@
 //! The public pages, rendered on the server from `templates/pages/` (compiled into the binary).
 //! Handlebars escapes every `{{value}}`; no template uses the unescaped form.
 
-use handlebars::Handlebars;
+use handlebars::{Handlebars, html_escape};
 use serde::Serialize;
+
+use crate::domain::Publisher;
+
+/// The pages' footer, fixed for the process: who publishes, the imprint, the privacy notice.
+/// Escaped here, and braces taken out, since it becomes a template of its own.
+fn footer(publisher: &Publisher) -> String {
+    let e = |s: &str| html_escape(s).replace(['{', '}'], "");
+    let mut out = format!("<footer><p>{}", e(&publisher.organisation));
+    if let Some(address) = &publisher.postal_address {
+        out.push_str(&format!(", {}", e(address)));
+    }
+    out.push_str("</p>");
+    if let Some(imprint) = &publisher.imprint {
+        out.push_str(&format!("<p>{}</p>", e(imprint)));
+    }
+    if let Some(privacy) = &publisher.privacy_url {
+        out.push_str(&format!(
+            "<p><a href=\"{}\">Privacy notice</a></p>",
+            e(privacy)
+        ));
+    }
+    out.push_str("</footer>");
+    out
+}
 
 /// Templates by name, each beside its source.
 const PAGES: &[(&str, &str)] = &[
@@ -52,12 +76,15 @@ pub struct Pages {
 }
 
 impl Pages {
-    pub fn new() -> Result<Self, Box<handlebars::TemplateError>> {
+    /// Compiles the pages, with a footer naming `publisher`: every page carries the imprint
+    /// and the privacy notice, as every email does.
+    pub fn new(publisher: &Publisher) -> Result<Self, Box<handlebars::TemplateError>> {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(false);
         for (name, source) in PAGES {
             registry.register_template_string(name, source)?;
         }
+        registry.register_template_string("footer", footer(publisher))?;
         Ok(Self { registry })
     }
 

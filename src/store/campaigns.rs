@@ -36,6 +36,8 @@ pub(crate) const ELIGIBLE: &str = concat!(
 #[derive(Debug, Clone)]
 pub struct Campaign {
     pub id: i64,
+    /// The topic's name, as a message's footer gives it.
+    pub topic_name: String,
     pub state: CampaignState,
     /// Why the worker paused it by itself, while it stays paused.
     pub paused_reason: Option<String>,
@@ -91,6 +93,7 @@ struct CampaignRow {
     id: i64,
     name: String,
     topic: String,
+    topic_name: String,
     subject: String,
     html_template: String,
     text_template: Option<String>,
@@ -194,7 +197,8 @@ impl Store {
         let found = on_pool!(self, |pool| {
             let mut conn = pool.acquire().await?;
             let row: Option<CampaignRow> = sqlx::query_as(
-                "SELECT k.id, k.name, t.slug AS topic, k.subject, k.html_template, \
+                "SELECT k.id, k.name, t.slug AS topic, t.name AS topic_name, k.subject, \
+                        k.html_template, \
                         k.text_template, k.event_title, k.event_starts_at, k.event_venue, \
                         k.event_postcode, k.state, k.paused_reason \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
@@ -246,6 +250,7 @@ impl Store {
         };
         Ok(Some(Campaign {
             id: row.id,
+            topic_name: row.topic_name,
             state: row.state.parse().map_err(|e| decode_error("state", e))?,
             paused_reason: row.paused_reason,
             spec: NewCampaign {

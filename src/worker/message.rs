@@ -11,7 +11,8 @@ use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 
 use crate::config::DkimSettings;
-use crate::render::{MessageVars, TemplateError, Templates};
+use crate::domain::Publisher;
+use crate::render::{Footer, MessageVars, TemplateError, Templates};
 use crate::store::{Campaign, ClaimedDelivery};
 use crate::token::SigningKeys;
 
@@ -24,6 +25,9 @@ pub struct Letterhead {
     /// An address that takes unsubscribe requests by email, offered beside the link.
     pub unsubscribe_mailto: Option<lettre::Address>,
     pub dkim: Option<DkimConfig>,
+    /// Who sends, as every footer says.
+    pub publisher: Publisher,
+    pub reply_to: Option<Mailbox>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,7 +114,11 @@ impl Letterhead {
             &self.keys,
             &self.base_url,
         );
-        let bodies = templates.render(&vars)?;
+        let footer = Footer {
+            publisher: &self.publisher,
+            topic: &campaign.topic_name,
+        };
+        let bodies = templates.render(&vars, &footer)?;
         let domain = self.from.email.domain();
         let message_id = format!("<{}@{domain}>", uuid::Uuid::new_v4().simple());
         let to = Mailbox::new(
@@ -128,8 +136,11 @@ impl Letterhead {
         let header = |name: &'static str, value: String| {
             HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
         };
-        let mut message = Message::builder()
-            .from(self.from.clone())
+        let mut builder = Message::builder().from(self.from.clone());
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        let mut message = builder
             .to(to)
             .subject(&campaign.spec.subject)
             .date_now()

@@ -50,7 +50,10 @@ impl TestApp {
         let app = Application::build(ServiceSettings {
             store: db.store.clone(),
             keys: keys.clone(),
-            sender: "Hertford & <Stortford> Labour".into(),
+            publisher: canvass::domain::Publisher {
+                organisation: "Hertford & <Stortford> Labour".into(),
+                ..super::publisher()
+            },
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics: Arc::new(Metrics::new()),
             mailer: mailer.map(|smtp_url| Mailer {

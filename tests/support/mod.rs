@@ -368,3 +368,15 @@ pub fn example(name: &str) -> PathBuf {
         .join("examples")
         .join(name)
 }
+
+/// The sender's details the tests' messages and pages carry.
+pub fn publisher() -> canvass::domain::Publisher {
+    canvass::domain::Publisher {
+        organisation: "Hertford Labour".into(),
+        postal_address: Some("1 Fore Street, Hertford SG14 1AA".into()),
+        imprint: Some(
+            "Promoted by A. Agent on behalf of Hertford Labour, both at 1 Fore Street".into(),
+        ),
+        privacy_url: Some("https://hertford.example.org/privacy".into()),
+    }
+}

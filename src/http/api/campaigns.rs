@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals};
 use crate::domain::{Actor, CampaignDraft, CampaignState, DeliveryCounts, StaffMember};
 use crate::http::AppState;
-use crate::render::{MessageVars, TemplateError, Templates};
+use crate::render::{Footer, MessageVars, TemplateError, Templates};
 use crate::store::{Campaign, QueueOutcome, StateChange, StateChangeOutcome, StoreError};
 
 /// A campaign and how its deliveries stand.
@@ -176,7 +176,13 @@ pub async fn preview(
         .map_err(|e| Failure::unavailable(&e))?;
     let bodies = Templates::compile_in_background(&campaign.spec)
         .await
-        .and_then(|templates| templates.render(&MessageVars::sample(campaign.spec.event.as_ref())))
+        .and_then(|templates| {
+            let footer = Footer {
+                publisher: &state.publisher,
+                topic: &campaign.topic_name,
+            };
+            templates.render(&MessageVars::sample(campaign.spec.event.as_ref()), &footer)
+        })
         .map_err(template_failure)?;
     Ok(Json(Preview {
         audience_size,
