@@ -203,6 +203,43 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
+/// Refuses to send over SMTP to another machine with settings that would ship broken mail: a
+/// From address at `localhost`, which receiving servers refuse, or links that are not public
+/// `https://` addresses (RFC 8058 wants them for one-click unsubscribe). Warns, once, of the
+/// footer details the law expects and that are not set.
+fn ready_for_real_mail(config: &Config) -> anyhow::Result<()> {
+    let transport = transport(config)?;
+    if transport.is_remote() {
+        let domain = config.from.email.domain();
+        if domain == "localhost" || domain.ends_with(".localhost") || !domain.contains('.') {
+            bail!(
+                "CANVASS_FROM is {}: receiving servers refuse mail from such an address; set \
+                 CANVASS_FROM to the party's own (e.g. \"Hertford Labour <news@example.org>\") \
+                 before sending through {transport}",
+                config.from
+            );
+        }
+        if !config.base_url.starts_with("https://") {
+            bail!(
+                "CANVASS_BASE_URL is {}: the unsubscribe and preference links in every email \
+                 must be public https:// addresses before sending through {transport}",
+                config.base_url
+            );
+        }
+    }
+    if matches!(transport, Transport::Smtp(_)) {
+        let missing = config.publisher.missing();
+        if !missing.is_empty() {
+            tracing::warn!(
+                "{} not set: marketing email should carry the sender's postal address and \
+                 election material the digital imprint",
+                missing.join(" and ")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Where mail goes, trusting the configured CA besides the built-in roots.
 fn transport(config: &Config) -> anyhow::Result<Transport> {
     let transport = Transport::from_url(&config.smtp_url)?;
@@ -242,6 +279,7 @@ fn worker_settings(
 /// Sends queued deliveries until none are due (`--drain`) or until Ctrl-C or SIGTERM, which
 /// finish the messages in flight and give back the rest.
 async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
+    ready_for_real_mail(config)?;
     let store = open(config).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
     let settings = worker_settings(config, keys, Arc::new(Metrics::new()))?;
@@ -275,6 +313,7 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
 /// Serves the HTTP service, and the worker beside it unless told not to, until Ctrl-C or
 /// SIGTERM; both finish what they are doing before the process exits.
 async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
+    ready_for_real_mail(config)?;
     let store = open(config).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
     // One set of counters: /metrics shows the worker's beside the service's.

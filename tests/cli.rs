@@ -283,6 +283,51 @@ fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
     );
 }
 
+/// Mail to another machine is refused while it would go out broken (from localhost, with
+/// links that are not https), naming the setting; the footer's missing details are warned about
+/// once.
+#[test]
+fn sending_to_a_real_relay_needs_a_real_from_and_https_links() {
+    let workspace = Workspace::migrated();
+    let relay = [
+        ("CANVASS_DATABASE_URL", workspace.url.as_str()),
+        ("CANVASS_SMTP_URL", "smtp://mail.example.org"),
+    ];
+    let run = |extra: &[(&str, &str)]| {
+        let env: Vec<(&str, &str)> = relay.iter().chain(extra).copied().collect();
+        canvass(workspace.path(), &env, &["worker", "--drain"])
+    };
+    let from_localhost = run(&[]);
+    assert!(!from_localhost.status.success());
+    assert!(
+        stderr(&from_localhost).contains("CANVASS_FROM"),
+        "{}",
+        stderr(&from_localhost)
+    );
+    let plain_http = run(&[(
+        "CANVASS_FROM",
+        "Hertford Labour <news@hertford.example.org>",
+    )]);
+    assert!(!plain_http.status.success());
+    assert!(
+        stderr(&plain_http).contains("CANVASS_BASE_URL"),
+        "{}",
+        stderr(&plain_http)
+    );
+
+    // To this machine's own relay it goes, with one warning about the footer.
+    let local = canvass(
+        workspace.path(),
+        &[
+            ("CANVASS_DATABASE_URL", workspace.url.as_str()),
+            ("CANVASS_SMTP_URL", "smtp://127.0.0.1:9"),
+        ],
+        &["worker", "--drain"],
+    );
+    assert!(local.status.success(), "{}", stderr(&local));
+    assert_eq!(stderr(&local).matches("CANVASS_POSTAL_ADDRESS").count(), 1);
+}
+
 /// Even at the most verbose level, no log line carries a contact's name or address, and a log
 /// written to a file or pipe has no colour codes in it.
 #[test]

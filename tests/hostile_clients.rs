@@ -109,6 +109,12 @@ async fn every_answer_forbids_framing_caching_and_sniffing() {
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Promoted by A. Agent on behalf of Hertford Labour"), "{page}");
-    assert!(page.contains("https://hertford.example.org/privacy"), "{page}");
+    assert!(
+        page.contains("Promoted by A. Agent on behalf of Hertford Labour"),
+        "{page}"
+    );
+    assert!(
+        page.contains("https://hertford.example.org/privacy"),
+        "{page}"
+    );
 }

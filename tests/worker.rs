@@ -139,7 +139,9 @@ async fn the_worker_sends_each_eligible_person_one_message_with_working_links(db
         // The imprint, in both parts (quoted-printable may fold it: compare unfolded).
         let unfolded = message.replace("=\r\n", "").replace("=\n", "");
         assert_eq!(
-            unfolded.matches("Promoted by A. Agent on behalf of Hertford Labour").count(),
+            unfolded
+                .matches("Promoted by A. Agent on behalf of Hertford Labour")
+                .count(),
             2,
             "the imprint in the text and the HTML part"
         );

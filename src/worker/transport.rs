@@ -172,6 +172,13 @@ impl Transport {
     }
 }
 
+impl Transport {
+    /// Whether mail goes over SMTP to another machine (not this one's loopback).
+    pub fn is_remote(&self) -> bool {
+        matches!(self, Self::Smtp(server) if !is_loopback(&server.host))
+    }
+}
+
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
