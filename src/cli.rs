@@ -249,21 +249,26 @@ fn transport(config: &Config) -> anyhow::Result<Transport> {
     })
 }
 
+/// What every message of this process carries, from the settings.
+fn letterhead(config: &Config, keys: SigningKeys) -> anyhow::Result<Letterhead> {
+    Ok(Letterhead {
+        keys,
+        base_url: config.base_url.clone(),
+        from: config.from.clone(),
+        unsubscribe_mailto: config.unsubscribe_mailto.clone(),
+        dkim: load_dkim(config.dkim.as_ref())?,
+        publisher: config.publisher.clone(),
+        reply_to: config.reply_to.clone(),
+    })
+}
+
 fn worker_settings(
     config: &Config,
     keys: SigningKeys,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<WorkerSettings> {
     Ok(WorkerSettings {
-        letterhead: Letterhead {
-            keys,
-            base_url: config.base_url.clone(),
-            from: config.from.clone(),
-            unsubscribe_mailto: config.unsubscribe_mailto.clone(),
-            dkim: load_dkim(config.dkim.as_ref())?,
-            publisher: config.publisher.clone(),
-            reply_to: config.reply_to.clone(),
-        },
+        letterhead: letterhead(config, keys)?,
         transport: transport(config)?,
         metrics,
         sending: Sending {
@@ -327,8 +332,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     };
     let mailer = Mailer {
         transport: transport(config)?,
-        from: config.from.clone(),
-        base_url: config.base_url.clone(),
+        letterhead: letterhead(config, keys.clone())?,
     };
     let purging = tokio::spawn(purge_signups(store.clone()));
     let app = Application::build(ServiceSettings {

@@ -82,6 +82,24 @@ async fn a_signup_becomes_consent_only_through_the_link_emailed_to_the_address(d
 
     let received = sink.received_by_recipient();
     assert_eq!(received.get("sam@example.org"), Some(&1));
+    // Sent as the campaigns are: its own Message-ID, signed for the sender's domain.
+    let confirmation = &sink.messages()[0];
+    let header = |name: &str| {
+        confirmation
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(
+        header("Message-ID:").ends_with("@hertford.example.org>"),
+        "{confirmation}"
+    );
+    assert!(
+        header("DKIM-Signature:").contains("d=hertford.example.org"),
+        "{confirmation}"
+    );
     let sam = canvass::domain::Email::parse("sam@example.org").unwrap();
     let held = || app.db.store.export_contact(&sam);
     assert!(

@@ -15,8 +15,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use lettre::Message;
-use lettre::message::{Mailbox, MultiPart};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -24,17 +22,16 @@ use super::client_ip::ClientIp;
 use crate::domain::{Email, Name, Postcode, chosen_topics};
 use crate::store::{ConfirmOutcome, NewSignup};
 use crate::token::Purpose;
-use crate::worker::{Connection, Transport, envelope};
+use crate::worker::{Connection, Letterhead, Transport, envelope};
 
 /// IP addresses the sign-up limiter tracks before it forgets those back to full quota.
 const MAX_TRACKED_ADDRESSES: usize = 10_000;
 
-/// Sends the confirmation emails.
+/// Sends the confirmation emails, as the worker sends campaigns: the same From, Reply-To,
+/// Message-IDs and DKIM signature; links under the letterhead's base.
 pub struct Mailer {
     pub transport: Transport,
-    pub from: Mailbox,
-    /// The public base of the confirmation link.
-    pub base_url: String,
+    pub letterhead: Letterhead,
 }
 
 /// Sign-ups per IP address: 10 an hour, 5 at once.
@@ -209,9 +206,10 @@ async fn request_confirmation(state: &AppState, signup: &NewSignup) -> Result<()
         tracing::info!("sign-up limit reached for an address; no email sent");
         return Ok(());
     };
+    let letterhead = &mailer.letterhead;
     let link = format!(
         "{}/confirm/{}",
-        mailer.base_url,
+        letterhead.base_url,
         state.keys.sign(Purpose::Confirm, &id).as_str()
     );
     let text = format!(
@@ -227,15 +225,11 @@ async fn request_confirmation(state: &AppState, signup: &NewSignup) -> Result<()
         sender = handlebars::html_escape(&state.sender),
         link = handlebars::html_escape(&link),
     );
-    let to = Mailbox::new(None, signup.email.address().clone());
-    let message = Message::builder()
-        .from(mailer.from.clone())
-        .to(to)
-        .subject(format!("Confirm your sign-up to {}", state.sender))
-        .date_now()
-        .multipart(MultiPart::alternative_plain_html(text, html))
+    let subject = format!("Confirm your sign-up to {}", state.sender);
+    let (_, message) = letterhead
+        .notice(&signup.email, &subject, text, html)
         .map_err(|e| e.to_string())?;
-    let envelope = envelope(&mailer.from.email, signup.email.address());
+    let envelope = envelope(&letterhead.from.email, signup.email.address());
     let name = format!("signup-{}.eml", id.as_uuid().simple());
     let mut connection = Connection::new(mailer.transport.clone());
     let sent = connection

@@ -101,6 +101,41 @@ pub fn load_dkim(settings: Option<&DkimSettings>) -> Result<Option<DkimConfig>, 
 }
 
 impl Letterhead {
+    /// A message of canvass's own to one address (a sign-up's confirmation), with what every
+    /// message carries: its Message-ID, the Reply-To, the DKIM signature. Its Message-ID too.
+    pub fn notice(
+        &self,
+        to: &crate::domain::Email,
+        subject: &str,
+        text: String,
+        html: String,
+    ) -> Result<(String, Message), MessageError> {
+        let message_id = self.message_id();
+        let mut builder = Message::builder().from(self.from.clone());
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        let mut message = builder
+            .to(Mailbox::new(None, to.address().clone()))
+            .subject(subject)
+            .date_now()
+            .message_id(Some(message_id.clone()))
+            .multipart(MultiPart::alternative_plain_html(text, html))?;
+        if let Some(dkim) = &self.dkim {
+            message.sign(dkim);
+        }
+        Ok((message_id, message))
+    }
+
+    /// A new Message-ID at the From address's domain.
+    fn message_id(&self) -> String {
+        format!(
+            "<{}@{}>",
+            uuid::Uuid::new_v4().simple(),
+            self.from.email.domain()
+        )
+    }
+
     /// The message for one recipient, and its Message-ID.
     pub fn message(
         &self,
@@ -120,7 +155,7 @@ impl Letterhead {
         };
         let bodies = templates.render(&vars, &footer)?;
         let domain = self.from.email.domain();
-        let message_id = format!("<{}@{domain}>", uuid::Uuid::new_v4().simple());
+        let message_id = self.message_id();
         let to = Mailbox::new(
             delivery.recipient.name.clone(),
             delivery.email.address().clone(),

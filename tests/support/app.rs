@@ -58,10 +58,17 @@ impl TestApp {
             metrics: Arc::new(Metrics::new()),
             mailer: mailer.map(|smtp_url| Mailer {
                 transport: Transport::from_url(&smtp_url).unwrap(),
-                from: "Hertford Labour <news@hertford.example.org>"
-                    .parse()
-                    .unwrap(),
-                base_url: "https://links.example.org".into(),
+                letterhead: canvass::worker::Letterhead {
+                    keys: keys.clone(),
+                    base_url: "https://links.example.org".into(),
+                    from: "Hertford Labour <news@hertford.example.org>"
+                        .parse()
+                        .unwrap(),
+                    unsubscribe_mailto: None,
+                    dkim: Some(test_dkim()),
+                    publisher: super::publisher(),
+                    reply_to: None,
+                },
             }),
             trusted_proxies: canvass::http::parse_trusted_proxies("127.0.0.1").unwrap(),
         })
@@ -144,4 +151,16 @@ pub fn granted(export: &ContactExport) -> Vec<&str> {
         .filter(|c| c.granted)
         .map(|c| c.topic.as_str())
         .collect()
+}
+
+/// An Ed25519 DKIM key for the test domain (a fixed seed: the tests check that mail is signed,
+/// `tests/worker.rs` that signatures verify).
+fn test_dkim() -> lettre::message::dkim::DkimConfig {
+    use lettre::message::dkim::{DkimConfig, DkimSigningAlgorithm, DkimSigningKey};
+    let key = DkimSigningKey::new(
+        "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=",
+        DkimSigningAlgorithm::Ed25519,
+    )
+    .unwrap();
+    DkimConfig::default_config("canvass".into(), "hertford.example.org".into(), key)
 }
