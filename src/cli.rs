@@ -16,7 +16,9 @@ use crate::domain::{Actor, Email, Topic, TopicSlug};
 use crate::http::{Application, Mailer, Metrics, ServiceSettings, shutdown_signal};
 use crate::import::{import_contacts, import_directory};
 use crate::progress::{self, ConsoleReport};
-use crate::store::{ErasureOutcome, RestrictionOutcome, Store, UnsuppressOutcome};
+use crate::store::{
+    ErasureOutcome, RestrictionOutcome, Store, UnsuppressOutcome, Withdrawal, WithdrawalOutcome,
+};
 use crate::token::SigningKeys;
 use crate::worker::{
     Letterhead, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
@@ -148,6 +150,19 @@ enum ContactCommand {
     Restrict { email: String },
     /// Lift a restriction
     Unrestrict { email: String },
+    /// Record a withdrawal the person made by phone, letter or email
+    Unsubscribe {
+        email: String,
+        /// A topic withdrawn from (repeatable); none: from everything, as one-click
+        #[arg(long = "topic", value_name = "SLUG")]
+        topics: Vec<String>,
+        /// How the person said it: phone, letter, email...
+        #[arg(long)]
+        source: String,
+        /// Anything worth keeping with it, for the audit log
+        #[arg(long)]
+        note: Option<String>,
+    },
     /// Lift a bounced or complaint suppression found wrong (never an unsubscribe or erasure)
     Unsuppress {
         email: String,
@@ -461,6 +476,43 @@ async fn contact(store: &Store, command: ContactCommand) -> anyhow::Result<()> {
         }
         ContactCommand::Restrict { email } => restrict(store, &email, true).await?,
         ContactCommand::Unrestrict { email } => restrict(store, &email, false).await?,
+        ContactCommand::Unsubscribe {
+            email,
+            topics,
+            source,
+            note,
+        } => {
+            let email = Email::parse(&email)?;
+            let topics = topics
+                .iter()
+                .map(|t| TopicSlug::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let source = source.trim();
+            if source.is_empty() {
+                bail!("--source: say how the person asked (phone, letter, email...)");
+            }
+            let withdrawal = Withdrawal {
+                topics: &topics,
+                source,
+                note: note.as_deref(),
+            };
+            match store
+                .record_withdrawal(&email, &withdrawal, &Actor::Operator)
+                .await?
+            {
+                WithdrawalOutcome::Recorded(_) if topics.is_empty() => {
+                    println!("unsubscribed from everything; the address is suppressed")
+                }
+                WithdrawalOutcome::Recorded(n) => println!("withdrawn from {n} topics"),
+                WithdrawalOutcome::NotHeld if topics.is_empty() => println!(
+                    "nobody is held at that address; it is now suppressed, so no import adds it"
+                ),
+                WithdrawalOutcome::NotHeld => bail!("no contact with that address"),
+                WithdrawalOutcome::UnknownTopic => {
+                    bail!("--topic: no such topic; see `canvass topics list`")
+                }
+            }
+        }
         ContactCommand::Unsuppress { email, note } => {
             let email = Email::parse(&email)?;
             if note.trim().is_empty() {

@@ -44,6 +44,7 @@ on_both_backends!(
     a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence,
     a_confirmed_signup_lifts_the_suppression_of_an_address_and_the_ledger_keeps_both,
     signups_are_exported_while_held_and_purged_after_seven_days,
+    a_withdrawal_by_phone_is_recorded_by_topic_or_for_everything,
 );
 
 const HEADER: &str =
@@ -1225,6 +1226,85 @@ async fn signups_are_exported_while_held_and_purged_after_seven_days(db: TestSto
             .unwrap()
             .len(),
         1
+    );
+}
+
+/// Staff record what the person said on the phone: one topic, or everything (suppressed, as
+/// one-click); an address nobody holds is suppressed all the same; a wrong topic changes
+/// nothing.
+async fn a_withdrawal_by_phone_is_recorded_by_topic_or_for_everything(db: TestStore) {
+    use canvass::store::{Withdrawal, WithdrawalOutcome};
+    import(
+        &db,
+        &format!("{HEADER}jo@example.org,Jo,,,,news;events,2026-01-01T00:00:00Z,form\n"),
+    )
+    .await;
+    let jo = email("jo@example.org");
+    let withdraw = |topics: &'static [&'static str], address: &'static str| {
+        let store = db.store.clone();
+        async move {
+            let topics: Vec<TopicSlug> = topics.iter().map(|t| slug(t)).collect();
+            store
+                .record_withdrawal(
+                    &email(address),
+                    &Withdrawal {
+                        topics: &topics,
+                        source: "phone",
+                        note: Some("rang the office"),
+                    },
+                    &Actor::Staff("office".into()),
+                )
+                .await
+                .unwrap()
+        }
+    };
+    let before = db.dump().await;
+    assert_eq!(
+        withdraw(&["flying"], "jo@example.org").await,
+        WithdrawalOutcome::UnknownTopic
+    );
+    assert_eq!(db.dump().await, before, "a wrong topic changes nothing");
+
+    assert_eq!(
+        withdraw(&["events"], "jo@example.org").await,
+        WithdrawalOutcome::Recorded(1)
+    );
+    let held = db.store.export_contact(&jo).await.unwrap().unwrap();
+    let granted: Vec<_> = held
+        .consents
+        .iter()
+        .filter(|c| c.granted)
+        .map(|c| c.topic.as_str())
+        .collect();
+    assert_eq!(granted, ["news"]);
+    assert!(held.suppression.is_none());
+    assert!(
+        held.audit.iter().any(|a| a.actor == "staff:office"
+            && a.detail.as_deref() == Some("via phone: rang the office"))
+    );
+
+    // News, and the two topics Jo never chose (as one-click does): events was withdrawn.
+    assert_eq!(
+        withdraw(&[], "jo@example.org").await,
+        WithdrawalOutcome::Recorded(3)
+    );
+    let held = db.store.export_contact(&jo).await.unwrap().unwrap();
+    assert!(held.consents.iter().all(|c| !c.granted));
+    assert_eq!(
+        held.suppression.map(|s| s.reason),
+        Some(SuppressionReason::Unsubscribed)
+    );
+
+    assert_eq!(
+        withdraw(&[], "stranger@example.org").await,
+        WithdrawalOutcome::NotHeld
+    );
+    assert!(
+        db.store
+            .suppression(&email("stranger@example.org").hash())
+            .await
+            .unwrap()
+            .is_some()
     );
 }
 

@@ -7,7 +7,7 @@ use sqlx::QueryBuilder;
 
 use super::{
     BeginWrite, Change, MAX_BIND_PARAMETERS, Result, Store, decode_error, insert_audit,
-    note_changes, now, on_pool,
+    latest_consent, note_changes, now, on_pool,
 };
 use crate::domain::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
@@ -80,6 +80,29 @@ pub enum RestrictionOutcome {
     Changed,
     AlreadySo,
     NotFound,
+}
+
+/// A withdrawal staff record on the person's behalf (by phone, by letter, by email).
+#[derive(Debug, Clone)]
+pub struct Withdrawal<'a> {
+    /// The topics withdrawn from; none: from everything, and the address suppressed as
+    /// unsubscribed, as the one-click link does.
+    pub topics: &'a [TopicSlug],
+    /// How the person said it: `phone`, `letter`, `email`...
+    pub source: &'a str,
+    pub note: Option<&'a str>,
+}
+
+/// What recording a withdrawal did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WithdrawalOutcome {
+    /// Recorded: this many topics' consents withdrawn (and suppressed, for everything).
+    Recorded(u64),
+    /// Nobody is held at that address; for a withdrawal from everything the address is
+    /// suppressed all the same, so that no import brings it back.
+    NotHeld,
+    /// A topic named is not one of canvass's.
+    UnknownTopic,
 }
 
 /// What lifting a suppression did.
@@ -575,6 +598,80 @@ impl Store {
             true
         });
         Ok(found)
+    }
+
+    /// Records a withdrawal the person made by phone, letter or email: each topic named (or
+    /// every topic) withdrawn in the ledger unless already withdrawn, the address suppressed as
+    /// unsubscribed when it is from everything, audited under `actor` with the note; a worker
+    /// hears of it within a second.
+    pub async fn record_withdrawal(
+        &self,
+        email: &Email,
+        withdrawal: &Withdrawal<'_>,
+        actor: &Actor,
+    ) -> Result<WithdrawalOutcome> {
+        let hash = email.hash();
+        let now = now();
+        let everything = withdrawal.topics.is_empty();
+        let slugs: Vec<&str> = withdrawal.topics.iter().map(TopicSlug::as_str).collect();
+        let detail = match withdrawal.note {
+            Some(note) => format!("via {}: {note}", withdrawal.source),
+            None => format!("via {}", withdrawal.source),
+        };
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut topics = QueryBuilder::new("SELECT id FROM topics");
+            if !everything {
+                topics.push(" WHERE slug IN (");
+                let mut list = topics.separated(", ");
+                for slug in &slugs {
+                    list.push_bind(*slug);
+                }
+                topics.push(")");
+            }
+            let topic_ids: Vec<i64> = topics
+                .build_query_scalar()
+                .persistent(false)
+                .fetch_all(&mut *tx)
+                .await?;
+            if topic_ids.len() < slugs.len() {
+                return Ok(WithdrawalOutcome::UnknownTopic);
+            }
+            if everything {
+                upsert_suppression!(&mut *tx, &hash, SuppressionReason::Unsubscribed, now)?;
+            }
+            let Some(contact) = contact_id!(&mut *tx, hash) else {
+                tx.commit().await?;
+                return Ok(WithdrawalOutcome::NotHeld);
+            };
+            let mut withdrawn = 0;
+            for topic in topic_ids {
+                withdrawn += sqlx::query(concat!(
+                    "INSERT INTO consent_ledger \
+                         (contact_id, topic_id, channel, granted, source, at, recorded_at) \
+                     SELECT $1, $2, 'email', FALSE, $3, $4, $4 WHERE COALESCE(",
+                    latest_consent!("$1", "$2"),
+                    ", TRUE)"
+                ))
+                .bind(contact)
+                .bind(topic)
+                .bind(withdrawal.source)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            }
+            let action = match everything {
+                true => "contact.unsubscribed",
+                false => "consent.withdrawn",
+            };
+            insert_audit!(&mut *tx, actor: actor, action: action, contact: Some(contact),
+                detail: Some(detail.clone()), ip: None::<String>)?;
+            note_changes!(&mut *tx, &[Change::Contact(contact)]);
+            tx.commit().await?;
+            WithdrawalOutcome::Recorded(withdrawn)
+        });
+        Ok(outcome)
     }
 
     /// Lifts a `bounced` or `complaint` suppression that staff found wrong (a relay's answer

@@ -41,6 +41,7 @@ pub use changes::{Change, Changes, Recheck};
 pub use consent::ConsentChange;
 pub use contacts::{
     ContactImportOutcome, ErasureOutcome, FeedbackAbout, RestrictionOutcome, UnsuppressOutcome,
+    Withdrawal, WithdrawalOutcome,
 };
 pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
 pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};

@@ -41,6 +41,7 @@ fn template_failure(error: TemplateError) -> Failure {
 
 /// Every campaign, newest first (as `campaign list`).
 #[utoipa::path(
+    operation_id = "list_campaigns",
     get,
     path = "/api/v1/campaigns",
     tag = "campaigns",
@@ -63,6 +64,7 @@ pub async fn list(
 /// Creates a draft campaign. Its templates are compiled and rendered with sample values here:
 /// a syntax error or an unknown variable is refused now, not found mid-send.
 #[utoipa::path(
+    operation_id = "create_campaign",
     post,
     path = "/api/v1/campaigns",
     tag = "campaigns",

@@ -11,10 +11,11 @@ use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals};
 use crate::domain::{
-    Actor, ContactExport, Email, Name, NewContact, Postcode, PublicId, StaffMember, chosen_topics,
+    Actor, ContactExport, Email, Name, NewContact, Postcode, PublicId, StaffMember, TopicSlug,
+    chosen_topics,
 };
 use crate::http::AppState;
-use crate::store::{ErasureOutcome, RestrictionOutcome};
+use crate::store::{ErasureOutcome, RestrictionOutcome, Withdrawal, WithdrawalOutcome};
 
 /// The address a path names: itself, or the address of the contact with that public id.
 async fn address(state: &AppState, contact: &str) -> Result<Email, Failure> {
@@ -252,4 +253,84 @@ pub async fn erase(
             ErasureOutcome::NothingHeld => "nothing_held",
         },
     }))
+}
+
+/// A withdrawal the person made by phone, letter or email, recorded by staff.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct WithdrawalBody {
+    /// Topic slugs withdrawn from; none or empty: from everything, and the address suppressed
+    /// as unsubscribed, as the one-click link does.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// How the person said it: `phone`, `letter`, `email`...
+    pub source: String,
+    /// Anything worth keeping with it, for the audit log.
+    pub note: Option<String>,
+}
+
+/// What a withdrawal did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Withdrawn {
+    /// `unsubscribed` (from everything), `withdrawn` (from the topics named), or
+    /// `suppressed` (nobody held: the address is suppressed so that no import adds it).
+    pub outcome: &'static str,
+}
+
+/// Records a withdrawal the person made by phone, letter or email; a sending worker hears of
+/// it within a second. Audited under the token's name.
+#[utoipa::path(
+    post,
+    path = "/api/v1/contacts/{contact}/withdrawal",
+    tag = "contacts",
+    params(("contact" = String, Path, description = "An email address or a public id")),
+    request_body = WithdrawalBody,
+    responses(
+        (status = 200, description = "Recorded", body = Withdrawn),
+        (status = 404, description = "Nothing is held, and topics were named", body = ApiError),
+        WriteRefusals,
+    )
+)]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
+    ApiPath(contact): ApiPath<String>,
+    ApiJson(body): ApiJson<WithdrawalBody>,
+) -> Result<Json<Withdrawn>, Failure> {
+    let email = match contact.parse::<PublicId>() {
+        Ok(_) => address(&state, &contact).await?,
+        Err(_) => Email::parse(&contact).map_err(|e| Failure::invalid("contact", e))?,
+    };
+    let topics = body
+        .topics
+        .iter()
+        .map(|slug| TopicSlug::parse(slug))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::invalid("topics", e))?;
+    let source = body.source.trim();
+    if source.is_empty() || source.chars().count() > 100 {
+        return Err(Failure::invalid(
+            "source",
+            "say how the person asked (phone, letter, email...), in 100 characters at most",
+        ));
+    }
+    let withdrawal = Withdrawal {
+        topics: &topics,
+        source,
+        note: body.note.as_deref(),
+    };
+    let outcome = state
+        .store
+        .record_withdrawal(&email, &withdrawal, &actor(&member))
+        .await
+        .map_err(|e| Failure::unavailable(&e))?;
+    let outcome = match outcome {
+        WithdrawalOutcome::Recorded(_) if topics.is_empty() => "unsubscribed",
+        WithdrawalOutcome::Recorded(_) => "withdrawn",
+        WithdrawalOutcome::NotHeld if topics.is_empty() => "suppressed",
+        WithdrawalOutcome::NotHeld => return Err(Failure::not_found("nothing is held")),
+        WithdrawalOutcome::UnknownTopic => {
+            return Err(Failure::invalid("topics", "no such topic"));
+        }
+    };
+    Ok(Json(Withdrawn { outcome }))
 }

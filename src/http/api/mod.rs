@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(contacts::save))
         .routes(routes!(contacts::export, contacts::erase))
         .routes(routes!(contacts::restriction))
+        .routes(routes!(contacts::withdraw))
         .routes(routes!(campaigns::list, campaigns::create))
         .routes(routes!(campaigns::status))
         .routes(routes!(campaigns::preview))

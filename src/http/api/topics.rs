@@ -22,6 +22,7 @@ pub struct TopicBody {
 
 /// The topics, oldest first.
 #[utoipa::path(
+    operation_id = "list_topics",
     get,
     path = "/api/v1/topics",
     tag = "topics",
@@ -49,6 +50,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<TopicBody>>,
 
 /// Adds a topic.
 #[utoipa::path(
+    operation_id = "create_topic",
     post,
     path = "/api/v1/topics",
     tag = "topics",
