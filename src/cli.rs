@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: TopicsCommand,
     },
+    /// The constituencies of the postcode directory
+    Constituencies {
+        #[command(subcommand)]
+        command: ConstituenciesCommand,
+    },
     /// Campaign and event mailings
     Campaign {
         #[command(subcommand)]
@@ -112,6 +117,12 @@ enum PostcodesCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ConstituenciesCommand {
+    /// Code, name and mailable contacts of each constituency (those whose name holds SEARCH)
+    List { search: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -189,6 +200,19 @@ impl Cli {
                 command: ContactsCommand::Import { file, source },
             } => import_contact_list(&open(&config).await?, &file, &source).await?,
             Command::Topics { command } => topics(&open(&config).await?, command).await?,
+            Command::Constituencies {
+                command: ConstituenciesCommand::List { search },
+            } => {
+                let store = open(&config).await?;
+                for c in store.constituencies(search.as_deref()).await? {
+                    println!(
+                        "{}\t{}\t{}",
+                        c.code,
+                        c.name.as_deref().unwrap_or("-"),
+                        c.mailable
+                    );
+                }
+            }
             Command::Contact { command } => contact(&open(&config).await?, command).await?,
             Command::Campaign { command } => {
                 campaign::run(&open(&config).await?, &config, command).await?

@@ -283,6 +283,63 @@ fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
     );
 }
 
+/// Constituencies are listed with their mailable contacts, and a unique name is taken
+/// wherever a code is.
+#[test]
+fn constituencies_are_listed_and_named_by_name() {
+    let workspace = Workspace::migrated();
+    let postcodes = support::example("postcodes.csv");
+    let contacts = support::example("contacts.csv");
+    assert!(
+        workspace
+            .run(&["postcodes", "import", postcodes.to_str().unwrap()])
+            .status
+            .success()
+    );
+    workspace.run(&["contacts", "import", contacts.to_str().unwrap()]);
+    let listed = stdout(&workspace.run(&["constituencies", "list", "HERTFORD"]));
+    let hertford = listed
+        .lines()
+        .find(|l| l.starts_with("E14900001\t"))
+        .unwrap_or_else(|| panic!("{listed}"));
+    let mailable: u64 = hertford.rsplit('\t').next().unwrap().parse().unwrap();
+    assert!(mailable > 0, "{hertford}");
+    assert!(
+        !listed.contains("Stevenage"),
+        "the search narrows: {listed}"
+    );
+
+    workspace.write("news.html", "<p>News</p>");
+    let create = |constituency: &str| {
+        workspace.run(&[
+            "campaign",
+            "create",
+            "--name",
+            "N",
+            "--topic",
+            "news",
+            "--subject",
+            "S",
+            "--html",
+            "news.html",
+            "--constituency",
+            constituency,
+        ])
+    };
+    let by_name = create("hertford and stortford (sample)");
+    assert!(by_name.status.success(), "{}", stderr(&by_name));
+    let id = stdout(&by_name).trim().to_owned();
+    let preview = stdout(&workspace.run(&["campaign", "preview", &id]));
+    assert!(!preview.contains("audience: 0"), "{preview}");
+    let unknown = create("Nowhere Central");
+    assert!(!unknown.status.success());
+    assert!(
+        stderr(&unknown).contains("--constituency"),
+        "{}",
+        stderr(&unknown)
+    );
+}
+
 /// Mail to another machine is refused while it would go out broken (from localhost, with
 /// links that are not https), naming the setting; the footer's missing details are warned about
 /// once.

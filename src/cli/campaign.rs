@@ -61,8 +61,9 @@ pub struct CreateArgs {
     /// Handlebars text template [default: derived from the HTML]
     #[arg(long, value_name = "FILE")]
     text: Option<PathBuf>,
-    /// Only people in this constituency (repeatable; OR-ed with --postcode)
-    #[arg(long, value_name = "CODE")]
+    /// Only people in this constituency, by code or unique name (repeatable; OR-ed with
+    /// --postcode)
+    #[arg(long, value_name = "CODE_OR_NAME")]
     constituency: Vec<String>,
     /// Only people under this postcode area, district or sector (repeatable)
     #[arg(long, value_name = "PREFIX")]
@@ -115,7 +116,11 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> anyhow::Result<()> {
     match command {
-        CampaignCommand::Create(args) => {
+        CampaignCommand::Create(mut args) => {
+            args.constituency = store
+                .constituency_codes(&args.constituency)
+                .await?
+                .map_err(|e| anyhow::anyhow!("--constituency: {e}"))?;
             let campaign = args.parse()?;
             Templates::compile(&campaign)?;
             let id = store.create_campaign(&campaign, &Actor::Operator).await?;

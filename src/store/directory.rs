@@ -9,7 +9,7 @@ use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::{
     BeginWrite, Change, MAX_BIND_PARAMETERS, Result, Store, WriteTransaction, insert_audit,
-    note_changes, on_pool,
+    latest_consent, note_changes, on_pool,
 };
 use crate::domain::{Actor, ConstituencyCode, Postcode};
 
@@ -18,6 +18,15 @@ use crate::domain::{Actor, ConstituencyCode, Postcode};
 pub struct DirectoryEntry {
     pub postcode: Postcode,
     pub constituency: ConstituencyCode,
+}
+
+/// A constituency of the directory, as `constituencies list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstituencySummary {
+    pub code: String,
+    pub name: Option<String>,
+    /// Contacts in it who may be mailed something.
+    pub mailable: u64,
 }
 
 /// What the directory says of a postcode.
@@ -81,6 +90,80 @@ impl Store {
                 constituency_name,
             })
         }))
+    }
+
+    /// The constituencies of the directory, by name (those without one, by code), each with
+    /// how many contacts in it may be mailed something (not suppressed or restricted, holding
+    /// some consent); only those whose name holds `search` (any case) or whose code is it.
+    pub async fn constituencies(&self, search: Option<&str>) -> Result<Vec<ConstituencySummary>> {
+        let pattern = search.map(|s| format!("%{}%", s.trim().to_lowercase()));
+        let code = search.map(|s| s.trim().to_uppercase());
+        let rows: Vec<(String, Option<String>, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT k.code, k.name, COALESCE(m.n, 0) FROM constituencies k \
+                 LEFT JOIN (SELECT p.constituency_code AS code, count(*) AS n \
+                            FROM contacts c JOIN postcodes p ON p.postcode = c.postcode \
+                            WHERE c.restricted_at IS NULL \
+                              AND NOT EXISTS (SELECT 1 FROM suppressions s \
+                                              WHERE s.email_hash = c.email_hash) \
+                              AND EXISTS (SELECT 1 FROM topics t WHERE COALESCE(",
+                latest_consent!("c.id", "t.id"),
+                ", FALSE)) \
+                            GROUP BY p.constituency_code) m ON m.code = k.code \
+                 WHERE EXISTS (SELECT 1 FROM postcodes p WHERE p.constituency_code = k.code) \
+                   AND ($1 IS NULL OR lower(k.name) LIKE $1 OR k.code = $2) \
+                 ORDER BY COALESCE(k.name, k.code)"
+            ))
+            .bind(pattern)
+            .bind(code)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(code, name, mailable)| ConstituencySummary {
+                code,
+                name,
+                mailable: mailable as u64,
+            })
+            .collect())
+    }
+
+    /// The codes of constituencies given by code or by name (any case), each once; a name that
+    /// no constituency has, or that several share, is an error naming it.
+    pub async fn constituency_codes(
+        &self,
+        given: &[String],
+    ) -> Result<std::result::Result<Vec<String>, String>> {
+        let mut codes = Vec::new();
+        for value in given {
+            if ConstituencyCode::parse(value).is_ok() {
+                codes.push(value.trim().to_uppercase());
+                continue;
+            }
+            let found: Vec<String> = on_pool!(self, |pool| {
+                sqlx::query_scalar("SELECT code FROM constituencies WHERE lower(name) = $1")
+                    .bind(value.trim().to_lowercase())
+                    .fetch_all(pool)
+                    .await?
+            });
+            match found.as_slice() {
+                [code] => codes.push(code.clone()),
+                [] => {
+                    return Ok(Err(format!(
+                        "no constituency is called '{value}'; see `canvass constituencies list`"
+                    )));
+                }
+                several => {
+                    return Ok(Err(format!(
+                        "'{value}' names {} constituencies ({}); give the code",
+                        several.len(),
+                        several.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(Ok(codes))
     }
 
     /// Contacts whose postcode the directory places in a constituency.

@@ -44,7 +44,7 @@ pub use contacts::{
     Withdrawal, WithdrawalOutcome,
 };
 pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
-pub use directory::{DirectoryEntry, DirectoryImport, PostcodeLookup};
+pub use directory::{ConstituencySummary, DirectoryEntry, DirectoryImport, PostcodeLookup};
 pub use preferences::{
     MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,
     UnsubscribeRequest, UpdateOutcome,

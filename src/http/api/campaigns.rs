@@ -77,8 +77,14 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Extension(member): Extension<StaffMember>,
-    ApiJson(draft): ApiJson<CampaignDraft>,
+    ApiJson(mut draft): ApiJson<CampaignDraft>,
 ) -> Result<(StatusCode, Json<CampaignBody>), Failure> {
+    draft.constituencies = state
+        .store
+        .constituency_codes(&draft.constituencies)
+        .await
+        .map_err(|e| Failure::unavailable(&e))?
+        .map_err(|e| Failure::invalid("constituencies", e))?;
     let campaign = draft
         .parse()
         .map_err(|e| Failure::invalid(e.field, e.message))?;
