@@ -330,7 +330,13 @@ fn constituencies_are_listed_and_named_by_name() {
     assert!(by_name.status.success(), "{}", stderr(&by_name));
     let id = stdout(&by_name).trim().to_owned();
     let preview = stdout(&workspace.run(&["campaign", "preview", &id]));
-    assert!(!preview.contains("audience: 0"), "{preview}");
+    let audience: u64 = preview
+        .split(": ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{preview}"));
+    assert_eq!(audience, 4, "the people of Hertford who chose news: {preview}");
     let unknown = create("Nowhere Central");
     assert!(!unknown.status.success());
     assert!(
