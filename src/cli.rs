@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-mod bounces;
 mod campaign;
+mod inbox;
 mod staff;
 
 use anyhow::{Context, bail};
@@ -74,10 +74,11 @@ enum Command {
         #[command(subcommand)]
         command: ContactCommand,
     },
-    /// Bounces and complaints that came back by email
-    Bounces {
+    /// What came back by email: bounces, complaints, unsubscribe requests
+    #[command(visible_alias = "bounces")]
+    Inbox {
         #[command(subcommand)]
-        command: BouncesCommand,
+        command: InboxCommand,
     },
     /// Access to the staff API
     Staff {
@@ -137,9 +138,9 @@ enum ContactsCommand {
 }
 
 #[derive(Subcommand)]
-enum BouncesCommand {
-    /// Suppress the addresses condemned by the delivery status notifications and abuse reports
-    /// (.eml files) in a folder
+enum InboxCommand {
+    /// Act on the .eml files in a folder: bounces and abuse reports about canvass's own mail
+    /// suppress the address; unsubscribe requests to the mailto: address unsubscribe
     Import { dir: PathBuf },
 }
 
@@ -217,9 +218,13 @@ impl Cli {
             Command::Campaign { command } => {
                 campaign::run(&open(&config).await?, &config, command).await?
             }
-            Command::Bounces {
-                command: BouncesCommand::Import { dir },
-            } => bounces::import(&open(&config).await?, &dir).await?,
+            Command::Inbox {
+                command: InboxCommand::Import { dir },
+            } => {
+                let store = open(&config).await?;
+                let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
+                inbox::import(&store, &keys, &dir).await?
+            }
             Command::Staff { command } => staff::run(&open(&config).await?, command).await?,
             Command::Worker { drain } => worker(&config, drain).await?,
             Command::Serve { no_worker } => serve(&config, !no_worker).await?,

@@ -1,6 +1,7 @@
-//! Reports that come back by email: delivery status notifications (RFC 3464, a bounce) and
-//! abuse reports (ARF, RFC 5965, a complaint), read from `.eml` files for
-//! `canvass bounces import`. MIME is parsed by mail-parser; the report fields themselves are
+//! What comes back by email: delivery status notifications (RFC 3464, a bounce), abuse reports
+//! (ARF, RFC 5965, a complaint), and unsubscribe requests sent to the List-Unsubscribe
+//! `mailto:` address (its subject carries the signed token), read from `.eml` files for
+//! `canvass inbox import`. MIME is parsed by mail-parser; the report fields themselves are
 //! header-like blocks, read here.
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
@@ -14,6 +15,9 @@ pub enum Report {
     Bounce { status: String },
     /// The recipient reported the message as abuse.
     Complaint,
+    /// Someone asked to unsubscribe by email; `token` is the signed unsubscribe token the
+    /// `mailto:` link put in the subject, still to be verified.
+    Unsubscribe { token: String },
 }
 
 impl Report {
@@ -21,7 +25,7 @@ impl Report {
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Bounce { status } => status.starts_with('5'),
-            Self::Complaint => true,
+            Self::Complaint | Self::Unsubscribe { .. } => true,
         }
     }
 }
@@ -39,7 +43,7 @@ pub struct Finding {
 pub enum ReportError {
     #[error("not a MIME message")]
     NotMime,
-    #[error("neither a delivery status notification nor an abuse report")]
+    #[error("neither a delivery status notification, an abuse report nor an unsubscribe request")]
     NotAReport,
 }
 
@@ -94,6 +98,23 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Finding>, ReportError> {
             report: Report::Complaint,
             recipient,
             message_id,
+        }]);
+    }
+    // An unsubscribe request: "unsubscribe TOKEN" in the subject, as the mailto: link sets it
+    // (a mail client may add "Re:" or the like before it).
+    let subject = message.subject().unwrap_or_default().trim();
+    let words: Vec<&str> = subject.split_whitespace().collect();
+    if let Some(at) = words
+        .iter()
+        .position(|word| word.eq_ignore_ascii_case("unsubscribe"))
+        && let Some(token) = words.get(at + 1)
+    {
+        return Ok(vec![Finding {
+            report: Report::Unsubscribe {
+                token: (*token).to_owned(),
+            },
+            recipient: None,
+            message_id: None,
         }]);
     }
     Err(ReportError::NotAReport)

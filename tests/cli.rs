@@ -336,7 +336,10 @@ fn constituencies_are_listed_and_named_by_name() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{preview}"));
-    assert_eq!(audience, 4, "the people of Hertford who chose news: {preview}");
+    assert_eq!(
+        audience, 4,
+        "the people of Hertford who chose news: {preview}"
+    );
     let unknown = create("Nowhere Central");
     assert!(!unknown.status.success());
     assert!(
@@ -657,12 +660,25 @@ fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
          ben@example.org,Ben,news\n\
          amira@example.org,Amira,news\n\
          dev@example.org,Dev,news\n\
-         eve@example.org,Eve,news\n",
+         eve@example.org,Eve,news\n\
+         fay@example.org,Fay,news\n",
     );
     workspace.write("news.html", "<p>News</p>");
     workspace.queue_news("people.csv");
-    assert!(workspace.run(&["worker", "--drain"]).status.success());
-    let message_id = message_ids(&workspace.path().join("outbox"));
+    let worker = canvass(
+        workspace.path(),
+        &[
+            ("CANVASS_DATABASE_URL", workspace.url.as_str()),
+            (
+                "CANVASS_UNSUBSCRIBE_MAILTO",
+                "unsubscribe@hertford.example.org",
+            ),
+        ],
+        &["worker", "--drain"],
+    );
+    assert!(worker.status.success(), "{}", stderr(&worker));
+    let sent = sent_messages(&workspace.path().join("outbox"));
+    let message_id = |address: &str| header(&sent[address], "Message-ID: ");
 
     // The fixtures' reports, each about the message canvass really sent that person.
     let reports = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dsn");
@@ -672,21 +688,21 @@ fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
         "1.eml",
         &hard.replace(
             "<aaaa1111@hertford.example.org>",
-            &message_id["ben@example.org"],
+            &message_id("ben@example.org"),
         ),
     );
     workspace.write(
         "2.eml",
         &fixture("soft-4.2.2.eml").replace(
             "<aaaa1111@hertford.example.org>",
-            &message_id["amira@example.org"],
+            &message_id("amira@example.org"),
         ),
     );
     workspace.write(
         "3.eml",
         &fixture("complaint-arf.eml").replace(
             "<m-complaint@hertford.example.org>",
-            &message_id["dev@example.org"],
+            &message_id("dev@example.org"),
         ),
     );
     workspace.write(
@@ -699,8 +715,25 @@ fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
         "6.eml",
         &hard.replace(
             "<aaaa1111@hertford.example.org>",
-            &message_id["eve@example.org"],
+            &message_id("eve@example.org"),
         ),
+    );
+
+    // Fay writes to the mailto: address her message offered; someone else makes a token up.
+    let offered = &sent["fay@example.org"];
+    let at = offered.find("subject=unsubscribe%20").unwrap() + "subject=unsubscribe%20".len();
+    let token: String = offered[at..].chars().take_while(|&c| c != '>').collect();
+    workspace.write(
+        "7.eml",
+        &format!(
+            "From: Fay <fay@example.org>\r\nTo: unsubscribe@hertford.example.org\r\n\
+             Subject: unsubscribe {token}\r\n\r\nPlease stop.\r\n"
+        ),
+    );
+    workspace.write(
+        "8.eml",
+        "From: x@example.net\r\nTo: unsubscribe@hertford.example.org\r\n\
+         Subject: unsubscribe k1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n\r\n",
     );
 
     let output = workspace.run(&["bounces", "import", "."]);
@@ -716,7 +749,15 @@ fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
     assert!(out.contains("5.eml: bounce 5.1.1: not ours"), "{out}");
     assert!(out.contains("6.eml: bounce 5.1.1: not ours"), "{out}");
     assert!(
-        out.ends_with("read 6 files: 1 suppressed as bounced, 1 as complaints, 1 temporary (nobody suppressed), 2 not about a message canvass sent (ignored), 1 not reports\n"),
+        out.contains("7.eml: unsubscribe request: unsubscribed"),
+        "{out}"
+    );
+    assert!(
+        out.contains("8.eml: unsubscribe request: not ours"),
+        "{out}"
+    );
+    assert!(
+        out.ends_with("read 8 files: 1 suppressed as bounced, 1 as complaints, 1 unsubscribed, 1 temporary (nobody suppressed), 3 not about a message canvass sent (ignored), 1 not reports\n"),
         "{out}"
     );
     let suppression = |address: &str| {
@@ -728,29 +769,36 @@ fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
     assert_eq!(suppression("amira@example.org"), None);
     assert_eq!(suppression("dev@example.org").as_deref(), Some("complaint"));
     assert_eq!(suppression("eve@example.org"), None);
+    assert_eq!(
+        suppression("fay@example.org").as_deref(),
+        Some("unsubscribed")
+    );
 }
 
-/// The Message-ID of the message each recipient got, from an outbox of `.eml` files.
-fn message_ids(outbox: &Path) -> std::collections::HashMap<String, String> {
-    let mut ids = std::collections::HashMap::new();
+/// Each recipient's message in an outbox of `.eml` files, with its folded headers unfolded.
+fn sent_messages(outbox: &Path) -> std::collections::HashMap<String, String> {
+    let mut sent = std::collections::HashMap::new();
     for entry in std::fs::read_dir(outbox).unwrap() {
-        let message = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        let header = |name: &str| {
-            message
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .unwrap()
-                .trim()
-                .to_owned()
-        };
-        let to = header("To: ");
+        let message = std::fs::read_to_string(entry.unwrap().path())
+            .unwrap()
+            .replace("\r\n ", " ");
+        let to = header(&message, "To: ");
         let address = to
             .rsplit('<')
             .next()
             .unwrap()
             .trim_end_matches('>')
             .to_owned();
-        ids.insert(address, header("Message-ID: "));
+        sent.insert(address, message);
     }
-    ids
+    sent
+}
+
+fn header(message: &str, name: &str) -> String {
+    message
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .unwrap()
+        .trim()
+        .to_owned()
 }
