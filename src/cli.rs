@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Settings};
 use crate::domain::{Actor, Email, Topic, TopicSlug};
-use crate::http::{Application, Mailer, Metrics, ServiceSettings, shutdown_signal};
+use crate::http::{Application, Mailer, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
 use crate::import::{import_contacts, import_directory};
 use crate::progress::{self, ConsoleReport};
 use crate::store::{
@@ -32,12 +32,23 @@ use crate::worker::{
 )]
 pub struct Cli {
     /// TOML file of settings [default: canvass.toml when present]
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = "Settings")]
     config: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
     #[command(subcommand)]
     command: Command,
+}
+
+impl Cli {
+    /// Whether the command runs until stopped (the service, the worker, the demo's service),
+    /// rather than printing something and exiting.
+    pub fn runs_until_stopped(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Serve { .. } | Command::Worker { .. } | Command::Demo { .. }
+        )
+    }
 }
 
 #[derive(Subcommand)]
@@ -112,6 +123,7 @@ enum Command {
 enum PostcodesCommand {
     /// Replace the directory from an ONSPD/NSPL CSV or postcode,constituency_code[,constituency_name]
     Import {
+        /// The CSV file
         file: PathBuf,
         /// Replace it even with over 1% of rows refused, or contacts left without a
         /// constituency
@@ -123,13 +135,17 @@ enum PostcodesCommand {
 #[derive(Subcommand)]
 enum ConstituenciesCommand {
     /// Code, name and mailable contacts of each constituency (those whose name holds SEARCH)
-    List { search: Option<String> },
+    List {
+        /// Part of a name, or a code
+        search: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
 enum ContactsCommand {
     /// Import or update contacts from a CSV file
     Import {
+        /// The CSV file
         file: PathBuf,
         /// Where the list came from; the consent source of rows that give none
         #[arg(long, default_value = "import")]
@@ -141,7 +157,10 @@ enum ContactsCommand {
 enum InboxCommand {
     /// Act on the .eml files in a folder: bounces and abuse reports about canvass's own mail
     /// suppress the address; unsubscribe requests to the mailto: address unsubscribe
-    Import { dir: PathBuf },
+    Import {
+        /// The folder of .eml files
+        dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -149,21 +168,39 @@ enum TopicsCommand {
     /// List the topics
     List,
     /// Add a topic
-    Add { slug: String, name: String },
+    Add {
+        /// Its short name in files and links: lower-case letters, digits and hyphens
+        slug: String,
+        /// Its name, as people read it
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
 enum ContactCommand {
     /// Print everything held on the person as JSON
-    Export { email: String },
+    Export {
+        /// The person's email address
+        email: String,
+    },
     /// Erase the person, keeping only a hashed suppression entry
-    Erase { email: String },
+    Erase {
+        /// The person's email address
+        email: String,
+    },
     /// Keep the person's data but never mail them
-    Restrict { email: String },
+    Restrict {
+        /// The person's email address
+        email: String,
+    },
     /// Lift a restriction
-    Unrestrict { email: String },
+    Unrestrict {
+        /// The person's email address
+        email: String,
+    },
     /// Record a withdrawal the person made by phone, letter or email
     Unsubscribe {
+        /// The person's email address
         email: String,
         /// A topic withdrawn from (repeatable); none: from everything, as one-click
         #[arg(long = "topic", value_name = "SLUG")]
@@ -177,6 +214,7 @@ enum ContactCommand {
     },
     /// Lift a bounced or complaint suppression found wrong (never an unsubscribe or erasure)
     Unsuppress {
+        /// The email address
         email: String,
         /// Why it was wrong, for the audit log
         #[arg(long)]
@@ -228,7 +266,9 @@ impl Cli {
             Command::Staff { command } => staff::run(&open(&config).await?, command).await?,
             Command::Worker { drain } => worker(&config, drain).await?,
             Command::Serve { no_worker } => serve(&config, !no_worker).await?,
-            Command::Demo { dir, no_serve } => crate::demo::run(&dir, !no_serve).await?,
+            Command::Demo { dir, no_serve } => {
+                crate::demo::run(&dir, config.listen, !no_serve).await?
+            }
         }
         Ok(())
     }
@@ -379,6 +419,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         letterhead: letterhead(config, keys.clone())?,
     };
     let purging = tokio::spawn(purge_signups(store.clone()));
+    let health = worker.as_ref().map(|_| Arc::new(WorkerHealth::default()));
     let app = Application::build(ServiceSettings {
         store,
         keys,
@@ -387,20 +428,22 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         metrics,
         mailer: Some(mailer),
         trusted_proxies: config.trusted_proxies.clone(),
+        worker: health.clone(),
     })
     .await
     .with_context(|| format!("listening on {}", config.listen))?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let stop = Arc::new(stop);
+    let signalled = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
-        let _ = stop.send(true);
+        let _ = signalled.send(true);
     });
     let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    let worker = worker.map(|mut worker| {
-        let stopping = stopped(stopping.clone());
-        tokio::spawn(async move { worker.run_until_stopped(stopping).await })
+    let worker = worker.zip(health).map(|(worker, health)| {
+        tokio::spawn(supervise(worker, health, stopping.clone(), stop.clone()))
     });
     eprintln!("canvass: serving on http://{}", app.local_addr());
     app.run_until_stopped(stopped(stopping)).await?;
@@ -411,6 +454,54 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     eprintln!("canvass: stopped");
     Ok(())
 }
+
+/// Runs the worker beside the service until stopped. A worker that stops on an error (the
+/// database gone for a moment) is started again a second later, `/healthz` saying so
+/// meanwhile; after [`WORKER_RESTARTS`] failures in a row the service stops too, and `serve`
+/// exits with the error, for the service manager to see.
+async fn supervise(
+    mut worker: Worker,
+    health: Arc<WorkerHealth>,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+) -> anyhow::Result<()> {
+    let mut failures = 0;
+    loop {
+        let mut until_stopped = stopping.clone();
+        let started = std::time::Instant::now();
+        let ran = worker
+            .run_until_stopped(async move {
+                let _ = until_stopped.wait_for(|stop| *stop).await;
+            })
+            .await;
+        let error = match ran {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        health.set_stopped(true);
+        // A worker that ran a good while before failing starts a new count.
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            failures = 0;
+        }
+        failures += 1;
+        if failures >= WORKER_RESTARTS {
+            tracing::error!("the worker stopped: {error}; giving up after {failures} tries");
+            let _ = stop.send(true);
+            return Err(error).context("the worker stopped and could not be restarted");
+        }
+        tracing::error!("the worker stopped: {error}; starting it again ({failures})");
+        let mut stopping = stopping.clone();
+        let restart = tokio::time::sleep(std::time::Duration::from_secs(1));
+        tokio::select! {
+            () = restart => {}
+            _ = stopping.wait_for(|stop| *stop) => return Ok(()),
+        }
+        health.set_stopped(false);
+    }
+}
+
+/// Failures in a row after which `serve` gives the worker up, and stops.
+const WORKER_RESTARTS: u32 = 5;
 
 /// Forgets expired sign-ups at start and every hour after, for the days nobody signs up.
 async fn purge_signups(store: Store) {

@@ -26,7 +26,9 @@ fn display_name(mailbox: &Mailbox) -> String {
 pub const DEFAULT_CONFIG_FILE: &str = "canvass.toml";
 
 /// Settings as given, before defaults: the flags and environment variables, or the file.
+/// `--help` shows them under a heading of their own, apart from each command's flags.
 #[derive(clap::Args, Clone, Default, Deserialize)]
+#[command(next_help_heading = "Settings")]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Database: sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://canvass.db]

@@ -1,5 +1,6 @@
 //! `canvass demo`: the whole job on the embedded defaults, in a folder of its own.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
@@ -19,7 +20,6 @@ use crate::token::{Purpose, SigningKeys};
 use crate::worker::{Letterhead, Sending, Transport, Worker, WorkerSettings};
 
 /// Where the demo serves its links, when the port is free.
-const DEMO_LISTEN: &str = "127.0.0.1:8080";
 /// The sample constituency both demo mailings go to.
 const DEMO_CONSTITUENCY: &str = "E14900001";
 const SENDER_NAME: &str = "Hertford and Stortford Labour (demo)";
@@ -46,7 +46,8 @@ const EVENT: &str = include_str!("../examples/templates/event.html");
 const SAMPLE_POSTCODES: &str = include_str!("../examples/postcodes.csv");
 const SAMPLE_CONTACTS: &str = include_str!("../examples/contacts.csv");
 
-pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
+/// Runs the demo in `dir`, its links served on `listen` (or, when that is taken, any free port).
+pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let database = dir.join("canvass.db");
     let url = DatabaseUrl::Sqlite(format!("sqlite://{}", database.display()));
@@ -73,20 +74,21 @@ pub async fn run(dir: &Path, serve: bool) -> anyhow::Result<()> {
     // The service binds first, so that the links in the emails point at where it listens.
     let keys = SigningKeys::load(None, &store).await?;
     let metrics = Arc::new(Metrics::new());
-    let service = |listen: &str| ServiceSettings {
+    let service = |listen: SocketAddr| ServiceSettings {
         store: store.clone(),
         keys: keys.clone(),
         publisher: publisher(),
-        listen: listen.parse().expect("a valid address"),
+        listen,
         metrics: metrics.clone(),
         // The demo's sign-ups would go to its outbox; its links' base is only known once bound.
         mailer: None,
         trusted_proxies: Vec::new(),
+        worker: None,
     };
-    let app = match Application::build(service(DEMO_LISTEN)).await {
+    let app = match Application::build(service(listen)).await {
         Ok(app) => app,
         // Something else has the port: any free one will do.
-        Err(_) => Application::build(service("127.0.0.1:0"))
+        Err(_) => Application::build(service(SocketAddr::new(listen.ip(), 0)))
             .await
             .context("starting the demo's web service")?,
     };

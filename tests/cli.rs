@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -283,6 +284,49 @@ fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
     );
 }
 
+/// What a new user tripped over: settings mixed into every command's flags, `demo --listen`
+/// ignored, a panic when the reader of the output goes away.
+#[test]
+fn help_output_and_pipes_behave() {
+    let workspace = Workspace::migrated();
+    let help = stdout(&workspace.run(&["campaign", "queue", "--help"]));
+    let (own, settings) = help.split_once("Settings:").expect("a Settings heading");
+    assert!(!own.contains("--database-url"), "{help}");
+    assert!(settings.contains("--database-url"), "{help}");
+    assert!(own.contains("The campaign's id"), "{help}");
+
+    // The reader goes away before canvass writes: it ends quietly.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_canvass"))
+        .current_dir(workspace.path())
+        .env("CANVASS_DATABASE_URL", &workspace.url)
+        .args(["topics", "list"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let ended = child.wait_with_output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&ended.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&ended.stderr)
+    );
+
+    let port = support::smtp::free_port().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let demo = canvass(
+        workspace.path(),
+        &[],
+        &["demo", "--dir", "demo", "--no-serve", "--listen", &listen],
+    );
+    assert!(demo.status.success(), "{}", stderr(&demo));
+    assert!(
+        stdout(&demo).contains(&format!("http://{listen}/u/")),
+        "the links use --listen: {}",
+        stdout(&demo)
+    );
+}
+
 /// Constituencies are listed with their mailable contacts, and a unique name is taken
 /// wherever a code is.
 #[test]
@@ -456,8 +500,6 @@ async fn the_commands_work_on_postgres_too() {
 
 #[test]
 fn serve_sends_queued_mail_answers_health_checks_and_stops_cleanly_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read, Write};
-
     let workspace = Workspace::migrated();
     workspace.write("contacts.csv", CONTACTS);
     workspace.write("news.html", "<p>Hello {{contact.name}}</p>");
@@ -530,6 +572,70 @@ fn serve_sends_queued_mail_answers_health_checks_and_stops_cleanly_on_sigterm() 
     let mut rest = String::new();
     stderr.read_to_string(&mut rest).unwrap();
     assert!(rest.contains("canvass: stopped"), "{rest}");
+}
+
+/// A worker that keeps failing (its ledger gone) makes /healthz answer 503, and `serve`
+/// exits non-zero once it gives the worker up, for the service manager to see.
+#[test]
+fn serve_reports_a_dead_worker_and_exits_when_it_cannot_recover() {
+    let workspace = Workspace::migrated();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_canvass"))
+        .current_dir(workspace.path())
+        .arg("serve")
+        .env("CANVASS_DATABASE_URL", &workspace.url)
+        .env("CANVASS_LISTEN", "127.0.0.1:0")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(server.stderr.take().unwrap());
+    let address = loop {
+        let mut line = String::new();
+        assert!(stderr.read_line(&mut line).unwrap() > 0);
+        if let Some(address) = line.trim().strip_prefix("canvass: serving on http://") {
+            break address.to_owned();
+        }
+    };
+    let health = || {
+        let mut connection = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            connection,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = connection.read_to_string(&mut answer);
+        answer
+    };
+    assert!(health().starts_with("HTTP/1.1 200"));
+
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(&workspace.url).await.unwrap();
+        sqlx::query("DROP TABLE deliveries")
+            .execute(&pool)
+            .await
+            .unwrap();
+    });
+    let reported = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let answer = health();
+        answer.starts_with("HTTP/1.1 503") && answer.ends_with("the worker has stopped\n")
+    });
+    assert!(reported, "/healthz reports the stopped worker");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not give up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(!status.success(), "{status}");
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(rest.contains("could not be restarted"), "{rest}");
 }
 
 #[test]

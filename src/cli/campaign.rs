@@ -18,41 +18,52 @@ pub enum CampaignCommand {
     Create(Box<CreateArgs>),
     /// Show the audience size and one rendered message
     Preview {
+        /// The campaign's id (see `campaign list`)
         id: i64,
     },
     /// Snapshot the audience into deliveries; prints the number queued
     Queue {
+        /// The campaign's id (see `campaign list`)
         id: i64,
     },
     /// Deliveries by state
     Status {
+        /// The campaign's id (see `campaign list`)
         id: i64,
     },
     /// Stop sending until resumed
     Pause {
+        /// The campaign's id (see `campaign list`)
         id: i64,
     },
+    /// Carry on sending, at once (waits for a retry are cleared)
     Resume {
+        /// The campaign's id (see `campaign list`)
         id: i64,
     },
     /// Stop for good: deliveries not yet sent are skipped
     Cancel {
+        /// The campaign's id (see `campaign list`)
         id: i64,
     },
     /// Queue again the deliveries that failed for reasons other than the recipient's address
     Retry {
+        /// The campaign's id (see `campaign list`)
         id: i64,
     },
+    /// Every campaign: id, state, topic, name, subject
     List,
 }
 
 #[derive(Args)]
 pub struct CreateArgs {
+    /// What staff call it (recipients never see it)
     #[arg(long)]
     name: String,
     /// The topic recipients consented to
     #[arg(long)]
     topic: String,
+    /// The email's subject line
     #[arg(long)]
     subject: String,
     /// Handlebars HTML template
@@ -74,8 +85,10 @@ pub struct CreateArgs {
     /// RFC 3339, e.g. 2026-12-05T19:30:00Z
     #[arg(long)]
     event_starts_at: Option<String>,
+    /// Where the event is held
     #[arg(long)]
     event_venue: Option<String>,
+    /// The venue's postcode
     #[arg(long)]
     event_postcode: Option<String>,
 }

@@ -29,7 +29,10 @@ pub enum TokenCommand {
     /// The tokens issued, revoked or not
     List,
     /// Refuse a token from now on
-    Revoke { name: String },
+    Revoke {
+        /// The token's name
+        name: String,
+    },
 }
 
 pub async fn run(store: &Store, command: StaffCommand) -> anyhow::Result<()> {

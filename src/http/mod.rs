@@ -30,6 +30,7 @@ use tower_http::trace::TraceLayer;
 
 pub use crate::metrics::Metrics;
 pub use client_ip::{ClientIp, parse_trusted_proxies};
+pub use ops::WorkerHealth;
 pub use signup::Mailer;
 
 use crate::store::Store;
@@ -64,6 +65,8 @@ pub struct AppState {
     signup_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// Proxies whose `X-Forwarded-For` names the client.
     trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// The worker beside the service, when there is one.
+    worker: Option<Arc<WorkerHealth>>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -85,6 +88,8 @@ pub struct ServiceSettings {
     pub mailer: Option<Mailer>,
     /// Proxies whose `X-Forwarded-For` names the client (`CANVASS_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The worker beside the service, for `/healthz`; `None` without one.
+    pub worker: Option<Arc<WorkerHealth>>,
 }
 
 pub struct Application {
@@ -108,6 +113,7 @@ impl Application {
             mailer: settings.mailer.map(Arc::new),
             signup_limiter: signup::signup_limiter(),
             trusted_proxies: settings.trusted_proxies.into(),
+            worker: settings.worker,
         };
         let listener = TcpListener::bind(settings.listen).await?;
         Ok(Self {

@@ -1,6 +1,7 @@
 //! Operations: the health check and the Prometheus metrics.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::AppState;
 use crate::metrics::{Metrics, RequestLabels};
@@ -9,13 +10,36 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+/// Whether the worker `serve` runs beside the service is sending, as `/healthz` reports it.
+#[derive(Debug, Default)]
+pub struct WorkerHealth {
+    stopped: AtomicBool,
+}
+
+impl WorkerHealth {
+    /// The worker has stopped on an error (and is being restarted, or has been given up).
+    pub fn set_stopped(&self, stopped: bool) {
+        self.stopped.store(stopped, Ordering::Relaxed);
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
+    }
+}
+
+/// 200 while the database answers and, under `serve`, the worker runs.
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(error) => {
-            tracing::error!(%error, "health check: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
-        }
+    if let Err(error) = state.store.ping().await {
+        tracing::error!(%error, "health check: database unreachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response();
+    }
+    match state
+        .worker
+        .as_deref()
+        .is_some_and(WorkerHealth::is_stopped)
+    {
+        true => (StatusCode::SERVICE_UNAVAILABLE, "the worker has stopped\n").into_response(),
+        false => (StatusCode::OK, "ok\n").into_response(),
     }
 }
 

@@ -71,6 +71,7 @@ impl TestApp {
                 },
             }),
             trusted_proxies: canvass::http::parse_trusted_proxies("127.0.0.1").unwrap(),
+            worker: None,
         })
         .await
         .unwrap();
