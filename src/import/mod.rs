@@ -156,6 +156,9 @@ struct Guarded<R> {
     inner: R,
     /// A carriage return held back until the next byte shows whether a line feed follows.
     pending_cr: bool,
+    /// Bytes read and cleaned, not yet handed over, from `ready_from` on.
+    ready: Vec<u8>,
+    ready_from: usize,
     /// Bytes handed to the CSV reader so far.
     delivered: u64,
     row_ended: Arc<AtomicU64>,
@@ -166,9 +169,36 @@ impl<R> Guarded<R> {
         Self {
             inner,
             pending_cr: false,
+            ready: Vec::new(),
+            ready_from: 0,
             delivered: 0,
             row_ended: Arc::new(AtomicU64::new(0)),
         }
+    }
+}
+
+impl<R: Read> Guarded<R> {
+    /// Reads the next piece of the file into `ready`, carriage returns before line feeds
+    /// dropped; nothing at the end of the file.
+    fn refill(&mut self) -> std::io::Result<()> {
+        let mut raw = vec![0; 64 * 1024];
+        let read = self.inner.read(&mut raw)?;
+        self.ready.clear();
+        self.ready_from = 0;
+        if read == 0 && std::mem::take(&mut self.pending_cr) {
+            self.ready.push(b'\r');
+        }
+        raw.truncate(read);
+        for &byte in &raw {
+            if std::mem::take(&mut self.pending_cr) && byte != b'\n' {
+                self.ready.push(b'\r');
+            }
+            match byte {
+                b'\r' => self.pending_cr = true,
+                _ => self.ready.push(byte),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -183,37 +213,20 @@ impl<R: Read> Read for Guarded<R> {
                 RunawayRow,
             ));
         }
-        if out.len() < 2 {
-            return Ok(0);
-        }
-        let mut raw = vec![0; out.len() - 1];
-        let read = self.inner.read(&mut raw)?;
-        if read == 0 {
-            // The end: a carriage return held back goes out as it was.
-            return Ok(match std::mem::take(&mut self.pending_cr) {
-                true => {
-                    out[0] = b'\r';
-                    self.delivered += 1;
-                    1
-                }
-                false => 0,
-            });
-        }
-        let mut written = 0;
-        for &byte in &raw[..read] {
-            if std::mem::take(&mut self.pending_cr) && byte != b'\n' {
-                out[written] = b'\r';
-                written += 1;
-            }
-            if byte == b'\r' {
-                self.pending_cr = true;
-            } else {
-                out[written] = byte;
-                written += 1;
+        while self.ready_from == self.ready.len() {
+            self.refill()?;
+            // Nothing, and nothing held back: the end. (A piece that was only a carriage
+            // return, held back, cleans down to nothing without being the end.)
+            if self.ready.is_empty() && !self.pending_cr {
+                return Ok(0);
             }
         }
-        self.delivered += written as u64;
-        Ok(written)
+        let available = &self.ready[self.ready_from..];
+        let taken = available.len().min(out.len());
+        out[..taken].copy_from_slice(&available[..taken]);
+        self.ready_from += taken;
+        self.delivered += taken as u64;
+        Ok(taken)
     }
 }
 
@@ -339,5 +352,38 @@ impl<B: Batch> Parser<B> {
                 },
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything read through a `Guarded`, in reads of `size` bytes.
+    fn through(input: &[u8], size: usize) -> Vec<u8> {
+        let mut guarded = Guarded::new(input);
+        let mut out = Vec::new();
+        let mut buffer = vec![0; size];
+        loop {
+            let read = guarded.read(&mut buffer).unwrap();
+            if read == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buffer[..read]);
+        }
+    }
+
+    #[test]
+    fn carriage_returns_before_line_feeds_go_and_others_stay() {
+        let input = b"a,b\r\nc,\"d\re\"\r\n\r\nlast\r";
+        for size in [1, 2, 3, 7, 4096] {
+            assert_eq!(
+                through(input, size),
+                b"a,b\nc,\"d\re\"\n\nlast\r",
+                "reads of {size}"
+            );
+        }
+        assert_eq!(through(b"", 8), b"");
+        assert_eq!(through(b"\r", 1), b"\r");
     }
 }
