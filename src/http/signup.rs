@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::client_ip::ClientIp;
 use crate::domain::{Email, Name, Postcode, chosen_topics};
+use crate::mail::{Connection, Letterhead, Transport, envelope};
 use crate::store::{ConfirmOutcome, NewSignup};
 use crate::token::Purpose;
-use crate::worker::{Connection, Letterhead, Transport, envelope};
 
 /// IP addresses the sign-up limiter tracks before it forgets those back to full quota.
 const MAX_TRACKED_ADDRESSES: usize = 10_000;

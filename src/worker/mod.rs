@@ -15,8 +15,6 @@
 //! our credentials) pauses the campaign, so a broken server or setting does not burn the list.
 
 mod feed;
-mod message;
-mod transport;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -33,8 +31,10 @@ use rand::Rng;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
-pub use message::{DkimError, Letterhead, MessageError, load_dkim};
-pub use transport::{Connection, SendFailure, Timeouts, Transport, TransportError, envelope};
+pub use crate::mail::{
+    Connection, DkimError, Letterhead, MessageError, SendFailure, Timeouts, Transport,
+    TransportError, envelope, load_dkim,
+};
 
 use self::feed::Feed;
 use crate::metrics::Metrics;

@@ -1,0 +1,10 @@
+//! Mail as canvass writes and sends it, whoever sends: the worker's campaign messages and the
+//! service's sign-up confirmations. [`message`] builds a message (MIME, the headers the contract
+//! asks for, the footer, DKIM); [`transport`] hands it to an SMTP server or a `file://` outbox,
+//! judging each failure by the step of the dialogue it happened at.
+
+mod message;
+mod transport;
+
+pub use message::{DkimError, Letterhead, MessageError, load_dkim};
+pub use transport::{Connection, SendFailure, Timeouts, Transport, TransportError, envelope};
