@@ -327,6 +327,56 @@ fn help_output_and_pipes_behave() {
     );
 }
 
+/// A draft is scheduled in UK time, shown as scheduled, and taken off the schedule; a time in
+/// the past, or not a time, is refused.
+#[test]
+fn a_campaign_is_scheduled_in_uk_time_and_unscheduled() {
+    let workspace = Workspace::migrated();
+    workspace.write("people.csv", "email,name,topics\na@example.org,A,news\n");
+    workspace.write("news.html", "<p>News</p>");
+    let import = workspace.run(&["contacts", "import", "people.csv"]);
+    assert!(import.status.success());
+    let create = workspace.run(&[
+        "campaign",
+        "create",
+        "--name",
+        "N",
+        "--topic",
+        "news",
+        "--subject",
+        "S",
+        "--html",
+        "news.html",
+    ]);
+    let id = stdout(&create).trim().to_owned();
+    for bad in ["2001-07-01 19:30", "next tuesday"] {
+        let refused = workspace.run(&["campaign", "schedule", &id, "--at", bad]);
+        assert!(!refused.status.success(), "{bad}");
+        assert!(stderr(&refused).contains("--at"), "{}", stderr(&refused));
+    }
+    let scheduled = workspace.run(&["campaign", "schedule", &id, "--at", "2099-07-01 19:30"]);
+    assert!(scheduled.status.success(), "{}", stderr(&scheduled));
+    assert!(
+        stdout(&scheduled).contains("2099-07-01T18:30:00+00:00"),
+        "{}",
+        stdout(&scheduled)
+    );
+    let status = stdout(&workspace.run(&["campaign", "status", &id]));
+    assert!(
+        status.contains("scheduled for 2099-07-01 19:30 BST"),
+        "{status}"
+    );
+    assert!(stdout(&workspace.run(&["campaign", "list"])).contains("scheduled for"));
+    assert!(
+        workspace
+            .run(&["campaign", "unschedule", &id])
+            .status
+            .success()
+    );
+    let status = stdout(&workspace.run(&["campaign", "status", &id]));
+    assert!(!status.contains("scheduled"), "{status}");
+}
+
 /// Constituencies are listed with their mailable contacts, and a unique name is taken
 /// wherever a code is.
 #[test]

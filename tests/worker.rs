@@ -17,6 +17,7 @@ use support::{TestStore, news_campaign, on_both_backends};
 on_both_backends!(
     the_worker_sends_each_eligible_person_one_message_with_working_links,
     a_paused_campaign_sends_nothing_until_resumed,
+    a_scheduled_campaign_is_queued_and_sent_when_due_with_the_audience_of_then,
 );
 
 const PEOPLE: &str = "\
@@ -308,4 +309,67 @@ async fn dkim_signatures_cover_both_list_unsubscribe_headers_and_verify() {
             "{name}: a changed List-Unsubscribe fails"
         );
     }
+}
+
+/// A draft scheduled a moment ahead is left alone until then; when it is due, a running
+/// worker (a new one: the schedule is in the database) queues it with the audience of that
+/// moment, and sends it. A campaign taken off the schedule stays a draft.
+async fn a_scheduled_campaign_is_queued_and_sent_when_due_with_the_audience_of_then(db: TestStore) {
+    use canvass::domain::Actor;
+    db.load_sample_directory().await;
+    db.import_people(PEOPLE).await;
+    let news = news_campaign(&["E14900001"], &[]);
+    let due = db
+        .store
+        .create_campaign(&news, &Actor::Operator)
+        .await
+        .unwrap();
+    let unscheduled = db
+        .store
+        .create_campaign(&news, &Actor::Operator)
+        .await
+        .unwrap();
+    let soon = Utc::now() + chrono::Duration::milliseconds(1500);
+    for id in [due, unscheduled] {
+        db.store
+            .schedule_campaign(id, Some(soon), &Actor::Operator)
+            .await
+            .unwrap();
+    }
+    db.store
+        .schedule_campaign(unscheduled, None, &Actor::Operator)
+        .await
+        .unwrap();
+    assert!(
+        db.store.queue_due_campaigns().await.unwrap().is_empty(),
+        "not due yet"
+    );
+    // Someone joins after the scheduling: the audience is taken when it is due.
+    db.import_people("email,name,postcode,topics\nlate@example.org,Late,SG13 8EQ,news\n")
+        .await;
+
+    let mut sending = worker(&db);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(async move {
+        sending
+            .run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    stop.send(()).unwrap();
+    let totals = run.await.unwrap().unwrap();
+
+    let campaign = db.store.campaign(due).await.unwrap().unwrap();
+    assert_ne!(campaign.state.as_str(), "draft");
+    assert!(campaign.scheduled_at.is_none());
+    assert_eq!(totals.sent, 4, "{totals:?}");
+    assert!(
+        outbox(&db)
+            .iter()
+            .any(|(_, m)| header(m, "To").unwrap().contains("late@example.org"))
+    );
+    let left = db.store.campaign(unscheduled).await.unwrap().unwrap();
+    assert_eq!(left.state.as_str(), "draft");
 }

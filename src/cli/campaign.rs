@@ -7,7 +7,7 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 
 use crate::config::Config;
-use crate::domain::{Actor, CampaignDraft, NewCampaign};
+use crate::domain::{Actor, CampaignDraft, NewCampaign, parse_schedule};
 use crate::render::{Footer, MessageVars, Templates};
 use crate::store::{QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome, Store};
 use crate::token::SigningKeys;
@@ -43,6 +43,20 @@ pub enum CampaignCommand {
     },
     /// Stop for good: deliveries not yet sent are skipped
     Cancel {
+        /// The campaign's id (see `campaign list`)
+        id: i64,
+    },
+    /// Queue a draft by itself at a time: RFC 3339, or YYYY-MM-DD HH:MM read as UK time (the
+    /// worker, alone or in `serve`, queues it then, taking the audience at that moment)
+    Schedule {
+        /// The campaign's id (see `campaign list`)
+        id: i64,
+        /// When, e.g. "2026-12-05 19:30" (UK time) or 2026-12-05T19:30:00Z
+        #[arg(long)]
+        at: String,
+    },
+    /// Take a draft's schedule off
+    Unschedule {
         /// The campaign's id (see `campaign list`)
         id: i64,
     },
@@ -152,11 +166,16 @@ pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> an
                 bail!("no campaign {id}");
             };
             let counts = store.delivery_counts(id).await?;
-            match &campaign.paused_reason {
-                Some(reason) => {
+            match (&campaign.paused_reason, campaign.scheduled_at) {
+                (Some(reason), _) => {
                     println!("campaign {id}: {} by the worker: {reason}", campaign.state)
                 }
-                None => println!("campaign {id}: {}", campaign.state),
+                (None, Some(at)) => println!(
+                    "campaign {id}: {}, scheduled for {}",
+                    campaign.state,
+                    uk_time(at)
+                ),
+                (None, None) => println!("campaign {id}: {}", campaign.state),
             }
             println!("queued  {}", counts.queued);
             println!("sent    {}", counts.sent);
@@ -166,6 +185,19 @@ pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> an
         CampaignCommand::Pause { id } => change(store, id, StateChange::Pause).await?,
         CampaignCommand::Resume { id } => change(store, id, StateChange::Resume).await?,
         CampaignCommand::Cancel { id } => change(store, id, StateChange::Cancel).await?,
+        CampaignCommand::Schedule { id, at } => {
+            let at = parse_schedule(&at, Utc::now()).map_err(|e| anyhow::anyhow!("--at: {e}"))?;
+            schedule(store, id, Some(at)).await?;
+            println!(
+                "campaign {id} will be queued at {} ({})",
+                uk_time(at),
+                at.to_rfc3339()
+            );
+        }
+        CampaignCommand::Unschedule { id } => {
+            schedule(store, id, None).await?;
+            println!("campaign {id} is not scheduled");
+        }
         CampaignCommand::Retry { id } => match store.retry_campaign(id, &Actor::Operator).await? {
             RetryOutcome::Requeued(n) => println!("{n} queued again"),
             RetryOutcome::Refused(state) => bail!("campaign {id} is {state}; nothing to retry"),
@@ -173,14 +205,32 @@ pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> an
         },
         CampaignCommand::List => {
             for c in store.list_campaigns().await? {
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    c.id, c.state, c.topic, c.name, c.subject
-                );
+                let state = match c.scheduled_at {
+                    Some(at) => format!("{} (scheduled for {})", c.state, uk_time(at)),
+                    None => c.state.to_string(),
+                };
+                println!("{}\t{state}\t{}\t{}\t{}", c.id, c.topic, c.name, c.subject);
             }
         }
     }
     Ok(())
+}
+
+/// A time as staff read it: UK time, with the zone.
+fn uk_time(at: chrono::DateTime<Utc>) -> String {
+    at.with_timezone(&chrono_tz::Europe::London)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string()
+}
+
+async fn schedule(store: &Store, id: i64, at: Option<chrono::DateTime<Utc>>) -> anyhow::Result<()> {
+    match store.schedule_campaign(id, at, &Actor::Operator).await? {
+        StateChangeOutcome::Changed(_) => Ok(()),
+        StateChangeOutcome::Refused(state) => {
+            bail!("campaign {id} is {state}; only a draft can be scheduled")
+        }
+        StateChangeOutcome::NotFound => bail!("no campaign {id}"),
+    }
 }
 
 async fn change(store: &Store, id: i64, change: StateChange) -> anyhow::Result<()> {

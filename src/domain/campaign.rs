@@ -203,4 +203,6 @@ pub struct CampaignSummary {
     pub state: CampaignState,
     pub created_at: DateTime<Utc>,
     pub queued_at: Option<DateTime<Utc>>,
+    /// When a draft is to be queued by itself.
+    pub scheduled_at: Option<DateTime<Utc>>,
 }

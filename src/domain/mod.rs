@@ -9,6 +9,7 @@ mod contact;
 mod email;
 mod postcode;
 mod publisher;
+mod schedule;
 mod staff;
 mod topic;
 
@@ -25,6 +26,7 @@ pub use contact::{
 pub use email::{Email, EmailError, EmailHash};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
 pub use publisher::Publisher;
+pub use schedule::{ScheduleError, parse_schedule};
 pub use staff::{StaffMember, StaffName, StaffNameError, StaffSecret, StaffTokenHash};
 pub use topic::{
     ChosenTopicError, Topic, TopicNameError, TopicSlug, TopicSlugError, chosen_topics,

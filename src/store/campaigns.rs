@@ -41,6 +41,8 @@ pub struct Campaign {
     pub state: CampaignState,
     /// Why the worker paused it by itself, while it stays paused.
     pub paused_reason: Option<String>,
+    /// When a draft is to be queued by itself.
+    pub scheduled_at: Option<DateTime<Utc>>,
     pub spec: NewCampaign,
 }
 
@@ -103,6 +105,7 @@ struct CampaignRow {
     event_postcode: Option<String>,
     state: String,
     paused_reason: Option<String>,
+    scheduled_at: Option<DateTime<Utc>>,
 }
 
 /// A campaign's state, read inside the caller's write transaction; `None` when there is no such
@@ -200,7 +203,7 @@ impl Store {
                 "SELECT k.id, k.name, t.slug AS topic, t.name AS topic_name, k.subject, \
                         k.html_template, \
                         k.text_template, k.event_title, k.event_starts_at, k.event_venue, \
-                        k.event_postcode, k.state, k.paused_reason \
+                        k.event_postcode, k.state, k.paused_reason, k.scheduled_at \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
             )
             .bind(id)
@@ -253,6 +256,7 @@ impl Store {
             topic_name: row.topic_name,
             state: row.state.parse().map_err(|e| decode_error("state", e))?,
             paused_reason: row.paused_reason,
+            scheduled_at: row.scheduled_at,
             spec: NewCampaign {
                 name: row.name,
                 topic: TopicSlug::parse(&row.topic).map_err(|e| decode_error("topic", e))?,
@@ -274,27 +278,32 @@ impl Store {
             String,
             DateTime<Utc>,
             Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
         );
         let rows: Vec<Row> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT k.id, k.name, t.slug, k.subject, k.state, k.created_at, k.queued_at \
+                "SELECT k.id, k.name, t.slug, k.subject, k.state, k.created_at, k.queued_at, \
+                        k.scheduled_at \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id ORDER BY k.id",
             )
             .fetch_all(pool)
             .await?
         });
         rows.into_iter()
-            .map(|(id, name, topic, subject, state, created_at, queued_at)| {
-                Ok(CampaignSummary {
-                    id,
-                    name,
-                    topic,
-                    subject,
-                    state: state.parse().map_err(|e| decode_error("state", e))?,
-                    created_at,
-                    queued_at,
-                })
-            })
+            .map(
+                |(id, name, topic, subject, state, created_at, queued_at, scheduled_at)| {
+                    Ok(CampaignSummary {
+                        id,
+                        name,
+                        topic,
+                        subject,
+                        state: state.parse().map_err(|e| decode_error("state", e))?,
+                        created_at,
+                        queued_at,
+                        scheduled_at,
+                    })
+                },
+            )
             .collect()
     }
 
@@ -366,7 +375,8 @@ impl Store {
             .await?
             .rows_affected();
             sqlx::query(
-                "UPDATE campaigns SET state = 'queued', queued_at = $2, updated_at = $2 \
+                "UPDATE campaigns SET state = 'queued', queued_at = $2, updated_at = $2, \
+                     scheduled_at = NULL \
                  WHERE id = $1",
             )
             .bind(id)
@@ -444,6 +454,66 @@ impl Store {
             RetryOutcome::Requeued(requeued)
         });
         Ok(outcome)
+    }
+
+    /// Schedules a draft to be queued by itself at `at` (`None`: unschedules it). The time is
+    /// checked by the caller ([`crate::domain::parse_schedule`]).
+    pub async fn schedule_campaign(
+        &self,
+        id: i64,
+        at: Option<DateTime<Utc>>,
+        actor: &Actor,
+    ) -> Result<StateChangeOutcome> {
+        let now = now();
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let Some(state) = locked_state!(&mut *tx, id) else {
+                return Ok(StateChangeOutcome::NotFound);
+            };
+            if state != CampaignState::Draft {
+                return Ok(StateChangeOutcome::Refused(state));
+            }
+            sqlx::query("UPDATE campaigns SET scheduled_at = $2, updated_at = $3 WHERE id = $1")
+                .bind(id)
+                .bind(at)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let (action, detail) = match at {
+                Some(at) => (
+                    "campaign.scheduled",
+                    format!("campaign {id} for {}", at.to_rfc3339()),
+                ),
+                None => ("campaign.unscheduled", format!("campaign {id}")),
+            };
+            insert_audit!(&mut *tx, actor: actor, action: action, contact: None::<i64>,
+                detail: Some(detail), ip: None::<String>)?;
+            tx.commit().await?;
+            StateChangeOutcome::Changed(state)
+        });
+        Ok(outcome)
+    }
+
+    /// Queues every scheduled draft whose time has come, taking its audience now; the ids
+    /// queued, with how many deliveries each.
+    pub async fn queue_due_campaigns(&self) -> Result<Vec<(i64, u64)>> {
+        let due: Vec<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM campaigns WHERE scheduled_at IS NOT NULL \
+                 AND scheduled_at <= $1 AND state = 'draft' ORDER BY scheduled_at",
+            )
+            .bind(now())
+            .fetch_all(pool)
+            .await?
+        });
+        let mut queued = Vec::new();
+        for id in due {
+            // Another worker may have queued it first: then it is no longer a draft.
+            if let QueueOutcome::Queued(n) = self.queue_campaign(id, &Actor::Worker).await? {
+                queued.push((id, n));
+            }
+        }
+        Ok(queued)
     }
 
     /// Pauses, resumes or cancels a campaign. Cancelling skips every delivery not yet sent.

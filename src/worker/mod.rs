@@ -361,10 +361,18 @@ impl Shared {
         let lease = chrono::Duration::from_std(self.settings.sending.lease)
             .expect("a lease of a sane length");
         let mut renewed = Instant::now();
+        let mut scheduled: Option<Instant> = None;
         let mut rate = RateWindow::new(self.totals.sent.load(Ordering::Relaxed));
         loop {
             if (&mut shutdown).now_or_never().is_some() {
                 return Ok(());
+            }
+            // Scheduled campaigns whose time has come, looked for once a second.
+            if scheduled.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                scheduled = Some(Instant::now());
+                for (campaign, deliveries) in self.store.queue_due_campaigns().await? {
+                    tracing::info!(campaign, deliveries, "queued a scheduled campaign");
+                }
             }
             if let Some(ended) = senders.try_join_next() {
                 // Senders end early only on an error: stop and report it.
