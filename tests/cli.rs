@@ -66,7 +66,18 @@ impl Workspace {
     fn queue_news(&self, contacts: &str) -> (String, String) {
         let import = self.run(&["contacts", "import", contacts]);
         assert!(import.status.success(), "{}", stderr(&import));
-        let create = self.run(&[
+        let create = self.create_news(&[]);
+        assert!(create.status.success(), "{}", stderr(&create));
+        let id = stdout(&create).trim().to_owned();
+        let queued = stdout(&self.run(&["campaign", "queue", &id]))
+            .trim()
+            .to_owned();
+        (id, queued)
+    }
+
+    /// `campaign create` of a news campaign from `news.html`, with `extra` flags.
+    fn create_news(&self, extra: &[&str]) -> Output {
+        let mut args = vec![
             "campaign",
             "create",
             "--name",
@@ -77,13 +88,9 @@ impl Workspace {
             "News",
             "--html",
             "news.html",
-        ]);
-        assert!(create.status.success(), "{}", stderr(&create));
-        let id = stdout(&create).trim().to_owned();
-        let queued = stdout(&self.run(&["campaign", "queue", &id]))
-            .trim()
-            .to_owned();
-        (id, queued)
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
     }
 }
 
@@ -336,18 +343,7 @@ fn a_campaign_is_scheduled_in_uk_time_and_unscheduled() {
     workspace.write("news.html", "<p>News</p>");
     let import = workspace.run(&["contacts", "import", "people.csv"]);
     assert!(import.status.success());
-    let create = workspace.run(&[
-        "campaign",
-        "create",
-        "--name",
-        "N",
-        "--topic",
-        "news",
-        "--subject",
-        "S",
-        "--html",
-        "news.html",
-    ]);
+    let create = workspace.create_news(&[]);
     let id = stdout(&create).trim().to_owned();
     for bad in ["2001-07-01 19:30", "next tuesday"] {
         let refused = workspace.run(&["campaign", "schedule", &id, "--at", bad]);
@@ -404,22 +400,7 @@ fn constituencies_are_listed_and_named_by_name() {
     );
 
     workspace.write("news.html", "<p>News</p>");
-    let create = |constituency: &str| {
-        workspace.run(&[
-            "campaign",
-            "create",
-            "--name",
-            "N",
-            "--topic",
-            "news",
-            "--subject",
-            "S",
-            "--html",
-            "news.html",
-            "--constituency",
-            constituency,
-        ])
-    };
+    let create = |constituency: &str| workspace.create_news(&["--constituency", constituency]);
     let by_name = create("hertford and stortford (sample)");
     assert!(by_name.status.success(), "{}", stderr(&by_name));
     let id = stdout(&by_name).trim().to_owned();

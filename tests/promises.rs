@@ -128,15 +128,8 @@ async fn changes_made_while_a_campaign_is_sent_stop_its_mail_within_a_second(db:
         return;
     };
     let (id, addresses) = queued(&db, 120).await;
-    let mut sending = worker(&db, &server.url("smtp", None, "127.0.0.1"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(async move {
-        sending
-            .run_until_stopped(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (stop, run) =
+        support::run_in_background(worker(&db, &server.url("smtp", None, "127.0.0.1")));
     tokio::time::sleep(Duration::from_millis(800)).await;
 
     // From the end of the list, which the worker claimed at the start and holds longest.
@@ -225,15 +218,8 @@ async fn pause_and_cancel_stop_the_sending_within_a_second_and_the_ledger_matche
         return;
     };
     let (id, _) = queued(&db, 200).await;
-    let mut sending = worker(&db, &server.url("smtp", None, "127.0.0.1"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(async move {
-        sending
-            .run_until_stopped(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (stop, run) =
+        support::run_in_background(worker(&db, &server.url("smtp", None, "127.0.0.1")));
     let change = |what: StateChange| {
         let store = db.store.clone();
         async move {

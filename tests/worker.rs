@@ -348,15 +348,7 @@ async fn a_scheduled_campaign_is_queued_and_sent_when_due_with_the_audience_of_t
     db.import_people("email,name,postcode,topics\nlate@example.org,Late,SG13 8EQ,news\n")
         .await;
 
-    let mut sending = worker(&db);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let run = tokio::spawn(async move {
-        sending
-            .run_until_stopped(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let (stop, run) = support::run_in_background(worker(&db));
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     stop.send(()).unwrap();
     let totals = run.await.unwrap().unwrap();

@@ -380,3 +380,22 @@ pub fn publisher() -> canvass::domain::Publisher {
         privacy_url: Some("https://hertford.example.org/privacy".into()),
     }
 }
+
+/// A worker sending in the background until the returned sender is used (or dropped); the
+/// handle gives what it did.
+pub fn run_in_background(
+    mut worker: canvass::worker::Worker,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<canvass::worker::Totals, canvass::worker::WorkerError>>,
+) {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(async move {
+        worker
+            .run_until_stopped(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    (stop, run)
+}
