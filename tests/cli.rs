@@ -371,6 +371,19 @@ fn a_campaign_is_scheduled_in_uk_time_and_unscheduled() {
     );
     let status = stdout(&workspace.run(&["campaign", "status", &id]));
     assert!(!status.contains("scheduled"), "{status}");
+
+    // Last month's mailing, queued, makes this month's draft.
+    assert!(workspace.run(&["campaign", "queue", &id]).status.success());
+    let copied = workspace.run(&["campaign", "copy", &id]);
+    assert!(copied.status.success(), "{}", stderr(&copied));
+    let copy = stdout(&copied).trim().to_owned();
+    assert_ne!(copy, id);
+    let list = stdout(&workspace.run(&["campaign", "list"]));
+    let line = list
+        .lines()
+        .find(|l| l.starts_with(&format!("{copy}\t")))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(line.contains("\tdraft\tnews\tN (copy)\tNews"), "{line}");
 }
 
 /// Constituencies are listed with their mailable contacts, and a unique name is taken

@@ -55,6 +55,11 @@ pub enum CampaignCommand {
         #[arg(long)]
         at: String,
     },
+    /// Make a new draft from any campaign (its copy's name ends "(copy)"); prints its id
+    Copy {
+        /// The campaign's id (see `campaign list`)
+        id: i64,
+    },
     /// Take a draft's schedule off
     Unschedule {
         /// The campaign's id (see `campaign list`)
@@ -193,6 +198,15 @@ pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> an
                 uk_time(at),
                 at.to_rfc3339()
             );
+        }
+        CampaignCommand::Copy { id } => {
+            let Some(campaign) = store.campaign(id).await? else {
+                bail!("no campaign {id}");
+            };
+            let mut spec = campaign.spec;
+            spec.name = format!("{} (copy)", spec.name);
+            let copy = store.create_campaign(&spec, &Actor::Operator).await?;
+            println!("{copy}");
         }
         CampaignCommand::Unschedule { id } => {
             schedule(store, id, None).await?;
