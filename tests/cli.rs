@@ -384,6 +384,24 @@ fn a_campaign_is_scheduled_in_uk_time_and_unscheduled() {
         .find(|l| l.starts_with(&format!("{copy}\t")))
         .unwrap_or_else(|| panic!("{list}"));
     assert!(line.contains("\tdraft\tnews\tN (copy)\tNews"), "{line}");
+
+    // The draft is changed flag by flag; the queued original cannot be.
+    let edited = workspace.run(&["campaign", "edit", &copy, "--subject", "December news"]);
+    assert!(edited.status.success(), "{}", stderr(&edited));
+    let list = stdout(&workspace.run(&["campaign", "list"]));
+    assert!(list.contains("N (copy)\tDecember news"), "{list}");
+    let bad = workspace.run(&["campaign", "edit", &copy, "--postcode", "nowhere"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("--postcode"), "{}", stderr(&bad));
+    let queued = workspace.run(&["campaign", "edit", &id, "--subject", "Too late"]);
+    assert!(!queued.status.success());
+    assert!(stderr(&queued).contains("copy it"), "{}", stderr(&queued));
+    let missing = workspace.run(&["campaign", "create", "--name", "X"]);
+    assert!(
+        stderr(&missing).contains("--topic is required"),
+        "{}",
+        stderr(&missing)
+    );
 }
 
 /// Constituencies are listed with their mailable contacts, and a unique name is taken

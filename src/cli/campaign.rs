@@ -15,7 +15,14 @@ use crate::token::SigningKeys;
 #[derive(Subcommand)]
 pub enum CampaignCommand {
     /// Create a draft campaign; prints its id
-    Create(Box<CreateArgs>),
+    Create(Box<CampaignArgs>),
+    /// Change a draft: each flag given replaces what it has
+    Edit {
+        /// The campaign's id (see `campaign list`)
+        id: i64,
+        #[command(flatten)]
+        changes: Box<CampaignArgs>,
+    },
     /// Show the audience size and one rendered message
     Preview {
         /// The campaign's id (see `campaign list`)
@@ -75,27 +82,28 @@ pub enum CampaignCommand {
 }
 
 #[derive(Args)]
-pub struct CreateArgs {
-    /// What staff call it (recipients never see it)
+pub struct CampaignArgs {
+    /// What staff call it (recipients never see it); required to create
     #[arg(long)]
-    name: String,
-    /// The topic recipients consented to
+    name: Option<String>,
+    /// The topic recipients consented to; required to create
     #[arg(long)]
-    topic: String,
-    /// The email's subject line
+    topic: Option<String>,
+    /// The email's subject line; required to create
     #[arg(long)]
-    subject: String,
-    /// Handlebars HTML template
+    subject: Option<String>,
+    /// Handlebars HTML template; required to create
     #[arg(long, value_name = "FILE")]
-    html: PathBuf,
+    html: Option<PathBuf>,
     /// Handlebars text template [default: derived from the HTML]
     #[arg(long, value_name = "FILE")]
     text: Option<PathBuf>,
     /// Only people in this constituency, by code or unique name (repeatable; OR-ed with
-    /// --postcode)
+    /// --postcode; given to edit, they replace the campaign's)
     #[arg(long, value_name = "CODE_OR_NAME")]
     constituency: Vec<String>,
-    /// Only people under this postcode area, district or sector (repeatable)
+    /// Only people under this postcode area, district or sector (repeatable; given to edit,
+    /// they replace the campaign's)
     #[arg(long, value_name = "PREFIX")]
     postcode: Vec<String>,
     /// An event mailing: the event's title (with --event-starts-at and --event-venue)
@@ -112,34 +120,57 @@ pub struct CreateArgs {
     event_postcode: Option<String>,
 }
 
-impl CreateArgs {
-    /// Reads the templates and parses everything before anything is stored; a field at fault
-    /// is named by its flag.
-    fn parse(self) -> anyhow::Result<NewCampaign> {
-        let draft = CampaignDraft {
-            name: self.name,
-            topic: self.topic,
-            subject: self.subject,
-            html_template: read(&self.html)?,
-            text_template: self.text.as_deref().map(read).transpose()?,
-            constituencies: self.constituency,
-            postcodes: self.postcode,
-            event_title: self.event_title,
-            event_starts_at: self.event_starts_at,
-            event_venue: self.event_venue,
-            event_postcode: self.event_postcode,
+impl CampaignArgs {
+    /// The draft these flags make over `base` (an empty one to create, the campaign's own to
+    /// edit): each flag given replaces what is there. Templates are read from their files.
+    fn over(self, mut base: CampaignDraft) -> anyhow::Result<CampaignDraft> {
+        let given = |flag: Option<String>, held: &mut String| {
+            if let Some(value) = flag {
+                *held = value;
+            }
         };
-        draft.parse().map_err(|e| {
-            let flag = match e.field {
-                "constituencies" => "constituency".to_owned(),
-                "postcodes" => "postcode".to_owned(),
-                "html_template" => "html".to_owned(),
-                "text_template" => "text".to_owned(),
-                field => field.replace('_', "-"),
-            };
-            anyhow::anyhow!("--{flag}: {}", e.message)
-        })
+        given(self.name, &mut base.name);
+        given(self.topic, &mut base.topic);
+        given(self.subject, &mut base.subject);
+        if let Some(html) = &self.html {
+            base.html_template = read(html)?;
+        }
+        if let Some(text) = &self.text {
+            base.text_template = Some(read(text)?);
+        }
+        if !self.constituency.is_empty() {
+            base.constituencies = self.constituency;
+        }
+        if !self.postcode.is_empty() {
+            base.postcodes = self.postcode;
+        }
+        base.event_title = self.event_title.or(base.event_title);
+        base.event_starts_at = self.event_starts_at.or(base.event_starts_at);
+        base.event_venue = self.event_venue.or(base.event_venue);
+        base.event_postcode = self.event_postcode.or(base.event_postcode);
+        Ok(base)
     }
+}
+
+/// Parses a draft before anything is stored, a field at fault named by its flag: its
+/// constituencies by code or name, then every field, then its templates compiled and tried.
+async fn parse(store: &Store, mut draft: CampaignDraft) -> anyhow::Result<NewCampaign> {
+    draft.constituencies = store
+        .constituency_codes(&draft.constituencies)
+        .await?
+        .map_err(|e| anyhow::anyhow!("--constituency: {e}"))?;
+    let campaign = draft.parse().map_err(|e| {
+        let flag = match e.field {
+            "constituencies" => "constituency".to_owned(),
+            "postcodes" => "postcode".to_owned(),
+            "html_template" => "html".to_owned(),
+            "text_template" => "text".to_owned(),
+            field => field.replace('_', "-"),
+        };
+        anyhow::anyhow!("--{flag}: {}", e.message)
+    })?;
+    Templates::compile(&campaign)?;
+    Ok(campaign)
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
@@ -148,15 +179,34 @@ fn read(path: &Path) -> anyhow::Result<String> {
 
 pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> anyhow::Result<()> {
     match command {
-        CampaignCommand::Create(mut args) => {
-            args.constituency = store
-                .constituency_codes(&args.constituency)
-                .await?
-                .map_err(|e| anyhow::anyhow!("--constituency: {e}"))?;
-            let campaign = args.parse()?;
-            Templates::compile(&campaign)?;
+        CampaignCommand::Create(args) => {
+            let draft = args.over(CampaignDraft::default())?;
+            for (flag, missing) in [
+                ("name", draft.name.is_empty()),
+                ("topic", draft.topic.is_empty()),
+                ("subject", draft.subject.is_empty()),
+                ("html", draft.html_template.is_empty()),
+            ] {
+                if missing {
+                    bail!("--{flag} is required to create a campaign");
+                }
+            }
+            let campaign = parse(store, draft).await?;
             let id = store.create_campaign(&campaign, &Actor::Operator).await?;
             println!("{id}");
+        }
+        CampaignCommand::Edit { id, changes } => {
+            let Some(held) = store.campaign(id).await? else {
+                bail!("no campaign {id}");
+            };
+            let campaign = parse(store, changes.over(CampaignDraft::from(&held.spec))?).await?;
+            match store.update_draft(id, &campaign, &Actor::Operator).await? {
+                StateChangeOutcome::Changed(_) => println!("campaign {id} is changed"),
+                StateChangeOutcome::Refused(state) => {
+                    bail!("campaign {id} is {state}; only a draft can be changed (copy it)")
+                }
+                StateChangeOutcome::NotFound => bail!("no campaign {id}"),
+            }
         }
         CampaignCommand::Preview { id } => preview(store, config, id).await?,
         CampaignCommand::Queue { id } => match store.queue_campaign(id, &Actor::Operator).await? {

@@ -65,6 +65,38 @@ pub struct CampaignDraft {
     pub event_postcode: Option<String>,
 }
 
+/// A stored campaign as a draft again, to be changed and parsed anew.
+impl From<&NewCampaign> for CampaignDraft {
+    fn from(campaign: &NewCampaign) -> Self {
+        let event = campaign.event.as_ref();
+        Self {
+            name: campaign.name.clone(),
+            topic: campaign.topic.to_string(),
+            subject: campaign.subject.clone(),
+            html_template: campaign.html_template.clone(),
+            text_template: campaign.text_template.clone(),
+            constituencies: campaign
+                .audience
+                .constituencies
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect(),
+            postcodes: campaign
+                .audience
+                .postcodes
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect(),
+            event_title: event.map(|e| e.title.clone()),
+            event_starts_at: event.map(|e| e.starts_at.to_rfc3339()),
+            event_venue: event.map(|e| e.venue.clone()),
+            event_postcode: event
+                .and_then(|e| e.postcode.as_ref())
+                .map(|p| p.as_str().to_owned()),
+        }
+    }
+}
+
 /// What is wrong with a draft, and in which field (named as in [`CampaignDraft`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

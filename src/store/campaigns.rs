@@ -125,12 +125,57 @@ macro_rules! locked_state {
     }};
 }
 
-impl Store {
-    /// Stores a draft campaign and returns its id.
-    pub async fn create_campaign(&self, campaign: &NewCampaign, actor: &Actor) -> Result<i64> {
-        let now = now();
+/// The id of topic `$slug`, read inside the caller's transaction; an unknown one returns
+/// [`StoreError::UnknownTopic`] from the caller.
+macro_rules! topic_id {
+    ($conn:expr, $slug:expr) => {{
+        let topic: Option<i64> = sqlx::query_scalar("SELECT id FROM topics WHERE slug = $1")
+            .bind($slug.as_str())
+            .fetch_optional($conn)
+            .await?;
+        match topic {
+            Some(topic) => topic,
+            None => return Err(StoreError::UnknownTopic($slug.to_string())),
+        }
+    }};
+}
+
+/// Writes every field of `$campaign` and its audience over campaign `$id`, inside the caller's
+/// write transaction; a topic that does not exist is [`StoreError::UnknownTopic`].
+macro_rules! write_campaign {
+    ($conn:expr, $id:expr, $campaign:expr) => {{
+        let conn = $conn;
+        let campaign: &NewCampaign = $campaign;
         let event = campaign.event.as_ref();
-        let audience: Vec<(&str, &str)> = campaign
+        let topic = topic_id!(&mut *conn, campaign.topic);
+        sqlx::query(
+            "UPDATE campaigns SET name = $2, topic_id = $3, subject = $4, html_template = $5, \
+                 text_template = $6, event_title = $7, event_starts_at = $8, event_venue = $9, \
+                 event_postcode = $10, updated_at = $11 \
+             WHERE id = $1",
+        )
+        .bind($id)
+        .bind(&campaign.name)
+        .bind(topic)
+        .bind(&campaign.subject)
+        .bind(&campaign.html_template)
+        .bind(campaign.text_template.as_deref())
+        .bind(event.map(|e| e.title.as_str()))
+        .bind(event.map(|e| e.starts_at))
+        .bind(event.map(|e| e.venue.as_str()))
+        .bind(
+            event
+                .and_then(|e| e.postcode.as_ref())
+                .map(Postcode::as_str),
+        )
+        .bind(now())
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query("DELETE FROM campaign_audience WHERE campaign_id = $1")
+            .bind($id)
+            .execute(&mut *conn)
+            .await?;
+        let audience = campaign
             .audience
             .constituencies
             .iter()
@@ -142,58 +187,69 @@ impl Store {
                     PostcodePrefix::Sector(_) => "sector",
                 };
                 (kind, p.as_str())
-            }))
-            .collect();
+            }));
+        for (kind, value) in audience {
+            sqlx::query(
+                "INSERT INTO campaign_audience (campaign_id, kind, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind($id)
+            .bind(kind)
+            .bind(value)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }};
+}
+
+impl Store {
+    /// Stores a draft campaign and returns its id.
+    pub async fn create_campaign(&self, campaign: &NewCampaign, actor: &Actor) -> Result<i64> {
         let id = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let topic: Option<i64> = sqlx::query_scalar("SELECT id FROM topics WHERE slug = $1")
-                .bind(campaign.topic.as_str())
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(topic) = topic else {
-                return Err(StoreError::UnknownTopic(campaign.topic.to_string()));
-            };
+            let topic = topic_id!(&mut *tx, campaign.topic);
+            // A row to write the campaign over, as an edit writes over a draft.
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO campaigns (name, topic_id, subject, html_template, text_template, \
-                     event_title, event_starts_at, event_venue, event_postcode, state, \
+                "INSERT INTO campaigns (name, topic_id, subject, html_template, state, \
                      created_by, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft', $10, $11, $11) \
-                 RETURNING id",
+                 VALUES ('', $1, '', '', 'draft', $2, $3, $3) RETURNING id",
             )
-            .bind(&campaign.name)
             .bind(topic)
-            .bind(&campaign.subject)
-            .bind(&campaign.html_template)
-            .bind(campaign.text_template.as_deref())
-            .bind(event.map(|e| e.title.as_str()))
-            .bind(event.map(|e| e.starts_at))
-            .bind(event.map(|e| e.venue.as_str()))
-            .bind(
-                event
-                    .and_then(|e| e.postcode.as_ref())
-                    .map(Postcode::as_str),
-            )
             .bind(actor.to_string())
-            .bind(now)
+            .bind(now())
             .fetch_one(&mut *tx)
             .await?;
-            for (kind, value) in &audience {
-                sqlx::query(
-                    "INSERT INTO campaign_audience (campaign_id, kind, value) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(id)
-                .bind(*kind)
-                .bind(*value)
-                .execute(&mut *tx)
-                .await?;
-            }
+            write_campaign!(&mut *tx, id, campaign);
             insert_audit!(&mut *tx, actor: actor, action: "campaign.created", contact: None::<i64>,
                 detail: Some(format!("campaign {id}")), ip: None::<String>)?;
             tx.commit().await?;
             id
         });
         Ok(id)
+    }
+
+    /// Changes a draft: every field and its audience, as `campaign`.
+    pub async fn update_draft(
+        &self,
+        id: i64,
+        campaign: &NewCampaign,
+        actor: &Actor,
+    ) -> Result<StateChangeOutcome> {
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let Some(state) = locked_state!(&mut *tx, id) else {
+                return Ok(StateChangeOutcome::NotFound);
+            };
+            if state != CampaignState::Draft {
+                return Ok(StateChangeOutcome::Refused(state));
+            }
+            write_campaign!(&mut *tx, id, campaign);
+            insert_audit!(&mut *tx, actor: actor, action: "campaign.edited", contact: None::<i64>,
+                detail: Some(format!("campaign {id}")), ip: None::<String>)?;
+            tx.commit().await?;
+            StateChangeOutcome::Changed(state)
+        });
+        Ok(outcome)
     }
 
     pub async fn campaign(&self, id: i64) -> Result<Option<Campaign>> {
