@@ -125,6 +125,18 @@ macro_rules! locked_state {
     }};
 }
 
+/// Returns `$not_found`, or `$refused(state)`, from the caller unless campaign `$id` is a draft
+/// (read inside the caller's write transaction).
+macro_rules! require_draft {
+    ($conn:expr, $id:expr, $not_found:expr, $refused:expr) => {
+        match locked_state!($conn, $id) {
+            None => return Ok($not_found),
+            Some(CampaignState::Draft) => {}
+            Some(state) => return Ok($refused(state)),
+        }
+    };
+}
+
 /// The id of topic `$slug`, read inside the caller's transaction; an unknown one returns
 /// [`StoreError::UnknownTopic`] from the caller.
 macro_rules! topic_id {
@@ -237,17 +249,12 @@ impl Store {
     ) -> Result<StateChangeOutcome> {
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let Some(state) = locked_state!(&mut *tx, id) else {
-                return Ok(StateChangeOutcome::NotFound);
-            };
-            if state != CampaignState::Draft {
-                return Ok(StateChangeOutcome::Refused(state));
-            }
+            require_draft!(&mut *tx, id, StateChangeOutcome::NotFound, StateChangeOutcome::Refused);
             write_campaign!(&mut *tx, id, campaign);
             insert_audit!(&mut *tx, actor: actor, action: "campaign.edited", contact: None::<i64>,
                 detail: Some(format!("campaign {id}")), ip: None::<String>)?;
             tx.commit().await?;
-            StateChangeOutcome::Changed(state)
+            StateChangeOutcome::Changed(CampaignState::Draft)
         });
         Ok(outcome)
     }
@@ -413,12 +420,7 @@ impl Store {
         let bound = latest_birth_date_to_mail(now.date_naive());
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let Some(state) = locked_state!(&mut *tx, id) else {
-                return Ok(QueueOutcome::NotFound);
-            };
-            if state != CampaignState::Draft {
-                return Ok(QueueOutcome::NotDraft(state));
-            }
+            require_draft!(&mut *tx, id, QueueOutcome::NotFound, QueueOutcome::NotDraft);
             let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO deliveries (campaign_id, contact_id, state, attempts, updated_at) \
                  SELECT k.id, c.id, 'queued', 0, $3 FROM campaigns k, contacts c \
@@ -523,12 +525,7 @@ impl Store {
         let now = now();
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let Some(state) = locked_state!(&mut *tx, id) else {
-                return Ok(StateChangeOutcome::NotFound);
-            };
-            if state != CampaignState::Draft {
-                return Ok(StateChangeOutcome::Refused(state));
-            }
+            require_draft!(&mut *tx, id, StateChangeOutcome::NotFound, StateChangeOutcome::Refused);
             sqlx::query("UPDATE campaigns SET scheduled_at = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(at)
@@ -545,7 +542,7 @@ impl Store {
             insert_audit!(&mut *tx, actor: actor, action: action, contact: None::<i64>,
                 detail: Some(detail), ip: None::<String>)?;
             tx.commit().await?;
-            StateChangeOutcome::Changed(state)
+            StateChangeOutcome::Changed(CampaignState::Draft)
         });
         Ok(outcome)
     }
