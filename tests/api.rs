@@ -692,6 +692,10 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
             json!({"event_title": "Hustings", "event_starts_at": "soon", "event_venue": "Hall"}),
             "event_starts_at",
         ),
+        (
+            json!({"event_title": "Hustings", "event_starts_at": "2020-05-01T19:00:00Z", "event_venue": "Hall"}),
+            "event_starts_at",
+        ),
         (json!({"subject": "two\nlines"}), "subject"),
         // Partials can call themselves: this one aborted the whole service.
         (

@@ -159,7 +159,7 @@ async fn parse(store: &Store, mut draft: CampaignDraft) -> anyhow::Result<NewCam
         .constituency_codes(&draft.constituencies)
         .await?
         .map_err(|e| anyhow::anyhow!("--constituency: {e}"))?;
-    let campaign = draft.parse().map_err(|e| {
+    let campaign = draft.parse(Utc::now()).map_err(|e| {
         let flag = match e.field {
             "constituencies" => "constituency".to_owned(),
             "postcodes" => "postcode".to_owned(),

@@ -108,7 +108,8 @@ pub struct CampaignDraftError {
 impl CampaignDraft {
     /// Parses every field before anything is stored. The templates are checked separately
     /// (`Templates::compile`), against the parsed campaign.
-    pub fn parse(self) -> Result<NewCampaign, CampaignDraftError> {
+    /// An event that has already begun by `now` is refused: nobody can come to it.
+    pub fn parse(self, now: DateTime<Utc>) -> Result<NewCampaign, CampaignDraftError> {
         let wrong = |field: &'static str, message: String| CampaignDraftError { field, message };
         let one_line = |field: &'static str, value: &str| {
             let value = value.trim();
@@ -132,6 +133,15 @@ impl CampaignDraft {
                 .collect::<Result<_, _>>()?,
         };
         let event = match (self.event_title, self.event_starts_at, self.event_venue) {
+            (Some(_), Some(starts_at), Some(_))
+                if DateTime::parse_from_rfc3339(starts_at.trim())
+                    .is_ok_and(|at| at.with_timezone(&Utc) <= now) =>
+            {
+                return Err(wrong(
+                    "event_starts_at",
+                    format!("{starts_at} has passed: an event mailing is for an event to come"),
+                ));
+            }
             (None, None, None) if self.event_postcode.is_none() => None,
             (Some(title), Some(starts_at), Some(venue)) => Some(Event {
                 title: one_line("event_title", &title)?,

@@ -249,7 +249,12 @@ impl Store {
     ) -> Result<StateChangeOutcome> {
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            require_draft!(&mut *tx, id, StateChangeOutcome::NotFound, StateChangeOutcome::Refused);
+            require_draft!(
+                &mut *tx,
+                id,
+                StateChangeOutcome::NotFound,
+                StateChangeOutcome::Refused
+            );
             write_campaign!(&mut *tx, id, campaign);
             insert_audit!(&mut *tx, actor: actor, action: "campaign.edited", contact: None::<i64>,
                 detail: Some(format!("campaign {id}")), ip: None::<String>)?;
@@ -525,7 +530,12 @@ impl Store {
         let now = now();
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            require_draft!(&mut *tx, id, StateChangeOutcome::NotFound, StateChangeOutcome::Refused);
+            require_draft!(
+                &mut *tx,
+                id,
+                StateChangeOutcome::NotFound,
+                StateChangeOutcome::Refused
+            );
             sqlx::query("UPDATE campaigns SET scheduled_at = $2, updated_at = $3 WHERE id = $1")
                 .bind(id)
                 .bind(at)

@@ -86,7 +86,7 @@ pub async fn create(
         .map_err(|e| Failure::unavailable(&e))?
         .map_err(|e| Failure::invalid("constituencies", e))?;
     let campaign = draft
-        .parse()
+        .parse(Utc::now())
         .map_err(|e| Failure::invalid(e.field, e.message))?;
     Templates::compile_in_background(&campaign)
         .await
