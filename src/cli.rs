@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, Settings};
-use crate::domain::{Actor, Email, Topic, TopicSlug};
+use crate::domain::{Actor, CampaignState, Email, Topic, TopicSlug};
 use crate::http::{Application, Mailer, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
 use crate::import::{import_contacts, import_directory};
 use crate::progress::{self, ConsoleReport};
@@ -395,6 +395,25 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
             left.waiting,
             next.format("%H:%M:%S UTC")
         );
+    }
+    // A campaign the worker paused holds its messages until someone acts: say so, and fail.
+    let mut paused = 0;
+    for summary in store.list_campaigns().await? {
+        let Some(campaign) = store.campaign(summary.id).await? else {
+            continue;
+        };
+        if let (CampaignState::Paused, Some(reason)) = (campaign.state, &campaign.paused_reason) {
+            let held = store.delivery_counts(campaign.id).await?.queued;
+            eprintln!(
+                "canvass: campaign {} is paused, holding {held} messages: {reason}; once that is \
+                 mended, `canvass campaign resume {}`",
+                campaign.id, campaign.id
+            );
+            paused += 1;
+        }
+    }
+    if drain && paused > 0 {
+        bail!("{paused} campaign(s) paused by the worker hold messages back");
     }
     Ok(())
 }

@@ -164,10 +164,27 @@ fn check_shape(part: &'static str, source: &str) -> Result<(), TemplateError> {
     }
     let mut depth: usize = 0;
     for (at, _) in source.match_indices("{{") {
-        match source[at + 2..].trim_start_matches('~').as_bytes().first() {
+        let inside = &source[at + 2..];
+        match inside.trim_start_matches('~').as_bytes().first() {
             Some(b'#') => depth += 1,
             Some(b'/') => depth = depth.saturating_sub(1),
             _ => {}
+        }
+        // Sub-expressions, `(not (not ...))`, recurse in the parser and the renderer alike.
+        let expression = &inside[..inside.find("}}").unwrap_or(inside.len())];
+        let mut parentheses: usize = 0;
+        for byte in expression.bytes() {
+            match byte {
+                b'(' => parentheses += 1,
+                b')' => parentheses = parentheses.saturating_sub(1),
+                _ => {}
+            }
+            if parentheses > MAX_NESTING {
+                return Err(invalid(
+                    part,
+                    format!("sub-expressions nested more than {MAX_NESTING} deep"),
+                ));
+            }
         }
         if depth > MAX_NESTING {
             return Err(invalid(
@@ -412,6 +429,17 @@ mod tests {
                 )
             }) + "{{> p30}}",
             "{{#if contact.name}}".repeat(100_000) + &"{{/if}}".repeat(100_000),
+            // Sub-expressions nested thousands deep overflowed the stack of `serve` too.
+            format!(
+                "{{{{#if {}contact.name{}}}}}x{{{{/if}}}}",
+                "(not ".repeat(3000),
+                ")".repeat(3000)
+            ),
+            format!(
+                "{{{{{}contact \"name\"{}}}}}",
+                "(lookup ".repeat(3000),
+                ")".repeat(3000)
+            ),
             "x".repeat(MAX_TEMPLATE_BYTES + 1),
             "{{> unsubscribe}}".to_owned(),
         ] {

@@ -500,6 +500,39 @@ fn sending_to_a_real_relay_needs_a_real_from_and_https_links() {
     assert_eq!(stderr(&local).matches("CANVASS_POSTAL_ADDRESS").count(), 1);
 }
 
+/// A drain that ends with a campaign paused by the worker says which, why and how to go on,
+/// and fails, rather than printing "sent 0" and exiting 0.
+#[test]
+fn a_drain_that_leaves_a_campaign_paused_says_so_and_fails() {
+    let workspace = Workspace::migrated();
+    workspace.write(
+        "people.csv",
+        "email,name,topics\na@example.org,A,news\nb@example.org,B,news\n",
+    );
+    workspace.write("news.html", "<p>News</p>");
+    let (id, _) = workspace.queue_news("people.csv");
+    let nobody_listens = format!("smtp://127.0.0.1:{}", support::smtp::free_port());
+    let drained = canvass(
+        workspace.path(),
+        &[
+            ("CANVASS_DATABASE_URL", workspace.url.as_str()),
+            ("CANVASS_SMTP_URL", nobody_listens.as_str()),
+            ("CANVASS_PAUSE_AFTER_FAILURES", "2"),
+        ],
+        &["worker", "--drain"],
+    );
+    assert!(!drained.status.success());
+    let said = stderr(&drained);
+    assert!(
+        said.contains(&format!("campaign {id} is paused, holding 2 messages")),
+        "{said}"
+    );
+    assert!(
+        said.contains(&format!("canvass campaign resume {id}")),
+        "{said}"
+    );
+}
+
 /// Even at the most verbose level, no log line carries a contact's name or address, and a log
 /// written to a file or pipe has no colour codes in it.
 #[test]

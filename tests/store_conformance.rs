@@ -251,6 +251,22 @@ async fn an_unterminated_quote_is_named_by_its_line(db: TestStore) {
     assert!(failed.contains("closing quote"), "{failed}");
     assert!(
         db.store
+            .export_contact(&email("ok@example.org"))
+            .await
+            .unwrap()
+            .is_some(),
+        "the row before the open quote was imported"
+    );
+
+    // A cell of two lines in a row of the right width is Excel's Alt+Enter, and fine.
+    let (summary, report) = import(
+        &db,
+        "email,name,address,topics\r\nann@example.org,Ann,\"1 High St\nHertford\",news\r\n",
+    )
+    .await;
+    assert_eq!(summary.imported, 1, "{:?}", report.rejections);
+    assert!(
+        db.store
             .export_contact(&email("p99999@example.org"))
             .await
             .unwrap()

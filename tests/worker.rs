@@ -18,6 +18,7 @@ on_both_backends!(
     the_worker_sends_each_eligible_person_one_message_with_working_links,
     a_paused_campaign_sends_nothing_until_resumed,
     a_scheduled_campaign_is_queued_and_sent_when_due_with_the_audience_of_then,
+    a_template_that_cannot_be_used_pauses_its_campaign_not_the_worker,
 );
 
 const PEOPLE: &str = "\
@@ -364,4 +365,22 @@ async fn a_scheduled_campaign_is_queued_and_sent_when_due_with_the_audience_of_t
     );
     let left = db.store.campaign(unscheduled).await.unwrap().unwrap();
     assert_eq!(left.state.as_str(), "draft");
+}
+
+/// A stored template the worker cannot use (one written before today's checks) pauses its
+/// campaign with the reason; the worker carries on, and nothing is sent.
+async fn a_template_that_cannot_be_used_pauses_its_campaign_not_the_worker(db: TestStore) {
+    let id = setup(&db).await;
+    db.execute("UPDATE campaigns SET html_template = '{{> itself}}'")
+        .await;
+    let totals = worker(&db)
+        .drain()
+        .await
+        .expect("the worker itself carries on");
+    assert_eq!(totals.sent, 0);
+    let campaign = db.store.campaign(id).await.unwrap().unwrap();
+    assert_eq!(campaign.state.as_str(), "paused");
+    let reason = campaign.paused_reason.unwrap();
+    assert!(reason.contains("its template cannot be used"), "{reason}");
+    assert!(outbox(&db).is_empty());
 }

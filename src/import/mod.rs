@@ -148,9 +148,9 @@ fn open_csv(path: &Path) -> Result<(CsvReader, u64), ImportError> {
     Ok((reader, size))
 }
 
-/// The file as the CSV reader sees it: a carriage return before a line feed is dropped, so that
-/// Excel's CRLF files count their lines as the user does (the csv crate numbers CRLF lines
-/// wrongly), and reading fails once a row has run on for [`MAX_RECORD_BYTES`] past the end of
+/// The file as the CSV reader sees it, every line ending a line feed: a carriage return before
+/// a line feed is dropped and one alone becomes a line feed, so that Excel's CRLF (and old Mac
+/// CR) files count their lines as the user does (the csv crate numbers CRLF lines wrongly), and reading fails once a row has run on for [`MAX_RECORD_BYTES`] past the end of
 /// the last one (`row_ended`, which the parser moves on after each row).
 struct Guarded<R> {
     inner: R,
@@ -186,12 +186,13 @@ impl<R: Read> Guarded<R> {
         self.ready.clear();
         self.ready_from = 0;
         if read == 0 && std::mem::take(&mut self.pending_cr) {
-            self.ready.push(b'\r');
+            self.ready.push(b'\n');
         }
         raw.truncate(read);
         for &byte in &raw {
+            // A carriage return alone ends a line too (Excel's "CSV (Macintosh)").
             if std::mem::take(&mut self.pending_cr) && byte != b'\n' {
-                self.ready.push(b'\r');
+                self.ready.push(b'\n');
             }
             match byte {
                 b'\r' => self.pending_cr = true,
@@ -249,11 +250,11 @@ fn field(record: &csv::ByteRecord, column: Option<usize>) -> Result<&str, String
     }
 }
 
-/// Checks that a row has as many fields as the header, and that no cell runs over several
-/// lines, which none of canvass's columns does: that is a quote left open, which took the
-/// lines after it into one cell.
+/// Checks that a row has as many fields as the header. A row short of fields with a cell that
+/// runs over several lines is a quote left open, which took the lines after it into one cell
+/// (a cell of several lines in a row of the right width is Excel's Alt+Enter, and fine).
 fn check_width(record: &csv::ByteRecord, header: &Header) -> Result<(), String> {
-    if record.iter().any(|cell| cell.contains(&b'\n')) {
+    if record.len() != header.len() && record.iter().any(|cell| cell.contains(&b'\n')) {
         return Err(
             "a quote opened on this line is not closed at its end, so the lines after it were \
              read into one cell; close the quote and import the file again"
@@ -305,7 +306,16 @@ impl<B: Batch> Parser<B> {
             let mut record = csv::ByteRecord::new();
             let mut batch = B::default();
             row_ended.store(reader.position().byte(), Ordering::Relaxed);
-            while reader.read_byte_record(&mut record)? {
+            loop {
+                match reader.read_byte_record(&mut record) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(error) => {
+                        // The rows read before it are imported all the same.
+                        let _ = sender.blocking_send((batch, reader.position().byte()));
+                        return Err(error);
+                    }
+                }
                 row_ended.store(reader.position().byte(), Ordering::Relaxed);
                 next.store(reader.position().line(), Ordering::Relaxed);
                 parse(&mut batch, &record);
@@ -374,16 +384,16 @@ mod tests {
     }
 
     #[test]
-    fn carriage_returns_before_line_feeds_go_and_others_stay() {
-        let input = b"a,b\r\nc,\"d\re\"\r\n\r\nlast\r";
+    fn every_line_ends_with_a_line_feed() {
+        let input = b"a,b\r\nc,d\re\r\n\r\nlast\r";
         for size in [1, 2, 3, 7, 4096] {
             assert_eq!(
                 through(input, size),
-                b"a,b\nc,\"d\re\"\n\nlast\r",
+                b"a,b\nc,d\ne\n\nlast\n",
                 "reads of {size}"
             );
         }
         assert_eq!(through(b"", 8), b"");
-        assert_eq!(through(b"\r", 1), b"\r");
+        assert_eq!(through(b"\r", 1), b"\n");
     }
 }

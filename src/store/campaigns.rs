@@ -595,7 +595,8 @@ impl Store {
             };
             let next = match (change, state) {
                 (StateChange::Pause, Queued) => Paused,
-                (StateChange::Resume, Paused) => Queued,
+                // A queued campaign "resumed" sends what waits for a retry at once.
+                (StateChange::Resume, Paused | Queued) => Queued,
                 (StateChange::Cancel, Draft | Queued | Paused) => Cancelled,
                 _ => return Ok(StateChangeOutcome::Refused(state)),
             };

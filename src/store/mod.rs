@@ -284,14 +284,31 @@ impl Store {
         let Self::Sqlite(pool) = self else {
             return Ok(());
         };
-        for _ in 0..50 {
+        // Each try waits a tenth of a second at most for readers, holding writers back that
+        // long; between tries they go ahead.
+        let mut connection = pool.acquire().await?;
+        sqlx::query("PRAGMA busy_timeout = 100")
+            .execute(&mut *connection)
+            .await?;
+        let mut emptied = false;
+        for _ in 0..20 {
             let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                .fetch_one(pool)
+                .fetch_one(&mut *connection)
                 .await?;
             if busy == 0 {
-                return Ok(());
+                emptied = true;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA busy_timeout = {}",
+            WRITE_TURN_TIMEOUT.as_millis()
+        )))
+        .execute(&mut *connection)
+        .await?;
+        if emptied {
+            return Ok(());
         }
         tracing::warn!(
             "the WAL could not be emptied after an erasure (a long reader?); it will be at the \

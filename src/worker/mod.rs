@@ -497,7 +497,16 @@ impl Shared {
             return Ok((settled, None));
         }
         let delivery = &job.delivery;
-        let campaign = self.campaign(delivery.campaign_id).await?;
+        let campaign = match self.campaign(delivery.campaign_id).await {
+            Ok(campaign) => campaign,
+            // A template that cannot be used stops its campaign, not the worker.
+            Err(WorkerError::Template(_, error)) => {
+                self.pause(delivery, &format!("its template cannot be used: {error}"))
+                    .await?;
+                return Ok((DeliveryResult::Released, None));
+            }
+            Err(error) => return Err(error),
+        };
         let (campaign, templates) = &*campaign;
         let letterhead = &self.settings.letterhead;
         let (message_id, message) = match letterhead.message(campaign, templates, delivery) {
@@ -636,8 +645,11 @@ impl Shared {
         let Some(failure) = failure else {
             return Ok(());
         };
-        // The server's words may quote the address: logs and staff see them without it.
-        let reason = without_addresses(failure.reason());
+        // The server's words may quote the address or the name: logs and staff see neither.
+        let reason = without_name(
+            &without_addresses(failure.reason()),
+            delivery.recipient.name.as_deref(),
+        );
         tracing::warn!(
             delivery = delivery.id,
             campaign = delivery.campaign_id,
@@ -652,27 +664,37 @@ impl Shared {
             }
         );
         let persisting = in_a_row >= self.settings.sending.pause_after.get();
-        if (credentials || persisting) && self.begin_pause(delivery) {
+        if credentials || persisting {
             self.failures_in_a_row.store(0, Ordering::Relaxed);
             let why = match credentials {
                 true => format!("the mail server refused our login: {reason}"),
                 false => format!("{in_a_row} sends failed in a row; the last: {reason}"),
             };
-            let paused = self
-                .store
-                .pause_failing_campaign(delivery.campaign_id, &why)
-                .await?;
-            // Committed (or staff had paused or cancelled it already): from here on only a
-            // claim begun after now can hold its rows, after someone resumes it.
-            lock(&self.paused).insert(delivery.campaign_id, self.claims.load(Ordering::Acquire));
-            if paused {
-                tracing::error!(
-                    campaign = delivery.campaign_id,
-                    "campaign paused: {why}; resume it with `canvass campaign resume {}` once \
-                     the mail server is sorted",
-                    delivery.campaign_id
-                );
-            }
+            self.pause(delivery, &why).await?;
+        }
+        Ok(())
+    }
+
+    /// Pauses the delivery's campaign, saying why, unless a pause of it is under way: what
+    /// this worker holds of it goes back unsent.
+    async fn pause(&self, delivery: &ClaimedDelivery, why: &str) -> Result<(), WorkerError> {
+        if !self.begin_pause(delivery) {
+            return Ok(());
+        }
+        let paused = self
+            .store
+            .pause_failing_campaign(delivery.campaign_id, why)
+            .await?;
+        // Committed (or staff had paused or cancelled it already): from here on only a claim
+        // begun after now can hold its rows, after someone resumes it.
+        lock(&self.paused).insert(delivery.campaign_id, self.claims.load(Ordering::Acquire));
+        if paused {
+            tracing::error!(
+                campaign = delivery.campaign_id,
+                "campaign paused: {why}; resume it with `canvass campaign resume {}` once \
+                 that is sorted",
+                delivery.campaign_id
+            );
         }
         Ok(())
     }
@@ -850,6 +872,27 @@ fn without_addresses(text: &str) -> String {
         .join(" ")
 }
 
+/// `text` with each word of `name` (in any case) replaced.
+fn without_name(text: &str, name: Option<&str>) -> String {
+    let mut text = text.to_owned();
+    for word in name.unwrap_or_default().split_whitespace() {
+        let word = word.to_lowercase();
+        if word.chars().count() < 2 {
+            continue;
+        }
+        while let Some(at) = text.to_lowercase().find(&word) {
+            // Lower-casing can change a text's length: replace only where the bytes line up.
+            match text.get(at..at + word.len()) {
+                Some(found) if found.to_lowercase() == word => {
+                    text.replace_range(at..at + word.len(), "[name]")
+                }
+                _ => break,
+            }
+        }
+    }
+    text
+}
+
 /// Locks a mutex, carrying on if a panicking thread poisoned it (the data are counters and
 /// caches, never left half-written).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -872,6 +915,18 @@ mod tests {
                 assert!(wait >= full / 2 && wait <= full, "{failures}: {wait:?}");
             }
         }
+    }
+
+    #[test]
+    fn names_are_taken_out_of_server_answers() {
+        assert_eq!(
+            without_name(
+                "550 5.7.1 rejected for [address] (Amira HASSAN) policy",
+                Some("Amira Hassan")
+            ),
+            "550 5.7.1 rejected for [address] ([name] [name]) policy"
+        );
+        assert_eq!(without_name("250 ok", None), "250 ok");
     }
 
     #[test]
