@@ -108,7 +108,8 @@ enum Command {
         #[arg(long)]
         no_worker: bool,
     },
-    /// Run the whole job on the embedded defaults with the sample data
+    /// Run the whole job on the embedded defaults with the sample data: its own database and
+    /// outbox in --dir; of the settings, only --listen applies
     Demo {
         /// Folder for the demo's database and files
         #[arg(long, default_value = "canvass-demo")]

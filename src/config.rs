@@ -248,11 +248,16 @@ impl Settings {
             .unwrap_or("sqlite://canvass.db")
             .parse()
             .map_err(|e: crate::store::DatabaseUrlError| invalid("database_url", e.to_string()))?;
-        let base_url = self
+        let mut base_url = self
             .base_url
             .unwrap_or_else(|| "http://127.0.0.1:8080".into())
+            .trim()
             .trim_end_matches('/')
             .to_owned();
+        // A URL's scheme is case-insensitive: HTTPS:// is https://.
+        if let Some((scheme, rest)) = base_url.split_once("://") {
+            base_url = format!("{}://{rest}", scheme.to_ascii_lowercase());
+        }
         if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
             return Err(invalid(
                 "base_url",

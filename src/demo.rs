@@ -88,9 +88,16 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     let app = match Application::build(service(listen)).await {
         Ok(app) => app,
         // Something else has the port: any free one will do.
-        Err(_) => Application::build(service(SocketAddr::new(listen.ip(), 0)))
-            .await
-            .context("starting the demo's web service")?,
+        Err(_) => {
+            let app = Application::build(service(SocketAddr::new(listen.ip(), 0)))
+                .await
+                .context("starting the demo's web service")?;
+            println!(
+                "({listen} is taken; serving on {} instead)",
+                app.local_addr()
+            );
+            app
+        }
     };
     let base = format!("http://{}", app.local_addr());
 
@@ -165,7 +172,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     let canvass = this_program();
     println!(
         "\nThe messages are in {outbox}/ (one .eml file each; open one in a mail client).\n\
-         Amira's links, served now:\n  \
+         Amira's links{served}:\n  \
          unsubscribe  {base}/u/{unsubscribe}\n  \
          preferences  {base}/p/{preferences}\n\
          \nLater, with CANVASS_DATABASE_URL={url}:\n  \
@@ -173,6 +180,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
          {canvass} contact export amira.hassan@example.org\n  \
          {canvass} serve",
         outbox = outbox.display(),
+        served = match serve {
+            true => ", served now",
+            false => " (served by `canvass serve` on this database)",
+        },
         unsubscribe = unsubscribe.as_str(),
         preferences = preferences.as_str(),
     );
