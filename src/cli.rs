@@ -288,11 +288,12 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-/// Refuses to send over SMTP to another machine with settings that would ship broken mail: a
-/// From address at `localhost`, which receiving servers refuse, or links that are not public
-/// `https://` addresses (RFC 8058 wants them for one-click unsubscribe). Warns, once, of the
-/// footer details the law expects and that are not set.
-fn ready_for_real_mail(config: &Config) -> anyhow::Result<()> {
+/// Where mail goes, once it is ready for real mail: sending over SMTP to another machine is
+/// refused with settings that would ship broken mail (a From address at `localhost`, which
+/// receiving servers refuse, or links that are not public `https://` addresses, as RFC 8058
+/// wants for one-click unsubscribe). Warns, once, of the footer details the law expects and
+/// that are not set.
+fn ready_for_real_mail(config: &Config) -> anyhow::Result<Transport> {
     let transport = transport(config)?;
     if transport.is_remote() {
         let domain = config.from.email.domain();
@@ -322,7 +323,7 @@ fn ready_for_real_mail(config: &Config) -> anyhow::Result<()> {
             );
         }
     }
-    Ok(())
+    Ok(transport)
 }
 
 /// Where mail goes, trusting the configured CA besides the built-in roots.
@@ -349,12 +350,13 @@ fn letterhead(config: &Config, keys: SigningKeys) -> anyhow::Result<Letterhead> 
 
 fn worker_settings(
     config: &Config,
+    transport: Transport,
     keys: SigningKeys,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<WorkerSettings> {
     Ok(WorkerSettings {
         letterhead: letterhead(config, keys)?,
-        transport: transport(config)?,
+        transport,
         metrics,
         sending: Sending {
             concurrency: config.send_concurrency,
@@ -369,10 +371,10 @@ fn worker_settings(
 /// Sends queued deliveries until none are due (`--drain`) or until Ctrl-C or SIGTERM, which
 /// finish the messages in flight and give back the rest.
 async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
-    ready_for_real_mail(config)?;
+    let transport = ready_for_real_mail(config)?;
     let store = open(config).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
-    let settings = worker_settings(config, keys, Arc::new(Metrics::new()))?;
+    let settings = worker_settings(config, transport, keys, Arc::new(Metrics::new()))?;
     eprintln!("canvass: sending to {}", settings.transport);
     let mut worker = Worker::new(store.clone(), settings);
     let total = match drain {
@@ -399,11 +401,12 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
     }
     // A campaign the worker paused holds its messages until someone acts: say so, and fail.
     let mut paused = 0;
-    for summary in store.list_campaigns().await? {
+    let listed = store.list_campaigns().await?;
+    for summary in listed.iter().filter(|c| c.state == CampaignState::Paused) {
         let Some(campaign) = store.campaign(summary.id).await? else {
             continue;
         };
-        if let (CampaignState::Paused, Some(reason)) = (campaign.state, &campaign.paused_reason) {
+        if let Some(reason) = &campaign.paused_reason {
             let held = store.delivery_counts(campaign.id).await?.queued;
             eprintln!(
                 "canvass: campaign {} is paused, holding {held} messages: {reason}; once that is \
@@ -422,20 +425,21 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
 /// Serves the HTTP service, and the worker beside it unless told not to, until Ctrl-C or
 /// SIGTERM; both finish what they are doing before the process exits.
 async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
-    ready_for_real_mail(config)?;
+    let transport = ready_for_real_mail(config)?;
     let store = open(config).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
     // One set of counters: /metrics shows the worker's beside the service's.
     let metrics = Arc::new(Metrics::new());
     let worker = match with_worker {
         true => {
-            let settings = worker_settings(config, keys.clone(), metrics.clone())?;
+            let settings =
+                worker_settings(config, transport.clone(), keys.clone(), metrics.clone())?;
             Some(Worker::new(store.clone(), settings))
         }
         false => None,
     };
     let mailer = Mailer {
-        transport: transport(config)?,
+        transport,
         letterhead: letterhead(config, keys.clone())?,
     };
     let purging = tokio::spawn(purge_signups(store.clone()));

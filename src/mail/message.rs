@@ -8,7 +8,7 @@ use lettre::message::dkim::{
     DkimSigningKey,
 };
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
 use crate::config::DkimSettings;
 use crate::domain::Publisher;
@@ -110,30 +110,42 @@ impl Letterhead {
         text: String,
         html: String,
     ) -> Result<(String, Message), MessageError> {
-        let message_id = self.message_id();
+        let (message_id, builder) = self.start(Mailbox::new(None, to.address().clone()), subject);
+        Ok((message_id, self.seal(builder, text, html)?))
+    }
+
+    /// What every message of this process begins with: a new Message-ID at the From address's
+    /// domain, From, Reply-To, To, Subject and Date. Its Message-ID too.
+    fn start(&self, to: Mailbox, subject: &str) -> (String, MessageBuilder) {
+        let message_id = format!(
+            "<{}@{}>",
+            uuid::Uuid::new_v4().simple(),
+            self.from.email.domain()
+        );
         let mut builder = Message::builder().from(self.from.clone());
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
-        let mut message = builder
-            .to(Mailbox::new(None, to.address().clone()))
+        let builder = builder
+            .to(to)
             .subject(subject)
             .date_now()
-            .message_id(Some(message_id.clone()))
-            .multipart(MultiPart::alternative_plain_html(text, html))?;
+            .message_id(Some(message_id.clone()));
+        (message_id, builder)
+    }
+
+    /// The text and HTML parts, and the DKIM signature over the whole, when configured.
+    fn seal(
+        &self,
+        builder: MessageBuilder,
+        text: String,
+        html: String,
+    ) -> Result<Message, MessageError> {
+        let mut message = builder.multipart(MultiPart::alternative_plain_html(text, html))?;
         if let Some(dkim) = &self.dkim {
             message.sign(dkim);
         }
-        Ok((message_id, message))
-    }
-
-    /// A new Message-ID at the From address's domain.
-    fn message_id(&self) -> String {
-        format!(
-            "<{}@{}>",
-            uuid::Uuid::new_v4().simple(),
-            self.from.email.domain()
-        )
+        Ok(message)
     }
 
     /// The message for one recipient, and its Message-ID.
@@ -155,7 +167,6 @@ impl Letterhead {
         };
         let bodies = templates.render(&vars, &footer)?;
         let domain = self.from.email.domain();
-        let message_id = self.message_id();
         let to = Mailbox::new(
             delivery.recipient.name.clone(),
             delivery.email.address().clone(),
@@ -171,15 +182,8 @@ impl Letterhead {
         let header = |name: &'static str, value: String| {
             HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
         };
-        let mut builder = Message::builder().from(self.from.clone());
-        if let Some(reply_to) = &self.reply_to {
-            builder = builder.reply_to(reply_to.clone());
-        }
-        let mut message = builder
-            .to(to)
-            .subject(&campaign.spec.subject)
-            .date_now()
-            .message_id(Some(message_id.clone()))
+        let (message_id, builder) = self.start(to, &campaign.spec.subject);
+        let builder = builder
             .raw_header(header("List-Unsubscribe", unsubscribe))
             .raw_header(header(
                 "List-Unsubscribe-Post",
@@ -188,11 +192,8 @@ impl Letterhead {
             .raw_header(header(
                 "List-Id",
                 format!("<{}.{domain}>", campaign.spec.topic),
-            ))
-            .multipart(MultiPart::alternative_plain_html(bodies.text, bodies.html))?;
-        if let Some(dkim) = &self.dkim {
-            message.sign(dkim);
-        }
+            ));
+        let message = self.seal(builder, bodies.text, bodies.html)?;
         Ok((message_id, message))
     }
 }
