@@ -14,8 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use canvass::domain::{Actor, Email};
 use canvass::metrics::Metrics;
 use canvass::store::{StateChange, UnsubscribeRequest};
-use canvass::worker::{Letterhead, Sending, Transport, Worker, WorkerSettings};
-use support::app::KEY_1;
+use canvass::worker::{Sending, Transport, Worker, WorkerSettings};
 use support::smtpd::Smtpd;
 use support::{TestStore, news_campaign, on_both_backends};
 
@@ -30,17 +29,7 @@ fn worker(db: &TestStore, url: &str) -> Worker {
     Worker::new(
         db.store.clone(),
         WorkerSettings {
-            letterhead: Letterhead {
-                keys: KEY_1.parse().unwrap(),
-                base_url: "https://links.example.org".into(),
-                from: "Hertford Labour <news@hertford.example.org>"
-                    .parse()
-                    .unwrap(),
-                unsubscribe_mailto: None,
-                dkim: None,
-                publisher: support::publisher(),
-                reply_to: None,
-            },
+            letterhead: support::letterhead(),
             transport: Transport::from_url(url).unwrap(),
             metrics: Arc::new(Metrics::new()),
             sending: Sending {

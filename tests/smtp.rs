@@ -10,9 +10,7 @@ use canvass::domain::{Actor, Email, SuppressionReason};
 use canvass::metrics::Metrics;
 use canvass::store::UnsubscribeRequest;
 use canvass::token::{Purpose, SigningKeys};
-use canvass::worker::{
-    Letterhead, RetryPolicy, Sending, Totals, Transport, Worker, WorkerSettings,
-};
+use canvass::worker::{RetryPolicy, Sending, Totals, Transport, Worker, WorkerSettings};
 use chrono::Utc;
 use support::app::KEY_1;
 use support::smtp::{SmtpSink, free_port};
@@ -47,17 +45,7 @@ fn worker(db: &TestStore, url: &str, sending: Sending, metrics: Arc<Metrics>) ->
     Worker::new(
         db.store.clone(),
         WorkerSettings {
-            letterhead: Letterhead {
-                keys: KEY_1.parse().unwrap(),
-                base_url: "https://links.example.org".into(),
-                from: "Hertford Labour <news@hertford.example.org>"
-                    .parse()
-                    .unwrap(),
-                unsubscribe_mailto: None,
-                dkim: None,
-                publisher: support::publisher(),
-                reply_to: None,
-            },
+            letterhead: support::letterhead(),
             transport: Transport::from_url(url).unwrap(),
             metrics,
             sending,

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use canvass::domain::{Actor, Email, SuppressionReason};
 use canvass::metrics::Metrics;
 use canvass::store::{RetryOutcome, StateChange, UnsuppressOutcome};
-use canvass::worker::{Letterhead, Sending, Timeouts, Totals, Transport, Worker, WorkerSettings};
+use canvass::worker::{Sending, Timeouts, Totals, Transport, Worker, WorkerSettings};
 use serde_json::json;
-use support::app::KEY_1;
 use support::smtpd::{Certs, Smtpd};
 use support::{TestStore, news_campaign, on_both_backends};
 
@@ -30,17 +29,7 @@ fn worker(db: &TestStore, transport: Transport) -> Worker {
     Worker::new(
         db.store.clone(),
         WorkerSettings {
-            letterhead: Letterhead {
-                keys: KEY_1.parse().unwrap(),
-                base_url: "https://links.example.org".into(),
-                from: "Hertford Labour <news@hertford.example.org>"
-                    .parse()
-                    .unwrap(),
-                unsubscribe_mailto: None,
-                dkim: None,
-                publisher: support::publisher(),
-                reply_to: None,
-            },
+            letterhead: support::letterhead(),
             transport,
             metrics: Arc::new(Metrics::new()),
             sending: Sending {

@@ -132,21 +132,11 @@ async fn import_lands_the_good_rows_and_names_each_bad_one_by_line(db: TestStore
     );
     assert_eq!(db.count("SELECT count(*) FROM contacts").await, 3);
 
-    let three = db
-        .store
-        .export_contact(&email("GOOD.THREE@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let three = db.held("GOOD.THREE@example.org").await;
     assert_eq!(three.name.as_deref(), Some("Three, Good"));
     assert_eq!(three.postcode.as_deref(), Some("SG1 2AA"));
     assert!(three.guardian_consent);
-    let one = db
-        .store
-        .export_contact(&email("good.one@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let one = db.held("good.one@example.org").await;
     let topics: Vec<&str> = one.consents.iter().map(|c| c.topic.as_str()).collect();
     assert_eq!(topics, ["news", "events"]);
     assert!(
@@ -197,24 +187,14 @@ async fn an_excel_sheet_imports_as_its_user_expects(db: TestStore) {
     assert!(lines[3].1.contains("at most 1000"), "{lines:?}");
     assert_eq!((summary.imported, summary.rejected), (2, 4));
 
-    let ada = db
-        .store
-        .export_contact(&email("ada@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let ada = db.held("ada@example.org").await;
     assert_eq!(ada.name.as_deref(), Some("Ada Lovelace"));
     // Midnight on 1 July in the UK is 23:00 on 30 June in UTC (BST); in December, midnight.
     assert_eq!(
         ada.consents[0].at,
         Utc.with_ymd_and_hms(2026, 6, 30, 23, 0, 0).unwrap()
     );
-    let grace = db
-        .store
-        .export_contact(&email("grace@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let grace = db.held("grace@example.org").await;
     assert_eq!(grace.name.as_deref(), Some("Grace"));
     assert_eq!(
         grace.consents[0].at,
@@ -305,12 +285,7 @@ async fn the_same_address_twice_in_a_file_is_one_contact(db: TestStore) {
     );
     let (summary, _) = import(&db, &csv).await;
     assert_eq!((summary.imported, summary.updated), (1, 1));
-    let export = db
-        .store
-        .export_contact(&email("JO@EXAMPLE.ORG"))
-        .await
-        .unwrap()
-        .unwrap();
+    let export = db.held("JO@EXAMPLE.ORG").await;
     assert_eq!(export.name.as_deref(), Some("Joanna"));
     assert_eq!(export.email, "jo@example.org");
     assert_eq!(export.consents.len(), 2);
@@ -324,12 +299,7 @@ async fn an_empty_cell_keeps_what_is_held(db: TestStore) {
     .await;
     let (summary, _) = import(&db, "email,name\njo@example.org,\n").await;
     assert_eq!(summary.updated, 1);
-    let export = db
-        .store
-        .export_contact(&email("jo@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let export = db.held("jo@example.org").await;
     assert_eq!(export.name.as_deref(), Some("Jo"));
     assert_eq!(export.postcode.as_deref(), Some("SG13 8EQ"));
     assert!(
@@ -372,12 +342,7 @@ async fn an_old_spreadsheet_never_overrides_a_newer_withdrawal(db: TestStore) {
     .await;
     let (summary, _) = import(&db, &csv).await;
     assert_eq!(summary.consents_recorded, 0);
-    let export = db
-        .store
-        .export_contact(&email("jo@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let export = db.held("jo@example.org").await;
     assert!(!export.consents[0].granted);
     assert_eq!(export.consent_history.len(), 2);
 }
@@ -397,12 +362,7 @@ async fn fresher_consent_after_a_withdrawal_is_recorded(db: TestStore) {
     let newer = format!("{HEADER}jo@example.org,Jo,,,,news,2026-04-01T09:00:00Z,new-form\n");
     let (summary, _) = import(&db, &newer).await;
     assert_eq!(summary.consents_recorded, 1);
-    let export = db
-        .store
-        .export_contact(&email("jo@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let export = db.held("jo@example.org").await;
     assert!(export.consents[0].granted);
     assert_eq!(export.consents[0].source, "new-form");
     let history: Vec<bool> = export.consent_history.iter().map(|e| e.granted).collect();
@@ -416,24 +376,14 @@ async fn contacts_take_their_constituency_from_the_directory(db: TestStore) {
         &format!("{HEADER}jo@example.org,Jo,sg138eq,,,,,\nal@example.org,Al,ZE1 0AA,,,,,\n"),
     )
     .await;
-    let jo = db
-        .store
-        .export_contact(&email("jo@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let jo = db.held("jo@example.org").await;
     let constituency = jo.constituency.unwrap();
     assert_eq!(constituency.code, "E14900001");
     assert_eq!(
         constituency.name.as_deref(),
         Some("Hertford and Stortford (sample)")
     );
-    let al = db
-        .store
-        .export_contact(&email("al@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let al = db.held("al@example.org").await;
     assert_eq!(al.postcode.as_deref(), Some("ZE1 0AA"));
     assert!(
         al.constituency.is_none(),
@@ -770,12 +720,7 @@ async fn export_holds_details_consents_history_suppression_and_audit(db: TestSto
         .suppress(&email("jo@example.org").hash(), SuppressionReason::Bounced)
         .await
         .unwrap();
-    let export = db
-        .store
-        .export_contact(&email("jo@example.org"))
-        .await
-        .unwrap()
-        .unwrap();
+    let export = db.held("jo@example.org").await;
     let json = serde_json::to_value(&export).unwrap();
     assert_eq!(json["email"], "jo@example.org");
     assert_eq!(json["postcode"], "SG1 2AA");

@@ -60,14 +60,8 @@ impl TestApp {
                 transport: Transport::from_url(&smtp_url).unwrap(),
                 letterhead: canvass::worker::Letterhead {
                     keys: keys.clone(),
-                    base_url: "https://links.example.org".into(),
-                    from: "Hertford Labour <news@hertford.example.org>"
-                        .parse()
-                        .unwrap(),
-                    unsubscribe_mailto: None,
                     dkim: Some(test_dkim()),
-                    publisher: super::publisher(),
-                    reply_to: None,
+                    ..super::letterhead()
                 },
             }),
             trusted_proxies: canvass::http::parse_trusted_proxies("127.0.0.1").unwrap(),

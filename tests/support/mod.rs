@@ -399,3 +399,19 @@ pub fn run_in_background(
     });
     (stop, run)
 }
+
+/// What the tests' messages carry: links under https://links.example.org signed with
+/// [`app::KEY_1`], from Hertford Labour, with [`publisher`]'s footer; no DKIM, no Reply-To.
+pub fn letterhead() -> canvass::worker::Letterhead {
+    canvass::worker::Letterhead {
+        keys: app::KEY_1.parse().unwrap(),
+        base_url: "https://links.example.org".into(),
+        from: "Hertford Labour <news@hertford.example.org>"
+            .parse()
+            .unwrap(),
+        unsubscribe_mailto: None,
+        dkim: None,
+        publisher: publisher(),
+        reply_to: None,
+    }
+}
