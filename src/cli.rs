@@ -11,14 +11,15 @@ mod staff;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use crate::app::contacts::{self, Withdrawn};
+use crate::app::imports::{self, CsvFile};
+use crate::app::topics;
+use crate::app::{App, AppError};
 use crate::config::{Config, Settings};
-use crate::domain::{Actor, CampaignState, Email, Topic, TopicSlug};
+use crate::domain::{Actor, CampaignState};
 use crate::http::{Application, Mailer, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
-use crate::import::{import_contacts, import_directory};
 use crate::progress::{self, ConsoleReport};
-use crate::store::{
-    ErasureOutcome, RestrictionOutcome, Store, UnsuppressOutcome, Withdrawal, WithdrawalOutcome,
-};
+use crate::store::{ErasureOutcome, Store};
 use crate::token::SigningKeys;
 use crate::worker::{
     Letterhead, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
@@ -181,28 +182,28 @@ enum TopicsCommand {
 enum ContactCommand {
     /// Print everything held on the person as JSON
     Export {
-        /// The person's email address
-        email: String,
+        /// The person's email address, or their public id
+        contact: String,
     },
     /// Erase the person, keeping only a hashed suppression entry
     Erase {
-        /// The person's email address
-        email: String,
+        /// The person's email address, or their public id
+        contact: String,
     },
     /// Keep the person's data but never mail them
     Restrict {
-        /// The person's email address
-        email: String,
+        /// The person's email address, or their public id
+        contact: String,
     },
     /// Lift a restriction
     Unrestrict {
-        /// The person's email address
-        email: String,
+        /// The person's email address, or their public id
+        contact: String,
     },
     /// Record a withdrawal the person made by phone, letter or email
     Unsubscribe {
-        /// The person's email address
-        email: String,
+        /// The person's email address, or their public id
+        contact: String,
         /// A topic withdrawn from (repeatable); none: from everything, as one-click
         #[arg(long = "topic", value_name = "SLUG")]
         topics: Vec<String>,
@@ -215,8 +216,8 @@ enum ContactCommand {
     },
     /// Lift a bounced or complaint suppression found wrong (never an unsubscribe or erasure)
     Unsuppress {
-        /// The email address
-        email: String,
+        /// The email address, or the person's public id
+        contact: String,
         /// Why it was wrong, for the audit log
         #[arg(long)]
         note: String,
@@ -235,11 +236,11 @@ impl Cli {
             }
             Command::Postcodes {
                 command: PostcodesCommand::Import { file, force },
-            } => import_postcodes(&open(&config).await?, &file, force).await?,
+            } => import_postcodes(&app(&config).await?, &file, force).await?,
             Command::Contacts {
                 command: ContactsCommand::Import { file, source },
-            } => import_contact_list(&open(&config).await?, &file, &source).await?,
-            Command::Topics { command } => topics(&open(&config).await?, command).await?,
+            } => import_contact_list(&app(&config).await?, &file, &source).await?,
+            Command::Topics { command } => topics(&app(&config).await?, command).await?,
             Command::Constituencies {
                 command: ConstituenciesCommand::List { search },
             } => {
@@ -253,16 +254,14 @@ impl Cli {
                     );
                 }
             }
-            Command::Contact { command } => contact(&open(&config).await?, command).await?,
-            Command::Campaign { command } => {
-                campaign::run(&open(&config).await?, &config, command).await?
-            }
+            Command::Contact { command } => contact(&app(&config).await?, command).await?,
+            Command::Campaign { command } => campaign::run(&app(&config).await?, command).await?,
             Command::Inbox {
                 command: InboxCommand::Import { dir },
             } => {
-                let store = open(&config).await?;
-                let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
-                inbox::import(&store, &keys, &dir).await?
+                let app = app(&config).await?;
+                let keys = SigningKeys::load(config.signing_keys.as_deref(), &app.store).await?;
+                inbox::import(&app, &keys, &dir).await?
             }
             Command::Staff { command } => staff::run(&open(&config).await?, command).await?,
             Command::Worker { drain } => worker(&config, drain).await?,
@@ -286,6 +285,30 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
     let store = connect(config).await?;
     store.check_schema().await?;
     Ok(store)
+}
+
+/// The application over a database whose schema is up to date.
+async fn app(config: &Config) -> anyhow::Result<App> {
+    let store = open(config).await?;
+    Ok(App::new(store, config.publisher.clone(), &config.base_url))
+}
+
+/// A refusal as one line: a field at fault named by its flag.
+pub(crate) fn refused(error: AppError) -> anyhow::Error {
+    let AppError::Invalid { field, message } = &error else {
+        return error.into();
+    };
+    let flag = match *field {
+        // Given as the command's argument, not a flag.
+        "email" | "contact" => return anyhow::anyhow!("{message}"),
+        "constituencies" => "constituency".to_owned(),
+        "postcodes" => "postcode".to_owned(),
+        "topics" => "topic".to_owned(),
+        "html_template" => "html".to_owned(),
+        "text_template" => "text".to_owned(),
+        field => field.replace('_', "-"),
+    };
+    anyhow::anyhow!("--{flag}: {message}")
 }
 
 /// Where mail goes, once it is ready for real mail: sending over SMTP to another machine is
@@ -445,9 +468,8 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let purging = tokio::spawn(purge_signups(store.clone()));
     let health = worker.as_ref().map(|_| Arc::new(WorkerHealth::default()));
     let app = Application::build(ServiceSettings {
-        store,
+        app: App::new(store, config.publisher.clone(), &config.base_url),
         keys,
-        publisher: config.publisher.clone(),
         listen: config.listen,
         metrics,
         mailer: Some(mailer),
@@ -537,79 +559,49 @@ async fn purge_signups(store: Store) {
     }
 }
 
-pub(crate) async fn import_postcodes(
-    store: &Store,
-    file: &Path,
-    force: bool,
-) -> anyhow::Result<()> {
+async fn import_postcodes(app: &App, file: &Path, force: bool) -> anyhow::Result<()> {
     let mut report = ConsoleReport::new("postcodes");
-    let summary = import_directory(store, file, force, &Actor::Operator, &mut report).await;
+    let file = CsvFile::open(file)?;
+    let summary = imports::directory(app, &Actor::Operator, file, force, &mut report).await;
     report.finish();
-    let summary = summary?;
-    println!(
-        "imported {} postcodes in {} constituencies, {} without a constituency, rejected {}",
-        summary.postcodes, summary.constituencies, summary.without_constituency, summary.rejected
-    );
+    println!("{}", summary.map_err(refused)?);
     Ok(())
 }
 
-pub(crate) async fn import_contact_list(
-    store: &Store,
-    file: &Path,
-    source: &str,
-) -> anyhow::Result<()> {
+async fn import_contact_list(app: &App, file: &Path, source: &str) -> anyhow::Result<()> {
     let mut report = ConsoleReport::new("contacts");
-    let summary = import_contacts(store, file, source, &mut report).await;
+    let summary = imports::contacts(app, CsvFile::open(file)?, source, &mut report).await;
     report.finish();
-    let summary = summary?;
-    println!(
-        "imported {}, updated {}, rejected {}",
-        summary.imported, summary.updated, summary.rejected
-    );
+    println!("{}", summary.map_err(refused)?);
     Ok(())
 }
 
-async fn topics(store: &Store, command: TopicsCommand) -> anyhow::Result<()> {
+async fn topics(app: &App, command: TopicsCommand) -> anyhow::Result<()> {
     match command {
         TopicsCommand::List => {
-            for topic in store.list_topics().await? {
+            for topic in topics::list(app).await.map_err(refused)? {
                 println!("{}\t{}", topic.slug, topic.name);
             }
         }
         TopicsCommand::Add { slug, name } => {
-            let topic = Topic::new(TopicSlug::parse(&slug)?, &name)?;
-            store.add_topic(&topic, &Actor::Operator).await?;
+            let topic = topics::add(app, &Actor::Operator, &slug, &name)
+                .await
+                .map_err(refused)?;
             println!("added topic {}", topic.slug);
         }
     }
     Ok(())
 }
 
-async fn contact(store: &Store, command: ContactCommand) -> anyhow::Result<()> {
+async fn contact(app: &App, command: ContactCommand) -> anyhow::Result<()> {
+    let me = &Actor::Operator;
     match command {
-        ContactCommand::Export { email } => {
-            let email = Email::parse(&email)?;
-            if let Some(export) = store.export_contact(&email).await? {
-                println!("{}", serde_json::to_string_pretty(&export)?);
-                return Ok(());
-            }
-            let signups = store.signups_of(&email).await?;
-            if !signups.is_empty() {
-                let held = serde_json::json!({ "email": email.as_str(), "signups": signups });
-                println!("{}", serde_json::to_string_pretty(&held)?);
-                return Ok(());
-            }
-            match store.suppression(&email.hash()).await? {
-                Some(s) => bail!(
-                    "nothing is held on that address beyond its suppression ({})",
-                    s.reason.as_str()
-                ),
-                None => bail!("nothing is held on that address"),
-            }
+        ContactCommand::Export { contact } => {
+            let held = contacts::export(app, &contact).await.map_err(refused)?;
+            println!("{}", serde_json::to_string_pretty(&held)?);
         }
-        ContactCommand::Erase { email } => {
-            let email = Email::parse(&email)?;
-            match store.erase_contact(&email, &Actor::Operator).await? {
+        ContactCommand::Erase { contact } => {
+            match contacts::erase(app, me, &contact).await.map_err(refused)? {
                 ErasureOutcome::Erased => {
                     println!("erased; the address is kept only as a hash on the suppression list")
                 }
@@ -618,77 +610,46 @@ async fn contact(store: &Store, command: ContactCommand) -> anyhow::Result<()> {
                 ),
             }
         }
-        ContactCommand::Restrict { email } => restrict(store, &email, true).await?,
-        ContactCommand::Unrestrict { email } => restrict(store, &email, false).await?,
+        ContactCommand::Restrict { contact } => restrict(app, &contact, true).await?,
+        ContactCommand::Unrestrict { contact } => restrict(app, &contact, false).await?,
         ContactCommand::Unsubscribe {
-            email,
+            contact,
             topics,
             source,
             note,
-        } => {
-            let email = Email::parse(&email)?;
-            let topics = topics
-                .iter()
-                .map(|t| TopicSlug::parse(t))
-                .collect::<Result<Vec<_>, _>>()?;
-            let source = source.trim();
-            if source.is_empty() {
-                bail!("--source: say how the person asked (phone, letter, email...)");
+        } => match contacts::withdraw(app, me, &contact, &topics, &source, note.as_deref())
+            .await
+            .map_err(refused)?
+        {
+            Withdrawn::Unsubscribed => {
+                println!("unsubscribed from everything; the address is suppressed")
             }
-            let withdrawal = Withdrawal {
-                topics: &topics,
-                source,
-                note: note.as_deref(),
-            };
-            match store
-                .record_withdrawal(&email, &withdrawal, &Actor::Operator)
-                .await?
-            {
-                WithdrawalOutcome::Recorded(_) if topics.is_empty() => {
-                    println!("unsubscribed from everything; the address is suppressed")
-                }
-                WithdrawalOutcome::Recorded(n) => println!("withdrawn from {n} topics"),
-                WithdrawalOutcome::NotHeld if topics.is_empty() => println!(
-                    "nobody is held at that address; it is now suppressed, so no import adds it"
-                ),
-                WithdrawalOutcome::NotHeld => bail!("no contact with that address"),
-                WithdrawalOutcome::UnknownTopic => {
-                    bail!("--topic: no such topic; see `canvass topics list`")
-                }
-            }
-        }
-        ContactCommand::Unsuppress { email, note } => {
-            let email = Email::parse(&email)?;
-            if note.trim().is_empty() {
-                bail!("--note: say why the suppression is wrong, for the audit log");
-            }
-            match store.unsuppress(&email, &note, &Actor::Operator).await? {
-                UnsuppressOutcome::Lifted(reason) => println!("lifted ({})", reason.as_str()),
-                UnsuppressOutcome::Refused(reason) => bail!(
-                    "the address is {}: only the person's own confirmed sign-up lifts that",
-                    reason.as_str()
-                ),
-                UnsuppressOutcome::NotSuppressed => bail!("that address is not suppressed"),
-            }
+            Withdrawn::Topics(n) => println!("withdrawn from {n} topics"),
+            Withdrawn::Suppressed => println!(
+                "nobody is held at that address; it is now suppressed, so no import adds it"
+            ),
+        },
+        ContactCommand::Unsuppress { contact, note } => {
+            let reason = contacts::unsuppress(app, me, &contact, &note)
+                .await
+                .map_err(refused)?;
+            println!("lifted ({})", reason.as_str());
         }
     }
     Ok(())
 }
 
-async fn restrict(store: &Store, email: &str, restricted: bool) -> anyhow::Result<()> {
-    let email = Email::parse(email)?;
-    let state = if restricted {
-        "restricted"
-    } else {
-        "unrestricted"
+async fn restrict(app: &App, contact: &str, restricted: bool) -> anyhow::Result<()> {
+    let state = match restricted {
+        true => "restricted",
+        false => "unrestricted",
     };
-    match store
-        .set_restricted(&email, restricted, &Actor::Operator)
-        .await?
+    match contacts::restrict(app, &Actor::Operator, contact, restricted)
+        .await
+        .map_err(refused)?
     {
-        RestrictionOutcome::Changed => println!("{state}"),
-        RestrictionOutcome::AlreadySo => println!("already {state}"),
-        RestrictionOutcome::NotFound => bail!("no contact with that address"),
+        true => println!("{state}"),
+        false => println!("already {state}"),
     }
     Ok(())
 }

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use chrono::Utc;
 use lettre::message::Mailbox;
 
-use crate::cli::{import_contact_list, import_postcodes};
-use crate::domain::{
-    Actor, Audience, ConstituencyCode, Email, Event, NewCampaign, Postcode, Publisher, TopicSlug,
-};
+use crate::app::imports::{self, CsvFile};
+use crate::app::{App, campaigns};
+use crate::domain::{Actor, CampaignDraft, Email, Publisher};
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
-use crate::store::{DatabaseUrl, QueueOutcome, Store};
+use crate::progress::ConsoleReport;
+use crate::store::{DatabaseUrl, Store};
 use crate::token::{Purpose, SigningKeys};
 use crate::worker::{Letterhead, Sending, Transport, Worker, WorkerSettings};
 
@@ -62,22 +62,28 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     std::fs::write(&postcodes, SAMPLE_POSTCODES)?;
     std::fs::write(&contacts, SAMPLE_CONTACTS)?;
 
+    let keys = SigningKeys::load(None, &store).await?;
+    let app = App::new(store.clone(), publisher(), "http://127.0.0.1");
+    let me = &Actor::Operator;
+
     println!("\n$ canvass postcodes import {}", postcodes.display());
-    import_postcodes(&store, &postcodes, false).await?;
+    let mut report = ConsoleReport::new("postcodes");
+    let imported = imports::directory(&app, me, CsvFile::open(&postcodes)?, false, &mut report);
+    println!("{}", imported.await?);
     println!(
         "\n$ canvass contacts import {} --source demo",
         contacts.display()
     );
     println!("(two rows of the sample are wrong on purpose, to show how bad rows are reported)");
-    import_contact_list(&store, &contacts, "demo").await?;
+    let mut report = ConsoleReport::new("contacts");
+    let imported = imports::contacts(&app, CsvFile::open(&contacts)?, "demo", &mut report);
+    println!("{}", imported.await?);
 
     // The service binds first, so that the links in the emails point at where it listens.
-    let keys = SigningKeys::load(None, &store).await?;
     let metrics = Arc::new(Metrics::new());
     let service = |listen: SocketAddr| ServiceSettings {
-        store: store.clone(),
+        app: app.clone(),
         keys: keys.clone(),
-        publisher: publisher(),
         listen,
         metrics: metrics.clone(),
         // The demo's sign-ups would go to its outbox; its links' base is only known once bound.
@@ -85,53 +91,51 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         trusted_proxies: Vec::new(),
         worker: None,
     };
-    let app = match Application::build(service(listen)).await {
-        Ok(app) => app,
+    let web = match Application::build(service(listen)).await {
+        Ok(web) => web,
         // Something else has the port: any free one will do.
         Err(_) => {
-            let app = Application::build(service(SocketAddr::new(listen.ip(), 0)))
+            let web = Application::build(service(SocketAddr::new(listen.ip(), 0)))
                 .await
                 .context("starting the demo's web service")?;
             println!(
                 "({listen} is taken; serving on {} instead)",
-                app.local_addr()
+                web.local_addr()
             );
-            app
+            web
         }
     };
-    let base = format!("http://{}", app.local_addr());
+    let base = format!("http://{}", web.local_addr());
 
-    let newsletter = demo_campaign(
-        "Autumn newsletter",
-        "news",
-        "News from Hertford and Stortford",
-        NEWSLETTER,
-        None,
-    );
-    let hustings = demo_campaign(
-        "Hustings",
-        "events",
-        "Hustings at the Corn Exchange: come and ask",
-        EVENT,
-        Some(Event {
-            title: "Hustings at the Corn Exchange".into(),
-            starts_at: Utc::now() + chrono::Duration::days(14),
-            venue: "Hertford Corn Exchange, Fore Street".into(),
-            postcode: Some(Postcode::parse("SG14 1BA")?),
-        }),
-    );
-    for campaign in [newsletter, hustings] {
-        let id = store.create_campaign(&campaign, &Actor::Operator).await?;
+    let newsletter = CampaignDraft {
+        name: "Autumn newsletter".into(),
+        topic: "news".into(),
+        subject: "News from Hertford and Stortford".into(),
+        html_template: NEWSLETTER.into(),
+        constituencies: vec![DEMO_CONSTITUENCY.into()],
+        ..CampaignDraft::default()
+    };
+    let hustings = CampaignDraft {
+        name: "Hustings".into(),
+        topic: "events".into(),
+        subject: "Hustings at the Corn Exchange: come and ask".into(),
+        html_template: EVENT.into(),
+        constituencies: vec![DEMO_CONSTITUENCY.into()],
+        event_title: Some("Hustings at the Corn Exchange".into()),
+        event_starts_at: Some((Utc::now() + chrono::Duration::days(14)).to_rfc3339()),
+        event_venue: Some("Hertford Corn Exchange, Fore Street".into()),
+        event_postcode: Some("SG14 1BA".into()),
+        ..CampaignDraft::default()
+    };
+    for draft in [newsletter, hustings] {
         println!(
             "\n$ canvass campaign create --name '{}' --topic {} ... --constituency {DEMO_CONSTITUENCY}",
-            campaign.name, campaign.topic
+            draft.name, draft.topic
         );
+        let id = campaigns::create(&app, me, draft).await?;
         println!("{id}");
         println!("$ canvass campaign queue {id}");
-        match store.queue_campaign(id, &Actor::Operator).await? {
-            QueueOutcome::Queued(n) => println!("{n}"),
-            other => anyhow::bail!("queueing the demo campaign: {other:?}"),
-        }
+        println!("{}", campaigns::queue(&app, me, id).await?);
     }
     let outbox = dir.join("outbox");
     let mut worker = Worker::new(
@@ -189,31 +193,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     );
     if serve {
         println!("\nServing {base} until Ctrl-C.");
-        app.run_until_stopped(shutdown_signal()).await?;
+        web.run_until_stopped(shutdown_signal()).await?;
     }
     store.close().await;
     Ok(())
-}
-
-fn demo_campaign(
-    name: &str,
-    topic: &str,
-    subject: &str,
-    html: &str,
-    event: Option<Event>,
-) -> NewCampaign {
-    NewCampaign {
-        name: name.into(),
-        topic: TopicSlug::parse(topic).expect("a default topic"),
-        subject: subject.into(),
-        html_template: html.into(),
-        text_template: None,
-        audience: Audience {
-            constituencies: vec![ConstituencyCode::parse(DEMO_CONSTITUENCY).expect("a valid code")],
-            postcodes: Vec::new(),
-        },
-        event,
-    }
 }
 
 /// How to run this program again from here: `canvass` when it is on the PATH, else its path.

@@ -6,13 +6,13 @@
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
 
-use crate::domain::Email;
+use crate::domain::{DeliveryStatus, Email};
 
 /// What a report says happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
     /// Not delivered; `status` is the RFC 3463 code (`5.1.1`: for good; `4.2.2`: for now).
-    Bounce { status: String },
+    Bounce { status: DeliveryStatus },
     /// The recipient reported the message as abuse.
     Complaint,
     /// Someone asked to unsubscribe by email; `token` is the signed unsubscribe token the
@@ -24,7 +24,7 @@ impl Report {
     /// Whether the address is to be suppressed for good: a complaint, or a permanent bounce.
     pub fn is_permanent(&self) -> bool {
         match self {
-            Self::Bounce { status } => status.starts_with('5'),
+            Self::Bounce { status } => status.is_permanent(),
             Self::Complaint | Self::Unsubscribe { .. } => true,
         }
     }
@@ -72,7 +72,8 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Finding>, ReportError> {
                 let status = field(fields, "status")?
                     .split_whitespace()
                     .next()?
-                    .to_owned();
+                    .parse()
+                    .ok()?;
                 let recipient = field(fields, "final-recipient")
                     .or_else(|| field(fields, "original-recipient"))
                     .and_then(address_of);
@@ -206,7 +207,7 @@ mod tests {
             findings,
             [Finding {
                 report: Report::Bounce {
-                    status: "5.1.1".into()
+                    status: "5.1.1".parse().unwrap()
                 },
                 recipient: Some(Email::parse("ben@example.org").unwrap()),
                 message_id: Some("<aaaa1111@hertford.example.org>".into()),
@@ -222,7 +223,7 @@ mod tests {
         assert_eq!(
             findings[0].report,
             Report::Bounce {
-                status: "4.2.2".into()
+                status: "4.2.2".parse().unwrap()
             }
         );
         assert!(!findings[0].report.is_permanent());

@@ -13,6 +13,7 @@
 //! - [`http`]: the public pages, the links, the staff API.
 //! - [`cli`], [`progress`], [`demo`], [`telemetry`]: the program around them.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;

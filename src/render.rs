@@ -13,7 +13,7 @@ use handlebars::Handlebars;
 use handlebars::template::{Template, TemplateElement};
 use serde::Serialize;
 
-use crate::domain::{Event, NewCampaign, Publisher};
+use crate::domain::{Event, LinkTag, NewCampaign, Publisher};
 use crate::store::Recipient;
 use crate::token::{Purpose, SigningKeys};
 
@@ -33,6 +33,9 @@ pub enum TemplateError {
     #[error("the {part} template: {message}")]
     Invalid { part: &'static str, message: String },
 }
+
+/// Where the links of a preview or a test send point: a page that says so and does nothing.
+pub const TRIAL_LINK_PATH: &str = "test-link";
 
 /// What a template is rendered with for one recipient.
 #[derive(Debug, Clone, Serialize)]
@@ -85,16 +88,19 @@ impl EventVars {
 }
 
 impl MessageVars {
-    /// What one recipient's message shows, with their own signed links under `base_url`.
+    /// What one recipient's message shows, with their own signed links under `base_url`, which
+    /// name the campaign by its link tag.
     pub fn for_recipient(
         recipient: &Recipient,
         event: Option<&Event>,
+        campaign: Option<&LinkTag>,
         keys: &SigningKeys,
         base_url: &str,
     ) -> Self {
         let base = base_url.trim_end_matches('/');
+        let now = Utc::now();
         let link = |purpose, path| {
-            let token = keys.sign(purpose, &recipient.public_id);
+            let token = keys.sign_link(purpose, &recipient.public_id, campaign, now);
             format!("{base}/{path}/{}", token.as_str())
         };
         Self {
@@ -109,6 +115,25 @@ impl MessageVars {
             unsubscribe_url: link(Purpose::Unsubscribe, "u"),
             preferences_url: link(Purpose::Preferences, "p"),
         }
+    }
+
+    /// Values for a preview or a test send: the person's own, or sample ones, with links that
+    /// open a page saying the message was a test, and change nothing.
+    pub fn trial(recipient: Option<&Recipient>, event: Option<&Event>, base_url: &str) -> Self {
+        let inert = format!("{}/{TRIAL_LINK_PATH}", base_url.trim_end_matches('/'));
+        let mut vars = Self::sample(event);
+        if let Some(recipient) = recipient {
+            vars.contact = ContactVars {
+                name: recipient.name.clone(),
+                postcode: recipient.postcode.clone(),
+            };
+            vars.constituency = ConstituencyVars {
+                name: recipient.constituency.clone(),
+            };
+        }
+        vars.unsubscribe_url = inert.clone();
+        vars.preferences_url = inert;
+        vars
     }
 
     /// Values for checking a campaign's templates, and for a preview when nobody qualifies.

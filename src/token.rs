@@ -3,8 +3,13 @@
 //! A token is the URL-safe base64 (no padding) of
 //!
 //! ```text
-//! purpose (1 byte) | key id length (1) | key id | contact public id (16) | issued at (4, unix s) | tag (16)
+//! purpose (1 byte) | key id length (1) | key id | contact public id (16) | issued at (4, unix s)
+//!     | [campaign link tag (8)] | tag (16)
 //! ```
+//!
+//! The campaign's link tag is there in the links of a campaign's messages, so that what people
+//! do with them (an unsubscribe) is counted for the campaign; it is random, not the campaign's
+//! id.
 //!
 //! where the tag is HMAC-SHA256 under the named key over the domain label `canvass-link-v1` and
 //! every byte before it, truncated to 128 bits (RFC 2104 §5 allows truncation to half the output;
@@ -24,7 +29,7 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use crate::domain::PublicId;
+use crate::domain::{LinkTag, PublicId};
 use crate::store::{Store, StoreError};
 
 /// Separates these tags from any other use of the same key.
@@ -182,6 +187,14 @@ impl FromStr for SigningKey {
     }
 }
 
+/// What a verified link names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    pub contact: PublicId,
+    /// The campaign whose message carried the link.
+    pub campaign: Option<LinkTag>,
+}
+
 /// The keys in force: the first signs, all verify.
 #[derive(Debug, Clone)]
 pub struct SigningKeys {
@@ -208,27 +221,53 @@ impl SigningKeys {
     }
 
     pub fn sign_at(&self, purpose: Purpose, contact: &PublicId, issued: DateTime<Utc>) -> Token {
+        self.sign_link(purpose, contact, None, issued)
+    }
+
+    /// Signs a link in one of a campaign's messages: it names the campaign by its link tag.
+    pub fn sign_link(
+        &self,
+        purpose: Purpose,
+        contact: &PublicId,
+        campaign: Option<&LinkTag>,
+        issued: DateTime<Utc>,
+    ) -> Token {
         let key = self.signing();
         let issued = u32::try_from(issued.timestamp()).unwrap_or(u32::MAX);
-        let mut bytes = Vec::with_capacity(2 + key.kid.len() + ID_LEN + ISSUED_LEN + TAG_LEN);
+        let mut bytes =
+            Vec::with_capacity(2 + key.kid.len() + ID_LEN + ISSUED_LEN + LinkTag::LEN + TAG_LEN);
         bytes.push(purpose.code());
         bytes.push(key.kid.len() as u8);
         bytes.extend_from_slice(key.kid.as_bytes());
         bytes.extend_from_slice(contact.as_uuid().as_bytes());
         bytes.extend_from_slice(&issued.to_be_bytes());
+        if let Some(campaign) = campaign {
+            bytes.extend_from_slice(campaign.as_bytes());
+        }
         let tag = key.mac(&bytes).finalize().into_bytes();
         bytes.extend_from_slice(&tag[..TAG_LEN]);
         Token(URL_SAFE_NO_PAD.encode(bytes))
     }
 
-    /// Checks a token from a link and returns the contact it names. The signature is checked
-    /// (in constant time) before anything it says is believed.
+    /// Checks a token from a link and returns the contact it names.
     pub fn verify(
         &self,
         token: &str,
         purpose: Purpose,
         now: DateTime<Utc>,
     ) -> Result<PublicId, TokenError> {
+        self.verify_link(token, purpose, now)
+            .map(|link| link.contact)
+    }
+
+    /// Checks a token from a link and returns what it names. The signature is checked (in
+    /// constant time) before anything it says is believed.
+    pub fn verify_link(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<Link, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLong);
         }
@@ -238,15 +277,17 @@ impl SigningKeys {
         let (&code, rest) = bytes.split_first().ok_or(TokenError::Malformed)?;
         let (&kid_len, rest) = rest.split_first().ok_or(TokenError::Malformed)?;
         let kid_len = usize::from(kid_len);
+        let plain = kid_len + ID_LEN + ISSUED_LEN + TAG_LEN;
         if kid_len == 0
             || kid_len > MAX_KID_LEN
-            || rest.len() != kid_len + ID_LEN + ISSUED_LEN + TAG_LEN
+            || (rest.len() != plain && rest.len() != plain + LinkTag::LEN)
         {
             return Err(TokenError::Malformed);
         }
         let (kid, rest) = rest.split_at(kid_len);
         let (id, rest) = rest.split_at(ID_LEN);
-        let (issued, tag) = rest.split_at(ISSUED_LEN);
+        let (issued, rest) = rest.split_at(ISSUED_LEN);
+        let (campaign, tag) = rest.split_at(rest.len() - TAG_LEN);
         let key = self.find(kid).ok_or(TokenError::UnknownKey)?;
         key.mac(&bytes[..bytes.len() - TAG_LEN])
             .verify_truncated_left(tag)
@@ -265,7 +306,12 @@ impl SigningKeys {
             }
         }
         let id = uuid::Uuid::from_slice(id).map_err(|_| TokenError::Malformed)?;
-        Ok(PublicId::from_uuid(id))
+        Ok(Link {
+            contact: PublicId::from_uuid(id),
+            campaign: <[u8; LinkTag::LEN]>::try_from(campaign)
+                .ok()
+                .map(LinkTag::from_bytes),
+        })
     }
 }
 
@@ -380,6 +426,35 @@ mod tests {
             keys.verify(token.as_str(), Purpose::Preferences, Utc::now()),
             Err(TokenError::WrongPurpose)
         );
+    }
+
+    #[test]
+    fn a_campaign_link_names_its_campaign_and_cannot_be_moved_to_another() {
+        let keys = keys(K1);
+        let (id, campaign) = (PublicId::random(), LinkTag::random());
+        let token = keys.sign_link(Purpose::Unsubscribe, &id, Some(&campaign), Utc::now());
+        assert!(token.as_str().len() <= 70, "{}", token.as_str().len());
+        let link = keys.verify_link(token.as_str(), Purpose::Unsubscribe, Utc::now());
+        assert_eq!(
+            link,
+            Ok(Link {
+                contact: id,
+                campaign: Some(campaign)
+            })
+        );
+        // Another campaign's tag in its place breaks the signature.
+        let mut bytes = URL_SAFE_NO_PAD.decode(token.as_str()).unwrap();
+        let at = bytes.len() - TAG_LEN - LinkTag::LEN;
+        bytes[at..at + LinkTag::LEN].copy_from_slice(LinkTag::random().as_bytes());
+        let moved = URL_SAFE_NO_PAD.encode(bytes);
+        assert_eq!(
+            keys.verify_link(&moved, Purpose::Unsubscribe, Utc::now()),
+            Err(TokenError::BadSignature)
+        );
+        // A link from before campaigns were named still works, naming none.
+        let plain = keys.sign(Purpose::Unsubscribe, &id);
+        let link = keys.verify_link(plain.as_str(), Purpose::Unsubscribe, Utc::now());
+        assert_eq!(link.map(|l| l.campaign), Ok(None));
     }
 
     #[test]

@@ -398,7 +398,7 @@ fn a_campaign_is_scheduled_in_uk_time_and_unscheduled() {
     assert!(stderr(&queued).contains("copy it"), "{}", stderr(&queued));
     let missing = workspace.run(&["campaign", "create", "--name", "X"]);
     assert!(
-        stderr(&missing).contains("--topic is required"),
+        stderr(&missing).contains("--topic: is required"),
         "{}",
         stderr(&missing)
     );
@@ -788,7 +788,10 @@ fn a_campaign_is_created_checked_previewed_queued_and_counted() {
         "{preview}"
     );
     assert!(preview.contains("<p>Hello Amira</p>"), "{preview}");
-    assert!(preview.contains("http://127.0.0.1:8080/u/"), "{preview}");
+    assert!(
+        preview.contains("http://127.0.0.1:8080/test-link") && !preview.contains("/u/"),
+        "the preview's links lead to the test page, not to Amira's own: {preview}"
+    );
 
     let queued = workspace.run(&["campaign", "queue", &id]);
     assert_eq!(stdout(&queued).trim(), "1", "{}", stderr(&queued));

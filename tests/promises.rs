@@ -132,6 +132,7 @@ async fn changes_made_while_a_campaign_is_sent_stop_its_mail_within_a_second(db:
                     contact,
                     source: "unsubscribe-link",
                     ip: None,
+                    campaign: None,
                 };
                 db.store.unsubscribe(&[request]).await.unwrap();
             }

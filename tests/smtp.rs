@@ -129,6 +129,7 @@ async fn only_the_eligible_receive_one_message_each(db: TestStore) {
         contact: public_id("unsubscribes-after-queueing@example.org").await,
         source: "unsubscribe-link",
         ip: None,
+        campaign: None,
     };
     db.store.unsubscribe(&[request]).await.unwrap();
     db.store

@@ -4,8 +4,9 @@
 
 mod support;
 
+use canvass::app::imports;
 use canvass::domain::{Actor, CampaignState, Email, PublicId, SuppressionReason, Topic, TopicSlug};
-use canvass::import::{import_contacts, import_directory};
+use canvass::import::{CsvFile, import_directory};
 use canvass::store::{
     ErasureOutcome, QueueOutcome, RestrictionOutcome, StateChange, StateChangeOutcome, Store,
     StoreError, UnsubscribeOutcome, UnsubscribeRequest,
@@ -58,12 +59,34 @@ fn slug(s: &str) -> TopicSlug {
     TopicSlug::parse(s).unwrap()
 }
 
+/// Imports a postcode directory file as the operator.
+async fn directory(
+    db: &TestStore,
+    path: &std::path::Path,
+    force: bool,
+    report: &mut Recorded,
+) -> Result<canvass::import::DirectoryImportSummary, canvass::import::ImportError> {
+    import_directory(
+        &db.store,
+        CsvFile::open(path)?,
+        force,
+        &Actor::Operator,
+        report,
+    )
+    .await
+}
+
 async fn import(db: &TestStore, csv: &str) -> (canvass::import::ContactsImportSummary, Recorded) {
     let path = db.file("contacts.csv", csv);
     let mut report = Recorded::default();
-    let summary = import_contacts(&db.store, &path, "test", &mut report)
-        .await
-        .unwrap();
+    let summary = imports::contacts(
+        &db.app(),
+        CsvFile::open(&path).unwrap(),
+        "test",
+        &mut report,
+    )
+    .await
+    .unwrap();
     (summary, report)
 }
 
@@ -120,7 +143,7 @@ async fn import_lands_the_good_rows_and_names_each_bad_one_by_line(db: TestStore
     assert_eq!(rejected_lines, [3, 5, 6, 7, 8, 9, 10, 11], "{lines:?}");
     assert!(lines[0].1.contains("invalid email"), "{lines:?}");
     assert!(lines[1].1.contains("postcode"), "{lines:?}");
-    assert!(lines[2].1.contains("unknown topic 'flying'"), "{lines:?}");
+    assert!(lines[2].1.contains("no topic 'flying'"), "{lines:?}");
     assert!(lines[3].1.contains("date_of_birth"), "{lines:?}");
     assert!(lines[4].1.contains("consent_at"), "{lines:?}");
     assert!(lines[5].1.contains("guardian_consent"), "{lines:?}");
@@ -223,10 +246,15 @@ async fn an_unterminated_quote_is_named_by_its_line(db: TestStore) {
         &format!("{HEADER}ok@example.org,Ok,,,,news,,\nb@example.org,\"B,,,,news,,\n{tail}"),
     );
     let mut report = Recorded::default();
-    let failed = import_contacts(&db.store, &path, "test", &mut report)
-        .await
-        .unwrap_err()
-        .to_string();
+    let failed = imports::contacts(
+        &db.app(),
+        CsvFile::open(&path).unwrap(),
+        "test",
+        &mut report,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
     assert!(failed.contains("the row at line 3"), "{failed}");
     assert!(failed.contains("closing quote"), "{failed}");
     assert!(
@@ -401,9 +429,7 @@ async fn directory_import_reads_onspd_columns_and_skips_pseudo_constituencies(db
     let path = db.file("onspd.csv", onspd);
     let mut report = Recorded::default();
     // One row in five is bad on purpose: forced past the 1% rule.
-    let summary = import_directory(&db.store, &path, true, &Actor::Operator, &mut report)
-        .await
-        .unwrap();
+    let summary = directory(&db, &path, true, &mut report).await.unwrap();
     assert_eq!(summary.postcodes, 2);
     assert_eq!(summary.constituencies, 2);
     assert_eq!(summary.without_constituency, 2);
@@ -427,9 +453,7 @@ async fn directory_import_replaces_the_previous_directory(db: TestStore) {
         "postcode,constituency_code\nSG13 8EQ,E14000999\nZE1 0AA,S14000051\n",
     );
     let mut report = Recorded::default();
-    import_directory(&db.store, &path, false, &Actor::Operator, &mut report)
-        .await
-        .unwrap();
+    directory(&db, &path, false, &mut report).await.unwrap();
     assert_eq!(db.store.directory_size().await.unwrap(), 2);
     let moved = db
         .store
@@ -469,7 +493,7 @@ async fn a_directory_that_would_destroy_is_refused_and_the_old_one_kept(db: Test
         &format!("postcode,constituency_code\nSG13 8EQ,E14900001\n{garbage}"),
     );
     let mut report = Recorded::default();
-    let refused = import_directory(&db.store, &path, false, &Actor::Operator, &mut report).await;
+    let refused = directory(&db, &path, false, &mut report).await;
     assert!(
         matches!(
             refused,
@@ -488,7 +512,7 @@ async fn a_directory_that_would_destroy_is_refused_and_the_old_one_kept(db: Test
         "partial.csv",
         "postcode,constituency_code\nSG13 8EQ,E14900001\nAL1 3JE,E14000001\n",
     );
-    let refused = import_directory(&db.store, &path, false, &Actor::Operator, &mut report).await;
+    let refused = directory(&db, &path, false, &mut report).await;
     assert!(
         matches!(refused, Err(ImportError::WouldLoseContacts { lost: 1, .. })),
         "{refused:?}"
@@ -496,9 +520,7 @@ async fn a_directory_that_would_destroy_is_refused_and_the_old_one_kept(db: Test
     assert!(refused.unwrap_err().to_string().contains("--force"));
     assert_eq!(db.dump().await, before, "the old directory stays");
 
-    import_directory(&db.store, &path, true, &Actor::Operator, &mut report)
-        .await
-        .unwrap();
+    directory(&db, &path, true, &mut report).await.unwrap();
     assert_eq!(db.store.directory_size().await.unwrap(), 2, "forced");
 }
 
@@ -506,12 +528,12 @@ async fn an_empty_directory_file_leaves_the_directory_unchanged(db: TestStore) {
     db.load_sample_directory().await;
     let path = db.file("empty.csv", "pcds,pcon\nnot a postcode,E14000001\n");
     let mut report = Recorded::default();
-    let result = import_directory(&db.store, &path, false, &Actor::Operator, &mut report).await;
+    let result = directory(&db, &path, false, &mut report).await;
     assert!(result.is_err());
     assert_eq!(db.store.directory_size().await.unwrap(), 23);
     let no_columns = db.file("wrong.csv", "email,name\na@example.org,A\n");
     assert!(
-        import_directory(&db.store, &no_columns, false, &Actor::Operator, &mut report)
+        directory(&db, &no_columns, false, &mut report)
             .await
             .is_err()
     );
@@ -777,6 +799,7 @@ async fn a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_on
         contact,
         source: "unsubscribe-link",
         ip: Some(ip.to_owned()),
+        campaign: None,
     };
     let first = [request(c, "192.0.2.3")];
     assert_eq!(db.store.unsubscribe(&first).await.unwrap(), [Unsubscribed]);
@@ -877,6 +900,7 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
         contact: unsubscribed.unwrap().unwrap().public_id,
         source: "unsubscribe-link",
         ip: None,
+        campaign: None,
     };
     db.store.unsubscribe(&[request]).await.unwrap();
     db.store
@@ -1381,6 +1405,7 @@ async fn a_confirmed_signup_lifts_the_suppression_of_an_address_and_the_ledger_k
         contact: kim.public_id,
         source: "unsubscribe-link",
         ip: None,
+        campaign: None,
     };
     db.store.unsubscribe(&[request]).await.unwrap();
 

@@ -2,15 +2,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use chrono::Utc;
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use crate::config::Config;
-use crate::domain::{Actor, CampaignDraft, NewCampaign, parse_schedule};
-use crate::render::{Footer, MessageVars, Templates};
-use crate::store::{QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome, Store};
-use crate::token::SigningKeys;
+use super::refused;
+use crate::app::{Actor, App, campaigns};
+use crate::domain::{CampaignChanges, CampaignDraft, CampaignReport, ReportCounts};
+use crate::store::StateChange;
 
 #[derive(Subcommand)]
 pub enum CampaignCommand {
@@ -23,10 +21,14 @@ pub enum CampaignCommand {
         #[command(flatten)]
         changes: Box<CampaignArgs>,
     },
-    /// Show the audience size and one rendered message
+    /// Show the audience size and one rendered message (its links lead to a test page)
     Preview {
         /// The campaign's id (see `campaign list`)
         id: i64,
+        /// Render it with this contact's name, postcode and constituency [default: the first
+        /// person it would reach]
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_contact: Option<String>,
     },
     /// Snapshot the audience into deliveries; prints the number queued
     Queue {
@@ -77,6 +79,15 @@ pub enum CampaignCommand {
         /// The campaign's id (see `campaign list`)
         id: i64,
     },
+    /// What a campaign did: sent, failed, skipped, bounces, complaints and unsubscribes, in
+    /// total and by constituency (canvass counts no opens and no clicks)
+    Report {
+        /// The campaign's id (see `campaign list`)
+        id: i64,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Every campaign: id, state, topic, name, subject
     List,
 }
@@ -121,106 +132,62 @@ pub struct CampaignArgs {
 }
 
 impl CampaignArgs {
-    /// The draft these flags make over `base` (an empty one to create, the campaign's own to
-    /// edit): each flag given replaces what is there. Templates are read from their files.
-    fn over(self, mut base: CampaignDraft) -> anyhow::Result<CampaignDraft> {
-        let given = |flag: Option<String>, held: &mut String| {
-            if let Some(value) = flag {
-                *held = value;
-            }
-        };
-        given(self.name, &mut base.name);
-        given(self.topic, &mut base.topic);
-        given(self.subject, &mut base.subject);
-        if let Some(html) = &self.html {
-            base.html_template = read(html)?;
-        }
-        if let Some(text) = &self.text {
-            base.text_template = Some(read(text)?);
-        }
-        if !self.constituency.is_empty() {
-            base.constituencies = self.constituency;
-        }
-        if !self.postcode.is_empty() {
-            base.postcodes = self.postcode;
-        }
-        base.event_title = self.event_title.or(base.event_title);
-        base.event_starts_at = self.event_starts_at.or(base.event_starts_at);
-        base.event_venue = self.event_venue.or(base.event_venue);
-        base.event_postcode = self.event_postcode.or(base.event_postcode);
-        Ok(base)
+    /// The changes these flags make; templates are read from their files.
+    fn changes(self) -> anyhow::Result<CampaignChanges> {
+        let list = |values: Vec<String>| (!values.is_empty()).then_some(values);
+        Ok(CampaignChanges {
+            name: self.name,
+            topic: self.topic,
+            subject: self.subject,
+            html_template: self.html.as_deref().map(read).transpose()?,
+            text_template: self.text.as_deref().map(read).transpose()?,
+            constituencies: list(self.constituency),
+            postcodes: list(self.postcode),
+            event_title: self.event_title,
+            event_starts_at: self.event_starts_at,
+            event_venue: self.event_venue,
+            event_postcode: self.event_postcode,
+        })
     }
-}
-
-/// Parses a draft before anything is stored, a field at fault named by its flag: its
-/// constituencies by code or name, then every field, then its templates compiled and tried.
-async fn parse(store: &Store, mut draft: CampaignDraft) -> anyhow::Result<NewCampaign> {
-    draft.constituencies = store
-        .constituency_codes(&draft.constituencies)
-        .await?
-        .map_err(|e| anyhow::anyhow!("--constituency: {e}"))?;
-    let campaign = draft.parse(Utc::now()).map_err(|e| {
-        let flag = match e.field {
-            "constituencies" => "constituency".to_owned(),
-            "postcodes" => "postcode".to_owned(),
-            "html_template" => "html".to_owned(),
-            "text_template" => "text".to_owned(),
-            field => field.replace('_', "-"),
-        };
-        anyhow::anyhow!("--{flag}: {}", e.message)
-    })?;
-    Templates::compile(&campaign)?;
-    Ok(campaign)
 }
 
 fn read(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
 }
 
-pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> anyhow::Result<()> {
+pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
+    let me = &Actor::Operator;
     match command {
         CampaignCommand::Create(args) => {
-            let draft = args.over(CampaignDraft::default())?;
-            for (flag, missing) in [
-                ("name", draft.name.is_empty()),
-                ("topic", draft.topic.is_empty()),
-                ("subject", draft.subject.is_empty()),
-                ("html", draft.html_template.is_empty()),
-            ] {
-                if missing {
-                    bail!("--{flag} is required to create a campaign");
-                }
-            }
-            let campaign = parse(store, draft).await?;
-            let id = store.create_campaign(&campaign, &Actor::Operator).await?;
+            let draft = args.changes()?.over(CampaignDraft::default());
+            let id = campaigns::create(app, me, draft).await.map_err(refused)?;
             println!("{id}");
         }
         CampaignCommand::Edit { id, changes } => {
-            let Some(held) = store.campaign(id).await? else {
-                bail!("no campaign {id}");
-            };
-            let campaign = parse(store, changes.over(CampaignDraft::from(&held.spec))?).await?;
-            match store.update_draft(id, &campaign, &Actor::Operator).await? {
-                StateChangeOutcome::Changed(_) => println!("campaign {id} is changed"),
-                StateChangeOutcome::Refused(state) => {
-                    bail!("campaign {id} is {state}; only a draft can be changed (copy it)")
-                }
-                StateChangeOutcome::NotFound => bail!("no campaign {id}"),
-            }
+            campaigns::edit(app, me, id, changes.changes()?)
+                .await
+                .map_err(refused)?;
+            println!("campaign {id} is changed");
         }
-        CampaignCommand::Preview { id } => preview(store, config, id).await?,
-        CampaignCommand::Queue { id } => match store.queue_campaign(id, &Actor::Operator).await? {
-            QueueOutcome::Queued(n) => println!("{n}"),
-            QueueOutcome::NotDraft(state) => {
-                bail!("campaign {id} is {state}; only a draft can be queued")
-            }
-            QueueOutcome::NotFound => bail!("no campaign {id}"),
-        },
+        CampaignCommand::Preview { id, as_contact } => {
+            let preview = campaigns::preview(app, id, as_contact.as_deref())
+                .await
+                .map_err(refused)?;
+            println!(
+                "campaign {id} ({}): {} people would receive it today",
+                preview.state, preview.audience_size
+            );
+            println!("Subject: {}\n", preview.subject);
+            println!("--- text/plain ---\n{}\n", preview.bodies.text.trim_end());
+            println!("--- text/html ---\n{}", preview.bodies.html.trim_end());
+        }
+        CampaignCommand::Queue { id } => {
+            let queued = campaigns::queue(app, me, id).await.map_err(refused)?;
+            println!("{queued}");
+        }
         CampaignCommand::Status { id } => {
-            let Some(campaign) = store.campaign(id).await? else {
-                bail!("no campaign {id}");
-            };
-            let counts = store.delivery_counts(id).await?;
+            let status = campaigns::status(app, id).await.map_err(refused)?;
+            let campaign = &status.campaign;
             match (&campaign.paused_reason, campaign.scheduled_at) {
                 (Some(reason), _) => {
                     println!("campaign {id}: {} by the worker: {reason}", campaign.state)
@@ -232,17 +199,19 @@ pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> an
                 ),
                 (None, None) => println!("campaign {id}: {}", campaign.state),
             }
+            let counts = status.deliveries;
             println!("queued  {}", counts.queued);
             println!("sent    {}", counts.sent);
             println!("failed  {}", counts.failed);
             println!("skipped {}", counts.skipped);
         }
-        CampaignCommand::Pause { id } => change(store, id, StateChange::Pause).await?,
-        CampaignCommand::Resume { id } => change(store, id, StateChange::Resume).await?,
-        CampaignCommand::Cancel { id } => change(store, id, StateChange::Cancel).await?,
+        CampaignCommand::Pause { id } => change(app, id, StateChange::Pause).await?,
+        CampaignCommand::Resume { id } => change(app, id, StateChange::Resume).await?,
+        CampaignCommand::Cancel { id } => change(app, id, StateChange::Cancel).await?,
         CampaignCommand::Schedule { id, at } => {
-            let at = parse_schedule(&at, Utc::now()).map_err(|e| anyhow::anyhow!("--at: {e}"))?;
-            schedule(store, id, Some(at)).await?;
+            let at = campaigns::schedule(app, me, id, &at)
+                .await
+                .map_err(refused)?;
             println!(
                 "campaign {id} will be queued at {} ({})",
                 uk_time(at),
@@ -250,25 +219,26 @@ pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> an
             );
         }
         CampaignCommand::Copy { id } => {
-            let Some(campaign) = store.campaign(id).await? else {
-                bail!("no campaign {id}");
-            };
-            let mut spec = campaign.spec;
-            spec.name = format!("{} (copy)", spec.name);
-            let copy = store.create_campaign(&spec, &Actor::Operator).await?;
+            let copy = campaigns::copy(app, me, id).await.map_err(refused)?;
             println!("{copy}");
         }
         CampaignCommand::Unschedule { id } => {
-            schedule(store, id, None).await?;
+            campaigns::unschedule(app, me, id).await.map_err(refused)?;
             println!("campaign {id} is not scheduled");
         }
-        CampaignCommand::Retry { id } => match store.retry_campaign(id, &Actor::Operator).await? {
-            RetryOutcome::Requeued(n) => println!("{n} queued again"),
-            RetryOutcome::Refused(state) => bail!("campaign {id} is {state}; nothing to retry"),
-            RetryOutcome::NotFound => bail!("no campaign {id}"),
-        },
+        CampaignCommand::Retry { id } => {
+            let requeued = campaigns::retry(app, me, id).await.map_err(refused)?;
+            println!("{requeued} queued again");
+        }
+        CampaignCommand::Report { id, json } => {
+            let report = campaigns::report(app, id).await.map_err(refused)?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&report)?),
+                false => print_report(&report),
+            }
+        }
         CampaignCommand::List => {
-            for c in store.list_campaigns().await? {
+            for c in campaigns::list(app).await.map_err(refused)? {
                 let state = match c.scheduled_at {
                     Some(at) => format!("{} (scheduled for {})", c.state, uk_time(at)),
                     None => c.state.to_string(),
@@ -280,65 +250,49 @@ pub async fn run(store: &Store, config: &Config, command: CampaignCommand) -> an
     Ok(())
 }
 
+/// The report as a table: a line for the total, then one per constituency.
+fn print_report(report: &CampaignReport) {
+    println!("campaign {} ({}): {}", report.id, report.state, report.name);
+    let width = report
+        .by_constituency
+        .iter()
+        .filter_map(|c| c.name.as_deref().or(c.code.as_deref()))
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(20);
+    println!(
+        "{:width$}  {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>12}",
+        "", "queued", "sent", "failed", "skipped", "bounces", "complaints", "unsubscribes"
+    );
+    let line = |label: &str, c: &ReportCounts| {
+        println!(
+            "{label:width$}  {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>12}",
+            c.queued, c.sent, c.failed, c.skipped, c.bounces, c.complaints, c.unsubscribes
+        )
+    };
+    line("total", &report.total);
+    for constituency in &report.by_constituency {
+        let label = match (&constituency.name, &constituency.code) {
+            (Some(name), _) => name.as_str(),
+            (None, Some(code)) => code.as_str(),
+            (None, None) => "(no constituency)",
+        };
+        line(label, &constituency.counts);
+    }
+}
+
 /// A time as staff read it: UK time, with the zone.
-fn uk_time(at: chrono::DateTime<Utc>) -> String {
+fn uk_time(at: chrono::DateTime<chrono::Utc>) -> String {
     at.with_timezone(&chrono_tz::Europe::London)
         .format("%Y-%m-%d %H:%M %Z")
         .to_string()
 }
 
-async fn schedule(store: &Store, id: i64, at: Option<chrono::DateTime<Utc>>) -> anyhow::Result<()> {
-    match store.schedule_campaign(id, at, &Actor::Operator).await? {
-        StateChangeOutcome::Changed(_) => Ok(()),
-        StateChangeOutcome::Refused(state) => {
-            bail!("campaign {id} is {state}; only a draft can be scheduled")
-        }
-        StateChangeOutcome::NotFound => bail!("no campaign {id}"),
-    }
-}
-
-async fn change(store: &Store, id: i64, change: StateChange) -> anyhow::Result<()> {
-    match store
-        .change_campaign_state(id, change, &Actor::Operator)
-        .await?
-    {
-        StateChangeOutcome::Changed(state) => println!("campaign {id} is {state}"),
-        StateChangeOutcome::Refused(state) => {
-            bail!("campaign {id} is {state}; that cannot change it")
-        }
-        StateChangeOutcome::NotFound => bail!("no campaign {id}"),
-    }
-    Ok(())
-}
-
-/// The audience size, and the message its first recipient would get (or a sample person's, when
-/// nobody qualifies).
-async fn preview(store: &Store, config: &Config, id: i64) -> anyhow::Result<()> {
-    let Some(campaign) = store.campaign(id).await? else {
-        bail!("no campaign {id}");
-    };
-    let today = Utc::now().date_naive();
-    let size = store.audience_size(id, today).await?;
-    let templates = Templates::compile(&campaign.spec)?;
-    let vars = match store.first_recipient(id, today).await? {
-        Some(recipient) => {
-            let keys = SigningKeys::load(config.signing_keys.as_deref(), store).await?;
-            let event = campaign.spec.event.as_ref();
-            MessageVars::for_recipient(&recipient, event, &keys, &config.base_url)
-        }
-        None => MessageVars::sample(campaign.spec.event.as_ref()),
-    };
-    let footer = Footer {
-        publisher: &config.publisher,
-        topic: &campaign.topic_name,
-    };
-    let bodies = templates.render(&vars, &footer)?;
-    println!(
-        "campaign {id} ({}): {size} people would receive it today",
-        campaign.state
-    );
-    println!("Subject: {}\n", campaign.spec.subject);
-    println!("--- text/plain ---\n{}\n", bodies.text.trim_end());
-    println!("--- text/html ---\n{}", bodies.html.trim_end());
+async fn change(app: &App, id: i64, change: StateChange) -> anyhow::Result<()> {
+    let state = campaigns::change(app, &Actor::Operator, id, change)
+        .await
+        .map_err(refused)?;
+    println!("campaign {id} is {state}");
     Ok(())
 }

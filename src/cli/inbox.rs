@@ -8,8 +8,10 @@ use std::path::Path;
 use anyhow::Context;
 use chrono::Utc;
 
+use crate::app::feedback::{self, Recorded};
+use crate::app::{App, AppError};
 use crate::domain::{Actor, SuppressionReason};
-use crate::feedback::{self, Finding, Report};
+use crate::feedback::{Finding, Report};
 use crate::store::{FeedbackAbout, Store, UnsubscribeOutcome, UnsubscribeRequest};
 use crate::token::{Purpose, SigningKeys};
 
@@ -26,7 +28,7 @@ struct Tally {
     unreadable: u64,
 }
 
-pub async fn import(store: &Store, keys: &SigningKeys, dir: &Path) -> anyhow::Result<()> {
+pub async fn import(app: &App, keys: &SigningKeys, dir: &Path) -> anyhow::Result<()> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -40,10 +42,10 @@ pub async fn import(store: &Store, keys: &SigningKeys, dir: &Path) -> anyhow::Re
     for path in &files {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        match feedback::read(&bytes) {
+        match crate::feedback::read(&bytes) {
             Ok(findings) => {
                 for finding in findings {
-                    let said = apply(store, keys, &finding, &mut tally).await?;
+                    let said = apply(app, keys, &finding, &mut tally).await?;
                     println!("{name}: {said}");
                 }
             }
@@ -70,22 +72,19 @@ pub async fn import(store: &Store, keys: &SigningKeys, dir: &Path) -> anyhow::Re
 
 /// Suppresses what one finding condemns; says what it did.
 async fn apply(
-    store: &Store,
+    app: &App,
     keys: &SigningKeys,
     finding: &Finding,
     tally: &mut Tally,
 ) -> anyhow::Result<String> {
-    let (reason, detail) = match &finding.report {
-        Report::Unsubscribe { token } => return unsubscribe(store, keys, token, tally).await,
-        Report::Bounce { status } if !finding.report.is_permanent() => {
-            tally.temporary += 1;
-            return Ok(format!("temporary bounce {status}: nobody suppressed"));
+    let detail = match &finding.report {
+        Report::Unsubscribe { token } => {
+            return unsubscribe(&app.store, keys, token, tally).await;
         }
-        Report::Bounce { status } => (SuppressionReason::Bounced, format!("bounce {status}")),
-        Report::Complaint => (SuppressionReason::Complaint, "complaint report".to_owned()),
+        Report::Bounce { status } => format!("bounce {status}"),
+        Report::Complaint => "complaint report".to_owned(),
     };
-    // Only a report about a message canvass sent, to the address it names, acts: anyone can
-    // write a report, and a suppression silences a person for good.
+    // Only a report about a message canvass sent, to the address it names, acts.
     let Some(id) = &finding.message_id else {
         tally.unmatched += 1;
         return Ok(format!(
@@ -96,23 +95,26 @@ async fn apply(
         id,
         to: finding.recipient.as_ref(),
     };
-    match store
-        .record_feedback(&about, reason, &detail, &Actor::Operator)
-        .await?
-    {
-        true => {
-            match reason {
-                SuppressionReason::Complaint => tally.complaints += 1,
-                _ => tally.bounced += 1,
-            }
+    match feedback::record(app, &Actor::Operator, &about, &finding.report).await {
+        Ok(Recorded::Temporary) => {
+            tally.temporary += 1;
+            Ok(format!("temporary {detail}: nobody suppressed"))
+        }
+        Ok(Recorded::Suppressed(SuppressionReason::Complaint)) => {
+            tally.complaints += 1;
             Ok(format!("{detail}: suppressed"))
         }
-        false => {
+        Ok(Recorded::Suppressed(_)) => {
+            tally.bounced += 1;
+            Ok(format!("{detail}: suppressed"))
+        }
+        Err(AppError::NotFound(_)) => {
             tally.unmatched += 1;
             Ok(format!(
                 "{detail}: not ours (canvass sent no message {id} to that address): ignored"
             ))
         }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -123,14 +125,15 @@ async fn unsubscribe(
     token: &str,
     tally: &mut Tally,
 ) -> anyhow::Result<String> {
-    let Ok(contact) = keys.verify(token, Purpose::Unsubscribe, Utc::now()) else {
+    let Ok(link) = keys.verify_link(token, Purpose::Unsubscribe, Utc::now()) else {
         tally.unmatched += 1;
         return Ok("unsubscribe request: not ours (its token does not verify): ignored".into());
     };
     let request = UnsubscribeRequest {
-        contact,
+        contact: link.contact,
         source: UNSUBSCRIBE_EMAIL_SOURCE,
         ip: None,
+        campaign: link.campaign,
     };
     let outcome = store.unsubscribe(std::slice::from_ref(&request)).await?;
     Ok(match outcome.first() {

@@ -97,6 +97,49 @@ impl From<&NewCampaign> for CampaignDraft {
     }
 }
 
+/// What staff change in a campaign: each field given replaces what the campaign has (the
+/// command line's flags to `campaign edit`, the staff API's `PATCH`).
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
+pub struct CampaignChanges {
+    pub name: Option<String>,
+    pub topic: Option<String>,
+    pub subject: Option<String>,
+    pub html_template: Option<String>,
+    pub text_template: Option<String>,
+    /// Replaces the constituencies (codes or unique names).
+    pub constituencies: Option<Vec<String>>,
+    /// Replaces the postcode prefixes.
+    pub postcodes: Option<Vec<String>>,
+    pub event_title: Option<String>,
+    /// RFC 3339.
+    pub event_starts_at: Option<String>,
+    pub event_venue: Option<String>,
+    pub event_postcode: Option<String>,
+}
+
+impl CampaignChanges {
+    /// The draft these changes make of `base`.
+    pub fn over(self, mut base: CampaignDraft) -> CampaignDraft {
+        fn given<T>(change: Option<T>, held: &mut T) {
+            if let Some(value) = change {
+                *held = value;
+            }
+        }
+        given(self.name, &mut base.name);
+        given(self.topic, &mut base.topic);
+        given(self.subject, &mut base.subject);
+        given(self.html_template, &mut base.html_template);
+        given(self.constituencies, &mut base.constituencies);
+        given(self.postcodes, &mut base.postcodes);
+        base.text_template = self.text_template.or(base.text_template);
+        base.event_title = self.event_title.or(base.event_title);
+        base.event_starts_at = self.event_starts_at.or(base.event_starts_at);
+        base.event_venue = self.event_venue.or(base.event_venue);
+        base.event_postcode = self.event_postcode.or(base.event_postcode);
+        base
+    }
+}
+
 /// What is wrong with a draft, and in which field (named as in [`CampaignDraft`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -113,11 +156,23 @@ impl CampaignDraft {
         let wrong = |field: &'static str, message: String| CampaignDraftError { field, message };
         let one_line = |field: &'static str, value: &str| {
             let value = value.trim();
-            match value.is_empty() || value.chars().any(char::is_control) {
+            if value.is_empty() {
+                return Err(wrong(field, "is required".into()));
+            }
+            match value.chars().any(char::is_control) {
                 true => Err(wrong(field, "must be one line of text".into())),
                 false => Ok(value.to_owned()),
             }
         };
+        let name = one_line("name", &self.name)?;
+        let topic = match self.topic.trim() {
+            "" => return Err(wrong("topic", "is required".into())),
+            topic => TopicSlug::parse(topic).map_err(|e| wrong("topic", e.to_string()))?,
+        };
+        let subject = one_line("subject", &self.subject)?;
+        if self.html_template.trim().is_empty() {
+            return Err(wrong("html_template", "is required".into()));
+        }
         let audience = Audience {
             constituencies: self
                 .constituencies
@@ -169,14 +224,59 @@ impl CampaignDraft {
             }
         };
         Ok(NewCampaign {
-            name: one_line("name", &self.name)?,
-            topic: TopicSlug::parse(&self.topic).map_err(|e| wrong("topic", e.to_string()))?,
-            subject: one_line("subject", &self.subject)?,
+            name,
+            topic,
+            subject,
             html_template: self.html_template,
             text_template: self.text_template,
             audience,
             event,
         })
+    }
+}
+
+/// What a campaign's links carry to name it: random, so that it tells nobody how many
+/// campaigns there are or which came when. 8 bytes, written as 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkTag([u8; LinkTag::LEN]);
+
+impl LinkTag {
+    pub const LEN: usize = 8;
+
+    pub fn random() -> Self {
+        let mut bytes = [0; Self::LEN];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        Self(bytes)
+    }
+
+    pub fn from_bytes(bytes: [u8; Self::LEN]) -> Self {
+        Self(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; Self::LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Display for LinkTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
+}
+
+impl FromStr for LinkTag {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wrong = || format!("'{s}' is not a link tag");
+        if s.len() != 2 * Self::LEN || !s.is_ascii() {
+            return Err(wrong());
+        }
+        let mut bytes = [0; Self::LEN];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| wrong())?;
+        }
+        Ok(Self(bytes))
     }
 }
 
@@ -233,6 +333,59 @@ pub struct DeliveryCounts {
     pub sent: u64,
     pub failed: u64,
     pub skipped: u64,
+}
+
+/// What a campaign's messages did, over some of its deliveries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ReportCounts {
+    /// Waiting to be sent (or to be retried).
+    pub queued: u64,
+    /// Accepted by the mail server.
+    pub sent: u64,
+    pub failed: u64,
+    /// Not sent: the person withdrew, was suppressed or restricted, or the campaign was
+    /// cancelled.
+    pub skipped: u64,
+    /// Reported undeliverable, at once or later by a bounce report.
+    pub bounces: u64,
+    /// Reported as spam by the recipient.
+    pub complaints: u64,
+    /// People who unsubscribed through this campaign's links.
+    pub unsubscribes: u64,
+}
+
+impl std::ops::AddAssign for ReportCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.queued += other.queued;
+        self.sent += other.sent;
+        self.failed += other.failed;
+        self.skipped += other.skipped;
+        self.bounces += other.bounces;
+        self.complaints += other.complaints;
+        self.unsubscribes += other.unsubscribes;
+    }
+}
+
+/// The counts of one constituency's recipients (where they lived when the campaign was queued).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ConstituencyCounts {
+    /// `None`: recipients whose postcode placed them in no constituency.
+    pub code: Option<String>,
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub counts: ReportCounts,
+}
+
+/// What a campaign did, in total and by constituency. canvass counts no opens and no clicks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CampaignReport {
+    pub id: i64,
+    pub name: String,
+    #[schema(value_type = String)]
+    pub state: CampaignState,
+    pub total: ReportCounts,
+    /// Largest first.
+    pub by_constituency: Vec<ConstituencyCounts>,
 }
 
 /// A campaign as listed.

@@ -6,6 +6,8 @@ mod age;
 mod campaign;
 mod constituency;
 mod contact;
+mod contact_draft;
+mod delivery_status;
 mod email;
 mod postcode;
 mod publisher;
@@ -15,19 +17,21 @@ mod topic;
 
 pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
 pub use campaign::{
-    Audience, CampaignDraft, CampaignDraftError, CampaignState, CampaignSummary, DeliveryCounts,
-    Event, NewCampaign,
+    Audience, CampaignChanges, CampaignDraft, CampaignDraftError, CampaignReport, CampaignState,
+    CampaignSummary, ConstituencyCounts, DeliveryCounts, Event, LinkTag, NewCampaign, ReportCounts,
 };
 pub use constituency::{ConstituencyCode, ConstituencyCodeError};
 pub use contact::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Name,
     NameError, NewContact, PublicId, SignupExport, SuppressionExport, SuppressionReason,
 };
+pub use contact_draft::{
+    CONSENT_CLOCK_SKEW, ContactDraft, ContactDraftError, ContactRules, MAX_SOURCE_LEN, parse_source,
+};
+pub use delivery_status::{DeliveryStatus, DeliveryStatusError};
 pub use email::{Email, EmailError, EmailHash};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
 pub use publisher::Publisher;
 pub use schedule::{ScheduleError, parse_schedule};
 pub use staff::{StaffMember, StaffName, StaffNameError, StaffSecret, StaffTokenHash};
-pub use topic::{
-    ChosenTopicError, Topic, TopicNameError, TopicSlug, TopicSlugError, chosen_topics,
-};
+pub use topic::{Topic, TopicNameError, TopicSlug, TopicSlugError};

@@ -54,32 +54,6 @@ pub struct Topic {
 #[error("a topic name is one line of 1 to 100 characters")]
 pub struct TopicNameError;
 
-/// A slug that is not a slug, or names no topic held.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChosenTopicError {
-    #[error(transparent)]
-    Slug(#[from] TopicSlugError),
-    #[error("there is no topic '{0}'")]
-    Unknown(TopicSlug),
-}
-
-/// Parses the slugs someone chose, each of which must name one of the `known` topics.
-pub fn chosen_topics(
-    known: &[Topic],
-    chosen: &[String],
-) -> Result<Vec<TopicSlug>, ChosenTopicError> {
-    chosen
-        .iter()
-        .map(|slug| {
-            let slug = TopicSlug::parse(slug)?;
-            match known.iter().any(|topic| topic.slug == slug) {
-                true => Ok(slug),
-                false => Err(ChosenTopicError::Unknown(slug)),
-            }
-        })
-        .collect()
-}
-
 impl Topic {
     /// A topic with its name checked: one line, 1 to 100 characters, trimmed.
     pub fn new(slug: TopicSlug, name: &str) -> Result<Self, TopicNameError> {

@@ -15,11 +15,12 @@ use serde::Serialize;
 use super::AppState;
 use super::client_ip::ClientIp;
 use crate::domain::{Actor, Postcode, PublicId, TopicSlug};
+use crate::render::TRIAL_LINK_PATH;
 use crate::store::{
     PreferenceUpdate, Preferences, Request, StoreError, UnsubscribeOutcome, UnsubscribeRequest,
     UpdateOutcome,
 };
-use crate::token::{Purpose, TokenError};
+use crate::token::{Link, Purpose, TokenError};
 
 /// The consent ledger's source for each link.
 const UNSUBSCRIBE_SOURCE: &str = "unsubscribe-link";
@@ -29,6 +30,16 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
         .route("/p/{token}", get(preferences_page).post(preferences_action))
+        .route(
+            &format!("/{TRIAL_LINK_PATH}"),
+            get(test_link).post(test_link),
+        )
+}
+
+/// Where a preview's or a test message's links lead, the one-click unsubscribe included: a
+/// page that says so, and nothing changed.
+async fn test_link(State(state): State<AppState>) -> Response {
+    state.sender_page("test_link")
 }
 
 /// A request the handlers could not serve.
@@ -80,9 +91,9 @@ struct TopicView<'a> {
 }
 
 impl AppState {
-    fn verify(&self, token: &str, purpose: Purpose) -> Result<PublicId, Failure> {
+    fn verify(&self, token: &str, purpose: Purpose) -> Result<Link, Failure> {
         self.keys
-            .verify(token, purpose, Utc::now())
+            .verify_link(token, purpose, Utc::now())
             .map_err(Failure::Link)
     }
 
@@ -130,11 +141,13 @@ impl AppState {
     }
 
     /// Unsubscribes the person from everything, counts it, and answers with the page to show.
-    async fn unsubscribe(&self, id: PublicId, source: &'static str, ip: String) -> Answer {
+    async fn unsubscribe(&self, link: Link, source: &'static str, ip: String) -> Answer {
+        let id = link.contact;
         let request = UnsubscribeRequest {
             contact: id,
             source,
             ip: Some(ip),
+            campaign: link.campaign,
         };
         Ok(match self.unsubscriber.unsubscribe(request).await? {
             UnsubscribeOutcome::Unsubscribed => {
@@ -208,7 +221,7 @@ impl AppState {
 /// Shows what the button will do, and changes nothing: link scanners fetch this page.
 async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let result = async {
-        let id = state.verify(&token, Purpose::Unsubscribe)?;
+        let id = state.verify(&token, Purpose::Unsubscribe)?.contact;
         Ok(match state.store.preferences(&id).await? {
             Some(_) => state.sender_page("unsubscribe"),
             None => state.sender_page("nothing_held"),
@@ -226,9 +239,9 @@ async fn unsubscribe(
     Path(token): Path<String>,
 ) -> Response {
     let result = async {
-        let id = state.verify(&token, Purpose::Unsubscribe)?;
+        let link = state.verify(&token, Purpose::Unsubscribe)?;
         state
-            .unsubscribe(id, UNSUBSCRIBE_SOURCE, client.to_string())
+            .unsubscribe(link, UNSUBSCRIBE_SOURCE, client.to_string())
             .await
     }
     .await;
@@ -237,7 +250,7 @@ async fn unsubscribe(
 
 async fn preferences_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let result = async {
-        let id = state.verify(&token, Purpose::Preferences)?;
+        let id = state.verify(&token, Purpose::Preferences)?.contact;
         Ok(match state.store.preferences(&id).await? {
             Some(held) => state.preferences_page(StatusCode::OK, &held, false, None),
             None => state.sender_page("nothing_held"),
@@ -278,7 +291,8 @@ async fn preferences_action(
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
     let result = async {
-        let id = state.verify(&token, Purpose::Preferences)?;
+        let link = state.verify(&token, Purpose::Preferences)?;
+        let id = link.contact;
         let Some(held) = state.store.preferences(&id).await? else {
             return Ok(state.sender_page("nothing_held"));
         };
@@ -303,7 +317,11 @@ async fn preferences_action(
         };
         match action {
             Action::Save => save(&state, &id, &held, &fields, request).await,
-            Action::Unsubscribe => state.unsubscribe(id, PREFERENCES_SOURCE, ip.clone()).await,
+            Action::Unsubscribe => {
+                state
+                    .unsubscribe(link, PREFERENCES_SOURCE, ip.clone())
+                    .await
+            }
             Action::Download => {
                 let Some(export) = state.store.export_contact(&held.email).await? else {
                     return Ok(state.sender_page("nothing_held"));

@@ -33,6 +33,7 @@ pub use client_ip::{ClientIp, parse_trusted_proxies};
 pub use ops::WorkerHealth;
 pub use signup::Mailer;
 
+use crate::app::App;
 use crate::store::Store;
 use crate::token::SigningKeys;
 use pages::Pages;
@@ -51,6 +52,8 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inl
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
+    /// The use-cases every handler calls.
+    app: App,
     store: Store,
     keys: Arc<SigningKeys>,
     pages: Arc<Pages>,
@@ -58,8 +61,6 @@ pub struct AppState {
     unsubscriber: Unsubscriber,
     /// Who the emails come from, as the pages name them.
     sender: Arc<str>,
-    /// Who sends, as every footer says.
-    publisher: Arc<crate::domain::Publisher>,
     /// Sends sign-up confirmations; `None`: sign-ups are refused (503).
     mailer: Option<Arc<Mailer>>,
     signup_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
@@ -77,11 +78,11 @@ impl FromRef<AppState> for Arc<Metrics> {
 
 /// The service's settings, resolved by the caller.
 pub struct ServiceSettings {
-    pub store: Store,
+    /// The store, and who sends: the pages name the organisation, and their footers carry the
+    /// imprint and the privacy notice.
+    pub app: App,
+    /// Verify the links.
     pub keys: SigningKeys,
-    /// Who sends: the pages name the organisation, and their footers carry the imprint and
-    /// the privacy notice.
-    pub publisher: crate::domain::Publisher,
     pub listen: SocketAddr,
     pub metrics: Arc<Metrics>,
     /// Sends sign-up confirmations.
@@ -101,15 +102,16 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 picks a free one) and builds the router.
     pub async fn build(settings: ServiceSettings) -> std::io::Result<Self> {
-        let pages = Pages::new(&settings.publisher).map_err(std::io::Error::other)?;
+        let app = settings.app;
+        let pages = Pages::new(&app.publisher).map_err(std::io::Error::other)?;
         let state = AppState {
-            unsubscriber: Unsubscriber::start(settings.store.clone()),
-            store: settings.store,
+            unsubscriber: Unsubscriber::start(app.store.clone()),
+            store: app.store.clone(),
             keys: Arc::new(settings.keys),
             pages: Arc::new(pages),
             metrics: settings.metrics,
-            sender: settings.publisher.organisation.as_str().into(),
-            publisher: Arc::new(settings.publisher),
+            sender: app.publisher.organisation.as_str().into(),
+            app,
             mailer: settings.mailer.map(Arc::new),
             signup_limiter: signup::signup_limiter(),
             trusted_proxies: settings.trusted_proxies.into(),

@@ -66,6 +66,10 @@ const PAGES: &[(&str, &str)] = &[
         include_str!("../../templates/pages/confirmed.hbs"),
     ),
     (
+        "test_link",
+        include_str!("../../templates/pages/test_link.hbs"),
+    ),
+    (
         "signup_refused",
         include_str!("../../templates/pages/signup_refused.hbs"),
     ),

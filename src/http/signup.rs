@@ -19,9 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::client_ip::ClientIp;
-use crate::domain::{Email, Name, Postcode, chosen_topics};
+use crate::app::contacts;
+use crate::domain::ContactDraft;
 use crate::mail::{Connection, Letterhead, Transport, envelope};
-use crate::store::{ConfirmOutcome, NewSignup};
+use crate::store::{ConfirmOutcome, NewSignup, SIGNUP_SOURCE};
 use crate::token::Purpose;
 
 /// IP addresses the sign-up limiter tracks before it forgets those back to full quota.
@@ -164,28 +165,32 @@ pub async fn subscribe(
     }
 }
 
-/// Checks every field; the problem in words a person can act on.
+/// Checks every field as any contact is checked; the problem in words a person can act on.
 async fn parse(state: &AppState, form: SignupForm, ip: IpAddr) -> Result<NewSignup, String> {
-    let email = Email::parse(&form.email).map_err(|e| e.to_string())?;
-    let name = Name::parse(&form.name).map_err(|e| e.to_string())?;
-    let postcode = match form.postcode.trim() {
-        "" => None,
-        postcode => Some(Postcode::parse(postcode).map_err(|e| e.to_string())?),
+    let draft = ContactDraft {
+        email: &form.email,
+        name: &form.name,
+        postcode: &form.postcode,
+        topics: form.topics.iter().map(String::as_str).collect(),
+        source: SIGNUP_SOURCE,
+        ..ContactDraft::default()
     };
-    let known = state.store.list_topics().await.map_err(|e| e.to_string())?;
-    let topics = chosen_topics(&known, &form.topics).map_err(|e| e.to_string())?;
-    if topics.is_empty() {
-        return Err("choose at least one topic".into());
+    let rules = contacts::rules(&state.app, SIGNUP_SOURCE)
+        .await
+        .map_err(|e| e.to_string())?;
+    let contact = draft.parse(&rules).map_err(|e| e.to_string())?;
+    if contact.topics.is_empty() {
+        return Err("topics: choose at least one topic".into());
     }
     let wording = form.wording.trim();
     if wording.is_empty() || wording.chars().count() > 200 {
-        return Err("the form must say which wording it showed (wording)".into());
+        return Err("wording: the form must say which wording it showed".into());
     }
     Ok(NewSignup {
-        email,
-        name,
-        postcode,
-        topics,
+        email: contact.email,
+        name: contact.name,
+        postcode: contact.postcode,
+        topics: contact.topics,
         wording: wording.to_owned(),
         ip: Some(ip.to_string()),
     })

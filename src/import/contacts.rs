@@ -1,16 +1,11 @@
 //! `canvass contacts import`: the contacts list, with the consents each person gave.
 
-use std::collections::HashSet;
-use std::path::Path;
-
-use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
-
 use super::{
-    Batch, Header, ImportError, ImportReport, Parser, Rejection, check_width, field, line_of,
-    open_csv,
+    Batch, CsvFile, Header, ImportError, ImportReport, Parser, Rejection, check_width, field,
+    line_of, open_csv,
 };
-use crate::domain::{Email, Name, NewContact, Postcode, TopicSlug};
-use crate::store::{Store, now};
+use crate::domain::{ContactDraft, ContactRules, NewContact};
+use crate::store::Store;
 
 /// Rows written to the store in one transaction.
 const BATCH_ROWS: usize = 10_000;
@@ -19,15 +14,22 @@ const BATCH_ROWS: usize = 10_000;
 /// count doubles, so that a bulk load is planned for the tables it is making.
 const STATISTICS_REFRESH_FIRST: u64 = 20_000;
 
-/// How far in the future a consent time may lie before it is taken for a mistake: clocks differ.
-const CLOCK_SKEW: Duration = Duration::minutes(5);
-
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ContactsImportSummary {
     pub imported: u64,
     pub updated: u64,
     pub rejected: u64,
     pub consents_recorded: u64,
+}
+
+impl std::fmt::Display for ContactsImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "imported {}, updated {}, rejected {}",
+            self.imported, self.updated, self.rejected
+        )
+    }
 }
 
 /// The positions of the columns canvass reads.
@@ -67,25 +69,19 @@ struct Parsed {
     rejections: Vec<Rejection>,
 }
 
-/// What a row is checked against.
-struct RowRules {
-    topics: HashSet<TopicSlug>,
-    default_source: String,
-    now: DateTime<Utc>,
-}
-
-/// Imports a contacts CSV. `source` names where the list came from; it is also the consent
-/// source of rows without a `consent_source` of their own.
+/// Imports a contacts CSV, each row checked against `rules` as any contact is; their default
+/// source names where the list came from, and is the consent source of rows without a
+/// `consent_source` of their own.
 pub async fn import_contacts(
     store: &Store,
-    path: &Path,
-    source: &str,
+    file: CsvFile,
+    rules: ContactRules,
     report: &mut dyn ImportReport,
 ) -> Result<ContactsImportSummary, ImportError> {
-    let (mut reader, size) = open_csv(path)?;
-    let header = Header::read(&mut reader, path)?;
+    let (mut reader, size, file) = open_csv(file)?;
+    let header = Header::read(&mut reader, &file)?;
     let columns = Columns::find(&header).ok_or_else(|| ImportError::MissingColumn {
-        path: path.to_owned(),
+        file: file.clone(),
         wanted: "email".into(),
     })?;
     for unknown in header
@@ -96,16 +92,7 @@ pub async fn import_contacts(
         report.note(&format!("ignoring column '{unknown}'"));
     }
     report.started(size);
-    let rules = RowRules {
-        topics: store
-            .list_topics()
-            .await?
-            .into_iter()
-            .map(|t| t.slug)
-            .collect(),
-        default_source: source.to_owned(),
-        now: now(),
-    };
+    let source = rules.default_source.clone();
 
     let mut parser = Parser::spawn(reader, move |batch: &mut Parsed, record| {
         let line = line_of(record);
@@ -121,7 +108,7 @@ pub async fn import_contacts(
     let mut summary = ContactsImportSummary::default();
     let mut next_statistics_refresh = STATISTICS_REFRESH_FIRST;
     while let Some((batch, bytes_read)) = parser.next().await {
-        let outcome = store.import_contacts(&batch.rows, source).await?;
+        let outcome = store.import_contacts(&batch.rows, &source).await?;
         if summary.imported + outcome.inserted >= next_statistics_refresh {
             store.refresh_statistics().await?;
             next_statistics_refresh *= 2;
@@ -141,7 +128,7 @@ pub async fn import_contacts(
         }
         report.advanced(bytes_read);
     }
-    parser.finish(path).await?;
+    parser.finish(&file).await?;
     store.refresh_statistics().await?;
     Ok(summary)
 }
@@ -174,108 +161,39 @@ fn parse_row(
     record: &csv::ByteRecord,
     header: &Header,
     columns: &Columns,
-    rules: &RowRules,
+    rules: &ContactRules,
 ) -> Result<NewContact, String> {
     check_width(record, header)?;
-    let email = Email::parse(field(record, Some(columns.email))?)
-        .map_err(|e| format!("invalid email: {e}"))?;
+    let joined;
     let name = match columns.name {
-        Some(_) => Name::parse(field(record, columns.name)?),
+        Some(_) => field(record, columns.name)?,
         None => {
             let first = field(record, columns.first_name)?;
             let last = field(record, columns.last_name)?;
-            Name::parse(&format!("{first} {last}"))
-        }
-    }
-    .map_err(|e| e.to_string())?;
-    let postcode = match field(record, columns.postcode)? {
-        "" => None,
-        text => Some(Postcode::parse(text).map_err(|e| format!("unparseable postcode: {e}"))?),
-    };
-    let date_of_birth = match field(record, columns.date_of_birth)? {
-        "" => None,
-        text => {
-            let date = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                .map_err(|_| format!("bad date_of_birth '{}': expected YYYY-MM-DD", short(text)))?;
-            if date > rules.now.date_naive() {
-                return Err(format!("bad date_of_birth '{text}': in the future"));
-            }
-            Some(date)
+            joined = format!("{first} {last}");
+            &joined
         }
     };
     let guardian_consent = match field(record, columns.guardian_consent)? {
         "" => None,
         text => Some(parse_bool(text).ok_or_else(|| {
-            format!(
-                "bad guardian_consent '{}': expected true or false",
-                short(text)
-            )
+            let text: String = text.chars().take(40).collect();
+            format!("invalid guardian_consent: '{text}' is neither true nor false")
         })?),
     };
-    let mut topics = Vec::new();
-    for slug in field(record, columns.topics)?.split(';').map(str::trim) {
-        if slug.is_empty() {
-            continue;
-        }
-        let topic = TopicSlug::parse(slug)
-            .ok()
-            .filter(|t| rules.topics.contains(t))
-            .ok_or_else(|| match slug.contains(',') {
-                true => format!(
-                    "unknown topic '{}': topics are separated by ';', as in news;events",
-                    short(slug)
-                ),
-                false => format!("unknown topic '{}'", short(slug)),
-            })?;
-        if !topics.contains(&topic) {
-            topics.push(topic);
-        }
-    }
-    let consent_at = match field(record, columns.consent_at)? {
-        "" => rules.now,
-        text => {
-            let at = parse_consent_time(text).ok_or_else(|| {
-                format!(
-                    "bad consent_at '{}': expected a date (YYYY-MM-DD, read as midnight UK \
-                     time) or a time in RFC 3339",
-                    short(text)
-                )
-            })?;
-            if at > rules.now + CLOCK_SKEW {
-                return Err(format!("bad consent_at '{text}': in the future"));
-            }
-            at.trunc_subsecs(6)
-        }
-    };
-    let consent_source = match field(record, columns.consent_source)? {
-        "" => rules.default_source.clone(),
-        text => text.chars().take(200).collect(),
-    };
-    Ok(NewContact {
-        email,
+    let draft = ContactDraft {
+        email: field(record, Some(columns.email))?,
         name,
-        postcode,
-        date_of_birth,
+        postcode: field(record, columns.postcode)?,
+        date_of_birth: field(record, columns.date_of_birth)?,
         guardian_consent,
-        topics,
-        consent_at,
-        consent_source,
-    })
-}
-
-/// An RFC 3339 time, or a date alone (as spreadsheets write it), read as the start of that day
-/// in the UK: a form filled in on 1 July said yes from 00:00 BST.
-fn parse_consent_time(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(at) = DateTime::parse_from_rfc3339(text) {
-        return Some(at.with_timezone(&Utc));
-    }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    let midnight = date.and_hms_opt(0, 0, 0)?;
-    // `earliest`: the UK's clocks never change at midnight, but be defined whatever happens.
-    midnight
-        .and_local_timezone(chrono_tz::Europe::London)
-        .earliest()
-        .map(|at| at.with_timezone(&Utc))
+        topics: field(record, columns.topics)?.split(';').collect(),
+        consent_at: field(record, columns.consent_at)?,
+        source: field(record, columns.consent_source)?,
+    };
+    draft
+        .parse(rules)
+        .map_err(|e| format!("invalid {}: {}", e.field, e.message))
 }
 
 fn parse_bool(text: &str) -> Option<bool> {
@@ -284,9 +202,4 @@ fn parse_bool(text: &str) -> Option<bool> {
         "false" | "no" | "n" | "0" => Some(false),
         _ => None,
     }
-}
-
-/// Echoes at most a short piece of a bad value.
-fn short(text: &str) -> String {
-    text.chars().take(40).collect()
 }

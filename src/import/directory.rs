@@ -2,11 +2,10 @@
 //! `postcode,constituency_code,constituency_name` file.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::{
-    Batch, Header, ImportError, ImportReport, Parser, Rejection, check_width, field, line_of,
-    open_csv,
+    Batch, CsvFile, Header, ImportError, ImportReport, Parser, Rejection, check_width, field,
+    line_of, open_csv,
 };
 use crate::domain::{Actor, ConstituencyCode, Postcode};
 use crate::store::{DirectoryEntry, Store};
@@ -22,6 +21,16 @@ pub struct DirectoryImportSummary {
     /// pseudo-codes such as `L99999999`), and postcodes the ONS left unassigned.
     pub without_constituency: u64,
     pub rejected: u64,
+}
+
+impl std::fmt::Display for DirectoryImportSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "imported {} postcodes in {} constituencies, {} without a constituency, rejected {}",
+            self.postcodes, self.constituencies, self.without_constituency, self.rejected
+        )
+    }
 }
 
 struct Columns {
@@ -46,14 +55,14 @@ const MOST_REJECTED: f64 = 0.01;
 /// constituency, is refused and the old directory kept, unless `force`.
 pub async fn import_directory(
     store: &Store,
-    path: &Path,
+    file: CsvFile,
     force: bool,
     actor: &Actor,
     report: &mut dyn ImportReport,
 ) -> Result<DirectoryImportSummary, ImportError> {
-    let (mut reader, size) = open_csv(path)?;
-    let header = Header::read(&mut reader, path)?;
-    let columns = Columns::find(&header, path)?;
+    let (mut reader, size, file) = open_csv(file)?;
+    let header = Header::read(&mut reader, &file)?;
+    let columns = Columns::find(&header, &file)?;
     report.started(size);
 
     let mut parser = Parser::spawn(reader, move |batch: &mut Parsed, record| {
@@ -94,24 +103,21 @@ pub async fn import_directory(
         }
         report.advanced(bytes_read);
     }
-    parser.finish(path).await?;
+    parser.finish(&file).await?;
     if summary.postcodes == 0 {
-        return Err(ImportError::EmptyDirectory(path.to_owned()));
+        return Err(ImportError::EmptyDirectory(file));
     }
     let rows = summary.postcodes + summary.without_constituency + summary.rejected;
     if !force && summary.rejected as f64 > rows as f64 * MOST_REJECTED {
         return Err(ImportError::TooManyRejected {
-            path: path.to_owned(),
+            file,
             rejected: summary.rejected,
             rows,
         });
     }
     let lost = located_before.saturating_sub(import.located_contacts().await?);
     if !force && lost > 0 {
-        return Err(ImportError::WouldLoseContacts {
-            path: path.to_owned(),
-            lost,
-        });
+        return Err(ImportError::WouldLoseContacts { file, lost });
     }
     summary.constituencies = names.len();
     import.commit(&names, actor).await?;
@@ -128,9 +134,9 @@ impl Batch for Parsed {
 impl Columns {
     /// Finds the columns under any of the names the ONS files and the plain layout use. The
     /// ONS lookups name the constituency columns by boundary year, as `pcon24cd`/`pcon24nm`.
-    fn find(header: &Header, path: &Path) -> Result<Self, ImportError> {
+    fn find(header: &Header, file: &str) -> Result<Self, ImportError> {
         let missing = |wanted: &str| ImportError::MissingColumn {
-            path: path.to_owned(),
+            file: file.to_owned(),
             wanted: wanted.to_owned(),
         };
         let postcode = ["pcds", "postcode", "pcd", "pcd2"]

@@ -7,12 +7,13 @@
 mod contacts;
 mod directory;
 
-use std::io::{Read, Seek};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub use contacts::{ContactsImportSummary, import_contacts};
+
 pub use directory::{DirectoryImportSummary, import_directory};
 
 use tokio::sync::mpsc;
@@ -41,37 +42,37 @@ pub trait ImportReport: Send {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {file}: {source}")]
     Open {
-        path: PathBuf,
+        file: String,
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
-    Csv { path: PathBuf, source: csv::Error },
-    #[error("{path}: the header has no {wanted} column")]
-    MissingColumn { path: PathBuf, wanted: String },
+    #[error("{file}: {source}")]
+    Csv { file: String, source: csv::Error },
+    #[error("{file}: the header has no {wanted} column")]
+    MissingColumn { file: String, wanted: String },
     #[error("{0}: no postcodes found; the directory is unchanged")]
-    EmptyDirectory(PathBuf),
+    EmptyDirectory(String),
     #[error(
-        "{path}: {rejected} of {rows} rows were refused, over 1%; the directory is unchanged. \
+        "{file}: {rejected} of {rows} rows were refused, over 1%; the directory is unchanged. \
          Correct the file, or pass --force to load the rows that were read"
     )]
     TooManyRejected {
-        path: PathBuf,
+        file: String,
         rejected: u64,
         rows: u64,
     },
     #[error(
-        "{path}: {lost} contacts whose postcode the current directory places would have no \
+        "{file}: {lost} contacts whose postcode the current directory places would have no \
          constituency with this one, and constituency campaigns would skip them; the directory \
          is unchanged. Pass --force to replace it anyway"
     )]
-    WouldLoseContacts { path: PathBuf, lost: u64 },
+    WouldLoseContacts { file: String, lost: u64 },
     #[error(
-        "{path}: the row at line {line} runs on for over {MAX_RECORD_BYTES} bytes: is a closing \
+        "{file}: the row at line {line} runs on for over {MAX_RECORD_BYTES} bytes: is a closing \
          quote missing? Nothing from line {line} on was imported"
     )]
-    RunawayRecord { path: PathBuf, line: u64 },
+    RunawayRecord { file: String, line: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -80,9 +81,9 @@ pub enum ImportError {
 struct Header(Vec<String>);
 
 impl Header {
-    fn read(reader: &mut CsvReader, path: &Path) -> Result<Self, ImportError> {
+    fn read(reader: &mut CsvReader, file: &str) -> Result<Self, ImportError> {
         let names = reader.byte_headers().map_err(|source| ImportError::Csv {
-            path: path.to_owned(),
+            file: file.to_owned(),
             source,
         })?;
         Ok(Self(
@@ -116,24 +117,59 @@ const MAX_FIELD_BYTES: usize = 1000;
 /// The CSV reader's buffer: it reads this far ahead of the row it is on.
 const READ_AHEAD: usize = 1 << 20;
 
-type CsvReader = csv::Reader<Guarded<std::fs::File>>;
+type CsvReader = csv::Reader<Guarded<Box<dyn Read + Send>>>;
 
-/// Opens a CSV file for streaming, with its size for the progress report. The delimiter is a
+/// A CSV file to import: one on disk, or one uploaded through a page.
+pub struct CsvFile {
+    /// How messages name it: its path, or the uploaded file's name.
+    pub name: String,
+    reader: Box<dyn Read + Send>,
+    /// Its size in bytes, for progress; 0 when unknown.
+    size: u64,
+}
+
+impl CsvFile {
+    pub fn open(path: &Path) -> Result<Self, ImportError> {
+        let open_error = |source| ImportError::Open {
+            file: path.display().to_string(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(open_error)?;
+        let size = file.metadata().map_err(open_error)?.len();
+        Ok(Self::from_reader(path.display().to_string(), file, size))
+    }
+
+    /// Any reader, such as an upload's body; `size` 0 when unknown.
+    pub fn from_reader(
+        name: impl Into<String>,
+        reader: impl Read + Send + 'static,
+        size: u64,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            reader: Box::new(reader),
+            size,
+        }
+    }
+}
+
+/// Opens a CSV file for streaming, with its size for the progress report and its name. The delimiter is a
 /// comma, or a semicolon when the header has semicolons and no commas (Excel's CSV where the
 /// decimal separator is a comma).
-fn open_csv(path: &Path) -> Result<(CsvReader, u64), ImportError> {
-    let open_error = |source| ImportError::Open {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(open_error)?;
-    let size = file.metadata().map_err(open_error)?.len();
+fn open_csv(file: CsvFile) -> Result<(CsvReader, u64, String), ImportError> {
+    let CsvFile {
+        name,
+        mut reader,
+        size,
+    } = file;
     let mut start = Vec::new();
-    (&mut file)
+    (&mut reader)
         .take(64 * 1024)
         .read_to_end(&mut start)
-        .map_err(open_error)?;
-    file.rewind().map_err(open_error)?;
+        .map_err(|source| ImportError::Open {
+            file: name.clone(),
+            source,
+        })?;
     let header = start.split(|&b| b == b'\n').next().unwrap_or_default();
     let count = |byte: u8| header.iter().filter(|&&b| b == byte).count();
     let delimiter = match (count(b','), count(b';')) {
@@ -144,8 +180,10 @@ fn open_csv(path: &Path) -> Result<(CsvReader, u64), ImportError> {
         .flexible(true)
         .delimiter(delimiter)
         .buffer_capacity(READ_AHEAD)
-        .from_reader(Guarded::new(file));
-    Ok((reader, size))
+        .from_reader(Guarded::new(
+            Box::new(std::io::Cursor::new(start).chain(reader)) as Box<dyn Read + Send>,
+        ));
+    Ok((reader, size, name))
 }
 
 /// The file as the CSV reader sees it, every line ending a line feed: a carriage return before
@@ -345,7 +383,7 @@ impl<B: Batch> Parser<B> {
     }
 
     /// Waits for the thread, and reports a read error it met (a file that is not CSV at all).
-    async fn finish(self, path: &Path) -> Result<(), ImportError> {
+    async fn finish(self, file: &str) -> Result<(), ImportError> {
         drop(self.batches);
         let read = self.thread.await.expect("the CSV parser does not panic");
         read.map_err(|source| {
@@ -353,11 +391,11 @@ impl<B: Batch> Parser<B> {
                 if e.get_ref().is_some_and(|inner| inner.is::<RunawayRow>()));
             match runaway {
                 true => ImportError::RunawayRecord {
-                    path: path.to_owned(),
+                    file: file.to_owned(),
                     line: self.next_line.load(Ordering::Relaxed),
                 },
                 false => ImportError::Csv {
-                    path: path.to_owned(),
+                    file: file.to_owned(),
                     source,
                 },
             }

@@ -158,6 +158,7 @@ impl Letterhead {
         let vars = MessageVars::for_recipient(
             &delivery.recipient,
             campaign.spec.event.as_ref(),
+            campaign.link_tag.as_ref(),
             &self.keys,
             &self.base_url,
         );

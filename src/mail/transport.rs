@@ -28,6 +28,8 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 
+use crate::domain::DeliveryStatus;
+
 /// A connection idle longer than this is closed and opened again: servers drop idle clients
 /// (Postfix after 300 s), and a message sent into a dead connection would wait for a retry.
 const MAX_IDLE: Duration = Duration::from_secs(30);
@@ -309,7 +311,7 @@ impl Step {
                 // we can use: the settings are wrong. A 454 is the server's passing trouble.
                 credentials: permanent || error.is_client(),
             },
-            Self::RcptTo if permanent => match EnhancedStatus::of(error) {
+            Self::RcptTo if permanent => match enhanced_status(error) {
                 Some(status) if status.is_about_the_mailbox() => SendFailure::Mailbox(reason),
                 _ => SendFailure::Refused(reason),
             },
@@ -352,41 +354,10 @@ fn describe(error: &lettre::transport::smtp::Error) -> String {
 
 /// An RFC 3463 enhanced status code (`class.subject.detail`), which a reply carries as the first
 /// word of its text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct EnhancedStatus {
-    class: u8,
-    subject: u16,
-    detail: u16,
-}
-
-impl EnhancedStatus {
-    fn parse(word: &str) -> Option<Self> {
-        let mut parts = word.split('.');
-        let class = parts
-            .next()?
-            .parse()
-            .ok()
-            .filter(|c| matches!(c, 2 | 4 | 5))?;
-        let subject = parts.next()?.parse().ok()?;
-        let detail = parts.next()?.parse().ok()?;
-        parts.next().is_none().then_some(Self {
-            class,
-            subject,
-            detail,
-        })
-    }
-
-    /// The enhanced status of a negative reply, if it gave one.
-    fn of(error: &lettre::transport::smtp::Error) -> Option<Self> {
-        let words = std::error::Error::source(error)?.to_string();
-        Self::parse(words.split_whitespace().next()?)
-    }
-
-    /// 5.1.x: the address is bad (no such mailbox, bad domain...); 5.2.1: the mailbox is
-    /// disabled and takes no mail.
-    fn is_about_the_mailbox(self) -> bool {
-        self.class == 5 && (self.subject == 1 || (self.subject == 2 && self.detail == 1))
-    }
+/// The enhanced status of a negative reply, if it gave one.
+fn enhanced_status(error: &lettre::transport::smtp::Error) -> Option<DeliveryStatus> {
+    let words = std::error::Error::source(error)?.to_string();
+    words.split_whitespace().next()?.parse().ok()
 }
 
 /// How long each step of the dialogue may take. A server that stops answering costs one of

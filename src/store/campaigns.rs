@@ -8,8 +8,9 @@ use super::{
     insert_audit, latest_consent, note_changes, now, on_pool,
 };
 use crate::domain::{
-    Actor, Audience, CampaignState, CampaignSummary, ConstituencyCode, DeliveryCounts, Event,
-    NewCampaign, Postcode, PostcodePrefix, PublicId, TopicSlug, latest_birth_date_to_mail,
+    Actor, Audience, CampaignState, CampaignSummary, ConstituencyCode, ConstituencyCounts,
+    DeliveryCounts, Email, Event, LinkTag, NewCampaign, Postcode, PostcodePrefix, PublicId,
+    ReportCounts, TopicSlug, latest_birth_date_to_mail,
 };
 
 /// Who may receive campaign `k` now, for contact `c`: the contract's rule. `$1` is the
@@ -43,6 +44,8 @@ pub struct Campaign {
     pub paused_reason: Option<String>,
     /// When a draft is to be queued by itself.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// What its messages' links carry to name it (none for campaigns made before links did).
+    pub link_tag: Option<LinkTag>,
     pub spec: NewCampaign,
 }
 
@@ -106,6 +109,7 @@ struct CampaignRow {
     state: String,
     paused_reason: Option<String>,
     scheduled_at: Option<DateTime<Utc>>,
+    link_tag: Option<String>,
 }
 
 /// A campaign's state, read inside the caller's write transaction; `None` when there is no such
@@ -223,12 +227,13 @@ impl Store {
             // A row to write the campaign over, as an edit writes over a draft.
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO campaigns (name, topic_id, subject, html_template, state, \
-                     created_by, created_at, updated_at) \
-                 VALUES ('', $1, '', '', 'draft', $2, $3, $3) RETURNING id",
+                     created_by, created_at, updated_at, link_tag) \
+                 VALUES ('', $1, '', '', 'draft', $2, $3, $3, $4) RETURNING id",
             )
             .bind(topic)
             .bind(actor.to_string())
             .bind(now())
+            .bind(LinkTag::random().to_string())
             .fetch_one(&mut *tx)
             .await?;
             write_campaign!(&mut *tx, id, campaign);
@@ -271,7 +276,7 @@ impl Store {
                 "SELECT k.id, k.name, t.slug AS topic, t.name AS topic_name, k.subject, \
                         k.html_template, \
                         k.text_template, k.event_title, k.event_starts_at, k.event_venue, \
-                        k.event_postcode, k.state, k.paused_reason, k.scheduled_at \
+                        k.event_postcode, k.state, k.paused_reason, k.scheduled_at, k.link_tag \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
             )
             .bind(id)
@@ -325,6 +330,11 @@ impl Store {
             state: row.state.parse().map_err(|e| decode_error("state", e))?,
             paused_reason: row.paused_reason,
             scheduled_at: row.scheduled_at,
+            link_tag: row
+                .link_tag
+                .map(|tag| tag.parse())
+                .transpose()
+                .map_err(|e| decode_error("link tag", e))?,
             spec: NewCampaign {
                 name: row.name,
                 topic: TopicSlug::parse(&row.topic).map_err(|e| decode_error("topic", e))?,
@@ -389,19 +399,38 @@ impl Store {
         Ok(count as u64)
     }
 
-    /// The first person (by id) who would receive the campaign on `on`, for a preview.
-    pub async fn first_recipient(&self, id: i64, on: NaiveDate) -> Result<Option<Recipient>> {
+    /// Whose values a preview or a test send shows: the contact at `address` (whether or not
+    /// the campaign would reach them), or else the first person (by id) it would reach on `on`.
+    pub async fn sample_recipient(
+        &self,
+        id: i64,
+        address: Option<&Email>,
+        on: NaiveDate,
+    ) -> Result<Option<Recipient>> {
         type Row = (String, Option<String>, Option<String>, Option<String>);
         let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT c.public_id, c.name, c.postcode, {CONSTITUENCY_OF_CONTACT} \
-                 FROM campaigns k, contacts c WHERE k.id = $1 AND {ELIGIBLE} \
-                 ORDER BY c.id LIMIT 1"
-            )))
-            .bind(id)
-            .bind(latest_birth_date_to_mail(on))
-            .fetch_optional(pool)
-            .await?
+            match address {
+                Some(address) => {
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT c.public_id, c.name, c.postcode, {CONSTITUENCY_OF_CONTACT} \
+                         FROM contacts c WHERE c.email_hash = $1"
+                    )))
+                    .bind(address.hash().as_str().to_owned())
+                    .fetch_optional(pool)
+                    .await?
+                }
+                None => {
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT c.public_id, c.name, c.postcode, {CONSTITUENCY_OF_CONTACT} \
+                         FROM campaigns k, contacts c WHERE k.id = $1 AND {ELIGIBLE} \
+                         ORDER BY c.id LIMIT 1"
+                    )))
+                    .bind(id)
+                    .bind(latest_birth_date_to_mail(on))
+                    .fetch_optional(pool)
+                    .await?
+                }
+            }
         });
         row.map(|(public_id, name, postcode, constituency)| {
             Ok(Recipient {
@@ -427,8 +456,11 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             require_draft!(&mut *tx, id, QueueOutcome::NotFound, QueueOutcome::NotDraft);
             let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO deliveries (campaign_id, contact_id, state, attempts, updated_at) \
-                 SELECT k.id, c.id, 'queued', 0, $3 FROM campaigns k, contacts c \
+                "INSERT INTO deliveries \
+                     (campaign_id, contact_id, state, attempts, updated_at, constituency) \
+                 SELECT k.id, c.id, 'queued', 0, $3, \
+                     (SELECT p.constituency_code FROM postcodes p WHERE p.postcode = c.postcode) \
+                 FROM campaigns k, contacts c \
                  WHERE k.id = $1 AND {ELIGIBLE}"
             )))
             .bind(id)
@@ -452,6 +484,64 @@ impl Store {
             QueueOutcome::Queued(queued)
         });
         Ok(outcome)
+    }
+
+    /// What a campaign's deliveries did, by the constituency of their recipients when it was
+    /// queued, largest first; in one pass over the campaign's deliveries.
+    pub async fn campaign_report(&self, id: i64) -> Result<Vec<ConstituencyCounts>> {
+        type Row = (
+            Option<String>,
+            Option<String>,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT r.constituency, n.name, r.queued, r.sent, r.failed, r.skipped, \
+                        r.bounces, r.complaints, r.unsubscribes \
+                 FROM (SELECT constituency, \
+                         SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, \
+                         SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent, \
+                         SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed, \
+                         SUM(CASE WHEN state = 'skipped' THEN 1 ELSE 0 END) AS skipped, \
+                         SUM(CASE WHEN bounced THEN 1 ELSE 0 END) AS bounces, \
+                         SUM(CASE WHEN complained THEN 1 ELSE 0 END) AS complaints, \
+                         SUM(CASE WHEN unsubscribed THEN 1 ELSE 0 END) AS unsubscribes, \
+                         count(*) AS deliveries \
+                       FROM deliveries WHERE campaign_id = $1 GROUP BY constituency) r \
+                 LEFT JOIN constituencies n ON n.code = r.constituency \
+                 ORDER BY r.deliveries DESC, r.constituency",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?
+        });
+        let count = |n: i64| n as u64;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(code, name, queued, sent, failed, skipped, bounces, complaints, unsubscribes)| {
+                    ConstituencyCounts {
+                        code,
+                        name,
+                        counts: ReportCounts {
+                            queued: count(queued),
+                            sent: count(sent),
+                            failed: count(failed),
+                            skipped: count(skipped),
+                            bounces: count(bounces),
+                            complaints: count(complaints),
+                            unsubscribes: count(unsubscribes),
+                        },
+                    }
+                },
+            )
+            .collect())
     }
 
     pub async fn delivery_counts(&self, id: i64) -> Result<DeliveryCounts> {

@@ -583,10 +583,21 @@ impl Store {
                     .bind(to.map(|email| email.hash().as_str().to_owned()))
                     .fetch_optional(&mut *tx)
                     .await?;
-                    match found {
-                        Some((hash, id)) => (hash, Some(id)),
-                        None => return Ok(false),
-                    }
+                    let Some((hash, contact)) = found else {
+                        return Ok(false);
+                    };
+                    // The message's campaign counts it.
+                    let column = match reason {
+                        SuppressionReason::Complaint => "complained",
+                        _ => "bounced",
+                    };
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE deliveries SET {column} = TRUE WHERE message_id = $1"
+                    )))
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?;
+                    (hash, Some(contact))
                 }
             };
             upsert_suppression!(&mut *tx, hash, reason, now)?;

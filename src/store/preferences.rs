@@ -9,7 +9,7 @@ use super::{
     BeginWrite, Change, Result, Store, decode_error, insert_audit, latest_consent, note_changes,
     now, on_pool,
 };
-use crate::domain::{Actor, Email, Postcode, PublicId, SuppressionReason, TopicSlug};
+use crate::domain::{Actor, Email, LinkTag, Postcode, PublicId, SuppressionReason, TopicSlug};
 
 /// What the preference centre shows.
 #[derive(Debug, Clone)]
@@ -88,6 +88,8 @@ pub struct UnsubscribeRequest {
     /// The consent ledger's source: `unsubscribe-link`, `preference-centre`.
     pub source: &'static str,
     pub ip: Option<String>,
+    /// The campaign whose message carried the link, which counts the unsubscribe.
+    pub campaign: Option<LinkTag>,
 }
 
 /// The most requests applied in one transaction: four bind parameters each, well inside both
@@ -259,6 +261,19 @@ impl Store {
                         .push_bind(request.ip.as_deref());
                 });
                 audit.build().persistent(false).execute(&mut *tx).await?;
+                for &(id, request) in &pending {
+                    let Some(campaign) = &request.campaign else {
+                        continue;
+                    };
+                    sqlx::query(
+                        "UPDATE deliveries SET unsubscribed = TRUE WHERE contact_id = $1 \
+                         AND campaign_id = (SELECT id FROM campaigns WHERE link_tag = $2)",
+                    )
+                    .bind(id)
+                    .bind(campaign.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 let changed: Vec<Change> =
                     pending.iter().map(|&(id, _)| Change::Contact(id)).collect();
                 note_changes!(&mut *tx, &changed);

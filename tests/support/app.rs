@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use canvass::domain::{ContactExport, Email, PublicId};
 use canvass::http::{Application, Mailer, Metrics, ServiceSettings};
-use canvass::import::import_contacts;
 use canvass::token::{Purpose, SigningKeys};
 use canvass::worker::Transport;
 use tokio::sync::oneshot;
@@ -31,7 +30,8 @@ impl TestApp {
         db.load_sample_directory().await;
         let mut report = Recorded::default();
         let file = db.file("contacts.csv", contacts);
-        import_contacts(&db.store, &file, "test", &mut report)
+        let file = canvass::import::CsvFile::open(&file).unwrap();
+        canvass::app::imports::contacts(&db.app(), file, "test", &mut report)
             .await
             .unwrap();
         assert!(report.rejections.is_empty(), "{:?}", report.rejections);
@@ -47,13 +47,13 @@ impl TestApp {
     /// `mailer` (an SMTP or file:// URL).
     pub async fn serve_mailing(db: TestStore, keys: &str, mailer: Option<String>) -> Self {
         let keys: SigningKeys = keys.parse().unwrap();
+        let publisher = canvass::domain::Publisher {
+            organisation: "Hertford & <Stortford> Labour".into(),
+            ..super::publisher()
+        };
         let app = Application::build(ServiceSettings {
-            store: db.store.clone(),
+            app: canvass::app::App::new(db.store.clone(), publisher, "https://links.example.org"),
             keys: keys.clone(),
-            publisher: canvass::domain::Publisher {
-                organisation: "Hertford & <Stortford> Labour".into(),
-                ..super::publisher()
-            },
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics: Arc::new(Metrics::new()),
             mailer: mailer.map(|smtp_url| Mailer {

@@ -178,7 +178,7 @@ impl TestStore {
         let mut report = Recorded::default();
         let summary = canvass::import::import_directory(
             &self.store,
-            &example("postcodes.csv"),
+            canvass::import::CsvFile::open(&example("postcodes.csv")).unwrap(),
             false,
             &canvass::domain::Actor::Operator,
             &mut report,
@@ -193,7 +193,8 @@ impl TestStore {
     pub async fn import_people(&self, csv: &str) {
         let mut report = Recorded::default();
         let file = self.file("people.csv", csv);
-        canvass::import::import_contacts(&self.store, &file, "test", &mut report)
+        let file = canvass::import::CsvFile::open(&file).unwrap();
+        canvass::app::imports::contacts(&self.app(), file, "test", &mut report)
             .await
             .unwrap();
         assert!(report.rejections.is_empty(), "{:?}", report.rejections);
@@ -398,6 +399,13 @@ pub fn run_in_background(
             .await
     });
     (stop, run)
+}
+
+/// The application over the test store, with the tests' sender and links.
+impl TestStore {
+    pub fn app(&self) -> canvass::app::App {
+        canvass::app::App::new(self.store.clone(), publisher(), "https://links.example.org")
+    }
 }
 
 /// What the tests' messages carry: links under https://links.example.org signed with

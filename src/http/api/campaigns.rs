@@ -1,18 +1,20 @@
-//! `/api/v1/campaigns`: campaign and event mailings, as `canvass campaign ...` makes them, with
-//! the same validation.
+//! `/api/v1/campaigns`: campaign and event mailings, through the same use-cases as
+//! `canvass campaign ...`.
 
 use axum::Json;
-use axum::extract::{Extension, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::StatusCode;
-use chrono::Utc;
-use serde::Serialize;
-use utoipa::ToSchema;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals};
-use crate::domain::{Actor, CampaignDraft, CampaignState, DeliveryCounts, StaffMember};
+use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals, actor};
+use crate::app::campaigns;
+use crate::domain::{
+    CampaignChanges, CampaignDraft, CampaignReport, CampaignState, DeliveryCounts, StaffMember,
+};
 use crate::http::AppState;
-use crate::render::{Footer, MessageVars, TemplateError, Templates};
-use crate::store::{Campaign, QueueOutcome, StateChange, StateChangeOutcome, StoreError};
+use crate::store::StateChange;
 
 /// A campaign and how its deliveries stand.
 #[derive(Debug, Serialize, ToSchema)]
@@ -26,17 +28,10 @@ pub struct CampaignBody {
     pub state: CampaignState,
     /// Why the worker paused it by itself, while it stays paused.
     pub paused_reason: Option<String>,
+    /// When a draft is to be queued by itself.
+    pub scheduled_at: Option<DateTime<Utc>>,
     #[schema(value_type = Object)]
     pub deliveries: DeliveryCounts,
-}
-
-fn template_failure(error: TemplateError) -> Failure {
-    let TemplateError::Invalid { part, .. } = &error;
-    let field = match *part {
-        "text" => "text_template",
-        _ => "html_template",
-    };
-    Failure::invalid(field, error)
 }
 
 /// Every campaign, newest first (as `campaign list`).
@@ -46,19 +41,14 @@ fn template_failure(error: TemplateError) -> Failure {
     path = "/api/v1/campaigns",
     tag = "campaigns",
     responses(
-        (status = 200, description = "The campaigns: id, name, topic, subject, state, created_at, queued_at"),
+        (status = 200, description = "The campaigns: id, name, topic, subject, state, created_at, queued_at, scheduled_at"),
         ReadRefusals,
     )
 )]
 pub async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<crate::domain::CampaignSummary>>, Failure> {
-    let campaigns = state
-        .store
-        .list_campaigns()
-        .await
-        .map_err(|e| Failure::unavailable(&e))?;
-    Ok(Json(campaigns))
+    Ok(Json(campaigns::list(&state.app).await?))
 }
 
 /// Creates a draft campaign. Its templates are compiled and rendered with sample values here:
@@ -77,50 +67,62 @@ pub async fn list(
 pub async fn create(
     State(state): State<AppState>,
     Extension(member): Extension<StaffMember>,
-    ApiJson(mut draft): ApiJson<CampaignDraft>,
+    ApiJson(draft): ApiJson<CampaignDraft>,
 ) -> Result<(StatusCode, Json<CampaignBody>), Failure> {
-    draft.constituencies = state
-        .store
-        .constituency_codes(&draft.constituencies)
-        .await
-        .map_err(|e| Failure::unavailable(&e))?
-        .map_err(|e| Failure::invalid("constituencies", e))?;
-    let campaign = draft
-        .parse(Utc::now())
-        .map_err(|e| Failure::invalid(e.field, e.message))?;
-    Templates::compile_in_background(&campaign)
-        .await
-        .map_err(template_failure)?;
-    let actor = Actor::Staff(member.name.to_string());
-    let id = match state.store.create_campaign(&campaign, &actor).await {
-        Ok(id) => id,
-        Err(StoreError::UnknownTopic(topic)) => {
-            return Err(Failure::invalid(
-                "topic",
-                format!("there is no topic '{topic}'"),
-            ));
-        }
-        Err(e) => return Err(Failure::unavailable(&e)),
-    };
+    let id = campaigns::create(&state.app, &actor(&member), draft).await?;
     Ok((StatusCode::CREATED, Json(status_of(&state, id).await?)))
 }
 
-async fn campaign(state: &AppState, id: i64) -> Result<Campaign, Failure> {
-    state
-        .store
-        .campaign(id)
-        .await
-        .map_err(|e| Failure::unavailable(&e))?
-        .ok_or_else(|| Failure::not_found(format!("no campaign {id}")))
+/// Changes a draft: each field given replaces what it has (as `campaign edit`).
+#[utoipa::path(
+    operation_id = "edit_campaign",
+    patch,
+    path = "/api/v1/campaigns/{id}",
+    tag = "campaigns",
+    params(("id" = i64, Path, description = "The campaign")),
+    request_body = CampaignChanges,
+    responses(
+        (status = 200, description = "Changed", body = CampaignBody),
+        (status = 404, description = "No such campaign", body = ApiError),
+        (status = 409, description = "Not a draft: copy it instead", body = ApiError),
+        WriteRefusals,
+    )
+)]
+pub async fn edit(
+    State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(changes): ApiJson<CampaignChanges>,
+) -> Result<Json<CampaignBody>, Failure> {
+    campaigns::edit(&state.app, &actor(&member), id, changes).await?;
+    Ok(Json(status_of(&state, id).await?))
+}
+
+/// Makes a new draft from any campaign, its name ending "(copy)" (as `campaign copy`).
+#[utoipa::path(
+    operation_id = "copy_campaign",
+    post,
+    path = "/api/v1/campaigns/{id}/copy",
+    tag = "campaigns",
+    params(("id" = i64, Path, description = "The campaign to copy")),
+    responses(
+        (status = 201, description = "The new draft", body = CampaignBody),
+        (status = 404, description = "No such campaign", body = ApiError),
+        WriteRefusals,
+    )
+)]
+pub async fn copy(
+    State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<(StatusCode, Json<CampaignBody>), Failure> {
+    let copy = campaigns::copy(&state.app, &actor(&member), id).await?;
+    Ok((StatusCode::CREATED, Json(status_of(&state, copy).await?)))
 }
 
 async fn status_of(state: &AppState, id: i64) -> Result<CampaignBody, Failure> {
-    let campaign = campaign(state, id).await?;
-    let deliveries = state
-        .store
-        .delivery_counts(id)
-        .await
-        .map_err(|e| Failure::unavailable(&e))?;
+    let status = campaigns::status(&state.app, id).await?;
+    let campaign = status.campaign;
     Ok(CampaignBody {
         id,
         name: campaign.spec.name,
@@ -128,7 +130,8 @@ async fn status_of(state: &AppState, id: i64) -> Result<CampaignBody, Failure> {
         subject: campaign.spec.subject,
         state: campaign.state,
         paused_reason: campaign.paused_reason,
-        deliveries,
+        scheduled_at: campaign.scheduled_at,
+        deliveries: status.deliveries,
     })
 }
 
@@ -151,7 +154,7 @@ pub async fn status(
     Ok(Json(status_of(&state, id).await?))
 }
 
-/// Who would receive a campaign today, and its message rendered with sample values.
+/// Who would receive a campaign today, and its message rendered.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Preview {
     pub audience_size: u64,
@@ -160,12 +163,23 @@ pub struct Preview {
     pub html: String,
 }
 
-/// The audience size today and a sample rendering (as `campaign preview`).
+/// Whose values a preview shows.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PreviewParams {
+    /// A contact's address [default: the first person the campaign would reach, or sample
+    /// values].
+    #[serde(rename = "as")]
+    #[param(rename = "as")]
+    pub as_contact: Option<String>,
+}
+
+/// The audience size today and the message rendered for one person, its links leading to a
+/// page that says it was a test (as `campaign preview`).
 #[utoipa::path(
     get,
     path = "/api/v1/campaigns/{id}/preview",
     tag = "campaigns",
-    params(("id" = i64, Path, description = "The campaign")),
+    params(("id" = i64, Path, description = "The campaign"), PreviewParams),
     responses(
         (status = 200, description = "The preview", body = Preview),
         (status = 404, description = "No such campaign", body = ApiError),
@@ -175,29 +189,91 @@ pub struct Preview {
 pub async fn preview(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,
+    Query(params): Query<PreviewParams>,
 ) -> Result<Json<Preview>, Failure> {
-    let campaign = campaign(&state, id).await?;
-    let audience_size = state
-        .store
-        .audience_size(id, Utc::now().date_naive())
-        .await
-        .map_err(|e| Failure::unavailable(&e))?;
-    let bodies = Templates::compile_in_background(&campaign.spec)
-        .await
-        .and_then(|templates| {
-            let footer = Footer {
-                publisher: &state.publisher,
-                topic: &campaign.topic_name,
-            };
-            templates.render(&MessageVars::sample(campaign.spec.event.as_ref()), &footer)
-        })
-        .map_err(template_failure)?;
+    let preview = campaigns::preview(&state.app, id, params.as_contact.as_deref()).await?;
     Ok(Json(Preview {
-        audience_size,
-        subject: campaign.spec.subject,
-        text: bodies.text,
-        html: bodies.html,
+        audience_size: preview.audience_size,
+        subject: preview.subject,
+        text: preview.bodies.text,
+        html: preview.bodies.html,
     }))
+}
+
+/// What a campaign did: its deliveries by state, and the bounces, complaints and unsubscribes
+/// its messages brought, in total and by constituency (as `campaign report --json`). canvass
+/// counts no opens and no clicks.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{id}/report",
+    tag = "campaigns",
+    params(("id" = i64, Path, description = "The campaign")),
+    responses(
+        (status = 200, description = "The report", body = CampaignReport),
+        (status = 404, description = "No such campaign", body = ApiError),
+        ReadRefusals,
+    )
+)]
+pub async fn report(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<CampaignReport>, Failure> {
+    Ok(Json(campaigns::report(&state.app, id).await?))
+}
+
+/// When a draft is to be queued.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Schedule {
+    /// RFC 3339, or `YYYY-MM-DD HH:MM` read as UK time; in the future.
+    pub at: String,
+}
+
+/// Schedules a draft to be queued by itself, taking its audience then (as `campaign schedule`).
+#[utoipa::path(
+    operation_id = "schedule_campaign",
+    put,
+    path = "/api/v1/campaigns/{id}/schedule",
+    tag = "campaigns",
+    params(("id" = i64, Path, description = "The campaign")),
+    request_body = Schedule,
+    responses(
+        (status = 200, description = "Scheduled", body = CampaignBody),
+        (status = 404, description = "No such campaign", body = ApiError),
+        (status = 409, description = "Not a draft", body = ApiError),
+        WriteRefusals,
+    )
+)]
+pub async fn schedule(
+    State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(Schedule { at }): ApiJson<Schedule>,
+) -> Result<Json<CampaignBody>, Failure> {
+    campaigns::schedule(&state.app, &actor(&member), id, &at).await?;
+    Ok(Json(status_of(&state, id).await?))
+}
+
+/// Takes a draft's schedule off (as `campaign unschedule`).
+#[utoipa::path(
+    operation_id = "unschedule_campaign",
+    delete,
+    path = "/api/v1/campaigns/{id}/schedule",
+    tag = "campaigns",
+    params(("id" = i64, Path, description = "The campaign")),
+    responses(
+        (status = 200, description = "Not scheduled", body = CampaignBody),
+        (status = 404, description = "No such campaign", body = ApiError),
+        (status = 409, description = "Not a draft", body = ApiError),
+        WriteRefusals,
+    )
+)]
+pub async fn unschedule(
+    State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<Json<CampaignBody>, Failure> {
+    campaigns::unschedule(&state.app, &actor(&member), id).await?;
+    Ok(Json(status_of(&state, id).await?))
 }
 
 /// What a campaign can be told to do.
@@ -211,6 +287,8 @@ pub enum Action {
     Resume,
     /// Stop for good: deliveries not yet sent are skipped.
     Cancel,
+    /// Queue again the deliveries that failed for reasons other than the address.
+    Retry,
 }
 
 /// What an action did.
@@ -219,19 +297,20 @@ pub struct Acted {
     /// The campaign's state now.
     #[schema(value_type = String)]
     pub state: CampaignState,
-    /// For `queue`: the deliveries queued.
+    /// For `queue` and `retry`: the deliveries queued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queued: Option<u64>,
 }
 
-/// Queues, pauses, resumes or cancels a campaign (as `campaign queue|pause|resume|cancel`).
+/// Queues, pauses, resumes, cancels or retries a campaign (as `campaign queue|pause|resume|
+/// cancel|retry`).
 #[utoipa::path(
     post,
     path = "/api/v1/campaigns/{id}/{action}",
     tag = "campaigns",
     params(
         ("id" = i64, Path, description = "The campaign"),
-        ("action" = inline(Action), Path, description = "queue, pause, resume or cancel"),
+        ("action" = inline(Action), Path, description = "queue, pause, resume, cancel or retry"),
     ),
     responses(
         (status = 200, description = "Done", body = Acted),
@@ -245,38 +324,32 @@ pub async fn act(
     Extension(member): Extension<StaffMember>,
     ApiPath((id, action)): ApiPath<(i64, Action)>,
 ) -> Result<Json<Acted>, Failure> {
-    let actor = Actor::Staff(member.name.to_string());
-    let refused = |from: CampaignState| {
-        Failure::new(
-            StatusCode::CONFLICT,
-            "refused",
-            format!("campaign {id} is {from}; that cannot change it"),
-        )
-    };
-    let no_campaign = || Failure::not_found(format!("no campaign {id}"));
-    let change = match action {
-        Action::Queue => {
-            return match state.store.queue_campaign(id, &actor).await {
-                Ok(QueueOutcome::Queued(n)) => Ok(Json(Acted {
-                    state: CampaignState::Queued,
-                    queued: Some(n),
-                })),
-                Ok(QueueOutcome::NotDraft(from)) => Err(refused(from)),
-                Ok(QueueOutcome::NotFound) => Err(no_campaign()),
-                Err(e) => Err(Failure::unavailable(&e)),
-            };
+    let (app, actor) = (&state.app, &actor(&member));
+    let change = |change| campaigns::change(app, actor, id, change);
+    let acted = match action {
+        Action::Queue => Acted {
+            queued: Some(campaigns::queue(app, actor, id).await?),
+            state: CampaignState::Queued,
+        },
+        Action::Retry => {
+            let queued = campaigns::retry(app, actor, id).await?;
+            Acted {
+                queued: Some(queued),
+                state: campaigns::status(app, id).await?.campaign.state,
+            }
         }
-        Action::Pause => StateChange::Pause,
-        Action::Resume => StateChange::Resume,
-        Action::Cancel => StateChange::Cancel,
-    };
-    match state.store.change_campaign_state(id, change, &actor).await {
-        Ok(StateChangeOutcome::Changed(now)) => Ok(Json(Acted {
-            state: now,
+        Action::Pause => Acted {
+            state: change(StateChange::Pause).await?,
             queued: None,
-        })),
-        Ok(StateChangeOutcome::Refused(from)) => Err(refused(from)),
-        Ok(StateChangeOutcome::NotFound) => Err(no_campaign()),
-        Err(e) => Err(Failure::unavailable(&e)),
-    }
+        },
+        Action::Resume => Acted {
+            state: change(StateChange::Resume).await?,
+            queued: None,
+        },
+        Action::Cancel => Acted {
+            state: change(StateChange::Cancel).await?,
+            queued: None,
+        },
+    };
+    Ok(Json(acted))
 }

@@ -5,33 +5,14 @@
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals};
-use crate::domain::{
-    Actor, ContactExport, Email, Name, NewContact, Postcode, PublicId, StaffMember, TopicSlug,
-    chosen_topics,
-};
+use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals, actor};
+use crate::app::contacts::{self, Held, Withdrawn};
+use crate::domain::{ContactDraft, ContactExport, StaffMember};
 use crate::http::AppState;
-use crate::store::{ErasureOutcome, RestrictionOutcome, Withdrawal, WithdrawalOutcome};
-
-/// The address a path names: itself, or the address of the contact with that public id.
-async fn address(state: &AppState, contact: &str) -> Result<Email, Failure> {
-    if let Ok(id) = contact.parse::<PublicId>() {
-        return match state.store.preferences(&id).await {
-            Ok(Some(held)) => Ok(held.email),
-            Ok(None) => Err(Failure::not_found("no contact has that public id")),
-            Err(e) => Err(Failure::unavailable(&e)),
-        };
-    }
-    Email::parse(contact).map_err(|e| Failure::invalid("contact", e))
-}
-
-fn actor(member: &StaffMember) -> Actor {
-    Actor::Staff(member.name.to_string())
-}
+use crate::store::ErasureOutcome;
 
 /// A contact to create, or to update when the address is held.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,17 +22,37 @@ pub struct ContactBody {
     /// A UK postcode; the constituency follows from it.
     pub postcode: Option<String>,
     /// `YYYY-MM-DD`; under 14s are mailed only with guardian consent.
-    #[schema(value_type = Option<String>, format = Date)]
-    pub date_of_birth: Option<NaiveDate>,
+    #[schema(format = Date)]
+    pub date_of_birth: Option<String>,
     pub guardian_consent: Option<bool>,
     /// Topics the person agreed to hear about by email (grants only; withdrawals go through
     /// the person's own links).
     #[serde(default)]
     pub topics: Vec<String>,
-    /// When they agreed [default: now]; never in the future.
-    pub consent_at: Option<DateTime<Utc>>,
-    /// Where they agreed: a form's name, an event's sign-up sheet.
+    /// When they agreed [default: now]: RFC 3339, or a date alone, read as midnight UK
+    /// time; never in the future.
+    pub consent_at: Option<String>,
+    /// Where they agreed: a form's name, an event's sign-up sheet (one line, 200 characters
+    /// at most).
     pub source: String,
+}
+
+impl ContactBody {
+    fn draft(&self) -> ContactDraft<'_> {
+        fn text(value: &Option<String>) -> &str {
+            value.as_deref().unwrap_or("")
+        }
+        ContactDraft {
+            email: &self.email,
+            name: text(&self.name),
+            postcode: text(&self.postcode),
+            date_of_birth: text(&self.date_of_birth),
+            guardian_consent: self.guardian_consent,
+            topics: self.topics.iter().map(String::as_str).collect(),
+            consent_at: text(&self.consent_at),
+            source: &self.source,
+        }
+    }
 }
 
 /// Creates or updates a contact, granting the topics given, as an import row would.
@@ -72,79 +73,12 @@ pub async fn save(
     Extension(member): Extension<StaffMember>,
     ApiJson(body): ApiJson<ContactBody>,
 ) -> Result<(StatusCode, Json<ContactExport>), Failure> {
-    let email = Email::parse(&body.email).map_err(|e| Failure::invalid("email", e))?;
-    let name =
-        Name::parse(body.name.as_deref().unwrap_or("")).map_err(|e| Failure::invalid("name", e))?;
-    let postcode = body
-        .postcode
-        .as_deref()
-        .filter(|p| !p.trim().is_empty())
-        .map(Postcode::parse)
-        .transpose()
-        .map_err(|e| Failure::invalid("postcode", e))?;
-    let now = Utc::now();
-    if body
-        .date_of_birth
-        .is_some_and(|born| born > now.date_naive())
-    {
-        return Err(Failure::invalid(
-            "date_of_birth",
-            "a date of birth in the future",
-        ));
-    }
-    let consent_at = body.consent_at.unwrap_or(now);
-    if consent_at > now {
-        return Err(Failure::invalid(
-            "consent_at",
-            "consent given in the future",
-        ));
-    }
-    let source = body.source.trim();
-    if source.is_empty() || source.chars().count() > 100 || source.chars().any(char::is_control) {
-        return Err(Failure::invalid(
-            "source",
-            "a source is one line of 1 to 100 characters",
-        ));
-    }
-    let known = state
-        .store
-        .list_topics()
-        .await
-        .map_err(|e| Failure::unavailable(&e))?;
-    let topics = chosen_topics(&known, &body.topics).map_err(|e| Failure::invalid("topics", e))?;
-    let contact = NewContact {
-        email,
-        name,
-        postcode,
-        date_of_birth: body.date_of_birth,
-        guardian_consent: body.guardian_consent,
-        topics,
-        consent_at,
-        consent_source: source.to_owned(),
+    let saved = contacts::save(&state.app, &actor(&member), &body.draft()).await?;
+    let status = match saved.created {
+        true => StatusCode::CREATED,
+        false => StatusCode::OK,
     };
-    let saved = state
-        .store
-        .save_contact(&contact, source, &actor(&member))
-        .await
-        .map_err(|e| Failure::unavailable(&e))?
-        .ok_or_else(|| {
-            Failure::new(
-                StatusCode::CONFLICT,
-                "erased",
-                "the person asked to be erased; only their own confirmed sign-up brings them back",
-            )
-        })?;
-    let export = state
-        .store
-        .export_contact(&contact.email)
-        .await
-        .map_err(|e| Failure::unavailable(&e))?
-        .ok_or_else(|| Failure::not_found("the contact was not saved"))?;
-    let status = match saved.inserted {
-        0 => StatusCode::OK,
-        _ => StatusCode::CREATED,
-    };
-    Ok((status, Json(export)))
+    Ok((status, Json(*saved.export)))
 }
 
 /// Everything held on the person (a subject access request; the portable copy of their data).
@@ -154,7 +88,7 @@ pub async fn save(
     tag = "contacts",
     params(("contact" = String, Path, description = "An email address or a public id")),
     responses(
-        (status = 200, description = "Everything held, as `canvass contact export` prints it"),
+        (status = 200, description = "Everything held, as `canvass contact export` prints it: the contact, or only the sign-ups awaiting confirmation"),
         (status = 404, description = "Nothing is held", body = ApiError),
         ReadRefusals,
     )
@@ -162,13 +96,8 @@ pub async fn save(
 pub async fn export(
     State(state): State<AppState>,
     ApiPath(contact): ApiPath<String>,
-) -> Result<Json<ContactExport>, Failure> {
-    let email = address(&state, &contact).await?;
-    match state.store.export_contact(&email).await {
-        Ok(Some(export)) => Ok(Json(export)),
-        Ok(None) => Err(Failure::not_found("nothing is held on that contact")),
-        Err(e) => Err(Failure::unavailable(&e)),
-    }
+) -> Result<Json<Held>, Failure> {
+    Ok(Json(contacts::export(&state.app, &contact).await?))
 }
 
 /// What a restriction or erasure did.
@@ -205,20 +134,12 @@ pub async fn restriction(
     ApiPath(contact): ApiPath<String>,
     ApiJson(Restriction { restricted }): ApiJson<Restriction>,
 ) -> Result<Json<Done>, Failure> {
-    let email = address(&state, &contact).await?;
-    let outcome = state
-        .store
-        .set_restricted(&email, restricted, &actor(&member))
-        .await
-        .map_err(|e| Failure::unavailable(&e))?;
-    let outcome = match (outcome, restricted) {
-        (RestrictionOutcome::Changed, true) => "restricted",
-        (RestrictionOutcome::Changed, false) => "unrestricted",
-        (RestrictionOutcome::AlreadySo, true) => "already_restricted",
-        (RestrictionOutcome::AlreadySo, false) => "already_unrestricted",
-        (RestrictionOutcome::NotFound, _) => {
-            return Err(Failure::not_found("nothing is held on that contact"));
-        }
+    let changed = contacts::restrict(&state.app, &actor(&member), &contact, restricted).await?;
+    let outcome = match (changed, restricted) {
+        (true, true) => "restricted",
+        (true, false) => "unrestricted",
+        (false, true) => "already_restricted",
+        (false, false) => "already_unrestricted",
     };
     Ok(Json(Done { outcome }))
 }
@@ -241,12 +162,7 @@ pub async fn erase(
     Extension(member): Extension<StaffMember>,
     ApiPath(contact): ApiPath<String>,
 ) -> Result<Json<Done>, Failure> {
-    let email = address(&state, &contact).await?;
-    let outcome = state
-        .store
-        .erase_contact(&email, &actor(&member))
-        .await
-        .map_err(|e| Failure::unavailable(&e))?;
+    let outcome = contacts::erase(&state.app, &actor(&member), &contact).await?;
     Ok(Json(Done {
         outcome: match outcome {
             ErasureOutcome::Erased => "erased",
@@ -270,7 +186,7 @@ pub struct WithdrawalBody {
 
 /// What a withdrawal did.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Withdrawn {
+pub struct WithdrawnBody {
     /// `unsubscribed` (from everything), `withdrawn` (from the topics named), or
     /// `suppressed` (nobody held: the address is suppressed so that no import adds it).
     pub outcome: &'static str,
@@ -285,7 +201,7 @@ pub struct Withdrawn {
     params(("contact" = String, Path, description = "An email address or a public id")),
     request_body = WithdrawalBody,
     responses(
-        (status = 200, description = "Recorded", body = Withdrawn),
+        (status = 200, description = "Recorded", body = WithdrawnBody),
         (status = 404, description = "Nothing is held, and topics were named", body = ApiError),
         WriteRefusals,
     )
@@ -295,42 +211,21 @@ pub async fn withdraw(
     Extension(member): Extension<StaffMember>,
     ApiPath(contact): ApiPath<String>,
     ApiJson(body): ApiJson<WithdrawalBody>,
-) -> Result<Json<Withdrawn>, Failure> {
-    let email = match contact.parse::<PublicId>() {
-        Ok(_) => address(&state, &contact).await?,
-        Err(_) => Email::parse(&contact).map_err(|e| Failure::invalid("contact", e))?,
-    };
-    let topics = body
-        .topics
-        .iter()
-        .map(|slug| TopicSlug::parse(slug))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::invalid("topics", e))?;
-    let source = body.source.trim();
-    if source.is_empty() || source.chars().count() > 100 {
-        return Err(Failure::invalid(
-            "source",
-            "say how the person asked (phone, letter, email...), in 100 characters at most",
-        ));
-    }
-    let withdrawal = Withdrawal {
-        topics: &topics,
-        source,
-        note: body.note.as_deref(),
-    };
-    let outcome = state
-        .store
-        .record_withdrawal(&email, &withdrawal, &actor(&member))
-        .await
-        .map_err(|e| Failure::unavailable(&e))?;
-    let outcome = match outcome {
-        WithdrawalOutcome::Recorded(_) if topics.is_empty() => "unsubscribed",
-        WithdrawalOutcome::Recorded(_) => "withdrawn",
-        WithdrawalOutcome::NotHeld if topics.is_empty() => "suppressed",
-        WithdrawalOutcome::NotHeld => return Err(Failure::not_found("nothing is held")),
-        WithdrawalOutcome::UnknownTopic => {
-            return Err(Failure::invalid("topics", "no such topic"));
-        }
-    };
-    Ok(Json(Withdrawn { outcome }))
+) -> Result<Json<WithdrawnBody>, Failure> {
+    let withdrawn = contacts::withdraw(
+        &state.app,
+        &actor(&member),
+        &contact,
+        &body.topics,
+        &body.source,
+        body.note.as_deref(),
+    )
+    .await?;
+    Ok(Json(WithdrawnBody {
+        outcome: match withdrawn {
+            Withdrawn::Unsubscribed => "unsubscribed",
+            Withdrawn::Topics(_) => "withdrawn",
+            Withdrawn::Suppressed => "suppressed",
+        },
+    }))
 }

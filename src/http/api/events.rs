@@ -6,8 +6,10 @@ use axum::extract::{Extension, State};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, ApiPath, Failure, WriteRefusals};
-use crate::domain::{Actor, Email, StaffMember, SuppressionReason};
+use super::{ApiError, ApiJson, ApiPath, Failure, WriteRefusals, actor};
+use crate::app::feedback::{self, Recorded};
+use crate::domain::{Email, StaffMember};
+use crate::feedback::Report;
 use crate::http::AppState;
 use crate::store::FeedbackAbout;
 
@@ -35,7 +37,7 @@ pub struct EventBody {
 
 /// What was done.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Recorded {
+pub struct RecordedBody {
     /// `suppressed`, or `temporary` for a 4.x.x bounce (nobody suppressed).
     pub outcome: &'static str,
 }
@@ -49,7 +51,7 @@ pub struct Recorded {
     params(("kind" = inline(Kind), Path, description = "bounce or complaint")),
     request_body = EventBody,
     responses(
-        (status = 200, description = "Recorded", body = Recorded),
+        (status = 200, description = "Recorded", body = RecordedBody),
         (status = 404, description = "canvass sent no message with that Message-ID (to that address)", body = ApiError),
         WriteRefusals,
     )
@@ -59,7 +61,7 @@ pub async fn record(
     Extension(member): Extension<StaffMember>,
     ApiPath(kind): ApiPath<Kind>,
     ApiJson(body): ApiJson<EventBody>,
-) -> Result<Json<Recorded>, Failure> {
+) -> Result<Json<RecordedBody>, Failure> {
     let email = body
         .email
         .as_deref()
@@ -87,45 +89,20 @@ pub async fn record(
             ));
         }
     };
-    let (reason, detail) = match kind {
-        Kind::Complaint => (
-            SuppressionReason::Complaint,
-            "complaint reported".to_owned(),
-        ),
-        Kind::Bounce => {
-            let status = body.status.as_deref().unwrap_or("5.0.0").trim();
-            let valid = status.split('.').count() == 3
-                && status
-                    .split('.')
-                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()));
-            match (valid, status.as_bytes().first()) {
-                (true, Some(b'5')) => (SuppressionReason::Bounced, format!("bounce {status}")),
-                (true, Some(b'4')) => {
-                    return Ok(Json(Recorded {
-                        outcome: "temporary",
-                    }));
-                }
-                _ => {
-                    return Err(Failure::invalid(
-                        "status",
-                        "a bounce status is 4.x.x or 5.x.x, e.g. 5.1.1",
-                    ));
-                }
-            }
-        }
+    let report = match kind {
+        Kind::Complaint => Report::Complaint,
+        Kind::Bounce => Report::Bounce {
+            status: body
+                .status
+                .as_deref()
+                .unwrap_or("5.0.0")
+                .parse()
+                .map_err(|e| Failure::invalid("status", e))?,
+        },
     };
-    let actor = Actor::Staff(member.name.to_string());
-    match state
-        .store
-        .record_feedback(&about, reason, &detail, &actor)
-        .await
-    {
-        Ok(true) => Ok(Json(Recorded {
-            outcome: "suppressed",
-        })),
-        Ok(false) => Err(Failure::not_found(
-            "canvass sent no message with that Message-ID to that address",
-        )),
-        Err(e) => Err(Failure::unavailable(&e)),
-    }
+    let outcome = match feedback::record(&state.app, &actor(&member), &about, &report).await? {
+        Recorded::Suppressed(_) => "suppressed",
+        Recorded::Temporary => "temporary",
+    };
+    Ok(Json(RecordedBody { outcome }))
 }

@@ -25,7 +25,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::domain::StaffTokenHash;
+use crate::app::{Actor, AppError};
+use crate::domain::{StaffMember, StaffTokenHash};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -58,8 +59,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(contacts::restriction))
         .routes(routes!(contacts::withdraw))
         .routes(routes!(campaigns::list, campaigns::create))
-        .routes(routes!(campaigns::status))
+        .routes(routes!(campaigns::status, campaigns::edit))
         .routes(routes!(campaigns::preview))
+        .routes(routes!(campaigns::report))
+        .routes(routes!(campaigns::copy))
+        .routes(routes!(campaigns::schedule, campaigns::unschedule))
         .routes(routes!(campaigns::act))
         .routes(routes!(events::record))
         .split_for_parts();
@@ -80,7 +84,8 @@ pub fn router(state: AppState) -> Router<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiError {
     /// Stable, for programs: `unauthorized`, `read_only`, `invalid`, `exists`, `erased`,
-    /// `refused` (not from this state), `not_found`, `invalid_json`, `too_large`, `unavailable`.
+    /// `refused` (not from this state), `not_found`, `invalid_json`, `too_large`, `too_many`,
+    /// `unavailable`.
     pub code: &'static str,
     /// For people.
     pub message: String,
@@ -174,6 +179,22 @@ impl Failure {
     }
 }
 
+/// Every refusal of the application, as the API answers it.
+impl From<AppError> for Failure {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::Invalid { field, message } => Self::invalid(field, message),
+            AppError::NotFound(message) => Self::not_found(message),
+            AppError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
+            AppError::Limited(message) => {
+                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many", message)
+            }
+            AppError::Import(error) => Self::invalid("file", error),
+            AppError::Store(error) => Self::unavailable(&error),
+        }
+    }
+}
+
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
         let mut response = (self.0, Json(self.1)).into_response();
@@ -233,6 +254,11 @@ where
             Err(rejection) => Err(Failure::not_found(rejection.body_text())),
         }
     }
+}
+
+/// Who acts through a token: the member of staff it was made for.
+fn actor(member: &StaffMember) -> Actor {
+    Actor::Staff(member.name.to_string())
 }
 
 /// Lets a request through only with a live staff token, and a write only with a read-write

@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, Failure, ReadRefusals, WriteRefusals};
-use crate::domain::{Actor, StaffMember, Topic, TopicSlug};
+use super::{ApiError, ApiJson, Failure, ReadRefusals, WriteRefusals, actor};
+use crate::app::topics;
+use crate::domain::StaffMember;
 use crate::http::AppState;
-use crate::store::StoreError;
 
 /// A topic.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -32,11 +32,7 @@ pub struct TopicBody {
     )
 )]
 pub async fn list(State(state): State<AppState>) -> Result<Json<Vec<TopicBody>>, Failure> {
-    let topics = state
-        .store
-        .list_topics()
-        .await
-        .map_err(|e| Failure::unavailable(&e))?;
+    let topics = topics::list(&state.app).await?;
     Ok(Json(
         topics
             .into_iter()
@@ -66,25 +62,12 @@ pub async fn create(
     Extension(member): Extension<StaffMember>,
     ApiJson(body): ApiJson<TopicBody>,
 ) -> Result<(StatusCode, Json<TopicBody>), Failure> {
-    let slug = TopicSlug::parse(&body.slug).map_err(|e| Failure::invalid("slug", e))?;
-    let topic = Topic::new(slug, &body.name).map_err(|e| Failure::invalid("name", e))?;
-    match state
-        .store
-        .add_topic(&topic, &Actor::Staff(member.name.to_string()))
-        .await
-    {
-        Ok(()) => Ok((
-            StatusCode::CREATED,
-            Json(TopicBody {
-                slug: topic.slug.to_string(),
-                name: topic.name,
-            }),
-        )),
-        Err(StoreError::TopicExists(slug)) => Err(Failure::new(
-            StatusCode::CONFLICT,
-            "exists",
-            format!("there is a topic '{slug}' already"),
-        )),
-        Err(e) => Err(Failure::unavailable(&e)),
-    }
+    let topic = topics::add(&state.app, &actor(&member), &body.slug, &body.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TopicBody {
+            slug: topic.slug.to_string(),
+            name: topic.name,
+        }),
+    ))
 }

@@ -1,0 +1,238 @@
+//! Campaign and event mailings, from draft to done.
+
+use chrono::{DateTime, Utc};
+
+use super::{Actor, App, AppError, Result};
+use crate::domain::{
+    CampaignChanges, CampaignDraft, CampaignReport, CampaignState, CampaignSummary, DeliveryCounts,
+    Email, NewCampaign, ReportCounts, parse_schedule,
+};
+use crate::render::{Bodies, Footer, MessageVars, TemplateError, Templates};
+use crate::store::{
+    Campaign, QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome, StoreError,
+};
+
+/// A campaign and how its deliveries stand.
+#[derive(Debug, Clone)]
+pub struct CampaignStatus {
+    pub campaign: Campaign,
+    pub deliveries: DeliveryCounts,
+}
+
+/// What a campaign would send today.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    pub state: CampaignState,
+    /// Who would receive it if it were queued now.
+    pub audience_size: u64,
+    pub subject: String,
+    /// Rendered with the values of the contact asked for, or else of the first person it would
+    /// reach, or else sample ones; its links lead to a page that says it was a test.
+    pub bodies: Bodies,
+}
+
+pub async fn list(app: &App) -> Result<Vec<CampaignSummary>> {
+    Ok(app.store.list_campaigns().await?)
+}
+
+pub async fn status(app: &App, id: i64) -> Result<CampaignStatus> {
+    let campaign = find(app, id).await?;
+    let deliveries = app.store.delivery_counts(id).await?;
+    Ok(CampaignStatus {
+        campaign,
+        deliveries,
+    })
+}
+
+/// Creates a draft from everything staff wrote; its id.
+pub async fn create(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<i64> {
+    let campaign = parse(app, draft).await?;
+    match app.store.create_campaign(&campaign, actor).await {
+        Ok(id) => Ok(id),
+        Err(StoreError::UnknownTopic(topic)) => Err(no_topic(&topic)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Changes a draft: each field given replaces what it has. A campaign past its draft is
+/// refused: copy it instead.
+pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -> Result<()> {
+    let held = find(app, id).await?;
+    let campaign = parse(app, changes.over(CampaignDraft::from(&held.spec))).await?;
+    match app.store.update_draft(id, &campaign, actor).await {
+        Ok(StateChangeOutcome::Changed(_)) => Ok(()),
+        Ok(StateChangeOutcome::Refused(state)) => Err(AppError::conflict(
+            "refused",
+            format!("campaign {id} is {state}; only a draft can be changed (copy it)"),
+        )),
+        Ok(StateChangeOutcome::NotFound) => Err(no_campaign(id)),
+        Err(StoreError::UnknownTopic(topic)) => Err(no_topic(&topic)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A new draft from any campaign, its name ending "(copy)"; the new id.
+pub async fn copy(app: &App, actor: &Actor, id: i64) -> Result<i64> {
+    let mut spec = find(app, id).await?.spec;
+    spec.name = format!("{} (copy)", spec.name);
+    Ok(app.store.create_campaign(&spec, actor).await?)
+}
+
+/// The audience size today and the message rendered for `as_contact` (an address), or for
+/// the first person it would reach, or with sample values.
+pub async fn preview(app: &App, id: i64, as_contact: Option<&str>) -> Result<Preview> {
+    let campaign = find(app, id).await?;
+    let as_contact = as_contact
+        .map(Email::parse)
+        .transpose()
+        .map_err(|e| AppError::invalid("as", e))?;
+    let today = Utc::now().date_naive();
+    let audience_size = app.store.audience_size(id, today).await?;
+    let recipient = app
+        .store
+        .sample_recipient(id, as_contact.as_ref(), today)
+        .await?;
+    if as_contact.is_some() && recipient.is_none() {
+        return Err(AppError::invalid("as", "no contact has that address"));
+    }
+    let templates = Templates::compile_in_background(&campaign.spec)
+        .await
+        .map_err(template_error)?;
+    let event = campaign.spec.event.as_ref();
+    let vars = MessageVars::trial(recipient.as_ref(), event, &app.base_url);
+    let footer = Footer {
+        publisher: &app.publisher,
+        topic: &campaign.topic_name,
+    };
+    let bodies = templates.render(&vars, &footer).map_err(template_error)?;
+    Ok(Preview {
+        state: campaign.state,
+        audience_size,
+        subject: campaign.spec.subject,
+        bodies,
+    })
+}
+
+/// Schedules a draft to be queued by itself at `at`: RFC 3339, or `YYYY-MM-DD HH:MM` read
+/// as UK time. The time it will be queued.
+pub async fn schedule(app: &App, actor: &Actor, id: i64, at: &str) -> Result<DateTime<Utc>> {
+    let at = parse_schedule(at, Utc::now()).map_err(|e| AppError::invalid("at", e))?;
+    set_schedule(app, actor, id, Some(at)).await?;
+    Ok(at)
+}
+
+pub async fn unschedule(app: &App, actor: &Actor, id: i64) -> Result<()> {
+    set_schedule(app, actor, id, None).await
+}
+
+async fn set_schedule(app: &App, actor: &Actor, id: i64, at: Option<DateTime<Utc>>) -> Result<()> {
+    match app.store.schedule_campaign(id, at, actor).await? {
+        StateChangeOutcome::Changed(_) => Ok(()),
+        StateChangeOutcome::Refused(state) => Err(AppError::conflict(
+            "refused",
+            format!("campaign {id} is {state}; only a draft can be scheduled"),
+        )),
+        StateChangeOutcome::NotFound => Err(no_campaign(id)),
+    }
+}
+
+/// Snapshots a draft's audience into deliveries; how many.
+pub async fn queue(app: &App, actor: &Actor, id: i64) -> Result<u64> {
+    match app.store.queue_campaign(id, actor).await? {
+        QueueOutcome::Queued(n) => Ok(n),
+        QueueOutcome::NotDraft(state) => Err(AppError::conflict(
+            "refused",
+            format!("campaign {id} is {state}; only a draft can be queued"),
+        )),
+        QueueOutcome::NotFound => Err(no_campaign(id)),
+    }
+}
+
+/// Pauses, resumes or cancels a campaign; its state now.
+pub async fn change(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    change: StateChange,
+) -> Result<CampaignState> {
+    match app.store.change_campaign_state(id, change, actor).await? {
+        StateChangeOutcome::Changed(state) => Ok(state),
+        StateChangeOutcome::Refused(state) => Err(AppError::conflict(
+            "refused",
+            format!("campaign {id} is {state}; that cannot change it"),
+        )),
+        StateChangeOutcome::NotFound => Err(no_campaign(id)),
+    }
+}
+
+/// Queues again the deliveries that failed for reasons other than the recipient's address;
+/// how many.
+pub async fn retry(app: &App, actor: &Actor, id: i64) -> Result<u64> {
+    match app.store.retry_campaign(id, actor).await? {
+        RetryOutcome::Requeued(n) => Ok(n),
+        RetryOutcome::Refused(state) => Err(AppError::conflict(
+            "refused",
+            format!("campaign {id} is {state}; nothing to retry"),
+        )),
+        RetryOutcome::NotFound => Err(no_campaign(id)),
+    }
+}
+
+/// What a campaign did: its deliveries by state, and the bounces, complaints and unsubscribes
+/// its messages brought, in total and by constituency.
+pub async fn report(app: &App, id: i64) -> Result<CampaignReport> {
+    let campaign = find(app, id).await?;
+    let by_constituency = app.store.campaign_report(id).await?;
+    let mut total = ReportCounts::default();
+    for constituency in &by_constituency {
+        total += constituency.counts;
+    }
+    Ok(CampaignReport {
+        id,
+        name: campaign.spec.name,
+        state: campaign.state,
+        total,
+        by_constituency,
+    })
+}
+
+async fn find(app: &App, id: i64) -> Result<Campaign> {
+    app.store.campaign(id).await?.ok_or_else(|| no_campaign(id))
+}
+
+/// Parses a draft before anything is stored: its constituencies by code or name, then every
+/// field, then its templates compiled and tried with sample values.
+async fn parse(app: &App, mut draft: CampaignDraft) -> Result<NewCampaign> {
+    draft.constituencies = app
+        .store
+        .constituency_codes(&draft.constituencies)
+        .await?
+        .map_err(|e| AppError::invalid("constituencies", e))?;
+    let campaign = draft
+        .parse(Utc::now())
+        .map_err(|e| AppError::invalid(e.field, e.message))?;
+    Templates::compile_in_background(&campaign)
+        .await
+        .map_err(template_error)?;
+    Ok(campaign)
+}
+
+fn template_error(error: TemplateError) -> AppError {
+    let TemplateError::Invalid { part, .. } = &error;
+    let field = match *part {
+        "text" => "text_template",
+        _ => "html_template",
+    };
+    AppError::invalid(field, error)
+}
+
+fn no_campaign(id: i64) -> AppError {
+    AppError::NotFound(format!("no campaign {id}"))
+}
+
+fn no_topic(topic: &str) -> AppError {
+    AppError::invalid(
+        "topic",
+        format!("there is no topic '{topic}'; see `canvass topics list`"),
+    )
+}

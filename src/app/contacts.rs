@@ -1,0 +1,216 @@
+//! One person: their details and consents, and their rights (access, restriction, erasure,
+//! withdrawal). A person is named by their address or by their public id.
+
+use serde::Serialize;
+
+use super::{Actor, App, AppError, Result};
+use crate::domain::{
+    ContactDraft, ContactExport, ContactRules, Email, PublicId, SignupExport, SuppressionReason,
+    TopicSlug, parse_source,
+};
+use crate::store::{
+    ErasureOutcome, RestrictionOutcome, UnsuppressOutcome, Withdrawal, WithdrawalOutcome, now,
+};
+
+/// What a contact is checked against now: the topics that exist, and the source of a draft
+/// that gives none (empty: one is required).
+pub async fn rules(app: &App, default_source: &str) -> Result<ContactRules> {
+    Ok(ContactRules {
+        topics: app
+            .store
+            .list_topics()
+            .await?
+            .into_iter()
+            .map(|topic| topic.slug)
+            .collect(),
+        now: now(),
+        default_source: default_source.to_owned(),
+    })
+}
+
+/// What saving a contact did.
+#[derive(Debug)]
+pub struct Saved {
+    /// A new contact, rather than one held at that address already.
+    pub created: bool,
+    /// Everything now held.
+    pub export: Box<ContactExport>,
+}
+
+/// Creates a contact, or updates the one held at the address, granting the topics given.
+pub async fn save(app: &App, actor: &Actor, draft: &ContactDraft<'_>) -> Result<Saved> {
+    let contact = draft
+        .parse(&rules(app, "").await?)
+        .map_err(|e| AppError::invalid(e.field, e.message))?;
+    let saved = app
+        .store
+        .save_contact(&contact, &contact.consent_source, actor)
+        .await?
+        .ok_or_else(|| {
+            AppError::conflict(
+                "erased",
+                "the person asked to be erased; only their own confirmed sign-up brings them back",
+            )
+        })?;
+    let export = app
+        .store
+        .export_contact(&contact.email)
+        .await?
+        .ok_or_else(|| AppError::NotFound("the contact was not saved".into()))?;
+    Ok(Saved {
+        created: saved.inserted > 0,
+        export: Box::new(export),
+    })
+}
+
+/// Everything held on a person: the answer to a subject access request.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Held {
+    Contact(Box<ContactExport>),
+    /// No contact, only sign-ups waiting for (or recently given) their confirmation.
+    Signups {
+        email: String,
+        signups: Vec<SignupExport>,
+    },
+}
+
+pub async fn export(app: &App, contact: &str) -> Result<Held> {
+    let email = address(app, contact).await?;
+    if let Some(export) = app.store.export_contact(&email).await? {
+        return Ok(Held::Contact(Box::new(export)));
+    }
+    let signups = app.store.signups_of(&email).await?;
+    if !signups.is_empty() {
+        return Ok(Held::Signups {
+            email: email.as_str().to_owned(),
+            signups,
+        });
+    }
+    Err(AppError::NotFound(
+        match app.store.suppression(&email.hash()).await? {
+            Some(s) => format!(
+                "nothing is held on that address beyond its suppression ({})",
+                s.reason.as_str()
+            ),
+            None => "nothing is held on that address".into(),
+        },
+    ))
+}
+
+/// What recording a withdrawal did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawn {
+    /// From everything: the address is suppressed, as the one-click link does.
+    Unsubscribed,
+    /// From this many topics.
+    Topics(u64),
+    /// Nobody is held at the address: it is suppressed, so that no import adds it.
+    Suppressed,
+}
+
+/// Records a withdrawal the person made by phone, letter or email: from the topics named, or
+/// from everything when none are.
+pub async fn withdraw(
+    app: &App,
+    actor: &Actor,
+    contact: &str,
+    topics: &[String],
+    source: &str,
+    note: Option<&str>,
+) -> Result<Withdrawn> {
+    let email = address(app, contact).await?;
+    let topics = topics
+        .iter()
+        .map(|slug| TopicSlug::parse(slug))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AppError::invalid("topics", e))?;
+    let source = parse_source(source).map_err(|e| {
+        AppError::invalid(
+            "source",
+            format!("say how the person asked (phone, letter, email...): {e}"),
+        )
+    })?;
+    let withdrawal = Withdrawal {
+        topics: &topics,
+        source,
+        note: note.map(str::trim).filter(|note| !note.is_empty()),
+    };
+    match app
+        .store
+        .record_withdrawal(&email, &withdrawal, actor)
+        .await?
+    {
+        WithdrawalOutcome::Recorded(_) if topics.is_empty() => Ok(Withdrawn::Unsubscribed),
+        WithdrawalOutcome::Recorded(n) => Ok(Withdrawn::Topics(n)),
+        WithdrawalOutcome::NotHeld if topics.is_empty() => Ok(Withdrawn::Suppressed),
+        WithdrawalOutcome::NotHeld => {
+            Err(AppError::NotFound("nothing is held on that address".into()))
+        }
+        WithdrawalOutcome::UnknownTopic => Err(AppError::invalid(
+            "topics",
+            "no such topic; see `canvass topics list`",
+        )),
+    }
+}
+
+/// Restricts the person (keeps their data, never mails them) or lifts that; whether anything
+/// changed.
+pub async fn restrict(app: &App, actor: &Actor, contact: &str, restricted: bool) -> Result<bool> {
+    let email = address(app, contact).await?;
+    match app.store.set_restricted(&email, restricted, actor).await? {
+        RestrictionOutcome::Changed => Ok(true),
+        RestrictionOutcome::AlreadySo => Ok(false),
+        RestrictionOutcome::NotFound => {
+            Err(AppError::NotFound("nothing is held on that address".into()))
+        }
+    }
+}
+
+/// Erases the person: their data goes, and the address stays only as a hash on the
+/// suppression list, so that it is never imported or mailed again.
+pub async fn erase(app: &App, actor: &Actor, contact: &str) -> Result<ErasureOutcome> {
+    let email = address(app, contact).await?;
+    Ok(app.store.erase_contact(&email, actor).await?)
+}
+
+/// Lifts a bounced or complaint suppression found wrong; never an unsubscribe or an erasure.
+pub async fn unsuppress(
+    app: &App,
+    actor: &Actor,
+    contact: &str,
+    note: &str,
+) -> Result<SuppressionReason> {
+    let email = address(app, contact).await?;
+    let note = note.trim();
+    if note.is_empty() {
+        return Err(AppError::invalid(
+            "note",
+            "say why the suppression is wrong, for the audit log",
+        ));
+    }
+    match app.store.unsuppress(&email, note, actor).await? {
+        UnsuppressOutcome::Lifted(reason) => Ok(reason),
+        UnsuppressOutcome::Refused(reason) => Err(AppError::conflict(
+            "refused",
+            format!(
+                "the address is {}: only the person's own confirmed sign-up lifts that",
+                reason.as_str()
+            ),
+        )),
+        UnsuppressOutcome::NotSuppressed => {
+            Err(AppError::NotFound("that address is not suppressed".into()))
+        }
+    }
+}
+
+/// The address `contact` names: itself, or the address of the contact with that public id.
+async fn address(app: &App, contact: &str) -> Result<Email> {
+    if let Ok(id) = contact.trim().parse::<PublicId>() {
+        return match app.store.preferences(&id).await? {
+            Some(held) => Ok(held.email),
+            None => Err(AppError::NotFound("no contact has that public id".into())),
+        };
+    }
+    Email::parse(contact).map_err(|e| AppError::invalid("contact", e))
+}

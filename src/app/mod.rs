@@ -1,0 +1,102 @@
+//! The application: one function per use-case, whatever the door it is asked through.
+//!
+//! Each use-case takes the [`App`] (the store and the settings messages need), the acting
+//! identity ([`Actor`]: the operator at the command line, a member of staff by their token, the
+//! contact through a signed link) and the input as people wrote it; it parses that input once,
+//! acts, and answers with a typed outcome or an [`AppError`] that names the field at fault. The
+//! command line, the staff API, the public pages and the demo only translate in and out.
+//!
+//! - [`campaigns`]: create, edit, copy, preview, schedule, queue, pause, resume, cancel, retry.
+//! - [`contacts`]: save, export, withdraw, restrict, erase, unsuppress.
+//! - [`imports`]: the contacts list and the postcode directory, from any reader, with progress.
+//! - [`feedback`]: bounces and complaints reported about canvass's own mail.
+//! - [`topics`]: what people can consent to hear about.
+
+pub mod campaigns;
+pub mod contacts;
+pub mod feedback;
+pub mod imports;
+pub mod topics;
+
+use std::sync::Arc;
+
+use crate::domain::Publisher;
+use crate::import::ImportError;
+use crate::store::{Store, StoreError};
+
+pub use crate::domain::Actor;
+
+/// What every use-case can reach: the store, and what messages and links are made with.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    /// Who sends, as every footer says.
+    pub publisher: Arc<Publisher>,
+    /// Where the links in messages point (`CANVASS_BASE_URL`).
+    pub base_url: Arc<str>,
+}
+
+impl App {
+    pub fn new(store: Store, publisher: Publisher, base_url: &str) -> Self {
+        Self {
+            store,
+            publisher: Arc::new(publisher),
+            base_url: base_url.trim_end_matches('/').into(),
+        }
+    }
+}
+
+/// Why a use-case did not do what it was asked. Every adapter shows these in its own way:
+/// the command line names the flag, the API answers with a status and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A value that does not parse; `field` names it as the staff API's JSON does.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// What was named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Not allowed as things stand: `refused` (a campaign's state), `erased` (only the
+    /// person's own sign-up brings them back), `exists` (the name is taken).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// Asked too often; try again later.
+    #[error("{0}")]
+    Limited(String),
+    /// An import refused as a whole: the file unreadable, or its rows mostly wrong.
+    #[error(transparent)]
+    Import(ImportError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ImportError> for AppError {
+    fn from(error: ImportError) -> Self {
+        match error {
+            ImportError::Store(error) => Self::Store(error),
+            error => Self::Import(error),
+        }
+    }
+}
+
+impl AppError {
+    pub fn invalid(field: &'static str, message: impl ToString) -> Self {
+        Self::Invalid {
+            field,
+            message: message.to_string(),
+        }
+    }
+
+    fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
