@@ -17,7 +17,8 @@ use crate::app::topics;
 use crate::app::{App, AppError};
 use crate::config::{Config, Settings};
 use crate::domain::{Actor, CampaignState};
-use crate::http::{Application, Mailer, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
+use crate::http::{Application, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
+use crate::mail::Mailer;
 use crate::progress::{self, ConsoleReport};
 use crate::store::{ErasureOutcome, Store};
 use crate::token::SigningKeys;
@@ -255,7 +256,13 @@ impl Cli {
                 }
             }
             Command::Contact { command } => contact(&app(&config).await?, command).await?,
-            Command::Campaign { command } => campaign::run(&app(&config).await?, command).await?,
+            Command::Campaign { command } => {
+                let app = match command.sends_mail() {
+                    true => mailing_app(&config).await?,
+                    false => app(&config).await?,
+                };
+                campaign::run(&app, command).await?
+            }
             Command::Inbox {
                 command: InboxCommand::Import { dir },
             } => {
@@ -291,6 +298,18 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
 async fn app(config: &Config) -> anyhow::Result<App> {
     let store = open(config).await?;
     Ok(App::new(store, config.publisher.clone(), &config.base_url))
+}
+
+/// The application, sending its own messages (test messages) where the settings say.
+async fn mailing_app(config: &Config) -> anyhow::Result<App> {
+    let transport = ready_for_real_mail(config)?;
+    let app = app(config).await?;
+    let keys = SigningKeys::load(config.signing_keys.as_deref(), &app.store).await?;
+    let letterhead = letterhead(config, keys)?;
+    Ok(app.with_mailer(Mailer {
+        transport,
+        letterhead,
+    }))
 }
 
 /// A refusal as one line: a field at fault named by its flag.
@@ -468,11 +487,10 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let purging = tokio::spawn(purge_signups(store.clone()));
     let health = worker.as_ref().map(|_| Arc::new(WorkerHealth::default()));
     let app = Application::build(ServiceSettings {
-        app: App::new(store, config.publisher.clone(), &config.base_url),
+        app: App::new(store, config.publisher.clone(), &config.base_url).with_mailer(mailer),
         keys,
         listen: config.listen,
         metrics,
-        mailer: Some(mailer),
         trusted_proxies: config.trusted_proxies.clone(),
         worker: health.clone(),
     })

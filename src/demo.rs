@@ -86,8 +86,6 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         keys: keys.clone(),
         listen,
         metrics: metrics.clone(),
-        // The demo's sign-ups would go to its outbox; its links' base is only known once bound.
-        mailer: None,
         trusted_proxies: Vec::new(),
         worker: None,
     };

@@ -7,6 +7,7 @@ use canvass::domain::{Actor, StaffName, StaffSecret};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::app::{KEY_1, TestApp};
+use support::smtp::SmtpSink;
 use support::{TestStore, news_campaign, on_both_backends};
 
 on_both_backends!(
@@ -21,6 +22,8 @@ on_both_backends!(
     a_campaign_is_created_previewed_queued_steered_and_counted,
     bounces_and_complaints_suppress_the_address_or_the_message_recipient,
     contact_details_are_checked_alike_through_the_api_a_contacts_file_and_the_sign_up_form,
+    a_test_send_reaches_only_the_tester_with_inert_links_and_never_the_ledger,
+    the_report_counts_what_each_constituency_did_with_an_unsubscribe_through_the_campaign,
 );
 
 const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
@@ -29,20 +32,23 @@ const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
 
 /// The service, with a read-write token "website" and a read-only token "Press Office".
 async fn app(db: TestStore) -> (TestApp, String, String) {
-    let writer = StaffSecret::generate();
-    let reader = StaffSecret::generate();
-    for (name, secret, read_only) in [("website", &writer, false), ("Press Office", &reader, true)]
-    {
-        let name = StaffName::parse(name).unwrap();
-        assert!(
-            db.store
-                .create_staff_token(&name, &secret.hash(), read_only, &Actor::Operator)
-                .await
-                .unwrap()
-        );
-    }
+    let writer = staff_token(&db, "website", false).await;
+    let reader = staff_token(&db, "Press Office", true).await;
     let app = TestApp::start(db, KEY_1, PEOPLE).await;
-    (app, writer.expose().to_owned(), reader.expose().to_owned())
+    (app, writer, reader)
+}
+
+/// A staff token of that name for the store; its secret.
+async fn staff_token(db: &TestStore, name: &str, read_only: bool) -> String {
+    let secret = StaffSecret::generate();
+    let name = StaffName::parse(name).unwrap();
+    assert!(
+        db.store
+            .create_staff_token(&name, &secret.hash(), read_only, &Actor::Operator)
+            .await
+            .unwrap()
+    );
+    secret.expose().to_owned()
 }
 
 /// GETs `url` with `token`; the JSON answer, which must be a success.
@@ -314,6 +320,7 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
             ("PATCH", "/api/v1/campaigns/{id}"),
             ("POST", "/api/v1/campaigns"),
             ("POST", "/api/v1/campaigns/{id}/copy"),
+            ("POST", "/api/v1/campaigns/{id}/test"),
             ("POST", "/api/v1/campaigns/{id}/{action}"),
             ("POST", "/api/v1/contacts"),
             ("POST", "/api/v1/contacts/{contact}/withdrawal"),
@@ -946,12 +953,7 @@ struct Case {
 async fn contact_details_are_checked_alike_through_the_api_a_contacts_file_and_the_sign_up_form(
     db: TestStore,
 ) {
-    let writer = StaffSecret::generate();
-    let name = StaffName::parse("website").unwrap();
-    db.store
-        .create_staff_token(&name, &writer.hash(), false, &Actor::Operator)
-        .await
-        .unwrap();
+    let writer = staff_token(&db, "website", false).await;
     db.load_sample_directory().await;
     let outbox = db.file("doors.csv", "").with_file_name("outbox");
     std::fs::create_dir_all(&outbox).unwrap();
@@ -1030,7 +1032,7 @@ async fn contact_details_are_checked_alike_through_the_api_a_contacts_file_and_t
         let answer = app
             .client
             .post(format!("{}/api/v1/contacts", app.base))
-            .bearer_auth(writer.expose())
+            .bearer_auth(&writer)
             .json(&json!({
                 "email": case.email, "name": case.name, "postcode": case.postcode,
                 "topics": [case.topic], "consent_at": case.consent_in.map(|_| consent_at(case)),
@@ -1131,4 +1133,235 @@ async fn contact_details_are_checked_alike_through_the_api_a_contacts_file_and_t
             assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         }
     }
+}
+
+/// The value of header `name` in a message as the sink dumped it.
+fn header(message: &str, name: &str) -> String {
+    message
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A test send goes to the tester alone, "[Test] " before its subject, with the values of the
+/// contact asked for; its links (the one-click header too) lead to a page that says it was a
+/// test and change nothing; the ledger never hears of it; and a campaign sends five a minute.
+async fn a_test_send_reaches_only_the_tester_with_inert_links_and_never_the_ledger(db: TestStore) {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let writer = staff_token(&db, "website", false).await;
+    db.load_sample_directory().await;
+    db.import_people(PEOPLE).await;
+    let app = TestApp::serve_mailing(db, KEY_1, Some(sink.url())).await;
+    let id = app
+        .db
+        .store
+        .create_campaign(&news_campaign(&[], &[]), &Actor::Operator)
+        .await
+        .unwrap();
+    let test = |body: Value| {
+        app.client
+            .post(format!("{}/api/v1/campaigns/{id}/test", app.base))
+            .bearer_auth(&writer)
+            .json(&body)
+            .send()
+    };
+
+    let sent = test(json!({"to": ["organiser@party.example.org"], "as": "amira@example.org"}))
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+    assert_eq!(sent.json::<Value>().await.unwrap(), json!({"sent": 1}));
+    let received = sink.received_by_recipient();
+    assert_eq!(
+        received.keys().collect::<Vec<_>>(),
+        ["organiser@party.example.org"]
+    );
+    let message = sink.messages().remove(0).replace("=\n", "");
+    assert_eq!(header(&message, "Subject:"), "[Test] Winter news");
+    assert!(message.contains("Dear Amira Hassan"), "{message}");
+    let unsubscribe = header(&message, "List-Unsubscribe:");
+    assert_eq!(unsubscribe, "<https://links.example.org/test-link>");
+    assert!(
+        !message.contains("/u/") && !message.contains("/p/"),
+        "{message}"
+    );
+    assert_eq!(app.db.count("SELECT count(*) FROM deliveries").await, 0);
+
+    // The links act on nobody, one-click or not.
+    let link = format!("{}/test-link", app.base);
+    for answer in [
+        app.client.get(&link).send().await.unwrap(),
+        app.client
+            .post(&link)
+            .form(&[("List-Unsubscribe", "One-Click")])
+            .send()
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(answer.status(), StatusCode::OK);
+        assert!(answer.text().await.unwrap().contains("test message"));
+    }
+    assert!(app.db.held("amira@example.org").await.suppression.is_none());
+
+    // Four more fit in the minute; a sixth does not, and is not sent.
+    let more: Vec<String> = (1..=4)
+        .map(|i| format!("tester{i}@party.example.org"))
+        .collect();
+    assert_eq!(
+        test(json!({"to": more})).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (status, answer) = error_code(
+        test(json!({"to": ["late@party.example.org"]}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many"))
+    );
+    assert_eq!(sink.messages().len(), 5);
+    // Sample values without `as`; an unknown `as` is named.
+    let (status, answer) = error_code(
+        test(json!({"to": ["x@party.example.org"], "as": "nobody@example.org"}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("as"))
+    );
+    assert_eq!(app.db.count("SELECT count(*) FROM deliveries").await, 0);
+}
+
+/// A campaign's report counts its deliveries by state and by the constituency of their
+/// recipients, a bounce and a complaint reported about its messages, and an unsubscribe made
+/// through the link in one of them (and not one made another way).
+async fn the_report_counts_what_each_constituency_did_with_an_unsubscribe_through_the_campaign(
+    db: TestStore,
+) {
+    let writer = staff_token(&db, "website", false).await;
+    let people = "email,name,postcode,topics\n\
+        amira@example.org,Amira,SG13 8EQ,news\n\
+        chloe@example.org,Chloe,SG14 1AA,news\n\
+        dev@example.org,Dev,SG1 2AA,news\n\
+        erin@example.org,Erin,SG2 8TE,news\n\
+        faye@example.org,Faye,,news\n\
+        gus@example.org,Gus,SG12 9HU,news\n";
+    let app = TestApp::start(db, KEY_1, people).await;
+    let id = app.db.queue(&news_campaign(&[], &[])).await;
+    let outbox = app.db.file("outbox.keep", "").with_file_name("outbox");
+    let mut worker = canvass::worker::Worker::new(
+        app.db.store.clone(),
+        canvass::worker::WorkerSettings {
+            letterhead: support::letterhead(),
+            transport: canvass::worker::Transport::Outbox(outbox.clone()),
+            metrics: std::sync::Arc::new(canvass::metrics::Metrics::new()),
+            sending: canvass::worker::Sending::default(),
+        },
+    );
+    // Gus restricts himself before the send: skipped.
+    let gus = canvass::domain::Email::parse("gus@example.org").unwrap();
+    app.db
+        .store
+        .set_restricted(&gus, true, &Actor::Operator)
+        .await
+        .unwrap();
+    assert_eq!(worker.drain().await.unwrap().sent, 5);
+
+    let messages: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|entry| {
+            std::fs::read_to_string(entry.unwrap().path())
+                .unwrap()
+                .replace("=\n", "")
+        })
+        .collect();
+    let to = |address: &str| {
+        messages
+            .iter()
+            .find(|m| header(m, "To:").contains(address))
+            .unwrap()
+            .clone()
+    };
+    // Amira unsubscribes with the link in her message, twice; Chloe by phone, which is no
+    // unsubscribe through the campaign.
+    let amira = to("amira@example.org");
+    let link = header(&amira, "List-Unsubscribe:");
+    let link = link
+        .trim_matches(['<', '>'])
+        .replace("https://links.example.org", &app.base);
+    for _ in 0..2 {
+        let answer = app
+            .client
+            .post(&link)
+            .form(&[("List-Unsubscribe", "One-Click")])
+            .send();
+        assert_eq!(answer.await.unwrap().status(), StatusCode::OK);
+    }
+    let phoned = app
+        .client
+        .post(format!(
+            "{}/api/v1/contacts/chloe@example.org/withdrawal",
+            app.base
+        ))
+        .bearer_auth(&writer)
+        .json(&json!({"source": "phone"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(phoned.status(), StatusCode::OK);
+    // Dev's message bounces later; Erin complains.
+    for (kind, address) in [
+        ("bounce", "dev@example.org"),
+        ("complaint", "erin@example.org"),
+    ] {
+        let message_id = header(&to(address), "Message-ID:");
+        let reported = app
+            .client
+            .post(format!("{}/api/v1/events/{kind}", app.base))
+            .bearer_auth(&writer)
+            .json(&json!({"message_id": message_id, "status": "5.1.1"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reported.status(), StatusCode::OK, "{kind}");
+    }
+
+    let report = get_json(
+        &app,
+        &format!("{}/api/v1/campaigns/{id}/report", app.base),
+        &writer,
+    )
+    .await;
+    let counts = |queued, sent, skipped, bounces, complaints, unsubscribes| {
+        json!({"queued": queued, "sent": sent, "failed": 0, "skipped": skipped,
+               "bounces": bounces, "complaints": complaints, "unsubscribes": unsubscribes})
+    };
+    assert_eq!(report["total"], counts(0, 5, 1, 1, 1, 1), "{report:#}");
+    let by: std::collections::BTreeMap<String, Value> = report["by_constituency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let mut counts = c.clone();
+            let object = counts.as_object_mut().unwrap();
+            let code = object.remove("code").unwrap();
+            object.remove("name");
+            (code.as_str().unwrap_or("none").to_owned(), counts)
+        })
+        .collect();
+    assert_eq!(by["E14900001"], counts(0, 2, 1, 0, 0, 1), "{report:#}");
+    assert_eq!(by["E14900002"], counts(0, 2, 0, 1, 1, 0), "{report:#}");
+    assert_eq!(by["none"], counts(0, 1, 0, 0, 0, 0), "{report:#}");
+    assert_eq!(
+        report["by_constituency"][0]["name"], "Hertford and Stortford (sample)",
+        "largest first, named"
+    );
 }

@@ -7,6 +7,7 @@ use crate::domain::{
     CampaignChanges, CampaignDraft, CampaignReport, CampaignState, CampaignSummary, DeliveryCounts,
     Email, NewCampaign, ReportCounts, parse_schedule,
 };
+use crate::mail::MessageError;
 use crate::render::{Bodies, Footer, MessageVars, TemplateError, Templates};
 use crate::store::{
     Campaign, QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome, StoreError,
@@ -194,6 +195,85 @@ pub async fn report(app: &App, id: i64) -> Result<CampaignReport> {
         total,
         by_constituency,
     })
+}
+
+/// The most test messages one campaign sends in a minute, whoever asks.
+pub const TEST_MESSAGES_PER_MINUTE: u64 = 5;
+
+/// Sends the campaign's message to each address in `to`, as a test: `[Test] ` before its
+/// subject, with the values of the contact at `as_contact` or sample ones, its links leading to
+/// a page that says it was a test. It never enters the ledger, and a campaign sends at most
+/// [`TEST_MESSAGES_PER_MINUTE`]. How many were sent.
+pub async fn test(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    to: &[String],
+    as_contact: Option<&str>,
+) -> Result<usize> {
+    let mailer = app.mailer.as_ref().ok_or_else(|| {
+        AppError::conflict(
+            "refused",
+            "no mail transport is configured for test messages",
+        )
+    })?;
+    let to = to
+        .iter()
+        .map(|address| Email::parse(address))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AppError::invalid("to", e))?;
+    if to.is_empty() || to.len() as u64 > TEST_MESSAGES_PER_MINUTE {
+        return Err(AppError::invalid(
+            "to",
+            format!("name 1 to {TEST_MESSAGES_PER_MINUTE} addresses"),
+        ));
+    }
+    let campaign = find(app, id).await?;
+    let recipient = match as_contact {
+        Some(address) => {
+            let address = Email::parse(address).map_err(|e| AppError::invalid("as", e))?;
+            let today = Utc::now().date_naive();
+            let found = app
+                .store
+                .sample_recipient(id, Some(&address), today)
+                .await?;
+            Some(found.ok_or_else(|| AppError::invalid("as", "no contact has that address"))?)
+        }
+        None => None,
+    };
+    let templates = Templates::compile_in_background(&campaign.spec)
+        .await
+        .map_err(template_error)?;
+    let vars = MessageVars::trial(
+        recipient.as_ref(),
+        campaign.spec.event.as_ref(),
+        &app.base_url,
+    );
+    if !app
+        .store
+        .allow_test_messages(id, to.len() as u64, TEST_MESSAGES_PER_MINUTE, actor)
+        .await?
+    {
+        return Err(AppError::Limited(format!(
+            "a campaign sends at most {TEST_MESSAGES_PER_MINUTE} test messages a minute; try \
+             again in a minute"
+        )));
+    }
+    for address in &to {
+        let (message_id, message) = mailer
+            .letterhead
+            .trial(&campaign, &templates, &vars, address)
+            .map_err(|e| match e {
+                MessageError::Template(e) => template_error(e),
+                e => AppError::Unsent(e.to_string()),
+            })?;
+        let name = format!("test-{id}-{}.eml", message_id.trim_matches(['<', '>']));
+        mailer
+            .send_one(address, &message, &name)
+            .await
+            .map_err(|e| AppError::Unsent(e.reason().to_owned()))?;
+    }
+    Ok(to.len())
 }
 
 async fn find(app: &App, id: i64) -> Result<Campaign> {

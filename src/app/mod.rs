@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::domain::Publisher;
 use crate::import::ImportError;
+use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
 
 pub use crate::domain::Actor;
@@ -34,6 +35,8 @@ pub struct App {
     pub publisher: Arc<Publisher>,
     /// Where the links in messages point (`CANVASS_BASE_URL`).
     pub base_url: Arc<str>,
+    /// Sends sign-up confirmations and test messages; `None`: those are refused.
+    pub mailer: Option<Arc<Mailer>>,
 }
 
 impl App {
@@ -42,7 +45,14 @@ impl App {
             store,
             publisher: Arc::new(publisher),
             base_url: base_url.trim_end_matches('/').into(),
+            mailer: None,
         }
+    }
+
+    /// The application sending its own messages through `mailer`.
+    pub fn with_mailer(mut self, mailer: Mailer) -> Self {
+        self.mailer = Some(Arc::new(mailer));
+        self
     }
 }
 
@@ -66,6 +76,9 @@ pub enum AppError {
     /// Asked too often; try again later.
     #[error("{0}")]
     Limited(String),
+    /// The mail server did not take a message.
+    #[error("the message was not sent: {0}")]
+    Unsent(String),
     /// An import refused as a whole: the file unreadable, or its rows mostly wrong.
     #[error(transparent)]
     Import(ImportError),

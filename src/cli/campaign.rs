@@ -55,6 +55,19 @@ pub enum CampaignCommand {
         /// The campaign's id (see `campaign list`)
         id: i64,
     },
+    /// Send the message to yourself as a test: "[Test] " before its subject, its links leading
+    /// to a page that says so; never in the ledger, and at most 5 a minute per campaign
+    Test {
+        /// The campaign's id (see `campaign list`)
+        id: i64,
+        /// Who gets it (repeatable, up to 5)
+        #[arg(long, value_name = "EMAIL", required = true)]
+        to: Vec<String>,
+        /// Render it with this contact's name, postcode and constituency [default: sample
+        /// values]
+        #[arg(long = "as", value_name = "EMAIL")]
+        as_contact: Option<String>,
+    },
     /// Queue a draft by itself at a time: RFC 3339, or YYYY-MM-DD HH:MM read as UK time (the
     /// worker, alone or in `serve`, queues it then, taking the audience at that moment)
     Schedule {
@@ -90,6 +103,13 @@ pub enum CampaignCommand {
     },
     /// Every campaign: id, state, topic, name, subject
     List,
+}
+
+impl CampaignCommand {
+    /// Whether the command sends mail of its own.
+    pub fn sends_mail(&self) -> bool {
+        matches!(self, Self::Test { .. })
+    }
 }
 
 #[derive(Args)]
@@ -180,6 +200,12 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
             println!("Subject: {}\n", preview.subject);
             println!("--- text/plain ---\n{}\n", preview.bodies.text.trim_end());
             println!("--- text/html ---\n{}", preview.bodies.html.trim_end());
+        }
+        CampaignCommand::Test { id, to, as_contact } => {
+            let sent = campaigns::test(app, me, id, &to, as_contact.as_deref())
+                .await
+                .map_err(refused)?;
+            println!("sent {sent} test message(s) of campaign {id}");
         }
         CampaignCommand::Queue { id } => {
             let queued = campaigns::queue(app, me, id).await.map_err(refused)?;

@@ -31,7 +31,6 @@ use tower_http::trace::TraceLayer;
 pub use crate::metrics::Metrics;
 pub use client_ip::{ClientIp, parse_trusted_proxies};
 pub use ops::WorkerHealth;
-pub use signup::Mailer;
 
 use crate::app::App;
 use crate::store::Store;
@@ -61,8 +60,6 @@ pub struct AppState {
     unsubscriber: Unsubscriber,
     /// Who the emails come from, as the pages name them.
     sender: Arc<str>,
-    /// Sends sign-up confirmations; `None`: sign-ups are refused (503).
-    mailer: Option<Arc<Mailer>>,
     signup_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
     /// Proxies whose `X-Forwarded-For` names the client.
     trusted_proxies: Arc<[ipnet::IpNet]>,
@@ -85,8 +82,6 @@ pub struct ServiceSettings {
     pub keys: SigningKeys,
     pub listen: SocketAddr,
     pub metrics: Arc<Metrics>,
-    /// Sends sign-up confirmations.
-    pub mailer: Option<Mailer>,
     /// Proxies whose `X-Forwarded-For` names the client (`CANVASS_TRUSTED_PROXIES`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The worker beside the service, for `/healthz`; `None` without one.
@@ -112,7 +107,6 @@ impl Application {
             metrics: settings.metrics,
             sender: app.publisher.organisation.as_str().into(),
             app,
-            mailer: settings.mailer.map(Arc::new),
             signup_limiter: signup::signup_limiter(),
             trusted_proxies: settings.trusted_proxies.into(),
             worker: settings.worker,

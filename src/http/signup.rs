@@ -21,19 +21,11 @@ use super::AppState;
 use super::client_ip::ClientIp;
 use crate::app::contacts;
 use crate::domain::ContactDraft;
-use crate::mail::{Connection, Letterhead, Transport, envelope};
 use crate::store::{ConfirmOutcome, NewSignup, SIGNUP_SOURCE};
 use crate::token::Purpose;
 
 /// IP addresses the sign-up limiter tracks before it forgets those back to full quota.
 const MAX_TRACKED_ADDRESSES: usize = 10_000;
-
-/// Sends the confirmation emails, as the worker sends campaigns: the same From, Reply-To,
-/// Message-IDs and DKIM signature; links under the letterhead's base.
-pub struct Mailer {
-    pub transport: Transport,
-    pub letterhead: Letterhead,
-}
 
 /// Sign-ups per IP address: 10 an hour, 5 at once.
 pub fn signup_limiter() -> Arc<DefaultKeyedRateLimiter<IpAddr>> {
@@ -199,7 +191,7 @@ async fn parse(state: &AppState, form: SignupForm, ip: IpAddr) -> Result<NewSign
 /// Keeps the sign-up and emails its link, unless the address has had its share this hour:
 /// then nothing happens, and the answer says the same as ever.
 async fn request_confirmation(state: &AppState, signup: &NewSignup) -> Result<(), String> {
-    let Some(mailer) = &state.mailer else {
+    let Some(mailer) = &state.app.mailer else {
         return Err("no mail transport is configured for confirmations".into());
     };
     let created = state
@@ -234,15 +226,11 @@ async fn request_confirmation(state: &AppState, signup: &NewSignup) -> Result<()
     let (_, message) = letterhead
         .notice(&signup.email, &subject, text, html)
         .map_err(|e| e.to_string())?;
-    let envelope = envelope(&letterhead.from.email, signup.email.address());
     let name = format!("signup-{}.eml", id.as_uuid().simple());
-    let mut connection = Connection::new(mailer.transport.clone());
-    let sent = connection
-        .send(&envelope, &message.formatted(), &name)
+    mailer
+        .send_one(&signup.email, &message, &name)
         .await
-        .map_err(|e| e.reason().to_owned());
-    connection.close().await;
-    sent.map(|_| ())
+        .map_err(|e| e.reason().to_owned())
 }
 
 pub async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {

@@ -10,11 +10,39 @@ use lettre::message::dkim::{
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
+use super::{Connection, SendFailure, Transport, envelope};
 use crate::config::DkimSettings;
-use crate::domain::Publisher;
+use crate::domain::{Email, Publisher};
 use crate::render::{Footer, MessageVars, TemplateError, Templates};
 use crate::store::{Campaign, ClaimedDelivery};
 use crate::token::SigningKeys;
+
+/// What a test message's subject begins with.
+pub const TRIAL_SUBJECT_PREFIX: &str = "[Test] ";
+
+/// Sends the messages that are not a campaign's deliveries (sign-up confirmations, test
+/// messages) with what every message of this process carries.
+pub struct Mailer {
+    pub transport: Transport,
+    pub letterhead: Letterhead,
+}
+
+impl Mailer {
+    /// Sends one message to `to` on a connection of its own, closed after; `name` names the
+    /// outbox file.
+    pub async fn send_one(
+        &self,
+        to: &Email,
+        message: &Message,
+        name: &str,
+    ) -> Result<(), SendFailure> {
+        let envelope = envelope(&self.letterhead.from.email, to.address());
+        let mut connection = Connection::new(self.transport.clone());
+        let sent = connection.send(&envelope, &message.formatted(), name).await;
+        connection.close().await;
+        sent.map(|_| ())
+    }
+}
 
 /// What every message of this process shares.
 pub struct Letterhead {
@@ -162,18 +190,48 @@ impl Letterhead {
             &self.keys,
             &self.base_url,
         );
-        let footer = Footer {
-            publisher: &self.publisher,
-            topic: &campaign.topic_name,
-        };
-        let bodies = templates.render(&vars, &footer)?;
-        let domain = self.from.email.domain();
         let to = Mailbox::new(
             delivery.recipient.name.clone(),
             delivery.email.address().clone(),
         );
+        self.campaign_message(campaign, templates, &vars, to, &campaign.spec.subject, true)
+    }
+
+    /// A test of a campaign's message to `to`: `[Test] ` before its subject, rendered with
+    /// `vars` (whose links lead to the page that says it was a test), and no `mailto:`
+    /// unsubscribe, which would act. Its Message-ID too.
+    pub fn trial(
+        &self,
+        campaign: &Campaign,
+        templates: &Templates,
+        vars: &MessageVars,
+        to: &Email,
+    ) -> Result<(String, Message), MessageError> {
+        let subject = format!("{TRIAL_SUBJECT_PREFIX}{}", campaign.spec.subject);
+        let to = Mailbox::new(None, to.address().clone());
+        self.campaign_message(campaign, templates, vars, to, &subject, false)
+    }
+
+    /// A campaign's message with the headers the contract asks for: List-Unsubscribe (the
+    /// link, and the `mailto:` address when configured and `mailto` is true) with one-click,
+    /// List-Id.
+    fn campaign_message(
+        &self,
+        campaign: &Campaign,
+        templates: &Templates,
+        vars: &MessageVars,
+        to: Mailbox,
+        subject: &str,
+        mailto: bool,
+    ) -> Result<(String, Message), MessageError> {
+        let footer = Footer {
+            publisher: &self.publisher,
+            topic: &campaign.topic_name,
+        };
+        let bodies = templates.render(vars, &footer)?;
+        let domain = self.from.email.domain();
         let mut unsubscribe = format!("<{}>", vars.unsubscribe_url);
-        if let Some(mailto) = &self.unsubscribe_mailto {
+        if let Some(mailto) = self.unsubscribe_mailto.as_ref().filter(|_| mailto) {
             // The token in the subject says who and what, as the link does.
             let token = vars.unsubscribe_url.rsplit('/').next().unwrap_or_default();
             unsubscribe.push_str(&format!(
@@ -183,7 +241,7 @@ impl Letterhead {
         let header = |name: &'static str, value: String| {
             HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
         };
-        let (message_id, builder) = self.start(to, &campaign.spec.subject);
+        let (message_id, builder) = self.start(to, subject);
         let builder = builder
             .raw_header(header("List-Unsubscribe", unsubscribe))
             .raw_header(header(

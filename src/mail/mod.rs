@@ -6,5 +6,5 @@
 mod message;
 mod transport;
 
-pub use message::{DkimError, Letterhead, MessageError, load_dkim};
+pub use message::{DkimError, Letterhead, Mailer, MessageError, TRIAL_SUBJECT_PREFIX, load_dkim};
 pub use transport::{Connection, SendFailure, Timeouts, Transport, TransportError, envelope};

@@ -486,6 +486,54 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Counts `messages` test messages of campaign `id` against `per_minute` and, when they fit,
+    /// records them (and the audit entry) and answers true; false, recording nothing, when they
+    /// do not. Campaign `id` exists (the caller has read it).
+    pub async fn allow_test_messages(
+        &self,
+        id: i64,
+        messages: u64,
+        per_minute: u64,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let now = now();
+        let allowed = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            // The campaign's row, locked: requests for the same campaign count one by one.
+            sqlx::query("UPDATE campaigns SET updated_at = updated_at WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let a_minute_ago = now - chrono::Duration::minutes(1);
+            sqlx::query("DELETE FROM test_messages WHERE campaign_id = $1 AND sent_at < $2")
+                .bind(id)
+                .bind(a_minute_ago)
+                .execute(&mut *tx)
+                .await?;
+            let sent: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM test_messages WHERE campaign_id = $1")
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if sent as u64 + messages > per_minute {
+                return Ok(false);
+            }
+            for _ in 0..messages {
+                sqlx::query("INSERT INTO test_messages (campaign_id, sent_at) VALUES ($1, $2)")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            insert_audit!(&mut *tx, actor: actor, action: "campaign.tested", contact: None::<i64>,
+                detail: Some(format!("campaign {id}: {messages} test messages")),
+                ip: None::<String>)?;
+            tx.commit().await?;
+            true
+        });
+        Ok(allowed)
+    }
+
     /// What a campaign's deliveries did, by the constituency of their recipients when it was
     /// queued, largest first; in one pass over the campaign's deliveries.
     pub async fn campaign_report(&self, id: i64) -> Result<Vec<ConstituencyCounts>> {

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use canvass::domain::{ContactExport, Email, PublicId};
-use canvass::http::{Application, Mailer, Metrics, ServiceSettings};
+use canvass::http::{Application, Metrics, ServiceSettings};
+use canvass::mail::Mailer;
 use canvass::token::{Purpose, SigningKeys};
 use canvass::worker::Transport;
 use tokio::sync::oneshot;
@@ -51,19 +52,23 @@ impl TestApp {
             organisation: "Hertford & <Stortford> Labour".into(),
             ..super::publisher()
         };
-        let app = Application::build(ServiceSettings {
-            app: canvass::app::App::new(db.store.clone(), publisher, "https://links.example.org"),
-            keys: keys.clone(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            metrics: Arc::new(Metrics::new()),
-            mailer: mailer.map(|smtp_url| Mailer {
+        let mut service =
+            canvass::app::App::new(db.store.clone(), publisher, "https://links.example.org");
+        if let Some(smtp_url) = mailer {
+            service = service.with_mailer(Mailer {
                 transport: Transport::from_url(&smtp_url).unwrap(),
                 letterhead: canvass::worker::Letterhead {
                     keys: keys.clone(),
                     dkim: Some(test_dkim()),
                     ..super::letterhead()
                 },
-            }),
+            });
+        }
+        let app = Application::build(ServiceSettings {
+            app: service,
+            keys: keys.clone(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            metrics: Arc::new(Metrics::new()),
             trusted_proxies: canvass::http::parse_trusted_proxies("127.0.0.1").unwrap(),
             worker: None,
         })

@@ -221,6 +221,58 @@ pub async fn report(
     Ok(Json(campaigns::report(&state.app, id).await?))
 }
 
+/// A test send.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TestSend {
+    /// Who gets it: 1 to 5 addresses.
+    pub to: Vec<String>,
+    /// Render it with this contact's values [default: sample values].
+    #[serde(rename = "as")]
+    #[schema(rename = "as")]
+    pub as_contact: Option<String>,
+}
+
+/// What a test send did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestSent {
+    pub sent: usize,
+}
+
+/// Sends the campaign's message as a test (as `campaign test`): "[Test] " before its subject,
+/// its links leading to a page that says so. It never enters the ledger; a campaign sends at
+/// most 5 test messages a minute (429 `too_many` beyond).
+#[utoipa::path(
+    operation_id = "test_campaign",
+    post,
+    path = "/api/v1/campaigns/{id}/test",
+    tag = "campaigns",
+    params(("id" = i64, Path, description = "The campaign")),
+    request_body = TestSend,
+    responses(
+        (status = 200, description = "Sent", body = TestSent),
+        (status = 404, description = "No such campaign", body = ApiError),
+        (status = 429, description = "Over 5 test messages a minute for the campaign", body = ApiError),
+        (status = 502, description = "The mail server did not take a message", body = ApiError),
+        WriteRefusals,
+    )
+)]
+pub async fn test(
+    State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<TestSend>,
+) -> Result<Json<TestSent>, Failure> {
+    let sent = campaigns::test(
+        &state.app,
+        &actor(&member),
+        id,
+        &body.to,
+        body.as_contact.as_deref(),
+    )
+    .await?;
+    Ok(Json(TestSent { sent }))
+}
+
 /// When a draft is to be queued.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Schedule {

@@ -62,6 +62,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(campaigns::status, campaigns::edit))
         .routes(routes!(campaigns::preview))
         .routes(routes!(campaigns::report))
+        .routes(routes!(campaigns::test))
         .routes(routes!(campaigns::copy))
         .routes(routes!(campaigns::schedule, campaigns::unschedule))
         .routes(routes!(campaigns::act))
@@ -85,7 +86,7 @@ pub fn router(state: AppState) -> Router<AppState> {
 pub struct ApiError {
     /// Stable, for programs: `unauthorized`, `read_only`, `invalid`, `exists`, `erased`,
     /// `refused` (not from this state), `not_found`, `invalid_json`, `too_large`, `too_many`,
-    /// `unavailable`.
+    /// `unsent` (the mail server did not take a test message), `unavailable`.
     pub code: &'static str,
     /// For people.
     pub message: String,
@@ -189,6 +190,11 @@ impl From<AppError> for Failure {
             AppError::Limited(message) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many", message)
             }
+            AppError::Unsent(message) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "unsent",
+                format!("the mail server did not take the message: {message}"),
+            ),
             AppError::Import(error) => Self::invalid("file", error),
             AppError::Store(error) => Self::unavailable(&error),
         }
