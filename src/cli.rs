@@ -297,7 +297,8 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
 /// The application over a database whose schema is up to date.
 async fn app(config: &Config) -> anyhow::Result<App> {
     let store = open(config).await?;
-    Ok(App::new(store, config.publisher.clone(), &config.base_url))
+    Ok(App::new(store, config.publisher.clone(), &config.base_url)
+        .with_sender_domains(config.sender_domains.clone()))
 }
 
 /// The application, sending its own messages (test messages) where the settings say.
@@ -487,7 +488,9 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let purging = tokio::spawn(purge_signups(store.clone()));
     let health = worker.as_ref().map(|_| Arc::new(WorkerHealth::default()));
     let app = Application::build(ServiceSettings {
-        app: App::new(store, config.publisher.clone(), &config.base_url).with_mailer(mailer),
+        app: App::new(store, config.publisher.clone(), &config.base_url)
+            .with_sender_domains(config.sender_domains.clone())
+            .with_mailer(mailer),
         keys,
         listen: config.listen,
         metrics,

@@ -109,6 +109,15 @@ pub struct Settings {
     /// Reply-To mailbox for every email [default: none]
     #[arg(long, env = "CANVASS_REPLY_TO", global = true)]
     pub reply_to: Option<String>,
+    /// Other domains a campaign's own From may be at, comma-separated (CANVASS_FROM's always
+    /// may); each needs its own SPF and DKIM [default: none]
+    #[arg(
+        long,
+        env = "CANVASS_SENDER_DOMAINS",
+        global = true,
+        value_name = "DOMAINS"
+    )]
+    pub sender_domains: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +169,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub publisher: Publisher,
     pub reply_to: Option<Mailbox>,
+    /// The domains a campaign's own From may be at, lower case: CANVASS_FROM's first.
+    pub sender_domains: Vec<String>,
 }
 
 /// Shows what is configured without the secrets.
@@ -235,6 +246,7 @@ impl Settings {
             imprint: self.imprint.or(fallback.imprint),
             privacy_url: self.privacy_url.or(fallback.privacy_url),
             reply_to: self.reply_to.or(fallback.reply_to),
+            sender_domains: self.sender_domains.or(fallback.sender_domains),
         }
     }
 
@@ -270,7 +282,7 @@ impl Settings {
             .unwrap_or("127.0.0.1:8080")
             .parse()
             .map_err(|e| invalid("listen", format!("{e}")))?;
-        let from = self
+        let from: Mailbox = self
             .from
             .as_deref()
             .unwrap_or("canvass <canvass@localhost>")
@@ -325,6 +337,26 @@ impl Settings {
             .map(|mailbox| mailbox.parse::<Mailbox>())
             .transpose()
             .map_err(|e| invalid("reply_to", format!("{e}")))?;
+        let mut sender_domains = vec![from.email.domain().to_ascii_lowercase()];
+        for domain in text(self.sender_domains).iter().flat_map(|d| d.split(',')) {
+            let domain = domain.trim().to_ascii_lowercase();
+            let valid = domain.contains('.')
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !valid {
+                return Err(invalid(
+                    "sender_domains",
+                    format!("'{domain}' is not a domain name"),
+                ));
+            }
+            if !sender_domains.contains(&domain) {
+                sender_domains.push(domain);
+            }
+        }
         let organisation = text(self.organisation).unwrap_or_else(|| display_name(&from));
         let publisher = Publisher {
             organisation,
@@ -352,6 +384,7 @@ impl Settings {
             trusted_proxies,
             publisher,
             reply_to,
+            sender_domains,
         })
     }
 }

@@ -12,9 +12,10 @@ use lettre::message::Mailbox;
 
 use crate::app::imports::{self, CsvFile};
 use crate::app::{App, campaigns};
-use crate::domain::{Actor, CampaignDraft, Email, Publisher};
+use crate::domain::{Actor, CampaignChanges, CampaignDraft, Email, Publisher};
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
-use crate::progress::ConsoleReport;
+use crate::mail::Mailer;
+use crate::progress::{ConsoleReport, report_table};
 use crate::store::{DatabaseUrl, Store};
 use crate::token::{Purpose, SigningKeys};
 use crate::worker::{Letterhead, Sending, Transport, Worker, WorkerSettings};
@@ -23,6 +24,12 @@ use crate::worker::{Letterhead, Sending, Transport, Worker, WorkerSettings};
 /// The sample constituency both demo mailings go to.
 const DEMO_CONSTITUENCY: &str = "E14900001";
 const SENDER_NAME: &str = "Hertford and Stortford Labour (demo)";
+
+/// Who the demo's test message goes to.
+const TESTER: &str = "organiser@hertford.example.org";
+const SENDER_ADDRESS: &str = "news@hertford.example.org";
+const SENDER_DOMAIN: &str = "hertford.example.org";
+const REMINDER: &str = include_str!("../examples/templates/reminder.md");
 
 /// The demo's sender, as its footers say (invented, as the sample data are).
 fn publisher() -> Publisher {
@@ -63,6 +70,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     std::fs::write(&contacts, SAMPLE_CONTACTS)?;
 
     let keys = SigningKeys::load(None, &store).await?;
+    // The links' base is known once the service is bound, below; the service shows no preview.
     let app = App::new(store.clone(), publisher(), "http://127.0.0.1");
     let me = &Actor::Operator;
 
@@ -104,6 +112,24 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         }
     };
     let base = format!("http://{}", web.local_addr());
+    let outbox = dir.join("outbox");
+    let letterhead = || -> anyhow::Result<Letterhead> {
+        Ok(Letterhead {
+            keys: keys.clone(),
+            base_url: base.clone(),
+            from: Mailbox::new(Some(SENDER_NAME.into()), SENDER_ADDRESS.parse()?),
+            unsubscribe_mailto: None,
+            dkim: None,
+            publisher: publisher(),
+            reply_to: None,
+        })
+    };
+    let app = App::new(store.clone(), publisher(), &base)
+        .with_sender_domains(vec![SENDER_DOMAIN.into()])
+        .with_mailer(Mailer {
+            transport: Transport::Outbox(outbox.clone()),
+            letterhead: letterhead()?,
+        });
 
     let newsletter = CampaignDraft {
         name: "Autumn newsletter".into(),
@@ -125,6 +151,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         event_postcode: Some("SG14 1BA".into()),
         ..CampaignDraft::default()
     };
+    let mut queued = Vec::new();
     for draft in [newsletter, hustings] {
         println!(
             "\n$ canvass campaign create --name '{}' --topic {} ... --constituency {DEMO_CONSTITUENCY}",
@@ -132,25 +159,44 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         );
         let id = campaigns::create(&app, me, draft).await?;
         println!("{id}");
+        if queued.is_empty() {
+            println!("$ canvass campaign test {id} --to {TESTER} --as amira.hassan@example.org");
+            let to = [TESTER.to_owned()];
+            let sent = campaigns::test(&app, me, id, &to, Some("amira.hassan@example.org"));
+            println!("sent {} test message(s) of campaign {id}", sent.await?);
+        }
         println!("$ canvass campaign queue {id}");
         println!("{}", campaigns::queue(&app, me, id).await?);
+        queued.push(id);
     }
-    let outbox = dir.join("outbox");
+
+    // A reminder written in Markdown, from last month's newsletter, scheduled for a week on.
+    println!("\n$ canvass campaign copy {}", queued[0]);
+    let reminder = campaigns::copy(&app, me, queued[0]).await?;
+    println!("{reminder}");
+    println!(
+        "$ canvass campaign edit {reminder} --name 'Polling day reminder' --subject \
+         'Polling day: polls open 7am to 10pm' --markdown reminder.md"
+    );
+    let changes = CampaignChanges {
+        name: Some("Polling day reminder".into()),
+        subject: Some("Polling day: polls open 7am to 10pm".into()),
+        markdown: Some(REMINDER.into()),
+        ..CampaignChanges::default()
+    };
+    campaigns::edit(&app, me, reminder, changes).await?;
+    let week_on = (Utc::now() + chrono::Duration::days(7))
+        .with_timezone(&chrono_tz::Europe::London)
+        .format("%Y-%m-%d 09:00")
+        .to_string();
+    println!("$ canvass campaign schedule {reminder} --at '{week_on}'");
+    let at = campaigns::schedule(&app, me, reminder, &week_on).await?;
+    println!("campaign {reminder} will be queued at {}", at.to_rfc3339());
+
     let mut worker = Worker::new(
         store.clone(),
         WorkerSettings {
-            letterhead: Letterhead {
-                keys: keys.clone(),
-                base_url: base.clone(),
-                from: Mailbox::new(
-                    Some(SENDER_NAME.into()),
-                    "news@hertford.example.org".parse()?,
-                ),
-                unsubscribe_mailto: None,
-                dkim: None,
-                publisher: publisher(),
-                reply_to: None,
-            },
+            letterhead: letterhead()?,
             transport: Transport::Outbox(outbox.clone()),
             metrics: metrics.clone(),
             sending: Sending::default(),
@@ -161,6 +207,12 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     println!(
         "sent {}, skipped {}, failed {}, retried {}",
         sent.sent, sent.skipped, sent.failed, sent.retried
+    );
+
+    println!("\n$ canvass campaign report {}", queued[0]);
+    print!(
+        "{}",
+        report_table(&campaigns::report(&app, queued[0]).await?)
     );
 
     let amira = Email::parse("amira.hassan@example.org")?;

@@ -1,10 +1,11 @@
-//! How long commands show their progress: a bar on a terminal, plain lines otherwise.
-//! Results (rejected rows, summaries) go to stdout; progress goes to stderr.
+//! What commands show on the console: progress (a bar on a terminal, plain lines otherwise,
+//! on stderr) and results (rejected rows, summaries, a campaign's report, on stdout).
 
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::domain::{CampaignReport, ReportCounts};
 use crate::import::{ImportReport, Rejection};
 
 /// Reports an import's progress for a person or a script.
@@ -94,4 +95,40 @@ pub fn sending_bar(due: u64) -> Option<ProgressBar> {
             .progress_chars("=> "),
     );
     Some(bar)
+}
+
+/// A campaign's report as a table: a line for the total, then one per constituency.
+pub fn report_table(report: &CampaignReport) -> String {
+    let mut out = format!(
+        "campaign {} ({}): {}\n",
+        report.id, report.state, report.name
+    );
+    let width = report
+        .by_constituency
+        .iter()
+        .filter_map(|c| c.name.as_deref().or(c.code.as_deref()))
+        .map(|name| name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(20);
+    out.push_str(&format!(
+        "{:width$}  {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>12}\n",
+        "", "queued", "sent", "failed", "skipped", "bounces", "complaints", "unsubscribes"
+    ));
+    let mut line = |label: &str, c: &ReportCounts| {
+        out.push_str(&format!(
+            "{label:width$}  {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>12}\n",
+            c.queued, c.sent, c.failed, c.skipped, c.bounces, c.complaints, c.unsubscribes
+        ))
+    };
+    line("total", &report.total);
+    for constituency in &report.by_constituency {
+        let label = match (&constituency.name, &constituency.code) {
+            (Some(name), _) => name.as_str(),
+            (None, Some(code)) => code.as_str(),
+            (None, None) => "(no constituency)",
+        };
+        line(label, &constituency.counts);
+    }
+    out
 }

@@ -34,6 +34,40 @@ pub enum TemplateError {
     Invalid { part: &'static str, message: String },
 }
 
+/// canvass's own email layout, around a campaign written in Markdown.
+const MARKDOWN_LAYOUT: &str = include_str!("../templates/email/layout.html");
+
+/// The HTML template made from a campaign's Markdown: rendered by comrak with raw HTML escaped
+/// and unsafe links dropped, placed in canvass's responsive layout, its CSS inlined (css-inline,
+/// which fetches nothing). `{{contact.name}}` and the other values work as in an HTML
+/// template; triple braces, which would put a value in unescaped, are refused.
+pub fn markdown_template(markdown: &str) -> Result<String, TemplateError> {
+    if markdown.len() > MAX_TEMPLATE_BYTES {
+        return Err(invalid(
+            "Markdown",
+            format!("over the limit of {MAX_TEMPLATE_BYTES} bytes"),
+        ));
+    }
+    if markdown.contains("{{{") || markdown.contains("{{&") {
+        return Err(invalid(
+            "Markdown",
+            "{{{...}}} and {{&...}} would put a value in without escaping it; write {{...}}",
+        ));
+    }
+    let mut options = comrak::Options::default();
+    options.render.escape = true;
+    options.extension.strikethrough = true;
+    options.extension.table = true;
+    options.extension.autolink = true;
+    let body = comrak::markdown_to_html(markdown, &options);
+    let page = MARKDOWN_LAYOUT.replace("CANVASS_CONTENT", &body);
+    let inliner = css_inline::CSSInliner::options()
+        .load_remote_stylesheets(false)
+        .keep_style_tags(false)
+        .build();
+    inliner.inline(&page).map_err(|e| invalid("Markdown", e))
+}
+
 /// Where the links of a preview or a test send point: a page that says so and does nothing.
 pub const TRIAL_LINK_PATH: &str = "test-link";
 
@@ -304,6 +338,28 @@ impl Templates {
         Ok(templates)
     }
 
+    /// Refuses a template that shows `{{constituency.name}}` to everyone, with no
+    /// `{{#if constituency.name}}` around it: people whose postcode places them in no
+    /// constituency would read a blank where it goes.
+    pub fn check_blanks(&self, campaign: &NewCampaign) -> Result<(), TemplateError> {
+        const MARK: &str = "CANVASS-CONSTITUENCY-MARK";
+        let mut named = MessageVars::sample(campaign.event.as_ref());
+        named.constituency.name = Some(MARK.into());
+        let mut nameless = named.clone();
+        nameless.constituency.name = None;
+        let (with_name, _) = self.bodies(&named)?;
+        let (without, _) = self.bodies(&nameless)?;
+        match with_name.contains(MARK) && with_name.replace(MARK, "") == without {
+            true => Err(invalid(
+                "HTML",
+                "{{constituency.name}} would be blank for people whose postcode places them in no \
+                 constituency; write {{#if constituency.name}}{{constituency.name}}{{else}}your \
+                 area{{/if}}",
+            )),
+            false => Ok(()),
+        }
+    }
+
     /// Renders one recipient's message: the template's bodies, then the footer every message
     /// carries, whatever the template says or hides (why the person gets it, both links, who
     /// sends it, the imprint).
@@ -421,6 +477,9 @@ mod tests {
             subject: "Hello".into(),
             html_template: html.into(),
             text_template: text.map(Into::into),
+            markdown: None,
+            from: None,
+            reply_to: None,
             audience: Audience::default(),
             event: event.then(|| Event {
                 title: "Hustings".into(),
@@ -429,6 +488,87 @@ mod tests {
                 postcode: None,
             }),
         }
+    }
+
+    #[test]
+    fn markdown_is_escaped_laid_out_inlined_and_keeps_its_values() {
+        let html = markdown_template(
+            "# News for {{contact.name}}\n\n<script>alert(1)</script> <b>bold</b>\n\n\
+             [safe](https://example.org) [evil](javascript:alert(1))\n",
+        )
+        .unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains("<b>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("&lt;script&gt;"),
+            "raw HTML is shown, escaped: {html}"
+        );
+        assert!(!html.contains("javascript:"), "{html}");
+        assert!(html.contains("href=\"https://example.org\""), "{html}");
+        assert!(html.contains("{{contact.name}}"), "{html}");
+        assert!(!html.contains("<style"), "the CSS is inlined: {html}");
+        assert!(html.contains("<h1 style=\""), "{html}");
+        assert!(html.contains("max-width: 600px"), "the layout: {html}");
+
+        let mut campaign = campaign(&html, None, false);
+        campaign.markdown = Some("# News".into());
+        let templates = Templates::compile(&campaign).unwrap();
+        let publisher = Publisher {
+            organisation: "Hertford Labour".into(),
+            ..Publisher::default()
+        };
+        let footer = Footer {
+            publisher: &publisher,
+            topic: "News",
+        };
+        let bodies = templates
+            .render(&MessageVars::sample(None), &footer)
+            .unwrap();
+        assert!(
+            bodies.html.contains("News for Sam Sample"),
+            "{}",
+            bodies.html
+        );
+        assert!(
+            bodies.text.contains("News for Sam Sample"),
+            "{}",
+            bodies.text
+        );
+        assert!(
+            bodies.text.contains("Unsubscribe"),
+            "the footer: {}",
+            bodies.text
+        );
+        assert!(
+            !bodies.text.contains("<h1") && !bodies.text.contains("style="),
+            "text, not markup: {}",
+            bodies.text
+        );
+    }
+
+    #[test]
+    fn markdown_may_not_put_a_value_in_unescaped() {
+        for unescaped in ["Hi {{{contact.name}}}", "Hi {{&contact.name}}"] {
+            assert!(markdown_template(unescaped).is_err(), "{unescaped}");
+        }
+    }
+
+    #[test]
+    fn a_constituency_shown_to_everyone_is_refused_and_one_guarded_is_taken() {
+        let check = |html: &str| {
+            let campaign = campaign(html, None, false);
+            Templates::compile(&campaign)
+                .unwrap()
+                .check_blanks(&campaign)
+        };
+        assert!(check("<p>News from {{constituency.name}}</p>").is_err());
+        assert!(
+            check("<p>News from {{#if constituency.name}}{{constituency.name}}{{else}}your area{{/if}}</p>")
+                .is_ok()
+        );
+        assert!(check("<p>Hello {{contact.name}}</p>").is_ok());
     }
 
     #[test]

@@ -24,6 +24,7 @@ on_both_backends!(
     contact_details_are_checked_alike_through_the_api_a_contacts_file_and_the_sign_up_form,
     a_test_send_reaches_only_the_tester_with_inert_links_and_never_the_ledger,
     the_report_counts_what_each_constituency_did_with_an_unsubscribe_through_the_campaign,
+    a_campaign_written_in_markdown_is_laid_out_edited_copied_and_sent_from_its_own_address,
 );
 
 const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
@@ -680,7 +681,7 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
     let url = |rest: &str| format!("{}/api/v1/campaigns{rest}", app.base);
     let draft = json!({
         "name": "Winter", "topic": "news", "subject": "Winter news",
-        "html_template": "<p>Dear {{contact.name}} in {{constituency.name}}</p>",
+        "html_template": "<p>Dear {{contact.name}} in {{#if constituency.name}}{{constituency.name}}{{else}}your area{{/if}}</p>",
         "constituencies": ["E14900001"]
     });
     let create = |token: &str, body: Value| {
@@ -1364,4 +1365,140 @@ async fn the_report_counts_what_each_constituency_did_with_an_unsubscribe_throug
         report["by_constituency"][0]["name"], "Hertford and Stortford (sample)",
         "largest first, named"
     );
+}
+
+/// A campaign written in Markdown is made into canvass's layout (raw HTML escaped, the footer
+/// added, a text part), keeps its Markdown through an edit and a copy, turns into an HTML one
+/// when given HTML; its own From must be at a domain canvass sends from, and its messages
+/// carry it.
+async fn a_campaign_written_in_markdown_is_laid_out_edited_copied_and_sent_from_its_own_address(
+    db: TestStore,
+) {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let writer = staff_token(&db, "website", false).await;
+    db.load_sample_directory().await;
+    db.import_people(PEOPLE).await;
+    let app = TestApp::serve_mailing(db, KEY_1, Some(sink.url())).await;
+    let url = |path: &str| format!("{}/api/v1/campaigns{path}", app.base);
+    let created = app
+        .client
+        .post(url(""))
+        .bearer_auth(&writer)
+        .json(&json!({
+            "name": "Winter", "topic": "news", "subject": "Winter news",
+            "markdown": "# Winter news\n\nHello {{contact.name}}. <img src=x onerror=alert(1)>",
+            "from": "Hertford Events <events@hertford.example.org>",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let preview = get_json(&app, &url(&format!("/{id}/preview")), &writer).await;
+    let html = preview["html"].as_str().unwrap();
+    assert!(html.contains("<h1 style="), "laid out, CSS inlined: {html}");
+    assert!(html.contains("Hello Amira Hassan."), "{html}");
+    assert!(html.contains("&lt;img") && !html.contains("<img"), "{html}");
+    assert!(html.contains("Unsubscribe"), "the footer: {html}");
+    assert!(
+        preview["text"]
+            .as_str()
+            .unwrap()
+            .contains("Hello Amira Hassan.")
+    );
+
+    let patch = |body: Value| {
+        app.client
+            .patch(url(&format!("/{id}")))
+            .bearer_auth(&writer)
+            .json(&body)
+            .send()
+    };
+    // Edited, it stays Markdown; a copy too.
+    let edited = patch(json!({"subject": "Winter news, again"}))
+        .await
+        .unwrap();
+    assert_eq!(edited.status(), StatusCode::OK);
+    let copy = app
+        .client
+        .post(url(&format!("/{id}/copy")))
+        .bearer_auth(&writer)
+        .send();
+    let copy = copy.await.unwrap().json::<Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    for campaign in [id, copy] {
+        let held = app.db.store.campaign(campaign).await.unwrap().unwrap();
+        assert!(
+            held.spec
+                .markdown
+                .as_deref()
+                .unwrap()
+                .contains("{{contact.name}}")
+        );
+        assert_eq!(
+            held.spec.from.unwrap().to_string(),
+            "Hertford Events <events@hertford.example.org>"
+        );
+    }
+    // Refusals name the field and change nothing.
+    let before = app.db.dump().await;
+    for (body, field) in [
+        (
+            json!({"from": "Someone <news@elsewhere.example.com>"}),
+            "from",
+        ),
+        (json!({"reply_to": "not an address"}), "reply_to"),
+        (json!({"markdown": "Hi {{{contact.name}}}"}), "markdown"),
+        (json!({"markdown": "Hi {{nonsense}}"}), "markdown"),
+        (
+            json!({"html_template": "<p>News from {{constituency.name}}</p>"}),
+            "html_template",
+        ),
+    ] {
+        let (status, answer) = error_code(patch(body.clone()).await.unwrap()).await;
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{body}"
+        );
+    }
+    assert_eq!(app.db.dump().await, before);
+    // HTML given, the Markdown goes.
+    let html = patch(json!({"html_template": "<p>Plain {{contact.name}}</p>"}))
+        .await
+        .unwrap();
+    assert_eq!(html.status(), StatusCode::OK);
+    assert_eq!(
+        app.db
+            .store
+            .campaign(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .spec
+            .markdown,
+        None
+    );
+
+    // Its messages come from its own address.
+    let sent = app
+        .client
+        .post(url(&format!("/{copy}/test")))
+        .bearer_auth(&writer)
+        .json(&json!({"to": ["organiser@party.example.org"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), StatusCode::OK);
+    let message = sink.messages().remove(0);
+    assert!(
+        header(&message, "From:").contains("events@hertford.example.org"),
+        "{message}"
+    );
+    assert!(header(&message, "Message-ID:").ends_with("@hertford.example.org>"));
 }

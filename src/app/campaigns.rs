@@ -8,7 +8,7 @@ use crate::domain::{
     Email, NewCampaign, ReportCounts, parse_schedule,
 };
 use crate::mail::MessageError;
-use crate::render::{Bodies, Footer, MessageVars, TemplateError, Templates};
+use crate::render::{Bodies, Footer, MessageVars, TemplateError, Templates, markdown_template};
 use crate::store::{
     Campaign, QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome, StoreError,
 };
@@ -288,12 +288,34 @@ async fn parse(app: &App, mut draft: CampaignDraft) -> Result<NewCampaign> {
         .constituency_codes(&draft.constituencies)
         .await?
         .map_err(|e| AppError::invalid("constituencies", e))?;
-    let campaign = draft
+    let mut campaign = draft
         .parse(Utc::now())
         .map_err(|e| AppError::invalid(e.field, e.message))?;
-    Templates::compile_in_background(&campaign)
+    if let Some(from) = &campaign.from
+        && !app.sender_domains.contains(&from.domain())
+    {
+        return Err(AppError::invalid(
+            "from",
+            format!(
+                "canvass does not send from {}: use an address at {} (CANVASS_FROM's domain, \
+                 and CANVASS_SENDER_DOMAINS)",
+                from.domain(),
+                app.sender_domains.join(" or ")
+            ),
+        ));
+    }
+    // A Markdown campaign's template is made from its Markdown, which any fault is put to.
+    let written = |error: TemplateError| match (template_error(error), &campaign.markdown) {
+        (AppError::Invalid { message, .. }, Some(_)) => AppError::invalid("markdown", message),
+        (error, _) => error,
+    };
+    if let Some(markdown) = &campaign.markdown {
+        campaign.html_template = markdown_template(markdown).map_err(written)?;
+    }
+    let templates = Templates::compile_in_background(&campaign)
         .await
-        .map_err(template_error)?;
+        .map_err(written)?;
+    templates.check_blanks(&campaign).map_err(written)?;
     Ok(campaign)
 }
 

@@ -37,6 +37,9 @@ pub struct App {
     pub base_url: Arc<str>,
     /// Sends sign-up confirmations and test messages; `None`: those are refused.
     pub mailer: Option<Arc<Mailer>>,
+    /// The domains a campaign's own From may be at (lower case): CANVASS_FROM's, and
+    /// CANVASS_SENDER_DOMAINS.
+    pub sender_domains: Arc<[String]>,
 }
 
 impl App {
@@ -46,7 +49,14 @@ impl App {
             publisher: Arc::new(publisher),
             base_url: base_url.trim_end_matches('/').into(),
             mailer: None,
+            sender_domains: Arc::new([]),
         }
+    }
+
+    /// The application taking a campaign's own From at these domains.
+    pub fn with_sender_domains(mut self, domains: Vec<String>) -> Self {
+        self.sender_domains = domains.into();
+        self
     }
 
     /// The application sending its own messages through `mailer`.

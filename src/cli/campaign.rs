@@ -7,7 +7,8 @@ use clap::{Args, Subcommand};
 
 use super::refused;
 use crate::app::{Actor, App, campaigns};
-use crate::domain::{CampaignChanges, CampaignDraft, CampaignReport, ReportCounts};
+use crate::domain::{CampaignChanges, CampaignDraft};
+use crate::progress::report_table;
 use crate::store::StateChange;
 
 #[derive(Subcommand)]
@@ -123,9 +124,13 @@ pub struct CampaignArgs {
     /// The email's subject line; required to create
     #[arg(long)]
     subject: Option<String>,
-    /// Handlebars HTML template; required to create
-    #[arg(long, value_name = "FILE")]
+    /// Handlebars HTML template; this or --markdown is required to create
+    #[arg(long, value_name = "FILE", conflicts_with = "markdown")]
     html: Option<PathBuf>,
+    /// Markdown instead of HTML, placed in canvass's email layout (raw HTML in it is escaped;
+    /// {{contact.name}} and the other values work as in a template)
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
     /// Handlebars text template [default: derived from the HTML]
     #[arg(long, value_name = "FILE")]
     text: Option<PathBuf>,
@@ -149,6 +154,13 @@ pub struct CampaignArgs {
     /// The venue's postcode
     #[arg(long)]
     event_postcode: Option<String>,
+    /// Its own From, e.g. "Hertford Events <events@example.org>", at CANVASS_FROM's domain or
+    /// one of CANVASS_SENDER_DOMAINS [default: CANVASS_FROM]
+    #[arg(long, value_name = "MAILBOX")]
+    from: Option<String>,
+    /// Its own Reply-To [default: CANVASS_REPLY_TO]
+    #[arg(long, value_name = "MAILBOX")]
+    reply_to: Option<String>,
 }
 
 impl CampaignArgs {
@@ -161,6 +173,9 @@ impl CampaignArgs {
             subject: self.subject,
             html_template: self.html.as_deref().map(read).transpose()?,
             text_template: self.text.as_deref().map(read).transpose()?,
+            markdown: self.markdown.as_deref().map(read).transpose()?,
+            from: self.from,
+            reply_to: self.reply_to,
             constituencies: list(self.constituency),
             postcodes: list(self.postcode),
             event_title: self.event_title,
@@ -260,7 +275,7 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
             let report = campaigns::report(app, id).await.map_err(refused)?;
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&report)?),
-                false => print_report(&report),
+                false => print!("{}", report_table(&report)),
             }
         }
         CampaignCommand::List => {
@@ -274,38 +289,6 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The report as a table: a line for the total, then one per constituency.
-fn print_report(report: &CampaignReport) {
-    println!("campaign {} ({}): {}", report.id, report.state, report.name);
-    let width = report
-        .by_constituency
-        .iter()
-        .filter_map(|c| c.name.as_deref().or(c.code.as_deref()))
-        .map(|name| name.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(20);
-    println!(
-        "{:width$}  {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>12}",
-        "", "queued", "sent", "failed", "skipped", "bounces", "complaints", "unsubscribes"
-    );
-    let line = |label: &str, c: &ReportCounts| {
-        println!(
-            "{label:width$}  {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>12}",
-            c.queued, c.sent, c.failed, c.skipped, c.bounces, c.complaints, c.unsubscribes
-        )
-    };
-    line("total", &report.total);
-    for constituency in &report.by_constituency {
-        let label = match (&constituency.name, &constituency.code) {
-            (Some(name), _) => name.as_str(),
-            (None, Some(code)) => code.as_str(),
-            (None, None) => "(no constituency)",
-        };
-        line(label, &constituency.counts);
-    }
 }
 
 /// A time as staff read it: UK time, with the zone.

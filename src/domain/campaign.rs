@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{ConstituencyCode, Postcode, PostcodePrefix, TopicSlug};
+use super::{ConstituencyCode, Postcode, PostcodePrefix, Sender, TopicSlug};
 
 /// Who a campaign is for: anyone in any listed constituency or under any listed postcode prefix.
 /// Empty: everyone who consented to the topic.
@@ -40,8 +40,15 @@ pub struct NewCampaign {
     pub html_template: String,
     /// `None`: the text part is derived from the HTML.
     pub text_template: Option<String>,
+    /// The Markdown the HTML template is made from, when staff wrote it so (the application
+    /// makes the template: canvass's layout around the rendered Markdown).
+    pub markdown: Option<String>,
     pub audience: Audience,
     pub event: Option<Event>,
+    /// Its own From, instead of the configured one.
+    pub from: Option<Sender>,
+    /// Its own Reply-To, instead of the configured one.
+    pub reply_to: Option<Sender>,
 }
 
 /// A campaign as staff write it, before parsing: from the command line's flags and files, or
@@ -52,8 +59,18 @@ pub struct CampaignDraft {
     pub name: String,
     pub topic: String,
     pub subject: String,
+    /// Handlebars HTML; or write `markdown` instead.
+    #[serde(default)]
     pub html_template: String,
     pub text_template: Option<String>,
+    /// Markdown (raw HTML in it is escaped), placed in canvass's email layout; instead of
+    /// `html_template`.
+    pub markdown: Option<String>,
+    /// `Name <address>`: a From of its own, at the configured From's domain or one of
+    /// `CANVASS_SENDER_DOMAINS`.
+    pub from: Option<String>,
+    /// `Name <address>`: a Reply-To of its own.
+    pub reply_to: Option<String>,
     #[serde(default)]
     pub constituencies: Vec<String>,
     #[serde(default)]
@@ -73,8 +90,15 @@ impl From<&NewCampaign> for CampaignDraft {
             name: campaign.name.clone(),
             topic: campaign.topic.to_string(),
             subject: campaign.subject.clone(),
-            html_template: campaign.html_template.clone(),
+            // A Markdown campaign's template is made from its Markdown, not edited.
+            html_template: match campaign.markdown {
+                Some(_) => String::new(),
+                None => campaign.html_template.clone(),
+            },
             text_template: campaign.text_template.clone(),
+            markdown: campaign.markdown.clone(),
+            from: campaign.from.as_ref().map(ToString::to_string),
+            reply_to: campaign.reply_to.as_ref().map(ToString::to_string),
             constituencies: campaign
                 .audience
                 .constituencies
@@ -104,8 +128,13 @@ pub struct CampaignChanges {
     pub name: Option<String>,
     pub topic: Option<String>,
     pub subject: Option<String>,
+    /// Replaces the Markdown, if any.
     pub html_template: Option<String>,
     pub text_template: Option<String>,
+    /// Replaces the HTML template, if any.
+    pub markdown: Option<String>,
+    pub from: Option<String>,
+    pub reply_to: Option<String>,
     /// Replaces the constituencies (codes or unique names).
     pub constituencies: Option<Vec<String>>,
     /// Replaces the postcode prefixes.
@@ -128,7 +157,16 @@ impl CampaignChanges {
         given(self.name, &mut base.name);
         given(self.topic, &mut base.topic);
         given(self.subject, &mut base.subject);
-        given(self.html_template, &mut base.html_template);
+        if let Some(html) = self.html_template {
+            base.html_template = html;
+            base.markdown = None;
+        }
+        if let Some(markdown) = self.markdown {
+            base.markdown = Some(markdown);
+            base.html_template = String::new();
+        }
+        base.from = self.from.or(base.from);
+        base.reply_to = self.reply_to.or(base.reply_to);
         given(self.constituencies, &mut base.constituencies);
         given(self.postcodes, &mut base.postcodes);
         base.text_template = self.text_template.or(base.text_template);
@@ -170,9 +208,30 @@ impl CampaignDraft {
             topic => TopicSlug::parse(topic).map_err(|e| wrong("topic", e.to_string()))?,
         };
         let subject = one_line("subject", &self.subject)?;
-        if self.html_template.trim().is_empty() {
-            return Err(wrong("html_template", "is required".into()));
+        let markdown = self.markdown.filter(|m| !m.trim().is_empty());
+        match (self.html_template.trim().is_empty(), &markdown) {
+            (true, None) => {
+                return Err(wrong(
+                    "html_template",
+                    "is required (or markdown instead)".into(),
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(wrong(
+                    "markdown",
+                    "give html_template or markdown, not both".into(),
+                ));
+            }
+            _ => {}
         }
+        let sender = |field: &'static str, value: Option<String>| {
+            value
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| Sender::parse(&v).map_err(|e| wrong(field, e)))
+                .transpose()
+        };
+        let from = sender("from", self.from)?;
+        let reply_to = sender("reply_to", self.reply_to)?;
         let audience = Audience {
             constituencies: self
                 .constituencies
@@ -229,8 +288,11 @@ impl CampaignDraft {
             subject,
             html_template: self.html_template,
             text_template: self.text_template,
+            markdown,
             audience,
             event,
+            from,
+            reply_to,
         })
     }
 }

@@ -12,6 +12,7 @@ mod email;
 mod postcode;
 mod publisher;
 mod schedule;
+mod sender;
 mod staff;
 mod topic;
 
@@ -33,5 +34,6 @@ pub use email::{Email, EmailError, EmailHash};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
 pub use publisher::Publisher;
 pub use schedule::{ScheduleError, parse_schedule};
+pub use sender::Sender;
 pub use staff::{StaffMember, StaffName, StaffNameError, StaffSecret, StaffTokenHash};
 pub use topic::{Topic, TopicNameError, TopicSlug, TopicSlugError};

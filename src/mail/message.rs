@@ -12,7 +12,7 @@ use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
 use super::{Connection, SendFailure, Transport, envelope};
 use crate::config::DkimSettings;
-use crate::domain::{Email, Publisher};
+use crate::domain::{Email, Publisher, Sender};
 use crate::render::{Footer, MessageVars, TemplateError, Templates};
 use crate::store::{Campaign, ClaimedDelivery};
 use crate::token::SigningKeys;
@@ -138,20 +138,27 @@ impl Letterhead {
         text: String,
         html: String,
     ) -> Result<(String, Message), MessageError> {
-        let (message_id, builder) = self.start(Mailbox::new(None, to.address().clone()), subject);
+        let to = Mailbox::new(None, to.address().clone());
+        let (message_id, builder) = self.start(&self.from, self.reply_to.as_ref(), to, subject);
         Ok((message_id, self.seal(builder, text, html)?))
     }
 
     /// What every message of this process begins with: a new Message-ID at the From address's
     /// domain, From, Reply-To, To, Subject and Date. Its Message-ID too.
-    fn start(&self, to: Mailbox, subject: &str) -> (String, MessageBuilder) {
+    fn start(
+        &self,
+        from: &Mailbox,
+        reply_to: Option<&Mailbox>,
+        to: Mailbox,
+        subject: &str,
+    ) -> (String, MessageBuilder) {
         let message_id = format!(
             "<{}@{}>",
             uuid::Uuid::new_v4().simple(),
-            self.from.email.domain()
+            from.email.domain()
         );
-        let mut builder = Message::builder().from(self.from.clone());
-        if let Some(reply_to) = &self.reply_to {
+        let mut builder = Message::builder().from(from.clone());
+        if let Some(reply_to) = reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
         let builder = builder
@@ -241,7 +248,17 @@ impl Letterhead {
         let header = |name: &'static str, value: String| {
             HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
         };
-        let (message_id, builder) = self.start(to, subject);
+        // The campaign's own From and Reply-To, where it has them.
+        let mailbox =
+            |sender: &Sender| Mailbox::new(sender.name.clone(), sender.email.address().clone());
+        let from = campaign.spec.from.as_ref().map(mailbox);
+        let reply_to = campaign.spec.reply_to.as_ref().map(mailbox);
+        let (message_id, builder) = self.start(
+            from.as_ref().unwrap_or(&self.from),
+            reply_to.as_ref().or(self.reply_to.as_ref()),
+            to,
+            subject,
+        );
         let builder = builder
             .raw_header(header("List-Unsubscribe", unsubscribe))
             .raw_header(header(

@@ -10,7 +10,7 @@ use super::{
 use crate::domain::{
     Actor, Audience, CampaignState, CampaignSummary, ConstituencyCode, ConstituencyCounts,
     DeliveryCounts, Email, Event, LinkTag, NewCampaign, Postcode, PostcodePrefix, PublicId,
-    ReportCounts, TopicSlug, latest_birth_date_to_mail,
+    ReportCounts, Sender, TopicSlug, latest_birth_date_to_mail,
 };
 
 /// Who may receive campaign `k` now, for contact `c`: the contract's rule. `$1` is the
@@ -110,6 +110,9 @@ struct CampaignRow {
     paused_reason: Option<String>,
     scheduled_at: Option<DateTime<Utc>>,
     link_tag: Option<String>,
+    markdown: Option<String>,
+    from_address: Option<String>,
+    reply_to: Option<String>,
 }
 
 /// A campaign's state, read inside the caller's write transaction; `None` when there is no such
@@ -167,7 +170,8 @@ macro_rules! write_campaign {
         sqlx::query(
             "UPDATE campaigns SET name = $2, topic_id = $3, subject = $4, html_template = $5, \
                  text_template = $6, event_title = $7, event_starts_at = $8, event_venue = $9, \
-                 event_postcode = $10, updated_at = $11 \
+                 event_postcode = $10, updated_at = $11, markdown = $12, from_address = $13, \
+                 reply_to = $14 \
              WHERE id = $1",
         )
         .bind($id)
@@ -185,6 +189,9 @@ macro_rules! write_campaign {
                 .map(Postcode::as_str),
         )
         .bind(now())
+        .bind(campaign.markdown.as_deref())
+        .bind(campaign.from.as_ref().map(ToString::to_string))
+        .bind(campaign.reply_to.as_ref().map(ToString::to_string))
         .execute(&mut *conn)
         .await?;
         sqlx::query("DELETE FROM campaign_audience WHERE campaign_id = $1")
@@ -276,7 +283,8 @@ impl Store {
                 "SELECT k.id, k.name, t.slug AS topic, t.name AS topic_name, k.subject, \
                         k.html_template, \
                         k.text_template, k.event_title, k.event_starts_at, k.event_venue, \
-                        k.event_postcode, k.state, k.paused_reason, k.scheduled_at, k.link_tag \
+                        k.event_postcode, k.state, k.paused_reason, k.scheduled_at, k.link_tag, \
+                        k.markdown, k.from_address, k.reply_to \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
             )
             .bind(id)
@@ -311,6 +319,11 @@ impl Store {
                 audience.postcodes.push(prefix);
             }
         }
+        let sender = |held: Option<String>| {
+            held.map(|s| Sender::parse(&s))
+                .transpose()
+                .map_err(|e| decode_error("sender", e))
+        };
         let event = match (row.event_title, row.event_starts_at, row.event_venue) {
             (Some(title), Some(starts_at), Some(venue)) => Some(Event {
                 title,
@@ -341,6 +354,9 @@ impl Store {
                 subject: row.subject,
                 html_template: row.html_template,
                 text_template: row.text_template,
+                markdown: row.markdown,
+                from: sender(row.from_address)?,
+                reply_to: sender(row.reply_to)?,
                 audience,
                 event,
             },

@@ -53,7 +53,8 @@ impl TestApp {
             ..super::publisher()
         };
         let mut service =
-            canvass::app::App::new(db.store.clone(), publisher, "https://links.example.org");
+            canvass::app::App::new(db.store.clone(), publisher, "https://links.example.org")
+                .with_sender_domains(vec!["hertford.example.org".into()]);
         if let Some(smtp_url) = mailer {
             service = service.with_mailer(Mailer {
                 transport: Transport::from_url(&smtp_url).unwrap(),

@@ -326,6 +326,9 @@ pub fn news_campaign(constituencies: &[&str], postcodes: &[&str]) -> canvass::do
         subject: "Winter news".into(),
         html_template: "<p>Dear {{contact.name}} in {{constituency.name}}</p>".into(),
         text_template: None,
+        markdown: None,
+        from: None,
+        reply_to: None,
         audience: Audience {
             constituencies: constituencies
                 .iter()
@@ -405,6 +408,7 @@ pub fn run_in_background(
 impl TestStore {
     pub fn app(&self) -> canvass::app::App {
         canvass::app::App::new(self.store.clone(), publisher(), "https://links.example.org")
+            .with_sender_domains(vec!["hertford.example.org".into()])
     }
 }
 
