@@ -163,7 +163,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
             println!("$ canvass campaign test {id} --to {TESTER} --as amira.hassan@example.org");
             let to = [TESTER.to_owned()];
             let sent = campaigns::test(&app, me, id, &to, Some("amira.hassan@example.org"));
-            println!("sent {} test message(s) of campaign {id}", sent.await?);
+            println!("{} test message(s) of campaign {id} sent", sent.await?);
         }
         println!("$ canvass campaign queue {id}");
         println!("{}", campaigns::queue(&app, me, id).await?);

@@ -113,12 +113,12 @@ pub fn report_table(report: &CampaignReport) -> String {
         .max(20);
     out.push_str(&format!(
         "{:width$}  {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>12}\n",
-        "", "queued", "sent", "failed", "skipped", "bounces", "complaints", "unsubscribes"
+        "", "queued", "sent", "failed", "skipped", "bounced", "complaints", "unsubscribed"
     ));
     let mut line = |label: &str, c: &ReportCounts| {
         out.push_str(&format!(
             "{label:width$}  {:>7} {:>7} {:>7} {:>7} {:>7} {:>10} {:>12}\n",
-            c.queued, c.sent, c.failed, c.skipped, c.bounces, c.complaints, c.unsubscribes
+            c.queued, c.sent, c.failed, c.skipped, c.bounced, c.complaints, c.unsubscribed
         ))
     };
     line("total", &report.total);

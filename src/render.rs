@@ -302,18 +302,15 @@ impl Templates {
     /// async worker of the service, given up after a few seconds.
     pub async fn compile_in_background(campaign: &NewCampaign) -> Result<Self, TemplateError> {
         let campaign = campaign.clone();
-        let compiling = tokio::task::spawn_blocking(move || Self::compile(&campaign));
-        match tokio::time::timeout(COMPILE_TIME_LIMIT, compiling).await {
-            Ok(Ok(compiled)) => compiled,
-            Ok(Err(panicked)) => Err(invalid("HTML", panicked)),
-            Err(_) => Err(invalid(
-                "HTML",
-                format!(
-                    "took over {} s to compile and render",
-                    COMPILE_TIME_LIMIT.as_secs()
-                ),
-            )),
-        }
+        in_background(move || Self::compile(&campaign)).await
+    }
+
+    /// What a new or changed campaign's templates must pass, on a blocking thread within the
+    /// same time: they compile and render the sample ([`Templates::compile`]), and show no blank
+    /// where a constituency goes ([`Templates::check_blanks`]).
+    pub async fn check_in_background(campaign: &NewCampaign) -> Result<(), TemplateError> {
+        let campaign = campaign.clone();
+        in_background(move || Self::compile(&campaign)?.check_blanks(&campaign)).await
     }
 
     /// Compiles the campaign's templates and renders them once with sample values: a syntax
@@ -347,8 +344,12 @@ impl Templates {
         named.constituency.name = Some(MARK.into());
         let mut nameless = named.clone();
         nameless.constituency.name = None;
-        let (with_name, _) = self.bodies(&named)?;
-        let (without, _) = self.bodies(&nameless)?;
+        let html = |vars: &MessageVars| {
+            self.html
+                .render("HTML", vars)
+                .map_err(|e| invalid("HTML", e))
+        };
+        let (with_name, without) = (html(&named)?, html(&nameless)?);
         match with_name.contains(MARK) && with_name.replace(MARK, "") == without {
             true => Err(invalid(
                 "HTML",
@@ -387,6 +388,24 @@ impl Templates {
             }
         };
         Ok((html, text))
+    }
+}
+
+/// Runs `work` on a blocking thread, so that a large template does not hold an async worker of
+/// the service, given up after [`COMPILE_TIME_LIMIT`].
+async fn in_background<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, TemplateError> + Send + 'static,
+) -> Result<T, TemplateError> {
+    match tokio::time::timeout(COMPILE_TIME_LIMIT, tokio::task::spawn_blocking(work)).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(panicked)) => Err(invalid("HTML", panicked)),
+        Err(_) => Err(invalid(
+            "HTML",
+            format!(
+                "took over {} s to compile and render",
+                COMPILE_TIME_LIMIT.as_secs()
+            ),
+        )),
     }
 }
 

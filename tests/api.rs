@@ -1341,11 +1341,18 @@ async fn the_report_counts_what_each_constituency_did_with_an_unsubscribe_throug
         &writer,
     )
     .await;
-    let counts = |queued, sent, skipped, bounces, complaints, unsubscribes| {
+    let counts = |queued, sent, skipped, bounced, complaints, unsubscribed| {
         json!({"queued": queued, "sent": sent, "failed": 0, "skipped": skipped,
-               "bounces": bounces, "complaints": complaints, "unsubscribes": unsubscribes})
+               "bounced": bounced, "complaints": complaints, "unsubscribed": unsubscribed})
     };
-    assert_eq!(report["total"], counts(0, 5, 1, 1, 1, 1), "{report:#}");
+    let total: serde_json::Map<String, Value> = report
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(key, _)| !["id", "name", "state", "by_constituency"].contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    assert_eq!(Value::Object(total), counts(0, 5, 1, 1, 1, 1), "{report:#}");
     let by: std::collections::BTreeMap<String, Value> = report["by_constituency"]
         .as_array()
         .unwrap()

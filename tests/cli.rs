@@ -277,11 +277,25 @@ fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
         .and_then(|n| n.parse().ok())
         .expect("a 'sent N, skipped M' line");
     assert!(sent > 0, "{out}");
-    let files = std::fs::read_dir(dir.path().join("demo/outbox"))
+    let files: Vec<String> = std::fs::read_dir(dir.path().join("demo/outbox"))
         .unwrap()
-        .count() as u64;
-    assert_eq!(files, sent);
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let tests = files
+        .iter()
+        .filter(|name| name.starts_with("test-"))
+        .count();
+    assert_eq!(tests, 1, "one test message, outside the ledger: {files:?}");
+    assert_eq!(files.len() as u64 - 1, sent);
     assert!(out.contains("/u/"), "an unsubscribe link is printed: {out}");
+    assert!(
+        out.contains("scheduled") || out.contains("will be queued at"),
+        "{out}"
+    );
+    assert!(
+        out.contains("campaign report 1"),
+        "the report ends it: {out}"
+    );
 
     let second = canvass(dir.path(), &[], &["demo", "--dir", "demo", "--no-serve"]);
     assert!(
@@ -801,6 +815,94 @@ fn a_campaign_is_created_checked_previewed_queued_and_counted() {
     let again = workspace.run(&["campaign", "queue", &id]);
     assert!(!again.status.success());
     assert!(stderr(&again).contains("only a draft can be queued"));
+}
+
+/// Written in Markdown, tried on oneself, sent, and reported on, from the command line.
+#[test]
+fn a_markdown_campaign_is_tested_sent_and_reported() {
+    let workspace = Workspace::migrated();
+    workspace.write(
+        "contacts.csv",
+        "email,name,postcode,topics\namira@example.org,Amira,SG13 8EQ,news\n\
+         ben@example.org,Ben,,news\n",
+    );
+    assert!(
+        workspace
+            .run(&["contacts", "import", "contacts.csv"])
+            .status
+            .success()
+    );
+    workspace.write("news.md", "# Winter\n\nHello {{contact.name}} <b>!</b>\n");
+    let created = workspace.run(&[
+        "campaign",
+        "create",
+        "--name",
+        "Winter",
+        "--topic",
+        "news",
+        "--subject",
+        "Winter news",
+        "--markdown",
+        "news.md",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let id = stdout(&created).trim().to_owned();
+    let both = workspace.run(&[
+        "campaign",
+        "edit",
+        &id,
+        "--html",
+        "news.md",
+        "--markdown",
+        "news.md",
+    ]);
+    assert!(
+        !both.status.success(),
+        "--html and --markdown together are refused"
+    );
+
+    let tested = workspace.run(&[
+        "campaign",
+        "test",
+        &id,
+        "--to",
+        "me@party.example.org",
+        "--as",
+        "amira@example.org",
+    ]);
+    assert!(tested.status.success(), "{}", stderr(&tested));
+    let outbox = workspace.path().join("outbox");
+    let test = std::fs::read_dir(&outbox)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let test = std::fs::read_to_string(test).unwrap().replace("=\n", "");
+    assert!(test.contains("Subject: [Test] Winter news"), "{test}");
+    assert!(test.contains("Hello Amira &lt;b&gt;!&lt;/b&gt;"), "{test}");
+
+    let drained = workspace.run(&["campaign", "queue", &id]);
+    assert_eq!(stdout(&drained).trim(), "2", "{}", stderr(&drained));
+    assert!(workspace.run(&["worker", "--drain"]).status.success());
+    let report = workspace.run(&["campaign", "report", &id, "--json"]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(
+        (report["sent"].as_u64(), report["queued"].as_u64()),
+        (Some(2), Some(0))
+    );
+    // No directory loaded: both in no constituency.
+    assert_eq!(
+        report["by_constituency"][0]["code"],
+        serde_json::Value::Null,
+        "{report}"
+    );
+    let table = stdout(&workspace.run(&["campaign", "report", &id]));
+    assert!(
+        table.contains("total") && table.contains("unsubscribed"),
+        "{table}"
+    );
 }
 
 #[test]

@@ -312,10 +312,9 @@ async fn parse(app: &App, mut draft: CampaignDraft) -> Result<NewCampaign> {
     if let Some(markdown) = &campaign.markdown {
         campaign.html_template = markdown_template(markdown).map_err(written)?;
     }
-    let templates = Templates::compile_in_background(&campaign)
+    Templates::check_in_background(&campaign)
         .await
         .map_err(written)?;
-    templates.check_blanks(&campaign).map_err(written)?;
     Ok(campaign)
 }
 

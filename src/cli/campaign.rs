@@ -220,7 +220,7 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
             let sent = campaigns::test(app, me, id, &to, as_contact.as_deref())
                 .await
                 .map_err(refused)?;
-            println!("sent {sent} test message(s) of campaign {id}");
+            println!("{sent} test message(s) of campaign {id} sent");
         }
         CampaignCommand::Queue { id } => {
             let queued = campaigns::queue(app, me, id).await.map_err(refused)?;

@@ -409,11 +409,11 @@ pub struct ReportCounts {
     /// cancelled.
     pub skipped: u64,
     /// Reported undeliverable, at once or later by a bounce report.
-    pub bounces: u64,
+    pub bounced: u64,
     /// Reported as spam by the recipient.
     pub complaints: u64,
     /// People who unsubscribed through this campaign's links.
-    pub unsubscribes: u64,
+    pub unsubscribed: u64,
 }
 
 impl std::ops::AddAssign for ReportCounts {
@@ -422,9 +422,9 @@ impl std::ops::AddAssign for ReportCounts {
         self.sent += other.sent;
         self.failed += other.failed;
         self.skipped += other.skipped;
-        self.bounces += other.bounces;
+        self.bounced += other.bounced;
         self.complaints += other.complaints;
-        self.unsubscribes += other.unsubscribes;
+        self.unsubscribed += other.unsubscribed;
     }
 }
 
@@ -445,6 +445,9 @@ pub struct CampaignReport {
     pub name: String,
     #[schema(value_type = String)]
     pub state: CampaignState,
+    /// In total: `queued`, `sent`, `failed`, `skipped`, `bounced`, `complaints`,
+    /// `unsubscribed`.
+    #[serde(flatten)]
     pub total: ReportCounts,
     /// Largest first.
     pub by_constituency: Vec<ConstituencyCounts>,

@@ -598,9 +598,9 @@ impl Store {
                             sent: count(sent),
                             failed: count(failed),
                             skipped: count(skipped),
-                            bounces: count(bounces),
+                            bounced: count(bounces),
                             complaints: count(complaints),
-                            unsubscribes: count(unsubscribes),
+                            unsubscribed: count(unsubscribes),
                         },
                     }
                 },
