@@ -44,21 +44,11 @@ best_of_three() {
     printf '%d.%03d' $((best / 1000)) $((best % 1000))
 }
 
-# The report's statement, as the store runs it, for the engine's own client.
-report_sql="SELECT r.constituency, n.name, r.queued, r.sent, r.failed, r.skipped, r.bounces,
-    r.complaints, r.unsubscribes
- FROM (SELECT constituency,
-         SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued,
-         SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent,
-         SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed,
-         SUM(CASE WHEN state = 'skipped' THEN 1 ELSE 0 END) AS skipped,
-         SUM(CASE WHEN bounced THEN 1 ELSE 0 END) AS bounces,
-         SUM(CASE WHEN complained THEN 1 ELSE 0 END) AS complaints,
-         SUM(CASE WHEN unsubscribed THEN 1 ELSE 0 END) AS unsubscribes,
-         count(*) AS deliveries
-       FROM deliveries WHERE campaign_id = 1 GROUP BY constituency) r
- LEFT JOIN constituencies n ON n.code = r.constituency
- ORDER BY r.deliveries DESC, r.constituency"
+# The report's statement, as the store runs it (the store adds the groups up by constituency),
+# for the engine's own client.
+report_sql="SELECT state, constituency, bounced, complained, unsubscribed, count(*)
+ FROM deliveries WHERE campaign_id = 1
+ GROUP BY state, constituency, bounced, complained, unsubscribed"
 
 bench_backend() { # name url query-command...
     local name=$1 url=$2
@@ -115,6 +105,7 @@ pg=${CANVASS_BENCH_POSTGRES_URL:-${CANVASS_TEST_POSTGRES_URL:-}}
 if [ -n "$pg" ]; then
     name=canvass_campaign_$$
     psql -q "$pg" -c "CREATE DATABASE $name" >/dev/null
-    trap 'psql -q "$pg" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null; cleanup' EXIT
+    [ "${KEEP:-0}" = 1 ] && echo "keeping the database ${pg%/*}/$name" ||
+        trap 'psql -q "$pg" -c "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null; cleanup' EXIT
     bench_backend postgres "${pg%/*}/$name" psql -Atq "${pg%/*}/$name" -c
 fi

@@ -15,6 +15,7 @@ use chrono::{TimeZone, Utc};
 use support::{Recorded, TestStore, news_campaign, on_both_backends};
 
 on_both_backends!(
+    an_uploaded_file_imports_from_its_reader_telling_its_progress_as_events,
     queueing_takes_exactly_the_people_the_rule_allows,
     campaigns_pause_resume_and_cancel,
     a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once,
@@ -57,6 +58,44 @@ fn email(s: &str) -> Email {
 
 fn slug(s: &str) -> TopicSlug {
     TopicSlug::parse(s).unwrap()
+}
+
+/// An upload is a reader, not a path, of a size known or not; what the import does reaches
+/// a page as events: started, how far, each refused row.
+async fn an_uploaded_file_imports_from_its_reader_telling_its_progress_as_events(db: TestStore) {
+    use canvass::app::imports::ImportEvent;
+    let csv = "email,name,topics\r\na@example.org,A,news\r\nnot an address,B,news\r\n";
+    let upload = CsvFile::from_reader(
+        "upload.csv",
+        std::io::Cursor::new(csv.as_bytes().to_vec()),
+        csv.len() as u64,
+    );
+    let (mut events, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    let summary = imports::contacts(&db.app(), upload, "upload", &mut events)
+        .await
+        .unwrap();
+    assert_eq!((summary.imported, summary.rejected), (1, 1));
+    drop(events);
+    let mut told = Vec::new();
+    while let Some(event) = heard.recv().await {
+        told.push(event);
+    }
+    assert_eq!(
+        told.first(),
+        Some(&ImportEvent::Started {
+            total_bytes: csv.len() as u64
+        })
+    );
+    assert!(
+        told.iter()
+            .any(|e| matches!(e, ImportEvent::Rejected(r) if r.line == 3)),
+        "{told:?}"
+    );
+    assert!(
+        told.iter()
+            .any(|e| matches!(e, ImportEvent::Advanced { bytes_read } if *bytes_read > 0)),
+        "{told:?}"
+    );
 }
 
 /// Imports a postcode directory file as the operator.

@@ -14,6 +14,8 @@ use serde::Serialize;
 
 use super::AppState;
 use super::client_ip::ClientIp;
+use crate::app::AppError;
+use crate::app::contacts;
 use crate::domain::{Actor, Postcode, PublicId, TopicSlug};
 use crate::render::TRIAL_LINK_PATH;
 use crate::store::{
@@ -323,8 +325,10 @@ async fn preferences_action(
                     .await
             }
             Action::Download => {
-                let Some(export) = state.store.export_contact(&held.email).await? else {
-                    return Ok(state.sender_page("nothing_held"));
+                let export = match contacts::export(&state.app, held.email.as_str()).await {
+                    Ok(export) => export,
+                    Err(AppError::Store(e)) => return Err(e.into()),
+                    Err(_) => return Ok(state.sender_page("nothing_held")),
                 };
                 let json = serde_json::to_string_pretty(&export)
                     .expect("the export is plain data and always serialises");
@@ -342,10 +346,11 @@ async fn preferences_action(
             }
             Action::Erase => Ok(state.sender_page("erase_confirm")),
             Action::EraseConfirmed => {
-                state
-                    .store
-                    .erase_contact(&held.email, &Actor::Contact)
-                    .await?;
+                match contacts::erase(&state.app, &Actor::Contact, held.email.as_str()).await {
+                    Ok(_) => {}
+                    Err(AppError::Store(e)) => return Err(e.into()),
+                    Err(_) => return Ok(state.sender_page("nothing_held")),
+                }
                 state.metrics.erasures.inc();
                 tracing::info!("a contact erased their data");
                 Ok(state.sender_page("erased"))

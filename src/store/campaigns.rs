@@ -1,6 +1,8 @@
 //! Campaigns and their delivery ledger: creating, queueing (set-based, in the database), and the
 //! state changes staff make.
 
+use std::collections::{BTreeMap, HashMap};
+
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
@@ -551,61 +553,58 @@ impl Store {
     }
 
     /// What a campaign's deliveries did, by the constituency of their recipients when it was
-    /// queued, largest first; in one pass over the campaign's deliveries.
+    /// queued, largest first. The counts are grouped in the order of the index that holds them
+    /// (`deliveries_by_state`), so that the engine reads the index alone and sorts nothing; the
+    /// groups are added up by constituency here.
     pub async fn campaign_report(&self, id: i64) -> Result<Vec<ConstituencyCounts>> {
-        type Row = (
-            Option<String>,
-            Option<String>,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-        );
-        let rows: Vec<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT r.constituency, n.name, r.queued, r.sent, r.failed, r.skipped, \
-                        r.bounces, r.complaints, r.unsubscribes \
-                 FROM (SELECT constituency, \
-                         SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END) AS queued, \
-                         SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent, \
-                         SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END) AS failed, \
-                         SUM(CASE WHEN state = 'skipped' THEN 1 ELSE 0 END) AS skipped, \
-                         SUM(CASE WHEN bounced THEN 1 ELSE 0 END) AS bounces, \
-                         SUM(CASE WHEN complained THEN 1 ELSE 0 END) AS complaints, \
-                         SUM(CASE WHEN unsubscribed THEN 1 ELSE 0 END) AS unsubscribes, \
-                         count(*) AS deliveries \
-                       FROM deliveries WHERE campaign_id = $1 GROUP BY constituency) r \
-                 LEFT JOIN constituencies n ON n.code = r.constituency \
-                 ORDER BY r.deliveries DESC, r.constituency",
+        type Group = (String, Option<String>, bool, bool, bool, i64);
+        let (groups, names): (Vec<Group>, Vec<(String, Option<String>)>) = on_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
+            let groups = sqlx::query_as(
+                "SELECT state, constituency, bounced, complained, unsubscribed, count(*) \
+                     FROM deliveries WHERE campaign_id = $1 \
+                     GROUP BY state, constituency, bounced, complained, unsubscribed",
             )
             .bind(id)
-            .fetch_all(pool)
-            .await?
+            .fetch_all(&mut *conn)
+            .await?;
+            let names = sqlx::query_as("SELECT code, name FROM constituencies")
+                .fetch_all(&mut *conn)
+                .await?;
+            (groups, names)
         });
-        let count = |n: i64| n as u64;
-        Ok(rows
+        let mut by_code: BTreeMap<Option<String>, ReportCounts> = BTreeMap::new();
+        for (state, code, bounced, complained, unsubscribed, n) in groups {
+            let n = n as u64;
+            let counts = by_code.entry(code).or_default();
+            match state.as_str() {
+                "queued" => counts.queued += n,
+                "sent" => counts.sent += n,
+                "failed" => counts.failed += n,
+                _ => counts.skipped += n,
+            }
+            counts.bounced += u64::from(bounced) * n;
+            counts.complaints += u64::from(complained) * n;
+            counts.unsubscribed += u64::from(unsubscribed) * n;
+        }
+        let names: HashMap<String, Option<String>> = names.into_iter().collect();
+        let mut report: Vec<ConstituencyCounts> = by_code
             .into_iter()
-            .map(
-                |(code, name, queued, sent, failed, skipped, bounces, complaints, unsubscribes)| {
-                    ConstituencyCounts {
-                        code,
-                        name,
-                        counts: ReportCounts {
-                            queued: count(queued),
-                            sent: count(sent),
-                            failed: count(failed),
-                            skipped: count(skipped),
-                            bounced: count(bounces),
-                            complaints: count(complaints),
-                            unsubscribed: count(unsubscribes),
-                        },
-                    }
-                },
-            )
-            .collect())
+            .map(|(code, counts)| ConstituencyCounts {
+                name: code
+                    .as_ref()
+                    .and_then(|code| names.get(code).cloned().flatten()),
+                code,
+                counts,
+            })
+            .collect();
+        let size = |c: &ReportCounts| c.queued + c.sent + c.failed + c.skipped;
+        report.sort_by(|a, b| {
+            size(&b.counts)
+                .cmp(&size(&a.counts))
+                .then(a.code.cmp(&b.code))
+        });
+        Ok(report)
     }
 
     pub async fn delivery_counts(&self, id: i64) -> Result<DeliveryCounts> {
@@ -709,6 +708,19 @@ impl Store {
             StateChangeOutcome::Changed(CampaignState::Draft)
         });
         Ok(outcome)
+    }
+
+    /// When the next scheduled draft is due, if any is scheduled.
+    pub async fn next_scheduled(&self) -> Result<Option<DateTime<Utc>>> {
+        let next = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT scheduled_at FROM campaigns WHERE scheduled_at IS NOT NULL \
+                 AND state = 'draft' ORDER BY scheduled_at LIMIT 1",
+            )
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(next)
     }
 
     /// Queues every scheduled draft whose time has come, taking its audience now; the ids

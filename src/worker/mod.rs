@@ -362,17 +362,22 @@ impl Shared {
             .expect("a lease of a sane length");
         let mut renewed = Instant::now();
         let mut scheduled: Option<Instant> = None;
+        // When the next scheduled campaign is due: the claimer wakes for it then.
+        let mut next_due: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut rate = RateWindow::new(self.totals.sent.load(Ordering::Relaxed));
         loop {
             if (&mut shutdown).now_or_never().is_some() {
                 return Ok(());
             }
-            // Scheduled campaigns whose time has come, looked for once a second.
-            if scheduled.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            // Scheduled campaigns whose time has come: looked for once a second (another
+            // process may have scheduled one), and at the moment the next one is due.
+            let due = next_due.is_some_and(|at| at <= chrono::Utc::now());
+            if due || scheduled.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
                 scheduled = Some(Instant::now());
                 for (campaign, deliveries) in self.store.queue_due_campaigns().await? {
                     tracing::info!(campaign, deliveries, "queued a scheduled campaign");
                 }
+                next_due = self.store.next_scheduled().await?;
             }
             if let Some(ended) = senders.try_join_next() {
                 // Senders end early only on an error: stop and report it.
@@ -418,10 +423,14 @@ impl Shared {
                     }
                 }
                 // Nothing to claim: rows held by another worker, or nothing queued.
-                match drain {
+                let idle = match drain {
                     true => Duration::from_millis(200),
                     false => Duration::from_secs(1),
-                }
+                };
+                let until_due = next_due
+                    .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+                    .unwrap_or(idle);
+                idle.min(until_due)
             } else {
                 Duration::from_millis(100)
             };
