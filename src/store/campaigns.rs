@@ -35,6 +35,9 @@ pub(crate) const ELIGIBLE: &str = concat!(
                AND substr(c.postcode, length(a.value) + 1, 1) BETWEEN '0' AND '9'))))"
 );
 
+/// Deliveries from which a queued campaign has the planner's statistics refreshed.
+const LARGE_CAMPAIGN: u64 = 100_000;
+
 /// A campaign as stored.
 #[derive(Debug, Clone)]
 pub struct Campaign {
@@ -501,6 +504,13 @@ impl Store {
             tx.commit().await?;
             QueueOutcome::Queued(queued)
         });
+        // A large campaign changes the ledger's shape: PostgreSQL's planner learns of it now,
+        // not at autovacuum's next round, so that reports and claims are planned for it.
+        if let (Store::Postgres(pool), QueueOutcome::Queued(n)) = (self, outcome)
+            && n >= LARGE_CAMPAIGN
+        {
+            sqlx::query("ANALYZE deliveries").execute(pool).await?;
+        }
         Ok(outcome)
     }
 
