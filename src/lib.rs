@@ -1,16 +1,20 @@
 //! canvass: a consent-first email mailer for political campaigns.
 //!
-//! Data flows one way: the command line and the HTTP service parse input into [`domain`] types
-//! and call [`import`] or the [`store`]; the [`worker`] sends through [`mail`]; nothing below
-//! reaches back up.
+//! Data flows one way: the adapters (the command line, the staff API, the public pages, the
+//! demo) call the [`app`], one function per use-case, which parses their input into [`domain`]
+//! types and acts through the [`store`], [`import`] and [`mail`]; the [`worker`] sends through
+//! [`mail`]; nothing below reaches back up.
 //!
-//! - [`domain`]: emails, postcodes, constituencies, topics, the age rule; parsed once.
+//! - [`app`]: the use-cases (campaigns, contacts, imports, feedback, topics), each taking the
+//!   acting identity and naming the field at fault when it refuses.
+//! - [`domain`]: emails, postcodes, constituencies, topics, the age rule, a contact and a
+//!   campaign as people write them; parsed once.
 //! - [`store`]: every SQL statement, on SQLite or PostgreSQL behind one interface.
 //! - [`import`]: streaming CSV imports of contacts and the postcode directory.
 //! - [`mail`]: building messages (MIME, footer, DKIM) and sending them (SMTP, outbox).
 //! - [`worker`]: claims, senders and the recorder, sending through [`mail`].
 //! - [`config`]: flags, environment and `canvass.toml`, resolved once.
-//! - [`http`]: the public pages, the links, the staff API.
+//! - [`http`]: adapters: the public pages, the links, the staff API.
 //! - [`cli`], [`progress`], [`demo`], [`telemetry`]: the program around them.
 
 pub mod app;

@@ -574,8 +574,8 @@ impl Store {
                     (hash.as_str().to_owned(), id)
                 }
                 FeedbackAbout::Message { id, to } => {
-                    let found: Option<(String, i64)> = sqlx::query_as(
-                        "SELECT c.email_hash, c.id FROM deliveries d \
+                    let found: Option<(i64, String, i64)> = sqlx::query_as(
+                        "SELECT d.id, c.email_hash, c.id FROM deliveries d \
                          JOIN contacts c ON c.id = d.contact_id \
                          WHERE d.message_id = $1 AND ($2 IS NULL OR c.email_hash = $2)",
                     )
@@ -583,7 +583,7 @@ impl Store {
                     .bind(to.map(|email| email.hash().as_str().to_owned()))
                     .fetch_optional(&mut *tx)
                     .await?;
-                    let Some((hash, contact)) = found else {
+                    let Some((delivery, hash, contact)) = found else {
                         return Ok(false);
                     };
                     // The message's campaign counts it.
@@ -592,9 +592,9 @@ impl Store {
                         _ => "bounced",
                     };
                     sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE deliveries SET {column} = TRUE WHERE message_id = $1"
+                        "UPDATE deliveries SET {column} = TRUE WHERE id = $1"
                     )))
-                    .bind(*id)
+                    .bind(delivery)
                     .execute(&mut *tx)
                     .await?;
                     (hash, Some(contact))
