@@ -48,8 +48,9 @@ pub struct Settings {
     /// Address the HTTP service binds [default: 127.0.0.1:8080]
     #[arg(long, env = "CANVASS_LISTEN", global = true)]
     pub listen: Option<String>,
-    /// From mailbox, e.g. "Hertford & Stortford Labour <news@example.org>"
-    #[arg(long, env = "CANVASS_FROM", global = true)]
+    /// From mailbox, e.g. "Hertford & Stortford Labour <news@example.org>" (given before the
+    /// command: after `campaign create`, --from is the campaign's own)
+    #[arg(long, env = "CANVASS_FROM")]
     pub from: Option<String>,
     /// Comma-separated kid:base64secret; the first signs, all verify
     #[arg(
@@ -106,8 +107,9 @@ pub struct Settings {
     /// The privacy notice's address, linked from every email, page and sign-up form
     #[arg(long, env = "CANVASS_PRIVACY_URL", global = true)]
     pub privacy_url: Option<String>,
-    /// Reply-To mailbox for every email [default: none]
-    #[arg(long, env = "CANVASS_REPLY_TO", global = true)]
+    /// Reply-To mailbox for every email [default: none] (given before the command: after
+    /// `campaign create`, --reply-to is the campaign's own)
+    #[arg(long, env = "CANVASS_REPLY_TO")]
     pub reply_to: Option<String>,
     /// Other domains a campaign's own From may be at, comma-separated (CANVASS_FROM's always
     /// may); each needs its own SPF and DKIM [default: none]

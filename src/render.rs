@@ -34,6 +34,14 @@ pub enum TemplateError {
     Invalid { part: &'static str, message: String },
 }
 
+/// The largest Markdown taken: a newsletter is a few kilobytes, and its HTML grows several-fold.
+const MAX_MARKDOWN_BYTES: usize = 128 * 1024;
+/// The most emphasis and link markers (`*`, `_`, `[`) one Markdown paragraph may hold: they
+/// nest, and the renderer recurses on nesting.
+const MAX_INLINE_MARKERS: usize = 256;
+/// The most columns a Markdown table may have.
+const MAX_TABLE_COLUMNS: usize = 32;
+
 /// canvass's own email layout, around a campaign written in Markdown.
 const MARKDOWN_LAYOUT: &str = include_str!("../templates/email/layout.html");
 
@@ -42,21 +50,50 @@ const MARKDOWN_LAYOUT: &str = include_str!("../templates/email/layout.html");
 /// which fetches nothing). `{{contact.name}}` and the other values work as in an HTML
 /// template; triple braces, which would put a value in unescaped, are refused.
 pub fn markdown_template(markdown: &str) -> Result<String, TemplateError> {
-    if markdown.len() > MAX_TEMPLATE_BYTES {
+    if markdown.len() > MAX_MARKDOWN_BYTES {
         return Err(invalid(
             "Markdown",
-            format!("over the limit of {MAX_TEMPLATE_BYTES} bytes"),
+            format!("over the limit of {MAX_MARKDOWN_BYTES} bytes"),
         ));
     }
-    if markdown.contains("{{{") || markdown.contains("{{&") {
-        return Err(invalid(
-            "Markdown",
-            "{{{...}}} and {{&...}} would put a value in without escaping it; write {{...}}",
-        ));
+    // Nesting is what makes Markdown expensive to render (the renderer recurses on it), and
+    // no email needs much of it: quotes and lists a few deep, tables of a few columns.
+    for line in markdown.lines() {
+        let quotes = line
+            .chars()
+            .take_while(|c| *c == '>' || c.is_whitespace())
+            .filter(|c| *c == '>')
+            .count();
+        let indent = line.chars().take_while(|c| c.is_whitespace()).count();
+        let cells = line.matches('|').count();
+        if quotes > MAX_NESTING || indent > 4 * MAX_NESTING || cells > MAX_TABLE_COLUMNS {
+            return Err(invalid(
+                "Markdown",
+                format!(
+                    "quotes or lists nested more than {MAX_NESTING} deep, or a table of more \
+                     than {MAX_TABLE_COLUMNS} columns"
+                ),
+            ));
+        }
+    }
+    // Emphasis and links nest too, within a paragraph: bound the markers that open them.
+    for paragraph in markdown.split("\n\n") {
+        let markers = paragraph
+            .chars()
+            .filter(|c| matches!(c, '*' | '_' | '['))
+            .count();
+        if markers > MAX_INLINE_MARKERS {
+            return Err(invalid(
+                "Markdown",
+                format!(
+                    "a paragraph with over {MAX_INLINE_MARKERS} of *, _ and [: split it with a \
+                     blank line"
+                ),
+            ));
+        }
     }
     let mut options = comrak::Options::default();
     options.render.escape = true;
-    options.extension.strikethrough = true;
     options.extension.table = true;
     options.extension.autolink = true;
     let body = comrak::markdown_to_html(markdown, &options);
@@ -224,6 +261,15 @@ fn check_shape(part: &'static str, source: &str) -> Result<(), TemplateError> {
     let mut depth: usize = 0;
     for (at, _) in source.match_indices("{{") {
         let inside = &source[at + 2..];
+        // `{{{value}}}` and `{{&value}}` put a value in unescaped: in HTML, a name from the
+        // public sign-up form could then carry markup into everyone's email.
+        let opening = inside.trim_start_matches(|c: char| c == '~' || c.is_whitespace());
+        if part != "text" && (opening.starts_with('{') || opening.starts_with('&')) {
+            return Err(invalid(
+                part,
+                "{{{...}}} and {{&...}} would put a value in without escaping it; write {{...}}",
+            ));
+        }
         match inside.trim_start_matches('~').as_bytes().first() {
             Some(b'#') => depth += 1,
             Some(b'/') => depth = depth.saturating_sub(1),
@@ -393,7 +439,7 @@ impl Templates {
 
 /// Runs `work` on a blocking thread, so that a large template does not hold an async worker of
 /// the service, given up after [`COMPILE_TIME_LIMIT`].
-async fn in_background<T: Send + 'static>(
+pub(crate) async fn in_background<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, TemplateError> + Send + 'static,
 ) -> Result<T, TemplateError> {
     match tokio::time::timeout(COMPILE_TIME_LIMIT, tokio::task::spawn_blocking(work)).await {
@@ -568,10 +614,52 @@ mod tests {
     }
 
     #[test]
-    fn markdown_may_not_put_a_value_in_unescaped() {
-        for unescaped in ["Hi {{{contact.name}}}", "Hi {{&contact.name}}"] {
-            assert!(markdown_template(unescaped).is_err(), "{unescaped}");
+    fn no_template_may_put_a_value_in_unescaped_whatever_the_spelling() {
+        let compiled = |markdown: &str| {
+            let html = markdown_template(markdown)?;
+            Templates::compile(&campaign(&html, None, false)).map(|_| ())
+        };
+        for unescaped in [
+            "Hi {{{contact.name}}}",
+            "Hi {{&contact.name}}",
+            "Hi &#123;&#123;{contact.name}}}",
+            "Hi {{\\{contact.name}}}",
+            "Hi &lbrace;&lbrace;&lbrace;contact.name}}}",
+        ] {
+            assert!(compiled(unescaped).is_err(), "{unescaped}");
         }
+        for html in ["<p>{{{contact.name}}}</p>", "<p>{{~ &contact.name}}</p>"] {
+            assert!(
+                Templates::compile(&campaign(html, None, false)).is_err(),
+                "{html}"
+            );
+        }
+        // The text part escapes nothing anyway.
+        assert!(
+            Templates::compile(&campaign("<p>x</p>", Some("{{{contact.name}}}"), false)).is_ok()
+        );
+    }
+
+    #[test]
+    fn deep_or_wide_markdown_is_refused_before_it_is_rendered() {
+        for deep in [
+            format!("{} x", ">".repeat(20_000)),
+            format!("{} x", "> ".repeat(40)),
+            (0..200)
+                .map(|i| format!("{}- x\n", "  ".repeat(i)))
+                .collect(),
+            format!("|{}\n|{}\n", "a|".repeat(100), "-|".repeat(100)),
+            "x".repeat(MAX_MARKDOWN_BYTES + 1),
+        ] {
+            assert!(markdown_template(&deep).is_err());
+        }
+        // Emphasis and links nest within a paragraph too.
+        assert!(
+            markdown_template(&format!("{}x{}", "*".repeat(20_000), "*".repeat(20_000))).is_err()
+        );
+        assert!(markdown_template(&"*a ".repeat(5_000)).is_err());
+        assert!(markdown_template(&"[".repeat(20_000)).is_err());
+        assert!(markdown_template("> quoted\n> > twice\n\n- a\n  - b\n").is_ok());
     }
 
     #[test]

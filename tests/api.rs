@@ -1227,17 +1227,40 @@ async fn a_test_send_reaches_only_the_tester_with_inert_links_and_never_the_ledg
         (StatusCode::TOO_MANY_REQUESTS, Some("too_many"))
     );
     assert_eq!(sink.messages().len(), 5);
-    // Sample values without `as`; an unknown `as` is named.
-    let (status, answer) = error_code(
-        test(json!({"to": ["x@party.example.org"], "as": "nobody@example.org"}))
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, answer["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("as"))
-    );
+    // Sample values without `as`. Refused, naming the field: an unknown `as`; a restricted
+    // one (nobody's details for a campaign that would not reach them); a suppressed address
+    // to send to (nothing goes to it, tests included).
+    let email = |address: &str| canvass::domain::Email::parse(address).unwrap();
+    let amira = email("amira@example.org");
+    app.db
+        .store
+        .set_restricted(&amira, true, &Actor::Operator)
+        .await
+        .unwrap();
+    let ben = email("ben@example.org");
+    app.db
+        .store
+        .erase_contact(&ben, &Actor::Operator)
+        .await
+        .unwrap();
+    for (body, field) in [
+        (
+            json!({"to": ["x@party.example.org"], "as": "nobody@example.org"}),
+            "as",
+        ),
+        (
+            json!({"to": ["y@party.example.org"], "as": "amira@example.org"}),
+            "as",
+        ),
+        (json!({"to": ["ben@example.org"]}), "to"),
+    ] {
+        let (status, answer) = error_code(test(body.clone()).await.unwrap()).await;
+        assert_eq!(
+            (status, answer["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{body}"
+        );
+    }
     assert_eq!(app.db.count("SELECT count(*) FROM deliveries").await, 0);
 }
 

@@ -847,6 +847,21 @@ fn a_markdown_campaign_is_tested_sent_and_reported() {
     ]);
     assert!(created.status.success(), "{}", stderr(&created));
     let id = stdout(&created).trim().to_owned();
+    // The campaign's own --from is checked against the sending domains (it is not the
+    // CANVASS_FROM setting, which goes before the command).
+    let spoofed = workspace.run(&[
+        "campaign",
+        "edit",
+        &id,
+        "--from",
+        "Events <events@elsewhere.example.com>",
+    ]);
+    assert!(!spoofed.status.success());
+    assert!(
+        stderr(&spoofed).contains("--from: canvass does not send from"),
+        "{}",
+        stderr(&spoofed)
+    );
     let both = workspace.run(&[
         "campaign",
         "edit",

@@ -8,7 +8,9 @@ use crate::domain::{
     Email, NewCampaign, ReportCounts, parse_schedule,
 };
 use crate::mail::MessageError;
-use crate::render::{Bodies, Footer, MessageVars, TemplateError, Templates, markdown_template};
+use crate::render::{
+    Bodies, Footer, MessageVars, TemplateError, Templates, in_background, markdown_template,
+};
 use crate::store::{
     Campaign, QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome, StoreError,
 };
@@ -94,7 +96,7 @@ pub async fn preview(app: &App, id: i64, as_contact: Option<&str>) -> Result<Pre
         .sample_recipient(id, as_contact.as_ref(), today)
         .await?;
     if as_contact.is_some() && recipient.is_none() {
-        return Err(AppError::invalid("as", "no contact has that address"));
+        return Err(not_in_audience());
     }
     let templates = Templates::compile_in_background(&campaign.spec)
         .await
@@ -228,6 +230,18 @@ pub async fn test(
             format!("name 1 to {TEST_MESSAGES_PER_MINUTE} addresses"),
         ));
     }
+    for address in &to {
+        if let Some(held) = app.store.suppression(&address.hash()).await? {
+            return Err(AppError::invalid(
+                "to",
+                format!(
+                    "{} is on the suppression list ({}): canvass sends it nothing, tests included",
+                    address.as_str(),
+                    held.reason.as_str()
+                ),
+            ));
+        }
+    }
     let campaign = find(app, id).await?;
     let recipient = match as_contact {
         Some(address) => {
@@ -237,7 +251,7 @@ pub async fn test(
                 .store
                 .sample_recipient(id, Some(&address), today)
                 .await?;
-            Some(found.ok_or_else(|| AppError::invalid("as", "no contact has that address"))?)
+            Some(found.ok_or_else(not_in_audience)?)
         }
         None => None,
     };
@@ -309,8 +323,10 @@ async fn parse(app: &App, mut draft: CampaignDraft) -> Result<NewCampaign> {
         (AppError::Invalid { message, .. }, Some(_)) => AppError::invalid("markdown", message),
         (error, _) => error,
     };
-    if let Some(markdown) = &campaign.markdown {
-        campaign.html_template = markdown_template(markdown).map_err(written)?;
+    if let Some(markdown) = campaign.markdown.clone() {
+        campaign.html_template = in_background(move || markdown_template(&markdown))
+            .await
+            .map_err(written)?;
     }
     Templates::check_in_background(&campaign)
         .await
@@ -325,6 +341,15 @@ fn template_error(error: TemplateError) -> AppError {
         _ => "html_template",
     };
     AppError::invalid(field, error)
+}
+
+/// `--as` names someone the campaign would not reach: their details are not shown for it.
+fn not_in_audience() -> AppError {
+    AppError::invalid(
+        "as",
+        "nobody this campaign would reach today has that address (restricted, without consent \
+         for its topic, outside its audience, or not held)",
+    )
 }
 
 fn no_campaign(id: i64) -> AppError {

@@ -420,8 +420,9 @@ impl Store {
         Ok(count as u64)
     }
 
-    /// Whose values a preview or a test send shows: the contact at `address` (whether or not
-    /// the campaign would reach them), or else the first person (by id) it would reach on `on`.
+    /// Whose values a preview or a test send shows: the contact at `address`, or else the first
+    /// person (by id); either way someone the campaign would reach on `on`, so that a test never
+    /// shows the details of a person it could not be sent to.
     pub async fn sample_recipient(
         &self,
         id: i64,
@@ -434,8 +435,11 @@ impl Store {
                 Some(address) => {
                     sqlx::query_as(sqlx::AssertSqlSafe(format!(
                         "SELECT c.public_id, c.name, c.postcode, {CONSTITUENCY_OF_CONTACT} \
-                         FROM contacts c WHERE c.email_hash = $1"
+                         FROM campaigns k, contacts c \
+                         WHERE k.id = $1 AND c.email_hash = $3 AND {ELIGIBLE}"
                     )))
+                    .bind(id)
+                    .bind(latest_birth_date_to_mail(on))
                     .bind(address.hash().as_str().to_owned())
                     .fetch_optional(pool)
                     .await?
