@@ -1136,6 +1136,17 @@ async fn contact_details_are_checked_alike_through_the_api_a_contacts_file_and_t
     }
 }
 
+/// The service over the sample directory and [`PEOPLE`], sending its own mail (sign-ups, test
+/// messages) to smtp-sink, with a read-write token; `None` where smtp-sink is not installed.
+async fn mailing_app(db: TestStore) -> Option<(TestApp, SmtpSink, String)> {
+    let sink = SmtpSink::start(&[])?;
+    let writer = staff_token(&db, "website", false).await;
+    db.load_sample_directory().await;
+    db.import_people(PEOPLE).await;
+    let app = TestApp::serve_mailing(db, KEY_1, Some(sink.url())).await;
+    Some((app, sink, writer))
+}
+
 /// The value of header `name` in a message as the sink dumped it.
 fn header(message: &str, name: &str) -> String {
     message
@@ -1150,13 +1161,9 @@ fn header(message: &str, name: &str) -> String {
 /// contact asked for; its links (the one-click header too) lead to a page that says it was a
 /// test and change nothing; the ledger never hears of it; and a campaign sends five a minute.
 async fn a_test_send_reaches_only_the_tester_with_inert_links_and_never_the_ledger(db: TestStore) {
-    let Some(sink) = SmtpSink::start(&[]) else {
+    let Some((app, sink, writer)) = mailing_app(db).await else {
         return;
     };
-    let writer = staff_token(&db, "website", false).await;
-    db.load_sample_directory().await;
-    db.import_people(PEOPLE).await;
-    let app = TestApp::serve_mailing(db, KEY_1, Some(sink.url())).await;
     let id = app
         .db
         .store
@@ -1404,13 +1411,9 @@ async fn the_report_counts_what_each_constituency_did_with_an_unsubscribe_throug
 async fn a_campaign_written_in_markdown_is_laid_out_edited_copied_and_sent_from_its_own_address(
     db: TestStore,
 ) {
-    let Some(sink) = SmtpSink::start(&[]) else {
+    let Some((app, sink, writer)) = mailing_app(db).await else {
         return;
     };
-    let writer = staff_token(&db, "website", false).await;
-    db.load_sample_directory().await;
-    db.import_people(PEOPLE).await;
-    let app = TestApp::serve_mailing(db, KEY_1, Some(sink.url())).await;
     let url = |path: &str| format!("{}/api/v1/campaigns{path}", app.base);
     let created = app
         .client
