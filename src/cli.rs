@@ -93,7 +93,7 @@ enum Command {
         #[command(subcommand)]
         command: InboxCommand,
     },
-    /// Access to the staff API
+    /// The staff: people who sign in to the console, and API tokens
     Staff {
         #[command(subcommand)]
         command: staff::StaffCommand,
@@ -270,7 +270,7 @@ impl Cli {
                 let keys = SigningKeys::load(config.signing_keys.as_deref(), &app.store).await?;
                 inbox::import(&app, &keys, &dir).await?
             }
-            Command::Staff { command } => staff::run(&open(&config).await?, command).await?,
+            Command::Staff { command } => staff::run(&app(&config).await?, command).await?,
             Command::Worker { drain } => worker(&config, drain).await?,
             Command::Serve { no_worker } => serve(&config, !no_worker).await?,
             Command::Demo { dir, no_serve } => {
@@ -618,7 +618,7 @@ async fn contact(app: &App, command: ContactCommand) -> anyhow::Result<()> {
     let me = &Actor::Operator;
     match command {
         ContactCommand::Export { contact } => {
-            let held = contacts::export(app, &contact).await.map_err(refused)?;
+            let held = contacts::export(app, me, &contact).await.map_err(refused)?;
             println!("{}", serde_json::to_string_pretty(&held)?);
         }
         ContactCommand::Erase { contact } => {

@@ -45,7 +45,7 @@ async fn staff_token(db: &TestStore, name: &str, read_only: bool) -> String {
     let name = StaffName::parse(name).unwrap();
     assert!(
         db.store
-            .create_staff_token(&name, &secret.hash(), read_only, &Actor::Operator)
+            .create_staff_token(&name, &secret.hash(), read_only, None, &Actor::Operator)
             .await
             .unwrap()
     );

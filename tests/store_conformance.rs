@@ -1060,7 +1060,7 @@ async fn campaigns_pause_resume_and_cancel(db: TestStore) {
 /// Staff tokens: only the hash is stored, a presented token finds its member until revoked,
 /// names stay unique (revoked ones included), and issuing and revoking are audited.
 async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore) {
-    use canvass::domain::{StaffName, StaffSecret, StaffTokenHash};
+    use canvass::domain::{Role, StaffName, StaffSecret, StaffTokenHash};
     use canvass::store::RevokeOutcome;
     let name = |n: &str| StaffName::parse(n).unwrap();
     let writer = StaffSecret::generate();
@@ -1068,7 +1068,13 @@ async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore)
     let store = &db.store;
     assert!(
         store
-            .create_staff_token(&name("website"), &writer.hash(), false, &Actor::Operator)
+            .create_staff_token(
+                &name("website"),
+                &writer.hash(),
+                false,
+                None,
+                &Actor::Operator
+            )
             .await
             .unwrap()
     );
@@ -1078,6 +1084,7 @@ async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore)
                 &name("Press Office"),
                 &reader.hash(),
                 true,
+                None,
                 &Actor::Operator
             )
             .await
@@ -1089,6 +1096,7 @@ async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore)
                 &name("website"),
                 &StaffSecret::generate().hash(),
                 true,
+                None,
                 &Actor::Operator
             )
             .await
@@ -1106,11 +1114,11 @@ async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore)
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((found.name.as_str(), found.read_only), ("website", false));
+    assert_eq!((found.name.as_str(), found.role), ("website", Role::Admin));
     let found = store.staff_member(&reader.hash()).await.unwrap().unwrap();
     assert_eq!(
-        (found.name.as_str(), found.read_only),
-        ("Press Office", true)
+        (found.name.as_str(), found.role),
+        ("Press Office", Role::Viewer)
     );
     assert_eq!(
         store
@@ -1152,6 +1160,7 @@ async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore)
                 &name("website"),
                 &StaffSecret::generate().hash(),
                 false,
+                None,
                 &Actor::Operator
             )
             .await
@@ -1276,7 +1285,11 @@ async fn a_withdrawal_by_phone_is_recorded_by_topic_or_for_everything(db: TestSt
                         source: "phone",
                         note: Some("rang the office"),
                     },
-                    &Actor::Staff("office".into()),
+                    &Actor::Staff(canvass::domain::StaffMember {
+                        name: "office".into(),
+                        role: canvass::domain::Role::Organiser,
+                        scope: canvass::domain::Scope::Everyone,
+                    }),
                 )
                 .await
                 .unwrap()

@@ -49,6 +49,7 @@ pub async fn status(app: &App, id: i64) -> Result<CampaignStatus> {
 
 /// Creates a draft from everything staff wrote; its id.
 pub async fn create(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<i64> {
+    super::may_write(actor)?;
     let campaign = parse(app, draft).await?;
     match app.store.create_campaign(&campaign, actor).await {
         Ok(id) => Ok(id),
@@ -60,6 +61,7 @@ pub async fn create(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<i6
 /// Changes a draft: each field given replaces what it has. A campaign past its draft is
 /// refused: copy it instead.
 pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -> Result<()> {
+    super::may_write(actor)?;
     let held = find(app, id).await?;
     let campaign = parse(app, changes.over(CampaignDraft::from(&held.spec))).await?;
     match app.store.update_draft(id, &campaign, actor).await {
@@ -76,6 +78,7 @@ pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -
 
 /// A new draft from any campaign, its name ending "(copy)"; the new id.
 pub async fn copy(app: &App, actor: &Actor, id: i64) -> Result<i64> {
+    super::may_write(actor)?;
     let mut spec = find(app, id).await?.spec;
     spec.name = format!("{} (copy)", spec.name);
     Ok(app.store.create_campaign(&spec, actor).await?)
@@ -119,12 +122,14 @@ pub async fn preview(app: &App, id: i64, as_contact: Option<&str>) -> Result<Pre
 /// Schedules a draft to be queued by itself at `at`: RFC 3339, or `YYYY-MM-DD HH:MM` read
 /// as UK time. The time it will be queued.
 pub async fn schedule(app: &App, actor: &Actor, id: i64, at: &str) -> Result<DateTime<Utc>> {
+    super::may_write(actor)?;
     let at = parse_schedule(at, Utc::now()).map_err(|e| AppError::invalid("at", e))?;
     set_schedule(app, actor, id, Some(at)).await?;
     Ok(at)
 }
 
 pub async fn unschedule(app: &App, actor: &Actor, id: i64) -> Result<()> {
+    super::may_write(actor)?;
     set_schedule(app, actor, id, None).await
 }
 
@@ -141,6 +146,7 @@ async fn set_schedule(app: &App, actor: &Actor, id: i64, at: Option<DateTime<Utc
 
 /// Snapshots a draft's audience into deliveries; how many.
 pub async fn queue(app: &App, actor: &Actor, id: i64) -> Result<u64> {
+    super::may_write(actor)?;
     match app.store.queue_campaign(id, actor).await? {
         QueueOutcome::Queued(n) => Ok(n),
         QueueOutcome::NotDraft(state) => Err(AppError::conflict(
@@ -158,6 +164,7 @@ pub async fn change(
     id: i64,
     change: StateChange,
 ) -> Result<CampaignState> {
+    super::may_write(actor)?;
     match app.store.change_campaign_state(id, change, actor).await? {
         StateChangeOutcome::Changed(state) => Ok(state),
         StateChangeOutcome::Refused(state) => Err(AppError::conflict(
@@ -171,6 +178,7 @@ pub async fn change(
 /// Queues again the deliveries that failed for reasons other than the recipient's address;
 /// how many.
 pub async fn retry(app: &App, actor: &Actor, id: i64) -> Result<u64> {
+    super::may_write(actor)?;
     match app.store.retry_campaign(id, actor).await? {
         RetryOutcome::Requeued(n) => Ok(n),
         RetryOutcome::Refused(state) => Err(AppError::conflict(
@@ -213,6 +221,7 @@ pub async fn test(
     to: &[String],
     as_contact: Option<&str>,
 ) -> Result<usize> {
+    super::may_write(actor)?;
     let mailer = app.mailer.as_ref().ok_or_else(|| {
         AppError::conflict(
             "refused",

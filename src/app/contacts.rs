@@ -5,11 +5,12 @@ use serde::Serialize;
 
 use super::{Actor, App, AppError, Result};
 use crate::domain::{
-    ContactDraft, ContactExport, ContactRules, Email, PublicId, SignupExport, SuppressionReason,
-    TopicSlug, parse_source,
+    ContactDraft, ContactExport, ContactRules, Email, PublicId, Scope, SignupExport,
+    SuppressionReason, Topic, TopicSlug, parse_source,
 };
 use crate::store::{
-    ErasureOutcome, RestrictionOutcome, UnsuppressOutcome, Withdrawal, WithdrawalOutcome, now,
+    ConsentFilter, ContactPage, ContactQuery, ErasureOutcome, RestrictionOutcome,
+    UnsuppressOutcome, Withdrawal, WithdrawalOutcome, now,
 };
 
 /// What a contact is checked against now: the topics that exist, and the source of a draft
@@ -37,11 +38,79 @@ pub struct Saved {
     pub export: Box<ContactExport>,
 }
 
-/// Creates a contact, or updates the one held at the address, granting the topics given.
+/// A page of the contacts the actor may see that match `query`, and how many match in all.
+pub async fn find(app: &App, actor: &Actor, query: &ContactQuery) -> Result<ContactPage> {
+    Ok(app.store.find_contacts(actor.scope(), query).await?)
+}
+
+/// The constituencies the actor may see, as (code, name), by name.
+pub async fn constituencies(app: &App, actor: &Actor) -> Result<Vec<(String, Option<String>)>> {
+    let scope = actor.scope();
+    Ok(app
+        .store
+        .constituency_names()
+        .await?
+        .into_iter()
+        .filter(|(code, _)| scope.covers(Some(code)))
+        .collect())
+}
+
+/// How many contacts the actor may see, and how many of them hold consent for each topic.
+pub struct Overview {
+    pub contacts: u64,
+    pub topics: Vec<(Topic, u64)>,
+}
+
+pub async fn overview(app: &App, actor: &Actor) -> Result<Overview> {
+    let scope = actor.scope();
+    let contacts = app
+        .store
+        .find_contacts(scope, &ContactQuery::default())
+        .await?
+        .total;
+    let mut topics = Vec::new();
+    for topic in app.store.list_topics().await? {
+        let query = ContactQuery {
+            topic: Some(topic.slug.clone()),
+            consent: Some(ConsentFilter::Granted),
+            ..ContactQuery::default()
+        };
+        let granted = app.store.find_contacts(scope, &query).await?.total;
+        topics.push((topic, granted));
+    }
+    Ok(Overview { contacts, topics })
+}
+
+/// Creates a contact, or updates the one held at the address, granting the topics given. A
+/// member of staff kept to some constituencies saves only contacts with a postcode in them.
 pub async fn save(app: &App, actor: &Actor, draft: &ContactDraft<'_>) -> Result<Saved> {
+    super::may_write(actor)?;
     let contact = draft
         .parse(&rules(app, "").await?)
         .map_err(|e| AppError::invalid(e.field, e.message))?;
+    let scope = actor.scope();
+    if scope.constituencies().is_some() {
+        let constituency = match &contact.postcode {
+            Some(postcode) => app.store.lookup_postcode(postcode).await?,
+            None => None,
+        };
+        if !scope.covers(constituency.as_ref().map(|c| c.constituency.as_str())) {
+            return Err(AppError::invalid(
+                "postcode",
+                "give a postcode in one of your constituencies",
+            ));
+        }
+        let held = app
+            .store
+            .contact_in_scope(&contact.email, &Scope::Everyone)
+            .await?;
+        if held && !app.store.contact_in_scope(&contact.email, scope).await? {
+            return Err(AppError::invalid(
+                "email",
+                "someone outside your constituencies has this address; ask an admin",
+            ));
+        }
+    }
     let saved = app
         .store
         .save_contact(&contact, &contact.consent_source, actor)
@@ -75,8 +144,8 @@ pub enum Held {
     },
 }
 
-pub async fn export(app: &App, contact: &str) -> Result<Held> {
-    let email = address(app, contact).await?;
+pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<Held> {
+    let email = address(app, actor, contact).await?;
     if let Some(export) = app.store.export_contact(&email).await? {
         return Ok(Held::Contact(Box::new(export)));
     }
@@ -119,7 +188,8 @@ pub async fn withdraw(
     source: &str,
     note: Option<&str>,
 ) -> Result<Withdrawn> {
-    let email = address(app, contact).await?;
+    super::may_write(actor)?;
+    let email = address(app, actor, contact).await?;
     let topics = topics
         .iter()
         .map(|slug| TopicSlug::parse(slug))
@@ -157,7 +227,8 @@ pub async fn withdraw(
 /// Restricts the person (keeps their data, never mails them) or lifts that; whether anything
 /// changed.
 pub async fn restrict(app: &App, actor: &Actor, contact: &str, restricted: bool) -> Result<bool> {
-    let email = address(app, contact).await?;
+    super::may_write(actor)?;
+    let email = address(app, actor, contact).await?;
     match app.store.set_restricted(&email, restricted, actor).await? {
         RestrictionOutcome::Changed => Ok(true),
         RestrictionOutcome::AlreadySo => Ok(false),
@@ -170,7 +241,8 @@ pub async fn restrict(app: &App, actor: &Actor, contact: &str, restricted: bool)
 /// Erases the person: their data goes, and the address stays only as a hash on the
 /// suppression list, so that it is never imported or mailed again.
 pub async fn erase(app: &App, actor: &Actor, contact: &str) -> Result<ErasureOutcome> {
-    let email = address(app, contact).await?;
+    super::may_write(actor)?;
+    let email = address(app, actor, contact).await?;
     Ok(app.store.erase_contact(&email, actor).await?)
 }
 
@@ -181,7 +253,8 @@ pub async fn unsuppress(
     contact: &str,
     note: &str,
 ) -> Result<SuppressionReason> {
-    let email = address(app, contact).await?;
+    super::may_write(actor)?;
+    let email = address(app, actor, contact).await?;
     let note = note.trim();
     if note.is_empty() {
         return Err(AppError::invalid(
@@ -205,12 +278,21 @@ pub async fn unsuppress(
 }
 
 /// The address `contact` names: itself, or the address of the contact with that public id.
-async fn address(app: &App, contact: &str) -> Result<Email> {
-    if let Ok(id) = contact.trim().parse::<PublicId>() {
-        return match app.store.preferences(&id).await? {
-            Some(held) => Ok(held.email),
-            None => Err(AppError::NotFound("no contact has that public id".into())),
-        };
+/// For a member of staff kept to some constituencies, only a contact held in them: anyone
+/// else is not found, as if nobody were held there.
+async fn address(app: &App, actor: &Actor, contact: &str) -> Result<Email> {
+    let email = match contact.trim().parse::<PublicId>() {
+        Ok(id) => match app.store.preferences(&id).await? {
+            Some(held) => held.email,
+            None => return Err(AppError::NotFound("no contact has that public id".into())),
+        },
+        Err(_) => Email::parse(contact).map_err(|e| AppError::invalid("contact", e))?,
+    };
+    let scope = actor.scope();
+    if scope.constituencies().is_some() && !app.store.contact_in_scope(&email, scope).await? {
+        return Err(AppError::NotFound(
+            "nothing is held on that address in your constituencies".into(),
+        ));
     }
-    Email::parse(contact).map_err(|e| AppError::invalid("contact", e))
+    Ok(email)
 }

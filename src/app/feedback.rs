@@ -23,6 +23,7 @@ pub async fn record(
     about: &FeedbackAbout<'_>,
     report: &Report,
 ) -> Result<Recorded> {
+    super::may_write(actor)?;
     let (reason, detail) = match report {
         Report::Bounce { status } if !status.is_permanent() => return Ok(Recorded::Temporary),
         Report::Bounce { status } => (SuppressionReason::Bounced, format!("bounce {status}")),

@@ -68,5 +68,6 @@ pub async fn directory(
     force: bool,
     report: &mut dyn ImportReport,
 ) -> Result<DirectoryImportSummary> {
+    super::must_be_admin(actor)?;
     Ok(import::import_directory(&app.store, file, force, actor, report).await?)
 }

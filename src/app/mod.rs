@@ -11,11 +11,13 @@
 //! - [`imports`]: the contacts list and the postcode directory, from any reader, with progress.
 //! - [`feedback`]: bounces and complaints reported about canvass's own mail.
 //! - [`topics`]: what people can consent to hear about.
+//! - [`staff`]: the people who sign in to the console, their passwords, sessions and tokens.
 
 pub mod campaigns;
 pub mod contacts;
 pub mod feedback;
 pub mod imports;
+pub mod staff;
 pub mod topics;
 
 use std::sync::Arc;
@@ -40,6 +42,8 @@ pub struct App {
     /// The domains a campaign's own From may be at (lower case): CANVASS_FROM's, and
     /// CANVASS_SENDER_DOMAINS.
     pub sender_domains: Arc<[String]>,
+    /// Sign-in attempts so far, per address and per IP.
+    pub sign_in_throttle: Arc<staff::SignInThrottle>,
 }
 
 impl App {
@@ -50,6 +54,7 @@ impl App {
             base_url: base_url.trim_end_matches('/').into(),
             mailer: None,
             sender_domains: Arc::new([]),
+            sign_in_throttle: Arc::default(),
         }
     }
 
@@ -83,6 +88,10 @@ pub enum AppError {
     /// person's own sign-up brings them back), `exists` (the name is taken).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The actor may not do this: a viewer asked to change something, or someone asked for
+    /// what lies outside their role.
+    #[error("{0}")]
+    Denied(String),
     /// Asked too often; try again later.
     #[error("{0}")]
     Limited(String),
@@ -123,3 +132,23 @@ impl AppError {
 }
 
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Refuses anyone but the operator and admins.
+fn must_be_admin(actor: &Actor) -> Result<()> {
+    match actor {
+        Actor::Staff(member) if !member.role.manages_staff() => {
+            Err(AppError::Denied("only an admin may do this".to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Refuses an actor who may only read.
+fn may_write(actor: &Actor) -> Result<()> {
+    match actor.writes() {
+        true => Ok(()),
+        false => Err(AppError::Denied(
+            "you may read but not change anything; ask an organiser or admin".to_owned(),
+        )),
+    }
+}

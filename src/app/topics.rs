@@ -10,6 +10,7 @@ pub async fn list(app: &App) -> Result<Vec<Topic>> {
 
 /// Adds a topic: its slug (lower-case letters, digits, hyphens) and the name people read.
 pub async fn add(app: &App, actor: &Actor, slug: &str, name: &str) -> Result<Topic> {
+    super::may_write(actor)?;
     let slug = TopicSlug::parse(slug).map_err(|e| AppError::invalid("slug", e))?;
     let topic = Topic::new(slug, name).map_err(|e| AppError::invalid("name", e))?;
     match app.store.add_topic(&topic, actor).await {

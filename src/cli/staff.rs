@@ -1,17 +1,56 @@
-//! `canvass staff token ...`: the bearer tokens of the staff API.
+//! `canvass staff ...`: the people who sign in to the console, and the staff API's tokens.
 
 use anyhow::bail;
 use clap::Subcommand;
 
-use crate::domain::{Actor, StaffName, StaffSecret};
-use crate::store::{RevokeOutcome, Store};
+use super::refused;
+use crate::app::{self, Actor, App};
+use crate::store::RevokeOutcome;
 
 #[derive(Subcommand)]
 pub enum StaffCommand {
+    /// The people who sign in to the staff console
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Staff API tokens
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a person; prints a link, valid 24 hours, where they set their password
+    Create {
+        /// The address they sign in with
+        #[arg(long)]
+        email: String,
+        /// Their name, as the console and the audit log show it
+        #[arg(long)]
+        name: String,
+        /// admin (everything, and the staff), organiser (imports, edits, mails, approves)
+        /// or viewer (reads)
+        #[arg(long)]
+        role: String,
+        /// Keep them to the contacts of this constituency (code or unique name); repeat for
+        /// several; none: every contact
+        #[arg(long = "constituency", value_name = "CODE_OR_NAME")]
+        constituencies: Vec<String>,
+    },
+    /// Everyone on the staff, disabled or not
+    List,
+    /// Sign a person out everywhere and refuse them from now on
+    Disable {
+        /// Their address
+        email: String,
+    },
+    /// A new link for a person to set their password (forgotten, or the first link expired)
+    Link {
+        /// Their address
+        email: String,
     },
 }
 
@@ -25,6 +64,10 @@ pub enum TokenCommand {
         /// May read but not change anything
         #[arg(long)]
         read_only: bool,
+        /// The person of the staff it belongs to: it then has their role and constituencies,
+        /// is audited under their address, and stops when they are disabled
+        #[arg(long = "for", value_name = "EMAIL")]
+        owner: Option<String>,
     },
     /// The tokens issued, revoked or not
     List,
@@ -35,23 +78,92 @@ pub enum TokenCommand {
     },
 }
 
-pub async fn run(store: &Store, command: StaffCommand) -> anyhow::Result<()> {
-    let StaffCommand::Token { command } = command;
+pub async fn run(app: &App, command: StaffCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create { name, read_only } => {
-            let name = StaffName::parse(&name)?;
-            let secret = StaffSecret::generate();
-            if !store
-                .create_staff_token(&name, &secret.hash(), read_only, &Actor::Operator)
-                .await?
-            {
-                bail!("a token named '{name}' exists already (revoked tokens keep their names)");
+        StaffCommand::User { command } => user(app, command).await,
+        StaffCommand::Token { command } => token(app, command).await,
+    }
+}
+
+async fn user(app: &App, command: UserCommand) -> anyhow::Result<()> {
+    let operator = &Actor::Operator;
+    match command {
+        UserCommand::Create {
+            email,
+            name,
+            role,
+            constituencies,
+        } => {
+            let added = app::staff::add(app, operator, &email, &name, &role, &constituencies)
+                .await
+                .map_err(refused)?;
+            print_link(&added);
+        }
+        UserCommand::List => {
+            for user in app::staff::list(app).await.map_err(refused)? {
+                let scope = user
+                    .scope
+                    .as_list()
+                    .unwrap_or_else(|| "all constituencies".to_owned());
+                let state = match (user.disabled_at, user.has_password) {
+                    (Some(at), _) => format!("disabled {}", at.format("%Y-%m-%d %H:%M")),
+                    (None, false) => "no password yet".to_owned(),
+                    (None, true) if user.has_totp => "active, two-factor".to_owned(),
+                    (None, true) => "active".to_owned(),
+                };
+                println!(
+                    "{}\t{}\t{}\t{scope}\t{state}",
+                    user.email, user.name, user.role
+                );
             }
+        }
+        UserCommand::Disable { email } => {
+            match app::staff::disable(app, operator, &email)
+                .await
+                .map_err(refused)?
+            {
+                true => println!("disabled {email}; their sessions and tokens have ended"),
+                false => println!("{email} was already disabled"),
+            }
+        }
+        UserCommand::Link { email } => {
+            let added = app::staff::renew_password_link(app, operator, &email)
+                .await
+                .map_err(refused)?;
+            print_link(&added);
+        }
+    }
+    Ok(())
+}
+
+/// The link alone on stdout, for scripts; what to do with it on stderr.
+fn print_link(added: &app::staff::Added) {
+    println!("{}", added.link);
+    eprintln!(
+        "canvass: give this link to the person, privately: it sets their password once, until {} \
+         UTC; then they sign in at /admin/login.",
+        added.expires.format("%Y-%m-%d %H:%M")
+    );
+}
+
+async fn token(app: &App, command: TokenCommand) -> anyhow::Result<()> {
+    let store = &app.store;
+    match command {
+        TokenCommand::Create {
+            name,
+            read_only,
+            owner,
+        } => {
+            let secret =
+                app::staff::issue_token(app, &Actor::Operator, &name, read_only, owner.as_deref())
+                    .await
+                    .map_err(refused)?;
             // The token alone on stdout, for scripts; how to use it on stderr.
             println!("{}", secret.expose());
             eprintln!(
-                "canvass: token '{name}' ({}); it is not shown again. Send it as \
+                "canvass: token '{}' ({}); it is not shown again. Send it as \
                  'Authorization: Bearer TOKEN'.",
+                name.trim(),
                 if read_only { "read-only" } else { "read-write" }
             );
         }
@@ -74,7 +186,7 @@ pub async fn run(store: &Store, command: StaffCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { name } => {
-            let name = StaffName::parse(&name)?;
+            let name = crate::domain::StaffName::parse(&name)?;
             match store.revoke_staff_token(&name, &Actor::Operator).await? {
                 RevokeOutcome::Revoked => println!("revoked '{name}'"),
                 RevokeOutcome::AlreadyRevoked => println!("'{name}' was already revoked"),

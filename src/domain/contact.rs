@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-use super::{Email, Postcode, TopicSlug};
+use super::{Email, Postcode, Scope, StaffMember, TopicSlug};
 
 /// The longest name canvass keeps.
 const MAX_NAME_LEN: usize = 200;
@@ -120,24 +120,44 @@ impl FromStr for SuppressionReason {
     }
 }
 
-/// Who made a change, as the audit log records it. Never an email address.
+/// Who acts, and so what they may see and change; the audit log records them by name (never
+/// a contact's address).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    /// Someone at the command line of the server.
+    /// Someone at the command line of the server: everything, no approval needed.
     Operator,
-    /// A member of staff, by the name of their API token.
-    Staff(String),
+    /// A member of staff, through the console or an API token: their role and constituencies.
+    Staff(StaffMember),
     /// The contact themselves, through a signed link.
     Contact,
     /// The delivery worker, acting on what a mail server said (a bounce, a run of failures).
     Worker,
 }
 
+impl Actor {
+    /// The contacts this actor may see and act on.
+    pub fn scope(&self) -> &Scope {
+        static EVERYONE: Scope = Scope::Everyone;
+        match self {
+            Self::Staff(member) => &member.scope,
+            _ => &EVERYONE,
+        }
+    }
+
+    /// Whether this actor may change anything.
+    pub fn writes(&self) -> bool {
+        match self {
+            Self::Staff(member) => member.role.writes(),
+            _ => true,
+        }
+    }
+}
+
 impl fmt::Display for Actor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Operator => f.write_str("operator"),
-            Self::Staff(name) => write!(f, "staff:{name}"),
+            Self::Staff(member) => write!(f, "staff:{}", member.name),
             Self::Contact => f.write_str("contact"),
             Self::Worker => f.write_str("worker"),
         }

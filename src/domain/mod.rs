@@ -2,6 +2,7 @@
 //!
 //! Nothing here knows about storage, HTTP or the command line.
 
+mod access;
 mod age;
 mod campaign;
 mod constituency;
@@ -16,6 +17,10 @@ mod sender;
 mod staff;
 mod topic;
 
+pub use access::{
+    MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password, PasswordError, Role, RoleError, SESSION_IDLE,
+    SESSION_LONGEST, Scope, StaffMember,
+};
 pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
 pub use campaign::{
     Audience, CampaignChanges, CampaignDraft, CampaignDraftError, CampaignReport, CampaignState,
@@ -35,5 +40,5 @@ pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
 pub use publisher::Publisher;
 pub use schedule::{ScheduleError, parse_schedule};
 pub use sender::Sender;
-pub use staff::{StaffMember, StaffName, StaffNameError, StaffSecret, StaffTokenHash};
+pub use staff::{StaffName, StaffNameError, StaffSecret, StaffTokenHash};
 pub use topic::{Topic, TopicNameError, TopicSlug, TopicSlugError};

@@ -92,13 +92,6 @@ impl StaffTokenHash {
     }
 }
 
-/// The member of staff a valid token stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StaffMember {
-    pub name: StaffName,
-    pub read_only: bool,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

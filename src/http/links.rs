@@ -292,73 +292,77 @@ async fn preferences_action(
     Path(token): Path<String>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Response {
-    let result = async {
-        let link = state.verify(&token, Purpose::Preferences)?;
-        let id = link.contact;
-        let Some(held) = state.store.preferences(&id).await? else {
-            return Ok(state.sender_page("nothing_held"));
-        };
-        let value = |name: &str| {
-            fields
-                .iter()
-                .find(|(key, _)| key == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let ip = client.to_string();
-        let request = Request {
-            source: PREFERENCES_SOURCE,
-            ip: Some(&ip),
-        };
-        let Some(action) = Action::parse(value("action")) else {
-            return Ok(state.preferences_page(
-                StatusCode::BAD_REQUEST,
-                &held,
-                false,
-                Some("That button is not recognised; nothing was changed."),
-            ));
-        };
-        match action {
-            Action::Save => save(&state, &id, &held, &fields, request).await,
-            Action::Unsubscribe => {
-                state
-                    .unsubscribe(link, PREFERENCES_SOURCE, ip.clone())
-                    .await
-            }
-            Action::Download => {
-                let export = match contacts::export(&state.app, held.email.as_str()).await {
-                    Ok(export) => export,
-                    Err(AppError::Store(e)) => return Err(e.into()),
-                    Err(_) => return Ok(state.sender_page("nothing_held")),
-                };
-                let json = serde_json::to_string_pretty(&export)
-                    .expect("the export is plain data and always serialises");
-                Ok((
-                    [
-                        (header::CONTENT_TYPE, "application/json; charset=utf-8"),
-                        (
-                            header::CONTENT_DISPOSITION,
-                            "attachment; filename=\"my-data.json\"",
-                        ),
-                    ],
-                    json,
-                )
-                    .into_response())
-            }
-            Action::Erase => Ok(state.sender_page("erase_confirm")),
-            Action::EraseConfirmed => {
-                match contacts::erase(&state.app, &Actor::Contact, held.email.as_str()).await {
-                    Ok(_) => {}
-                    Err(AppError::Store(e)) => return Err(e.into()),
-                    Err(_) => return Ok(state.sender_page("nothing_held")),
+    let result =
+        async {
+            let link = state.verify(&token, Purpose::Preferences)?;
+            let id = link.contact;
+            let Some(held) = state.store.preferences(&id).await? else {
+                return Ok(state.sender_page("nothing_held"));
+            };
+            let value = |name: &str| {
+                fields
+                    .iter()
+                    .find(|(key, _)| key == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            let ip = client.to_string();
+            let request = Request {
+                source: PREFERENCES_SOURCE,
+                ip: Some(&ip),
+            };
+            let Some(action) = Action::parse(value("action")) else {
+                return Ok(state.preferences_page(
+                    StatusCode::BAD_REQUEST,
+                    &held,
+                    false,
+                    Some("That button is not recognised; nothing was changed."),
+                ));
+            };
+            match action {
+                Action::Save => save(&state, &id, &held, &fields, request).await,
+                Action::Unsubscribe => {
+                    state
+                        .unsubscribe(link, PREFERENCES_SOURCE, ip.clone())
+                        .await
                 }
-                state.metrics.erasures.inc();
-                tracing::info!("a contact erased their data");
-                Ok(state.sender_page("erased"))
+                Action::Download => {
+                    let export =
+                        match contacts::export(&state.app, &Actor::Contact, held.email.as_str())
+                            .await
+                        {
+                            Ok(export) => export,
+                            Err(AppError::Store(e)) => return Err(e.into()),
+                            Err(_) => return Ok(state.sender_page("nothing_held")),
+                        };
+                    let json = serde_json::to_string_pretty(&export)
+                        .expect("the export is plain data and always serialises");
+                    Ok((
+                        [
+                            (header::CONTENT_TYPE, "application/json; charset=utf-8"),
+                            (
+                                header::CONTENT_DISPOSITION,
+                                "attachment; filename=\"my-data.json\"",
+                            ),
+                        ],
+                        json,
+                    )
+                        .into_response())
+                }
+                Action::Erase => Ok(state.sender_page("erase_confirm")),
+                Action::EraseConfirmed => {
+                    match contacts::erase(&state.app, &Actor::Contact, held.email.as_str()).await {
+                        Ok(_) => {}
+                        Err(AppError::Store(e)) => return Err(e.into()),
+                        Err(_) => return Ok(state.sender_page("nothing_held")),
+                    }
+                    state.metrics.erasures.inc();
+                    tracing::info!("a contact erased their data");
+                    Ok(state.sender_page("erased"))
+                }
+                Action::Cancel => Ok(state.preferences_page(StatusCode::OK, &held, false, None)),
             }
-            Action::Cancel => Ok(state.preferences_page(StatusCode::OK, &held, false, None)),
         }
-    }
-    .await;
+        .await;
     state.answer(result)
 }
 

@@ -6,6 +6,7 @@
 
 mod api;
 mod client_ip;
+mod console;
 mod links;
 mod ops;
 mod pages;
@@ -56,6 +57,8 @@ pub struct AppState {
     store: Store,
     keys: Arc<SigningKeys>,
     pages: Arc<Pages>,
+    /// The staff console's pages.
+    console: Arc<Pages>,
     metrics: Arc<Metrics>,
     unsubscriber: Unsubscriber,
     /// Who the emails come from, as the pages name them.
@@ -98,12 +101,14 @@ impl Application {
     /// Binds the listener (port 0 picks a free one) and builds the router.
     pub async fn build(settings: ServiceSettings) -> std::io::Result<Self> {
         let app = settings.app;
-        let pages = Pages::new(&app.publisher).map_err(std::io::Error::other)?;
+        let pages = Pages::new(&app.publisher, pages::PUBLIC).map_err(std::io::Error::other)?;
+        let console = Pages::new(&app.publisher, console::PAGES).map_err(std::io::Error::other)?;
         let state = AppState {
             unsubscriber: Unsubscriber::start(app.store.clone()),
             store: app.store.clone(),
             keys: Arc::new(settings.keys),
             pages: Arc::new(pages),
+            console: Arc::new(console),
             metrics: settings.metrics,
             sender: app.publisher.organisation.as_str().into(),
             app,
@@ -149,9 +154,11 @@ fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
     let api = api::router(state.clone()).layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+    let console = console::router(state.clone()).layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     Router::new()
         .merge(public)
         .merge(api)
+        .merge(console)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             ops::count_requests,
@@ -173,9 +180,9 @@ fn router(state: AppState) -> Router {
         .layer(no_store(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(no_store(header::X_FRAME_OPTIONS, "DENY"))
         .layer(no_store(header::REFERRER_POLICY, "no-referrer"))
-        .layer(no_store(
+        .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
-            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
         ))
         .with_state(state)
 }

@@ -1,5 +1,6 @@
-//! The public pages, rendered on the server from `templates/pages/` (compiled into the binary).
-//! Handlebars escapes every `{{value}}`; no template uses the unescaped form.
+//! Server-rendered pages: the public ones from `templates/pages/`, the staff console's from
+//! `templates/console/` (compiled into the binary). Handlebars escapes every `{{value}}`; no
+//! template uses the unescaped form.
 
 use handlebars::{Handlebars, html_escape};
 use serde::Serialize;
@@ -28,8 +29,8 @@ fn footer(publisher: &Publisher) -> String {
     out
 }
 
-/// Templates by name, each beside its source.
-const PAGES: &[(&str, &str)] = &[
+/// The public pages by name, each beside its source.
+pub const PUBLIC: &[(&str, &str)] = &[
     ("layout", include_str!("../../templates/pages/layout.hbs")),
     (
         "unsubscribe",
@@ -80,12 +81,15 @@ pub struct Pages {
 }
 
 impl Pages {
-    /// Compiles the pages, with a footer naming `publisher`: every page carries the imprint
-    /// and the privacy notice, as every email does.
-    pub fn new(publisher: &Publisher) -> Result<Self, Box<handlebars::TemplateError>> {
+    /// Compiles `pages`, with a footer naming `publisher`: every page carries the imprint and
+    /// the privacy notice, as every email does.
+    pub fn new(
+        publisher: &Publisher,
+        pages: &[(&str, &str)],
+    ) -> Result<Self, Box<handlebars::TemplateError>> {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(false);
-        for (name, source) in PAGES {
+        for (name, source) in pages {
             registry.register_template_string(name, source)?;
         }
         registry.register_template_string("footer", footer(publisher))?;

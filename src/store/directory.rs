@@ -129,6 +129,15 @@ impl Store {
             .collect())
     }
 
+    /// Every constituency the directory names, as (code, name), by name.
+    pub async fn constituency_names(&self) -> Result<Vec<(String, Option<String>)>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as("SELECT code, name FROM constituencies ORDER BY COALESCE(name, code)")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
     /// The codes of constituencies given by code or by name (any case), each once; a name that
     /// no constituency has, or that several share, is an error naming it.
     pub async fn constituency_codes(

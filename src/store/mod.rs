@@ -9,6 +9,7 @@
 mod campaigns;
 mod changes;
 mod consent;
+mod contact_lists;
 mod contacts;
 mod deliveries;
 mod directory;
@@ -39,6 +40,9 @@ pub use campaigns::{
 pub(crate) use changes::note_changes;
 pub use changes::{Change, Changes, Recheck};
 pub use consent::ConsentChange;
+pub use contact_lists::{
+    CONTACTS_PAGE, ConsentFilter, ContactLine, ContactPage, ContactQuery, ContactSearch,
+};
 pub use contacts::{
     ContactImportOutcome, ErasureOutcome, FeedbackAbout, RestrictionOutcome, UnsuppressOutcome,
     Withdrawal, WithdrawalOutcome,
@@ -50,7 +54,10 @@ pub use preferences::{
     UnsubscribeRequest, UpdateOutcome,
 };
 pub use signups::{ConfirmOutcome, NewSignup, SIGNUP_SOURCE};
-pub use staff::{RevokeOutcome, StaffTokenSummary};
+pub use staff::{
+    DisableOutcome, NewStaffUser, PasswordLink, RevokeOutcome, SignInRecord, StaffSession,
+    StaffTokenSummary, StaffUser,
+};
 
 /// Where the data lives.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,9 +1,13 @@
-//! Staff API tokens: issued, looked up by hash on every API request, listed, revoked.
+//! The staff: API tokens (issued, looked up by hash on every API request, listed, revoked),
+//! the people who sign in to the console, their one-time password links and their sessions.
 
 use chrono::{DateTime, Utc};
 
 use super::{BeginWrite, Result, Store, decode_error, insert_audit, now, on_pool};
-use crate::domain::{Actor, StaffMember, StaffName, StaffTokenHash};
+use crate::domain::{
+    Actor, ConstituencyCode, Email, Name, Role, SESSION_IDLE, SESSION_LONGEST, Scope, StaffMember,
+    StaffName, StaffTokenHash,
+};
 
 /// A token as `staff token list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,19 +33,21 @@ impl Store {
         name: &StaffName,
         hash: &StaffTokenHash,
         read_only: bool,
+        owner: Option<i64>,
         actor: &Actor,
     ) -> Result<bool> {
         let now = now();
         let created = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let created = sqlx::query(
-                "INSERT INTO staff_tokens (name, token_hash, read_only, created_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+                "INSERT INTO staff_tokens (name, token_hash, read_only, created_at, user_id) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
             )
             .bind(name.as_str())
             .bind(hash.as_str())
             .bind(read_only)
             .bind(now)
+            .bind(owner)
             .execute(&mut *tx)
             .await?
             .rows_affected()
@@ -58,24 +64,58 @@ impl Store {
         Ok(created)
     }
 
-    /// The member of staff a presented token stands for, unless it is unknown or revoked.
+    /// The member of staff a presented token stands for, unless it is unknown or revoked, or
+    /// belongs to a person who was disabled. A token of a person has their role (a read-only
+    /// one, a viewer's) and their constituencies; one of no one's sees everyone.
     pub async fn staff_member(&self, hash: &StaffTokenHash) -> Result<Option<StaffMember>> {
-        let row: Option<(String, bool)> = on_pool!(self, |pool| {
+        type Row = (String, bool, Option<i64>, Option<String>, Option<String>);
+        let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT name, read_only FROM staff_tokens \
-                 WHERE token_hash = $1 AND revoked_at IS NULL",
+                "SELECT t.name, t.read_only, u.id, u.email, u.role FROM staff_tokens t \
+                 LEFT JOIN staff_users u ON u.id = t.user_id \
+                 WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
+                   AND (t.user_id IS NULL OR u.disabled_at IS NULL)",
             )
             .bind(hash.as_str())
             .fetch_optional(pool)
             .await?
         });
-        row.map(|(name, read_only)| {
-            Ok(StaffMember {
-                name: StaffName::parse(&name).map_err(|e| decode_error("staff name", e))?,
-                read_only,
-            })
-        })
-        .transpose()
+        let Some((token, read_only, user, email, role)) = row else {
+            return Ok(None);
+        };
+        let mut member = match (user, email, role) {
+            (Some(user), Some(email), Some(role)) => StaffMember {
+                name: email,
+                role: parse_role(&role)?,
+                scope: self.staff_scope(user).await?,
+            },
+            _ => StaffMember {
+                name: token,
+                role: Role::Admin,
+                scope: Scope::Everyone,
+            },
+        };
+        if read_only {
+            member.role = Role::Viewer;
+        }
+        Ok(Some(member))
+    }
+
+    /// The constituencies person `user` is kept to.
+    async fn staff_scope(&self, user: i64) -> Result<Scope> {
+        let codes: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT constituency_code FROM staff_user_constituencies WHERE user_id = $1",
+            )
+            .bind(user)
+            .fetch_all(pool)
+            .await?
+        });
+        let codes = codes
+            .iter()
+            .map(|code| ConstituencyCode::parse(code).map_err(|e| decode_error("scope", e)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Scope::of(codes))
     }
 
     pub async fn list_staff_tokens(&self) -> Result<Vec<StaffTokenSummary>> {
@@ -132,5 +172,439 @@ impl Store {
             outcome
         });
         Ok(outcome)
+    }
+}
+
+/// A person of the staff, as `staff user list` and the console's staff page show them.
+#[derive(Debug, Clone)]
+pub struct StaffUser {
+    pub id: i64,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub scope: Scope,
+    /// Whether they have set a password (through their link).
+    pub has_password: bool,
+    /// Whether they sign in with a second factor.
+    pub has_totp: bool,
+    pub created_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// A person to add to the staff, parsed.
+#[derive(Debug, Clone)]
+pub struct NewStaffUser {
+    pub email: Email,
+    pub name: Name,
+    pub role: Role,
+    pub scope: Scope,
+}
+
+/// What is needed to check a person's sign-in.
+#[derive(Debug, Clone)]
+pub struct SignInRecord {
+    pub id: i64,
+    pub password_hash: Option<String>,
+    pub totp_secret: Option<String>,
+}
+
+/// A live console session.
+#[derive(Debug, Clone)]
+pub struct StaffSession {
+    pub user: i64,
+    pub member: StaffMember,
+    /// The person's own name, for the page header.
+    pub display_name: String,
+    /// What every form of the session must carry back.
+    pub form_token: String,
+}
+
+/// A one-time link to set a password: whose it is.
+#[derive(Debug, Clone)]
+pub struct PasswordLink {
+    pub user: i64,
+    pub email: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisableOutcome {
+    Disabled,
+    AlreadyDisabled,
+    NotFound,
+}
+
+fn parse_role(role: &str) -> Result<Role> {
+    Role::parse(role).map_err(|e| decode_error("staff role", e))
+}
+
+impl Store {
+    /// Adds a person to the staff with a one-time link to set their password; `None` when the
+    /// address is taken.
+    pub async fn create_staff_user(
+        &self,
+        user: &NewStaffUser,
+        link: &StaffTokenHash,
+        link_expires: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<Option<i64>> {
+        let now = now();
+        let id = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let id: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO staff_users (email, name, role, created_at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (email) DO NOTHING RETURNING id",
+            )
+            .bind(user.email.normalized())
+            .bind(user.name.as_str())
+            .bind(user.role.as_str())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(id) = id {
+                for code in user.scope.constituencies().unwrap_or_default() {
+                    sqlx::query(
+                        "INSERT INTO staff_user_constituencies (user_id, constituency_code) \
+                         VALUES ($1, $2)",
+                    )
+                    .bind(id)
+                    .bind(code.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO staff_password_links (token_hash, user_id, expires_at) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(link.as_str())
+                .bind(id)
+                .bind(link_expires)
+                .execute(&mut *tx)
+                .await?;
+                let scope = user
+                    .scope
+                    .as_list()
+                    .unwrap_or_else(|| "everyone".to_owned());
+                insert_audit!(&mut *tx, actor: actor, action: "staff_user.created",
+                    contact: None::<i64>,
+                    detail: Some(format!("{} ({}, {scope})", user.email.normalized(), user.role)),
+                    ip: None::<String>)?;
+            }
+            tx.commit().await?;
+            id
+        });
+        Ok(id)
+    }
+
+    /// Every person of the staff, disabled or not, in the order they were added.
+    pub async fn staff_users(&self) -> Result<Vec<StaffUser>> {
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            bool,
+            bool,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, email, name, role, password_hash IS NOT NULL, \
+                        totp_secret IS NOT NULL, created_at, disabled_at \
+                 FROM staff_users ORDER BY id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let mut users = Vec::with_capacity(rows.len());
+        for (id, email, name, role, has_password, has_totp, created_at, disabled_at) in rows {
+            users.push(StaffUser {
+                id,
+                email,
+                name,
+                role: parse_role(&role)?,
+                scope: self.staff_scope(id).await?,
+                has_password,
+                has_totp,
+                created_at,
+                disabled_at,
+            });
+        }
+        Ok(users)
+    }
+
+    /// Disables a person: their sessions end, their tokens stop working, they cannot sign in.
+    pub async fn disable_staff_user(&self, email: &Email, actor: &Actor) -> Result<DisableOutcome> {
+        let now = now();
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let found: Option<(i64, Option<DateTime<Utc>>)> =
+                sqlx::query_as("SELECT id, disabled_at FROM staff_users WHERE email = $1")
+                    .bind(email.normalized())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let outcome = match found {
+                None => DisableOutcome::NotFound,
+                Some((_, Some(_))) => DisableOutcome::AlreadyDisabled,
+                Some((id, None)) => {
+                    sqlx::query("UPDATE staff_users SET disabled_at = $2 WHERE id = $1")
+                        .bind(id)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    for table in ["staff_sessions", "staff_password_links"] {
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "DELETE FROM {table} WHERE user_id = $1"
+                        )))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    insert_audit!(&mut *tx, actor: actor, action: "staff_user.disabled",
+                        contact: None::<i64>, detail: Some(email.normalized().to_owned()),
+                        ip: None::<String>)?;
+                    DisableOutcome::Disabled
+                }
+            };
+            tx.commit().await?;
+            outcome
+        });
+        Ok(outcome)
+    }
+
+    /// The id of the person at `email`, unless there is none or they are disabled.
+    pub async fn staff_user_id(&self, email: &Email) -> Result<Option<i64>> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM staff_users WHERE email = $1 AND disabled_at IS NULL",
+            )
+            .bind(email.normalized())
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
+    /// What checking a sign-in as `email` needs, unless no one of the staff (or only a
+    /// disabled person) has that address.
+    pub async fn sign_in_record(&self, email: &Email) -> Result<Option<SignInRecord>> {
+        let row: Option<(i64, Option<String>, Option<String>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, password_hash, totp_secret FROM staff_users \
+                 WHERE email = $1 AND disabled_at IS NULL",
+            )
+            .bind(email.normalized())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(id, password_hash, totp_secret)| SignInRecord {
+            id,
+            password_hash,
+            totp_secret,
+        }))
+    }
+
+    /// Whose a live password link is: unused, unexpired, of a person not disabled.
+    pub async fn password_link(&self, link: &StaffTokenHash) -> Result<Option<PasswordLink>> {
+        let row: Option<(i64, String, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT u.id, u.email, u.name FROM staff_password_links l \
+                 JOIN staff_users u ON u.id = l.user_id \
+                 WHERE l.token_hash = $1 AND l.used_at IS NULL AND l.expires_at > $2 \
+                   AND u.disabled_at IS NULL",
+            )
+            .bind(link.as_str())
+            .bind(now())
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(user, email, name)| PasswordLink { user, email, name }))
+    }
+
+    /// Sets a password through a live link, which is then used up; every session of the
+    /// person ends (someone who knew the old password is signed out). `false`: the link is
+    /// not live (used meanwhile, expired, or its person disabled).
+    pub async fn set_staff_password(
+        &self,
+        link: &StaffTokenHash,
+        password_hash: &str,
+        ip: Option<&str>,
+    ) -> Result<bool> {
+        let now = now();
+        let set = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let user: Option<(i64, String)> = sqlx::query_as(
+                "UPDATE staff_password_links SET used_at = $2 \
+                 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                   AND user_id IN (SELECT id FROM staff_users WHERE disabled_at IS NULL) \
+                 RETURNING user_id, (SELECT email FROM staff_users u WHERE u.id = user_id)",
+            )
+            .bind(link.as_str())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some((user, email)) = &user {
+                sqlx::query("UPDATE staff_users SET password_hash = $2 WHERE id = $1")
+                    .bind(user)
+                    .bind(password_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM staff_sessions WHERE user_id = $1")
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                insert_audit!(&mut *tx, actor: format!("staff:{email}"),
+                    action: "staff_user.password_set", contact: None::<i64>,
+                    detail: None::<String>, ip: ip)?;
+            }
+            tx.commit().await?;
+            user.is_some()
+        });
+        Ok(set)
+    }
+
+    /// A new link to set `email`'s password; any earlier link of theirs stops working. `false`
+    /// when there is no such person, or they are disabled.
+    pub async fn renew_password_link(
+        &self,
+        email: &Email,
+        link: &StaffTokenHash,
+        link_expires: DateTime<Utc>,
+        actor: &Actor,
+    ) -> Result<bool> {
+        let renewed = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let user: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM staff_users WHERE email = $1 AND disabled_at IS NULL",
+            )
+            .bind(email.normalized())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(user) = user {
+                sqlx::query("DELETE FROM staff_password_links WHERE user_id = $1")
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO staff_password_links (token_hash, user_id, expires_at) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(link.as_str())
+                .bind(user)
+                .bind(link_expires)
+                .execute(&mut *tx)
+                .await?;
+                insert_audit!(&mut *tx, actor: actor, action: "staff_user.password_link",
+                    contact: None::<i64>, detail: Some(email.normalized().to_owned()),
+                    ip: None::<String>)?;
+            }
+            tx.commit().await?;
+            user.is_some()
+        });
+        Ok(renewed)
+    }
+
+    /// Opens a session for person `user`, who has just proved who they are; sessions of anyone
+    /// that have died meanwhile go.
+    pub async fn open_staff_session(
+        &self,
+        user: i64,
+        session: &StaffTokenHash,
+        form_token: &str,
+        ip: Option<&str>,
+    ) -> Result<()> {
+        let now = now();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "INSERT INTO staff_sessions (token_hash, user_id, form_token, created_at, \
+                 last_seen_at) VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(session.as_str())
+            .bind(user)
+            .bind(form_token)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM staff_sessions WHERE last_seen_at < $1 OR created_at < $2")
+                .bind(now - SESSION_IDLE)
+                .bind(now - SESSION_LONGEST)
+                .execute(&mut *tx)
+                .await?;
+            let email: String = sqlx::query_scalar("SELECT email FROM staff_users WHERE id = $1")
+                .bind(user)
+                .fetch_one(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, actor: format!("staff:{email}"), action: "staff_user.signed_in",
+                contact: None::<i64>, detail: None::<String>, ip: ip)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The live session a cookie names: of a person not disabled, seen within [`SESSION_IDLE`],
+    /// opened within [`SESSION_LONGEST`]. Its last sight is moved on when it is a minute old, so that an active
+    /// session stays open without a write on every request. A dead session is deleted.
+    pub async fn staff_session(&self, session: &StaffTokenHash) -> Result<Option<StaffSession>> {
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            DateTime<Utc>,
+            DateTime<Utc>,
+        );
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT u.id, u.email, u.name, u.role, s.form_token, s.created_at, \
+                        s.last_seen_at \
+                 FROM staff_sessions s JOIN staff_users u ON u.id = s.user_id \
+                 WHERE s.token_hash = $1 AND u.disabled_at IS NULL",
+            )
+            .bind(session.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some((user, email, name, role, form_token, created_at, last_seen_at)) = row else {
+            return Ok(None);
+        };
+        let now = now();
+        if last_seen_at < now - SESSION_IDLE || created_at < now - SESSION_LONGEST {
+            self.end_staff_session(session).await?;
+            return Ok(None);
+        }
+        if now - last_seen_at > chrono::Duration::minutes(1) {
+            on_pool!(self, |pool| {
+                let _turn = pool.write_turn().await?;
+                sqlx::query("UPDATE staff_sessions SET last_seen_at = $2 WHERE token_hash = $1")
+                    .bind(session.as_str())
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+            });
+        }
+        Ok(Some(StaffSession {
+            user,
+            member: StaffMember {
+                name: email,
+                role: parse_role(&role)?,
+                scope: self.staff_scope(user).await?,
+            },
+            display_name: name,
+            form_token,
+        }))
+    }
+
+    /// Ends a session (signing out, or one found dead).
+    pub async fn end_staff_session(&self, session: &StaffTokenHash) -> Result<()> {
+        on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await?;
+            sqlx::query("DELETE FROM staff_sessions WHERE token_hash = $1")
+                .bind(session.as_str())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 }

@@ -95,9 +95,12 @@ pub async fn save(
 )]
 pub async fn export(
     State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
     ApiPath(contact): ApiPath<String>,
 ) -> Result<Json<Held>, Failure> {
-    Ok(Json(contacts::export(&state.app, &contact).await?))
+    Ok(Json(
+        contacts::export(&state.app, &actor(&member), &contact).await?,
+    ))
 }
 
 /// What a restriction or erasure did.

@@ -84,7 +84,8 @@ pub fn router(state: AppState) -> Router<AppState> {
 /// An error as the API answers it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiError {
-    /// Stable, for programs: `unauthorized`, `read_only`, `invalid`, `exists`, `erased`,
+    /// Stable, for programs: `unauthorized`, `read_only`, `forbidden` (outside
+    /// the caller's role), `invalid`, `exists`, `erased`,
     /// `refused` (not from this state), `not_found`, `invalid_json`, `too_large`, `too_many`,
     /// `unsent` (the mail server did not take a test message), `unavailable`.
     pub code: &'static str,
@@ -187,6 +188,7 @@ impl From<AppError> for Failure {
             AppError::Invalid { field, message } => Self::invalid(field, message),
             AppError::NotFound(message) => Self::not_found(message),
             AppError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
+            AppError::Denied(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             AppError::Limited(message) => {
                 Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many", message)
             }
@@ -264,7 +266,7 @@ where
 
 /// Who acts through a token: the member of staff it was made for.
 fn actor(member: &StaffMember) -> Actor {
-    Actor::Staff(member.name.to_string())
+    Actor::Staff(member.clone())
 }
 
 /// Lets a request through only with a live staff token, and a write only with a read-write
@@ -303,11 +305,11 @@ async fn require_staff(
             )
         })?;
     let reads = matches!(*request.method(), Method::GET | Method::HEAD);
-    if member.read_only && !reads {
+    if !member.role.writes() && !reads {
         return Err(Failure::new(
             StatusCode::FORBIDDEN,
             "read_only",
-            format!("the token '{}' is read-only", member.name),
+            format!("the token of '{}' may read, not change", member.name),
         ));
     }
     request.extensions_mut().insert(member);

@@ -1,0 +1,355 @@
+//! The staff: adding, listing and disabling the people who sign in to the console, their
+//! passwords, sign-in and sessions, and the API tokens that may belong to them.
+//!
+//! Passwords are hashed with argon2id (19 MiB, 2 passes: OWASP's choice) on a blocking thread.
+//! A sign-in is throttled per address and per IP before the password is looked at, and one for
+//! an address nobody has costs the same hashing, so that neither timing nor the answer tells
+//! who has an account.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::LazyLock;
+
+use argon2::Argon2;
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use chrono::{DateTime, Utc};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use super::{Actor, App, AppError, Result};
+use crate::domain::{Email, Name, Password, Role, Scope, StaffName, StaffSecret, StaffTokenHash};
+use crate::store::{DisableOutcome, NewStaffUser, StaffSession, StaffUser};
+
+/// How long a link to set a password works.
+pub const PASSWORD_LINK_HOURS: i64 = 24;
+/// Where a password link points, under the base URL.
+pub const PASSWORD_PATH: &str = "/admin/password/";
+
+/// A new person of the staff, and the link that sets their password (shown once).
+pub struct Added {
+    pub id: i64,
+    pub link: String,
+    pub expires: DateTime<Utc>,
+}
+
+/// Adds a person to the staff. `constituencies` (codes or unique names) keep them to those
+/// contacts; none: everyone.
+pub async fn add(
+    app: &App,
+    actor: &Actor,
+    email: &str,
+    name: &str,
+    role: &str,
+    constituencies: &[String],
+) -> Result<Added> {
+    super::must_be_admin(actor)?;
+    let email = Email::parse(email).map_err(|e| AppError::invalid("email", e))?;
+    let name = Name::parse(name)
+        .map_err(|e| AppError::invalid("name", e))?
+        .ok_or_else(|| AppError::invalid("name", "give the person's name"))?;
+    let role = Role::parse(role).map_err(|e| AppError::invalid("role", e))?;
+    let scope = scope_of(app, constituencies).await?;
+    let (secret, expires) = password_link_secret();
+    let user = NewStaffUser {
+        email,
+        name,
+        role,
+        scope,
+    };
+    let id = app
+        .store
+        .create_staff_user(&user, &secret.hash(), expires, actor)
+        .await?
+        .ok_or_else(|| {
+            AppError::conflict(
+                "exists",
+                format!("{} is on the staff already", user.email.normalized()),
+            )
+        })?;
+    Ok(Added {
+        id,
+        link: password_link(app, &secret),
+        expires,
+    })
+}
+
+/// A new link for `email` to set their password (a forgotten one, or a link that expired);
+/// earlier links stop working.
+pub async fn renew_password_link(app: &App, actor: &Actor, email: &str) -> Result<Added> {
+    super::must_be_admin(actor)?;
+    let email = Email::parse(email).map_err(|e| AppError::invalid("email", e))?;
+    let (secret, expires) = password_link_secret();
+    let id = app.store.staff_user_id(&email).await?;
+    let renewed = app
+        .store
+        .renew_password_link(&email, &secret.hash(), expires, actor)
+        .await?;
+    match (renewed, id) {
+        (true, Some(id)) => Ok(Added {
+            id,
+            link: password_link(app, &secret),
+            expires,
+        }),
+        _ => Err(no_such_person(&email)),
+    }
+}
+
+pub async fn list(app: &App) -> Result<Vec<StaffUser>> {
+    Ok(app.store.staff_users().await?)
+}
+
+/// Disables a person: signed out everywhere, their tokens refused, never signing in again.
+pub async fn disable(app: &App, actor: &Actor, email: &str) -> Result<bool> {
+    super::must_be_admin(actor)?;
+    let email = Email::parse(email).map_err(|e| AppError::invalid("email", e))?;
+    match app.store.disable_staff_user(&email, actor).await? {
+        DisableOutcome::Disabled => Ok(true),
+        DisableOutcome::AlreadyDisabled => Ok(false),
+        DisableOutcome::NotFound => Err(no_such_person(&email)),
+    }
+}
+
+/// Issues an API token, of no one (it sees everyone) or of the person at `owner` (it has their
+/// role and constituencies, and stops with them). The secret is shown once.
+pub async fn issue_token(
+    app: &App,
+    actor: &Actor,
+    name: &str,
+    read_only: bool,
+    owner: Option<&str>,
+) -> Result<StaffSecret> {
+    super::must_be_admin(actor)?;
+    let name = StaffName::parse(name).map_err(|e| AppError::invalid("name", e))?;
+    let owner = match owner {
+        None => None,
+        Some(email) => {
+            let email = Email::parse(email).map_err(|e| AppError::invalid("owner", e))?;
+            Some(
+                app.store
+                    .staff_user_id(&email)
+                    .await?
+                    .ok_or_else(|| no_such_person(&email))?,
+            )
+        }
+    };
+    let secret = StaffSecret::generate();
+    if !app
+        .store
+        .create_staff_token(&name, &secret.hash(), read_only, owner, actor)
+        .await?
+    {
+        return Err(AppError::conflict(
+            "exists",
+            format!("a token named '{name}' exists already (revoked tokens keep their names)"),
+        ));
+    }
+    Ok(secret)
+}
+
+/// Whose a password link is, while it works: their address and name, for the page.
+pub async fn password_link_holder(app: &App, secret: &str) -> Result<(String, String)> {
+    let link = app
+        .store
+        .password_link(&StaffTokenHash::of(secret))
+        .await?
+        .ok_or_else(dead_link)?;
+    Ok((link.email, link.name))
+}
+
+/// Sets a password through a live link, which is then spent.
+pub async fn set_password(
+    app: &App,
+    secret: &str,
+    password: &str,
+    repeated: &str,
+    ip: Option<IpAddr>,
+) -> Result<()> {
+    let link = StaffTokenHash::of(secret);
+    if app.store.password_link(&link).await?.is_none() {
+        return Err(dead_link());
+    }
+    let password = Password::parse(password).map_err(|e| AppError::invalid("password", e))?;
+    if password.expose() != repeated {
+        return Err(AppError::invalid(
+            "repeat",
+            "the two passwords differ; type the same one twice",
+        ));
+    }
+    let hash = hash_password(password).await?;
+    let ip = ip.map(|ip| ip.to_string());
+    match app
+        .store
+        .set_staff_password(&link, &hash, ip.as_deref())
+        .await?
+    {
+        true => Ok(()),
+        false => Err(dead_link()),
+    }
+}
+
+/// A session opened: the cookie's secret (shown to the browser only) and its form token.
+pub struct SignedIn {
+    pub session: StaffSecret,
+    pub member: crate::domain::StaffMember,
+}
+
+/// Checks an address and password and opens a session. Every failure says the same, whatever
+/// was wrong; too many tries for one address or from one IP are refused before checking.
+pub async fn sign_in(app: &App, email: &str, password: &str, ip: IpAddr) -> Result<SignedIn> {
+    let refused = || AppError::invalid("password", "that address and password do not match");
+    let email = Email::parse(email).map_err(|_| refused())?;
+    app.sign_in_throttle.check(&email, ip)?;
+    let record = app.store.sign_in_record(&email).await?;
+    let stored = record.as_ref().and_then(|r| r.password_hash.clone());
+    let matches = verify_password(password.to_owned(), stored).await;
+    let Some(record) = record.filter(|_| matches) else {
+        return Err(refused());
+    };
+    let session = StaffSecret::generate();
+    let form_token = StaffSecret::generate();
+    app.store
+        .open_staff_session(
+            record.id,
+            &session.hash(),
+            form_token.expose(),
+            Some(&ip.to_string()),
+        )
+        .await?;
+    let member = app
+        .store
+        .staff_session(&session.hash())
+        .await?
+        .ok_or_else(refused)?
+        .member;
+    Ok(SignedIn { session, member })
+}
+
+/// The live session a cookie's secret opens.
+pub async fn session(app: &App, secret: &str) -> Result<Option<StaffSession>> {
+    Ok(app.store.staff_session(&StaffTokenHash::of(secret)).await?)
+}
+
+pub async fn sign_out(app: &App, secret: &str) -> Result<()> {
+    Ok(app
+        .store
+        .end_staff_session(&StaffTokenHash::of(secret))
+        .await?)
+}
+
+/// The scope of constituencies given by code or unique name.
+async fn scope_of(app: &App, constituencies: &[String]) -> Result<Scope> {
+    let codes = app
+        .store
+        .constituency_codes(constituencies)
+        .await?
+        .map_err(|message| AppError::invalid("constituency", message))?;
+    let codes = codes
+        .iter()
+        .map(|code| {
+            crate::domain::ConstituencyCode::parse(code)
+                .map_err(|e| AppError::invalid("constituency", e))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Scope::of(codes))
+}
+
+fn password_link_secret() -> (StaffSecret, DateTime<Utc>) {
+    (
+        StaffSecret::generate(),
+        crate::store::now() + chrono::Duration::hours(PASSWORD_LINK_HOURS),
+    )
+}
+
+fn password_link(app: &App, secret: &StaffSecret) -> String {
+    format!("{}{PASSWORD_PATH}{}", app.base_url, secret.expose())
+}
+
+fn no_such_person(email: &Email) -> AppError {
+    AppError::NotFound(format!(
+        "no one on the staff (or no one enabled) has the address {}",
+        email.normalized()
+    ))
+}
+
+fn dead_link() -> AppError {
+    AppError::NotFound(
+        "this link has been used or has expired; ask an admin for a new one".to_owned(),
+    )
+}
+
+async fn hash_password(password: Password) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.expose().as_bytes(), &salt)
+            .map(|hash| hash.to_string())
+    })
+    .await
+    .expect("hashing a password does not panic")
+    .map_err(|e| AppError::invalid("password", e))
+}
+
+/// Whether `password` matches `stored`; with nothing stored, a hash of nothing is checked all
+/// the same, so that the time taken does not tell.
+async fn verify_password(password: String, stored: Option<String>) -> bool {
+    static NOBODY: LazyLock<String> = LazyLock::new(|| {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(StaffSecret::generate().expose().as_bytes(), &salt)
+            .expect("a random password hashes")
+            .to_string()
+    });
+    tokio::task::spawn_blocking(move || {
+        let exists = stored.is_some();
+        let stored = stored.unwrap_or_else(|| NOBODY.clone());
+        let matches = PasswordHash::new(&stored).is_ok_and(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        });
+        exists && matches
+    })
+    .await
+    .expect("checking a password does not panic")
+}
+
+/// Sign-in attempts allowed: per address, 5 at once then one every 3 minutes (20 an hour);
+/// per IP, 20 at once then one every 10 seconds. Kept in this process's memory.
+pub struct SignInThrottle {
+    by_account: DefaultKeyedRateLimiter<String>,
+    by_ip: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl Default for SignInThrottle {
+    fn default() -> Self {
+        let per = |seconds: u64, burst: u32| {
+            Quota::with_period(std::time::Duration::from_secs(seconds))
+                .expect("a period is not zero")
+                .allow_burst(NonZeroU32::new(burst).expect("a burst is not zero"))
+        };
+        Self {
+            by_account: RateLimiter::keyed(per(180, 5)),
+            by_ip: RateLimiter::keyed(per(10, 20)),
+        }
+    }
+}
+
+impl SignInThrottle {
+    fn check(&self, email: &Email, ip: IpAddr) -> Result<()> {
+        if self.by_ip.len() + self.by_account.len() > 10_000 {
+            self.by_ip.retain_recent();
+            self.by_account.retain_recent();
+        }
+        let ip_ok = self.by_ip.check_key(&ip).is_ok();
+        let account_ok = self
+            .by_account
+            .check_key(&email.normalized().to_owned())
+            .is_ok();
+        if ip_ok && account_ok {
+            return Ok(());
+        }
+        Err(AppError::Limited(
+            "too many sign-in attempts; wait a few minutes and try again".to_owned(),
+        ))
+    }
+}

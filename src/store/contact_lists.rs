@@ -1,0 +1,322 @@
+//! Contacts as staff find them: searched, filtered, counted and paged, never beyond the
+//! constituencies the member of staff is kept to.
+//!
+//! Every statement here takes the [`Scope`] and adds it to its `WHERE` clause: the console and
+//! the API show what these return and nothing else, so that a page cannot forget the scope.
+
+use chrono::{DateTime, Utc};
+
+use super::{Result, Store, decode_error, latest_consent, on_pool};
+use crate::domain::{
+    ConstituencyCode, Email, Postcode, PostcodePrefix, PublicId, Scope, TopicSlug,
+};
+
+/// Contacts on a page of the console.
+pub const CONTACTS_PAGE: u32 = 50;
+
+/// What staff typed in the search box, read as what it looks like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactSearch {
+    /// A whole address: that person.
+    Email(Email),
+    /// A whole postcode.
+    Postcode(Postcode),
+    /// A postcode district or sector (`SG13`, `SG13 8`).
+    PostcodePrefix(PostcodePrefix),
+    /// Part of a name or address, in any case.
+    Text(String),
+}
+
+impl ContactSearch {
+    /// `None` for a blank search. Letters alone (`Jo`) are a name, not a postcode area.
+    pub fn parse(input: &str) -> Option<Self> {
+        let input = input.trim();
+        if input.is_empty() {
+            return None;
+        }
+        if let Ok(email) = Email::parse(input) {
+            return Some(Self::Email(email));
+        }
+        if let Ok(postcode) = Postcode::parse(input) {
+            return Some(Self::Postcode(postcode));
+        }
+        match PostcodePrefix::parse(input) {
+            Ok(prefix @ (PostcodePrefix::District(_) | PostcodePrefix::Sector(_))) => {
+                Some(Self::PostcodePrefix(prefix))
+            }
+            _ => Some(Self::Text(input.chars().take(100).collect())),
+        }
+    }
+}
+
+/// The consent a filter asks for, on a topic or (without one) on any topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsentFilter {
+    /// Consent in force.
+    Granted,
+    /// Consent withdrawn, and not given again.
+    Withdrawn,
+}
+
+/// A search of the contacts, with its filters and page (from 1).
+#[derive(Debug, Clone, Default)]
+pub struct ContactQuery {
+    pub search: Option<ContactSearch>,
+    pub constituency: Option<ConstituencyCode>,
+    pub topic: Option<TopicSlug>,
+    pub consent: Option<ConsentFilter>,
+    pub page: u32,
+}
+
+/// A contact as a line of the list.
+#[derive(Debug, Clone)]
+pub struct ContactLine {
+    pub public_id: PublicId,
+    pub email: String,
+    pub name: Option<String>,
+    pub postcode: Option<String>,
+    /// The constituency's name (or code, without one); `None` outside the directory.
+    pub constituency: Option<String>,
+    pub restricted: bool,
+    pub suppressed: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A page of contacts, and how many match in all.
+#[derive(Debug, Clone)]
+pub struct ContactPage {
+    pub contacts: Vec<ContactLine>,
+    pub total: u64,
+}
+
+/// A value bound to a statement built here.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// A `WHERE` clause over `contacts c` left-joined to `postcodes p`, and its values in order.
+#[derive(Default)]
+struct Clause {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl Clause {
+    fn push(&mut self, condition: &str) {
+        self.sql.push_str(if self.sql.is_empty() {
+            " WHERE "
+        } else {
+            " AND "
+        });
+        self.sql.push_str(condition);
+    }
+
+    /// The next placeholder, for `value`.
+    fn bind(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    /// Only contacts in `scope`: those whose postcode the directory places in one of its
+    /// constituencies.
+    fn scope(&mut self, scope: &Scope) {
+        let Some(codes) = scope.constituencies() else {
+            return;
+        };
+        if codes.is_empty() {
+            return self.push("1 = 0");
+        }
+        let placeholders: Vec<String> = codes
+            .iter()
+            .map(|code| self.bind(Bind::Text(code.as_str().to_owned())))
+            .collect();
+        self.push(&format!(
+            "p.constituency_code IN ({})",
+            placeholders.join(", ")
+        ));
+    }
+
+    fn query(&mut self, query: &ContactQuery) {
+        match &query.search {
+            None => {}
+            Some(ContactSearch::Email(email)) => {
+                let p = self.bind(Bind::Text(email.hash().as_str().to_owned()));
+                self.push(&format!("c.email_hash = {p}"));
+            }
+            Some(ContactSearch::Postcode(postcode)) => {
+                let p = self.bind(Bind::Text(postcode.as_str().to_owned()));
+                self.push(&format!("c.postcode = {p}"));
+            }
+            Some(ContactSearch::PostcodePrefix(prefix)) => {
+                let pattern = match prefix {
+                    PostcodePrefix::District(district) => format!("{district} %"),
+                    PostcodePrefix::Sector(sector) | PostcodePrefix::Area(sector) => {
+                        format!("{sector}%")
+                    }
+                };
+                let p = self.bind(Bind::Text(pattern));
+                self.push(&format!("c.postcode LIKE {p}"));
+            }
+            Some(ContactSearch::Text(text)) => {
+                let escaped = text
+                    .to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                let p = self.bind(Bind::Text(format!("%{escaped}%")));
+                self.push(&format!(
+                    "(lower(c.name) LIKE {p} ESCAPE '\\' OR lower(c.email) LIKE {p} ESCAPE '\\')"
+                ));
+            }
+        }
+        if let Some(code) = &query.constituency {
+            let p = self.bind(Bind::Text(code.as_str().to_owned()));
+            self.push(&format!("p.constituency_code = {p}"));
+        }
+        let consent = query.consent.map(|filter| match filter {
+            ConsentFilter::Granted => "TRUE",
+            ConsentFilter::Withdrawn => "FALSE",
+        });
+        match (&query.topic, consent) {
+            (Some(topic), consent) => {
+                let p = self.bind(Bind::Text(topic.as_str().to_owned()));
+                let wanted = consent.unwrap_or("TRUE");
+                self.push(&format!(
+                    concat!(
+                        "EXISTS (SELECT 1 FROM topics t WHERE t.slug = {p} AND ",
+                        latest_consent!("c.id", "t.id"),
+                        " = {wanted})"
+                    ),
+                    p = p,
+                    wanted = wanted
+                ));
+            }
+            (None, Some(wanted)) => self.push(&format!(
+                concat!(
+                    "EXISTS (SELECT 1 FROM topics t WHERE ",
+                    latest_consent!("c.id", "t.id"),
+                    " = {wanted})"
+                ),
+                wanted = wanted
+            )),
+            (None, None) => {}
+        }
+    }
+}
+
+/// The tables every statement here reads.
+const FROM: &str = " FROM contacts c LEFT JOIN postcodes p ON p.postcode = c.postcode";
+
+impl Store {
+    /// A page of the contacts `scope` holds that match `query`, newest first, and how many
+    /// match in all.
+    pub async fn find_contacts(&self, scope: &Scope, query: &ContactQuery) -> Result<ContactPage> {
+        let mut clause = Clause::default();
+        clause.scope(scope);
+        clause.query(query);
+        let offset = i64::from(query.page.max(1) - 1) * i64::from(CONTACTS_PAGE);
+        let limit = clause.bind(Bind::Int(i64::from(CONTACTS_PAGE)));
+        let skip = clause.bind(Bind::Int(offset));
+        let list = format!(
+            "SELECT c.public_id, c.email, c.name, c.postcode, \
+                    COALESCE(k.name, p.constituency_code), c.restricted_at IS NOT NULL, \
+                    EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash), \
+                    c.created_at \
+             {FROM} LEFT JOIN constituencies k ON k.code = p.constituency_code{} \
+             ORDER BY c.id DESC LIMIT {limit} OFFSET {skip}",
+            clause.sql
+        );
+        let count = format!("SELECT count(*){FROM}{}", clause.sql);
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            bool,
+            bool,
+            DateTime<Utc>,
+        );
+        let counted = clause.binds.len() - 2;
+        let (rows, total): (Vec<Row>, i64) = on_pool!(self, |pool| {
+            let mut rows = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(list));
+            for bind in &clause.binds {
+                rows = match bind {
+                    Bind::Text(text) => rows.bind(text.clone()),
+                    Bind::Int(int) => rows.bind(*int),
+                };
+            }
+            let mut total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count));
+            for bind in &clause.binds[..counted] {
+                total = match bind {
+                    Bind::Text(text) => total.bind(text.clone()),
+                    Bind::Int(int) => total.bind(*int),
+                };
+            }
+            (rows.fetch_all(pool).await?, total.fetch_one(pool).await?)
+        });
+        let contacts = rows
+            .into_iter()
+            .map(
+                |(public_id, email, name, postcode, constituency, restricted, suppressed, at)| {
+                    Ok(ContactLine {
+                        public_id: public_id
+                            .parse()
+                            .map_err(|e| decode_error("contact public id", e))?,
+                        email,
+                        name,
+                        postcode,
+                        constituency,
+                        restricted,
+                        suppressed,
+                        created_at: at,
+                    })
+                },
+            )
+            .collect::<Result<_>>()?;
+        Ok(ContactPage {
+            contacts,
+            total: total as u64,
+        })
+    }
+
+    /// Whether a contact is held at `email` within `scope`.
+    pub async fn contact_in_scope(&self, email: &Email, scope: &Scope) -> Result<bool> {
+        let query = ContactQuery {
+            search: Some(ContactSearch::Email(email.clone())),
+            ..ContactQuery::default()
+        };
+        Ok(self.find_contacts(scope, &query).await?.total > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_is_read_as_what_it_looks_like() {
+        assert!(matches!(
+            ContactSearch::parse(" Amira@Example.org "),
+            Some(ContactSearch::Email(_))
+        ));
+        assert!(matches!(
+            ContactSearch::parse("sg138eq"),
+            Some(ContactSearch::Postcode(_))
+        ));
+        assert!(matches!(
+            ContactSearch::parse("SG13 8"),
+            Some(ContactSearch::PostcodePrefix(PostcodePrefix::Sector(_)))
+        ));
+        assert!(matches!(
+            ContactSearch::parse("sg13"),
+            Some(ContactSearch::PostcodePrefix(PostcodePrefix::District(_)))
+        ));
+        assert_eq!(
+            ContactSearch::parse("Jo"),
+            Some(ContactSearch::Text("Jo".into()))
+        );
+        assert_eq!(ContactSearch::parse("   "), None);
+    }
+}
