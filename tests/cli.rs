@@ -973,6 +973,134 @@ fn staff_tokens_are_printed_once_listed_and_revoked() {
 }
 
 #[test]
+fn staff_people_are_added_with_a_password_link_listed_and_disabled() {
+    let workspace = Workspace::migrated();
+    let postcodes = support::example("postcodes.csv");
+    let imported = workspace.run(&["postcodes", "import", postcodes.to_str().unwrap()]);
+    assert!(imported.status.success(), "{}", stderr(&imported));
+    let created = workspace.run(&[
+        "staff",
+        "user",
+        "create",
+        "--email",
+        "Olu@HQ.example.org",
+        "--name",
+        "Olu Adeyemi",
+        "--role",
+        "organiser",
+        "--constituency",
+        "Stevenage (sample)",
+        "--constituency",
+        "e14900004",
+    ]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let link = stdout(&created).trim().to_owned();
+    assert!(
+        link.starts_with("http://127.0.0.1:8080/admin/password/canvass_"),
+        "the link alone on stdout: {link}"
+    );
+    assert!(stderr(&created).contains("sets their password once, until "));
+
+    for (args, says) in [
+        (
+            vec![
+                "--email",
+                "olu@hq.example.org",
+                "--name",
+                "Olu",
+                "--role",
+                "admin",
+            ],
+            "on the staff already",
+        ),
+        (
+            vec![
+                "--email",
+                "x@hq.example.org",
+                "--name",
+                "X",
+                "--role",
+                "boss",
+            ],
+            "--role: 'boss' is not a role",
+        ),
+        (
+            vec![
+                "--email",
+                "x@hq.example.org",
+                "--name",
+                "X",
+                "--role",
+                "viewer",
+                "--constituency",
+                "Atlantis",
+            ],
+            "--constituency: no constituency is called 'Atlantis'",
+        ),
+        (
+            vec![
+                "--email",
+                "x@hq.example.org",
+                "--name",
+                " ",
+                "--role",
+                "viewer",
+            ],
+            "--name: give the person's name",
+        ),
+    ] {
+        let mut command = vec!["staff", "user", "create"];
+        command.extend(args);
+        let refused = workspace.run(&command);
+        assert!(!refused.status.success());
+        assert!(stderr(&refused).contains(says), "{}", stderr(&refused));
+    }
+
+    let listed = stdout(&workspace.run(&["staff", "user", "list"]));
+    assert_eq!(
+        listed.trim(),
+        "olu@hq.example.org\tOlu Adeyemi\torganiser\tE14900002,E14900004\tno password yet"
+    );
+    let renewed = workspace.run(&["staff", "user", "link", "olu@hq.example.org"]);
+    let new_link = stdout(&renewed).trim().to_owned();
+    assert!(new_link.contains("/admin/password/") && new_link != link);
+
+    let token = workspace.run(&[
+        "staff",
+        "token",
+        "create",
+        "--name",
+        "olu script",
+        "--for",
+        "olu@hq.example.org",
+    ]);
+    assert!(token.status.success(), "{}", stderr(&token));
+    let nobody = workspace.run(&[
+        "staff",
+        "token",
+        "create",
+        "--name",
+        "ghost",
+        "--for",
+        "ghost@hq.example.org",
+    ]);
+    assert!(!nobody.status.success());
+
+    let disabled = workspace.run(&["staff", "user", "disable", "OLU@hq.example.org"]);
+    assert!(
+        stdout(&disabled).contains("disabled"),
+        "{}",
+        stderr(&disabled)
+    );
+    let listed = stdout(&workspace.run(&["staff", "user", "list"]));
+    assert!(listed.contains("\tdisabled "), "{listed}");
+    let again = workspace.run(&["staff", "user", "disable", "olu@hq.example.org"]);
+    assert!(stdout(&again).contains("already disabled"));
+    let link_for_disabled = workspace.run(&["staff", "user", "link", "olu@hq.example.org"]);
+    assert!(!link_for_disabled.status.success());
+}
+
+#[test]
 fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
     let workspace = Workspace::migrated();
     workspace.write(

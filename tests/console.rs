@@ -1,0 +1,597 @@
+//! The staff console over real HTTP, on both engines: passwords set through their link,
+//! sessions, the refusals (wrong password, throttling, cross-site requests, a form without its
+//! token, a dead session), and each person kept to their constituencies.
+
+mod support;
+
+use canvass::app::{Actor, AppError};
+use reqwest::StatusCode;
+use support::app::{KEY_1, TestApp};
+use support::console::{Browser, PASSWORD, add_staff, link_secret};
+use support::{TestStore, on_both_backends};
+
+on_both_backends!(
+    a_request_without_a_session_is_sent_to_sign_in,
+    a_person_sets_their_password_once_through_their_link_and_signs_in,
+    a_wrong_password_is_refused_alike_and_sign_in_is_throttled,
+    a_cross_site_post_or_a_form_without_its_token_is_refused_and_changes_nothing,
+    a_session_ends_when_signed_out_idle_or_disabled_and_a_new_sign_in_replaces_it,
+    an_organiser_sees_searches_and_opens_only_contacts_in_their_constituencies,
+    a_viewer_reads_but_cannot_change_anything,
+);
+
+/// Four people: in Hertford and Stortford, Stevenage and St Albans, and one with no postcode.
+const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
+    amira@example.org,Amira Hassan,SG13 8EQ,news,2026-09-14T18:30:00Z\n\
+    ben@example.org,Ben Okafor,SG1 2AA,news;events,2026-09-14T18:30:00Z\n\
+    cara@example.org,Cara Doyle,AL1 3JE,news,2026-09-14T18:30:00Z\n\
+    dev@example.org,Dev Patel,,news,2026-09-14T18:30:00Z\n";
+
+const STEVENAGE: &str = "E14900002";
+
+async fn console(db: TestStore) -> TestApp {
+    let app = TestApp::start(db, KEY_1, PEOPLE).await;
+    add_staff(&app.db, "admin@hq.example.org", "admin", &[]).await;
+    add_staff(
+        &app.db,
+        "olu@hq.example.org",
+        "organiser",
+        &["Stevenage (sample)"],
+    )
+    .await;
+    add_staff(&app.db, "vic@hq.example.org", "viewer", &[STEVENAGE]).await;
+    app
+}
+
+async fn a_request_without_a_session_is_sent_to_sign_in(db: TestStore) {
+    let app = console(db).await;
+    let browser = Browser::new(&app);
+    for path in [
+        "/admin",
+        "/admin/contacts",
+        "/admin/campaigns",
+        "/admin/anything",
+    ] {
+        let answer = browser.get(path).await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(answer.location(), Some("/admin/login"), "{path}");
+    }
+    let posted = browser.post_form("/admin/logout", &[]).await;
+    assert_eq!(posted.location(), Some("/admin/login"));
+    // htmx is told to load the sign-in page rather than swap it into a part of a page.
+    let partial = app
+        .client
+        .get(format!("{}/admin/contacts", app.base))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(partial.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(partial.headers()["hx-redirect"], "/admin/login");
+    // A made-up cookie is no session, and the browser is told to forget it.
+    let forged = Browser {
+        cookie: Some("__Host-canvass_session=canvass_forged".into()),
+        ..Browser::new(&app)
+    };
+    let answer = forged.get("/admin").await;
+    assert_eq!(answer.location(), Some("/admin/login"));
+    assert!(
+        answer.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+
+    let login = browser.get("/admin/login").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(login.body.contains("autocomplete=\"current-password\""));
+    assert!(
+        login.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+}
+
+async fn a_person_sets_their_password_once_through_their_link_and_signs_in(db: TestStore) {
+    let app = TestApp::start(db, KEY_1, PEOPLE).await;
+    let added = canvass::app::staff::add(
+        &app.db.app(),
+        &Actor::Operator,
+        "Nadia@HQ.example.org",
+        "Nadia Rahman",
+        "organiser",
+        &[STEVENAGE.to_owned()],
+    )
+    .await
+    .unwrap();
+    assert!(
+        added
+            .link
+            .starts_with("https://links.example.org/admin/password/")
+    );
+    let path = format!("/admin/password/{}", link_secret(&added.link));
+    let browser = Browser::new(&app);
+    let page = browser.get(&path).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.main_text().contains("Hello Nadia Rahman"),
+        "{}",
+        page.main_text()
+    );
+    assert!(page.body.contains("nadia@hq.example.org"));
+
+    // A short or repetitive password, or two that differ, is refused and nothing is set.
+    let before = app.db.dump().await;
+    for (password, repeat, says) in [
+        ("short one", "short one", "at least 15 characters"),
+        (
+            "aaaaaaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaaaaaa",
+            "more than one kind",
+        ),
+        (
+            PASSWORD,
+            "correct horse battery stapler",
+            "the two passwords differ",
+        ),
+    ] {
+        let answer = browser
+            .post_form(&path, &[("password", password), ("repeat", repeat)])
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{password}"
+        );
+        assert!(answer.main_text().contains(says), "{}", answer.main_text());
+    }
+    assert_eq!(
+        app.db.dump().await,
+        before,
+        "a refused password changes nothing"
+    );
+
+    let set = browser
+        .post_form(&path, &[("password", PASSWORD), ("repeat", PASSWORD)])
+        .await;
+    assert_eq!(set.location(), Some("/admin/login?done=password"));
+    // The link is spent.
+    assert_eq!(browser.get(&path).await.status, StatusCode::NOT_FOUND);
+    let again = browser
+        .post_form(
+            &path,
+            &[
+                ("password", "another long passphrase"),
+                ("repeat", "another long passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND);
+
+    // The address is taken in any case; the cookie is the strictest a browser knows.
+    let mut browser = Browser::new(&app);
+    let signed = browser.sign_in("NADIA@hq.example.org", PASSWORD).await;
+    assert_eq!(signed.location(), Some("/admin"));
+    let cookie = signed.headers["set-cookie"].to_str().unwrap().to_owned();
+    for attribute in [
+        "__Host-canvass_session=",
+        "Path=/",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Secure",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let home = browser.get("/admin").await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.body.contains("Nadia Rahman (organiser)"));
+
+    // Neither the password nor the session's secret is stored as it is.
+    let dump = app.db.dump().await;
+    let secret = browser.cookie.as_ref().unwrap().split_once('=').unwrap().1;
+    assert!(!dump.contains(PASSWORD) && !dump.contains(secret));
+    assert!(
+        dump.contains("$argon2id$"),
+        "the password is hashed with argon2id"
+    );
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM audit_log WHERE actor = 'staff:nadia@hq.example.org'")
+            .await,
+        2,
+        "setting the password and signing in are audited under the person's address"
+    );
+}
+
+async fn a_wrong_password_is_refused_alike_and_sign_in_is_throttled(db: TestStore) {
+    let app = console(db).await;
+    let mut browser = Browser::new(&app);
+    let wrong = browser
+        .sign_in("olu@hq.example.org", "not the password at all")
+        .await;
+    let nobody = browser.sign_in("nobody@hq.example.org", PASSWORD).await;
+    let garbage = browser.sign_in("not an address", PASSWORD).await;
+    for answer in [&wrong, &nobody, &garbage] {
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            answer
+                .main_text()
+                .contains("that address and password do not match")
+        );
+        assert!(!answer.headers.contains_key("set-cookie"));
+    }
+    assert!(
+        wrong.body.contains("value=\"olu@hq.example.org\""),
+        "the address is kept"
+    );
+    assert!(
+        !wrong.body.contains("not the password at all"),
+        "the password is not"
+    );
+
+    // Five tries an address, from wherever they come; then even the right password waits.
+    for ip in [
+        "198.51.100.1",
+        "198.51.100.2",
+        "198.51.100.3",
+        "198.51.100.4",
+    ] {
+        browser.ip = ip.into();
+        let answer = browser
+            .sign_in("olu@hq.example.org", "still not the password")
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "try from {ip}");
+    }
+    browser.ip = "198.51.100.5".into();
+    let throttled = browser.sign_in("olu@hq.example.org", PASSWORD).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.main_text().contains("too many sign-in attempts"));
+    assert!(!throttled.headers.contains_key("set-cookie"));
+    // Someone else signs in meanwhile.
+    assert_eq!(
+        browser
+            .sign_in("admin@hq.example.org", PASSWORD)
+            .await
+            .status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Twenty tries an IP, whatever the addresses.
+    browser.ip = "192.0.2.99".into();
+    for n in 0..20 {
+        let answer = browser
+            .sign_in(&format!("guess{n}@hq.example.org"), PASSWORD)
+            .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "try {n}");
+    }
+    assert_eq!(
+        browser.sign_in("vic@hq.example.org", PASSWORD).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+async fn a_cross_site_post_or_a_form_without_its_token_is_refused_and_changes_nothing(
+    db: TestStore,
+) {
+    let app = console(db).await;
+    let browser = Browser::signed_in(&app, "olu@hq.example.org").await;
+    let token = browser.get("/admin").await.form_token();
+    let before = app.db.dump().await;
+    let post = |origin: Option<String>, site: Option<&'static str>, token: Option<String>| {
+        let mut request = app
+            .client
+            .post(format!("{}/admin/logout", app.base))
+            .header("cookie", browser.cookie.clone().unwrap());
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let fields: Vec<(&str, String)> = token.map(|t| ("form_token", t)).into_iter().collect();
+        async move { request.form(&fields).send().await.unwrap().status() }
+    };
+    let refusals = [
+        (
+            Some("https://evil.example".to_owned()),
+            None,
+            Some(token.clone()),
+        ),
+        (Some("null".to_owned()), None, Some(token.clone())),
+        (None, Some("cross-site"), Some(token.clone())),
+        (None, Some("same-site"), Some(token.clone())),
+        (None, None, None),
+        (None, None, Some("canvass_guess".to_owned())),
+    ];
+    for (origin, site, token) in refusals {
+        let label = format!("{origin:?} {site:?} {token:?}");
+        assert_eq!(
+            post(origin, site, token).await,
+            StatusCode::FORBIDDEN,
+            "{label}"
+        );
+    }
+    assert_eq!(
+        app.db.dump().await,
+        before,
+        "no refused request changed anything"
+    );
+    assert_eq!(
+        browser.get("/admin").await.status,
+        StatusCode::OK,
+        "still signed in"
+    );
+    // A cross-site sign-in form is refused too (login CSRF).
+    let forged = app
+        .client
+        .post(format!("{}/admin/login", app.base))
+        .header("origin", "https://evil.example")
+        .form(&[("email", "olu@hq.example.org"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert!(!forged.headers().contains_key("set-cookie"));
+    // The same request from the page itself signs out.
+    assert_eq!(
+        post(Some(app.base.clone()), Some("same-origin"), Some(token)).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(browser.get("/admin").await.location(), Some("/admin/login"));
+}
+
+async fn a_session_ends_when_signed_out_idle_or_disabled_and_a_new_sign_in_replaces_it(
+    db: TestStore,
+) {
+    let app = console(db).await;
+    // Signed out: the cookie opens nothing any more.
+    let browser = Browser::signed_in(&app, "olu@hq.example.org").await;
+    let out = browser.submit("/admin", "/admin/logout", &[]).await;
+    assert_eq!(out.location(), Some("/admin/login?done=out"));
+    assert!(
+        out.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    assert_eq!(browser.get("/admin").await.location(), Some("/admin/login"));
+
+    // Idle for over an hour.
+    let browser = Browser::signed_in(&app, "olu@hq.example.org").await;
+    assert_eq!(browser.get("/admin").await.status, StatusCode::OK);
+    app.db
+        .execute(match app.db.store.backend() {
+            "sqlite" => "UPDATE staff_sessions SET last_seen_at = '2026-01-01T00:00:00Z'",
+            _ => "UPDATE staff_sessions SET last_seen_at = '2026-01-01T00:00:00Z'::timestamptz",
+        })
+        .await;
+    assert_eq!(browser.get("/admin").await.location(), Some("/admin/login"));
+    assert_eq!(
+        app.db.count("SELECT count(*) FROM staff_sessions").await,
+        0,
+        "a dead session is deleted"
+    );
+
+    // Signing in again opens a new session and ends the one the browser had.
+    let mut browser = Browser::signed_in(&app, "olu@hq.example.org").await;
+    let first = browser.cookie.clone();
+    browser.sign_in("olu@hq.example.org", PASSWORD).await;
+    assert_ne!(browser.cookie, first, "the session is new at each sign-in");
+    let old = Browser {
+        cookie: first,
+        ..Browser::new(&app)
+    };
+    assert_eq!(old.get("/admin").await.location(), Some("/admin/login"));
+    assert_eq!(browser.get("/admin").await.status, StatusCode::OK);
+
+    // Disabled: signed out at once, and refused from then on.
+    canvass::app::staff::disable(&app.db.app(), &Actor::Operator, "olu@hq.example.org")
+        .await
+        .unwrap();
+    assert_eq!(browser.get("/admin").await.location(), Some("/admin/login"));
+    let mut again = Browser::new(&app);
+    assert_eq!(
+        again.sign_in("olu@hq.example.org", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn an_organiser_sees_searches_and_opens_only_contacts_in_their_constituencies(db: TestStore) {
+    let app = console(db).await;
+    let ben = app.public_id("ben@example.org").await.to_string();
+    let outsiders = [
+        ("amira@example.org", "Amira Hassan"),
+        ("cara@example.org", "Cara Doyle"),
+        ("dev@example.org", "Dev Patel"),
+    ];
+    let mut outsider_ids = Vec::new();
+    for (email, _) in outsiders {
+        outsider_ids.push(app.public_id(email).await.to_string());
+    }
+    let olu = Browser::signed_in(&app, "olu@hq.example.org").await;
+
+    let home = olu.get("/admin").await;
+    assert!(
+        home.main_text().contains("hold 1 contacts"),
+        "{}",
+        home.main_text()
+    );
+    let mut pages = vec![home];
+    for path in [
+        "/admin/contacts".to_owned(),
+        "/admin/contacts?q=example.org".to_owned(),
+        "/admin/contacts?q=amira%40example.org".to_owned(),
+        "/admin/contacts?q=SG13+8EQ".to_owned(),
+        "/admin/contacts?q=a".to_owned(),
+        "/admin/contacts?constituency=E14900001".to_owned(),
+        "/admin/contacts?topic=news&consent=granted".to_owned(),
+        "/admin/contacts?page=2".to_owned(),
+        "/admin/campaigns".to_owned(),
+        format!("/admin/contacts/{ben}"),
+    ] {
+        let mut answer = olu.get(&path).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        // What was typed in the search box comes back in it, and is no leak.
+        answer.body = answer
+            .body
+            .replace("value=\"amira@example.org\"", "value=\"\"");
+        pages.push(answer);
+    }
+    for page in &pages {
+        for (email, name) in outsiders {
+            assert!(
+                !page.body.contains(email) && !page.body.contains(name),
+                "{email} in {}",
+                page.body
+            );
+        }
+        for id in &outsider_ids {
+            assert!(!page.body.contains(id.as_str()));
+        }
+        assert!(
+            !page.body.contains("Hertford and Stortford"),
+            "no other constituency"
+        );
+    }
+    let all = &pages[1];
+    assert!(
+        all.main_text().contains("Showing 1 to 1 of 1"),
+        "{}",
+        all.main_text()
+    );
+    assert!(all.body.contains("ben@example.org"));
+    assert!(pages[3].main_text().contains("No contact matches"));
+
+    for id in &outsider_ids {
+        let answer = olu.get(&format!("/admin/contacts/{id}")).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        assert!(!answer.body.contains("@example.org"));
+    }
+    let details = olu.get(&format!("/admin/contacts/{ben}")).await;
+    assert!(details.main_text().contains("Ben Okafor"));
+
+    // An admin, kept to nothing, sees everyone.
+    let admin = Browser::signed_in(&app, "admin@hq.example.org").await;
+    let everyone = admin.get("/admin/contacts").await;
+    assert!(everyone.main_text().contains("Showing 1 to 4 of 4"));
+
+    // The organiser's own API token is kept to the same constituencies.
+    let token = canvass::app::staff::issue_token(
+        &app.db.app(),
+        &Actor::Operator,
+        "olu script",
+        false,
+        Some("olu@hq.example.org"),
+    )
+    .await
+    .unwrap();
+    let api = |path: String| {
+        app.client
+            .get(format!("{}/api/v1{path}", app.base))
+            .bearer_auth(token.expose())
+    };
+    let found = api("/contacts/ben@example.org".into())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.status(), StatusCode::OK);
+    for (email, _) in outsiders {
+        let hidden = api(format!("/contacts/{email}")).send().await.unwrap();
+        assert_eq!(hidden.status(), StatusCode::NOT_FOUND, "{email}");
+    }
+    let before = app.db.dump().await;
+    for (email, _) in outsiders {
+        let erase = app
+            .client
+            .delete(format!("{}/api/v1/contacts/{email}", app.base))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(erase.status(), StatusCode::NOT_FOUND, "{email}");
+    }
+    let outside = app
+        .client
+        .post(format!("{}/api/v1/contacts", app.base))
+        .bearer_auth(token.expose())
+        .json(&serde_json::json!({
+            "email": "new@example.org", "postcode": "AL1 3JE", "topics": ["news"],
+            "consent_source": "doorstep"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.db.dump().await,
+        before,
+        "nothing outside the scope changed"
+    );
+}
+
+async fn a_viewer_reads_but_cannot_change_anything(db: TestStore) {
+    let app = console(db).await;
+    let vic = Browser::signed_in(&app, "vic@hq.example.org").await;
+    let page = vic.get("/admin/contacts").await;
+    assert!(page.body.contains("ben@example.org"));
+    assert!(page.body.contains("Person at vic@hq.example.org (viewer)"));
+
+    let app_layer = app.db.app();
+    let token = canvass::app::staff::issue_token(
+        &app_layer,
+        &Actor::Operator,
+        "vic script",
+        false,
+        Some("vic@hq.example.org"),
+    )
+    .await
+    .unwrap();
+    let viewer = Actor::Staff(canvass::domain::StaffMember {
+        name: "vic@hq.example.org".into(),
+        role: canvass::domain::Role::Viewer,
+        scope: canvass::domain::Scope::Everyone,
+    });
+    let before = app.db.dump().await;
+    let refused =
+        canvass::app::contacts::restrict(&app_layer, &viewer, "ben@example.org", true).await;
+    assert!(matches!(refused, Err(AppError::Denied(_))), "{refused:?}");
+    let refused = canvass::app::topics::add(&app_layer, &viewer, "doors", "Door knocking").await;
+    assert!(matches!(refused, Err(AppError::Denied(_))));
+    let write = app
+        .client
+        .post(format!("{}/api/v1/topics", app.base))
+        .bearer_auth(token.expose())
+        .json(&serde_json::json!({"slug": "doors", "name": "Door knocking"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        write.status(),
+        StatusCode::FORBIDDEN,
+        "a viewer's token cannot write"
+    );
+    let organiser = Actor::Staff(canvass::domain::StaffMember {
+        name: "olu@hq.example.org".into(),
+        role: canvass::domain::Role::Organiser,
+        scope: canvass::domain::Scope::Everyone,
+    });
+    let staff_added = canvass::app::staff::add(
+        &app_layer,
+        &organiser,
+        "new@hq.example.org",
+        "New Person",
+        "admin",
+        &[],
+    )
+    .await;
+    assert!(
+        matches!(staff_added, Err(AppError::Denied(_))),
+        "only admins add staff"
+    );
+    assert_eq!(
+        app.db.dump().await,
+        before,
+        "no refused request changed anything"
+    );
+}
