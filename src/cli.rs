@@ -298,7 +298,8 @@ async fn open(config: &Config) -> anyhow::Result<Store> {
 async fn app(config: &Config) -> anyhow::Result<App> {
     let store = open(config).await?;
     Ok(App::new(store, config.publisher.clone(), &config.base_url)
-        .with_sender_domains(config.sender_domains.clone()))
+        .with_sender_domains(config.sender_domains.clone())
+        .with_approval(config.require_approval))
 }
 
 /// The application, sending its own messages (test messages) where the settings say.
@@ -444,7 +445,9 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
     }
     // A campaign the worker paused holds its messages until someone acts: say so, and fail.
     let mut paused = 0;
-    let listed = store.list_campaigns().await?;
+    let listed = store
+        .list_campaigns(&crate::domain::Scope::Everyone)
+        .await?;
     for summary in listed.iter().filter(|c| c.state == CampaignState::Paused) {
         let Some(campaign) = store.campaign(summary.id).await? else {
             continue;
@@ -490,6 +493,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let app = Application::build(ServiceSettings {
         app: App::new(store, config.publisher.clone(), &config.base_url)
             .with_sender_domains(config.sender_domains.clone())
+            .with_approval(config.require_approval)
             .with_mailer(mailer),
         keys,
         listen: config.listen,

@@ -120,6 +120,16 @@ pub struct Settings {
         value_name = "DOMAINS"
     )]
     pub sender_domains: Option<String>,
+    /// Whether a campaign made by staff is queued or scheduled only once another organiser or
+    /// admin has approved it (the command line needs no approval) [default: true]
+    #[arg(
+        long,
+        env = "CANVASS_REQUIRE_APPROVAL",
+        global = true,
+        value_name = "BOOL",
+        action = clap::ArgAction::Set
+    )]
+    pub require_approval: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +183,8 @@ pub struct Config {
     pub reply_to: Option<Mailbox>,
     /// The domains a campaign's own From may be at, lower case: CANVASS_FROM's first.
     pub sender_domains: Vec<String>,
+    /// Whether staff campaigns need a second person's approval.
+    pub require_approval: bool,
 }
 
 /// Shows what is configured without the secrets.
@@ -202,6 +214,7 @@ impl fmt::Debug for Config {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("publisher", &self.publisher)
             .field("reply_to", &self.reply_to.as_ref().map(ToString::to_string))
+            .field("require_approval", &self.require_approval)
             .finish_non_exhaustive()
     }
 }
@@ -249,6 +262,7 @@ impl Settings {
             privacy_url: self.privacy_url.or(fallback.privacy_url),
             reply_to: self.reply_to.or(fallback.reply_to),
             sender_domains: self.sender_domains.or(fallback.sender_domains),
+            require_approval: self.require_approval.or(fallback.require_approval),
         }
     }
 
@@ -387,6 +401,7 @@ impl Settings {
             publisher,
             reply_to,
             sender_domains,
+            require_approval: self.require_approval.unwrap_or(true),
         })
     }
 }

@@ -212,7 +212,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     println!("\n$ canvass campaign report {}", queued[0]);
     print!(
         "{}",
-        report_table(&campaigns::report(&app, queued[0]).await?)
+        report_table(&campaigns::report(&app, &Actor::Operator, queued[0]).await?)
     );
 
     let amira = Email::parse("amira.hassan@example.org")?;

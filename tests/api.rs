@@ -320,6 +320,7 @@ async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStor
             ("GET", "/api/v1/topics"),
             ("PATCH", "/api/v1/campaigns/{id}"),
             ("POST", "/api/v1/campaigns"),
+            ("POST", "/api/v1/campaigns/{id}/approval"),
             ("POST", "/api/v1/campaigns/{id}/copy"),
             ("POST", "/api/v1/campaigns/{id}/test"),
             ("POST", "/api/v1/campaigns/{id}/{action}"),
@@ -769,6 +770,38 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
             .bearer_auth(&writer)
             .send()
     };
+    // Made by staff, it waits for a second person's approval of this very version.
+    let (status, answer) = error_code(act("queue").await.unwrap()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::CONFLICT, Some("unapproved"))
+    );
+    let approve = |token: &str, version: i64| {
+        app.client
+            .post(url(&format!("/{id}/approval")))
+            .bearer_auth(token)
+            .json(&json!({ "version": version }))
+            .send()
+    };
+    assert_eq!(campaign["approval"]["version"], 1);
+    let (status, answer) = error_code(approve(&writer, 1).await.unwrap()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "no one approves their own campaign"
+    );
+    let second = staff_token(&app.db, "second pair of eyes", false).await;
+    let (status, answer) = error_code(approve(&second, 2).await.unwrap()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::CONFLICT, Some("edited")),
+        "an approval is of the version the approver read"
+    );
+    let approved: Value = approve(&second, 1).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        approved["approval"]["approved_by"],
+        "staff:second pair of eyes"
+    );
     let acted: Value = act("queue").await.unwrap().json().await.unwrap();
     assert_eq!(acted, json!({"state": "queued", "queued": 1}));
     let (status, answer) = error_code(act("queue").await.unwrap()).await;
@@ -1167,7 +1200,12 @@ async fn a_test_send_reaches_only_the_tester_with_inert_links_and_never_the_ledg
     let id = app
         .db
         .store
-        .create_campaign(&news_campaign(&[], &[]), &Actor::Operator)
+        .create_campaign(
+            &news_campaign(&[], &[]),
+            &canvass::domain::Scope::Everyone,
+            false,
+            &Actor::Operator,
+        )
         .await
         .unwrap();
     let test = |body: Value| {

@@ -18,6 +18,7 @@ on_both_backends!(
     a_session_ends_when_signed_out_idle_or_disabled_and_a_new_sign_in_replaces_it,
     an_organiser_sees_searches_and_opens_only_contacts_in_their_constituencies,
     a_viewer_reads_but_cannot_change_anything,
+    a_staff_campaign_goes_out_after_another_person_approves_that_version_and_only_within_scope,
 );
 
 /// Four people: in Hertford and Stortford, Stevenage and St Albans, and one with no postcode.
@@ -593,5 +594,142 @@ async fn a_viewer_reads_but_cannot_change_anything(db: TestStore) {
         app.db.dump().await,
         before,
         "no refused request changed anything"
+    );
+}
+
+fn staff(name: &str, role: canvass::domain::Role, codes: &[&str]) -> Actor {
+    let codes = codes
+        .iter()
+        .map(|c| canvass::domain::ConstituencyCode::parse(c).unwrap())
+        .collect();
+    Actor::Staff(canvass::domain::StaffMember {
+        name: name.into(),
+        role,
+        scope: canvass::domain::Scope::of(codes),
+    })
+}
+
+async fn a_staff_campaign_goes_out_after_another_person_approves_that_version_and_only_within_scope(
+    db: TestStore,
+) {
+    use canvass::app::campaigns;
+    use canvass::domain::Role::{Admin, Organiser};
+    let app = console(db).await;
+    let service = app.db.app();
+    let olu = staff("olu@hq.example.org", Organiser, &[STEVENAGE]);
+    let hertford = staff("hana@hq.example.org", Organiser, &["E14900001"]);
+    let admin = staff("admin@hq.example.org", Admin, &[]);
+    // Meant for everyone who wants news: all four consent; Olu is kept to Stevenage.
+    let draft = || {
+        serde_json::from_value::<canvass::domain::CampaignDraft>(serde_json::json!({
+            "name": "Autumn news", "topic": "news", "subject": "News",
+            "html_template": "<p>Hello {{contact.name}}</p>"
+        }))
+        .unwrap()
+    };
+    let id = campaigns::create(&service, &olu, draft()).await.unwrap();
+    let unapproved = |r: canvass::app::Result<u64>| {
+        matches!(
+            r,
+            Err(AppError::Conflict {
+                code: "unapproved",
+                ..
+            })
+        )
+    };
+    assert!(unapproved(campaigns::queue(&service, &olu, id).await));
+    let scheduled = campaigns::schedule(&service, &olu, id, "2030-01-01T09:00:00Z").await;
+    assert!(matches!(
+        scheduled,
+        Err(AppError::Conflict {
+            code: "unapproved",
+            ..
+        })
+    ));
+    let own = campaigns::approve(&service, &olu, id, 1).await;
+    assert!(matches!(own, Err(AppError::Denied(_))), "{own:?}");
+
+    // Hana, kept to Hertford, neither sees it nor may approve it.
+    assert!(
+        campaigns::list(&service, &hertford)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let unseen = campaigns::approve(&service, &hertford, id, 1).await;
+    assert!(matches!(unseen, Err(AppError::NotFound(_))), "{unseen:?}");
+    // Its audience is cut to Olu's constituency before anyone approves it.
+    let audience = campaigns::audience(&service, &admin, id).await.unwrap();
+    assert_eq!(
+        audience,
+        vec![(Some(STEVENAGE.into()), Some("Stevenage (sample)".into()), 1)]
+    );
+
+    campaigns::approve(&service, &admin, id, 1).await.unwrap();
+    // An edit is a new version, and withdraws the approval.
+    let changes = serde_json::from_value(serde_json::json!({"subject": "Autumn news"})).unwrap();
+    campaigns::edit(&service, &olu, id, changes).await.unwrap();
+    assert!(unapproved(campaigns::queue(&service, &olu, id).await));
+    let stale = campaigns::approve(&service, &admin, id, 1).await;
+    assert!(matches!(
+        stale,
+        Err(AppError::Conflict { code: "edited", .. })
+    ));
+    campaigns::approve(&service, &admin, id, 2).await.unwrap();
+    assert_eq!(
+        campaigns::queue(&service, &olu, id).await.unwrap(),
+        1,
+        "Ben alone"
+    );
+    assert_eq!(
+        app.db
+            .count(
+                "SELECT count(*) FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
+                    WHERE c.email = 'ben@example.org'"
+            )
+            .await,
+        1
+    );
+
+    // An admin's campaign for everyone is approved only by someone who sees everyone it
+    // would reach.
+    let wide = campaigns::create(&service, &admin, draft()).await.unwrap();
+    assert!(
+        campaigns::list(&service, &olu)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.id != wide)
+    );
+    let narrow = staff(
+        "nadia@hq.example.org",
+        Organiser,
+        &[STEVENAGE, "E14900001", "E14900004"],
+    );
+    let refused = campaigns::approve(&service, &narrow, wide, 1).await;
+    assert!(
+        matches!(refused, Err(AppError::NotFound(_))),
+        "it is not hers to see"
+    );
+    let second_admin = staff("second@hq.example.org", Admin, &[]);
+    campaigns::approve(&service, &second_admin, wide, 1)
+        .await
+        .unwrap();
+    assert_eq!(campaigns::queue(&service, &admin, wide).await.unwrap(), 4);
+
+    // The operator at the command line needs no approval; nor does staff when it is off.
+    let by_olu = campaigns::create(&service, &olu, draft()).await.unwrap();
+    assert_eq!(
+        campaigns::queue(&service, &Actor::Operator, by_olu)
+            .await
+            .unwrap(),
+        1
+    );
+    let trusting = app.db.app().with_approval(false);
+    let direct = campaigns::create(&trusting, &olu, draft()).await.unwrap();
+    assert_eq!(
+        campaigns::queue(&trusting, &olu, direct).await.unwrap(),
+        1,
+        "still only Ben"
     );
 }

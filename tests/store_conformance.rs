@@ -952,7 +952,12 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
     let targeted = news_campaign(&["E14900001"], &["SG1"]);
     let id = db
         .store
-        .create_campaign(&targeted, &Actor::Operator)
+        .create_campaign(
+            &targeted,
+            &canvass::domain::Scope::Everyone,
+            false,
+            &Actor::Operator,
+        )
         .await
         .unwrap();
     let today = Utc::now().date_naive();
@@ -980,7 +985,12 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
     // No filter: everyone who may hear about the topic, wherever they live.
     let everyone = db
         .store
-        .create_campaign(&news_campaign(&[], &[]), &Actor::Operator)
+        .create_campaign(
+            &news_campaign(&[], &[]),
+            &canvass::domain::Scope::Everyone,
+            false,
+            &Actor::Operator,
+        )
         .await
         .unwrap();
     db.store
@@ -1016,7 +1026,12 @@ async fn campaigns_pause_resume_and_cancel(db: TestStore) {
     import(&db, &csv).await;
     let id = db
         .store
-        .create_campaign(&news_campaign(&[], &[]), &Actor::Operator)
+        .create_campaign(
+            &news_campaign(&[], &[]),
+            &canvass::domain::Scope::Everyone,
+            false,
+            &Actor::Operator,
+        )
         .await
         .unwrap();
     let change = |change| db.store.change_campaign_state(id, change, &Actor::Operator);
@@ -1393,7 +1408,12 @@ async fn a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence(db: 
     let campaign = news_campaign(&[], &[]);
     let queued = db
         .store
-        .create_campaign(&campaign, &Actor::Operator)
+        .create_campaign(
+            &campaign,
+            &canvass::domain::Scope::Everyone,
+            false,
+            &Actor::Operator,
+        )
         .await
         .unwrap();
     assert_eq!(

@@ -322,12 +322,22 @@ async fn a_scheduled_campaign_is_queued_and_sent_when_due_with_the_audience_of_t
     let news = news_campaign(&["E14900001"], &[]);
     let due = db
         .store
-        .create_campaign(&news, &Actor::Operator)
+        .create_campaign(
+            &news,
+            &canvass::domain::Scope::Everyone,
+            false,
+            &Actor::Operator,
+        )
         .await
         .unwrap();
     let unscheduled = db
         .store
-        .create_campaign(&news, &Actor::Operator)
+        .create_campaign(
+            &news,
+            &canvass::domain::Scope::Everyone,
+            false,
+            &Actor::Operator,
+        )
         .await
         .unwrap();
     let soon = Utc::now() + chrono::Duration::milliseconds(1500);

@@ -12,7 +12,8 @@ use crate::render::{
     Bodies, Footer, MessageVars, TemplateError, Templates, in_background, markdown_template,
 };
 use crate::store::{
-    Campaign, QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome, StoreError,
+    ApproveOutcome, Campaign, QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome,
+    StoreError,
 };
 
 /// A campaign and how its deliveries stand.
@@ -34,12 +35,13 @@ pub struct Preview {
     pub bodies: Bodies,
 }
 
-pub async fn list(app: &App) -> Result<Vec<CampaignSummary>> {
-    Ok(app.store.list_campaigns().await?)
+/// The campaigns the actor sees: those that reach no one outside their constituencies.
+pub async fn list(app: &App, actor: &Actor) -> Result<Vec<CampaignSummary>> {
+    Ok(app.store.list_campaigns(actor.scope()).await?)
 }
 
-pub async fn status(app: &App, id: i64) -> Result<CampaignStatus> {
-    let campaign = find(app, id).await?;
+pub async fn status(app: &App, actor: &Actor, id: i64) -> Result<CampaignStatus> {
+    let campaign = find(app, actor, id).await?;
     let deliveries = app.store.delivery_counts(id).await?;
     Ok(CampaignStatus {
         campaign,
@@ -47,11 +49,22 @@ pub async fn status(app: &App, id: i64) -> Result<CampaignStatus> {
     })
 }
 
-/// Creates a draft from everything staff wrote; its id.
+/// Creates a draft from everything staff wrote; its id. It reaches no one outside its
+/// maker's constituencies, and one made by staff waits for another person's approval (unless
+/// `CANVASS_REQUIRE_APPROVAL` is off).
 pub async fn create(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<i64> {
     super::may_write(actor)?;
     let campaign = parse(app, draft).await?;
-    match app.store.create_campaign(&campaign, actor).await {
+    store_new(app, actor, &campaign).await
+}
+
+async fn store_new(app: &App, actor: &Actor, campaign: &NewCampaign) -> Result<i64> {
+    let needs_approval = app.require_approval && matches!(actor, Actor::Staff(_));
+    match app
+        .store
+        .create_campaign(campaign, actor.scope(), needs_approval, actor)
+        .await
+    {
         Ok(id) => Ok(id),
         Err(StoreError::UnknownTopic(topic)) => Err(no_topic(&topic)),
         Err(e) => Err(e.into()),
@@ -62,7 +75,7 @@ pub async fn create(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<i6
 /// refused: copy it instead.
 pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -> Result<()> {
     super::may_write(actor)?;
-    let held = find(app, id).await?;
+    let held = find(app, actor, id).await?;
     let campaign = parse(app, changes.over(CampaignDraft::from(&held.spec))).await?;
     match app.store.update_draft(id, &campaign, actor).await {
         Ok(StateChangeOutcome::Changed(_)) => Ok(()),
@@ -79,15 +92,20 @@ pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -
 /// A new draft from any campaign, its name ending "(copy)"; the new id.
 pub async fn copy(app: &App, actor: &Actor, id: i64) -> Result<i64> {
     super::may_write(actor)?;
-    let mut spec = find(app, id).await?.spec;
+    let mut spec = find(app, actor, id).await?.spec;
     spec.name = format!("{} (copy)", spec.name);
-    Ok(app.store.create_campaign(&spec, actor).await?)
+    store_new(app, actor, &spec).await
 }
 
 /// The audience size today and the message rendered for `as_contact` (an address), or for
 /// the first person it would reach, or with sample values.
-pub async fn preview(app: &App, id: i64, as_contact: Option<&str>) -> Result<Preview> {
-    let campaign = find(app, id).await?;
+pub async fn preview(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    as_contact: Option<&str>,
+) -> Result<Preview> {
+    let campaign = find(app, actor, id).await?;
     let as_contact = as_contact
         .map(Email::parse)
         .transpose()
@@ -124,12 +142,14 @@ pub async fn preview(app: &App, id: i64, as_contact: Option<&str>) -> Result<Pre
 pub async fn schedule(app: &App, actor: &Actor, id: i64, at: &str) -> Result<DateTime<Utc>> {
     super::may_write(actor)?;
     let at = parse_schedule(at, Utc::now()).map_err(|e| AppError::invalid("at", e))?;
+    must_be_cleared(&find(app, actor, id).await?, actor)?;
     set_schedule(app, actor, id, Some(at)).await?;
     Ok(at)
 }
 
 pub async fn unschedule(app: &App, actor: &Actor, id: i64) -> Result<()> {
     super::may_write(actor)?;
+    find(app, actor, id).await?;
     set_schedule(app, actor, id, None).await
 }
 
@@ -147,6 +167,7 @@ async fn set_schedule(app: &App, actor: &Actor, id: i64, at: Option<DateTime<Utc
 /// Snapshots a draft's audience into deliveries; how many.
 pub async fn queue(app: &App, actor: &Actor, id: i64) -> Result<u64> {
     super::may_write(actor)?;
+    must_be_cleared(&find(app, actor, id).await?, actor)?;
     match app.store.queue_campaign(id, actor).await? {
         QueueOutcome::Queued(n) => Ok(n),
         QueueOutcome::NotDraft(state) => Err(AppError::conflict(
@@ -165,6 +186,7 @@ pub async fn change(
     change: StateChange,
 ) -> Result<CampaignState> {
     super::may_write(actor)?;
+    find(app, actor, id).await?;
     match app.store.change_campaign_state(id, change, actor).await? {
         StateChangeOutcome::Changed(state) => Ok(state),
         StateChangeOutcome::Refused(state) => Err(AppError::conflict(
@@ -179,6 +201,7 @@ pub async fn change(
 /// how many.
 pub async fn retry(app: &App, actor: &Actor, id: i64) -> Result<u64> {
     super::may_write(actor)?;
+    find(app, actor, id).await?;
     match app.store.retry_campaign(id, actor).await? {
         RetryOutcome::Requeued(n) => Ok(n),
         RetryOutcome::Refused(state) => Err(AppError::conflict(
@@ -191,9 +214,13 @@ pub async fn retry(app: &App, actor: &Actor, id: i64) -> Result<u64> {
 
 /// What a campaign did: its deliveries by state, and the bounces, complaints and unsubscribes
 /// its messages brought, in total and by constituency.
-pub async fn report(app: &App, id: i64) -> Result<CampaignReport> {
-    let campaign = find(app, id).await?;
-    let by_constituency = app.store.campaign_report(id).await?;
+pub async fn report(app: &App, actor: &Actor, id: i64) -> Result<CampaignReport> {
+    let campaign = find(app, actor, id).await?;
+    let scope = actor.scope();
+    let mut by_constituency = app.store.campaign_report(id).await?;
+    // A campaign the actor sees reaches only their constituencies; someone who has moved away
+    // since is counted where they were, and shown only to those who see there.
+    by_constituency.retain(|c| scope.covers(c.code.as_deref()));
     let mut total = ReportCounts::default();
     for constituency in &by_constituency {
         total += constituency.counts;
@@ -251,7 +278,7 @@ pub async fn test(
             ));
         }
     }
-    let campaign = find(app, id).await?;
+    let campaign = find(app, actor, id).await?;
     let recipient = match as_contact {
         Some(address) => {
             let address = Email::parse(address).map_err(|e| AppError::invalid("as", e))?;
@@ -299,8 +326,105 @@ pub async fn test(
     Ok(to.len())
 }
 
-async fn find(app: &App, id: i64) -> Result<Campaign> {
-    app.store.campaign(id).await?.ok_or_else(|| no_campaign(id))
+/// Campaign `id`, if the actor sees it: it reaches no one outside their constituencies.
+async fn find(app: &App, actor: &Actor, id: i64) -> Result<Campaign> {
+    app.store
+        .campaign(id)
+        .await?
+        .filter(|campaign| actor.scope().contains(&campaign.limit))
+        .ok_or_else(|| no_campaign(id))
+}
+
+/// Refuses staff a campaign that waits for an approval of this version (the operator at the
+/// command line needs none).
+fn must_be_cleared(campaign: &Campaign, actor: &Actor) -> Result<()> {
+    if !matches!(actor, Actor::Staff(_)) || campaign.approval.cleared() {
+        return Ok(());
+    }
+    Err(AppError::conflict(
+        "unapproved",
+        format!(
+            "campaign {} needs another organiser's or admin's approval of this version first",
+            campaign.id
+        ),
+    ))
+}
+
+/// Who a draft would reach today, by constituency: (code, name, people), largest first.
+pub async fn audience(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+) -> Result<Vec<(Option<String>, Option<String>, u64)>> {
+    find(app, actor, id).await?;
+    let today = Utc::now().date_naive();
+    Ok(app.store.audience_by_constituency(id, today).await?)
+}
+
+/// Asks for a second person's approval of the draft as it is.
+pub async fn submit(app: &App, actor: &Actor, id: i64) -> Result<()> {
+    super::may_write(actor)?;
+    find(app, actor, id).await?;
+    match app.store.submit_campaign(id, actor).await? {
+        StateChangeOutcome::Changed(_) => Ok(()),
+        StateChangeOutcome::Refused(state) => Err(AppError::conflict(
+            "refused",
+            format!("campaign {id} is {state}; only a draft waits for approval"),
+        )),
+        StateChangeOutcome::NotFound => Err(no_campaign(id)),
+    }
+}
+
+/// Approves version `version` of a draft made by someone else: the version the approver saw
+/// (an edit since withdraws it). The approver must be an organiser or admin whose
+/// constituencies hold everyone it would reach today; it is cut to them from then on.
+pub async fn approve(app: &App, actor: &Actor, id: i64, version: i64) -> Result<()> {
+    super::may_write(actor)?;
+    let Actor::Staff(approver) = actor else {
+        return Err(AppError::Denied(
+            "an approval is a member of staff's: the command line needs none".into(),
+        ));
+    };
+    let campaign = find(app, actor, id).await?;
+    if campaign.approval.written_by(&actor.to_string()) {
+        return Err(AppError::Denied(
+            "someone else must approve what you wrote: two people check every mass email".into(),
+        ));
+    }
+    let outside: Vec<String> = audience(app, actor, id)
+        .await?
+        .into_iter()
+        .filter(|(code, _, _)| !approver.scope.covers(code.as_deref()))
+        .map(|(code, name, n)| {
+            format!(
+                "{n} in {}",
+                name.or(code).unwrap_or_else(|| "no constituency".into())
+            )
+        })
+        .collect();
+    if !outside.is_empty() {
+        return Err(AppError::Denied(format!(
+            "it would reach people outside your constituencies ({}); someone who covers them              must approve it",
+            outside.join(", ")
+        )));
+    }
+    let limit = campaign.limit.intersect(&approver.scope);
+    match app
+        .store
+        .approve_campaign(id, version, &limit, actor)
+        .await?
+    {
+        ApproveOutcome::Approved => Ok(()),
+        ApproveOutcome::Edited => Err(AppError::conflict(
+            "edited",
+            format!("campaign {id} was changed since you looked at it: check it again"),
+        )),
+        ApproveOutcome::Refused(state) => Err(AppError::conflict(
+            "refused",
+            format!("campaign {id} is {state}; only a draft is approved"),
+        )),
+        ApproveOutcome::NotFound => Err(no_campaign(id)),
+    }
 }
 
 /// Parses a draft before anything is stored: its constituencies by code or name, then every

@@ -42,6 +42,9 @@ pub struct App {
     /// The domains a campaign's own From may be at (lower case): CANVASS_FROM's, and
     /// CANVASS_SENDER_DOMAINS.
     pub sender_domains: Arc<[String]>,
+    /// Whether a campaign made by staff waits for another person's approval
+    /// (`CANVASS_REQUIRE_APPROVAL`).
+    pub require_approval: bool,
     /// Sign-in attempts so far, per address and per IP.
     pub sign_in_throttle: Arc<staff::SignInThrottle>,
 }
@@ -54,6 +57,7 @@ impl App {
             base_url: base_url.trim_end_matches('/').into(),
             mailer: None,
             sender_domains: Arc::new([]),
+            require_approval: true,
             sign_in_throttle: Arc::default(),
         }
     }
@@ -61,6 +65,13 @@ impl App {
     /// The application taking a campaign's own From at these domains.
     pub fn with_sender_domains(mut self, domains: Vec<String>) -> Self {
         self.sender_domains = domains.into();
+        self
+    }
+
+    /// The application letting staff queue their own campaigns, unapproved, when `required` is
+    /// false.
+    pub fn with_approval(mut self, required: bool) -> Self {
+        self.require_approval = required;
         self
     }
 

@@ -205,7 +205,7 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
             println!("campaign {id} is changed");
         }
         CampaignCommand::Preview { id, as_contact } => {
-            let preview = campaigns::preview(app, id, as_contact.as_deref())
+            let preview = campaigns::preview(app, me, id, as_contact.as_deref())
                 .await
                 .map_err(refused)?;
             println!(
@@ -227,7 +227,7 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
             println!("{queued}");
         }
         CampaignCommand::Status { id } => {
-            let status = campaigns::status(app, id).await.map_err(refused)?;
+            let status = campaigns::status(app, me, id).await.map_err(refused)?;
             let campaign = &status.campaign;
             match (&campaign.paused_reason, campaign.scheduled_at) {
                 (Some(reason), _) => {
@@ -272,14 +272,14 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
             println!("{requeued} queued again");
         }
         CampaignCommand::Report { id, json } => {
-            let report = campaigns::report(app, id).await.map_err(refused)?;
+            let report = campaigns::report(app, me, id).await.map_err(refused)?;
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&report)?),
                 false => print!("{}", report_table(&report)),
             }
         }
         CampaignCommand::List => {
-            for c in campaigns::list(app).await.map_err(refused)? {
+            for c in campaigns::list(app, me).await.map_err(refused)? {
                 let state = match c.scheduled_at {
                     Some(at) => format!("{} (scheduled for {})", c.state, uk_time(at)),
                     None => c.state.to_string(),

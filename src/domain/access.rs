@@ -78,6 +78,22 @@ impl Scope {
         }
     }
 
+    /// No one at all: what two scopes that share nothing leave.
+    pub fn nobody() -> Self {
+        Self::Constituencies(Vec::new())
+    }
+
+    /// Whether everyone `other` sees, this scope sees too.
+    pub fn contains(&self, other: &Scope) -> bool {
+        match (self, other) {
+            (Self::Everyone, _) => true,
+            (Self::Constituencies(_), Self::Everyone) => false,
+            (Self::Constituencies(mine), Self::Constituencies(theirs)) => {
+                theirs.iter().all(|code| mine.contains(code))
+            }
+        }
+    }
+
     /// The constituencies, or `None` for everyone.
     pub fn constituencies(&self) -> Option<&[ConstituencyCode]> {
         match self {
@@ -105,7 +121,7 @@ impl Scope {
                     .filter(|c| theirs.contains(c))
                     .cloned()
                     .collect();
-                // Two scopes that share nothing see no one; an empty list would mean everyone.
+                // Two scopes that share nothing see no one.
                 Self::Constituencies(both)
             }
         }
@@ -230,6 +246,8 @@ mod tests {
         assert!(!none.covers(None));
         assert_eq!(a.intersect(&Scope::Everyone), a);
         assert_eq!(Scope::Everyone.intersect(&b), b);
+        assert!(Scope::Everyone.contains(&a) && !a.contains(&Scope::Everyone));
+        assert!(a.contains(&none) && !a.contains(&b) && a.contains(&a));
     }
 
     #[test]

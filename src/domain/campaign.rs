@@ -453,6 +453,36 @@ pub struct CampaignReport {
     pub by_constituency: Vec<ConstituencyCounts>,
 }
 
+/// Where a campaign made by staff stands with its second person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Approval {
+    /// Whether it waits for an approval before staff may queue or schedule it.
+    pub needed: bool,
+    /// Moves on with every edit.
+    pub version: i64,
+    /// Who made it, as the audit log names them.
+    pub created_by: String,
+    /// Who wrote this version (its maker until someone edits it).
+    pub edited_by: String,
+    /// When its author asked for an approval of this version.
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// Who approved this version, and when; `None` once an edit made a new one.
+    pub approved_by: Option<String>,
+    pub approved_at: Option<DateTime<Utc>>,
+}
+
+impl Approval {
+    /// Whether staff may queue or schedule it now.
+    pub fn cleared(&self) -> bool {
+        !self.needed || self.approved_by.is_some()
+    }
+
+    /// Whether `name` (as the audit log has it) wrote it or this version of it.
+    pub fn written_by(&self, name: &str) -> bool {
+        self.created_by == name || self.edited_by == name
+    }
+}
+
 /// A campaign as listed.
 #[derive(Debug, Clone, Serialize)]
 pub struct CampaignSummary {
@@ -465,4 +495,6 @@ pub struct CampaignSummary {
     pub queued_at: Option<DateTime<Utc>>,
     /// When a draft is to be queued by itself.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Whether it waits for an approval it does not have.
+    pub awaiting_approval: bool,
 }

@@ -23,8 +23,9 @@ pub use access::{
 };
 pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
 pub use campaign::{
-    Audience, CampaignChanges, CampaignDraft, CampaignDraftError, CampaignReport, CampaignState,
-    CampaignSummary, ConstituencyCounts, DeliveryCounts, Event, LinkTag, NewCampaign, ReportCounts,
+    Approval, Audience, CampaignChanges, CampaignDraft, CampaignDraftError, CampaignReport,
+    CampaignState, CampaignSummary, ConstituencyCounts, DeliveryCounts, Event, LinkTag,
+    NewCampaign, ReportCounts,
 };
 pub use constituency::{ConstituencyCode, ConstituencyCodeError};
 pub use contact::{

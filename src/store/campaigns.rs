@@ -10,9 +10,9 @@ use super::{
     insert_audit, latest_consent, note_changes, now, on_pool,
 };
 use crate::domain::{
-    Actor, Audience, CampaignState, CampaignSummary, ConstituencyCode, ConstituencyCounts,
-    DeliveryCounts, Email, Event, LinkTag, NewCampaign, Postcode, PostcodePrefix, PublicId,
-    ReportCounts, Sender, TopicSlug, latest_birth_date_to_mail,
+    Actor, Approval, Audience, CampaignState, CampaignSummary, ConstituencyCode,
+    ConstituencyCounts, DeliveryCounts, Email, Event, LinkTag, NewCampaign, Postcode,
+    PostcodePrefix, PublicId, ReportCounts, Scope, Sender, TopicSlug, latest_birth_date_to_mail,
 };
 
 /// Who may receive campaign `k` now, for contact `c`: the contract's rule. `$1` is the
@@ -32,7 +32,10 @@ pub(crate) const ELIGIBLE: &str = concat!(
            OR (a.kind = 'district' AND c.postcode LIKE a.value || ' %') \
            OR (a.kind = 'sector' AND c.postcode LIKE a.value || '%') \
            OR (a.kind = 'area' AND substr(c.postcode, 1, length(a.value)) = a.value \
-               AND substr(c.postcode, length(a.value) + 1, 1) BETWEEN '0' AND '9'))))"
+               AND substr(c.postcode, length(a.value) + 1, 1) BETWEEN '0' AND '9')))) \
+    AND (NOT k.limited OR EXISTS (SELECT 1 FROM campaign_limits z JOIN postcodes p \
+             ON p.constituency_code = z.constituency_code \
+         WHERE z.campaign_id = k.id AND p.postcode = c.postcode))"
 );
 
 /// Deliveries from which a queued campaign has the planner's statistics refreshed.
@@ -51,7 +54,19 @@ pub struct Campaign {
     pub scheduled_at: Option<DateTime<Utc>>,
     /// What its messages' links carry to name it (none for campaigns made before links did).
     pub link_tag: Option<LinkTag>,
+    /// The contacts it may reach at most: its maker's constituencies, cut to its approver's.
+    pub limit: Scope,
+    pub approval: Approval,
     pub spec: NewCampaign,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApproveOutcome {
+    Approved,
+    /// It was edited since the approver looked: that version is gone.
+    Edited,
+    Refused(CampaignState),
+    NotFound,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +133,15 @@ struct CampaignRow {
     markdown: Option<String>,
     from_address: Option<String>,
     reply_to: Option<String>,
+    limited: bool,
+    version: i64,
+    needs_approval: bool,
+    created_by: String,
+    edited_by: Option<String>,
+    submitted_at: Option<DateTime<Utc>>,
+    approved_version: Option<i64>,
+    approved_by: Option<String>,
+    approved_at: Option<DateTime<Utc>>,
 }
 
 /// A campaign's state, read inside the caller's write transaction; `None` when there is no such
@@ -230,9 +254,66 @@ macro_rules! write_campaign {
     }};
 }
 
+/// Sets the contacts campaign `$id` may reach at most to `$scope`, inside the caller's write
+/// transaction.
+macro_rules! write_limit {
+    ($conn:expr, $id:expr, $scope:expr) => {{
+        let conn = $conn;
+        let scope: &Scope = $scope;
+        sqlx::query("UPDATE campaigns SET limited = $2 WHERE id = $1")
+            .bind($id)
+            .bind(scope.constituencies().is_some())
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM campaign_limits WHERE campaign_id = $1")
+            .bind($id)
+            .execute(&mut *conn)
+            .await?;
+        for code in scope.constituencies().unwrap_or_default() {
+            sqlx::query(
+                "INSERT INTO campaign_limits (campaign_id, constituency_code) VALUES ($1, $2)",
+            )
+            .bind($id)
+            .bind(code.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+    }};
+}
+
+/// Campaigns `scope` sees: all of them for everyone; else those limited to constituencies all
+/// within it. `$n` is the first placeholder free for the codes.
+fn campaigns_within(scope: &Scope, first: usize) -> String {
+    match scope.constituencies() {
+        None => "TRUE".to_owned(),
+        Some(codes) => {
+            let placeholders: Vec<String> = (0..codes.len())
+                .map(|i| format!("${}", first + i))
+                .collect();
+            let outside = match placeholders.is_empty() {
+                true => String::new(),
+                false => format!(
+                    " AND z.constituency_code NOT IN ({})",
+                    placeholders.join(", ")
+                ),
+            };
+            format!(
+                "k.limited AND NOT EXISTS (SELECT 1 FROM campaign_limits z \
+                 WHERE z.campaign_id = k.id{outside})"
+            )
+        }
+    }
+}
+
 impl Store {
-    /// Stores a draft campaign and returns its id.
-    pub async fn create_campaign(&self, campaign: &NewCampaign, actor: &Actor) -> Result<i64> {
+    /// Stores a draft campaign, reaching no one outside `limit`, and returns its id.
+    pub async fn create_campaign(
+        &self,
+        campaign: &NewCampaign,
+        limit: &Scope,
+        needs_approval: bool,
+        actor: &Actor,
+    ) -> Result<i64> {
         let id = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let topic = topic_id!(&mut *tx, campaign.topic);
@@ -249,6 +330,12 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             write_campaign!(&mut *tx, id, campaign);
+            write_limit!(&mut *tx, id, limit);
+            sqlx::query("UPDATE campaigns SET needs_approval = $2 WHERE id = $1")
+                .bind(id)
+                .bind(needs_approval)
+                .execute(&mut *tx)
+                .await?;
             insert_audit!(&mut *tx, actor: actor, action: "campaign.created", contact: None::<i64>,
                 detail: Some(format!("campaign {id}")), ip: None::<String>)?;
             tx.commit().await?;
@@ -257,7 +344,8 @@ impl Store {
         Ok(id)
     }
 
-    /// Changes a draft: every field and its audience, as `campaign`.
+    /// Changes a draft: every field and its audience, as `campaign`. It is a new version: any
+    /// approval of the old one is withdrawn, and a campaign that needs one is unscheduled.
     pub async fn update_draft(
         &self,
         id: i64,
@@ -273,6 +361,17 @@ impl Store {
                 StateChangeOutcome::Refused
             );
             write_campaign!(&mut *tx, id, campaign);
+            sqlx::query(
+                "UPDATE campaigns SET version = version + 1, edited_by = $2, \
+                     submitted_at = NULL, approved_version = NULL, approved_by = NULL, \
+                     approved_at = NULL, \
+                     scheduled_at = CASE WHEN needs_approval THEN NULL ELSE scheduled_at END \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(actor.to_string())
+            .execute(&mut *tx)
+            .await?;
             insert_audit!(&mut *tx, actor: actor, action: "campaign.edited", contact: None::<i64>,
                 detail: Some(format!("campaign {id}")), ip: None::<String>)?;
             tx.commit().await?;
@@ -289,7 +388,9 @@ impl Store {
                         k.html_template, \
                         k.text_template, k.event_title, k.event_starts_at, k.event_venue, \
                         k.event_postcode, k.state, k.paused_reason, k.scheduled_at, k.link_tag, \
-                        k.markdown, k.from_address, k.reply_to \
+                        k.markdown, k.from_address, k.reply_to, k.limited, k.version, \
+                        k.needs_approval, k.created_by, k.edited_by, k.submitted_at, \
+                        k.approved_version, k.approved_by, k.approved_at \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
             )
             .bind(id)
@@ -305,12 +406,37 @@ impl Store {
                     .bind(id)
                     .fetch_all(&mut *conn)
                     .await?;
-                    Some((row, audience))
+                    let limits: Vec<String> = sqlx::query_scalar(
+                        "SELECT constituency_code FROM campaign_limits WHERE campaign_id = $1",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    Some((row, audience, limits))
                 }
             }
         });
-        let Some((row, rows)) = found else {
+        let Some((row, rows, limits)) = found else {
             return Ok(None);
+        };
+        let limits = limits
+            .iter()
+            .map(|code| ConstituencyCode::parse(code).map_err(|e| decode_error("limit", e)))
+            .collect::<Result<Vec<_>>>()?;
+        let limit = match row.limited {
+            false => Scope::Everyone,
+            true if limits.is_empty() => Scope::nobody(),
+            true => Scope::of(limits),
+        };
+        let approved = row.approved_version == Some(row.version);
+        let approval = Approval {
+            needed: row.needs_approval,
+            version: row.version,
+            edited_by: row.edited_by.unwrap_or_else(|| row.created_by.clone()),
+            created_by: row.created_by,
+            submitted_at: row.submitted_at,
+            approved_by: row.approved_by.filter(|_| approved),
+            approved_at: row.approved_at.filter(|_| approved),
         };
         let mut audience = Audience::default();
         for (kind, value) in rows {
@@ -353,6 +479,8 @@ impl Store {
                 .map(|tag| tag.parse())
                 .transpose()
                 .map_err(|e| decode_error("link tag", e))?,
+            limit,
+            approval,
             spec: NewCampaign {
                 name: row.name,
                 topic: TopicSlug::parse(&row.topic).map_err(|e| decode_error("topic", e))?,
@@ -368,7 +496,8 @@ impl Store {
         }))
     }
 
-    pub async fn list_campaigns(&self) -> Result<Vec<CampaignSummary>> {
+    /// The campaigns `scope` sees, oldest first.
+    pub async fn list_campaigns(&self, scope: &Scope) -> Result<Vec<CampaignSummary>> {
         type Row = (
             i64,
             String,
@@ -378,19 +507,36 @@ impl Store {
             DateTime<Utc>,
             Option<DateTime<Utc>>,
             Option<DateTime<Utc>>,
+            bool,
         );
+        let sql = format!(
+            "SELECT k.id, k.name, t.slug, k.subject, k.state, k.created_at, k.queued_at, \
+                    k.scheduled_at, \
+                    (k.needs_approval AND k.approved_version IS DISTINCT FROM k.version) \
+             FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE {} ORDER BY k.id",
+            campaigns_within(scope, 1)
+        );
+        let codes = scope.constituencies().unwrap_or_default();
         let rows: Vec<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT k.id, k.name, t.slug, k.subject, k.state, k.created_at, k.queued_at, \
-                        k.scheduled_at \
-                 FROM campaigns k JOIN topics t ON t.id = k.topic_id ORDER BY k.id",
-            )
-            .fetch_all(pool)
-            .await?
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+            for code in codes {
+                query = query.bind(code.as_str());
+            }
+            query.fetch_all(pool).await?
         });
         rows.into_iter()
             .map(
-                |(id, name, topic, subject, state, created_at, queued_at, scheduled_at)| {
+                |(
+                    id,
+                    name,
+                    topic,
+                    subject,
+                    state,
+                    created_at,
+                    queued_at,
+                    scheduled_at,
+                    awaiting_approval,
+                )| {
                     Ok(CampaignSummary {
                         id,
                         name,
@@ -400,10 +546,106 @@ impl Store {
                         created_at,
                         queued_at,
                         scheduled_at,
+                        awaiting_approval: awaiting_approval && state == "draft",
                     })
                 },
             )
             .collect()
+    }
+
+    /// Who would receive the campaign if it were sent on `on`, counted by constituency (code
+    /// and name; `None` for those the directory places nowhere), largest first.
+    pub async fn audience_by_constituency(
+        &self,
+        id: i64,
+        on: NaiveDate,
+    ) -> Result<Vec<(Option<String>, Option<String>, u64)>> {
+        let rows: Vec<(Option<String>, Option<String>, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT p.constituency_code, n.name, count(*) \
+                 FROM campaigns k, contacts c \
+                 LEFT JOIN postcodes p ON p.postcode = c.postcode \
+                 LEFT JOIN constituencies n ON n.code = p.constituency_code \
+                 WHERE k.id = $1 AND {ELIGIBLE} \
+                 GROUP BY p.constituency_code, n.name ORDER BY count(*) DESC, p.constituency_code"
+            )))
+            .bind(id)
+            .bind(latest_birth_date_to_mail(on))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(code, name, n)| (code, name, n as u64))
+            .collect())
+    }
+
+    /// Marks a draft as waiting for someone's approval.
+    pub async fn submit_campaign(&self, id: i64, actor: &Actor) -> Result<StateChangeOutcome> {
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            require_draft!(
+                &mut *tx,
+                id,
+                StateChangeOutcome::NotFound,
+                StateChangeOutcome::Refused
+            );
+            sqlx::query("UPDATE campaigns SET submitted_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+            insert_audit!(&mut *tx, actor: actor, action: "campaign.submitted",
+                contact: None::<i64>, detail: Some(format!("campaign {id}")),
+                ip: None::<String>)?;
+            tx.commit().await?;
+            StateChangeOutcome::Changed(CampaignState::Draft)
+        });
+        Ok(outcome)
+    }
+
+    /// Approves version `version` of a draft, cutting what it may reach to `limit`; refused
+    /// when it has been edited since.
+    pub async fn approve_campaign(
+        &self,
+        id: i64,
+        version: i64,
+        limit: &Scope,
+        actor: &Actor,
+    ) -> Result<ApproveOutcome> {
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            require_draft!(
+                &mut *tx,
+                id,
+                ApproveOutcome::NotFound,
+                ApproveOutcome::Refused
+            );
+            let current: i64 = sqlx::query_scalar("SELECT version FROM campaigns WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            if current != version {
+                return Ok(ApproveOutcome::Edited);
+            }
+            write_limit!(&mut *tx, id, limit);
+            sqlx::query(
+                "UPDATE campaigns SET approved_version = $2, approved_by = $3, approved_at = $4 \
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(version)
+            .bind(actor.to_string())
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+            insert_audit!(&mut *tx, actor: actor, action: "campaign.approved",
+                contact: None::<i64>, detail: Some(format!("campaign {id} version {version}")),
+                ip: None::<String>)?;
+            tx.commit().await?;
+            ApproveOutcome::Approved
+        });
+        Ok(outcome)
     }
 
     /// How many people would receive the campaign if it were sent on `on`.

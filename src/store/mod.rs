@@ -35,7 +35,8 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 pub use campaigns::{
-    Campaign, QueueOutcome, Recipient, RetryOutcome, StateChange, StateChangeOutcome,
+    ApproveOutcome, Campaign, QueueOutcome, Recipient, RetryOutcome, StateChange,
+    StateChangeOutcome,
 };
 pub(crate) use changes::note_changes;
 pub use changes::{Change, Changes, Recheck};

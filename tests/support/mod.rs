@@ -206,7 +206,12 @@ impl TestStore {
         let operator = canvass::domain::Actor::Operator;
         let id = self
             .store
-            .create_campaign(campaign, &operator)
+            .create_campaign(
+                campaign,
+                &canvass::domain::Scope::Everyone,
+                false,
+                &operator,
+            )
             .await
             .unwrap();
         self.store.queue_campaign(id, &operator).await.unwrap();

@@ -11,7 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals, actor};
 use crate::app::campaigns;
 use crate::domain::{
-    CampaignChanges, CampaignDraft, CampaignReport, CampaignState, DeliveryCounts, StaffMember,
+    Approval, CampaignChanges, CampaignDraft, CampaignReport, CampaignState, DeliveryCounts,
+    StaffMember,
 };
 use crate::http::AppState;
 use crate::store::StateChange;
@@ -30,6 +31,8 @@ pub struct CampaignBody {
     pub paused_reason: Option<String>,
     /// When a draft is to be queued by itself.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Its version (every edit makes a new one), and who approved this version.
+    pub approval: Approval,
     #[schema(value_type = Object)]
     pub deliveries: DeliveryCounts,
 }
@@ -47,8 +50,9 @@ pub struct CampaignBody {
 )]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
 ) -> Result<Json<Vec<crate::domain::CampaignSummary>>, Failure> {
-    Ok(Json(campaigns::list(&state.app).await?))
+    Ok(Json(campaigns::list(&state.app, &actor(&member)).await?))
 }
 
 /// Creates a draft campaign. Its templates are compiled and rendered with sample values here:
@@ -70,7 +74,10 @@ pub async fn create(
     ApiJson(draft): ApiJson<CampaignDraft>,
 ) -> Result<(StatusCode, Json<CampaignBody>), Failure> {
     let id = campaigns::create(&state.app, &actor(&member), draft).await?;
-    Ok((StatusCode::CREATED, Json(status_of(&state, id).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(status_of(&state, &member, id).await?),
+    ))
 }
 
 /// Changes a draft: each field given replaces what it has (as `campaign edit`).
@@ -95,7 +102,41 @@ pub async fn edit(
     ApiJson(changes): ApiJson<CampaignChanges>,
 ) -> Result<Json<CampaignBody>, Failure> {
     campaigns::edit(&state.app, &actor(&member), id, changes).await?;
-    Ok(Json(status_of(&state, id).await?))
+    Ok(Json(status_of(&state, &member, id).await?))
+}
+
+/// The version of a campaign its approver checked.
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct ApprovalBody {
+    /// `approval.version` as the approver read it: an edit since refuses the approval.
+    pub version: i64,
+}
+
+/// Approves a draft someone else made, as it is at `version`: staff may then queue or
+/// schedule it. It is cut to the approver's constituencies, which must hold everyone it would
+/// reach.
+#[utoipa::path(
+    post,
+    path = "/api/v1/campaigns/{id}/approval",
+    tag = "campaigns",
+    params(("id" = i64, Path, description = "The campaign")),
+    request_body = ApprovalBody,
+    responses(
+        (status = 200, description = "Approved", body = CampaignBody),
+        (status = 403, description = "The approver wrote it, or does not cover its audience (`forbidden`)", body = ApiError),
+        (status = 404, description = "No such campaign", body = ApiError),
+        (status = 409, description = "Edited since that version (`edited`), or not a draft", body = ApiError),
+        WriteRefusals,
+    )
+)]
+pub async fn approve(
+    State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(body): ApiJson<ApprovalBody>,
+) -> Result<Json<CampaignBody>, Failure> {
+    campaigns::approve(&state.app, &actor(&member), id, body.version).await?;
+    Ok(Json(status_of(&state, &member, id).await?))
 }
 
 /// Makes a new draft from any campaign, its name ending "(copy)" (as `campaign copy`).
@@ -117,11 +158,18 @@ pub async fn copy(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<(StatusCode, Json<CampaignBody>), Failure> {
     let copy = campaigns::copy(&state.app, &actor(&member), id).await?;
-    Ok((StatusCode::CREATED, Json(status_of(&state, copy).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(status_of(&state, &member, copy).await?),
+    ))
 }
 
-async fn status_of(state: &AppState, id: i64) -> Result<CampaignBody, Failure> {
-    let status = campaigns::status(&state.app, id).await?;
+async fn status_of(
+    state: &AppState,
+    member: &StaffMember,
+    id: i64,
+) -> Result<CampaignBody, Failure> {
+    let status = campaigns::status(&state.app, &actor(member), id).await?;
     let campaign = status.campaign;
     Ok(CampaignBody {
         id,
@@ -131,6 +179,7 @@ async fn status_of(state: &AppState, id: i64) -> Result<CampaignBody, Failure> {
         state: campaign.state,
         paused_reason: campaign.paused_reason,
         scheduled_at: campaign.scheduled_at,
+        approval: campaign.approval,
         deliveries: status.deliveries,
     })
 }
@@ -149,9 +198,10 @@ async fn status_of(state: &AppState, id: i64) -> Result<CampaignBody, Failure> {
 )]
 pub async fn status(
     State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CampaignBody>, Failure> {
-    Ok(Json(status_of(&state, id).await?))
+    Ok(Json(status_of(&state, &member, id).await?))
 }
 
 /// Who would receive a campaign today, and its message rendered.
@@ -188,10 +238,12 @@ pub struct PreviewParams {
 )]
 pub async fn preview(
     State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
     ApiPath(id): ApiPath<i64>,
     Query(params): Query<PreviewParams>,
 ) -> Result<Json<Preview>, Failure> {
-    let preview = campaigns::preview(&state.app, id, params.as_contact.as_deref()).await?;
+    let actor = actor(&member);
+    let preview = campaigns::preview(&state.app, &actor, id, params.as_contact.as_deref()).await?;
     Ok(Json(Preview {
         audience_size: preview.audience_size,
         subject: preview.subject,
@@ -216,9 +268,12 @@ pub async fn preview(
 )]
 pub async fn report(
     State(state): State<AppState>,
+    Extension(member): Extension<StaffMember>,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CampaignReport>, Failure> {
-    Ok(Json(campaigns::report(&state.app, id).await?))
+    Ok(Json(
+        campaigns::report(&state.app, &actor(&member), id).await?,
+    ))
 }
 
 /// A test send.
@@ -302,7 +357,7 @@ pub async fn schedule(
     ApiJson(Schedule { at }): ApiJson<Schedule>,
 ) -> Result<Json<CampaignBody>, Failure> {
     campaigns::schedule(&state.app, &actor(&member), id, &at).await?;
-    Ok(Json(status_of(&state, id).await?))
+    Ok(Json(status_of(&state, &member, id).await?))
 }
 
 /// Takes a draft's schedule off (as `campaign unschedule`).
@@ -325,7 +380,7 @@ pub async fn unschedule(
     ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<CampaignBody>, Failure> {
     campaigns::unschedule(&state.app, &actor(&member), id).await?;
-    Ok(Json(status_of(&state, id).await?))
+    Ok(Json(status_of(&state, &member, id).await?))
 }
 
 /// What a campaign can be told to do.
@@ -341,6 +396,8 @@ pub enum Action {
     Cancel,
     /// Queue again the deliveries that failed for reasons other than the address.
     Retry,
+    /// Ask another organiser or admin to approve the draft as it is.
+    Submit,
 }
 
 /// What an action did.
@@ -387,7 +444,14 @@ pub async fn act(
             let queued = campaigns::retry(app, actor, id).await?;
             Acted {
                 queued: Some(queued),
-                state: campaigns::status(app, id).await?.campaign.state,
+                state: campaigns::status(app, actor, id).await?.campaign.state,
+            }
+        }
+        Action::Submit => {
+            campaigns::submit(app, actor, id).await?;
+            Acted {
+                state: CampaignState::Draft,
+                queued: None,
             }
         }
         Action::Pause => Acted {

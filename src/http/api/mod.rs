@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .routes(routes!(campaigns::report))
         .routes(routes!(campaigns::test))
         .routes(routes!(campaigns::copy))
+        .routes(routes!(campaigns::approve))
         .routes(routes!(campaigns::schedule, campaigns::unschedule))
         .routes(routes!(campaigns::act))
         .routes(routes!(events::record))

@@ -27,7 +27,7 @@ struct Data {
 }
 
 pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
-    let campaigns = match app::campaigns::list(&state.app).await {
+    let campaigns = match app::campaigns::list(&state.app, &signed.actor()).await {
         Ok(campaigns) => campaigns,
         Err(error) => return Problem::from(error).page(&state, Some(&signed)),
     };

@@ -49,7 +49,7 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Response {
 async fn data(state: &AppState, signed: &Signed) -> Result<Data, Problem> {
     let actor = signed.actor();
     let overview = app::contacts::overview(&state.app, &actor).await?;
-    let in_flight = app::campaigns::list(&state.app)
+    let in_flight = app::campaigns::list(&state.app, &signed.actor())
         .await?
         .into_iter()
         .filter(|c| matches!(c.state, CampaignState::Queued | CampaignState::Paused))
