@@ -19,6 +19,7 @@ on_both_backends!(
     an_organiser_sees_searches_and_opens_only_contacts_in_their_constituencies,
     a_viewer_reads_but_cannot_change_anything,
     a_staff_campaign_goes_out_after_another_person_approves_that_version_and_only_within_scope,
+    a_campaign_is_written_approved_and_sent_through_the_console_pages,
 );
 
 /// Four people: in Hertford and Stortford, Stevenage and St Albans, and one with no postcode.
@@ -732,4 +733,125 @@ async fn a_staff_campaign_goes_out_after_another_person_approves_that_version_an
         1,
         "still only Ben"
     );
+}
+
+async fn a_campaign_is_written_approved_and_sent_through_the_console_pages(db: TestStore) {
+    let app = console(db).await;
+    let olu = Browser::signed_in(&app, "olu@hq.example.org").await;
+    let form = olu.get("/admin/campaigns/new").await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("Stevenage (sample)"));
+    assert!(
+        !form.body.contains("Hertford and Stortford"),
+        "only Olu's constituencies"
+    );
+    assert!(
+        form.main_text().contains("{{contact.name}}"),
+        "{}",
+        form.main_text()
+    );
+
+    // A mistake is named, and the form keeps what was written.
+    let refused = olu
+        .submit(
+            "/admin/campaigns/new",
+            "/admin/campaigns",
+            &[
+                ("name", "Autumn"),
+                ("topic", "news"),
+                ("subject", "News"),
+                ("format", "markdown"),
+                ("body", "Hello {{contact.nmae}"),
+                ("postcodes", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.main_text().contains("Message:"),
+        "{}",
+        refused.main_text()
+    );
+    assert!(refused.body.contains("Hello {{contact.nmae}"));
+    assert_eq!(app.db.count("SELECT count(*) FROM campaigns").await, 0);
+
+    let created = olu
+        .submit(
+            "/admin/campaigns/new",
+            "/admin/campaigns",
+            &[
+                ("name", "Autumn"),
+                ("topic", "news"),
+                ("subject", "Autumn news"),
+                ("format", "markdown"),
+                ("body", "Dear {{contact.name}},\n\n**Doors** on Saturday."),
+                ("postcodes", ""),
+            ],
+        )
+        .await;
+    assert_eq!(
+        created.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        created.main_text()
+    );
+    let page_path = created.location().unwrap().to_owned();
+    let page = olu.get(&page_path).await;
+    let text = page.main_text();
+    assert!(text.contains("1 people"), "Ben alone: {text}");
+    assert!(text.contains("is not approved yet"), "{text}");
+    assert!(!page.body.contains("Send now") && !page.body.contains("Approve version"));
+    let message = olu.get(&format!("{page_path}/message")).await;
+    assert!(
+        message.body.contains("Dear Ben Okafor") && message.body.contains("<strong>Doors</strong>")
+    );
+    assert!(
+        message.headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("sandbox"),
+        "the message is framed with nothing running"
+    );
+
+    // Sending before approval is refused on the page too.
+    let early = olu
+        .submit(&page_path, &format!("{page_path}/queue"), &[])
+        .await;
+    assert_eq!(early.status, StatusCode::CONFLICT);
+    assert!(early.main_text().contains("approval"));
+    let asked = olu
+        .submit(&page_path, &format!("{page_path}/submit"), &[])
+        .await;
+    assert!(asked.main_text().contains("Sent for approval"));
+
+    // The admin sees the same page with an approval button for this version.
+    let admin = Browser::signed_in(&app, "admin@hq.example.org").await;
+    let listed = admin.get("/admin/campaigns").await;
+    assert!(listed.main_text().contains("awaiting approval"));
+    let approval_page = admin.get(&page_path).await;
+    assert!(approval_page.body.contains("Approve version 1"));
+    let approved = admin
+        .submit(
+            &page_path,
+            &format!("{page_path}/approve"),
+            &[("version", "1")],
+        )
+        .await;
+    assert!(
+        approved.main_text().contains("Approved"),
+        "{}",
+        approved.main_text()
+    );
+
+    let sent = olu
+        .submit(&page_path, &format!("{page_path}/queue"), &[])
+        .await;
+    assert!(
+        sent.main_text().contains("Queued for 1 people"),
+        "{}",
+        sent.main_text()
+    );
+    let report = olu.get(&page_path).await;
+    assert!(report.main_text().contains("Report"));
+    assert!(report.main_text().contains("Stevenage (sample)"));
 }

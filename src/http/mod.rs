@@ -178,7 +178,10 @@ fn router(state: AppState) -> Router {
         ))
         .layer(no_store(header::CACHE_CONTROL, "no-store"))
         .layer(no_store(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(no_store(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
         .layer(no_store(header::REFERRER_POLICY, "no-referrer"))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,

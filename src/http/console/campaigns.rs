@@ -1,14 +1,19 @@
-//! The campaigns: their list, with state.
+//! The campaigns: their list; one campaign with its audience, its message at phone and desktop
+//! width, its approval and its report; writing a new one or changing a draft; and what staff
+//! can tell a campaign to do (test, submit, approve, schedule, queue, pause, resume, cancel,
+//! retry, copy).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::session::Signed;
-use super::{Layout, Problem, render};
-use crate::app;
+use super::session::{SessionForm, Signed};
+use super::{Layout, Problem, render, see_other};
+use crate::app::{self, AppError};
+use crate::domain::{CampaignChanges, CampaignDraft, CampaignState, ReportCounts};
 use crate::http::AppState;
+use crate::store::StateChange;
 
 #[derive(Serialize)]
 struct Line {
@@ -19,11 +24,13 @@ struct Line {
     state: &'static str,
     created: String,
     scheduled: Option<String>,
+    awaiting_approval: bool,
 }
 
 #[derive(Serialize)]
-struct Data {
+struct ListData {
     campaigns: Vec<Line>,
+    writes: bool,
 }
 
 pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
@@ -44,6 +51,7 @@ pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
             scheduled: c
                 .scheduled_at
                 .map(|at| at.format("%-d %b %Y %H:%M UTC").to_string()),
+            awaiting_approval: c.awaiting_approval,
         })
         .collect();
     render(
@@ -51,6 +59,583 @@ pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
         StatusCode::OK,
         "campaigns",
         Layout::new("Campaigns", "campaigns", Some(&signed)),
-        Data { campaigns },
+        ListData {
+            campaigns,
+            writes: signed.session.member.role.writes(),
+        },
     )
+}
+
+/// A campaign's fields as the form holds them.
+#[derive(Debug, Default, Serialize)]
+pub struct Fields {
+    name: String,
+    topic: String,
+    subject: String,
+    /// `markdown` or `html`.
+    format: String,
+    body: String,
+    /// Codes ticked.
+    constituencies: Vec<String>,
+    /// Postcode areas, districts or sectors, separated by commas or spaces between them.
+    postcodes: String,
+    from: String,
+    reply_to: String,
+}
+
+impl Fields {
+    fn from_pairs(pairs: &[(String, String)]) -> Self {
+        let mut fields = Fields::default();
+        for (key, value) in pairs {
+            match key.as_str() {
+                "name" => fields.name = value.clone(),
+                "topic" => fields.topic = value.clone(),
+                "subject" => fields.subject = value.clone(),
+                "format" => fields.format = value.clone(),
+                "body" => fields.body = value.clone(),
+                "constituency" => fields.constituencies.push(value.clone()),
+                "postcodes" => fields.postcodes = value.clone(),
+                "from" => fields.from = value.clone(),
+                "reply_to" => fields.reply_to = value.clone(),
+                _ => {}
+            }
+        }
+        fields
+    }
+
+    fn of(campaign: &crate::store::Campaign) -> Self {
+        let spec = &campaign.spec;
+        let (format, body) = match &spec.markdown {
+            Some(markdown) => ("markdown", markdown.clone()),
+            None => ("html", spec.html_template.clone()),
+        };
+        Fields {
+            name: spec.name.clone(),
+            topic: spec.topic.to_string(),
+            subject: spec.subject.clone(),
+            format: format.to_owned(),
+            body,
+            constituencies: spec
+                .audience
+                .constituencies
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            postcodes: spec
+                .audience
+                .postcodes
+                .iter()
+                .map(|p| p.as_str().to_owned())
+                .collect::<Vec<_>>()
+                .join(", "),
+            from: spec
+                .from
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            reply_to: spec
+                .reply_to
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }
+    }
+
+    fn postcode_list(&self) -> Vec<String> {
+        // "SG13 8" is one sector: split on commas, and on spaces only between whole prefixes.
+        self.postcodes
+            .split([',', ';', '\n'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn optional(value: &str) -> Option<String> {
+        Some(value.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+
+    fn draft(&self) -> CampaignDraft {
+        let markdown = self.format != "html";
+        CampaignDraft {
+            name: self.name.clone(),
+            topic: self.topic.clone(),
+            subject: self.subject.clone(),
+            html_template: if markdown {
+                String::new()
+            } else {
+                self.body.clone()
+            },
+            text_template: None,
+            markdown: markdown.then(|| self.body.clone()),
+            from: Self::optional(&self.from),
+            reply_to: Self::optional(&self.reply_to),
+            constituencies: self.constituencies.clone(),
+            postcodes: self.postcode_list(),
+            event_title: None,
+            event_starts_at: None,
+            event_venue: None,
+            event_postcode: None,
+        }
+    }
+
+    fn changes(&self) -> CampaignChanges {
+        let draft = self.draft();
+        let markdown = draft.markdown.is_some();
+        CampaignChanges {
+            name: Some(draft.name),
+            topic: Some(draft.topic),
+            subject: Some(draft.subject),
+            html_template: (!markdown).then_some(draft.html_template),
+            text_template: None,
+            markdown: draft.markdown,
+            // Blank keeps what the campaign has.
+            from: draft.from,
+            reply_to: draft.reply_to,
+            constituencies: Some(draft.constituencies),
+            postcodes: Some(draft.postcodes),
+            ..CampaignChanges::default()
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Choice {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+#[derive(Serialize)]
+struct FormData {
+    /// `None` for a new campaign.
+    id: Option<i64>,
+    fields: Fields,
+    topics: Vec<Choice>,
+    constituencies: Vec<Choice>,
+    error: Option<String>,
+    markdown: bool,
+}
+
+async fn form_page(
+    state: &AppState,
+    signed: &Signed,
+    status: StatusCode,
+    id: Option<i64>,
+    fields: Fields,
+    error: Option<String>,
+) -> Response {
+    let actor = signed.actor();
+    let topics = match app::topics::list(&state.app).await {
+        Ok(topics) => topics,
+        Err(error) => return Problem::from(error).page(state, Some(signed)),
+    };
+    let constituencies = match app::contacts::constituencies(&state.app, &actor).await {
+        Ok(found) => found,
+        Err(error) => return Problem::from(error).page(state, Some(signed)),
+    };
+    let data = FormData {
+        id,
+        topics: topics
+            .into_iter()
+            .map(|t| Choice {
+                selected: t.slug.as_str() == fields.topic,
+                value: t.slug.as_str().to_owned(),
+                label: t.name,
+            })
+            .collect(),
+        constituencies: constituencies
+            .into_iter()
+            .map(|(code, name)| Choice {
+                selected: fields.constituencies.contains(&code),
+                label: name.unwrap_or_else(|| code.clone()),
+                value: code,
+            })
+            .collect(),
+        markdown: fields.format != "html",
+        fields,
+        error,
+    };
+    let title = if id.is_some() {
+        "Change the campaign"
+    } else {
+        "New campaign"
+    };
+    render(
+        state,
+        status,
+        "campaign_form",
+        Layout::new(title, "campaigns", Some(signed)),
+        data,
+    )
+}
+
+/// The form to write a new campaign.
+pub async fn new(State(state): State<AppState>, signed: Signed) -> Response {
+    let fields = Fields {
+        format: "markdown".into(),
+        ..Fields::default()
+    };
+    form_page(&state, &signed, StatusCode::OK, None, fields, None).await
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields::from_pairs(&pairs);
+    match app::campaigns::create(&state.app, &signed.actor(), fields.draft()).await {
+        Ok(id) => see_other(&format!("/admin/campaigns/{id}")),
+        Err(error) => refused_form(&state, &signed, None, fields, error).await,
+    }
+}
+
+/// The form again, saying what was wrong; or the page of a refusal that is not the form's.
+async fn refused_form(
+    state: &AppState,
+    signed: &Signed,
+    id: Option<i64>,
+    fields: Fields,
+    error: AppError,
+) -> Response {
+    match error {
+        AppError::Invalid { field, message } => {
+            let message = format!("{}: {message}", field_label(field));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            form_page(state, signed, status, id, fields, Some(message)).await
+        }
+        error => Problem::from(error).page(state, Some(signed)),
+    }
+}
+
+/// What the form calls a field the application names.
+fn field_label(field: &str) -> &str {
+    match field {
+        "html_template" | "markdown" | "text_template" => "Message",
+        "constituencies" => "Constituencies",
+        "postcodes" => "Postcode areas",
+        "reply_to" => "Reply-To",
+        "from" => "From",
+        "name" => "Name",
+        "topic" => "Topic",
+        "subject" => "Subject",
+        other => other,
+    }
+}
+
+/// The form to change a draft.
+pub async fn edit(State(state): State<AppState>, signed: Signed, Path(id): Path<i64>) -> Response {
+    match app::campaigns::status(&state.app, &signed.actor(), id).await {
+        Ok(status) if status.campaign.state == CampaignState::Draft => {
+            let fields = Fields::of(&status.campaign);
+            form_page(&state, &signed, StatusCode::OK, Some(id), fields, None).await
+        }
+        Ok(_) => see_other(&format!("/admin/campaigns/{id}")),
+        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+    }
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+) -> Response {
+    let fields = Fields::from_pairs(&pairs);
+    match app::campaigns::edit(&state.app, &signed.actor(), id, fields.changes()).await {
+        Ok(()) => see_other(&format!("/admin/campaigns/{id}")),
+        Err(error) => refused_form(&state, &signed, Some(id), fields, error).await,
+    }
+}
+
+#[derive(Serialize)]
+struct AudienceLine {
+    name: String,
+    people: u64,
+}
+
+#[derive(Serialize)]
+struct ReportLine {
+    name: String,
+    #[serde(flatten)]
+    counts: ReportCounts,
+}
+
+#[derive(Serialize)]
+struct CampaignData {
+    id: i64,
+    name: String,
+    topic: String,
+    subject: String,
+    state: &'static str,
+    draft: bool,
+    paused_reason: Option<String>,
+    scheduled: Option<String>,
+    version: i64,
+    made_by: String,
+    needs_approval: bool,
+    approved_by: Option<String>,
+    submitted: bool,
+    audience: Vec<AudienceLine>,
+    audience_total: u64,
+    /// Whether its message renders (else why not).
+    preview_ok: bool,
+    preview_error: Option<String>,
+    report: Option<Vec<ReportLine>>,
+    total: Option<ReportCounts>,
+    /// What the signed-in person may do here.
+    may_edit: bool,
+    may_approve: bool,
+    may_queue: bool,
+    may_pause: bool,
+    may_resume: bool,
+    may_cancel: bool,
+    may_retry: bool,
+    writes: bool,
+    me: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+/// One campaign: where it stands, who it reaches, its message, its report.
+pub async fn show(State(state): State<AppState>, signed: Signed, Path(id): Path<i64>) -> Response {
+    campaign_page(&state, &signed, id, StatusCode::OK, None, None).await
+}
+
+async fn campaign_page(
+    state: &AppState,
+    signed: &Signed,
+    id: i64,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    match campaign_data(state, signed, id, notice, error).await {
+        Ok(data) => {
+            let title = data.name.clone();
+            render(
+                state,
+                status,
+                "campaign",
+                Layout::new(&title, "campaigns", Some(signed)),
+                data,
+            )
+        }
+        Err(problem) => problem.page(state, Some(signed)),
+    }
+}
+
+async fn campaign_data(
+    state: &AppState,
+    signed: &Signed,
+    id: i64,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<CampaignData, Problem> {
+    let actor = signed.actor();
+    let app = &state.app;
+    let status = app::campaigns::status(app, &actor, id).await?;
+    let campaign = status.campaign;
+    let draft = campaign.state == CampaignState::Draft;
+    let audience = match draft {
+        true => app::campaigns::audience(app, &actor, id).await?,
+        false => Vec::new(),
+    };
+    let preview_error = match app::campaigns::preview(app, &actor, id, None).await {
+        Ok(_) => None,
+        Err(AppError::Invalid { message, .. }) => Some(message),
+        Err(error) => return Err(error.into()),
+    };
+    let (report, total) = match draft {
+        true => (None, None),
+        false => {
+            let report = app::campaigns::report(app, &actor, id).await?;
+            let lines = report
+                .by_constituency
+                .into_iter()
+                .map(|c| ReportLine {
+                    name: c
+                        .name
+                        .or(c.code)
+                        .unwrap_or_else(|| "No constituency".into()),
+                    counts: c.counts,
+                })
+                .collect();
+            (Some(lines), Some(report.total))
+        }
+    };
+    let me = actor.to_string();
+    let member = &signed.session.member;
+    let writes = member.role.writes();
+    let approval = &campaign.approval;
+    let state_is = |states: &[CampaignState]| states.contains(&campaign.state);
+    Ok(CampaignData {
+        id,
+        name: campaign.spec.name.clone(),
+        topic: campaign.topic_name.clone(),
+        subject: campaign.spec.subject.clone(),
+        state: campaign.state.as_str(),
+        draft,
+        paused_reason: campaign.paused_reason.clone(),
+        scheduled: campaign
+            .scheduled_at
+            .map(|at| at.format("%-d %b %Y %H:%M UTC").to_string()),
+        version: approval.version,
+        made_by: approval.created_by.trim_start_matches("staff:").to_owned(),
+        needs_approval: approval.needed,
+        approved_by: approval
+            .approved_by
+            .as_ref()
+            .map(|by| by.trim_start_matches("staff:").to_owned()),
+        submitted: approval.submitted_at.is_some(),
+        audience_total: audience.iter().map(|(_, _, n)| n).sum(),
+        audience: audience
+            .into_iter()
+            .map(|(code, name, people)| AudienceLine {
+                name: name.or(code).unwrap_or_else(|| "No constituency".into()),
+                people,
+            })
+            .collect(),
+        preview_ok: preview_error.is_none(),
+        preview_error,
+        report,
+        total,
+        may_edit: writes && draft,
+        may_approve: writes
+            && draft
+            && approval.needed
+            && approval.approved_by.is_none()
+            && !approval.written_by(&me),
+        may_queue: writes && draft && approval.cleared(),
+        may_pause: writes && state_is(&[CampaignState::Queued]),
+        may_resume: writes && state_is(&[CampaignState::Paused]),
+        may_cancel: writes
+            && state_is(&[
+                CampaignState::Draft,
+                CampaignState::Queued,
+                CampaignState::Paused,
+            ]),
+        may_retry: writes && state_is(&[CampaignState::Queued, CampaignState::Done]),
+        writes,
+        me: member.name.clone(),
+        notice,
+        error,
+    })
+}
+
+/// What a button on a campaign's page does.
+pub async fn act(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(i64, String)>,
+    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+) -> Response {
+    let field = |name: &str| {
+        pairs
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default()
+    };
+    let (app, actor) = (&state.app, &signed.actor());
+    let change = |change| app::campaigns::change(app, actor, id, change);
+    let done: Result<String, AppError> = match action.as_str() {
+        "submit" => app::campaigns::submit(app, actor, id)
+            .await
+            .map(|()| "Sent for approval: another organiser or admin can now approve it.".into()),
+        "approve" => match field("version").parse::<i64>() {
+            Ok(version) => app::campaigns::approve(app, actor, id, version)
+                .await
+                .map(|()| "Approved: it can now be scheduled or sent.".into()),
+            Err(_) => Err(AppError::invalid(
+                "version",
+                "reload the page and approve again",
+            )),
+        },
+        "queue" => app::campaigns::queue(app, actor, id)
+            .await
+            .map(|n| format!("Queued for {n} people: sending has begun.")),
+        "schedule" => app::campaigns::schedule(app, actor, id, field("at"))
+            .await
+            .map(|at| format!("Scheduled for {}.", at.format("%-d %b %Y %H:%M UTC"))),
+        "unschedule" => app::campaigns::unschedule(app, actor, id)
+            .await
+            .map(|()| "No longer scheduled.".into()),
+        "pause" => change(StateChange::Pause).await.map(|_| "Paused.".into()),
+        "resume" => change(StateChange::Resume).await.map(|_| "Resumed.".into()),
+        "cancel" => change(StateChange::Cancel)
+            .await
+            .map(|_| "Cancelled: nothing more will be sent.".into()),
+        "retry" => app::campaigns::retry(app, actor, id)
+            .await
+            .map(|n| format!("{n} failed messages queued again.")),
+        "test" => {
+            let to: Vec<String> = field("to")
+                .split([',', ' '])
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect();
+            app::campaigns::test(app, actor, id, &to, None)
+                .await
+                .map(|n| format!("{n} test message(s) sent."))
+        }
+        "copy" => match app::campaigns::copy(app, actor, id).await {
+            Ok(copy) => return see_other(&format!("/admin/campaigns/{copy}")),
+            Err(error) => Err(error),
+        },
+        _ => Err(AppError::NotFound("no such action".into())),
+    };
+    match done {
+        Ok(notice) => campaign_page(&state, &signed, id, StatusCode::OK, Some(notice), None).await,
+        Err(
+            error @ (AppError::Invalid { .. }
+            | AppError::Conflict { .. }
+            | AppError::Limited(_)
+            | AppError::Unsent(_)
+            | AppError::Denied(_)),
+        ) => {
+            let status = match &error {
+                AppError::Denied(_) => StatusCode::FORBIDDEN,
+                AppError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+                AppError::Unsent(_) => StatusCode::BAD_GATEWAY,
+                AppError::Conflict { .. } => StatusCode::CONFLICT,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let message = match error {
+                AppError::Invalid { message, .. } => message,
+                other => other.to_string(),
+            };
+            campaign_page(&state, &signed, id, status, None, Some(message)).await
+        }
+        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+    }
+}
+
+/// A campaign's message as its recipients' mail programs show it, for the frames of its page:
+/// rendered with the values of the first person it would reach (or sample ones), links inert.
+/// Served with a policy of its own: the email's inline styles apply, nothing runs, and only
+/// the console may frame it.
+pub async fn message(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<i64>,
+) -> Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let preview = match app::campaigns::preview(&state.app, &signed.actor(), id, None).await {
+        Ok(preview) => preview,
+        Err(error) => return Problem::from(error).page(&state, Some(&signed)),
+    };
+    let mut response = axum::response::Html(preview.bodies.html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; \
+             frame-ancestors 'self'; sandbox",
+        ),
+    );
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
+    );
+    response
 }

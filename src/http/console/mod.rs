@@ -53,6 +53,14 @@ pub const PAGES: &[(&str, &str)] = &[
         include_str!("../../../templates/console/campaigns.hbs"),
     ),
     (
+        "campaign",
+        include_str!("../../../templates/console/campaign.hbs"),
+    ),
+    (
+        "campaign_form",
+        include_str!("../../../templates/console/campaign_form.hbs"),
+    ),
+    (
         "problem",
         include_str!("../../../templates/console/problem.hbs"),
     ),
@@ -64,8 +72,8 @@ const STYLESHEET: &str = include_str!("../../../templates/console/console.css");
 /// Pages hold personal data and act at once: nothing from elsewhere, no framing, no inline
 /// script or style.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; \
-     img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; \
-     base-uri 'none'";
+     img-src 'self' data:; connect-src 'self'; frame-src 'self'; form-action 'self'; \
+     frame-ancestors 'none'; base-uri 'none'";
 
 pub fn router(state: AppState) -> Router<AppState> {
     let signed_in = Router::new()
@@ -73,7 +81,18 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/", get(home::page))
         .route("/admin/contacts", get(contacts::list))
         .route("/admin/contacts/{id}", get(contacts::details))
-        .route("/admin/campaigns", get(campaigns::list))
+        .route(
+            "/admin/campaigns",
+            get(campaigns::list).post(campaigns::create),
+        )
+        .route("/admin/campaigns/new", get(campaigns::new))
+        .route(
+            "/admin/campaigns/{id}",
+            get(campaigns::show).post(campaigns::update),
+        )
+        .route("/admin/campaigns/{id}/edit", get(campaigns::edit))
+        .route("/admin/campaigns/{id}/message", get(campaigns::message))
+        .route("/admin/campaigns/{id}/{action}", post(campaigns::act))
         .route("/admin/logout", post(sign_in::sign_out))
         .route("/admin/{*rest}", get(not_found).post(not_found))
         .route_layer(middleware::from_fn_with_state(
@@ -94,11 +113,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(middleware::map_response(with_policy))
 }
 
+/// The console's policy, unless a response brings its own (a campaign's message, framed).
 async fn with_policy(mut response: Response) -> Response {
-    response.headers_mut().insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
+    let headers = response.headers_mut();
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        );
+    }
     response
 }
 
