@@ -595,7 +595,14 @@ async fn import_postcodes(app: &App, file: &Path, force: bool) -> anyhow::Result
 
 async fn import_contact_list(app: &App, file: &Path, source: &str) -> anyhow::Result<()> {
     let mut report = ConsoleReport::new("contacts");
-    let summary = imports::contacts(app, CsvFile::open(file)?, source, &mut report).await;
+    let summary = imports::contacts(
+        app,
+        &Actor::Operator,
+        CsvFile::open(file)?,
+        source,
+        &mut report,
+    )
+    .await;
     report.finish();
     println!("{}", summary.map_err(refused)?);
     Ok(())

@@ -84,7 +84,13 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     );
     println!("(two rows of the sample are wrong on purpose, to show how bad rows are reported)");
     let mut report = ConsoleReport::new("contacts");
-    let imported = imports::contacts(&app, CsvFile::open(&contacts)?, "demo", &mut report);
+    let imported = imports::contacts(
+        &app,
+        &Actor::Operator,
+        CsvFile::open(&contacts)?,
+        "demo",
+        &mut report,
+    );
     println!("{}", imported.await?);
 
     // The service binds first, so that the links in the emails point at where it listens.

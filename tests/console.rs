@@ -20,6 +20,7 @@ on_both_backends!(
     a_viewer_reads_but_cannot_change_anything,
     a_staff_campaign_goes_out_after_another_person_approves_that_version_and_only_within_scope,
     a_campaign_is_written_approved_and_sent_through_the_console_pages,
+    an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencies_are_refused,
 );
 
 /// Four people: in Hertford and Stortford, Stevenage and St Albans, and one with no postcode.
@@ -854,4 +855,109 @@ async fn a_campaign_is_written_approved_and_sent_through_the_console_pages(db: T
     let report = olu.get(&page_path).await;
     assert!(report.main_text().contains("Report"));
     assert!(report.main_text().contains("Stevenage (sample)"));
+}
+
+async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencies_are_refused(
+    db: TestStore,
+) {
+    let app = console(db).await;
+    let olu = Browser::signed_in(&app, "olu@hq.example.org").await;
+    let form_page = olu.get("/admin/import").await;
+    assert_eq!(form_page.status, StatusCode::OK);
+    let token = form_page.form_token();
+    // As Excel saves it: semicolons, CRLF, a date without a time.
+    let csv = "email;name;postcode;topics;date_of_birth\r\n\
+               gita@example.org;Gita Rao;SG1 1HN;news;1990-05-01\r\n\
+               hal@example.org;Hal Jones;SG13 7DG;news;1990-05-01\r\n\
+               amira@example.org;Amira H;SG2 8TE;news;1990-05-01\r\n\
+               ivy@example.org;Ivy;;news;1990-05-01\r\n\
+               not-an-address;X;SG1 1HN;news;1990-05-01\r\n";
+    let upload = |token: String, origin: &str| {
+        let form = reqwest::multipart::Form::new()
+            .text("form_token", token)
+            .text("source", "Street stall")
+            .part(
+                "file",
+                reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("stall.csv"),
+            );
+        app.client
+            .post(format!("{}/admin/import", app.base))
+            .header("cookie", olu.cookie.clone().unwrap())
+            .header("origin", origin)
+            .multipart(form)
+            .send()
+    };
+    let before = app.db.dump().await;
+    let forged = upload(token.clone(), "https://evil.example").await.unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let tokenless = upload("guess".into(), &app.base).await.unwrap();
+    assert_eq!(tokenless.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.db.dump().await,
+        before,
+        "a refused upload changes nothing"
+    );
+
+    let started = upload(token, &app.base).await.unwrap();
+    assert_eq!(started.status(), StatusCode::SEE_OTHER);
+    let job = started.headers()["location"].to_str().unwrap().to_owned();
+    let mut page = olu.get(&job).await;
+    for _ in 0..100 {
+        if page.main_text().contains("Done:") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        page = olu.get(&job).await;
+    }
+    let text = page.main_text();
+    assert!(
+        text.contains("Done: imported 1, updated 0, rejected 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("its postcode is not in your constituencies"),
+        "{text}"
+    );
+    assert!(
+        text.contains("someone outside your constituencies has this address"),
+        "{text}"
+    );
+    assert!(
+        page.body.contains("max=\"100\" value=\"100\""),
+        "the bar is full"
+    );
+    let download = olu.get(&format!("{job}/rejected.csv")).await;
+    assert_eq!(download.headers["content-type"], "text/csv; charset=utf-8");
+    assert_eq!(download.body.lines().count(), 5, "{}", download.body);
+    assert!(
+        download.body.starts_with("line,reason\n3,"),
+        "{}",
+        download.body
+    );
+
+    // Only Gita was added; Amira, held in Hertford, is untouched.
+    assert_eq!(
+        app.export("gita@example.org").await.name.as_deref(),
+        Some("Gita Rao")
+    );
+    assert_eq!(
+        app.export("amira@example.org").await.postcode.as_deref(),
+        Some("SG13 8EQ")
+    );
+    assert_eq!(
+        app.db.count("SELECT count(*) FROM contacts WHERE email IN ('hal@example.org', 'ivy@example.org')").await,
+        0
+    );
+    assert_eq!(
+        app.db
+            .count(
+                "SELECT count(*) FROM audit_log WHERE actor = 'staff:olu@hq.example.org' \
+                    AND action = 'contacts.imported'"
+            )
+            .await,
+        1
+    );
+    // Nobody else sees the job.
+    let admin = Browser::signed_in(&app, "admin@hq.example.org").await;
+    assert_eq!(admin.get(&job).await.status, StatusCode::NOT_FOUND);
 }

@@ -71,9 +71,15 @@ async fn an_uploaded_file_imports_from_its_reader_telling_its_progress_as_events
         csv.len() as u64,
     );
     let (mut events, mut heard) = tokio::sync::mpsc::unbounded_channel();
-    let summary = imports::contacts(&db.app(), upload, "upload", &mut events)
-        .await
-        .unwrap();
+    let summary = imports::contacts(
+        &db.app(),
+        &canvass::domain::Actor::Operator,
+        upload,
+        "upload",
+        &mut events,
+    )
+    .await
+    .unwrap();
     assert_eq!((summary.imported, summary.rejected), (1, 1));
     drop(events);
     let mut told = Vec::new();
@@ -120,6 +126,7 @@ async fn import(db: &TestStore, csv: &str) -> (canvass::import::ContactsImportSu
     let mut report = Recorded::default();
     let summary = imports::contacts(
         &db.app(),
+        &canvass::domain::Actor::Operator,
         CsvFile::open(&path).unwrap(),
         "test",
         &mut report,
@@ -287,6 +294,7 @@ async fn an_unterminated_quote_is_named_by_its_line(db: TestStore) {
     let mut report = Recorded::default();
     let failed = imports::contacts(
         &db.app(),
+        &canvass::domain::Actor::Operator,
         CsvFile::open(&path).unwrap(),
         "test",
         &mut report,

@@ -3,10 +3,10 @@
 
 use super::{Actor, App, AppError, Result, contacts};
 use crate::domain::parse_source;
-use crate::import::{self, ImportReport};
+use crate::import;
 
 pub use crate::import::{
-    ContactsImportSummary, CsvFile, DirectoryImportSummary, ImportError, Rejection,
+    ContactsImportSummary, CsvFile, DirectoryImportSummary, ImportError, ImportReport, Rejection,
 };
 
 /// What an import tells as it goes: for a progress bar, a page's or a terminal's.
@@ -45,17 +45,29 @@ impl ImportReport for tokio::sync::mpsc::UnboundedSender<ImportEvent> {
 }
 
 /// Imports or updates contacts from a CSV file; `source` names where the list came from, and
-/// is the consent source of rows that give none. Each row is checked as any contact is.
+/// is the consent source of rows that give none. Each row is checked as any contact is, and a
+/// member of staff kept to some constituencies imports only rows within them.
 pub async fn contacts(
     app: &App,
+    actor: &Actor,
     file: CsvFile,
     source: &str,
     report: &mut dyn ImportReport,
 ) -> Result<ContactsImportSummary> {
+    super::may_write(actor)?;
     let source = parse_source(source)
         .map_err(|e| AppError::invalid("source", format!("where the list came from: {e}")))?;
     let rules = contacts::rules(app, source).await?;
-    Ok(import::import_contacts(&app.store, file, rules, report).await?)
+    let name = file.name.clone();
+    let summary = import::import_contacts(&app.store, file, rules, actor.scope(), report).await?;
+    app.store
+        .record_audit(
+            actor,
+            "contacts.imported",
+            &format!("{name} ({source}): {summary}"),
+        )
+        .await?;
+    Ok(summary)
 }
 
 /// Replaces the postcode directory from an ONSPD/NSPL file or a plain one; refused, keeping the

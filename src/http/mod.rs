@@ -59,6 +59,8 @@ pub struct AppState {
     pages: Arc<Pages>,
     /// The staff console's pages.
     console: Arc<Pages>,
+    /// The console's contact imports under way or done.
+    imports: Arc<console::Imports>,
     metrics: Arc<Metrics>,
     unsubscriber: Unsubscriber,
     /// Who the emails come from, as the pages name them.
@@ -109,6 +111,7 @@ impl Application {
             keys: Arc::new(settings.keys),
             pages: Arc::new(pages),
             console: Arc::new(console),
+            imports: Arc::default(),
             metrics: settings.metrics,
             sender: app.publisher.organisation.as_str().into(),
             app,

@@ -96,6 +96,15 @@ impl Pages {
         Ok(Self { registry })
     }
 
+    /// Renders a page, or says why it could not.
+    pub fn try_render(
+        &self,
+        name: &str,
+        data: &impl Serialize,
+    ) -> Result<String, handlebars::RenderError> {
+        self.registry.render(name, data)
+    }
+
     /// Renders a page. The data is this module's own structs, so a failure is a bug in a
     /// template; it is logged and a plain message shown.
     pub fn render(&self, name: &str, data: &impl Serialize) -> String {

@@ -4,7 +4,7 @@ use super::{
     Batch, CsvFile, Header, ImportError, ImportReport, Parser, Rejection, check_width, field,
     line_of, open_csv,
 };
-use crate::domain::{ContactDraft, ContactRules, NewContact};
+use crate::domain::{ContactDraft, ContactRules, NewContact, Scope};
 use crate::store::Store;
 
 /// Rows written to the store in one transaction.
@@ -76,6 +76,7 @@ pub async fn import_contacts(
     store: &Store,
     file: CsvFile,
     rules: ContactRules,
+    scope: &Scope,
     report: &mut dyn ImportReport,
 ) -> Result<ContactsImportSummary, ImportError> {
     let (mut reader, size, file) = open_csv(file)?;
@@ -107,7 +108,17 @@ pub async fn import_contacts(
 
     let mut summary = ContactsImportSummary::default();
     let mut next_statistics_refresh = STATISTICS_REFRESH_FIRST;
-    while let Some((batch, bytes_read)) = parser.next().await {
+    while let Some((mut batch, bytes_read)) = parser.next().await {
+        // Rows outside the importer's constituencies are refused, before anything is written.
+        let outside = store.outside_scope(&batch.rows, scope).await?;
+        for &(i, reason) in outside.iter().rev() {
+            batch.rows.remove(i);
+            let line = batch.lines.remove(i);
+            batch.rejections.push(Rejection {
+                line,
+                reason: reason.into(),
+            });
+        }
         let outcome = store.import_contacts(&batch.rows, &source).await?;
         if summary.imported + outcome.inserted >= next_statistics_refresh {
             store.refresh_statistics().await?;

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use crate::store::StoreError;
 
 /// A row that was not imported, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Rejection {
     /// 1-based line of the file where the row starts.
     pub line: u64,

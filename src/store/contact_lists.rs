@@ -4,12 +4,22 @@
 //! Every statement here takes the [`Scope`] and adds it to its `WHERE` clause: the console and
 //! the API show what these return and nothing else, so that a page cannot forget the scope.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 
-use super::{Result, Store, decode_error, latest_consent, on_pool};
+use super::{MAX_BIND_PARAMETERS, Result, Store, decode_error, latest_consent, on_pool};
 use crate::domain::{
-    ConstituencyCode, Email, Postcode, PostcodePrefix, PublicId, Scope, TopicSlug,
+    ConstituencyCode, Email, NewContact, Postcode, PostcodePrefix, PublicId, Scope, TopicSlug,
 };
+
+/// `$1, $2, ... $n`.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// Contacts on a page of the console.
 pub const CONTACTS_PAGE: u32 = 50;
@@ -279,6 +289,71 @@ impl Store {
             contacts,
             total: total as u64,
         })
+    }
+
+    /// Which of `contacts` a member of staff kept to `scope` may not save, each with why: a
+    /// postcode outside the scope (or none), or an address held by someone outside it.
+    pub async fn outside_scope(
+        &self,
+        contacts: &[NewContact],
+        scope: &Scope,
+    ) -> Result<Vec<(usize, &'static str)>> {
+        if scope.constituencies().is_none() || contacts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let postcodes: Vec<&str> = contacts
+            .iter()
+            .filter_map(|c| c.postcode.as_ref().map(Postcode::as_str))
+            .collect();
+        let hashes: Vec<String> = contacts
+            .iter()
+            .map(|c| c.email.hash().as_str().to_owned())
+            .collect();
+        let mut placed: HashMap<String, String> = HashMap::new();
+        let mut held: HashMap<String, Option<String>> = HashMap::new();
+        for chunk in postcodes.chunks(MAX_BIND_PARAMETERS) {
+            let sql = format!(
+                "SELECT postcode, constituency_code FROM postcodes WHERE postcode IN ({})",
+                placeholders(chunk.len())
+            );
+            let rows: Vec<(String, String)> = on_pool!(self, |pool| {
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for postcode in chunk {
+                    query = query.bind(*postcode);
+                }
+                query.fetch_all(pool).await?
+            });
+            placed.extend(rows);
+        }
+        for chunk in hashes.chunks(MAX_BIND_PARAMETERS) {
+            let sql = format!(
+                "SELECT c.email_hash, p.constituency_code {FROM} WHERE c.email_hash IN ({})",
+                placeholders(chunk.len())
+            );
+            let rows: Vec<(String, Option<String>)> = on_pool!(self, |pool| {
+                let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for hash in chunk {
+                    query = query.bind(hash.as_str());
+                }
+                query.fetch_all(pool).await?
+            });
+            held.extend(rows);
+        }
+        let mut outside = Vec::new();
+        for (i, contact) in contacts.iter().enumerate() {
+            let constituency = contact
+                .postcode
+                .as_ref()
+                .and_then(|p| placed.get(p.as_str()));
+            if !scope.covers(constituency.map(String::as_str)) {
+                outside.push((i, "its postcode is not in your constituencies"));
+            } else if let Some(theirs) = held.get(&hashes[i])
+                && !scope.covers(theirs.as_deref())
+            {
+                outside.push((i, "someone outside your constituencies has this address"));
+            }
+        }
+        Ok(outside)
     }
 
     /// Whether a contact is held at `email` within `scope`.

@@ -260,6 +260,16 @@ impl Store {
         Ok(Some(outcome))
     }
 
+    /// Adds an entry to the audit log that is about no one contact.
+    pub async fn record_audit(&self, actor: &Actor, action: &str, detail: &str) -> Result<()> {
+        on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await?;
+            insert_audit!(pool, actor: actor, action: action, contact: None::<i64>,
+                detail: Some(detail), ip: None::<String>)?;
+        });
+        Ok(())
+    }
+
     /// Imports a batch of contacts, each transaction a run of rows with distinct addresses (a
     /// later row for the same address updates the earlier one).
     pub async fn import_contacts(

@@ -32,9 +32,15 @@ impl TestApp {
         let mut report = Recorded::default();
         let file = db.file("contacts.csv", contacts);
         let file = canvass::import::CsvFile::open(&file).unwrap();
-        canvass::app::imports::contacts(&db.app(), file, "test", &mut report)
-            .await
-            .unwrap();
+        canvass::app::imports::contacts(
+            &db.app(),
+            &canvass::domain::Actor::Operator,
+            file,
+            "test",
+            &mut report,
+        )
+        .await
+        .unwrap();
         assert!(report.rejections.is_empty(), "{:?}", report.rejections);
         Self::serve(db, keys).await
     }

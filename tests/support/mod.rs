@@ -195,9 +195,15 @@ impl TestStore {
         let mut report = Recorded::default();
         let file = self.file("people.csv", csv);
         let file = canvass::import::CsvFile::open(&file).unwrap();
-        canvass::app::imports::contacts(&self.app(), file, "test", &mut report)
-            .await
-            .unwrap();
+        canvass::app::imports::contacts(
+            &self.app(),
+            &canvass::domain::Actor::Operator,
+            file,
+            "test",
+            &mut report,
+        )
+        .await
+        .unwrap();
         assert!(report.rejections.is_empty(), "{:?}", report.rejections);
     }
 

@@ -12,9 +12,11 @@
 mod campaigns;
 mod contacts;
 mod home;
+mod imports;
 mod session;
 mod sign_in;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -23,51 +25,36 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::app::AppError;
+pub use imports::Imports;
 pub use session::Signed;
 
-/// The console's pages by name, each beside its source.
-pub const PAGES: &[(&str, &str)] = &[
-    (
-        "layout",
-        include_str!("../../../templates/console/layout.hbs"),
-    ),
-    (
-        "login",
-        include_str!("../../../templates/console/login.hbs"),
-    ),
-    (
-        "password",
-        include_str!("../../../templates/console/password.hbs"),
-    ),
-    ("home", include_str!("../../../templates/console/home.hbs")),
-    (
-        "contacts",
-        include_str!("../../../templates/console/contacts.hbs"),
-    ),
-    (
-        "contact",
-        include_str!("../../../templates/console/contact.hbs"),
-    ),
-    (
-        "campaigns",
-        include_str!("../../../templates/console/campaigns.hbs"),
-    ),
-    (
-        "campaign",
-        include_str!("../../../templates/console/campaign.hbs"),
-    ),
-    (
-        "campaign_form",
-        include_str!("../../../templates/console/campaign_form.hbs"),
-    ),
-    (
-        "problem",
-        include_str!("../../../templates/console/problem.hbs"),
-    ),
-];
+/// `(name, source)` for each template of `templates/console/` named.
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../../templates/console/", $name, ".hbs")))),*]
+    };
+}
 
-/// The console's stylesheet, served from `/admin/static/`.
+/// The console's pages by name, each beside its source.
+pub const PAGES: &[(&str, &str)] = templates!(
+    "layout",
+    "login",
+    "password",
+    "problem",
+    "home",
+    "contacts",
+    "contact",
+    "campaigns",
+    "campaign",
+    "campaign_form",
+    "import",
+    "import_job",
+);
+
+/// The console's stylesheet and htmx (2.x, vendored by `scripts/vendor.sh`), served from
+/// `/admin/static/`.
 const STYLESHEET: &str = include_str!("../../../templates/console/console.css");
+const HTMX: &str = include_str!("../../../templates/console/vendor/htmx.min.js");
 
 /// Pages hold personal data and act at once: nothing from elsewhere, no framing, no inline
 /// script or style.
@@ -93,6 +80,14 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/campaigns/{id}/edit", get(campaigns::edit))
         .route("/admin/campaigns/{id}/message", get(campaigns::message))
         .route("/admin/campaigns/{id}/{action}", post(campaigns::act))
+        .route(
+            "/admin/import",
+            get(imports::page)
+                .post(imports::upload)
+                .layer(DefaultBodyLimit::max(imports::UPLOAD_LIMIT)),
+        )
+        .route("/admin/import/{id}", get(imports::job))
+        .route("/admin/import/{id}/rejected.csv", get(imports::rejected))
         .route("/admin/logout", post(sign_in::sign_out))
         .route("/admin/{*rest}", get(not_found).post(not_found))
         .route_layer(middleware::from_fn_with_state(
@@ -105,7 +100,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             "/admin/password/{token}",
             get(sign_in::password_page).post(sign_in::set_password),
         )
-        .route("/admin/static/console.css", get(stylesheet));
+        .route("/admin/static/console.css", get(stylesheet))
+        .route("/admin/static/htmx.min.js", get(htmx));
     Router::new()
         .merge(signed_in)
         .merge(open)
@@ -133,6 +129,14 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+async fn htmx() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        HTMX,
+    )
+        .into_response()
+}
+
 async fn not_found(
     signed: Signed,
     axum::extract::State(state): axum::extract::State<AppState>,
@@ -151,6 +155,10 @@ struct Layout<'a> {
     role: Option<&'a str>,
     form_token: Option<&'a str>,
     admin: bool,
+    writes: bool,
+    /// The page reloads itself every few seconds (an import under way), with or without
+    /// JavaScript.
+    refresh: bool,
 }
 
 impl<'a> Layout<'a> {
@@ -162,6 +170,8 @@ impl<'a> Layout<'a> {
             role: signed.map(|s| s.session.member.role.as_str()),
             form_token: signed.map(|s| s.session.form_token.as_str()),
             admin: signed.is_some_and(|s| s.session.member.role.manages_staff()),
+            writes: signed.is_some_and(|s| s.session.member.role.writes()),
+            refresh: false,
         }
     }
 }
@@ -181,8 +191,17 @@ fn render<T: Serialize>(
     layout: Layout<'_>,
     data: T,
 ) -> Response {
-    let html = state.console.render(name, &Page { layout, data });
-    (status, Html(html)).into_response()
+    match state.console.try_render(name, &Page { layout, data }) {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(error) => {
+            tracing::error!(%error, page = name, "rendering a console page");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Html("<!doctype html><html lang=\"en-GB\"><title>Error</title><p>Something went wrong."),
+            )
+                .into_response()
+        }
+    }
 }
 
 /// Why a console request was not served, as a page.
@@ -238,4 +257,27 @@ impl Problem {
 /// Where a finished form goes: 303, so that reloading the next page does not post again.
 fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every page renders from a bare layout (strict mode catches a misspelt helper or a
+    /// missing partial).
+    #[test]
+    fn every_console_page_renders() {
+        let publisher = crate::domain::Publisher {
+            organisation: "Org".into(),
+            postal_address: None,
+            imprint: None,
+            privacy_url: None,
+        };
+        let pages = super::super::pages::Pages::new(&publisher, PAGES).unwrap();
+        let data = serde_json::json!({"layout": {"title": "t", "user": "u", "form_token": "x"}});
+        for (name, _) in PAGES.iter().filter(|(name, _)| *name != "layout") {
+            let out = pages.try_render(name, &data);
+            assert!(out.is_ok(), "{name}: {out:?}");
+        }
+    }
 }
