@@ -53,14 +53,24 @@ impl TestApp {
     /// Starts the service over the store as it is, sending sign-up confirmations to
     /// `mailer` (an SMTP or file:// URL).
     pub async fn serve_mailing(db: TestStore, keys: &str, mailer: Option<String>) -> Self {
+        Self::serve_at(db, keys, mailer, "https://links.example.org").await
+    }
+
+    /// The same, its links (and the console's cookie) under `base_url`: an `http://` one
+    /// lets a browser keep the console's cookie on this plain-HTTP test server.
+    pub async fn serve_at(
+        db: TestStore,
+        keys: &str,
+        mailer: Option<String>,
+        base_url: &str,
+    ) -> Self {
         let keys: SigningKeys = keys.parse().unwrap();
         let publisher = canvass::domain::Publisher {
             organisation: "Hertford & <Stortford> Labour".into(),
             ..super::publisher()
         };
-        let mut service =
-            canvass::app::App::new(db.store.clone(), publisher, "https://links.example.org")
-                .with_sender_domains(vec!["hertford.example.org".into()]);
+        let mut service = canvass::app::App::new(db.store.clone(), publisher, base_url)
+            .with_sender_domains(vec!["hertford.example.org".into()]);
         if let Some(smtp_url) = mailer {
             service = service.with_mailer(Mailer {
                 transport: Transport::from_url(&smtp_url).unwrap(),

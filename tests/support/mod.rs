@@ -10,6 +10,7 @@ use canvass::store::{DatabaseUrl, Store};
 use sqlx::Row;
 
 pub mod app;
+pub mod browser;
 pub mod console;
 pub mod smtp;
 pub mod smtpd;

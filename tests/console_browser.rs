@@ -1,0 +1,357 @@
+//! The staff console in a real browser (headless Chromium, 390 px wide): the whole journey of
+//! a mailing (set a password, sign in, import, compose in Markdown, test send, a second person
+//! approves, send to a real SMTP server, read the report) and the refusals a browser meets
+//! (wrong password, throttled sign-in, a cross-site form, an expired session, a contact out of
+//! scope, a viewer trying to write). Every page on the way passes axe-core's WCAG 2.2 A and AA
+//! rules and fits a phone.
+
+mod support;
+
+use std::time::Duration;
+
+use canvass::app::Actor;
+use fantoccini::{Client, Locator};
+use support::app::{KEY_1, TestApp};
+use support::browser::{
+    accessibility_violations, axe_source, browser, open_browser, overflows, start_driver, wait_for,
+};
+use support::console::PASSWORD;
+use support::smtp::SmtpSink;
+use support::{TestStore, letterhead};
+
+const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
+    amira@example.org,Amira Hassan,SG13 8EQ,news,2026-09-14T18:30:00Z\n";
+
+/// What the organiser imports: Excel's semicolons and CRLF; one row outside Stevenage.
+const STALL: &str = "email;name;postcode;topics\r\n\
+    ben@example.org;Ben Okafor;SG1 2AA;news\r\n\
+    gita@example.org;Gita Rao;SG2 8TE;news;events\r\n\
+    hal@example.org;Hal Jones;AL1 3JE;news\r\n";
+
+/// A browser on the console, checking each page it lands on.
+struct Staff<'a> {
+    client: Client,
+    base: String,
+    axe: &'a str,
+    /// Pages checked so far, for the message when one fails.
+    checked: Vec<String>,
+}
+
+impl Staff<'_> {
+    async fn goto(&mut self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap();
+        self.check().await;
+    }
+
+    /// The page passes axe and does not scroll sideways at 390 px.
+    async fn check(&mut self) {
+        let url = self.client.current_url().await.unwrap().to_string();
+        let violations = accessibility_violations(&self.client, self.axe).await;
+        assert!(violations.is_empty(), "{url}:\n{}", violations.join("\n"));
+        assert!(
+            !overflows(&self.client).await,
+            "{url} scrolls sideways at 390 px"
+        );
+        self.checked.push(url);
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let field = self.client.find(Locator::Css(css)).await.unwrap();
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    /// Clicks and checks the page that follows.
+    async fn press(&mut self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .click()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        self.check().await;
+    }
+
+    async fn text(&self) -> String {
+        self.client
+            .find(Locator::Css("main"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn sign_in(&mut self, email: &str, password: &str) {
+        self.goto("/admin/login").await;
+        self.fill("#email", email).await;
+        self.fill("#password", password).await;
+        self.press("form[action='/admin/login'] button").await;
+    }
+
+    async fn sign_out(&mut self) {
+        self.press("form[action='/admin/logout'] button").await;
+    }
+
+    /// Follows a password link and sets the tests' password.
+    async fn set_password(&mut self, link: &str) {
+        let path = link
+            .split_once("/admin/")
+            .map(|(_, p)| format!("/admin/{p}"))
+            .unwrap();
+        self.goto(&path).await;
+        self.fill("#password", PASSWORD).await;
+        self.fill("#repeat", PASSWORD).await;
+        self.press("main form button").await;
+        assert!(self.text().await.contains("Your password is set"));
+    }
+}
+
+/// Serves `page` from another origin (another port); its address.
+async fn elsewhere(page: String) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{address}/")
+}
+
+#[tokio::test]
+async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
+    let Some((chromium, driver_path)) = browser() else {
+        return;
+    };
+    let Some(axe) = axe_source() else {
+        return;
+    };
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let db = TestStore::sqlite().await;
+    db.load_sample_directory().await;
+    db.import_people(PEOPLE).await;
+    let app = TestApp::serve_at(db, KEY_1, Some(sink.url()), "http://127.0.0.1").await;
+    let service = app.db.app();
+    let add = |email: &'static str, role: &'static str, constituencies: Vec<String>| {
+        let service = service.clone();
+        async move {
+            canvass::app::staff::add(
+                &service,
+                &Actor::Operator,
+                email,
+                &format!("{role} {email}"),
+                role,
+                &constituencies,
+            )
+            .await
+            .unwrap()
+            .link
+        }
+    };
+    let olu_link = add("olu@hq.example.org", "organiser", vec!["E14900002".into()]).await;
+    let admin_link = add("admin@hq.example.org", "admin", vec![]).await;
+    let viewer_link = add("vic@hq.example.org", "viewer", vec![]).await;
+
+    let driver = start_driver(&driver_path).await;
+    let mut staff = Staff {
+        client: open_browser(&driver, &chromium).await,
+        base: app.base.clone(),
+        axe: &axe,
+        checked: Vec::new(),
+    };
+
+    // The organiser sets a password and signs in (after one mistyped attempt).
+    staff.set_password(&olu_link).await;
+    staff
+        .sign_in("olu@hq.example.org", "not my password at all")
+        .await;
+    assert!(
+        staff
+            .text()
+            .await
+            .contains("that address and password do not match")
+    );
+    staff.sign_in("olu@hq.example.org", PASSWORD).await;
+    assert!(staff.text().await.contains("Dashboard"));
+
+    // Import a spreadsheet; the row outside Stevenage is listed as refused.
+    let csv = app.db.file("stall.csv", STALL);
+    staff.goto("/admin/import").await;
+    staff
+        .client
+        .find(Locator::Id("file"))
+        .await
+        .unwrap()
+        .send_keys(csv.to_str().unwrap())
+        .await
+        .unwrap();
+    staff.fill("#source", "Street stall, 12 October").await;
+    staff.press("form[action='/admin/import'] button").await;
+    staff
+        .client
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::XPath(
+            "//p[starts-with(normalize-space(), 'Done:')]",
+        ))
+        .await
+        .unwrap();
+    staff.check().await;
+    let report = staff.text().await;
+    assert!(
+        report.contains("imported 2, updated 0, rejected 1"),
+        "{report}"
+    );
+    assert!(report.contains("its postcode is not in your constituencies"));
+
+    // The contacts page shows Stevenage alone: Amira (Hertford) is out of scope.
+    staff.goto("/admin/contacts").await;
+    let listed = staff.text().await;
+    assert!(listed.contains("ben@example.org") && !listed.contains("amira@example.org"));
+    let amira = app.public_id("amira@example.org").await;
+    staff.goto(&format!("/admin/contacts/{amira}")).await;
+    assert!(staff.text().await.contains("Not found"));
+    let ben = app.public_id("ben@example.org").await;
+    staff.goto(&format!("/admin/contacts/{ben}")).await;
+    assert!(staff.text().await.contains("Consent history"));
+
+    // Compose in Markdown.
+    staff.goto("/admin/campaigns/new").await;
+    staff.fill("#name", "Doorstep Saturday").await;
+    staff.fill("#subject", "Join us on Saturday").await;
+    staff
+        .fill(
+            "#body",
+            "Dear {{contact.name}},\n\nWe knock on **doors** on Saturday.",
+        )
+        .await;
+    staff.press("form.stack button[type=submit]").await;
+    let campaign_url = staff.client.current_url().await.unwrap().to_string();
+    let page = staff.text().await;
+    assert!(page.contains("2 people"), "{page}");
+    assert!(page.contains("is not approved yet"));
+
+    // A test message to the organiser's own address, through the real SMTP server.
+    staff.press("form[action$='/test'] button").await;
+    assert!(staff.text().await.contains("1 test message(s) sent"));
+    let tests = sink.messages();
+    assert_eq!(tests.len(), 1);
+    assert!(tests[0].contains("[Test] Join us on Saturday"));
+    assert!(
+        tests[0].contains("RCPT TO:<olu@hq.example.org>")
+            || tests[0].contains("olu@hq.example.org")
+    );
+
+    staff.press("form[action$='/submit'] button").await;
+    assert!(staff.text().await.contains("Sent for approval"));
+    staff.sign_out().await;
+
+    // A viewer cannot write: the form is refused, nothing is made.
+    staff.set_password(&viewer_link).await;
+    staff.sign_in("vic@hq.example.org", PASSWORD).await;
+    staff.goto("/admin/campaigns/new").await;
+    staff.fill("#name", "Not allowed").await;
+    staff.fill("#subject", "No").await;
+    staff.fill("#body", "No").await;
+    staff.press("form.stack button[type=submit]").await;
+    assert!(staff.text().await.contains("Not allowed"));
+    assert_eq!(app.db.count("SELECT count(*) FROM campaigns").await, 1);
+    staff.sign_out().await;
+
+    // A second person approves what they read.
+    staff.set_password(&admin_link).await;
+    staff.sign_in("admin@hq.example.org", PASSWORD).await;
+    staff.client.goto(&campaign_url).await.unwrap();
+    staff.check().await;
+    staff.press("form[action$='/approve'] button").await;
+    assert!(
+        staff.text().await.contains("Approved"),
+        "{}",
+        staff.text().await
+    );
+    staff.sign_out().await;
+
+    // The organiser sends it; the worker sends to the real SMTP server; the report counts it.
+    staff.sign_in("olu@hq.example.org", PASSWORD).await;
+    staff.client.goto(&campaign_url).await.unwrap();
+    staff.press("form[action$='/queue'] button").await;
+    assert!(staff.text().await.contains("Queued for 2 people"));
+    let mut worker = canvass::worker::Worker::new(
+        app.db.store.clone(),
+        canvass::worker::WorkerSettings {
+            letterhead: canvass::worker::Letterhead {
+                base_url: "http://127.0.0.1".into(),
+                ..letterhead()
+            },
+            transport: canvass::worker::Transport::from_url(&sink.url()).unwrap(),
+            metrics: std::sync::Arc::new(canvass::metrics::Metrics::new()),
+            sending: canvass::worker::Sending::default(),
+        },
+    );
+    assert_eq!(worker.drain().await.unwrap().sent, 2);
+    let received = sink.received_by_recipient();
+    assert_eq!(received.get("ben@example.org"), Some(&1));
+    assert_eq!(received.get("gita@example.org"), Some(&1));
+    assert_eq!(received.get("amira@example.org"), None, "outside the scope");
+    staff.client.goto(&campaign_url).await.unwrap();
+    staff.check().await;
+    let report = staff.text().await;
+    assert!(
+        report.contains("Report") && report.contains("Stevenage (sample)"),
+        "{report}"
+    );
+
+    // A cross-site form is refused, and changes nothing.
+    let before = app.db.dump().await;
+    let forged = elsewhere(format!(
+        "<!doctype html><title>Win a prize</title><form method=post action='{}/admin/logout'>\
+         <input name=form_token value=x><button>Go</button></form>",
+        app.base
+    ))
+    .await;
+    staff.client.goto(&forged).await.unwrap();
+    staff
+        .client
+        .find(Locator::Css("button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = staff.client.source().await.unwrap();
+    assert!(refused.contains("came from another site"), "{refused}");
+    assert_eq!(app.db.dump().await, before);
+    staff.client.goto(&campaign_url).await.unwrap();
+    assert!(staff.text().await.contains("Report"), "still signed in");
+
+    // An expired session sends the browser to sign in.
+    app.db
+        .execute("UPDATE staff_sessions SET last_seen_at = '2026-01-01T00:00:00Z'")
+        .await;
+    staff.client.goto(&campaign_url).await.unwrap();
+    wait_for(&staff.client, "form[action='/admin/login']").await;
+
+    // Too many tries for one address are refused, even with the right password.
+    for _ in 0..5 {
+        staff
+            .sign_in("admin@hq.example.org", "wrong wrong wrong wrong")
+            .await;
+    }
+    staff.sign_in("admin@hq.example.org", PASSWORD).await;
+    assert!(staff.text().await.contains("too many sign-in attempts"));
+
+    staff.client.close().await.unwrap();
+    assert!(staff.checked.len() > 20, "{:?}", staff.checked);
+}
