@@ -25,7 +25,7 @@ const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
 /// What the organiser imports: Excel's semicolons and CRLF; one row outside Stevenage.
 const STALL: &str = "email;name;postcode;topics\r\n\
     ben@example.org;Ben Okafor;SG1 2AA;news\r\n\
-    gita@example.org;Gita Rao;SG2 8TE;news;events\r\n\
+    gita@example.org;Gita Rao;SG2 8TE;\"news;events\"\r\n\
     hal@example.org;Hal Jones;AL1 3JE;news\r\n";
 
 /// A browser on the console, checking each page it lands on.
@@ -50,7 +50,10 @@ impl Staff<'_> {
     async fn check(&mut self) {
         let url = self.client.current_url().await.unwrap().to_string();
         let violations = accessibility_violations(&self.client, self.axe).await;
-        assert!(violations.is_empty(), "{url}:\n{}", violations.join("\n"));
+        if !violations.is_empty() {
+            let source = self.client.source().await.unwrap();
+            panic!("{url}:\n{}\n{source}", violations.join("\n"));
+        }
         assert!(
             !overflows(&self.client).await,
             "{url} scrolls sideways at 390 px"

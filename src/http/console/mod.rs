@@ -109,9 +109,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(middleware::map_response(with_policy))
 }
 
-/// The console's policy, unless a response brings its own (a campaign's message, framed).
+/// The console's policy, unless a response brings its own (a campaign's message, framed). Its
+/// URLs carry no secret, so its forms send their origin (browsers send `Origin: null` under
+/// the public pages' `no-referrer`).
 async fn with_policy(mut response: Response) -> Response {
     let headers = response.headers_mut();
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,

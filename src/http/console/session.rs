@@ -158,10 +158,10 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
 
 fn from_same_origin(headers: &HeaderMap) -> bool {
     let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
-    if let Some(site) = text("sec-fetch-site")
-        && site != "same-origin"
-    {
-        return false;
+    // A browser that sends Sec-Fetch-Site says exactly where the request comes from, and no
+    // page can forge it; its Origin may be "null" for the console's own forms (no referrer).
+    if let Some(site) = text("sec-fetch-site") {
+        return site == "same-origin";
     }
     let Some(origin) = text(header::ORIGIN.as_str()) else {
         return true;
@@ -169,7 +169,8 @@ fn from_same_origin(headers: &HeaderMap) -> bool {
     let Some(host) = text(header::HOST.as_str()) else {
         return false;
     };
-    // `Origin` is scheme://host[:port]; the request's Host is host[:port].
+    // `Origin` is scheme://host[:port]; the request's Host is host[:port]. "null" (an opaque
+    // origin: a sandboxed frame, a data: page) matches nothing.
     origin
         .split_once("://")
         .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
