@@ -2,8 +2,9 @@
 # Fetches the browser packages canvass uses from the npm registry, checks each tarball against the
 # integrity pinned here (the registry's own sha512), and unpacks the one file needed:
 #   htmx 2.x     -> templates/console/vendor/htmx.min.js (served by the console; committed)
+#   htmx-ext-sse -> templates/console/vendor/sse.js      (its server-sent events; committed)
 #   axe-core 4.x -> target/vendor/axe.min.js            (the accessibility checks of the tests)
-# Usage: scripts/vendor.sh [htmx|axe]...   (no argument: both)
+# Usage: scripts/vendor.sh [htmx|sse|axe]...   (no argument: all)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,12 @@ htmx() {
         dist/htmx.min.js templates/console/vendor/htmx.min.js
 }
 
+sse() {
+    fetch htmx-ext-sse 2.2.4 \
+        'sha512-LJmxVhykyflBWgh5PvbRidcyuqMHlgfajmmzumvKctv9puvsufeH6OaejSMZTNTnEI8O2wXXn4ZZtBdpEMqmEQ==' \
+        dist/sse.min.js templates/console/vendor/sse.js
+}
+
 axe() {
     fetch axe-core 4.14.1 \
         'sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==' \
@@ -41,7 +48,7 @@ axe() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(htmx axe)
+[ ${#targets[@]} -eq 0 ] && targets=(htmx sse axe)
 for target in "${targets[@]}"; do
     "$target"
 done

@@ -250,15 +250,7 @@ async fn topics_are_listed_and_added_with_validation_named_by_field(db: TestStor
 
 async fn the_openapi_document_describes_every_route_the_api_answers(db: TestStore) {
     let (app, writer, _) = app(db).await;
-    let document: Value = app
-        .client
-        .get(format!("{}/api/v1/openapi.json", app.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let document: Value = app.openapi().await;
     assert!(document["openapi"].as_str().unwrap().starts_with("3."));
     assert_eq!(
         document["components"]["securitySchemes"]["bearer"]["scheme"],

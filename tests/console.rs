@@ -21,6 +21,11 @@ on_both_backends!(
     a_staff_campaign_goes_out_after_another_person_approves_that_version_and_only_within_scope,
     a_campaign_is_written_approved_and_sent_through_the_console_pages,
     an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencies_are_refused,
+    an_organiser_edits_withdraws_restricts_exports_and_erases_only_contacts_in_scope,
+    admins_manage_the_staff_and_read_the_audit_log_and_no_one_else_does,
+    topics_are_added_and_an_address_checked_against_the_suppression_list,
+    a_second_factor_is_turned_on_with_a_code_and_asked_for_at_each_sign_in,
+    an_organiser_walks_every_console_page_and_api_route_and_meets_no_one_outside_their_scope,
 );
 
 /// Four people: in Hertford and Stortford, Stevenage and St Albans, and one with no postcode.
@@ -960,4 +965,737 @@ async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencie
     // Nobody else sees the job.
     let admin = Browser::signed_in(&app, "admin@hq.example.org").await;
     assert_eq!(admin.get(&job).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn an_organiser_edits_withdraws_restricts_exports_and_erases_only_contacts_in_scope(
+    db: TestStore,
+) {
+    let app = console(db).await;
+    let olu = Browser::signed_in(&app, "olu@hq.example.org").await;
+    let ben = format!("/admin/contacts/{}", app.public_id("ben@example.org").await);
+    let amira = format!(
+        "/admin/contacts/{}",
+        app.public_id("amira@example.org").await
+    );
+
+    // Nothing happens to someone outside the scope, whatever the button.
+    let before = app.db.dump().await;
+    for action in ["save", "withdraw", "restrict", "erase"] {
+        let answer = olu
+            .submit(
+                "/admin",
+                &format!("{amira}/{action}"),
+                &[("name", "X"), ("source", "phone"), ("confirm", "yes")],
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{action}");
+    }
+    assert_eq!(
+        olu.get(&format!("{amira}/export.json")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.db.dump().await,
+        before,
+        "nothing outside the scope changed"
+    );
+
+    let saved = olu
+        .submit(
+            &ben,
+            &format!("{ben}/save"),
+            &[
+                ("name", "Ben O."),
+                ("postcode", "sg2 7ab"),
+                ("topic", "news"),
+                ("topic", "volunteering"),
+                ("source", "Phone call"),
+            ],
+        )
+        .await;
+    assert!(
+        saved.main_text().contains("Saved."),
+        "{}",
+        saved.main_text()
+    );
+    let held = app.export("ben@example.org").await;
+    assert_eq!(
+        (held.name.as_deref(), held.postcode.as_deref()),
+        (Some("Ben O."), Some("SG2 7AB"))
+    );
+    assert!(
+        held.consents
+            .iter()
+            .any(|c| c.topic == "volunteering" && c.granted)
+    );
+    // A move out of the constituency is refused.
+    let away = olu
+        .submit(
+            &ben,
+            &format!("{ben}/save"),
+            &[("name", "Ben O."), ("postcode", "AL1 3JE")],
+        )
+        .await;
+    assert_eq!(
+        away.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        away.main_text()
+    );
+    assert!(
+        away.main_text()
+            .contains("give a postcode in one of your constituencies"),
+        "{}",
+        away.main_text()
+    );
+
+    let withdrawn = olu
+        .submit(
+            &ben,
+            &format!("{ben}/withdraw"),
+            &[("topic", "events"), ("source", "Letter")],
+        )
+        .await;
+    assert!(
+        withdrawn
+            .main_text()
+            .contains("Withdrawal recorded for 1 topic"),
+        "{}",
+        withdrawn.main_text()
+    );
+    let restricted = olu.submit(&ben, &format!("{ben}/restrict"), &[]).await;
+    assert!(restricted.main_text().contains("Restricted"));
+    assert!(app.export("ben@example.org").await.restricted);
+    olu.submit(&ben, &format!("{ben}/unrestrict"), &[]).await;
+    assert!(!app.export("ben@example.org").await.restricted);
+
+    let download = olu.get(&format!("{ben}/export.json")).await;
+    assert!(
+        download.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let json: serde_json::Value = serde_json::from_str(&download.body).unwrap();
+    assert_eq!(json["email"], "ben@example.org");
+
+    let unconfirmed = olu.submit(&ben, &format!("{ben}/erase"), &[]).await;
+    assert_eq!(unconfirmed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(unconfirmed.main_text().contains("tick the box"));
+    let erased = olu
+        .submit(&ben, &format!("{ben}/erase"), &[("confirm", "yes")])
+        .await;
+    assert_eq!(erased.location(), Some("/admin/contacts?done=erased"));
+    assert!(
+        olu.get("/admin/contacts?done=erased")
+            .await
+            .main_text()
+            .contains("Erased")
+    );
+    assert!(
+        !app.db.dump().await.contains("ben@example.org"),
+        "erased means gone"
+    );
+    assert_eq!(olu.get(&ben).await.status, StatusCode::NOT_FOUND);
+}
+
+async fn admins_manage_the_staff_and_read_the_audit_log_and_no_one_else_does(db: TestStore) {
+    let app = console(db).await;
+    let admin = Browser::signed_in(&app, "admin@hq.example.org").await;
+    let olu = Browser::signed_in(&app, "olu@hq.example.org").await;
+    for path in ["/admin/staff", "/admin/audit"] {
+        assert_eq!(olu.get(path).await.status, StatusCode::FORBIDDEN, "{path}");
+    }
+    let forbidden = olu
+        .submit(
+            "/admin",
+            "/admin/staff/add",
+            &[
+                ("email", "x@hq.example.org"),
+                ("name", "X"),
+                ("role", "admin"),
+            ],
+        )
+        .await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+
+    let staff = admin.get("/admin/staff").await;
+    for email in [
+        "admin@hq.example.org",
+        "olu@hq.example.org",
+        "vic@hq.example.org",
+    ] {
+        assert!(staff.body.contains(email));
+    }
+    let added = admin
+        .submit(
+            "/admin/staff",
+            "/admin/staff/add",
+            &[
+                ("email", "Nadia@HQ.example.org"),
+                ("name", "Nadia Rahman"),
+                ("role", "organiser"),
+                ("constituency", "E14900001"),
+            ],
+        )
+        .await;
+    let text = added.main_text();
+    assert!(
+        text.contains("Give this link to nadia@hq.example.org"),
+        "{text}"
+    );
+    assert!(added.body.contains("/admin/password/canvass_"));
+    let again = admin
+        .submit(
+            "/admin/staff",
+            "/admin/staff/add",
+            &[
+                ("email", "nadia@hq.example.org"),
+                ("name", "N"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    let disabled = admin
+        .submit(
+            "/admin/staff",
+            "/admin/staff/disable",
+            &[("email", "olu@hq.example.org")],
+        )
+        .await;
+    assert!(
+        disabled
+            .main_text()
+            .contains("olu@hq.example.org is disabled")
+    );
+    assert_eq!(olu.get("/admin").await.location(), Some("/admin/login"));
+
+    let audit = admin
+        .get("/admin/audit?actor=admin%40hq&action=staff_user")
+        .await;
+    let text = audit.main_text();
+    assert!(
+        text.contains("staff_user.created") && text.contains("staff_user.disabled"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("staff:olu@hq.example.org staff_user"),
+        "filtered by who"
+    );
+}
+
+async fn topics_are_added_and_an_address_checked_against_the_suppression_list(db: TestStore) {
+    let app = console(db).await;
+    let olu = Browser::signed_in(&app, "olu@hq.example.org").await;
+    let added = olu
+        .submit(
+            "/admin/topics",
+            "/admin/topics",
+            &[("slug", "door-knocking"), ("name", "Door knocking")],
+        )
+        .await;
+    assert!(
+        added
+            .main_text()
+            .contains("Added the topic 'Door knocking'"),
+        "{}",
+        added.main_text()
+    );
+    let twice = olu
+        .submit(
+            "/admin/topics",
+            "/admin/topics",
+            &[("slug", "door-knocking"), ("name", "Again")],
+        )
+        .await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    let bad = olu
+        .submit(
+            "/admin/topics",
+            "/admin/topics",
+            &[("slug", "Door Knocking!"), ("name", "X")],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    canvass::app::contacts::withdraw(
+        &app.db.app(),
+        &Actor::Operator,
+        "cara@example.org",
+        &[],
+        "phone",
+        None,
+    )
+    .await
+    .unwrap();
+    let found = olu
+        .get("/admin/suppressions?email=Cara%40example.org")
+        .await;
+    assert!(
+        found
+            .main_text()
+            .contains("is suppressed (unsubscribed) since"),
+        "{}",
+        found.main_text()
+    );
+    let clear = olu.get("/admin/suppressions?email=ben%40example.org").await;
+    assert!(clear.main_text().contains("is not suppressed"));
+    let nonsense = olu.get("/admin/suppressions?email=nonsense").await;
+    assert_eq!(nonsense.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// The code an authenticator app would show now for a base32 secret.
+fn code_for(secret: &str) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap();
+    let totp = totp_rs::TOTP::new_unchecked(
+        totp_rs::Algorithm::SHA1,
+        6,
+        0,
+        30,
+        bytes,
+        None,
+        String::new(),
+    );
+    totp.generate_current().unwrap()
+}
+
+async fn a_second_factor_is_turned_on_with_a_code_and_asked_for_at_each_sign_in(db: TestStore) {
+    let app = console(db).await;
+    let olu = Browser::signed_in(&app, "olu@hq.example.org").await;
+    let started = olu
+        .submit("/admin/account", "/admin/account/two-factor/start", &[])
+        .await;
+    assert!(
+        started.body.contains("data:image/svg+xml;base64,"),
+        "a QR code to scan"
+    );
+    let marker = "name=\"secret\" value=\"";
+    let at = started.body.find(marker).unwrap() + marker.len();
+    let secret = started.body[at..at + started.body[at..].find('"').unwrap()].to_owned();
+
+    let wrong = olu
+        .submit(
+            "/admin/account",
+            "/admin/account/two-factor/confirm",
+            &[("secret", &secret), ("code", "000000")],
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM staff_users WHERE totp_secret IS NOT NULL")
+            .await,
+        0
+    );
+    let code = code_for(&secret);
+    let on = olu
+        .submit(
+            "/admin/account",
+            "/admin/account/two-factor/confirm",
+            &[("secret", &secret), ("code", &code)],
+        )
+        .await;
+    assert!(
+        on.main_text().contains("Two-factor sign-in is on"),
+        "{}",
+        on.main_text()
+    );
+
+    // Now a sign-in needs the code, and a code is taken once.
+    let mut browser = Browser::new(&app);
+    let without = browser.sign_in("olu@hq.example.org", PASSWORD).await;
+    assert_eq!(without.status, StatusCode::UNAUTHORIZED);
+    assert!(without.main_text().contains("enter the 6-digit code"));
+    let replayed = browser
+        .post_form(
+            "/admin/login",
+            &[
+                ("email", "olu@hq.example.org"),
+                ("password", PASSWORD),
+                ("code", &code),
+            ],
+        )
+        .await;
+    assert_eq!(
+        replayed.status,
+        StatusCode::UNAUTHORIZED,
+        "the code that turned it on is spent"
+    );
+    // The next step's code (an app a little ahead), within the one step either side.
+    let next = {
+        let bytes = totp_rs::Secret::Encoded(secret.clone()).to_bytes().unwrap();
+        let totp = totp_rs::TOTP::new_unchecked(
+            totp_rs::Algorithm::SHA1,
+            6,
+            0,
+            30,
+            bytes,
+            None,
+            String::new(),
+        );
+        totp.generate(chrono::Utc::now().timestamp() as u64 + 30)
+    };
+    let signed = browser
+        .post_form(
+            "/admin/login",
+            &[
+                ("email", "olu@hq.example.org"),
+                ("password", PASSWORD),
+                ("code", &next),
+            ],
+        )
+        .await;
+    assert_eq!(
+        signed.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        signed.main_text()
+    );
+
+    // A new password link (the phone was lost) turns it off.
+    canvass::app::staff::renew_password_link(&app.db.app(), &Actor::Operator, "olu@hq.example.org")
+        .await
+        .unwrap();
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM staff_users WHERE totp_secret IS NOT NULL")
+            .await,
+        0
+    );
+}
+
+/// Every route of the console, as the walk below tries it; a test checks the list against
+/// the router's source, so that a route added there is walked too.
+const CONSOLE_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/admin"),
+    ("GET", "/admin/"),
+    ("GET", "/admin/events"),
+    ("GET", "/admin/contacts"),
+    ("GET", "/admin/contacts/{id}"),
+    ("GET", "/admin/contacts/{id}/export.json"),
+    ("POST", "/admin/contacts/{id}/{action}"),
+    ("GET", "/admin/campaigns"),
+    ("POST", "/admin/campaigns"),
+    ("GET", "/admin/campaigns/new"),
+    ("GET", "/admin/campaigns/{id}"),
+    ("POST", "/admin/campaigns/{id}"),
+    ("GET", "/admin/campaigns/{id}/edit"),
+    ("GET", "/admin/campaigns/{id}/message"),
+    ("POST", "/admin/campaigns/{id}/{action}"),
+    ("GET", "/admin/import"),
+    ("POST", "/admin/import"),
+    ("GET", "/admin/import/{id}"),
+    ("GET", "/admin/import/{id}/rejected.csv"),
+    ("GET", "/admin/topics"),
+    ("POST", "/admin/topics"),
+    ("GET", "/admin/suppressions"),
+    ("GET", "/admin/audit"),
+    ("GET", "/admin/staff"),
+    ("POST", "/admin/staff/{action}"),
+    ("GET", "/admin/account"),
+    ("POST", "/admin/account/two-factor/{step}"),
+    ("POST", "/admin/logout"),
+    ("GET", "/admin/login"),
+    ("POST", "/admin/login"),
+    ("GET", "/admin/password/{token}"),
+    ("POST", "/admin/password/{token}"),
+    ("GET", "/admin/static/console.css"),
+    ("GET", "/admin/static/htmx.min.js"),
+    ("GET", "/admin/static/sse.js"),
+    ("GET", "/admin/{*rest}"),
+];
+
+#[test]
+fn the_walk_covers_every_route_of_the_console() {
+    let source = include_str!("../src/http/console/mod.rs");
+    let mut routed: Vec<&str> = source
+        .split('"')
+        .filter(|literal| literal.starts_with("/admin"))
+        .collect();
+    routed.sort_unstable();
+    routed.dedup();
+    let mut walked: Vec<&str> = CONSOLE_ROUTES.iter().map(|(_, path)| *path).collect();
+    walked.sort_unstable();
+    walked.dedup();
+    assert_eq!(walked, routed, "walk every route the console answers");
+}
+
+async fn an_organiser_walks_every_console_page_and_api_route_and_meets_no_one_outside_their_scope(
+    db: TestStore,
+) {
+    use canvass::app::campaigns;
+    use canvass::domain::Role::{Admin, Organiser};
+    let app = console(db).await;
+    let service = app.db.app();
+    // What Olu (Stevenage) must never meet: the other contacts, a campaign of the admin's for
+    // everyone, one of Hertford's organiser, and the admin's import.
+    let outsiders = ["amira@example.org", "cara@example.org", "dev@example.org"];
+    let mut secrets: Vec<String> = vec![
+        "Amira Hassan".into(),
+        "Cara Doyle".into(),
+        "Dev Patel".into(),
+        "Members briefing".into(),
+        "Hertford doorstep".into(),
+        "admin-list.csv".into(),
+    ];
+    secrets.extend(outsiders.iter().map(|s| s.to_string()));
+    let mut ids = Vec::new();
+    for email in outsiders {
+        let id = app.public_id(email).await.to_string();
+        secrets.push(id.clone());
+        ids.push(id);
+    }
+    let draft = |name: &str| {
+        serde_json::from_value::<canvass::domain::CampaignDraft>(serde_json::json!({
+            "name": name, "topic": "news", "subject": name, "html_template": "<p>Hello</p>"
+        }))
+        .unwrap()
+    };
+    let admin = staff("admin@hq.example.org", Admin, &[]);
+    let hana = staff("hana@hq.example.org", Organiser, &["E14900001"]);
+    let wide = campaigns::create(&service, &admin, draft("Members briefing"))
+        .await
+        .unwrap();
+    let hertford = campaigns::create(&service, &hana, draft("Hertford doorstep"))
+        .await
+        .unwrap();
+    // The admin's import, through the console.
+    let admin_browser = Browser::signed_in(&app, "admin@hq.example.org").await;
+    let token = admin_browser.get("/admin/import").await.form_token();
+    let form = reqwest::multipart::Form::new()
+        .text("form_token", token)
+        .text("source", "HQ list")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(b"email\nnot-an-address\n".to_vec())
+                .file_name("admin-list.csv"),
+        );
+    let started = app
+        .client
+        .post(format!("{}/admin/import", app.base))
+        .header("cookie", admin_browser.cookie.clone().unwrap())
+        .header("origin", app.base.clone())
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let job = started.headers()["location"].to_str().unwrap().to_owned();
+    let job_id = job.rsplit('/').next().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let olu = Browser::signed_in(&app, "olu@hq.example.org").await;
+    let token = canvass::app::staff::issue_token(
+        &service,
+        &Actor::Operator,
+        "olu walk",
+        false,
+        Some("olu@hq.example.org"),
+    )
+    .await
+    .unwrap();
+    let before = app.db.dump().await;
+    let leaks = |what: &str, body: &str| {
+        // What Olu typed comes back (in the form's box, in the answer to a check), and is no
+        // leak.
+        let body = body
+            .replace("value=\"amira@example.org\"", "")
+            .replace("<strong>amira@example.org</strong>", "");
+        for secret in &secrets {
+            assert!(
+                !body.contains(secret.as_str()),
+                "{what} shows {secret}: {body}"
+            );
+        }
+    };
+
+    let mut walked = 0;
+    for (method, pattern) in CONSOLE_ROUTES {
+        let mut paths = Vec::new();
+        let contact_targets: Vec<String> = ids
+            .iter()
+            .cloned()
+            .chain(outsiders.iter().map(|s| s.to_string()))
+            .collect();
+        match *pattern {
+            "/admin/contacts/{id}" | "/admin/contacts/{id}/export.json" => {
+                for id in &contact_targets {
+                    paths.push(pattern.replace("{id}", id));
+                }
+            }
+            "/admin/contacts/{id}/{action}" => {
+                for id in &contact_targets {
+                    for action in ["save", "withdraw", "restrict", "unrestrict", "erase"] {
+                        paths.push(pattern.replace("{id}", id).replace("{action}", action));
+                    }
+                }
+            }
+            p if p.starts_with("/admin/campaigns/{id}") => {
+                let actions = [
+                    "submit",
+                    "approve",
+                    "queue",
+                    "schedule",
+                    "unschedule",
+                    "pause",
+                    "resume",
+                    "cancel",
+                    "retry",
+                    "test",
+                    "copy",
+                ];
+                for id in [wide, hertford] {
+                    let path = p.replace("{id}", &id.to_string());
+                    if p.ends_with("{action}") {
+                        for action in actions {
+                            paths.push(path.replace("{action}", action));
+                        }
+                    } else {
+                        paths.push(path);
+                    }
+                }
+            }
+            p if p.starts_with("/admin/import/{id}") => paths.push(p.replace("{id}", &job_id)),
+            "/admin/staff/{action}" => {
+                for action in ["add", "link", "disable"] {
+                    paths.push(pattern.replace("{action}", action));
+                }
+            }
+            "/admin/account/two-factor/{step}" => {
+                for step in ["confirm", "off"] {
+                    paths.push(pattern.replace("{step}", step));
+                }
+            }
+            "/admin/password/{token}" => paths.push("/admin/password/canvass_guess".into()),
+            "/admin/{*rest}" => paths.push("/admin/nothing/here".into()),
+            "/admin/suppressions" => {
+                paths.push("/admin/suppressions?email=amira%40example.org".into())
+            }
+            "/admin/contacts" => {
+                for query in [
+                    "",
+                    "?q=example.org",
+                    "?q=amira%40example.org",
+                    "?q=SG13",
+                    "?constituency=E14900001",
+                    "?topic=news&consent=granted",
+                    "?page=2",
+                ] {
+                    paths.push(format!("/admin/contacts{query}"));
+                }
+            }
+            // Walked last: it ends the session.
+            "/admin/logout" => continue,
+            other => paths.push(other.to_owned()),
+        }
+        for path in paths {
+            walked += 1;
+            let body = match *method {
+                "GET" if path == "/admin/events" => {
+                    let mut events = app
+                        .client
+                        .get(format!("{}{path}", app.base))
+                        .header("cookie", olu.cookie.clone().unwrap())
+                        .send()
+                        .await
+                        .unwrap();
+                    let first =
+                        tokio::time::timeout(std::time::Duration::from_secs(5), events.chunk())
+                            .await
+                            .expect("a progress event")
+                            .unwrap()
+                            .unwrap();
+                    String::from_utf8_lossy(&first).into_owned()
+                }
+                "GET" => olu.get(&path).await.body,
+                _ => {
+                    let fields = [
+                        ("name", "Walked"),
+                        ("email", "amira@example.org"),
+                        ("source", "phone"),
+                        ("confirm", "yes"),
+                        ("version", "1"),
+                        ("at", "2030-01-01 09:00"),
+                        ("to", "olu@hq.example.org"),
+                        ("role", "admin"),
+                        ("code", "000000"),
+                        ("postcode", "SG13 8EQ"),
+                        ("topic", "news"),
+                        ("password", "x"),
+                    ];
+                    olu.submit("/admin", &path, &fields).await.body
+                }
+            };
+            leaks(&format!("{method} {path}"), &body);
+        }
+    }
+    assert!(walked > 100, "{walked} requests");
+
+    // The staff API, every route its OpenAPI document lists, with the same outsiders.
+    let document: serde_json::Value = app.openapi().await;
+    let bodies = serde_json::json!({
+        "email": "amira@example.org", "postcode": "SG13 8EQ", "topics": ["news"],
+        "source": "phone", "restricted": true, "version": 1, "to": ["olu@hq.example.org"],
+        "at": "2030-01-01 09:00", "subject": "Walked", "slug": "Not A Slug", "name": ""
+    });
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        for method in operations.as_object().unwrap().keys() {
+            let mut concrete = vec![path.clone()];
+            let substitute = |list: Vec<String>, key: &str, values: &[String]| -> Vec<String> {
+                list.into_iter()
+                    .flat_map(|p| values.iter().map(move |v| p.replace(key, v)))
+                    .collect()
+            };
+            concrete = substitute(concrete, "{contact}", &contact_targets_of(&ids, &outsiders));
+            concrete = substitute(concrete, "{id}", &[wide.to_string(), hertford.to_string()]);
+            concrete = substitute(concrete, "{postcode}", &["SG13%208EQ".to_owned()]);
+            concrete = substitute(
+                concrete,
+                "{kind}",
+                &["bounce".to_owned(), "complaint".to_owned()],
+            );
+            concrete = substitute(
+                concrete,
+                "{action}",
+                &["queue", "pause", "resume", "cancel", "retry", "submit"].map(String::from),
+            );
+            for path in concrete {
+                let request = app
+                    .client
+                    .request(
+                        method.to_uppercase().parse().unwrap(),
+                        format!("{}{path}", app.base),
+                    )
+                    .bearer_auth(token.expose());
+                let request = match method.as_str() {
+                    "get" | "delete" => request,
+                    _ => request.json(&bodies),
+                };
+                let response = request.send().await.unwrap();
+                let status = response.status();
+                let body = response.text().await.unwrap();
+                leaks(&format!("{method} {path} ({status})"), &body);
+                walked += 1;
+            }
+        }
+    }
+    assert!(walked > 150, "{walked} requests");
+    assert_eq!(
+        app.db.dump().await,
+        before,
+        "nothing outside the scope changed"
+    );
+
+    let out = olu.submit("/admin", "/admin/logout", &[]).await;
+    assert_eq!(out.location(), Some("/admin/login?done=out"));
+}
+
+fn contact_targets_of(ids: &[String], outsiders: &[&str]) -> Vec<String> {
+    ids.iter()
+        .cloned()
+        .chain(outsiders.iter().map(|s| s.to_string()))
+        .collect()
 }

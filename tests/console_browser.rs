@@ -272,9 +272,22 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
     assert_eq!(app.db.count("SELECT count(*) FROM campaigns").await, 1);
     staff.sign_out().await;
 
-    // A second person approves what they read.
+    // A second person approves what they read (the admin's own pages checked on the way).
     staff.set_password(&admin_link).await;
     staff.sign_in("admin@hq.example.org", PASSWORD).await;
+    for page in [
+        "/admin/staff",
+        "/admin/audit?action=campaign",
+        "/admin/topics",
+        "/admin/suppressions?email=amira%40example.org",
+        "/admin/account",
+    ] {
+        staff.goto(page).await;
+    }
+    staff
+        .press("form[action$='/two-factor/start'] button")
+        .await;
+    assert!(staff.text().await.contains("Scan this code"));
     staff.client.goto(&campaign_url).await.unwrap();
     staff.check().await;
     staff.press("form[action$='/approve'] button").await;

@@ -11,6 +11,8 @@ CREATE TABLE staff_users (
     password_hash TEXT,
     -- The base32 secret of a TOTP second factor, when the person turned one on.
     totp_secret   TEXT,
+    -- The last TOTP time step used: a code is taken once.
+    totp_last_step BIGINT,
     created_at    TEXT NOT NULL,
     disabled_at   TEXT
 );

@@ -6,11 +6,11 @@ use serde::Serialize;
 use super::{Actor, App, AppError, Result};
 use crate::domain::{
     ContactDraft, ContactExport, ContactRules, Email, PublicId, Scope, SignupExport,
-    SuppressionReason, Topic, TopicSlug, parse_source,
+    SuppressionExport, SuppressionReason, Topic, TopicSlug, parse_source,
 };
 use crate::store::{
-    ConsentFilter, ContactPage, ContactQuery, ErasureOutcome, RestrictionOutcome,
-    UnsuppressOutcome, Withdrawal, WithdrawalOutcome, now,
+    ConsentFilter, ConstituencySummary, ContactPage, ContactQuery, ErasureOutcome,
+    RecentSuppression, RestrictionOutcome, UnsuppressOutcome, Withdrawal, WithdrawalOutcome, now,
 };
 
 /// What a contact is checked against now: the topics that exist, and the source of a draft
@@ -55,10 +55,13 @@ pub async fn constituencies(app: &App, actor: &Actor) -> Result<Vec<(String, Opt
         .collect())
 }
 
-/// How many contacts the actor may see, and how many of them hold consent for each topic.
+/// How many contacts the actor may see, how many of them hold consent for each topic and may
+/// be mailed in each constituency, and who was suppressed lately.
 pub struct Overview {
     pub contacts: u64,
     pub topics: Vec<(Topic, u64)>,
+    pub constituencies: Vec<ConstituencySummary>,
+    pub recent: Vec<RecentSuppression>,
 }
 
 pub async fn overview(app: &App, actor: &Actor) -> Result<Overview> {
@@ -78,7 +81,20 @@ pub async fn overview(app: &App, actor: &Actor) -> Result<Overview> {
         let granted = app.store.find_contacts(scope, &query).await?.total;
         topics.push((topic, granted));
     }
-    Ok(Overview { contacts, topics })
+    let constituencies = app
+        .store
+        .constituencies(None)
+        .await?
+        .into_iter()
+        .filter(|c| scope.covers(Some(&c.code)))
+        .collect();
+    let recent = app.store.recent_suppressions(scope, 10).await?;
+    Ok(Overview {
+        contacts,
+        topics,
+        constituencies,
+        recent,
+    })
 }
 
 /// Creates a contact, or updates the one held at the address, granting the topics given. A
@@ -165,6 +181,13 @@ pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<Held> {
             None => "nothing is held on that address".into(),
         },
     ))
+}
+
+/// Whether an address is on the suppression list, why and since when. Anyone on the staff
+/// may ask: the answer holds no one's details.
+pub async fn suppression(app: &App, address: &str) -> Result<Option<SuppressionExport>> {
+    let email = Email::parse(address).map_err(|e| AppError::invalid("email", e))?;
+    Ok(app.store.suppression(&email.hash()).await?)
 }
 
 /// What recording a withdrawal did.

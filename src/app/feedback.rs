@@ -24,6 +24,22 @@ pub async fn record(
     report: &Report,
 ) -> Result<Recorded> {
     super::may_write(actor)?;
+    // A suppression silences a person for good: staff kept to some constituencies report only
+    // about their own contacts, named by address.
+    let scope = actor.scope();
+    if scope.constituencies().is_some() {
+        let FeedbackAbout::Address(email) = about else {
+            return Err(AppError::Denied(
+                "name the address: you may report only about contacts in your constituencies"
+                    .into(),
+            ));
+        };
+        if !app.store.contact_in_scope(email, scope).await? {
+            return Err(AppError::NotFound(
+                "nothing is held on that address in your constituencies".into(),
+            ));
+        }
+    }
     let (reason, detail) = match report {
         Report::Bounce { status } if !status.is_permanent() => return Ok(Recorded::Temporary),
         Report::Bounce { status } => (SuppressionReason::Bounced, format!("bounce {status}")),

@@ -6,6 +6,7 @@
 //! acts, and answers with a typed outcome or an [`AppError`] that names the field at fault. The
 //! command line, the staff API, the public pages and the demo only translate in and out.
 //!
+//! - [`audit`]: the audit log, for admins.
 //! - [`campaigns`]: create, edit, copy, preview, schedule, queue, pause, resume, cancel, retry.
 //! - [`contacts`]: save, export, withdraw, restrict, erase, unsuppress.
 //! - [`imports`]: the contacts list and the postcode directory, from any reader, with progress.
@@ -13,6 +14,7 @@
 //! - [`topics`]: what people can consent to hear about.
 //! - [`staff`]: the people who sign in to the console, their passwords, sessions and tokens.
 
+pub mod audit;
 pub mod campaigns;
 pub mod contacts;
 pub mod feedback;

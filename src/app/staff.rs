@@ -15,6 +15,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use rand::RngCore;
 
 use super::{Actor, App, AppError, Result};
 use crate::domain::{Email, Name, Password, Role, Scope, StaffName, StaffSecret, StaffTokenHash};
@@ -94,7 +95,9 @@ pub async fn renew_password_link(app: &App, actor: &Actor, email: &str) -> Resul
     }
 }
 
-pub async fn list(app: &App) -> Result<Vec<StaffUser>> {
+/// Everyone on the staff: for admins.
+pub async fn list(app: &App, actor: &Actor) -> Result<Vec<StaffUser>> {
+    super::must_be_admin(actor)?;
     Ok(app.store.staff_users().await?)
 }
 
@@ -193,9 +196,16 @@ pub struct SignedIn {
     pub member: crate::domain::StaffMember,
 }
 
-/// Checks an address and password and opens a session. Every failure says the same, whatever
-/// was wrong; too many tries for one address or from one IP are refused before checking.
-pub async fn sign_in(app: &App, email: &str, password: &str, ip: IpAddr) -> Result<SignedIn> {
+/// Checks an address and password (and, for someone who turned it on, a code of their second
+/// factor) and opens a session. A wrong address or password says the same, whatever was
+/// wrong; too many tries for one address or from one IP are refused before checking.
+pub async fn sign_in(
+    app: &App,
+    email: &str,
+    password: &str,
+    code: &str,
+    ip: IpAddr,
+) -> Result<SignedIn> {
     let refused = || AppError::invalid("password", "that address and password do not match");
     let email = Email::parse(email).map_err(|_| refused())?;
     app.sign_in_throttle.check(&email, ip)?;
@@ -205,6 +215,20 @@ pub async fn sign_in(app: &App, email: &str, password: &str, ip: IpAddr) -> Resu
     let Some(record) = record.filter(|_| matches) else {
         return Err(refused());
     };
+    if let Some(secret) = &record.totp_secret {
+        let step = totp_step(secret, email.normalized(), code)?.ok_or_else(|| {
+            AppError::invalid(
+                "code",
+                "enter the 6-digit code your authenticator app shows now",
+            )
+        })?;
+        if !app.store.spend_totp_step(record.id, step).await? {
+            return Err(AppError::invalid(
+                "code",
+                "that code was used already; wait for the next one",
+            ));
+        }
+    }
     let session = StaffSecret::generate();
     let form_token = StaffSecret::generate();
     app.store
@@ -351,5 +375,109 @@ impl SignInThrottle {
         Err(AppError::Limited(
             "too many sign-in attempts; wait a few minutes and try again".to_owned(),
         ))
+    }
+}
+
+/// What an authenticator app is given to turn a second factor on: the secret (to type) and the
+/// otpauth link (to scan).
+pub struct TotpEnrolment {
+    /// Base32, as apps take it typed.
+    pub secret: String,
+    pub uri: String,
+}
+
+/// The issuer authenticator apps show beside the code.
+const TOTP_ISSUER: &str = "canvass";
+
+fn totp(secret: &str, account: &str) -> Result<totp_rs::TOTP> {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .map_err(|_| AppError::invalid("secret", "start again: the secret was damaged"))?;
+    // One step either side is checked by hand, so that the step that matched is known.
+    totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        0,
+        30,
+        bytes,
+        Some(TOTP_ISSUER.to_owned()),
+        account.to_owned(),
+    )
+    .map_err(|e| AppError::invalid("secret", e))
+}
+
+/// The time step `code` belongs to (now, or one step either side for clocks that differ), or
+/// `None` when it is no code of `secret`'s.
+fn totp_step(secret: &str, account: &str, code: &str) -> Result<Option<i64>> {
+    use subtle::ConstantTimeEq;
+    let totp = totp(secret, account)?;
+    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    let now = Utc::now().timestamp();
+    let step = now / 30;
+    Ok([step - 1, step, step + 1].into_iter().find(|&candidate| {
+        let expected = totp.generate(candidate as u64 * 30);
+        bool::from(expected.as_bytes().ct_eq(code.as_bytes()))
+    }))
+}
+
+/// A new secret for `account` (the person's address) to turn their second factor on with.
+pub fn start_totp(account: &str) -> Result<TotpEnrolment> {
+    let mut bytes = [0u8; 20];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = totp_rs::Secret::Raw(bytes.to_vec())
+        .to_encoded()
+        .to_string();
+    let uri = totp(&secret, account)?.get_url();
+    Ok(TotpEnrolment { secret, uri })
+}
+
+/// The otpauth link of a secret being turned on (to show its QR code again).
+pub fn enrolment_uri(secret: &str, account: &str) -> Result<String> {
+    Ok(totp(secret, account)?.get_url())
+}
+
+/// Turns the signed-in person's second factor on, once their app shows a code of `secret`.
+pub async fn confirm_totp(
+    app: &App,
+    actor: &Actor,
+    user: i64,
+    secret: &str,
+    code: &str,
+) -> Result<()> {
+    let account = actor_name(actor);
+    let step = totp_step(secret, &account, code)?.ok_or_else(|| {
+        AppError::invalid(
+            "code",
+            "that is not the code the app shows now; check the phone's clock and try again",
+        )
+    })?;
+    app.store.set_totp(user, Some(secret), actor).await?;
+    app.store.spend_totp_step(user, step).await?;
+    Ok(())
+}
+
+/// Turns the signed-in person's second factor off, given a code of it.
+pub async fn turn_off_totp(app: &App, actor: &Actor, user: i64, code: &str) -> Result<()> {
+    let Some(secret) = app.store.totp_secret(user).await? else {
+        return Ok(());
+    };
+    if totp_step(&secret, &actor_name(actor), code)?.is_none() {
+        return Err(AppError::invalid(
+            "code",
+            "enter the code your authenticator app shows now",
+        ));
+    }
+    Ok(app.store.set_totp(user, None, actor).await?)
+}
+
+/// Whether the person has a second factor on.
+pub async fn has_totp(app: &App, user: i64) -> Result<bool> {
+    Ok(app.store.totp_secret(user).await?.is_some())
+}
+
+fn actor_name(actor: &Actor) -> String {
+    match actor {
+        Actor::Staff(member) => member.name.clone(),
+        other => other.to_string(),
     }
 }

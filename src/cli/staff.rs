@@ -100,7 +100,7 @@ async fn user(app: &App, command: UserCommand) -> anyhow::Result<()> {
             print_link(&added);
         }
         UserCommand::List => {
-            for user in app::staff::list(app).await.map_err(refused)? {
+            for user in app::staff::list(app, operator).await.map_err(refused)? {
                 let scope = user
                     .scope
                     .as_list()

@@ -92,6 +92,17 @@ pub struct ContactLine {
     pub created_at: DateTime<Utc>,
 }
 
+/// A contact lately suppressed.
+#[derive(Debug, Clone)]
+pub struct RecentSuppression {
+    pub at: DateTime<Utc>,
+    /// `unsubscribed`, `bounced` or `complaint`.
+    pub reason: String,
+    pub public_id: PublicId,
+    pub email: String,
+    pub name: Option<String>,
+}
+
 /// A page of contacts, and how many match in all.
 #[derive(Debug, Clone)]
 pub struct ContactPage {
@@ -354,6 +365,49 @@ impl Store {
             }
         }
         Ok(outside)
+    }
+
+    /// The latest suppressions of contacts `scope` holds (unsubscribes, bounces, complaints),
+    /// newest first: when, why, and who.
+    pub async fn recent_suppressions(
+        &self,
+        scope: &Scope,
+        limit: u32,
+    ) -> Result<Vec<RecentSuppression>> {
+        let mut clause = Clause::default();
+        clause.scope(scope);
+        clause.push("s.reason <> 'erased'");
+        let limit = clause.bind(Bind::Int(i64::from(limit)));
+        let sql = format!(
+            "SELECT s.updated_at, s.reason, c.public_id, c.email, c.name \
+             {FROM} JOIN suppressions s ON s.email_hash = c.email_hash{} \
+             ORDER BY s.updated_at DESC LIMIT {limit}",
+            clause.sql
+        );
+        type Row = (DateTime<Utc>, String, String, String, Option<String>);
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            let mut query = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql));
+            for bind in &clause.binds {
+                query = match bind {
+                    Bind::Text(text) => query.bind(text.clone()),
+                    Bind::Int(int) => query.bind(*int),
+                };
+            }
+            query.fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|(at, reason, public_id, email, name)| {
+                Ok(RecentSuppression {
+                    at,
+                    reason,
+                    public_id: public_id
+                        .parse()
+                        .map_err(|e| decode_error("contact public id", e))?,
+                    email,
+                    name,
+                })
+            })
+            .collect()
     }
 
     /// Whether a contact is held at `email` within `scope`.

@@ -6,6 +6,7 @@
 //! compiler checks it for both. Where the engines really differ (DDL types, bulk loading) the
 //! difference is spelled out beside the shared statement.
 
+mod audit;
 mod campaigns;
 mod changes;
 mod consent;
@@ -34,6 +35,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
+pub use audit::{AUDIT_PAGE, AuditQuery};
 pub use campaigns::{
     ApproveOutcome, Campaign, QueueOutcome, Recipient, RetryOutcome, StateChange,
     StateChangeOutcome,
@@ -43,6 +45,7 @@ pub use changes::{Change, Changes, Recheck};
 pub use consent::ConsentChange;
 pub use contact_lists::{
     CONTACTS_PAGE, ConsentFilter, ContactLine, ContactPage, ContactQuery, ContactSearch,
+    RecentSuppression,
 };
 pub use contacts::{
     ContactImportOutcome, ErasureOutcome, FeedbackAbout, RestrictionOutcome, UnsuppressOutcome,

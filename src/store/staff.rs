@@ -494,6 +494,15 @@ impl Store {
                 .bind(link_expires)
                 .execute(&mut *tx)
                 .await?;
+                // A new link is how someone who lost their phone gets back in: their second
+                // factor goes with the old password, and they turn it on again.
+                sqlx::query(
+                    "UPDATE staff_users SET totp_secret = NULL, totp_last_step = NULL \
+                     WHERE id = $1",
+                )
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
                 insert_audit!(&mut *tx, actor: actor, action: "staff_user.password_link",
                     contact: None::<i64>, detail: Some(email.normalized().to_owned()),
                     ip: None::<String>)?;
@@ -594,6 +603,57 @@ impl Store {
             display_name: name,
             form_token,
         }))
+    }
+
+    /// Turns person `user`'s second factor on (with its base32 secret) or off.
+    pub async fn set_totp(&self, user: i64, secret: Option<&str>, actor: &Actor) -> Result<()> {
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            sqlx::query(
+                "UPDATE staff_users SET totp_secret = $2, totp_last_step = NULL WHERE id = $1",
+            )
+            .bind(user)
+            .bind(secret)
+            .execute(&mut *tx)
+            .await?;
+            let action = match secret {
+                Some(_) => "staff_user.two_factor_on",
+                None => "staff_user.two_factor_off",
+            };
+            insert_audit!(&mut *tx, actor: actor, action: action, contact: None::<i64>,
+                detail: None::<String>, ip: None::<String>)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The base32 secret of person `user`'s second factor, if they turned one on.
+    pub async fn totp_secret(&self, user: i64) -> Result<Option<String>> {
+        let secret: Option<Option<String>> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT totp_secret FROM staff_users WHERE id = $1")
+                .bind(user)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(secret.flatten())
+    }
+
+    /// Spends TOTP time step `step` of person `user`: `false` when it, or a later one, was
+    /// used already (a code is taken once).
+    pub async fn spend_totp_step(&self, user: i64, step: i64) -> Result<bool> {
+        let spent = on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await?;
+            sqlx::query(
+                "UPDATE staff_users SET totp_last_step = $2 \
+                 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+            )
+            .bind(user)
+            .bind(step)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(spent > 0)
     }
 
     /// Ends a session (signing out, or one found dead).

@@ -114,6 +114,18 @@ impl TestApp {
         }
     }
 
+    /// The staff API's OpenAPI document, as served.
+    pub async fn openapi(&self) -> serde_json::Value {
+        self.client
+            .get(format!("{}/api/v1/openapi.json", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     /// The public id of the contact with this address.
     pub async fn public_id(&self, email: &str) -> PublicId {
         self.export(email).await.public_id

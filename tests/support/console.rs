@@ -83,7 +83,15 @@ impl Answer {
                 _ => {}
             }
         }
-        text.split_whitespace().collect::<Vec<_>>().join(" ")
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .replace("&#x27;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&#x3D;", "=")
+            .replace("&amp;", "&")
     }
 }
 

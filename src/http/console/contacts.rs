@@ -5,10 +5,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::session::Signed;
-use super::{Layout, Problem, render};
-use crate::app::{self, contacts::Held};
-use crate::domain::{ConstituencyCode, TopicSlug};
+use super::session::{SessionForm, Signed};
+use super::{Layout, Problem, render, see_other};
+use crate::app::contacts::{Held, Withdrawn};
+use crate::app::{self, AppError};
+use crate::domain::{ConstituencyCode, ContactDraft, ContactExport, TopicSlug};
 use crate::http::AppState;
 use crate::store::{CONTACTS_PAGE, ConsentFilter, ContactQuery, ContactSearch};
 
@@ -25,6 +26,9 @@ pub struct Filters {
     consent: String,
     #[serde(default)]
     page: Option<u32>,
+    /// Set after an erasure.
+    #[serde(default, skip_serializing)]
+    done: Option<String>,
 }
 
 impl Filters {
@@ -92,6 +96,7 @@ struct ListData {
     constituencies: Vec<Choice>,
     topics: Vec<Choice>,
     consents: Vec<Choice>,
+    notice: Option<&'static str>,
 }
 
 pub async fn list(
@@ -153,7 +158,14 @@ async fn list_data(
         label: label.to_owned(),
     })
     .collect();
+    let notice = match filters.done.as_deref() {
+        Some("erased") => Some(
+            "Erased: nothing is held on the person but a hashed suppression entry, so that they are never imported or mailed again.",
+        ),
+        _ => None,
+    };
     Ok(ListData {
+        notice,
         previous: (page > 1).then(|| filters.link(query.page - 1)),
         next: (last < found.total).then(|| filters.link(query.page + 1)),
         contacts: found
@@ -182,24 +194,213 @@ async fn list_data(
     })
 }
 
-/// One person: everything held, as an access request would give it.
+#[derive(Serialize)]
+struct DetailsData {
+    id: String,
+    #[serde(flatten)]
+    held: Box<ContactExport>,
+    topics: Vec<Choice>,
+    writes: bool,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+/// One person: everything held, as an access request would give it, and what staff may do.
 pub async fn details(
     State(state): State<AppState>,
     signed: Signed,
     Path(id): Path<String>,
 ) -> Response {
-    let held = match app::contacts::export(&state.app, &signed.actor(), &id).await {
+    details_page(&state, &signed, &id, StatusCode::OK, None, None).await
+}
+
+async fn details_page(
+    state: &AppState,
+    signed: &Signed,
+    id: &str,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let held = match app::contacts::export(&state.app, &signed.actor(), id).await {
         Ok(Held::Contact(export)) => export,
         Ok(Held::Signups { .. }) => {
-            return Problem::NotFound("No contact has that id.".into()).page(&state, Some(&signed));
+            return Problem::NotFound("No contact has that id.".into()).page(state, Some(signed));
         }
-        Err(error) => return Problem::from(error).page(&state, Some(&signed)),
+        Err(error) => return Problem::from(error).page(state, Some(signed)),
+    };
+    let topics = match app::topics::list(&state.app).await {
+        Ok(topics) => topics,
+        Err(error) => return Problem::from(error).page(state, Some(signed)),
+    };
+    let topics = topics
+        .into_iter()
+        .map(|topic| Choice {
+            selected: held
+                .consents
+                .iter()
+                .any(|c| c.granted && c.topic == topic.slug.as_str()),
+            value: topic.slug.as_str().to_owned(),
+            label: topic.name,
+        })
+        .collect();
+    let data = DetailsData {
+        id: held.public_id.to_string(),
+        held,
+        topics,
+        writes: signed.session.member.role.writes(),
+        notice,
+        error,
     };
     render(
-        &state,
-        StatusCode::OK,
+        state,
+        status,
         "contact",
-        Layout::new("Contact", "contacts", Some(&signed)),
-        held,
+        Layout::new("Contact", "contacts", Some(signed)),
+        data,
     )
+}
+
+/// The fields of a contact's forms, as posted (a field repeated, such as `topic`, is kept
+/// whole).
+struct Posted(Vec<(String, String)>);
+
+impl Posted {
+    fn one(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default()
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .collect()
+    }
+}
+
+/// What a button on a person's page does: save their details (and consents they gave), record
+/// a withdrawal they asked for, restrict or unrestrict them, erase them.
+pub async fn act(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+) -> Response {
+    let posted = Posted(pairs);
+    let (app, actor) = (&state.app, &signed.actor());
+    let done: Result<String, AppError> = match action.as_str() {
+        "save" => {
+            let held = match app::contacts::export(app, actor, &id).await {
+                Ok(Held::Contact(held)) => held,
+                Ok(Held::Signups { .. }) => {
+                    return Problem::NotFound("No contact has that id.".into())
+                        .page(&state, Some(&signed));
+                }
+                Err(error) => return Problem::from(error).page(&state, Some(&signed)),
+            };
+            // Only a topic newly ticked records a consent (and needs to say how it was given);
+            // unticking is no withdrawal: that has its own form.
+            let ticked = posted.all("topic");
+            let new_topics: Vec<&str> = ticked
+                .iter()
+                .map(String::as_str)
+                .filter(|topic| {
+                    !held
+                        .consents
+                        .iter()
+                        .any(|c| c.granted && c.topic.as_str() == *topic)
+                })
+                .collect();
+            let source = match (posted.one("source").trim(), new_topics.is_empty()) {
+                ("", true) => "staff console",
+                (source, _) => source,
+            };
+            let draft = ContactDraft {
+                email: &held.email,
+                name: posted.one("name"),
+                postcode: posted.one("postcode"),
+                date_of_birth: posted.one("date_of_birth"),
+                topics: new_topics,
+                source,
+                ..ContactDraft::default()
+            };
+            app::contacts::save(app, actor, &draft)
+                .await
+                .map(|_| "Saved.".to_owned())
+        }
+        "withdraw" => {
+            let topics = posted.all("topic");
+            let note = Some(posted.one("note")).filter(|n| !n.trim().is_empty());
+            app::contacts::withdraw(app, actor, &id, &topics, posted.one("source"), note)
+                .await
+                .map(|withdrawn| match withdrawn {
+                    Withdrawn::Topics(n) => format!("Withdrawal recorded for {n} topic(s)."),
+                    _ => "Unsubscribed from everything: never mailed again.".to_owned(),
+                })
+        }
+        "restrict" => app::contacts::restrict(app, actor, &id, true)
+            .await
+            .map(|_| "Restricted: kept, never mailed.".to_owned()),
+        "unrestrict" => app::contacts::restrict(app, actor, &id, false)
+            .await
+            .map(|_| "No longer restricted.".to_owned()),
+        "erase" => {
+            if posted.one("confirm") != "yes" {
+                Err(AppError::invalid(
+                    "confirm",
+                    "tick the box to confirm the person asked to be erased",
+                ))
+            } else {
+                match app::contacts::erase(app, actor, &id).await {
+                    Ok(_) => return see_other("/admin/contacts?done=erased"),
+                    Err(error) => Err(error),
+                }
+            }
+        }
+        _ => Err(AppError::NotFound("no such action".into())),
+    };
+    match done {
+        Ok(notice) => details_page(&state, &signed, &id, StatusCode::OK, Some(notice), None).await,
+        Err(AppError::Invalid { field, message }) => {
+            let message = format!("{}: {message}", field.replace('_', " "));
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            details_page(&state, &signed, &id, status, None, Some(message)).await
+        }
+        Err(error @ (AppError::Conflict { .. } | AppError::Denied(_))) => {
+            let status = match &error {
+                AppError::Denied(_) => StatusCode::FORBIDDEN,
+                _ => StatusCode::CONFLICT,
+            };
+            details_page(&state, &signed, &id, status, None, Some(error.to_string())).await
+        }
+        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+    }
+}
+
+/// Everything held on the person, as the file they are entitled to (an access request).
+pub async fn download(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    match app::contacts::export(&state.app, &signed.actor(), &id).await {
+        Ok(held) => (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"contact.json\"",
+                ),
+            ],
+            serde_json::to_string_pretty(&held).unwrap_or_default(),
+        )
+            .into_response(),
+        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+    }
 }

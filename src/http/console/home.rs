@@ -1,15 +1,25 @@
-//! The dashboard: what the signed-in person's constituencies hold, and the campaigns in flight.
+//! The dashboard: what the signed-in person's constituencies hold, the campaigns in flight
+//! with their progress (kept live by server-sent events), and who was suppressed lately.
+
+use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
 use serde::Serialize;
 
 use super::session::Signed;
 use super::{Layout, Problem, render};
 use crate::app;
+use crate::app::Actor;
 use crate::domain::CampaignState;
 use crate::http::AppState;
+
+/// How often the dashboard's progress is sent again.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Serialize)]
 struct TopicLine {
@@ -19,17 +29,37 @@ struct TopicLine {
 }
 
 #[derive(Serialize)]
+struct ConstituencyLine {
+    code: String,
+    name: String,
+    mailable: u64,
+}
+
+#[derive(Serialize)]
 struct InFlight {
     id: i64,
     name: String,
     state: &'static str,
+    sent: u64,
+    total: u64,
+    percent: u64,
+}
+
+#[derive(Serialize)]
+struct Suppressed {
+    at: String,
+    reason: String,
+    id: String,
+    who: String,
 }
 
 #[derive(Serialize)]
 struct Data {
     contacts: u64,
     topics: Vec<TopicLine>,
+    constituencies: Vec<ConstituencyLine>,
     in_flight: Vec<InFlight>,
+    recent: Vec<Suppressed>,
     scope: Option<String>,
 }
 
@@ -46,19 +76,36 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Response {
     }
 }
 
+/// The campaigns sending or paused that the actor sees, with how far each has gone.
+async fn in_flight(state: &AppState, actor: &Actor) -> Result<Vec<InFlight>, Problem> {
+    let mut lines = Vec::new();
+    for campaign in app::campaigns::list(&state.app, actor).await? {
+        if !matches!(
+            campaign.state,
+            CampaignState::Queued | CampaignState::Paused
+        ) {
+            continue;
+        }
+        let counts = app::campaigns::status(&state.app, actor, campaign.id)
+            .await?
+            .deliveries;
+        let total = counts.queued + counts.sent + counts.failed + counts.skipped;
+        let done = total - counts.queued;
+        lines.push(InFlight {
+            id: campaign.id,
+            name: campaign.name,
+            state: campaign.state.as_str(),
+            sent: counts.sent,
+            total,
+            percent: (done * 100).checked_div(total).unwrap_or(100),
+        });
+    }
+    Ok(lines)
+}
+
 async fn data(state: &AppState, signed: &Signed) -> Result<Data, Problem> {
     let actor = signed.actor();
     let overview = app::contacts::overview(&state.app, &actor).await?;
-    let in_flight = app::campaigns::list(&state.app, &signed.actor())
-        .await?
-        .into_iter()
-        .filter(|c| matches!(c.state, CampaignState::Queued | CampaignState::Paused))
-        .map(|c| InFlight {
-            id: c.id,
-            name: c.name,
-            state: c.state.as_str(),
-        })
-        .collect();
     Ok(Data {
         contacts: overview.contacts,
         topics: overview
@@ -70,7 +117,58 @@ async fn data(state: &AppState, signed: &Signed) -> Result<Data, Problem> {
                 granted,
             })
             .collect(),
-        in_flight,
+        constituencies: overview
+            .constituencies
+            .into_iter()
+            .map(|c| ConstituencyLine {
+                name: c.name.unwrap_or_else(|| c.code.clone()),
+                code: c.code,
+                mailable: c.mailable,
+            })
+            .collect(),
+        in_flight: in_flight(state, &actor).await?,
+        recent: overview
+            .recent
+            .into_iter()
+            .map(|s| Suppressed {
+                at: s.at.format("%-d %b %H:%M").to_string(),
+                reason: s.reason,
+                id: s.public_id.to_string(),
+                who: s.name.unwrap_or(s.email),
+            })
+            .collect(),
         scope: signed.session.member.scope.as_list(),
     })
+}
+
+#[derive(Serialize)]
+struct Progress {
+    in_flight: Vec<InFlight>,
+}
+
+/// The campaigns in flight, sent again every two seconds as a `progress` event (the
+/// dashboard's htmx swaps it in), for as long as the page is open and the session lives.
+pub async fn events(
+    State(state): State<AppState>,
+    signed: Signed,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = futures_util::stream::unfold(
+        (state, signed, tokio::time::interval(PROGRESS_EVERY)),
+        |(state, signed, mut ticks)| async move {
+            ticks.tick().await;
+            // A session that ended (signed out, disabled, idle) ends its stream.
+            match app::staff::session(&state.app, &signed.secret).await {
+                Ok(Some(_)) => {}
+                _ => return None,
+            }
+            let lines = in_flight(&state, &signed.actor()).await.unwrap_or_default();
+            let html = state
+                .console
+                .try_render("in_flight", &Progress { in_flight: lines })
+                .unwrap_or_default();
+            let event = Event::default().event("progress").data(html);
+            Some((Ok(event), (state, signed, ticks)))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
 }

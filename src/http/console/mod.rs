@@ -9,12 +9,15 @@
 //! What a page shows comes from the application within the signed-in person's role and
 //! constituencies; no template decides who sees what.
 
+mod account;
 mod campaigns;
 mod contacts;
 mod home;
 mod imports;
+mod records;
 mod session;
 mod sign_in;
+mod staff;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -49,12 +52,19 @@ pub const PAGES: &[(&str, &str)] = templates!(
     "campaign_form",
     "import",
     "import_job",
+    "topics",
+    "suppressions",
+    "audit",
+    "staff",
+    "account",
+    "in_flight",
 );
 
 /// The console's stylesheet and htmx (2.x, vendored by `scripts/vendor.sh`), served from
 /// `/admin/static/`.
 const STYLESHEET: &str = include_str!("../../../templates/console/console.css");
 const HTMX: &str = include_str!("../../../templates/console/vendor/htmx.min.js");
+const HTMX_SSE: &str = include_str!("../../../templates/console/vendor/sse.js");
 
 /// Pages hold personal data and act at once: nothing from elsewhere, no framing, no inline
 /// script or style.
@@ -66,8 +76,11 @@ pub fn router(state: AppState) -> Router<AppState> {
     let signed_in = Router::new()
         .route("/admin", get(home::page))
         .route("/admin/", get(home::page))
+        .route("/admin/events", get(home::events))
         .route("/admin/contacts", get(contacts::list))
         .route("/admin/contacts/{id}", get(contacts::details))
+        .route("/admin/contacts/{id}/export.json", get(contacts::download))
+        .route("/admin/contacts/{id}/{action}", post(contacts::act))
         .route(
             "/admin/campaigns",
             get(campaigns::list).post(campaigns::create),
@@ -88,6 +101,19 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/admin/import/{id}", get(imports::job))
         .route("/admin/import/{id}/rejected.csv", get(imports::rejected))
+        .route(
+            "/admin/topics",
+            get(records::topics).post(records::add_topic),
+        )
+        .route("/admin/suppressions", get(records::suppressions))
+        .route("/admin/audit", get(records::audit))
+        .route("/admin/staff", get(staff::page))
+        .route("/admin/staff/{action}", post(staff::act))
+        .route("/admin/account", get(account::show))
+        .route(
+            "/admin/account/two-factor/{step}",
+            post(account::two_factor),
+        )
         .route("/admin/logout", post(sign_in::sign_out))
         .route("/admin/{*rest}", get(not_found).post(not_found))
         .route_layer(middleware::from_fn_with_state(
@@ -101,7 +127,8 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(sign_in::password_page).post(sign_in::set_password),
         )
         .route("/admin/static/console.css", get(stylesheet))
-        .route("/admin/static/htmx.min.js", get(htmx));
+        .route("/admin/static/htmx.min.js", get(|| script(HTMX)))
+        .route("/admin/static/sse.js", get(|| script(HTMX_SSE)));
     Router::new()
         .merge(signed_in)
         .merge(open)
@@ -135,10 +162,10 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
-async fn htmx() -> Response {
+async fn script(source: &'static str) -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        HTMX,
+        source,
     )
         .into_response()
 }

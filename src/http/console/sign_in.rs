@@ -66,17 +66,28 @@ fn login_page(state: &AppState, status: StatusCode, data: LoginData) -> Response
 pub struct Credentials {
     email: String,
     password: String,
+    /// The second factor's code, for those who turned it on.
+    #[serde(default)]
+    code: String,
 }
 
 /// Checks the address and password; on success a new session (any session the browser had
 /// ends: the cookie is never reused across a sign-in) and the dashboard.
 pub async fn sign_in(
     State(state): State<AppState>,
-    ClientIp(client): ClientIp,
+    client: ClientIp,
     headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Response {
-    match app::staff::sign_in(&state.app, &form.email, &form.password, client).await {
+    let signed_in = app::staff::sign_in(
+        &state.app,
+        &form.email,
+        &form.password,
+        &form.code,
+        client.limit_key(),
+    )
+    .await;
+    match signed_in {
         Ok(signed_in) => {
             if let Some(old) = session::presented(&state, &headers) {
                 let _ = app::staff::sign_out(&state.app, &old).await;

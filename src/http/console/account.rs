@@ -1,0 +1,124 @@
+//! The signed-in person's own account: who they are to canvass, and their second factor
+//! (TOTP, as authenticator apps make it), turned on with a code from the app and off with one.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use qrcodegen::{QrCode, QrCodeEcc};
+use serde::{Deserialize, Serialize};
+
+use super::session::{SessionForm, Signed};
+use super::{Layout, Problem, render};
+use crate::app::{self, AppError};
+use crate::http::AppState;
+
+#[derive(Serialize, Default)]
+struct Data {
+    email: String,
+    role: &'static str,
+    constituencies: String,
+    two_factor: bool,
+    /// While turning it on: the secret to type, and its QR code to scan.
+    secret: Option<String>,
+    qr: Option<String>,
+    notice: Option<&'static str>,
+    error: Option<String>,
+}
+
+async fn page(state: &AppState, signed: &Signed, status: StatusCode, mut data: Data) -> Response {
+    let member = &signed.session.member;
+    data.two_factor = match app::staff::has_totp(&state.app, signed.session.user).await {
+        Ok(on) => on,
+        Err(error) => return Problem::from(error).page(state, Some(signed)),
+    };
+    data.email = member.name.clone();
+    data.role = member.role.as_str();
+    data.constituencies = member.scope.as_list().unwrap_or_else(|| "all".into());
+    render(
+        state,
+        status,
+        "account",
+        Layout::new("Your account", "account", Some(signed)),
+        data,
+    )
+}
+
+pub async fn show(State(state): State<AppState>, signed: Signed) -> Response {
+    page(&state, &signed, StatusCode::OK, Data::default()).await
+}
+
+#[derive(Deserialize)]
+pub struct TwoFactor {
+    #[serde(default)]
+    secret: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Starts, confirms or turns off the second factor.
+pub async fn two_factor(
+    State(state): State<AppState>,
+    axum::extract::Path(step): axum::extract::Path<String>,
+    SessionForm(signed, form): SessionForm<TwoFactor>,
+) -> Response {
+    let (app, actor, user) = (&state.app, &signed.actor(), signed.session.user);
+    let mut data = Data::default();
+    let done = match step.as_str() {
+        "start" => app::staff::start_totp(&signed.session.member.name).map(|enrolment| {
+            data.qr = Some(qr_image(&enrolment.uri));
+            data.secret = Some(enrolment.secret);
+        }),
+        "confirm" => app::staff::confirm_totp(app, actor, user, &form.secret, &form.code)
+            .await
+            .map(|()| {
+                data.notice = Some("Two-factor sign-in is on: you will be asked for a code.")
+            }),
+        "off" => app::staff::turn_off_totp(app, actor, user, &form.code)
+            .await
+            .map(|()| data.notice = Some("Two-factor sign-in is off.")),
+        _ => Err(AppError::NotFound("no such step".into())),
+    };
+    match done {
+        Ok(()) => page(&state, &signed, StatusCode::OK, data).await,
+        Err(AppError::Invalid { message, .. }) => {
+            if step == "confirm" {
+                // The same secret again, to try another code.
+                if let Ok(uri) =
+                    app::staff::enrolment_uri(&form.secret, &signed.session.member.name)
+                {
+                    data.qr = Some(qr_image(&uri));
+                    data.secret = Some(form.secret.clone());
+                }
+            }
+            data.error = Some(message);
+            page(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, data).await
+        }
+        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+    }
+}
+
+/// `text` as a QR code: an SVG image in a `data:` URL (the console's policy takes those).
+fn qr_image(text: &str) -> String {
+    let Ok(code) = QrCode::encode_text(text, QrCodeEcc::Medium) else {
+        return String::new();
+    };
+    let size = code.size();
+    let border = 4;
+    let mut path = String::new();
+    for y in 0..size {
+        for x in 0..size {
+            if code.get_module(x, y) {
+                path.push_str(&format!("M{},{}h1v1h-1z", x + border, y + border));
+            }
+        }
+    }
+    let full = size + 2 * border;
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {full} {full}\" \
+         shape-rendering=\"crispEdges\"><rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\
+         <path d=\"{path}\" fill=\"#000\"/></svg>"
+    );
+    format!("data:image/svg+xml;base64,{}", STANDARD.encode(svg))
+}
