@@ -239,6 +239,17 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
             "Dear {{contact.name}},\n\nWe knock on **doors** on Saturday.",
         )
         .await;
+    // The live part counts and shows it as it is written.
+    staff
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//section[@id='trial']//p[contains(., '2 people')]",
+        ))
+        .await
+        .unwrap();
+    staff.check().await;
     staff.press("form.stack button[type=submit]").await;
     let campaign_url = staff.client.current_url().await.unwrap().to_string();
     let page = staff.text().await;

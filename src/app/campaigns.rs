@@ -361,6 +361,46 @@ pub async fn audience(
     Ok(app.store.audience_by_constituency(id, today).await?)
 }
 
+/// A campaign as it is being written, before it is saved: who it would reach today by
+/// constituency, and its message rendered with sample values (its links inert).
+pub struct Trial {
+    pub audience: Vec<(Option<String>, Option<String>, u64)>,
+    pub subject: String,
+    pub bodies: Bodies,
+}
+
+/// Tries a draft as `create` would take it, storing nothing: the composer's live count and
+/// preview.
+pub async fn trial(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<Trial> {
+    let campaign = parse(app, draft).await?;
+    let today = Utc::now().date_naive();
+    let audience = app
+        .store
+        .draft_audience_by_constituency(&campaign, actor.scope(), today)
+        .await?;
+    let templates = Templates::compile_in_background(&campaign)
+        .await
+        .map_err(template_error)?;
+    let topic = app
+        .store
+        .list_topics()
+        .await?
+        .into_iter()
+        .find(|t| t.slug == campaign.topic)
+        .ok_or_else(|| no_topic(campaign.topic.as_str()))?;
+    let vars = MessageVars::trial(None, campaign.event.as_ref(), &app.base_url);
+    let footer = Footer {
+        publisher: &app.publisher,
+        topic: &topic.name,
+    };
+    let bodies = templates.render(&vars, &footer).map_err(template_error)?;
+    Ok(Trial {
+        audience,
+        subject: campaign.subject,
+        bodies,
+    })
+}
+
 /// Asks for a second person's approval of the draft as it is.
 pub async fn submit(app: &App, actor: &Actor, id: i64) -> Result<()> {
     super::may_write(actor)?;

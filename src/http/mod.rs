@@ -61,6 +61,8 @@ pub struct AppState {
     console: Arc<Pages>,
     /// The console's contact imports under way or done.
     imports: Arc<console::Imports>,
+    /// Drafts tried in the console's composer.
+    trials: Arc<console::Trials>,
     metrics: Arc<Metrics>,
     unsubscriber: Unsubscriber,
     /// Who the emails come from, as the pages name them.
@@ -112,6 +114,7 @@ impl Application {
             pages: Arc::new(pages),
             console: Arc::new(console),
             imports: Arc::default(),
+            trials: Arc::default(),
             metrics: settings.metrics,
             sender: app.publisher.organisation.as_str().into(),
             app,

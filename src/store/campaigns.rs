@@ -580,6 +580,85 @@ impl Store {
             .collect())
     }
 
+    /// Who a campaign not yet saved would reach on `on`, by constituency, largest first: the
+    /// same rule ([`ELIGIBLE`]) over the draft's topic, audience and limit, given to the
+    /// statement as common table expressions that stand in for the tables of a saved one.
+    pub async fn draft_audience_by_constituency(
+        &self,
+        campaign: &NewCampaign,
+        limit: &Scope,
+        on: NaiveDate,
+    ) -> Result<Vec<(Option<String>, Option<String>, u64)>> {
+        let audience: Vec<(&str, String)> = campaign
+            .audience
+            .constituencies
+            .iter()
+            .map(|c| ("constituency", c.as_str().to_owned()))
+            .chain(campaign.audience.postcodes.iter().map(|p| {
+                let kind = match p {
+                    PostcodePrefix::Area(_) => "area",
+                    PostcodePrefix::District(_) => "district",
+                    PostcodePrefix::Sector(_) => "sector",
+                };
+                (kind, p.as_str().to_owned())
+            }))
+            .collect();
+        let limits: Vec<&str> = limit
+            .constituencies()
+            .unwrap_or_default()
+            .iter()
+            .map(ConstituencyCode::as_str)
+            .collect();
+        // $1 the campaign (0), $2 the birth date, $3 the topic, $4 limited; then the values.
+        let mut next = 5;
+        let mut rows = vec!["SELECT CAST(0 AS BIGINT), '', '' WHERE 1 = 0".to_owned()];
+        for _ in &audience {
+            rows.push(format!(
+                "SELECT CAST(0 AS BIGINT), ${}, ${}",
+                next,
+                next + 1
+            ));
+            next += 2;
+        }
+        let mut limit_rows = vec!["SELECT CAST(0 AS BIGINT), '' WHERE 1 = 0".to_owned()];
+        for _ in &limits {
+            limit_rows.push(format!("SELECT CAST(0 AS BIGINT), ${next}"));
+            next += 1;
+        }
+        let sql = format!(
+            "WITH campaign_audience (campaign_id, kind, value) AS ({}), \
+                  campaign_limits (campaign_id, constituency_code) AS ({}), \
+                  campaigns (id, topic_id, limited) AS \
+                      (SELECT CAST($1 AS BIGINT), t.id, $4 FROM topics t WHERE t.slug = $3) \
+             SELECT p.constituency_code, n.name, count(*) \
+             FROM campaigns k, contacts c \
+             LEFT JOIN postcodes p ON p.postcode = c.postcode \
+             LEFT JOIN constituencies n ON n.code = p.constituency_code \
+             WHERE k.id = $1 AND {ELIGIBLE} \
+             GROUP BY p.constituency_code, n.name ORDER BY count(*) DESC, p.constituency_code",
+            rows.join(" UNION ALL "),
+            limit_rows.join(" UNION ALL ")
+        );
+        let found: Vec<(Option<String>, Option<String>, i64)> = on_pool!(self, |pool| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(0_i64)
+                .bind(latest_birth_date_to_mail(on))
+                .bind(campaign.topic.as_str())
+                .bind(limit.constituencies().is_some());
+            for (kind, value) in &audience {
+                query = query.bind(*kind).bind(value.as_str());
+            }
+            for code in &limits {
+                query = query.bind(*code);
+            }
+            query.fetch_all(pool).await?
+        });
+        Ok(found
+            .into_iter()
+            .map(|(code, name, n)| (code, name, n as u64))
+            .collect())
+    }
+
     /// Marks a draft as waiting for someone's approval.
     pub async fn submit_campaign(&self, id: i64, actor: &Actor) -> Result<StateChangeOutcome> {
         let outcome = on_pool!(self, |pool| {

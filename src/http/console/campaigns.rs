@@ -25,6 +25,8 @@ struct Line {
     created: String,
     scheduled: Option<String>,
     awaiting_approval: bool,
+    /// For a campaign past its draft: how far its deliveries have gone.
+    progress: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -34,14 +36,25 @@ struct ListData {
 }
 
 pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
-    let campaigns = match app::campaigns::list(&state.app, &signed.actor()).await {
+    let actor = signed.actor();
+    let campaigns = match app::campaigns::list(&state.app, &actor).await {
         Ok(campaigns) => campaigns,
         Err(error) => return Problem::from(error).page(&state, Some(&signed)),
     };
-    let campaigns = campaigns
-        .into_iter()
-        .rev()
-        .map(|c| Line {
+    let mut lines = Vec::with_capacity(campaigns.len());
+    for c in campaigns.into_iter().rev() {
+        let progress = match c.state {
+            CampaignState::Draft => None,
+            _ => match app::campaigns::status(&state.app, &actor, c.id).await {
+                Ok(status) => {
+                    let d = status.deliveries;
+                    let total = d.queued + d.sent + d.failed + d.skipped;
+                    Some(format!("{} of {total} sent", d.sent))
+                }
+                Err(error) => return Problem::from(error).page(&state, Some(&signed)),
+            },
+        };
+        lines.push(Line {
             id: c.id,
             name: c.name,
             topic: c.topic,
@@ -52,15 +65,16 @@ pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
                 .scheduled_at
                 .map(|at| at.format("%-d %b %Y %H:%M UTC").to_string()),
             awaiting_approval: c.awaiting_approval,
-        })
-        .collect();
+            progress,
+        });
+    }
     render(
         &state,
         StatusCode::OK,
         "campaigns",
         Layout::new("Campaigns", "campaigns", Some(&signed)),
         ListData {
-            campaigns,
+            campaigns: lines,
             writes: signed.session.member.role.writes(),
         },
     )
@@ -618,13 +632,19 @@ pub async fn message(
     signed: Signed,
     Path(id): Path<i64>,
 ) -> Response {
-    use axum::http::{HeaderValue, header};
-    use axum::response::IntoResponse;
     let preview = match app::campaigns::preview(&state.app, &signed.actor(), id, None).await {
         Ok(preview) => preview,
         Err(error) => return Problem::from(error).page(&state, Some(&signed)),
     };
-    let mut response = axum::response::Html(preview.bodies.html).into_response();
+    framed_message(preview.bodies.html)
+}
+
+/// A message's HTML to be framed in the console: the email's inline styles apply, nothing
+/// runs, only the console may frame it.
+fn framed_message(html: String) -> Response {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+    let mut response = axum::response::Html(html).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -638,4 +658,133 @@ pub async fn message(
         HeaderValue::from_static("SAMEORIGIN"),
     );
     response
+}
+
+/// Drafts tried in the composer, rendered, waiting for their frames to load them: kept a few
+/// minutes, each for the person who wrote it.
+#[derive(Default)]
+pub struct Trials {
+    rendered: std::sync::Mutex<std::collections::VecDeque<TrialPage>>,
+}
+
+struct TrialPage {
+    key: String,
+    owner: i64,
+    made: std::time::Instant,
+    html: String,
+}
+
+/// Trials kept at once, and how long each.
+const TRIALS_KEPT: usize = 256;
+const TRIAL_LIFE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl Trials {
+    fn keep(&self, owner: i64, html: String) -> String {
+        use rand::RngCore;
+        let mut key = [0u8; 16];
+        rand::rng().fill_bytes(&mut key);
+        let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let mut rendered = self
+            .rendered
+            .lock()
+            .expect("no one panics holding the trials");
+        rendered.retain(|t| t.made.elapsed() < TRIAL_LIFE);
+        if rendered.len() >= TRIALS_KEPT {
+            rendered.pop_front();
+        }
+        rendered.push_back(TrialPage {
+            key: key.clone(),
+            owner,
+            made: std::time::Instant::now(),
+            html,
+        });
+        key
+    }
+
+    fn find(&self, key: &str, owner: i64) -> Option<String> {
+        let rendered = self
+            .rendered
+            .lock()
+            .expect("no one panics holding the trials");
+        rendered
+            .iter()
+            .find(|t| t.key == key && t.owner == owner && t.made.elapsed() < TRIAL_LIFE)
+            .map(|t| t.html.clone())
+    }
+}
+
+#[derive(Serialize)]
+struct TrialData {
+    /// Nothing written yet.
+    blank: bool,
+    error: Option<String>,
+    audience: Vec<AudienceLine>,
+    audience_total: u64,
+    key: Option<String>,
+}
+
+/// The composer's live part: who the draft as written would reach, and its message at phone
+/// and desktop width. Nothing is stored but the rendering, for its frames.
+pub async fn try_draft(
+    State(state): State<AppState>,
+    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+) -> Response {
+    use axum::response::{Html, IntoResponse};
+    let fields = Fields::from_pairs(&pairs);
+    let blank = TrialData {
+        blank: true,
+        error: None,
+        audience: Vec::new(),
+        audience_total: 0,
+        key: None,
+    };
+    let tried = match fields.body.trim().is_empty() {
+        true => None,
+        false => Some(app::campaigns::trial(&state.app, &signed.actor(), fields.draft()).await),
+    };
+    let data = match tried {
+        None => blank,
+        Some(Ok(trial)) => TrialData {
+            blank: false,
+            error: None,
+            audience_total: trial.audience.iter().map(|(_, _, n)| n).sum(),
+            audience: trial
+                .audience
+                .into_iter()
+                .map(|(code, name, people)| AudienceLine {
+                    name: name.or(code).unwrap_or_else(|| "No constituency".into()),
+                    people,
+                })
+                .collect(),
+            key: Some(state.trials.keep(signed.session.user, trial.bodies.html)),
+        },
+        Some(Err(AppError::Invalid { field, message })) => TrialData {
+            blank: false,
+            error: Some(format!("{}: {message}", field_label(field))),
+            audience: Vec::new(),
+            audience_total: 0,
+            key: None,
+        },
+        Some(Err(error)) => return Problem::from(error).page(&state, Some(&signed)),
+    };
+    match state.console.try_render("campaign_trial", &data) {
+        Ok(html) => Html(html).into_response(),
+        Err(error) => {
+            tracing::error!(%error, "rendering the composer's trial");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// A tried draft's message, for the composer's frames (as [`message`] serves a saved one).
+pub async fn trial_message(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(key): Path<String>,
+) -> Response {
+    match state.trials.find(&key, signed.session.user) {
+        Some(html) => framed_message(html),
+        None => Problem::NotFound("That preview has expired; change the draft again.".into())
+            .page(&state, Some(&signed)),
+    }
 }

@@ -28,6 +28,7 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::app::AppError;
+pub use campaigns::Trials;
 pub use imports::Imports;
 pub use session::Signed;
 
@@ -58,6 +59,7 @@ pub const PAGES: &[(&str, &str)] = templates!(
     "staff",
     "account",
     "in_flight",
+    "campaign_trial",
 );
 
 /// The console's stylesheet and htmx (2.x, vendored by `scripts/vendor.sh`), served from
@@ -86,6 +88,11 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(campaigns::list).post(campaigns::create),
         )
         .route("/admin/campaigns/new", get(campaigns::new))
+        .route("/admin/campaigns/try", post(campaigns::try_draft))
+        .route(
+            "/admin/campaigns/trial/{key}",
+            get(campaigns::trial_message),
+        )
         .route(
             "/admin/campaigns/{id}",
             get(campaigns::show).post(campaigns::update),
