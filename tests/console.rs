@@ -1431,6 +1431,7 @@ const CONSOLE_ROUTES: &[(&str, &str)] = &[
     ("GET", "/admin"),
     ("GET", "/admin/"),
     ("GET", "/admin/events"),
+    ("GET", "/admin/stats"),
     ("GET", "/admin/contacts"),
     ("GET", "/admin/contacts/{id}"),
     ("GET", "/admin/contacts/{id}/export.json"),

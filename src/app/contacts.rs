@@ -55,12 +55,9 @@ pub async fn constituencies(app: &App, actor: &Actor) -> Result<Vec<(String, Opt
         .collect())
 }
 
-/// How many contacts the actor may see, how many of them hold consent for each topic and may
-/// be mailed in each constituency, and who was suppressed lately.
+/// How many contacts the actor may see, and who among them was suppressed lately.
 pub struct Overview {
     pub contacts: u64,
-    pub topics: Vec<(Topic, u64)>,
-    pub constituencies: Vec<ConstituencySummary>,
     pub recent: Vec<RecentSuppression>,
 }
 
@@ -71,6 +68,19 @@ pub async fn overview(app: &App, actor: &Actor) -> Result<Overview> {
         .find_contacts(scope, &ContactQuery::default())
         .await?
         .total;
+    let recent = app.store.recent_suppressions(scope, 10).await?;
+    Ok(Overview { contacts, recent })
+}
+
+/// Of the contacts the actor may see: how many hold consent for each topic, and how many may be
+/// mailed something in each constituency.
+pub struct Counts {
+    pub topics: Vec<(Topic, u64)>,
+    pub constituencies: Vec<ConstituencySummary>,
+}
+
+pub async fn counts(app: &App, actor: &Actor) -> Result<Counts> {
+    let scope = actor.scope();
     let mut topics = Vec::new();
     for topic in app.store.list_topics().await? {
         let query = ContactQuery {
@@ -88,12 +98,9 @@ pub async fn overview(app: &App, actor: &Actor) -> Result<Overview> {
         .into_iter()
         .filter(|c| scope.covers(Some(&c.code)))
         .collect();
-    let recent = app.store.recent_suppressions(scope, 10).await?;
-    Ok(Overview {
-        contacts,
+    Ok(Counts {
         topics,
         constituencies,
-        recent,
     })
 }
 

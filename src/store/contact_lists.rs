@@ -121,6 +121,8 @@ enum Bind {
 struct Clause {
     sql: String,
     binds: Vec<Bind>,
+    /// Whether a condition reads the constituency (`p`), so that the join is needed.
+    by_constituency: bool,
 }
 
 impl Clause {
@@ -148,6 +150,7 @@ impl Clause {
         if codes.is_empty() {
             return self.push("1 = 0");
         }
+        self.by_constituency = true;
         let placeholders: Vec<String> = codes
             .iter()
             .map(|code| self.bind(Bind::Text(code.as_str().to_owned())))
@@ -194,6 +197,7 @@ impl Clause {
         if let Some(code) = &query.constituency {
             let p = self.bind(Bind::Text(code.as_str().to_owned()));
             self.push(&format!("p.constituency_code = {p}"));
+            self.by_constituency = true;
         }
         let consent = query.consent.map(|filter| match filter {
             ConsentFilter::Granted => "TRUE",
@@ -248,7 +252,12 @@ impl Store {
              ORDER BY c.id DESC LIMIT {limit} OFFSET {skip}",
             clause.sql
         );
-        let count = format!("SELECT count(*){FROM}{}", clause.sql);
+        // Counting a million contacts through their postcodes costs a lookup each: the join is
+        // made only when a condition needs the constituency.
+        let count = match clause.by_constituency {
+            true => format!("SELECT count(*){FROM}{}", clause.sql),
+            false => format!("SELECT count(*) FROM contacts c{}", clause.sql),
+        };
         type Row = (
             String,
             String,

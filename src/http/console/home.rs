@@ -56,11 +56,15 @@ struct Suppressed {
 #[derive(Serialize)]
 struct Data {
     contacts: u64,
-    topics: Vec<TopicLine>,
-    constituencies: Vec<ConstituencyLine>,
     in_flight: Vec<InFlight>,
     recent: Vec<Suppressed>,
     scope: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Stats {
+    topics: Vec<TopicLine>,
+    constituencies: Vec<ConstituencyLine>,
 }
 
 pub async fn page(State(state): State<AppState>, signed: Signed) -> Response {
@@ -108,24 +112,6 @@ async fn data(state: &AppState, signed: &Signed) -> Result<Data, Problem> {
     let overview = app::contacts::overview(&state.app, &actor).await?;
     Ok(Data {
         contacts: overview.contacts,
-        topics: overview
-            .topics
-            .into_iter()
-            .map(|(topic, granted)| TopicLine {
-                name: topic.name,
-                slug: topic.slug.as_str().to_owned(),
-                granted,
-            })
-            .collect(),
-        constituencies: overview
-            .constituencies
-            .into_iter()
-            .map(|c| ConstituencyLine {
-                name: c.name.unwrap_or_else(|| c.code.clone()),
-                code: c.code,
-                mailable: c.mailable,
-            })
-            .collect(),
         in_flight: in_flight(state, &actor).await?,
         recent: overview
             .recent
@@ -139,6 +125,53 @@ async fn data(state: &AppState, signed: &Signed) -> Result<Data, Problem> {
             .collect(),
         scope: signed.session.member.scope.as_list(),
     })
+}
+
+/// The counts by topic and constituency: the dashboard loads them after the page (htmx), or
+/// they are a page of their own.
+pub async fn stats(
+    State(state): State<AppState>,
+    signed: Signed,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let counts = match app::contacts::counts(&state.app, &signed.actor()).await {
+        Ok(counts) => counts,
+        Err(error) => return Problem::from(error).page(&state, Some(&signed)),
+    };
+    let stats = Stats {
+        topics: counts
+            .topics
+            .into_iter()
+            .map(|(topic, granted)| TopicLine {
+                name: topic.name,
+                slug: topic.slug.as_str().to_owned(),
+                granted,
+            })
+            .collect(),
+        constituencies: counts
+            .constituencies
+            .into_iter()
+            .map(|c| ConstituencyLine {
+                name: c.name.unwrap_or_else(|| c.code.clone()),
+                code: c.code,
+                mailable: c.mailable,
+            })
+            .collect(),
+    };
+    if headers.contains_key("hx-request") {
+        use axum::response::{Html, IntoResponse};
+        return match state.console.try_render("home_stats", &stats) {
+            Ok(html) => Html(html).into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        };
+    }
+    render(
+        &state,
+        StatusCode::OK,
+        "stats",
+        Layout::new("Counts", "home", Some(&signed)),
+        stats,
+    )
 }
 
 #[derive(Serialize)]

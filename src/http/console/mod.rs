@@ -60,6 +60,8 @@ pub const PAGES: &[(&str, &str)] = templates!(
     "account",
     "in_flight",
     "campaign_trial",
+    "home_stats",
+    "stats",
 );
 
 /// The console's stylesheet and htmx (2.x, vendored by `scripts/vendor.sh`), served from
@@ -79,6 +81,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin", get(home::page))
         .route("/admin/", get(home::page))
         .route("/admin/events", get(home::events))
+        .route("/admin/stats", get(home::stats))
         .route("/admin/contacts", get(contacts::list))
         .route("/admin/contacts/{id}", get(contacts::details))
         .route("/admin/contacts/{id}/export.json", get(contacts::download))
