@@ -1168,6 +1168,29 @@ async fn mailing_app(db: TestStore) -> Option<(TestApp, SmtpSink, String)> {
     let writer = staff_token(&db, "website", false).await;
     db.load_sample_directory().await;
     db.import_people(PEOPLE).await;
+    // Test messages go only to people on the staff.
+    let testers = [
+        "organiser",
+        "tester1",
+        "tester2",
+        "tester3",
+        "tester4",
+        "late",
+        "x",
+        "y",
+    ];
+    for tester in testers {
+        canvass::app::staff::add(
+            &db.app(),
+            &Actor::Operator,
+            &format!("{tester}@party.example.org"),
+            tester,
+            "organiser",
+            &[],
+        )
+        .await
+        .unwrap();
+    }
     let app = TestApp::serve_mailing(db, KEY_1, Some(sink.url())).await;
     Some((app, sink, writer))
 }
@@ -1290,6 +1313,7 @@ async fn a_test_send_reaches_only_the_tester_with_inert_links_and_never_the_ledg
             "as",
         ),
         (json!({"to": ["ben@example.org"]}), "to"),
+        (json!({"to": ["stranger@example.net"]}), "to"),
     ] {
         let (status, answer) = error_code(test(body.clone()).await.unwrap()).await;
         assert_eq!(

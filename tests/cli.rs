@@ -1098,6 +1098,11 @@ fn staff_people_are_added_with_a_password_link_listed_and_disabled() {
     assert!(stdout(&again).contains("already disabled"));
     let link_for_disabled = workspace.run(&["staff", "user", "link", "olu@hq.example.org"]);
     assert!(!link_for_disabled.status.success());
+    let enabled = workspace.run(&["staff", "user", "enable", "olu@hq.example.org"]);
+    assert!(enabled.status.success(), "{}", stderr(&enabled));
+    assert!(stdout(&enabled).contains("/admin/password/"));
+    let listed = stdout(&workspace.run(&["staff", "user", "list"]));
+    assert!(listed.contains("\tno password yet"), "{listed}");
 }
 
 #[test]

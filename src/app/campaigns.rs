@@ -237,8 +237,8 @@ pub async fn report(app: &App, actor: &Actor, id: i64) -> Result<CampaignReport>
 /// The most test messages one campaign sends in a minute, whoever asks.
 pub const TEST_MESSAGES_PER_MINUTE: u64 = 5;
 
-/// Sends the campaign's message to each address in `to`, as a test: `[Test] ` before its
-/// subject, with the values of the contact at `as_contact` or sample ones, its links leading to
+/// Sends the campaign's message to each address in `to` (staff send only to people on the
+/// staff), as a test: `[Test] ` before its subject, with the values of the contact at `as_contact` or sample ones, its links leading to
 /// a page that says it was a test. It never enters the ledger, and a campaign sends at most
 /// [`TEST_MESSAGES_PER_MINUTE`]. How many were sent.
 pub async fn test(
@@ -265,6 +265,20 @@ pub async fn test(
             "to",
             format!("name 1 to {TEST_MESSAGES_PER_MINUTE} addresses"),
         ));
+    }
+    // Staff send tests only to people on the staff: an unapproved message reaches no one else.
+    if matches!(actor, Actor::Staff(_)) {
+        for address in &to {
+            if app.store.staff_user_id(address).await?.is_none() {
+                return Err(AppError::invalid(
+                    "to",
+                    format!(
+                        "{} is not on the staff: a test goes only to people who are",
+                        address.as_str()
+                    ),
+                ));
+            }
+        }
     }
     for address in &to {
         if let Some(held) = app.store.suppression(&address.hash()).await? {

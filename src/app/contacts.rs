@@ -190,10 +190,19 @@ pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<Held> {
     ))
 }
 
-/// Whether an address is on the suppression list, why and since when. Anyone on the staff
-/// may ask: the answer holds no one's details.
-pub async fn suppression(app: &App, address: &str) -> Result<Option<SuppressionExport>> {
+/// Whether an address is on the suppression list, why and since when.
+pub async fn suppression(
+    app: &App,
+    actor: &Actor,
+    address: &str,
+) -> Result<Option<SuppressionExport>> {
     let email = Email::parse(address).map_err(|e| AppError::invalid("email", e))?;
+    // Whether someone elsewhere unsubscribed or was erased is not for staff kept to some
+    // constituencies to learn: they ask only about their own contacts.
+    let scope = actor.scope();
+    if scope.constituencies().is_some() && !app.store.contact_in_scope(&email, scope).await? {
+        return Err(not_in_scope());
+    }
     Ok(app.store.suppression(&email.hash()).await?)
 }
 
@@ -311,18 +320,22 @@ pub async fn unsuppress(
 /// For a member of staff kept to some constituencies, only a contact held in them: anyone
 /// else is not found, as if nobody were held there.
 async fn address(app: &App, actor: &Actor, contact: &str) -> Result<Email> {
+    let scope = actor.scope();
     let email = match contact.trim().parse::<PublicId>() {
         Ok(id) => match app.store.preferences(&id).await? {
             Some(held) => held.email,
+            None if scope.constituencies().is_some() => return Err(not_in_scope()),
             None => return Err(AppError::NotFound("no contact has that public id".into())),
         },
         Err(_) => Email::parse(contact).map_err(|e| AppError::invalid("contact", e))?,
     };
-    let scope = actor.scope();
     if scope.constituencies().is_some() && !app.store.contact_in_scope(&email, scope).await? {
-        return Err(AppError::NotFound(
-            "nothing is held on that address in your constituencies".into(),
-        ));
+        return Err(not_in_scope());
     }
     Ok(email)
+}
+
+/// What staff kept to some constituencies are told of anyone else, whether held or not.
+fn not_in_scope() -> AppError {
+    AppError::NotFound("no contact in your constituencies has that address or id".into())
 }

@@ -2,19 +2,17 @@
 //! passwords, sign-in and sessions, and the API tokens that may belong to them.
 //!
 //! Passwords are hashed with argon2id (19 MiB, 2 passes: OWASP's choice) on a blocking thread.
-//! A sign-in is throttled per address and per IP before the password is looked at, and one for
-//! an address nobody has costs the same hashing, so that neither timing nor the answer tells
-//! who has an account.
+//! Failed sign-ins are throttled ([`SignInThrottle`]) before the password is looked at, and one
+//! for an address nobody has costs the same hashing, so that neither timing nor the answer
+//! tells who has an account.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::LazyLock;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Utc};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use rand::RngCore;
 
 use super::{Actor, App, AppError, Result};
@@ -105,11 +103,43 @@ pub async fn list(app: &App, actor: &Actor) -> Result<Vec<StaffUser>> {
 pub async fn disable(app: &App, actor: &Actor, email: &str) -> Result<bool> {
     super::must_be_admin(actor)?;
     let email = Email::parse(email).map_err(|e| AppError::invalid("email", e))?;
+    if actor_name(actor) == email.normalized() {
+        return Err(AppError::Denied(
+            "you cannot disable yourself: ask another admin".into(),
+        ));
+    }
+    let admins: Vec<String> = app
+        .store
+        .staff_users()
+        .await?
+        .into_iter()
+        .filter(|u| u.disabled_at.is_none() && u.role == Role::Admin)
+        .map(|u| u.email)
+        .collect();
+    if admins == [email.normalized()] {
+        return Err(AppError::Denied(
+            "that is the last admin: add another before disabling them".into(),
+        ));
+    }
     match app.store.disable_staff_user(&email, actor).await? {
         DisableOutcome::Disabled => Ok(true),
         DisableOutcome::AlreadyDisabled => Ok(false),
         DisableOutcome::NotFound => Err(no_such_person(&email)),
     }
+}
+
+/// Lets a disabled person back in: they sign in with a new password link (which turns any
+/// second factor off).
+pub async fn enable(app: &App, actor: &Actor, email: &str) -> Result<Added> {
+    super::must_be_admin(actor)?;
+    let email = Email::parse(email).map_err(|e| AppError::invalid("email", e))?;
+    if !app.store.enable_staff_user(&email, actor).await? {
+        return Err(AppError::NotFound(format!(
+            "no one disabled on the staff has the address {}",
+            email.normalized()
+        )));
+    }
+    renew_password_link(app, actor, email.normalized()).await
 }
 
 /// Issues an API token, of no one (it sees everyone) or of the person at `owner` (it has their
@@ -171,13 +201,13 @@ pub async fn set_password(
     if app.store.password_link(&link).await?.is_none() {
         return Err(dead_link());
     }
-    let password = Password::parse(password).map_err(|e| AppError::invalid("password", e))?;
-    if password.expose() != repeated {
+    if password != repeated {
         return Err(AppError::invalid(
             "repeat",
             "the two passwords differ; type the same one twice",
         ));
     }
+    let password = Password::parse(password).map_err(|e| AppError::invalid("password", e))?;
     let hash = hash_password(password).await?;
     let ip = ip.map(|ip| ip.to_string());
     match app
@@ -208,21 +238,25 @@ pub async fn sign_in(
 ) -> Result<SignedIn> {
     let refused = || AppError::invalid("password", "that address and password do not match");
     let email = Email::parse(email).map_err(|_| refused())?;
-    app.sign_in_throttle.check(&email, ip)?;
+    let throttle = &app.sign_in_throttle;
+    throttle.check(&email, ip)?;
     let record = app.store.sign_in_record(&email).await?;
     let stored = record.as_ref().and_then(|r| r.password_hash.clone());
     let matches = verify_password(password.to_owned(), stored).await;
     let Some(record) = record.filter(|_| matches) else {
+        throttle.failed(&email, ip);
         return Err(refused());
     };
     if let Some(secret) = &record.totp_secret {
-        let step = totp_step(secret, email.normalized(), code)?.ok_or_else(|| {
-            AppError::invalid(
+        let Some(step) = totp_step(secret, email.normalized(), code)? else {
+            throttle.failed(&email, ip);
+            return Err(AppError::invalid(
                 "code",
                 "enter the 6-digit code your authenticator app shows now",
-            )
-        })?;
+            ));
+        };
         if !app.store.spend_totp_step(record.id, step).await? {
+            throttle.failed(&email, ip);
             return Err(AppError::invalid(
                 "code",
                 "that code was used already; wait for the next one",
@@ -337,44 +371,72 @@ async fn verify_password(password: String, stored: Option<String>) -> bool {
     .expect("checking a password does not panic")
 }
 
-/// Sign-in attempts allowed: per address, 5 at once then one every 3 minutes (20 an hour);
-/// per IP, 20 at once then one every 10 seconds. Kept in this process's memory.
+/// Failed sign-ins remembered, per address and IP together, per address, and per IP: only
+/// failures count, so that signing in often costs nothing. Five failures from one IP at one
+/// address within a quarter of an hour refuse that pair; fifty at one address from anywhere
+/// refuse the address (a guess spread over many machines); thirty from one IP at any
+/// addresses refuse the IP. Someone guessing at a colleague's address from elsewhere does not
+/// lock the colleague out of their own office. Kept in this process's memory.
+#[derive(Default)]
 pub struct SignInThrottle {
-    by_account: DefaultKeyedRateLimiter<String>,
-    by_ip: DefaultKeyedRateLimiter<IpAddr>,
+    failures: std::sync::Mutex<std::collections::HashMap<ThrottleKey, Vec<std::time::Instant>>>,
 }
 
-impl Default for SignInThrottle {
-    fn default() -> Self {
-        let per = |seconds: u64, burst: u32| {
-            Quota::with_period(std::time::Duration::from_secs(seconds))
-                .expect("a period is not zero")
-                .allow_burst(NonZeroU32::new(burst).expect("a burst is not zero"))
-        };
-        Self {
-            by_account: RateLimiter::keyed(per(180, 5)),
-            by_ip: RateLimiter::keyed(per(10, 20)),
-        }
-    }
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum ThrottleKey {
+    Pair(String, IpAddr),
+    Account(String),
+    Ip(IpAddr),
 }
+
+/// How long a failure is remembered.
+const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 impl SignInThrottle {
+    fn keys(email: &Email, ip: IpAddr) -> [(ThrottleKey, usize); 3] {
+        let account = email.normalized().to_owned();
+        [
+            (ThrottleKey::Pair(account.clone(), ip), 5),
+            (ThrottleKey::Account(account), 50),
+            (ThrottleKey::Ip(ip), 30),
+        ]
+    }
+
+    /// Refuses before the password is looked at when any of the three has failed too often.
     fn check(&self, email: &Email, ip: IpAddr) -> Result<()> {
-        if self.by_ip.len() + self.by_account.len() > 10_000 {
-            self.by_ip.retain_recent();
-            self.by_account.retain_recent();
+        let mut failures = self
+            .failures
+            .lock()
+            .expect("no one panics holding the throttle");
+        let throttled = Self::keys(email, ip).into_iter().any(|(key, limit)| {
+            failures.get_mut(&key).is_some_and(|times| {
+                times.retain(|at| at.elapsed() < THROTTLE_WINDOW);
+                times.len() >= limit
+            })
+        });
+        match throttled {
+            false => Ok(()),
+            true => Err(AppError::Limited(
+                "too many sign-in attempts; wait a few minutes and try again".to_owned(),
+            )),
         }
-        let ip_ok = self.by_ip.check_key(&ip).is_ok();
-        let account_ok = self
-            .by_account
-            .check_key(&email.normalized().to_owned())
-            .is_ok();
-        if ip_ok && account_ok {
-            return Ok(());
+    }
+
+    fn failed(&self, email: &Email, ip: IpAddr) {
+        let mut failures = self
+            .failures
+            .lock()
+            .expect("no one panics holding the throttle");
+        if failures.len() > 100_000 {
+            failures.retain(|_, times| {
+                times.retain(|at| at.elapsed() < THROTTLE_WINDOW);
+                !times.is_empty()
+            });
         }
-        Err(AppError::Limited(
-            "too many sign-in attempts; wait a few minutes and try again".to_owned(),
-        ))
+        let now = std::time::Instant::now();
+        for (key, _) in Self::keys(email, ip) {
+            failures.entry(key).or_default().push(now);
+        }
     }
 }
 
@@ -443,8 +505,26 @@ pub async fn confirm_totp(
     user: i64,
     secret: &str,
     code: &str,
+    password: &str,
 ) -> Result<()> {
     let account = actor_name(actor);
+    // Someone who finds a session open cannot put their own phone in its owner's place: a
+    // second factor already on is turned off first (with its code), and turning one on takes
+    // the password.
+    if app.store.totp_secret(user).await?.is_some() {
+        return Err(AppError::Denied(
+            "two-factor sign-in is on already: turn it off first, with a code".into(),
+        ));
+    }
+    let email = Email::parse(&account).map_err(|e| AppError::invalid("password", e))?;
+    let stored = app
+        .store
+        .sign_in_record(&email)
+        .await?
+        .and_then(|record| record.password_hash);
+    if !verify_password(password.to_owned(), stored).await {
+        return Err(AppError::invalid("password", "that is not your password"));
+    }
     let step = totp_step(secret, &account, code)?.ok_or_else(|| {
         AppError::invalid(
             "code",

@@ -47,6 +47,11 @@ pub enum UserCommand {
         /// Their address
         email: String,
     },
+    /// Let a disabled person back in; prints a new link to set their password
+    Enable {
+        /// Their address
+        email: String,
+    },
     /// A new link for a person to set their password (forgotten, or the first link expired)
     Link {
         /// Their address
@@ -125,6 +130,12 @@ async fn user(app: &App, command: UserCommand) -> anyhow::Result<()> {
                 true => println!("disabled {email}; their sessions and tokens have ended"),
                 false => println!("{email} was already disabled"),
             }
+        }
+        UserCommand::Enable { email } => {
+            let added = app::staff::enable(app, operator, &email)
+                .await
+                .map_err(refused)?;
+            print_link(&added);
         }
         UserCommand::Link { email } => {
             let added = app::staff::renew_password_link(app, operator, &email)

@@ -373,6 +373,30 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Enables a disabled person again; `false` when no one disabled has that address.
+    pub async fn enable_staff_user(&self, email: &Email, actor: &Actor) -> Result<bool> {
+        let enabled = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let enabled = sqlx::query(
+                "UPDATE staff_users SET disabled_at = NULL \
+                 WHERE email = $1 AND disabled_at IS NOT NULL",
+            )
+            .bind(email.normalized())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if enabled {
+                insert_audit!(&mut *tx, actor: actor, action: "staff_user.enabled",
+                    contact: None::<i64>, detail: Some(email.normalized().to_owned()),
+                    ip: None::<String>)?;
+            }
+            tx.commit().await?;
+            enabled
+        });
+        Ok(enabled)
+    }
+
     /// The id of the person at `email`, unless there is none or they are disabled.
     pub async fn staff_user_id(&self, email: &Email) -> Result<Option<i64>> {
         Ok(on_pool!(self, |pool| {

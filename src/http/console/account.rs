@@ -55,6 +55,8 @@ pub struct TwoFactor {
     secret: String,
     #[serde(default)]
     code: String,
+    #[serde(default)]
+    password: String,
 }
 
 /// Starts, confirms or turns off the second factor.
@@ -70,11 +72,13 @@ pub async fn two_factor(
             data.qr = Some(qr_image(&enrolment.uri));
             data.secret = Some(enrolment.secret);
         }),
-        "confirm" => app::staff::confirm_totp(app, actor, user, &form.secret, &form.code)
-            .await
-            .map(|()| {
-                data.notice = Some("Two-factor sign-in is on: you will be asked for a code.")
-            }),
+        "confirm" => {
+            app::staff::confirm_totp(app, actor, user, &form.secret, &form.code, &form.password)
+                .await
+                .map(|()| {
+                    data.notice = Some("Two-factor sign-in is on: you will be asked for a code.")
+                })
+        }
         "off" => app::staff::turn_off_totp(app, actor, user, &form.code)
             .await
             .map(|()| data.notice = Some("Two-factor sign-in is off.")),
@@ -94,6 +98,10 @@ pub async fn two_factor(
             }
             data.error = Some(message);
             page(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, data).await
+        }
+        Err(AppError::Denied(message)) => {
+            data.error = Some(message);
+            page(&state, &signed, StatusCode::FORBIDDEN, data).await
         }
         Err(error) => Problem::from(error).page(&state, Some(&signed)),
     }

@@ -61,9 +61,7 @@ pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
             subject: c.subject,
             state: c.state.as_str(),
             created: c.created_at.format("%-d %b %Y").to_string(),
-            scheduled: c
-                .scheduled_at
-                .map(|at| at.format("%-d %b %Y %H:%M UTC").to_string()),
+            scheduled: c.scheduled_at.map(uk_time),
             awaiting_approval: c.awaiting_approval,
             progress,
         });
@@ -490,9 +488,7 @@ async fn campaign_data(
         state: campaign.state.as_str(),
         draft,
         paused_reason: campaign.paused_reason.clone(),
-        scheduled: campaign
-            .scheduled_at
-            .map(|at| at.format("%-d %b %Y %H:%M UTC").to_string()),
+        scheduled: campaign.scheduled_at.map(uk_time),
         version: approval.version,
         made_by: approval.created_by.trim_start_matches("staff:").to_owned(),
         needs_approval: approval.needed,
@@ -569,7 +565,7 @@ pub async fn act(
             .map(|n| format!("Queued for {n} people: sending has begun.")),
         "schedule" => app::campaigns::schedule(app, actor, id, field("at"))
             .await
-            .map(|at| format!("Scheduled for {}.", at.format("%-d %b %Y %H:%M UTC"))),
+            .map(|at| format!("Scheduled for {}.", uk_time(at))),
         "unschedule" => app::campaigns::unschedule(app, actor, id)
             .await
             .map(|()| "No longer scheduled.".into()),
@@ -787,4 +783,12 @@ pub async fn trial_message(
         None => Problem::NotFound("That preview has expired; change the draft again.".into())
             .page(&state, Some(&signed)),
     }
+}
+
+/// A time as staff in the UK read it: "5 Dec 2026 19:30 GMT" (or BST in summer), as they
+/// type it when scheduling.
+fn uk_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.with_timezone(&chrono_tz::Europe::London)
+        .format("%-d %b %Y %H:%M %Z")
+        .to_string()
 }

@@ -24,8 +24,9 @@ pub struct Filters {
     topic: String,
     #[serde(default)]
     consent: String,
+    /// Read leniently: anything but a page number is the first page.
     #[serde(default)]
-    page: Option<u32>,
+    page: Option<String>,
     /// Set after an erasure.
     #[serde(default, skip_serializing)]
     done: Option<String>,
@@ -42,7 +43,12 @@ impl Filters {
                 "withdrawn" => Some(ConsentFilter::Withdrawn),
                 _ => None,
             },
-            page: self.page.unwrap_or(1).clamp(1, 1_000_000),
+            page: self
+                .page
+                .as_deref()
+                .and_then(|p| p.trim().parse::<u32>().ok())
+                .unwrap_or(1)
+                .clamp(1, 1_000_000),
         }
     }
 
@@ -128,7 +134,11 @@ async fn list_data(
     let size = u64::from(CONTACTS_PAGE);
     let shown = found.contacts.len() as u64;
     let first = if shown == 0 { 0 } else { (page - 1) * size + 1 };
-    let last = (page - 1) * size + shown;
+    let last = if shown == 0 {
+        0
+    } else {
+        (page - 1) * size + shown
+    };
     let constituencies = app::contacts::constituencies(&state.app, &actor)
         .await?
         .into_iter()

@@ -156,6 +156,10 @@ pub async fn upload(
             _ => {}
         }
     }
+    if !signed.session.member.role.writes() {
+        return Problem::Denied("You may read but not import; ask an organiser or admin.".into())
+            .page(&state, Some(&signed));
+    }
     let expected = signed.session.form_token.as_bytes();
     if !bool::from(token.as_bytes().ct_eq(expected)) {
         return (

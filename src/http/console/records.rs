@@ -122,7 +122,7 @@ pub async fn suppressions(
     };
     let mut status = StatusCode::OK;
     if !email.is_empty() {
-        match app::contacts::suppression(&state.app, &email).await {
+        match app::contacts::suppression(&state.app, &signed.actor(), &email).await {
             Ok(found) => {
                 data.checked = true;
                 data.suppressed = found.is_some();
@@ -133,6 +133,10 @@ pub async fn suppressions(
             }
             Err(AppError::Invalid { message, .. }) => {
                 status = StatusCode::UNPROCESSABLE_ENTITY;
+                data.error = Some(message);
+            }
+            Err(AppError::NotFound(message)) => {
+                status = StatusCode::NOT_FOUND;
                 data.error = Some(message);
             }
             Err(error) => return Problem::from(error).page(&state, Some(&signed)),

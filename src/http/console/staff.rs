@@ -146,6 +146,11 @@ pub async fn act(
                 data.link = Some(added.link);
                 data.link_for = Some(email.trim().to_lowercase());
             }),
+        "enable" => app::staff::enable(app, actor, email).await.map(|added| {
+            data.link = Some(added.link);
+            data.link_for = Some(email.trim().to_lowercase());
+            data.notice = Some(format!("{email} may sign in again, with the link below."));
+        }),
         "disable" => app::staff::disable(app, actor, email).await.map(|_| {
             data.notice = Some(format!(
                 "{email} is disabled: signed out everywhere, their tokens refused."
@@ -162,6 +167,10 @@ pub async fn act(
         Err(error @ AppError::Conflict { .. }) => {
             data.error = Some(error.to_string());
             staff_page(&state, &signed, StatusCode::CONFLICT, data).await
+        }
+        Err(AppError::Denied(message)) if signed.session.member.role.manages_staff() => {
+            data.error = Some(message);
+            staff_page(&state, &signed, StatusCode::FORBIDDEN, data).await
         }
         Err(error) => Problem::from(error).page(&state, Some(&signed)),
     }
