@@ -600,6 +600,7 @@ async fn import_contact_list(app: &App, file: &Path, source: &str) -> anyhow::Re
         &Actor::Operator,
         CsvFile::open(file)?,
         source,
+        None,
         &mut report,
     )
     .await;

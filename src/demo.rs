@@ -89,6 +89,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         &Actor::Operator,
         CsvFile::open(&contacts)?,
         "demo",
+        None,
         &mut report,
     );
     println!("{}", imported.await?);

@@ -794,7 +794,9 @@ async fn a_campaign_is_written_approved_and_sent_through_the_console_pages(db: T
         )
         .await;
     assert!(
-        tried.body.contains("<strong>0</strong> people"),
+        tried
+            .body
+            .contains("E14900001 is not one of your constituencies"),
         "Hertford is not Olu's: {}",
         tried.body
     );
@@ -930,11 +932,13 @@ async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencie
                hal@example.org;Hal Jones;SG13 7DG;news;1990-05-01\r\n\
                amira@example.org;Amira H;SG2 8TE;news;1990-05-01\r\n\
                ivy@example.org;Ivy;;news;1990-05-01\r\n\
-               not-an-address;X;SG1 1HN;news;1990-05-01\r\n";
+               not-an-address;X;SG1 1HN;news;1990-05-01\r\n\
+               ben@example.org;Ben Okafor;SG1 2AA;news;1990-05-01\r\n";
     let upload = |token: String, origin: &str| {
         let form = reqwest::multipart::Form::new()
             .text("form_token", token)
             .text("source", "Street stall")
+            .text("consented", "2026-11-30")
             .part(
                 "file",
                 reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("stall.csv"),
@@ -946,6 +950,17 @@ async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencie
             .multipart(form)
             .send()
     };
+    // Ben withdrew from the news today; the stall list, made before, does not bring him back.
+    canvass::app::contacts::withdraw(
+        &app.db.app(),
+        &Actor::Operator,
+        "ben@example.org",
+        &["news".to_owned()],
+        "phone",
+        None,
+    )
+    .await
+    .unwrap();
     let before = app.db.dump().await;
     let forged = upload(token.clone(), "https://evil.example").await.unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
@@ -970,7 +985,7 @@ async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencie
     }
     let text = page.main_text();
     assert!(
-        text.contains("Done: imported 1, updated 0, rejected 4"),
+        text.contains("Done: imported 1, updated 1, rejected 4"),
         "{text}"
     );
     assert!(
@@ -994,6 +1009,11 @@ async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencie
         download.body
     );
 
+    let ben = app.export("ben@example.org").await;
+    assert!(
+        ben.consents.iter().any(|c| c.topic == "news" && !c.granted),
+        "a list made before a withdrawal does not undo it"
+    );
     // Only Gita was added; Amira, held in Hertford, is untouched.
     assert_eq!(
         app.export("gita@example.org").await.name.as_deref(),
@@ -1599,6 +1619,7 @@ async fn an_organiser_walks_every_console_page_and_api_route_and_meets_no_one_ou
     let form = reqwest::multipart::Form::new()
         .text("form_token", token)
         .text("source", "HQ list")
+        .text("consented", "2026-11-30")
         .part(
             "file",
             reqwest::multipart::Part::bytes(b"email\nnot-an-address\n".to_vec())

@@ -200,6 +200,14 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
         .await
         .unwrap();
     staff.fill("#source", "Street stall, 12 October").await;
+    staff
+        .client
+        .execute(
+            "document.getElementById('consented').value = '2026-10-12'",
+            vec![],
+        )
+        .await
+        .unwrap();
     staff.press("form[action='/admin/import'] button").await;
     staff
         .client
@@ -381,4 +389,127 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
 
     staff.client.close().await.unwrap();
     assert!(staff.checked.len() > 20, "{:?}", staff.checked);
+}
+
+/// The README's screenshots of the console, written to `docs/screenshots/`. Run by hand:
+/// `cargo test --test console_browser screenshots -- --ignored`.
+#[tokio::test]
+#[ignore]
+async fn screenshots_for_the_readme() {
+    let Some((chromium, driver_path)) = browser() else {
+        return;
+    };
+    let db = TestStore::sqlite().await;
+    db.load_sample_directory().await;
+    db.import_people(
+        "email,name,postcode,topics,consent_at\n\
+         amira@example.org,Amira Hassan,SG1 1HN,news;events,2026-09-14T18:30:00Z\n\
+         ben@example.org,Ben Okafor,SG1 2AA,news,2026-09-14T18:30:00Z\n\
+         chloe@example.org,Chloe Martin,SG2 8TE,news;volunteering,2026-09-15T10:00:00Z\n\
+         dev@example.org,Dev Patel,SG2 7AB,events,2026-09-16T09:00:00Z\n",
+    )
+    .await;
+    let app = TestApp::serve_at(db, KEY_1, None, "http://127.0.0.1").await;
+    let service = app.db.app();
+    let link = canvass::app::staff::add(
+        &service,
+        &Actor::Operator,
+        "olu@hq.example.org",
+        "Olu Adeyemi",
+        "organiser",
+        &["E14900002".to_owned()],
+    )
+    .await
+    .unwrap()
+    .link;
+    let secret = support::console::link_secret(&link);
+    canvass::app::staff::set_password(&service, secret, PASSWORD, PASSWORD, None)
+        .await
+        .unwrap();
+    let driver = start_driver(&driver_path).await;
+    let client = open_browser(&driver, &chromium).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shoot = |name: &'static str| {
+        let client = client.clone();
+        let path = dir.join(format!("{name}.png"));
+        async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            std::fs::write(path, client.screenshot().await.unwrap()).unwrap();
+        }
+    };
+    client.set_window_size(1280, 900).await.unwrap();
+    client
+        .goto(&format!("{}/admin/login", app.base))
+        .await
+        .unwrap();
+    shoot("sign-in").await;
+    for (field, value) in [("#email", "olu@hq.example.org"), ("#password", PASSWORD)] {
+        client
+            .find(Locator::Css(field))
+            .await
+            .unwrap()
+            .send_keys(value)
+            .await
+            .unwrap();
+    }
+    client
+        .find(Locator::Css("form[action='/admin/login'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "#stats table").await;
+    shoot("dashboard").await;
+    client
+        .goto(&format!("{}/admin/contacts", app.base))
+        .await
+        .unwrap();
+    shoot("contacts").await;
+    client
+        .goto(&format!("{}/admin/campaigns/new", app.base))
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("Doorstep Saturday")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("subject"))
+        .await
+        .unwrap()
+        .send_keys("Join us on Saturday")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("body"))
+        .await
+        .unwrap()
+        .send_keys("Dear {{contact.name}},\n\nWe knock on **doors** around Stevenage on Saturday at 10.\n\nSee you there!")
+        .await
+        .unwrap();
+    wait_for(&client, "#trial iframe").await;
+    client
+        .execute("document.getElementById('trial').scrollIntoView()", vec![])
+        .await
+        .unwrap();
+    shoot("composer").await;
+    client
+        .find(Locator::Css("form.stack button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&client, "form[action$='/submit']").await;
+    shoot("campaign").await;
+    client.set_window_size(390, 844).await.unwrap();
+    client.goto(&format!("{}/admin", app.base)).await.unwrap();
+    wait_for(&client, "#stats table").await;
+    shoot("dashboard-phone").await;
+    client.close().await.unwrap();
 }

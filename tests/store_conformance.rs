@@ -76,6 +76,7 @@ async fn an_uploaded_file_imports_from_its_reader_telling_its_progress_as_events
         &canvass::domain::Actor::Operator,
         upload,
         "upload",
+        None,
         &mut events,
     )
     .await
@@ -129,6 +130,7 @@ async fn import(db: &TestStore, csv: &str) -> (canvass::import::ContactsImportSu
         &canvass::domain::Actor::Operator,
         CsvFile::open(&path).unwrap(),
         "test",
+        None,
         &mut report,
     )
     .await
@@ -297,6 +299,7 @@ async fn an_unterminated_quote_is_named_by_its_line(db: TestStore) {
         &canvass::domain::Actor::Operator,
         CsvFile::open(&path).unwrap(),
         "test",
+        None,
         &mut report,
     )
     .await

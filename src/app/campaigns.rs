@@ -55,7 +55,26 @@ pub async fn status(app: &App, actor: &Actor, id: i64) -> Result<CampaignStatus>
 pub async fn create(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<i64> {
     super::may_write(actor)?;
     let campaign = parse(app, draft).await?;
+    within_scope(actor, &campaign)?;
     store_new(app, actor, &campaign).await
+}
+
+/// Refuses a campaign aimed at constituencies beyond the actor's: it could reach no one there,
+/// and would say it is for them.
+fn within_scope(actor: &Actor, campaign: &NewCampaign) -> Result<()> {
+    let scope = actor.scope();
+    match campaign
+        .audience
+        .constituencies
+        .iter()
+        .find(|code| !scope.covers(Some(code.as_str())))
+    {
+        None => Ok(()),
+        Some(code) => Err(AppError::invalid(
+            "constituencies",
+            format!("{code} is not one of your constituencies"),
+        )),
+    }
 }
 
 async fn store_new(app: &App, actor: &Actor, campaign: &NewCampaign) -> Result<i64> {
@@ -77,6 +96,7 @@ pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -
     super::may_write(actor)?;
     let held = find(app, actor, id).await?;
     let campaign = parse(app, changes.over(CampaignDraft::from(&held.spec))).await?;
+    within_scope(actor, &campaign)?;
     match app.store.update_draft(id, &campaign, actor).await {
         Ok(StateChangeOutcome::Changed(_)) => Ok(()),
         Ok(StateChangeOutcome::Refused(state)) => Err(AppError::conflict(
@@ -387,6 +407,7 @@ pub struct Trial {
 /// preview.
 pub async fn trial(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<Trial> {
     let campaign = parse(app, draft).await?;
+    within_scope(actor, &campaign)?;
     let today = Utc::now().date_naive();
     let audience = app
         .store

@@ -26,6 +26,7 @@ pub async fn rules(app: &App, default_source: &str) -> Result<ContactRules> {
             .collect(),
         now: now(),
         default_source: default_source.to_owned(),
+        default_consent_at: None,
     })
 }
 
@@ -167,7 +168,21 @@ pub enum Held {
     },
 }
 
+/// Everything held on a person, as a member of staff downloads it (audited under their name)
+/// or the person asks for it through their link.
 pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<Held> {
+    let held = view(app, actor, contact).await?;
+    if let (Actor::Staff(_), Held::Contact(export)) = (actor, &held) {
+        let email = Email::parse(&export.email).map_err(|e| AppError::invalid("contact", e))?;
+        app.store
+            .record_audit_about(actor, "contact.exported", &email)
+            .await?;
+    }
+    Ok(held)
+}
+
+/// Everything held on a person, to look at.
+pub async fn view(app: &App, actor: &Actor, contact: &str) -> Result<Held> {
     let email = address(app, actor, contact).await?;
     if let Some(export) = app.store.export_contact(&email).await? {
         return Ok(Held::Contact(Box::new(export)));

@@ -45,19 +45,27 @@ impl ImportReport for tokio::sync::mpsc::UnboundedSender<ImportEvent> {
 }
 
 /// Imports or updates contacts from a CSV file; `source` names where the list came from, and
-/// is the consent source of rows that give none. Each row is checked as any contact is, and a
+/// is the consent source of rows that give none; `consented`, when the people on it agreed
+/// (the date the list was made), is the consent time of rows that give none (else now: an old
+/// list given no date would outrank a withdrawal made since). Each row is checked as any contact is, and a
 /// member of staff kept to some constituencies imports only rows within them.
 pub async fn contacts(
     app: &App,
     actor: &Actor,
     file: CsvFile,
     source: &str,
+    consented: Option<&str>,
     report: &mut dyn ImportReport,
 ) -> Result<ContactsImportSummary> {
     super::may_write(actor)?;
     let source = parse_source(source)
         .map_err(|e| AppError::invalid("source", format!("where the list came from: {e}")))?;
-    let rules = contacts::rules(app, source).await?;
+    let mut rules = contacts::rules(app, source).await?;
+    if let Some(consented) = consented {
+        rules = rules
+            .consented_at(consented)
+            .map_err(|e| AppError::invalid(e.field, e.message))?;
+    }
     let name = file.name.clone();
     let summary = import::import_contacts(&app.store, file, rules, actor.scope(), report).await?;
     app.store

@@ -40,6 +40,30 @@ pub struct ContactRules {
     pub now: DateTime<Utc>,
     /// The source of a draft that gives none (an import's `--source`); empty: one is required.
     pub default_source: String,
+    /// When a draft that says nothing consented (the date a list was made); `None`: now.
+    pub default_consent_at: Option<DateTime<Utc>>,
+}
+
+impl ContactRules {
+    /// Consent given at `text` (a date, read as midnight UK time, or RFC 3339) for drafts that
+    /// give no time: refused in the future.
+    pub fn consented_at(mut self, text: &str) -> Result<Self, ContactDraftError> {
+        let at = parse_consent_time(text.trim()).ok_or_else(|| ContactDraftError {
+            field: "consent_at",
+            message: format!(
+                "'{}' is neither a date (YYYY-MM-DD) nor a time in RFC 3339",
+                short(text)
+            ),
+        })?;
+        if at > self.now + CONSENT_CLOCK_SKEW {
+            return Err(ContactDraftError {
+                field: "consent_at",
+                message: format!("{} is in the future", short(text)),
+            });
+        }
+        self.default_consent_at = Some(at.trunc_subsecs(6));
+        Ok(self)
+    }
 }
 
 /// What is wrong with a draft, and in which field (named as in the staff API's JSON).
@@ -98,7 +122,7 @@ impl ContactDraft<'_> {
             }
         }
         let consent_at = match self.consent_at.trim() {
-            "" => rules.now,
+            "" => rules.default_consent_at.unwrap_or(rules.now),
             text => {
                 let at = parse_consent_time(text).ok_or_else(|| {
                     wrong(
@@ -181,6 +205,7 @@ mod tests {
 
     fn rules() -> ContactRules {
         ContactRules {
+            default_consent_at: None,
             topics: [TopicSlug::parse("news").unwrap()].into_iter().collect(),
             now: "2026-07-01T12:00:00Z".parse().unwrap(),
             default_source: String::new(),

@@ -270,6 +270,24 @@ impl Store {
         Ok(())
     }
 
+    /// Adds an entry to the audit log about the contact at `email` (erased with them).
+    pub async fn record_audit_about(
+        &self,
+        actor: &Actor,
+        action: &str,
+        email: &Email,
+    ) -> Result<()> {
+        let hash = email.hash();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let id = contact_id!(&mut *tx, hash);
+            insert_audit!(&mut *tx, actor: actor, action: action, contact: id,
+                detail: None::<String>, ip: None::<String>)?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
     /// Imports a batch of contacts, each transaction a run of rows with distinct addresses (a
     /// later row for the same address updates the earlier one).
     pub async fn import_contacts(

@@ -37,6 +37,7 @@ impl TestApp {
             &canvass::domain::Actor::Operator,
             file,
             "test",
+            None,
             &mut report,
         )
         .await

@@ -201,6 +201,7 @@ impl TestStore {
             &canvass::domain::Actor::Operator,
             file,
             "test",
+            None,
             &mut report,
         )
         .await

@@ -232,7 +232,7 @@ async fn details_page(
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
-    let held = match app::contacts::export(&state.app, &signed.actor(), id).await {
+    let held = match app::contacts::view(&state.app, &signed.actor(), id).await {
         Ok(Held::Contact(export)) => export,
         Ok(Held::Signups { .. }) => {
             return Problem::NotFound("No contact has that id.".into()).page(state, Some(signed));
@@ -304,7 +304,7 @@ pub async fn act(
     let (app, actor) = (&state.app, &signed.actor());
     let done: Result<String, AppError> = match action.as_str() {
         "save" => {
-            let held = match app::contacts::export(app, actor, &id).await {
+            let held = match app::contacts::view(app, actor, &id).await {
                 Ok(Held::Contact(held)) => held,
                 Ok(Held::Signups { .. }) => {
                     return Problem::NotFound("No contact has that id.".into())

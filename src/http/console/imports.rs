@@ -130,6 +130,7 @@ pub async fn upload(
 ) -> Response {
     let mut token = String::new();
     let mut source = String::new();
+    let mut consented = String::new();
     let mut file: Option<(String, Bytes)> = None;
     loop {
         let field = match multipart.next_field().await {
@@ -152,6 +153,7 @@ pub async fn upload(
         match name.as_str() {
             FORM_TOKEN => token = String::from_utf8_lossy(&bytes).into_owned(),
             "source" => source = String::from_utf8_lossy(&bytes).trim().to_owned(),
+            "consented" => consented = String::from_utf8_lossy(&bytes).trim().to_owned(),
             "file" => file = Some((file_name.unwrap_or_else(|| "upload.csv".into()), bytes)),
             _ => {}
         }
@@ -205,7 +207,9 @@ pub async fn upload(
     tokio::spawn(async move {
         let csv = CsvFile::from_reader(name, std::io::Cursor::new(bytes), size);
         let mut reporter = Reporter(reporter_job.clone());
-        let outcome = app::imports::contacts(&app, &actor, csv, &source, &mut reporter).await;
+        let outcome =
+            app::imports::contacts(&app, &actor, csv, &source, Some(&consented), &mut reporter)
+                .await;
         let outcome = match outcome {
             Ok(summary) => Ok(summary.to_string()),
             Err(AppError::Store(error)) => {
