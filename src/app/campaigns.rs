@@ -125,13 +125,35 @@ pub async fn preview(
     id: i64,
     as_contact: Option<&str>,
 ) -> Result<Preview> {
+    let (campaign, subject, bodies) = rendered(app, actor, id, as_contact).await?;
+    let today = Utc::now().date_naive();
+    let audience_size = app.store.audience_size(id, today).await?;
+    Ok(Preview {
+        state: campaign.state,
+        audience_size,
+        subject,
+        bodies,
+    })
+}
+
+/// The campaign's message as [`preview`] renders it, without counting its audience (which
+/// reads every contact): for the console's frames.
+pub async fn message(app: &App, actor: &Actor, id: i64) -> Result<Bodies> {
+    Ok(rendered(app, actor, id, None).await?.2)
+}
+
+async fn rendered(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    as_contact: Option<&str>,
+) -> Result<(Campaign, String, Bodies)> {
     let campaign = find(app, actor, id).await?;
     let as_contact = as_contact
         .map(Email::parse)
         .transpose()
         .map_err(|e| AppError::invalid("as", e))?;
     let today = Utc::now().date_naive();
-    let audience_size = app.store.audience_size(id, today).await?;
     let recipient = app
         .store
         .sample_recipient(id, as_contact.as_ref(), today)
@@ -149,12 +171,8 @@ pub async fn preview(
         topic: &campaign.topic_name,
     };
     let bodies = templates.render(&vars, &footer).map_err(template_error)?;
-    Ok(Preview {
-        state: campaign.state,
-        audience_size,
-        subject: campaign.spec.subject,
-        bodies,
-    })
+    let subject = campaign.spec.subject.clone();
+    Ok((campaign, subject, bodies))
 }
 
 /// Schedules a draft to be queued by itself at `at`: RFC 3339, or `YYYY-MM-DD HH:MM` read

@@ -452,7 +452,7 @@ async fn campaign_data(
         true => app::campaigns::audience(app, &actor, id).await?,
         false => Vec::new(),
     };
-    let preview_error = match app::campaigns::preview(app, &actor, id, None).await {
+    let preview_error = match app::campaigns::message(app, &actor, id).await {
         Ok(_) => None,
         Err(AppError::Invalid { message, .. }) => Some(message),
         Err(error) => return Err(error.into()),
@@ -628,11 +628,10 @@ pub async fn message(
     signed: Signed,
     Path(id): Path<i64>,
 ) -> Response {
-    let preview = match app::campaigns::preview(&state.app, &signed.actor(), id, None).await {
-        Ok(preview) => preview,
-        Err(error) => return Problem::from(error).page(&state, Some(&signed)),
-    };
-    framed_message(preview.bodies.html)
+    match app::campaigns::message(&state.app, &signed.actor(), id).await {
+        Ok(bodies) => framed_message(bodies.html),
+        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+    }
 }
 
 /// A message's HTML to be framed in the console: the email's inline styles apply, nothing
