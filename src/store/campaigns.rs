@@ -188,6 +188,23 @@ macro_rules! topic_id {
     }};
 }
 
+/// A campaign's audience as the rows of `campaign_audience`: (kind, value).
+fn audience_rows(audience: &Audience) -> Vec<(&'static str, &str)> {
+    let constituencies = audience
+        .constituencies
+        .iter()
+        .map(|c| ("constituency", c.as_str()));
+    let postcodes = audience.postcodes.iter().map(|p| {
+        let kind = match p {
+            PostcodePrefix::Area(_) => "area",
+            PostcodePrefix::District(_) => "district",
+            PostcodePrefix::Sector(_) => "sector",
+        };
+        (kind, p.as_str())
+    });
+    constituencies.chain(postcodes).collect()
+}
+
 /// Writes every field of `$campaign` and its audience over campaign `$id`, inside the caller's
 /// write transaction; a topic that does not exist is [`StoreError::UnknownTopic`].
 macro_rules! write_campaign {
@@ -227,20 +244,7 @@ macro_rules! write_campaign {
             .bind($id)
             .execute(&mut *conn)
             .await?;
-        let audience = campaign
-            .audience
-            .constituencies
-            .iter()
-            .map(|c| ("constituency", c.as_str()))
-            .chain(campaign.audience.postcodes.iter().map(|p| {
-                let kind = match p {
-                    PostcodePrefix::Area(_) => "area",
-                    PostcodePrefix::District(_) => "district",
-                    PostcodePrefix::Sector(_) => "sector",
-                };
-                (kind, p.as_str())
-            }));
-        for (kind, value) in audience {
+        for (kind, value) in audience_rows(&campaign.audience) {
             sqlx::query(
                 "INSERT INTO campaign_audience (campaign_id, kind, value) VALUES ($1, $2, $3) \
                  ON CONFLICT DO NOTHING",
@@ -589,20 +593,7 @@ impl Store {
         limit: &Scope,
         on: NaiveDate,
     ) -> Result<Vec<(Option<String>, Option<String>, u64)>> {
-        let audience: Vec<(&str, String)> = campaign
-            .audience
-            .constituencies
-            .iter()
-            .map(|c| ("constituency", c.as_str().to_owned()))
-            .chain(campaign.audience.postcodes.iter().map(|p| {
-                let kind = match p {
-                    PostcodePrefix::Area(_) => "area",
-                    PostcodePrefix::District(_) => "district",
-                    PostcodePrefix::Sector(_) => "sector",
-                };
-                (kind, p.as_str().to_owned())
-            }))
-            .collect();
+        let audience = audience_rows(&campaign.audience);
         let limits: Vec<&str> = limit
             .constituencies()
             .unwrap_or_default()
@@ -646,7 +637,7 @@ impl Store {
                 .bind(campaign.topic.as_str())
                 .bind(limit.constituencies().is_some());
             for (kind, value) in &audience {
-                query = query.bind(*kind).bind(value.as_str());
+                query = query.bind(*kind).bind(*value);
             }
             for code in &limits {
                 query = query.bind(*code);

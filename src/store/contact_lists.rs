@@ -116,6 +116,20 @@ enum Bind {
     Int(i64),
 }
 
+/// `$query` with each of `$binds` bound in order (a macro: each engine's query is its own type).
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut query = $query;
+        for bind in $binds {
+            query = match bind {
+                Bind::Text(text) => query.bind(text.clone()),
+                Bind::Int(int) => query.bind(*int),
+            };
+        }
+        query
+    }};
+}
+
 /// A `WHERE` clause over `contacts c` left-joined to `postcodes p`, and its values in order.
 #[derive(Default)]
 struct Clause {
@@ -270,20 +284,14 @@ impl Store {
         );
         let counted = clause.binds.len() - 2;
         let (rows, total): (Vec<Row>, i64) = on_pool!(self, |pool| {
-            let mut rows = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(list));
-            for bind in &clause.binds {
-                rows = match bind {
-                    Bind::Text(text) => rows.bind(text.clone()),
-                    Bind::Int(int) => rows.bind(*int),
-                };
-            }
-            let mut total = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count));
-            for bind in &clause.binds[..counted] {
-                total = match bind {
-                    Bind::Text(text) => total.bind(text.clone()),
-                    Bind::Int(int) => total.bind(*int),
-                };
-            }
+            let rows = bind_all!(
+                sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(list)),
+                &clause.binds
+            );
+            let total = bind_all!(
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count)),
+                &clause.binds[..counted]
+            );
             (rows.fetch_all(pool).await?, total.fetch_one(pool).await?)
         });
         let contacts = rows
@@ -395,14 +403,12 @@ impl Store {
         );
         type Row = (DateTime<Utc>, String, String, String, Option<String>);
         let rows: Vec<Row> = on_pool!(self, |pool| {
-            let mut query = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql));
-            for bind in &clause.binds {
-                query = match bind {
-                    Bind::Text(text) => query.bind(text.clone()),
-                    Bind::Int(int) => query.bind(*int),
-                };
-            }
-            query.fetch_all(pool).await?
+            bind_all!(
+                sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql)),
+                &clause.binds
+            )
+            .fetch_all(pool)
+            .await?
         });
         rows.into_iter()
             .map(|(at, reason, public_id, email, name)| {

@@ -234,6 +234,22 @@ pub enum DisableOutcome {
     NotFound,
 }
 
+/// Keeps a one-time link (its hash) for person `$user` to set their password, inside the
+/// caller's transaction.
+macro_rules! insert_password_link {
+    ($executor:expr, $link:expr, $user:expr, $expires:expr) => {
+        sqlx::query(
+            "INSERT INTO staff_password_links (token_hash, user_id, expires_at) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind($link.as_str())
+        .bind($user)
+        .bind($expires)
+        .execute($executor)
+        .await?
+    };
+}
+
 fn parse_role(role: &str) -> Result<Role> {
     Role::parse(role).map_err(|e| decode_error("staff role", e))
 }
@@ -272,15 +288,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query(
-                    "INSERT INTO staff_password_links (token_hash, user_id, expires_at) \
-                     VALUES ($1, $2, $3)",
-                )
-                .bind(link.as_str())
-                .bind(id)
-                .bind(link_expires)
-                .execute(&mut *tx)
-                .await?;
+                insert_password_link!(&mut *tx, link, id, link_expires);
                 let scope = user
                     .scope
                     .as_list()
@@ -509,15 +517,7 @@ impl Store {
                     .bind(user)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO staff_password_links (token_hash, user_id, expires_at) \
-                     VALUES ($1, $2, $3)",
-                )
-                .bind(link.as_str())
-                .bind(user)
-                .bind(link_expires)
-                .execute(&mut *tx)
-                .await?;
+                insert_password_link!(&mut *tx, link, user, link_expires);
                 // A new link is how someone who lost their phone gets back in: their second
                 // factor goes with the old password, and they turn it on again.
                 sqlx::query(

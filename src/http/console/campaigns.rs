@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::session::{SessionForm, Signed};
+use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render, see_other};
 use crate::app::{self, AppError};
 use crate::domain::{CampaignChanges, CampaignDraft, CampaignState, ReportCounts};
@@ -96,23 +96,19 @@ pub struct Fields {
 }
 
 impl Fields {
-    fn from_pairs(pairs: &[(String, String)]) -> Self {
-        let mut fields = Fields::default();
-        for (key, value) in pairs {
-            match key.as_str() {
-                "name" => fields.name = value.clone(),
-                "topic" => fields.topic = value.clone(),
-                "subject" => fields.subject = value.clone(),
-                "format" => fields.format = value.clone(),
-                "body" => fields.body = value.clone(),
-                "constituency" => fields.constituencies.push(value.clone()),
-                "postcodes" => fields.postcodes = value.clone(),
-                "from" => fields.from = value.clone(),
-                "reply_to" => fields.reply_to = value.clone(),
-                _ => {}
-            }
+    fn from_posted(posted: &Posted) -> Self {
+        let one = |name| posted.one(name).to_owned();
+        Fields {
+            name: one("name"),
+            topic: one("topic"),
+            subject: one("subject"),
+            format: one("format"),
+            body: one("body"),
+            constituencies: posted.all("constituency"),
+            postcodes: one("postcodes"),
+            from: one("from"),
+            reply_to: one("reply_to"),
         }
-        fields
     }
 
     fn of(campaign: &crate::store::Campaign) -> Self {
@@ -293,9 +289,9 @@ pub async fn new(State(state): State<AppState>, signed: Signed) -> Response {
 
 pub async fn create(
     State(state): State<AppState>,
-    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+    SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
-    let fields = Fields::from_pairs(&pairs);
+    let fields = Fields::from_posted(&posted);
     match app::campaigns::create(&state.app, &signed.actor(), fields.draft()).await {
         Ok(id) => see_other(&format!("/admin/campaigns/{id}")),
         Err(error) => refused_form(&state, &signed, None, fields, error).await,
@@ -350,9 +346,9 @@ pub async fn edit(State(state): State<AppState>, signed: Signed, Path(id): Path<
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<i64>,
-    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+    SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
-    let fields = Fields::from_pairs(&pairs);
+    let fields = Fields::from_posted(&posted);
     match app::campaigns::edit(&state.app, &signed.actor(), id, fields.changes()).await {
         Ok(()) => see_other(&format!("/admin/campaigns/{id}")),
         Err(error) => refused_form(&state, &signed, Some(id), fields, error).await,
@@ -536,15 +532,9 @@ async fn campaign_data(
 pub async fn act(
     State(state): State<AppState>,
     Path((id, action)): Path<(i64, String)>,
-    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+    SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
-    let field = |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .unwrap_or_default()
-    };
+    let field = |name: &str| posted.one(name);
     let (app, actor) = (&state.app, &signed.actor());
     let change = |change| app::campaigns::change(app, actor, id, change);
     let done: Result<String, AppError> = match action.as_str() {
@@ -722,10 +712,10 @@ struct TrialData {
 /// and desktop width. Nothing is stored but the rendering, for its frames.
 pub async fn try_draft(
     State(state): State<AppState>,
-    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+    SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
     use axum::response::{Html, IntoResponse};
-    let fields = Fields::from_pairs(&pairs);
+    let fields = Fields::from_posted(&posted);
     let blank = TrialData {
         blank: true,
         error: None,

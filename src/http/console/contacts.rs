@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
-use super::session::{SessionForm, Signed};
+use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render, see_other};
 use crate::app::contacts::{Held, Withdrawn};
 use crate::app::{self, AppError};
@@ -271,36 +271,13 @@ async fn details_page(
     )
 }
 
-/// The fields of a contact's forms, as posted (a field repeated, such as `topic`, is kept
-/// whole).
-struct Posted(Vec<(String, String)>);
-
-impl Posted {
-    fn one(&self, name: &str) -> &str {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-            .unwrap_or_default()
-    }
-
-    fn all(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(key, _)| key == name)
-            .map(|(_, value)| value.clone())
-            .collect()
-    }
-}
-
 /// What a button on a person's page does: save their details (and consents they gave), record
 /// a withdrawal they asked for, restrict or unrestrict them, erase them.
 pub async fn act(
     State(state): State<AppState>,
     Path((id, action)): Path<(String, String)>,
-    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+    SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
-    let posted = Posted(pairs);
     let (app, actor) = (&state.app, &signed.actor());
     let done: Result<String, AppError> = match action.as_str() {
         "save" => {

@@ -176,6 +176,32 @@ fn from_same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
+/// A form's fields as posted, in order, a repeated one (ticked boxes) kept whole: for forms
+/// whose fields vary with the button pressed.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+pub struct Posted(Vec<(String, String)>);
+
+impl Posted {
+    /// The first value of field `name`, or blank.
+    pub fn one(&self, name: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Every value of field `name`.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+            .collect()
+    }
+}
+
 /// A form posted by the signed-in person, carrying their session's form token; its fields
 /// besides the token as `T`.
 pub struct SessionForm<T>(pub Signed, pub T);
@@ -195,14 +221,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for SessionForm<T> {
         let body = Bytes::from_request(request, state)
             .await
             .map_err(IntoResponse::into_response)?;
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+        let posted: Posted = serde_urlencoded::from_bytes(&body)
             .map_err(|_| (StatusCode::BAD_REQUEST, "the form could not be read").into_response())?;
         let expected = signed.session.form_token.as_bytes();
-        let carried = pairs
-            .iter()
-            .find(|(key, _)| key == FORM_TOKEN)
-            .is_some_and(|(_, token)| bool::from(token.as_bytes().ct_eq(expected)));
-        if !carried {
+        if !bool::from(posted.one(FORM_TOKEN).as_bytes().ct_eq(expected)) {
             return Err((
                 StatusCode::FORBIDDEN,
                 "Refused: the form is out of date or not from this console. Go back, reload \

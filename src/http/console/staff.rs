@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
-use super::session::{SessionForm, Signed};
+use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render};
 use crate::app::{self, AppError};
 use crate::http::AppState;
@@ -102,37 +102,24 @@ async fn staff_page(
     )
 }
 
-fn field<'a>(pairs: &'a [(String, String)], name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(key, _)| key == name)
-        .map(|(_, value)| value.as_str())
-        .unwrap_or_default()
-}
-
 /// Adds a person, disables one, or makes a new password link for one.
 pub async fn act(
     State(state): State<AppState>,
     axum::extract::Path(action): axum::extract::Path<String>,
-    SessionForm(signed, pairs): SessionForm<Vec<(String, String)>>,
+    SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
     let (app, actor) = (&state.app, &signed.actor());
-    let email = field(&pairs, "email");
+    let email = posted.one("email");
     let mut data = Data::empty();
     let done = match action.as_str() {
         "add" => {
-            let constituencies: Vec<String> = pairs
-                .iter()
-                .filter(|(key, _)| key == "constituency")
-                .map(|(_, value)| value.clone())
-                .collect();
             let added = app::staff::add(
                 app,
                 actor,
                 email,
-                field(&pairs, "name"),
-                field(&pairs, "role"),
-                &constituencies,
+                posted.one("name"),
+                posted.one("role"),
+                &posted.all("constituency"),
             )
             .await;
             added.map(|added| {
