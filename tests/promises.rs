@@ -196,6 +196,7 @@ async fn changes_made_while_a_campaign_is_sent_stop_its_mail_within_a_second(db:
         counts.skipped >= 12,
         "most of those who left were held, not sent: {counts:?}"
     );
+    db.assert_counts_kept().await;
 }
 
 /// Staff pause a campaign mid-send, resume it, then cancel it: after each, nothing reaches the

@@ -231,6 +231,7 @@ async fn only_the_eligible_receive_one_message_each(db: TestStore) {
         .unwrap();
     assert_eq!(again, Totals::default());
     assert_eq!(sink.messages().len(), 3, "nobody is sent twice");
+    db.assert_counts_kept().await;
 }
 
 async fn a_deferred_message_is_retried_after_a_wait_and_then_sent(db: TestStore) {
@@ -273,6 +274,7 @@ async fn a_deferred_message_is_retried_after_a_wait_and_then_sent(db: TestStore)
     assert_eq!(second.sent, 4);
     assert_each_received_once(&accepting, people);
     assert_eq!(state_counts(&db, id).await, (0, 4, 0, 0));
+    db.assert_counts_kept().await;
 }
 
 async fn a_recipient_refused_for_good_is_failed_and_suppressed_as_bounced(db: TestStore) {
@@ -329,6 +331,7 @@ async fn a_recipient_refused_for_good_is_failed_and_suppressed_as_bounced(db: Te
     assert_eq!(totals.failed, 2);
     assert_eq!(state_counts(&db2, id2).await, (0, 0, 2, 0));
     assert_eq!(db2.count("SELECT COUNT(*) FROM suppressions").await, 0);
+    db.assert_counts_kept().await;
 }
 
 async fn a_connection_dropped_at_the_end_of_the_data_is_retried_not_lost(db: TestStore) {
@@ -362,6 +365,7 @@ async fn a_connection_dropped_at_the_end_of_the_data_is_retried_not_lost(db: Tes
     };
     assert_eq!(second.sent, 5);
     assert_each_received_once(&accepting, people);
+    db.assert_counts_kept().await;
 }
 
 /// A working server, and a drain through it once the waiting retries are made due; `None`
@@ -456,6 +460,7 @@ async fn a_server_that_cannot_be_reached_pauses_the_campaign(db: TestStore) {
     .unwrap();
     assert_eq!(resumed.sent, 60);
     assert_eq!(accepting.messages().len(), 60);
+    db.assert_counts_kept().await;
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {

@@ -143,6 +143,7 @@ async fn a_wrong_password_pauses_at_once_blames_nobody_and_resume_sends(db: Test
             .iter()
             .all(|a| a["tls"] == true && a["auth_user"] == "canvass")
     );
+    db.assert_counts_kept().await;
 }
 
 async fn a_relay_refusing_every_recipient_fails_them_suppresses_nobody_and_pauses(db: TestStore) {
@@ -184,6 +185,7 @@ async fn a_relay_refusing_every_recipient_fails_them_suppresses_nobody_and_pause
     assert_eq!(accepting.accepted_by_recipient().len(), 40);
     let counts = db.store.delivery_counts(id).await.unwrap();
     assert_eq!((counts.sent, counts.failed, counts.queued), (40, 0, 0));
+    db.assert_counts_kept().await;
 }
 
 async fn only_a_mailbox_status_at_rcpt_suppresses_the_address(db: TestStore) {
@@ -260,6 +262,7 @@ async fn only_a_mailbox_status_at_rcpt_suppresses_the_address(db: TestStore) {
             .unwrap(),
         UnsuppressOutcome::Refused(SuppressionReason::Unsubscribed)
     );
+    db.assert_counts_kept().await;
 }
 
 /// STARTTLS and implicit TLS, each with AUTH PLAIN and with AUTH LOGIN, against a server whose

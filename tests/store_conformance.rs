@@ -103,6 +103,7 @@ async fn an_uploaded_file_imports_from_its_reader_telling_its_progress_as_events
             .any(|e| matches!(e, ImportEvent::Advanced { bytes_read } if *bytes_read > 0)),
         "{told:?}"
     );
+    db.assert_counts_kept().await;
 }
 
 /// Imports a postcode directory file as the operator.
@@ -150,6 +151,7 @@ async fn migrating_twice_is_harmless_and_creates_the_default_topics(db: TestStor
         .map(|t| t.slug.to_string())
         .collect();
     assert_eq!(slugs, ["news", "campaigns", "events", "volunteering"]);
+    db.assert_counts_kept().await;
 }
 
 async fn adding_a_topic_twice_is_refused(db: TestStore) {
@@ -164,6 +166,7 @@ async fn adding_a_topic_twice_is_refused(db: TestStore) {
         "{again:?}"
     );
     assert_eq!(db.store.list_topics().await.unwrap().len(), 5);
+    db.assert_counts_kept().await;
 }
 
 async fn import_lands_the_good_rows_and_names_each_bad_one_by_line(db: TestStore) {
@@ -219,6 +222,7 @@ async fn import_lands_the_good_rows_and_names_each_bad_one_by_line(db: TestStore
         one.consents[0].at,
         Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
     );
+    db.assert_counts_kept().await;
 }
 
 /// A sheet as Excel saves it where the decimal separator is a comma: CRLF line ends, `;`
@@ -271,6 +275,7 @@ async fn an_excel_sheet_imports_as_its_user_expects(db: TestStore) {
         grace.consents[0].at,
         Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap()
     );
+    db.assert_counts_kept().await;
 }
 
 /// A quote left open would read the rest of the file into one cell: the row is named by its
@@ -331,6 +336,7 @@ async fn an_unterminated_quote_is_named_by_its_line(db: TestStore) {
             .is_none(),
         "nothing after the open quote was imported"
     );
+    db.assert_counts_kept().await;
 }
 
 async fn reimporting_the_same_file_changes_nothing(db: TestStore) {
@@ -369,6 +375,7 @@ async fn reimporting_the_same_file_changes_nothing(db: TestStore) {
             .await,
         2
     );
+    db.assert_counts_kept().await;
 }
 
 async fn the_same_address_twice_in_a_file_is_one_contact(db: TestStore) {
@@ -383,6 +390,7 @@ async fn the_same_address_twice_in_a_file_is_one_contact(db: TestStore) {
     assert_eq!(export.name.as_deref(), Some("Joanna"));
     assert_eq!(export.email, "jo@example.org");
     assert_eq!(export.consents.len(), 2);
+    db.assert_counts_kept().await;
 }
 
 async fn an_empty_cell_keeps_what_is_held(db: TestStore) {
@@ -400,6 +408,7 @@ async fn an_empty_cell_keeps_what_is_held(db: TestStore) {
         export.guardian_consent,
         "guardian consent was lost by a file without it"
     );
+    db.assert_counts_kept().await;
 }
 
 async fn a_suppressed_address_stays_suppressed_after_reimport(db: TestStore) {
@@ -423,6 +432,7 @@ async fn a_suppressed_address_stays_suppressed_after_reimport(db: TestStore) {
         1,
         "the import granted consent to a suppressed address"
     );
+    db.assert_counts_kept().await;
 }
 
 async fn an_old_spreadsheet_never_overrides_a_newer_withdrawal(db: TestStore) {
@@ -439,6 +449,7 @@ async fn an_old_spreadsheet_never_overrides_a_newer_withdrawal(db: TestStore) {
     let export = db.held("jo@example.org").await;
     assert!(!export.consents[0].granted);
     assert_eq!(export.consent_history.len(), 2);
+    db.assert_counts_kept().await;
 }
 
 async fn fresher_consent_after_a_withdrawal_is_recorded(db: TestStore) {
@@ -461,6 +472,7 @@ async fn fresher_consent_after_a_withdrawal_is_recorded(db: TestStore) {
     assert_eq!(export.consents[0].source, "new-form");
     let history: Vec<bool> = export.consent_history.iter().map(|e| e.granted).collect();
     assert_eq!(history, [true, false, true]);
+    db.assert_counts_kept().await;
 }
 
 async fn contacts_take_their_constituency_from_the_directory(db: TestStore) {
@@ -483,6 +495,7 @@ async fn contacts_take_their_constituency_from_the_directory(db: TestStore) {
         al.constituency.is_none(),
         "a postcode outside the directory has no constituency"
     );
+    db.assert_counts_kept().await;
 }
 
 async fn directory_import_reads_onspd_columns_and_skips_pseudo_constituencies(db: TestStore) {
@@ -509,6 +522,7 @@ async fn directory_import_reads_onspd_columns_and_skips_pseudo_constituencies(db
         .unwrap();
     assert_eq!(lookup.constituency.as_str(), "E14001285");
     assert_eq!(lookup.constituency_name, None);
+    db.assert_counts_kept().await;
 }
 
 async fn directory_import_replaces_the_previous_directory(db: TestStore) {
@@ -534,6 +548,7 @@ async fn directory_import_replaces_the_previous_directory(db: TestStore) {
         .await
         .unwrap();
     assert!(gone.is_none());
+    db.assert_counts_kept().await;
 }
 
 /// A file of one good row and 2,000 bad ones used to replace the whole directory: a queued
@@ -588,6 +603,7 @@ async fn a_directory_that_would_destroy_is_refused_and_the_old_one_kept(db: Test
 
     directory(&db, &path, true, &mut report).await.unwrap();
     assert_eq!(db.store.directory_size().await.unwrap(), 2, "forced");
+    db.assert_counts_kept().await;
 }
 
 async fn an_empty_directory_file_leaves_the_directory_unchanged(db: TestStore) {
@@ -604,6 +620,7 @@ async fn an_empty_directory_file_leaves_the_directory_unchanged(db: TestStore) {
             .is_err()
     );
     assert_eq!(db.store.directory_size().await.unwrap(), 23);
+    db.assert_counts_kept().await;
 }
 
 async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
@@ -695,6 +712,7 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
             .map(|s| s.reason),
         Some(SuppressionReason::Erased)
     );
+    db.assert_counts_kept().await;
 }
 
 async fn an_erased_person_is_not_reimported(db: TestStore) {
@@ -718,6 +736,7 @@ async fn an_erased_person_is_not_reimported(db: TestStore) {
             .unwrap()
             .is_none()
     );
+    db.assert_counts_kept().await;
 }
 
 async fn erasing_an_unknown_address_still_suppresses_it(db: TestStore) {
@@ -748,6 +767,7 @@ async fn erasing_an_unknown_address_still_suppresses_it(db: TestStore) {
             .map(|s| s.reason),
         Some(SuppressionReason::Erased)
     );
+    db.assert_counts_kept().await;
 }
 
 async fn restriction_is_kept_and_lifted(db: TestStore) {
@@ -787,6 +807,7 @@ async fn restriction_is_kept_and_lifted(db: TestStore) {
             .unwrap(),
         RestrictionOutcome::NotFound
     );
+    db.assert_counts_kept().await;
 }
 
 async fn export_holds_details_consents_history_suppression_and_audit(db: TestStore) {
@@ -823,6 +844,7 @@ async fn export_holds_details_consents_history_suppression_and_audit(db: TestSto
     assert_eq!(json["suppression"]["reason"], "bounced");
     assert_eq!(json["audit"][0]["action"], "consent.withdrawn");
     assert_eq!(json["audit"][0]["actor"], "contact");
+    db.assert_counts_kept().await;
 }
 
 async fn export_of_an_unknown_address_is_nothing(db: TestStore) {
@@ -833,6 +855,7 @@ async fn export_of_an_unknown_address_is_nothing(db: TestStore) {
             .unwrap()
             .is_none()
     );
+    db.assert_counts_kept().await;
 }
 
 async fn the_consent_ledger_refuses_updates(db: TestStore) {
@@ -844,6 +867,7 @@ async fn the_consent_ledger_refuses_updates(db: TestStore) {
     };
     let error = result.expect_err("the ledger took an update").to_string();
     assert!(error.contains("append-only"), "{error}");
+    db.assert_counts_kept().await;
 }
 
 async fn a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once(db: TestStore) {
@@ -934,6 +958,7 @@ async fn a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_on
         [AlreadyUnsubscribed, AlreadyUnsubscribed]
     );
     assert_eq!(db.dump().await, before, "repeating it changes nothing");
+    db.assert_counts_kept().await;
 }
 
 /// The campaign audience rule, case by case: who is queued for a `news` mailing to constituency
@@ -976,6 +1001,48 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
     db.withdraw("withdrawn@example.org", "news", Utc::now())
         .await;
 
+    // The console's counts (kept counts, less the under-age, plus the prefixes' people outside
+    // the named constituencies) say what the rule counts one by one, whatever the audience
+    // and whatever the limit.
+    let today = Utc::now().date_naive();
+    let code = |c: &str| canvass::domain::ConstituencyCode::parse(c).unwrap();
+    let audiences = [
+        news_campaign(&[], &[]),
+        news_campaign(&["E14900001"], &[]),
+        news_campaign(&[], &["SG1"]),
+        news_campaign(&[], &["SG"]),
+        news_campaign(&[], &["SG13 8"]),
+        news_campaign(&["E14900001"], &["SG1", "AL1"]),
+    ];
+    let limits = [
+        canvass::domain::Scope::Everyone,
+        canvass::domain::Scope::of(vec![code("E14900001")]),
+        canvass::domain::Scope::nobody(),
+    ];
+    for audience in &audiences {
+        for limit in &limits {
+            let id = db
+                .store
+                .create_campaign(audience, limit, false, &Actor::Operator)
+                .await
+                .unwrap();
+            let one_by_one = db.store.audience_size(id, today).await.unwrap();
+            let counted: u64 = db
+                .store
+                .audience_counts(audience, limit, today)
+                .await
+                .unwrap()
+                .iter()
+                .map(|(_, _, n)| n)
+                .sum();
+            assert_eq!(
+                counted, one_by_one,
+                "{:?} within {limit:?}",
+                audience.audience
+            );
+        }
+    }
+
     let targeted = news_campaign(&["E14900001"], &["SG1"]);
     let id = db
         .store
@@ -987,7 +1054,6 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
         )
         .await
         .unwrap();
-    let today = Utc::now().date_naive();
     let size = db.store.audience_size(id, today).await.unwrap();
 
     assert_eq!(
@@ -1035,6 +1101,7 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
             "other-constituency@example.org",
         ]
     );
+    db.assert_counts_kept().await;
 }
 
 /// The addresses of a campaign's queued deliveries, sorted.
@@ -1097,6 +1164,7 @@ async fn campaigns_pause_resume_and_cancel(db: TestStore) {
             .unwrap(),
         StateChangeOutcome::NotFound
     );
+    db.assert_counts_kept().await;
 }
 
 /// Staff tokens: only the hash is stored, a presented token finds its member until revoked,
@@ -1223,6 +1291,7 @@ async fn staff_tokens_are_kept_as_hashes_found_listed_and_revoked(db: TestStore)
         .count("SELECT COUNT(*) FROM audit_log WHERE actor = 'operator' AND action IN ('staff_token.created', 'staff_token.revoked')")
         .await;
     assert_eq!(audited, 3);
+    db.assert_counts_kept().await;
 }
 
 /// Confirms a sign-up from the documentation address 203.0.113.9.
@@ -1302,6 +1371,7 @@ async fn signups_are_exported_while_held_and_purged_after_seven_days(db: TestSto
             .len(),
         1
     );
+    db.assert_counts_kept().await;
 }
 
 /// Staff record what the person said on the phone: one topic, or everything (suppressed, as
@@ -1385,6 +1455,7 @@ async fn a_withdrawal_by_phone_is_recorded_by_topic_or_for_everything(db: TestSt
             .unwrap()
             .is_some()
     );
+    db.assert_counts_kept().await;
 }
 
 fn signup(address: &str, topics: &[&str]) -> canvass::store::NewSignup {
@@ -1485,6 +1556,7 @@ async fn a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence(db: 
             .unwrap(),
         ConfirmOutcome::NotFound
     );
+    db.assert_counts_kept().await;
 }
 
 /// Someone who unsubscribed from everything comes back only by their own confirmed sign-up:

@@ -188,6 +188,7 @@ async fn the_worker_sends_each_eligible_person_one_message_with_working_links(db
     );
     assert_eq!(worker(&db).drain().await.unwrap(), Totals::default());
     assert_eq!(outbox(&db).len(), 2, "nobody is sent twice");
+    db.assert_counts_kept().await;
 }
 
 async fn a_paused_campaign_sends_nothing_until_resumed(db: TestStore) {
@@ -206,6 +207,7 @@ async fn a_paused_campaign_sends_nothing_until_resumed(db: TestStore) {
         .await
         .unwrap();
     assert_eq!(worker(&db).drain().await.unwrap().sent, 3);
+    db.assert_counts_kept().await;
 }
 
 /// DKIM: every message is signed, the signature covers both List-Unsubscribe headers (and the
@@ -375,6 +377,7 @@ async fn a_scheduled_campaign_is_queued_and_sent_when_due_with_the_audience_of_t
     );
     let left = db.store.campaign(unscheduled).await.unwrap().unwrap();
     assert_eq!(left.state.as_str(), "draft");
+    db.assert_counts_kept().await;
 }
 
 /// A stored template the worker cannot use (one written before today's checks) pauses its
@@ -393,4 +396,5 @@ async fn a_template_that_cannot_be_used_pauses_its_campaign_not_the_worker(db: T
     let reason = campaign.paused_reason.unwrap();
     assert!(reason.contains("its template cannot be used"), "{reason}");
     assert!(outbox(&db).is_empty());
+    db.assert_counts_kept().await;
 }

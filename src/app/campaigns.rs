@@ -127,7 +127,13 @@ pub async fn preview(
 ) -> Result<Preview> {
     let (campaign, subject, bodies) = rendered(app, actor, id, as_contact).await?;
     let today = Utc::now().date_naive();
-    let audience_size = app.store.audience_size(id, today).await?;
+    let audience_size = app
+        .store
+        .audience_counts(&campaign.spec, &campaign.limit, today)
+        .await?
+        .iter()
+        .map(|(_, _, n)| n)
+        .sum();
     Ok(Preview {
         state: campaign.state,
         audience_size,
@@ -408,9 +414,12 @@ pub async fn audience(
     actor: &Actor,
     id: i64,
 ) -> Result<Vec<(Option<String>, Option<String>, u64)>> {
-    find(app, actor, id).await?;
+    let campaign = find(app, actor, id).await?;
     let today = Utc::now().date_naive();
-    Ok(app.store.audience_by_constituency(id, today).await?)
+    Ok(app
+        .store
+        .audience_counts(&campaign.spec, &campaign.limit, today)
+        .await?)
 }
 
 /// A campaign as it is being written, before it is saved: who it would reach today by
@@ -429,7 +438,7 @@ pub async fn trial(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<Tri
     let today = Utc::now().date_naive();
     let audience = app
         .store
-        .draft_audience_by_constituency(&campaign, actor.scope(), today)
+        .audience_counts(&campaign, actor.scope(), today)
         .await?;
     let templates = Templates::compile_in_background(&campaign)
         .await

@@ -9,8 +9,8 @@ use crate::domain::{
     SuppressionExport, SuppressionReason, Topic, TopicSlug, parse_source,
 };
 use crate::store::{
-    ConsentFilter, ConstituencySummary, ContactPage, ContactQuery, ErasureOutcome,
-    RecentSuppression, RestrictionOutcome, UnsuppressOutcome, Withdrawal, WithdrawalOutcome, now,
+    ContactPage, ContactQuery, ErasureOutcome, RecentSuppression, RestrictionOutcome,
+    UnsuppressOutcome, Withdrawal, WithdrawalOutcome, now,
 };
 
 /// What a contact is checked against now: the topics that exist, and the source of a draft
@@ -73,31 +73,67 @@ pub async fn overview(app: &App, actor: &Actor) -> Result<Overview> {
     Ok(Overview { contacts, recent })
 }
 
-/// Of the contacts the actor may see: how many hold consent for each topic, and how many may be
-/// mailed something in each constituency.
+/// Of the contacts the actor may see: how many may be mailed each topic today, in all and in
+/// each constituency (consent in force, neither restricted nor suppressed, of age), from the
+/// counts the database keeps.
 pub struct Counts {
     pub topics: Vec<(Topic, u64)>,
-    pub constituencies: Vec<ConstituencySummary>,
+    /// Each constituency in scope that has someone to mail, or that the actor is kept to; and
+    /// the contacts the directory places nowhere (`code` `None`), for those who see them.
+    pub constituencies: Vec<ConstituencyCounts>,
+}
+
+/// How many in one constituency may be mailed each topic, in the order of [`Counts::topics`].
+pub struct ConstituencyCounts {
+    pub code: Option<String>,
+    pub name: Option<String>,
+    pub by_topic: Vec<u64>,
 }
 
 pub async fn counts(app: &App, actor: &Actor) -> Result<Counts> {
     let scope = actor.scope();
-    let mut topics = Vec::new();
-    for topic in app.store.list_topics().await? {
-        let query = ContactQuery {
-            topic: Some(topic.slug.clone()),
-            consent: Some(ConsentFilter::Granted),
-            ..ContactQuery::default()
-        };
-        let granted = app.store.find_contacts(scope, &query).await?.total;
-        topics.push((topic, granted));
-    }
-    let constituencies = app
+    let topics = app.store.list_topics().await?;
+    let mailable = app.store.mailable(None, now().date_naive()).await?;
+    let of = |code: &str, topic: &Topic| {
+        mailable
+            .get(&(code.to_owned(), topic.slug.as_str().to_owned()))
+            .copied()
+    };
+    let lines = |code: &str| topics.iter().map(|t| of(code, t).unwrap_or(0)).collect();
+    let listed = |code: &str| {
+        scope.constituencies().is_some() || topics.iter().any(|t| of(code, t).is_some())
+    };
+    let mut constituencies: Vec<ConstituencyCounts> = app
         .store
-        .constituencies(None)
+        .constituency_names()
         .await?
         .into_iter()
-        .filter(|c| scope.covers(Some(&c.code)))
+        .filter(|(code, _)| scope.covers(Some(code)) && listed(code))
+        .map(|(code, name)| ConstituencyCounts {
+            by_topic: lines(&code),
+            code: Some(code),
+            name,
+        })
+        .collect();
+    if scope.covers(None) && listed("") {
+        constituencies.push(ConstituencyCounts {
+            code: None,
+            name: None,
+            by_topic: lines(""),
+        });
+    }
+    let topics = topics
+        .into_iter()
+        .map(|topic| {
+            let total = mailable
+                .iter()
+                .filter(|((code, slug), _)| {
+                    *slug == topic.slug.as_str() && scope.covers((!code.is_empty()).then_some(code))
+                })
+                .map(|(_, n)| n)
+                .sum();
+            (topic, total)
+        })
         .collect();
     Ok(Counts {
         topics,

@@ -557,55 +557,97 @@ impl Store {
             .collect()
     }
 
-    /// Who would receive the campaign if it were sent on `on`, counted by constituency (code
-    /// and name; `None` for those the directory places nowhere), largest first.
-    pub async fn audience_by_constituency(
-        &self,
-        id: i64,
-        on: NaiveDate,
-    ) -> Result<Vec<(Option<String>, Option<String>, u64)>> {
-        let rows: Vec<(Option<String>, Option<String>, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT p.constituency_code, n.name, count(*) \
-                 FROM campaigns k, contacts c \
-                 LEFT JOIN postcodes p ON p.postcode = c.postcode \
-                 LEFT JOIN constituencies n ON n.code = p.constituency_code \
-                 WHERE k.id = $1 AND {ELIGIBLE} \
-                 GROUP BY p.constituency_code, n.name ORDER BY count(*) DESC, p.constituency_code"
-            )))
-            .bind(id)
-            .bind(latest_birth_date_to_mail(on))
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|(code, name, n)| (code, name, n as u64))
-            .collect())
-    }
-
-    /// Who a campaign not yet saved would reach on `on`, by constituency, largest first: the
-    /// same rule ([`ELIGIBLE`]) over the draft's topic, audience and limit, given to the
-    /// statement as common table expressions that stand in for the tables of a saved one.
-    pub async fn draft_audience_by_constituency(
+    /// Who a campaign, saved or not, would reach on `on`, by constituency (code and name;
+    /// `None` for those the directory places nowhere), largest first, read from the counts the
+    /// database keeps rather than by reading every contact: the people who may be mailed its
+    /// topic in the constituencies it names (in all, when it names none) within `limit`; then,
+    /// for its postcode prefixes, those [`ELIGIBLE`] finds there outside those constituencies.
+    /// The same people as [`Store::audience_size`] counts one by one, and as queueing takes.
+    pub async fn audience_counts(
         &self,
         campaign: &NewCampaign,
         limit: &Scope,
         on: NaiveDate,
     ) -> Result<Vec<(Option<String>, Option<String>, u64)>> {
-        let audience = audience_rows(&campaign.audience);
+        let audience = &campaign.audience;
+        let named: Vec<&str> = audience
+            .constituencies
+            .iter()
+            .map(ConstituencyCode::as_str)
+            .collect();
+        let chosen = |code: &str| {
+            (audience.is_everyone() || named.contains(&code))
+                && limit.covers((!code.is_empty()).then_some(code))
+        };
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for ((code, _), n) in self.mailable(Some(&campaign.topic), on).await? {
+            if chosen(&code) {
+                *counts.entry(code).or_default() += n;
+            }
+        }
+        if !audience.postcodes.is_empty() {
+            for (code, n) in self.prefix_audience(campaign, limit, on, &named).await? {
+                *counts.entry(code).or_default() += n;
+            }
+        }
+        let names: HashMap<String, Option<String>> =
+            self.constituency_names().await?.into_iter().collect();
+        let mut rows: Vec<(Option<String>, Option<String>, u64)> = counts
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(code, n)| {
+                let name = names.get(&code).cloned().flatten();
+                ((!code.is_empty()).then_some(code), name, n)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        Ok(rows)
+    }
+
+    /// Who a campaign's postcode prefixes reach on `on` outside the constituencies `named`, by
+    /// constituency code ('' for none): the rule ([`ELIGIBLE`]) over the campaign's topic,
+    /// prefixes and limit, given to the statement as common table expressions that stand in for
+    /// the tables of a saved campaign, and read through the contacts' postcode index, one range
+    /// of it per prefix.
+    async fn prefix_audience(
+        &self,
+        campaign: &NewCampaign,
+        limit: &Scope,
+        on: NaiveDate,
+        named: &[&str],
+    ) -> Result<Vec<(String, u64)>> {
+        let prefixes = Audience {
+            constituencies: Vec::new(),
+            postcodes: campaign.audience.postcodes.clone(),
+        };
+        let audience = audience_rows(&prefixes);
         let limits: Vec<&str> = limit
             .constituencies()
             .unwrap_or_default()
             .iter()
             .map(ConstituencyCode::as_str)
             .collect();
+        // PostgreSQL compares text by the database's collation unless told otherwise; a range
+        // of byte order is what a prefix is, and `contacts_postcode_bytes` holds it.
+        let postcode = match self {
+            Store::Sqlite(_) => "c.postcode",
+            Store::Postgres(_) => "(c.postcode COLLATE \"C\")",
+        };
         // $1 the campaign (0), $2 the birth date, $3 the topic, $4 limited; then the values.
         let mut next = 5;
         let mut rows = vec!["SELECT CAST(0 AS BIGINT), '', '' WHERE 1 = 0".to_owned()];
+        let mut ranges = Vec::new();
         for _ in &audience {
             rows.push(format!(
                 "SELECT CAST(0 AS BIGINT), ${}, ${}",
+                next,
+                next + 1
+            ));
+            next += 2;
+        }
+        for _ in &audience {
+            ranges.push(format!(
+                "({postcode} >= ${} AND {postcode} < ${})",
                 next,
                 next + 1
             ));
@@ -616,21 +658,29 @@ impl Store {
             limit_rows.push(format!("SELECT CAST(0 AS BIGINT), ${next}"));
             next += 1;
         }
+        let mut outside = vec!["''".to_owned()];
+        for _ in named {
+            outside.push(format!("${next}"));
+            next += 1;
+        }
         let sql = format!(
             "WITH campaign_audience (campaign_id, kind, value) AS ({}), \
                   campaign_limits (campaign_id, constituency_code) AS ({}), \
                   campaigns (id, topic_id, limited) AS \
                       (SELECT CAST($1 AS BIGINT), t.id, $4 FROM topics t WHERE t.slug = $3) \
-             SELECT p.constituency_code, n.name, count(*) \
+             SELECT COALESCE(p.constituency_code, ''), count(*) \
              FROM campaigns k, contacts c \
              LEFT JOIN postcodes p ON p.postcode = c.postcode \
-             LEFT JOIN constituencies n ON n.code = p.constituency_code \
-             WHERE k.id = $1 AND {ELIGIBLE} \
-             GROUP BY p.constituency_code, n.name ORDER BY count(*) DESC, p.constituency_code",
+             WHERE k.id = $1 AND ({}) \
+               AND (p.constituency_code IS NULL OR p.constituency_code NOT IN ({})) \
+               AND {ELIGIBLE} \
+             GROUP BY p.constituency_code",
             rows.join(" UNION ALL "),
-            limit_rows.join(" UNION ALL ")
+            limit_rows.join(" UNION ALL "),
+            ranges.join(" OR "),
+            outside.join(", "),
         );
-        let found: Vec<(Option<String>, Option<String>, i64)> = on_pool!(self, |pool| {
+        let found: Vec<(String, i64)> = on_pool!(self, |pool| {
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(0_i64)
                 .bind(latest_birth_date_to_mail(on))
@@ -639,14 +689,22 @@ impl Store {
             for (kind, value) in &audience {
                 query = query.bind(*kind).bind(*value);
             }
+            // Postcodes are ASCII: everything that starts with the prefix sorts before it
+            // followed by DEL.
+            for (_, value) in &audience {
+                query = query.bind(*value).bind(format!("{value}\u{7f}"));
+            }
             for code in &limits {
+                query = query.bind(*code);
+            }
+            for code in named {
                 query = query.bind(*code);
             }
             query.fetch_all(pool).await?
         });
         Ok(found
             .into_iter()
-            .map(|(code, name, n)| (code, name, n as u64))
+            .map(|(code, n)| (code, n as u64))
             .collect())
     }
 
@@ -806,6 +864,17 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+            // The campaign's counts, kept from here on by the deliveries' trigger.
+            sqlx::query(
+                "INSERT INTO campaign_counts (campaign_id, state, constituency_code, bounced, \
+                     complained, unsubscribed, deliveries) \
+                 SELECT campaign_id, state, COALESCE(constituency, ''), bounced, complained, \
+                     unsubscribed, count(*) \
+                 FROM deliveries WHERE campaign_id = $1 GROUP BY 1, 2, 3, 4, 5, 6",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "UPDATE campaigns SET state = 'queued', queued_at = $2, updated_at = $2, \
                      scheduled_at = NULL \
@@ -879,17 +948,16 @@ impl Store {
     }
 
     /// What a campaign's deliveries did, by the constituency of their recipients when it was
-    /// queued, largest first. The counts are grouped in the order of the index that holds them
-    /// (`deliveries_by_state`), so that the engine reads the index alone and sorts nothing; the
-    /// groups are added up by constituency here.
+    /// queued, largest first: from the counts the database keeps (`campaign_counts`), added up
+    /// by constituency here.
     pub async fn campaign_report(&self, id: i64) -> Result<Vec<ConstituencyCounts>> {
         type Group = (String, Option<String>, bool, bool, bool, i64);
         let (groups, names): (Vec<Group>, Vec<(String, Option<String>)>) = on_pool!(self, |pool| {
             let mut conn = pool.acquire().await?;
             let groups = sqlx::query_as(
-                "SELECT state, constituency, bounced, complained, unsubscribed, count(*) \
-                     FROM deliveries WHERE campaign_id = $1 \
-                     GROUP BY state, constituency, bounced, complained, unsubscribed",
+                "SELECT state, NULLIF(constituency_code, ''), bounced, complained, unsubscribed, \
+                     deliveries \
+                 FROM campaign_counts WHERE campaign_id = $1 AND deliveries <> 0",
             )
             .bind(id)
             .fetch_all(&mut *conn)
@@ -936,7 +1004,8 @@ impl Store {
     pub async fn delivery_counts(&self, id: i64) -> Result<DeliveryCounts> {
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT state, count(*) FROM deliveries WHERE campaign_id = $1 GROUP BY state",
+                "SELECT state, CAST(sum(deliveries) AS BIGINT) FROM campaign_counts WHERE campaign_id = $1 \
+                 GROUP BY state",
             )
             .bind(id)
             .fetch_all(pool)

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{MAX_BIND_PARAMETERS, Result, Store, decode_error, latest_consent, on_pool};
+use super::{MAX_BIND_PARAMETERS, Result, Store, decode_error, on_pool};
 use crate::domain::{
     ConstituencyCode, Email, NewContact, Postcode, PostcodePrefix, PublicId, Scope, TopicSlug,
 };
@@ -213,34 +213,28 @@ impl Clause {
             self.push(&format!("p.constituency_code = {p}"));
             self.by_constituency = true;
         }
-        let consent = query.consent.map(|filter| match filter {
-            ConsentFilter::Granted => "TRUE",
-            ConsentFilter::Withdrawn => "FALSE",
-        });
-        match (&query.topic, consent) {
-            (Some(topic), consent) => {
+        let wanted = consent_wanted(query.consent);
+        match (&query.topic, query.consent) {
+            (Some(topic), _) => {
                 let p = self.bind(Bind::Text(topic.as_str().to_owned()));
-                let wanted = consent.unwrap_or("TRUE");
                 self.push(&format!(
-                    concat!(
-                        "EXISTS (SELECT 1 FROM topics t WHERE t.slug = {p} AND ",
-                        latest_consent!("c.id", "t.id"),
-                        " = {wanted})"
-                    ),
-                    p = p,
-                    wanted = wanted
+                    "EXISTS (SELECT 1 FROM consents k JOIN topics t ON t.id = k.topic_id \
+                     WHERE k.contact_id = c.id AND t.slug = {p} AND k.granted = {wanted})"
                 ));
             }
-            (None, Some(wanted)) => self.push(&format!(
-                concat!(
-                    "EXISTS (SELECT 1 FROM topics t WHERE ",
-                    latest_consent!("c.id", "t.id"),
-                    " = {wanted})"
-                ),
-                wanted = wanted
+            (None, Some(_)) => self.push(&format!(
+                "EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = c.id AND k.granted = {wanted})"
             )),
             (None, None) => {}
         }
+    }
+}
+
+/// The SQL truth a consent filter asks for (a topic alone asks for its consent in force).
+fn consent_wanted(filter: Option<ConsentFilter>) -> &'static str {
+    match filter {
+        Some(ConsentFilter::Withdrawn) => "FALSE",
+        Some(ConsentFilter::Granted) | None => "TRUE",
     }
 }
 
@@ -257,20 +251,37 @@ impl Store {
         let offset = i64::from(query.page.max(1) - 1) * i64::from(CONTACTS_PAGE);
         let limit = clause.bind(Bind::Int(i64::from(CONTACTS_PAGE)));
         let skip = clause.bind(Bind::Int(offset));
+        // The page's ids first, from the contacts (and the conditions' tables) alone; then the
+        // fifty rows, with their constituencies: a deep page skips ids, not joined rows.
         let list = format!(
             "SELECT c.public_id, c.email, c.name, c.postcode, \
                     COALESCE(k.name, p.constituency_code), c.restricted_at IS NOT NULL, \
                     EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash), \
                     c.created_at \
-             {FROM} LEFT JOIN constituencies k ON k.code = p.constituency_code{} \
-             ORDER BY c.id DESC LIMIT {limit} OFFSET {skip}",
+             {FROM} LEFT JOIN constituencies k ON k.code = p.constituency_code \
+             WHERE c.id IN (SELECT c.id{} {} ORDER BY c.id DESC LIMIT {limit} OFFSET {skip}) \
+             ORDER BY c.id DESC",
+            match clause.by_constituency {
+                true => FROM,
+                false => " FROM contacts c",
+            },
             clause.sql
         );
         // Counting a million contacts through their postcodes costs a lookup each: the join is
-        // made only when a condition needs the constituency.
-        let count = match clause.by_constituency {
-            true => format!("SELECT count(*){FROM}{}", clause.sql),
-            false => format!("SELECT count(*) FROM contacts c{}", clause.sql),
+        // made only when a condition needs the constituency. A filter by a topic's consent
+        // alone, for someone who sees everyone, is counted in the consents' index.
+        let consent_only = scope.constituencies().is_none()
+            && query.search.is_none()
+            && query.constituency.is_none()
+            && query.topic.is_some();
+        let count = match (consent_only, clause.by_constituency) {
+            (true, _) => format!(
+                "SELECT count(*) FROM consents k JOIN topics t ON t.id = k.topic_id \
+                 WHERE t.slug = $1 AND k.granted = {}",
+                consent_wanted(query.consent)
+            ),
+            (false, true) => format!("SELECT count(*){FROM}{}", clause.sql),
+            (false, false) => format!("SELECT count(*) FROM contacts c{}", clause.sql),
         };
         type Row = (
             String,

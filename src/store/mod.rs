@@ -12,6 +12,7 @@ mod changes;
 mod consent;
 mod contact_lists;
 mod contacts;
+mod counts;
 mod deliveries;
 mod directory;
 mod preferences;
@@ -51,6 +52,7 @@ pub use contacts::{
     ContactImportOutcome, ErasureOutcome, FeedbackAbout, RestrictionOutcome, UnsuppressOutcome,
     Withdrawal, WithdrawalOutcome,
 };
+pub use counts::Mailable;
 pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
 pub use directory::{ConstituencySummary, DirectoryEntry, DirectoryImport, PostcodeLookup};
 pub use preferences::{
@@ -173,17 +175,17 @@ macro_rules! insert_audit {
 pub(crate) use insert_audit;
 
 /// Whether the email consent in force for `$contact` and `$topic` (two SQL expressions) is a
-/// grant: the latest ledger entry, found by a descending walk of `consent_ledger_latest`; NULL
-/// when the ledger holds nothing. The `current_consent` view says the same for whole tables; this
-/// is the form for one pair inside a larger statement.
+/// grant: the `consents` row that the ledger's trigger keeps (its latest entry); NULL when the
+/// ledger holds nothing. The `current_consent` view says the same for whole tables; this is the
+/// form for one pair inside a larger statement.
 macro_rules! latest_consent {
     ($contact:literal, $topic:literal) => {
         concat!(
-            "(SELECT l.granted FROM consent_ledger l WHERE l.contact_id = ",
+            "(SELECT k_.granted FROM consents k_ WHERE k_.contact_id = ",
             $contact,
-            " AND l.topic_id = ",
+            " AND k_.topic_id = ",
             $topic,
-            " AND l.channel = 'email' ORDER BY l.at DESC, l.id DESC LIMIT 1)"
+            ")"
         )
     };
 }

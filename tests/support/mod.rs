@@ -61,6 +61,17 @@ struct PostgresDatabase {
 }
 
 impl TestStore {
+    /// Asserts that the counts the database keeps (consents in force, who may be mailed, each
+    /// campaign's deliveries) equal the same counted again from scratch.
+    pub async fn assert_counts_kept(&self) {
+        let drift = self.store.count_drift().await.unwrap();
+        assert!(
+            drift.is_empty(),
+            "kept counts differ:\n{}",
+            drift.join("\n")
+        );
+    }
+
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = DatabaseUrl::Sqlite(format!("sqlite://{}", dir.path().join("test.db").display()));

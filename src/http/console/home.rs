@@ -25,14 +25,15 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 struct TopicLine {
     name: String,
     slug: String,
-    granted: u64,
+    mailable: u64,
 }
 
 #[derive(Serialize)]
 struct ConstituencyLine {
-    code: String,
+    /// `None`: the contacts the directory places nowhere.
+    code: Option<String>,
     name: String,
-    mailable: u64,
+    by_topic: Vec<u64>,
 }
 
 #[derive(Serialize)]
@@ -59,6 +60,7 @@ struct Data {
     in_flight: Vec<InFlight>,
     recent: Vec<Suppressed>,
     scope: Option<String>,
+    stats: Stats,
 }
 
 #[derive(Serialize)]
@@ -124,11 +126,41 @@ async fn data(state: &AppState, signed: &Signed) -> Result<Data, Problem> {
             })
             .collect(),
         scope: signed.session.member.scope.as_list(),
+        stats: stats_of(app::contacts::counts(&state.app, &actor).await?),
     })
 }
 
-/// The counts by topic and constituency: the dashboard loads them after the page (htmx), or
-/// they are a page of their own.
+fn stats_of(counts: app::contacts::Counts) -> Stats {
+    Stats {
+        topics: counts
+            .topics
+            .into_iter()
+            .map(|(topic, mailable)| TopicLine {
+                name: topic.name,
+                slug: topic.slug.as_str().to_owned(),
+                mailable,
+            })
+            .collect(),
+        constituencies: counts
+            .constituencies
+            .into_iter()
+            .map(|c| ConstituencyLine {
+                name: match (c.name, &c.code) {
+                    (Some(name), _) => name,
+                    (None, Some(code)) => code.clone(),
+                    (None, None) => {
+                        "No constituency (postcode missing or not in the directory)".to_owned()
+                    }
+                },
+                code: c.code,
+                by_topic: c.by_topic,
+            })
+            .collect(),
+    }
+}
+
+/// The counts by topic and constituency as a page of their own (the dashboard shows them too),
+/// or as the fragment alone for htmx.
 pub async fn stats(
     State(state): State<AppState>,
     signed: Signed,
@@ -138,26 +170,7 @@ pub async fn stats(
         Ok(counts) => counts,
         Err(error) => return Problem::from(error).page(&state, Some(&signed)),
     };
-    let stats = Stats {
-        topics: counts
-            .topics
-            .into_iter()
-            .map(|(topic, granted)| TopicLine {
-                name: topic.name,
-                slug: topic.slug.as_str().to_owned(),
-                granted,
-            })
-            .collect(),
-        constituencies: counts
-            .constituencies
-            .into_iter()
-            .map(|c| ConstituencyLine {
-                name: c.name.unwrap_or_else(|| c.code.clone()),
-                code: c.code,
-                mailable: c.mailable,
-            })
-            .collect(),
-    };
+    let stats = stats_of(counts);
     if headers.contains_key("hx-request") {
         use axum::response::{Html, IntoResponse};
         return match state.console.try_render("home_stats", &stats) {

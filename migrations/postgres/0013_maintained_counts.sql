@@ -1,0 +1,260 @@
+-- Counts kept as the data changes, so that the console shows them on a million contacts without
+-- counting the contacts (and without a periodic cache that would be wrong in between).
+--
+-- 1. consents: the consent in force for each contact and topic, the ledger's latest entry
+--    (by when it was given, then by entry). The ledger's trigger keeps it.
+-- 2. mailable_counts: per constituency ('' for none) and topic, the contacts holding that
+--    consent who are neither restricted nor suppressed. Their age is not part of it (it changes
+--    with the calendar, not with the data): readers take away the few under the age of consent
+--    themselves. Triggers on consents, contacts and suppressions keep it; replacing the postcode
+--    directory counts it again.
+-- 3. campaign_counts: per campaign, its deliveries by state, constituency and what came back, as
+--    its report counts them. Queueing adds a campaign's rows; a trigger follows every change of
+--    a delivery.
+-- `canvass counts check` (and the tests) count everything again from scratch and compare.
+--
+-- Every change of a contact's standing first locks the contact's row (FOR NO KEY UPDATE, which
+-- the ledger's foreign key does not conflict with): two transactions changing one contact are
+-- counted one after the other, each seeing what the other did.
+
+CREATE TABLE consents (
+    contact_id BIGINT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+    topic_id   BIGINT NOT NULL REFERENCES topics (id),
+    granted    BOOLEAN NOT NULL,
+    at         TIMESTAMPTZ NOT NULL,
+    ledger_id  BIGINT NOT NULL,
+    PRIMARY KEY (contact_id, topic_id)
+);
+
+CREATE INDEX consents_by_topic ON consents (topic_id, granted, contact_id);
+
+INSERT INTO consents (contact_id, topic_id, granted, at, ledger_id)
+SELECT DISTINCT ON (l.contact_id, l.topic_id) l.contact_id, l.topic_id, l.granted, l.at, l.id
+FROM consent_ledger l
+WHERE l.channel = 'email'
+ORDER BY l.contact_id, l.topic_id, l.at DESC, l.id DESC;
+
+CREATE FUNCTION lock_contact(contact BIGINT) RETURNS void LANGUAGE sql AS
+$$ SELECT NULL FROM contacts WHERE id = contact FOR NO KEY UPDATE $$;
+
+CREATE FUNCTION consent_ledger_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM lock_contact(NEW.contact_id);
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER consent_ledger_lock BEFORE INSERT ON consent_ledger
+FOR EACH ROW EXECUTE FUNCTION consent_ledger_lock();
+
+CREATE FUNCTION consent_ledger_in_force() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.channel = 'email' THEN
+        INSERT INTO consents (contact_id, topic_id, granted, at, ledger_id)
+        VALUES (NEW.contact_id, NEW.topic_id, NEW.granted, NEW.at, NEW.id)
+        ON CONFLICT (contact_id, topic_id) DO UPDATE
+            SET granted = excluded.granted, at = excluded.at, ledger_id = excluded.ledger_id
+            WHERE excluded.at > consents.at
+               OR (excluded.at = consents.at AND excluded.ledger_id > consents.ledger_id);
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER consent_ledger_in_force AFTER INSERT ON consent_ledger
+FOR EACH ROW EXECUTE FUNCTION consent_ledger_in_force();
+
+DROP VIEW current_consent;
+CREATE VIEW current_consent AS
+SELECT k.contact_id, k.topic_id, 'email'::TEXT AS channel, k.granted, l.source, k.at
+FROM consents k JOIN consent_ledger l ON l.id = k.ledger_id;
+
+CREATE TABLE mailable_counts (
+    constituency_code TEXT NOT NULL,
+    topic_id          BIGINT NOT NULL,
+    contacts          BIGINT NOT NULL,
+    PRIMARY KEY (constituency_code, topic_id)
+);
+
+INSERT INTO mailable_counts (constituency_code, topic_id, contacts)
+SELECT COALESCE(p.constituency_code, ''), k.topic_id, count(*)
+FROM consents k
+JOIN contacts c ON c.id = k.contact_id
+LEFT JOIN postcodes p ON p.postcode = c.postcode
+WHERE k.granted AND c.restricted_at IS NULL
+  AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)
+GROUP BY 1, 2;
+
+-- Adds `change` to the count of each topic a contact (as `postcode`, `restricted_at` and
+-- `email_hash` describe it) holds a grant of, when it is neither restricted nor suppressed;
+-- `unsuppressed` counts it as if its address were not suppressed. One statement, so that the
+-- constituency is read after the counts' lock is taken.
+CREATE FUNCTION count_contact(
+    contact BIGINT, postcode TEXT, restricted_at TIMESTAMPTZ, email_hash TEXT,
+    change BIGINT, unsuppressed BOOLEAN
+) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO mailable_counts (constituency_code, topic_id, contacts)
+    SELECT COALESCE((SELECT p.constituency_code FROM postcodes p WHERE p.postcode = count_contact.postcode), ''),
+           k.topic_id, change
+    FROM consents k
+    WHERE k.contact_id = contact AND k.granted AND count_contact.restricted_at IS NULL
+      AND (unsuppressed OR NOT EXISTS (SELECT 1 FROM suppressions s
+                                       WHERE s.email_hash = count_contact.email_hash))
+    ORDER BY k.topic_id
+    ON CONFLICT (constituency_code, topic_id)
+    DO UPDATE SET contacts = mailable_counts.contacts + excluded.contacts
+$$;
+
+CREATE FUNCTION consents_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'INSERT' AND NOT NEW.granted THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'UPDATE' AND OLD.granted = NEW.granted THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO mailable_counts (constituency_code, topic_id, contacts)
+    SELECT COALESCE((SELECT p.constituency_code FROM postcodes p WHERE p.postcode = c.postcode), ''),
+           NEW.topic_id, CASE WHEN NEW.granted THEN 1 ELSE -1 END
+    FROM contacts c
+    WHERE c.id = NEW.contact_id AND c.restricted_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)
+    ON CONFLICT (constituency_code, topic_id)
+    DO UPDATE SET contacts = mailable_counts.contacts + excluded.contacts;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER consents_counted AFTER INSERT OR UPDATE ON consents
+FOR EACH ROW EXECUTE FUNCTION consents_counted();
+
+CREATE FUNCTION contacts_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM count_contact(OLD.id, OLD.postcode, OLD.restricted_at, OLD.email_hash, -1, FALSE);
+        RETURN OLD;
+    END IF;
+    IF OLD.restricted_at IS NOT DISTINCT FROM NEW.restricted_at
+       AND OLD.postcode IS NOT DISTINCT FROM NEW.postcode
+       AND OLD.email_hash IS NOT DISTINCT FROM NEW.email_hash THEN
+        RETURN NULL;
+    END IF;
+    PERFORM count_contact(OLD.id, OLD.postcode, OLD.restricted_at, OLD.email_hash, -1, FALSE);
+    PERFORM count_contact(NEW.id, NEW.postcode, NEW.restricted_at, NEW.email_hash, 1, FALSE);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER contacts_counted_update AFTER UPDATE ON contacts
+FOR EACH ROW EXECUTE FUNCTION contacts_counted();
+
+-- Before the contact goes, while its consents are there to say what it was counted in.
+CREATE TRIGGER contacts_counted_delete BEFORE DELETE ON contacts
+FOR EACH ROW EXECUTE FUNCTION contacts_counted();
+
+CREATE FUNCTION suppressions_lock() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM NULL FROM contacts
+    WHERE email_hash = (CASE WHEN TG_OP = 'DELETE' THEN OLD.email_hash ELSE NEW.email_hash END)
+    FOR NO KEY UPDATE;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
+    END IF;
+    RETURN NEW;
+END $$;
+
+CREATE TRIGGER suppressions_lock BEFORE INSERT OR DELETE ON suppressions
+FOR EACH ROW EXECUTE FUNCTION suppressions_lock();
+
+CREATE FUNCTION suppressions_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    c contacts;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        SELECT * INTO c FROM contacts WHERE email_hash = OLD.email_hash;
+        IF FOUND THEN
+            PERFORM count_contact(c.id, c.postcode, c.restricted_at, c.email_hash, 1, TRUE);
+        END IF;
+    ELSE
+        SELECT * INTO c FROM contacts WHERE email_hash = NEW.email_hash;
+        IF FOUND THEN
+            PERFORM count_contact(c.id, c.postcode, c.restricted_at, c.email_hash, -1, TRUE);
+        END IF;
+    END IF;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER suppressions_counted AFTER INSERT OR DELETE ON suppressions
+FOR EACH ROW EXECUTE FUNCTION suppressions_counted();
+
+-- A campaign's postcode prefixes are ranges of this index, in byte order whatever the
+-- database's collation.
+CREATE INDEX contacts_postcode_bytes ON contacts (postcode COLLATE "C");
+
+-- The people under the age of consent without a guardian's: the few that readers take away.
+CREATE INDEX contacts_born ON contacts (date_of_birth) WHERE date_of_birth IS NOT NULL;
+
+CREATE TABLE campaign_counts (
+    campaign_id       BIGINT NOT NULL,
+    state             TEXT NOT NULL,
+    constituency_code TEXT NOT NULL,
+    bounced           BOOLEAN NOT NULL,
+    complained        BOOLEAN NOT NULL,
+    unsubscribed      BOOLEAN NOT NULL,
+    deliveries        BIGINT NOT NULL,
+    PRIMARY KEY (campaign_id, state, constituency_code, bounced, complained, unsubscribed)
+);
+
+INSERT INTO campaign_counts
+    (campaign_id, state, constituency_code, bounced, complained, unsubscribed, deliveries)
+SELECT campaign_id, state, COALESCE(constituency, ''), bounced, complained, unsubscribed, count(*)
+FROM deliveries
+GROUP BY 1, 2, 3, 4, 5, 6;
+
+-- Once per statement, over the rows it changed: a claim of a thousand deliveries changes no
+-- count and costs one pass over its rows; a thousand results cost a few upserts, in the order
+-- of the key (so that two workers never wait on each other in opposite orders).
+CREATE FUNCTION deliveries_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO campaign_counts
+        (campaign_id, state, constituency_code, bounced, complained, unsubscribed, deliveries)
+    SELECT campaign_id, state, COALESCE(constituency, ''), bounced, complained, unsubscribed,
+           sum(change)
+    FROM (SELECT campaign_id, state, constituency, bounced, complained, unsubscribed,
+                 -1 AS change FROM old_rows
+          UNION ALL
+          SELECT campaign_id, state, constituency, bounced, complained, unsubscribed,
+                 1 AS change FROM new_rows) d
+    GROUP BY 1, 2, 3, 4, 5, 6
+    HAVING sum(change) <> 0
+    ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (campaign_id, state, constituency_code, bounced, complained, unsubscribed)
+    DO UPDATE SET deliveries = campaign_counts.deliveries + excluded.deliveries;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER deliveries_counted AFTER UPDATE ON deliveries
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION deliveries_counted();
+
+-- (A campaign's own deletion takes its counts first: nothing is left for its deliveries.)
+CREATE FUNCTION deliveries_uncounted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE campaign_counts k SET deliveries = k.deliveries - d.n
+    FROM (SELECT campaign_id, state, COALESCE(constituency, '') AS constituency_code, bounced,
+                 complained, unsubscribed, count(*) AS n
+          FROM old_rows GROUP BY 1, 2, 3, 4, 5, 6) d
+    WHERE k.campaign_id = d.campaign_id AND k.state = d.state
+      AND k.constituency_code = d.constituency_code AND k.bounced = d.bounced
+      AND k.complained = d.complained AND k.unsubscribed = d.unsubscribed;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER deliveries_uncounted AFTER DELETE ON deliveries
+REFERENCING OLD TABLE AS old_rows
+FOR EACH STATEMENT EXECUTE FUNCTION deliveries_uncounted();
+
+CREATE FUNCTION campaigns_counted_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM campaign_counts WHERE campaign_id = OLD.id;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER campaigns_counted_delete AFTER DELETE ON campaigns
+FOR EACH ROW EXECUTE FUNCTION campaigns_counted_delete();
