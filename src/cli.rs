@@ -77,6 +77,11 @@ enum Command {
         #[command(subcommand)]
         command: ConstituenciesCommand,
     },
+    /// The counts the database keeps as its data changes (who may be mailed, campaign progress)
+    Counts {
+        #[command(subcommand)]
+        command: CountsCommand,
+    },
     /// Campaign and event mailings
     Campaign {
         #[command(subcommand)]
@@ -133,6 +138,12 @@ enum PostcodesCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum CountsCommand {
+    /// Count everything again from scratch and compare; exits 1 naming each difference
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +253,18 @@ impl Cli {
                 command: ContactsCommand::Import { file, source },
             } => import_contact_list(&app(&config).await?, &file, &source).await?,
             Command::Topics { command } => topics(&app(&config).await?, command).await?,
+            Command::Counts {
+                command: CountsCommand::Check,
+            } => {
+                let drift = open(&config).await?.count_drift().await?;
+                if !drift.is_empty() {
+                    bail!(
+                        "the kept counts differ from a count from scratch:\n{}",
+                        drift.join("\n")
+                    );
+                }
+                println!("the kept counts agree with a count from scratch");
+            }
             Command::Constituencies {
                 command: ConstituenciesCommand::List { search },
             } => {

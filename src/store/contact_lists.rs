@@ -218,8 +218,9 @@ impl Clause {
             (Some(topic), _) => {
                 let p = self.bind(Bind::Text(topic.as_str().to_owned()));
                 self.push(&format!(
-                    "EXISTS (SELECT 1 FROM consents k JOIN topics t ON t.id = k.topic_id \
-                     WHERE k.contact_id = c.id AND t.slug = {p} AND k.granted = {wanted})"
+                    "EXISTS (SELECT 1 FROM consents k WHERE k.contact_id = c.id \
+                     AND k.topic_id = (SELECT t.id FROM topics t WHERE t.slug = {p}) \
+                     AND k.granted = {wanted})"
                 ));
             }
             (None, Some(_)) => self.push(&format!(

@@ -26,6 +26,25 @@ macro_rules! contact_id {
     };
 }
 
+/// Takes the row lock that every change of a contact's standing takes first (PostgreSQL's
+/// triggers take it on the way into the consent ledger and the suppression list): a statement
+/// that would lock a suppression before its contact, such as a `DELETE`, takes it here first
+/// so that two changes never wait for each other. SQLite has one writer at a time.
+macro_rules! lock_contact {
+    ($store:expr, $executor:expr, $hash:expr) => {
+        sqlx::query(match $store {
+            $crate::store::Store::Sqlite(_) => "SELECT 1 FROM contacts WHERE email_hash = $1",
+            $crate::store::Store::Postgres(_) => {
+                "SELECT 1 FROM contacts WHERE email_hash = $1 FOR NO KEY UPDATE"
+            }
+        })
+        .bind($hash.as_str())
+        .execute($executor)
+        .await
+    };
+}
+pub(crate) use lock_contact;
+
 macro_rules! upsert_suppression {
     ($executor:expr, $hash:expr, $reason:expr, $now:expr) => {
         sqlx::query(
@@ -725,6 +744,7 @@ impl Store {
         let hash = email.hash();
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            lock_contact!(self, &mut *tx, hash)?;
             let reason: Option<String> =
                 sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = $1")
                     .bind(hash.as_str())

@@ -15,11 +15,12 @@ use crate::domain::{TopicSlug, latest_birth_date_to_mail};
 pub type Mailable = HashMap<(String, String), u64>;
 
 /// The people counted in `mailable_counts` whom the age rule keeps from mail on `$1`: under the
-/// age of consent, without a guardian's. Few, and found through `contacts_born`.
+/// age of consent, without a guardian's. Few, and found through `contacts_born` (SQLite's
+/// `CROSS JOIN` keeps the contacts first, where its planner would start from the topics).
 const UNDER_AGE: &str = "SELECT COALESCE(p.constituency_code, ''), t.slug, count(*) \
-     FROM contacts c JOIN consents k ON k.contact_id = c.id JOIN topics t ON t.id = k.topic_id \
+     FROM contacts c CROSS JOIN consents k JOIN topics t ON t.id = k.topic_id \
      LEFT JOIN postcodes p ON p.postcode = c.postcode \
-     WHERE c.date_of_birth > $1 AND NOT COALESCE(c.guardian_consent, FALSE) \
+     WHERE k.contact_id = c.id AND c.date_of_birth > $1 AND NOT COALESCE(c.guardian_consent, FALSE) \
        AND k.granted AND c.restricted_at IS NULL \
        AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash) \
      GROUP BY 1, 2";
@@ -109,13 +110,12 @@ impl Store {
         type Consent = (i64, i64, bool);
         type Count = (String, i64, i64);
         type CampaignCount = (i64, String, String, bool, bool, bool, i64);
-        let (consents, kept_consents, mailable, kept_mailable, campaigns, kept_campaigns): (
-            Vec<Consent>,
-            Vec<Consent>,
-            Vec<Count>,
-            Vec<Count>,
-            Vec<CampaignCount>,
-            Vec<CampaignCount>,
+        /// Each table counted from scratch, then as kept.
+        type Both<T> = (Vec<T>, Vec<T>);
+        let ((consents, kept_consents), (mailable, kept_mailable), (campaigns, kept_campaigns)): (
+            Both<Consent>,
+            Both<Count>,
+            Both<CampaignCount>,
         ) = on_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let consents = sqlx::query_as(CONSENTS_FROM_SCRATCH)
@@ -143,12 +143,9 @@ impl Store {
             .await?;
             tx.commit().await?;
             (
-                consents,
-                kept_consents,
-                mailable,
-                kept_mailable,
-                campaigns,
-                kept_campaigns,
+                (consents, kept_consents),
+                (mailable, kept_mailable),
+                (campaigns, kept_campaigns),
             )
         });
         let mut drift = Vec::new();

@@ -243,6 +243,7 @@ impl Store {
         let hash = email.hash();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            super::contacts::lock_contact!(self, &mut *tx, hash)?;
             let reason: Option<String> = sqlx::query_scalar(
                 "DELETE FROM suppressions WHERE email_hash = $1 RETURNING reason",
             )
