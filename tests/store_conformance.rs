@@ -1628,6 +1628,37 @@ async fn the_kept_counts_stay_true_when_people_change_at_once(db: TestStore) {
     .await;
     let news = slug("news");
     let mut tasks = tokio::task::JoinSet::new();
+    // Imports of new people at the same time, each taking the topics in its own order, over
+    // the same constituencies as the changes below.
+    for import in 0..4_usize {
+        let store = db.store.clone();
+        tasks.spawn(async move {
+            let postcodes = ["SG13 8EQ", "SG1 2AA", "AL1 3JE"];
+            let topics = if import % 2 == 0 {
+                vec![slug("news"), slug("events")]
+            } else {
+                vec![slug("events"), slug("news")]
+            };
+            let people: Vec<canvass::domain::NewContact> = (0..300)
+                .map(|n| canvass::domain::NewContact {
+                    email: email(&format!("import{import}-{n}@example.org")),
+                    name: None,
+                    postcode: Some(
+                        canvass::domain::Postcode::parse(postcodes[n % postcodes.len()]).unwrap(),
+                    ),
+                    date_of_birth: None,
+                    guardian_consent: None,
+                    topics: topics.clone(),
+                    consent_at: Utc::now(),
+                    consent_source: "form".to_owned(),
+                })
+                .collect();
+            for batch in people.chunks(50) {
+                store.import_contacts(batch, "test").await?;
+            }
+            Ok(())
+        });
+    }
     for round in 0..60_usize {
         let store = db.store.clone();
         let address = email(people[round % people.len()]);

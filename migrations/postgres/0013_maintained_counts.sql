@@ -13,6 +13,14 @@
 --    a delivery.
 -- `canvass counts check` (and the tests) count everything again from scratch and compare.
 --
+-- The triggers never update a count in place: a counter row that every change of its
+-- constituency and topic updated would be held by each until it commits (an import batch, a
+-- worker's results), keeping a one-click unsubscribe waiting behind them, and two of them
+-- taking two counters in opposite orders would deadlock. They append the change to
+-- `mailable_count_changes` or `campaign_count_changes` instead, which takes no lock that
+-- another writer waits for; readers add the changes to the counts (`mailable_totals`,
+-- `campaign_totals`), and `fold_counts()` moves them into the counts, one fold at a time.
+--
 -- Every change of a contact's standing first locks the contact's row (FOR NO KEY UPDATE, which
 -- the ledger's foreign key does not conflict with): two transactions changing one contact are
 -- counted one after the other, each seeing what the other did.
@@ -74,6 +82,19 @@ CREATE TABLE mailable_counts (
     PRIMARY KEY (constituency_code, topic_id)
 );
 
+CREATE TABLE mailable_count_changes (
+    constituency_code TEXT NOT NULL,
+    topic_id          BIGINT NOT NULL,
+    contacts          BIGINT NOT NULL
+);
+
+CREATE VIEW mailable_totals AS
+SELECT constituency_code, topic_id, CAST(sum(contacts) AS BIGINT) AS contacts
+FROM (SELECT constituency_code, topic_id, contacts FROM mailable_counts
+      UNION ALL
+      SELECT constituency_code, topic_id, contacts FROM mailable_count_changes) m
+GROUP BY constituency_code, topic_id;
+
 INSERT INTO mailable_counts (constituency_code, topic_id, contacts)
 SELECT COALESCE(p.constituency_code, ''), k.topic_id, count(*)
 FROM consents k
@@ -86,21 +107,19 @@ GROUP BY 1, 2;
 -- Adds `change` to the count of each topic a contact (as `postcode`, `restricted_at` and
 -- `email_hash` describe it) holds a grant of, when it is neither restricted nor suppressed;
 -- `unsuppressed` counts it as if its address were not suppressed. One statement, so that the
--- constituency is read after the counts' lock is taken.
+-- constituency is read after the lock on the changes is taken (a directory replacement holds
+-- it while it counts again).
 CREATE FUNCTION count_contact(
     contact BIGINT, postcode TEXT, restricted_at TIMESTAMPTZ, email_hash TEXT,
     change BIGINT, unsuppressed BOOLEAN
 ) RETURNS void LANGUAGE sql AS $$
-    INSERT INTO mailable_counts (constituency_code, topic_id, contacts)
+    INSERT INTO mailable_count_changes (constituency_code, topic_id, contacts)
     SELECT COALESCE((SELECT p.constituency_code FROM postcodes p WHERE p.postcode = count_contact.postcode), ''),
            k.topic_id, change
     FROM consents k
     WHERE k.contact_id = contact AND k.granted AND count_contact.restricted_at IS NULL
       AND (unsuppressed OR NOT EXISTS (SELECT 1 FROM suppressions s
                                        WHERE s.email_hash = count_contact.email_hash))
-    ORDER BY k.topic_id
-    ON CONFLICT (constituency_code, topic_id)
-    DO UPDATE SET contacts = mailable_counts.contacts + excluded.contacts
 $$;
 
 CREATE FUNCTION consents_counted() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -111,14 +130,12 @@ BEGIN
     IF TG_OP = 'UPDATE' AND OLD.granted = NEW.granted THEN
         RETURN NULL;
     END IF;
-    INSERT INTO mailable_counts (constituency_code, topic_id, contacts)
+    INSERT INTO mailable_count_changes (constituency_code, topic_id, contacts)
     SELECT COALESCE((SELECT p.constituency_code FROM postcodes p WHERE p.postcode = c.postcode), ''),
            NEW.topic_id, CASE WHEN NEW.granted THEN 1 ELSE -1 END
     FROM contacts c
     WHERE c.id = NEW.contact_id AND c.restricted_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)
-    ON CONFLICT (constituency_code, topic_id)
-    DO UPDATE SET contacts = mailable_counts.contacts + excluded.contacts;
+      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash);
     RETURN NULL;
 END $$;
 
@@ -187,6 +204,9 @@ FOR EACH ROW EXECUTE FUNCTION suppressions_counted();
 -- database's collation.
 CREATE INDEX contacts_postcode_bytes ON contacts (postcode COLLATE "C");
 
+-- The dashboard's latest unsubscribes and bounces, newest first.
+CREATE INDEX suppressions_recent ON suppressions (updated_at);
+
 -- The people under the age of consent without a guardian's: the few that readers take away.
 CREATE INDEX contacts_born ON contacts (date_of_birth) WHERE date_of_birth IS NOT NULL;
 
@@ -207,12 +227,33 @@ SELECT campaign_id, state, COALESCE(constituency, ''), bounced, complained, unsu
 FROM deliveries
 GROUP BY 1, 2, 3, 4, 5, 6;
 
+CREATE TABLE campaign_count_changes (
+    campaign_id       BIGINT NOT NULL,
+    state             TEXT NOT NULL,
+    constituency_code TEXT NOT NULL,
+    bounced           BOOLEAN NOT NULL,
+    complained        BOOLEAN NOT NULL,
+    unsubscribed      BOOLEAN NOT NULL,
+    deliveries        BIGINT NOT NULL
+);
+
+CREATE INDEX campaign_count_changes_by_campaign ON campaign_count_changes (campaign_id);
+
+CREATE VIEW campaign_totals AS
+SELECT campaign_id, state, constituency_code, bounced, complained, unsubscribed,
+       CAST(sum(deliveries) AS BIGINT) AS deliveries
+FROM (SELECT campaign_id, state, constituency_code, bounced, complained, unsubscribed, deliveries
+      FROM campaign_counts
+      UNION ALL
+      SELECT campaign_id, state, constituency_code, bounced, complained, unsubscribed, deliveries
+      FROM campaign_count_changes) k
+GROUP BY campaign_id, state, constituency_code, bounced, complained, unsubscribed;
+
 -- Once per statement, over the rows it changed: a claim of a thousand deliveries changes no
--- count and costs one pass over its rows; a thousand results cost a few upserts, in the order
--- of the key (so that two workers never wait on each other in opposite orders).
+-- count and costs one pass over its rows; a thousand results cost a few rows of changes.
 CREATE FUNCTION deliveries_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO campaign_counts
+    INSERT INTO campaign_count_changes
         (campaign_id, state, constituency_code, bounced, complained, unsubscribed, deliveries)
     SELECT campaign_id, state, COALESCE(constituency, ''), bounced, complained, unsubscribed,
            sum(change)
@@ -222,10 +263,7 @@ BEGIN
           SELECT campaign_id, state, constituency, bounced, complained, unsubscribed,
                  1 AS change FROM new_rows) d
     GROUP BY 1, 2, 3, 4, 5, 6
-    HAVING sum(change) <> 0
-    ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (campaign_id, state, constituency_code, bounced, complained, unsubscribed)
-    DO UPDATE SET deliveries = campaign_counts.deliveries + excluded.deliveries;
+    HAVING sum(change) <> 0;
     RETURN NULL;
 END $$;
 
@@ -236,13 +274,11 @@ FOR EACH STATEMENT EXECUTE FUNCTION deliveries_counted();
 -- (A campaign's own deletion takes its counts first: nothing is left for its deliveries.)
 CREATE FUNCTION deliveries_uncounted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE campaign_counts k SET deliveries = k.deliveries - d.n
-    FROM (SELECT campaign_id, state, COALESCE(constituency, '') AS constituency_code, bounced,
-                 complained, unsubscribed, count(*) AS n
-          FROM old_rows GROUP BY 1, 2, 3, 4, 5, 6) d
-    WHERE k.campaign_id = d.campaign_id AND k.state = d.state
-      AND k.constituency_code = d.constituency_code AND k.bounced = d.bounced
-      AND k.complained = d.complained AND k.unsubscribed = d.unsubscribed;
+    INSERT INTO campaign_count_changes
+        (campaign_id, state, constituency_code, bounced, complained, unsubscribed, deliveries)
+    SELECT campaign_id, state, COALESCE(constituency, ''), bounced, complained, unsubscribed,
+           -count(*)
+    FROM old_rows GROUP BY 1, 2, 3, 4, 5, 6;
     RETURN NULL;
 END $$;
 
@@ -253,8 +289,32 @@ FOR EACH STATEMENT EXECUTE FUNCTION deliveries_uncounted();
 CREATE FUNCTION campaigns_counted_delete() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     DELETE FROM campaign_counts WHERE campaign_id = OLD.id;
+    DELETE FROM campaign_count_changes WHERE campaign_id = OLD.id;
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER campaigns_counted_delete AFTER DELETE ON campaigns
 FOR EACH ROW EXECUTE FUNCTION campaigns_counted_delete();
+
+-- Moves the changes into the counts: what readers see is the same before and after. One fold
+-- at a time (another one asked for meanwhile has nothing to do); only folds update counts in
+-- place, so no writer of changes ever waits for them.
+CREATE FUNCTION fold_counts() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('canvass.fold_counts')) THEN
+        RETURN;
+    END IF;
+    WITH folded AS (DELETE FROM mailable_count_changes RETURNING *)
+    INSERT INTO mailable_counts (constituency_code, topic_id, contacts)
+    SELECT constituency_code, topic_id, sum(contacts) FROM folded GROUP BY 1, 2
+    ON CONFLICT (constituency_code, topic_id)
+    DO UPDATE SET contacts = mailable_counts.contacts + excluded.contacts;
+    WITH folded AS (DELETE FROM campaign_count_changes RETURNING *)
+    INSERT INTO campaign_counts
+        (campaign_id, state, constituency_code, bounced, complained, unsubscribed, deliveries)
+    SELECT campaign_id, state, constituency_code, bounced, complained, unsubscribed,
+           sum(deliveries)
+    FROM folded GROUP BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (campaign_id, state, constituency_code, bounced, complained, unsubscribed)
+    DO UPDATE SET deliveries = campaign_counts.deliveries + excluded.deliveries;
+END $$;

@@ -58,6 +58,10 @@ CREATE TABLE mailable_counts (
     PRIMARY KEY (constituency_code, topic_id)
 ) WITHOUT ROWID;
 
+-- What readers read (PostgreSQL's add the changes not yet folded in; SQLite has one writer at a
+-- time and updates its counts in place).
+CREATE VIEW mailable_totals AS SELECT constituency_code, topic_id, contacts FROM mailable_counts;
+
 INSERT INTO mailable_counts (constituency_code, topic_id, contacts)
 SELECT COALESCE(p.constituency_code, ''), k.topic_id, count(*)
 FROM consents k
@@ -148,6 +152,9 @@ BEGIN
     ON CONFLICT (constituency_code, topic_id) DO UPDATE SET contacts = contacts + excluded.contacts;
 END;
 
+-- The dashboard's latest unsubscribes and bounces, newest first.
+CREATE INDEX suppressions_recent ON suppressions (updated_at);
+
 -- The people under the age of consent without a guardian's: the few that readers take away.
 CREATE INDEX contacts_born ON contacts (date_of_birth) WHERE date_of_birth IS NOT NULL;
 
@@ -161,6 +168,10 @@ CREATE TABLE campaign_counts (
     deliveries        INTEGER NOT NULL,
     PRIMARY KEY (campaign_id, state, constituency_code, bounced, complained, unsubscribed)
 ) WITHOUT ROWID;
+
+CREATE VIEW campaign_totals AS
+SELECT campaign_id, state, constituency_code, bounced, complained, unsubscribed, deliveries
+FROM campaign_counts;
 
 INSERT INTO campaign_counts
     (campaign_id, state, constituency_code, bounced, complained, unsubscribed, deliveries)

@@ -140,7 +140,7 @@ pub async fn import_contacts(
         report.advanced(bytes_read);
     }
     parser.finish(&file).await?;
-    store.refresh_statistics().await?;
+    store.settle_after_bulk_change().await?;
     Ok(summary)
 }
 

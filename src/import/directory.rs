@@ -121,7 +121,7 @@ pub async fn import_directory(
     }
     summary.constituencies = names.len();
     import.commit(&names, actor).await?;
-    store.refresh_statistics().await?;
+    store.settle_after_bulk_change().await?;
     Ok(summary)
 }
 

@@ -948,16 +948,17 @@ impl Store {
     }
 
     /// What a campaign's deliveries did, by the constituency of their recipients when it was
-    /// queued, largest first: from the counts the database keeps (`campaign_counts`), added up
+    /// queued, largest first: from the counts the database keeps (`campaign_totals`), added up
     /// by constituency here.
     pub async fn campaign_report(&self, id: i64) -> Result<Vec<ConstituencyCounts>> {
         type Group = (String, Option<String>, bool, bool, bool, i64);
+        self.fold_counts().await?;
         let (groups, names): (Vec<Group>, Vec<(String, Option<String>)>) = on_pool!(self, |pool| {
             let mut conn = pool.acquire().await?;
             let groups = sqlx::query_as(
                 "SELECT state, NULLIF(constituency_code, ''), bounced, complained, unsubscribed, \
                      deliveries \
-                 FROM campaign_counts WHERE campaign_id = $1 AND deliveries <> 0",
+                 FROM campaign_totals WHERE campaign_id = $1 AND deliveries <> 0",
             )
             .bind(id)
             .fetch_all(&mut *conn)
@@ -1002,9 +1003,11 @@ impl Store {
     }
 
     pub async fn delivery_counts(&self, id: i64) -> Result<DeliveryCounts> {
+        self.fold_counts().await?;
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT state, CAST(sum(deliveries) AS BIGINT) FROM campaign_counts WHERE campaign_id = $1 \
+                "SELECT state, CAST(sum(deliveries) AS BIGINT) FROM campaign_totals \
+                 WHERE campaign_id = $1 \
                  GROUP BY state",
             )
             .bind(id)

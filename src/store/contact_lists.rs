@@ -407,9 +407,13 @@ impl Store {
         clause.scope(scope);
         clause.push("s.reason <> 'erased'");
         let limit = clause.bind(Bind::Int(i64::from(limit)));
+        // From the newest suppression back (`suppressions_recent`), each to its contact: on
+        // SQLite the `CROSS JOIN` keeps that order, where its planner would walk every contact.
+        clause.push("c.email_hash = s.email_hash");
         let sql = format!(
             "SELECT s.updated_at, s.reason, c.public_id, c.email, c.name \
-             {FROM} JOIN suppressions s ON s.email_hash = c.email_hash{} \
+             FROM suppressions s CROSS JOIN contacts c \
+             LEFT JOIN postcodes p ON p.postcode = c.postcode{} \
              ORDER BY s.updated_at DESC LIMIT {limit}",
             clause.sql
         );

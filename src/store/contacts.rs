@@ -319,6 +319,7 @@ impl Store {
         while start < batch.len() {
             let end = start + distinct_run_len(&batch[start..]);
             let run = self.import_run(&batch[start..end], source).await?;
+            self.fold_counts().await?;
             outcome.inserted += run.inserted;
             outcome.updated += run.updated;
             outcome.consents_recorded += run.consents_recorded;

@@ -1,8 +1,11 @@
 //! The counts the database keeps as its data changes (migration 0013): who may be mailed each
 //! topic in each constituency, and each campaign's deliveries by state. Readers here take them
-//! as they are, less the few people under the age of consent (which the calendar changes, not
-//! the data); [`Store::count_drift`] counts everything again from scratch and says where the
-//! kept counts differ, for the tests and for `canvass counts check`.
+//! as they are (`mailable_totals`, `campaign_totals`), less the few people under the age of
+//! consent (which the calendar changes, not the data); [`Store::count_drift`] counts everything
+//! again from scratch and says where the kept counts differ, for the tests and for
+//! `canvass counts check`. PostgreSQL's triggers append changes rather than update counters
+//! that concurrent writers would queue behind; [`Store::fold_counts`] moves them into the
+//! counts.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -40,9 +43,7 @@ macro_rules! mailable_from_scratch {
 const MAILABLE_FROM_SCRATCH: &str = mailable_from_scratch!();
 
 /// The statements that count `mailable_counts` again from scratch, inside a directory
-/// replacement (whose new postcodes move people between constituencies). On PostgreSQL,
-/// [`LOCK_MAILABLE`] first waits for the transactions changing counts and holds off new ones
-/// until the replacement commits, so that a change counted after it reads the new directory.
+/// replacement (whose new postcodes move people between constituencies).
 pub(super) const RECOUNT_MAILABLE: [&str; 2] = [
     "DELETE FROM mailable_counts",
     concat!(
@@ -50,7 +51,13 @@ pub(super) const RECOUNT_MAILABLE: [&str; 2] = [
         mailable_from_scratch!()
     ),
 ];
-pub(super) const LOCK_MAILABLE: &str = "LOCK TABLE mailable_counts IN SHARE ROW EXCLUSIVE MODE";
+/// PostgreSQL's first steps of the recount: wait for the transactions changing counts and hold
+/// off new ones until the replacement commits, so that a change counted after it reads the new
+/// directory; then drop the changes that the recount counts anyway.
+pub(super) const POSTGRES_BEFORE_RECOUNT: [&str; 2] = [
+    "LOCK TABLE mailable_count_changes, mailable_counts IN SHARE ROW EXCLUSIVE MODE",
+    "DELETE FROM mailable_count_changes",
+];
 
 /// `consents` as it would be if read from the ledger now: its latest entry per pair.
 const CONSENTS_FROM_SCRATCH: &str = "SELECT l.contact_id, l.topic_id, l.granted \
@@ -73,10 +80,11 @@ impl Store {
     /// counts less those under age.
     pub async fn mailable(&self, topic: Option<&TopicSlug>, on: NaiveDate) -> Result<Mailable> {
         type Row = (String, String, i64);
+        self.fold_counts().await?;
         let (kept, under_age): (Vec<Row>, Vec<Row>) = on_pool!(self, |pool| {
             let kept = sqlx::query_as(
                 "SELECT m.constituency_code, t.slug, m.contacts \
-                     FROM mailable_counts m JOIN topics t ON t.id = m.topic_id \
+                     FROM mailable_totals m JOIN topics t ON t.id = m.topic_id \
                      WHERE ($1 IS NULL OR t.slug = $1) AND m.contacts <> 0",
             )
             .bind(topic.map(TopicSlug::as_str))
@@ -104,6 +112,15 @@ impl Store {
             .collect())
     }
 
+    /// Moves the changes PostgreSQL's triggers appended into the counts, if no one else is
+    /// doing it (what readers see is the same before and after). SQLite counts in place.
+    pub async fn fold_counts(&self) -> Result<()> {
+        if let Store::Postgres(pool) = self {
+            sqlx::query("SELECT fold_counts()").execute(pool).await?;
+        }
+        Ok(())
+    }
+
     /// Where the counts the database keeps differ from the same counted again from scratch:
     /// one line each (none: they agree). Reads every contact and delivery.
     pub async fn count_drift(&self) -> Result<Vec<String>> {
@@ -129,7 +146,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
             let kept_mailable =
-                sqlx::query_as("SELECT constituency_code, topic_id, contacts FROM mailable_counts")
+                sqlx::query_as("SELECT constituency_code, topic_id, contacts FROM mailable_totals")
                     .fetch_all(&mut *tx)
                     .await?;
             let campaigns = sqlx::query_as(CAMPAIGNS_FROM_SCRATCH)
@@ -137,7 +154,7 @@ impl Store {
                 .await?;
             let kept_campaigns = sqlx::query_as(
                 "SELECT campaign_id, state, constituency_code, bounced, complained, \
-                     unsubscribed, deliveries FROM campaign_counts",
+                     unsubscribed, deliveries FROM campaign_totals",
             )
             .fetch_all(&mut *tx)
             .await?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use sqlx::{Postgres, QueryBuilder, Sqlite};
 
-use super::counts::{LOCK_MAILABLE, RECOUNT_MAILABLE};
+use super::counts::{POSTGRES_BEFORE_RECOUNT, RECOUNT_MAILABLE};
 use super::{
     BeginWrite, Change, MAX_BIND_PARAMETERS, Result, Store, WriteTransaction, insert_audit,
     latest_consent, note_changes, on_pool,
@@ -270,7 +270,9 @@ impl DirectoryImport {
             });
         }
         if let DirectoryImport::Postgres(tx) = &mut self {
-            sqlx::query(LOCK_MAILABLE).execute(&mut **tx).await?;
+            for statement in POSTGRES_BEFORE_RECOUNT {
+                sqlx::query(statement).execute(&mut **tx).await?;
+            }
         }
         for statement in RECOUNT_MAILABLE {
             on_transaction!(&mut self, |tx| {
