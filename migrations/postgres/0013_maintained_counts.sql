@@ -21,9 +21,9 @@
 -- another writer waits for; readers add the changes to the counts (`mailable_totals`,
 -- `campaign_totals`), and `fold_counts()` moves them into the counts, one fold at a time.
 --
--- Every change of a contact's standing first locks the contact's row (FOR NO KEY UPDATE, which
--- the ledger's foreign key does not conflict with): two transactions changing one contact are
--- counted one after the other, each seeing what the other did.
+-- Every change of a contact's standing locks the contact's row before it is counted (FOR NO
+-- KEY UPDATE, which the ledger's foreign key does not conflict with): two transactions
+-- changing one contact are counted one after the other, each seeing what the other did.
 
 CREATE TABLE consents (
     contact_id BIGINT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
@@ -42,33 +42,28 @@ FROM consent_ledger l
 WHERE l.channel = 'email'
 ORDER BY l.contact_id, l.topic_id, l.at DESC, l.id DESC;
 
-CREATE FUNCTION lock_contact(contact BIGINT) RETURNS void LANGUAGE sql AS
-$$ SELECT NULL FROM contacts WHERE id = contact FOR NO KEY UPDATE $$;
-
-CREATE FUNCTION consent_ledger_lock() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM lock_contact(NEW.contact_id);
-    RETURN NEW;
-END $$;
-
-CREATE TRIGGER consent_ledger_lock BEFORE INSERT ON consent_ledger
-FOR EACH ROW EXECUTE FUNCTION consent_ledger_lock();
-
+-- Once per statement, over the entries it added (an import adds thousands at once): their
+-- contacts locked in the order of their ids, then the latest entry per pair made the one in
+-- force where it is newer than what is.
 CREATE FUNCTION consent_ledger_in_force() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.channel = 'email' THEN
-        INSERT INTO consents (contact_id, topic_id, granted, at, ledger_id)
-        VALUES (NEW.contact_id, NEW.topic_id, NEW.granted, NEW.at, NEW.id)
-        ON CONFLICT (contact_id, topic_id) DO UPDATE
-            SET granted = excluded.granted, at = excluded.at, ledger_id = excluded.ledger_id
-            WHERE excluded.at > consents.at
-               OR (excluded.at = consents.at AND excluded.ledger_id > consents.ledger_id);
-    END IF;
+    PERFORM NULL FROM contacts WHERE id IN (SELECT contact_id FROM new_rows)
+    ORDER BY id FOR NO KEY UPDATE;
+    INSERT INTO consents (contact_id, topic_id, granted, at, ledger_id)
+    SELECT DISTINCT ON (contact_id, topic_id) contact_id, topic_id, granted, at, id
+    FROM new_rows
+    WHERE channel = 'email'
+    ORDER BY contact_id, topic_id, at DESC, id DESC
+    ON CONFLICT (contact_id, topic_id) DO UPDATE
+        SET granted = excluded.granted, at = excluded.at, ledger_id = excluded.ledger_id
+        WHERE excluded.at > consents.at
+           OR (excluded.at = consents.at AND excluded.ledger_id > consents.ledger_id);
     RETURN NULL;
 END $$;
 
 CREATE TRIGGER consent_ledger_in_force AFTER INSERT ON consent_ledger
-FOR EACH ROW EXECUTE FUNCTION consent_ledger_in_force();
+REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION consent_ledger_in_force();
 
 DROP VIEW current_consent;
 CREATE VIEW current_consent AS
@@ -122,25 +117,46 @@ CREATE FUNCTION count_contact(
                                        WHERE s.email_hash = count_contact.email_hash))
 $$;
 
+-- Adds each grant that came into force (+1) or went (-1) for a (contact, topic), in parallel
+-- arrays, to the counts of the contact's constituency, when it is neither restricted nor
+-- suppressed.
+CREATE FUNCTION count_consents(contact_ids BIGINT[], topic_ids BIGINT[], changes INT[])
+RETURNS void LANGUAGE sql AS $$
+    INSERT INTO mailable_count_changes (constituency_code, topic_id, contacts)
+    SELECT COALESCE(p.constituency_code, ''), k.topic_id, sum(k.change)
+    FROM unnest(contact_ids, topic_ids, changes) AS k (contact_id, topic_id, change)
+    JOIN contacts c ON c.id = k.contact_id
+    LEFT JOIN postcodes p ON p.postcode = c.postcode
+    WHERE c.restricted_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)
+    GROUP BY 1, 2
+    HAVING sum(k.change) <> 0
+$$;
+
+-- Once per statement (the ledger's trigger writes a statement's worth of consents at once).
+-- A trigger with transition tables serves one event: one for inserts, one for updates.
 CREATE FUNCTION consents_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP = 'INSERT' AND NOT NEW.granted THEN
-        RETURN NULL;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM count_consents(array_agg(contact_id), array_agg(topic_id), array_agg(1))
+        FROM new_rows WHERE granted;
+    ELSE
+        PERFORM count_consents(array_agg(n.contact_id), array_agg(n.topic_id),
+                               array_agg(CASE WHEN n.granted THEN 1 ELSE -1 END))
+        FROM new_rows n
+        JOIN old_rows o ON o.contact_id = n.contact_id AND o.topic_id = n.topic_id
+        WHERE o.granted <> n.granted;
     END IF;
-    IF TG_OP = 'UPDATE' AND OLD.granted = NEW.granted THEN
-        RETURN NULL;
-    END IF;
-    INSERT INTO mailable_count_changes (constituency_code, topic_id, contacts)
-    SELECT COALESCE((SELECT p.constituency_code FROM postcodes p WHERE p.postcode = c.postcode), ''),
-           NEW.topic_id, CASE WHEN NEW.granted THEN 1 ELSE -1 END
-    FROM contacts c
-    WHERE c.id = NEW.contact_id AND c.restricted_at IS NULL
-      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash);
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER consents_counted AFTER INSERT OR UPDATE ON consents
-FOR EACH ROW EXECUTE FUNCTION consents_counted();
+CREATE TRIGGER consents_counted_insert AFTER INSERT ON consents
+REFERENCING NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION consents_counted();
+
+CREATE TRIGGER consents_counted_update AFTER UPDATE ON consents
+REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+FOR EACH STATEMENT EXECUTE FUNCTION consents_counted();
 
 CREATE FUNCTION contacts_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
