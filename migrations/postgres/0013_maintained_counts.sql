@@ -11,6 +11,8 @@
 -- 3. campaign_counts: per campaign, its deliveries by state, constituency and what came back, as
 --    its report counts them. Queueing adds a campaign's rows; a trigger follows every change of
 --    a delivery.
+-- 4. contacts.constituency_code: each contact's constituency, kept from its postcode, for the
+--    contact lists of organisers kept to constituencies.
 -- `canvass counts check` (and the tests) count everything again from scratch and compare.
 --
 -- The triggers never update a count in place: a counter row that every change of its
@@ -219,6 +221,15 @@ FOR EACH ROW EXECUTE FUNCTION suppressions_counted();
 -- A campaign's postcode prefixes are ranges of this index, in byte order whatever the
 -- database's collation.
 CREATE INDEX contacts_postcode_bytes ON contacts (postcode COLLATE "C");
+
+-- Each contact's constituency, as the directory places its postcode: the contact lists of an
+-- organiser kept to a constituency, and their counts, read a range of this index. Written
+-- with the postcode; a directory replacement writes it again.
+ALTER TABLE contacts ADD COLUMN constituency_code TEXT;
+UPDATE contacts SET constituency_code = (SELECT p.constituency_code FROM postcodes p
+                                         WHERE p.postcode = contacts.postcode)
+WHERE postcode IS NOT NULL;
+CREATE INDEX contacts_by_constituency ON contacts (constituency_code, id);
 
 -- The dashboard's latest unsubscribes and bounces, newest first.
 CREATE INDEX suppressions_recent ON suppressions (updated_at);

@@ -130,13 +130,11 @@ macro_rules! bind_all {
     }};
 }
 
-/// A `WHERE` clause over `contacts c` left-joined to `postcodes p`, and its values in order.
+/// A `WHERE` clause over `contacts c`, and its values in order.
 #[derive(Default)]
 struct Clause {
     sql: String,
     binds: Vec<Bind>,
-    /// Whether a condition reads the constituency (`p`), so that the join is needed.
-    by_constituency: bool,
 }
 
 impl Clause {
@@ -156,7 +154,7 @@ impl Clause {
     }
 
     /// Only contacts in `scope`: those whose postcode the directory places in one of its
-    /// constituencies.
+    /// constituencies (the contact's `constituency_code`, kept from its postcode).
     fn scope(&mut self, scope: &Scope) {
         let Some(codes) = scope.constituencies() else {
             return;
@@ -164,13 +162,12 @@ impl Clause {
         if codes.is_empty() {
             return self.push("1 = 0");
         }
-        self.by_constituency = true;
         let placeholders: Vec<String> = codes
             .iter()
             .map(|code| self.bind(Bind::Text(code.as_str().to_owned())))
             .collect();
         self.push(&format!(
-            "p.constituency_code IN ({})",
+            "c.constituency_code IN ({})",
             placeholders.join(", ")
         ));
     }
@@ -210,8 +207,7 @@ impl Clause {
         }
         if let Some(code) = &query.constituency {
             let p = self.bind(Bind::Text(code.as_str().to_owned()));
-            self.push(&format!("p.constituency_code = {p}"));
-            self.by_constituency = true;
+            self.push(&format!("c.constituency_code = {p}"));
         }
         let wanted = consent_wanted(query.consent);
         match (&query.topic, query.consent) {
@@ -239,8 +235,8 @@ fn consent_wanted(filter: Option<ConsentFilter>) -> &'static str {
     }
 }
 
-/// The tables every statement here reads.
-const FROM: &str = " FROM contacts c LEFT JOIN postcodes p ON p.postcode = c.postcode";
+/// The table every statement here reads.
+const FROM: &str = " FROM contacts c";
 
 impl Store {
     /// A page of the contacts `scope` holds that match `query`, newest first, and how many
@@ -256,33 +252,27 @@ impl Store {
         // fifty rows, with their constituencies: a deep page skips ids, not joined rows.
         let list = format!(
             "SELECT c.public_id, c.email, c.name, c.postcode, \
-                    COALESCE(k.name, p.constituency_code), c.restricted_at IS NOT NULL, \
+                    COALESCE(k.name, c.constituency_code), c.restricted_at IS NOT NULL, \
                     EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash), \
                     c.created_at \
-             {FROM} LEFT JOIN constituencies k ON k.code = p.constituency_code \
-             WHERE c.id IN (SELECT c.id{} {} ORDER BY c.id DESC LIMIT {limit} OFFSET {skip}) \
+             {FROM} LEFT JOIN constituencies k ON k.code = c.constituency_code \
+             WHERE c.id IN (SELECT c.id{FROM}{} ORDER BY c.id DESC LIMIT {limit} OFFSET {skip}) \
              ORDER BY c.id DESC",
-            match clause.by_constituency {
-                true => FROM,
-                false => " FROM contacts c",
-            },
             clause.sql
         );
-        // Counting a million contacts through their postcodes costs a lookup each: the join is
-        // made only when a condition needs the constituency. A filter by a topic's consent
-        // alone, for someone who sees everyone, is counted in the consents' index.
+        // A filter by a topic's consent alone, for someone who sees everyone, is counted in
+        // the consents' index.
         let consent_only = scope.constituencies().is_none()
             && query.search.is_none()
             && query.constituency.is_none()
             && query.topic.is_some();
-        let count = match (consent_only, clause.by_constituency) {
-            (true, _) => format!(
+        let count = match consent_only {
+            true => format!(
                 "SELECT count(*) FROM consents k JOIN topics t ON t.id = k.topic_id \
                  WHERE t.slug = $1 AND k.granted = {}",
                 consent_wanted(query.consent)
             ),
-            (false, true) => format!("SELECT count(*){FROM}{}", clause.sql),
-            (false, false) => format!("SELECT count(*) FROM contacts c{}", clause.sql),
+            false => format!("SELECT count(*){FROM}{}", clause.sql),
         };
         type Row = (
             String,
@@ -367,7 +357,7 @@ impl Store {
         }
         for chunk in hashes.chunks(MAX_BIND_PARAMETERS) {
             let sql = format!(
-                "SELECT c.email_hash, p.constituency_code {FROM} WHERE c.email_hash IN ({})",
+                "SELECT c.email_hash, c.constituency_code{FROM} WHERE c.email_hash IN ({})",
                 placeholders(chunk.len())
             );
             let rows: Vec<(String, Option<String>)> = on_pool!(self, |pool| {
@@ -412,8 +402,7 @@ impl Store {
         clause.push("c.email_hash = s.email_hash");
         let sql = format!(
             "SELECT s.updated_at, s.reason, c.public_id, c.email, c.name \
-             FROM suppressions s CROSS JOIN contacts c \
-             LEFT JOIN postcodes p ON p.postcode = c.postcode{} \
+             FROM suppressions s CROSS JOIN contacts c{} \
              ORDER BY s.updated_at DESC LIMIT {limit}",
             clause.sql
         );

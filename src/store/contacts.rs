@@ -193,14 +193,17 @@ const COUNT_INSERTED: &str = "SELECT count(*) FROM contacts WHERE id > $1 AND cr
 /// that changes nothing leaves the contact untouched, so that a re-import is idempotent.
 const UPSERT_CONTACTS: &str = "\
     INSERT INTO contacts (public_id, email, email_hash, name, postcode, date_of_birth, \
-                          guardian_consent, source, created_at, updated_at) \
-    SELECT public_id, email, email_hash, name, postcode, date_of_birth, guardian_consent, \
-           $1, $2, $2 \
-    FROM import_rows WHERE TRUE \
+                          guardian_consent, source, created_at, updated_at, constituency_code) \
+    SELECT r.public_id, r.email, r.email_hash, r.name, r.postcode, r.date_of_birth, \
+           r.guardian_consent, $1, $2, $2, \
+           (SELECT p.constituency_code FROM postcodes p WHERE p.postcode = r.postcode) \
+    FROM import_rows r WHERE TRUE \
     ON CONFLICT (email_hash) DO UPDATE SET \
         email = excluded.email, \
         name = COALESCE(excluded.name, contacts.name), \
         postcode = COALESCE(excluded.postcode, contacts.postcode), \
+        constituency_code = CASE WHEN excluded.postcode IS NULL THEN contacts.constituency_code \
+                                 ELSE excluded.constituency_code END, \
         date_of_birth = COALESCE(excluded.date_of_birth, contacts.date_of_birth), \
         guardian_consent = COALESCE(excluded.guardian_consent, contacts.guardian_consent), \
         updated_at = excluded.updated_at \

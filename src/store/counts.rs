@@ -73,6 +73,11 @@ const CAMPAIGNS_FROM_SCRATCH: &str = "SELECT campaign_id, state, COALESCE(consti
          bounced, complained, unsubscribed, count(*) \
      FROM deliveries GROUP BY 1, 2, 3, 4, 5, 6";
 
+/// Contacts whose `constituency_code` is not the one the directory places their postcode in.
+const MISPLACED_CONTACTS: &str = "SELECT c.id FROM contacts c \
+     WHERE c.constituency_code IS DISTINCT FROM \
+         (SELECT p.constituency_code FROM postcodes p WHERE p.postcode = c.postcode)";
+
 type CampaignKey = (i64, String, String, bool, bool, bool);
 
 impl Store {
@@ -121,14 +126,20 @@ impl Store {
         Ok(())
     }
 
-    /// Where the counts the database keeps differ from the same counted again from scratch:
-    /// one line each (none: they agree). Reads every contact and delivery.
+    /// Where the counts the database keeps, and the constituencies it keeps on contacts, differ
+    /// from the same counted again from scratch: one line each (none: they agree). Reads every
+    /// contact and delivery.
     pub async fn count_drift(&self) -> Result<Vec<String>> {
         type Consent = (i64, i64, bool);
         type Count = (String, i64, i64);
         type CampaignCount = (i64, String, String, bool, bool, bool, i64);
         /// Each table counted from scratch, then as kept.
         type Both<T> = (Vec<T>, Vec<T>);
+        let misplaced: Vec<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(MISPLACED_CONTACTS)
+                .fetch_all(pool)
+                .await?
+        });
         let ((consents, kept_consents), (mailable, kept_mailable), (campaigns, kept_campaigns)): (
             Both<Consent>,
             Both<Count>,
@@ -165,7 +176,10 @@ impl Store {
                 (campaigns, kept_campaigns),
             )
         });
-        let mut drift = Vec::new();
+        let mut drift: Vec<String> = misplaced
+            .into_iter()
+            .map(|id| format!("contact {id}: constituency not its postcode's"))
+            .collect();
         let pairs = |rows: Vec<Consent>| -> BTreeMap<(i64, i64), i64> {
             rows.into_iter()
                 .map(|(contact, topic, granted)| ((contact, topic), i64::from(granted)))

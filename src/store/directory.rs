@@ -14,6 +14,14 @@ use super::{
 };
 use crate::domain::{Actor, ConstituencyCode, Postcode};
 
+/// Each contact's constituency (`contacts.constituency_code`, which the contact lists filter
+/// by) as the new directory places its postcode.
+const PLACE_CONTACTS: &str = "UPDATE contacts \
+     SET constituency_code = (SELECT p.constituency_code FROM postcodes p \
+                              WHERE p.postcode = contacts.postcode) \
+     WHERE constituency_code IS DISTINCT FROM (SELECT p.constituency_code FROM postcodes p \
+                                               WHERE p.postcode = contacts.postcode)";
+
 /// One line of the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirectoryEntry {
@@ -269,6 +277,11 @@ impl DirectoryImport {
                     .await?;
             });
         }
+        // Before PostgreSQL's lock on the counts' changes: a writer of changes holds its
+        // contact first, and this takes contacts.
+        on_transaction!(&mut self, |tx| {
+            sqlx::query(PLACE_CONTACTS).execute(&mut **tx).await?;
+        });
         if let DirectoryImport::Postgres(tx) = &mut self {
             for statement in POSTGRES_BEFORE_RECOUNT {
                 sqlx::query(statement).execute(&mut **tx).await?;

@@ -360,7 +360,9 @@ impl Store {
                 return Ok(UpdateOutcome::GrantsRefused);
             }
             let postcode_changed = sqlx::query(
-                "UPDATE contacts SET postcode = $2, updated_at = $3 \
+                "UPDATE contacts SET postcode = $2, updated_at = $3, \
+                     constituency_code = (SELECT p.constituency_code FROM postcodes p \
+                                          WHERE p.postcode = $2) \
                  WHERE id = $1 AND postcode IS DISTINCT FROM $2",
             )
             .bind(contact_id)
