@@ -18,6 +18,7 @@ on_both_backends!(
     an_uploaded_file_imports_from_its_reader_telling_its_progress_as_events,
     queueing_takes_exactly_the_people_the_rule_allows,
     the_kept_counts_stay_true_when_people_change_at_once,
+    a_postcode_search_finds_its_district_or_sector_and_no_other,
     campaigns_pause_resume_and_cancel,
     a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once,
     migrating_twice_is_harmless_and_creates_the_default_topics,
@@ -1699,5 +1700,50 @@ async fn the_kept_counts_stay_true_when_people_change_at_once(db: TestStore) {
     while let Some(done) = tasks.join_next().await {
         done.unwrap().unwrap();
     }
+    db.assert_counts_kept().await;
+}
+
+/// A district is its postcodes and no longer district that starts the same ("SG1" is not
+/// "SG13"); a sector likewise; within the searcher's scope.
+async fn a_postcode_search_finds_its_district_or_sector_and_no_other(db: TestStore) {
+    use canvass::domain::{ConstituencyCode, Scope};
+    use canvass::store::{ContactQuery, ContactSearch};
+    db.load_sample_directory().await;
+    db.import_people(&format!(
+        "{HEADER}\
+         sg13@example.org,A,SG13 8EQ,,,news,2026-01-01T00:00:00Z,form\n\
+         sg1@example.org,B,SG1 2AA,,,news,2026-01-01T00:00:00Z,form\n\
+         sg1b@example.org,C,SG1 2AB,,,news,2026-01-01T00:00:00Z,form\n\
+         al1@example.org,D,AL1 3JE,,,news,2026-01-01T00:00:00Z,form\n"
+    ))
+    .await;
+    let found = |search: &'static str, scope: Scope| {
+        let store = db.store.clone();
+        async move {
+            let query = ContactQuery {
+                search: ContactSearch::parse(search),
+                ..ContactQuery::default()
+            };
+            let page = store.find_contacts(&scope, &query).await.unwrap();
+            let mut emails: Vec<String> = page.contacts.into_iter().map(|c| c.email).collect();
+            emails.sort();
+            assert_eq!(page.total, emails.len() as u64, "{search}");
+            emails
+        }
+    };
+    assert_eq!(
+        found("SG1", Scope::Everyone).await,
+        ["sg1@example.org", "sg1b@example.org"]
+    );
+    assert_eq!(found("sg13", Scope::Everyone).await, ["sg13@example.org"]);
+    assert_eq!(
+        found("SG1 2", Scope::Everyone).await,
+        ["sg1@example.org", "sg1b@example.org"]
+    );
+    assert_eq!(found("SG1 3", Scope::Everyone).await, Vec::<String>::new());
+    assert_eq!(found("AL1", Scope::Everyone).await, ["al1@example.org"]);
+    let hertford = || Scope::of(vec![ConstituencyCode::parse("E14900001").unwrap()]);
+    assert_eq!(found("SG13", hertford()).await, ["sg13@example.org"]);
+    assert_eq!(found("AL1", hertford()).await, Vec::<String>::new());
     db.assert_counts_kept().await;
 }

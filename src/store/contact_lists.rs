@@ -172,7 +172,8 @@ impl Clause {
         ));
     }
 
-    fn query(&mut self, query: &ContactQuery) {
+    /// `store` says how its engine compares postcodes as bytes.
+    fn query(&mut self, query: &ContactQuery, store: &Store) {
         match &query.search {
             None => {}
             Some(ContactSearch::Email(email)) => {
@@ -184,14 +185,30 @@ impl Clause {
                 self.push(&format!("c.postcode = {p}"));
             }
             Some(ContactSearch::PostcodePrefix(prefix)) => {
-                let pattern = match prefix {
-                    PostcodePrefix::District(district) => format!("{district} %"),
-                    PostcodePrefix::Sector(sector) | PostcodePrefix::Area(sector) => {
-                        format!("{sector}%")
+                let start = match prefix {
+                    PostcodePrefix::District(district) => format!("{district} "),
+                    PostcodePrefix::Sector(sector) => sector.clone(),
+                    PostcodePrefix::Area(area) => {
+                        // "S" is Sheffield's area, not every postcode that starts with an S.
+                        let after = area.len() + 1;
+                        self.push(&format!(
+                            "substr(c.postcode, {after}, 1) BETWEEN '0' AND '9'"
+                        ));
+                        area.clone()
                     }
                 };
-                let p = self.bind(Bind::Text(pattern));
-                self.push(&format!("c.postcode LIKE {p}"));
+                // A range of the postcode index: postcodes are ASCII, and everything that
+                // starts with the prefix sorts before it followed by DEL. PostgreSQL compares
+                // by the database's collation unless told otherwise; `contacts_postcode_bytes`
+                // holds byte order.
+                let postcode = match store {
+                    Store::Sqlite(_) => "c.postcode",
+                    Store::Postgres(_) => "(c.postcode COLLATE \"C\")",
+                };
+                let end = format!("{start}\u{7f}");
+                let start = self.bind(Bind::Text(start));
+                let end = self.bind(Bind::Text(end));
+                self.push(&format!("{postcode} >= {start} AND {postcode} < {end}"));
             }
             Some(ContactSearch::Text(text)) => {
                 let escaped = text
@@ -244,7 +261,7 @@ impl Store {
     pub async fn find_contacts(&self, scope: &Scope, query: &ContactQuery) -> Result<ContactPage> {
         let mut clause = Clause::default();
         clause.scope(scope);
-        clause.query(query);
+        clause.query(query, self);
         let offset = i64::from(query.page.max(1) - 1) * i64::from(CONTACTS_PAGE);
         let limit = clause.bind(Bind::Int(i64::from(CONTACTS_PAGE)));
         let skip = clause.bind(Bind::Int(offset));
