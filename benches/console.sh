@@ -79,7 +79,10 @@ bench_backend() { # name url count-command...
         --html benches/newsletter-10k.html >/dev/null
     "$canvass" campaign create --name "Spring news" --topic news --subject "Spring news" \
         --html benches/newsletter-10k.html >/dev/null
+    start=$(now_ms)
     "$canvass" campaign queue 1 >/dev/null
+    end=$(now_ms)
+    echo "$name: queued campaign 1 to every contact in $((end - start)) ms"
     local constituency
     constituency=$("${count[@]}" "SELECT p.constituency_code FROM contacts c JOIN postcodes p \
         ON p.postcode = c.postcode GROUP BY p.constituency_code ORDER BY count(*) DESC LIMIT 1")

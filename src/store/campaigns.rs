@@ -27,15 +27,13 @@ pub(crate) const ELIGIBLE: &str = concat!(
     ", FALSE) \
     AND (NOT EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id) \
          OR EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND ( \
-              (a.kind = 'constituency' AND a.value = \
-                  (SELECT p.constituency_code FROM postcodes p WHERE p.postcode = c.postcode)) \
+              (a.kind = 'constituency' AND a.value = c.constituency_code) \
            OR (a.kind = 'district' AND c.postcode LIKE a.value || ' %') \
            OR (a.kind = 'sector' AND c.postcode LIKE a.value || '%') \
            OR (a.kind = 'area' AND substr(c.postcode, 1, length(a.value)) = a.value \
                AND substr(c.postcode, length(a.value) + 1, 1) BETWEEN '0' AND '9')))) \
-    AND (NOT k.limited OR EXISTS (SELECT 1 FROM campaign_limits z JOIN postcodes p \
-             ON p.constituency_code = z.constituency_code \
-         WHERE z.campaign_id = k.id AND p.postcode = c.postcode))"
+    AND (NOT k.limited OR EXISTS (SELECT 1 FROM campaign_limits z \
+         WHERE z.campaign_id = k.id AND z.constituency_code = c.constituency_code))"
 );
 
 /// Deliveries from which a queued campaign has the planner's statistics refreshed.
@@ -853,8 +851,7 @@ impl Store {
             let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO deliveries \
                      (campaign_id, contact_id, state, attempts, updated_at, constituency) \
-                 SELECT k.id, c.id, 'queued', 0, $3, \
-                     (SELECT p.constituency_code FROM postcodes p WHERE p.postcode = c.postcode) \
+                 SELECT k.id, c.id, 'queued', 0, $3, c.constituency_code \
                  FROM campaigns k, contacts c \
                  WHERE k.id = $1 AND {ELIGIBLE}"
             )))
