@@ -267,13 +267,22 @@ impl Store {
         let skip = clause.bind(Bind::Int(offset));
         // The page's ids first, from the contacts (and the conditions' tables) alone; then the
         // fifty rows, with their constituencies: a deep page skips ids, not joined rows.
+        // A postcode district or sector is a few thousand contacts at most, found in the
+        // postcode index and sorted; walking the ids newest first instead, as both planners
+        // like to for a LIMIT, reads every contact when few of them match (an organiser's
+        // search for a district outside their constituency: 324 ms on a million, 13 ms
+        // sorted). `+ 0` keeps the id index out of the order.
+        let order = match query.search {
+            Some(ContactSearch::PostcodePrefix(_)) => "c.id + 0",
+            _ => "c.id",
+        };
         let list = format!(
             "SELECT c.public_id, c.email, c.name, c.postcode, \
                     COALESCE(k.name, c.constituency_code), c.restricted_at IS NOT NULL, \
                     EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash), \
                     c.created_at \
              {FROM} LEFT JOIN constituencies k ON k.code = c.constituency_code \
-             WHERE c.id IN (SELECT c.id{FROM}{} ORDER BY c.id DESC LIMIT {limit} OFFSET {skip}) \
+             WHERE c.id IN (SELECT c.id{FROM}{} ORDER BY {order} DESC LIMIT {limit} OFFSET {skip}) \
              ORDER BY c.id DESC",
             clause.sql
         );
