@@ -625,12 +625,7 @@ impl Store {
             .iter()
             .map(ConstituencyCode::as_str)
             .collect();
-        // PostgreSQL compares text by the database's collation unless told otherwise; a range
-        // of byte order is what a prefix is, and `contacts_postcode_bytes` holds it.
-        let postcode = match self {
-            Store::Sqlite(_) => "c.postcode",
-            Store::Postgres(_) => "(c.postcode COLLATE \"C\")",
-        };
+        let postcode = self.postcode_bytes();
         // $1 the campaign (0), $2 the birth date, $3 the topic, $4 limited; then the values.
         let mut next = 5;
         let mut rows = vec!["SELECT CAST(0 AS BIGINT), '', '' WHERE 1 = 0".to_owned()];

@@ -172,7 +172,7 @@ impl Clause {
         ));
     }
 
-    /// `store` says how its engine compares postcodes as bytes.
+    /// `store` says how its engine compares postcodes in byte order.
     fn query(&mut self, query: &ContactQuery, store: &Store) {
         match &query.search {
             None => {}
@@ -198,13 +198,8 @@ impl Clause {
                     }
                 };
                 // A range of the postcode index: postcodes are ASCII, and everything that
-                // starts with the prefix sorts before it followed by DEL. PostgreSQL compares
-                // by the database's collation unless told otherwise; `contacts_postcode_bytes`
-                // holds byte order.
-                let postcode = match store {
-                    Store::Sqlite(_) => "c.postcode",
-                    Store::Postgres(_) => "(c.postcode COLLATE \"C\")",
-                };
+                // starts with the prefix sorts before it followed by DEL.
+                let postcode = store.postcode_bytes();
                 let end = format!("{start}\u{7f}");
                 let start = self.bind(Bind::Text(start));
                 let end = self.bind(Bind::Text(end));

@@ -288,6 +288,16 @@ impl Store {
         Ok(())
     }
 
+    /// A contact's postcode (`c.postcode`) as SQL that compares in byte order, the order of a
+    /// prefix's range: PostgreSQL compares text by the database's collation unless told
+    /// otherwise, and `contacts_postcode_bytes` holds byte order.
+    pub(crate) fn postcode_bytes(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "c.postcode",
+            Self::Postgres(_) => "(c.postcode COLLATE \"C\")",
+        }
+    }
+
     /// After a bulk change: the statistics, and on PostgreSQL a vacuum, which marks the pages
     /// just written as visible to all so that counting the contacts reads an index alone rather
     /// than every row (autovacuum would, minutes later).

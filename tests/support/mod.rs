@@ -62,9 +62,8 @@ struct PostgresDatabase {
 
 impl TestStore {
     /// Asserts that the counts the database keeps (consents in force, who may be mailed, each
-    /// campaign's deliveries) equal the same counted again from scratch.
-    /// The counts the database keeps equal the same counted from scratch, before and after
-    /// the changes not yet folded in are folded.
+    /// campaign's deliveries) equal the same counted again from scratch, before and after the
+    /// changes not yet folded in are folded.
     pub async fn assert_counts_kept(&self) {
         for when in ["before folding", "after folding"] {
             let drift = self.store.count_drift().await.unwrap();
