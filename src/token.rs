@@ -403,7 +403,7 @@ mod tests {
 
     #[test]
     fn a_token_is_compact_and_url_safe() {
-        let token = keys(K1).sign(Purpose::Unsubscribe, &PublicId::random());
+        let token = keys(K1).sign(Purpose::Unsubscribe, &PublicId::generate());
         assert!(token.as_str().len() < 60, "{}", token.as_str().len());
         assert!(
             token
@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn a_token_verifies_for_its_purpose_only() {
         let keys = keys(K1);
-        let id = PublicId::random();
+        let id = PublicId::generate();
         let token = keys.sign(Purpose::Unsubscribe, &id);
         assert_eq!(
             keys.verify(token.as_str(), Purpose::Unsubscribe, Utc::now()),
@@ -431,7 +431,7 @@ mod tests {
     #[test]
     fn a_campaign_link_names_its_campaign_and_cannot_be_moved_to_another() {
         let keys = keys(K1);
-        let (id, campaign) = (PublicId::random(), LinkTag::random());
+        let (id, campaign) = (PublicId::generate(), LinkTag::random());
         let token = keys.sign_link(Purpose::Unsubscribe, &id, Some(&campaign), Utc::now());
         assert!(token.as_str().len() <= 70, "{}", token.as_str().len());
         let link = keys.verify_link(token.as_str(), Purpose::Unsubscribe, Utc::now());
@@ -460,7 +460,7 @@ mod tests {
     #[test]
     fn rotation_keeps_old_links_working_while_their_key_is_listed() {
         let old = keys(K1);
-        let id = PublicId::random();
+        let id = PublicId::generate();
         let token = old.sign(Purpose::Unsubscribe, &id);
         let rotated = keys(&format!("{K2},{K1}"));
         assert_eq!(rotated.signing().kid(), "k2");
@@ -476,7 +476,7 @@ mod tests {
 
     #[test]
     fn a_key_with_the_same_id_but_another_secret_is_refused() {
-        let token = keys(K1).sign(Purpose::Unsubscribe, &PublicId::random());
+        let token = keys(K1).sign(Purpose::Unsubscribe, &PublicId::generate());
         let impostor = keys("k1:YW5vdGhlci1zZWNyZXQtYW5vdGhlci1zZWNyZXQ=");
         assert_eq!(
             impostor.verify(token.as_str(), Purpose::Unsubscribe, Utc::now()),
@@ -487,7 +487,7 @@ mod tests {
     #[test]
     fn preference_links_expire_and_unsubscribe_links_do_not() {
         let keys = keys(K1);
-        let id = PublicId::random();
+        let id = PublicId::generate();
         let long_ago = Utc::now() - Duration::days(400);
         let preferences = keys.sign_at(Purpose::Preferences, &id, long_ago);
         assert_eq!(
@@ -505,7 +505,7 @@ mod tests {
     fn oversized_and_malformed_tokens_are_refused() {
         let keys = keys(K1);
         let now = Utc::now();
-        let token = keys.sign(Purpose::Unsubscribe, &PublicId::random());
+        let token = keys.sign(Purpose::Unsubscribe, &PublicId::generate());
         let long = token.as_str().repeat(3);
         assert_eq!(
             keys.verify(&long, Purpose::Unsubscribe, now),
@@ -576,7 +576,7 @@ mod tests {
         #[test]
         fn any_single_character_change_is_refused(keys in any_key(), at in any::<prop::sample::Index>(), shift in 1usize..64) {
             const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-            let token = keys.sign(Purpose::Unsubscribe, &PublicId::random());
+            let token = keys.sign(Purpose::Unsubscribe, &PublicId::generate());
             let i = at.index(token.as_str().len());
             let original = ALPHABET.iter().position(|&b| b == token.as_str().as_bytes()[i]).unwrap();
             // Another character of the alphabet, never the same one.

@@ -431,7 +431,7 @@ async fn without_configured_keys_one_is_generated_once_and_kept() {
     let db = TestStore::sqlite().await;
     let first = SigningKeys::load(None, &db.store).await.unwrap();
     let again = SigningKeys::load(None, &db.store).await.unwrap();
-    let id = PublicId::random();
+    let id = PublicId::generate();
     let token = first.sign(Purpose::Unsubscribe, &id);
     assert_eq!(
         again.verify(token.as_str(), Purpose::Unsubscribe, chrono::Utc::now()),

@@ -39,6 +39,7 @@ on_both_backends!(
     a_directory_that_would_destroy_is_refused_and_the_old_one_kept,
     erasure_leaves_no_name_email_or_postcode_anywhere,
     an_erased_person_is_not_reimported,
+    a_list_larger_than_one_transaction_imports_as_one,
     erasing_an_unknown_address_still_suppresses_it,
     restriction_is_kept_and_lifted,
     export_holds_details_consents_history_suppression_and_audit,
@@ -741,6 +742,68 @@ async fn an_erased_person_is_not_reimported(db: TestStore) {
     db.assert_counts_kept().await;
 }
 
+/// A list of more rows than one transaction applies (the store stages them and applies tens of
+/// thousands at a time): an erased person far down is refused by their line, an address met
+/// again in a later transaction updates the contact the first made, and names with the
+/// characters that a bulk path escapes arrive as they were written.
+async fn a_list_larger_than_one_transaction_imports_as_one(db: TestStore) {
+    let rows = 55_000;
+    db.store
+        .erase_contact(&email("gone@example.org"), &Actor::Operator)
+        .await
+        .unwrap();
+    let mut csv = String::from(HEADER);
+    for n in 0..rows {
+        let (address, name) = match n {
+            1 => (
+                "first@example.org".to_owned(),
+                r#""O'Brien \\ \N ""Jo""""#.to_owned(),
+            ),
+            50_500 => ("first@example.org".to_owned(), "Jo Later".to_owned()),
+            54_000 => ("gone@example.org".to_owned(), "Gone".to_owned()),
+            n => (format!("p{n}@example.org"), format!("P {n}")),
+        };
+        csv.push_str(&format!("{address},{name},,,,news,,\n"));
+    }
+    let (summary, report) = import(&db, &csv).await;
+    assert_eq!(
+        (summary.imported, summary.updated, summary.rejected),
+        (rows - 2, 1, 1)
+    );
+    assert_eq!(report.rejections.len(), 1);
+    // The header is line 1; row n is on line n + 2.
+    assert_eq!(report.rejections[0].line, 54_002);
+    assert!(report.rejections[0].reason.contains("erased"));
+    let first = db
+        .store
+        .export_contact(&email("first@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.name.as_deref(), Some("Jo Later"));
+    let (again, _) = import(
+        &db,
+        &format!("{HEADER}first@example.org,\"O'Brien \\ \\N \"\"Jo\"\"\",,,,news,,\n"),
+    )
+    .await;
+    assert_eq!((again.imported, again.updated), (0, 1));
+    let first = db
+        .store
+        .export_contact(&email("first@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.name.as_deref(), Some(r#"O'Brien \ \N "Jo""#));
+    assert!(
+        db.store
+            .export_contact(&email("gone@example.org"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    db.assert_counts_kept().await;
+}
+
 async fn erasing_an_unknown_address_still_suppresses_it(db: TestStore) {
     let stranger = email("stranger@example.org");
     let outcome = db
@@ -898,7 +961,7 @@ async fn a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_on
 
     let batch = [
         request(a, "192.0.2.1"),
-        request(PublicId::random(), "192.0.2.9"),
+        request(PublicId::generate(), "192.0.2.9"),
         request(a, "192.0.2.1"),
         request(b, "192.0.2.2"),
         request(c, "192.0.2.3"),
@@ -1553,7 +1616,7 @@ async fn a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence(db: 
     );
     assert_eq!(
         db.store
-            .confirm_signup(&PublicId::random(), None)
+            .confirm_signup(&PublicId::generate(), None)
             .await
             .unwrap(),
         ConfirmOutcome::NotFound

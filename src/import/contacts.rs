@@ -5,14 +5,11 @@ use super::{
     line_of, open_csv,
 };
 use crate::domain::{ContactDraft, ContactRules, NewContact, Scope};
-use crate::store::Store;
+use crate::store::{ContactImportOutcome, Store};
 
-/// Rows written to the store in one transaction.
-const BATCH_ROWS: usize = 10_000;
-
-/// New contacts after which the planner's statistics are first refreshed; then each time the
-/// count doubles, so that a bulk load is planned for the tables it is making.
-const STATISTICS_REFRESH_FIRST: u64 = 20_000;
+/// Rows the parser hands over at a time (the store stages them, and applies many such batches
+/// in one transaction).
+const BATCH_ROWS: usize = 2_000;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ContactsImportSummary {
@@ -107,7 +104,7 @@ pub async fn import_contacts(
     });
 
     let mut summary = ContactsImportSummary::default();
-    let mut next_statistics_refresh = STATISTICS_REFRESH_FIRST;
+    let mut import = store.contact_import(&source).await?;
     while let Some((mut batch, bytes_read)) = parser.next().await {
         // Rows outside the importer's constituencies are refused, before anything is written.
         let outside = store.outside_scope(&batch.rows, scope).await?;
@@ -119,29 +116,38 @@ pub async fn import_contacts(
                 reason: reason.into(),
             });
         }
-        let outcome = store.import_contacts(&batch.rows, &source).await?;
-        if summary.imported + outcome.inserted >= next_statistics_refresh {
-            store.refresh_statistics().await?;
-            next_statistics_refresh *= 2;
-        }
-        summary.imported += outcome.inserted;
-        summary.updated += outcome.updated;
-        summary.consents_recorded += outcome.consents_recorded;
-        let mut rejections = batch.rejections;
-        rejections.extend(outcome.refused_erased.iter().map(|&i| Rejection {
-            line: batch.lines[i],
+        let outcome = import.add(&batch.rows, &batch.lines).await?;
+        summary.count(&outcome, &mut batch.rejections);
+        summary.report(batch.rejections, report);
+        report.advanced(bytes_read);
+    }
+    let mut refused = Vec::new();
+    summary.count(&import.finish().await?, &mut refused);
+    summary.report(refused, report);
+    parser.finish(&file).await?;
+    Ok(summary)
+}
+
+impl ContactsImportSummary {
+    /// Adds what applying rows did, and its refusals to `rejections`.
+    fn count(&mut self, outcome: &ContactImportOutcome, rejections: &mut Vec<Rejection>) {
+        self.imported += outcome.inserted;
+        self.updated += outcome.updated;
+        self.consents_recorded += outcome.consents_recorded;
+        rejections.extend(outcome.refused_erased.iter().map(|&line| Rejection {
+            line,
             reason: "the person asked to be erased; not imported".into(),
         }));
+    }
+
+    /// Reports `rejections`, in the order of their lines, and counts them.
+    fn report(&mut self, mut rejections: Vec<Rejection>, report: &mut dyn ImportReport) {
         rejections.sort_by_key(|r| r.line);
-        summary.rejected += rejections.len() as u64;
+        self.rejected += rejections.len() as u64;
         for rejection in &rejections {
             report.rejected(rejection);
         }
-        report.advanced(bytes_read);
     }
-    parser.finish(&file).await?;
-    store.settle_after_bulk_change().await?;
-    Ok(summary)
 }
 
 impl Batch for Parsed {

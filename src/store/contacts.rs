@@ -1,18 +1,15 @@
 //! Contacts and what is recorded about them: import, export, erasure, restriction, suppression.
 
-use std::collections::HashSet;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
 
 use super::{
-    BeginWrite, Change, MAX_BIND_PARAMETERS, Result, Store, decode_error, insert_audit,
+    BeginWrite, Change, ContactImportOutcome, Result, Store, decode_error, insert_audit,
     latest_consent, note_changes, now, on_pool,
 };
 use crate::domain::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
-    EmailHash, Name, NewContact, Postcode, PublicId, SuppressionExport, SuppressionReason,
-    TopicSlug,
+    EmailHash, NewContact, SuppressionExport, SuppressionReason, TopicSlug,
 };
 
 /// Records a suppression inside the caller's transaction.
@@ -72,19 +69,6 @@ pub enum FeedbackAbout<'a> {
     Message { id: &'a str, to: Option<&'a Email> },
 }
 
-/// What one batch of an import did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ContactImportOutcome {
-    /// New contacts.
-    pub inserted: u64,
-    /// Contacts already held, matched by address.
-    pub updated: u64,
-    /// Grants appended to the consent ledger.
-    pub consents_recorded: u64,
-    /// Positions in the batch of rows refused because the person asked to be erased.
-    pub refused_erased: Vec<usize>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErasureOutcome {
     /// The contact's data was deleted and the address suppressed.
@@ -134,105 +118,6 @@ pub enum UnsuppressOutcome {
     NotSuppressed,
 }
 
-/// The temporary tables an import batch is staged in, one row per contact and one per (row,
-/// topic), so that the statements below work set by set. The column types and housekeeping
-/// differ between the engines; the statements that use the tables do not.
-struct Staging {
-    create: [&'static str; 2],
-    /// Run once the tables are filled.
-    analyze: &'static [&'static str],
-    /// Run before commit.
-    drop: &'static [&'static str],
-}
-
-const SQLITE_STAGING: Staging = Staging {
-    create: [
-        "CREATE TEMP TABLE import_rows (idx INTEGER PRIMARY KEY, public_id TEXT NOT NULL, \
-         email TEXT NOT NULL, email_hash TEXT NOT NULL UNIQUE, name TEXT, postcode TEXT, \
-         date_of_birth TEXT, guardian_consent BOOLEAN, consent_at TEXT NOT NULL, \
-         consent_source TEXT NOT NULL)",
-        "CREATE TEMP TABLE import_topics (idx INTEGER NOT NULL, slug TEXT NOT NULL)",
-    ],
-    analyze: &[],
-    drop: &["DROP TABLE import_rows", "DROP TABLE import_topics"],
-};
-
-const POSTGRES_STAGING: Staging = Staging {
-    create: [
-        "CREATE TEMP TABLE import_rows (idx BIGINT PRIMARY KEY, public_id TEXT NOT NULL, \
-         email TEXT NOT NULL, email_hash TEXT NOT NULL UNIQUE, name TEXT, postcode TEXT, \
-         date_of_birth DATE, guardian_consent BOOLEAN, consent_at TIMESTAMPTZ NOT NULL, \
-         consent_source TEXT NOT NULL) ON COMMIT DROP",
-        "CREATE TEMP TABLE import_topics (idx BIGINT NOT NULL, slug TEXT NOT NULL) ON COMMIT DROP",
-    ],
-    // Autovacuum never analyses temporary tables; without statistics the planner takes them for
-    // large and scans every contact for each batch.
-    analyze: &["ANALYZE import_rows", "ANALYZE import_topics"],
-    drop: &[],
-};
-
-/// Columns of `import_rows`, for the bind-parameter budget.
-const STAGED_COLUMNS: usize = 10;
-
-const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE email_hash IN \
-     (SELECT email_hash FROM suppressions WHERE reason = 'erased') RETURNING idx";
-
-/// The highest contact id before a batch: the contacts it inserts come after it. Counting them
-/// by id range is cheap, where matching the batch against the address index again is not.
-const LAST_CONTACT_ID: &str = "SELECT COALESCE(max(id), 0) FROM contacts";
-
-/// The contacts held before the batch (id up to `$1`) that it changed (at `$2`).
-const UPDATED_CONTACTS: &str = "\
-    SELECT c.id FROM import_rows r JOIN contacts c ON c.email_hash = r.email_hash \
-    WHERE c.id <= $1 AND c.updated_at = $2";
-
-/// Contacts inserted by the batch written at `$2`, after id `$1`.
-const COUNT_INSERTED: &str = "SELECT count(*) FROM contacts WHERE id > $1 AND created_at = $2";
-
-/// Inserts new contacts and updates known ones. An empty cell keeps what is held, and a row
-/// that changes nothing leaves the contact untouched, so that a re-import is idempotent.
-const UPSERT_CONTACTS: &str = "\
-    INSERT INTO contacts (public_id, email, email_hash, name, postcode, date_of_birth, \
-                          guardian_consent, source, created_at, updated_at, constituency_code) \
-    SELECT r.public_id, r.email, r.email_hash, r.name, r.postcode, r.date_of_birth, \
-           r.guardian_consent, $1, $2, $2, \
-           (SELECT p.constituency_code FROM postcodes p WHERE p.postcode = r.postcode) \
-    FROM import_rows r WHERE TRUE \
-    ON CONFLICT (email_hash) DO UPDATE SET \
-        email = excluded.email, \
-        name = COALESCE(excluded.name, contacts.name), \
-        postcode = COALESCE(excluded.postcode, contacts.postcode), \
-        constituency_code = CASE WHEN excluded.postcode IS NULL THEN contacts.constituency_code \
-                                 ELSE excluded.constituency_code END, \
-        date_of_birth = COALESCE(excluded.date_of_birth, contacts.date_of_birth), \
-        guardian_consent = COALESCE(excluded.guardian_consent, contacts.guardian_consent), \
-        updated_at = excluded.updated_at \
-    WHERE contacts.email IS DISTINCT FROM excluded.email \
-       OR COALESCE(excluded.name, contacts.name) IS DISTINCT FROM contacts.name \
-       OR COALESCE(excluded.postcode, contacts.postcode) IS DISTINCT FROM contacts.postcode \
-       OR COALESCE(excluded.date_of_birth, contacts.date_of_birth) \
-              IS DISTINCT FROM contacts.date_of_birth \
-       OR COALESCE(excluded.guardian_consent, contacts.guardian_consent) \
-              IS DISTINCT FROM contacts.guardian_consent";
-
-/// Appends a grant for each (contact, topic) in the batch, unless the address is suppressed,
-/// consent is already in force, or the ledger holds anything as recent as the row's evidence:
-/// an old spreadsheet never overrides a newer withdrawal.
-const GRANT_IMPORTED_CONSENTS: &str = "\
-    INSERT INTO consent_ledger (contact_id, topic_id, channel, granted, source, at, recorded_at) \
-    SELECT c.id, t.id, 'email', TRUE, r.consent_source, r.consent_at, $1 \
-    FROM import_topics it \
-    JOIN import_rows r ON r.idx = it.idx \
-    JOIN contacts c ON c.email_hash = r.email_hash \
-    JOIN topics t ON t.slug = it.slug \
-    WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash) \
-      AND NOT EXISTS (SELECT 1 FROM consent_ledger l \
-                      WHERE l.contact_id = c.id AND l.topic_id = t.id AND l.channel = 'email' \
-                        AND l.at >= r.consent_at) \
-      AND NOT EXISTS (SELECT 1 FROM current_consent cc \
-                      WHERE cc.contact_id = c.id AND cc.topic_id = t.id \
-                        AND cc.channel = 'email' AND cc.granted)";
-
 /// A contact row as the export reads it.
 #[derive(sqlx::FromRow)]
 struct ContactRow {
@@ -262,7 +147,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<Option<ContactImportOutcome>> {
         let outcome = self
-            .import_run(std::slice::from_ref(contact), source)
+            .import_contacts(std::slice::from_ref(contact), source)
             .await?;
         if !outcome.refused_erased.is_empty() {
             return Ok(None);
@@ -308,127 +193,6 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
-    }
-
-    /// Imports a batch of contacts, each transaction a run of rows with distinct addresses (a
-    /// later row for the same address updates the earlier one).
-    pub async fn import_contacts(
-        &self,
-        batch: &[NewContact],
-        source: &str,
-    ) -> Result<ContactImportOutcome> {
-        let mut outcome = ContactImportOutcome::default();
-        let mut start = 0;
-        while start < batch.len() {
-            let end = start + distinct_run_len(&batch[start..]);
-            let run = self.import_run(&batch[start..end], source).await?;
-            self.fold_counts().await?;
-            outcome.inserted += run.inserted;
-            outcome.updated += run.updated;
-            outcome.consents_recorded += run.consents_recorded;
-            outcome
-                .refused_erased
-                .extend(run.refused_erased.into_iter().map(|i| i + start));
-            start = end;
-        }
-        Ok(outcome)
-    }
-
-    async fn import_run(&self, rows: &[NewContact], source: &str) -> Result<ContactImportOutcome> {
-        let staging = match self {
-            Store::Sqlite(_) => &SQLITE_STAGING,
-            Store::Postgres(_) => &POSTGRES_STAGING,
-        };
-        let indexed: Vec<(usize, &NewContact)> = rows.iter().enumerate().collect();
-        let topics: Vec<(usize, &TopicSlug)> = indexed
-            .iter()
-            .flat_map(|&(idx, contact)| contact.topics.iter().map(move |topic| (idx, topic)))
-            .collect();
-        let now = now();
-        let outcome = on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            for statement in staging.create {
-                sqlx::query(statement).execute(&mut *tx).await?;
-            }
-            for chunk in indexed.chunks(MAX_BIND_PARAMETERS / STAGED_COLUMNS) {
-                QueryBuilder::new(
-                    "INSERT INTO import_rows (idx, public_id, email, email_hash, name, postcode, \
-                     date_of_birth, guardian_consent, consent_at, consent_source) ",
-                )
-                .push_values(chunk, |mut row, &(idx, contact)| {
-                    row.push_bind(idx as i64)
-                        .push_bind(PublicId::random().to_string())
-                        .push_bind(contact.email.as_str())
-                        .push_bind(contact.email.hash().as_str().to_owned())
-                        .push_bind(contact.name.as_ref().map(Name::as_str))
-                        .push_bind(contact.postcode.as_ref().map(Postcode::as_str))
-                        .push_bind(contact.date_of_birth)
-                        .push_bind(contact.guardian_consent)
-                        .push_bind(contact.consent_at)
-                        .push_bind(contact.consent_source.as_str());
-                })
-                .build()
-                .persistent(false)
-                .execute(&mut *tx)
-                .await?;
-            }
-            for chunk in topics.chunks(MAX_BIND_PARAMETERS / 2) {
-                QueryBuilder::new("INSERT INTO import_topics (idx, slug) ")
-                    .push_values(chunk, |mut row, &(idx, topic)| {
-                        row.push_bind(idx as i64).push_bind(topic.as_str());
-                    })
-                    .build()
-                    .persistent(false)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            for statement in staging.analyze {
-                sqlx::query(*statement).execute(&mut *tx).await?;
-            }
-            let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
-                .fetch_all(&mut *tx)
-                .await?;
-            let last_id: i64 = sqlx::query_scalar(LAST_CONTACT_ID)
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(UPSERT_CONTACTS)
-                .bind(source)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let inserted: i64 = sqlx::query_scalar(COUNT_INSERTED)
-                .bind(last_id)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            let granted = sqlx::query(GRANT_IMPORTED_CONSENTS)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            // People already held may have moved, or lost their guardian's consent: a worker
-            // holding a message for them checks again before sending it.
-            let updated: Vec<i64> = sqlx::query_scalar(UPDATED_CONTACTS)
-                .bind(last_id)
-                .bind(now)
-                .fetch_all(&mut *tx)
-                .await?;
-            let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
-            note_changes!(&mut *tx, &updated);
-            for statement in staging.drop {
-                sqlx::query(*statement).execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            let mut refused: Vec<usize> = refused.into_iter().map(|i| i as usize).collect();
-            refused.sort_unstable();
-            ContactImportOutcome {
-                inserted: inserted as u64,
-                updated: (rows.len() - refused.len()) as u64 - inserted as u64,
-                consents_recorded: granted,
-                refused_erased: refused,
-            }
-        });
-        Ok(outcome)
     }
 
     /// Everything held on the person, or `None` when no contact is (their sign-ups, if any, are
@@ -809,12 +573,4 @@ impl Store {
         })
         .transpose()
     }
-}
-
-/// How many rows from the start of `rows` have distinct addresses.
-fn distinct_run_len(rows: &[NewContact]) -> usize {
-    let mut seen = HashSet::with_capacity(rows.len());
-    rows.iter()
-        .take_while(|row| seen.insert(row.email.normalized()))
-        .count()
 }

@@ -20,9 +20,8 @@ pub type Mailable = HashMap<(String, String), u64>;
 /// The people counted in `mailable_counts` whom the age rule keeps from mail on `$1`: under the
 /// age of consent, without a guardian's. Few, and found through `contacts_born` (SQLite's
 /// `CROSS JOIN` keeps the contacts first, where its planner would start from the topics).
-const UNDER_AGE: &str = "SELECT COALESCE(p.constituency_code, ''), t.slug, count(*) \
+const UNDER_AGE: &str = "SELECT COALESCE(c.constituency_code, ''), t.slug, count(*) \
      FROM contacts c CROSS JOIN consents k JOIN topics t ON t.id = k.topic_id \
-     LEFT JOIN postcodes p ON p.postcode = c.postcode \
      WHERE k.contact_id = c.id AND c.date_of_birth > $1 AND NOT COALESCE(c.guardian_consent, FALSE) \
        AND k.granted AND c.restricted_at IS NULL \
        AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash) \

@@ -10,6 +10,7 @@ mod audit;
 mod campaigns;
 mod changes;
 mod consent;
+mod contact_import;
 mod contact_lists;
 mod contacts;
 mod counts;
@@ -44,13 +45,14 @@ pub use campaigns::{
 pub(crate) use changes::note_changes;
 pub use changes::{Change, Changes, Recheck};
 pub use consent::ConsentChange;
+pub use contact_import::{ContactImport, ContactImportOutcome};
 pub use contact_lists::{
     CONTACTS_PAGE, ConsentFilter, ContactLine, ContactPage, ContactQuery, ContactSearch,
     RecentSuppression,
 };
 pub use contacts::{
-    ContactImportOutcome, ErasureOutcome, FeedbackAbout, RestrictionOutcome, UnsuppressOutcome,
-    Withdrawal, WithdrawalOutcome,
+    ErasureOutcome, FeedbackAbout, RestrictionOutcome, UnsuppressOutcome, Withdrawal,
+    WithdrawalOutcome,
 };
 pub use counts::Mailable;
 pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
@@ -271,23 +273,6 @@ impl Store {
         on_pool!(self, |pool| pool.close().await)
     }
 
-    /// Brings the planner's statistics up to date during a bulk change. PostgreSQL's autovacuum
-    /// analyses a growing table only now and then; in between, the planner takes a table of a
-    /// million contacts for the few thousand it last counted and scans it whole for every batch.
-    pub async fn refresh_statistics(&self) -> Result<()> {
-        match self {
-            Self::Sqlite(pool) => {
-                sqlx::query("PRAGMA optimize").execute(pool).await?;
-            }
-            Self::Postgres(pool) => {
-                sqlx::query("ANALYZE contacts, consent_ledger, suppressions, postcodes")
-                    .execute(pool)
-                    .await?;
-            }
-        }
-        Ok(())
-    }
-
     /// A contact's postcode (`c.postcode`) as SQL that compares in byte order, the order of a
     /// prefix's range: PostgreSQL compares text by the database's collation unless told
     /// otherwise, and `contacts_postcode_bytes` holds byte order.
@@ -302,15 +287,28 @@ impl Store {
     /// just written as visible to all so that counting the contacts reads an index alone rather
     /// than every row (autovacuum would, minutes later).
     pub async fn settle_after_bulk_change(&self) -> Result<()> {
-        match self {
-            Self::Sqlite(_) => self.refresh_statistics().await,
-            Self::Postgres(pool) => {
-                sqlx::raw_sql(
-                    "VACUUM (ANALYZE) contacts, consent_ledger, consents, suppressions, postcodes",
-                )
+        on_pool!(self, |pool| {
+            sqlx::raw_sql(self.bulk_change_sql(BulkChange::Done))
                 .execute(pool)
                 .await?;
-                Ok(())
+        });
+        Ok(())
+    }
+
+    /// What brings the planner's statistics up to date during (`Under way`) or after (`Done`) a
+    /// bulk change. PostgreSQL's autovacuum analyses a growing table only now and then; in
+    /// between, the planner takes a table of a million contacts for the few thousand it last
+    /// counted and scans it whole for every batch. SQLite's `optimize` analyses the tables that
+    /// the connection's own queries have used, so it is run on the connection that made the
+    /// change.
+    pub(crate) fn bulk_change_sql(&self, stage: BulkChange) -> &'static str {
+        match (self, stage) {
+            (Self::Sqlite(_), _) => "PRAGMA optimize",
+            (Self::Postgres(_), BulkChange::UnderWay) => {
+                "ANALYZE contacts, consent_ledger, suppressions, postcodes"
+            }
+            (Self::Postgres(_), BulkChange::Done) => {
+                "VACUUM (ANALYZE) contacts, consent_ledger, consents, suppressions, postcodes"
             }
         }
     }
@@ -462,6 +460,13 @@ impl BeginWrite for PgPool {
     async fn write_turn(&self) -> Result<Option<OwnedMutexGuard<()>>, sqlx::Error> {
         Ok(None)
     }
+}
+
+/// Where a bulk change is, for [`Store::bulk_change_sql`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum BulkChange {
+    UnderWay,
+    Done,
 }
 
 /// A stored value that does not parse as its domain type: the database holds something canvass

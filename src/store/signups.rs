@@ -65,7 +65,7 @@ impl Store {
     /// keeping nothing, when the address has had [`SIGNUPS_PER_ADDRESS_PER_HOUR`] this hour:
     /// the count and the insert are one step, so that requests in parallel cannot pass it.
     pub async fn create_signup(&self, signup: &NewSignup) -> Result<Option<PublicId>> {
-        let id = PublicId::random();
+        let id = PublicId::generate();
         let hash = signup.email.hash();
         let an_hour_ago = now() - chrono::Duration::hours(1);
         // SQLite has one writer at a time; PostgreSQL's concurrent writers queue per address.

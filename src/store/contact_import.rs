@@ -1,0 +1,458 @@
+//! Importing contacts in bulk: a list's rows are staged in temporary tables on a connection of
+//! the import's own as they are read, outside any write transaction, then applied to the
+//! contacts many thousands at a time, set by set, in one write transaction each.
+//!
+//! Applying many rows at once is what makes a bulk load fast: the indexes of the contacts (the
+//! address's hash, the postcode, the date of birth) are written all over, and a page of them
+//! is written to the log once per transaction however many of its rows change. Staging on disk
+//! keeps the rows waiting for their turn out of memory, so that memory stays flat whatever the
+//! size of the list.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
+use sqlx::{Connection as _, PgConnection, QueryBuilder, SqliteConnection};
+
+use super::{
+    BeginWrite, BulkChange, Change, MAX_BIND_PARAMETERS, Result, Store, note_changes, now,
+};
+use crate::domain::{Email, Name, NewContact, Postcode, PublicId, TopicSlug};
+
+/// New contacts after which the planner's statistics are first refreshed; then each time the
+/// count doubles, so that a bulk load is planned for the tables it is making.
+const STATISTICS_REFRESH_FIRST: u64 = 20_000;
+
+/// Staged rows applied in one write transaction. Larger writes each index page fewer times per
+/// row (benches/import.sh); it is also how long other writers wait.
+const APPLY_ROWS: usize = 50_000;
+
+/// The temporary tables rows are staged in, one row per contact (`idx` the caller's key for the
+/// row, such as its line, which grows) and one per (row, topic): appended to in order, with no
+/// index to write all over (the addresses staged together are distinct: [`ContactImport::add`]
+/// sees to it). The column types differ between the engines; the statements that use the
+/// tables do not.
+const SQLITE_STAGING: &str = "\
+    CREATE TEMP TABLE import_rows (idx INTEGER PRIMARY KEY, public_id TEXT NOT NULL, \
+        email TEXT NOT NULL, email_hash TEXT NOT NULL, name TEXT, postcode TEXT, \
+        date_of_birth TEXT, guardian_consent BOOLEAN, consent_at TEXT NOT NULL, \
+        consent_source TEXT NOT NULL); \
+    CREATE TEMP TABLE import_topics (idx INTEGER NOT NULL, slug TEXT NOT NULL)";
+
+const POSTGRES_STAGING: &str = "\
+    CREATE TEMP TABLE import_rows (idx BIGINT PRIMARY KEY, public_id TEXT NOT NULL, \
+        email TEXT NOT NULL, email_hash TEXT NOT NULL, name TEXT, postcode TEXT, \
+        date_of_birth DATE, guardian_consent BOOLEAN, consent_at TIMESTAMPTZ NOT NULL, \
+        consent_source TEXT NOT NULL); \
+    CREATE TEMP TABLE import_topics (idx BIGINT NOT NULL, slug TEXT NOT NULL)";
+
+/// Empties the staging tables, inside the transaction that applied them (PostgreSQL's
+/// autovacuum never visits temporary tables: deleted rows would stay).
+const SQLITE_CLEAR_STAGING: &str = "DELETE FROM import_rows; DELETE FROM import_topics";
+const POSTGRES_CLEAR_STAGING: &str = "TRUNCATE import_rows, import_topics";
+
+/// Autovacuum never analyses temporary tables; without statistics PostgreSQL's planner takes
+/// them for large and scans every contact for each batch.
+const POSTGRES_ANALYZE: &str = "ANALYZE import_rows, import_topics";
+
+/// Columns of `import_rows`, for the bind-parameter budget.
+const STAGED_COLUMNS: usize = 10;
+
+const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE EXISTS \
+     (SELECT 1 FROM suppressions s \
+      WHERE s.email_hash = import_rows.email_hash AND s.reason = 'erased') RETURNING idx";
+
+/// The highest contact id before a batch: the contacts it inserts come after it, and those
+/// it changes before.
+const LAST_CONTACT_ID: &str = "SELECT COALESCE(max(id), 0) FROM contacts";
+
+/// Inserts new contacts and updates known ones. An empty cell keeps what is held, and a row
+/// that changes nothing leaves the contact untouched, so that a re-import is idempotent.
+const UPSERT_CONTACTS: &str = "\
+    INSERT INTO contacts (public_id, email, email_hash, name, postcode, date_of_birth, \
+                          guardian_consent, source, created_at, updated_at, constituency_code) \
+    SELECT r.public_id, r.email, r.email_hash, r.name, r.postcode, r.date_of_birth, \
+           r.guardian_consent, $1, $2, $2, \
+           (SELECT p.constituency_code FROM postcodes p WHERE p.postcode = r.postcode) \
+    FROM import_rows r WHERE TRUE \
+    ON CONFLICT (email_hash) DO UPDATE SET \
+        email = excluded.email, \
+        name = COALESCE(excluded.name, contacts.name), \
+        postcode = COALESCE(excluded.postcode, contacts.postcode), \
+        constituency_code = CASE WHEN excluded.postcode IS NULL THEN contacts.constituency_code \
+                                 ELSE excluded.constituency_code END, \
+        date_of_birth = COALESCE(excluded.date_of_birth, contacts.date_of_birth), \
+        guardian_consent = COALESCE(excluded.guardian_consent, contacts.guardian_consent), \
+        updated_at = excluded.updated_at \
+    WHERE contacts.email IS DISTINCT FROM excluded.email \
+       OR COALESCE(excluded.name, contacts.name) IS DISTINCT FROM contacts.name \
+       OR COALESCE(excluded.postcode, contacts.postcode) IS DISTINCT FROM contacts.postcode \
+       OR COALESCE(excluded.date_of_birth, contacts.date_of_birth) \
+              IS DISTINCT FROM contacts.date_of_birth \
+       OR COALESCE(excluded.guardian_consent, contacts.guardian_consent) \
+              IS DISTINCT FROM contacts.guardian_consent \
+    RETURNING id";
+
+/// Appends a grant for each (contact, topic) staged, unless the address is suppressed, or the
+/// consent in force is a grant already or as recent as the row's evidence (the ledger's latest
+/// entry is the consent in force, so nothing in the ledger is newer): an old spreadsheet never
+/// overrides a newer withdrawal.
+const GRANT_IMPORTED_CONSENTS: &str = "\
+    INSERT INTO consent_ledger (contact_id, topic_id, channel, granted, source, at, recorded_at) \
+    SELECT c.id, t.id, 'email', TRUE, r.consent_source, r.consent_at, $1 \
+    FROM import_topics it \
+    JOIN import_rows r ON r.idx = it.idx \
+    JOIN contacts c ON c.email_hash = r.email_hash \
+    JOIN topics t ON t.slug = it.slug \
+    WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash) \
+      AND NOT EXISTS (SELECT 1 FROM consents k \
+                      WHERE k.contact_id = c.id AND k.topic_id = t.id \
+                        AND (k.granted OR k.at >= r.consent_at))";
+
+/// What applying staged rows did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ContactImportOutcome {
+    /// New contacts.
+    pub inserted: u64,
+    /// Contacts already held, matched by address.
+    pub updated: u64,
+    /// Grants appended to the consent ledger.
+    pub consents_recorded: u64,
+    /// The keys of rows refused because the person asked to be erased, in order.
+    pub refused_erased: Vec<u64>,
+}
+
+impl ContactImportOutcome {
+    fn add(&mut self, other: ContactImportOutcome) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.consents_recorded += other.consents_recorded;
+        self.refused_erased.extend(other.refused_erased);
+        self.refused_erased.sort_unstable();
+    }
+}
+
+/// The import's own connection, which holds its staging tables. It is not one of the pool's:
+/// an import holds it throughout, and on SQLite waits on it for its turn to write, which a
+/// writer holding the turn may be waiting for a connection of the pool to use.
+enum Connection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// A bulk import under way: [`ContactImport::add`] rows, then [`ContactImport::finish`]. A later
+/// row for an address staged already is applied after the earlier one, as an update of it.
+/// Dropped unfinished (an error), its connection closes, and the staged rows go with it.
+pub struct ContactImport<'s> {
+    store: &'s Store,
+    connection: Connection,
+    /// The import's default source, of contacts it creates.
+    source: String,
+    /// The addresses staged and not yet applied, as hashes of 64 bits: two addresses with the
+    /// same would only apply the first's batch early.
+    staged: HashSet<u64>,
+    /// Rows applied so far, and of them contacts created, and how many it takes to refresh the
+    /// planner's statistics next.
+    applied: u64,
+    inserted: u64,
+    next_statistics_refresh: u64,
+}
+
+impl Store {
+    /// Starts a bulk import of contacts whose default source is `source`.
+    pub async fn contact_import(&self, source: &str) -> Result<ContactImport<'_>> {
+        let connection = match self {
+            Store::Sqlite(pool) => {
+                Connection::Sqlite(SqliteConnection::connect_with(&pool.connect_options()).await?)
+            }
+            Store::Postgres(pool) => {
+                Connection::Postgres(PgConnection::connect_with(&pool.connect_options()).await?)
+            }
+        };
+        let mut import = ContactImport {
+            store: self,
+            connection,
+            source: source.to_owned(),
+            staged: HashSet::new(),
+            applied: 0,
+            inserted: 0,
+            next_statistics_refresh: STATISTICS_REFRESH_FIRST,
+        };
+        import
+            .run(match self {
+                Store::Sqlite(_) => SQLITE_STAGING,
+                Store::Postgres(_) => POSTGRES_STAGING,
+            })
+            .await?;
+        Ok(import)
+    }
+
+    /// Imports a batch of contacts at once, each row keyed by its position in `batch`.
+    pub async fn import_contacts(
+        &self,
+        batch: &[NewContact],
+        source: &str,
+    ) -> Result<ContactImportOutcome> {
+        let mut import = self.contact_import(source).await?;
+        let keys: Vec<u64> = (0..batch.len() as u64).collect();
+        let mut outcome = import.add(batch, &keys).await?;
+        outcome.add(import.finish().await?);
+        Ok(outcome)
+    }
+}
+
+impl ContactImport<'_> {
+    /// Stages `rows` (`keys` the caller's key for each, such as its line, which refusals
+    /// name), applying what is staged whenever enough is, or before a row for an address
+    /// staged already. Says what the applying did.
+    pub async fn add(&mut self, rows: &[NewContact], keys: &[u64]) -> Result<ContactImportOutcome> {
+        let mut outcome = ContactImportOutcome::default();
+        let mut start = 0;
+        while start < rows.len() {
+            let room = APPLY_ROWS.saturating_sub(self.staged.len());
+            let distinct = rows[start..]
+                .iter()
+                .take(room)
+                .take_while(|row| self.staged.insert(address_key(&row.email)))
+                .count();
+            let end = start + distinct;
+            self.stage(&rows[start..end], &keys[start..end]).await?;
+            start = end;
+            if start < rows.len() || self.staged.len() >= APPLY_ROWS {
+                outcome.add(self.apply().await?);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Applies what is left staged, brings the statistics up to date after a bulk change, and
+    /// closes the import's connection with its staging tables.
+    pub async fn finish(mut self) -> Result<ContactImportOutcome> {
+        let outcome = self.apply().await?;
+        if self.applied >= STATISTICS_REFRESH_FIRST {
+            self.run(self.store.bulk_change_sql(BulkChange::Done))
+                .await?;
+        }
+        match self.connection {
+            Connection::Sqlite(conn) => conn.close().await?,
+            Connection::Postgres(conn) => conn.close().await?,
+        }
+        Ok(outcome)
+    }
+
+    /// Runs statements on the import's connection, outside any transaction.
+    async fn run(&mut self, sql: &'static str) -> Result<()> {
+        match &mut self.connection {
+            Connection::Sqlite(conn) => {
+                sqlx::raw_sql(sql).execute(conn).await?;
+            }
+            Connection::Postgres(conn) => {
+                sqlx::raw_sql(sql).execute(conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes rows into the staging tables, outside any write transaction.
+    async fn stage(&mut self, rows: &[NewContact], keys: &[u64]) -> Result<()> {
+        let indexed: Vec<(u64, &NewContact)> = keys.iter().copied().zip(rows).collect();
+        let topics: Vec<(u64, &TopicSlug)> = indexed
+            .iter()
+            .flat_map(|&(key, contact)| contact.topics.iter().map(move |topic| (key, topic)))
+            .collect();
+        match &mut self.connection {
+            Connection::Sqlite(conn) => {
+                for chunk in indexed.chunks(MAX_BIND_PARAMETERS / STAGED_COLUMNS) {
+                    QueryBuilder::new(
+                        "INSERT INTO import_rows (idx, public_id, email, email_hash, name, \
+                         postcode, date_of_birth, guardian_consent, consent_at, consent_source) ",
+                    )
+                    .push_values(chunk, |mut row, &(key, contact)| {
+                        row.push_bind(key as i64)
+                            .push_bind(PublicId::generate().to_string())
+                            .push_bind(contact.email.as_str())
+                            .push_bind(contact.email.hash().as_str().to_owned())
+                            .push_bind(contact.name.as_ref().map(Name::as_str))
+                            .push_bind(contact.postcode.as_ref().map(Postcode::as_str))
+                            .push_bind(contact.date_of_birth)
+                            .push_bind(contact.guardian_consent)
+                            .push_bind(contact.consent_at)
+                            .push_bind(contact.consent_source.as_str());
+                    })
+                    .build()
+                    .persistent(false)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                for chunk in topics.chunks(MAX_BIND_PARAMETERS / 2) {
+                    QueryBuilder::new("INSERT INTO import_topics (idx, slug) ")
+                        .push_values(chunk, |mut row, &(key, topic)| {
+                            row.push_bind(key as i64).push_bind(topic.as_str());
+                        })
+                        .build()
+                        .persistent(false)
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
+            // PostgreSQL's own bulk path: the rows as COPY's text, sent in one stream.
+            Connection::Postgres(conn) => {
+                let mut text = String::new();
+                for &(key, contact) in &indexed {
+                    copy_row(
+                        &mut text,
+                        &[
+                            Some(&key.to_string()),
+                            Some(&PublicId::generate().to_string()),
+                            Some(contact.email.as_str()),
+                            Some(contact.email.hash().as_str()),
+                            contact.name.as_ref().map(Name::as_str),
+                            contact.postcode.as_ref().map(Postcode::as_str),
+                            contact.date_of_birth.map(|d| d.to_string()).as_deref(),
+                            contact.guardian_consent.map(|g| g.to_string()).as_deref(),
+                            Some(&contact.consent_at.to_rfc3339()),
+                            Some(&contact.consent_source),
+                        ],
+                    );
+                }
+                copy_in(
+                    conn,
+                    "COPY import_rows (idx, public_id, email, email_hash, name, postcode, \
+                     date_of_birth, guardian_consent, consent_at, consent_source) FROM STDIN",
+                    text,
+                )
+                .await?;
+                let mut text = String::new();
+                for &(key, topic) in &topics {
+                    copy_row(&mut text, &[Some(&key.to_string()), Some(topic.as_str())]);
+                }
+                copy_in(conn, "COPY import_topics (idx, slug) FROM STDIN", text).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the staged rows in one write transaction and empties the staging tables.
+    async fn apply(&mut self) -> Result<ContactImportOutcome> {
+        if self.staged.is_empty() {
+            return Ok(ContactImportOutcome::default());
+        }
+        let staged = std::mem::take(&mut self.staged).len();
+        let now = now();
+        let source = self.source.as_str();
+        macro_rules! apply_in {
+            ($tx:expr, $clear:expr) => {{
+                let mut tx = $tx;
+                let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let last_id: i64 = sqlx::query_scalar(LAST_CONTACT_ID)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let written: Vec<i64> = sqlx::query_scalar(UPSERT_CONTACTS)
+                    .bind(source)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let granted = sqlx::query(GRANT_IMPORTED_CONSENTS)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                // People already held may have moved, or lost their guardian's consent: a
+                // worker holding a message for them checks again before sending it.
+                let (updated, inserted): (Vec<i64>, Vec<i64>) =
+                    written.into_iter().partition(|&id| id <= last_id);
+                let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
+                note_changes!(&mut *tx, &updated);
+                sqlx::raw_sql($clear).execute(&mut *tx).await?;
+                tx.commit().await?;
+                let mut refused: Vec<u64> = refused.into_iter().map(|key| key as u64).collect();
+                refused.sort_unstable();
+                ContactImportOutcome {
+                    inserted: inserted.len() as u64,
+                    updated: (staged - refused.len() - inserted.len()) as u64,
+                    consents_recorded: granted,
+                    refused_erased: refused,
+                }
+            }};
+        }
+        let outcome = match (&mut self.connection, self.store) {
+            (Connection::Sqlite(conn), Store::Sqlite(pool)) => {
+                let _turn = pool.write_turn().await?;
+                apply_in!(
+                    conn.begin_with("BEGIN IMMEDIATE").await?,
+                    SQLITE_CLEAR_STAGING
+                )
+            }
+            (Connection::Postgres(conn), Store::Postgres(_)) => {
+                sqlx::query(POSTGRES_ANALYZE).execute(&mut *conn).await?;
+                apply_in!(conn.begin().await?, POSTGRES_CLEAR_STAGING)
+            }
+            _ => unreachable!("an import's connection is of its store's engine"),
+        };
+        self.store.fold_counts().await?;
+        self.applied += staged as u64;
+        self.inserted += outcome.inserted;
+        if self.inserted >= self.next_statistics_refresh {
+            self.run(self.store.bulk_change_sql(BulkChange::UnderWay))
+                .await?;
+            self.next_statistics_refresh *= 2;
+        }
+        Ok(outcome)
+    }
+}
+
+/// Sends `text` to a `COPY ... FROM STDIN`.
+async fn copy_in(conn: &mut PgConnection, statement: &str, text: String) -> Result<()> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    copy.send(text.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Appends a row in COPY's text format to `text`: fields between tabs, `\\N` for none, and a
+/// backslash before a backslash or a tab, line feed or carriage return within a field.
+fn copy_row(text: &mut String, fields: &[Option<&str>]) {
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            text.push('\t');
+        }
+        match field {
+            None => text.push_str("\\N"),
+            Some(value) => {
+                for c in value.chars() {
+                    match c {
+                        '\\' => text.push_str("\\\\"),
+                        '\t' => text.push_str("\\t"),
+                        '\n' => text.push_str("\\n"),
+                        '\r' => text.push_str("\\r"),
+                        c => text.push(c),
+                    }
+                }
+            }
+        }
+    }
+    text.push('\n');
+}
+
+/// A short key for an address, to tell whether it is staged already.
+fn address_key(email: &Email) -> u64 {
+    let mut hasher = std::hash::DefaultHasher::new();
+    Hash::hash(email, &mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_would_end_a_field_or_a_row() {
+        let mut text = String::new();
+        copy_row(
+            &mut text,
+            &[Some("a\\b\tc"), None, Some("d\ne\rf"), Some("")],
+        );
+        assert_eq!(text, "a\\\\b\\tc\t\\N\td\\ne\\rf\t\n");
+    }
+}
