@@ -21,6 +21,7 @@ on_both_backends!(
     a_wrong_password_pauses_at_once_blames_nobody_and_resume_sends,
     a_relay_refusing_every_recipient_fails_them_suppresses_nobody_and_pauses,
     only_a_mailbox_status_at_rcpt_suppresses_the_address,
+    refusals_within_a_pipelined_group_are_judged_each_as_alone,
 );
 
 const PAUSE_AFTER: u32 = 5;
@@ -261,6 +262,60 @@ async fn only_a_mailbox_status_at_rcpt_suppresses_the_address(db: TestStore) {
             .await
             .unwrap(),
         UnsuppressOutcome::Refused(SuppressionReason::Unsubscribed)
+    );
+    db.assert_counts_kept().await;
+}
+
+/// A server that takes commands in groups (RFC 2920 PIPELINING) gets MAIL FROM, RCPT TO and
+/// DATA in one write. Each refusal among their answers is judged as it would be alone, and the
+/// connection carries on after it.
+async fn refusals_within_a_pipelined_group_are_judged_each_as_alone(db: TestStore) {
+    let Some(server) = Smtpd::start(json!({
+        "pipelining": true,
+        "replies": [
+            {"command": "RCPT", "match": "person1@", "reply": "550 5.1.1 no such user"},
+            {"command": "RCPT", "match": "person2@", "reply": "451 4.3.0 try again later"},
+            {"command": "DATA", "match": "person3@", "reply": "554 5.7.1 policy refusal"},
+            {"command": "DATA_END", "match": "person4@", "reply": "554 5.6.0 content refused"},
+        ],
+    })) else {
+        return;
+    };
+    queued(&db, 12).await;
+    let transport = Transport::from_url(&server.url("smtp", None, "127.0.0.1")).unwrap();
+
+    let totals = drain(&db, transport).await;
+    assert_eq!(
+        (totals.sent, totals.failed, totals.retried),
+        (8, 3, 1),
+        "{totals:?}"
+    );
+    assert_eq!(
+        server.accepted().len(),
+        8,
+        "the ledger says what the server took"
+    );
+    let person1 = Email::parse("person1@example.org").unwrap();
+    assert_eq!(
+        db.store
+            .suppression(&person1.hash())
+            .await
+            .unwrap()
+            .map(|s| s.reason),
+        Some(SuppressionReason::Bounced)
+    );
+    assert_eq!(db.count("SELECT COUNT(*) FROM suppressions").await, 1);
+    let events = server.events();
+    let mails: Vec<_> = events.iter().filter(|e| e["event"] == "mail").collect();
+    assert_eq!(mails.len(), 12);
+    assert!(
+        mails.iter().all(|e| e["pipelined"] == true),
+        "RCPT TO and DATA went with MAIL FROM: {mails:?}"
+    );
+    let connections = events.iter().filter(|e| e["event"] == "connect").count();
+    assert!(
+        connections <= Sending::default().concurrency.get(),
+        "a refusal costs no connection: {connections}"
     );
     db.assert_counts_kept().await;
 }

@@ -31,6 +31,7 @@ pub use constituency::{ConstituencyCode, ConstituencyCodeError};
 pub use contact::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Name,
     NameError, NewContact, PublicId, SignupExport, SuppressionExport, SuppressionReason,
+    time_ordered_uuid,
 };
 pub use contact_draft::{
     CONSENT_CLOCK_SKEW, ContactDraft, ContactDraftError, ContactRules, MAX_SOURCE_LEN, parse_source,

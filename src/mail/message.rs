@@ -152,9 +152,11 @@ impl Letterhead {
         to: Mailbox,
         subject: &str,
     ) -> (String, MessageBuilder) {
+        // Time-ordered, so that the ledger's index of Message-IDs (bounces and complaints are
+        // matched by it) is appended to as a campaign goes out.
         let message_id = format!(
             "<{}@{}>",
-            uuid::Uuid::new_v4().simple(),
+            crate::domain::time_ordered_uuid().simple(),
             from.email.domain()
         );
         let mut builder = Message::builder().from(from.clone());

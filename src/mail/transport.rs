@@ -18,7 +18,7 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -392,6 +392,11 @@ impl Default for Timeouts {
 pub struct Connection {
     transport: Transport,
     smtp: Option<(AsyncSmtpConnection, Instant)>,
+    /// The server has said 354 to a message whose content has not gone yet: until it has,
+    /// anything written is taken for the message.
+    awaiting_content: bool,
+    /// The server takes MAIL FROM, RCPT TO and DATA in one go (RFC 2920 PIPELINING).
+    pipelining: bool,
 }
 
 impl Connection {
@@ -399,6 +404,8 @@ impl Connection {
         Self {
             transport,
             smtp: None,
+            awaiting_content: false,
+            pipelining: false,
         }
     }
 
@@ -409,6 +416,10 @@ impl Connection {
             return Ok(());
         };
         let server = server.clone();
+        if std::mem::take(&mut self.awaiting_content) {
+            // A message begun and left unfinished: the connection cannot carry another.
+            self.smtp = None;
+        }
         match self.smtp.take() {
             Some((connection, last)) if last.elapsed() < MAX_IDLE && !connection.has_broken() => {
                 self.smtp = Some((connection, last));
@@ -417,10 +428,12 @@ impl Connection {
                 if let Some((connection, _)) = stale {
                     quit(connection, server.timeouts.quit).await;
                 }
-                let connection = tokio::time::timeout(server.timeouts.connect, server.connect())
-                    .await
-                    .map_err(|_| Step::Connect.timed_out(server.timeouts.connect))??;
+                let (connection, pipelining) =
+                    tokio::time::timeout(server.timeouts.connect, server.connect())
+                        .await
+                        .map_err(|_| Step::Connect.timed_out(server.timeouts.connect))??;
                 self.smtp = Some((connection, Instant::now()));
+                self.pipelining = pipelining;
             }
         }
         Ok(())
@@ -434,13 +447,57 @@ impl Connection {
         message: &[u8],
         name: &str,
     ) -> Result<String, SendFailure> {
+        self.begin(envelope, message).await?;
+        self.finish(message, name).await
+    }
+
+    /// The first half of sending a message: MAIL FROM, RCPT TO and DATA, so that only the
+    /// message itself is left to go ([`Connection::finish`]), and nothing is accepted before.
+    pub async fn begin(&mut self, envelope: &Envelope, message: &[u8]) -> Result<(), SendFailure> {
+        let Transport::Smtp(server) = &self.transport else {
+            return Ok(());
+        };
+        let server = server.clone();
+        self.ready().await?;
+        let (mut connection, _) = self.smtp.take().expect("ready leaves a connection");
+        let steps = envelope_steps(
+            &mut connection,
+            envelope,
+            message,
+            self.pipelining,
+            &server.timeouts,
+        );
+        match steps.await {
+            Ok(()) => {
+                self.smtp = Some((connection, Instant::now()));
+                self.awaiting_content = true;
+                Ok(())
+            }
+            Err((failure, answered)) => Err(self
+                .after_refusal(connection, answered, &server, failure)
+                .await),
+        }
+    }
+
+    /// The second half: the message itself, after [`Connection::begin`]; returns the server's
+    /// answer (or where the file went). `name` names the outbox file.
+    pub async fn finish(&mut self, message: &[u8], name: &str) -> Result<String, SendFailure> {
         let server = match &self.transport {
             Transport::Outbox(dir) => return write_to_outbox(dir, name, message).await,
             Transport::Smtp(server) => server.clone(),
         };
-        self.ready().await?;
-        let (mut connection, _) = self.smtp.take().expect("ready leaves a connection");
-        match transaction(&mut connection, envelope, message, &server.timeouts).await {
+        self.awaiting_content = false;
+        let (mut connection, _) = self
+            .smtp
+            .take()
+            .expect("finish follows a begin, which leaves a connection");
+        match step(
+            server.timeouts.message,
+            Step::Message,
+            connection.message(message),
+        )
+        .await
+        {
             Ok(response) => {
                 let answer = format!(
                     "{} {}",
@@ -450,23 +507,33 @@ impl Connection {
                 self.smtp = Some((connection, Instant::now()));
                 Ok(answer)
             }
-            Err((failure, answered)) => {
-                // After a refusal the server still talks: RSET clears the transaction and the
-                // connection serves the next message. After anything else its state is unknown.
-                if answered
-                    && step(
-                        server.timeouts.command,
-                        Step::Data,
-                        connection.command(Rset),
-                    )
-                    .await
-                    .is_ok()
-                {
-                    self.smtp = Some((connection, Instant::now()));
-                }
-                Err(failure)
-            }
+            Err((failure, answered)) => Err(self
+                .after_refusal(connection, answered, &server, failure)
+                .await),
         }
+    }
+
+    /// After a refusal the server still talks: RSET clears the transaction and the connection
+    /// serves the next message. After anything else its state is unknown, and it is dropped.
+    async fn after_refusal(
+        &mut self,
+        mut connection: AsyncSmtpConnection,
+        answered: bool,
+        server: &SmtpServer,
+        failure: SendFailure,
+    ) -> SendFailure {
+        if answered
+            && step(
+                server.timeouts.command,
+                Step::Data,
+                connection.command(Rset),
+            )
+            .await
+            .is_ok()
+        {
+            self.smtp = Some((connection, Instant::now()));
+        }
+        failure
     }
 
     /// Says goodbye to the server, if connected, waiting for its answer a few seconds at most.
@@ -474,20 +541,26 @@ impl Connection {
         if let (Some((connection, _)), Transport::Smtp(server)) =
             (self.smtp.take(), &self.transport)
         {
-            quit(connection, server.timeouts.quit).await;
+            // A message begun and not finished is dropped with the connection: a QUIT would
+            // be taken for its content.
+            if !std::mem::take(&mut self.awaiting_content) {
+                quit(connection, server.timeouts.quit).await;
+            }
         }
     }
 }
 
-/// One message's transaction on an open connection: MAIL FROM, RCPT TO, DATA, the message.
-/// A failure says whether the server answered it (a refusal), after which the connection can
-/// carry on; after anything else its state is unknown.
-async fn transaction(
+/// The start of one message's transaction on an open connection: MAIL FROM, RCPT TO, DATA,
+/// written in one go when the server takes them so (`pipelining`). A failure says whether the
+/// server answered it (a refusal), after which the connection can carry on; after anything
+/// else its state is unknown.
+async fn envelope_steps(
     connection: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     message: &[u8],
+    pipelining: bool,
     timeouts: &Timeouts,
-) -> Result<Response, (SendFailure, bool)> {
+) -> Result<(), (SendFailure, bool)> {
     let mut options = Vec::new();
     // As lettre's own `send`: SMTPUTF8 for an address beyond ASCII, 8BITMIME for a body.
     let addresses = envelope.from().into_iter().chain(envelope.to());
@@ -505,13 +578,55 @@ async fn transaction(
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
     let mail = Mail::new(envelope.from().cloned(), options);
+    if pipelining {
+        return pipelined(connection, mail, envelope, timeouts).await;
+    }
     step(timeouts.command, Step::MailFrom, connection.command(mail)).await?;
     for to in envelope.to() {
         let rcpt = Rcpt::new(to.clone(), Vec::new());
         step(timeouts.command, Step::RcptTo, connection.command(rcpt)).await?;
     }
     step(timeouts.command, Step::Data, connection.command(Data)).await?;
-    step(timeouts.message, Step::Message, connection.message(message)).await
+    Ok(())
+}
+
+/// MAIL FROM, RCPT TO and DATA written as one group (RFC 2920), then their answers read in
+/// order. Every answer is read even after a refusal, so that the connection can carry on; the
+/// first refusal is the failure. A DATA answered 354 after a refusal leaves the server waiting
+/// for a message: that connection is not used again.
+async fn pipelined(
+    connection: &mut AsyncSmtpConnection,
+    mail: Mail,
+    envelope: &Envelope,
+    timeouts: &Timeouts,
+) -> Result<(), (SendFailure, bool)> {
+    let mut group = mail.to_string();
+    let mut steps = vec![Step::MailFrom];
+    for to in envelope.to() {
+        group.push_str(&Rcpt::new(to.clone(), Vec::new()).to_string());
+        steps.push(Step::RcptTo);
+    }
+    group.push_str(&Data.to_string());
+    steps.push(Step::Data);
+    let mut refused = None;
+    for (i, &step_of) in steps.iter().enumerate() {
+        let answer = match i {
+            0 => step(timeouts.command, step_of, connection.command(&group)).await,
+            _ => step(timeouts.command, step_of, connection.read_response()).await,
+        };
+        match answer {
+            Ok(_) if step_of == Step::Data && refused.is_some() => {
+                let (failure, _) = refused.expect("checked");
+                return Err((failure, false));
+            }
+            Ok(_) => {}
+            Err((failure, true)) => {
+                refused.get_or_insert((failure, true));
+            }
+            Err(unanswered) => return Err(unanswered),
+        }
+    }
+    refused.map_or(Ok(()), Err)
 }
 
 /// Runs one step of the dialogue within `limit`; a failure is sorted by the step, and says
@@ -536,7 +651,8 @@ async fn quit(mut connection: AsyncSmtpConnection, limit: Duration) {
 
 impl SmtpServer {
     /// Connects, greets, says EHLO, starts TLS and logs in, as the URL asks.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendFailure> {
+    /// Says whether the server takes commands in groups (PIPELINING) too.
+    async fn connect(&self) -> Result<(AsyncSmtpConnection, bool), SendFailure> {
         let failed = |what: &str, error: &dyn fmt::Display| SendFailure::Unavailable {
             reason: format!("{what} {}:{}: {error}", self.host, self.port),
             credentials: false,
@@ -583,13 +699,24 @@ impl SmtpServer {
                 .await
                 .map_err(|e| failed("STARTTLS with", &describe(&e)))?;
         }
+        // lettre keeps only the EHLO keywords it acts on, and PIPELINING is not one of them:
+        // EHLO is said again to read it (before AUTH, which a later EHLO may undo).
+        let ehlo = connection
+            .command(Ehlo::new(self.hello.clone()))
+            .await
+            .map_err(|e| Step::Connect.failure(&e))?;
+        let pipelining = ehlo.message().any(|line| {
+            line.split_whitespace()
+                .next()
+                .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+        });
         if let Some(credentials) = &self.credentials {
             connection
                 .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
                 .await
                 .map_err(|e| Step::Auth.failure(&e))?;
         }
-        Ok(connection)
+        Ok((connection, pipelining))
     }
 
     /// A TLS client trusting the Mozilla roots and any extra ones.

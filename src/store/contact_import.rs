@@ -11,10 +11,15 @@
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
-use sqlx::{Connection as _, PgConnection, QueryBuilder, SqliteConnection};
+use std::ops::{Deref, DerefMut};
+
+use sqlx::{
+    Connection as _, Database, PgConnection, Postgres, QueryBuilder, Sqlite, SqliteConnection,
+};
 
 use super::{
-    BeginWrite, BulkChange, Change, MAX_BIND_PARAMETERS, Result, Store, note_changes, now,
+    BeginWrite, BulkChange, Change, MAX_BIND_PARAMETERS, Result, Store, WriteTransaction,
+    note_changes, now,
 };
 use crate::domain::{Email, Name, NewContact, Postcode, PublicId, TopicSlug};
 
@@ -49,6 +54,9 @@ const POSTGRES_STAGING: &str = "\
 /// autovacuum never visits temporary tables: deleted rows would stay).
 const SQLITE_CLEAR_STAGING: &str = "DELETE FROM import_rows; DELETE FROM import_topics";
 const POSTGRES_CLEAR_STAGING: &str = "TRUNCATE import_rows, import_topics";
+
+/// Drops the staging tables of a save made in one transaction, before it commits.
+const DROP_STAGING: &str = "DROP TABLE import_rows; DROP TABLE import_topics";
 
 /// Autovacuum never analyses temporary tables; without statistics PostgreSQL's planner takes
 /// them for large and scans every contact for each batch.
@@ -126,17 +134,45 @@ impl ContactImportOutcome {
         self.inserted += other.inserted;
         self.updated += other.updated;
         self.consents_recorded += other.consents_recorded;
+        // Keys grow from one apply to the next: the list stays in order.
         self.refused_erased.extend(other.refused_erased);
-        self.refused_erased.sort_unstable();
     }
 }
 
-/// The import's own connection, which holds its staging tables. It is not one of the pool's:
-/// an import holds it throughout, and on SQLite waits on it for its turn to write, which a
-/// writer holding the turn may be waiting for a connection of the pool to use.
+/// Where an import stages its rows and applies them.
 enum Connection {
-    Sqlite(SqliteConnection),
-    Postgres(PgConnection),
+    Sqlite(Held<Sqlite>),
+    Postgres(Held<Postgres>),
+}
+
+enum Held<DB: Database> {
+    /// A bulk import's own connection, each apply a write transaction of its own. It is not
+    /// one of the pool's: an import holds it throughout, and on SQLite waits on it for its
+    /// turn to write, which a writer holding the turn may be waiting for a connection of the
+    /// pool to use.
+    Own(DB::Connection),
+    /// A few rows saved at once (one contact): all in one write transaction on a connection of
+    /// the pool's, which creates the staging tables and drops them before it commits.
+    Once(WriteTransaction<DB>),
+}
+
+impl<DB: Database> Deref for Held<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        match self {
+            Held::Own(conn) => conn,
+            Held::Once(tx) => tx,
+        }
+    }
+}
+
+impl<DB: Database> DerefMut for Held<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        match self {
+            Held::Own(conn) => conn,
+            Held::Once(tx) => tx,
+        }
+    }
 }
 
 /// A bulk import under way: [`ContactImport::add`] rows, then [`ContactImport::finish`]. A later
@@ -161,13 +197,39 @@ impl Store {
     /// Starts a bulk import of contacts whose default source is `source`.
     pub async fn contact_import(&self, source: &str) -> Result<ContactImport<'_>> {
         let connection = match self {
-            Store::Sqlite(pool) => {
-                Connection::Sqlite(SqliteConnection::connect_with(&pool.connect_options()).await?)
-            }
-            Store::Postgres(pool) => {
-                Connection::Postgres(PgConnection::connect_with(&pool.connect_options()).await?)
-            }
+            Store::Sqlite(pool) => Connection::Sqlite(Held::Own(
+                SqliteConnection::connect_with(&pool.connect_options()).await?,
+            )),
+            Store::Postgres(pool) => Connection::Postgres(Held::Own(
+                PgConnection::connect_with(&pool.connect_options()).await?,
+            )),
         };
+        self.start_import(connection, source).await
+    }
+
+    /// Imports a few contacts at once (each row keyed by its position in `batch`), in one write
+    /// transaction.
+    pub async fn import_contacts(
+        &self,
+        batch: &[NewContact],
+        source: &str,
+    ) -> Result<ContactImportOutcome> {
+        let connection = match self {
+            Store::Sqlite(pool) => Connection::Sqlite(Held::Once(pool.begin_write().await?)),
+            Store::Postgres(pool) => Connection::Postgres(Held::Once(pool.begin_write().await?)),
+        };
+        let mut import = self.start_import(connection, source).await?;
+        let keys: Vec<u64> = (0..batch.len() as u64).collect();
+        let mut outcome = import.add(batch, &keys).await?;
+        outcome.add(import.finish().await?);
+        Ok(outcome)
+    }
+
+    async fn start_import<'s>(
+        &'s self,
+        connection: Connection,
+        source: &str,
+    ) -> Result<ContactImport<'s>> {
         let mut import = ContactImport {
             store: self,
             connection,
@@ -184,19 +246,6 @@ impl Store {
             })
             .await?;
         Ok(import)
-    }
-
-    /// Imports a batch of contacts at once, each row keyed by its position in `batch`.
-    pub async fn import_contacts(
-        &self,
-        batch: &[NewContact],
-        source: &str,
-    ) -> Result<ContactImportOutcome> {
-        let mut import = self.contact_import(source).await?;
-        let keys: Vec<u64> = (0..batch.len() as u64).collect();
-        let mut outcome = import.add(batch, &keys).await?;
-        outcome.add(import.finish().await?);
-        Ok(outcome)
     }
 }
 
@@ -225,28 +274,47 @@ impl ContactImport<'_> {
     }
 
     /// Applies what is left staged, brings the statistics up to date after a bulk change, and
-    /// closes the import's connection with its staging tables.
+    /// closes the import's connection with its staging tables (or, for a save in one
+    /// transaction, drops them and commits).
     pub async fn finish(mut self) -> Result<ContactImportOutcome> {
         let outcome = self.apply().await?;
-        if self.applied >= STATISTICS_REFRESH_FIRST {
+        if self.applied >= STATISTICS_REFRESH_FIRST && self.own_connection() {
             self.run(self.store.bulk_change_sql(BulkChange::Done))
                 .await?;
         }
         match self.connection {
-            Connection::Sqlite(conn) => conn.close().await?,
-            Connection::Postgres(conn) => conn.close().await?,
+            Connection::Sqlite(Held::Own(conn)) => conn.close().await?,
+            Connection::Postgres(Held::Own(conn)) => conn.close().await?,
+            Connection::Sqlite(Held::Once(mut tx)) => {
+                sqlx::raw_sql(DROP_STAGING).execute(&mut *tx).await?;
+                tx.commit().await?;
+                self.store.fold_counts().await?;
+            }
+            Connection::Postgres(Held::Once(mut tx)) => {
+                sqlx::raw_sql(DROP_STAGING).execute(&mut *tx).await?;
+                tx.commit().await?;
+                self.store.fold_counts().await?;
+            }
         }
         Ok(outcome)
+    }
+
+    /// Whether the import runs on a connection of its own, not in one transaction.
+    fn own_connection(&self) -> bool {
+        matches!(
+            self.connection,
+            Connection::Sqlite(Held::Own(_)) | Connection::Postgres(Held::Own(_))
+        )
     }
 
     /// Runs statements on the import's connection, outside any transaction.
     async fn run(&mut self, sql: &'static str) -> Result<()> {
         match &mut self.connection {
             Connection::Sqlite(conn) => {
-                sqlx::raw_sql(sql).execute(conn).await?;
+                sqlx::raw_sql(sql).execute(&mut **conn).await?;
             }
             Connection::Postgres(conn) => {
-                sqlx::raw_sql(sql).execute(conn).await?;
+                sqlx::raw_sql(sql).execute(&mut **conn).await?;
             }
         }
         Ok(())
@@ -280,7 +348,7 @@ impl ContactImport<'_> {
                     })
                     .build()
                     .persistent(false)
-                    .execute(&mut *conn)
+                    .execute(&mut **conn)
                     .await?;
                 }
                 for chunk in topics.chunks(MAX_BIND_PARAMETERS / 2) {
@@ -290,7 +358,7 @@ impl ContactImport<'_> {
                         })
                         .build()
                         .persistent(false)
-                        .execute(&mut *conn)
+                        .execute(&mut **conn)
                         .await?;
                 }
             }
@@ -341,7 +409,7 @@ impl ContactImport<'_> {
         let source = self.source.as_str();
         macro_rules! apply_in {
             ($tx:expr, $clear:expr) => {{
-                let mut tx = $tx;
+                let tx = $tx;
                 let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
                     .fetch_all(&mut *tx)
                     .await?;
@@ -365,7 +433,6 @@ impl ContactImport<'_> {
                 let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
                 note_changes!(&mut *tx, &updated);
                 sqlx::raw_sql($clear).execute(&mut *tx).await?;
-                tx.commit().await?;
                 let mut refused: Vec<u64> = refused.into_iter().map(|key| key as u64).collect();
                 refused.sort_unstable();
                 ContactImportOutcome {
@@ -377,21 +444,34 @@ impl ContactImport<'_> {
             }};
         }
         let outcome = match (&mut self.connection, self.store) {
-            (Connection::Sqlite(conn), Store::Sqlite(pool)) => {
+            (Connection::Sqlite(Held::Own(conn)), Store::Sqlite(pool)) => {
                 let _turn = pool.write_turn().await?;
-                apply_in!(
-                    conn.begin_with("BEGIN IMMEDIATE").await?,
-                    SQLITE_CLEAR_STAGING
-                )
+                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                let outcome = apply_in!(&mut *tx, SQLITE_CLEAR_STAGING);
+                tx.commit().await?;
+                outcome
             }
-            (Connection::Postgres(conn), Store::Postgres(_)) => {
-                sqlx::query(POSTGRES_ANALYZE).execute(&mut *conn).await?;
-                apply_in!(conn.begin().await?, POSTGRES_CLEAR_STAGING)
+            (Connection::Sqlite(Held::Once(tx)), _) => apply_in!(&mut **tx, SQLITE_CLEAR_STAGING),
+            (Connection::Postgres(held), _) => {
+                sqlx::query(POSTGRES_ANALYZE).execute(&mut **held).await?;
+                match held {
+                    Held::Own(conn) => {
+                        let mut tx = conn.begin().await?;
+                        let outcome = apply_in!(&mut *tx, POSTGRES_CLEAR_STAGING);
+                        tx.commit().await?;
+                        outcome
+                    }
+                    Held::Once(tx) => apply_in!(&mut **tx, POSTGRES_CLEAR_STAGING),
+                }
             }
             _ => unreachable!("an import's connection is of its store's engine"),
         };
-        self.store.fold_counts().await?;
         self.applied += staged as u64;
+        if !self.own_connection() {
+            // Counts are folded, and statistics refreshed, once the transaction commits.
+            return Ok(outcome);
+        }
+        self.store.fold_counts().await?;
         self.inserted += outcome.inserted;
         if self.inserted >= self.next_statistics_refresh {
             self.run(self.store.bulk_change_sql(BulkChange::UnderWay))

@@ -298,12 +298,13 @@ impl Store {
     /// What brings the planner's statistics up to date during (`Under way`) or after (`Done`) a
     /// bulk change. PostgreSQL's autovacuum analyses a growing table only now and then; in
     /// between, the planner takes a table of a million contacts for the few thousand it last
-    /// counted and scans it whole for every batch. SQLite's `optimize` analyses the tables that
-    /// the connection's own queries have used, so it is run on the connection that made the
-    /// change.
+    /// counted and scans it whole for every batch. SQLite's `optimize` analyses, within a
+    /// bounded effort (`0x10`), the tables whose size has changed much since they were last
+    /// analysed (`0x02`): checking all of them (`0x10000`), not only those that the running
+    /// connection's own queries used, which on a connection fresh from the pool are none.
     pub(crate) fn bulk_change_sql(&self, stage: BulkChange) -> &'static str {
         match (self, stage) {
-            (Self::Sqlite(_), _) => "PRAGMA optimize",
+            (Self::Sqlite(_), _) => "PRAGMA optimize = 0x10012",
             (Self::Postgres(_), BulkChange::UnderWay) => {
                 "ANALYZE contacts, consent_ledger, suppressions, postcodes"
             }

@@ -213,6 +213,13 @@ struct Pending {
     committed: oneshot::Sender<Result<bool, Arc<StoreError>>>,
 }
 
+/// A message the server accepted, handed to the recorder and not yet known to be committed.
+struct Unsettled {
+    delivery: ClaimedDelivery,
+    result: DeliveryResult,
+    committed: oneshot::Receiver<Result<bool, Arc<StoreError>>>,
+}
+
 impl Worker {
     pub fn new(store: Store, settings: WorkerSettings) -> Self {
         let limiter = settings
@@ -496,10 +503,16 @@ impl Shared {
     /// Renders, signs and sends one message; says what became of it and, when the sending
     /// failed, how. The message is checked again just before MAIL FROM, once the connection is
     /// ready and the change feed has been read within the last half second.
+    ///
+    /// The sender's previous message (`unsettled`), accepted and handed to the recorder, is
+    /// settled before this one can be accepted: after DATA, before the message itself. So its
+    /// commit is awaited while this one is built and begun, and a crash still repeats at most
+    /// one accepted message per connection.
     async fn attempt(
         &self,
         connection: &mut Connection,
         job: &mut Job,
+        unsettled: &mut Option<Unsettled>,
     ) -> Result<(DeliveryResult, Option<SendFailure>), WorkerError> {
         // A change heard of since the claim may have settled it already.
         if let Some(settled) = self.check_again(job).await? {
@@ -546,8 +559,16 @@ impl Shared {
             return Ok((settled, None));
         }
         let delivery = &job.delivery;
+        if let Err(failure) = connection.begin(&envelope, &bytes).await {
+            return Ok((self.settle(delivery, &failure), Some(failure)));
+        }
+        if let Some(previous) = unsettled.take()
+            && !self.wait_committed(previous).await?
+        {
+            return Ok((DeliveryResult::Released, None));
+        }
         let name = format!("{}-{}.eml", delivery.campaign_id, delivery.id);
-        Ok(match connection.send(&envelope, &bytes, &name).await {
+        Ok(match connection.finish(&bytes, &name).await {
             Ok(answer) => (
                 DeliveryResult::Sent {
                     message_id,
@@ -558,6 +579,41 @@ impl Shared {
             ),
             Err(failure) => (self.settle(delivery, &failure), Some(failure)),
         })
+    }
+
+    /// Waits for a sent message's result to be committed, then counts it. `false` when the
+    /// recorder has gone (the worker is stopping).
+    async fn wait_committed(&self, unsettled: Unsettled) -> Result<bool, WorkerError> {
+        self.settled(
+            unsettled.delivery,
+            unsettled.result,
+            None,
+            unsettled.committed,
+        )
+        .await
+    }
+
+    /// Counts a result once it is committed, and marks its delivery finished. `false` when the
+    /// recorder has gone (the worker is stopping).
+    async fn settled(
+        &self,
+        delivery: ClaimedDelivery,
+        result: DeliveryResult,
+        failure: Option<SendFailure>,
+        committed: oneshot::Receiver<Result<bool, Arc<StoreError>>>,
+    ) -> Result<bool, WorkerError> {
+        match committed.await {
+            Ok(Ok(true)) => self.account(&delivery, &result, failure.as_ref()).await?,
+            Ok(Ok(false)) => tracing::warn!(
+                delivery = delivery.id,
+                "the lease ran out before the result was recorded; another worker has the row"
+            ),
+            Ok(Err(e)) => return Err(WorkerError::Recording(e)),
+            Err(_) => return Ok(false),
+        }
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.finished_one.notify_one();
+        Ok(true)
     }
 
     /// Checks the message again in the database when its recipient or campaign changed after
@@ -738,8 +794,9 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// A sender: takes one delivery at a time, sends it over its own connection, and waits for
-/// the result to be committed before taking the next. When the server cannot be used it waits
+/// A sender: takes one delivery at a time and sends it over its own connection. A message
+/// the server accepted is committed while the next is begun ([`Shared::attempt`]); any other
+/// result is committed before the next is taken. When the server cannot be used it waits
 /// before trying again, longer each time.
 async fn send(
     shared: Arc<Shared>,
@@ -748,39 +805,64 @@ async fn send(
 ) -> Result<(), WorkerError> {
     let mut connection = Connection::new(shared.settings.transport.clone());
     let mut backoff = ServerBackoff::default();
+    let mut unsettled: Option<Unsettled> = None;
     let sent = async {
-        while let Ok(mut job) = queue.recv().await {
+        loop {
+            // Nothing waiting to be sent: the last message is settled now, not when the next
+            // comes (the claimer waits for every delivery in flight to finish).
+            if queue.is_empty()
+                && let Some(previous) = unsettled.take()
+                && !shared.wait_committed(previous).await?
+            {
+                break;
+            }
+            let Ok(mut job) = queue.recv().await else {
+                break;
+            };
             let (result, failure) = if shared.stopping() || shared.held_back(&job) {
                 (DeliveryResult::Released, None)
             } else {
-                shared.attempt(&mut connection, &mut job).await?
+                shared
+                    .attempt(&mut connection, &mut job, &mut unsettled)
+                    .await?
             };
-            let delivery = &job.delivery;
+            // Results are counted in the order they came.
+            if let Some(previous) = unsettled.take()
+                && !shared.wait_committed(previous).await?
+            {
+                break;
+            }
             let (committed, recorded) = oneshot::channel();
             let pending = Pending {
-                delivery: delivery.id,
+                delivery: job.delivery.id,
                 result: result.clone(),
                 committed,
             };
             if recorder.send(pending).await.is_err() {
                 break;
             }
-            match recorded.await {
-                Ok(Ok(true)) => shared.account(delivery, &result, failure.as_ref()).await?,
-                Ok(Ok(false)) => tracing::warn!(
-                    delivery = delivery.id,
-                    "the lease ran out before the result was recorded; another worker has the row"
-                ),
-                Ok(Err(e)) => return Err(WorkerError::Recording(e)),
-                Err(_) => break,
+            if matches!(result, DeliveryResult::Sent { .. }) {
+                backoff.reset();
+                unsettled = Some(Unsettled {
+                    delivery: job.delivery,
+                    result,
+                    committed: recorded,
+                });
+                continue;
             }
-            shared.in_flight.fetch_sub(1, Ordering::AcqRel);
-            shared.finished_one.notify_one();
-            match failure {
-                Some(SendFailure::Unavailable { .. }) => backoff.wait(&shared).await,
-                _ if matches!(result, DeliveryResult::Sent { .. }) => backoff.reset(),
-                _ => {}
+            let unavailable = matches!(failure, Some(SendFailure::Unavailable { .. }));
+            if !shared
+                .settled(job.delivery, result, failure, recorded)
+                .await?
+            {
+                break;
             }
+            if unavailable {
+                backoff.wait(&shared).await;
+            }
+        }
+        if let Some(previous) = unsettled.take() {
+            shared.wait_committed(previous).await?;
         }
         Ok(())
     };

@@ -37,6 +37,9 @@ The configuration, a JSON object (unknown keys are refused, to catch typos):
                         "silent": no greeting at all
     quit                "hang": never answer QUIT, and keep the connection open
     drop_after_data     true: close the connection after the final dot without answering
+    pipelining          true: offer PIPELINING (RFC 2920); commands are answered in order as
+                        ever, and each "mail" event says whether the client had sent more
+                        after MAIL before its answer ("pipelined")
     log                 a file of JSON lines, one per event, each with "event" and "t"
                         (time.time()): connect (peer), mail (from, reply), rcpt (to, reply),
                         refused (command, arg, reply: scripted refusals, 535 for a wrong
@@ -66,7 +69,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 KEYS = {
     "host", "port", "tls", "cert", "key", "offer_starttls", "auth", "replies", "delay_ms",
-    "greeting", "quit", "drop_after_data", "log", "messages",
+    "greeting", "quit", "drop_after_data", "pipelining", "log", "messages",
 }
 SCRIPTED_COMMANDS = {"EHLO", "AUTH", "MAIL", "RCPT", "DATA", "DATA_END"}
 DELAYABLE_COMMANDS = SCRIPTED_COMMANDS | {"HELO", "STARTTLS", "RSET", "NOOP", "QUIT"}
@@ -107,6 +110,7 @@ class Script:
         if self.quit not in (None, "normal", "hang"):
             raise ValueError(f"quit must be hang, not {self.quit!r}")
         self.drop_after_data = config.get("drop_after_data", False)
+        self.pipelining = config.get("pipelining", False)
         self.messages = Path(config["messages"]) if config.get("messages") else None
         if self.messages:
             self.messages.mkdir(parents=True, exist_ok=True)
@@ -165,6 +169,8 @@ class Handler:
         session.host_name = hostname
         if not self.script.auth:
             responses = [line for line in responses if not line.startswith("250-AUTH")]
+        if self.script.pipelining:
+            responses.insert(1, "250-PIPELINING")
         return responses
 
     async def handle_AUTH(self, server, session, envelope, args):
@@ -191,7 +197,9 @@ class Handler:
             envelope.mail_from = address
             envelope.mail_options.extend(options)
             reply = "250 2.1.0 OK"
-        self.script.log("mail", **{"from": address, "reply": reply})
+        # What the client wrote after MAIL and before this answer, if anything, waits unread.
+        pipelined = bool(server._reader._buffer)
+        self.script.log("mail", **{"from": address, "reply": reply, "pipelined": pipelined})
         return reply
 
     async def handle_RCPT(self, server, session, envelope, address, options):
