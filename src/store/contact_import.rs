@@ -278,23 +278,24 @@ impl ContactImport<'_> {
     /// transaction, drops them and commits).
     pub async fn finish(mut self) -> Result<ContactImportOutcome> {
         let outcome = self.apply().await?;
-        if self.applied >= STATISTICS_REFRESH_FIRST && self.own_connection() {
-            self.run(self.store.bulk_change_sql(BulkChange::Done))
-                .await?;
+        let own = self.own_connection();
+        match own {
+            true if self.applied >= STATISTICS_REFRESH_FIRST => {
+                self.run(self.store.bulk_change_sql(BulkChange::Done))
+                    .await?
+            }
+            true => {}
+            false => self.run(DROP_STAGING).await?,
         }
         match self.connection {
             Connection::Sqlite(Held::Own(conn)) => conn.close().await?,
             Connection::Postgres(Held::Own(conn)) => conn.close().await?,
-            Connection::Sqlite(Held::Once(mut tx)) => {
-                sqlx::raw_sql(DROP_STAGING).execute(&mut *tx).await?;
-                tx.commit().await?;
-                self.store.fold_counts().await?;
-            }
-            Connection::Postgres(Held::Once(mut tx)) => {
-                sqlx::raw_sql(DROP_STAGING).execute(&mut *tx).await?;
-                tx.commit().await?;
-                self.store.fold_counts().await?;
-            }
+            Connection::Sqlite(Held::Once(tx)) => tx.commit().await?,
+            Connection::Postgres(Held::Once(tx)) => tx.commit().await?,
+        }
+        if !own {
+            // What the save's triggers counted is folded in once it is committed.
+            self.store.fold_counts().await?;
         }
         Ok(outcome)
     }
@@ -307,7 +308,8 @@ impl ContactImport<'_> {
         )
     }
 
-    /// Runs statements on the import's connection, outside any transaction.
+    /// Runs statements on the import's connection: outside any transaction, or within the
+    /// save's own for a save made in one.
     async fn run(&mut self, sql: &'static str) -> Result<()> {
         match &mut self.connection {
             Connection::Sqlite(conn) => {
