@@ -221,7 +221,11 @@ impl Store {
                     // and import staging tables spill to temporary files: the bundled SQLite keeps
                     // them in memory by default, and a large import then grows without bound.
                     .pragma("temp_store", "file")
-                    .pragma("cache_size", "-16384");
+                    .pragma("cache_size", "-16384")
+                    // All of this process's connections together: their page caches give pages
+                    // back rather than grow past it, so that memory stays flat whatever the
+                    // size of the database or the campaign (the worker within 64 MB).
+                    .pragma("soft_heap_limit", SQLITE_HEAP_LIMIT);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
                     // A connection to a local file does not go stale; checking it before each
@@ -415,6 +419,10 @@ impl<DB: sqlx::Database> DerefMut for WriteTransaction<DB> {
         &mut self.tx
     }
 }
+
+/// What SQLite may allocate in one process, in bytes, before its page caches recycle pages
+/// rather than take more: two connections' caches in full.
+const SQLITE_HEAP_LIMIT: &str = "33554432";
 
 /// The write turn for each SQLite file this process has open.
 static SQLITE_WRITERS: LazyLock<std::sync::Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>> =
