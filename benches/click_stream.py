@@ -7,13 +7,17 @@ the few a closed-loop client would have in flight (coordinated omission).
 
 usage: click_stream.py HOST:PORT TOKENS RATE STOP OUT
 TOKENS: lines "PUBLIC_ID TOKEN". The stream ends once the file STOP exists or the tokens run
-out. OUT gets a line "PUBLIC_ID STATUS MILLISECONDS" per click; stdout a summary line:
+out. OUT gets a line "PUBLIC_ID STATUS MILLISECONDS" per click (status 0: no answer within 30 s,
+or none that parsed); stdout a summary line:
 "clicks N failed F p50 MS p99 MS max MS".
 """
 import asyncio
 import os
 import sys
 import time
+
+# A click unanswered for this long counts as failed (status 0), at that latency.
+TIMEOUT = 30
 
 
 async def click(host, port, token):
@@ -41,8 +45,8 @@ async def main():
 
     async def one(public_id, token, due):
         try:
-            status = await click(host, int(port), token)
-        except OSError:
+            status = await asyncio.wait_for(click(host, int(port), token), TIMEOUT)
+        except (OSError, ValueError, IndexError, asyncio.TimeoutError):
             status = 0
         results.append((public_id, status, (time.monotonic() - due) * 1000))
 

@@ -45,7 +45,9 @@ fi
 work=$(mktemp -d)
 server=
 sink=
+stream=
 cleanup() {
+    [ -n "$stream" ] && kill "$stream" 2>/dev/null
     [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
     [ -n "$sink" ] && kill "$sink" 2>/dev/null
     [ -n "${KEEP:-}" ] || rm -rf "$work"; echo "$work"
@@ -121,8 +123,9 @@ under_load_backend() { # name url
     id=$("$canvass" campaign create --name load --topic news --subject "Winter news" \
         --html benches/newsletter-10k.html)
     "$canvass" campaign queue "$id" >/dev/null
-    # Recipients who click, in random order: the first ten seconds' worth for the baseline.
-    query "$name" "$url" "SELECT public_id FROM contacts ORDER BY random() LIMIT 200000" >"$work/ids"
+    # Recipients who click, in random order, enough for half an hour: the first ten seconds'
+    # worth for the baseline.
+    query "$name" "$url" "SELECT public_id FROM contacts ORDER BY random() LIMIT $((rate * 1800))" >"$work/ids"
     sign_tokens <"$work/ids" | paste -d' ' "$work/ids" - >"$work/tokens"
     local idle=$((rate * 10))
     head -n "$idle" "$work/tokens" >"$work/tokens-idle"
@@ -138,7 +141,8 @@ under_load_backend() { # name url
     rm -f "$work/stop"
     python3 benches/click_stream.py "$CANVASS_LISTEN" "$work/tokens-load" "$rate" "$work/stop" \
         "$work/clicks-load" >"$work/load-summary" &
-    local stream=$! start end sent_before sent_after
+    stream=$!
+    local start end sent_before sent_after
     sent_before=$(query "$name" "$url" "SELECT count(*) FROM deliveries WHERE state = 'sent'")
     start=$(date +%s.%N)
     "$canvass" contacts import "$work/members.csv" --source bench >/dev/null 2>"$work/import.err" ||
@@ -146,6 +150,7 @@ under_load_backend() { # name url
     end=$(date +%s.%N)
     touch "$work/stop"
     wait "$stream"
+    stream=
     sent_after=$(query "$name" "$url" "SELECT count(*) FROM deliveries WHERE state = 'sent'")
     stop_server
 
@@ -182,12 +187,14 @@ SQL
     read -r _ _ _ _ _ idle_p50 _ idle_p99 _ _ <<<"$idle_summary"
     awk -v name="$name" -v n="$contacts" -v s="$(echo "$end - $start" | bc)" -v sent=$((sent_after - sent_before)) \
         -v clicks="$clicks" -v failed="$failed" -v p50="$p50" -v p99="$p99" -v max="$max" \
-        -v ip50="$idle_p50" -v ip99="$idle_p99" -v clicked="$clicked" -v honoured="$honoured" -v late="$late" 'BEGIN {
+        -v ip50="$idle_p50" -v ip99="$idle_p99" -v clicked="$clicked" -v honoured="$honoured" -v late="$late" \
+        -v rate="$rate" 'BEGIN {
         printf "%-8s under load: import of %d contacts in %.1f s (%.0f rows/s) while sending %.0f msg/s\n",
             name, n, s, n / s, sent / s
         printf "%-8s %d clicks: p50 %.1f ms  p99 %.1f ms  max %.1f ms  (idle: p50 %.1f ms  p99 %.1f ms); %d not answered 200\n",
             name, clicks, p50, p99, max, ip50, ip99, failed
-        ok = p99 < 100 && failed == 0 && honoured == clicked && late == 0
+        if (clicks < 0.9 * rate * s) print "         WARNING: the stream ran out of recipients before the import ended"
+        ok = clicks > 0 && p99 < 100 && failed == 0 && honoured == clicked && late == 0
         printf "target 5 (%s): p99 %.1f ms (goal < 100 ms), %d of %d unsubscribes honoured, %d messages sent to them more than 1 s after: %s\n",
             name, p99, honoured, clicked, late, ok ? "met" : "MISSED" }'
     unset CANVASS_DATABASE_URL

@@ -9,8 +9,11 @@
 //! size of the list.
 //!
 //! On SQLite an apply locks every other writer out, one-click unsubscribes among them: while
-//! others write, an import applies a few hundred rows at a time, each in about 30 ms, and
-//! leaves the lock free between them (see [`Sharing`]). PostgreSQL locks only the rows written.
+//! others write, an import applies what it can in about 30 ms at a time, and leaves the lock
+//! free between them (see [`Sharing`]). It learns that others write from their commits, so a
+//! writer who comes after two quiet seconds may wait for one apply of a lone import's size (up
+//! to about a second) before the import takes turns with it. PostgreSQL locks only the rows
+//! written.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -48,8 +51,9 @@ const SHARED_APPLY_HOLD: Duration = Duration::from_millis(30);
 
 /// How long an import leaves SQLite's write lock free after an apply while others write too. A
 /// writer in another process waiting for the lock does not queue: it sleeps and tries again,
-/// at intervals of 25 ms at most for its first tenth of a second, so a gap this long lets it in
-/// wherever its tries fall, rather than leaving it to chance that one lands in a short gap.
+/// at intervals of 25 ms at most for its first 128 ms, so a gap this long lets in a writer that
+/// began waiting during the last apply wherever its tries fall, rather than leaving it to
+/// chance that one lands in a short gap. (One that has waited longer tries every 50 to 100 ms.)
 const SHARED_APPLY_GAP: Duration = Duration::from_millis(30);
 
 /// Others count as writing for this long after a commit of theirs was last seen: while they
@@ -229,8 +233,8 @@ pub struct ContactImport<'s> {
 /// What an import on SQLite knows of other writers, to leave them their turns.
 #[derive(Default)]
 struct Sharing {
-    /// The count of other connections' commits (PRAGMA data_version) when this import last
-    /// looked, and when it last saw it move.
+    /// PRAGMA data_version, which changes when another connection commits, as this import last
+    /// read it, and when it last saw it change.
     others_commits: i64,
     others_seen: Option<Instant>,
     /// When this import last committed.
@@ -257,7 +261,7 @@ impl Sharing {
         self.look(conn).await
     }
 
-    /// Reads the count of other connections' commits, noting when it has moved.
+    /// Reads PRAGMA data_version, noting when it has changed.
     async fn look(&mut self, conn: &mut SqliteConnection) -> Result<()> {
         let commits: i64 = sqlx::query_scalar("PRAGMA data_version")
             .fetch_one(conn)
@@ -534,12 +538,13 @@ impl ContactImport<'_> {
         let outcome = match (&mut self.connection, self.store) {
             (Connection::Sqlite(Held::Own(conn)), Store::Sqlite(pool)) => {
                 let shared = self.sharing.before_apply(conn).await?;
-                let _turn = pool.write_turn().await?;
+                let turn = pool.write_turn().await?;
                 let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
                 let held = Instant::now();
                 let outcome = apply_in!(&mut *tx, SQLITE_CLEAR_STAGING);
                 tx.commit().await?;
-                self.apply_rows = next_apply_rows(staged, held.elapsed(), shared);
+                drop(turn);
+                self.apply_rows = next_apply_rows(self.apply_rows, staged, held.elapsed(), shared);
                 self.sharing.after_commit(conn).await?;
                 outcome
             }
@@ -574,18 +579,22 @@ impl ContactImport<'_> {
     }
 }
 
-/// How many rows to stage for SQLite's next apply, after one of `rows` that held the write lock
-/// for `held`: while nobody else writes, twice as many (up to [`APPLY_ROWS`]), so that a lone
-/// import soon applies in large sets; when somebody else wrote in the meantime (`shared`), as
-/// many as take [`SHARED_APPLY_HOLD`] at the last apply's pace (growing at most twofold), so
-/// that they wait no longer than that for their turn.
-fn next_apply_rows(rows: usize, held: Duration, shared: bool) -> usize {
-    let doubled = (rows * 2).min(APPLY_ROWS);
+/// How many rows to stage for SQLite's next apply, after one of `rows` (of `target` staged for)
+/// that held the write lock for `held`: while nobody else writes, twice as many (up to
+/// [`APPLY_ROWS`]), so that a lone import soon applies in large sets; when somebody else wrote
+/// in the meantime (`shared`), as many as take [`SHARED_APPLY_HOLD`] at the last apply's pace
+/// (growing at most twofold), so that they wait no longer than that for their turn. An apply
+/// made early, before a repeated address, says little of the pace: the target stays.
+fn next_apply_rows(target: usize, rows: usize, held: Duration, shared: bool) -> usize {
+    if rows < target {
+        return target;
+    }
+    let grown = (target * 2).clamp(APPLY_ROWS_LEAST, APPLY_ROWS);
     if !shared {
-        return doubled;
+        return grown;
     }
     let paced = rows as f64 * SHARED_APPLY_HOLD.as_secs_f64() / held.as_secs_f64().max(1e-6);
-    (paced as usize).clamp(APPLY_ROWS_LEAST, doubled.max(APPLY_ROWS_LEAST))
+    (paced as usize).clamp(APPLY_ROWS_LEAST, grown)
 }
 
 /// Sends `text` to a `COPY ... FROM STDIN`.
@@ -635,15 +644,18 @@ mod tests {
     #[test]
     fn an_apply_grows_while_alone_and_holds_the_lock_briefly_while_others_write() {
         let ms = Duration::from_millis;
-        assert_eq!(next_apply_rows(1_000, ms(900), false), 2_000);
-        assert_eq!(next_apply_rows(40_000, ms(900), false), APPLY_ROWS);
+        assert_eq!(next_apply_rows(1_000, 1_000, ms(900), false), 2_000);
+        assert_eq!(next_apply_rows(40_000, 40_000, ms(900), false), APPLY_ROWS);
         // 50,000 rows took a second: 30 ms is 1,500 of them.
-        assert_eq!(next_apply_rows(50_000, ms(1_000), true), 1_500);
+        assert_eq!(next_apply_rows(50_000, 50_000, ms(1_000), true), 1_500);
         // Fast applies grow, but no more than twofold at a time.
-        assert_eq!(next_apply_rows(1_000, ms(1), true), 2_000);
-        assert_eq!(next_apply_rows(1_000, ms(10), true), 2_000);
-        assert_eq!(next_apply_rows(1_000, ms(60), true), 500);
-        assert_eq!(next_apply_rows(200, ms(5_000), true), APPLY_ROWS_LEAST);
+        assert_eq!(next_apply_rows(1_000, 1_000, ms(1), true), 2_000);
+        assert_eq!(next_apply_rows(1_000, 1_000, ms(10), true), 2_000);
+        assert_eq!(next_apply_rows(1_000, 1_000, ms(60), true), 500);
+        assert_eq!(next_apply_rows(200, 200, ms(5_000), true), APPLY_ROWS_LEAST);
+        // An apply made early, for a repeated address, leaves the target as it was.
+        assert_eq!(next_apply_rows(50_000, 1, ms(1), false), 50_000);
+        assert_eq!(next_apply_rows(1_500, 3, ms(1), true), 1_500);
     }
 
     /// An import on SQLite notices another connection's commit (its own pool's, here) and

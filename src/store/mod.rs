@@ -222,9 +222,10 @@ impl Store {
                     // them in memory by default, and a large import then grows without bound.
                     .pragma("temp_store", "file")
                     .pragma("cache_size", "-16384")
-                    // All of this process's connections together: their page caches give pages
-                    // back rather than grow past it, so that memory stays flat whatever the
-                    // size of the database or the campaign (the worker within 64 MB).
+                    // All of this process's connections together: past it, their page caches
+                    // recycle pages rather than grow, so that the caches stay within it whatever
+                    // the size of the database or the campaign (the worker within 64 MB). A
+                    // transaction's own changes, sorts and statement journals are not bound.
                     .pragma("soft_heap_limit", SQLITE_HEAP_LIMIT);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(4)
