@@ -62,8 +62,11 @@ else
     python3 benches/generate.py "$work" 1000 "$contacts" >/dev/null
 fi
 export CANVASS_SIGNING_KEYS="bench:$(head -c 32 /dev/urandom | base64 -w0)"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-export CANVASS_LISTEN=127.0.0.1:$port
+# A TCP port free on loopback.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+export CANVASS_LISTEN=127.0.0.1:$(free_port)
 
 # Signs an unsubscribe token for each public id on stdin, as canvass does (src/token.rs).
 sign_tokens() {
@@ -108,9 +111,12 @@ stop_server() {
     server=
 }
 
-# Runs SQL on the benchmark's database; prints the rows, columns separated by "|".
+# Runs the SQL on stdin on the benchmark's database; prints the rows, columns separated by "|".
+run_sql() { # name url
+    if [ "$1" = sqlite ]; then sqlite3 "${2#sqlite://}"; else psql -qAt "$2"; fi
+}
 query() { # name url sql
-    if [ "$1" = sqlite ]; then sqlite3 "${2#sqlite://}" "$3"; else psql -qAt "$2" -c "$3"; fi
+    run_sql "$1" "$2" <<<"$3"
 }
 
 # Target 5: a stream of unsubscribes while the server sends a campaign and an import runs.
@@ -157,31 +163,25 @@ under_load_backend() { # name url
     # Every click answered 200: the person is suppressed, and nothing was sent to them more
     # than a second after it.
     awk '$2 == 200 { print $1 }' "$work/clicks-load" "$work/clicks-idle" >"$work/clicked"
-    local clicked honoured late
+    local clicked honoured late load later
     clicked=$(wc -l <"$work/clicked")
     if [ "$name" = sqlite ]; then
-        sqlite3 "${url#sqlite://}" <<SQL >"$work/checks"
-CREATE TEMP TABLE clicked (public_id TEXT PRIMARY KEY);
-.import $work/clicked clicked
-SELECT count(*) FROM clicked k JOIN contacts c ON c.public_id = k.public_id
-    JOIN suppressions s ON s.email_hash = c.email_hash AND s.reason = 'unsubscribed';
-SELECT count(*) FROM clicked k JOIN contacts c ON c.public_id = k.public_id
-    JOIN suppressions s ON s.email_hash = c.email_hash
-    JOIN deliveries d ON d.contact_id = c.id AND d.state = 'sent'
-    WHERE (julianday(d.sent_at) - julianday(s.created_at)) * 86400 > 1;
-SQL
+        load=".import $work/clicked clicked"
+        later="(julianday(d.sent_at) - julianday(s.created_at)) * 86400 > 1"
     else
-        psql -qAt "$url" <<SQL >"$work/checks"
+        load="\\copy clicked FROM '$work/clicked'"
+        later="d.sent_at > s.created_at + interval '1 second'"
+    fi
+    run_sql "$name" "$url" <<SQL >"$work/checks"
 CREATE TEMP TABLE clicked (public_id TEXT PRIMARY KEY);
-\\copy clicked FROM '$work/clicked'
+$load
 SELECT count(*) FROM clicked k JOIN contacts c ON c.public_id = k.public_id
     JOIN suppressions s ON s.email_hash = c.email_hash AND s.reason = 'unsubscribed';
 SELECT count(*) FROM clicked k JOIN contacts c ON c.public_id = k.public_id
     JOIN suppressions s ON s.email_hash = c.email_hash
     JOIN deliveries d ON d.contact_id = c.id AND d.state = 'sent'
-    WHERE d.sent_at > s.created_at + interval '1 second';
+    WHERE $later;
 SQL
-    fi
     read -r honoured late < <(tr '\n' ' ' <"$work/checks"; echo)
     read -r _ clicks _ failed _ p50 _ p99 _ max <"$work/load-summary"
     read -r _ _ _ _ _ idle_p50 _ idle_p99 _ _ <<<"$idle_summary"
@@ -202,7 +202,7 @@ SQL
 
 under_load() {
     sed '1!s/^person/member/' "$work/contacts.csv" >"$work/members.csv"
-    sink_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    sink_port=$(free_port)
     local sink_user=()
     [ "$(id -u)" = 0 ] && sink_user=(-u nobody)
     /usr/sbin/smtp-sink "${sink_user[@]}" "127.0.0.1:$sink_port" 1024 &
@@ -251,11 +251,7 @@ bench_backend() { # name url
     export CANVASS_DATABASE_URL=$url
     "$canvass" migrate >/dev/null
     "$canvass" contacts import "$work/contacts.csv" --source bench >/dev/null 2>&1
-    if [ "$name" = sqlite ]; then
-        sqlite3 "${url#sqlite://}" "SELECT public_id FROM contacts ORDER BY random()"
-    else
-        psql -qAt "$url" -c "SELECT public_id FROM contacts ORDER BY random()"
-    fi | sign_tokens >"$work/tokens"
+    query "$name" "$url" "SELECT public_id FROM contacts ORDER BY random()" | sign_tokens >"$work/tokens"
     start_server --no-worker
     local health one_click
     health=$(rate "http://$CANVASS_LISTEN/healthz")
@@ -263,11 +259,7 @@ bench_backend() { # name url
     [ "$name" = sqlite ] && sqlite_one_click=$one_click
     stop_server
     local unsubscribed
-    if [ "$name" = sqlite ]; then
-        unsubscribed=$(sqlite3 "${url#sqlite://}" "SELECT count(*) FROM suppressions")
-    else
-        unsubscribed=$(psql -qAt "$url" -c "SELECT count(*) FROM suppressions")
-    fi
+    unsubscribed=$(query "$name" "$url" "SELECT count(*) FROM suppressions")
     awk -v name="$name" -v h="$health" -v u="$one_click" -v n="$unsubscribed" \
         -v total="$contacts" -v s="$seconds" 'BEGIN {
         printf "%-8s GET /healthz %8.0f req/s   POST /u/{token} %7.0f req/s   %.2fx the health check\n",

@@ -615,11 +615,13 @@ async fn pipelined(
             _ => step(timeouts.command, step_of, connection.read_response()).await,
         };
         match answer {
-            Ok(_) if step_of == Step::Data && refused.is_some() => {
-                let (failure, _) = refused.expect("checked");
-                return Err((failure, false));
+            Ok(_) => {
+                if step_of == Step::Data
+                    && let Some((failure, _)) = refused
+                {
+                    return Err((failure, false));
+                }
             }
-            Ok(_) => {}
             Err((failure, true)) => {
                 refused.get_or_insert((failure, true));
             }

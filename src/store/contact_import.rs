@@ -242,6 +242,14 @@ struct Sharing {
 }
 
 impl Sharing {
+    /// At the start of an import: nobody seen writing yet.
+    async fn start(conn: &mut SqliteConnection) -> Result<Self> {
+        Ok(Self {
+            others_commits: data_version(conn).await?,
+            ..Self::default()
+        })
+    }
+
     /// Before an apply: whether others are writing too, and if they are, a wait until the lock
     /// has been free for [`SHARED_APPLY_GAP`] since this import's last commit.
     async fn before_apply(&mut self, conn: &mut SqliteConnection) -> Result<bool> {
@@ -255,23 +263,28 @@ impl Sharing {
         Ok(shared)
     }
 
-    /// After an apply's commit.
-    async fn after_commit(&mut self, conn: &mut SqliteConnection) -> Result<()> {
+    /// After an apply's commit. (Others cannot commit while this import holds the lock; any
+    /// commit of theirs since it last looked is seen before its next apply.)
+    fn after_commit(&mut self) {
         self.committed = Some(Instant::now());
-        self.look(conn).await
     }
 
     /// Reads PRAGMA data_version, noting when it has changed.
     async fn look(&mut self, conn: &mut SqliteConnection) -> Result<()> {
-        let commits: i64 = sqlx::query_scalar("PRAGMA data_version")
-            .fetch_one(conn)
-            .await?;
+        let commits = data_version(conn).await?;
         if commits != self.others_commits {
             self.others_commits = commits;
             self.others_seen = Some(Instant::now());
         }
         Ok(())
     }
+}
+
+/// SQLite's PRAGMA data_version: it changes when another connection commits.
+async fn data_version(conn: &mut SqliteConnection) -> Result<i64> {
+    Ok(sqlx::query_scalar("PRAGMA data_version")
+        .fetch_one(conn)
+        .await?)
 }
 
 impl Store {
@@ -332,8 +345,7 @@ impl Store {
             })
             .await?;
         if let Connection::Sqlite(Held::Own(conn)) = &mut import.connection {
-            import.sharing.look(conn).await?;
-            import.sharing.others_seen = None;
+            import.sharing = Sharing::start(conn).await?;
         }
         Ok(import)
     }
@@ -369,13 +381,11 @@ impl ContactImport<'_> {
     pub async fn finish(mut self) -> Result<ContactImportOutcome> {
         let outcome = self.apply().await?;
         let own = self.own_connection();
-        match own {
-            true if self.applied >= STATISTICS_REFRESH_FIRST => {
-                self.run(self.store.bulk_change_sql(BulkChange::Done))
-                    .await?
-            }
-            true => {}
-            false => self.run(DROP_STAGING).await?,
+        if !own {
+            self.run(DROP_STAGING).await?;
+        } else if self.applied >= STATISTICS_REFRESH_FIRST {
+            self.run(self.store.bulk_change_sql(BulkChange::Done))
+                .await?;
         }
         match self.connection {
             Connection::Sqlite(Held::Own(conn)) => conn.close().await?,
@@ -545,7 +555,7 @@ impl ContactImport<'_> {
                 tx.commit().await?;
                 drop(turn);
                 self.apply_rows = next_apply_rows(self.apply_rows, staged, held.elapsed(), shared);
-                self.sharing.after_commit(conn).await?;
+                self.sharing.after_commit();
                 outcome
             }
             (Connection::Sqlite(Held::Once(tx)), _) => apply_in!(&mut **tx, SQLITE_CLEAR_STAGING),
@@ -680,7 +690,7 @@ mod tests {
             .await
             .unwrap();
         let committed = Instant::now();
-        sharing.after_commit(conn).await.unwrap();
+        sharing.after_commit();
         assert!(!sharing.before_apply(conn).await.unwrap());
 
         sqlx::query("INSERT INTO topics (slug, name) VALUES ('other', 'Other')")

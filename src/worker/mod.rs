@@ -562,9 +562,7 @@ impl Shared {
         if let Err(failure) = connection.begin(&envelope, &bytes).await {
             return Ok((self.settle(delivery, &failure), Some(failure)));
         }
-        if let Some(previous) = unsettled.take()
-            && !self.wait_committed(previous).await?
-        {
+        if !self.wait_committed(unsettled).await? {
             return Ok((DeliveryResult::Released, None));
         }
         let name = format!("{}-{}.eml", delivery.campaign_id, delivery.id);
@@ -581,9 +579,12 @@ impl Shared {
         })
     }
 
-    /// Waits for a sent message's result to be committed, then counts it. `false` when the
-    /// recorder has gone (the worker is stopping).
-    async fn wait_committed(&self, unsettled: Unsettled) -> Result<bool, WorkerError> {
+    /// Waits for the sender's accepted message, if one is unsettled, to be committed, then
+    /// counts it. `false` when the recorder has gone (the worker is stopping).
+    async fn wait_committed(&self, unsettled: &mut Option<Unsettled>) -> Result<bool, WorkerError> {
+        let Some(unsettled) = unsettled.take() else {
+            return Ok(true);
+        };
         self.settled(
             unsettled.delivery,
             unsettled.result,
@@ -810,10 +811,7 @@ async fn send(
         loop {
             // Nothing waiting to be sent: the last message is settled now, not when the next
             // comes (the claimer waits for every delivery in flight to finish).
-            if queue.is_empty()
-                && let Some(previous) = unsettled.take()
-                && !shared.wait_committed(previous).await?
-            {
+            if queue.is_empty() && !shared.wait_committed(&mut unsettled).await? {
                 break;
             }
             let Ok(mut job) = queue.recv().await else {
@@ -827,9 +825,7 @@ async fn send(
                     .await?
             };
             // Results are counted in the order they came.
-            if let Some(previous) = unsettled.take()
-                && !shared.wait_committed(previous).await?
-            {
+            if !shared.wait_committed(&mut unsettled).await? {
                 break;
             }
             let (committed, recorded) = oneshot::channel();
@@ -861,9 +857,7 @@ async fn send(
                 backoff.wait(&shared).await;
             }
         }
-        if let Some(previous) = unsettled.take() {
-            shared.wait_committed(previous).await?;
-        }
+        shared.wait_committed(&mut unsettled).await?;
         Ok(())
     };
     let sent = sent.await;
