@@ -1123,7 +1123,7 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
 
     assert_eq!(
         db.store.queue_campaign(id, &Actor::Operator).await.unwrap(),
-        QueueOutcome::Queued(3)
+        QueueOutcome::Done(3)
     );
     assert_eq!(size, 3, "the preview's count is the queue's");
     assert_eq!(
@@ -1584,7 +1584,7 @@ async fn a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence(db: 
             .queue_campaign(queued, &Actor::Operator)
             .await
             .unwrap(),
-        QueueOutcome::Queued(0),
+        QueueOutcome::Done(0),
         "an unconfirmed sign-up is never mailed"
     );
 

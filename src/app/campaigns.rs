@@ -12,7 +12,7 @@ use crate::render::{
     Bodies, Footer, MessageVars, TemplateError, Templates, in_background, markdown_template,
 };
 use crate::store::{
-    ApproveOutcome, Campaign, QueueOutcome, RetryOutcome, StateChange, StateChangeOutcome,
+    ApproveOutcome, Campaign, DraftOutcome, RetryOutcome, StateChange, StateChangeOutcome,
     StoreError,
 };
 
@@ -186,7 +186,7 @@ async fn rendered(
 pub async fn schedule(app: &App, actor: &Actor, id: i64, at: &str) -> Result<DateTime<Utc>> {
     super::may_write(actor)?;
     let at = parse_schedule(at, Utc::now()).map_err(|e| AppError::invalid("at", e))?;
-    must_be_cleared(&find(app, actor, id).await?, actor)?;
+    find(app, actor, id).await?;
     set_schedule(app, actor, id, Some(at)).await?;
     Ok(at)
 }
@@ -198,27 +198,35 @@ pub async fn unschedule(app: &App, actor: &Actor, id: i64) -> Result<()> {
 }
 
 async fn set_schedule(app: &App, actor: &Actor, id: i64, at: Option<DateTime<Utc>>) -> Result<()> {
-    match app.store.schedule_campaign(id, at, actor).await? {
-        StateChangeOutcome::Changed(_) => Ok(()),
-        StateChangeOutcome::Refused(state) => Err(AppError::conflict(
-            "refused",
-            format!("campaign {id} is {state}; only a draft can be scheduled"),
-        )),
-        StateChangeOutcome::NotFound => Err(no_campaign(id)),
-    }
+    let outcome = app.store.schedule_campaign(id, at, actor).await?;
+    cleared(id, outcome, "scheduled")
 }
 
-/// Snapshots a draft's audience into deliveries; how many.
+/// Snapshots a draft's audience into deliveries; how many. Staff queue only a version another
+/// person approved (checked by the statement that queues it).
 pub async fn queue(app: &App, actor: &Actor, id: i64) -> Result<u64> {
     super::may_write(actor)?;
-    must_be_cleared(&find(app, actor, id).await?, actor)?;
-    match app.store.queue_campaign(id, actor).await? {
-        QueueOutcome::Queued(n) => Ok(n),
-        QueueOutcome::NotDraft(state) => Err(AppError::conflict(
-            "refused",
-            format!("campaign {id} is {state}; only a draft can be queued"),
+    find(app, actor, id).await?;
+    let outcome = app.store.queue_campaign(id, actor).await?;
+    cleared(id, outcome, "queued")
+}
+
+/// What queueing or scheduling (`done`) draft `id` came to.
+fn cleared<T>(id: i64, outcome: DraftOutcome<T>, done: &str) -> Result<T> {
+    match outcome {
+        DraftOutcome::Done(value) => Ok(value),
+        DraftOutcome::Uncleared => Err(AppError::conflict(
+            "unapproved",
+            format!(
+                "campaign {id} needs another organiser's or admin's approval of this version \
+                 first"
+            ),
         )),
-        QueueOutcome::NotFound => Err(no_campaign(id)),
+        DraftOutcome::NotDraft(state) => Err(AppError::conflict(
+            "refused",
+            format!("campaign {id} is {state}; only a draft can be {done}"),
+        )),
+        DraftOutcome::NotFound => Err(no_campaign(id)),
     }
 }
 
@@ -393,21 +401,6 @@ async fn find(app: &App, actor: &Actor, id: i64) -> Result<Campaign> {
         .ok_or_else(|| no_campaign(id))
 }
 
-/// Refuses staff a campaign that waits for an approval of this version (the operator at the
-/// command line needs none).
-fn must_be_cleared(campaign: &Campaign, actor: &Actor) -> Result<()> {
-    if !matches!(actor, Actor::Staff(_)) || campaign.approval.cleared() {
-        return Ok(());
-    }
-    Err(AppError::conflict(
-        "unapproved",
-        format!(
-            "campaign {} needs another organiser's or admin's approval of this version first",
-            campaign.id
-        ),
-    ))
-}
-
 /// Who a draft would reach today, by constituency: (code, name, people), largest first.
 pub async fn audience(
     app: &App,
@@ -488,11 +481,6 @@ pub async fn approve(app: &App, actor: &Actor, id: i64, version: i64) -> Result<
         ));
     };
     let campaign = find(app, actor, id).await?;
-    if campaign.approval.written_by(&actor.to_string()) {
-        return Err(AppError::Denied(
-            "someone else must approve what you wrote: two people check every mass email".into(),
-        ));
-    }
     let outside: Vec<String> = audience(app, actor, id)
         .await?
         .into_iter()
@@ -517,6 +505,9 @@ pub async fn approve(app: &App, actor: &Actor, id: i64, version: i64) -> Result<
         .await?
     {
         ApproveOutcome::Approved => Ok(()),
+        ApproveOutcome::Authored => Err(AppError::Denied(
+            "someone else must approve what you wrote: two people check every mass email".into(),
+        )),
         ApproveOutcome::Edited => Err(AppError::conflict(
             "edited",
             format!("campaign {id} was changed since you looked at it: check it again"),

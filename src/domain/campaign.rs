@@ -464,6 +464,8 @@ pub struct Approval {
     pub created_by: String,
     /// Who wrote this version (its maker until someone edits it).
     pub edited_by: String,
+    /// Everyone who wrote any version of it, as the audit log names them: none may approve it.
+    pub authors: Vec<String>,
     /// When its author asked for an approval of this version.
     pub submitted_at: Option<DateTime<Utc>>,
     /// Who approved this version, and when; `None` once an edit made a new one.
@@ -477,9 +479,9 @@ impl Approval {
         !self.needed || self.approved_by.is_some()
     }
 
-    /// Whether `name` (as the audit log has it) wrote it or this version of it.
+    /// Whether `name` (as the audit log has it) wrote any version of it.
     pub fn written_by(&self, name: &str) -> bool {
-        self.created_by == name || self.edited_by == name
+        self.authors.iter().any(|author| author == name)
     }
 }
 

@@ -63,18 +63,26 @@ pub enum ApproveOutcome {
     Approved,
     /// It was edited since the approver looked: that version is gone.
     Edited,
+    /// The approver wrote a version of it: someone else must approve it.
+    Authored,
     Refused(CampaignState),
     NotFound,
 }
 
+/// What queueing or scheduling a draft did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueueOutcome {
-    /// The audience was snapshotted: this many deliveries.
-    Queued(u64),
-    /// Only a draft can be queued.
+pub enum DraftOutcome<T> {
+    Done(T),
+    /// The draft is not cleared for it: this version is not approved (or, for the worker's
+    /// scheduled queueing, not the version scheduled, or not due).
+    Uncleared,
+    /// Only a draft can be queued or scheduled.
     NotDraft(CampaignState),
     NotFound,
 }
+
+/// What queueing a draft did: the audience snapshotted, this many deliveries.
+pub type QueueOutcome = DraftOutcome<u64>;
 
 /// A change of state staff can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,6 +179,37 @@ macro_rules! require_draft {
     };
 }
 
+/// Why a compare-and-set on draft `$id` changed nothing, read inside the caller's write
+/// transaction: no such campaign, not a draft, or a draft not cleared.
+macro_rules! unchanged_draft {
+    ($conn:expr, $id:expr) => {
+        match locked_state!($conn, $id) {
+            None => DraftOutcome::NotFound,
+            Some(CampaignState::Draft) => DraftOutcome::Uncleared,
+            Some(state) => DraftOutcome::NotDraft(state),
+        }
+    };
+}
+
+/// What clears a draft to be queued or scheduled by `actor`: a condition on the `campaigns`
+/// row, put in the very statement that changes its state, so that no edit or approval can
+/// come between the check and the change. Staff need this version approved (when the campaign
+/// needs an approval at all). The worker queues a due schedule (`now` is the placeholder of the
+/// time now) only at the version it was scheduled for, and only while that version is
+/// approved, unless the operator scheduled it. The operator at the command line needs nothing.
+fn cleared(actor: &Actor, now: &str) -> String {
+    const APPROVED: &str = "(NOT needs_approval OR approved_version = version)";
+    match actor {
+        Actor::Operator => "TRUE".to_owned(),
+        Actor::Staff(_) => APPROVED.to_owned(),
+        Actor::Worker => format!(
+            "scheduled_at <= {now} AND scheduled_version = version \
+             AND ({APPROVED} OR scheduled_by = 'operator')"
+        ),
+        Actor::Contact => "FALSE".to_owned(),
+    }
+}
+
 /// The id of topic `$slug`, read inside the caller's transaction; an unknown one returns
 /// [`StoreError::UnknownTopic`] from the caller.
 macro_rules! topic_id {
@@ -256,6 +295,20 @@ macro_rules! write_campaign {
     }};
 }
 
+/// Records `$actor` as an author of campaign `$id`, inside the caller's write transaction.
+macro_rules! add_author {
+    ($conn:expr, $id:expr, $actor:expr) => {
+        sqlx::query(
+            "INSERT INTO campaign_authors (campaign_id, author) VALUES ($1, $2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind($id)
+        .bind($actor.to_string())
+        .execute($conn)
+        .await?
+    };
+}
+
 /// Sets the contacts campaign `$id` may reach at most to `$scope`, inside the caller's write
 /// transaction.
 macro_rules! write_limit {
@@ -333,6 +386,7 @@ impl Store {
             .await?;
             write_campaign!(&mut *tx, id, campaign);
             write_limit!(&mut *tx, id, limit);
+            add_author!(&mut *tx, id, actor);
             sqlx::query("UPDATE campaigns SET needs_approval = $2 WHERE id = $1")
                 .bind(id)
                 .bind(needs_approval)
@@ -347,7 +401,10 @@ impl Store {
     }
 
     /// Changes a draft: every field and its audience, as `campaign`. It is a new version: any
-    /// approval of the old one is withdrawn, and a campaign that needs one is unscheduled.
+    /// approval of the old one is withdrawn, and a campaign that needs one is unscheduled (one
+    /// that does not stays scheduled, at the new version). The new version is made by the
+    /// statement that checks the campaign is still a draft, which on PostgreSQL holds its row
+    /// until commit: an edit never lands on a campaign queued meanwhile.
     pub async fn update_draft(
         &self,
         id: i64,
@@ -356,24 +413,29 @@ impl Store {
     ) -> Result<StateChangeOutcome> {
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            require_draft!(
-                &mut *tx,
-                id,
-                StateChangeOutcome::NotFound,
-                StateChangeOutcome::Refused
-            );
-            write_campaign!(&mut *tx, id, campaign);
-            sqlx::query(
+            let edited = sqlx::query(
                 "UPDATE campaigns SET version = version + 1, edited_by = $2, \
                      submitted_at = NULL, approved_version = NULL, approved_by = NULL, \
                      approved_at = NULL, \
-                     scheduled_at = CASE WHEN needs_approval THEN NULL ELSE scheduled_at END \
-                 WHERE id = $1",
+                     scheduled_at = CASE WHEN needs_approval THEN NULL ELSE scheduled_at END, \
+                     scheduled_version = CASE WHEN needs_approval OR scheduled_at IS NULL \
+                         THEN NULL ELSE version + 1 END \
+                 WHERE id = $1 AND state = 'draft'",
             )
             .bind(id)
             .bind(actor.to_string())
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if edited == 0 {
+                let why: DraftOutcome<()> = unchanged_draft!(&mut *tx, id);
+                return Ok(match why {
+                    DraftOutcome::NotDraft(state) => StateChangeOutcome::Refused(state),
+                    _ => StateChangeOutcome::NotFound,
+                });
+            }
+            write_campaign!(&mut *tx, id, campaign);
+            add_author!(&mut *tx, id, actor);
             insert_audit!(&mut *tx, actor: actor, action: "campaign.edited", contact: None::<i64>,
                 detail: Some(format!("campaign {id}")), ip: None::<String>)?;
             tx.commit().await?;
@@ -414,11 +476,18 @@ impl Store {
                     .bind(id)
                     .fetch_all(&mut *conn)
                     .await?;
-                    Some((row, audience, limits))
+                    let authors: Vec<String> = sqlx::query_scalar(
+                        "SELECT author FROM campaign_authors WHERE campaign_id = $1 \
+                         ORDER BY author",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    Some((row, audience, limits, authors))
                 }
             }
         });
-        let Some((row, rows, limits)) = found else {
+        let Some((row, rows, limits, authors)) = found else {
             return Ok(None);
         };
         let limits = limits
@@ -436,6 +505,7 @@ impl Store {
             version: row.version,
             edited_by: row.edited_by.unwrap_or_else(|| row.created_by.clone()),
             created_by: row.created_by,
+            authors,
             submitted_at: row.submitted_at,
             approved_by: row.approved_by.filter(|_| approved),
             approved_at: row.approved_at.filter(|_| approved),
@@ -726,7 +796,8 @@ impl Store {
     }
 
     /// Approves version `version` of a draft, cutting what it may reach to `limit`; refused
-    /// when it has been edited since.
+    /// when it has been edited since, or when the approver wrote any version of it. Both are
+    /// checked by the statement that records the approval.
     pub async fn approve_campaign(
         &self,
         id: i64,
@@ -736,30 +807,34 @@ impl Store {
     ) -> Result<ApproveOutcome> {
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            require_draft!(
-                &mut *tx,
-                id,
-                ApproveOutcome::NotFound,
-                ApproveOutcome::Refused
-            );
-            let current: i64 = sqlx::query_scalar("SELECT version FROM campaigns WHERE id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-            if current != version {
-                return Ok(ApproveOutcome::Edited);
-            }
-            write_limit!(&mut *tx, id, limit);
-            sqlx::query(
+            let approved = sqlx::query(
                 "UPDATE campaigns SET approved_version = $2, approved_by = $3, approved_at = $4 \
-                 WHERE id = $1",
+                 WHERE id = $1 AND state = 'draft' AND version = $2 \
+                   AND NOT EXISTS (SELECT 1 FROM campaign_authors a \
+                                   WHERE a.campaign_id = $1 AND a.author = $3)",
             )
             .bind(id)
             .bind(version)
             .bind(actor.to_string())
             .bind(now())
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if approved == 0 {
+                let current: Option<i64> =
+                    sqlx::query_scalar("SELECT version FROM campaigns WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let why: DraftOutcome<()> = unchanged_draft!(&mut *tx, id);
+                return Ok(match why {
+                    DraftOutcome::NotFound => ApproveOutcome::NotFound,
+                    DraftOutcome::NotDraft(state) => ApproveOutcome::Refused(state),
+                    _ if current != Some(version) => ApproveOutcome::Edited,
+                    _ => ApproveOutcome::Authored,
+                });
+            }
+            write_limit!(&mut *tx, id, limit);
             insert_audit!(&mut *tx, actor: actor, action: "campaign.approved",
                 contact: None::<i64>, detail: Some(format!("campaign {id} version {version}")),
                 ip: None::<String>)?;
@@ -834,15 +909,29 @@ impl Store {
     }
 
     /// Snapshots the audience into the delivery ledger, one row per recipient, in one
-    /// set-based statement, and marks the campaign queued. Only a draft is queued, and a draft
-    /// has no deliveries, so the insert needs no conflict handling (which costs PostgreSQL a
+    /// set-based statement, and marks the campaign queued, at the version it is now. Only a
+    /// draft cleared for `actor` ([`cleared`]) is queued: the statement that marks it queued
+    /// checks both, and holds the row until commit, so no edit comes between. A draft has no
+    /// deliveries, so the insert needs no conflict handling (which costs PostgreSQL a
     /// speculative insertion per row).
     pub async fn queue_campaign(&self, id: i64, actor: &Actor) -> Result<QueueOutcome> {
         let now = now();
         let bound = latest_birth_date_to_mail(now.date_naive());
+        let cleared = cleared(actor, "$2");
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            require_draft!(&mut *tx, id, QueueOutcome::NotFound, QueueOutcome::NotDraft);
+            let version: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "UPDATE campaigns SET state = 'queued', queued_at = $2, updated_at = $2, \
+                     scheduled_at = NULL, scheduled_version = NULL, queued_version = version \
+                 WHERE id = $1 AND state = 'draft' AND {cleared} RETURNING version"
+            )))
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(version) = version else {
+                return Ok(unchanged_draft!(&mut *tx, id));
+            };
             let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO deliveries \
                      (campaign_id, contact_id, state, attempts, updated_at, constituency) \
@@ -867,23 +956,15 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE campaigns SET state = 'queued', queued_at = $2, updated_at = $2, \
-                     scheduled_at = NULL \
-                 WHERE id = $1",
-            )
-            .bind(id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
             insert_audit!(&mut *tx, actor: actor, action: "campaign.queued", contact: None::<i64>,
-                detail: Some(format!("campaign {id}: {queued} deliveries")), ip: None::<String>)?;
+                detail: Some(format!("campaign {id} version {version}: {queued} deliveries")),
+                ip: None::<String>)?;
             tx.commit().await?;
-            QueueOutcome::Queued(queued)
+            QueueOutcome::Done(queued)
         });
         // A large campaign changes the ledger's shape: PostgreSQL's planner learns of it now,
         // not at autovacuum's next round, so that reports and claims are planned for it.
-        if let (Store::Postgres(pool), QueueOutcome::Queued(n)) = (self, outcome)
+        if let (Store::Postgres(pool), QueueOutcome::Done(n)) = (self, outcome)
             && n >= LARGE_CAMPAIGN
         {
             sqlx::query("ANALYZE deliveries").execute(pool).await?;
@@ -1062,29 +1143,38 @@ impl Store {
         Ok(outcome)
     }
 
-    /// Schedules a draft to be queued by itself at `at` (`None`: unschedules it). The time is
-    /// checked by the caller ([`crate::domain::parse_schedule`]).
+    /// Schedules a draft to be queued by itself at `at` (`None`: unschedules it), at the
+    /// version it is now: only a draft cleared for `actor` ([`cleared`]), checked by the
+    /// statement that schedules it. The time is checked by the caller
+    /// ([`crate::domain::parse_schedule`]).
     pub async fn schedule_campaign(
         &self,
         id: i64,
         at: Option<DateTime<Utc>>,
         actor: &Actor,
-    ) -> Result<StateChangeOutcome> {
+    ) -> Result<DraftOutcome<()>> {
         let now = now();
+        let cleared = match at {
+            Some(_) => cleared(actor, "$3"),
+            None => "TRUE".to_owned(),
+        };
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            require_draft!(
-                &mut *tx,
-                id,
-                StateChangeOutcome::NotFound,
-                StateChangeOutcome::Refused
-            );
-            sqlx::query("UPDATE campaigns SET scheduled_at = $2, updated_at = $3 WHERE id = $1")
-                .bind(id)
-                .bind(at)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            let scheduled = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE campaigns SET scheduled_at = $2, updated_at = $3, scheduled_by = $4, \
+                     scheduled_version = CASE WHEN $2 IS NULL THEN NULL ELSE version END \
+                 WHERE id = $1 AND state = 'draft' AND {cleared}"
+            )))
+            .bind(id)
+            .bind(at)
+            .bind(now)
+            .bind(at.map(|_| actor.to_string()))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if scheduled == 0 {
+                return Ok(unchanged_draft!(&mut *tx, id));
+            }
             let (action, detail) = match at {
                 Some(at) => (
                     "campaign.scheduled",
@@ -1095,7 +1185,7 @@ impl Store {
             insert_audit!(&mut *tx, actor: actor, action: action, contact: None::<i64>,
                 detail: Some(detail), ip: None::<String>)?;
             tx.commit().await?;
-            StateChangeOutcome::Changed(CampaignState::Draft)
+            DraftOutcome::Done(())
         });
         Ok(outcome)
     }
@@ -1105,7 +1195,8 @@ impl Store {
         let next = on_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT scheduled_at FROM campaigns WHERE scheduled_at IS NOT NULL \
-                 AND state = 'draft' ORDER BY scheduled_at LIMIT 1",
+                 AND state = 'draft' AND scheduled_version = version \
+                 ORDER BY scheduled_at LIMIT 1",
             )
             .fetch_optional(pool)
             .await?
@@ -1119,7 +1210,8 @@ impl Store {
         let due: Vec<i64> = on_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT id FROM campaigns WHERE scheduled_at IS NOT NULL \
-                 AND scheduled_at <= $1 AND state = 'draft' ORDER BY scheduled_at",
+                 AND scheduled_at <= $1 AND state = 'draft' AND scheduled_version = version \
+                 ORDER BY scheduled_at",
             )
             .bind(now())
             .fetch_all(pool)
@@ -1127,8 +1219,9 @@ impl Store {
         });
         let mut queued = Vec::new();
         for id in due {
-            // Another worker may have queued it first: then it is no longer a draft.
-            if let QueueOutcome::Queued(n) = self.queue_campaign(id, &Actor::Worker).await? {
+            // Another worker may have queued it first, or someone changed it since: the
+            // statement that queues it checks it is still due, at the version scheduled.
+            if let QueueOutcome::Done(n) = self.queue_campaign(id, &Actor::Worker).await? {
                 queued.push((id, n));
             }
         }

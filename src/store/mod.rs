@@ -39,7 +39,7 @@ use tokio::sync::OwnedMutexGuard;
 
 pub use audit::{AUDIT_PAGE, AuditQuery};
 pub use campaigns::{
-    ApproveOutcome, Campaign, QueueOutcome, Recipient, RetryOutcome, StateChange,
+    ApproveOutcome, Campaign, DraftOutcome, QueueOutcome, Recipient, RetryOutcome, StateChange,
     StateChangeOutcome,
 };
 pub(crate) use changes::note_changes;
