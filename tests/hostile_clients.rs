@@ -62,6 +62,49 @@ async fn half_sent_requests_are_dropped_and_the_links_keep_answering() {
     }
 }
 
+/// Connections that send nothing at all, or only the HTTP/2 preface, are closed once they have
+/// gone 10 s without a complete request head, while the one-click link keeps answering: before,
+/// the wait to tell HTTP/1 from HTTP/2 had no bound, and such sockets were held for ever.
+#[tokio::test]
+async fn silent_and_preface_only_connections_are_closed_and_one_click_keeps_answering() {
+    let app = TestApp::start(TestStore::sqlite().await, KEY_1, PEOPLE).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for i in 0..400 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        if i % 2 == 1 {
+            stream
+                .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                .await
+                .unwrap();
+        }
+        idle.push(stream);
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let unsubscribe = client
+        .post(app.link(Purpose::Unsubscribe, "amira@example.org").await)
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .expect("the one-click link answers beside 400 silent connections");
+    assert_eq!(unsubscribe.status(), StatusCode::OK);
+
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for (i, stream) in idle.iter_mut().enumerate() {
+        let mut rest = Vec::new();
+        let closed =
+            tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut rest)).await;
+        let kind = if i % 2 == 1 { "preface-only" } else { "silent" };
+        assert!(
+            closed.is_ok(),
+            "a {kind} connection was still open after 11 s"
+        );
+    }
+}
+
 /// Every answer forbids being framed by another site, cached, or sniffed.
 #[tokio::test]
 async fn every_answer_forbids_framing_caching_and_sniffing() {

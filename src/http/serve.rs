@@ -1,13 +1,17 @@
 //! The accept loop. axum's own `serve` sets no header-read timeout and takes every connection
 //! offered, so a client that opens thousands of connections and sends half a request on each
 //! holds them (and the process's file descriptors) for ever, and the unsubscribe links stop
-//! answering. Here every connection must send its request head within [`HEADER_READ_TIMEOUT`],
-//! idle keep-alive connections are dropped after as long, and at most
+//! answering. Here every connection must complete its first request head within
+//! [`HEADER_READ_TIMEOUT`] of being accepted, whatever it sends or does not send (hyper's own
+//! header timeout starts only once HTTP/1 bytes arrive, and its HTTP/1-or-2 detection waits
+//! without bound, so a silent socket or a bare HTTP/2 preface would be held for ever); idle
+//! HTTP/1 keep-alive connections are dropped after as long, and at most
 //! [`Limits::connections`] are open at once: past that, new ones wait in the kernel's backlog
 //! until one closes, instead of failing with "too many open files".
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -95,24 +99,42 @@ pub async fn serve(
             () = stopped(stopping.clone()) => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(move |request: hyper::Request<Incoming>| {
+        // Set when the connection's first request head is complete and reaches the router.
+        let asked = Arc::new(AtomicBool::new(false));
+        let service = router.clone().map_request({
+            let asked = asked.clone();
+            move |request: hyper::Request<Incoming>| {
+                asked.store(true, Ordering::Release);
                 let mut request = request.map(Body::new);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
-            });
+            }
+        });
         let service = hyper_util::service::TowerToHyperService::new(service);
         let builder = builder.clone();
         let stopping = stopped(stopping.clone());
         tokio::spawn(async move {
+            tokio::pin!(stopping);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
-            tokio::select! {
-                _ = connection.as_mut() => {}
-                () = stopping => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
+            let first_head = tokio::time::sleep(HEADER_READ_TIMEOUT);
+            tokio::pin!(first_head);
+            let mut waiting_for_head = true;
+            loop {
+                tokio::select! {
+                    _ = connection.as_mut() => break,
+                    () = &mut stopping => {
+                        connection.as_mut().graceful_shutdown();
+                        let _ = connection.await;
+                        break;
+                    }
+                    // No complete request head in time: dropping the connection closes it.
+                    () = &mut first_head, if waiting_for_head => {
+                        if !asked.load(Ordering::Acquire) {
+                            break;
+                        }
+                        waiting_for_head = false;
+                    }
                 }
             }
             drop(permit);
