@@ -47,8 +47,6 @@ pub struct App {
     /// Whether a campaign made by staff waits for another person's approval
     /// (`CANVASS_REQUIRE_APPROVAL`).
     pub require_approval: bool,
-    /// Sign-in attempts so far, per address and per IP.
-    pub sign_in_throttle: Arc<staff::SignInThrottle>,
 }
 
 impl App {
@@ -60,7 +58,6 @@ impl App {
             mailer: None,
             sender_domains: Arc::new([]),
             require_approval: true,
-            sign_in_throttle: Arc::default(),
         }
     }
 

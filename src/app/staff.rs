@@ -1,13 +1,15 @@
 //! The staff: adding, listing and disabling the people who sign in to the console, their
 //! passwords, sign-in and sessions, and the API tokens that may belong to them.
 //!
-//! Passwords are hashed with argon2id (19 MiB, 2 passes: OWASP's choice) on a blocking thread.
-//! Failed sign-ins are throttled ([`SignInThrottle`]) before the password is looked at, and one
-//! for an address nobody has costs the same hashing, so that neither timing nor the answer
+//! Passwords are hashed with argon2id (19 MiB, 2 passes: OWASP's choice) on a blocking thread,
+//! at most [`HASHES_AT_ONCE`] at a time, so that memory stays bounded whatever arrives. Every
+//! sign-in attempt is counted in the database before its password is hashed ([`attempt`]), and
+//! one for an address nobody has costs the same hashing, so that neither timing nor the answer
 //! tells who has an account.
 
 use std::net::IpAddr;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
@@ -238,31 +240,29 @@ pub async fn sign_in(
 ) -> Result<SignedIn> {
     let refused = || AppError::invalid("password", "that address and password do not match");
     let email = Email::parse(email).map_err(|_| refused())?;
-    let throttle = &app.sign_in_throttle;
-    throttle.check(&email, ip)?;
+    let attempt = attempt(app, &email, ip).await?;
     let record = app.store.sign_in_record(&email).await?;
     let stored = record.as_ref().and_then(|r| r.password_hash.clone());
     let matches = verify_password(password.to_owned(), stored).await;
     let Some(record) = record.filter(|_| matches) else {
-        throttle.failed(&email, ip);
         return Err(refused());
     };
     if let Some(secret) = &record.totp_secret {
         let Some(step) = totp_step(secret, email.normalized(), code)? else {
-            throttle.failed(&email, ip);
             return Err(AppError::invalid(
                 "code",
                 "enter the 6-digit code your authenticator app shows now",
             ));
         };
         if !app.store.spend_totp_step(record.id, step).await? {
-            throttle.failed(&email, ip);
             return Err(AppError::invalid(
                 "code",
                 "that code was used already; wait for the next one",
             ));
         }
     }
+    // Only failures count: this attempt is taken back.
+    app.store.forgive_sign_in_attempt(&attempt.keys()).await?;
     let session = StaffSecret::generate();
     let form_token = StaffSecret::generate();
     app.store
@@ -336,14 +336,13 @@ fn dead_link() -> AppError {
 }
 
 async fn hash_password(password: Password) -> Result<String> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.expose().as_bytes(), &salt)
             .map(|hash| hash.to_string())
     })
     .await
-    .expect("hashing a password does not panic")
     .map_err(|e| AppError::invalid("password", e))
 }
 
@@ -357,7 +356,7 @@ async fn verify_password(password: String, stored: Option<String>) -> bool {
             .expect("a random password hashes")
             .to_string()
     });
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let exists = stored.is_some();
         let stored = stored.unwrap_or_else(|| NOBODY.clone());
         let matches = PasswordHash::new(&stored).is_ok_and(|hash| {
@@ -368,76 +367,83 @@ async fn verify_password(password: String, stored: Option<String>) -> bool {
         exists && matches
     })
     .await
-    .expect("checking a password does not panic")
 }
 
-/// Failed sign-ins remembered, per address and IP together, per address, and per IP: only
-/// failures count, so that signing in often costs nothing. Five failures from one IP at one
-/// address within a quarter of an hour refuse that pair; fifty at one address from anywhere
-/// refuse the address (a guess spread over many machines); thirty from one IP at any
-/// addresses refuse the IP. Someone guessing at a colleague's address from elsewhere does not
-/// lock the colleague out of their own office. Kept in this process's memory.
-#[derive(Default)]
-pub struct SignInThrottle {
-    failures: std::sync::Mutex<std::collections::HashMap<ThrottleKey, Vec<std::time::Instant>>>,
+/// How long an attempt counts against its address, IP, or both.
+pub const ATTEMPT_WINDOW: chrono::Duration = chrono::Duration::minutes(15);
+/// Attempts at one address from one IP within the window, the rest refused: a guesser at one
+/// machine gets five tries.
+pub const ATTEMPTS_PER_ADDRESS_AND_IP: i64 = 5;
+/// Attempts from one IP at any addresses within the window, the rest refused.
+pub const ATTEMPTS_PER_IP: i64 = 20;
+/// Attempts at one address from anywhere within the window before each further one waits: a
+/// guess spread over many machines is slowed down, never refused, so that nobody can lock a
+/// colleague out of their own account by guessing at it.
+pub const ATTEMPTS_PER_ADDRESS_UNSLOWED: i64 = 10;
+/// How much longer each attempt at an address waits past [`ATTEMPTS_PER_ADDRESS_UNSLOWED`], up
+/// to [`LONGEST_WAIT`].
+const WAIT_STEP: Duration = Duration::from_millis(250);
+const LONGEST_WAIT: Duration = Duration::from_secs(5);
+/// Password hashes computed at once, at most: argon2id takes 19 MiB each.
+pub const HASHES_AT_ONCE: usize = 2;
+
+/// A sign-in attempt, counted before anything is checked: under its address and IP together,
+/// its IP, and its address. Only failures count: one that succeeds is taken back.
+struct Attempt {
+    keys: [String; 3],
 }
 
-#[derive(Clone, PartialEq, Eq, Hash)]
-enum ThrottleKey {
-    Pair(String, IpAddr),
-    Account(String),
-    Ip(IpAddr),
+impl Attempt {
+    fn keys(&self) -> [&str; 3] {
+        [&self.keys[0], &self.keys[1], &self.keys[2]]
+    }
 }
 
-/// How long a failure is remembered.
-const THROTTLE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-impl SignInThrottle {
-    fn keys(email: &Email, ip: IpAddr) -> [(ThrottleKey, usize); 3] {
-        let account = email.normalized().to_owned();
-        [
-            (ThrottleKey::Pair(account.clone(), ip), 5),
-            (ThrottleKey::Account(account), 50),
-            (ThrottleKey::Ip(ip), 30),
-        ]
+/// Counts an attempt at `email` from `ip`, atomically and before its password is hashed: past
+/// the limits per address and IP and per IP it is refused; past the attempts an address takes
+/// unslowed, it waits a little longer each time.
+async fn attempt(app: &App, email: &Email, ip: IpAddr) -> Result<Attempt> {
+    let account = email.hash();
+    let attempt = Attempt {
+        keys: [
+            format!("pair:{}:{ip}", account.as_str()),
+            format!("ip:{ip}"),
+            format!("account:{}", account.as_str()),
+        ],
+    };
+    let counts = app
+        .store
+        .count_sign_in_attempt(&attempt.keys(), ATTEMPT_WINDOW)
+        .await?;
+    let [pair, from_ip, at_account] = counts[..] else {
+        unreachable!("a count per key")
+    };
+    if pair > ATTEMPTS_PER_ADDRESS_AND_IP || from_ip > ATTEMPTS_PER_IP {
+        return Err(AppError::Limited(
+            "too many sign-in attempts; wait a few minutes and try again".to_owned(),
+        ));
     }
+    tokio::time::sleep(slowed_by(at_account)).await;
+    Ok(attempt)
+}
 
-    /// Refuses before the password is looked at when any of the three has failed too often.
-    fn check(&self, email: &Email, ip: IpAddr) -> Result<()> {
-        let mut failures = self
-            .failures
-            .lock()
-            .expect("no one panics holding the throttle");
-        let throttled = Self::keys(email, ip).into_iter().any(|(key, limit)| {
-            failures.get_mut(&key).is_some_and(|times| {
-                times.retain(|at| at.elapsed() < THROTTLE_WINDOW);
-                times.len() >= limit
-            })
-        });
-        match throttled {
-            false => Ok(()),
-            true => Err(AppError::Limited(
-                "too many sign-in attempts; wait a few minutes and try again".to_owned(),
-            )),
-        }
-    }
+/// How long the `attempts`th attempt at one address within the window waits.
+fn slowed_by(attempts: i64) -> Duration {
+    let past = u32::try_from(attempts - ATTEMPTS_PER_ADDRESS_UNSLOWED).unwrap_or(0);
+    WAIT_STEP.saturating_mul(past).min(LONGEST_WAIT)
+}
 
-    fn failed(&self, email: &Email, ip: IpAddr) {
-        let mut failures = self
-            .failures
-            .lock()
-            .expect("no one panics holding the throttle");
-        if failures.len() > 100_000 {
-            failures.retain(|_, times| {
-                times.retain(|at| at.elapsed() < THROTTLE_WINDOW);
-                !times.is_empty()
-            });
-        }
-        let now = std::time::Instant::now();
-        for (key, _) in Self::keys(email, ip) {
-            failures.entry(key).or_default().push(now);
-        }
-    }
+/// Runs `work` (a password hash) on a blocking thread, once one of [`HASHES_AT_ONCE`] places is
+/// free.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    static PLACES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE);
+    let _place = PLACES
+        .acquire()
+        .await
+        .expect("the semaphore is never closed");
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("hashing a password does not panic")
 }
 
 /// What an authenticator app is given to turn a second factor on: the secret (to type) and the
@@ -559,5 +565,43 @@ fn actor_name(actor: &Actor) -> String {
     match actor {
         Actor::Staff(member) => member.name.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn no_more_than_a_few_hashes_run_at_once_whatever_arrives() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let burst: Vec<_> = (0..40)
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                tokio::spawn(hashing(move || {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    running.fetch_sub(1, Ordering::SeqCst);
+                }))
+            })
+            .collect();
+        for hash in burst {
+            hash.await.unwrap();
+        }
+        assert_eq!(most.load(Ordering::SeqCst), HASHES_AT_ONCE);
+    }
+
+    #[test]
+    fn attempts_at_an_address_are_slowed_more_and_more_but_never_refused() {
+        assert_eq!(slowed_by(1), Duration::ZERO);
+        assert_eq!(slowed_by(ATTEMPTS_PER_ADDRESS_UNSLOWED), Duration::ZERO);
+        assert_eq!(slowed_by(ATTEMPTS_PER_ADDRESS_UNSLOWED + 1), WAIT_STEP);
+        assert_eq!(slowed_by(ATTEMPTS_PER_ADDRESS_UNSLOWED + 4), WAIT_STEP * 4);
+        assert_eq!(slowed_by(10_000), LONGEST_WAIT);
     }
 }

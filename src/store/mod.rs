@@ -17,6 +17,7 @@ mod counts;
 mod deliveries;
 mod directory;
 mod preferences;
+mod sign_in_attempts;
 mod signups;
 mod staff;
 mod topics;
