@@ -17,6 +17,7 @@ on_both_backends!(
     a_burst_of_guesses_is_counted_before_any_is_checked_and_locks_no_one_out,
     a_cross_site_post_or_a_form_without_its_token_is_refused_and_changes_nothing,
     a_session_ends_when_signed_out_idle_or_disabled_and_a_new_sign_in_replaces_it,
+    an_open_dashboard_lets_its_session_go_idle_and_its_live_stream_ends_with_it,
     an_organiser_sees_searches_and_opens_only_contacts_in_their_constituencies,
     a_viewer_reads_but_cannot_change_anything,
     a_staff_campaign_goes_out_after_another_person_approves_that_version_and_only_within_scope,
@@ -507,6 +508,78 @@ async fn a_session_ends_when_signed_out_idle_or_disabled_and_a_new_sign_in_repla
     assert_eq!(
         again.sign_in("olu@hq.example.org", PASSWORD).await.status,
         StatusCode::UNAUTHORIZED
+    );
+}
+
+/// Sets when every session was last used, `ago` before now.
+async fn last_used(db: &TestStore, ago: chrono::Duration) {
+    let at = chrono::Utc::now() - ago;
+    let sql = "UPDATE staff_sessions SET last_seen_at = $1";
+    match &db.store {
+        canvass::store::Store::Sqlite(pool) => {
+            sqlx::query(sql).bind(at).execute(pool).await.map(drop)
+        }
+        canvass::store::Store::Postgres(pool) => {
+            sqlx::query(sql).bind(at).execute(pool).await.map(drop)
+        }
+    }
+    .unwrap();
+}
+
+/// How long ago the session was last used, in whole minutes.
+async fn minutes_since_used(db: &TestStore) -> i64 {
+    let sql = "SELECT last_seen_at FROM staff_sessions";
+    let at: chrono::DateTime<chrono::Utc> = match &db.store {
+        canvass::store::Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        canvass::store::Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+    }
+    .unwrap();
+    (chrono::Utc::now() - at).num_minutes()
+}
+
+async fn an_open_dashboard_lets_its_session_go_idle_and_its_live_stream_ends_with_it(
+    db: TestStore,
+) {
+    let app = console(db).await;
+    let browser = Browser::signed_in(&app, "olu@hq.example.org").await;
+    last_used(&app.db, chrono::Duration::minutes(50)).await;
+    let mut stream = app
+        .client
+        .get(format!("{}/admin/events", app.base))
+        .header("cookie", browser.cookie.clone().unwrap())
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut events = 0;
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, stream.chunk()).await {
+        events += String::from_utf8_lossy(&chunk)
+            .matches("event: progress")
+            .count();
+    }
+    assert!(events >= 2, "the stream ticks ({events} events)");
+    assert_eq!(
+        minutes_since_used(&app.db).await,
+        50,
+        "the stream's ticks are not the person's activity"
+    );
+    // A page the person asks for is.
+    assert_eq!(browser.get("/admin/contacts").await.status, StatusCode::OK);
+    assert_eq!(minutes_since_used(&app.db).await, 0);
+
+    // Idle past the hour, the session ends, and the open stream with it.
+    last_used(&app.db, chrono::Duration::minutes(61)).await;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended with its session");
+    assert_eq!(
+        browser.get("/admin").await.status,
+        StatusCode::SEE_OTHER,
+        "signed out"
     );
 }
 

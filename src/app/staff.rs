@@ -18,7 +18,9 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 
 use super::{Actor, App, AppError, Result};
-use crate::domain::{Email, Name, Password, Role, Scope, StaffName, StaffSecret, StaffTokenHash};
+use crate::domain::{
+    Email, Name, Password, Role, Scope, SessionUse, StaffName, StaffSecret, StaffTokenHash,
+};
 use crate::store::{DisableOutcome, NewStaffUser, StaffSession, StaffUser};
 
 /// How long a link to set a password works.
@@ -275,16 +277,19 @@ pub async fn sign_in(
         .await?;
     let member = app
         .store
-        .staff_session(&session.hash())
+        .staff_session(&session.hash(), SessionUse::Person)
         .await?
         .ok_or_else(refused)?
         .member;
     Ok(SignedIn { session, member })
 }
 
-/// The live session a cookie's secret opens.
-pub async fn session(app: &App, secret: &str) -> Result<Option<StaffSession>> {
-    Ok(app.store.staff_session(&StaffTokenHash::of(secret)).await?)
+/// The live session a cookie's secret opens, for a request made as `used` says.
+pub async fn session(app: &App, secret: &str, used: SessionUse) -> Result<Option<StaffSession>> {
+    Ok(app
+        .store
+        .staff_session(&StaffTokenHash::of(secret), used)
+        .await?)
 }
 
 pub async fn sign_out(app: &App, secret: &str) -> Result<()> {

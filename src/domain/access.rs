@@ -151,6 +151,16 @@ pub struct StaffMember {
 
 /// A console session left this long without a request ends.
 pub const SESSION_IDLE: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Who made a request that a session carries: only a person's own requests keep it from going
+/// idle, so that a dashboard left open does not keep a session alive for its whole 12 hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionUse {
+    /// The person asked for a page or sent a form.
+    Person,
+    /// The page asked by itself: a live stream's tick, a progress bar's refresh.
+    Page,
+}
 /// A console session ends this long after sign-in however busy, so that a stolen cookie does
 /// not last.
 pub const SESSION_LONGEST: chrono::TimeDelta = chrono::TimeDelta::hours(12);

@@ -19,7 +19,7 @@ mod topic;
 
 pub use access::{
     MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password, PasswordError, Role, RoleError, SESSION_IDLE,
-    SESSION_LONGEST, Scope, StaffMember,
+    SESSION_LONGEST, Scope, SessionUse, StaffMember,
 };
 pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
 pub use campaign::{

@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 
 use super::{BeginWrite, Result, Store, decode_error, insert_audit, now, on_pool};
 use crate::domain::{
-    Actor, ConstituencyCode, Email, Name, Role, SESSION_IDLE, SESSION_LONGEST, Scope, StaffMember,
-    StaffName, StaffTokenHash,
+    Actor, ConstituencyCode, Email, Name, Role, SESSION_IDLE, SESSION_LONGEST, Scope, SessionUse,
+    StaffMember, StaffName, StaffTokenHash,
 };
 
 /// A token as `staff token list` shows it.
@@ -576,9 +576,15 @@ impl Store {
     }
 
     /// The live session a cookie names: of a person not disabled, seen within [`SESSION_IDLE`],
-    /// opened within [`SESSION_LONGEST`]. Its last sight is moved on when it is a minute old, so that an active
-    /// session stays open without a write on every request. A dead session is deleted.
-    pub async fn staff_session(&self, session: &StaffTokenHash) -> Result<Option<StaffSession>> {
+    /// opened within [`SESSION_LONGEST`]. A person's own request ([`SessionUse::Person`]) moves
+    /// its last sight on when that is a minute old, so that an active session stays open without
+    /// a write on every request; a page's own ([`SessionUse::Page`]) never does. A dead session is
+    /// deleted.
+    pub async fn staff_session(
+        &self,
+        session: &StaffTokenHash,
+        used: SessionUse,
+    ) -> Result<Option<StaffSession>> {
         type Row = (
             i64,
             String,
@@ -607,7 +613,7 @@ impl Store {
             self.end_staff_session(session).await?;
             return Ok(None);
         }
-        if now - last_seen_at > chrono::Duration::minutes(1) {
+        if used == SessionUse::Person && now - last_seen_at > chrono::Duration::minutes(1) {
             on_pool!(self, |pool| {
                 let _turn = pool.write_turn().await?;
                 sqlx::query("UPDATE staff_sessions SET last_seen_at = $2 WHERE token_hash = $1")

@@ -16,6 +16,7 @@ use super::{Layout, Problem, render};
 use crate::app;
 use crate::app::Actor;
 use crate::domain::CampaignState;
+use crate::domain::SessionUse;
 use crate::http::AppState;
 
 /// How often the dashboard's progress is sent again.
@@ -203,7 +204,7 @@ pub async fn events(
         |(state, signed, mut ticks)| async move {
             ticks.tick().await;
             // A session that ended (signed out, disabled, idle) ends its stream.
-            match app::staff::session(&state.app, &signed.secret).await {
+            match app::staff::session(&state.app, &signed.secret, SessionUse::Page).await {
                 Ok(Some(_)) => {}
                 _ => return None,
             }

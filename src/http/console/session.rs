@@ -20,6 +20,7 @@ use super::super::AppState;
 use super::{Problem, see_other};
 use crate::app;
 use crate::app::Actor;
+use crate::domain::SessionUse;
 use crate::store::StaffSession;
 
 /// The cookie's name: with `__Host-`, a browser takes it only over https, for the whole host,
@@ -110,7 +111,7 @@ pub async fn require_session(
     let Some(secret) = presented(&state, request.headers()) else {
         return to_sign_in(&request);
     };
-    match app::staff::session(&state.app, &secret).await {
+    match app::staff::session(&state.app, &secret, used_by(request.headers())).await {
         Ok(Some(session)) => {
             request.extensions_mut().insert(Signed { session, secret });
             next.run(request).await
@@ -123,6 +124,19 @@ pub async fn require_session(
             response
         }
         Err(error) => Problem::from(error).page(&state, None),
+    }
+}
+
+/// Who made a request: a page's live stream (an `EventSource`, which accepts only
+/// `text/event-stream`) and its timed refreshes (which send `X-Canvass-Refresh`) are the page's
+/// own; anything else is the person's.
+fn used_by(headers: &HeaderMap) -> SessionUse {
+    let streams = headers
+        .get(header::ACCEPT)
+        .is_some_and(|accept| accept.as_bytes() == b"text/event-stream");
+    match streams || headers.contains_key("x-canvass-refresh") {
+        true => SessionUse::Page,
+        false => SessionUse::Person,
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::session::{self, SessionForm};
 use super::{Layout, Problem, render, see_other};
 use crate::app::{self, AppError};
-use crate::domain::MIN_PASSWORD_CHARS;
+use crate::domain::{MIN_PASSWORD_CHARS, SessionUse};
 use crate::http::AppState;
 use crate::http::client_ip::ClientIp;
 
@@ -33,7 +33,7 @@ pub async fn page(
     axum::extract::Query(query): axum::extract::Query<LoginQuery>,
 ) -> Response {
     if let Some(secret) = session::presented(&state, &headers)
-        && let Ok(Some(_)) = app::staff::session(&state.app, &secret).await
+        && let Ok(Some(_)) = app::staff::session(&state.app, &secret, SessionUse::Person).await
     {
         return see_other("/admin");
     }
