@@ -23,6 +23,7 @@ on_both_backends!(
     a_staff_campaign_goes_out_after_another_person_approves_that_version_and_only_within_scope,
     a_campaign_is_written_approved_and_sent_through_the_console_pages,
     an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencies_are_refused,
+    an_organiser_is_refused_alike_whoever_holds_an_address_or_whatever_suppressed_it,
     an_organiser_edits_withdraws_restricts_exports_and_erases_only_contacts_in_scope,
     admins_manage_the_staff_and_read_the_audit_log_and_no_one_else_does,
     topics_are_added_and_an_address_checked_against_the_suppression_list,
@@ -276,6 +277,14 @@ async fn a_wrong_password_is_refused_alike_and_sign_in_is_throttled(db: TestStor
         browser.sign_in("vic@hq.example.org", PASSWORD).await.status,
         StatusCode::TOO_MANY_REQUESTS
     );
+}
+
+/// A dump without the lines of one table (`name:`).
+fn without(dump: &str, table: &str) -> String {
+    dump.lines()
+        .filter(|line| !line.starts_with(table))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// How many of `answers` were each status.
@@ -1099,6 +1108,100 @@ async fn a_campaign_is_written_approved_and_sent_through_the_console_pages(db: T
     assert!(report.main_text().contains("Stevenage (sample)"));
 }
 
+/// Olu, kept to Stevenage, adds people with Stevenage postcodes at three addresses: one held in
+/// Hertford (Amira's), one whose holder asked to be erased, one held by no one but unsubscribed.
+/// Each is refused with the same words, by hand and in a list: whether someone is on another
+/// constituency's list or asked to be erased is not Olu's to learn. An admin hears why.
+async fn an_organiser_is_refused_alike_whoever_holds_an_address_or_whatever_suppressed_it(
+    db: TestStore,
+) {
+    use canvass::app::contacts;
+    let app = console(db).await;
+    let service = app.db.app();
+    let operator = Actor::Operator;
+    app.db
+        .import_people(
+            "email,name,postcode,topics
+erin@example.org,Erin,SG1 1HN,news
+",
+        )
+        .await;
+    contacts::erase(&service, &operator, "erin@example.org")
+        .await
+        .unwrap();
+    contacts::withdraw(&service, &operator, "uma@example.org", &[], "phone", None)
+        .await
+        .unwrap();
+    let olu = staff(
+        "olu@hq.example.org",
+        canvass::domain::Role::Organiser,
+        &[STEVENAGE],
+    );
+    let barred = ["amira@example.org", "erin@example.org", "uma@example.org"];
+    let before = app.db.dump().await;
+    let mut refusals = Vec::new();
+    for email in barred {
+        let draft = canvass::domain::ContactDraft {
+            email,
+            name: "Someone",
+            postcode: "SG1 2AA",
+            date_of_birth: "",
+            guardian_consent: None,
+            topics: vec!["news"],
+            consent_at: "",
+            source: "street stall",
+        };
+        let refused = contacts::save(&service, &olu, &draft).await.unwrap_err();
+        refusals.push(format!("{refused:?}"));
+    }
+    assert!(
+        refusals.iter().all(|r| *r == refusals[0]),
+        "one refusal for all three: {refusals:?}"
+    );
+    assert!(refusals[0].contains("this address can't be added by you; ask an admin"));
+
+    let csv = "email,name,postcode,topics
+               amira@example.org,A,SG1 2AA,news
+               erin@example.org,E,SG1 2AA,news
+               uma@example.org,U,SG1 2AA,news
+";
+    let mut report = support::Recorded::default();
+    let file = app.db.file("stall.csv", csv);
+    let file = canvass::import::CsvFile::open(&file).unwrap();
+    canvass::app::imports::contacts(&service, &olu, file, "stall", None, &mut report)
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = report
+        .rejections
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["this address can't be added by you; ask an admin"; 3]
+    );
+    assert_eq!(
+        without(&app.db.dump().await, "audit_log:"),
+        without(&before, "audit_log:"),
+        "nothing changed but the import's audit entry"
+    );
+
+    // An admin is told why.
+    let admin = staff("admin@hq.example.org", canvass::domain::Role::Admin, &[]);
+    let mut report = support::Recorded::default();
+    let file = app.db.file("stall.csv", csv);
+    let file = canvass::import::CsvFile::open(&file).unwrap();
+    canvass::app::imports::contacts(&service, &admin, file, "stall", None, &mut report)
+        .await
+        .unwrap();
+    let reasons: Vec<&str> = report
+        .rejections
+        .iter()
+        .map(|r| r.reason.as_str())
+        .collect();
+    assert_eq!(reasons, ["the person asked to be erased; not imported"]);
+}
+
 async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencies_are_refused(
     db: TestStore,
 ) {
@@ -1174,7 +1277,7 @@ async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencie
         "{text}"
     );
     assert!(
-        text.contains("someone outside your constituencies has this address"),
+        text.contains("this address can't be added by you; ask an admin"),
         "{text}"
     );
     assert!(
@@ -2032,9 +2135,10 @@ async fn an_organiser_walks_every_console_page_and_api_route_and_meets_no_one_ou
         }
     }
     assert!(walked > 150, "{walked} requests");
+    // Posting the sign-in form with an address is a failed attempt, counted as such.
     assert_eq!(
-        app.db.dump().await,
-        before,
+        without(&app.db.dump().await, "sign_in_attempts:"),
+        without(&before, "sign_in_attempts:"),
         "nothing outside the scope changed"
     );
 

@@ -5,11 +5,11 @@ use serde::Serialize;
 
 use super::{Actor, App, AppError, Result};
 use crate::domain::{
-    ContactDraft, ContactExport, ContactRules, Email, PublicId, Scope, SignupExport,
-    SuppressionExport, SuppressionReason, Topic, TopicSlug, parse_source,
+    ContactDraft, ContactExport, ContactRules, Email, PublicId, SignupExport, SuppressionExport,
+    SuppressionReason, Topic, TopicSlug, parse_source,
 };
 use crate::store::{
-    ContactPage, ContactQuery, ErasureOutcome, RecentSuppression, RestrictionOutcome,
+    ContactPage, ContactQuery, ErasureOutcome, RecentSuppression, RestrictionOutcome, Unsavable,
     UnsuppressOutcome, Withdrawal, WithdrawalOutcome, now,
 };
 
@@ -148,28 +148,19 @@ pub async fn save(app: &App, actor: &Actor, draft: &ContactDraft<'_>) -> Result<
     let contact = draft
         .parse(&rules(app, "").await?)
         .map_err(|e| AppError::invalid(e.field, e.message))?;
-    let scope = actor.scope();
-    if scope.constituencies().is_some() {
-        let constituency = match &contact.postcode {
-            Some(postcode) => app.store.lookup_postcode(postcode).await?,
-            None => None,
-        };
-        if !scope.covers(constituency.as_ref().map(|c| c.constituency.as_str())) {
-            return Err(AppError::invalid(
-                "postcode",
-                "give a postcode in one of your constituencies",
-            ));
-        }
-        let held = app
-            .store
-            .contact_in_scope(&contact.email, &Scope::Everyone)
-            .await?;
-        if held && !app.store.contact_in_scope(&contact.email, scope).await? {
-            return Err(AppError::invalid(
-                "email",
-                "someone outside your constituencies has this address; ask an admin",
-            ));
-        }
+    // Staff kept to some constituencies are refused as an import refuses their rows: an
+    // address they may not add is refused alike, whoever holds it or whatever suppressed it.
+    let outside = app
+        .store
+        .outside_scope(std::slice::from_ref(&contact), actor.scope())
+        .await?;
+    if let Some(&(_, why)) = outside.first() {
+        return Err(match why {
+            Unsavable::Postcode => {
+                AppError::invalid("postcode", "give a postcode in one of your constituencies")
+            }
+            Unsavable::Address => AppError::invalid("email", why.message()),
+        });
     }
     let saved = app
         .store

@@ -113,7 +113,7 @@ pub async fn import_contacts(
             let line = batch.lines.remove(i);
             batch.rejections.push(Rejection {
                 line,
-                reason: reason.into(),
+                reason: reason.message().into(),
             });
         }
         let outcome = import.add(&batch.rows, &batch.lines).await?;

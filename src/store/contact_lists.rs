@@ -4,7 +4,7 @@
 //! Every statement here takes the [`Scope`] and adds it to its `WHERE` clause: the console and
 //! the API show what these return and nothing else, so that a page cannot forget the scope.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -90,6 +90,28 @@ pub struct ContactLine {
     pub restricted: bool,
     pub suppressed: bool,
     pub created_at: DateTime<Utc>,
+}
+
+/// Why a member of staff kept to some constituencies may not save a contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsavable {
+    /// Its postcode is not in their constituencies, or it has none.
+    Postcode,
+    /// Its address is held by someone outside their constituencies, or held by no one and
+    /// suppressed (an unsubscribe, a bounce, an erasure). Which of these it is, is not theirs to
+    /// learn: that someone asked a party to erase them, or is on another constituency's list,
+    /// is itself personal data about their politics.
+    Address,
+}
+
+impl Unsavable {
+    /// The refusal, the same for every reason an address is barred.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Postcode => "its postcode is not in your constituencies",
+            Self::Address => "this address can't be added by you; ask an admin",
+        }
+    }
 }
 
 /// A contact lately suppressed.
@@ -343,12 +365,13 @@ impl Store {
     }
 
     /// Which of `contacts` a member of staff kept to `scope` may not save, each with why: a
-    /// postcode outside the scope (or none), or an address held by someone outside it.
+    /// postcode outside the scope (or none), or an address they may not add. The same queries
+    /// run whatever the rows hold, so that how long it takes tells nothing either.
     pub async fn outside_scope(
         &self,
         contacts: &[NewContact],
         scope: &Scope,
-    ) -> Result<Vec<(usize, &'static str)>> {
+    ) -> Result<Vec<(usize, Unsavable)>> {
         if scope.constituencies().is_none() || contacts.is_empty() {
             return Ok(Vec::new());
         }
@@ -362,6 +385,7 @@ impl Store {
             .collect();
         let mut placed: HashMap<String, String> = HashMap::new();
         let mut held: HashMap<String, Option<String>> = HashMap::new();
+        let mut suppressed: HashSet<String> = HashSet::new();
         for chunk in postcodes.chunks(MAX_BIND_PARAMETERS) {
             let sql = format!(
                 "SELECT postcode, constituency_code FROM postcodes WHERE postcode IN ({})",
@@ -389,6 +413,18 @@ impl Store {
                 query.fetch_all(pool).await?
             });
             held.extend(rows);
+            let sql = format!(
+                "SELECT email_hash FROM suppressions WHERE email_hash IN ({})",
+                placeholders(chunk.len())
+            );
+            let rows: Vec<String> = on_pool!(self, |pool| {
+                let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+                for hash in chunk {
+                    query = query.bind(hash.as_str());
+                }
+                query.fetch_all(pool).await?
+            });
+            suppressed.extend(rows);
         }
         let mut outside = Vec::new();
         for (i, contact) in contacts.iter().enumerate() {
@@ -396,12 +432,14 @@ impl Store {
                 .postcode
                 .as_ref()
                 .and_then(|p| placed.get(p.as_str()));
+            let barred = match held.get(&hashes[i]) {
+                Some(theirs) => !scope.covers(theirs.as_deref()),
+                None => suppressed.contains(&hashes[i]),
+            };
             if !scope.covers(constituency.map(String::as_str)) {
-                outside.push((i, "its postcode is not in your constituencies"));
-            } else if let Some(theirs) = held.get(&hashes[i])
-                && !scope.covers(theirs.as_deref())
-            {
-                outside.push((i, "someone outside your constituencies has this address"));
+                outside.push((i, Unsavable::Postcode));
+            } else if barred {
+                outside.push((i, Unsavable::Address));
             }
         }
         Ok(outside)

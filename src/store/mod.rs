@@ -49,7 +49,7 @@ pub use consent::ConsentChange;
 pub use contact_import::{ContactImport, ContactImportOutcome};
 pub use contact_lists::{
     CONTACTS_PAGE, ConsentFilter, ContactLine, ContactPage, ContactQuery, ContactSearch,
-    RecentSuppression,
+    RecentSuppression, Unsavable,
 };
 pub use contacts::{
     ErasureOutcome, FeedbackAbout, RestrictionOutcome, UnsuppressOutcome, Withdrawal,
