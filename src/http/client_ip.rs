@@ -46,6 +46,20 @@ impl ClientIp {
         Self(client)
     }
 
+    /// The scheme the client asked with: `https` when a trusted proxy in front says so
+    /// (`X-Forwarded-Proto`, its last value), else `http`, the only one canvass serves itself.
+    pub fn scheme(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> &'static str {
+        let forwarded = trusted.iter().any(|net| net.contains(&peer))
+            && headers
+                .get_all("x-forwarded-proto")
+                .iter()
+                .next_back()
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.rsplit(',').next())
+                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
+        if forwarded { "https" } else { "http" }
+    }
+
     /// The key the sign-up limits count under: the address, or for IPv6 its /64, which one
     /// household or server usually holds whole.
     pub fn limit_key(self) -> IpAddr {

@@ -142,7 +142,10 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .merge(signed_in)
         .merge(open)
-        .layer(middleware::from_fn(session::same_origin_only))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::same_origin_only,
+        ))
         .layer(middleware::map_response(with_policy))
 }
 

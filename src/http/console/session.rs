@@ -8,7 +8,9 @@
 //! its session's form token.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request, State};
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
@@ -21,6 +23,7 @@ use super::{Problem, see_other};
 use crate::app;
 use crate::app::Actor;
 use crate::domain::SessionUse;
+use crate::http::ClientIp;
 use crate::store::StaffSession;
 
 /// The cookie's name: with `__Host-`, a browser takes it only over https, for the whole host,
@@ -154,11 +157,21 @@ fn to_sign_in(request: &Request) -> Response {
 
 /// Refuses, before routing, a request that would change something and that a browser says
 /// comes from another site: `Sec-Fetch-Site` other than `same-origin`, or an `Origin` other
-/// than the host asked. A client that sends neither (a script) is not a browser tricked into
+/// than the console's own (the scheme asked with, as [`ClientIp::scheme`] tells it, and the
+/// host and port asked). A client that sends neither (a script) is not a browser tricked into
 /// it; the form token still stands in its way.
-pub async fn same_origin_only(request: Request, next: Next) -> Response {
+pub async fn same_origin_only(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
     let reads = matches!(*request.method(), Method::GET | Method::HEAD);
-    if reads || from_same_origin(request.headers()) {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+    let scheme = ClientIp::scheme(peer, request.headers(), &state.trusted_proxies);
+    if reads || from_same_origin(request.headers(), scheme) {
         return next.run(request).await;
     }
     tracing::warn!("console: a cross-site request was refused");
@@ -170,7 +183,7 @@ pub async fn same_origin_only(request: Request, next: Next) -> Response {
         .into_response()
 }
 
-fn from_same_origin(headers: &HeaderMap) -> bool {
+fn from_same_origin(headers: &HeaderMap, scheme: &str) -> bool {
     let text = |name| headers.get(name).and_then(|value| value.to_str().ok());
     // A browser that sends Sec-Fetch-Site says exactly where the request comes from, and no
     // page can forge it; its Origin may be "null" for the console's own forms (no referrer).
@@ -184,10 +197,11 @@ fn from_same_origin(headers: &HeaderMap) -> bool {
         return false;
     };
     // `Origin` is scheme://host[:port]; the request's Host is host[:port]. "null" (an opaque
-    // origin: a sandboxed frame, a data: page) matches nothing.
-    origin
-        .split_once("://")
-        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+    // origin: a sandboxed frame, a data: page) matches nothing, and a page served over the
+    // other scheme is another origin.
+    origin.split_once("://").is_some_and(|(theirs, authority)| {
+        theirs.eq_ignore_ascii_case(scheme) && authority.eq_ignore_ascii_case(host)
+    })
 }
 
 /// A form's fields as posted, in order, a repeated one (ticked boxes) kept whole: for forms
