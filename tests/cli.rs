@@ -952,6 +952,15 @@ fn staff_tokens_are_printed_once_listed_and_revoked() {
     ]);
     assert!(read_only.status.success(), "{}", stderr(&read_only));
 
+    // A token named as a person would act in the audit log as that person seems to.
+    let posing = workspace.run(&["staff", "token", "create", "--name", "amira@example.org"]);
+    assert!(!posing.status.success());
+    assert!(
+        stderr(&posing).contains("not an address"),
+        "{}",
+        stderr(&posing)
+    );
+
     let again = workspace.run(&["staff", "token", "create", "--name", "website"]);
     assert!(!again.status.success());
     assert!(
