@@ -373,6 +373,18 @@ impl Settings {
                 sender_domains.push(domain);
             }
         }
+        // Replies go to the party, never to a stranger's domain under the party's name.
+        if let Some(mailbox) = &reply_to
+            && !sender_domains.contains(&mailbox.email.domain().to_ascii_lowercase())
+        {
+            return Err(invalid(
+                "reply_to",
+                format!(
+                    "must be at {} (CANVASS_FROM's domain, or CANVASS_SENDER_DOMAINS)",
+                    sender_domains.join(" or ")
+                ),
+            ));
+        }
         let organisation = text(self.organisation).unwrap_or_else(|| display_name(&from));
         let publisher = Publisher {
             organisation,
@@ -443,6 +455,26 @@ mod tests {
     #[test]
     fn file_with_an_unknown_key_is_refused() {
         assert!(toml::from_str::<Settings>("databse_url = \"x\"").is_err());
+    }
+
+    #[test]
+    fn a_reply_to_is_held_to_the_sending_domains() {
+        let settings = |reply_to: &str| Settings {
+            from: Some("Hertford Labour <news@hertford.example.org>".into()),
+            sender_domains: Some("stevenage.example.org".into()),
+            reply_to: Some(reply_to.into()),
+            ..Settings::default()
+        };
+        let refused = settings("Phisher <phish@evil.example>")
+            .resolve()
+            .unwrap_err();
+        assert!(refused.to_string().contains("reply_to"), "{refused}");
+        for fine in [
+            "Office <office@hertford.example.org>",
+            "office@Stevenage.example.org",
+        ] {
+            assert!(settings(fine).resolve().is_ok(), "{fine}");
+        }
     }
 
     #[test]

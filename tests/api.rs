@@ -1544,6 +1544,10 @@ async fn a_campaign_written_in_markdown_is_laid_out_edited_copied_and_sent_from_
             "from",
         ),
         (json!({"reply_to": "not an address"}), "reply_to"),
+        (
+            json!({"reply_to": "Phisher <phish@evil.example>"}),
+            "reply_to",
+        ),
         (json!({"markdown": "Hi {{{contact.name}}}"}), "markdown"),
         (json!({"markdown": "Hi {{nonsense}}"}), "markdown"),
         (

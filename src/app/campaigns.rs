@@ -531,18 +531,25 @@ async fn parse(app: &App, mut draft: CampaignDraft) -> Result<NewCampaign> {
     let mut campaign = draft
         .parse(Utc::now())
         .map_err(|e| AppError::invalid(e.field, e.message))?;
-    if let Some(from) = &campaign.from
-        && !app.sender_domains.contains(&from.domain())
-    {
-        return Err(AppError::invalid(
-            "from",
-            format!(
-                "canvass does not send from {}: use an address at {} (CANVASS_FROM's domain, \
-                 and CANVASS_SENDER_DOMAINS)",
-                from.domain(),
-                app.sender_domains.join(" or ")
-            ),
-        ));
+    // From, and where replies go, are the party's own: a Reply-To elsewhere would carry the
+    // party's name to a stranger's mailbox.
+    for (field, mailbox, what) in [
+        ("from", &campaign.from, "send from"),
+        ("reply_to", &campaign.reply_to, "take replies at"),
+    ] {
+        if let Some(mailbox) = mailbox
+            && !app.sender_domains.contains(&mailbox.domain())
+        {
+            return Err(AppError::invalid(
+                field,
+                format!(
+                    "canvass does not {what} {}: use an address at {} (CANVASS_FROM's domain, \
+                     and CANVASS_SENDER_DOMAINS)",
+                    mailbox.domain(),
+                    app.sender_domains.join(" or ")
+                ),
+            ));
+        }
     }
     // A Markdown campaign's template is made from its Markdown, which any fault is put to.
     let written = |error: TemplateError| match (template_error(error), &campaign.markdown) {
