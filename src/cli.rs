@@ -523,6 +523,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         metrics,
         trusted_proxies: config.trusted_proxies.clone(),
         worker: health.clone(),
+        metrics_access: config.metrics.clone(),
     })
     .await
     .with_context(|| format!("listening on {}", config.listen))?;

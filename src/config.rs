@@ -130,6 +130,19 @@ pub struct Settings {
         action = clap::ArgAction::Set
     )]
     pub require_approval: Option<bool>,
+    /// A bearer token that reads /metrics on the service's own address [default: none; without
+    /// it or --metrics-listen, /metrics answers 404]
+    #[arg(
+        long,
+        env = "CANVASS_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+    /// An address of its own for /metrics, without a token (a port alone: on loopback)
+    /// [default: none]
+    #[arg(long, env = "CANVASS_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +198,8 @@ pub struct Config {
     pub sender_domains: Vec<String>,
     /// Whether staff campaigns need a second person's approval.
     pub require_approval: bool,
+    /// Who may read `/metrics`.
+    pub metrics: crate::http::MetricsAccess,
 }
 
 /// Shows what is configured without the secrets.
@@ -215,6 +230,7 @@ impl fmt::Debug for Config {
             .field("publisher", &self.publisher)
             .field("reply_to", &self.reply_to.as_ref().map(ToString::to_string))
             .field("require_approval", &self.require_approval)
+            .field("metrics_listen", &self.metrics.listen)
             .finish_non_exhaustive()
     }
 }
@@ -263,6 +279,8 @@ impl Settings {
             reply_to: self.reply_to.or(fallback.reply_to),
             sender_domains: self.sender_domains.or(fallback.sender_domains),
             require_approval: self.require_approval.or(fallback.require_approval),
+            metrics_token: self.metrics_token.or(fallback.metrics_token),
+            metrics_listen: self.metrics_listen.or(fallback.metrics_listen),
         }
     }
 
@@ -395,6 +413,22 @@ impl Settings {
         let trusted_proxies =
             crate::http::parse_trusted_proxies(self.trusted_proxies.as_deref().unwrap_or(""))
                 .map_err(|e| invalid("trusted_proxies", e))?;
+        let metrics_listen = text(self.metrics_listen)
+            .map(|given| match given.parse::<u16>() {
+                Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+                Err(_) => given.parse::<SocketAddr>(),
+            })
+            .transpose()
+            .map_err(|e| {
+                invalid(
+                    "metrics_listen",
+                    format!("{e} (an address:port, or a port)"),
+                )
+            })?;
+        let metrics = crate::http::MetricsAccess {
+            token: text(self.metrics_token).map(Into::into),
+            listen: metrics_listen,
+        };
         Ok(Config {
             database_url,
             smtp_url: self.smtp_url.unwrap_or_else(|| "file://outbox".into()),
@@ -414,6 +448,7 @@ impl Settings {
             reply_to,
             sender_domains,
             require_approval: self.require_approval.unwrap_or(true),
+            metrics,
         })
     }
 }

@@ -103,6 +103,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         metrics: metrics.clone(),
         trusted_proxies: Vec::new(),
         worker: None,
+        metrics_access: Default::default(),
     };
     let web = match Application::build(service(listen)).await {
         Ok(web) => web,

@@ -395,7 +395,16 @@ async fn health_and_metrics_answer_and_metrics_never_show_a_token() {
     let link = app.link(Purpose::Unsubscribe, "amira@example.org").await;
     post_one_click(&app, &link).await;
 
-    let metrics = get_text(&app, &format!("{}/metrics", app.base)).await;
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(support::app::METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
 
     assert!(
         metrics.contains("canvass_unsubscribes_total 1"),
@@ -404,6 +413,60 @@ async fn health_and_metrics_answer_and_metrics_never_show_a_token() {
     assert!(metrics.contains(r#"route="/u/{token}""#), "{metrics}");
     let token = link.rsplit('/').next().unwrap();
     assert!(!metrics.contains(token));
+}
+
+/// `/metrics` tells of sign-in failures and operations: on the public address it answers only
+/// the bearer token configured, and with none configured it is not there at all; on an address
+/// of its own it answers without one.
+#[tokio::test]
+async fn metrics_are_read_only_with_their_token_or_on_their_own_address() {
+    let app = TestApp::start(TestStore::sqlite().await, KEY_1, PEOPLE).await;
+    let url = format!("{}/metrics", app.base);
+    for (token, status) in [
+        (None, StatusCode::UNAUTHORIZED),
+        (Some("metrics-reader-secreT"), StatusCode::UNAUTHORIZED),
+        (Some(""), StatusCode::UNAUTHORIZED),
+        (Some(support::app::METRICS_TOKEN), StatusCode::OK),
+    ] {
+        let mut request = app.client.get(&url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        assert_eq!(request.send().await.unwrap().status(), status, "{token:?}");
+    }
+
+    for listen in [None, Some("127.0.0.1:0".parse().unwrap())] {
+        let db = TestStore::sqlite().await;
+        let service = canvass::http::Application::build(canvass::http::ServiceSettings {
+            app: db.app(),
+            keys: KEY_1.parse().unwrap(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            metrics: std::sync::Arc::new(canvass::http::Metrics::new()),
+            trusted_proxies: Vec::new(),
+            worker: None,
+            metrics_access: canvass::http::MetricsAccess {
+                token: None,
+                listen,
+            },
+        })
+        .await
+        .unwrap();
+        let public = format!("http://{}/metrics", service.local_addr());
+        let own = service
+            .metrics_addr()
+            .map(|a| format!("http://{a}/metrics"));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(service.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        let status = |url: String| async move { reqwest::get(url).await.unwrap().status() };
+        assert_eq!(status(public).await, StatusCode::NOT_FOUND);
+        if let Some(own) = own {
+            assert_eq!(status(own).await, StatusCode::OK);
+        }
+        stop.send(()).unwrap();
+        running.await.unwrap().unwrap();
+    }
 }
 
 #[tokio::test]

@@ -72,6 +72,18 @@ pub struct AppState {
     trusted_proxies: Arc<[ipnet::IpNet]>,
     /// The worker beside the service, when there is one.
     worker: Option<Arc<WorkerHealth>>,
+    /// The bearer token that reads `/metrics` here; `None`: it answers 404.
+    metrics_token: Option<Arc<str>>,
+}
+
+/// Who may read `/metrics`: what it counts (sign-in failures, operations) is not for the
+/// public. With neither, `/metrics` answers 404.
+#[derive(Clone, Default)]
+pub struct MetricsAccess {
+    /// Read on the service's own address with `Authorization: Bearer` this token.
+    pub token: Option<Arc<str>>,
+    /// Served alone, without a token, on this address (`CANVASS_METRICS_LISTEN`).
+    pub listen: Option<SocketAddr>,
 }
 
 impl FromRef<AppState> for Arc<Metrics> {
@@ -93,11 +105,16 @@ pub struct ServiceSettings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// The worker beside the service, for `/healthz`; `None` without one.
     pub worker: Option<Arc<WorkerHealth>>,
+    /// Who may read `/metrics`.
+    pub metrics_access: MetricsAccess,
 }
 
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// `/metrics` alone, on an address of its own.
+    metrics_listener: Option<TcpListener>,
+    metrics: Arc<Metrics>,
     limits: serve::Limits,
 }
 
@@ -121,13 +138,27 @@ impl Application {
             signup_limiter: signup::signup_limiter(),
             trusted_proxies: settings.trusted_proxies.into(),
             worker: settings.worker,
+            metrics_token: settings.metrics_access.token,
         };
         let listener = TcpListener::bind(settings.listen).await?;
+        let metrics_listener = match settings.metrics_access.listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
+            metrics: state.metrics.clone(),
             router: router(state),
+            metrics_listener,
             limits: serve::Limits::for_this_process(),
         })
+    }
+
+    /// Where `/metrics` is served alone, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("a bound listener has an address"))
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -141,7 +172,35 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        serve::serve(self.listener, self.router, self.limits, shutdown).await
+        let Some(metrics_listener) = self.metrics_listener else {
+            return serve::serve(self.listener, self.router, self.limits, shutdown).await;
+        };
+        let (stop, stopping) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        };
+        let metrics = Router::new()
+            .route("/metrics", get(ops::metrics))
+            .with_state(self.metrics);
+        let (service, metrics) = tokio::join!(
+            serve::serve(
+                self.listener,
+                self.router,
+                self.limits,
+                stopped(stopping.clone())
+            ),
+            serve::serve(
+                metrics_listener,
+                metrics,
+                serve::Limits { connections: 64 },
+                stopped(stopping)
+            ),
+        );
+        service.and(metrics)
     }
 }
 
@@ -157,7 +216,7 @@ fn router(state: AppState) -> Router {
             get(signup::confirm_page).post(signup::confirm),
         )
         .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
+        .route("/metrics", get(ops::metrics_with_token))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
     let api = api::router(state.clone()).layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     let console = console::router(state.clone()).layer(DefaultBodyLimit::max(API_BODY_LIMIT));

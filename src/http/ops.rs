@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::AppState;
 use crate::metrics::{Metrics, RequestLabels};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// Whether the worker `serve` runs beside the service is sending, as `/healthz` reports it.
 #[derive(Debug, Default)]
@@ -55,6 +57,31 @@ pub async fn metrics(State(metrics): State<Arc<Metrics>>) -> Response {
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// `/metrics` on the service's own address: only with the bearer token
+/// (`CANVASS_METRICS_TOKEN`), and without one configured, not there at all (404).
+pub async fn metrics_with_token(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = &state.metrics_token else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim());
+    // Compared as digests, in constant time: neither the time nor the length tells.
+    let digest = |text: &str| Sha256::digest(text.as_bytes());
+    if bool::from(digest(presented).ct_eq(&digest(token))) {
+        return metrics(State(state.metrics.clone())).await;
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        "a bearer token is needed\n",
+    )
+        .into_response()
 }
 
 /// Counts every answer by route pattern, method and status.

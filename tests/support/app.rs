@@ -11,6 +11,9 @@ use tokio::sync::oneshot;
 
 use super::{Recorded, TestStore};
 
+/// The bearer token that reads the test service's `/metrics`.
+pub const METRICS_TOKEN: &str = "metrics-reader-secret";
+
 pub const KEY_1: &str = "k1:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0";
 pub const KEY_2: &str = "k2:YW5vdGhlci1zZWNyZXQtYW5vdGhlci1zZWNyZXQ=";
 
@@ -89,6 +92,10 @@ impl TestApp {
             metrics: Arc::new(Metrics::new()),
             trusted_proxies: canvass::http::parse_trusted_proxies("127.0.0.1").unwrap(),
             worker: None,
+            metrics_access: canvass::http::MetricsAccess {
+                token: Some(METRICS_TOKEN.into()),
+                listen: None,
+            },
         })
         .await
         .unwrap();
