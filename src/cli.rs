@@ -322,7 +322,8 @@ async fn app(config: &Config) -> anyhow::Result<App> {
     let store = open(config).await?;
     Ok(App::new(store, config.publisher.clone(), &config.base_url)
         .with_sender_domains(config.sender_domains.clone())
-        .with_approval(config.require_approval))
+        .with_approval(config.require_approval)
+        .with_remote_images(config.remote_images))
 }
 
 /// The application, sending its own messages (test messages) where the settings say.
@@ -517,6 +518,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         app: App::new(store, config.publisher.clone(), &config.base_url)
             .with_sender_domains(config.sender_domains.clone())
             .with_approval(config.require_approval)
+            .with_remote_images(config.remote_images)
             .with_mailer(mailer),
         keys,
         listen: config.listen,

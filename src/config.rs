@@ -143,6 +143,16 @@ pub struct Settings {
     /// [default: none]
     #[arg(long, env = "CANVASS_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<String>,
+    /// Whether campaign content may load images from elsewhere (their servers learn who opens
+    /// each message) [default: false]
+    #[arg(
+        long,
+        env = "CANVASS_REMOTE_IMAGES",
+        global = true,
+        value_name = "BOOL",
+        action = clap::ArgAction::Set
+    )]
+    pub remote_images: Option<bool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +210,8 @@ pub struct Config {
     pub require_approval: bool,
     /// Who may read `/metrics`.
     pub metrics: crate::http::MetricsAccess,
+    /// Whether campaign content may load images from elsewhere.
+    pub remote_images: bool,
 }
 
 /// Shows what is configured without the secrets.
@@ -281,6 +293,7 @@ impl Settings {
             require_approval: self.require_approval.or(fallback.require_approval),
             metrics_token: self.metrics_token.or(fallback.metrics_token),
             metrics_listen: self.metrics_listen.or(fallback.metrics_listen),
+            remote_images: self.remote_images.or(fallback.remote_images),
         }
     }
 
@@ -449,6 +462,7 @@ impl Settings {
             sender_domains,
             require_approval: self.require_approval.unwrap_or(true),
             metrics,
+            remote_images: self.remote_images.unwrap_or(false),
         })
     }
 }

@@ -1549,6 +1549,15 @@ async fn a_campaign_written_in_markdown_is_laid_out_edited_copied_and_sent_from_
             "reply_to",
         ),
         (json!({"markdown": "Hi {{{contact.name}}}"}), "markdown"),
+        // An image from elsewhere would tell its server who opened the message.
+        (
+            json!({"markdown": "Hi ![](https://tracker.example/p.gif?who=approver)"}),
+            "markdown",
+        ),
+        (
+            json!({"html_template": "<p>Hi</p><img src=\"&#104;ttps://tracker.example/p.gif\">"}),
+            "html_template",
+        ),
         (json!({"markdown": "Hi {{nonsense}}"}), "markdown"),
         (
             json!({"html_template": "<p>News from {{constituency.name}}</p>"}),

@@ -1028,11 +1028,13 @@ async fn a_campaign_is_written_approved_and_sent_through_the_console_pages(db: T
     let frame = tried.body[at..at + tried.body[at..].find('"').unwrap()].to_owned();
     let rendered = olu.get(&frame).await;
     assert!(rendered.body.contains("<strong>doors</strong>"));
+    let policy = rendered.headers["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(policy.contains("sandbox"), "{policy}");
     assert!(
-        rendered.headers["content-security-policy"]
-            .to_str()
-            .unwrap()
-            .contains("sandbox")
+        policy.contains("img-src data:;"),
+        "the preview loads nothing from elsewhere: {policy}"
     );
     let admin = Browser::signed_in(&app, "admin@hq.example.org").await;
     assert_eq!(

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Actor, App, AppError, Result};
 use crate::domain::{
     CampaignChanges, CampaignDraft, CampaignReport, CampaignState, CampaignSummary, DeliveryCounts,
-    Email, NewCampaign, ReportCounts, parse_schedule,
+    Email, NewCampaign, ReportCounts, first_remote_resource, parse_schedule,
 };
 use crate::mail::MessageError;
 use crate::render::{
@@ -560,6 +560,24 @@ async fn parse(app: &App, mut draft: CampaignDraft) -> Result<NewCampaign> {
         campaign.html_template = in_background(move || markdown_template(&markdown))
             .await
             .map_err(written)?;
+    }
+    // An image loaded from elsewhere tells its server who opened the message, and when: the
+    // author could watch the approver and every recipient.
+    if !app.remote_images
+        && let Some(url) = first_remote_resource(&campaign.html_template)
+    {
+        let field = match campaign.markdown {
+            Some(_) => "markdown",
+            None => "html_template",
+        };
+        let url: String = url.chars().take(80).collect();
+        return Err(AppError::invalid(
+            field,
+            format!(
+                "it loads {url} from elsewhere, which would tell that server who opens the \
+                 message: link to it instead (remote images need CANVASS_REMOTE_IMAGES=true)"
+            ),
+        ));
     }
     Templates::check_in_background(&campaign)
         .await

@@ -47,6 +47,8 @@ pub struct App {
     /// Whether a campaign made by staff waits for another person's approval
     /// (`CANVASS_REQUIRE_APPROVAL`).
     pub require_approval: bool,
+    /// Whether campaign content may load images from elsewhere (`CANVASS_REMOTE_IMAGES`).
+    pub remote_images: bool,
 }
 
 impl App {
@@ -58,6 +60,7 @@ impl App {
             mailer: None,
             sender_domains: Arc::new([]),
             require_approval: true,
+            remote_images: false,
         }
     }
 
@@ -71,6 +74,13 @@ impl App {
     /// false.
     pub fn with_approval(mut self, required: bool) -> Self {
         self.require_approval = required;
+        self
+    }
+
+    /// The application taking campaign content that loads images from elsewhere, when
+    /// `allowed`.
+    pub fn with_remote_images(mut self, allowed: bool) -> Self {
+        self.remote_images = allowed;
         self
     }
 
