@@ -1137,11 +1137,7 @@ async fn an_organiser_is_refused_alike_whoever_holds_an_address_or_whatever_supp
     let service = app.db.app();
     let operator = Actor::Operator;
     app.db
-        .import_people(
-            "email,name,postcode,topics
-erin@example.org,Erin,SG1 1HN,news
-",
-        )
+        .import_people("email,name,postcode,topics\nerin@example.org,Erin,SG1 1HN,news\n")
         .await;
     contacts::erase(&service, &operator, "erin@example.org")
         .await
@@ -1177,24 +1173,29 @@ erin@example.org,Erin,SG1 1HN,news
     );
     assert!(refusals[0].contains("this address can't be added by you; ask an admin"));
 
-    let csv = "email,name,postcode,topics
-               amira@example.org,A,SG1 2AA,news
-               erin@example.org,E,SG1 2AA,news
-               uma@example.org,U,SG1 2AA,news
-";
-    let mut report = support::Recorded::default();
-    let file = app.db.file("stall.csv", csv);
-    let file = canvass::import::CsvFile::open(&file).unwrap();
-    canvass::app::imports::contacts(&service, &olu, file, "stall", None, &mut report)
-        .await
-        .unwrap();
-    let reasons: Vec<&str> = report
-        .rejections
-        .iter()
-        .map(|r| r.reason.as_str())
-        .collect();
+    let csv = "email,name,postcode,topics\n\
+               amira@example.org,A,SG1 2AA,news\n\
+               erin@example.org,E,SG1 2AA,news\n\
+               uma@example.org,U,SG1 2AA,news\n";
+    // The reasons each row of the list is refused, imported by `actor`.
+    let refusals_to = |actor: Actor| {
+        let file = app.db.file("stall.csv", csv);
+        let service = &service;
+        async move {
+            let mut report = support::Recorded::default();
+            let file = canvass::import::CsvFile::open(&file).unwrap();
+            canvass::app::imports::contacts(service, &actor, file, "stall", None, &mut report)
+                .await
+                .unwrap();
+            report
+                .rejections
+                .into_iter()
+                .map(|r| r.reason)
+                .collect::<Vec<_>>()
+        }
+    };
     assert_eq!(
-        reasons,
+        refusals_to(olu).await,
         ["this address can't be added by you; ask an admin"; 3]
     );
     assert_eq!(
@@ -1205,18 +1206,10 @@ erin@example.org,Erin,SG1 1HN,news
 
     // An admin is told why.
     let admin = staff("admin@hq.example.org", canvass::domain::Role::Admin, &[]);
-    let mut report = support::Recorded::default();
-    let file = app.db.file("stall.csv", csv);
-    let file = canvass::import::CsvFile::open(&file).unwrap();
-    canvass::app::imports::contacts(&service, &admin, file, "stall", None, &mut report)
-        .await
-        .unwrap();
-    let reasons: Vec<&str> = report
-        .rejections
-        .iter()
-        .map(|r| r.reason.as_str())
-        .collect();
-    assert_eq!(reasons, ["the person asked to be erased; not imported"]);
+    assert_eq!(
+        refusals_to(admin).await,
+        ["the person asked to be erased; not imported"]
+    );
 }
 
 async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencies_are_refused(

@@ -14,39 +14,59 @@ use tokio::net::TcpStream;
 
 const PEOPLE: &str = "email,name,postcode,topics\namira@example.org,Amira,SG13 8EQ,news\n";
 
+/// `n` connections to the service, the `i`th having sent `sends(i)`.
+async fn connections(
+    app: &TestApp,
+    n: usize,
+    sends: impl Fn(usize) -> &'static [u8],
+) -> Vec<TcpStream> {
+    let address = app.base.trim_start_matches("http://");
+    let mut open = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        stream.write_all(sends(i)).await.unwrap();
+        open.push(stream);
+    }
+    open
+}
+
+/// A client that waits 5 s at most for an answer.
+fn patient_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// The one-click link unsubscribes Amira, answering in time whatever else is going on.
+async fn one_click_answers(app: &TestApp, client: &reqwest::Client) {
+    let unsubscribe = client
+        .post(app.link(Purpose::Unsubscribe, "amira@example.org").await)
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .expect("the one-click link answers");
+    assert_eq!(unsubscribe.status(), StatusCode::OK);
+}
+
 /// 3,000 connections each send half a request head and wait: the health check and the
 /// one-click link keep answering meanwhile, and the server drops the half-sent requests after
 /// its header-read timeout (10 s).
 #[tokio::test]
 async fn half_sent_requests_are_dropped_and_the_links_keep_answering() {
     let app = TestApp::start(TestStore::sqlite().await, KEY_1, PEOPLE).await;
-    let address = app.base.trim_start_matches("http://").to_owned();
-    let mut idle = Vec::new();
-    for _ in 0..3000 {
-        let mut stream = TcpStream::connect(&address).await.unwrap();
-        stream
-            .write_all(b"GET /healthz HTTP/1.1\r\nHost: canvass\r\nX-Slow: ")
-            .await
-            .unwrap();
-        idle.push(stream);
-    }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let mut idle = connections(&app, 3000, |_| {
+        b"GET /healthz HTTP/1.1\r\nHost: canvass\r\nX-Slow: "
+    })
+    .await;
+    let client = patient_client();
     let health = client
         .get(format!("{}/healthz", app.base))
         .send()
         .await
         .expect("the health check answers beside 3,000 idle connections");
     assert_eq!(health.status(), StatusCode::OK);
-    let unsubscribe = client
-        .post(app.link(Purpose::Unsubscribe, "amira@example.org").await)
-        .form(&[("List-Unsubscribe", "One-Click")])
-        .send()
-        .await
-        .expect("the one-click link answers beside 3,000 idle connections");
-    assert_eq!(unsubscribe.status(), StatusCode::OK);
+    one_click_answers(&app, &client).await;
 
     tokio::time::sleep(Duration::from_secs(11)).await;
     for stream in idle.iter_mut().step_by(100) {
@@ -68,29 +88,12 @@ async fn half_sent_requests_are_dropped_and_the_links_keep_answering() {
 #[tokio::test]
 async fn silent_and_preface_only_connections_are_closed_and_one_click_keeps_answering() {
     let app = TestApp::start(TestStore::sqlite().await, KEY_1, PEOPLE).await;
-    let address = app.base.trim_start_matches("http://").to_owned();
-    let mut idle = Vec::new();
-    for i in 0..400 {
-        let mut stream = TcpStream::connect(&address).await.unwrap();
-        if i % 2 == 1 {
-            stream
-                .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-                .await
-                .unwrap();
-        }
-        idle.push(stream);
-    }
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let unsubscribe = client
-        .post(app.link(Purpose::Unsubscribe, "amira@example.org").await)
-        .form(&[("List-Unsubscribe", "One-Click")])
-        .send()
-        .await
-        .expect("the one-click link answers beside 400 silent connections");
-    assert_eq!(unsubscribe.status(), StatusCode::OK);
+    let mut idle = connections(&app, 400, |i| match i % 2 {
+        0 => b"",
+        _ => b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    })
+    .await;
+    one_click_answers(&app, &patient_client()).await;
 
     tokio::time::sleep(Duration::from_secs(11)).await;
     for (i, stream) in idle.iter_mut().enumerate() {
