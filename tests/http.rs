@@ -411,6 +411,28 @@ async fn health_and_metrics_answer_and_metrics_never_show_a_token() {
         "{metrics}"
     );
     assert!(metrics.contains(r#"route="/u/{token}""#), "{metrics}");
+    // Made-up methods are counted under one label, not one series each.
+    for n in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("XQZ{n}").as_bytes()).unwrap();
+        let _ = app
+            .client
+            .request(method, format!("{}/healthz", app.base))
+            .send()
+            .await
+            .unwrap();
+    }
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .bearer_auth(support::app::METRICS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("XQZ"), "{metrics}");
+    assert!(metrics.contains(r#"method="other""#), "{metrics}");
     let token = link.rsplit('/').next().unwrap();
     assert!(!metrics.contains(token));
 }

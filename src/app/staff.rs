@@ -439,16 +439,21 @@ fn slowed_by(attempts: i64) -> Duration {
 }
 
 /// Runs `work` (a password hash) on a blocking thread, once one of [`HASHES_AT_ONCE`] places is
-/// free.
+/// free. The place goes with the work onto its thread: a request abandoned while its hash runs
+/// (the client hung up) must not free the place before the hash ends, or hashes would pile up
+/// without bound.
 async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     static PLACES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(HASHES_AT_ONCE);
-    let _place = PLACES
+    let place = PLACES
         .acquire()
         .await
         .expect("the semaphore is never closed");
-    tokio::task::spawn_blocking(work)
-        .await
-        .expect("hashing a password does not panic")
+    tokio::task::spawn_blocking(move || {
+        let _place = place;
+        work()
+    })
+    .await
+    .expect("hashing a password does not panic")
 }
 
 /// What an authenticator app is given to turn a second factor on: the secret (to type) and the
@@ -580,23 +585,34 @@ mod tests {
 
     use super::*;
 
+    /// Half of the burst is abandoned a moment after it starts, as by clients that hang up.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn no_more_than_a_few_hashes_run_at_once_whatever_arrives() {
+    async fn no_more_than_a_few_hashes_run_at_once_whatever_arrives_or_hangs_up() {
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let burst: Vec<_> = (0..40)
-            .map(|_| {
+            .map(|i| {
                 let (running, most) = (running.clone(), most.clone());
-                tokio::spawn(hashing(move || {
+                let hash = hashing(move || {
                     let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(20));
                     running.fetch_sub(1, Ordering::SeqCst);
-                }))
+                });
+                tokio::spawn(async move {
+                    match i % 2 {
+                        0 => drop(tokio::time::timeout(Duration::from_millis(1), hash).await),
+                        _ => hash.await,
+                    }
+                })
             })
             .collect();
         for hash in burst {
             hash.await.unwrap();
+        }
+        // The abandoned hashes still running finish too.
+        while running.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(most.load(Ordering::SeqCst), HASHES_AT_ONCE);
     }
