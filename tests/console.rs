@@ -328,6 +328,13 @@ async fn a_burst_of_guesses_is_counted_before_any_is_checked_and_locks_no_one_ou
         [(401, 5), (429, 55)].into(),
         "five checked, the rest refused unchecked"
     );
+    assert_eq!(
+        app.db
+            .count("SELECT attempts FROM sign_in_attempts WHERE key LIKE 'account:%'")
+            .await,
+        5,
+        "refused attempts, which cost nothing, do not slow the account down for others"
+    );
     let right = sign_in_from(
         "198.51.100.60".into(),
         "olu@hq.example.org",

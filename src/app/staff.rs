@@ -416,18 +416,20 @@ async fn attempt(app: &App, email: &Email, ip: IpAddr) -> Result<Attempt> {
             format!("account:{}", account.as_str()),
         ],
     };
-    let counts = app
+    let [pair, from_ip, account] = attempt.keys();
+    let limits = [
+        (pair, ATTEMPTS_PER_ADDRESS_AND_IP),
+        (from_ip, ATTEMPTS_PER_IP),
+    ];
+    let Some(at_account) = app
         .store
-        .count_sign_in_attempt(&attempt.keys(), ATTEMPT_WINDOW)
-        .await?;
-    let [pair, from_ip, at_account] = counts[..] else {
-        unreachable!("a count per key")
-    };
-    if pair > ATTEMPTS_PER_ADDRESS_AND_IP || from_ip > ATTEMPTS_PER_IP {
+        .count_sign_in_attempt(&limits, account, ATTEMPT_WINDOW)
+        .await?
+    else {
         return Err(AppError::Limited(
             "too many sign-in attempts; wait a few minutes and try again".to_owned(),
         ));
-    }
+    };
     tokio::time::sleep(slowed_by(at_account)).await;
     Ok(attempt)
 }
