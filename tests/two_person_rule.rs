@@ -185,7 +185,7 @@ async fn an_edit_raced_against_queue_or_schedule_never_lets_an_unapproved_versio
 }
 
 /// Hana writes version 2 of Olu's draft and Olu writes version 3: neither may approve it, since
-/// each wrote a version of what would go out; a third person may.
+/// each wrote a version of what would go out, nor a copy of it; a third person may.
 async fn whoever_wrote_any_version_cannot_approve_a_later_one(db: TestStore) {
     db.load_sample_directory().await;
     db.import_people(PEOPLE).await;
@@ -207,6 +207,16 @@ async fn whoever_wrote_any_version_cannot_approve_a_later_one(db: TestStore) {
     let campaign = app.store.campaign(id).await.unwrap().unwrap();
     assert!(campaign.approval.approved_by.is_none());
     assert!(campaign.approval.written_by(&hana.to_string()));
+    // A copy is the same words: whoever wrote them, or copied them, still cannot approve them.
+    let dan = admin("dan@hq.example.org");
+    let copy = campaigns::copy(&app, &dan, id).await.unwrap();
+    for author in [&hana, &olu, &dan] {
+        let refused = campaigns::approve(&app, author, copy, 1).await;
+        assert!(
+            matches!(refused, Err(canvass::app::AppError::Denied(_))),
+            "{author} approved a copy: {refused:?}"
+        );
+    }
     campaigns::approve(&app, &admin("cara@hq.example.org"), id, 3)
         .await
         .unwrap();

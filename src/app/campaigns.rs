@@ -56,7 +56,7 @@ pub async fn create(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<i6
     super::may_write(actor)?;
     let campaign = parse(app, draft).await?;
     within_scope(actor, &campaign)?;
-    store_new(app, actor, &campaign).await
+    store_new(app, actor, &campaign, None).await
 }
 
 /// Refuses a campaign aimed at constituencies beyond the actor's: it could reach no one there,
@@ -77,13 +77,28 @@ fn within_scope(actor: &Actor, campaign: &NewCampaign) -> Result<()> {
     }
 }
 
-async fn store_new(app: &App, actor: &Actor, campaign: &NewCampaign) -> Result<i64> {
+/// Stores a new draft, or a copy of draft `source` (which keeps its authors).
+async fn store_new(
+    app: &App,
+    actor: &Actor,
+    campaign: &NewCampaign,
+    source: Option<i64>,
+) -> Result<i64> {
     let needs_approval = app.require_approval && matches!(actor, Actor::Staff(_));
-    match app
-        .store
-        .create_campaign(campaign, actor.scope(), needs_approval, actor)
-        .await
-    {
+    let (scope, store) = (actor.scope(), &app.store);
+    let stored = match source {
+        None => {
+            store
+                .create_campaign(campaign, scope, needs_approval, actor)
+                .await
+        }
+        Some(source) => {
+            store
+                .create_campaign_copy(source, campaign, scope, needs_approval, actor)
+                .await
+        }
+    };
+    match stored {
         Ok(id) => Ok(id),
         Err(StoreError::UnknownTopic(topic)) => Err(no_topic(&topic)),
         Err(e) => Err(e.into()),
@@ -114,7 +129,7 @@ pub async fn copy(app: &App, actor: &Actor, id: i64) -> Result<i64> {
     super::may_write(actor)?;
     let mut spec = find(app, actor, id).await?.spec;
     spec.name = format!("{} (copy)", spec.name);
-    store_new(app, actor, &spec).await
+    store_new(app, actor, &spec, Some(id)).await
 }
 
 /// The audience size today and the message rendered for `as_contact` (an address), or for

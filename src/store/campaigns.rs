@@ -369,6 +369,34 @@ impl Store {
         needs_approval: bool,
         actor: &Actor,
     ) -> Result<i64> {
+        self.insert_campaign(campaign, limit, needs_approval, actor, None)
+            .await
+    }
+
+    /// Stores a copy of campaign `source` (given as `campaign`) as a new draft, as
+    /// [`Store::create_campaign`] does. Whoever wrote any version of the source is an author of
+    /// the copy too, in the same transaction: copying someone's words does not let them approve
+    /// them.
+    pub async fn create_campaign_copy(
+        &self,
+        source: i64,
+        campaign: &NewCampaign,
+        limit: &Scope,
+        needs_approval: bool,
+        actor: &Actor,
+    ) -> Result<i64> {
+        self.insert_campaign(campaign, limit, needs_approval, actor, Some(source))
+            .await
+    }
+
+    async fn insert_campaign(
+        &self,
+        campaign: &NewCampaign,
+        limit: &Scope,
+        needs_approval: bool,
+        actor: &Actor,
+        source: Option<i64>,
+    ) -> Result<i64> {
         let id = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let topic = topic_id!(&mut *tx, campaign.topic);
@@ -387,6 +415,15 @@ impl Store {
             write_campaign!(&mut *tx, id, campaign);
             write_limit!(&mut *tx, id, limit);
             add_author!(&mut *tx, id, actor);
+            sqlx::query(
+                "INSERT INTO campaign_authors (campaign_id, author) \
+                 SELECT $1, author FROM campaign_authors WHERE campaign_id = $2 \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(id)
+            .bind(source)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE campaigns SET needs_approval = $2 WHERE id = $1")
                 .bind(id)
                 .bind(needs_approval)
