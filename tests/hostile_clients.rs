@@ -108,6 +108,69 @@ async fn silent_and_preface_only_connections_are_closed_and_one_click_keeps_answ
     }
 }
 
+/// An HTTP/2 client (h2c, prior knowledge) that asks one thing and then only answers the
+/// server's pings, as any HTTP/2 library does by itself, is asked to go (GOAWAY) once idle for
+/// 10 s, and closed: before, such connections were held for ever, and 10,000 of them kept the
+/// one-click link from answering.
+#[tokio::test]
+async fn an_idle_http2_connection_that_answers_pings_is_closed() {
+    let app = TestApp::start(TestStore::sqlite().await, KEY_1, PEOPLE).await;
+    let mut stream = connections(&app, 1, |_| b"").await.remove(0);
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend(frame(0x4, 0, 0, &[])); // SETTINGS, none changed
+    let mut get = vec![0x82, 0x86, 0x44, 0x08]; // GET, http, :path of 8 bytes...
+    get.extend(b"/healthz");
+    hello.extend(frame(0x1, 0x5, 1, &get)); // HEADERS, END_STREAM | END_HEADERS
+    stream.write_all(&hello).await.unwrap();
+
+    let started = tokio::time::Instant::now();
+    let (mut answered, mut told_to_go) = (false, false);
+    let closed = tokio::time::timeout(Duration::from_secs(40), async {
+        let mut head = [0u8; 9];
+        while stream.read_exact(&mut head).await.is_ok() {
+            let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+            let (kind, flags) = (head[3], head[4]);
+            let mut payload = vec![0u8; length];
+            if stream.read_exact(&mut payload).await.is_err() {
+                break;
+            }
+            let reply = match (kind, flags & 0x1) {
+                (0x4, 0) => frame(0x4, 0x1, 0, &[]), // SETTINGS: acknowledged
+                (0x6, 0) => frame(0x6, 0x1, 0, &payload), // PING: answered
+                (0x1, _) => {
+                    answered = true;
+                    continue;
+                }
+                (0x7, _) => {
+                    told_to_go = true;
+                    continue;
+                }
+                _ => continue,
+            };
+            if stream.write_all(&reply).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(answered, "the request was answered");
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/2 connection was still open after 40 s"
+    );
+    assert!(told_to_go, "the server said GOAWAY before closing");
+    eprintln!("closed after {:?}", started.elapsed());
+}
+
+/// An HTTP/2 frame.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let length = (payload.len() as u32).to_be_bytes();
+    let mut frame = vec![length[1], length[2], length[3], kind, flags];
+    frame.extend(stream.to_be_bytes());
+    frame.extend(payload);
+    frame
+}
+
 /// Every answer forbids being framed by another site, cached, or sniffed.
 #[tokio::test]
 async fn every_answer_forbids_framing_caching_and_sniffing() {

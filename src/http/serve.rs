@@ -5,7 +5,9 @@
 //! [`HEADER_READ_TIMEOUT`] of being accepted, whatever it sends or does not send (hyper's own
 //! header timeout starts only once HTTP/1 bytes arrive, and its HTTP/1-or-2 detection waits
 //! without bound, so a silent socket or a bare HTTP/2 preface would be held for ever); idle
-//! HTTP/1 keep-alive connections are dropped after as long, and at most
+//! HTTP/1 keep-alive connections are dropped after as long, an HTTP/2 connection that has
+//! asked nothing for as long is told to go (GOAWAY) and dropped after as long again (hyper
+//! keeps one whose client answers its pings for ever), and at most
 //! [`Limits::connections`] are open at once: past that, new ones wait in the kernel's backlog
 //! until one closes, instead of failing with "too many open files".
 
@@ -13,6 +15,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
@@ -50,6 +54,42 @@ impl Limits {
         Self {
             connections: usize::try_from(connections).unwrap_or(1024),
         }
+    }
+}
+
+/// What a connection's timer waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watch {
+    /// Its first complete request head, due [`HEADER_READ_TIMEOUT`] after it was accepted.
+    FirstHead,
+    /// HTTP/2: a new request within [`HEADER_READ_TIMEOUT`] of the last, or it is asked to
+    /// close (hyper never closes an idle HTTP/2 connection whose client answers its pings).
+    Idle,
+    /// Asked to close: the requests under way have [`HEADER_READ_TIMEOUT`] to finish.
+    Closing,
+    /// Nothing: hyper's own timeouts govern an HTTP/1 connection once it has asked.
+    Nothing,
+}
+
+/// The requests a connection has made, as their heads reach the router.
+#[derive(Default)]
+struct Asked {
+    /// When its latest request head arrived.
+    latest: std::sync::Mutex<Option<Instant>>,
+    /// Whether it speaks HTTP/2.
+    http2: AtomicBool,
+}
+
+impl Asked {
+    fn request<B>(&self, request: &hyper::Request<B>) {
+        if request.version() == hyper::Version::HTTP_2 {
+            self.http2.store(true, Ordering::Release);
+        }
+        *self.latest.lock().expect("never poisoned") = Some(Instant::now());
+    }
+
+    fn latest(&self) -> Option<Instant> {
+        *self.latest.lock().expect("never poisoned")
     }
 }
 
@@ -99,12 +139,11 @@ pub async fn serve(
             () = stopped(stopping.clone()) => break,
         };
         let _ = stream.set_nodelay(true);
-        // Set when the connection's first request head is complete and reaches the router.
-        let asked = Arc::new(AtomicBool::new(false));
+        let asked = Arc::new(Asked::default());
         let service = router.clone().map_request({
             let asked = asked.clone();
             move |request: hyper::Request<Incoming>| {
-                asked.store(true, Ordering::Release);
+                asked.request(&request);
                 let mut request = request.map(Body::new);
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
@@ -117,9 +156,9 @@ pub async fn serve(
             tokio::pin!(stopping);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
-            let first_head = tokio::time::sleep(HEADER_READ_TIMEOUT);
-            tokio::pin!(first_head);
-            let mut waiting_for_head = true;
+            let deadline = tokio::time::sleep(HEADER_READ_TIMEOUT);
+            tokio::pin!(deadline);
+            let mut watching = Watch::FirstHead;
             loop {
                 tokio::select! {
                     _ = connection.as_mut() => break,
@@ -128,12 +167,24 @@ pub async fn serve(
                         let _ = connection.await;
                         break;
                     }
-                    // No complete request head in time: dropping the connection closes it.
-                    () = &mut first_head, if waiting_for_head => {
-                        if !asked.load(Ordering::Acquire) {
-                            break;
+                    () = &mut deadline, if watching != Watch::Nothing => {
+                        let now = Instant::now();
+                        match (watching, asked.latest(), asked.http2.load(Ordering::Acquire)) {
+                            // No complete request head in time, or a connection told to close
+                            // that has not: dropping it closes it.
+                            (_, None, _) | (Watch::Closing, _, _) => break,
+                            // HTTP/1: hyper's own header timeout closes an idle connection.
+                            (_, Some(_), false) => watching = Watch::Nothing,
+                            (_, Some(latest), true) if now >= latest + HEADER_READ_TIMEOUT => {
+                                connection.as_mut().graceful_shutdown();
+                                watching = Watch::Closing;
+                                deadline.as_mut().reset(now + HEADER_READ_TIMEOUT);
+                            }
+                            (_, Some(latest), true) => {
+                                watching = Watch::Idle;
+                                deadline.as_mut().reset(latest + HEADER_READ_TIMEOUT);
+                            }
                         }
-                        waiting_for_head = false;
                     }
                 }
             }
