@@ -7,8 +7,8 @@ use std::cell::RefCell;
 
 use html5ever::tendril::StrTendril;
 use html5ever::tokenizer::{
-    BufferQueue, CharacterTokens, EndTag, StartTag, TagToken, Token, TokenSink, TokenSinkResult,
-    Tokenizer, TokenizerOpts,
+    BufferQueue, CharacterTokens, CommentToken, EndTag, StartTag, TagToken, Token, TokenSink,
+    TokenSinkResult, Tokenizer, TokenizerOpts,
 };
 
 /// The first resource `html` would load from elsewhere, as written: an image, a background, a
@@ -82,6 +82,8 @@ impl TokenSink for Finder {
                 }
             }
             CharacterTokens(text) if *self.in_style.borrow() => remote_in_css(&text),
+            // Outlook reads the HTML in conditional comments (`<!--[if mso]>...<![endif]-->`).
+            CommentToken(text) => first_remote_resource(&text),
             _ => None,
         };
         *self.found.borrow_mut() = found;
@@ -106,18 +108,74 @@ fn is_remote(url: &str) -> bool {
     }
 }
 
-/// The first remote `url(...)` or any `@import` in CSS text.
+/// The first remote `url(...)`, quoted URL (as `image-set()` takes them) or any `@import` in
+/// CSS text, read after its escapes (`u\72l(` is `url(`) and without its comments.
 fn remote_in_css(css: &str) -> Option<String> {
+    let css = without_comments(&unescaped(css));
     let lower = css.to_ascii_lowercase();
     if lower.contains("@import") {
         return Some("@import".to_owned());
     }
-    lower.match_indices("url(").find_map(|(at, _)| {
+    let in_url = lower.match_indices("url(").map(|(at, _)| {
         let rest = &css[at + 4..];
         let inner = rest.split(')').next().unwrap_or(rest);
-        let url = inner.trim().trim_matches(['"', '\'']);
-        is_remote(url).then(|| url.to_owned())
-    })
+        inner.trim().trim_matches(['"', '\''])
+    });
+    let quoted = css.split(['"', '\'']).skip(1).step_by(2);
+    in_url
+        .filter(|url| is_remote(url))
+        .chain(quoted.filter(|text| looks_remote(text)))
+        .next()
+        .map(str::to_owned)
+}
+
+/// Whether a quoted CSS string is a URL from elsewhere (a font's name is not).
+fn looks_remote(text: &str) -> bool {
+    let text = text.trim().to_ascii_lowercase();
+    ["http:", "https:", "//", "ftp:"]
+        .iter()
+        .any(|start| text.starts_with(start))
+        || text.contains("{{")
+}
+
+/// CSS with its escapes read: `\75` or `\000075 ` is `u`, `\u` is `u`.
+fn unescaped(css: &str) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut chars = css.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let mut hex = String::new();
+        while hex.len() < 6
+            && let Some(digit) = chars.next_if(char::is_ascii_hexdigit)
+        {
+            hex.push(digit);
+        }
+        if hex.is_empty() {
+            out.extend(chars.next());
+        } else {
+            let code = u32::from_str_radix(&hex, 16).unwrap_or(0xFFFD);
+            out.push(char::from_u32(code).unwrap_or('\u{FFFD}'));
+            chars.next_if(|c| c.is_whitespace());
+        }
+    }
+    out
+}
+
+/// CSS without its `/* ... */` comments.
+fn without_comments(css: &str) -> String {
+    let mut out = String::with_capacity(css.len());
+    let mut rest = css;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        rest = rest[start + 2..]
+            .find("*/")
+            .map_or("", |end| &rest[start + 2 + end + 2..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -140,6 +198,13 @@ mod tests {
             r#"<svg><image href="https://tracker.example/p.svg"/></svg>"#,
             r#"<img src="{{unsubscribe_url}}">"#,
             r#"<iframe src="https://tracker.example/"></iframe>"#,
+            r#"<div style="background:u\72l(https://tracker.example/p.png)">x</div>"#,
+            r#"<style>div{background:\75rl(https://tracker.example/p.png)}</style>"#,
+            r#"<div style="background-image:image-set('https://tracker.example/p.png' 1x)">"#,
+            r#"<div style="background:-webkit-image-set(url(//tracker.example/p.png) 1x)">"#,
+            r#"<div style="background:url/**/(https://tracker.example/p.png)">"#,
+            r#"<!--[if mso]><img src="https://tracker.example/p.png"><![endif]-->"#,
+            r#"<!--[if mso]><v:image src="https://tracker.example/p.png" /><![endif]-->"#,
         ] {
             assert!(first_remote_resource(html).is_some(), "{html}");
         }
@@ -152,6 +217,8 @@ mod tests {
             r#"<img src="data:image/png;base64,iVBORw0KGgo=" alt="">"#,
             r#"<img src="cid:logo@hertford.example.org" alt="">"#,
             r#"<p style="color: red">url(https://example.org) in plain words</p>"#,
+            r#"<p style="font-family: 'Helvetica Neue', Arial">Hi</p>"#,
+            "<!-- a note for the next author -->",
             "<p>Hello {{contact.name}}, see https://hertford.example.org</p>",
         ] {
             assert_eq!(first_remote_resource(html), None, "{html}");
