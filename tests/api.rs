@@ -52,6 +52,25 @@ async fn staff_token(db: &TestStore, name: &str, read_only: bool) -> String {
     secret.expose().to_owned()
 }
 
+/// The token of a new admin at `email`, a person of the staff.
+async fn person_token(db: &TestStore, email: &str) -> String {
+    support::console::add_staff(db, email, "admin", &[]).await;
+    let user = db
+        .store
+        .staff_user_id(&canvass::domain::Email::parse(email).unwrap())
+        .await
+        .unwrap();
+    let secret = StaffSecret::generate();
+    let name = StaffName::parse(&email.replace('@', " at ")).unwrap();
+    assert!(
+        db.store
+            .create_staff_token(&name, &secret.hash(), false, user, &Actor::Operator)
+            .await
+            .unwrap()
+    );
+    secret.expose().to_owned()
+}
+
 /// GETs `url` with `token`; the JSON answer, which must be a success.
 async fn get_json(app: &TestApp, url: &str, token: &str) -> Value {
     let response = app.client.get(url).bearer_auth(token).send().await.unwrap();
@@ -786,7 +805,14 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
         (StatusCode::FORBIDDEN, Some("forbidden")),
         "no one approves their own campaign"
     );
-    let second = staff_token(&app.db, "second pair of eyes", false).await;
+    // A token without an owner is no second person.
+    let ownerless = staff_token(&app.db, "second pair of eyes", false).await;
+    let (status, answer) = error_code(approve(&ownerless, 1).await.unwrap()).await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let second = person_token(&app.db, "second@hq.example.org").await;
     let (status, answer) = error_code(approve(&second, 2).await.unwrap()).await;
     assert_eq!(
         (status, answer["code"].as_str()),
@@ -796,7 +822,7 @@ async fn a_campaign_is_created_previewed_queued_steered_and_counted(db: TestStor
     let approved: Value = approve(&second, 1).await.unwrap().json().await.unwrap();
     assert_eq!(
         approved["approval"]["approved_by"],
-        "staff:second pair of eyes"
+        "staff:second@hq.example.org"
     );
     let acted: Value = act("queue").await.unwrap().json().await.unwrap();
     assert_eq!(acted, json!({"state": "queued", "queued": 1}));

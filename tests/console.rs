@@ -927,6 +927,7 @@ async fn a_staff_campaign_goes_out_after_another_person_approves_that_version_an
         matches!(refused, Err(AppError::NotFound(_))),
         "it is not hers to see"
     );
+    add_staff(&app.db, "second@hq.example.org", "admin", &[]).await;
     let second_admin = staff("second@hq.example.org", Admin, &[]);
     campaigns::approve(&service, &second_admin, wide, 1)
         .await

@@ -24,7 +24,9 @@ const PEOPLE: &str = "email,name,postcode,topics,consent_at\n\
 
 const TRIES: usize = 50;
 
-fn admin(name: &str) -> Actor {
+/// An admin of the staff, signed in (as the console or their own token would have them).
+async fn admin(db: &TestStore, name: &str) -> Actor {
+    support::console::add_staff(db, name, "admin", &[]).await;
     Actor::Staff(StaffMember {
         name: name.into(),
         role: Role::Admin,
@@ -57,8 +59,8 @@ async fn an_edit_raced_against_queue_or_schedule_never_lets_an_unapproved_versio
     db.load_sample_directory().await;
     db.import_people(PEOPLE).await;
     let app = db.app();
-    let author = admin("olu@hq.example.org");
-    let approver = admin("hana@hq.example.org");
+    let author = admin(&db, "olu@hq.example.org").await;
+    let approver = admin(&db, "hana@hq.example.org").await;
     let mut through = [0, 0, 0];
     for door in [Door::Queue, Door::Schedule, Door::Due] {
         for attempt in 0..TRIES {
@@ -190,8 +192,8 @@ async fn whoever_wrote_any_version_cannot_approve_a_later_one(db: TestStore) {
     db.load_sample_directory().await;
     db.import_people(PEOPLE).await;
     let app = db.app();
-    let olu = admin("olu@hq.example.org");
-    let hana = admin("hana@hq.example.org");
+    let olu = admin(&db, "olu@hq.example.org").await;
+    let hana = admin(&db, "hana@hq.example.org").await;
     let id = campaigns::create(&app, &olu, draft()).await.unwrap();
     for (author, subject) in [(&hana, "Second"), (&olu, "Third")] {
         let changes = serde_json::from_value(serde_json::json!({ "subject": subject })).unwrap();
@@ -208,7 +210,7 @@ async fn whoever_wrote_any_version_cannot_approve_a_later_one(db: TestStore) {
     assert!(campaign.approval.approved_by.is_none());
     assert!(campaign.approval.written_by(&hana.to_string()));
     // A copy is the same words: whoever wrote them, or copied them, still cannot approve them.
-    let dan = admin("dan@hq.example.org");
+    let dan = admin(&db, "dan@hq.example.org").await;
     let copy = campaigns::copy(&app, &dan, id).await.unwrap();
     for author in [&hana, &olu, &dan] {
         let refused = campaigns::approve(&app, author, copy, 1).await;
@@ -217,8 +219,18 @@ async fn whoever_wrote_any_version_cannot_approve_a_later_one(db: TestStore) {
             "{author} approved a copy: {refused:?}"
         );
     }
-    campaigns::approve(&app, &admin("cara@hq.example.org"), id, 3)
-        .await
-        .unwrap();
+    // Nor may a token without an owner: it is no second person.
+    let token = Actor::Staff(StaffMember {
+        name: "press office".into(),
+        role: Role::Admin,
+        scope: Scope::Everyone,
+    });
+    let refused = campaigns::approve(&app, &token, id, 3).await;
+    assert!(
+        matches!(refused, Err(canvass::app::AppError::Denied(_))),
+        "{refused:?}"
+    );
+    let cara = admin(&db, "cara@hq.example.org").await;
+    campaigns::approve(&app, &cara, id, 3).await.unwrap();
     assert_eq!(campaigns::queue(&app, &olu, id).await.unwrap(), 2);
 }

@@ -523,6 +523,11 @@ pub async fn approve(app: &App, actor: &Actor, id: i64, version: i64) -> Result<
         ApproveOutcome::Authored => Err(AppError::Denied(
             "someone else must approve what you wrote: two people check every mass email".into(),
         )),
+        ApproveOutcome::NotAPerson => Err(AppError::Denied(
+            "an approval is a person's: a token without an owner cannot give one (issue the \
+             token --for a person)"
+                .into(),
+        )),
         ApproveOutcome::Edited => Err(AppError::conflict(
             "edited",
             format!("campaign {id} was changed since you looked at it: check it again"),

@@ -65,6 +65,8 @@ pub enum ApproveOutcome {
     Edited,
     /// The approver wrote a version of it: someone else must approve it.
     Authored,
+    /// The approver is not an enabled person of the staff (a token without an owner).
+    NotAPerson,
     Refused(CampaignState),
     NotFound,
 }
@@ -833,8 +835,9 @@ impl Store {
     }
 
     /// Approves version `version` of a draft, cutting what it may reach to `limit`; refused
-    /// when it has been edited since, or when the approver wrote any version of it. Both are
-    /// checked by the statement that records the approval.
+    /// when it has been edited since, when the approver wrote any version of it, or when the
+    /// approver is not an enabled person of the staff (a token without an owner is no second
+    /// person). All are checked by the statement that records the approval.
     pub async fn approve_campaign(
         &self,
         id: i64,
@@ -848,7 +851,9 @@ impl Store {
                 "UPDATE campaigns SET approved_version = $2, approved_by = $3, approved_at = $4 \
                  WHERE id = $1 AND state = 'draft' AND version = $2 \
                    AND NOT EXISTS (SELECT 1 FROM campaign_authors a \
-                                   WHERE a.campaign_id = $1 AND a.author = $3)",
+                                   WHERE a.campaign_id = $1 AND a.author = $3) \
+                   AND EXISTS (SELECT 1 FROM staff_users u \
+                               WHERE 'staff:' || u.email = $3 AND u.disabled_at IS NULL)",
             )
             .bind(id)
             .bind(version)
@@ -863,11 +868,19 @@ impl Store {
                         .bind(id)
                         .fetch_optional(&mut *tx)
                         .await?;
+                let person: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM staff_users u \
+                     WHERE 'staff:' || u.email = $1 AND u.disabled_at IS NULL)",
+                )
+                .bind(actor.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
                 let why: DraftOutcome<()> = unchanged_draft!(&mut *tx, id);
                 return Ok(match why {
                     DraftOutcome::NotFound => ApproveOutcome::NotFound,
                     DraftOutcome::NotDraft(state) => ApproveOutcome::Refused(state),
                     _ if current != Some(version) => ApproveOutcome::Edited,
+                    _ if !person => ApproveOutcome::NotAPerson,
                     _ => ApproveOutcome::Authored,
                 });
             }
