@@ -395,16 +395,7 @@ async fn health_and_metrics_answer_and_metrics_never_show_a_token() {
     let link = app.link(Purpose::Unsubscribe, "amira@example.org").await;
     post_one_click(&app, &link).await;
 
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .bearer_auth(support::app::METRICS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_of(&app).await;
 
     assert!(
         metrics.contains("canvass_unsubscribes_total 1"),
@@ -421,8 +412,16 @@ async fn health_and_metrics_answer_and_metrics_never_show_a_token() {
             .await
             .unwrap();
     }
-    let metrics = app
-        .client
+    let metrics = metrics_of(&app).await;
+    assert!(!metrics.contains("XQZ"), "{metrics}");
+    assert!(metrics.contains(r#"method="other""#), "{metrics}");
+    let token = link.rsplit('/').next().unwrap();
+    assert!(!metrics.contains(token));
+}
+
+/// The service's `/metrics`, read with its token.
+async fn metrics_of(app: &TestApp) -> String {
+    app.client
         .get(format!("{}/metrics", app.base))
         .bearer_auth(support::app::METRICS_TOKEN)
         .send()
@@ -430,11 +429,7 @@ async fn health_and_metrics_answer_and_metrics_never_show_a_token() {
         .unwrap()
         .text()
         .await
-        .unwrap();
-    assert!(!metrics.contains("XQZ"), "{metrics}");
-    assert!(metrics.contains(r#"method="other""#), "{metrics}");
-    let token = link.rsplit('/').next().unwrap();
-    assert!(!metrics.contains(token));
+        .unwrap()
 }
 
 /// `/metrics` tells of sign-in failures and operations: on the public address it answers only
