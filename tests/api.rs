@@ -41,11 +41,16 @@ async fn app(db: TestStore) -> (TestApp, String, String) {
 
 /// A staff token of that name for the store; its secret.
 async fn staff_token(db: &TestStore, name: &str, read_only: bool) -> String {
+    token_of(db, name, read_only, None).await
+}
+
+/// A new token named `name`, belonging to person `user` (none: to no one).
+async fn token_of(db: &TestStore, name: &str, read_only: bool, user: Option<i64>) -> String {
     let secret = StaffSecret::generate();
     let name = StaffName::parse(name).unwrap();
     assert!(
         db.store
-            .create_staff_token(&name, &secret.hash(), read_only, None, &Actor::Operator)
+            .create_staff_token(&name, &secret.hash(), read_only, user, &Actor::Operator)
             .await
             .unwrap()
     );
@@ -60,15 +65,7 @@ async fn person_token(db: &TestStore, email: &str) -> String {
         .staff_user_id(&canvass::domain::Email::parse(email).unwrap())
         .await
         .unwrap();
-    let secret = StaffSecret::generate();
-    let name = StaffName::parse(&email.replace('@', " at ")).unwrap();
-    assert!(
-        db.store
-            .create_staff_token(&name, &secret.hash(), false, user, &Actor::Operator)
-            .await
-            .unwrap()
-    );
-    secret.expose().to_owned()
+    token_of(db, &email.replace('@', " at "), false, user).await
 }
 
 /// GETs `url` with `token`; the JSON answer, which must be a success.

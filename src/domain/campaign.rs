@@ -462,8 +462,6 @@ pub struct Approval {
     pub version: i64,
     /// Who made it, as the audit log names them.
     pub created_by: String,
-    /// Who wrote this version (its maker until someone edits it).
-    pub edited_by: String,
     /// Everyone who wrote any version of it, as the audit log names them: none may approve it.
     pub authors: Vec<String>,
     /// When its author asked for an approval of this version.

@@ -145,7 +145,6 @@ struct CampaignRow {
     version: i64,
     needs_approval: bool,
     created_by: String,
-    edited_by: Option<String>,
     submitted_at: Option<DateTime<Utc>>,
     approved_version: Option<i64>,
     approved_by: Option<String>,
@@ -492,7 +491,7 @@ impl Store {
                         k.text_template, k.event_title, k.event_starts_at, k.event_venue, \
                         k.event_postcode, k.state, k.paused_reason, k.scheduled_at, k.link_tag, \
                         k.markdown, k.from_address, k.reply_to, k.limited, k.version, \
-                        k.needs_approval, k.created_by, k.edited_by, k.submitted_at, \
+                        k.needs_approval, k.created_by, k.submitted_at, \
                         k.approved_version, k.approved_by, k.approved_at \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
             )
@@ -542,7 +541,6 @@ impl Store {
         let approval = Approval {
             needed: row.needs_approval,
             version: row.version,
-            edited_by: row.edited_by.unwrap_or_else(|| row.created_by.clone()),
             created_by: row.created_by,
             authors,
             submitted_at: row.submitted_at,
