@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 mod campaign;
 mod inbox;
@@ -20,10 +21,10 @@ use crate::domain::{Actor, CampaignState};
 use crate::http::{Application, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
 use crate::mail::Mailer;
 use crate::progress::{self, ConsoleReport};
-use crate::store::{ErasureOutcome, Store};
+use crate::store::{DatabaseUrl, ErasureOutcome, Journal, Store};
 use crate::token::SigningKeys;
 use crate::worker::{
-    Letterhead, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
+    Letterhead, Outage, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
 };
 
 #[derive(Parser)]
@@ -33,8 +34,15 @@ use crate::worker::{
     about = "A consent-first email mailer for political campaigns"
 )]
 pub struct Cli {
-    /// TOML file of settings [default: canvass.toml when present]
-    #[arg(long, global = true, value_name = "FILE", help_heading = "Settings")]
+    /// TOML file of settings; relative paths in it are taken from its folder [default:
+    /// canvass.toml when present]
+    #[arg(
+        long,
+        env = "CANVASS_CONFIG",
+        global = true,
+        value_name = "FILE",
+        help_heading = "Settings"
+    )]
     config: Option<PathBuf>,
     #[command(flatten)]
     settings: Settings,
@@ -103,11 +111,33 @@ enum Command {
         #[command(subcommand)]
         command: staff::StaffCommand,
     },
+    /// Write a consistent copy of the database to DEST while the service runs (SQLite: VACUUM
+    /// INTO; PostgreSQL: pg_dump --format=custom). The suppression journal is not in it: keep it
+    /// elsewhere
+    Backup {
+        /// A new file
+        dest: PathBuf,
+    },
+    /// Put a backup in place of the database (stop the service and the worker first), then
+    /// re-apply every erasure and suppression the journal holds that the backup lacks
+    Restore {
+        /// The backup: a file `canvass backup` wrote
+        src: PathBuf,
+    },
     /// Send queued deliveries
     Worker {
         /// Exit when nothing is left to send
         #[arg(long)]
         drain: bool,
+        /// With --drain: give up once the mail server has been unusable this many seconds,
+        /// leaving the rest queued
+        #[arg(
+            long,
+            value_name = "SECONDS",
+            default_value_t = 300,
+            requires = "drain"
+        )]
+        give_up_after: u64,
     },
     /// Serve the public links (unsubscribe, preference centre), health and metrics
     Serve {
@@ -242,9 +272,51 @@ impl Cli {
         let config = self.settings.or(file).resolve()?;
         match self.command {
             Command::Migrate => {
-                let store = connect(&config).await?;
-                store.migrate().await.context("migrating the database")?;
-                println!("database is up to date ({})", config.database_url);
+                let store = connect(&config, Create::IfMissing).await?;
+                let migrated = store.migrate().await.context("migrating the database")?;
+                println!("{migrated} ({})", config.database_url);
+                replay(&store).await?;
+            }
+            Command::Backup { dest } => {
+                let store = open(&config).await?;
+                let size = crate::backup::backup(&store, &config.database_url, &dest).await?;
+                println!(
+                    "backed up {} to {} ({:.1} MB)",
+                    config.database_url,
+                    dest.display(),
+                    size as f64 / 1e6
+                );
+                if let Some(journal) = store.journal() {
+                    println!(
+                        "the suppression journal {} is not in the backup: keep it (and copies of \
+                         it) apart from the backups, so that a restore can re-apply it",
+                        journal.path().display()
+                    );
+                }
+            }
+            Command::Restore { src } => {
+                crate::backup::restore(&config.database_url, &src).await?;
+                let store = connect(&config, Create::No).await?;
+                let migrated = store.migrate().await.context("migrating the database")?;
+                println!(
+                    "restored {} into {}; {migrated}",
+                    src.display(),
+                    config.database_url
+                );
+                let replayed = store.replay_journal().await?;
+                match store.journal() {
+                    Some(journal) => println!(
+                        "re-applied {} erasures and {} suppressions recorded after this backup \
+                         (from {})",
+                        replayed.erasures,
+                        replayed.suppressions,
+                        journal.path().display()
+                    ),
+                    None => println!(
+                        "no suppression journal is set (CANVASS_JOURNAL): erasures and \
+                         unsubscribes made after this backup are not re-applied"
+                    ),
+                }
             }
             Command::Postcodes {
                 command: PostcodesCommand::Import { file, force },
@@ -294,7 +366,10 @@ impl Cli {
                 inbox::import(&app, &keys, &dir).await?
             }
             Command::Staff { command } => staff::run(&app(&config).await?, command).await?,
-            Command::Worker { drain } => worker(&config, drain).await?,
+            Command::Worker {
+                drain,
+                give_up_after,
+            } => worker(&config, drain, Duration::from_secs(give_up_after)).await?,
             Command::Serve { no_worker } => serve(&config, !no_worker).await?,
             Command::Demo { dir, no_serve } => {
                 crate::demo::run(&dir, config.listen, !no_serve).await?
@@ -304,17 +379,58 @@ impl Cli {
     }
 }
 
-async fn connect(config: &Config) -> anyhow::Result<Store> {
-    Store::connect(&config.database_url)
+/// Whether a command may create a missing SQLite database: only `migrate` does (and `demo`, in
+/// a folder of its own), so that a command run from the wrong folder says so rather than start
+/// an empty database there.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Create {
+    IfMissing,
+    No,
+}
+
+/// Connects to the database, writing every erasure and suppression to the journal too.
+async fn connect(config: &Config, create: Create) -> anyhow::Result<Store> {
+    if let (Create::No, Some(file)) = (create, config.database_url.sqlite_file())
+        && !file.exists()
+    {
+        bail!(
+            "there is no database at {}: run `canvass migrate` to create one there, or point \
+             CANVASS_DATABASE_URL (or --config) at the database in use",
+            std::path::absolute(&file).unwrap_or(file).display()
+        );
+    }
+    let store = Store::connect(&config.database_url)
         .await
-        .with_context(|| format!("opening the database {}", config.database_url))
+        .with_context(|| format!("opening the database {}", config.database_url))?;
+    Ok(match &config.journal {
+        Some(path) => store.with_journal(Journal::open(path)?),
+        None => store,
+    })
 }
 
 /// Connects to a database whose schema is up to date.
 async fn open(config: &Config) -> anyhow::Result<Store> {
-    let store = connect(config).await?;
+    let store = connect(config, Create::No).await?;
     store.check_schema().await?;
     Ok(store)
+}
+
+/// Re-applies what the journal holds that the database lacks (a database restored by hand), and
+/// says so when there was any.
+async fn replay(store: &Store) -> anyhow::Result<()> {
+    let replayed = store
+        .replay_journal()
+        .await
+        .context("re-applying the suppression journal")?;
+    if !replayed.is_empty() {
+        tracing::warn!(
+            "the database lacked {} erasures and {} suppressions that the suppression journal \
+             holds (was it restored from a backup?): re-applied them",
+            replayed.erasures,
+            replayed.suppressions
+        );
+    }
+    Ok(())
 }
 
 /// The application over a database whose schema is up to date.
@@ -381,6 +497,16 @@ fn ready_for_real_mail(config: &Config) -> anyhow::Result<Transport> {
             );
         }
     }
+    if matches!(transport, Transport::Smtp(_))
+        && matches!(config.database_url, DatabaseUrl::Postgres(_))
+        && config.journal.is_none()
+    {
+        bail!(
+            "CANVASS_JOURNAL is not set: sending from PostgreSQL over SMTP needs the suppression \
+             journal, a file on this host outside the database's backups, so that restoring a \
+             backup never brings back someone erased or unsubscribed since"
+        );
+    }
     if matches!(transport, Transport::Smtp(_)) {
         let missing = config.publisher.missing();
         if !missing.is_empty() {
@@ -410,7 +536,7 @@ fn letterhead(config: &Config, keys: SigningKeys) -> anyhow::Result<Letterhead> 
         base_url: config.base_url.clone(),
         from: config.from.clone(),
         unsubscribe_mailto: config.unsubscribe_mailto.clone(),
-        dkim: load_dkim(config.dkim.as_ref())?,
+        dkim: load_dkim(config.dkim.as_ref())?.map(Arc::new),
         publisher: config.publisher.clone(),
         reply_to: config.reply_to.clone(),
     })
@@ -432,28 +558,33 @@ fn worker_settings(
             retry: RetryPolicy::default(),
             lease: config.lease,
             pause_after: config.pause_after_failures,
+            outage: Outage::default(),
         },
     })
 }
 
 /// Sends queued deliveries until none are due (`--drain`) or until Ctrl-C or SIGTERM, which
-/// finish the messages in flight and give back the rest.
-async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
+/// finish the messages in flight and give back the rest. Through a database restart it waits
+/// and goes on.
+async fn worker(config: &Config, drain: bool, give_up_after: Duration) -> anyhow::Result<()> {
     let transport = ready_for_real_mail(config)?;
     let store = open(config).await?;
+    replay(&store).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
-    let settings = worker_settings(config, transport, keys, Arc::new(Metrics::new()))?;
+    let mut settings = worker_settings(config, transport, keys, Arc::new(Metrics::new()))?;
+    settings.sending.outage.drain_patience = give_up_after;
     eprintln!("canvass: sending to {}", settings.transport);
     let mut worker = Worker::new(store.clone(), settings);
-    let total = match drain {
-        true => {
-            if let Some(bar) = progress::sending_bar(store.backlog().await?.due) {
-                worker.show_progress(bar);
-            }
-            worker.drain_until_stopped(shutdown_signal()).await?
-        }
-        false => worker.run_until_stopped(shutdown_signal()).await?,
-    };
+    if drain && let Some(bar) = progress::sending_bar(store.backlog().await?.due) {
+        worker.show_progress(bar);
+    }
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    supervise(&mut worker, drain, None, stopping, None).await?;
+    let total = worker.totals();
     println!(
         "sent {}, skipped {}, failed {}, retried {}",
         total.sent, total.skipped, total.failed, total.retried
@@ -489,6 +620,14 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
     if drain && paused > 0 {
         bail!("{paused} campaign(s) paused by the worker hold messages back");
     }
+    if let (true, Some((unusable_for, why))) = (drain, worker.server_unusable()) {
+        bail!(
+            "the mail server could not be used for {} s ({why}): {} messages wait; they go \
+             once it answers (run the worker again, or keep `canvass serve` running)",
+            unusable_for.as_secs(),
+            left.due
+        );
+    }
     Ok(())
 }
 
@@ -497,6 +636,7 @@ async fn worker(config: &Config, drain: bool) -> anyhow::Result<()> {
 async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let transport = ready_for_real_mail(config)?;
     let store = open(config).await?;
+    replay(&store).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
     // One set of counters: /metrics shows the worker's beside the service's.
     let metrics = Arc::new(Metrics::new());
@@ -539,8 +679,11 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let stopped = |mut stopping: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopping.wait_for(|stop| *stop).await;
     };
-    let worker = worker.zip(health).map(|(worker, health)| {
-        tokio::spawn(supervise(worker, health, stopping.clone(), stop.clone()))
+    let worker = worker.zip(health).map(|(mut worker, health)| {
+        let (stopping, stop) = (stopping.clone(), stop.clone());
+        tokio::spawn(async move {
+            supervise(&mut worker, false, Some(health), stopping, Some(stop)).await
+        })
     });
     eprintln!("canvass: serving on http://{}", app.local_addr());
     app.run_until_stopped(stopped(stopping)).await?;
@@ -552,48 +695,70 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the worker beside the service until stopped. A worker that stops on an error (the
-/// database gone for a moment) is started again a second later, `/healthz` saying so
-/// meanwhile; after [`WORKER_RESTARTS`] failures in a row the service stops too, and `serve`
-/// exits with the error, for the service manager to see.
+/// Runs the worker (beside the service, or on its own) until stopped, or drained. A worker
+/// that stops because the database cannot be used (restarting, failing over, busy) waits 1, 2,
+/// 4 ... seconds (at most 30) and starts again, for as long as it takes, `/healthz` saying so
+/// meanwhile. One that stops on another error is started again a second later; after
+/// [`WORKER_RESTARTS`] such failures in a row it is given up, the service stops too (`stop`),
+/// and the error is returned, for the service manager to see.
 async fn supervise(
-    mut worker: Worker,
-    health: Arc<WorkerHealth>,
+    worker: &mut Worker,
+    drain: bool,
+    health: Option<Arc<WorkerHealth>>,
     stopping: tokio::sync::watch::Receiver<bool>,
-    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    stop: Option<Arc<tokio::sync::watch::Sender<bool>>>,
 ) -> anyhow::Result<()> {
     let mut failures = 0;
+    let mut outage = 0;
     loop {
         let mut until_stopped = stopping.clone();
+        let until_stopped = async move {
+            let _ = until_stopped.wait_for(|stop| *stop).await;
+        };
         let started = std::time::Instant::now();
-        let ran = worker
-            .run_until_stopped(async move {
-                let _ = until_stopped.wait_for(|stop| *stop).await;
-            })
-            .await;
+        let ran = match drain {
+            true => worker.drain_until_stopped(until_stopped).await,
+            false => worker.run_until_stopped(until_stopped).await,
+        };
         let error = match ran {
             Ok(_) => return Ok(()),
             Err(error) => error,
         };
-        health.set_stopped(true);
+        if let Some(health) = &health {
+            health.set_stopped(true);
+        }
         // A worker that ran a good while before failing starts a new count.
-        if started.elapsed() > std::time::Duration::from_secs(60) {
-            failures = 0;
+        if started.elapsed() > Duration::from_secs(60) {
+            (failures, outage) = (0, 0);
         }
-        failures += 1;
-        if failures >= WORKER_RESTARTS {
-            tracing::error!("the worker stopped: {error}; giving up after {failures} tries");
-            let _ = stop.send(true);
-            return Err(error).context("the worker stopped and could not be restarted");
-        }
-        tracing::error!("the worker stopped: {error}; starting it again ({failures})");
+        let wait = if error.is_database_unavailable() {
+            outage += 1;
+            let wait = Duration::from_secs(1 << (outage - 1).min(5)).min(Duration::from_secs(30));
+            tracing::warn!(
+                "the database cannot be used ({error}); the worker starts again in {} s",
+                wait.as_secs()
+            );
+            wait
+        } else {
+            failures += 1;
+            if failures >= WORKER_RESTARTS {
+                tracing::error!("the worker stopped: {error}; giving up after {failures} tries");
+                if let Some(stop) = &stop {
+                    let _ = stop.send(true);
+                }
+                return Err(error).context("the worker stopped and could not be restarted");
+            }
+            tracing::error!("the worker stopped: {error}; starting it again ({failures})");
+            Duration::from_secs(1)
+        };
         let mut stopping = stopping.clone();
-        let restart = tokio::time::sleep(std::time::Duration::from_secs(1));
         tokio::select! {
-            () = restart => {}
+            () = tokio::time::sleep(wait) => {}
             _ = stopping.wait_for(|stop| *stop) => return Ok(()),
         }
-        health.set_stopped(false);
+        if let Some(health) = &health {
+            health.set_stopped(false);
+        }
     }
 }
 

@@ -153,6 +153,36 @@ pub struct Settings {
         action = clap::ArgAction::Set
     )]
     pub remote_images: Option<bool>,
+    /// The suppression journal: every erasure and suppression, hashed, kept outside the
+    /// database so that no restore undoes one [default: beside an SQLite database, its name
+    /// with .journal; none for PostgreSQL, where sending over SMTP needs one]
+    #[arg(long, env = "CANVASS_JOURNAL", global = true, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// A file holding the database URL (a systemd credential: %d/database_url), instead of
+    /// CANVASS_DATABASE_URL
+    #[arg(
+        long,
+        env = "CANVASS_DATABASE_URL_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub database_url_file: Option<PathBuf>,
+    /// A file holding the SMTP URL, instead of CANVASS_SMTP_URL
+    #[arg(
+        long,
+        env = "CANVASS_SMTP_URL_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub smtp_url_file: Option<PathBuf>,
+    /// A file holding the signing keys, instead of CANVASS_SIGNING_KEYS
+    #[arg(
+        long,
+        env = "CANVASS_SIGNING_KEYS_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub signing_keys_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +242,8 @@ pub struct Config {
     pub metrics: crate::http::MetricsAccess,
     /// Whether campaign content may load images from elsewhere.
     pub remote_images: bool,
+    /// The suppression journal's file, if there is one.
+    pub journal: Option<PathBuf>,
 }
 
 /// Shows what is configured without the secrets.
@@ -243,12 +275,15 @@ impl fmt::Debug for Config {
             .field("reply_to", &self.reply_to.as_ref().map(ToString::to_string))
             .field("require_approval", &self.require_approval)
             .field("metrics_listen", &self.metrics.listen)
+            .field("journal", &self.journal)
             .finish_non_exhaustive()
     }
 }
 
 impl Settings {
-    /// Reads the TOML file named by `--config`, or `canvass.toml` if present.
+    /// Reads the TOML file named by `--config` (or `CANVASS_CONFIG`), or `canvass.toml` if
+    /// present. Relative paths in it are taken from the file's folder, wherever the command
+    /// runs.
     pub fn from_file(explicit: Option<&Path>) -> Result<Self, ConfigError> {
         let path = match explicit {
             Some(path) => path,
@@ -259,9 +294,58 @@ impl Settings {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        let settings: Self = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.to_owned(),
             source: Box::new(source),
+        })?;
+        let folder = path.parent().unwrap_or(Path::new(""));
+        settings.relative_to(folder)
+    }
+
+    /// These settings with each relative path in them (files, an SQLite database, an outbox)
+    /// taken from `folder`, and the secrets they keep in files read, so that a URL read from a
+    /// file is taken from the folder too.
+    fn relative_to(self, folder: &Path) -> Result<Self, ConfigError> {
+        let path = |given: Option<PathBuf>| given.map(|p| folder.join(p));
+        let url = |given: Option<String>, schemes: &[&str]| {
+            given.map(|url| {
+                for scheme in schemes {
+                    if let Some(rest) = url.strip_prefix(scheme)
+                        && !rest.is_empty()
+                        && !rest.starts_with(['/', ':', '?'])
+                    {
+                        return format!("{scheme}{}", folder.join(rest).display());
+                    }
+                }
+                url
+            })
+        };
+        let database_url = secret(
+            "database_url",
+            self.database_url,
+            path(self.database_url_file).as_deref(),
+        )?;
+        let smtp_url = secret(
+            "smtp_url",
+            self.smtp_url,
+            path(self.smtp_url_file).as_deref(),
+        )?;
+        let signing_keys = secret(
+            "signing_keys",
+            self.signing_keys,
+            path(self.signing_keys_file).as_deref(),
+        )?;
+        Ok(Self {
+            database_url: url(database_url, &["sqlite://", "sqlite:"]),
+            smtp_url: url(smtp_url, &["file://"]),
+            signing_keys,
+            dkim_key_file: path(self.dkim_key_file),
+            smtp_ca_file: path(self.smtp_ca_file),
+            journal: path(self.journal),
+            database_url_file: None,
+            smtp_url_file: None,
+            signing_keys_file: None,
+            ..self
         })
     }
 
@@ -294,6 +378,10 @@ impl Settings {
             metrics_token: self.metrics_token.or(fallback.metrics_token),
             metrics_listen: self.metrics_listen.or(fallback.metrics_listen),
             remote_images: self.remote_images.or(fallback.remote_images),
+            journal: self.journal.or(fallback.journal),
+            database_url_file: self.database_url_file.or(fallback.database_url_file),
+            smtp_url_file: self.smtp_url_file.or(fallback.smtp_url_file),
+            signing_keys_file: self.signing_keys_file.or(fallback.signing_keys_file),
         }
     }
 
@@ -301,8 +389,18 @@ impl Settings {
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let invalid =
             |setting: &'static str, reason: String| ConfigError::Invalid { setting, reason };
-        let database_url = self
-            .database_url
+        let database_url = secret(
+            "database_url",
+            self.database_url,
+            self.database_url_file.as_deref(),
+        )?;
+        let smtp_url = secret("smtp_url", self.smtp_url, self.smtp_url_file.as_deref())?;
+        let signing_keys = secret(
+            "signing_keys",
+            self.signing_keys,
+            self.signing_keys_file.as_deref(),
+        )?;
+        let database_url: DatabaseUrl = database_url
             .as_deref()
             .unwrap_or("sqlite://canvass.db")
             .parse()
@@ -442,13 +540,19 @@ impl Settings {
             token: text(self.metrics_token).map(Into::into),
             listen: metrics_listen,
         };
+        // Beside an SQLite database, named after it: `canvass.db` keeps `canvass.journal`.
+        let journal = self.journal.or_else(|| {
+            database_url
+                .sqlite_file()
+                .map(|file| file.with_extension("journal"))
+        });
         Ok(Config {
             database_url,
-            smtp_url: self.smtp_url.unwrap_or_else(|| "file://outbox".into()),
+            smtp_url: smtp_url.unwrap_or_else(|| "file://outbox".into()),
             base_url,
             listen,
             from,
-            signing_keys: self.signing_keys,
+            signing_keys,
             send_rate,
             send_concurrency,
             unsubscribe_mailto,
@@ -463,8 +567,33 @@ impl Settings {
             require_approval: self.require_approval.unwrap_or(true),
             metrics,
             remote_images: self.remote_images.unwrap_or(false),
+            journal,
         })
     }
+}
+
+/// A secret given directly or in a file (`CANVASS_..._FILE`, a systemd credential), so that it
+/// need sit neither in a unit file nor in the environment. The file's last line break is not
+/// part of it.
+fn secret(
+    setting: &'static str,
+    given: Option<String>,
+    file: Option<&Path>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(file) = file else {
+        return Ok(given);
+    };
+    if given.is_some() {
+        return Err(ConfigError::Invalid {
+            setting,
+            reason: format!("given both directly and in a file ({setting}_file): choose one"),
+        });
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError::Invalid {
+        setting,
+        reason: format!("cannot read {}: {e}", file.display()),
+    })?;
+    Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! - [`cli`], [`progress`], [`demo`], [`telemetry`]: the program around them.
 
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod demo;

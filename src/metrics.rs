@@ -15,6 +15,11 @@ pub(crate) struct RequestLabels {
     pub(crate) status: u16,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    pub(crate) reason: &'static str,
+}
+
 /// The counters the service exposes. One registry per application, so that tests running
 /// several in one process count apart.
 pub struct Metrics {
@@ -33,6 +38,14 @@ pub struct Metrics {
     pub retried: Counter,
     /// Messages accepted per second, over the last few seconds of sending.
     pub send_rate: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Attempts put back because the server could not be used or put the message off, by why.
+    pub(crate) deferred: Family<ReasonLabels, Counter>,
+    /// Deliveries queued in campaigns being sent, due or waiting for a retry.
+    pub queue_depth: Gauge,
+    /// How long the oldest delivery due has waited, in seconds (0 when none is).
+    pub oldest_due_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Campaigns paused (by staff, or by the worker for what needs a person).
+    pub paused_campaigns: Gauge,
 }
 
 impl Metrics {
@@ -47,6 +60,10 @@ impl Metrics {
         let failed = Counter::default();
         let retried = Counter::default();
         let send_rate = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let deferred = Family::<ReasonLabels, Counter>::default();
+        let queue_depth = Gauge::default();
+        let oldest_due_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let paused_campaigns = Gauge::default();
         registry.register(
             "http_requests",
             "HTTP requests answered, by route and status",
@@ -92,6 +109,27 @@ impl Metrics {
             "Messages accepted per second over the last few seconds",
             send_rate.clone(),
         );
+        registry.register(
+            "deliveries_deferred",
+            "Send attempts put back, by reason: the server could not be used (connection, \
+             throttled, outbox, login, tls, sender) or put the message off (deferred)",
+            deferred.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Deliveries queued in campaigns being sent, due now or waiting for a retry",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "oldest_due_delivery_seconds",
+            "How long the oldest delivery due has waited to go, in seconds",
+            oldest_due_seconds.clone(),
+        );
+        registry.register(
+            "paused_campaigns",
+            "Campaigns paused, by staff or by the worker for what needs a person",
+            paused_campaigns.clone(),
+        );
         Self {
             registry,
             requests,
@@ -103,7 +141,18 @@ impl Metrics {
             failed,
             retried,
             send_rate,
+            deferred,
+            queue_depth,
+            oldest_due_seconds,
+            paused_campaigns,
         }
+    }
+
+    /// The counter of attempts put back for `reason`.
+    pub fn deferred(&self, reason: &'static str) -> Counter {
+        self.deferred
+            .get_or_create(&ReasonLabels { reason })
+            .clone()
     }
 
     /// The counters in the OpenMetrics text format.

@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::TestStore;
+use support::{TestStore, header, sent_messages};
 
 /// Runs canvass in `dir` with no CANVASS_* variables but those given.
 fn canvass(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
@@ -47,6 +47,18 @@ impl Workspace {
         let output = workspace.run(&["migrate"]);
         assert!(output.status.success(), "{}", stderr(&output));
         workspace
+    }
+
+    /// A migrated workspace with a news campaign to two people queued; its id.
+    fn with_two_queued() -> (Self, String) {
+        let workspace = Self::migrated();
+        workspace.write(
+            "people.csv",
+            "email,name,topics\na@example.org,A,news\nb@example.org,B,news\n",
+        );
+        workspace.write("news.html", "<p>News</p>");
+        let (id, _) = workspace.queue_news("people.csv");
+        (workspace, id)
     }
 
     fn path(&self) -> &Path {
@@ -518,20 +530,13 @@ fn sending_to_a_real_relay_needs_a_real_from_and_https_links() {
 /// and fails, rather than printing "sent 0" and exiting 0.
 #[test]
 fn a_drain_that_leaves_a_campaign_paused_says_so_and_fails() {
-    let workspace = Workspace::migrated();
-    workspace.write(
-        "people.csv",
-        "email,name,topics\na@example.org,A,news\nb@example.org,B,news\n",
-    );
-    workspace.write("news.html", "<p>News</p>");
-    let (id, _) = workspace.queue_news("people.csv");
-    let nobody_listens = format!("smtp://127.0.0.1:{}", support::smtp::free_port());
+    let (workspace, id) = Workspace::with_two_queued();
+    // An outbox that cannot be written needs a person: the campaign pauses at once.
     let drained = canvass(
         workspace.path(),
         &[
             ("CANVASS_DATABASE_URL", workspace.url.as_str()),
-            ("CANVASS_SMTP_URL", nobody_listens.as_str()),
-            ("CANVASS_PAUSE_AFTER_FAILURES", "2"),
+            ("CANVASS_SMTP_URL", "file:///dev/null/outbox"),
         ],
         &["worker", "--drain"],
     );
@@ -545,6 +550,33 @@ fn a_drain_that_leaves_a_campaign_paused_says_so_and_fails() {
         said.contains(&format!("canvass campaign resume {id}")),
         "{said}"
     );
+}
+
+/// A relay nobody answers for is waited for, not blamed: a drain gives up on it after
+/// --give-up-after seconds, says so and fails, and the campaign is left queued for the next run.
+#[test]
+fn a_drain_that_cannot_reach_the_relay_gives_up_says_so_and_leaves_the_campaign_queued() {
+    let (workspace, id) = Workspace::with_two_queued();
+    let nobody_listens = format!("smtp://127.0.0.1:{}", support::smtp::free_port());
+    let drained = canvass(
+        workspace.path(),
+        &[
+            ("CANVASS_DATABASE_URL", workspace.url.as_str()),
+            ("CANVASS_SMTP_URL", nobody_listens.as_str()),
+        ],
+        &["worker", "--drain", "--give-up-after", "2"],
+    );
+    assert!(!drained.status.success());
+    let said = stderr(&drained);
+    assert!(
+        said.contains("the mail server could not be used for"),
+        "{said}"
+    );
+    assert!(said.contains("2 messages wait"), "{said}");
+    assert!(!said.contains("is paused"), "{said}");
+    let listed = stdout(&workspace.run(&["campaign", "list"]));
+    let line = listed.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(line.contains("queued"), "{listed}");
 }
 
 /// Even at the most verbose level, and whatever `CANVASS_LOG` asks of the crates that see the
@@ -1249,30 +1281,73 @@ fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
     );
 }
 
-/// Each recipient's message in an outbox of `.eml` files, with its folded headers unfolded.
-fn sent_messages(outbox: &Path) -> std::collections::HashMap<String, String> {
-    let mut sent = std::collections::HashMap::new();
-    for entry in std::fs::read_dir(outbox).unwrap() {
-        let message = std::fs::read_to_string(entry.unwrap().path())
-            .unwrap()
-            .replace("\r\n ", " ");
-        let to = header(&message, "To: ");
-        let address = to
-            .rsplit('<')
-            .next()
-            .unwrap()
-            .trim_end_matches('>')
-            .to_owned();
-        sent.insert(address, message);
-    }
-    sent
-}
+#[test]
+fn the_config_file_is_found_by_canvass_config_and_its_relative_paths_from_its_folder() {
+    let site = tempfile::tempdir().unwrap();
+    let etc = site.path().join("etc");
+    std::fs::create_dir_all(etc.join("secrets")).unwrap();
+    std::fs::create_dir_all(site.path().join("elsewhere")).unwrap();
+    // As a service's config would: the database and the journal beside it, secrets in files.
+    std::fs::write(
+        etc.join("canvass.toml"),
+        "database_url_file = \"secrets/database_url\"\n\
+         journal = \"state/party.journal\"\n\
+         signing_keys_file = \"secrets/signing_keys\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(etc.join("state")).unwrap();
+    std::fs::write(
+        etc.join("secrets/database_url"),
+        "sqlite://state/party.db\n",
+    )
+    .unwrap();
+    std::fs::write(
+        etc.join("secrets/signing_keys"),
+        "k1:c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg==\n",
+    )
+    .unwrap();
+    let config = etc.join("canvass.toml");
+    let config = config.to_str().unwrap();
+    let elsewhere = site.path().join("elsewhere");
 
-fn header(message: &str, name: &str) -> String {
-    message
-        .lines()
-        .find_map(|line| line.strip_prefix(name))
-        .unwrap()
-        .trim()
-        .to_owned()
+    let migrated = canvass(&elsewhere, &[("CANVASS_CONFIG", config)], &["migrate"]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    assert!(etc.join("state/party.db").exists());
+    assert!(etc.join("state/party.journal").exists());
+    assert!(!elsewhere.join("canvass.db").exists());
+    let erased = canvass(
+        &elsewhere,
+        &[],
+        &["--config", config, "contact", "erase", "jo@example.org"],
+    );
+    assert!(erased.status.success(), "{}", stderr(&erased));
+    let journal = std::fs::read_to_string(etc.join("state/party.journal")).unwrap();
+    assert!(journal.contains(" erased "), "{journal}");
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+    // The environment beats the file, as for every setting.
+    let beaten = canvass(
+        &elsewhere,
+        &[
+            ("CANVASS_CONFIG", config),
+            ("CANVASS_DATABASE_URL", "sqlite://other.db"),
+        ],
+        &["topics", "list"],
+    );
+    assert!(stderr(&beaten).contains("other.db"), "{}", stderr(&beaten));
+    // A secret given twice in one place is refused, naming the setting.
+    let twice = canvass(
+        &elsewhere,
+        &[
+            ("CANVASS_DATABASE_URL_FILE", "secret"),
+            ("CANVASS_DATABASE_URL", "sqlite://other.db"),
+        ],
+        &["topics", "list"],
+    );
+    assert!(!twice.status.success());
+    assert!(
+        stderr(&twice).contains("database_url"),
+        "{}",
+        stderr(&twice)
+    );
 }

@@ -546,11 +546,11 @@ async fn a_session_ends_when_signed_out_idle_or_disabled_and_a_new_sign_in_repla
 async fn last_used(db: &TestStore, ago: chrono::Duration) {
     let at = chrono::Utc::now() - ago;
     let sql = "UPDATE staff_sessions SET last_seen_at = $1";
-    match &db.store {
-        canvass::store::Store::Sqlite(pool) => {
+    match db.store.pool() {
+        canvass::store::Pool::Sqlite(pool) => {
             sqlx::query(sql).bind(at).execute(pool).await.map(drop)
         }
-        canvass::store::Store::Postgres(pool) => {
+        canvass::store::Pool::Postgres(pool) => {
             sqlx::query(sql).bind(at).execute(pool).await.map(drop)
         }
     }
@@ -560,9 +560,9 @@ async fn last_used(db: &TestStore, ago: chrono::Duration) {
 /// How long ago the session was last used, in whole minutes.
 async fn minutes_since_used(db: &TestStore) -> i64 {
     let sql = "SELECT last_seen_at FROM staff_sessions";
-    let at: chrono::DateTime<chrono::Utc> = match &db.store {
-        canvass::store::Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
-        canvass::store::Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+    let at: chrono::DateTime<chrono::Utc> = match db.store.pool() {
+        canvass::store::Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
+        canvass::store::Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await,
     }
     .unwrap();
     (chrono::Utc::now() - at).num_minutes()

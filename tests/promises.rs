@@ -88,8 +88,8 @@ fn accepted_set(server: &Smtpd) -> BTreeSet<String> {
 }
 
 async fn sent_set(db: &TestStore, id: i64) -> BTreeSet<String> {
-    let rows: Vec<String> = match &db.store {
-        canvass::store::Store::Sqlite(pool) => sqlx::query_scalar(
+    let rows: Vec<String> = match db.store.pool() {
+        canvass::store::Pool::Sqlite(pool) => sqlx::query_scalar(
             "SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
              WHERE d.campaign_id = $1 AND d.state = 'sent'",
         )
@@ -97,7 +97,7 @@ async fn sent_set(db: &TestStore, id: i64) -> BTreeSet<String> {
         .fetch_all(pool)
         .await
         .unwrap(),
-        canvass::store::Store::Postgres(pool) => sqlx::query_scalar(
+        canvass::store::Pool::Postgres(pool) => sqlx::query_scalar(
             "SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
              WHERE d.campaign_id = $1 AND d.state = 'sent'",
         )

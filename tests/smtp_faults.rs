@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use canvass::domain::{Actor, Email, SuppressionReason};
 use canvass::metrics::Metrics;
 use canvass::store::{RetryOutcome, StateChange, UnsuppressOutcome};
-use canvass::worker::{Sending, Timeouts, Totals, Transport, Worker, WorkerSettings};
+use canvass::worker::{Outage, Sending, Timeouts, Totals, Transport, Worker, WorkerSettings};
 use serde_json::json;
 use support::smtpd::{Certs, Smtpd};
 use support::{TestStore, news_campaign, on_both_backends};
@@ -21,10 +21,21 @@ on_both_backends!(
     a_wrong_password_pauses_at_once_blames_nobody_and_resume_sends,
     a_relay_refusing_every_recipient_fails_them_suppresses_nobody_and_pauses,
     only_a_mailbox_status_at_rcpt_suppresses_the_address,
+    a_quota_answer_at_mail_from_is_waited_out_not_paused,
     refusals_within_a_pipelined_group_are_judged_each_as_alone,
 );
 
 const PAUSE_AFTER: u32 = 5;
+
+/// Taken for writing by the test that measures the process's memory, for reading by the rest.
+static ALONE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// A server that cannot be used is tried again within a second, and a drain gives up on it
+/// after three.
+const QUICK_OUTAGE: Outage = Outage {
+    longest_wait: Duration::from_secs(1),
+    drain_patience: Duration::from_secs(3),
+};
 
 fn worker(db: &TestStore, transport: Transport) -> Worker {
     Worker::new(
@@ -35,6 +46,7 @@ fn worker(db: &TestStore, transport: Transport) -> Worker {
             metrics: Arc::new(Metrics::new()),
             sending: Sending {
                 pause_after: std::num::NonZeroU32::new(PAUSE_AFTER).unwrap(),
+                outage: QUICK_OUTAGE,
                 ..Sending::default()
             },
         },
@@ -98,14 +110,37 @@ fn resume(db: &TestStore, id: i64) -> impl Future<Output = ()> {
 }
 
 async fn a_wrong_password_pauses_at_once_blames_nobody_and_resume_sends(db: TestStore) {
+    let _beside_others = ALONE.read().await;
     let Some(certs) = Certs::make() else { return };
+    // The party's own relay: it takes mail for the party's addresses from anyone, as a mail
+    // server does, and mail for elsewhere only after AUTH.
     let Some(server) = Smtpd::start(json!({
         "tls": "implicit", "cert": certs.cert(), "key": certs.key(),
         "auth": {"user": "canvass", "password": "right horse battery"},
+        "auth_required": false,
     })) else {
         return;
     };
     let id = queued(&db, 30).await;
+    // Who is told: the admins still on the staff; not an organiser, not a disabled admin.
+    for (email, role, constituencies) in [
+        ("ada.admin@hertford.example.org", "admin", &[][..]),
+        (
+            "olu.organiser@hertford.example.org",
+            "organiser",
+            &["E14900001"],
+        ),
+        ("gone.admin@hertford.example.org", "admin", &[]),
+    ] {
+        support::console::add_staff(&db, email, role, constituencies).await;
+    }
+    db.store
+        .disable_staff_user(
+            &Email::parse("gone.admin@hertford.example.org").unwrap(),
+            &Actor::Operator,
+        )
+        .await
+        .unwrap();
     let mistyped = server.url("smtps", Some(("canvass", "wrong horse")), "localhost");
     let transport = Transport::from_url(&mistyped)
         .unwrap()
@@ -122,7 +157,27 @@ async fn a_wrong_password_pauses_at_once_blames_nobody_and_resume_sends(db: Test
         "the password is never shown: {reason}"
     );
     nobody_is_blamed(&db, 30).await;
-    assert!(server.accepted().is_empty());
+
+    // The admin hears of it by email, through the same relay (which took it without the login
+    // it refused): the campaign, why, and where to resume it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.accepted().is_empty() {
+        assert!(Instant::now() < deadline, "no alert reached the relay");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let alerts = server.accepted();
+    let told: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["to"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(told, ["ada.admin@hertford.example.org"], "{alerts:?}");
+    assert_eq!(alerts[0]["auth_user"], serde_json::Value::Null);
+    let alert = server.message_files().concat().replace("=\r\n", "");
+    assert!(alert.contains("Paused:"), "{alert}");
+    assert!(alert.contains("refused our login"), "{alert}");
+    assert!(alert.contains(&format!("/admin/campaigns/{id}")), "{alert}");
+    assert!(!alert.contains("wrong horse"), "{alert}");
 
     // The operator fixes the password and resumes: everyone is sent, at once.
     resume(&db, id).await;
@@ -137,7 +192,7 @@ async fn a_wrong_password_pauses_at_once_blames_nobody_and_resume_sends(db: Test
         .unwrap();
     let totals = drain(&db, transport).await;
     assert_eq!(totals.sent, 30);
-    let accepted = server.accepted();
+    let accepted: Vec<_> = server.accepted().into_iter().skip(1).collect();
     assert_eq!(accepted.len(), 30);
     assert!(
         accepted
@@ -148,6 +203,7 @@ async fn a_wrong_password_pauses_at_once_blames_nobody_and_resume_sends(db: Test
 }
 
 async fn a_relay_refusing_every_recipient_fails_them_suppresses_nobody_and_pauses(db: TestStore) {
+    let _beside_others = ALONE.read().await;
     let Some(refusing) = Smtpd::start(json!({
         "replies": [{"command": "RCPT", "reply": "550 relay not permitted"}],
     })) else {
@@ -159,7 +215,7 @@ async fn a_relay_refusing_every_recipient_fails_them_suppresses_nobody_and_pause
     let totals = drain(&db, transport).await;
     assert_eq!(totals.sent, 0);
     let reason = paused_reason(&db, id).await;
-    assert!(reason.contains("sends failed in a row"), "{reason}");
+    assert!(reason.contains("5 recipients in a row"), "{reason}");
     assert!(reason.contains("relay not permitted"), "{reason}");
     let failed = db.store.delivery_counts(id).await.unwrap().failed;
     assert!(
@@ -189,7 +245,67 @@ async fn a_relay_refusing_every_recipient_fails_them_suppresses_nobody_and_pause
     db.assert_counts_kept().await;
 }
 
+/// A relay's daily quota (or throttle) answered at MAIL FROM is the relay's to lift: the worker
+/// waits and tries again, the campaign is not paused, nobody is charged, and everyone is sent
+/// once the relay takes mail again. `/metrics` counts the waits as `throttled`.
+async fn a_quota_answer_at_mail_from_is_waited_out_not_paused(db: TestStore) {
+    let _beside_others = ALONE.read().await;
+    let Some(server) = Smtpd::start(json!({
+        "replies": [{
+            "command": "MAIL", "reply": "454 4.7.0 Daily message quota exceeded", "times": 40,
+        }],
+    })) else {
+        return;
+    };
+    let id = queued(&db, 12).await;
+    let metrics = Arc::new(Metrics::new());
+    let mut worker = Worker::new(
+        db.store.clone(),
+        WorkerSettings {
+            letterhead: support::letterhead(),
+            transport: Transport::from_url(&server.url("smtp", None, "127.0.0.1")).unwrap(),
+            metrics: metrics.clone(),
+            sending: Sending {
+                outage: Outage {
+                    longest_wait: Duration::from_secs(1),
+                    drain_patience: Duration::from_secs(30),
+                },
+                ..Sending::default()
+            },
+        },
+    );
+    let totals = tokio::time::timeout(Duration::from_secs(60), worker.drain())
+        .await
+        .expect("the worker never hangs")
+        .unwrap();
+    assert_eq!(totals.sent, 12);
+    assert_eq!(
+        totals.failed + totals.retried,
+        0,
+        "nobody charged: {totals:?}"
+    );
+    let campaign = db.store.campaign(id).await.unwrap().unwrap();
+    assert_eq!(campaign.state.as_str(), "done");
+    assert!(campaign.paused_reason.is_none());
+    let mails = server
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "mail")
+        .count();
+    assert!(mails >= 40, "{mails} MAIL FROM tried");
+    let text = metrics.encode().unwrap();
+    let throttled: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("canvass_deliveries_deferred_total{reason=\"throttled\"} "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .parse()
+        .unwrap();
+    assert!(throttled >= 40.0, "{text}");
+    assert_eq!(server.accepted_by_recipient().len(), 12);
+}
+
 async fn only_a_mailbox_status_at_rcpt_suppresses_the_address(db: TestStore) {
+    let _beside_others = ALONE.read().await;
     let Some(server) = Smtpd::start(json!({
         "replies": [
             {"command": "RCPT", "match": "person1@", "reply": "550 5.1.1 no such user"},
@@ -270,6 +386,7 @@ async fn only_a_mailbox_status_at_rcpt_suppresses_the_address(db: TestStore) {
 /// DATA in one write. Each refusal among their answers is judged as it would be alone, and the
 /// connection carries on after it.
 async fn refusals_within_a_pipelined_group_are_judged_each_as_alone(db: TestStore) {
+    let _beside_others = ALONE.read().await;
     let Some(server) = Smtpd::start(json!({
         "pipelining": true,
         "replies": [
@@ -324,6 +441,7 @@ async fn refusals_within_a_pipelined_group_are_judged_each_as_alone(db: TestStor
 /// certificate comes from a private CA given in CANVASS_SMTP_CA_FILE.
 #[tokio::test]
 async fn tls_with_a_private_ca_and_auth_plain_or_login_delivers() {
+    let _beside_others = ALONE.read().await;
     let Some(certs) = Certs::make() else { return };
     for (tls, scheme) in [("starttls", "smtp+starttls"), ("implicit", "smtps")] {
         for mechanism in ["PLAIN", "LOGIN"] {
@@ -358,6 +476,7 @@ async fn tls_with_a_private_ca_and_auth_plain_or_login_delivers() {
 /// nobody is blamed.
 #[tokio::test]
 async fn an_untrusted_certificate_or_a_missing_starttls_sends_nothing() {
+    let _beside_others = ALONE.read().await;
     let Some(certs) = Certs::make() else { return };
     let cases = [
         (
@@ -395,9 +514,12 @@ async fn an_untrusted_certificate_or_a_missing_starttls_sends_nothing() {
 
 /// A greeting that never ends costs a bounded read, one that never comes costs the connect
 /// timeout, and a QUIT never answered costs the QUIT timeout: the worker neither balloons nor
-/// hangs.
+/// hangs. A server that will not greet is waited for, as one that is down: the drain gives up
+/// on it, the campaign is not paused, nobody is blamed.
 #[tokio::test]
 async fn a_hostile_server_costs_a_timeout_never_a_hang_or_a_balloon() {
+    // Memory is measured for the whole process: no other test runs meanwhile.
+    let _alone = ALONE.write().await;
     let rss = || {
         let status = std::fs::read_to_string("/proc/self/status").unwrap();
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
@@ -418,14 +540,21 @@ async fn a_hostile_server_costs_a_timeout_never_a_hang_or_a_balloon() {
         let transport = Transport::from_url(&server.url("smtp", None, "127.0.0.1"))
             .unwrap()
             .with_timeouts(quick());
-        assert_eq!(drain(&db, transport).await, Totals::default());
+        let mut worker = worker(&db, transport);
+        let totals = tokio::time::timeout(Duration::from_secs(60), worker.drain())
+            .await
+            .expect("the worker never hangs")
+            .unwrap();
+        assert_eq!(totals, Totals::default());
         assert!(
             rss() < before + 64,
             "{greeting}: grew from {before} MB to {} MB",
             rss()
         );
-        let reason = paused_reason(&db, id).await;
+        let (_, reason) = worker.server_unusable().expect("the drain gave up on it");
         assert!(reason.contains(expected), "{greeting}: {reason}");
+        let campaign = db.store.campaign(id).await.unwrap().unwrap();
+        assert_eq!(campaign.state.as_str(), "queued", "{greeting}");
         nobody_is_blamed(&db, 12).await;
     }
 

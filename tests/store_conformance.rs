@@ -8,7 +8,7 @@ use canvass::app::imports;
 use canvass::domain::{Actor, CampaignState, Email, PublicId, SuppressionReason, Topic, TopicSlug};
 use canvass::import::{CsvFile, import_directory};
 use canvass::store::{
-    ErasureOutcome, QueueOutcome, RestrictionOutcome, StateChange, StateChangeOutcome, Store,
+    ErasureOutcome, Pool, QueueOutcome, RestrictionOutcome, StateChange, StateChangeOutcome,
     StoreError, UnsubscribeOutcome, UnsubscribeRequest,
 };
 use chrono::{TimeZone, Utc};
@@ -659,7 +659,7 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
         before.to_lowercase().contains("zebedee"),
         "the fixture is not in the dump"
     );
-    if let Store::Sqlite(_) = db.store {
+    if let Pool::Sqlite(_) = db.store.pool() {
         assert!(
             file_bytes_hold(&db, "zebedee"),
             "the fixture is not in the files"
@@ -682,7 +682,7 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
     }
     assert!(db.store.signups_of(&zebedee).await.unwrap().is_empty());
     // Not only the tables: the bytes of the database file, its WAL and its index.
-    if let Store::Sqlite(_) = db.store {
+    if let Pool::Sqlite(_) = db.store.pool() {
         for needle in ["zebedee", "quill", public_id.as_str()] {
             assert!(
                 !file_bytes_hold(&db, needle),
@@ -926,9 +926,9 @@ async fn export_of_an_unknown_address_is_nothing(db: TestStore) {
 async fn the_consent_ledger_refuses_updates(db: TestStore) {
     import(&db, &format!("{HEADER}jo@example.org,Jo,,,,news,,\n")).await;
     let sql = "UPDATE consent_ledger SET granted = FALSE";
-    let result = match &db.store {
-        canvass::store::Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-        canvass::store::Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+    let result = match db.store.pool() {
+        canvass::store::Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        canvass::store::Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
     };
     let error = result.expect_err("the ledger took an update").to_string();
     assert!(error.contains("append-only"), "{error}");
@@ -1173,9 +1173,9 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
 async fn queued_addresses(db: &TestStore, campaign: i64) -> Vec<String> {
     let sql = "SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
                WHERE d.campaign_id = $1 AND d.state = 'queued' ORDER BY c.email";
-    match &db.store {
-        Store::Sqlite(pool) => sqlx::query_scalar(sql).bind(campaign).fetch_all(pool).await,
-        Store::Postgres(pool) => sqlx::query_scalar(sql).bind(campaign).fetch_all(pool).await,
+    match db.store.pool() {
+        Pool::Sqlite(pool) => sqlx::query_scalar(sql).bind(campaign).fetch_all(pool).await,
+        Pool::Postgres(pool) => sqlx::query_scalar(sql).bind(campaign).fetch_all(pool).await,
     }
     .unwrap()
 }

@@ -59,7 +59,7 @@ fn worker_with(
                     .parse()
                     .unwrap(),
                 unsubscribe_mailto: unsubscribe_mailto.map(|a| a.parse().unwrap()),
-                dkim,
+                dkim: dkim.map(Arc::new),
                 publisher: support::publisher(),
                 reply_to: Some(
                     "Hertford Office <office@hertford.example.org>"

@@ -30,8 +30,142 @@ async fn queued_campaign(db: &TestStore, n: usize) -> Vec<String> {
     addresses
 }
 
+/// A PostgreSQL server of the test's own (`initdb` and `pg_ctl` on a free port, as the
+/// `postgres` user when the tests run as root), so that it can be restarted under a worker
+/// without disturbing the shared one. Stopped when dropped.
+struct OwnPostgres {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnPostgres {
+    /// `None` (saying so) where PostgreSQL's server programs are not installed, which under CI
+    /// is a failure instead.
+    fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.ok().map(|e| e.path().join("bin")))
+            .filter(|bin| bin.join("initdb").exists())
+            .max();
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "no initdb under CI: .ci/run installs PostgreSQL"
+            );
+            eprintln!("SKIPPED: PostgreSQL's initdb is not installed");
+            return None;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let server = Self {
+            bin,
+            port: support::smtp::free_port(),
+            dir,
+        };
+        if server.as_root() {
+            let chown = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(server.dir.path())
+                .status()
+                .unwrap();
+            assert!(chown.success());
+        }
+        let data = server.data();
+        server.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        server.pg_ctl("start");
+        Some(server)
+    }
+
+    fn as_root(&self) -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// One of the server's programs, run as `postgres` under root.
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        match self.as_root() {
+            true => {
+                let mut command = Command::new("runuser");
+                command.args(["-u", "postgres", "--"]).arg(path);
+                command
+            }
+            false => Command::new(path),
+        }
+    }
+
+    /// Runs one of the server's programs; panics on failure.
+    fn run(&self, program: &str, args: &[&str]) {
+        let output = self
+            .command(program)
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{program} {args:?}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    /// `pg_ctl start`, `stop` (fast: connections are cut, as a restart or failover does) or
+    /// `restart`, waiting for it to be done.
+    fn pg_ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("server.log").display().to_string();
+        let data = self.data();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D", &data, "-o", &options, "-l", &log, "-m", "fast", "-w", action,
+            ],
+        );
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.data();
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &data, "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
 /// Starts `canvass worker` (with `--drain` when asked) sending to `sink`.
 fn start_worker(db: &TestStore, sink: &SmtpSink, drain: bool, lease_seconds: &str) -> Child {
+    start_worker_with(db, sink, drain, lease_seconds, &[])
+}
+
+/// As [`start_worker`], with more settings.
+fn start_worker_with(
+    db: &TestStore,
+    sink: &SmtpSink,
+    drain: bool,
+    lease_seconds: &str,
+    settings: &[(&str, &str)],
+) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_canvass"));
     command.current_dir(db.dir.path()).arg("worker");
     if drain {
@@ -45,10 +179,12 @@ fn start_worker(db: &TestStore, sink: &SmtpSink, drain: bool, lease_seconds: &st
     command
         .env("CANVASS_DATABASE_URL", db.url_with_secret())
         .env("CANVASS_SMTP_URL", sink.url())
+        .env("CANVASS_JOURNAL", db.dir.path().join("canvass.journal"))
         .env("CANVASS_SIGNING_KEYS", KEY_1)
         .env("CANVASS_SEND_CONCURRENCY", CONCURRENCY.to_string())
         .env("CANVASS_LEASE_SECONDS", lease_seconds)
         .env("RUST_LOG", "warn")
+        .envs(settings.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command.spawn().expect("canvass starts")
@@ -128,6 +264,70 @@ async fn a_worker_killed_mid_campaign_loses_nobody_and_repeats_only_what_was_in_
             .await,
         0
     );
+}
+
+/// The database restarts under a running `canvass worker`, as a PostgreSQL upgrade or failover
+/// would: the worker waits for it and goes on (it used to exit with "terminating connection
+/// due to administrator command"). Nobody is lost; repeats stay within what was in flight.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_goes_on_through_a_postgres_restart() {
+    let Some(sink) = SmtpSink::start(&[]) else {
+        return;
+    };
+    let Some(server) = OwnPostgres::start() else {
+        return;
+    };
+    let db = TestStore::at(canvass::store::DatabaseUrl::Postgres(server.url())).await;
+    db.load_sample_directory().await;
+    let people = queued_campaign(&db, 1500).await;
+    db.store.close().await;
+
+    // 1,500 messages at 150 a second: ten seconds of sending, the restart in the middle.
+    let mut worker = start_worker_with(&db, &sink, false, "5", &[("CANVASS_SEND_RATE", "150")]);
+    let started = Instant::now();
+    while sink.messages().len() < 200 {
+        if worker.try_wait().unwrap().is_some() {
+            let output = worker.wait_with_output().unwrap();
+            panic!("{}", String::from_utf8_lossy(&output.stderr));
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "nothing sent");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Down for a few seconds, mid-send.
+    server.pg_ctl("stop");
+    let at_stop = sink.messages().len();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        worker.try_wait().unwrap().is_none(),
+        "the worker exited when the database went away"
+    );
+    server.pg_ctl("start");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while sink.received_by_recipient().len() < people.len() {
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker exited after the database came back"
+        );
+        assert!(Instant::now() < deadline, "the campaign did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = worker.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let output = worker.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("the database cannot be used"), "{said}");
+
+    let received = sink.received_by_recipient();
+    let (lost, repeated) = lost_and_repeated(&received, &people);
+    eprintln!("stopped at {at_stop} messages: {lost} lost, {repeated} repeated");
+    assert_eq!(lost, 0);
+    assert!(repeated <= CONCURRENCY, "{repeated} repeats");
+    let db = TestStore::at(canvass::store::DatabaseUrl::Postgres(server.url())).await;
+    let sent = db
+        .count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'")
+        .await;
+    assert_eq!(sent as usize, people.len());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -133,6 +133,18 @@ impl EmailHash {
     }
 }
 
+/// A hash as written down elsewhere (the suppression journal): 64 lower-case hex digits.
+impl FromStr for EmailHash {
+    type Err = String;
+
+    fn from_str(hex: &str) -> Result<Self, Self::Err> {
+        match hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            true => Ok(Self(hex.to_owned())),
+            false => Err(format!("'{hex}' is not a SHA-256 hash in lower-case hex")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

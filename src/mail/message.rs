@@ -45,6 +45,7 @@ impl Mailer {
 }
 
 /// What every message of this process shares.
+#[derive(Clone)]
 pub struct Letterhead {
     pub keys: SigningKeys,
     /// The public base of every link.
@@ -52,7 +53,8 @@ pub struct Letterhead {
     pub from: Mailbox,
     /// An address that takes unsubscribe requests by email, offered beside the link.
     pub unsubscribe_mailto: Option<lettre::Address>,
-    pub dkim: Option<DkimConfig>,
+    /// Shared: lettre's configuration is not `Clone`.
+    pub dkim: Option<std::sync::Arc<DkimConfig>>,
     /// Who sends, as every footer says.
     pub publisher: Publisher,
     pub reply_to: Option<Mailbox>,

@@ -7,4 +7,6 @@ mod message;
 mod transport;
 
 pub use message::{DkimError, Letterhead, Mailer, MessageError, TRIAL_SUBJECT_PREFIX, load_dkim};
-pub use transport::{Connection, SendFailure, Timeouts, Transport, TransportError, envelope};
+pub use transport::{
+    Connection, SendFailure, Timeouts, Transport, TransportError, Trouble, envelope,
+};

@@ -162,6 +162,15 @@ impl Transport {
         self.with_server(|server| server.timeouts = timeouts)
     }
 
+    /// The same server, without logging in: as mail to the server's own domains arrives from
+    /// anywhere, for telling the admins that it refused our login.
+    pub fn anonymous(self) -> Self {
+        self.with_server(|server| {
+            server.credentials = None;
+            server.user = None;
+        })
+    }
+
     fn with_server(self, change: impl FnOnce(&mut SmtpServer)) -> Self {
         match self {
             Self::Smtp(server) => {
@@ -243,10 +252,9 @@ fn is_loopback(host: &str) -> bool {
 pub enum SendFailure {
     /// Nothing was handed over, for a reason of the server's or of our settings: connecting,
     /// TLS, the greeting, EHLO, AUTH, MAIL FROM, or a connection lost before the data went. The
-    /// message can go as it is once the server is right; no delivery is to blame.
-    /// `credentials`: the server refused our user name or password for good, which no wait
-    /// will mend.
-    Unavailable { reason: String, credentials: bool },
+    /// message can go as it is once the server is right; no delivery is to blame. `trouble`
+    /// says whether waiting mends it.
+    Unavailable { reason: String, trouble: Trouble },
     /// The server put this message off (a 4xx answer to RCPT, DATA or the data), or the
     /// connection was lost while waiting for its answer to the data, so that nobody knows
     /// whether it took it: try again later.
@@ -258,7 +266,56 @@ pub enum SendFailure {
     Refused(String),
 }
 
+/// Why the server could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// No connection, no greeting, no answer in time, or the connection lost: a relay
+    /// restarting, a network blip. Waiting mends it.
+    Connection,
+    /// A 4xx to MAIL FROM or AUTH: a quota, a throttle, the server's passing trouble.
+    Throttled,
+    /// The outbox folder could not be written (full, or not ours).
+    Outbox,
+    /// The server refused our user name or password, or offers no mechanism we can use.
+    Login,
+    /// TLS could not be set up as the URL asks: a certificate that cannot be verified, no
+    /// STARTTLS offered, a handshake refused.
+    Tls,
+    /// A 5xx to MAIL FROM: the server will not take mail from our sender.
+    Sender,
+}
+
+impl Trouble {
+    /// Whether it needs a person (the settings, the relay's account): the campaign pauses and
+    /// the admins are told. Otherwise the worker waits and tries again.
+    pub fn needs_a_person(self) -> bool {
+        matches!(self, Self::Login | Self::Tls | Self::Sender | Self::Outbox)
+    }
+
+    /// Its name in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connection => "connection",
+            Self::Throttled => "throttled",
+            Self::Outbox => "outbox",
+            Self::Login => "login",
+            Self::Tls => "tls",
+            Self::Sender => "sender",
+        }
+    }
+}
+
 impl SendFailure {
+    /// What kind of failure it is, as metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unavailable { trouble, .. } => trouble.as_str(),
+            Self::Deferred(_) => "deferred",
+            Self::Mailbox(_) => "mailbox",
+            Self::Refused(_) => "refused",
+        }
+    }
+
     pub fn reason(&self) -> &str {
         match self {
             Self::Unavailable { reason, .. }
@@ -300,17 +357,23 @@ impl Step {
         let code = error.status();
         let permanent = error.is_permanent();
         let answered = code.is_some();
+        let unavailable = |trouble| SendFailure::Unavailable {
+            reason: reason.clone(),
+            trouble,
+        };
         match self {
-            Self::Connect | Self::MailFrom => SendFailure::Unavailable {
-                reason,
-                credentials: false,
-            },
-            Self::Auth => SendFailure::Unavailable {
-                reason,
-                // A 5xx to AUTH (535 bad credentials, 534 mechanism too weak), or no mechanism
-                // we can use: the settings are wrong. A 454 is the server's passing trouble.
-                credentials: permanent || error.is_client(),
-            },
+            Self::Connect if error.is_tls() => unavailable(Trouble::Tls),
+            // A 4xx to the greeting or EHLO (421 too busy) is passing too.
+            Self::Connect => unavailable(Trouble::Connection),
+            Self::MailFrom if permanent => unavailable(Trouble::Sender),
+            // A daily quota or a throttle (454 4.7.0, 451 4.7.1): the server's to lift.
+            Self::MailFrom if answered => unavailable(Trouble::Throttled),
+            Self::MailFrom => unavailable(Trouble::Connection),
+            // A 5xx to AUTH (535 bad credentials, 534 mechanism too weak), or no mechanism we
+            // can use: the settings are wrong. A 454 is the server's passing trouble.
+            Self::Auth if permanent || error.is_client() => unavailable(Trouble::Login),
+            Self::Auth if answered => unavailable(Trouble::Throttled),
+            Self::Auth => unavailable(Trouble::Connection),
             Self::RcptTo if permanent => match enhanced_status(error) {
                 Some(status) if status.is_about_the_mailbox() => SendFailure::Mailbox(reason),
                 _ => SendFailure::Refused(reason),
@@ -322,10 +385,7 @@ impl Step {
             // A 4xx to RCPT, DATA or the data.
             _ if answered => SendFailure::Deferred(reason),
             // The connection failed before the data went: nothing was handed over.
-            Self::RcptTo | Self::Data => SendFailure::Unavailable {
-                reason,
-                credentials: false,
-            },
+            Self::RcptTo | Self::Data => unavailable(Trouble::Connection),
             // Lost while the server had the data: it may have taken it.
             Self::Message => SendFailure::Deferred(reason),
         }
@@ -337,7 +397,7 @@ impl Step {
             Self::Message => SendFailure::Deferred(reason),
             _ => SendFailure::Unavailable {
                 reason,
-                credentials: false,
+                trouble: Trouble::Connection,
             },
         }
     }
@@ -655,9 +715,23 @@ impl SmtpServer {
     /// Connects, greets, says EHLO, starts TLS and logs in, as the URL asks.
     /// Says whether the server takes commands in groups (PIPELINING) too.
     async fn connect(&self) -> Result<(AsyncSmtpConnection, bool), SendFailure> {
-        let failed = |what: &str, error: &dyn fmt::Display| SendFailure::Unavailable {
-            reason: format!("{what} {}:{}: {error}", self.host, self.port),
-            credentials: false,
+        let failed_with =
+            |trouble, what: &str, error: &dyn fmt::Display| SendFailure::Unavailable {
+                reason: format!("{what} {}:{}: {error}", self.host, self.port),
+                trouble,
+            };
+        let failed =
+            |what: &str, error: &dyn fmt::Display| failed_with(Trouble::Connection, what, error);
+        // A handshake that rustls refused (a certificate it cannot verify, a protocol it will
+        // not speak) needs a person; one the network cut short does not.
+        let tls_failed = |error: std::io::Error| {
+            let refused = error
+                .get_ref()
+                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+            match refused {
+                true => failed_with(Trouble::Tls, "TLS with", &error),
+                false => failed("TLS with", &error),
+            }
         };
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
@@ -667,11 +741,11 @@ impl SmtpServer {
         let stream: Box<dyn AsyncTokioStream> = match self.security {
             Security::Tls => {
                 let name = rustls::pki_types::ServerName::try_from(self.host.clone())
-                    .map_err(|e| failed("TLS name of", &e))?;
+                    .map_err(|e| failed_with(Trouble::Tls, "TLS name of", &e))?;
                 let tls = TlsConnector::from(self.tls_config())
                     .connect(name, Capped::new(tcp))
                     .await
-                    .map_err(|e| failed("TLS with", &e))?;
+                    .map_err(tls_failed)?;
                 Box::new(TlsTcp(tls))
             }
             Security::None | Security::StartTls => Box::new(Capped::new(tcp)),
@@ -681,7 +755,8 @@ impl SmtpServer {
             .map_err(|e| Step::Connect.failure(&e))?;
         if self.security == Security::StartTls {
             if !connection.can_starttls() {
-                return Err(failed(
+                return Err(failed_with(
+                    Trouble::Tls,
                     "STARTTLS refused: the server does not offer it, and smtp+starttls:// \
                      sends nothing in clear;",
                     &"use smtps:// or smtp:// if that is meant",
@@ -690,16 +765,22 @@ impl SmtpServer {
             let mut parameters = TlsParameters::builder(self.host.clone());
             for root in &self.extra_roots {
                 let root = Certificate::from_der(root.to_vec())
-                    .map_err(|e| failed("TLS parameters for", &e))?;
+                    .map_err(|e| failed_with(Trouble::Tls, "TLS parameters for", &e))?;
                 parameters = parameters.add_root_certificate(root);
             }
             let parameters = parameters
                 .build_rustls()
-                .map_err(|e| failed("TLS parameters for", &e))?;
+                .map_err(|e| failed_with(Trouble::Tls, "TLS parameters for", &e))?;
             connection
                 .starttls(parameters, &self.hello)
                 .await
-                .map_err(|e| failed("STARTTLS with", &describe(&e)))?;
+                .map_err(|e| {
+                    let trouble = match e.is_tls() {
+                        true => Trouble::Tls,
+                        false => Trouble::Connection,
+                    };
+                    failed_with(trouble, "STARTTLS with", &describe(&e))
+                })?;
         }
         // lettre keeps only the EHLO keywords it acts on, and PIPELINING is not one of them:
         // EHLO is said again to read it (before AUTH, which a later EHLO may undo).
@@ -865,11 +946,11 @@ async fn write_to_outbox(dir: &PathBuf, name: &str, message: &[u8]) -> Result<St
     };
     match written.await {
         Ok(()) => Ok(format!("written to {}", path.display())),
-        // A full disk or a missing permission: nothing to gain from retrying each message,
-        // so these count towards pausing the campaign like a server that refuses everything.
+        // A full disk or a missing permission: nothing to gain from retrying each message; the
+        // campaign pauses and the admins are told.
         Err(e) => Err(SendFailure::Unavailable {
             reason: format!("writing {}: {e}", path.display()),
-            credentials: false,
+            trouble: Trouble::Outbox,
         }),
     }
 }

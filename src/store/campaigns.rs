@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    BeginWrite, CONSTITUENCY_OF_CONTACT, Change, Result, Store, StoreError, decode_error,
+    BeginWrite, CONSTITUENCY_OF_CONTACT, Change, Pool, Result, Store, StoreError, decode_error,
     insert_audit, latest_consent, note_changes, now, on_pool,
 };
 use crate::domain::{
@@ -1012,7 +1012,7 @@ impl Store {
         });
         // A large campaign changes the ledger's shape: PostgreSQL's planner learns of it now,
         // not at autovacuum's next round, so that reports and claims are planned for it.
-        if let (Store::Postgres(pool), QueueOutcome::Done(n)) = (self, outcome)
+        if let (Pool::Postgres(pool), QueueOutcome::Done(n)) = (self.pool(), outcome)
             && n >= LARGE_CAMPAIGN
         {
             sqlx::query("ANALYZE deliveries").execute(pool).await?;

@@ -26,7 +26,7 @@ use sqlx::{
 };
 
 use super::{
-    BeginWrite, BulkChange, Change, MAX_BIND_PARAMETERS, Result, Store, WriteTransaction,
+    BeginWrite, BulkChange, Change, MAX_BIND_PARAMETERS, Pool, Result, Store, WriteTransaction,
     note_changes, now,
 };
 use crate::domain::{Email, Name, NewContact, Postcode, PublicId, TopicSlug};
@@ -290,11 +290,11 @@ async fn data_version(conn: &mut SqliteConnection) -> Result<i64> {
 impl Store {
     /// Starts a bulk import of contacts whose default source is `source`.
     pub async fn contact_import(&self, source: &str) -> Result<ContactImport<'_>> {
-        let connection = match self {
-            Store::Sqlite(pool) => Connection::Sqlite(Held::Own(
+        let connection = match self.pool() {
+            Pool::Sqlite(pool) => Connection::Sqlite(Held::Own(
                 SqliteConnection::connect_with(&pool.connect_options()).await?,
             )),
-            Store::Postgres(pool) => Connection::Postgres(Held::Own(
+            Pool::Postgres(pool) => Connection::Postgres(Held::Own(
                 PgConnection::connect_with(&pool.connect_options()).await?,
             )),
         };
@@ -308,9 +308,9 @@ impl Store {
         batch: &[NewContact],
         source: &str,
     ) -> Result<ContactImportOutcome> {
-        let connection = match self {
-            Store::Sqlite(pool) => Connection::Sqlite(Held::Once(pool.begin_write().await?)),
-            Store::Postgres(pool) => Connection::Postgres(Held::Once(pool.begin_write().await?)),
+        let connection = match self.pool() {
+            Pool::Sqlite(pool) => Connection::Sqlite(Held::Once(pool.begin_write().await?)),
+            Pool::Postgres(pool) => Connection::Postgres(Held::Once(pool.begin_write().await?)),
         };
         let mut import = self.start_import(connection, source).await?;
         let keys: Vec<u64> = (0..batch.len() as u64).collect();
@@ -332,16 +332,16 @@ impl Store {
             applied: 0,
             inserted: 0,
             next_statistics_refresh: STATISTICS_REFRESH_FIRST,
-            apply_rows: match self {
-                Store::Sqlite(_) => APPLY_ROWS_FIRST,
-                Store::Postgres(_) => APPLY_ROWS,
+            apply_rows: match self.pool() {
+                Pool::Sqlite(_) => APPLY_ROWS_FIRST,
+                Pool::Postgres(_) => APPLY_ROWS,
             },
             sharing: Sharing::default(),
         };
         import
-            .run(match self {
-                Store::Sqlite(_) => SQLITE_STAGING,
-                Store::Postgres(_) => POSTGRES_STAGING,
+            .run(match self.pool() {
+                Pool::Sqlite(_) => SQLITE_STAGING,
+                Pool::Postgres(_) => POSTGRES_STAGING,
             })
             .await?;
         if let Connection::Sqlite(Held::Own(conn)) = &mut import.connection {
@@ -545,8 +545,8 @@ impl ContactImport<'_> {
                 }
             }};
         }
-        let outcome = match (&mut self.connection, self.store) {
-            (Connection::Sqlite(Held::Own(conn)), Store::Sqlite(pool)) => {
+        let outcome = match (&mut self.connection, self.store.pool()) {
+            (Connection::Sqlite(Held::Own(conn)), Pool::Sqlite(pool)) => {
                 let shared = self.sharing.before_apply(conn).await?;
                 let turn = pool.write_turn().await?;
                 let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -676,7 +676,7 @@ mod tests {
         let url = format!("sqlite://{}/canvass.db", dir.path().display());
         let store = Store::connect(&url.parse().unwrap()).await.unwrap();
         store.migrate().await.unwrap();
-        let Store::Sqlite(pool) = &store else {
+        let Pool::Sqlite(pool) = store.pool() else {
             unreachable!("the store was opened on SQLite")
         };
         let mut import = store.contact_import("test").await.unwrap();

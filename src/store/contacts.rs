@@ -4,8 +4,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
 
 use super::{
-    BeginWrite, Change, ContactImportOutcome, Result, Store, decode_error, insert_audit,
-    latest_consent, note_changes, now, on_pool,
+    BeginWrite, Change, ContactImportOutcome, JournalEntry, JournalEvent, Result, Store,
+    decode_error, insert_audit, latest_consent, note_changes, now, on_pool,
 };
 use crate::domain::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
@@ -29,9 +29,9 @@ macro_rules! contact_id {
 /// so that two changes never wait for each other. SQLite has one writer at a time.
 macro_rules! lock_contact {
     ($store:expr, $executor:expr, $hash:expr) => {
-        sqlx::query(match $store {
-            $crate::store::Store::Sqlite(_) => "SELECT 1 FROM contacts WHERE email_hash = $1",
-            $crate::store::Store::Postgres(_) => {
+        sqlx::query(match $store.pool() {
+            $crate::store::Pool::Sqlite(_) => "SELECT 1 FROM contacts WHERE email_hash = $1",
+            $crate::store::Pool::Postgres(_) => {
                 "SELECT 1 FROM contacts WHERE email_hash = $1 FOR NO KEY UPDATE"
             }
         })
@@ -44,18 +44,27 @@ pub(crate) use lock_contact;
 
 macro_rules! upsert_suppression {
     ($executor:expr, $hash:expr, $reason:expr, $now:expr) => {
-        sqlx::query(
+        sqlx::query_scalar::<_, String>(
             "INSERT INTO suppressions (email_hash, reason, created_at, updated_at) \
              VALUES ($1, $2, $3, $3) \
              ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason, \
                  updated_at = excluded.updated_at \
-             WHERE suppressions.reason <> 'erased'",
+             WHERE suppressions.reason <> 'erased' \
+             RETURNING reason",
         )
         .bind($hash.as_str())
         .bind($reason.as_str())
         .bind($now)
-        .execute($executor)
+        .fetch_optional($executor)
         .await
+        // What the suppression list gained, for the journal.
+        .map(|written| {
+            written.map(|_| JournalEntry {
+                at: $now,
+                event: JournalEvent::Suppressed($reason),
+                hash: $hash.clone(),
+            })
+        })
     };
 }
 
@@ -76,6 +85,28 @@ pub enum ErasureOutcome {
     /// Nothing was held on the address; it is suppressed all the same, so that it is never
     /// imported or mailed.
     NothingHeld,
+}
+
+/// Why an address is erased.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Erasure {
+    /// The person asked (or staff did, for them): written to the journal.
+    Requested,
+    /// The journal says it was, and a restored database holds what was held before: only that
+    /// is erased, and the address suppressed unless a confirmed sign-up lifted it since.
+    Replayed {
+        held_before: DateTime<Utc>,
+        suppressed: bool,
+    },
+}
+
+impl Erasure {
+    fn suppresses(self) -> bool {
+        match self {
+            Self::Requested => true,
+            Self::Replayed { suppressed, .. } => suppressed,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,11 +304,35 @@ impl Store {
     /// Deletes everything held on the person and keeps only the hashed suppression entry, so
     /// that they are never imported or mailed again, and an audit entry that names no one.
     pub async fn erase_contact(&self, email: &Email, actor: &Actor) -> Result<ErasureOutcome> {
-        let hash = email.hash();
+        self.erase(&email.hash(), actor, Erasure::Requested).await
+    }
+
+    /// Erases what is held on the address, as asked for or as the journal says it was.
+    pub(super) async fn erase(
+        &self,
+        hash: &EmailHash,
+        actor: &Actor,
+        erasure: Erasure,
+    ) -> Result<ErasureOutcome> {
         let now = now();
+        let (held_before, detail) = match erasure {
+            Erasure::Requested => (None, None),
+            Erasure::Replayed { held_before, .. } => (
+                Some(held_before),
+                Some("re-applied from the suppression journal"),
+            ),
+        };
         let erased = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let id = contact_id!(&mut *tx, hash);
+            // What was held before the erasure: a person who signed up again since is not the
+            // erasure's to take.
+            let id: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM contacts WHERE email_hash = $1 AND ($2 IS NULL OR created_at <= $2)",
+            )
+            .bind(hash.as_str())
+            .bind(held_before)
+            .fetch_optional(&mut *tx)
+            .await?;
             if let Some(id) = id {
                 // A server's answer to a delivery may quote the address; the ledger keeps
                 // that a message went, not to whom (PostgreSQL's ledger has no foreign key
@@ -299,15 +354,30 @@ impl Store {
                     .await?;
             }
             // A sign-up not yet confirmed (or confirmed lately) holds the address in full.
-            sqlx::query("DELETE FROM signups WHERE email_hash = $1")
-                .bind(hash.as_str())
-                .execute(&mut *tx)
-                .await?;
-            upsert_suppression!(&mut *tx, &hash, SuppressionReason::Erased, now)?;
+            sqlx::query(
+                "DELETE FROM signups WHERE email_hash = $1 AND ($2 IS NULL OR created_at <= $2)",
+            )
+            .bind(hash.as_str())
+            .bind(held_before)
+            .execute(&mut *tx)
+            .await?;
+            if erasure.suppresses() {
+                upsert_suppression!(&mut *tx, hash, SuppressionReason::Erased, now)?;
+            }
             insert_audit!(&mut *tx, actor: actor, action: "contact.erased", contact: None::<i64>,
-                detail: None::<String>, ip: None::<String>)?;
+                detail: detail, ip: None::<String>)?;
             let erased: Vec<Change> = id.map(Change::Contact).into_iter().collect();
             note_changes!(&mut *tx, &erased);
+            // Every erasure asked for, even of an address already suppressed as erased: its
+            // time is what a restored database is checked against.
+            if let Erasure::Requested = erasure {
+                self.journal_entries(vec![JournalEntry {
+                    at: now,
+                    event: JournalEvent::Suppressed(SuppressionReason::Erased),
+                    hash: hash.clone(),
+                }])
+                .await?;
+            }
             tx.commit().await?;
             id.is_some()
         });
@@ -382,11 +452,11 @@ impl Store {
         let action = format!("suppressed.{}", reason.as_str());
         let found = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let (hash, contact): (String, Option<i64>) = match about {
+            let (hash, contact): (EmailHash, Option<i64>) = match about {
                 FeedbackAbout::Address(email) => {
                     let hash = email.hash();
                     let id = contact_id!(&mut *tx, hash);
-                    (hash.as_str().to_owned(), id)
+                    (hash, id)
                 }
                 FeedbackAbout::Message { id, to } => {
                     let found: Option<(i64, String, i64)> = sqlx::query_as(
@@ -412,14 +482,16 @@ impl Store {
                     .bind(delivery)
                     .execute(&mut *tx)
                     .await?;
+                    let hash = hash.parse().map_err(|e| decode_error("email_hash", e))?;
                     (hash, Some(contact))
                 }
             };
-            upsert_suppression!(&mut *tx, hash, reason, now)?;
+            let journal = upsert_suppression!(&mut *tx, hash, reason, now)?;
             insert_audit!(&mut *tx, actor: actor, action: action.as_str(), contact: contact,
                 detail: Some(detail.to_owned()), ip: None::<String>)?;
             let suppressed: Vec<Change> = contact.map(Change::Contact).into_iter().collect();
             note_changes!(&mut *tx, &suppressed);
+            self.journal_entries(journal.into_iter().collect()).await?;
             tx.commit().await?;
             true
         });
@@ -463,9 +535,11 @@ impl Store {
             if topic_ids.len() < slugs.len() {
                 return Ok(WithdrawalOutcome::UnknownTopic);
             }
-            if everything {
-                upsert_suppression!(&mut *tx, &hash, SuppressionReason::Unsubscribed, now)?;
-            }
+            let journal = match everything {
+                true => upsert_suppression!(&mut *tx, &hash, SuppressionReason::Unsubscribed, now)?,
+                false => None,
+            };
+            self.journal_entries(journal.into_iter().collect()).await?;
             let Some(contact) = contact_id!(&mut *tx, hash) else {
                 tx.commit().await?;
                 return Ok(WithdrawalOutcome::NotHeld);
@@ -540,6 +614,9 @@ impl Store {
             tx.commit().await?;
             UnsuppressOutcome::Lifted(reason)
         });
+        if let UnsuppressOutcome::Lifted(_) = outcome {
+            self.journal_lift(&hash).await;
+        }
         Ok(outcome)
     }
 
@@ -547,12 +624,13 @@ impl Store {
         let now = now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            upsert_suppression!(&mut *tx, hash, reason, now)?;
+            let journal = upsert_suppression!(&mut *tx, hash, reason, now)?;
             let suppressed: Vec<Change> = contact_id!(&mut *tx, hash)
                 .map(Change::Contact)
                 .into_iter()
                 .collect();
             note_changes!(&mut *tx, &suppressed);
+            self.journal_entries(journal.into_iter().collect()).await?;
             tx.commit().await?;
         });
         Ok(())

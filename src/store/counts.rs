@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 
-use super::{Result, Store, on_pool};
+use super::{Pool, Result, Store, on_pool};
 use crate::domain::{TopicSlug, latest_birth_date_to_mail};
 
 /// How many may be mailed a topic, per (constituency code, '' for none; topic slug).
@@ -119,7 +119,7 @@ impl Store {
     /// Moves the changes PostgreSQL's triggers appended into the counts, if no one else is
     /// doing it (what readers see is the same before and after). SQLite counts in place.
     pub async fn fold_counts(&self) -> Result<()> {
-        if let Store::Postgres(pool) = self {
+        if let Pool::Postgres(pool) = self.pool() {
             sqlx::query("SELECT fold_counts()").execute(pool).await?;
         }
         Ok(())

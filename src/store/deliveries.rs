@@ -9,10 +9,10 @@ use sqlx::QueryBuilder;
 use super::campaigns::ELIGIBLE;
 use super::campaigns::Recipient;
 use super::{
-    BeginWrite, CONSTITUENCY_OF_CONTACT, Change, Result, Store, decode_error, insert_audit,
-    note_changes, now, on_pool,
+    BeginWrite, CONSTITUENCY_OF_CONTACT, Change, JournalEntry, JournalEvent, Pool, Result, Store,
+    decode_error, insert_audit, note_changes, now, on_pool,
 };
-use crate::domain::{Actor, Email, latest_birth_date_to_mail};
+use crate::domain::{Actor, Email, SuppressionReason, latest_birth_date_to_mail};
 
 /// One delivery a worker holds the lease on, with what its message shows.
 #[derive(Debug, Clone)]
@@ -56,6 +56,11 @@ pub struct Backlog {
     pub waiting: u64,
     /// When the first of those is due.
     pub next_retry: Option<DateTime<Utc>>,
+    /// Since when the oldest delivery due has waited: its campaign's queueing, or its retry's
+    /// time.
+    pub oldest_due_since: Option<DateTime<Utc>>,
+    /// Campaigns paused, by staff or by the worker.
+    pub paused_campaigns: u64,
 }
 
 /// What a claim did.
@@ -146,9 +151,9 @@ impl Store {
         let now = now();
         let until = now + lease;
         let bound = latest_birth_date_to_mail(now.date_naive());
-        let lock = match self {
-            Store::Sqlite(_) => "",
-            Store::Postgres(_) => " FOR UPDATE OF d SKIP LOCKED",
+        let lock = match self.pool() {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => " FOR UPDATE OF d SKIP LOCKED",
         };
         let claim = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -262,6 +267,7 @@ impl Store {
             };
             let mut recorded = Vec::with_capacity(results.len());
             let mut bounced = Vec::new();
+            let mut journal = Vec::new();
             for (delivery, result) in results {
                 let query = match result {
                     DeliveryResult::Sent { .. } => {
@@ -319,15 +325,22 @@ impl Store {
                             .bind(*delivery)
                             .fetch_one(&mut *tx)
                             .await?;
-                    sqlx::query(
+                    let suppressed: Option<String> = sqlx::query_scalar(
                         "INSERT INTO suppressions (email_hash, reason, created_at, updated_at) \
                          SELECT email_hash, 'bounced', $2, $2 FROM contacts WHERE id = $1 \
-                         ON CONFLICT (email_hash) DO NOTHING",
+                         ON CONFLICT (email_hash) DO NOTHING RETURNING email_hash",
                     )
                     .bind(contact)
                     .bind(now)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
+                    if let Some(hash) = suppressed {
+                        journal.push(JournalEntry {
+                            at: now,
+                            event: JournalEvent::Suppressed(SuppressionReason::Bounced),
+                            hash: hash.parse().map_err(|e| decode_error("email_hash", e))?,
+                        });
+                    }
                     let code: String = reason
                         .chars()
                         .filter(|c| c.is_ascii_digit())
@@ -341,6 +354,7 @@ impl Store {
                 recorded.push(applied);
             }
             note_changes!(&mut *tx, &bounced);
+            self.journal_entries(journal).await?;
             tx.commit().await?;
             recorded
         });
@@ -389,25 +403,28 @@ impl Store {
     /// What is left to send over all campaigns being sent.
     pub async fn backlog(&self) -> Result<Backlog> {
         let now = now();
-        let (due, waiting, next_retry): (i64, i64, Option<DateTime<Utc>>) = on_pool!(
-            self,
-            |pool| {
-                sqlx::query_as(
+        type Row = (i64, i64, Option<DateTime<Utc>>, Option<DateTime<Utc>>, i64);
+        let (due, waiting, next_retry, oldest_due_since, paused): Row = on_pool!(self, |pool| {
+            sqlx::query_as(
                 "SELECT COUNT(*) FILTER (WHERE d.next_attempt_at IS NULL OR d.next_attempt_at <= $1), \
                         COUNT(*) FILTER (WHERE d.next_attempt_at > $1), \
-                        MIN(d.next_attempt_at) FILTER (WHERE d.next_attempt_at > $1) \
+                        MIN(d.next_attempt_at) FILTER (WHERE d.next_attempt_at > $1), \
+                        MIN(COALESCE(d.next_attempt_at, k.queued_at)) \
+                            FILTER (WHERE d.next_attempt_at IS NULL OR d.next_attempt_at <= $1), \
+                        (SELECT COUNT(*) FROM campaigns WHERE state = 'paused') \
                  FROM deliveries d JOIN campaigns k ON k.id = d.campaign_id \
                  WHERE d.state = 'queued' AND k.state = 'queued'",
             )
             .bind(now)
             .fetch_one(pool)
             .await?
-            }
-        );
+        });
         Ok(Backlog {
             due: u64::try_from(due).unwrap_or(0),
             waiting: u64::try_from(waiting).unwrap_or(0),
             next_retry,
+            oldest_due_since,
+            paused_campaigns: u64::try_from(paused).unwrap_or(0),
         })
     }
 

@@ -9,7 +9,7 @@ use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::counts::{POSTGRES_BEFORE_RECOUNT, RECOUNT_MAILABLE};
 use super::{
-    BeginWrite, Change, MAX_BIND_PARAMETERS, Result, Store, WriteTransaction, insert_audit,
+    BeginWrite, Change, MAX_BIND_PARAMETERS, Pool, Result, Store, WriteTransaction, insert_audit,
     latest_consent, note_changes, on_pool,
 };
 use crate::domain::{Actor, ConstituencyCode, Postcode};
@@ -64,15 +64,15 @@ macro_rules! on_transaction {
 impl Store {
     /// Starts replacing the directory.
     pub async fn begin_directory_import(&self) -> Result<DirectoryImport> {
-        Ok(match self {
-            Store::Sqlite(pool) => {
+        Ok(match self.pool() {
+            Pool::Sqlite(pool) => {
                 let mut tx = pool.begin_write().await?;
                 sqlx::query("DELETE FROM postcodes")
                     .execute(&mut *tx)
                     .await?;
                 DirectoryImport::Sqlite(tx)
             }
-            Store::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 let mut tx = pool.begin_write().await?;
                 sqlx::query("DELETE FROM postcodes")
                     .execute(&mut *tx)

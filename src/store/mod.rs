@@ -7,6 +7,7 @@
 //! difference is spelled out beside the shared statement.
 
 mod audit;
+mod backups;
 mod campaigns;
 mod changes;
 mod consent;
@@ -16,6 +17,7 @@ mod contacts;
 mod counts;
 mod deliveries;
 mod directory;
+mod journal;
 mod preferences;
 mod sign_in_attempts;
 mod signups;
@@ -38,7 +40,10 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
+use crate::domain::EmailHash;
+
 pub use audit::{AUDIT_PAGE, AuditQuery};
+pub use backups::Replayed;
 pub use campaigns::{
     ApproveOutcome, Campaign, DraftOutcome, QueueOutcome, Recipient, RetryOutcome, StateChange,
     StateChangeOutcome,
@@ -58,14 +63,15 @@ pub use contacts::{
 pub use counts::Mailable;
 pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
 pub use directory::{ConstituencySummary, DirectoryEntry, DirectoryImport, PostcodeLookup};
+pub use journal::{Journal, JournalEntry, JournalError, JournalEvent, JournalRead, Standing};
 pub use preferences::{
     MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,
     UnsubscribeRequest, UpdateOutcome,
 };
 pub use signups::{ConfirmOutcome, NewSignup, SIGNUP_SOURCE};
 pub use staff::{
-    DisableOutcome, NewStaffUser, PasswordLink, RevokeOutcome, SignInRecord, StaffSession,
-    StaffTokenSummary, StaffUser,
+    AlertRecipient, DisableOutcome, NewStaffUser, PasswordLink, RevokeOutcome, SignInRecord,
+    StaffSession, StaffTokenSummary, StaffUser,
 };
 
 /// Where the data lives.
@@ -91,6 +97,20 @@ impl FromStr for DatabaseUrl {
         } else {
             Err(DatabaseUrlError)
         }
+    }
+}
+
+impl DatabaseUrl {
+    /// The SQLite database's file; `None` in memory or on PostgreSQL.
+    pub fn sqlite_file(&self) -> Option<PathBuf> {
+        let Self::Sqlite(url) = self else {
+            return None;
+        };
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            return None;
+        }
+        let options = SqliteConnectOptions::from_str(url).ok()?;
+        Some(options.get_filename().to_owned())
     }
 }
 
@@ -135,13 +155,58 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}; nothing was changed")]
+    Journal(#[from] JournalError),
+}
+
+impl StoreError {
+    /// Whether the database could not be used for a while (restarting, failing over, too many
+    /// connections, SQLite busy), rather than refusing what was asked: trying again later may
+    /// well succeed.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable => true,
+            Self::Database(error) => database_unavailable(error),
+            _ => false,
+        }
+    }
+}
+
+/// Whether sqlx's error is the database's passing trouble.
+fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+            // PostgreSQL: a connection exception (class 08), the server shutting down or
+            // starting (57P01-57P03), too many connections (53300). SQLite: busy or locked
+            // (5, 6, and their extended codes).
+            code.starts_with("08")
+                || matches!(
+                    &*code,
+                    "57P01" | "57P02" | "57P03" | "53300" | "5" | "6" | "261" | "262" | "517"
+                )
+        }),
+        _ => false,
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// The storage interface, on one of its two backends.
+/// The storage interface, on one of its two backends, with the suppression journal that every
+/// erasure and suppression is also written to, when there is one.
 #[derive(Clone, Debug)]
-pub enum Store {
+pub struct Store {
+    pool: Pool,
+    journal: Option<Arc<Journal>>,
+}
+
+/// The connections to one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
@@ -150,9 +215,9 @@ pub enum Store {
 /// backend, so a statement that one engine would not take fails to build rather than at run time.
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
-        match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
-            $crate::store::Store::Postgres($pool) => $body,
+        match $store.pool() {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
         }
     };
 }
@@ -198,6 +263,65 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Store {
+    fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            journal: None,
+        }
+    }
+
+    /// The connections, for code that differs between the engines.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// This store, writing every erasure and suppression to `journal` as well.
+    pub fn with_journal(self, journal: Journal) -> Self {
+        Self {
+            journal: Some(Arc::new(journal)),
+            ..self
+        }
+    }
+
+    /// The journal this store writes to, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_deref()
+    }
+
+    /// This store writing to no journal: for putting back what the journal holds.
+    fn without_journal(&self) -> Self {
+        Self::new(self.pool.clone())
+    }
+
+    /// Writes entries to the journal and syncs them to disk: called before the transaction
+    /// that makes the change commits, for erasures and suppressions, and after it for lifts.
+    async fn journal_entries(&self, entries: Vec<JournalEntry>) -> Result<()> {
+        let Some(journal) = self.journal.clone() else {
+            return Ok(());
+        };
+        if entries.is_empty() {
+            return Ok(());
+        }
+        tokio::task::spawn_blocking(move || journal.append(&entries))
+            .await
+            .map_err(|_| StoreError::Closed)??;
+        Ok(())
+    }
+
+    /// Writes to the journal that a suppression was lifted, once the lift has committed. A lift
+    /// is not worth failing for: a journal without it keeps the address suppressed after a
+    /// restore, the safe way to be wrong, and says so in the log.
+    async fn journal_lift(&self, hash: &EmailHash) {
+        let lift = JournalEntry {
+            at: now(),
+            event: JournalEvent::Lifted,
+            hash: hash.clone(),
+        };
+        if let Err(error) = self.journal_entries(vec![lift]).await {
+            tracing::warn!("a lifted suppression was not written to the journal: {error}");
+        }
+    }
+
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
         on_pool!(self, |pool| {
@@ -235,7 +359,7 @@ impl Store {
                     .test_before_acquire(false)
                     .connect_with(options)
                     .await?;
-                Ok(Self::Sqlite(pool))
+                Ok(Self::new(Pool::Sqlite(pool)))
             }
             DatabaseUrl::Postgres(url) => {
                 let options = PgConnectOptions::from_str(url)?;
@@ -244,32 +368,48 @@ impl Store {
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(options)
                     .await?;
-                Ok(Self::Postgres(pool))
+                Ok(Self::new(Pool::Postgres(pool)))
             }
         }
     }
 
-    /// Creates or upgrades the schema.
-    pub async fn migrate(&self) -> Result<()> {
-        match self {
-            Self::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
-            Self::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
-        }
-        Ok(())
+    /// Creates or upgrades the schema, saying which it did.
+    pub async fn migrate(&self) -> Result<Migrated> {
+        let before = self.applied_migrations().await.unwrap_or(0);
+        let known = match self.pool() {
+            Pool::Sqlite(pool) => {
+                SQLITE_MIGRATIONS.run(pool).await?;
+                SQLITE_MIGRATIONS.iter().count()
+            }
+            Pool::Postgres(pool) => {
+                POSTGRES_MIGRATIONS.run(pool).await?;
+                POSTGRES_MIGRATIONS.iter().count()
+            }
+        } as u64;
+        Ok(match before {
+            0 => Migrated::Created(known),
+            n if n < known => Migrated::Upgraded { from: n, to: known },
+            n => Migrated::UpToDate(n),
+        })
+    }
+
+    /// How many migrations the database has had; an error where it has none at all.
+    async fn applied_migrations(&self) -> Result<u64, sqlx::Error> {
+        let applied: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(applied as u64)
     }
 
     /// Fails with [`StoreError::NotMigrated`] unless every migration this build knows is applied.
     pub async fn check_schema(&self) -> Result<()> {
-        let known = match self {
-            Self::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
-            Self::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
+        let known = match self.pool() {
+            Pool::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
+            Pool::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
         };
-        let applied: Result<i64, sqlx::Error> = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-                .fetch_one(pool)
-                .await
-        });
-        match applied {
+        match self.applied_migrations().await {
             Ok(applied) if applied as usize >= known => Ok(()),
             _ => Err(StoreError::NotMigrated),
         }
@@ -283,9 +423,9 @@ impl Store {
     /// prefix's range: PostgreSQL compares text by the database's collation unless told
     /// otherwise, and `contacts_postcode_bytes` holds byte order.
     pub(crate) fn postcode_bytes(&self) -> &'static str {
-        match self {
-            Self::Sqlite(_) => "c.postcode",
-            Self::Postgres(_) => "(c.postcode COLLATE \"C\")",
+        match self.pool() {
+            Pool::Sqlite(_) => "c.postcode",
+            Pool::Postgres(_) => "(c.postcode COLLATE \"C\")",
         }
     }
 
@@ -309,12 +449,12 @@ impl Store {
     /// analysed (`0x02`): checking all of them (`0x10000`), not only those that the running
     /// connection's own queries used, which on a connection fresh from the pool are none.
     pub(crate) fn bulk_change_sql(&self, stage: BulkChange) -> &'static str {
-        match (self, stage) {
-            (Self::Sqlite(_), _) => "PRAGMA optimize = 0x10012",
-            (Self::Postgres(_), BulkChange::UnderWay) => {
+        match (self.pool(), stage) {
+            (Pool::Sqlite(_), _) => "PRAGMA optimize = 0x10012",
+            (Pool::Postgres(_), BulkChange::UnderWay) => {
                 "ANALYZE contacts, consent_ledger, suppressions, postcodes"
             }
-            (Self::Postgres(_), BulkChange::Done) => {
+            (Pool::Postgres(_), BulkChange::Done) => {
                 "VACUUM (ANALYZE) contacts, consent_ledger, consents, suppressions, postcodes"
             }
         }
@@ -326,7 +466,7 @@ impl Store {
     /// transaction can hold the checkpoint back for a moment: it is tried again. PostgreSQL
     /// keeps its files to itself; its vacuum reclaims deleted rows.
     pub async fn scrub_files(&self) -> Result<()> {
-        let Self::Sqlite(pool) = self else {
+        let Pool::Sqlite(pool) = self.pool() else {
             return Ok(());
         };
         // Each try waits a tenth of a second at most for readers, holding writers back that
@@ -365,16 +505,40 @@ impl Store {
     /// How many transactions that write are worth running at once: SQLite has one writer per
     /// database; PostgreSQL commits side by side.
     pub fn concurrent_writers(&self) -> usize {
-        match self {
-            Self::Sqlite(_) => 1,
-            Self::Postgres(_) => 4,
+        match self.pool() {
+            Pool::Sqlite(_) => 1,
+            Pool::Postgres(_) => 4,
         }
     }
 
     pub fn backend(&self) -> &'static str {
+        match self.pool() {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+}
+
+/// What `migrate` did to the schema (counting migrations: the versions this build knows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrated {
+    /// On an empty database: every migration.
+    Created(u64),
+    Upgraded {
+        from: u64,
+        to: u64,
+    },
+    UpToDate(u64),
+}
+
+impl fmt::Display for Migrated {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Sqlite(_) => "sqlite",
-            Self::Postgres(_) => "postgres",
+            Self::Created(n) => write!(f, "created the schema (version {n})"),
+            Self::Upgraded { from, to } => {
+                write!(f, "upgraded the schema from version {from} to {to}")
+            }
+            Self::UpToDate(n) => write!(f, "the schema is up to date (version {n}); nothing to do"),
         }
     }
 }

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use sqlx::QueryBuilder;
 
 use super::{
-    BeginWrite, Change, Result, Store, decode_error, insert_audit, latest_consent, note_changes,
-    now, on_pool,
+    BeginWrite, Change, JournalEntry, JournalEvent, Result, Store, decode_error, insert_audit,
+    latest_consent, note_changes, now, on_pool,
 };
 use crate::domain::{Actor, Email, LinkTag, Postcode, PublicId, SuppressionReason, TopicSlug};
 
@@ -245,9 +245,24 @@ impl Store {
                 suppress.push(
                     ") ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason, \
                          updated_at = excluded.updated_at \
-                     WHERE suppressions.reason NOT IN ('erased', 'unsubscribed')",
+                     WHERE suppressions.reason NOT IN ('erased', 'unsubscribed') \
+                     RETURNING email_hash",
                 );
-                suppress.build().persistent(false).execute(&mut *tx).await?;
+                let suppressed: Vec<String> = suppress
+                    .build_query_scalar()
+                    .persistent(false)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let journal = suppressed
+                    .into_iter()
+                    .map(|hash| {
+                        Ok(JournalEntry {
+                            at: now,
+                            event: JournalEvent::Suppressed(SuppressionReason::Unsubscribed),
+                            hash: hash.parse().map_err(|e| decode_error("email_hash", e))?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
 
                 let mut audit = QueryBuilder::new(
                     "INSERT INTO audit_log (at, actor, action, contact_id, detail, ip) ",
@@ -277,6 +292,7 @@ impl Store {
                 let changed: Vec<Change> =
                     pending.iter().map(|&(id, _)| Change::Contact(id)).collect();
                 note_changes!(&mut *tx, &changed);
+                self.journal_entries(journal).await?;
                 tx.commit().await?;
             }
             held

@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{BeginWrite, ConsentChange, Result, Store, decode_error, insert_audit, now, on_pool};
+use super::{
+    BeginWrite, ConsentChange, Pool, Result, Store, decode_error, insert_audit, now, on_pool,
+};
 use crate::domain::{Actor, Email, Name, NewContact, Postcode, PublicId, SignupExport, TopicSlug};
 
 /// How long a sign-up is kept: its confirmation link lasts as long, and then it is deleted,
@@ -69,9 +71,9 @@ impl Store {
         let hash = signup.email.hash();
         let an_hour_ago = now() - chrono::Duration::hours(1);
         // SQLite has one writer at a time; PostgreSQL's concurrent writers queue per address.
-        let per_address = match self {
-            Store::Sqlite(_) => None,
-            Store::Postgres(_) => Some("SELECT pg_advisory_xact_lock(hashtext($1))::text"),
+        let per_address = match self.pool() {
+            Pool::Sqlite(_) => None,
+            Pool::Postgres(_) => Some("SELECT pg_advisory_xact_lock(hashtext($1))::text"),
         };
         let topics = signup
             .topics
@@ -241,7 +243,7 @@ impl Store {
     /// for.
     async fn lift_suppression(&self, email: &Email) -> Result<()> {
         let hash = email.hash();
-        on_pool!(self, |pool| {
+        let lifted = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             super::contacts::lock_contact!(self, &mut *tx, hash)?;
             let reason: Option<String> = sqlx::query_scalar(
@@ -250,7 +252,7 @@ impl Store {
             .bind(hash.as_str())
             .fetch_optional(&mut *tx)
             .await?;
-            if let Some(reason) = reason {
+            if let Some(reason) = &reason {
                 let contact: Option<i64> =
                     sqlx::query_scalar("SELECT id FROM contacts WHERE email_hash = $1")
                         .bind(hash.as_str())
@@ -261,7 +263,11 @@ impl Store {
                     ip: None::<String>)?;
             }
             tx.commit().await?;
+            reason
         });
+        if lifted.is_some() {
+            self.journal_lift(&hash).await;
+        }
         Ok(())
     }
 }

@@ -191,6 +191,14 @@ pub struct StaffUser {
     pub disabled_at: Option<DateTime<Utc>>,
 }
 
+/// A member of staff to tell of a paused campaign.
+#[derive(Debug, Clone)]
+pub struct AlertRecipient {
+    pub email: String,
+    pub staff_name: String,
+    pub campaign_name: String,
+}
+
 /// A person to add to the staff, parsed.
 #[derive(Debug, Clone)]
 pub struct NewStaffUser {
@@ -305,6 +313,30 @@ impl Store {
     }
 
     /// Every person of the staff, disabled or not, in the order they were added.
+    /// Whom to tell that the worker paused `campaign`: every enabled admin, and its maker when
+    /// still on the staff; each with the campaign's name. Empty when there is no such campaign.
+    pub async fn pause_alert_recipients(&self, campaign: i64) -> Result<Vec<AlertRecipient>> {
+        let rows: Vec<(String, String, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT u.email, u.name, k.name FROM campaigns k CROSS JOIN staff_users u \
+                 WHERE k.id = $1 AND u.disabled_at IS NULL \
+                   AND (u.role = 'admin' OR 'staff:' || u.email = k.created_by) \
+                 ORDER BY u.id",
+            )
+            .bind(campaign)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(email, staff_name, campaign_name)| AlertRecipient {
+                email,
+                staff_name,
+                campaign_name,
+            })
+            .collect())
+    }
+
     pub async fn staff_users(&self) -> Result<Vec<StaffUser>> {
         type Row = (
             i64,

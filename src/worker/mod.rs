@@ -8,11 +8,19 @@
 //! that a withdrawal, an erasure or a pause committed while it waited stops it within a second.
 //!
 //! Failures are sorted by where they happen ([`SendFailure`]): the server or the settings
-//! (connecting, TLS, AUTH, MAIL FROM) → the message goes back to the queue uncharged and the
-//! sender backs off; a 4xx to the message → tried again later with exponential backoff and
-//! jitter; RCPT refused with a mailbox status → failed, and the address suppressed as bounced;
-//! refused otherwise → failed, nobody suppressed. A run of failures in a row (or one refusal of
-//! our credentials) pauses the campaign, so a broken server or setting does not burn the list.
+//! (connecting, TLS, AUTH, MAIL FROM) → the message goes back to the queue uncharged; a 4xx to
+//! the message → tried again later with exponential backoff and jitter; RCPT refused with a
+//! mailbox status → failed, and the address suppressed as bounced; refused otherwise → failed,
+//! nobody suppressed.
+//!
+//! A server that cannot be used for a while (down, restarting, a quota or throttle at MAIL
+//! FROM) is waited for: each sender tries again after 1, 2, 4 ... seconds, up to
+//! [`Outage::longest_wait`], and sends the moment it answers. Only what needs a person pauses
+//! the campaign ([`Trouble::needs_a_person`]: our login refused, TLS that cannot be verified,
+//! our sender refused, or a run of recipients refused for good), and the admins are told
+//! ([`alerts`]).
+
+mod alerts;
 
 mod feed;
 
@@ -33,7 +41,7 @@ use tokio::task::JoinSet;
 
 pub use crate::mail::{
     Connection, DkimError, Letterhead, MessageError, SendFailure, Timeouts, Transport,
-    TransportError, envelope, load_dkim,
+    TransportError, Trouble, envelope, load_dkim,
 };
 
 use self::feed::Feed;
@@ -53,6 +61,18 @@ pub enum WorkerError {
     CampaignGone(i64),
     #[error("a sender task failed: {0}")]
     Sender(#[from] tokio::task::JoinError),
+}
+
+impl WorkerError {
+    /// Whether the worker stopped because the database could not be used for a while: it is
+    /// started again once the database answers.
+    pub fn is_database_unavailable(&self) -> bool {
+        match self {
+            Self::Store(error) => error.is_unavailable(),
+            Self::Recording(error) => error.is_unavailable(),
+            _ => false,
+        }
+    }
 }
 
 /// How often to try again, and how long to wait in between.
@@ -103,8 +123,9 @@ pub struct Sending {
     pub retry: RetryPolicy,
     /// How long a claim holds without renewal: a crashed worker's rows go to another after it.
     pub lease: Duration,
-    /// Failures in a row that pause the campaign being sent.
+    /// Recipients refused for good in a row that pause the campaign being sent.
     pub pause_after: NonZeroU32,
+    pub outage: Outage,
 }
 
 impl Default for Sending {
@@ -115,6 +136,26 @@ impl Default for Sending {
             retry: RetryPolicy::default(),
             lease: Duration::from_secs(60),
             pause_after: NonZeroU32::new(25).expect("25 is not 0"),
+            outage: Outage::default(),
+        }
+    }
+}
+
+/// How the worker waits for a server that cannot be used for a while.
+#[derive(Debug, Clone, Copy)]
+pub struct Outage {
+    /// The longest wait between tries: each sender waits 1, 2, 4 ... seconds up to it.
+    pub longest_wait: Duration,
+    /// A drain gives up once the server has been unusable this long, leaving the rest queued
+    /// for the next run; a worker that runs until stopped waits for ever.
+    pub drain_patience: Duration,
+}
+
+impl Default for Outage {
+    fn default() -> Self {
+        Self {
+            longest_wait: Duration::from_secs(120),
+            drain_patience: Duration::from_secs(300),
         }
     }
 }
@@ -158,7 +199,10 @@ struct Shared {
     /// committed: deliveries from that claim or earlier go back unsent. A later claim can only
     /// hold the campaign's rows once someone has resumed it.
     paused: Mutex<HashMap<i64, u64>>,
+    /// Recipients refused for good in a row.
     failures_in_a_row: AtomicU32,
+    /// Since when the server could not be used, and why: cleared by its next answer.
+    unusable: Mutex<Option<(Instant, String)>>,
     totals: Counts,
     /// Deliveries claimed and not yet recorded.
     in_flight: AtomicUsize,
@@ -237,6 +281,7 @@ impl Worker {
                 claims: AtomicU64::new(0),
                 paused: Mutex::default(),
                 failures_in_a_row: AtomicU32::new(0),
+                unusable: Mutex::default(),
                 totals: Counts::default(),
                 in_flight: AtomicUsize::new(0),
                 finished_one: Notify::new(),
@@ -244,6 +289,19 @@ impl Worker {
                 bar: Mutex::new(None),
             }),
         }
+    }
+
+    /// What every run of this worker did, together.
+    pub fn totals(&self) -> Totals {
+        self.shared.totals.snapshot()
+    }
+
+    /// How long the server has been unusable, and the last reason, when it is: after a drain,
+    /// why it gave up.
+    pub fn server_unusable(&self) -> Option<(Duration, String)> {
+        lock(&self.shared.unusable)
+            .as_ref()
+            .map(|(since, why)| (since.elapsed(), why.clone()))
     }
 
     /// Shows progress on `bar` (a terminal's) while draining.
@@ -372,6 +430,7 @@ impl Shared {
         // When the next scheduled campaign is due: the claimer wakes for it then.
         let mut next_due: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut rate = RateWindow::new(self.totals.sent.load(Ordering::Relaxed));
+        let mut gauged: Option<Instant> = None;
         loop {
             if (&mut shutdown).now_or_never().is_some() {
                 return Ok(());
@@ -396,6 +455,14 @@ impl Shared {
             }
             if let Some(per_second) = rate.update(self.totals.sent.load(Ordering::Relaxed)) {
                 self.settings.metrics.send_rate.set(per_second);
+            }
+            if gauged.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
+                gauged = Some(Instant::now());
+                self.gauge_the_queue().await?;
+            }
+            let patience = self.settings.sending.outage.drain_patience;
+            if drain && self.unusable_longer_than(patience) {
+                return Ok(());
             }
             let wait = if jobs.len() < batch {
                 let number = self.claims.fetch_add(1, Ordering::AcqRel) + 1;
@@ -428,6 +495,9 @@ impl Shared {
                     if drain && self.store.backlog().await?.due == 0 {
                         return Ok(());
                     }
+                }
+                if drain && self.unusable_longer_than(self.settings.sending.outage.drain_patience) {
+                    return Ok(());
                 }
                 // Nothing to claim: rows held by another worker, or nothing queued.
                 let idle = match drain {
@@ -523,8 +593,12 @@ impl Shared {
             Ok(campaign) => campaign,
             // A template that cannot be used stops its campaign, not the worker.
             Err(WorkerError::Template(_, error)) => {
-                self.pause(delivery, &format!("its template cannot be used: {error}"))
-                    .await?;
+                self.pause(
+                    delivery,
+                    &format!("its template cannot be used: {error}"),
+                    None,
+                )
+                .await?;
                 return Ok((DeliveryResult::Released, None));
             }
             Err(error) => return Err(error),
@@ -709,6 +783,9 @@ impl Shared {
             bar.inc(1);
         }
         let Some(failure) = failure else {
+            if let DeliveryResult::Sent { .. } = result {
+                self.server_answered();
+            }
             return Ok(());
         };
         // The server's words may quote the address or the name: logs and staff see neither.
@@ -721,29 +798,86 @@ impl Shared {
             campaign = delivery.campaign_id,
             "not sent: {reason}"
         );
-        let in_a_row = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
-        let credentials = matches!(
-            failure,
-            SendFailure::Unavailable {
-                credentials: true,
-                ..
+        match failure {
+            SendFailure::Unavailable { trouble, .. } if trouble.needs_a_person() => {
+                let why = match trouble {
+                    Trouble::Login => format!("the mail server refused our login: {reason}"),
+                    Trouble::Tls => format!("TLS with the mail server failed: {reason}"),
+                    Trouble::Sender => {
+                        format!("the mail server refuses mail from our sender: {reason}")
+                    }
+                    _ => reason,
+                };
+                self.pause(delivery, &why, Some(*trouble)).await?;
             }
-        );
-        let persisting = in_a_row >= self.settings.sending.pause_after.get();
-        if credentials || persisting {
-            self.failures_in_a_row.store(0, Ordering::Relaxed);
-            let why = match credentials {
-                true => format!("the mail server refused our login: {reason}"),
-                false => format!("{in_a_row} sends failed in a row; the last: {reason}"),
-            };
-            self.pause(delivery, &why).await?;
+            SendFailure::Unavailable { trouble, .. } => {
+                metrics.deferred(trouble.as_str()).inc();
+                let mut unusable = lock(&self.unusable);
+                match &mut *unusable {
+                    Some((_, why)) => *why = reason,
+                    None => *unusable = Some((Instant::now(), reason)),
+                }
+            }
+            SendFailure::Deferred(_) => {
+                metrics.deferred(failure.kind()).inc();
+                self.server_answered();
+            }
+            SendFailure::Mailbox(_) | SendFailure::Refused(_) => {
+                self.server_answered();
+                let in_a_row = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                if in_a_row >= self.settings.sending.pause_after.get() {
+                    self.failures_in_a_row.store(0, Ordering::Relaxed);
+                    let why = format!(
+                        "the mail server refused {in_a_row} recipients in a row for good; the \
+                         last: {reason}"
+                    );
+                    self.pause(delivery, &why, None).await?;
+                }
+            }
         }
         Ok(())
     }
 
+    /// Sets the gauges of the queue: its depth, the age of its oldest delivery due, the
+    /// campaigns paused.
+    async fn gauge_the_queue(&self) -> Result<(), WorkerError> {
+        let backlog = self.store.backlog().await?;
+        let metrics = &self.settings.metrics;
+        metrics
+            .queue_depth
+            .set(i64::try_from(backlog.due + backlog.waiting).unwrap_or(i64::MAX));
+        let waited = backlog
+            .oldest_due_since
+            .map_or(0.0, |since| (Utc::now() - since).as_seconds_f64().max(0.0));
+        metrics.oldest_due_seconds.set(waited);
+        metrics
+            .paused_campaigns
+            .set(i64::try_from(backlog.paused_campaigns).unwrap_or(i64::MAX));
+        Ok(())
+    }
+
+    /// The server answered (took a message, or judged one): it can be used again.
+    fn server_answered(&self) {
+        if lock(&self.unusable).take().is_some() {
+            tracing::info!("the mail server answers again");
+        }
+    }
+
+    /// Whether the server has been unusable for longer than `patience`.
+    fn unusable_longer_than(&self, patience: Duration) -> bool {
+        lock(&self.unusable)
+            .as_ref()
+            .is_some_and(|(since, _)| since.elapsed() > patience)
+    }
+
     /// Pauses the delivery's campaign, saying why, unless a pause of it is under way: what
     /// this worker holds of it goes back unsent.
-    async fn pause(&self, delivery: &ClaimedDelivery, why: &str) -> Result<(), WorkerError> {
+    async fn pause(
+        &self,
+        delivery: &ClaimedDelivery,
+        why: &str,
+        trouble: Option<Trouble>,
+    ) -> Result<(), WorkerError> {
         if !self.begin_pause(delivery) {
             return Ok(());
         }
@@ -761,6 +895,18 @@ impl Shared {
                  that is sorted",
                 delivery.campaign_id
             );
+            let alerting = alerts::Alerting {
+                store: self.store.clone(),
+                transport: self.settings.transport.clone(),
+                letterhead: Arc::new(self.settings.letterhead.clone()),
+            };
+            let (campaign, why) = (delivery.campaign_id, why.to_owned());
+            let refused_login = trouble == Some(Trouble::Login);
+            tokio::spawn(async move {
+                alerting
+                    .campaign_paused(campaign, &why, refused_login)
+                    .await
+            });
         }
         Ok(())
     }
@@ -865,19 +1011,23 @@ async fn send(
     sent
 }
 
-/// A sender's wait after the server could not be used: 1, 2, 4 ... seconds, at most 30.
+/// How often the worker sets the queue's gauges.
+const GAUGE_EVERY: Duration = Duration::from_secs(5);
+
+/// A sender's wait after the server could not be used: 1, 2, 4 ... seconds, up to
+/// [`Outage::longest_wait`].
 #[derive(Default)]
 struct ServerBackoff {
     failures: u32,
 }
 
 impl ServerBackoff {
-    const LONGEST: Duration = Duration::from_secs(30);
-
     async fn wait(&mut self, shared: &Shared) {
-        let wait = Duration::from_secs(1 << self.failures.min(5)).min(Self::LONGEST);
+        let longest = shared.settings.sending.outage.longest_wait;
+        let wait = Duration::from_secs(1 << self.failures.min(16)).min(longest);
         self.failures += 1;
         let until = Instant::now() + wait;
+        // Drawn out in short sleeps, so that a stop is heard at once.
         while Instant::now() < until && !shared.stopping() {
             tokio::time::sleep(Duration::from_millis(100).min(until - Instant::now())).await;
         }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use canvass::import::{ImportReport, Rejection};
-use canvass::store::{DatabaseUrl, Store};
+use canvass::store::{DatabaseUrl, Pool, Store};
 use sqlx::Row;
 
 pub mod app;
@@ -89,6 +89,19 @@ impl TestStore {
         }
     }
 
+    /// A store on a database the test runs itself (a PostgreSQL server of its own), migrated;
+    /// nothing is dropped afterwards.
+    pub async fn at(url: DatabaseUrl) -> Self {
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Self {
+            store,
+            url,
+            dir: tempfile::tempdir().unwrap(),
+            postgres: None,
+        }
+    }
+
     /// A fresh PostgreSQL database, or `None` (with a message) when no server is configured.
     pub async fn postgres() -> Option<Self> {
         let Ok(admin_url) = std::env::var(POSTGRES_URL_VAR) else {
@@ -139,8 +152,8 @@ impl TestStore {
     /// Every value in every table, as text, one line per row prefixed with the table's name.
     pub async fn dump(&self) -> String {
         let mut out = String::new();
-        match &self.store {
-            Store::Sqlite(pool) => {
+        match self.store.pool() {
+            Pool::Sqlite(pool) => {
                 let tables: Vec<String> = sqlx::query_scalar(
                     "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
                 )
@@ -166,7 +179,7 @@ impl TestStore {
                     }
                 }
             }
-            Store::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 let tables: Vec<String> = sqlx::query_scalar(
                     "SELECT table_name::text FROM information_schema.tables \
                      WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1",
@@ -269,14 +282,14 @@ impl TestStore {
 
     /// Runs one SQL statement that returns a count, with one text parameter.
     pub async fn count_with(&self, sql: &'static str, parameter: &str) -> i64 {
-        match &self.store {
-            Store::Sqlite(pool) => {
+        match self.store.pool() {
+            Pool::Sqlite(pool) => {
                 sqlx::query_scalar(sql)
                     .bind(parameter)
                     .fetch_one(pool)
                     .await
             }
-            Store::Postgres(pool) => {
+            Pool::Postgres(pool) => {
                 sqlx::query_scalar(sql)
                     .bind(parameter)
                     .fetch_one(pool)
@@ -288,18 +301,18 @@ impl TestStore {
 
     /// Runs one SQL statement that changes something: for setting up what a test needs.
     pub async fn execute(&self, sql: &'static str) {
-        match &self.store {
-            Store::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
-            Store::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+        match self.store.pool() {
+            Pool::Sqlite(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
+            Pool::Postgres(pool) => sqlx::query(sql).execute(pool).await.map(|_| ()),
         }
         .unwrap();
     }
 
     /// Runs one SQL statement that returns a count.
     pub async fn count(&self, sql: &'static str) -> i64 {
-        match &self.store {
-            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        match self.store.pool() {
+            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         }
     }
 }
@@ -455,4 +468,33 @@ pub fn letterhead() -> canvass::worker::Letterhead {
         publisher: publisher(),
         reply_to: None,
     }
+}
+
+/// Each recipient's message in an outbox of `.eml` files, with its folded headers unfolded.
+pub fn sent_messages(outbox: &Path) -> std::collections::HashMap<String, String> {
+    let mut sent = std::collections::HashMap::new();
+    for entry in std::fs::read_dir(outbox).unwrap() {
+        let message = std::fs::read_to_string(entry.unwrap().path())
+            .unwrap()
+            .replace("\r\n ", " ");
+        let to = header(&message, "To: ");
+        let address = to
+            .rsplit('<')
+            .next()
+            .unwrap()
+            .trim_end_matches('>')
+            .to_owned();
+        sent.insert(address, message);
+    }
+    sent
+}
+
+/// A header's value in a message (the first such header).
+pub fn header(message: &str, name: &str) -> String {
+    message
+        .lines()
+        .find_map(|line| line.strip_prefix(name))
+        .unwrap()
+        .trim()
+        .to_owned()
 }

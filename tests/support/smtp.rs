@@ -12,6 +12,8 @@ pub struct SmtpSink {
     child: Child,
     pub port: u16,
     dir: tempfile::TempDir,
+    program: &'static str,
+    options: Vec<String>,
 }
 
 /// Separates the messages in the dump.
@@ -36,30 +38,41 @@ impl SmtpSink {
         // smtp-sink drops root for `nobody`, who must be able to write the dump.
         set_mode(dir.path(), 0o777);
         let port = free_port();
-        let mut command = Command::new(program);
-        if is_root() {
-            command.args(["-u", "nobody"]);
-        }
-        let dump = dir.path().join("dump");
-        command
-            .args(options)
-            .args(["-S", &format!("\\n{SEPARATOR}\\n"), "-D"])
-            .arg(&dump)
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("1024")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let child = command.spawn().expect("smtp-sink starts");
-        let sink = Self { child, port, dir };
+        let options: Vec<String> = options.iter().map(|o| o.to_string()).collect();
+        let child = spawn(program, &options, &dir.path().join("dump"), port);
+        let sink = Self {
+            child,
+            port,
+            dir,
+            program,
+            options,
+        };
+        sink.wait_listening();
+        Some(sink)
+    }
+
+    /// Stops the server, as a relay that goes down: connections are refused until
+    /// [`SmtpSink::start_again`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port, adding to the same dump.
+    pub fn start_again(&mut self) {
+        self.child = spawn(self.program, &self.options, &self.dump_path(), self.port);
+        self.wait_listening();
+    }
+
+    fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "smtp-sink did not start listening"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(sink)
     }
 
     pub fn url(&self) -> String {
@@ -100,6 +113,22 @@ impl Drop for SmtpSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn spawn(program: &str, options: &[String], dump: &std::path::Path, port: u16) -> Child {
+    let mut command = Command::new(program);
+    if is_root() {
+        command.args(["-u", "nobody"]);
+    }
+    command
+        .args(options)
+        .args(["-S", &format!("\\n{SEPARATOR}\\n"), "-D"])
+        .arg(dump)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("1024")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    command.spawn().expect("smtp-sink starts")
 }
 
 /// A loopback port nothing listens on right now.

@@ -23,6 +23,8 @@ The configuration, a JSON object (unknown keys are refused, to catch typos):
                         only those in "mechanisms", e.g. ["LOGIN"]) and MAIL without AUTH is
                         refused with 530; a wrong password gets "535 5.7.8 Authentication
                         credentials invalid". Without it no AUTH is offered.
+    auth_required       false: with auth, MAIL without AUTH is taken too, as a server takes
+                        mail for its own domains from anyone (default: true)
     replies             scripted refusals, each {"command": EHLO|AUTH|MAIL|RCPT|DATA|DATA_END,
                         "reply": "550 5.7.1 ...", "match": substring, "times": N}. DATA is the
                         answer to the DATA command, DATA_END the answer after the final dot.
@@ -68,7 +70,8 @@ from aiosmtpd.controller import UnthreadedController
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 KEYS = {
-    "host", "port", "tls", "cert", "key", "offer_starttls", "auth", "replies", "delay_ms",
+    "host", "port", "tls", "cert", "key", "offer_starttls", "auth", "auth_required", "replies",
+    "delay_ms",
     "greeting", "quit", "drop_after_data", "pipelining", "log", "messages",
 }
 SCRIPTED_COMMANDS = {"EHLO", "AUTH", "MAIL", "RCPT", "DATA", "DATA_END"}
@@ -97,6 +100,7 @@ class Script:
             self.mechanisms = set(self.auth.get("mechanisms", ["PLAIN", "LOGIN"]))
             if not self.mechanisms or self.mechanisms - {"PLAIN", "LOGIN"}:
                 raise ValueError("auth: mechanisms are PLAIN and/or LOGIN")
+        self.auth_required = bool(self.auth) and config.get("auth_required", True)
         self.faults = [Fault(spec) for spec in config.get("replies", [])]
         delays = config.get("delay_ms", {})
         self.delays = {command.upper(): ms / 1000 for command, ms in delays.items()}
@@ -337,7 +341,7 @@ def serve(config, stop_on_stdin_eof):
         server_hostname="localhost",
         tls_context=tls_context if starttls else None,
         require_starttls=starttls,
-        auth_required=bool(script.auth),
+        auth_required=script.auth_required,
         # aiosmtpd counts only STARTTLS as TLS: with implicit TLS, or STARTTLS deliberately not
         # offered, it would otherwise never offer AUTH.
         auth_require_tls=starttls,
