@@ -11,12 +11,15 @@ use chrono::Utc;
 use lettre::message::Mailbox;
 
 use crate::app::imports::{self, CsvFile};
-use crate::app::{App, campaigns};
-use crate::domain::{Actor, CampaignChanges, CampaignDraft, Email, Publisher};
+use crate::app::{App, AppError, campaigns, staff};
+use crate::domain::{
+    Actor, CampaignChanges, CampaignDraft, ConstituencyCode, Email, Publisher, Role, Scope,
+    StaffMember,
+};
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
 use crate::mail::Mailer;
 use crate::progress::{ConsoleReport, report_table};
-use crate::store::{DatabaseUrl, Store};
+use crate::store::{DatabaseUrl, Journal, Store};
 use crate::token::{Purpose, SigningKeys};
 use crate::worker::{Letterhead, Sending, Transport, Worker, WorkerSettings};
 
@@ -30,6 +33,15 @@ const TESTER: &str = "organiser@hertford.example.org";
 const SENDER_ADDRESS: &str = "news@hertford.example.org";
 const SENDER_DOMAIN: &str = "hertford.example.org";
 const REMINDER: &str = include_str!("../examples/templates/reminder.md");
+const CANVASSING: &str = "Dear {{#if contact.name}}{{contact.name}}{{else}}friend{{/if}},\n\n\
+    We are knocking on doors this Saturday from 10am. Come for an hour or the day: we will pair \
+    you with someone who has done it before.\n";
+
+/// The sample constituency's name, as the sample directory gives it.
+const CONSTITUENCY_NAME: &str = "Hertford and Stortford (sample)";
+
+/// The demo's admin; the organiser is [`TESTER`].
+const ADMIN: &str = "admin@hertford.example.org";
 
 /// The demo's sender, as its footers say (invented, as the sample data are).
 fn publisher() -> Publisher {
@@ -58,11 +70,17 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let database = dir.join("canvass.db");
     let url = DatabaseUrl::Sqlite(format!("sqlite://{}", database.display()));
+    let journal = dir.join("canvass.journal");
     let store = Store::connect(&url)
         .await
-        .with_context(|| format!("opening {url}"))?;
+        .with_context(|| format!("opening {url}"))?
+        .with_journal(Journal::open(&journal)?);
     store.migrate().await?;
-    println!("database: {url}");
+    store.replay_journal().await?;
+    println!(
+        "database: {url}\nsuppression journal: {}",
+        journal.display()
+    );
 
     let postcodes = dir.join("postcodes.csv");
     let contacts = dir.join("contacts.csv");
@@ -201,6 +219,45 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     let at = campaigns::schedule(&app, me, reminder, &week_on).await?;
     println!("campaign {reminder} will be queued at {}", at.to_rfc3339());
 
+    // The staff, as the console sees them: an admin, and an organiser of the sample
+    // constituency whose draft waits for a second person's approval.
+    println!(
+        "\n$ canvass staff user add {ADMIN} --name 'Ada Admin' --role admin\n\
+         $ canvass staff user add {TESTER} --name 'Olu Organiser' --role organiser \
+         --constituency {DEMO_CONSTITUENCY}"
+    );
+    let staff = [
+        (ADMIN, "Ada Admin", "admin", None),
+        (
+            TESTER,
+            "Olu Organiser",
+            "organiser",
+            Some(DEMO_CONSTITUENCY),
+        ),
+    ];
+    let mut passwords = Vec::new();
+    for (email, name, role, constituency) in staff {
+        passwords.push(demo_person(&app, email, name, role, constituency).await?);
+    }
+    let organiser = Actor::Staff(StaffMember {
+        name: TESTER.into(),
+        role: Role::Organiser,
+        scope: Scope::of(vec![ConstituencyCode::parse(DEMO_CONSTITUENCY)?]),
+    });
+    let canvassing = CampaignDraft {
+        name: "Canvassing this Saturday".into(),
+        topic: "events".into(),
+        subject: "Knock on doors with us this Saturday".into(),
+        markdown: Some(CANVASSING.into()),
+        constituencies: vec![DEMO_CONSTITUENCY.into()],
+        ..CampaignDraft::default()
+    };
+    let waiting = campaigns::create(&app, &organiser, canvassing).await?;
+    campaigns::submit(&app, &organiser, waiting).await?;
+    println!(
+        "(Olu writes campaign {waiting}, \"Canvassing this Saturday\", and asks for approval)"
+    );
+
     let mut worker = Worker::new(
         store.clone(),
         WorkerSettings {
@@ -232,6 +289,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     let preferences = keys.sign(Purpose::Preferences, &amira.public_id);
 
     let canvass = this_program();
+    let served = match serve {
+        true => ", served now",
+        false => " (served by `canvass serve` on this database)",
+    };
     println!(
         "\nThe messages are in {outbox}/ (one .eml file each; open one in a mail client).\n\
          Amira's links{served}:\n  \
@@ -242,12 +303,18 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
          {canvass} contact export amira.hassan@example.org\n  \
          {canvass} serve",
         outbox = outbox.display(),
-        served = match serve {
-            true => ", served now",
-            false => " (served by `canvass serve` on this database)",
-        },
         unsubscribe = unsubscribe.as_str(),
         preferences = preferences.as_str(),
+    );
+    // Last, so that it is what a newcomer reads first: the screen the staff will use.
+    println!(
+        "\nThe staff console{served}:\n\n    {base}/admin\n\n  \
+         {ADMIN:<32} password {admin}  (admin)\n  \
+         {TESTER:<32} password {organiser}  (organiser, {CONSTITUENCY_NAME})\n\n\
+         Sign in as Ada Admin: Olu Organiser's \"Canvassing this Saturday\" waits for her \
+         approval. The passwords are new each time the demo runs.",
+        admin = passwords[0],
+        organiser = passwords[1],
     );
     if serve {
         println!("\nServing {base} until Ctrl-C.");
@@ -255,6 +322,43 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     }
     store.close().await;
     Ok(())
+}
+
+/// Puts a person on the demo's staff (again, when the demo ran before) with a new password,
+/// set through their link as they would; the password.
+async fn demo_person(
+    app: &App,
+    email: &str,
+    name: &str,
+    role: &str,
+    constituency: Option<&str>,
+) -> anyhow::Result<String> {
+    let me = &Actor::Operator;
+    let constituencies: Vec<String> = constituency.into_iter().map(Into::into).collect();
+    let added = match staff::add(app, me, email, name, role, &constituencies).await {
+        Ok(added) => added,
+        Err(AppError::Conflict { .. }) => staff::renew_password_link(app, me, email).await?,
+        Err(other) => return Err(other.into()),
+    };
+    let secret = added.link.rsplit('/').next().unwrap_or_default();
+    let password = demo_password();
+    staff::set_password(app, secret, &password, &password, None).await?;
+    Ok(password)
+}
+
+/// A password of 16 letters and digits, in four groups, easy to type from the screen.
+fn demo_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rng();
+    let letters: Vec<char> = (0..16)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    letters
+        .chunks(4)
+        .map(|group| group.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 /// How to run this program again from here: `canvass` when it is on the PATH, else its path.

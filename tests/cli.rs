@@ -317,6 +317,76 @@ fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
     );
 }
 
+/// The demo ends on the console: its address and two people's passwords, printed last, and
+/// signing in with them shows the draft waiting for approval.
+#[test]
+fn the_demo_opens_on_the_console_with_an_admin_and_a_draft_waiting_for_approval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_canvass"))
+        .current_dir(dir.path())
+        .args(["demo", "--dir", "demo", "--listen", "127.0.0.1:0"])
+        .env_remove("CANVASS_DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(demo.stdout.take().unwrap());
+    let mut printed = String::new();
+    while !printed.contains("Serving ") {
+        assert!(out.read_line(&mut printed).unwrap() > 0, "{printed}");
+    }
+    let console = printed
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("http://") && line.ends_with("/admin"))
+        .unwrap_or_else(|| panic!("no console address in:\n{printed}"))
+        .to_owned();
+    let password = printed
+        .lines()
+        .find(|line| line.trim_start().starts_with("admin@hertford.example.org"))
+        .and_then(|line| line.split("password ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no admin password in:\n{printed}"))
+        .to_owned();
+    // The console's address and sign-in come last, after everything else the demo did.
+    let tail = &printed[printed.find("The staff console").unwrap()..];
+    assert!(!tail.contains("/u/"), "{tail}");
+
+    let base = console.trim_end_matches("/admin").to_owned();
+    let listed = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed = client
+            .post(format!("{base}/admin/login"))
+            .header("origin", &base)
+            .form(&[
+                ("email", "admin@hertford.example.org"),
+                ("password", &password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(signed.status(), reqwest::StatusCode::SEE_OTHER);
+        let cookie = signed.headers()["set-cookie"].to_str().unwrap();
+        let cookie = cookie.split(';').next().unwrap().to_owned();
+        client
+            .get(format!("{base}/admin/campaigns"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    demo.kill().unwrap();
+    demo.wait().unwrap();
+    assert!(listed.contains("Canvassing this Saturday"), "{listed}");
+    assert!(listed.contains("not yet approved"), "{listed}");
+}
+
 /// What a new user tripped over: settings mixed into every command's flags, `demo --listen`
 /// ignored, a panic when the reader of the output goes away.
 #[test]

@@ -5,6 +5,7 @@
 mod support;
 
 use canvass::app::{Actor, AppError};
+use canvass::store::StateChange;
 use reqwest::StatusCode;
 use support::app::{KEY_1, TestApp};
 use support::console::{Browser, PASSWORD, add_staff, link_secret};
@@ -20,6 +21,7 @@ on_both_backends!(
     an_open_dashboard_lets_its_session_go_idle_and_its_live_stream_ends_with_it,
     an_organiser_sees_searches_and_opens_only_contacts_in_their_constituencies,
     a_viewer_reads_but_cannot_change_anything,
+    a_campaign_the_worker_paused_is_a_banner_on_the_dashboard_until_resumed,
     a_staff_campaign_goes_out_after_another_person_approves_that_version_and_only_within_scope,
     a_campaign_is_written_approved_and_sent_through_the_console_pages,
     an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencies_are_refused,
@@ -583,6 +585,11 @@ async fn an_open_dashboard_lets_its_session_go_idle_and_its_live_stream_ends_wit
         .await
         .unwrap();
     assert_eq!(stream.status(), StatusCode::OK);
+    assert_eq!(
+        stream.headers()["x-accel-buffering"],
+        "no",
+        "a proxy is asked to pass the stream on as it comes"
+    );
     let mut events = 0;
     let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(until, stream.chunk()).await {
@@ -744,6 +751,49 @@ async fn an_organiser_sees_searches_and_opens_only_contacts_in_their_constituenc
         app.db.dump().await,
         before,
         "nothing outside the scope changed"
+    );
+}
+
+/// A campaign canvass paused for what needs a person shows on the dashboard as an alert, with
+/// why and a link to it; one that staff paused, or resumed, does not.
+async fn a_campaign_the_worker_paused_is_a_banner_on_the_dashboard_until_resumed(db: TestStore) {
+    let app = console(db).await;
+    let id = app
+        .db
+        .queue(&support::news_campaign(&[STEVENAGE], &[]))
+        .await;
+    let admin = Browser::signed_in(&app, "admin@hq.example.org").await;
+    let banner = |page: &str| {
+        page.lines()
+            .find(|line| line.contains("role=\"alert\"") && line.contains("canvass paused"))
+            .map(str::to_owned)
+    };
+    assert_eq!(banner(&admin.get("/admin").await.body), None);
+
+    let why = "the mail server refused our login: AUTH: 535 5.7.8 credentials invalid";
+    assert!(app.db.store.pause_failing_campaign(id, why).await.unwrap());
+    let shown = banner(&admin.get("/admin").await.body).expect("a banner");
+    assert!(
+        shown.contains(&format!("href=\"/admin/campaigns/{id}\"")),
+        "{shown}"
+    );
+    assert!(shown.contains("refused our login"), "{shown}");
+
+    app.db
+        .store
+        .change_campaign_state(id, StateChange::Resume, &Actor::Operator)
+        .await
+        .unwrap();
+    assert_eq!(banner(&admin.get("/admin").await.body), None);
+    app.db
+        .store
+        .change_campaign_state(id, StateChange::Pause, &Actor::Operator)
+        .await
+        .unwrap();
+    assert_eq!(
+        banner(&admin.get("/admin").await.body),
+        None,
+        "staff's own pause"
     );
 }
 

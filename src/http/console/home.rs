@@ -45,6 +45,8 @@ struct InFlight {
     sent: u64,
     total: u64,
     percent: u64,
+    /// Why canvass itself paused it (the relay refused our login...): the dashboard's banner.
+    stopped_because: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -93,9 +95,8 @@ async fn in_flight(state: &AppState, actor: &Actor) -> Result<Vec<InFlight>, Pro
         ) {
             continue;
         }
-        let counts = app::campaigns::status(&state.app, actor, campaign.id)
-            .await?
-            .deliveries;
+        let status = app::campaigns::status(&state.app, actor, campaign.id).await?;
+        let counts = status.deliveries;
         let total = counts.queued + counts.sent + counts.failed + counts.skipped;
         let done = total - counts.queued;
         lines.push(InFlight {
@@ -105,6 +106,10 @@ async fn in_flight(state: &AppState, actor: &Actor) -> Result<Vec<InFlight>, Pro
             sent: counts.sent,
             total,
             percent: (done * 100).checked_div(total).unwrap_or(100),
+            stopped_because: match campaign.state {
+                CampaignState::Paused => status.campaign.paused_reason,
+                _ => None,
+            },
         });
     }
     Ok(lines)
@@ -195,10 +200,15 @@ struct Progress {
 
 /// The campaigns in flight, sent again every two seconds as a `progress` event (the
 /// dashboard's htmx swaps it in), for as long as the page is open and the session lives.
+/// `X-Accel-Buffering: no` asks a proxy in front (nginx) to pass each event on as it comes
+/// rather than hold the stream in its buffer.
 pub async fn events(
     State(state): State<AppState>,
     signed: Signed,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> (
+    [(&'static str, &'static str); 1],
+    Sse<impl Stream<Item = Result<Event, Infallible>>>,
+) {
     let stream = futures_util::stream::unfold(
         (state, signed, tokio::time::interval(PROGRESS_EVERY)),
         |(state, signed, mut ticks)| async move {
@@ -217,5 +227,8 @@ pub async fn events(
             Some((Ok(event), (state, signed, ticks)))
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    (
+        [("x-accel-buffering", "no")],
+        Sse::new(stream).keep_alive(KeepAlive::default()),
+    )
 }
