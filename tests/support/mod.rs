@@ -309,6 +309,15 @@ impl TestStore {
     }
 
     /// Runs one SQL statement that returns a count.
+    /// The first column of every row `sql` reads, as text (NULL left out).
+    pub async fn strings(&self, sql: &'static str) -> Vec<String> {
+        let rows: Vec<Option<String>> = match self.store.pool() {
+            Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+            Pool::Postgres(pool) => sqlx::query_scalar(sql).fetch_all(pool).await.unwrap(),
+        };
+        rows.into_iter().flatten().collect()
+    }
+
     pub async fn count(&self, sql: &'static str) -> i64 {
         match self.store.pool() {
             Pool::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
