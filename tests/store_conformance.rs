@@ -8,8 +8,9 @@ use canvass::app::imports;
 use canvass::domain::{Actor, CampaignState, Email, PublicId, SuppressionReason, Topic, TopicSlug};
 use canvass::import::{CsvFile, import_directory};
 use canvass::store::{
-    ErasureOutcome, Pool, QueueOutcome, RestrictionOutcome, StateChange, StateChangeOutcome,
-    StoreError, UnsubscribeOutcome, UnsubscribeRequest,
+    ErasureOutcome, FeedbackAbout, Journal, JournalEvent, Pool, QueueOutcome, RestrictionOutcome,
+    StateChange, StateChangeOutcome, Store, StoreError, UnsubscribeOutcome, UnsubscribeRequest,
+    Withdrawal,
 };
 use chrono::{TimeZone, Utc};
 use support::{Recorded, TestStore, news_campaign, on_both_backends};
@@ -39,6 +40,7 @@ on_both_backends!(
     a_directory_that_would_destroy_is_refused_and_the_old_one_kept,
     erasure_leaves_no_name_email_or_postcode_anywhere,
     an_erased_person_is_not_reimported,
+    every_erasure_and_suppression_is_journalled_before_it_is_done,
     a_list_larger_than_one_transaction_imports_as_one,
     erasing_an_unknown_address_still_suppresses_it,
     restriction_is_kept_and_lifted,
@@ -716,6 +718,122 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
         Some(SuppressionReason::Erased)
     );
     db.assert_counts_kept().await;
+}
+
+/// Each change that protects someone (an erasure, a withdrawal from everything, a complaint, a
+/// one-click unsubscribe) is written to the suppression journal before it is done: with a
+/// journal that cannot be written (a full disk: /dev/full) it fails and changes nothing; with
+/// one that can, the journal holds each, by hash alone, and a lift after it.
+async fn every_erasure_and_suppression_is_journalled_before_it_is_done(db: TestStore) {
+    let csv = format!(
+        "{HEADER}ann@example.org,Ann,,,,news,,\nben@example.org,Ben,,,,news,,\n\
+         cara@example.org,Cara,,,,news,,\ndan@example.org,Dan,,,,news,,\n"
+    );
+    import(&db, &csv).await;
+    let everything = Withdrawal {
+        topics: &[],
+        source: "phone",
+        note: None,
+    };
+    let dan = db
+        .store
+        .export_contact(&email("dan@example.org"))
+        .await
+        .unwrap()
+        .unwrap()
+        .public_id;
+    let one_click = [UnsubscribeRequest {
+        contact: dan,
+        source: "unsubscribe-link",
+        ip: None,
+        campaign: None,
+    }];
+    let complaint = |store: &Store| {
+        let store = store.clone();
+        async move {
+            store
+                .record_feedback(
+                    &FeedbackAbout::Address(&email("cara@example.org")),
+                    SuppressionReason::Complaint,
+                    "ARF",
+                    &Actor::Operator,
+                )
+                .await
+        }
+    };
+
+    let full = db
+        .store
+        .clone()
+        .with_journal(Journal::open(std::path::Path::new("/dev/full")).unwrap());
+    let before = db.dump().await;
+    let refused = [
+        full.erase_contact(&email("ann@example.org"), &Actor::Operator)
+            .await
+            .err(),
+        full.record_withdrawal(&email("ben@example.org"), &everything, &Actor::Operator)
+            .await
+            .err(),
+        complaint(&full).await.err(),
+        full.unsubscribe(&one_click).await.err(),
+    ];
+    for error in refused {
+        assert!(matches!(error, Some(StoreError::Journal(_))), "{error:?}");
+    }
+    assert_eq!(
+        db.dump().await,
+        before,
+        "a change not journalled is not made"
+    );
+
+    let path = db.dir.path().join("canvass.journal");
+    let journalled = db.store.clone().with_journal(Journal::open(&path).unwrap());
+    journalled
+        .erase_contact(&email("ann@example.org"), &Actor::Operator)
+        .await
+        .unwrap();
+    journalled
+        .record_withdrawal(&email("ben@example.org"), &everything, &Actor::Operator)
+        .await
+        .unwrap();
+    assert!(complaint(&journalled).await.unwrap());
+    journalled.unsubscribe(&one_click).await.unwrap();
+    journalled
+        .unsuppress(
+            &email("cara@example.org"),
+            "the ISP's mistake",
+            &Actor::Operator,
+        )
+        .await
+        .unwrap();
+    let read = Journal::read(&path).unwrap();
+    let written: Vec<(&str, String)> = read
+        .entries
+        .iter()
+        .map(|entry| {
+            let event = match entry.event {
+                JournalEvent::Suppressed(reason) => reason.as_str(),
+                JournalEvent::Lifted => "lifted",
+            };
+            (event, entry.hash.as_str().to_owned())
+        })
+        .collect();
+    let hash = |address: &str| email(address).hash().as_str().to_owned();
+    assert_eq!(
+        written,
+        [
+            ("erased", hash("ann@example.org")),
+            ("unsubscribed", hash("ben@example.org")),
+            ("complaint", hash("cara@example.org")),
+            ("unsubscribed", hash("dan@example.org")),
+            ("lifted", hash("cara@example.org")),
+        ]
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("example.org") && !text.contains("Ann"),
+        "{text}"
+    );
 }
 
 async fn an_erased_person_is_not_reimported(db: TestStore) {

@@ -107,7 +107,9 @@ impl Journal {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(failed)?;
-        if file.metadata().map_err(failed)?.len() == 0 {
+        let metadata = file.metadata().map_err(failed)?;
+        // A new file gets the header; a device (a test's /dev/full) does not.
+        if metadata.is_file() && metadata.len() == 0 {
             file.lock().map_err(failed)?;
             // Another process may have written the header between the open and the lock.
             if file.metadata().map_err(failed)?.len() == 0 {
