@@ -15,9 +15,30 @@ use crate::store::{DatabaseUrl, Store};
 /// Writes a consistent copy of the database to `dest`, a file that must not exist yet; its size
 /// in bytes.
 pub async fn backup(store: &Store, url: &DatabaseUrl, dest: &Path) -> anyhow::Result<u64> {
-    if dest.exists() {
-        bail!("{} exists already: name a new file", dest.display());
+    // Made first, empty, the owner's alone, and only if nothing is there (a symlink left in
+    // the way included): the copy holds personal data from its first byte.
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            bail!("{} exists already: name a new file", dest.display())
+        }
+        created => created.with_context(|| format!("creating {}", dest.display()))?,
+    };
+    let copied = copy_into(store, url, dest).await;
+    if copied.is_err() {
+        let _ = std::fs::remove_file(dest);
     }
+    copied?;
+    let file = std::fs::File::open(dest)?;
+    file.sync_all()?;
+    Ok(file.metadata()?.len())
+}
+
+/// The copy itself, into the empty file `dest`.
+async fn copy_into(store: &Store, url: &DatabaseUrl, dest: &Path) -> anyhow::Result<()> {
     match url {
         DatabaseUrl::Sqlite(_) => {
             store
@@ -38,15 +59,7 @@ pub async fn backup(store: &Store, url: &DatabaseUrl, dest: &Path) -> anyhow::Re
             run(dump, "pg_dump").await?;
         }
     }
-    // The copy holds personal data: its owner's alone, and on disk before it is reported done.
-    let file = std::fs::File::open(dest)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.sync_all()?;
-    Ok(file.metadata()?.len())
+    Ok(())
 }
 
 /// Puts the backup `src` in place of the database. The service and the worker must be stopped:
@@ -61,7 +74,7 @@ pub async fn restore(url: &DatabaseUrl, src: &Path) -> anyhow::Result<()> {
             let Some(target) = url.sqlite_file() else {
                 bail!("the database is in memory: there is nothing to restore into");
             };
-            check_sqlite_backup(src).await?;
+            check_sqlite_backup(src, url).await?;
             // Copied beside the database first, so that the database is replaced whole, by a
             // rename, or not at all.
             let staged = with_suffix(&target, ".restoring");
@@ -80,6 +93,7 @@ pub async fn restore(url: &DatabaseUrl, src: &Path) -> anyhow::Result<()> {
             std::fs::File::open(folder.unwrap_or(Path::new(".")))?.sync_all()?;
         }
         DatabaseUrl::Postgres(url) => {
+            check_postgres_backup(src).await?;
             let (url, password) = without_password(url)?;
             let mut restore = tokio::process::Command::new("pg_restore");
             restore
@@ -104,8 +118,9 @@ pub async fn restore(url: &DatabaseUrl, src: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Whether `src` is an SQLite database, whole, that canvass made.
-async fn check_sqlite_backup(src: &Path) -> anyhow::Result<()> {
+/// Whether `src` is an SQLite database, whole, that canvass made, at a schema this build
+/// knows.
+async fn check_sqlite_backup(src: &Path, url: &DatabaseUrl) -> anyhow::Result<()> {
     let not_a_backup = || format!("{} is not a backup of a canvass database", src.display());
     let mut connection = SqliteConnectOptions::new()
         .filename(src)
@@ -120,10 +135,58 @@ async fn check_sqlite_backup(src: &Path) -> anyhow::Result<()> {
     if check != "ok" {
         bail!("{}: the file is damaged ({check})", not_a_backup());
     }
-    let _: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('_sqlx_migrations', 'contacts', 'consent_ledger', 'suppressions', 'campaigns')",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .with_context(not_a_backup)?;
+    if tables != 5 {
+        bail!("{}: it lacks canvass's tables", not_a_backup());
+    }
+    let version: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
         .fetch_one(&mut connection)
         .await
         .with_context(not_a_backup)?;
+    check_version(src, version.unwrap_or(0), url)
+}
+
+/// Whether the PostgreSQL dump `src` holds canvass's tables (read from its table of contents,
+/// restoring nothing).
+async fn check_postgres_backup(src: &Path) -> anyhow::Result<()> {
+    let mut list = tokio::process::Command::new("pg_restore");
+    list.arg("--list").arg(src);
+    let listed = run(list, "pg_restore --list")
+        .await
+        .with_context(|| format!("{} is not a pg_dump of a canvass database", src.display()))?;
+    let has = |table: &str| {
+        listed
+            .lines()
+            .any(|line| line.contains(" TABLE ") && line.split_whitespace().any(|w| w == table))
+    };
+    if !["_sqlx_migrations", "contacts", "suppressions", "campaigns"]
+        .into_iter()
+        .all(has)
+    {
+        bail!(
+            "{} is not a backup of a canvass database: it lacks canvass's tables",
+            src.display()
+        );
+    }
+    Ok(())
+}
+
+/// A backup from a newer canvass would run under an older one that does not know its schema.
+fn check_version(src: &Path, version: i64, url: &DatabaseUrl) -> anyhow::Result<()> {
+    let known = Store::latest_schema(url);
+    if version > known {
+        bail!(
+            "{} holds schema version {version}, newer than this canvass knows ({known}): \
+             restore it with the canvass that made it",
+            src.display()
+        );
+    }
     Ok(())
 }
 
@@ -131,17 +194,31 @@ async fn check_sqlite_backup(src: &Path) -> anyhow::Result<()> {
 /// their environment, never on a command line that every user of the machine can read.
 fn without_password(url: &str) -> anyhow::Result<(String, Option<String>)> {
     let mut parsed = url::Url::parse(url).context("reading the database URL")?;
-    let password = parsed.password().map(|encoded| {
+    let mut password = parsed.password().map(|encoded| {
         percent_encoding::percent_decode_str(encoded)
             .decode_utf8_lossy()
             .into_owned()
     });
     let _ = parsed.set_password(None);
+    // A password in the query too (`?password=`), which libpq reads as well.
+    let mut kept = Vec::new();
+    for (key, value) in parsed.query_pairs() {
+        match key.eq_ignore_ascii_case("password") {
+            true => password = Some(value.into_owned()),
+            false => kept.push((key.into_owned(), value.into_owned())),
+        }
+    }
+    match kept.is_empty() {
+        true => parsed.set_query(None),
+        false => {
+            parsed.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    }
     Ok((parsed.to_string(), password))
 }
 
-/// Runs a PostgreSQL tool; its own words on failure.
-async fn run(mut command: tokio::process::Command, name: &str) -> anyhow::Result<()> {
+/// Runs a PostgreSQL tool; what it printed, or its own words on failure.
+async fn run(mut command: tokio::process::Command, name: &str) -> anyhow::Result<String> {
     let output = command
         .stdin(Stdio::null())
         .output()
@@ -153,7 +230,7 @@ async fn run(mut command: tokio::process::Command, name: &str) -> anyhow::Result
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    Ok(())
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -176,5 +253,9 @@ mod tests {
         let (url, password) = without_password("postgres://postgres@127.0.0.1/test").unwrap();
         assert_eq!(url, "postgres://postgres@127.0.0.1/test");
         assert_eq!(password, None);
+        let (url, password) =
+            without_password("postgres://u@h/db?password=S3cr3t&sslmode=require").unwrap();
+        assert_eq!(url, "postgres://u@h/db?sslmode=require");
+        assert_eq!(password.as_deref(), Some("S3cr3t"));
     }
 }

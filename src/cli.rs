@@ -21,7 +21,7 @@ use crate::domain::{Actor, CampaignState};
 use crate::http::{Application, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
 use crate::mail::Mailer;
 use crate::progress::{self, ConsoleReport};
-use crate::store::{DatabaseUrl, ErasureOutcome, Journal, Store};
+use crate::store::{DatabaseUrl, ErasureOutcome, Journal, JournalStart, Store};
 use crate::token::SigningKeys;
 use crate::worker::{
     Letterhead, Outage, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
@@ -63,8 +63,14 @@ impl Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create or upgrade the database schema
-    Migrate,
+    /// Create or upgrade the database schema (and start the suppression journal, with a new
+    /// database)
+    Migrate {
+        /// Start a new suppression journal where this database had one that is now missing
+        /// (lost for good: erasures recorded only in it will not be re-applied after a restore)
+        #[arg(long)]
+        new_journal: bool,
+    },
     /// The postcode directory
     Postcodes {
         #[command(subcommand)]
@@ -271,10 +277,15 @@ impl Cli {
         let file = Settings::from_file(self.config.as_deref())?;
         let config = self.settings.or(file).resolve()?;
         match self.command {
-            Command::Migrate => {
+            Command::Migrate { new_journal } => {
                 let store = connect(&config, Create::IfMissing).await?;
                 let migrated = store.migrate().await.context("migrating the database")?;
                 println!("{migrated} ({})", config.database_url);
+                let start = match new_journal {
+                    true => JournalStart::Anew,
+                    false => JournalStart::IfNew,
+                };
+                let store = with_journal(store, &config, start).await?;
                 replay(&store).await?;
             }
             Command::Backup { dest } => {
@@ -295,9 +306,23 @@ impl Cli {
                 }
             }
             Command::Restore { src } => {
+                // The journal first: a restore without it would bring back everyone erased
+                // since the backup.
+                if let Some(path) = &config.journal {
+                    Journal::open(path, false).map_err(|e| match e.is_missing() {
+                        true => anyhow::anyhow!(
+                            "there is no suppression journal at {}: copy it back from where it \
+                             is kept before restoring, or the erasures and unsubscribes made \
+                             since the backup come back with it",
+                            path.display()
+                        ),
+                        false => e.into(),
+                    })?;
+                }
                 crate::backup::restore(&config.database_url, &src).await?;
                 let store = connect(&config, Create::No).await?;
                 let migrated = store.migrate().await.context("migrating the database")?;
+                let store = with_journal(store, &config, JournalStart::IfNew).await?;
                 println!(
                     "restored {} into {}; {migrated}",
                     src.display(),
@@ -388,7 +413,7 @@ enum Create {
     No,
 }
 
-/// Connects to the database, writing every erasure and suppression to the journal too.
+/// Connects to the database.
 async fn connect(config: &Config, create: Create) -> anyhow::Result<Store> {
     if let (Create::No, Some(file)) = (create, config.database_url.sqlite_file())
         && !file.exists()
@@ -399,20 +424,24 @@ async fn connect(config: &Config, create: Create) -> anyhow::Result<Store> {
             std::path::absolute(&file).unwrap_or(file).display()
         );
     }
-    let store = Store::connect(&config.database_url)
+    Store::connect(&config.database_url)
         .await
-        .with_context(|| format!("opening the database {}", config.database_url))?;
+        .with_context(|| format!("opening the database {}", config.database_url))
+}
+
+/// The store writing every erasure and suppression to the journal too, when one is set.
+async fn with_journal(store: Store, config: &Config, start: JournalStart) -> anyhow::Result<Store> {
     Ok(match &config.journal {
-        Some(path) => store.with_journal(Journal::open(path)?),
+        Some(path) => store.with_journal_at(path, start).await?,
         None => store,
     })
 }
 
-/// Connects to a database whose schema is up to date.
+/// Connects to a database whose schema is up to date, with its journal.
 async fn open(config: &Config) -> anyhow::Result<Store> {
     let store = connect(config, Create::No).await?;
     store.check_schema().await?;
-    Ok(store)
+    with_journal(store, config, JournalStart::Never).await
 }
 
 /// Re-applies what the journal holds that the database lacks (a database restored by hand), and
@@ -619,6 +648,16 @@ async fn worker(config: &Config, drain: bool, give_up_after: Duration) -> anyhow
     }
     if drain && paused > 0 {
         bail!("{paused} campaign(s) paused by the worker hold messages back");
+    }
+    if store.journal().is_some_and(|journal| journal.is_broken()) {
+        bail!(
+            "the suppression journal {} cannot be written: nothing more was sent, and nothing \
+             is sent until it can be (an unsubscribe could not be recorded meanwhile)",
+            store
+                .journal()
+                .map(|j| j.path().display().to_string())
+                .unwrap_or_default()
+        );
     }
     if let (true, Some((unusable_for, why))) = (drain, worker.server_unusable()) {
         bail!(

@@ -352,12 +352,22 @@ impl Settings {
     /// These settings, with `fallback` filling what they leave out.
     pub fn or(self, fallback: Self) -> Self {
         Self {
-            database_url: self.database_url.or(fallback.database_url),
-            smtp_url: self.smtp_url.or(fallback.smtp_url),
+            // A secret given in a file here beats the fallback's, as a value given here would.
+            database_url: match self.database_url_file {
+                Some(_) => self.database_url,
+                None => self.database_url.or(fallback.database_url),
+            },
+            smtp_url: match self.smtp_url_file {
+                Some(_) => self.smtp_url,
+                None => self.smtp_url.or(fallback.smtp_url),
+            },
             base_url: self.base_url.or(fallback.base_url),
             listen: self.listen.or(fallback.listen),
             from: self.from.or(fallback.from),
-            signing_keys: self.signing_keys.or(fallback.signing_keys),
+            signing_keys: match self.signing_keys_file {
+                Some(_) => self.signing_keys,
+                None => self.signing_keys.or(fallback.signing_keys),
+            },
             send_rate: self.send_rate.or(fallback.send_rate),
             send_concurrency: self.send_concurrency.or(fallback.send_concurrency),
             unsubscribe_mailto: self.unsubscribe_mailto.or(fallback.unsubscribe_mailto),
@@ -546,6 +556,17 @@ impl Settings {
                 .sqlite_file()
                 .map(|file| file.with_extension("journal"))
         });
+        if let (Some(journal), Some(database)) = (&journal, database_url.sqlite_file()) {
+            let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+            let database = absolute(&database).display().to_string();
+            let journal = absolute(journal).display().to_string();
+            if journal == database || journal.starts_with(&format!("{database}-")) {
+                return Err(invalid(
+                    "journal",
+                    "is the database's own file: name a file of its own".into(),
+                ));
+            }
+        }
         Ok(Config {
             database_url,
             smtp_url: smtp_url.unwrap_or_else(|| "file://outbox".into()),
@@ -628,6 +649,28 @@ mod tests {
             "postgres://localhost/a".parse().unwrap()
         );
         assert_eq!(config.base_url, "https://canvass.example.org");
+    }
+
+    #[test]
+    fn a_secret_file_given_here_beats_a_value_in_the_config_file_and_the_journal_is_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("smtp_url");
+        std::fs::write(&secret, "smtps://news:pw@relay.example.org\r\n").unwrap();
+        let given = Settings {
+            smtp_url_file: Some(secret),
+            ..Settings::default()
+        };
+        let file: Settings =
+            toml::from_str("smtp_url = \"file:///var/lib/canvass/outbox\"").unwrap();
+        let config = given.or(file).resolve().unwrap();
+        assert_eq!(config.smtp_url, "smtps://news:pw@relay.example.org");
+
+        let same = Settings {
+            database_url: Some("sqlite://canvass.db".into()),
+            journal: Some("canvass.db-wal".into()),
+            ..Settings::default()
+        };
+        assert!(same.resolve().unwrap_err().to_string().contains("journal"));
     }
 
     #[test]

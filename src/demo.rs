@@ -19,7 +19,7 @@ use crate::domain::{
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
 use crate::mail::Mailer;
 use crate::progress::{ConsoleReport, report_table};
-use crate::store::{DatabaseUrl, Journal, Store};
+use crate::store::{DatabaseUrl, JournalStart, Store};
 use crate::token::{Purpose, SigningKeys};
 use crate::worker::{Letterhead, Sending, Transport, Worker, WorkerSettings};
 
@@ -73,9 +73,9 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     let journal = dir.join("canvass.journal");
     let store = Store::connect(&url)
         .await
-        .with_context(|| format!("opening {url}"))?
-        .with_journal(Journal::open(&journal)?);
+        .with_context(|| format!("opening {url}"))?;
     store.migrate().await?;
+    let store = store.with_journal_at(&journal, JournalStart::IfNew).await?;
     store.replay_journal().await?;
     println!(
         "database: {url}\nsuppression journal: {}",

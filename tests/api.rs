@@ -1121,6 +1121,7 @@ async fn contact_details_are_checked_alike_through_the_api_a_contacts_file_and_t
         csv.push('\n');
     }
     let file = app.db.file("doors.csv", &csv);
+    support::start_journal(&database, &[]);
     let imported = std::process::Command::new(env!("CARGO_BIN_EXE_canvass"))
         .args(["contacts", "import"])
         .arg(&file)

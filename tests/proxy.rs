@@ -122,6 +122,7 @@ async fn through_caddy_over_https_the_links_and_the_console_work_and_the_client_
     let unsubscribe = token("amira@example.org", Purpose::Unsubscribe).await;
     let preferences = token("ben@example.org", Purpose::Preferences).await;
 
+    support::start_journal(&url, &[]);
     let (canvass_port, https_port, http_port) = (free_port(), free_port(), free_port());
     let base = format!("https://canvass.localhost:{https_port}");
     let _canvass = Running(

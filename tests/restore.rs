@@ -335,3 +335,63 @@ fn no_command_but_migrate_creates_a_missing_database() {
     let again = site.ok(&["migrate"]);
     assert!(again.contains("the schema is up to date"), "{again}");
 }
+
+/// The journal is born with the database and not reborn in silence: once this database has
+/// written to it, a journal gone missing (moved, deleted, a restore onto a new machine without
+/// it) stops every command, `restore` included, until it is put back, or a new one is started
+/// knowingly (`migrate --new-journal`, audited). A line torn by a full disk or a crash never
+/// swallows the entry after it.
+#[test]
+fn a_lost_journal_stops_everything_and_a_torn_line_swallows_nothing() {
+    let (_dir, site) = sqlite_site();
+    std::fs::write(site.dir.join("people.csv"), PEOPLE).unwrap();
+    site.ok(&["migrate"]);
+    site.ok(&["contacts", "import", "people.csv"]);
+    site.ok(&["backup", "monday.backup"]);
+    let journal = site.dir.join("canvass.journal");
+
+    // Torn by a failed write, then an erasure: the erasure is still read, and re-applied.
+    let mut torn = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&journal)
+        .unwrap();
+    std::io::Write::write_all(&mut torn, b"2026-12-07T09:16:00Z unsubscribed 9f86d0").unwrap();
+    site.ok(&["contact", "erase", "ann.erased@example.org"]);
+    let printed = site.ok(&["restore", "monday.backup"]);
+    assert!(printed.contains("re-applied 1 erasures"), "{printed}");
+
+    // Gone: nothing runs, and nothing is restored, until it is back.
+    std::fs::rename(&journal, site.dir.join("elsewhere.journal")).unwrap();
+    let inode = || {
+        std::os::unix::fs::MetadataExt::ino(
+            &std::fs::metadata(site.dir.join("canvass.db")).unwrap(),
+        )
+    };
+    let before = inode();
+    for args in [
+        &["restore", "monday.backup"][..],
+        &["worker", "--drain"],
+        &["migrate"],
+        &["contact", "erase", "ben@example.org"],
+    ] {
+        let output = site.run(args);
+        assert!(!output.status.success(), "{args:?}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains("canvass.journal"), "{args:?}: {said}");
+    }
+    assert!(!journal.exists(), "no command made a new, empty journal");
+    assert_eq!(inode(), before, "the database was not replaced");
+    std::fs::rename(site.dir.join("elsewhere.journal"), &journal).unwrap();
+    site.ok(&["worker", "--drain"]);
+    let ben = site.ok(&["contact", "export", "ben@example.org"]);
+    assert!(
+        ben.contains("\"Ben\""),
+        "the erasure refused changed nothing: {ben}"
+    );
+
+    // Lost for good: started anew only when asked, and the audit log says so.
+    std::fs::remove_file(&journal).unwrap();
+    site.ok(&["migrate", "--new-journal"]);
+    assert!(journal.exists());
+    site.ok(&["contact", "erase", "ben@example.org"]);
+}

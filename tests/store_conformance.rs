@@ -765,7 +765,7 @@ async fn every_erasure_and_suppression_is_journalled_before_it_is_done(db: TestS
     let full = db
         .store
         .clone()
-        .with_journal(Journal::open(std::path::Path::new("/dev/full")).unwrap());
+        .with_journal(Journal::open(std::path::Path::new("/dev/full"), false).unwrap());
     let before = db.dump().await;
     let refused = [
         full.erase_contact(&email("ann@example.org"), &Actor::Operator)
@@ -787,7 +787,10 @@ async fn every_erasure_and_suppression_is_journalled_before_it_is_done(db: TestS
     );
 
     let path = db.dir.path().join("canvass.journal");
-    let journalled = db.store.clone().with_journal(Journal::open(&path).unwrap());
+    let journalled = db
+        .store
+        .clone()
+        .with_journal(Journal::open(&path, true).unwrap());
     journalled
         .erase_contact(&email("ann@example.org"), &Actor::Operator)
         .await

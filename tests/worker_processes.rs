@@ -166,6 +166,11 @@ fn start_worker_with(
     lease_seconds: &str,
     settings: &[(&str, &str)],
 ) -> Child {
+    let journal = db.dir.path().join("canvass.journal");
+    support::start_journal(
+        &db.url_with_secret(),
+        &[("CANVASS_JOURNAL", journal.to_str().unwrap())],
+    );
     let mut command = Command::new(env!("CARGO_BIN_EXE_canvass"));
     command.current_dir(db.dir.path()).arg("worker");
     if drain {
@@ -179,7 +184,7 @@ fn start_worker_with(
     command
         .env("CANVASS_DATABASE_URL", db.url_with_secret())
         .env("CANVASS_SMTP_URL", sink.url())
-        .env("CANVASS_JOURNAL", db.dir.path().join("canvass.journal"))
+        .env("CANVASS_JOURNAL", &journal)
         .env("CANVASS_SIGNING_KEYS", KEY_1)
         .env("CANVASS_SEND_CONCURRENCY", CONCURRENCY.to_string())
         .env("CANVASS_LEASE_SECONDS", lease_seconds)

@@ -29,11 +29,19 @@ impl WorkerHealth {
     }
 }
 
-/// 200 while the database answers and, under `serve`, the worker runs.
+/// 200 while the database answers, the suppression journal can be written and, under
+/// `serve`, the worker runs.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     if let Err(error) = state.store.ping().await {
         tracing::error!(%error, "health check: database unreachable");
         return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response();
+    }
+    if state.store.journal_is_broken().await {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the suppression journal cannot be written; nothing is sent meanwhile\n",
+        )
+            .into_response();
     }
     match state
         .worker

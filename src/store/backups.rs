@@ -73,6 +73,13 @@ impl Store {
                 let Some(erased_at) = standing.erased_at else {
                     continue;
                 };
+                // Never later than now, nor than a sign-up since: a clock that ran ahead when
+                // the erasure was written must not take a record made after it.
+                let erased_at = [Some(erased_at), standing.lifted_at, Some(now())]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(erased_at);
                 let from_before = held
                     .get(*hash)
                     .is_some_and(|created| created.iter().any(|at| *at <= erased_at));

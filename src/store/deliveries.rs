@@ -354,7 +354,9 @@ impl Store {
                 recorded.push(applied);
             }
             note_changes!(&mut *tx, &bounced);
-            self.journal_entries(journal).await?;
+            // The messages the server took must be recorded whatever the journal says: held
+            // for its next write when it cannot be written now.
+            self.journal_or_hold(journal).await;
             tx.commit().await?;
             recorded
         });

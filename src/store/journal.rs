@@ -19,6 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -85,6 +86,12 @@ impl JournalEntry {
 pub struct Journal {
     path: PathBuf,
     file: Mutex<File>,
+    /// Entries whose write failed, for changes that went ahead without it (a bounce recorded
+    /// with the messages sent beside it): written before anything else, at the next write.
+    held: Mutex<Vec<JournalEntry>>,
+    /// Whether the last write failed (a full disk): the worker sends nothing meanwhile, and
+    /// `/healthz` says so.
+    broken: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,15 +102,23 @@ pub struct JournalError {
     pub source: io::Error,
 }
 
+impl JournalError {
+    /// Whether the journal file is not there.
+    pub fn is_missing(&self) -> bool {
+        self.source.kind() == io::ErrorKind::NotFound
+    }
+}
+
 impl Journal {
-    /// Opens the journal for appending, creating it (readable by its owner alone) if missing.
-    pub fn open(path: &Path) -> Result<Self, JournalError> {
+    /// Opens the journal for appending; `create`: creating it (readable by its owner alone)
+    /// when missing, else failing with [`JournalError::is_missing`].
+    pub fn open(path: &Path, create: bool) -> Result<Self, JournalError> {
         let failed = |source| JournalError {
             path: path.to_owned(),
             source,
         };
         let mut options = OpenOptions::new();
-        options.append(true).create(true);
+        options.read(true).append(true).create(create);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(failed)?;
@@ -126,6 +141,8 @@ impl Journal {
         Ok(Self {
             path: path.to_owned(),
             file: Mutex::new(file),
+            held: Mutex::default(),
+            broken: AtomicBool::new(false),
         })
     }
 
@@ -133,26 +150,92 @@ impl Journal {
         &self.path
     }
 
-    /// Appends the entries and syncs them to disk before returning. One write, under an
-    /// exclusive lock of the file, so that the lines of processes sharing it never interleave.
+    /// Whether the last write failed.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::Relaxed)
+    }
+
+    /// Appends the entries (after any held ones) and syncs them to disk before returning. One
+    /// write, under an exclusive lock of the file, so that the lines of processes sharing it
+    /// never interleave; a line left torn by an earlier failed write is ended first, so that it
+    /// never swallows the next entry.
     pub fn append(&self, entries: &[JournalEntry]) -> Result<(), JournalError> {
-        if entries.is_empty() {
+        let mut held = self
+            .held
+            .lock()
+            .expect("the held entries are never left half-changed");
+        if entries.is_empty() && held.is_empty() {
             return Ok(());
         }
-        let text: String = entries.iter().map(JournalEntry::line).collect();
+        let text: String = held.iter().chain(entries).map(JournalEntry::line).collect();
+        match self.write(&text) {
+            Ok(()) => {
+                held.clear();
+                self.broken.store(false, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(source) => {
+                self.broken.store(true, Ordering::Relaxed);
+                Err(JournalError {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        }
+    }
+
+    /// Appends the entries, or, when that fails, holds them to be written first at the next
+    /// write: for changes that must go ahead without them (a bounce, recorded in the same
+    /// transaction as the messages the server took).
+    pub fn append_or_hold(&self, entries: &[JournalEntry]) {
+        if let Err(error) = self.append(entries) {
+            tracing::error!(
+                "{error}; {} entries held until it can be written",
+                entries.len()
+            );
+            self.held
+                .lock()
+                .expect("the held entries are never left half-changed")
+                .extend_from_slice(entries);
+        }
+    }
+
+    /// Tries the journal again after a failed write: the held entries, or an empty comment.
+    pub fn probe(&self) -> bool {
+        let nothing_held = self
+            .held
+            .lock()
+            .expect("the held entries are never left half-changed")
+            .is_empty();
+        let tried = match nothing_held {
+            true => self.write("#\n").map_err(|_| ()),
+            false => self.append(&[]).map_err(|_| ()),
+        };
+        self.broken.store(tried.is_err(), Ordering::Relaxed);
+        tried.is_ok()
+    }
+
+    fn write(&self, text: &str) -> io::Result<()> {
         let file = self
             .file
             .lock()
             .expect("the journal is never left half-written");
-        let written = file
-            .lock()
-            .and_then(|()| (&*file).write_all(text.as_bytes()))
-            .and_then(|()| file.sync_data());
+        file.lock()?;
+        let written = (|| {
+            let mut text = std::borrow::Cow::Borrowed(text);
+            let length = file.metadata()?.len();
+            if length > 0 {
+                let mut last = [0u8];
+                std::os::unix::fs::FileExt::read_at(&*file, &mut last, length - 1)?;
+                if last[0] != b'\n' {
+                    text = format!("\n{text}").into();
+                }
+            }
+            (&*file).write_all(text.as_bytes())?;
+            file.sync_data()
+        })();
         let unlocked = file.unlock();
-        written.and(unlocked).map_err(|source| JournalError {
-            path: self.path.clone(),
-            source,
-        })
+        written.and(unlocked)
     }
 
     /// Reads every entry; a line that does not read as one (the last, torn by a crash mid-write)
@@ -194,6 +277,9 @@ pub struct JournalRead {
 pub struct Standing {
     /// The latest erasure: whatever was held on the address from before it must be gone.
     pub erased_at: Option<DateTime<Utc>>,
+    /// The first lift after it (a confirmed sign-up): what was held from then on is the
+    /// person's new record, whatever the erasure's time says (a clock that ran ahead).
+    pub lifted_at: Option<DateTime<Utc>>,
     /// The suppression in force once every entry is taken, and since when: `None` after a lift.
     pub suppressed: Option<(SuppressionReason, DateTime<Utc>)>,
 }
@@ -206,9 +292,15 @@ impl JournalRead {
         for entry in &self.entries {
             let standing = standings.entry(entry.hash.clone()).or_default();
             match entry.event {
-                JournalEvent::Lifted => standing.suppressed = None,
+                JournalEvent::Lifted => {
+                    standing.suppressed = None;
+                    if standing.erased_at.is_some() && standing.lifted_at.is_none() {
+                        standing.lifted_at = Some(entry.at);
+                    }
+                }
                 JournalEvent::Suppressed(SuppressionReason::Erased) => {
                     standing.erased_at = standing.erased_at.max(Some(entry.at));
+                    standing.lifted_at = None;
                     standing.suppressed = Some((SuppressionReason::Erased, entry.at));
                 }
                 JournalEvent::Suppressed(reason) => {
@@ -239,7 +331,7 @@ mod tests {
     fn entries_read_back_as_written_and_a_torn_line_is_counted_not_taken() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("canvass.journal");
-        let journal = Journal::open(&path).unwrap();
+        let journal = Journal::open(&path, true).unwrap();
         let written = vec![
             entry(
                 "2026-12-07T09:14:03.512077Z",
@@ -260,8 +352,15 @@ mod tests {
             .unwrap()
             .write_all(b"2026-12-07T09:16:00Z unsubscribed 9f86d0")
             .unwrap();
+        // The next entry is not swallowed by the torn line.
+        let after = entry(
+            "2026-12-07T09:17:00Z",
+            JournalEvent::Suppressed(SuppressionReason::Complaint),
+            "cara@example.org",
+        );
+        journal.append(std::slice::from_ref(&after)).unwrap();
         let read = Journal::read(&path).unwrap();
-        assert_eq!(read.entries, written);
+        assert_eq!(read.entries, [written, vec![after]].concat());
         assert_eq!(read.unreadable, 1);
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.starts_with("# canvass suppression journal"), "{text}");
@@ -272,6 +371,26 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_missing_journal_is_made_only_when_asked_and_a_failed_write_is_held_and_said() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("canvass.journal");
+        let missing = Journal::open(&path, false).unwrap_err();
+        assert!(missing.is_missing(), "{missing}");
+        assert!(!path.exists());
+
+        let full = Journal::open(Path::new("/dev/full"), false).unwrap();
+        let bounced = entry(
+            "2026-12-07T09:17:00Z",
+            JournalEvent::Suppressed(SuppressionReason::Bounced),
+            "dan@example.org",
+        );
+        full.append_or_hold(std::slice::from_ref(&bounced));
+        assert!(full.is_broken());
+        assert!(!full.probe());
+        assert_eq!(*full.held.lock().unwrap(), [bounced]);
     }
 
     #[test]
@@ -310,6 +429,7 @@ mod tests {
             of("jo@example.org"),
             Standing {
                 erased_at: Some("2026-12-01T10:00:00Z".parse().unwrap()),
+                lifted_at: None,
                 suppressed: Some((
                     SuppressionReason::Erased,
                     "2026-12-01T10:00:00Z".parse().unwrap()
@@ -323,6 +443,7 @@ mod tests {
             of("ann@example.org"),
             Standing {
                 erased_at: Some("2026-12-03T10:00:00Z".parse().unwrap()),
+                lifted_at: Some("2026-12-04T10:00:00Z".parse().unwrap()),
                 suppressed: None,
             }
         );

@@ -27,7 +27,7 @@ mod topics;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -120,14 +120,28 @@ impl fmt::Display for DatabaseUrl {
         match self {
             Self::Sqlite(url) => f.write_str(url),
             Self::Postgres(url) => {
-                let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-                match rest.split_once('@') {
-                    Some((userinfo, host)) if userinfo.contains(':') => {
-                        let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-                        write!(f, "{scheme}://{user}:***@{host}")
-                    }
-                    _ => f.write_str(url),
+                // Parsed, not split: a password may hold an `@` of its own, or sit in the
+                // query (`?password=`).
+                let Ok(mut parsed) = url::Url::parse(url) else {
+                    return f.write_str("postgres://(a URL that does not parse)");
+                };
+                if parsed.password().is_some() {
+                    let _ = parsed.set_password(Some("***"));
                 }
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(key, value)| {
+                        let value = match key.eq_ignore_ascii_case("password") {
+                            true => "***".to_owned(),
+                            false => value.into_owned(),
+                        };
+                        (key.into_owned(), value)
+                    })
+                    .collect();
+                if !pairs.is_empty() {
+                    parsed.query_pairs_mut().clear().extend_pairs(pairs);
+                }
+                f.write_str(parsed.as_str())
             }
         }
     }
@@ -157,6 +171,19 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}; nothing was changed")]
     Journal(#[from] JournalError),
+    #[error(
+        "there is no suppression journal at {}: `canvass migrate` starts one",
+        .0.display()
+    )]
+    NoJournal(PathBuf),
+    #[error(
+        "the suppression journal {} is missing, though this database has written to it since \
+         {since}: copy it back from where it is kept. If it is truly lost, `canvass migrate \
+         --new-journal` starts a new one, and erasures and unsubscribes recorded only in the \
+         lost one will not be re-applied after a restore",
+        path.display()
+    )]
+    JournalLost { path: PathBuf, since: DateTime<Utc> },
 }
 
 impl StoreError {
@@ -283,6 +310,76 @@ impl Store {
         }
     }
 
+    /// This store with the journal at `path`, checked against what the database remembers of
+    /// it: a journal missing where this database has written to one (on this host) was lost
+    /// or moved, and only `start` [`JournalStart::Anew`] starts another there.
+    pub async fn with_journal_at(self, path: &Path, start: JournalStart) -> Result<Self> {
+        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let host = host_name();
+        let shown = path.display().to_string();
+        let started: Option<DateTime<Utc>> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT started_at FROM journals WHERE host = $1 AND path = $2")
+                .bind(&host)
+                .bind(&shown)
+                .fetch_optional(pool)
+                .await?
+        });
+        let create = match (start, started) {
+            (JournalStart::Anew, _) => true,
+            (JournalStart::IfNew, None) => true,
+            (JournalStart::IfNew | JournalStart::Never, Some(_)) | (JournalStart::Never, None) => {
+                false
+            }
+        };
+        let journal = match Journal::open(&path, create) {
+            Err(error) if error.is_missing() => {
+                return Err(match started {
+                    Some(since) => StoreError::JournalLost { path, since },
+                    None => StoreError::NoJournal(path),
+                });
+            }
+            opened => opened?,
+        };
+        let now = now();
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO journals (host, path, started_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (host, path) DO NOTHING",
+            )
+            .bind(&host)
+            .bind(&shown)
+            .bind(now)
+            .execute(pool)
+            .await?;
+            if let (JournalStart::Anew, Some(_)) = (start, started) {
+                sqlx::query("UPDATE journals SET started_at = $3 WHERE host = $1 AND path = $2")
+                    .bind(&host)
+                    .bind(&shown)
+                    .bind(now)
+                    .execute(pool)
+                    .await?;
+                insert_audit!(pool, actor: crate::domain::Actor::Operator,
+                    action: "journal.started_anew", contact: None::<i64>,
+                    detail: Some(format!("{shown} on {host}")), ip: None::<String>)?;
+            }
+        });
+        Ok(self.with_journal(journal))
+    }
+
+    /// Whether the journal's last write failed: the worker sends nothing meanwhile. It is
+    /// tried again here.
+    pub async fn journal_is_broken(&self) -> bool {
+        let Some(journal) = self.journal.clone() else {
+            return false;
+        };
+        if !journal.is_broken() {
+            return false;
+        }
+        tokio::task::spawn_blocking(move || !journal.probe())
+            .await
+            .unwrap_or(true)
+    }
+
     /// The journal this store writes to, if any.
     pub fn journal(&self) -> Option<&Journal> {
         self.journal.as_deref()
@@ -306,6 +403,17 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)??;
         Ok(())
+    }
+
+    /// Writes entries to the journal, or holds them for its next write when it cannot be
+    /// written: for a change that must go ahead regardless (a bounce recorded with the
+    /// messages the server took, which must not be sent again).
+    async fn journal_or_hold(&self, entries: Vec<JournalEntry>) {
+        if let Some(journal) = self.journal.clone()
+            && !entries.is_empty()
+        {
+            let _ = tokio::task::spawn_blocking(move || journal.append_or_hold(&entries)).await;
+        }
     }
 
     /// Writes to the journal that a suppression was lifted, once the lift has committed. A lift
@@ -391,6 +499,15 @@ impl Store {
             n if n < known => Migrated::Upgraded { from: n, to: known },
             n => Migrated::UpToDate(n),
         })
+    }
+
+    /// The latest schema version this build knows for the engine `url` names.
+    pub fn latest_schema(url: &DatabaseUrl) -> i64 {
+        let migrations = match url {
+            DatabaseUrl::Sqlite(_) => &SQLITE_MIGRATIONS,
+            DatabaseUrl::Postgres(_) => &POSTGRES_MIGRATIONS,
+        };
+        migrations.iter().map(|m| m.version).max().unwrap_or(0)
     }
 
     /// How many migrations the database has had; an error where it has none at all.
@@ -517,6 +634,27 @@ impl Store {
             Pool::Postgres(_) => "postgres",
         }
     }
+}
+
+/// Whether a journal may be started where none is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalStart {
+    /// Only where this database has written to none (on this host): `migrate`, `demo`.
+    IfNew,
+    /// Never: it must be there.
+    Never,
+    /// Even where one was lost (`migrate --new-journal`), saying so in the audit log.
+    Anew,
+}
+
+/// This machine's name, which tells the journals of several hosts on one database apart.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|name| name.trim().to_owned())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// What `migrate` did to the schema (counting migrations: the versions this build knows).
@@ -695,6 +833,17 @@ mod tests {
         let shown = url.to_string();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(shown, "postgres://canvass:***@db.example.org:5432/canvass");
+        for url in [
+            "postgres://canvass:hun@ter2@db.example.org/canvass",
+            "postgres://canvass@db.example.org/canvass?password=hunter2&sslmode=require",
+        ] {
+            let shown = url.parse::<DatabaseUrl>().unwrap().to_string();
+            assert!(
+                !shown.contains("ter2") && !shown.contains("hunter2"),
+                "{shown}"
+            );
+            assert!(shown.contains("db.example.org/canvass"), "{shown}");
+        }
         let no_password: DatabaseUrl = "postgres://postgres@127.0.0.1/test".parse().unwrap();
         assert_eq!(
             no_password.to_string(),

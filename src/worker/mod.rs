@@ -431,6 +431,7 @@ impl Shared {
         let mut next_due: Option<chrono::DateTime<chrono::Utc>> = None;
         let mut rate = RateWindow::new(self.totals.sent.load(Ordering::Relaxed));
         let mut gauged: Option<Instant> = None;
+        let mut journal_stopped = false;
         loop {
             if (&mut shutdown).now_or_never().is_some() {
                 return Ok(());
@@ -464,6 +465,25 @@ impl Shared {
             if drain && self.unusable_longer_than(patience) {
                 return Ok(());
             }
+            // No journal, no mail: an unsubscribe that cannot be recorded fails, and nobody is
+            // mailed meanwhile who may be trying to leave.
+            if self.store.journal_is_broken().await {
+                if drain {
+                    return Ok(());
+                }
+                if !journal_stopped {
+                    tracing::error!(
+                        "the suppression journal cannot be written: sending stops until it can"
+                    );
+                    journal_stopped = true;
+                }
+                tokio::select! {
+                    () = &mut shutdown => return Ok(()),
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            journal_stopped = false;
             let wait = if jobs.len() < batch {
                 let number = self.claims.fetch_add(1, Ordering::AcqRel) + 1;
                 let checked = self.feed.position();
@@ -963,7 +983,10 @@ async fn send(
             let Ok(mut job) = queue.recv().await else {
                 break;
             };
-            let (result, failure) = if shared.stopping() || shared.held_back(&job) {
+            // A journal that cannot be written holds back what was claimed before it broke.
+            let journal_broken = shared.store.journal().is_some_and(|j| j.is_broken());
+            let (result, failure) = if shared.stopping() || shared.held_back(&job) || journal_broken
+            {
                 (DeliveryResult::Released, None)
             } else {
                 shared

@@ -507,3 +507,26 @@ pub fn header(message: &str, name: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// Runs `canvass migrate` on a database the tests made through the library, as an operator
+/// would before any other command: it starts the suppression journal (beside an SQLite
+/// database, or at `CANVASS_JOURNAL` among `env`), which every other command needs.
+pub fn start_journal(url: &str, env: &[(&str, &str)]) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_canvass"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CANVASS_") {
+            command.env_remove(key);
+        }
+    }
+    let output = command
+        .arg("migrate")
+        .env("CANVASS_DATABASE_URL", url)
+        .envs(env.iter().copied())
+        .output()
+        .expect("canvass runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
