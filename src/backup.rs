@@ -47,15 +47,8 @@ async fn copy_into(store: &Store, url: &DatabaseUrl, dest: &Path) -> anyhow::Res
                 .with_context(|| format!("copying the database into {}", dest.display()))?;
         }
         DatabaseUrl::Postgres(url) => {
-            let (url, password) = without_password(url)?;
-            let mut dump = tokio::process::Command::new("pg_dump");
-            dump.args(["--format=custom", "--no-password", "--file"])
-                .arg(dest)
-                .arg("--dbname")
-                .arg(url);
-            if let Some(password) = password {
-                dump.env("PGPASSWORD", password);
-            }
+            let mut dump = postgres_tool("pg_dump", url)?;
+            dump.args(["--format=custom", "--file"]).arg(dest);
             run(dump, "pg_dump").await?;
         }
     }
@@ -94,8 +87,7 @@ pub async fn restore(url: &DatabaseUrl, src: &Path) -> anyhow::Result<()> {
         }
         DatabaseUrl::Postgres(url) => {
             check_postgres_backup(src).await?;
-            let (url, password) = without_password(url)?;
-            let mut restore = tokio::process::Command::new("pg_restore");
+            let mut restore = postgres_tool("pg_restore", url)?;
             restore
                 .args([
                     "--clean",
@@ -104,14 +96,8 @@ pub async fn restore(url: &DatabaseUrl, src: &Path) -> anyhow::Result<()> {
                     "--no-privileges",
                     "--single-transaction",
                     "--exit-on-error",
-                    "--no-password",
-                    "--dbname",
                 ])
-                .arg(url)
                 .arg(src);
-            if let Some(password) = password {
-                restore.env("PGPASSWORD", password);
-            }
             run(restore, "pg_restore").await?;
         }
     }
@@ -190,8 +176,19 @@ fn check_version(src: &Path, version: i64, url: &DatabaseUrl) -> anyhow::Result<
     Ok(())
 }
 
-/// The URL with its password taken out, and the password: given to the PostgreSQL tools in
-/// their environment, never on a command line that every user of the machine can read.
+/// A PostgreSQL tool (`pg_dump`, `pg_restore`) pointed at the database `url`: its password in
+/// the tool's environment, never on a command line that every user of the machine can read.
+fn postgres_tool(program: &str, url: &str) -> anyhow::Result<tokio::process::Command> {
+    let (url, password) = without_password(url)?;
+    let mut command = tokio::process::Command::new(program);
+    command.args(["--no-password", "--dbname"]).arg(url);
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password);
+    }
+    Ok(command)
+}
+
+/// The URL with its password taken out, and the password.
 fn without_password(url: &str) -> anyhow::Result<(String, Option<String>)> {
     let mut parsed = url::Url::parse(url).context("reading the database URL")?;
     let mut password = parsed.password().map(|encoded| {

@@ -275,7 +275,7 @@ enum ContactCommand {
 impl Cli {
     pub async fn run(self) -> anyhow::Result<()> {
         let file = Settings::from_file(self.config.as_deref())?;
-        let config = self.settings.or(file).resolve()?;
+        let config = self.settings.with_secrets_read()?.or(file).resolve()?;
         match self.command {
             Command::Migrate { new_journal } => {
                 let store = connect(&config, Create::IfMissing).await?;
@@ -649,14 +649,11 @@ async fn worker(config: &Config, drain: bool, give_up_after: Duration) -> anyhow
     if drain && paused > 0 {
         bail!("{paused} campaign(s) paused by the worker hold messages back");
     }
-    if store.journal().is_some_and(|journal| journal.is_broken()) {
+    if let Some(journal) = store.journal().filter(|journal| journal.is_broken()) {
         bail!(
             "the suppression journal {} cannot be written: nothing more was sent, and nothing \
              is sent until it can be (an unsubscribe could not be recorded meanwhile)",
-            store
-                .journal()
-                .map(|j| j.path().display().to_string())
-                .unwrap_or_default()
+            journal.path().display()
         );
     }
     if let (true, Some((unusable_for, why))) = (drain, worker.server_unusable()) {

@@ -320,28 +320,40 @@ impl Settings {
                 url
             })
         };
-        let database_url = secret(
-            "database_url",
-            self.database_url,
-            path(self.database_url_file).as_deref(),
-        )?;
-        let smtp_url = secret(
-            "smtp_url",
-            self.smtp_url,
-            path(self.smtp_url_file).as_deref(),
-        )?;
-        let signing_keys = secret(
-            "signing_keys",
-            self.signing_keys,
-            path(self.signing_keys_file).as_deref(),
-        )?;
+        let read = Self {
+            database_url_file: path(self.database_url_file),
+            smtp_url_file: path(self.smtp_url_file),
+            signing_keys_file: path(self.signing_keys_file),
+            ..self
+        }
+        .with_secrets_read()?;
         Ok(Self {
-            database_url: url(database_url, &["sqlite://", "sqlite:"]),
-            smtp_url: url(smtp_url, &["file://"]),
-            signing_keys,
-            dkim_key_file: path(self.dkim_key_file),
-            smtp_ca_file: path(self.smtp_ca_file),
-            journal: path(self.journal),
+            database_url: url(read.database_url, &["sqlite://", "sqlite:"]),
+            smtp_url: url(read.smtp_url, &["file://"]),
+            dkim_key_file: path(read.dkim_key_file),
+            smtp_ca_file: path(read.smtp_ca_file),
+            journal: path(read.journal),
+            ..read
+        })
+    }
+
+    /// These settings with the secrets they keep in files (`database_url_file` and the rest)
+    /// read in. Done on each level (the flags and environment, the file) before the levels are
+    /// merged, so that a secret given in a file beats a lower level's value as the value itself
+    /// would; giving both on one level is an error.
+    pub fn with_secrets_read(self) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database_url: secret(
+                "database_url",
+                self.database_url,
+                self.database_url_file.as_deref(),
+            )?,
+            smtp_url: secret("smtp_url", self.smtp_url, self.smtp_url_file.as_deref())?,
+            signing_keys: secret(
+                "signing_keys",
+                self.signing_keys,
+                self.signing_keys_file.as_deref(),
+            )?,
             database_url_file: None,
             smtp_url_file: None,
             signing_keys_file: None,
@@ -352,22 +364,12 @@ impl Settings {
     /// These settings, with `fallback` filling what they leave out.
     pub fn or(self, fallback: Self) -> Self {
         Self {
-            // A secret given in a file here beats the fallback's, as a value given here would.
-            database_url: match self.database_url_file {
-                Some(_) => self.database_url,
-                None => self.database_url.or(fallback.database_url),
-            },
-            smtp_url: match self.smtp_url_file {
-                Some(_) => self.smtp_url,
-                None => self.smtp_url.or(fallback.smtp_url),
-            },
+            database_url: self.database_url.or(fallback.database_url),
+            smtp_url: self.smtp_url.or(fallback.smtp_url),
             base_url: self.base_url.or(fallback.base_url),
             listen: self.listen.or(fallback.listen),
             from: self.from.or(fallback.from),
-            signing_keys: match self.signing_keys_file {
-                Some(_) => self.signing_keys,
-                None => self.signing_keys.or(fallback.signing_keys),
-            },
+            signing_keys: self.signing_keys.or(fallback.signing_keys),
             send_rate: self.send_rate.or(fallback.send_rate),
             send_concurrency: self.send_concurrency.or(fallback.send_concurrency),
             unsubscribe_mailto: self.unsubscribe_mailto.or(fallback.unsubscribe_mailto),
@@ -399,23 +401,16 @@ impl Settings {
     pub fn resolve(self) -> Result<Config, ConfigError> {
         let invalid =
             |setting: &'static str, reason: String| ConfigError::Invalid { setting, reason };
-        let database_url = secret(
-            "database_url",
-            self.database_url,
-            self.database_url_file.as_deref(),
-        )?;
-        let smtp_url = secret("smtp_url", self.smtp_url, self.smtp_url_file.as_deref())?;
-        let signing_keys = secret(
-            "signing_keys",
-            self.signing_keys,
-            self.signing_keys_file.as_deref(),
-        )?;
-        let database_url: DatabaseUrl = database_url
+        // Read already on each level when the levels were merged; here for settings that come
+        // from one level alone.
+        let settings = self.with_secrets_read()?;
+        let database_url: DatabaseUrl = settings
+            .database_url
             .as_deref()
             .unwrap_or("sqlite://canvass.db")
             .parse()
             .map_err(|e: crate::store::DatabaseUrlError| invalid("database_url", e.to_string()))?;
-        let mut base_url = self
+        let mut base_url = settings
             .base_url
             .unwrap_or_else(|| "http://127.0.0.1:8080".into())
             .trim()
@@ -431,39 +426,43 @@ impl Settings {
                 "must start with https:// or http://".into(),
             ));
         }
-        let listen = self
+        let listen = settings
             .listen
             .as_deref()
             .unwrap_or("127.0.0.1:8080")
             .parse()
             .map_err(|e| invalid("listen", format!("{e}")))?;
-        let from: Mailbox = self
+        let from: Mailbox = settings
             .from
             .as_deref()
             .unwrap_or("canvass <canvass@localhost>")
             .parse()
             .map_err(|e| invalid("from", format!("{e}")))?;
-        let send_rate = match self.send_rate {
+        let send_rate = match settings.send_rate {
             None => None,
             Some(rate) => Some(
                 NonZeroU32::new(rate)
                     .ok_or_else(|| invalid("send_rate", "must be above 0".into()))?,
             ),
         };
-        let send_concurrency = NonZeroUsize::new(self.send_concurrency.unwrap_or(8))
+        let send_concurrency = NonZeroUsize::new(settings.send_concurrency.unwrap_or(8))
             .ok_or_else(|| invalid("send_concurrency", "must be above 0".into()))?;
-        let unsubscribe_mailto = self
+        let unsubscribe_mailto = settings
             .unsubscribe_mailto
             .map(|address| address.parse())
             .transpose()
             .map_err(|e| invalid("unsubscribe_mailto", format!("{e}")))?;
-        let lease = match self.lease_seconds.unwrap_or(60) {
+        let lease = match settings.lease_seconds.unwrap_or(60) {
             seconds @ 1..=3600 => Duration::from_secs(seconds),
             _ => return Err(invalid("lease_seconds", "must be 1 to 3600".into())),
         };
-        let pause_after_failures = NonZeroU32::new(self.pause_after_failures.unwrap_or(25))
+        let pause_after_failures = NonZeroU32::new(settings.pause_after_failures.unwrap_or(25))
             .ok_or_else(|| invalid("pause_after_failures", "must be above 0".into()))?;
-        let dkim = match (self.dkim_domain, self.dkim_selector, self.dkim_key_file) {
+        let dkim = match (
+            settings.dkim_domain,
+            settings.dkim_selector,
+            settings.dkim_key_file,
+        ) {
             (None, None, None) => None,
             (Some(domain), Some(selector), Some(key_file)) => Some(DkimSettings {
                 domain,
@@ -479,7 +478,7 @@ impl Settings {
         };
         let text =
             |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let privacy_url = text(self.privacy_url);
+        let privacy_url = text(settings.privacy_url);
         if let Some(url) = &privacy_url
             && !(url.starts_with("https://") || url.starts_with("http://"))
         {
@@ -488,12 +487,15 @@ impl Settings {
                 "must start with https:// or http://".into(),
             ));
         }
-        let reply_to = text(self.reply_to)
+        let reply_to = text(settings.reply_to)
             .map(|mailbox| mailbox.parse::<Mailbox>())
             .transpose()
             .map_err(|e| invalid("reply_to", format!("{e}")))?;
         let mut sender_domains = vec![from.email.domain().to_ascii_lowercase()];
-        for domain in text(self.sender_domains).iter().flat_map(|d| d.split(',')) {
+        for domain in text(settings.sender_domains)
+            .iter()
+            .flat_map(|d| d.split(','))
+        {
             let domain = domain.trim().to_ascii_lowercase();
             let valid = domain.contains('.')
                 && domain.split('.').all(|label| {
@@ -524,17 +526,17 @@ impl Settings {
                 ),
             ));
         }
-        let organisation = text(self.organisation).unwrap_or_else(|| display_name(&from));
+        let organisation = text(settings.organisation).unwrap_or_else(|| display_name(&from));
         let publisher = Publisher {
             organisation,
-            postal_address: text(self.postal_address),
-            imprint: text(self.imprint),
+            postal_address: text(settings.postal_address),
+            imprint: text(settings.imprint),
             privacy_url,
         };
         let trusted_proxies =
-            crate::http::parse_trusted_proxies(self.trusted_proxies.as_deref().unwrap_or(""))
+            crate::http::parse_trusted_proxies(settings.trusted_proxies.as_deref().unwrap_or(""))
                 .map_err(|e| invalid("trusted_proxies", e))?;
-        let metrics_listen = text(self.metrics_listen)
+        let metrics_listen = text(settings.metrics_listen)
             .map(|given| match given.parse::<u16>() {
                 Ok(port) => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
                 Err(_) => given.parse::<SocketAddr>(),
@@ -547,11 +549,11 @@ impl Settings {
                 )
             })?;
         let metrics = crate::http::MetricsAccess {
-            token: text(self.metrics_token).map(Into::into),
+            token: text(settings.metrics_token).map(Into::into),
             listen: metrics_listen,
         };
         // Beside an SQLite database, named after it: `canvass.db` keeps `canvass.journal`.
-        let journal = self.journal.or_else(|| {
+        let journal = settings.journal.or_else(|| {
             database_url
                 .sqlite_file()
                 .map(|file| file.with_extension("journal"))
@@ -569,25 +571,25 @@ impl Settings {
         }
         Ok(Config {
             database_url,
-            smtp_url: smtp_url.unwrap_or_else(|| "file://outbox".into()),
+            smtp_url: settings.smtp_url.unwrap_or_else(|| "file://outbox".into()),
             base_url,
             listen,
             from,
-            signing_keys,
+            signing_keys: settings.signing_keys,
             send_rate,
             send_concurrency,
             unsubscribe_mailto,
             lease,
             pause_after_failures,
             dkim,
-            smtp_ca_file: self.smtp_ca_file,
+            smtp_ca_file: settings.smtp_ca_file,
             trusted_proxies,
             publisher,
             reply_to,
             sender_domains,
-            require_approval: self.require_approval.unwrap_or(true),
+            require_approval: settings.require_approval.unwrap_or(true),
             metrics,
-            remote_images: self.remote_images.unwrap_or(false),
+            remote_images: settings.remote_images.unwrap_or(false),
             journal,
         })
     }
@@ -662,7 +664,12 @@ mod tests {
         };
         let file: Settings =
             toml::from_str("smtp_url = \"file:///var/lib/canvass/outbox\"").unwrap();
-        let config = given.or(file).resolve().unwrap();
+        let config = given
+            .with_secrets_read()
+            .unwrap()
+            .or(file)
+            .resolve()
+            .unwrap();
         assert_eq!(config.smtp_url, "smtps://news:pw@relay.example.org");
 
         let same = Settings {

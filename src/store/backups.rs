@@ -58,30 +58,29 @@ impl Store {
     }
 
     /// Puts back what `read` holds that the database lacks.
-    pub async fn replay(&self, read: &JournalRead) -> Result<Replayed> {
+    async fn replay(&self, read: &JournalRead) -> Result<Replayed> {
         let standings = read.standings();
         // What is put back was recorded already: it is not written to the journal again.
         let quiet = self.without_journal();
         let mut erased: HashSet<EmailHash> = HashSet::new();
-        let to_erase: Vec<(&EmailHash, &Standing)> = standings
+        let now = now();
+        // Each erasure's time, never later than now nor than a sign-up since: a clock that ran
+        // ahead when the erasure was written must not take a record made after it.
+        let to_erase: Vec<(&EmailHash, &Standing, DateTime<Utc>)> = standings
             .iter()
-            .filter(|(_, standing)| standing.erased_at.is_some())
+            .filter_map(|(hash, standing)| {
+                let erased_at = standing.erased_at?.min(now);
+                let erased_at = standing.lifted_at.map_or(erased_at, |at| erased_at.min(at));
+                Some((hash, standing, erased_at))
+            })
             .collect();
         for batch in to_erase.chunks(BATCH) {
-            let held = self.held_since(batch.iter().map(|(hash, _)| *hash)).await?;
-            for (hash, standing) in batch {
-                let Some(erased_at) = standing.erased_at else {
-                    continue;
-                };
-                // Never later than now, nor than a sign-up since: a clock that ran ahead when
-                // the erasure was written must not take a record made after it.
-                let erased_at = [Some(erased_at), standing.lifted_at, Some(now())]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .unwrap_or(erased_at);
+            let held = self
+                .held_since(batch.iter().map(|(hash, ..)| *hash))
+                .await?;
+            for &(hash, standing, erased_at) in batch {
                 let from_before = held
-                    .get(*hash)
+                    .get(hash)
                     .is_some_and(|created| created.iter().any(|at| *at <= erased_at));
                 if from_before {
                     let erasure = Erasure::Replayed {
@@ -89,7 +88,7 @@ impl Store {
                         suppressed: standing.suppressed.is_some(),
                     };
                     quiet.erase(hash, &Actor::Operator, erasure).await?;
-                    erased.insert((*hash).clone());
+                    erased.insert(hash.clone());
                 }
             }
         }

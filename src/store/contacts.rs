@@ -4,8 +4,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
 
 use super::{
-    BeginWrite, Change, ContactImportOutcome, JournalEntry, JournalEvent, Result, Store,
-    decode_error, insert_audit, latest_consent, note_changes, now, on_pool,
+    BeginWrite, Change, ContactImportOutcome, JournalEntry, Result, Store, decode_error,
+    insert_audit, latest_consent, note_changes, now, on_pool, stored_hash,
 };
 use crate::domain::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
@@ -58,13 +58,7 @@ macro_rules! upsert_suppression {
         .fetch_optional($executor)
         .await
         // What the suppression list gained, for the journal.
-        .map(|written| {
-            written.map(|_| JournalEntry {
-                at: $now,
-                event: JournalEvent::Suppressed($reason),
-                hash: $hash.clone(),
-            })
-        })
+        .map(|written| written.map(|_| JournalEntry::suppressed($now, $reason, $hash.clone())))
     };
 }
 
@@ -371,12 +365,8 @@ impl Store {
             // Every erasure asked for, even of an address already suppressed as erased: its
             // time is what a restored database is checked against.
             if let Erasure::Requested = erasure {
-                self.journal_entries(vec![JournalEntry {
-                    at: now,
-                    event: JournalEvent::Suppressed(SuppressionReason::Erased),
-                    hash: hash.clone(),
-                }])
-                .await?;
+                let erased = JournalEntry::suppressed(now, SuppressionReason::Erased, hash.clone());
+                self.journal_entries(vec![erased]).await?;
             }
             tx.commit().await?;
             id.is_some()
@@ -482,8 +472,7 @@ impl Store {
                     .bind(delivery)
                     .execute(&mut *tx)
                     .await?;
-                    let hash = hash.parse().map_err(|e| decode_error("email_hash", e))?;
-                    (hash, Some(contact))
+                    (stored_hash(&hash)?, Some(contact))
                 }
             };
             let journal = upsert_suppression!(&mut *tx, hash, reason, now)?;

@@ -9,8 +9,8 @@ use sqlx::QueryBuilder;
 use super::campaigns::ELIGIBLE;
 use super::campaigns::Recipient;
 use super::{
-    BeginWrite, CONSTITUENCY_OF_CONTACT, Change, JournalEntry, JournalEvent, Pool, Result, Store,
-    decode_error, insert_audit, note_changes, now, on_pool,
+    BeginWrite, CONSTITUENCY_OF_CONTACT, Change, JournalEntry, Pool, Result, Store, decode_error,
+    insert_audit, note_changes, now, on_pool, stored_hash,
 };
 use crate::domain::{Actor, Email, SuppressionReason, latest_birth_date_to_mail};
 
@@ -335,11 +335,8 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
                     if let Some(hash) = suppressed {
-                        journal.push(JournalEntry {
-                            at: now,
-                            event: JournalEvent::Suppressed(SuppressionReason::Bounced),
-                            hash: hash.parse().map_err(|e| decode_error("email_hash", e))?,
-                        });
+                        let bounced = SuppressionReason::Bounced;
+                        journal.push(JournalEntry::suppressed(now, bounced, stored_hash(&hash)?));
                     }
                     let code: String = reason
                         .chars()

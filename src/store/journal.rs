@@ -63,6 +63,15 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
+    /// An address put on the suppression list.
+    pub fn suppressed(at: DateTime<Utc>, reason: SuppressionReason, hash: EmailHash) -> Self {
+        Self {
+            at,
+            event: JournalEvent::Suppressed(reason),
+            hash,
+        }
+    }
+
     fn line(&self) -> String {
         format!(
             "{} {} {}\n",

@@ -481,19 +481,19 @@ impl Store {
         }
     }
 
+    /// The migrations this build knows for this store's engine.
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.pool() {
+            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
+        }
+    }
+
     /// Creates or upgrades the schema, saying which it did.
     pub async fn migrate(&self) -> Result<Migrated> {
         let before = self.applied_migrations().await.unwrap_or(0);
-        let known = match self.pool() {
-            Pool::Sqlite(pool) => {
-                SQLITE_MIGRATIONS.run(pool).await?;
-                SQLITE_MIGRATIONS.iter().count()
-            }
-            Pool::Postgres(pool) => {
-                POSTGRES_MIGRATIONS.run(pool).await?;
-                POSTGRES_MIGRATIONS.iter().count()
-            }
-        } as u64;
+        on_pool!(self, |pool| self.migrator().run(pool).await?);
+        let known = self.migrator().iter().count() as u64;
         Ok(match before {
             0 => Migrated::Created(known),
             n if n < known => Migrated::Upgraded { from: n, to: known },
@@ -522,10 +522,7 @@ impl Store {
 
     /// Fails with [`StoreError::NotMigrated`] unless every migration this build knows is applied.
     pub async fn check_schema(&self) -> Result<()> {
-        let known = match self.pool() {
-            Pool::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
-            Pool::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
-        };
+        let known = self.migrator().iter().count();
         match self.applied_migrations().await {
             Ok(applied) if applied as usize >= known => Ok(()),
             _ => Err(StoreError::NotMigrated),
@@ -780,6 +777,11 @@ impl BeginWrite for PgPool {
 pub(crate) enum BulkChange {
     UnderWay,
     Done,
+}
+
+/// An address's hash as the database holds it (a `RETURNING email_hash`).
+fn stored_hash(hash: &str) -> Result<EmailHash> {
+    hash.parse().map_err(|e| decode_error("email_hash", e))
 }
 
 /// A stored value that does not parse as its domain type: the database holds something canvass

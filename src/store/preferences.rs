@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use sqlx::QueryBuilder;
 
 use super::{
-    BeginWrite, Change, JournalEntry, JournalEvent, Result, Store, decode_error, insert_audit,
-    latest_consent, note_changes, now, on_pool,
+    BeginWrite, Change, JournalEntry, Result, Store, decode_error, insert_audit, latest_consent,
+    note_changes, now, on_pool, stored_hash,
 };
 use crate::domain::{Actor, Email, LinkTag, Postcode, PublicId, SuppressionReason, TopicSlug};
 
@@ -256,11 +256,12 @@ impl Store {
                 let journal = suppressed
                     .into_iter()
                     .map(|hash| {
-                        Ok(JournalEntry {
-                            at: now,
-                            event: JournalEvent::Suppressed(SuppressionReason::Unsubscribed),
-                            hash: hash.parse().map_err(|e| decode_error("email_hash", e))?,
-                        })
+                        let unsubscribed = SuppressionReason::Unsubscribed;
+                        Ok(JournalEntry::suppressed(
+                            now,
+                            unsubscribed,
+                            stored_hash(&hash)?,
+                        ))
                     })
                     .collect::<Result<Vec<_>>>()?;
 

@@ -4,8 +4,6 @@
 //! sent through the same relay when it answers (without our login when it refused that: a mail
 //! server takes mail for its own domains from anyone). The console's dashboard shows it too.
 
-use std::sync::Arc;
-
 use handlebars::html_escape;
 
 use crate::domain::Email;
@@ -16,7 +14,7 @@ use crate::store::Store;
 pub(super) struct Alerting {
     pub store: Store,
     pub transport: Transport,
-    pub letterhead: Arc<Letterhead>,
+    pub letterhead: Letterhead,
 }
 
 impl Alerting {

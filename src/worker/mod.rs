@@ -516,9 +516,6 @@ impl Shared {
                         return Ok(());
                     }
                 }
-                if drain && self.unusable_longer_than(self.settings.sending.outage.drain_patience) {
-                    return Ok(());
-                }
                 // Nothing to claim: rows held by another worker, or nothing queued.
                 let idle = match drain {
                     true => Duration::from_millis(200),
@@ -918,7 +915,7 @@ impl Shared {
             let alerting = alerts::Alerting {
                 store: self.store.clone(),
                 transport: self.settings.transport.clone(),
-                letterhead: Arc::new(self.settings.letterhead.clone()),
+                letterhead: self.settings.letterhead.clone(),
             };
             let (campaign, why) = (delivery.campaign_id, why.to_owned());
             let refused_login = trouble == Some(Trouble::Login);
