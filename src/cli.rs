@@ -7,6 +7,7 @@ use std::time::Duration;
 
 mod campaign;
 mod inbox;
+mod registers;
 mod staff;
 
 use anyhow::{Context, bail};
@@ -14,8 +15,9 @@ use clap::{Parser, Subcommand};
 
 use crate::app::contacts::{self, Withdrawn};
 use crate::app::imports::{self, CsvFile};
+use crate::app::registers::{self as app_registers, Act};
 use crate::app::topics;
-use crate::app::{App, AppError};
+use crate::app::{self, App, AppError};
 use crate::config::{Config, Settings};
 use crate::domain::{Actor, CampaignState};
 use crate::http::{Application, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
@@ -112,6 +114,30 @@ enum Command {
         #[command(subcommand)]
         command: InboxCommand,
     },
+    /// The register of rights requests (access, erasure...), with the legal clock of each
+    Requests {
+        #[command(subcommand)]
+        command: registers::RequestsCommand,
+    },
+    /// The register of data protection complaints, with the 30 days to acknowledge each
+    Complaints {
+        #[command(subcommand)]
+        command: registers::ComplaintsCommand,
+    },
+    /// Why a message went to whom it went: the consent that allowed it (when, how, wording,
+    /// IP) and who approved the campaign, from its Message-ID
+    Proof {
+        /// The Message-ID, as the email's header or a complaint quotes it
+        message_id: String,
+        /// As JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Erase what is kept past CANVASS_RETENTION_MONTHS (`serve` does it daily)
+    Retention {
+        #[command(subcommand)]
+        command: registers::RetentionCommand,
+    },
     /// The staff: people who sign in to the console, and API tokens
     Staff {
         #[command(subcommand)]
@@ -200,6 +226,11 @@ enum ContactsCommand {
         /// Where the list came from; the consent source of rows that give none
         #[arg(long, default_value = "import")]
         source: String,
+        /// When the people on the list agreed (the day it was made: YYYY-MM-DD or RFC 3339),
+        /// for rows without a consent_at of their own. Without it, those rows subscribe nobody
+        /// who has withdrawn since
+        #[arg(long, value_name = "DATE")]
+        consented_at: Option<String>,
     },
 }
 
@@ -232,16 +263,25 @@ enum ContactCommand {
     Export {
         /// The person's email address, or their public id
         contact: String,
+        /// The rights request this answers (REQ-2026-0001): recorded with it, and closes it
+        #[arg(long, value_name = "REF")]
+        request: Option<String>,
     },
     /// Erase the person, keeping only a hashed suppression entry
     Erase {
         /// The person's email address, or their public id
         contact: String,
+        /// The rights request this answers (REQ-2026-0001): recorded with it, and closes it
+        #[arg(long, value_name = "REF")]
+        request: Option<String>,
     },
     /// Keep the person's data but never mail them
     Restrict {
         /// The person's email address, or their public id
         contact: String,
+        /// The rights request this answers (REQ-2026-0001): recorded with it, and closes it
+        #[arg(long, value_name = "REF")]
+        request: Option<String>,
     },
     /// Lift a restriction
     Unrestrict {
@@ -261,6 +301,9 @@ enum ContactCommand {
         /// Anything worth keeping with it, for the audit log
         #[arg(long)]
         note: Option<String>,
+        /// The rights request (an objection) this answers: recorded with it, and closes it
+        #[arg(long, value_name = "REF")]
+        request: Option<String>,
     },
     /// Lift a bounced or complaint suppression found wrong (never an unsubscribe or erasure)
     Unsuppress {
@@ -347,8 +390,21 @@ impl Cli {
                 command: PostcodesCommand::Import { file, force },
             } => import_postcodes(&app(&config).await?, &file, force).await?,
             Command::Contacts {
-                command: ContactsCommand::Import { file, source },
-            } => import_contact_list(&app(&config).await?, &file, &source).await?,
+                command:
+                    ContactsCommand::Import {
+                        file,
+                        source,
+                        consented_at,
+                    },
+            } => {
+                import_contact_list(
+                    &app(&config).await?,
+                    &file,
+                    &source,
+                    consented_at.as_deref(),
+                )
+                .await?
+            }
             Command::Topics { command } => topics(&app(&config).await?, command).await?,
             Command::Counts {
                 command: CountsCommand::Check,
@@ -391,6 +447,18 @@ impl Cli {
                 inbox::import(&app, &keys, &dir).await?
             }
             Command::Staff { command } => staff::run(&app(&config).await?, command).await?,
+            Command::Requests { command } => {
+                registers::requests(&app(&config).await?, command).await?
+            }
+            Command::Retention { command } => {
+                registers::retention(&app(&config).await?, command).await?
+            }
+            Command::Proof { message_id, json } => {
+                registers::proof(&app(&config).await?, &message_id, json).await?
+            }
+            Command::Complaints { command } => {
+                registers::complaints(&app(&config).await?, command).await?
+            }
             Command::Worker {
                 drain,
                 give_up_after,
@@ -464,11 +532,16 @@ async fn replay(store: &Store) -> anyhow::Result<()> {
 
 /// The application over a database whose schema is up to date.
 async fn app(config: &Config) -> anyhow::Result<App> {
-    let store = open(config).await?;
-    Ok(App::new(store, config.publisher.clone(), &config.base_url)
+    Ok(application(config, open(config).await?))
+}
+
+/// The application over `store`, as the settings make it.
+fn application(config: &Config, store: Store) -> App {
+    App::new(store, config.publisher.clone(), &config.base_url)
         .with_sender_domains(config.sender_domains.clone())
         .with_approval(config.require_approval)
-        .with_remote_images(config.remote_images))
+        .with_remote_images(config.remote_images)
+        .with_data_protection(config.data_protection.clone())
 }
 
 /// The application, sending its own messages (test messages) where the settings say.
@@ -689,13 +762,11 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         letterhead: letterhead(config, keys.clone())?,
     };
     let purging = tokio::spawn(purge_signups(store.clone()));
+    let service = application(config, store).with_mailer(mailer);
+    let retaining = tokio::spawn(apply_retention_daily(service.clone()));
     let health = worker.as_ref().map(|_| Arc::new(WorkerHealth::default()));
     let app = Application::build(ServiceSettings {
-        app: App::new(store, config.publisher.clone(), &config.base_url)
-            .with_sender_domains(config.sender_domains.clone())
-            .with_approval(config.require_approval)
-            .with_remote_images(config.remote_images)
-            .with_mailer(mailer),
+        app: service,
         keys,
         listen: config.listen,
         metrics,
@@ -727,6 +798,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         worker.await.context("the worker panicked")??;
     }
     purging.abort();
+    retaining.abort();
     eprintln!("canvass: stopped");
     Ok(())
 }
@@ -801,6 +873,26 @@ async fn supervise(
 /// Failures in a row after which `serve` gives the worker up, and stops.
 const WORKER_RESTARTS: u32 = 5;
 
+/// Applies the retention period (when one is set) a minute after start and daily after.
+async fn apply_retention_daily(app: App) {
+    if app.data_protection.retention_months.is_none() {
+        return;
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    loop {
+        match app::retention::apply(&app, &Actor::Retention, crate::store::now()).await {
+            Ok(done) if done.erased + done.ip_addresses > 0 => tracing::info!(
+                erased = done.erased,
+                ip_addresses = done.ip_addresses,
+                "retention: erased contacts past the retention period and blanked old IP addresses"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("applying retention: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
+    }
+}
+
 /// Forgets expired sign-ups at start and every hour after, for the days nobody signs up.
 async fn purge_signups(store: Store) {
     loop {
@@ -820,14 +912,19 @@ async fn import_postcodes(app: &App, file: &Path, force: bool) -> anyhow::Result
     Ok(())
 }
 
-async fn import_contact_list(app: &App, file: &Path, source: &str) -> anyhow::Result<()> {
+async fn import_contact_list(
+    app: &App,
+    file: &Path,
+    source: &str,
+    consented_at: Option<&str>,
+) -> anyhow::Result<()> {
     let mut report = ConsoleReport::new("contacts");
     let summary = imports::contacts(
         app,
         &Actor::Operator,
         CsvFile::open(file)?,
         source,
-        None,
+        consented_at,
         &mut report,
     )
     .await;
@@ -855,12 +952,23 @@ async fn topics(app: &App, command: TopicsCommand) -> anyhow::Result<()> {
 
 async fn contact(app: &App, command: ContactCommand) -> anyhow::Result<()> {
     let me = &Actor::Operator;
+    // The request is checked before the act: an erased person's public id leads nowhere after.
+    let request = match command.request() {
+        Some((contact, reference, act)) => {
+            let email = contacts::address(app, me, contact).await.map_err(refused)?;
+            let request = app_registers::request_for(app, me, reference, &email)
+                .await
+                .map_err(refused)?;
+            Some((request, act))
+        }
+        None => None,
+    };
     match command {
-        ContactCommand::Export { contact } => {
+        ContactCommand::Export { contact, .. } => {
             let held = contacts::export(app, me, &contact).await.map_err(refused)?;
             println!("{}", serde_json::to_string_pretty(&held)?);
         }
-        ContactCommand::Erase { contact } => {
+        ContactCommand::Erase { contact, .. } => {
             match contacts::erase(app, me, &contact).await.map_err(refused)? {
                 ErasureOutcome::Erased => {
                     println!("erased; the address is kept only as a hash on the suppression list")
@@ -870,13 +978,14 @@ async fn contact(app: &App, command: ContactCommand) -> anyhow::Result<()> {
                 ),
             }
         }
-        ContactCommand::Restrict { contact } => restrict(app, &contact, true).await?,
+        ContactCommand::Restrict { contact, .. } => restrict(app, &contact, true).await?,
         ContactCommand::Unrestrict { contact } => restrict(app, &contact, false).await?,
         ContactCommand::Unsubscribe {
             contact,
             topics,
             source,
             note,
+            ..
         } => match contacts::withdraw(app, me, &contact, &topics, &source, note.as_deref())
             .await
             .map_err(refused)?
@@ -896,7 +1005,38 @@ async fn contact(app: &App, command: ContactCommand) -> anyhow::Result<()> {
             println!("lifted ({})", reason.as_str());
         }
     }
+    if let Some((request, act)) = request {
+        match app_registers::acted(app, me, &request, act)
+            .await
+            .map_err(refused)?
+        {
+            true => eprintln!("{}: recorded, and closed", request.reference),
+            false => eprintln!("{}: recorded", request.reference),
+        }
+    }
     Ok(())
+}
+
+impl ContactCommand {
+    /// The person, the request and the act, for a command done for a rights request.
+    fn request(&self) -> Option<(&str, &str, Act)> {
+        let (contact, request, act) = match self {
+            Self::Export { contact, request } => (contact, request, Act::Export),
+            Self::Erase { contact, request } => (contact, request, Act::Erase),
+            Self::Restrict { contact, request } => (contact, request, Act::Restrict),
+            Self::Unsubscribe {
+                contact,
+                request,
+                topics,
+                ..
+            } => match topics.is_empty() {
+                true => (contact, request, Act::Unsubscribe),
+                false => (contact, request, Act::Withdraw),
+            },
+            Self::Unrestrict { .. } | Self::Unsuppress { .. } => return None,
+        };
+        Some((contact, request.as_deref()?, act))
+    }
 }
 
 async fn restrict(app: &App, contact: &str, restricted: bool) -> anyhow::Result<()> {

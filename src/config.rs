@@ -10,7 +10,8 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use serde::Deserialize;
 
-use crate::domain::Publisher;
+use crate::app::DataProtection;
+use crate::domain::{BankHolidays, PrivacyText, Publisher};
 use crate::store::DatabaseUrl;
 
 /// A mailbox's display name, or its address when it has none.
@@ -158,6 +159,28 @@ pub struct Settings {
     /// with .journal; none for PostgreSQL, where sending over SMTP needs one]
     #[arg(long, env = "CANVASS_JOURNAL", global = true, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Whose bank holidays move a rights request's due date to the next working day:
+    /// england-and-wales, scotland or northern-ireland [default: england-and-wales]
+    #[arg(
+        long,
+        env = "CANVASS_BANK_HOLIDAYS",
+        global = true,
+        value_name = "REGION"
+    )]
+    pub bank_holidays: Option<String>,
+    /// Contacts with no consent in force, no open request and no activity for this many months
+    /// are erased, and older IP addresses blanked (`canvass retention apply`, and `serve`
+    /// daily) [default: unset, nothing automatic]
+    #[arg(
+        long,
+        env = "CANVASS_RETENTION_MONTHS",
+        global = true,
+        value_name = "MONTHS"
+    )]
+    pub retention_months: Option<u32>,
+    /// What every access pack says of the processing: a `[privacy]` table, in the file only
+    #[arg(skip)]
+    pub privacy: Option<PrivacyText>,
     /// A file holding the database URL (a systemd credential: %d/database_url), instead of
     /// CANVASS_DATABASE_URL
     #[arg(
@@ -244,6 +267,8 @@ pub struct Config {
     pub remote_images: bool,
     /// The suppression journal's file, if there is one.
     pub journal: Option<PathBuf>,
+    /// The registers' calendar, retention and the access pack's information.
+    pub data_protection: DataProtection,
 }
 
 /// Shows what is configured without the secrets.
@@ -391,6 +416,9 @@ impl Settings {
             metrics_listen: self.metrics_listen.or(fallback.metrics_listen),
             remote_images: self.remote_images.or(fallback.remote_images),
             journal: self.journal.or(fallback.journal),
+            bank_holidays: self.bank_holidays.or(fallback.bank_holidays),
+            retention_months: self.retention_months.or(fallback.retention_months),
+            privacy: self.privacy.or(fallback.privacy),
             database_url_file: self.database_url_file.or(fallback.database_url_file),
             smtp_url_file: self.smtp_url_file.or(fallback.smtp_url_file),
             signing_keys_file: self.signing_keys_file.or(fallback.signing_keys_file),
@@ -426,6 +454,10 @@ impl Settings {
                 "must start with https:// or http://".into(),
             ));
         }
+        let bank_holidays = match settings.bank_holidays.as_deref() {
+            None => BankHolidays::default(),
+            Some(region) => region.parse().map_err(|e| invalid("bank_holidays", e))?,
+        };
         let listen = settings
             .listen
             .as_deref()
@@ -591,6 +623,19 @@ impl Settings {
             metrics,
             remote_images: settings.remote_images.unwrap_or(false),
             journal,
+            data_protection: DataProtection {
+                bank_holidays,
+                retention_months: match settings.retention_months {
+                    Some(0) => {
+                        return Err(invalid(
+                            "retention_months",
+                            "at least 1 (leave it unset to keep contacts until erased)".into(),
+                        ));
+                    }
+                    months => months,
+                },
+                privacy: settings.privacy.unwrap_or_default(),
+            },
         })
     }
 }

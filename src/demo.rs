@@ -100,7 +100,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         "\n$ canvass contacts import {} --source demo",
         contacts.display()
     );
-    println!("(two rows of the sample are wrong on purpose, to show how bad rows are reported)");
+    println!(
+        "(three rows of the sample are wrong on purpose, to show how bad rows are reported; a \
+         child under 14 without a guardian's consent is not kept at all)"
+    );
     let mut report = ConsoleReport::new("contacts");
     let imported = imports::contacts(
         &app,

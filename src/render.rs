@@ -545,6 +545,7 @@ mod tests {
             markdown: None,
             from: None,
             reply_to: None,
+            election_material: false,
             audience: Audience::default(),
             event: event.then(|| Event {
                 title: "Hustings".into(),

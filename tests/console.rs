@@ -1221,6 +1221,7 @@ async fn an_organiser_is_refused_alike_whoever_holds_an_address_or_whatever_supp
             topics: vec!["news"],
             consent_at: "",
             source: "street stall",
+            ..Default::default()
         };
         let refused = contacts::save(&service, &olu, &draft).await.unwrap_err();
         refusals.push(format!("{refused:?}"));

@@ -187,7 +187,7 @@ async fn import_lands_the_good_rows_and_names_each_bad_one_by_line(db: TestStore
          bad.guardian@example.org,,,,maybe,,,\n\
          short.row@example.org,Short\n\
          \"quoted, comma\"@example.org,\"Quoted, Name\",,,,,,\n\
-         good.three@example.org,\"Three, Good\",sg1 2aa,2015-05-05,true,events,,\n"
+         good.three@example.org,\"Three, Good\",sg1 2aa,1995-05-05,true,events,,\n"
     );
     let (summary, report) = import(&db, &csv).await;
     let lines: Vec<(u64, &str)> = report
@@ -399,11 +399,14 @@ async fn the_same_address_twice_in_a_file_is_one_contact(db: TestStore) {
 }
 
 async fn an_empty_cell_keeps_what_is_held(db: TestStore) {
-    import(
+    let (summary, _) = import(
         &db,
-        &format!("{HEADER}jo@example.org,Jo,SG13 8EQ,2014-01-01,true,,,\n"),
+        "email,name,postcode,date_of_birth,guardian_consent,guardian_name,guardian_relationship\n\
+         jo@example.org,Jo,SG13 8EQ,2014-01-01,true,Ann Lee,mother\n",
     )
     .await;
+    assert_eq!(summary.imported, 1);
+    // A child held with a guardian's consent: a row that says nothing of it keeps it.
     let (summary, _) = import(&db, "email,name\njo@example.org,\n").await;
     assert_eq!(summary.updated, 1);
     let export = db.held("jo@example.org").await;
@@ -1160,8 +1163,6 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
          other-topic@example.org,D,SG13 8EQ,,,events,2026-01-01T00:00:00Z,form\n\
          no-consent@example.org,E,SG13 8EQ,,,,2026-01-01T00:00:00Z,form\n\
          other-constituency@example.org,F,AL1 3JE,,,news,2026-01-01T00:00:00Z,form\n\
-         child@example.org,G,SG13 8EQ,{ten_years_ago},,news,2026-01-01T00:00:00Z,form\n\
-         child-with-guardian@example.org,H,SG13 8EQ,{ten_years_ago},true,news,2026-01-01T00:00:00Z,form\n\
          unsubscribed@example.org,I,SG13 8EQ,,,news,2026-01-01T00:00:00Z,form\n\
          restricted@example.org,J,SG13 8EQ,,,news,2026-01-01T00:00:00Z,form\n\
          withdrawn@example.org,K,SG13 8EQ,,,news,2026-01-01T00:00:00Z,form\n\
@@ -1169,6 +1170,17 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
     );
     let (_, report) = import(&db, &csv).await;
     assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    // A child is kept only with a guardian's consent: the other is refused, not stored.
+    let children = format!(
+        "email,name,postcode,date_of_birth,guardian_consent,guardian_name,guardian_relationship,\
+         topics,consent_at,consent_source\n\
+         child@example.org,G,SG13 8EQ,{ten_years_ago},,,,news,2026-01-01T00:00:00Z,form\n\
+         child-with-guardian@example.org,H,SG13 8EQ,{ten_years_ago},true,Ann,mother,news,\
+         2026-01-01T00:00:00Z,form\n"
+    );
+    let (_, report) = import(&db, &children).await;
+    let refused: Vec<u64> = report.rejections.iter().map(|r| r.line).collect();
+    assert_eq!(refused, [2], "{:?}", report.rejections);
     let unsubscribed = db
         .store
         .export_contact(&email("unsubscribed@example.org"))
@@ -1243,7 +1255,10 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
     let size = db.store.audience_size(id, today).await.unwrap();
 
     assert_eq!(
-        db.store.queue_campaign(id, &Actor::Operator).await.unwrap(),
+        db.store
+            .queue_campaign(id, &Actor::Operator, canvass::store::Imprint::Set)
+            .await
+            .unwrap(),
         QueueOutcome::Done(3)
     );
     assert_eq!(size, 3, "the preview's count is the queue's");
@@ -1256,7 +1271,10 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
         ]
     );
     assert_eq!(
-        db.store.queue_campaign(id, &Actor::Operator).await.unwrap(),
+        db.store
+            .queue_campaign(id, &Actor::Operator, canvass::store::Imprint::Set)
+            .await
+            .unwrap(),
         QueueOutcome::NotDraft(CampaignState::Queued),
         "a campaign is queued once"
     );
@@ -1273,7 +1291,7 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
         .await
         .unwrap();
     db.store
-        .queue_campaign(everyone, &Actor::Operator)
+        .queue_campaign(everyone, &Actor::Operator, canvass::store::Imprint::Set)
         .await
         .unwrap();
     assert_eq!(
@@ -1320,7 +1338,10 @@ async fn campaigns_pause_resume_and_cancel(db: TestStore) {
         change(StateChange::Pause).await.unwrap(),
         Refused(CampaignState::Draft)
     );
-    db.store.queue_campaign(id, &Actor::Operator).await.unwrap();
+    db.store
+        .queue_campaign(id, &Actor::Operator, canvass::store::Imprint::Set)
+        .await
+        .unwrap();
     assert_eq!(
         change(StateChange::Pause).await.unwrap(),
         Changed(CampaignState::Paused)
@@ -1702,7 +1723,7 @@ async fn a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence(db: 
         .unwrap();
     assert_eq!(
         db.store
-            .queue_campaign(queued, &Actor::Operator)
+            .queue_campaign(queued, &Actor::Operator, canvass::store::Imprint::Set)
             .await
             .unwrap(),
         QueueOutcome::Done(0),
@@ -1833,8 +1854,10 @@ async fn the_kept_counts_stay_true_when_people_change_at_once(db: TestStore) {
                     ),
                     date_of_birth: None,
                     guardian_consent: None,
+                    guardian: None,
                     topics: topics.clone(),
                     consent_at: Utc::now(),
+                    consent_dated: false,
                     consent_source: "form".to_owned(),
                 })
                 .collect();

@@ -98,7 +98,11 @@ async fn an_edit_raced_against_queue_or_schedule_never_lets_an_unapproved_versio
                             .map(|_| ())
                             .map_err(|e| e.to_string())
                     }
-                    Door::Due => match app.store.queue_due_campaigns().await {
+                    Door::Due => match app
+                        .store
+                        .queue_due_campaigns(canvass::store::Imprint::Set)
+                        .await
+                    {
                         Ok(queued) if queued.iter().any(|(queued, _)| *queued == id) => Ok(()),
                         Ok(_) => Err("not queued".to_owned()),
                         Err(e) => Err(e.to_string()),
@@ -150,7 +154,11 @@ async fn an_edit_raced_against_queue_or_schedule_never_lets_an_unapproved_versio
          WHERE scheduled_at IS NOT NULL",
     )
     .await;
-    let due = app.store.queue_due_campaigns().await.unwrap();
+    let due = app
+        .store
+        .queue_due_campaigns(canvass::store::Imprint::Set)
+        .await
+        .unwrap();
     assert_eq!(due.len(), through[Door::Schedule as usize]);
     let outbox = db.dir.path().join("outbox");
     let mut worker = Worker::new(

@@ -345,16 +345,30 @@ async fn a_scheduled_campaign_is_queued_and_sent_when_due_with_the_audience_of_t
     let soon = Utc::now() + chrono::Duration::milliseconds(1500);
     for id in [due, unscheduled] {
         db.store
-            .schedule_campaign(id, Some(soon), &Actor::Operator)
+            .schedule_campaign(
+                id,
+                Some(soon),
+                &Actor::Operator,
+                canvass::store::Imprint::Set,
+            )
             .await
             .unwrap();
     }
     db.store
-        .schedule_campaign(unscheduled, None, &Actor::Operator)
+        .schedule_campaign(
+            unscheduled,
+            None,
+            &Actor::Operator,
+            canvass::store::Imprint::Set,
+        )
         .await
         .unwrap();
     assert!(
-        db.store.queue_due_campaigns().await.unwrap().is_empty(),
+        db.store
+            .queue_due_campaigns(canvass::store::Imprint::Set)
+            .await
+            .unwrap()
+            .is_empty(),
         "not due yet"
     );
     // Someone joins after the scheduling: the audience is taken when it is due.

@@ -12,7 +12,7 @@ use crate::render::{
     Bodies, Footer, MessageVars, TemplateError, Templates, in_background, markdown_template,
 };
 use crate::store::{
-    ApproveOutcome, Campaign, DraftOutcome, RetryOutcome, StateChange, StateChangeOutcome,
+    ApproveOutcome, Campaign, DraftOutcome, Imprint, RetryOutcome, StateChange, StateChangeOutcome,
     StoreError,
 };
 
@@ -201,7 +201,7 @@ async fn rendered(
 pub async fn schedule(app: &App, actor: &Actor, id: i64, at: &str) -> Result<DateTime<Utc>> {
     super::may_write(actor)?;
     let at = parse_schedule(at, Utc::now()).map_err(|e| AppError::invalid("at", e))?;
-    find(app, actor, id).await?;
+    imprinted(app, &find(app, actor, id).await?)?;
     set_schedule(app, actor, id, Some(at)).await?;
     Ok(at)
 }
@@ -213,7 +213,10 @@ pub async fn unschedule(app: &App, actor: &Actor, id: i64) -> Result<()> {
 }
 
 async fn set_schedule(app: &App, actor: &Actor, id: i64, at: Option<DateTime<Utc>>) -> Result<()> {
-    let outcome = app.store.schedule_campaign(id, at, actor).await?;
+    let outcome = app
+        .store
+        .schedule_campaign(id, at, actor, imprint(app))
+        .await?;
     cleared(id, outcome, "scheduled")
 }
 
@@ -221,9 +224,27 @@ async fn set_schedule(app: &App, actor: &Actor, id: i64, at: Option<DateTime<Utc
 /// person approved (checked by the statement that queues it).
 pub async fn queue(app: &App, actor: &Actor, id: i64) -> Result<u64> {
     super::may_write(actor)?;
-    find(app, actor, id).await?;
-    let outcome = app.store.queue_campaign(id, actor).await?;
+    imprinted(app, &find(app, actor, id).await?)?;
+    let outcome = app.store.queue_campaign(id, actor, imprint(app)).await?;
     cleared(id, outcome, "queued")
+}
+
+/// Whether the digital imprint is set.
+fn imprint(app: &App) -> Imprint {
+    Imprint::of(app.publisher.imprint.as_deref())
+}
+
+/// Refuses election material while no imprint is set (the statement that queues or schedules
+/// it refuses it too).
+fn imprinted(app: &App, campaign: &Campaign) -> Result<()> {
+    match (campaign.spec.election_material, imprint(app)) {
+        (true, Imprint::Missing) => Err(AppError::conflict(
+            "no_imprint",
+            "this is election material: it must carry the digital imprint, and CANVASS_IMPRINT \
+             is not set (\"Promoted by ... on behalf of ..., both at ...\")",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// What queueing or scheduling (`done`) draft `id` came to.

@@ -4,13 +4,17 @@
 use serde::Serialize;
 
 use super::{Actor, App, AppError, Result};
+use chrono::NaiveDate;
+
 use crate::domain::{
-    ContactDraft, ContactExport, ContactRules, Email, PublicId, SignupExport, SuppressionExport,
-    SuppressionReason, Topic, TopicSlug, parse_source,
+    AGE_OF_CONSENT, ContactDraft, ContactExport, ContactRules, Email, Information, InformationFor,
+    PublicId, RequestStatus, Right, SignupExport, SuppressionExport, SuppressionReason, Topic,
+    TopicSlug, parse_source,
 };
 use crate::store::{
-    ContactPage, ContactQuery, ErasureOutcome, RecentSuppression, RestrictionOutcome, Unsavable,
-    UnsuppressOutcome, Withdrawal, WithdrawalOutcome, now,
+    ContactPage, ContactQuery, ErasureOutcome, RecentSuppression, RestrictionOutcome,
+    SIGNUP_SOURCE, SaveOutcome, Unsavable, UnsuppressOutcome, Withdrawal, WithdrawalOutcome,
+    WithheldGrant, now,
 };
 
 /// What a contact is checked against now: the topics that exist, and the source of a draft
@@ -35,6 +39,8 @@ pub async fn rules(app: &App, default_source: &str) -> Result<ContactRules> {
 pub struct Saved {
     /// A new contact, rather than one held at that address already.
     pub created: bool,
+    /// Topics given that an earlier withdrawal kept out: not subscribed again.
+    pub withheld: Vec<WithheldGrant>,
     /// Everything now held.
     pub export: Box<ContactExport>,
 }
@@ -162,16 +168,28 @@ pub async fn save(app: &App, actor: &Actor, draft: &ContactDraft<'_>) -> Result<
             Unsavable::Address => AppError::invalid("email", why.message()),
         });
     }
-    let saved = app
+    let saved = match app
         .store
         .save_contact(&contact, &contact.consent_source, actor)
         .await?
-        .ok_or_else(|| {
-            AppError::conflict(
+    {
+        SaveOutcome::Saved(outcome) => outcome,
+        SaveOutcome::Erased => {
+            return Err(AppError::conflict(
                 "erased",
                 "the person asked to be erased; only their own confirmed sign-up brings them back",
-            )
-        })?;
+            ));
+        }
+        SaveOutcome::UnderAge => {
+            return Err(AppError::invalid(
+                "guardian_consent",
+                format!(
+                    "under {AGE_OF_CONSENT}: a child's details are kept only with a guardian's \
+                     consent, naming who gave it and how they are related"
+                ),
+            ));
+        }
+    };
     let export = app
         .store
         .export_contact(&contact.email)
@@ -179,6 +197,7 @@ pub async fn save(app: &App, actor: &Actor, draft: &ContactDraft<'_>) -> Result<
         .ok_or_else(|| AppError::NotFound("the contact was not saved".into()))?;
     Ok(Saved {
         created: saved.inserted > 0,
+        withheld: saved.withheld,
         export: Box::new(export),
     })
 }
@@ -195,17 +214,106 @@ pub enum Held {
     },
 }
 
-/// Everything held on a person, as a member of staff downloads it (audited under their name)
-/// or the person asks for it through their link.
-pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<Held> {
+/// The answer to a subject access request: everything held on the person, what the registers
+/// hold about them, and the information the law says goes with it.
+#[derive(Debug, Serialize)]
+pub struct AccessPack {
+    #[serde(flatten)]
+    pub held: Held,
+    /// Their rights requests, as the register keeps them.
+    pub requests: Vec<RequestExport>,
+    /// The complaints they made.
+    pub complaints: Vec<ComplaintExport>,
+    pub information: Information,
+}
+
+/// A rights request in an access pack.
+#[derive(Debug, Serialize)]
+pub struct RequestExport {
+    pub reference: String,
+    pub right: Right,
+    pub received: NaiveDate,
+    pub status: RequestStatus,
+    pub closed_on: Option<NaiveDate>,
+    pub outcome: Option<String>,
+}
+
+/// A complaint in an access pack.
+#[derive(Debug, Serialize)]
+pub struct ComplaintExport {
+    pub reference: String,
+    pub received: NaiveDate,
+    pub summary: String,
+    pub message_id: Option<String>,
+    pub acknowledged_on: Option<NaiveDate>,
+    pub closed_on: Option<NaiveDate>,
+    pub outcome: Option<String>,
+}
+
+/// Everything held on a person, as the operator or a member of staff downloads it or the person
+/// asks for it through their link: audited under whoever asked, whatever the door.
+pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<AccessPack> {
     let held = view(app, actor, contact).await?;
-    if let (Actor::Staff(_), Held::Contact(export)) = (actor, &held) {
-        let email = Email::parse(&export.email).map_err(|e| AppError::invalid("contact", e))?;
-        app.store
-            .record_audit_about(actor, "contact.exported", &email)
-            .await?;
-    }
-    Ok(held)
+    let email = match &held {
+        Held::Contact(export) => {
+            Email::parse(&export.email).map_err(|e| AppError::invalid("contact", e))?
+        }
+        Held::Signups { email, .. } => {
+            Email::parse(email).map_err(|e| AppError::invalid("contact", e))?
+        }
+    };
+    let hash = email.hash();
+    let requests = app
+        .store
+        .rights_requests_about(&hash)
+        .await?
+        .into_iter()
+        .map(|r| RequestExport {
+            reference: r.reference.to_string(),
+            right: r.right,
+            received: r.clock.received,
+            status: r.clock.status(),
+            closed_on: r.clock.closed_on,
+            outcome: r.outcome,
+        })
+        .collect();
+    let complaints = app
+        .store
+        .complaints_by(&hash)
+        .await?
+        .into_iter()
+        .map(|c| ComplaintExport {
+            reference: c.reference.to_string(),
+            received: c.received,
+            summary: c.summary,
+            message_id: c.message_id,
+            acknowledged_on: c.acknowledged_on,
+            closed_on: c.closed_on,
+            outcome: c.outcome,
+        })
+        .collect();
+    let topics = app.store.list_topics().await?;
+    let source = match &held {
+        Held::Contact(export) => export.source.as_deref(),
+        Held::Signups { .. } => Some(SIGNUP_SOURCE),
+    };
+    let complaint_url = format!("{}/complaint", app.base_url);
+    let information = app.data_protection.privacy.information(&InformationFor {
+        publisher: &app.publisher,
+        topics: &topics,
+        retention_months: app.data_protection.retention_months,
+        complaint_url: &complaint_url,
+        source,
+    });
+    app.store
+        .record_audit_about(actor, "contact.exported", &email)
+        .await?;
+    Ok(AccessPack {
+        held,
+        requests,
+        complaints,
+        information,
+    })
 }
 
 /// Everything held on a person, to look at.
@@ -361,7 +469,7 @@ pub async fn unsuppress(
 /// The address `contact` names: itself, or the address of the contact with that public id.
 /// For a member of staff kept to some constituencies, only a contact held in them: anyone
 /// else is not found, as if nobody were held there.
-async fn address(app: &App, actor: &Actor, contact: &str) -> Result<Email> {
+pub async fn address(app: &App, actor: &Actor, contact: &str) -> Result<Email> {
     let scope = actor.scope();
     let email = match contact.trim().parse::<PublicId>() {
         Ok(id) => match app.store.preferences(&id).await? {

@@ -11,6 +11,8 @@
 //! - [`contacts`]: save, export, withdraw, restrict, erase, unsuppress.
 //! - [`imports`]: the contacts list and the postcode directory, from any reader, with progress.
 //! - [`feedback`]: bounces and complaints reported about canvass's own mail.
+//! - [`registers`]: the rights requests and complaints registers, with their legal clocks.
+//! - [`retention`]: erasing what is kept past its purpose.
 //! - [`topics`]: what people can consent to hear about.
 //! - [`staff`]: the people who sign in to the console, their passwords, sessions and tokens.
 
@@ -19,12 +21,14 @@ pub mod campaigns;
 pub mod contacts;
 pub mod feedback;
 pub mod imports;
+pub mod registers;
+pub mod retention;
 pub mod staff;
 pub mod topics;
 
 use std::sync::Arc;
 
-use crate::domain::Publisher;
+use crate::domain::{BankHolidays, PrivacyText, Publisher};
 use crate::import::ImportError;
 use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
@@ -49,6 +53,20 @@ pub struct App {
     pub require_approval: bool,
     /// Whether campaign content may load images from elsewhere (`CANVASS_REMOTE_IMAGES`).
     pub remote_images: bool,
+    /// What the data protection officer set: the registers' calendar, retention, the
+    /// information every access pack carries.
+    pub data_protection: Arc<DataProtection>,
+}
+
+/// The data protection settings.
+#[derive(Debug, Clone, Default)]
+pub struct DataProtection {
+    /// The bank holidays that move a rights request's due date (`CANVASS_BANK_HOLIDAYS`).
+    pub bank_holidays: BankHolidays,
+    /// Contacts with nothing in force for this long are erased (`CANVASS_RETENTION_MONTHS`).
+    pub retention_months: Option<u32>,
+    /// What the access pack says of the processing (`[privacy]`).
+    pub privacy: PrivacyText,
 }
 
 impl App {
@@ -61,7 +79,15 @@ impl App {
             sender_domains: Arc::new([]),
             require_approval: true,
             remote_images: false,
+            data_protection: Arc::default(),
         }
+    }
+
+    /// The application keeping the registers, retention and the access pack's information as
+    /// `settings` say.
+    pub fn with_data_protection(mut self, settings: DataProtection) -> Self {
+        self.data_protection = Arc::new(settings);
+        self
     }
 
     /// The application taking a campaign's own From at these domains.

@@ -161,6 +161,11 @@ pub struct CampaignArgs {
     /// Its own Reply-To [default: CANVASS_REPLY_TO]
     #[arg(long, value_name = "MAILBOX")]
     reply_to: Option<String>,
+    /// It promotes the party or a candidate to people who are not only members: it carries the
+    /// digital imprint, and is not queued or scheduled while CANVASS_IMPRINT is empty
+    /// (`--election-material false` to say it is not)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    election_material: Option<bool>,
 }
 
 impl CampaignArgs {
@@ -176,6 +181,7 @@ impl CampaignArgs {
             markdown: self.markdown.as_deref().map(read).transpose()?,
             from: self.from,
             reply_to: self.reply_to,
+            election_material: self.election_material,
             constituencies: list(self.constituency),
             postcodes: list(self.postcode),
             event_title: self.event_title,

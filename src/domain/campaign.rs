@@ -49,6 +49,9 @@ pub struct NewCampaign {
     pub from: Option<Sender>,
     /// Its own Reply-To, instead of the configured one.
     pub reply_to: Option<Sender>,
+    /// Material promoting a party or candidate to people who are not only members: it carries
+    /// the digital imprint, and is never queued while none is set (Elections Act 2022).
+    pub election_material: bool,
 }
 
 /// A campaign as staff write it, before parsing: from the command line's flags and files, or
@@ -80,6 +83,10 @@ pub struct CampaignDraft {
     pub event_starts_at: Option<String>,
     pub event_venue: Option<String>,
     pub event_postcode: Option<String>,
+    /// Promotes a party or candidate to people who are not only members: it must carry the
+    /// digital imprint (`CANVASS_IMPRINT`), and is not queued or scheduled without one.
+    #[serde(default)]
+    pub election_material: bool,
 }
 
 /// A stored campaign as a draft again, to be changed and parsed anew.
@@ -117,6 +124,7 @@ impl From<&NewCampaign> for CampaignDraft {
             event_postcode: event
                 .and_then(|e| e.postcode.as_ref())
                 .map(|p| p.as_str().to_owned()),
+            election_material: campaign.election_material,
         }
     }
 }
@@ -144,6 +152,8 @@ pub struct CampaignChanges {
     pub event_starts_at: Option<String>,
     pub event_venue: Option<String>,
     pub event_postcode: Option<String>,
+    /// Whether it is election material.
+    pub election_material: Option<bool>,
 }
 
 impl CampaignChanges {
@@ -173,6 +183,7 @@ impl CampaignChanges {
         base.event_title = self.event_title.or(base.event_title);
         base.event_starts_at = self.event_starts_at.or(base.event_starts_at);
         base.event_venue = self.event_venue.or(base.event_venue);
+        given(self.election_material, &mut base.election_material);
         base.event_postcode = self.event_postcode.or(base.event_postcode);
         base
     }
@@ -293,6 +304,7 @@ impl CampaignDraft {
             event,
             from,
             reply_to,
+            election_material: self.election_material,
         })
     }
 }

@@ -143,6 +143,8 @@ pub enum Actor {
     Contact,
     /// The delivery worker, acting on what a mail server said (a bounce, a run of failures).
     Worker,
+    /// The retention period running out (`CANVASS_RETENTION_MONTHS`), under `serve`.
+    Retention,
 }
 
 impl Actor {
@@ -171,6 +173,7 @@ impl fmt::Display for Actor {
             Self::Staff(member) => write!(f, "staff:{}", member.name),
             Self::Contact => f.write_str("contact"),
             Self::Worker => f.write_str("worker"),
+            Self::Retention => f.write_str("retention"),
         }
     }
 }
@@ -184,12 +187,30 @@ pub struct NewContact {
     pub date_of_birth: Option<NaiveDate>,
     /// `None` when the source says nothing, which keeps what is held (false for a new contact).
     pub guardian_consent: Option<bool>,
+    /// The evidence of that consent, when the source gives it (required for a child under 14).
+    pub guardian: Option<GuardianConsent>,
     /// Topics the person agreed to hear about by email.
     pub topics: Vec<TopicSlug>,
     /// When they agreed.
     pub consent_at: DateTime<Utc>,
+    /// Whether `consent_at` is evidence the source gave (the row's own date, or the date of the
+    /// whole list), rather than the moment it was saved. Only a dated grant later than a
+    /// withdrawal of the same topic overrides it: an old list never subscribes again someone who
+    /// has since withdrawn.
+    pub consent_dated: bool,
     /// Where the agreement was given (a form, an event sign-up sheet...).
     pub consent_source: String,
+}
+
+/// A guardian's consent for a child, as evidence: who gave it, how they are related to the
+/// child, when and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct GuardianConsent {
+    pub guardian: String,
+    pub relationship: String,
+    pub given_at: DateTime<Utc>,
+    /// A signed form, a phone call...
+    pub method: String,
 }
 
 /// Everything canvass holds on one person: the answer to a subject access request, and the
@@ -203,6 +224,8 @@ pub struct ContactExport {
     pub constituency: Option<ConstituencyExport>,
     pub date_of_birth: Option<NaiveDate>,
     pub guardian_consent: bool,
+    /// The evidence of the guardian's consent, when one was given.
+    pub guardian: Option<GuardianConsent>,
     pub restricted: bool,
     pub source: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -216,6 +239,20 @@ pub struct ContactExport {
     /// Sign-ups for the address waiting for (or recently given) their confirmation; they are
     /// forgotten after seven days.
     pub signups: Vec<SignupExport>,
+    /// Every message sent to the person, oldest first.
+    pub messages: Vec<MessageExport>,
+}
+
+/// A message canvass sent to the person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct MessageExport {
+    pub campaign: String,
+    pub subject: String,
+    /// The topic it was sent under: what the person had agreed to hear about.
+    pub topic: String,
+    pub sent_at: DateTime<Utc>,
+    /// The Message-ID header it carried, to match a complaint or a bounce with it.
+    pub message_id: Option<String>,
 }
 
 /// A public sign-up as held until it is purged.

@@ -5,7 +5,10 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 
-use super::{Email, Name, NewContact, Postcode, TopicSlug};
+use super::{
+    AGE_OF_CONSENT, Email, GuardianConsent, Name, NewContact, Postcode, TopicSlug,
+    old_enough_to_mail,
+};
 
 /// How far in the future a consent time may lie before it is taken for a mistake: clocks
 /// differ, and a form's server may run a little ahead.
@@ -24,6 +27,14 @@ pub struct ContactDraft<'a> {
     pub date_of_birth: &'a str,
     /// `None`: the source says nothing, which keeps what is held (false for a new contact).
     pub guardian_consent: Option<bool>,
+    /// Who gave the guardian's consent, and how they are related to the child: required with
+    /// it for a child under 14.
+    pub guardian_name: &'a str,
+    pub guardian_relationship: &'a str,
+    /// When the guardian agreed (as `consent_at`); blank: when the child's consent was given.
+    pub guardian_consent_at: &'a str,
+    /// How they agreed (a signed form, a phone call); blank: the consent's source.
+    pub guardian_method: &'a str,
     /// Slugs of topics the person agreed to hear about; blanks are passed over.
     pub topics: Vec<&'a str>,
     /// RFC 3339, or a date alone read as the start of that day in the UK; blank: now.
@@ -121,6 +132,8 @@ impl ContactDraft<'_> {
                 topics.push(topic);
             }
         }
+        let consent_dated =
+            !self.consent_at.trim().is_empty() || rules.default_consent_at.is_some();
         let consent_at = match self.consent_at.trim() {
             "" => rules.default_consent_at.unwrap_or(rules.now),
             text => {
@@ -151,16 +164,101 @@ impl ContactDraft<'_> {
             ));
         }
         let source = parse_source(source).map_err(|e| wrong("source", e))?;
+        let guardian = self.guardian(consent_at, source, rules)?;
+        let today = rules.now.date_naive();
+        if let Some(born) = date_of_birth
+            && !old_enough_to_mail(Some(born), false, today)
+        {
+            // UK GDPR Article 8: a child's details are not kept on their own word.
+            if self.guardian_consent != Some(true) {
+                return Err(wrong(
+                    "date_of_birth",
+                    format!(
+                        "born {born}, under {AGE_OF_CONSENT}, and no guardian's consent \
+                         (guardian_consent true, with guardian_name and \
+                         guardian_relationship): not stored"
+                    ),
+                ));
+            }
+            if guardian.is_none() {
+                return Err(wrong(
+                    "guardian_name",
+                    format!(
+                        "under {AGE_OF_CONSENT}: say who gave the guardian's consent \
+                         (guardian_name) and how they are related (guardian_relationship)"
+                    ),
+                ));
+            }
+        }
         Ok(NewContact {
             email,
             name,
             postcode,
             date_of_birth,
             guardian_consent: self.guardian_consent,
+            guardian,
             topics,
             consent_at,
+            consent_dated,
             consent_source: source.to_owned(),
         })
+    }
+}
+
+impl ContactDraft<'_> {
+    /// The evidence of a guardian's consent, when the draft gives any: both who and how
+    /// related, with the consent itself.
+    fn guardian(
+        &self,
+        consent_at: DateTime<Utc>,
+        source: &str,
+        rules: &ContactRules,
+    ) -> Result<Option<GuardianConsent>, ContactDraftError> {
+        let wrong = |field: &'static str, message: String| ContactDraftError { field, message };
+        let (name, relationship) = (self.guardian_name.trim(), self.guardian_relationship.trim());
+        if name.is_empty() && relationship.is_empty() {
+            return Ok(None);
+        }
+        if self.guardian_consent != Some(true) {
+            return Err(wrong(
+                "guardian_consent",
+                "a guardian is named: say guardian_consent true (or leave the guardian out)".into(),
+            ));
+        }
+        let name = parse_source(name).map_err(|e| wrong("guardian_name", e))?;
+        let relationship =
+            parse_source(relationship).map_err(|e| wrong("guardian_relationship", e))?;
+        let given_at = match self.guardian_consent_at.trim() {
+            "" => consent_at,
+            text => {
+                let at = parse_consent_time(text).ok_or_else(|| {
+                    wrong(
+                        "guardian_consent_at",
+                        format!(
+                            "'{}' is neither a date (YYYY-MM-DD) nor a time in RFC 3339",
+                            short(text)
+                        ),
+                    )
+                })?;
+                if at > rules.now + CONSENT_CLOCK_SKEW {
+                    return Err(wrong(
+                        "guardian_consent_at",
+                        format!("{text} is in the future"),
+                    ));
+                }
+                at.trunc_subsecs(6)
+            }
+        };
+        let method = match self.guardian_method.trim() {
+            "" => source,
+            text => parse_source(text).map_err(|e| wrong("guardian_method", e))?,
+        };
+        Ok(Some(GuardianConsent {
+            guardian: name.to_owned(),
+            relationship: relationship.to_owned(),
+            given_at,
+            method: method.to_owned(),
+        }))
     }
 }
 
@@ -185,13 +283,19 @@ fn parse_consent_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Some(at.with_timezone(&Utc));
     }
-    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
-    let midnight = date.and_hms_opt(0, 0, 0)?;
-    // `earliest`: the UK's clocks never change at midnight, but be defined whatever happens.
-    midnight
-        .and_local_timezone(chrono_tz::Europe::London)
-        .earliest()
-        .map(|at| at.with_timezone(&Utc))
+    ContactRules::day_start(NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?)
+}
+
+impl ContactRules {
+    /// The start of `date` in the UK, as a date alone in a consent time is read.
+    pub fn day_start(date: NaiveDate) -> Option<DateTime<Utc>> {
+        let midnight = date.and_hms_opt(0, 0, 0)?;
+        // `earliest`: the UK's clocks never change at midnight, but be defined whatever happens.
+        midnight
+            .and_local_timezone(chrono_tz::Europe::London)
+            .earliest()
+            .map(|at| at.with_timezone(&Utc))
+    }
 }
 
 /// Echoes at most a short piece of a bad value.
@@ -261,6 +365,52 @@ mod tests {
             ..draft()
         };
         assert_eq!(too_long.parse(&rules).unwrap_err().field, "source");
+    }
+
+    #[test]
+    fn a_child_under_fourteen_needs_a_named_guardian_s_consent() {
+        // On 1 July 2026, someone born on 2 July 2012 is 13.
+        let child = ContactDraft {
+            date_of_birth: "2012-07-02",
+            ..draft()
+        };
+        let error = child.parse(&rules()).unwrap_err();
+        assert_eq!(error.field, "date_of_birth");
+        assert!(error.message.contains("not stored"), "{error}");
+        let bare_yes = ContactDraft {
+            guardian_consent: Some(true),
+            ..child.clone()
+        };
+        assert_eq!(bare_yes.parse(&rules()).unwrap_err().field, "guardian_name");
+        let evidenced = ContactDraft {
+            guardian_name: "Ann Lee",
+            guardian_relationship: "mother",
+            guardian_method: "signed form",
+            ..bare_yes.clone()
+        };
+        let contact = evidenced.parse(&rules()).unwrap();
+        let guardian = contact.guardian.unwrap();
+        assert_eq!(
+            (guardian.guardian.as_str(), guardian.relationship.as_str()),
+            ("Ann Lee", "mother")
+        );
+        assert_eq!(guardian.method, "signed form");
+        assert_eq!(guardian.given_at, contact.consent_at);
+        // Fourteen on the day: their own consent suffices.
+        let fourteen = ContactDraft {
+            date_of_birth: "2012-07-01",
+            ..draft()
+        };
+        assert!(fourteen.parse(&rules()).is_ok());
+        // A guardian named without a yes is a contradiction, refused.
+        let unsure = ContactDraft {
+            guardian_consent: None,
+            ..evidenced
+        };
+        assert_eq!(
+            unsure.parse(&rules()).unwrap_err().field,
+            "guardian_consent"
+        );
     }
 
     #[test]

@@ -145,8 +145,50 @@ impl FromStr for EmailHash {
     }
 }
 
+/// A Message-ID as a person pastes it (with or without its angle brackets, as a header or a
+/// complaint quotes it), in the form canvass's ledger holds it: `<local@domain>`.
+pub fn parse_message_id(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix("Message-ID:")
+        .or_else(|| text.strip_prefix("Message-Id:"))
+        .unwrap_or(text)
+        .trim();
+    let bare = text.trim_start_matches('<').trim_end_matches('>');
+    match bare.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty()
+                && !domain.is_empty()
+                && bare.len() <= 250
+                && bare
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>')) =>
+        {
+            Ok(format!("<{bare}>"))
+        }
+        _ => Err(format!(
+            "'{}' is not a Message-ID like <0190...@example.org>",
+            text.chars().take(60).collect::<String>()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn message_ids_take_the_ledger_s_form() {
+        for pasted in [
+            "<a1@example.org>",
+            "a1@example.org",
+            " Message-ID: <a1@example.org> ",
+        ] {
+            assert_eq!(super::parse_message_id(pasted).unwrap(), "<a1@example.org>");
+        }
+        for bad in ["", "<>", "no-at-sign", "a b@example.org", "<a@>"] {
+            assert!(super::parse_message_id(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -4,6 +4,7 @@
 
 mod access;
 mod age;
+mod calendar;
 mod campaign;
 mod constituency;
 mod contact;
@@ -11,7 +12,9 @@ mod contact_draft;
 mod delivery_status;
 mod email;
 mod postcode;
+mod privacy;
 mod publisher;
+mod registers;
 mod remote_images;
 mod schedule;
 mod sender;
@@ -23,6 +26,7 @@ pub use access::{
     SESSION_LONGEST, Scope, SessionUse, StaffMember,
 };
 pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
+pub use calendar::{BankHolidays, day_name, days_after, months_after, uk_date, uk_day, uk_time};
 pub use campaign::{
     Approval, Audience, CampaignChanges, CampaignDraft, CampaignDraftError, CampaignReport,
     CampaignState, CampaignSummary, ConstituencyCounts, DeliveryCounts, Event, LinkTag,
@@ -30,17 +34,22 @@ pub use campaign::{
 };
 pub use constituency::{ConstituencyCode, ConstituencyCodeError};
 pub use contact::{
-    Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Name,
-    NameError, NewContact, PublicId, SignupExport, SuppressionExport, SuppressionReason,
-    time_ordered_uuid,
+    Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent,
+    GuardianConsent, MessageExport, Name, NameError, NewContact, PublicId, SignupExport,
+    SuppressionExport, SuppressionReason, time_ordered_uuid,
 };
 pub use contact_draft::{
     CONSENT_CLOCK_SKEW, ContactDraft, ContactDraftError, ContactRules, MAX_SOURCE_LEN, parse_source,
 };
 pub use delivery_status::{DeliveryStatus, DeliveryStatusError};
-pub use email::{Email, EmailError, EmailHash};
+pub use email::{Email, EmailError, EmailHash, parse_message_id};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
+pub use privacy::{ICO_COMPLAINTS, Information, InformationFor, PrivacyText, Purpose};
 pub use publisher::Publisher;
+pub use registers::{
+    ACKNOWLEDGE_WITHIN_DAYS, Channel, ClockError, ComplaintStatus, Pause, Reference, Register,
+    RequestClock, RequestStatus, Right, acknowledge_by,
+};
 pub use remote_images::first_remote_resource;
 pub use schedule::{ScheduleError, parse_schedule};
 pub use sender::Sender;

@@ -4,8 +4,8 @@ use super::{
     Batch, CsvFile, Header, ImportError, ImportReport, Parser, Rejection, check_width, field,
     line_of, open_csv,
 };
-use crate::domain::{ContactDraft, ContactRules, NewContact, Scope};
-use crate::store::{ContactImportOutcome, Store};
+use crate::domain::{AGE_OF_CONSENT, ContactDraft, ContactRules, NewContact, Scope};
+use crate::store::{ContactImportOutcome, Store, WithheldGrant};
 
 /// Rows the parser hands over at a time (the store stages them, and applies many such batches
 /// in one transaction).
@@ -17,6 +17,8 @@ pub struct ContactsImportSummary {
     pub updated: u64,
     pub rejected: u64,
     pub consents_recorded: u64,
+    /// Grants rows asked for that an earlier withdrawal kept out (the rows were saved).
+    pub withheld: u64,
 }
 
 impl std::fmt::Display for ContactsImportSummary {
@@ -39,6 +41,10 @@ struct Columns {
     postcode: Option<usize>,
     date_of_birth: Option<usize>,
     guardian_consent: Option<usize>,
+    guardian_name: Option<usize>,
+    guardian_relationship: Option<usize>,
+    guardian_consent_at: Option<usize>,
+    guardian_method: Option<usize>,
     topics: Option<usize>,
     consent_at: Option<usize>,
     consent_source: Option<usize>,
@@ -52,6 +58,10 @@ const KNOWN_COLUMNS: &[&str] = &[
     "postcode",
     "date_of_birth",
     "guardian_consent",
+    "guardian_name",
+    "guardian_relationship",
+    "guardian_consent_at",
+    "guardian_method",
     "topics",
     "consent_at",
     "consent_source",
@@ -118,12 +128,13 @@ pub async fn import_contacts(
         }
         let outcome = import.add(&batch.rows, &batch.lines).await?;
         summary.count(&outcome, &mut batch.rejections);
-        summary.report(batch.rejections, report);
+        summary.report(batch.rejections, &outcome.withheld, report);
         report.advanced(bytes_read);
     }
     let mut refused = Vec::new();
-    summary.count(&import.finish().await?, &mut refused);
-    summary.report(refused, report);
+    let outcome = import.finish().await?;
+    summary.count(&outcome, &mut refused);
+    summary.report(refused, &outcome.withheld, report);
     parser.finish(&file).await?;
     Ok(summary)
 }
@@ -138,14 +149,40 @@ impl ContactsImportSummary {
             line,
             reason: "the person asked to be erased; not imported".into(),
         }));
+        rejections.extend(outcome.refused_underage.iter().map(|&line| Rejection {
+            line,
+            reason: format!(
+                "under {AGE_OF_CONSENT} and no guardian's consent (guardian_consent true, with \
+                 guardian_name and guardian_relationship): not stored"
+            ),
+        }));
     }
 
-    /// Reports `rejections`, in the order of their lines, and counts them.
-    fn report(&mut self, mut rejections: Vec<Rejection>, report: &mut dyn ImportReport) {
-        rejections.sort_by_key(|r| r.line);
+    /// Reports `rejections` (and counts them) and the grants `withheld` from rows that were
+    /// saved, in the order of their lines.
+    fn report(
+        &mut self,
+        rejections: Vec<Rejection>,
+        withheld: &[WithheldGrant],
+        report: &mut dyn ImportReport,
+    ) {
         self.rejected += rejections.len() as u64;
-        for rejection in &rejections {
-            report.rejected(rejection);
+        self.withheld += withheld.len() as u64;
+        let mut lines: Vec<(u64, Result<Rejection, String>)> = rejections
+            .into_iter()
+            .map(|rejection| (rejection.line, Ok(rejection)))
+            .chain(
+                withheld
+                    .iter()
+                    .map(|grant| (grant.key, Err(format!("line {}: {grant}", grant.key)))),
+            )
+            .collect();
+        lines.sort_by_key(|(line, _)| *line);
+        for (_, line) in lines {
+            match line {
+                Ok(rejection) => report.rejected(&rejection),
+                Err(note) => report.note(&note),
+            }
         }
     }
 }
@@ -167,6 +204,10 @@ impl Columns {
             postcode: named("postcode"),
             date_of_birth: named("date_of_birth"),
             guardian_consent: named("guardian_consent"),
+            guardian_name: named("guardian_name"),
+            guardian_relationship: named("guardian_relationship"),
+            guardian_consent_at: named("guardian_consent_at"),
+            guardian_method: named("guardian_method"),
             topics: named("topics"),
             consent_at: named("consent_at"),
             consent_source: named("consent_source"),
@@ -204,6 +245,10 @@ fn parse_row(
         postcode: field(record, columns.postcode)?,
         date_of_birth: field(record, columns.date_of_birth)?,
         guardian_consent,
+        guardian_name: field(record, columns.guardian_name)?,
+        guardian_relationship: field(record, columns.guardian_relationship)?,
+        guardian_consent_at: field(record, columns.guardian_consent_at)?,
+        guardian_method: field(record, columns.guardian_method)?,
         topics: field(record, columns.topics)?.split(';').collect(),
         consent_at: field(record, columns.consent_at)?,
         source: field(record, columns.consent_source)?,

@@ -86,6 +86,31 @@ pub enum DraftOutcome<T> {
 /// What queueing a draft did: the audience snapshotted, this many deliveries.
 pub type QueueOutcome = DraftOutcome<u64>;
 
+/// Whether the digital imprint is set (`CANVASS_IMPRINT`): election material is queued or
+/// scheduled only while it is, in the statement that queues or schedules it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imprint {
+    Set,
+    Missing,
+}
+
+impl Imprint {
+    pub fn of(imprint: Option<&str>) -> Self {
+        match imprint.is_some_and(|text| !text.trim().is_empty()) {
+            true => Self::Set,
+            false => Self::Missing,
+        }
+    }
+
+    /// The condition on the `campaigns` row.
+    fn clears(self) -> &'static str {
+        match self {
+            Self::Set => "TRUE",
+            Self::Missing => "NOT election_material",
+        }
+    }
+}
+
 /// A change of state staff can ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StateChange {
@@ -149,6 +174,7 @@ struct CampaignRow {
     approved_version: Option<i64>,
     approved_by: Option<String>,
     approved_at: Option<DateTime<Utc>>,
+    election_material: bool,
 }
 
 /// A campaign's state, read inside the caller's write transaction; `None` when there is no such
@@ -207,7 +233,7 @@ fn cleared(actor: &Actor, now: &str) -> String {
             "scheduled_at <= {now} AND scheduled_version = version \
              AND ({APPROVED} OR scheduled_by = 'operator')"
         ),
-        Actor::Contact => "FALSE".to_owned(),
+        Actor::Contact | Actor::Retention => "FALSE".to_owned(),
     }
 }
 
@@ -255,7 +281,7 @@ macro_rules! write_campaign {
             "UPDATE campaigns SET name = $2, topic_id = $3, subject = $4, html_template = $5, \
                  text_template = $6, event_title = $7, event_starts_at = $8, event_venue = $9, \
                  event_postcode = $10, updated_at = $11, markdown = $12, from_address = $13, \
-                 reply_to = $14 \
+                 reply_to = $14, election_material = $15 \
              WHERE id = $1",
         )
         .bind($id)
@@ -276,6 +302,7 @@ macro_rules! write_campaign {
         .bind(campaign.markdown.as_deref())
         .bind(campaign.from.as_ref().map(ToString::to_string))
         .bind(campaign.reply_to.as_ref().map(ToString::to_string))
+        .bind(campaign.election_material)
         .execute(&mut *conn)
         .await?;
         sqlx::query("DELETE FROM campaign_audience WHERE campaign_id = $1")
@@ -492,7 +519,7 @@ impl Store {
                         k.event_postcode, k.state, k.paused_reason, k.scheduled_at, k.link_tag, \
                         k.markdown, k.from_address, k.reply_to, k.limited, k.version, \
                         k.needs_approval, k.created_by, k.submitted_at, \
-                        k.approved_version, k.approved_by, k.approved_at \
+                        k.approved_version, k.approved_by, k.approved_at, k.election_material \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
             )
             .bind(id)
@@ -601,6 +628,7 @@ impl Store {
                 reply_to: sender(row.reply_to)?,
                 audience,
                 event,
+                election_material: row.election_material,
             },
         }))
     }
@@ -962,10 +990,15 @@ impl Store {
     /// checks both, and holds the row until commit, so no edit comes between. A draft has no
     /// deliveries, so the insert needs no conflict handling (which costs PostgreSQL a
     /// speculative insertion per row).
-    pub async fn queue_campaign(&self, id: i64, actor: &Actor) -> Result<QueueOutcome> {
+    pub async fn queue_campaign(
+        &self,
+        id: i64,
+        actor: &Actor,
+        imprint: Imprint,
+    ) -> Result<QueueOutcome> {
         let now = now();
         let bound = latest_birth_date_to_mail(now.date_naive());
-        let cleared = cleared(actor, "$2");
+        let cleared = format!("({}) AND {}", cleared(actor, "$2"), imprint.clears());
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let version: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -1200,10 +1233,11 @@ impl Store {
         id: i64,
         at: Option<DateTime<Utc>>,
         actor: &Actor,
+        imprint: Imprint,
     ) -> Result<DraftOutcome<()>> {
         let now = now();
         let cleared = match at {
-            Some(_) => cleared(actor, "$3"),
+            Some(_) => format!("({}) AND {}", cleared(actor, "$3"), imprint.clears()),
             None => "TRUE".to_owned(),
         };
         let outcome = on_pool!(self, |pool| {
@@ -1254,7 +1288,7 @@ impl Store {
 
     /// Queues every scheduled draft whose time has come, taking its audience now; the ids
     /// queued, with how many deliveries each.
-    pub async fn queue_due_campaigns(&self) -> Result<Vec<(i64, u64)>> {
+    pub async fn queue_due_campaigns(&self, imprint: Imprint) -> Result<Vec<(i64, u64)>> {
         let due: Vec<i64> = on_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT id FROM campaigns WHERE scheduled_at IS NOT NULL \
@@ -1269,7 +1303,7 @@ impl Store {
         for id in due {
             // Another worker may have queued it first, or someone changed it since: the
             // statement that queues it checks it is still due, at the version scheduled.
-            if let QueueOutcome::Done(n) = self.queue_campaign(id, &Actor::Worker).await? {
+            if let QueueOutcome::Done(n) = self.queue_campaign(id, &Actor::Worker, imprint).await? {
                 queued.push((id, n));
             }
         }

@@ -27,9 +27,14 @@ use sqlx::{
 
 use super::{
     BeginWrite, BulkChange, Change, MAX_BIND_PARAMETERS, Pool, Result, Store, WriteTransaction,
-    note_changes, now,
+    decode_error, note_changes, now,
 };
-use crate::domain::{Email, Name, NewContact, Postcode, PublicId, TopicSlug};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    Email, Name, NewContact, Postcode, PublicId, SuppressionReason, TopicSlug,
+    latest_birth_date_to_mail, uk_date, uk_day,
+};
 
 /// New contacts after which the planner's statistics are first refreshed; then each time the
 /// count doubles, so that a bulk load is planned for the tables it is making.
@@ -72,14 +77,16 @@ const SQLITE_STAGING: &str = "\
     CREATE TEMP TABLE import_rows (idx INTEGER PRIMARY KEY, public_id TEXT NOT NULL, \
         email TEXT NOT NULL, email_hash TEXT NOT NULL, name TEXT, postcode TEXT, \
         date_of_birth TEXT, guardian_consent BOOLEAN, consent_at TEXT NOT NULL, \
-        consent_source TEXT NOT NULL); \
+        consent_dated BOOLEAN NOT NULL, consent_source TEXT NOT NULL, guardian TEXT, \
+        guardian_relationship TEXT, guardian_at TEXT, guardian_method TEXT); \
     CREATE TEMP TABLE import_topics (idx INTEGER NOT NULL, slug TEXT NOT NULL)";
 
 const POSTGRES_STAGING: &str = "\
     CREATE TEMP TABLE import_rows (idx BIGINT PRIMARY KEY, public_id TEXT NOT NULL, \
         email TEXT NOT NULL, email_hash TEXT NOT NULL, name TEXT, postcode TEXT, \
         date_of_birth DATE, guardian_consent BOOLEAN, consent_at TIMESTAMPTZ NOT NULL, \
-        consent_source TEXT NOT NULL); \
+        consent_dated BOOLEAN NOT NULL, consent_source TEXT NOT NULL, guardian TEXT, \
+        guardian_relationship TEXT, guardian_at TIMESTAMPTZ, guardian_method TEXT); \
     CREATE TEMP TABLE import_topics (idx BIGINT NOT NULL, slug TEXT NOT NULL)";
 
 /// Empties the staging tables, inside the transaction that applied them (PostgreSQL's
@@ -95,11 +102,24 @@ const DROP_STAGING: &str = "DROP TABLE import_rows; DROP TABLE import_topics";
 const POSTGRES_ANALYZE: &str = "ANALYZE import_rows, import_topics";
 
 /// Columns of `import_rows`, for the bind-parameter budget.
-const STAGED_COLUMNS: usize = 10;
+const STAGED_COLUMNS: usize = 15;
 
 const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE EXISTS \
      (SELECT 1 FROM suppressions s \
       WHERE s.email_hash = import_rows.email_hash AND s.reason = 'erased') RETURNING idx";
+
+/// Refuses the rows that would hold a child under 14 (born after `$1`) without a guardian's
+/// consent, taking from the contact held what a row leaves blank: a row that gives no date of
+/// birth, or no guardian's consent, for a child held is judged by what is held. No door stores
+/// such a child.
+const REFUSE_UNDERAGE: &str = "DELETE FROM import_rows \
+     WHERE COALESCE(import_rows.date_of_birth, \
+                    (SELECT c.date_of_birth FROM contacts c \
+                     WHERE c.email_hash = import_rows.email_hash)) > $1 \
+       AND NOT COALESCE(import_rows.guardian_consent, \
+                        (SELECT c.guardian_consent FROM contacts c \
+                         WHERE c.email_hash = import_rows.email_hash), FALSE) \
+     RETURNING idx";
 
 /// The highest contact id before a batch: the contacts it inserts come after it, and those
 /// it changes before.
@@ -133,9 +153,11 @@ const UPSERT_CONTACTS: &str = "\
     RETURNING id";
 
 /// Appends a grant for each (contact, topic) staged, unless the address is suppressed, or the
-/// consent in force is a grant already or as recent as the row's evidence (the ledger's latest
-/// entry is the consent in force, so nothing in the ledger is newer): an old spreadsheet never
-/// overrides a newer withdrawal.
+/// consent in force is a grant already, or a withdrawal that the row's evidence does not come
+/// after: an undated row (its time is the import's own) or one dated no later than the
+/// withdrawal never overrides it (the ledger's latest entry is the consent in force, so nothing
+/// in the ledger is newer). The rule is in the statement that grants, so that a withdrawal
+/// recorded while an import runs is never undone by it.
 const GRANT_IMPORTED_CONSENTS: &str = "\
     INSERT INTO consent_ledger (contact_id, topic_id, channel, granted, source, at, recorded_at) \
     SELECT c.id, t.id, 'email', TRUE, r.consent_source, r.consent_at, $1 \
@@ -146,7 +168,42 @@ const GRANT_IMPORTED_CONSENTS: &str = "\
     WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash) \
       AND NOT EXISTS (SELECT 1 FROM consents k \
                       WHERE k.contact_id = c.id AND k.topic_id = t.id \
-                        AND (k.granted OR k.at >= r.consent_at))";
+                        AND (k.granted OR NOT r.consent_dated OR k.at >= r.consent_at))";
+
+/// The grants staged that a withdrawal keeps out, as the grant above decides: a topic withdrawn
+/// from, or everything unsubscribed from or complained of. Read before the grant, in its
+/// transaction.
+const WITHHELD_GRANTS: &str = "\
+    SELECT r.idx, it.slug, l.at, l.source, NULL AS everything \
+    FROM import_topics it \
+    JOIN import_rows r ON r.idx = it.idx \
+    JOIN contacts c ON c.email_hash = r.email_hash \
+    JOIN topics t ON t.slug = it.slug \
+    JOIN consents k ON k.contact_id = c.id AND k.topic_id = t.id \
+    JOIN consent_ledger l ON l.id = k.ledger_id \
+    WHERE NOT k.granted AND (NOT r.consent_dated OR k.at >= r.consent_at) \
+      AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash) \
+    UNION ALL \
+    SELECT r.idx, NULL, s.updated_at, NULL, s.reason \
+    FROM import_rows r \
+    JOIN suppressions s ON s.email_hash = r.email_hash \
+    WHERE s.reason IN ('unsubscribed', 'complaint') \
+      AND EXISTS (SELECT 1 FROM import_topics it WHERE it.idx = r.idx)";
+
+/// Keeps the evidence of a guardian's consent that rows give, the latest over what was held.
+const RECORD_GUARDIANS: &str = "\
+    INSERT INTO guardian_consents (contact_id, guardian, relationship, given_at, method, \
+                                   recorded_at) \
+    SELECT c.id, r.guardian, r.guardian_relationship, r.guardian_at, r.guardian_method, $1 \
+    FROM import_rows r JOIN contacts c ON c.email_hash = r.email_hash \
+    WHERE r.guardian IS NOT NULL \
+    ON CONFLICT (contact_id) DO UPDATE SET guardian = excluded.guardian, \
+        relationship = excluded.relationship, given_at = excluded.given_at, \
+        method = excluded.method, recorded_at = excluded.recorded_at \
+    WHERE guardian_consents.guardian IS DISTINCT FROM excluded.guardian \
+       OR guardian_consents.relationship IS DISTINCT FROM excluded.relationship \
+       OR guardian_consents.given_at IS DISTINCT FROM excluded.given_at \
+       OR guardian_consents.method IS DISTINCT FROM excluded.method";
 
 /// What applying staged rows did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -159,6 +216,56 @@ pub struct ContactImportOutcome {
     pub consents_recorded: u64,
     /// The keys of rows refused because the person asked to be erased, in order.
     pub refused_erased: Vec<u64>,
+    /// The keys of rows refused because they would hold a child under 14 without a guardian's
+    /// consent, in order.
+    pub refused_underage: Vec<u64>,
+    /// Grants that rows asked for and a withdrawal kept out (their other details were saved),
+    /// in the order of their keys.
+    pub withheld: Vec<WithheldGrant>,
+}
+
+/// A grant a row asked for that the person's withdrawal keeps out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithheldGrant {
+    /// The row's key.
+    pub key: u64,
+    pub withdrawal: WithdrawnFrom,
+    pub at: DateTime<Utc>,
+}
+
+/// What a withheld grant says: `withdrew from events on 3 Nov 2026 (phone); not subscribed
+/// again`.
+impl std::fmt::Display for WithheldGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let on = uk_date(self.at);
+        match &self.withdrawal {
+            WithdrawnFrom::Topic { slug, source } => {
+                write!(
+                    f,
+                    "withdrew from {slug} on {on} ({source}); not subscribed again"
+                )
+            }
+            WithdrawnFrom::Everything(SuppressionReason::Complaint) => write!(
+                f,
+                "complained of an email on {on}; not subscribed again (only their own \
+                 confirmed sign-up does)"
+            ),
+            WithdrawnFrom::Everything(_) => write!(
+                f,
+                "unsubscribed from everything on {on}; not subscribed again (only their own \
+                 confirmed sign-up does)"
+            ),
+        }
+    }
+}
+
+/// What the person withdrew from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WithdrawnFrom {
+    /// A topic, and how they said so (the withdrawal's source: `phone`, `preference-centre`...).
+    Topic { slug: String, source: String },
+    /// Every email: unsubscribed, or complained of one.
+    Everything(SuppressionReason),
 }
 
 impl ContactImportOutcome {
@@ -166,8 +273,10 @@ impl ContactImportOutcome {
         self.inserted += other.inserted;
         self.updated += other.updated;
         self.consents_recorded += other.consents_recorded;
-        // Keys grow from one apply to the next: the list stays in order.
+        // Keys grow from one apply to the next: the lists stay in order.
         self.refused_erased.extend(other.refused_erased);
+        self.refused_underage.extend(other.refused_underage);
+        self.withheld.extend(other.withheld);
     }
 }
 
@@ -434,9 +543,12 @@ impl ContactImport<'_> {
                 for chunk in indexed.chunks(MAX_BIND_PARAMETERS / STAGED_COLUMNS) {
                     QueryBuilder::new(
                         "INSERT INTO import_rows (idx, public_id, email, email_hash, name, \
-                         postcode, date_of_birth, guardian_consent, consent_at, consent_source) ",
+                         postcode, date_of_birth, guardian_consent, consent_at, consent_dated, \
+                         consent_source, guardian, guardian_relationship, guardian_at, \
+                         guardian_method) ",
                     )
                     .push_values(chunk, |mut row, &(key, contact)| {
+                        let guardian = contact.guardian.as_ref();
                         row.push_bind(key as i64)
                             .push_bind(PublicId::generate().to_string())
                             .push_bind(contact.email.as_str())
@@ -446,7 +558,12 @@ impl ContactImport<'_> {
                             .push_bind(contact.date_of_birth)
                             .push_bind(contact.guardian_consent)
                             .push_bind(contact.consent_at)
-                            .push_bind(contact.consent_source.as_str());
+                            .push_bind(contact.consent_dated)
+                            .push_bind(contact.consent_source.as_str())
+                            .push_bind(guardian.map(|g| g.guardian.as_str()))
+                            .push_bind(guardian.map(|g| g.relationship.as_str()))
+                            .push_bind(guardian.map(|g| g.given_at))
+                            .push_bind(guardian.map(|g| g.method.as_str()));
                     })
                     .build()
                     .persistent(false)
@@ -468,6 +585,7 @@ impl ContactImport<'_> {
             Connection::Postgres(conn) => {
                 let mut text = String::new();
                 for &(key, contact) in &indexed {
+                    let guardian = contact.guardian.as_ref();
                     copy_row(
                         &mut text,
                         &[
@@ -480,14 +598,20 @@ impl ContactImport<'_> {
                             contact.date_of_birth.map(|d| d.to_string()).as_deref(),
                             contact.guardian_consent.map(|g| g.to_string()).as_deref(),
                             Some(&contact.consent_at.to_rfc3339()),
+                            Some(&contact.consent_dated.to_string()),
                             Some(&contact.consent_source),
+                            guardian.map(|g| g.guardian.as_str()),
+                            guardian.map(|g| g.relationship.as_str()),
+                            guardian.map(|g| g.given_at.to_rfc3339()).as_deref(),
+                            guardian.map(|g| g.method.as_str()),
                         ],
                     );
                 }
                 copy_in(
                     conn,
                     "COPY import_rows (idx, public_id, email, email_hash, name, postcode, \
-                     date_of_birth, guardian_consent, consent_at, consent_source) FROM STDIN",
+                     date_of_birth, guardian_consent, consent_at, consent_dated, consent_source, \
+                     guardian, guardian_relationship, guardian_at, guardian_method) FROM STDIN",
                     text,
                 )
                 .await?;
@@ -515,6 +639,10 @@ impl ContactImport<'_> {
                 let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
                     .fetch_all(&mut *tx)
                     .await?;
+                let underage: Vec<i64> = sqlx::query_scalar(REFUSE_UNDERAGE)
+                    .bind(latest_birth_date_to_mail(uk_day(now)))
+                    .fetch_all(&mut *tx)
+                    .await?;
                 let last_id: i64 = sqlx::query_scalar(LAST_CONTACT_ID)
                     .fetch_one(&mut *tx)
                     .await?;
@@ -523,6 +651,12 @@ impl ContactImport<'_> {
                     .bind(now)
                     .fetch_all(&mut *tx)
                     .await?;
+                sqlx::query(RECORD_GUARDIANS)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let withheld: Vec<WithheldRow> =
+                    sqlx::query_as(WITHHELD_GRANTS).fetch_all(&mut *tx).await?;
                 let granted = sqlx::query(GRANT_IMPORTED_CONSENTS)
                     .bind(now)
                     .execute(&mut *tx)
@@ -535,13 +669,19 @@ impl ContactImport<'_> {
                 let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
                 note_changes!(&mut *tx, &updated);
                 sqlx::raw_sql($clear).execute(&mut *tx).await?;
-                let mut refused: Vec<u64> = refused.into_iter().map(|key| key as u64).collect();
-                refused.sort_unstable();
+                let keys = |rows: Vec<i64>| {
+                    let mut keys: Vec<u64> = rows.into_iter().map(|key| key as u64).collect();
+                    keys.sort_unstable();
+                    keys
+                };
+                let (refused, underage) = (keys(refused), keys(underage));
                 ContactImportOutcome {
                     inserted: inserted.len() as u64,
-                    updated: (staged - refused.len() - inserted.len()) as u64,
+                    updated: (staged - refused.len() - underage.len() - inserted.len()) as u64,
                     consents_recorded: granted,
                     refused_erased: refused,
+                    refused_underage: underage,
+                    withheld: withheld_grants(withheld)?,
                 }
             }};
         }
@@ -587,6 +727,43 @@ impl ContactImport<'_> {
         }
         Ok(outcome)
     }
+}
+
+/// A withheld grant as [`WITHHELD_GRANTS`] reads it.
+#[derive(sqlx::FromRow)]
+struct WithheldRow {
+    idx: i64,
+    slug: Option<String>,
+    at: DateTime<Utc>,
+    source: Option<String>,
+    everything: Option<String>,
+}
+
+/// The withheld grants read, in the order of their keys.
+fn withheld_grants(rows: Vec<WithheldRow>) -> Result<Vec<WithheldGrant>> {
+    let mut grants = rows
+        .into_iter()
+        .map(|row| {
+            let withdrawal = match (row.everything, row.slug) {
+                (Some(reason), _) => WithdrawnFrom::Everything(
+                    reason
+                        .parse()
+                        .map_err(|e| decode_error("suppressions.reason", e))?,
+                ),
+                (None, slug) => WithdrawnFrom::Topic {
+                    slug: slug.unwrap_or_default(),
+                    source: row.source.unwrap_or_default(),
+                },
+            };
+            Ok(WithheldGrant {
+                key: row.idx as u64,
+                withdrawal,
+                at: row.at,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    grants.sort_by_key(|grant| grant.key);
+    Ok(grants)
 }
 
 /// How many rows to stage for SQLite's next apply, after one of `rows` (of `target` staged for)

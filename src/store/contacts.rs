@@ -9,7 +9,8 @@ use super::{
 };
 use crate::domain::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
-    EmailHash, NewContact, SuppressionExport, SuppressionReason, TopicSlug,
+    EmailHash, GuardianConsent, MessageExport, NewContact, SuppressionExport, SuppressionReason,
+    TopicSlug,
 };
 
 /// Records a suppression inside the caller's transaction.
@@ -92,12 +93,16 @@ pub(super) enum Erasure {
         held_before: DateTime<Utc>,
         suppressed: bool,
     },
+    /// The retention period is over: erased only while still nothing is in force and nothing
+    /// happened since `cutoff` (checked in the statement that picks the contact), then as if
+    /// asked for.
+    Retention { cutoff: DateTime<Utc> },
 }
 
 impl Erasure {
     fn suppresses(self) -> bool {
         match self {
-            Self::Requested => true,
+            Self::Requested | Self::Retention { .. } => true,
             Self::Replayed { suppressed, .. } => suppressed,
         }
     }
@@ -143,6 +148,16 @@ pub enum UnsuppressOutcome {
     NotSuppressed,
 }
 
+/// What saving one contact did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SaveOutcome {
+    Saved(ContactImportOutcome),
+    /// The address was erased: only the person's own confirmed sign-up brings it back.
+    Erased,
+    /// It would hold a child under 14 without a guardian's consent: nothing was stored.
+    UnderAge,
+}
+
 /// A contact row as the export reads it.
 #[derive(sqlx::FromRow)]
 struct ContactRow {
@@ -163,19 +178,20 @@ struct ContactRow {
 
 impl Store {
     /// Creates or updates one contact (as an import row would) and audits it under `actor`.
-    /// `None` when the address was erased: only the person's own confirmed sign-up brings it
-    /// back.
     pub async fn save_contact(
         &self,
         contact: &NewContact,
         source: &str,
         actor: &Actor,
-    ) -> Result<Option<ContactImportOutcome>> {
+    ) -> Result<SaveOutcome> {
         let outcome = self
             .import_contacts(std::slice::from_ref(contact), source)
             .await?;
         if !outcome.refused_erased.is_empty() {
-            return Ok(None);
+            return Ok(SaveOutcome::Erased);
+        }
+        if !outcome.refused_underage.is_empty() {
+            return Ok(SaveOutcome::UnderAge);
         }
         let action = match outcome.inserted {
             0 => "contact.updated",
@@ -189,7 +205,7 @@ impl Store {
                 detail: Some(format!("source {source}")), ip: None::<String>)?;
             tx.commit().await?;
         });
-        Ok(Some(outcome))
+        Ok(SaveOutcome::Saved(outcome))
     }
 
     /// Adds an entry to the audit log that is about no one contact.
@@ -260,6 +276,25 @@ impl Store {
             .bind(row.id)
             .fetch_all(&mut *conn)
             .await?;
+            let messages: Vec<MessageExport> = sqlx::query_as(
+                "SELECT k.name AS campaign, k.subject, t.slug AS topic, \
+                        COALESCE(d.sent_at, d.updated_at) AS sent_at, d.message_id \
+                 FROM deliveries d \
+                 JOIN campaigns k ON k.id = d.campaign_id \
+                 JOIN topics t ON t.id = k.topic_id \
+                 WHERE d.contact_id = $1 AND d.state = 'sent' \
+                 ORDER BY d.sent_at, d.id",
+            )
+            .bind(row.id)
+            .fetch_all(&mut *conn)
+            .await?;
+            let guardian: Option<GuardianConsent> = sqlx::query_as(
+                "SELECT guardian, relationship, given_at, method FROM guardian_consents \
+                 WHERE contact_id = $1",
+            )
+            .bind(row.id)
+            .fetch_optional(&mut *conn)
+            .await?;
             let audit: Vec<AuditEntry> = sqlx::query_as(
                 "SELECT at, actor, action, detail, ip FROM audit_log \
                  WHERE contact_id = $1 ORDER BY id",
@@ -281,6 +316,7 @@ impl Store {
                 }),
                 date_of_birth: row.date_of_birth,
                 guardian_consent: row.guardian_consent.unwrap_or(false),
+                guardian,
                 restricted: row.restricted_at.is_some(),
                 source: row.source,
                 created_at: row.created_at,
@@ -290,6 +326,7 @@ impl Store {
                 suppression,
                 audit,
                 signups,
+                messages,
             }
         });
         Ok(Some(export))
@@ -309,24 +346,35 @@ impl Store {
         erasure: Erasure,
     ) -> Result<ErasureOutcome> {
         let now = now();
-        let (held_before, detail) = match erasure {
-            Erasure::Requested => (None, None),
+        let (held_before, cutoff, detail) = match erasure {
+            Erasure::Requested => (None, None, None),
             Erasure::Replayed { held_before, .. } => (
                 Some(held_before),
+                None,
                 Some("re-applied from the suppression journal"),
             ),
+            Erasure::Retention { cutoff } => {
+                (None, Some(cutoff), Some("the retention period was over"))
+            }
         };
         let erased = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             // What was held before the erasure: a person who signed up again since is not the
             // erasure's to take.
-            let id: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM contacts WHERE email_hash = $1 AND ($2 IS NULL OR created_at <= $2)",
-            )
+            let id: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT c.id FROM contacts c WHERE c.email_hash = $1 \
+                 AND ($2 IS NULL OR c.created_at <= $2) AND ($3 IS NULL OR {})",
+                super::retention::retention_over("$3")
+            )))
             .bind(hash.as_str())
             .bind(held_before)
+            .bind(cutoff)
             .fetch_optional(&mut *tx)
             .await?;
+            if id.is_none() && cutoff.is_some() {
+                // Something happened since the list was drawn up: they stay.
+                return Ok(ErasureOutcome::NothingHeld);
+            }
             if let Some(id) = id {
                 // A server's answer to a delivery may quote the address; the ledger keeps
                 // that a message went, not to whom (PostgreSQL's ledger has no foreign key
@@ -355,6 +403,17 @@ impl Store {
             .bind(held_before)
             .execute(&mut *tx)
             .await?;
+            // A complaint they made keeps its reference, dates and outcome for the register,
+            // and who made it only as the hash; what they wrote goes with their address.
+            sqlx::query(
+                "UPDATE complaints SET email = NULL, \
+                     summary = 'erased with the complainant''s data' \
+                 WHERE email_hash = $1 AND ($2 IS NULL OR logged_at <= $2)",
+            )
+            .bind(hash.as_str())
+            .bind(held_before)
+            .execute(&mut *tx)
+            .await?;
             if erasure.suppresses() {
                 upsert_suppression!(&mut *tx, hash, SuppressionReason::Erased, now)?;
             }
@@ -364,14 +423,16 @@ impl Store {
             note_changes!(&mut *tx, &erased);
             // Every erasure asked for, even of an address already suppressed as erased: its
             // time is what a restored database is checked against.
-            if let Erasure::Requested = erasure {
+            if let Erasure::Requested | Erasure::Retention { .. } = erasure {
                 let erased = JournalEntry::suppressed(now, SuppressionReason::Erased, hash.clone());
                 self.journal_entries(vec![erased]).await?;
             }
             tx.commit().await?;
             id.is_some()
         });
-        self.scrub_files().await?;
+        if !matches!(erasure, Erasure::Retention { .. }) {
+            self.scrub_files().await?;
+        }
         Ok(if erased {
             ErasureOutcome::Erased
         } else {

@@ -19,6 +19,9 @@ mod deliveries;
 mod directory;
 mod journal;
 mod preferences;
+mod proof;
+mod registers;
+mod retention;
 mod sign_in_attempts;
 mod signups;
 mod staff;
@@ -45,19 +48,19 @@ use crate::domain::EmailHash;
 pub use audit::{AUDIT_PAGE, AuditQuery};
 pub use backups::Replayed;
 pub use campaigns::{
-    ApproveOutcome, Campaign, DraftOutcome, QueueOutcome, Recipient, RetryOutcome, StateChange,
-    StateChangeOutcome,
+    ApproveOutcome, Campaign, DraftOutcome, Imprint, QueueOutcome, Recipient, RetryOutcome,
+    StateChange, StateChangeOutcome,
 };
 pub(crate) use changes::note_changes;
 pub use changes::{Change, Changes, Recheck};
 pub use consent::ConsentChange;
-pub use contact_import::{ContactImport, ContactImportOutcome};
+pub use contact_import::{ContactImport, ContactImportOutcome, WithdrawnFrom, WithheldGrant};
 pub use contact_lists::{
     CONTACTS_PAGE, ConsentFilter, ContactLine, ContactPage, ContactQuery, ContactSearch,
     RecentSuppression, Unsavable,
 };
 pub use contacts::{
-    ErasureOutcome, FeedbackAbout, RestrictionOutcome, UnsuppressOutcome, Withdrawal,
+    ErasureOutcome, FeedbackAbout, RestrictionOutcome, SaveOutcome, UnsuppressOutcome, Withdrawal,
     WithdrawalOutcome,
 };
 pub use counts::Mailable;
@@ -68,6 +71,9 @@ pub use preferences::{
     MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,
     UnsubscribeRequest, UpdateOutcome,
 };
+pub use proof::{CampaignProof, MessageProof, RecipientProof};
+pub use registers::{Complaint, NewComplaint, NewRequest, RightsRequest};
+pub use retention::{RetentionApplied, RetentionDue};
 pub use signups::{ConfirmOutcome, NewSignup, SIGNUP_SOURCE};
 pub use staff::{
     AlertRecipient, DisableOutcome, NewStaffUser, PasswordLink, RevokeOutcome, SignInRecord,

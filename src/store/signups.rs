@@ -209,8 +209,10 @@ impl Store {
                 .map_err(|e| decode_error("postcode", e))?,
             date_of_birth: None,
             guardian_consent: None,
+            guardian: None,
             topics: Vec::new(),
             consent_at: now,
+            consent_dated: true,
             consent_source: SIGNUP_SOURCE.to_owned(),
         };
         self.save_contact(&contact, SIGNUP_SOURCE, &Actor::Contact)

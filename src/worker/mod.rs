@@ -47,7 +47,9 @@ pub use crate::mail::{
 use self::feed::Feed;
 use crate::metrics::Metrics;
 use crate::render::Templates;
-use crate::store::{Campaign, ClaimedDelivery, DeliveryResult, Recheck, Store, StoreError};
+use crate::store::{
+    Campaign, ClaimedDelivery, DeliveryResult, Imprint, Recheck, Store, StoreError,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
@@ -441,7 +443,8 @@ impl Shared {
             let due = next_due.is_some_and(|at| at <= chrono::Utc::now());
             if due || scheduled.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
                 scheduled = Some(Instant::now());
-                for (campaign, deliveries) in self.store.queue_due_campaigns().await? {
+                let imprint = Imprint::of(self.settings.letterhead.publisher.imprint.as_deref());
+                for (campaign, deliveries) in self.store.queue_due_campaigns(imprint).await? {
                     tracing::info!(campaign, deliveries, "queued a scheduled campaign");
                 }
                 next_due = self.store.next_scheduled().await?;

@@ -250,7 +250,10 @@ impl TestStore {
             )
             .await
             .unwrap();
-        self.store.queue_campaign(id, &operator).await.unwrap();
+        self.store
+            .queue_campaign(id, &operator, canvass::store::Imprint::Set)
+            .await
+            .unwrap();
         id
     }
 
@@ -391,6 +394,7 @@ pub fn news_campaign(constituencies: &[&str], postcodes: &[&str]) -> canvass::do
                 .collect(),
         },
         event: None,
+        election_material: false,
     }
 }
 

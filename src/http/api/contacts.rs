@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals, actor};
-use crate::app::contacts::{self, Held, Withdrawn};
+use crate::app::contacts::{self, AccessPack, Withdrawn};
 use crate::domain::{ContactDraft, ContactExport, StaffMember};
 use crate::http::AppState;
 use crate::store::ErasureOutcome;
@@ -21,10 +21,19 @@ pub struct ContactBody {
     pub name: Option<String>,
     /// A UK postcode; the constituency follows from it.
     pub postcode: Option<String>,
-    /// `YYYY-MM-DD`; under 14s are mailed only with guardian consent.
+    /// `YYYY-MM-DD`. A child under 14 is refused unless `guardian_consent` is true and the
+    /// guardian is named, with their relationship.
     #[schema(format = Date)]
     pub date_of_birth: Option<String>,
     pub guardian_consent: Option<bool>,
+    /// Who gave the guardian's consent.
+    pub guardian_name: Option<String>,
+    /// How they are related to the child: mother, father, legal guardian...
+    pub guardian_relationship: Option<String>,
+    /// When the guardian agreed [default: `consent_at`].
+    pub guardian_consent_at: Option<String>,
+    /// How they agreed: a signed form, a phone call [default: `source`].
+    pub guardian_method: Option<String>,
     /// Topics the person agreed to hear about by email (grants only; withdrawals go through
     /// the person's own links).
     #[serde(default)]
@@ -48,6 +57,10 @@ impl ContactBody {
             postcode: text(&self.postcode),
             date_of_birth: text(&self.date_of_birth),
             guardian_consent: self.guardian_consent,
+            guardian_name: text(&self.guardian_name),
+            guardian_relationship: text(&self.guardian_relationship),
+            guardian_consent_at: text(&self.guardian_consent_at),
+            guardian_method: text(&self.guardian_method),
             topics: self.topics.iter().map(String::as_str).collect(),
             consent_at: text(&self.consent_at),
             source: &self.source,
@@ -97,7 +110,7 @@ pub async fn export(
     State(state): State<AppState>,
     Extension(member): Extension<StaffMember>,
     ApiPath(contact): ApiPath<String>,
-) -> Result<Json<Held>, Failure> {
+) -> Result<Json<AccessPack>, Failure> {
     Ok(Json(
         contacts::export(&state.app, &actor(&member), &contact).await?,
     ))

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render, see_other};
 use crate::app::{self, AppError};
-use crate::domain::{CampaignChanges, CampaignDraft, CampaignState, ReportCounts};
+use crate::domain::{CampaignChanges, CampaignDraft, CampaignState, ReportCounts, uk_time};
 use crate::http::AppState;
 use crate::store::StateChange;
 
@@ -93,6 +93,7 @@ pub struct Fields {
     postcodes: String,
     from: String,
     reply_to: String,
+    election_material: bool,
 }
 
 impl Fields {
@@ -108,6 +109,7 @@ impl Fields {
             postcodes: one("postcodes"),
             from: one("from"),
             reply_to: one("reply_to"),
+            election_material: posted.one("election_material") == "yes",
         }
     }
 
@@ -146,6 +148,7 @@ impl Fields {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
+            election_material: spec.election_material,
         }
     }
 
@@ -184,6 +187,7 @@ impl Fields {
             event_starts_at: None,
             event_venue: None,
             event_postcode: None,
+            election_material: self.election_material,
         }
     }
 
@@ -202,6 +206,7 @@ impl Fields {
             reply_to: draft.reply_to,
             constituencies: Some(draft.constituencies),
             postcodes: Some(draft.postcodes),
+            election_material: Some(draft.election_material),
             ..CampaignChanges::default()
         }
     }
@@ -773,12 +778,4 @@ pub async fn trial_message(
         None => Problem::NotFound("That preview has expired; change the draft again.".into())
             .page(&state, Some(&signed)),
     }
-}
-
-/// A time as staff in the UK read it: "5 Dec 2026 19:30 GMT" (or BST in summer), as they
-/// type it when scheduling.
-fn uk_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    at.with_timezone(&chrono_tz::Europe::London)
-        .format("%-d %b %Y %H:%M %Z")
-        .to_string()
 }

@@ -9,7 +9,9 @@ use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render, see_other};
 use crate::app::contacts::{Held, Withdrawn};
 use crate::app::{self, AppError};
-use crate::domain::{ConstituencyCode, ContactDraft, ContactExport, TopicSlug};
+use crate::domain::{
+    ConstituencyCode, ContactDraft, ContactExport, ContactRules, TopicSlug, uk_day,
+};
 use crate::http::AppState;
 use crate::store::{CONTACTS_PAGE, ConsentFilter, ContactQuery, ContactSearch};
 
@@ -210,6 +212,8 @@ struct DetailsData {
     #[serde(flatten)]
     held: Box<ContactExport>,
     topics: Vec<Choice>,
+    /// When the guardian agreed, as the form takes it back: the day, or the time when it had one.
+    guardian_day: Option<String>,
     writes: bool,
     notice: Option<String>,
     error: Option<String>,
@@ -254,8 +258,17 @@ async fn details_page(
             label: topic.name,
         })
         .collect();
+    let guardian_day = held.guardian.as_ref().map(|g| {
+        let day = uk_day(g.given_at);
+        let midnight = ContactRules::day_start(day);
+        match midnight == Some(g.given_at) {
+            true => day.to_string(),
+            false => g.given_at.to_rfc3339(),
+        }
+    });
     let data = DetailsData {
         id: held.public_id.to_string(),
+        guardian_day,
         held,
         topics,
         writes: signed.session.member.role.writes(),
@@ -311,13 +324,22 @@ pub async fn act(
                 name: posted.one("name"),
                 postcode: posted.one("postcode"),
                 date_of_birth: posted.one("date_of_birth"),
+                guardian_consent: Some(posted.one("guardian_consent") == "yes"),
+                guardian_name: posted.one("guardian_name"),
+                guardian_relationship: posted.one("guardian_relationship"),
+                guardian_consent_at: posted.one("guardian_consent_at"),
+                guardian_method: posted.one("guardian_method"),
                 topics: new_topics,
                 source,
                 ..ContactDraft::default()
             };
-            app::contacts::save(app, actor, &draft)
-                .await
-                .map(|_| "Saved.".to_owned())
+            app::contacts::save(app, actor, &draft).await.map(|saved| {
+                let mut notice = "Saved.".to_owned();
+                for grant in &saved.withheld {
+                    notice.push_str(&format!(" They {grant}."));
+                }
+                notice
+            })
         }
         "withdraw" => {
             let topics = posted.all("topic");
