@@ -317,7 +317,8 @@ impl Store {
              WHERE year = $1 AND number = $2 AND closed_on IS NULL \
                AND NOT EXISTS (SELECT 1 FROM request_pauses p \
                                WHERE p.request_id = rights_requests.id \
-                                 AND (p.until_date IS NULL OR p.until_date > $3))",
+                                 AND (p.until_date IS NULL OR p.until_date > $3)) \
+             ON CONFLICT DO NOTHING",
             &[Value::Date(from)],
         )
         .await
