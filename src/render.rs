@@ -119,6 +119,8 @@ pub struct MessageVars {
     pub event: Option<EventVars>,
     pub unsubscribe_url: String,
     pub preferences_url: String,
+    /// The public page that takes a complaint about how the party uses personal data.
+    pub complaint_url: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -185,6 +187,7 @@ impl MessageVars {
             event: event.map(EventVars::of),
             unsubscribe_url: link(Purpose::Unsubscribe, "u"),
             preferences_url: link(Purpose::Preferences, "p"),
+            complaint_url: format!("{base}/complaint"),
         }
     }
 
@@ -204,6 +207,7 @@ impl MessageVars {
         }
         vars.unsubscribe_url = inert.clone();
         vars.preferences_url = inert;
+        vars.complaint_url = format!("{}/complaint", base_url.trim_end_matches('/'));
         vars
     }
 
@@ -220,6 +224,7 @@ impl MessageVars {
             event: event.map(EventVars::of),
             unsubscribe_url: "https://example.org/u/sample".into(),
             preferences_url: "https://example.org/p/sample".into(),
+            complaint_url: "https://example.org/complaint".into(),
         }
     }
 }
@@ -480,6 +485,10 @@ impl Footer<'_> {
         if let Some(privacy) = &publisher.privacy_url {
             out.push_str(&format!(" · <a href=\"{}\">Privacy notice</a>", e(privacy)));
         }
+        out.push_str(&format!(
+            " · <a href=\"{}\">Complain about how we use your data</a>",
+            e(&vars.complaint_url)
+        ));
         out.push_str("</p><p>");
         out.push_str(&organisation);
         if let Some(address) = &publisher.postal_address {
@@ -503,6 +512,10 @@ impl Footer<'_> {
         if let Some(privacy) = &publisher.privacy_url {
             out.push_str(&format!("Privacy notice: {privacy}\n"));
         }
+        out.push_str(&format!(
+            "Complain about how we use your data: {}\n",
+            vars.complaint_url
+        ));
         out.push_str(&publisher.organisation);
         if let Some(address) = &publisher.postal_address {
             out.push_str(&format!(", {address}"));

@@ -130,6 +130,105 @@ async fn elsewhere(page: String) -> String {
     format!("http://{address}/")
 }
 
+/// The data protection officer's pages (the registers, a request's clock, a complaint, the
+/// proof of a message, the dashboard's warning) and the public complaint page, each passing axe
+/// at 390 px; the public page without JavaScript.
+#[tokio::test]
+async fn the_data_protection_officer_s_pages_in_a_real_browser() {
+    let Some((chromium, driver_path)) = browser() else {
+        return;
+    };
+    let Some(axe) = axe_source() else {
+        return;
+    };
+    let db = TestStore::sqlite().await;
+    db.load_sample_directory().await;
+    db.import_people(PEOPLE).await;
+    let app = TestApp::serve_at(db, KEY_1, None, "http://127.0.0.1").await;
+    let service = app.db.app();
+    let link = canvass::app::staff::add(
+        &service,
+        &Actor::Operator,
+        "dpo@hq.example.org",
+        "Dana Officer",
+        "admin",
+        &[],
+    )
+    .await
+    .unwrap()
+    .link;
+    // An old complaint, overdue for its acknowledgement: the dashboard warns of it.
+    let forty_days_ago = (chrono::Utc::now().date_naive() - chrono::Duration::days(40)).to_string();
+    canvass::app::registers::log_complaint(
+        &service,
+        &Actor::Operator,
+        &forty_days_ago,
+        "letter",
+        "Letter about an unwanted email",
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+
+    let driver = start_driver(&driver_path).await;
+    let mut staff = Staff {
+        client: open_browser(&driver, &chromium).await,
+        base: app.base.clone(),
+        axe: &axe,
+        checked: Vec::new(),
+    };
+    staff.set_password(&link).await;
+    staff.sign_in("dpo@hq.example.org", PASSWORD).await;
+    assert!(
+        staff.text().await.contains("overdue"),
+        "{}",
+        staff.text().await
+    );
+
+    staff.goto("/admin/requests").await;
+    staff.fill("#request-email", "amira@example.org").await;
+    staff.press("form[action='/admin/requests'] button").await;
+    let opened = staff.text().await;
+    assert!(opened.contains("Opened"), "{opened}");
+    staff.press("form[action$='/pause'] button").await;
+    assert!(staff.text().await.contains("Paused"));
+    staff.press("form[action$='/resume'] button").await;
+    staff.fill("#close-outcome", "Sent her data by email").await;
+    staff.press("form[action$='/close'] button").await;
+    assert!(staff.text().await.contains("Closed"));
+    staff.goto("/admin/requests?all=true").await;
+
+    staff.goto("/admin/complaints").await;
+    staff
+        .fill("#complaint-summary", "Phoned: too many emails")
+        .await;
+    staff.press("form[action='/admin/complaints'] button").await;
+    staff.press("form[action$='/acknowledge'] button").await;
+    assert!(staff.text().await.contains("Acknowledged"));
+    staff
+        .goto("/admin/proof?message_id=%3Cnothing%40example.org%3E")
+        .await;
+
+    // The public page, as anyone: a form that works without script.
+    staff.sign_out().await;
+    staff.goto("/complaint").await;
+    staff.fill("#complaint-email", "amira@example.org").await;
+    staff
+        .fill(
+            "#complaint-summary",
+            "I was emailed about something I never asked for",
+        )
+        .await;
+    staff.press("form[action='/complaint'] button").await;
+    assert!(
+        staff.text().await.contains("CMP-"),
+        "{}",
+        staff.text().await
+    );
+    staff.client.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
     let Some((chromium, driver_path)) = browser() else {

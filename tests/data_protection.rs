@@ -29,6 +29,8 @@ on_both_backends!(
     a_message_s_proof_names_its_consent_and_approval_and_after_erasure_only_the_delivery,
     retention_erases_only_who_is_past_it_at_the_time_the_test_sets,
     election_material_is_not_queued_or_scheduled_without_an_imprint,
+    the_public_complaint_page_works_without_javascript_and_acknowledges_at_once,
+    the_console_keeps_the_registers_for_admins_only_and_answers_each_post_with_a_redirect,
 );
 
 const PEOPLE: &str = "email,name,postcode,topics,consent_at,consent_source\n\
@@ -883,4 +885,191 @@ async fn election_material_is_not_queued_or_scheduled_without_an_imprint(db: Tes
         .unwrap();
     assert_eq!(campaigns::queue(&unimprinted, OP, plain).await.unwrap(), 2);
     assert_eq!(campaigns::queue(&db.app(), OP, id).await.unwrap(), 2);
+}
+
+async fn the_public_complaint_page_works_without_javascript_and_acknowledges_at_once(
+    db: TestStore,
+) {
+    let Some(sink) = support::smtp::SmtpSink::start(&[]) else {
+        return;
+    };
+    db.import_people(PEOPLE).await;
+    let app = support::app::TestApp::serve_mailing(db, support::app::KEY_1, Some(sink.url())).await;
+    let page = app
+        .client
+        .get(format!("{}/complaint", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<form method=\"post\" action=\"/complaint\">"),
+        "{html}"
+    );
+    assert!(html.contains("ico.org.uk/make-a-complaint"));
+    assert!(!html.contains("<script"), "a plain form, no script");
+
+    // Every page's footer leads here.
+    let unsubscribe = app
+        .client
+        .get(format!("{}/u/anything", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        unsubscribe
+            .text()
+            .await
+            .unwrap()
+            .contains("href=\"/complaint\"")
+    );
+
+    // Each from an address of its own (through the trusted proxy), as the limit per IP
+    // address is not what is tried here.
+    let sent_from = std::sync::atomic::AtomicU8::new(1);
+    let complain = |email: &str, summary: &str| {
+        let ip = sent_from.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request = app
+            .client
+            .post(format!("{}/complaint", app.base))
+            .header("X-Forwarded-For", format!("198.51.100.{ip}"))
+            .form(&[("email", email), ("summary", summary), ("message_id", "")]);
+        async move { request.send().await.unwrap() }
+    };
+    let answer = complain("ben@example.org", "You emailed me after I unsubscribed").await;
+    assert_eq!(answer.status(), 200);
+    let text = answer.text().await.unwrap();
+    let year = uk_day(Utc::now()).format("%Y").to_string();
+    assert!(text.contains(&format!("CMP-{year}-0001")), "{text}");
+    let registered = registers::complaints(&app.db.app(), OP, false)
+        .await
+        .unwrap();
+    assert_eq!(registered.len(), 1);
+    assert_eq!(registered[0].channel, canvass::domain::Channel::Web);
+    assert_eq!(
+        registered[0].acknowledged_on,
+        Some(uk_day(Utc::now())),
+        "acknowledged by email at once"
+    );
+    let sent = sink.messages();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].contains(&format!("CMP-{year}-0001")));
+    assert!(
+        !sent[0].contains("after I unsubscribed"),
+        "the acknowledgement does not repeat what a stranger wrote"
+    );
+
+    // Bad input: refused by name, nothing logged; the form keeps what was typed.
+    let refused = complain("not an address", "Something").await;
+    assert_eq!(refused.status(), 422);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("Your email address"), "{text}");
+    let refused = complain("ben@example.org", "   ").await;
+    assert_eq!(refused.status(), 422);
+    // An address gets three an hour; the answer to a fourth reads the same, and nothing more
+    // is logged or sent.
+    for _ in 0..4 {
+        assert_eq!(complain("flood@example.org", "Again").await.status(), 200);
+    }
+    assert_eq!(
+        registers::complaints(&app.db.app(), OP, false)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    assert_eq!(sink.messages().len(), 4);
+}
+
+async fn the_console_keeps_the_registers_for_admins_only_and_answers_each_post_with_a_redirect(
+    db: TestStore,
+) {
+    db.import_people(PEOPLE).await;
+    support::console::add_staff(&db, "dpo@hq.example.org", "admin", &[]).await;
+    support::console::add_staff(&db, "olu@hq.example.org", "organiser", &[]).await;
+    let app = support::app::TestApp::serve(db, support::app::KEY_1).await;
+    let dpo = support::console::Browser::signed_in(&app, "dpo@hq.example.org").await;
+    let answer = dpo
+        .submit(
+            "/admin/requests",
+            "/admin/requests",
+            &[
+                ("right", "erasure"),
+                ("email", "ben@example.org"),
+                ("received", &days_ago(35)),
+                ("channel", "letter"),
+            ],
+        )
+        .await;
+    let year = days_ago(35)[..4].to_owned();
+    let reference = format!("REQ-{year}-0001");
+    assert_eq!(
+        answer.location(),
+        Some(format!("/admin/requests/{reference}?done=opened").as_str())
+    );
+    let page = dpo.get(&format!("/admin/requests/{reference}")).await;
+    assert!(page.main_text().contains("Erasure"), "{}", page.main_text());
+
+    // Overdue: the dashboard says so, by reference.
+    let home = dpo.get("/admin").await;
+    assert!(
+        home.main_text().contains(&reference),
+        "{}",
+        home.main_text()
+    );
+    assert!(home.main_text().contains("overdue"));
+
+    // A refusal is shown beside the form, and changes nothing.
+    let late = dpo
+        .submit(
+            &format!("/admin/requests/{reference}"),
+            &format!("/admin/requests/{reference}/extend"),
+            &[("reason", "complex"), ("notified", &days_ago(0))],
+        )
+        .await;
+    assert_eq!(late.status, 409, "{}", late.main_text());
+    assert!(late.main_text().contains("first month"));
+    let closed = dpo
+        .submit(
+            &format!("/admin/requests/{reference}"),
+            &format!("/admin/requests/{reference}/close"),
+            &[("outcome", "erased")],
+        )
+        .await;
+    assert_eq!(
+        closed.location(),
+        Some(format!("/admin/requests/{reference}?done=close").as_str())
+    );
+
+    // Complaints: logged, then looked up by Message-ID.
+    let logged = dpo
+        .submit(
+            "/admin/complaints",
+            "/admin/complaints",
+            &[
+                ("received", &days_ago(2)),
+                ("channel", "phone"),
+                ("summary", "Called about a leaflet email"),
+                ("email", ""),
+                ("message_id", ""),
+            ],
+        )
+        .await;
+    assert!(
+        logged
+            .location()
+            .unwrap()
+            .starts_with("/admin/complaints/CMP-")
+    );
+    let proof = dpo
+        .get("/admin/proof?message_id=%3Cnone%40example.org%3E")
+        .await;
+    assert_eq!(proof.status, 404);
+    assert!(proof.main_text().contains("sent no message"));
+
+    // An organiser sees neither register.
+    let olu = support::console::Browser::signed_in(&app, "olu@hq.example.org").await;
+    assert_eq!(olu.get("/admin/requests").await.status, 403);
+    assert_eq!(olu.get("/admin/complaints").await.status, 403);
 }

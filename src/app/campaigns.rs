@@ -530,7 +530,8 @@ pub async fn approve(app: &App, actor: &Actor, id: i64, version: i64) -> Result<
         .collect();
     if !outside.is_empty() {
         return Err(AppError::Denied(format!(
-            "it would reach people outside your constituencies ({}); someone who covers them              must approve it",
+            "it would reach people outside your constituencies ({}); someone who covers them \
+             must approve it",
             outside.join(", ")
         )));
     }

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::{Actor, App, AppError, Result, must_be_admin};
 use crate::domain::{
-    Channel, ClockError, ComplaintStatus, Email, Reference, Register, RequestStatus, Right,
-    acknowledge_by, parse_message_id, uk_day,
+    Channel, ClockError, ComplaintStatus, Email, ICO_COMPLAINTS, Reference, Register,
+    RequestStatus, Right, acknowledge_by, parse_message_id, uk_day,
 };
 use crate::store::{Complaint, MessageProof, NewComplaint, NewRequest, RightsRequest, now};
 
@@ -298,12 +298,7 @@ pub async fn log_complaint(
         .map(Email::parse)
         .transpose()
         .map_err(|e| AppError::invalid("email", e))?;
-    let message_id = message_id
-        .map(str::trim)
-        .filter(|id| !id.is_empty())
-        .map(parse_message_id)
-        .transpose()
-        .map_err(|e| AppError::invalid("message_id", e))?;
+    let message_id = message_id_given(message_id)?;
     let complaint = NewComplaint {
         received,
         channel,
@@ -312,6 +307,79 @@ pub async fn log_complaint(
         message_id: message_id.as_deref(),
     };
     Ok(app.store.log_complaint(&complaint, actor).await?)
+}
+
+/// Complaints one address may make through the public page in an hour, as sign-ups.
+pub const PUBLIC_COMPLAINTS_PER_HOUR: u64 = 3;
+
+/// A complaint made on the public page: logged as received today by the web, and acknowledged
+/// by email at once, recorded as acknowledged when the email went (it does not repeat what was
+/// written, so that the form cannot send anyone words of a stranger's choosing). Its reference;
+/// `None` when the address has made its share this hour (nothing is logged or sent, and the
+/// page says the same as ever).
+pub async fn complain(
+    app: &App,
+    email: &str,
+    summary: &str,
+    message_id: Option<&str>,
+) -> Result<Option<Reference>> {
+    let email = Email::parse(email).map_err(|e| AppError::invalid("email", e))?;
+    let summary = text("summary", summary, "what your complaint is about")?;
+    let message_id = message_id_given(message_id)?;
+    let hour_ago = now() - chrono::Duration::hours(1);
+    if app.store.recent_complaints(&email.hash(), hour_ago).await? >= PUBLIC_COMPLAINTS_PER_HOUR {
+        tracing::info!("complaint limit reached for an address; nothing logged");
+        return Ok(None);
+    }
+    let today = today();
+    let complaint = NewComplaint {
+        received: today,
+        channel: Channel::Web,
+        summary,
+        email: Some(&email),
+        message_id: message_id.as_deref(),
+    };
+    let reference = app.store.log_complaint(&complaint, &Actor::Contact).await?;
+    let organisation = &app.publisher.organisation;
+    let text = format!(
+        "We have received your complaint, reference {reference}, about how {organisation} uses \
+         personal data. We will look into it and answer you.\n\nIf you are not satisfied with \
+         our answer, you can complain to the Information Commissioner's Office: \
+         {ICO_COMPLAINTS}\n"
+    );
+    let html = format!(
+        "<p>We have received your complaint, reference <strong>{reference}</strong>, about how \
+         {organisation} uses personal data. We will look into it and answer you.</p>\
+         <p>If you are not satisfied with our answer, you can complain to the Information \
+         Commissioner's Office: {ico}</p>",
+        organisation = handlebars::html_escape(organisation),
+        ico = handlebars::html_escape(ICO_COMPLAINTS),
+    );
+    let subject = format!("Your complaint {reference} to {organisation}");
+    let Some(mailer) = &app.mailer else {
+        tracing::warn!(%reference, "no mail transport: a complaint was logged, not acknowledged");
+        return Ok(Some(reference));
+    };
+    let sent = match mailer.letterhead.notice(&email, &subject, text, html) {
+        Ok((_, message)) => {
+            let name = format!("complaint-{reference}.eml");
+            mailer
+                .send_one(&email, &message, &name)
+                .await
+                .map_err(|e| e.reason().to_owned())
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    match sent {
+        Ok(()) => {
+            app.store
+                .acknowledge_complaint(&reference, today, &Actor::Contact)
+                .await?;
+        }
+        // Kept all the same: the register shows it unacknowledged, with its clock running.
+        Err(reason) => tracing::warn!(%reference, "acknowledging a complaint by email: {reason}"),
+    }
+    Ok(Some(reference))
 }
 
 /// Records the acknowledgement of a complaint, sent on `on`.
@@ -524,6 +592,15 @@ fn clock_refused(field: &'static str, error: ClockError) -> AppError {
         ClockError::TooEarly(..) | ClockError::InTheFuture(_) => AppError::invalid(field, error),
         _ => AppError::conflict("refused", error.to_string()),
     }
+}
+
+/// The Message-ID of the email complained of, when one is given.
+fn message_id_given(text: Option<&str>) -> Result<Option<String>> {
+    text.map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(parse_message_id)
+        .transpose()
+        .map_err(|e| AppError::invalid("message_id", e))
 }
 
 /// A date (YYYY-MM-DD) no later than today in the UK.

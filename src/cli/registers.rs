@@ -7,7 +7,7 @@ use clap::Subcommand;
 use super::refused;
 use crate::app::registers::{self, ComplaintLine, Due, RequestLine};
 use crate::app::{self, Actor, App, AppError};
-use crate::domain::{day_name, uk_date, uk_time};
+use crate::domain::{day_name, days_left, uk_date, uk_time};
 
 #[derive(Subcommand)]
 pub enum RequestsCommand {
@@ -391,7 +391,7 @@ fn print_request(line: &RequestLine) {
         day_name(line.received),
         day_name(line.due),
         line.status.as_str(),
-        days(line.days_left)
+        days_left(line.days_left)
     );
 }
 
@@ -402,7 +402,7 @@ fn print_complaint(line: &ComplaintLine) {
         day_name(line.received),
         day_name(line.acknowledge_by),
         line.status.as_str(),
-        line.days_left.map(days).unwrap_or_default()
+        line.days_left.map(days_left).unwrap_or_default()
     );
 }
 
@@ -413,17 +413,6 @@ fn print_due(due: &Due, within: u32) {
     }
     due.requests.iter().for_each(print_request);
     due.complaints.iter().for_each(print_complaint);
-}
-
-/// `3 days left`, `due today`, `2 days overdue`.
-fn days(left: i64) -> String {
-    match left {
-        0 => "due today".into(),
-        1 => "1 day left".into(),
-        -1 => "1 day overdue".into(),
-        n if n < 0 => format!("{} days overdue", -n),
-        n => format!("{n} days left"),
-    }
 }
 
 /// An error naming the flag, `--email` included (which elsewhere is a command's argument).

@@ -48,7 +48,7 @@ pub use privacy::{ICO_COMPLAINTS, Information, InformationFor, PrivacyText, Purp
 pub use publisher::Publisher;
 pub use registers::{
     ACKNOWLEDGE_WITHIN_DAYS, Channel, ClockError, ComplaintStatus, Pause, Reference, Register,
-    RequestClock, RequestStatus, Right, acknowledge_by,
+    RequestClock, RequestStatus, Right, acknowledge_by, days_left,
 };
 pub use remote_images::first_remote_resource;
 pub use schedule::{ScheduleError, parse_schedule};

@@ -376,6 +376,17 @@ impl RequestClock {
     }
 }
 
+/// Days left as people say them: `3 days left`, `due today`, `2 days overdue`.
+pub fn days_left(left: i64) -> String {
+    match left {
+        0 => "due today".into(),
+        1 => "1 day left".into(),
+        -1 => "1 day overdue".into(),
+        n if n < 0 => format!("{} days overdue", -n),
+        n => format!("{n} days left"),
+    }
+}
+
 /// When a complaint received on `received` must have been acknowledged.
 pub fn acknowledge_by(received: NaiveDate) -> NaiveDate {
     days_after(received, ACKNOWLEDGE_WITHIN_DAYS)

@@ -103,6 +103,16 @@ impl AppState {
         (status, Html(self.pages.render(name, data))).into_response()
     }
 
+    /// A public page with its own values.
+    pub(super) fn page_with(
+        &self,
+        status: StatusCode,
+        name: &str,
+        data: &impl Serialize,
+    ) -> Response {
+        self.page(status, name, data)
+    }
+
     fn sender_page(&self, name: &str) -> Response {
         self.page(
             StatusCode::OK,

@@ -6,6 +6,7 @@
 
 mod api;
 mod client_ip;
+mod complaint;
 mod console;
 mod links;
 mod ops;
@@ -211,6 +212,7 @@ fn router(state: AppState) -> Router {
     let public = Router::new()
         .merge(links::router())
         .route("/subscribe", axum::routing::post(signup::subscribe))
+        .route("/complaint", get(complaint::page).post(complaint::complain))
         .route(
             "/confirm/{token}",
             get(signup::confirm_page).post(signup::confirm),

@@ -19,12 +19,11 @@ fn footer(publisher: &Publisher) -> String {
     if let Some(imprint) = &publisher.imprint {
         out.push_str(&format!("<p>{}</p>", e(imprint)));
     }
+    out.push_str("<p>");
     if let Some(privacy) = &publisher.privacy_url {
-        out.push_str(&format!(
-            "<p><a href=\"{}\">Privacy notice</a></p>",
-            e(privacy)
-        ));
+        out.push_str(&format!("<a href=\"{}\">Privacy notice</a> · ", e(privacy)));
     }
+    out.push_str("<a href=\"/complaint\">Complain about how we use your data</a></p>");
     out.push_str("</footer>");
     out
 }
@@ -73,6 +72,14 @@ pub const PUBLIC: &[(&str, &str)] = &[
     (
         "signup_refused",
         include_str!("../../templates/pages/signup_refused.hbs"),
+    ),
+    (
+        "complaint",
+        include_str!("../../templates/pages/complaint.hbs"),
+    ),
+    (
+        "complaint_received",
+        include_str!("../../templates/pages/complaint_received.hbs"),
     ),
 ];
 

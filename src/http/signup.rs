@@ -91,6 +91,19 @@ fn answer(state: &AppState, json: bool, status: StatusCode, page: &str, message:
     }
 }
 
+impl AppState {
+    /// Whether a public form (a sign-up, a complaint) from `client` is within the limit: 10
+    /// an hour, 5 at once, per IP address.
+    pub(super) fn allows_form_from(&self, client: &ClientIp) -> bool {
+        // The limiter keeps a cell per address it has seen; forget the ones back to full quota
+        // so that a crowd of addresses cannot grow it without bound.
+        if self.signup_limiter.len() > MAX_TRACKED_ADDRESSES {
+            self.signup_limiter.retain_recent();
+        }
+        self.signup_limiter.check_key(&client.limit_key()).is_ok()
+    }
+}
+
 pub async fn subscribe(
     State(state): State<AppState>,
     client: ClientIp,
@@ -101,12 +114,7 @@ pub async fn subscribe(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    // The limiter keeps a cell per address it has seen; forget the ones back to full quota so
-    // that a crowd of addresses cannot grow it without bound.
-    if state.signup_limiter.len() > MAX_TRACKED_ADDRESSES {
-        state.signup_limiter.retain_recent();
-    }
-    if state.signup_limiter.check_key(&client.limit_key()).is_err() {
+    if !state.allows_form_from(&client) {
         return answer(
             &state,
             json,

@@ -530,6 +530,20 @@ impl Store {
         rows.into_iter().map(complaint_of).collect()
     }
 
+    /// How many complaints the address at `hash` made since `since`.
+    pub async fn recent_complaints(&self, hash: &EmailHash, since: DateTime<Utc>) -> Result<u64> {
+        let count: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT count(*) FROM complaints WHERE email_hash = $1 AND logged_at >= $2",
+            )
+            .bind(hash.as_str())
+            .bind(since)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count as u64)
+    }
+
     /// The complaints made by the person at `hash`, oldest first.
     pub async fn complaints_by(&self, hash: &EmailHash) -> Result<Vec<Complaint>> {
         let rows: Vec<ComplaintRow> = on_pool!(self, |pool| {

@@ -64,6 +64,8 @@ struct Data {
     recent: Vec<Suppressed>,
     scope: Option<String>,
     stats: Stats,
+    /// For admins: the rights requests and complaints due within a week, or overdue.
+    due: Option<super::registers::DueSoon>,
 }
 
 #[derive(Serialize)]
@@ -133,6 +135,7 @@ async fn data(state: &AppState, signed: &Signed) -> Result<Data, Problem> {
             .collect(),
         scope: signed.session.member.scope.as_list(),
         stats: stats_of(app::contacts::counts(&state.app, &actor).await?),
+        due: super::registers::due_soon(state, signed).await,
     })
 }
 

@@ -4,7 +4,8 @@
 //! - [`session`]: the session cookie, who is signed in, and the checks every form passes
 //!   (same origin, the session's form token).
 //! - [`sign_in`]: signing in and out, and setting a password through a one-time link.
-//! - [`home`], [`contacts`], [`campaigns`]: the pages, each a thin adapter over `crate::app`.
+//! - [`home`], [`contacts`], [`campaigns`], [`registers`]: the pages, each a thin adapter over
+//!   `crate::app`.
 //!
 //! What a page shows comes from the application within the signed-in person's role and
 //! constituencies; no template decides who sees what.
@@ -15,6 +16,7 @@ mod contacts;
 mod home;
 mod imports;
 mod records;
+mod registers;
 mod session;
 mod sign_in;
 mod staff;
@@ -62,6 +64,11 @@ pub const PAGES: &[(&str, &str)] = templates!(
     "campaign_trial",
     "home_stats",
     "stats",
+    "requests",
+    "request",
+    "complaints",
+    "complaint",
+    "proof",
 );
 
 /// The console's stylesheet and htmx (2.x, vendored by `scripts/vendor.sh`), served from
@@ -117,6 +124,25 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/admin/suppressions", get(records::suppressions))
         .route("/admin/audit", get(records::audit))
+        .route(
+            "/admin/requests",
+            get(registers::requests).post(registers::open_request),
+        )
+        .route("/admin/requests/{reference}", get(registers::request))
+        .route(
+            "/admin/requests/{reference}/{action}",
+            post(registers::act_on_request),
+        )
+        .route(
+            "/admin/complaints",
+            get(registers::complaints).post(registers::log_complaint),
+        )
+        .route("/admin/complaints/{reference}", get(registers::complaint))
+        .route(
+            "/admin/complaints/{reference}/{action}",
+            post(registers::act_on_complaint),
+        )
+        .route("/admin/proof", get(registers::proof))
         .route("/admin/staff", get(staff::page))
         .route("/admin/staff/{action}", post(staff::act))
         .route("/admin/account", get(account::show))
