@@ -726,6 +726,40 @@ mod tests {
     }
 
     #[test]
+    fn the_privacy_table_and_the_data_protection_settings_are_read_and_checked() {
+        let file: Settings = toml::from_str(
+            "retention_months = 24\nbank_holidays = \"scotland\"\n\
+             [privacy]\ncontroller = \"Hertford CLP\"\nrecipients = [\"Mailgun\"]\n\
+             [privacy.purposes]\nevents = \"Local events\"\n",
+        )
+        .unwrap();
+        let config = file.resolve().unwrap();
+        let data = &config.data_protection;
+        assert_eq!(data.retention_months, Some(24));
+        assert_eq!(data.bank_holidays, BankHolidays::Scotland);
+        assert_eq!(data.privacy.controller.as_deref(), Some("Hertford CLP"));
+        assert_eq!(data.privacy.purposes["events"], "Local events");
+        let typo = toml::from_str::<Settings>("[privacy]\ncontroler = \"x\"\n");
+        assert!(typo.is_err(), "an unknown key in [privacy] is an error");
+        let wales = Settings {
+            bank_holidays: Some("wales-and-england".into()),
+            ..Settings::default()
+        };
+        assert!(
+            wales
+                .resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("bank_holidays")
+        );
+        let never = Settings {
+            retention_months: Some(0),
+            ..Settings::default()
+        };
+        assert!(never.resolve().is_err());
+    }
+
+    #[test]
     fn file_with_an_unknown_key_is_refused() {
         assert!(toml::from_str::<Settings>("databse_url = \"x\"").is_err());
     }

@@ -1421,3 +1421,162 @@ fn the_config_file_is_found_by_canvass_config_and_its_relative_paths_from_its_fo
         stderr(&twice)
     );
 }
+
+/// The registers and the data protection commands as an operator (or cron) runs them: a
+/// request opened, acted on and closed by `--request`; `requests due` exiting 1 while anything
+/// is due; the lists as JSON with their keys; a list dated by `--consented-at`; `retention`.
+#[test]
+fn the_registers_and_the_data_protection_commands_from_the_command_line() {
+    let workspace = Workspace::migrated();
+    workspace.write("contacts.csv", CONTACTS);
+    workspace.run(&["contacts", "import", "contacts.csv"]);
+    let today = chrono::Utc::now().date_naive();
+    let received = (today - chrono::Duration::days(29)).to_string();
+
+    let nothing = workspace.run(&["requests", "due"]);
+    assert!(nothing.status.success(), "{}", stderr(&nothing));
+    assert!(stdout(&nothing).contains("nothing is due"));
+
+    let opened = workspace.run(&[
+        "requests",
+        "open",
+        "--right",
+        "erasure",
+        "--email",
+        "ben@example.org",
+        "--received",
+        &received,
+        "--channel",
+        "letter",
+    ]);
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    let reference = stdout(&opened).trim().to_owned();
+    assert!(reference.starts_with("REQ-"), "{reference}");
+    let due = workspace.run(&["requests", "due", "--within", "7"]);
+    assert_eq!(
+        due.status.code(),
+        Some(1),
+        "due within a week: exit 1 for cron"
+    );
+    assert!(stdout(&due).contains(&reference));
+
+    let listed = workspace.run(&["requests", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    for key in [
+        "reference",
+        "right",
+        "received",
+        "due",
+        "status",
+        "days_left",
+    ] {
+        assert!(!json[0][key].is_null(), "{key}: {json}");
+    }
+    assert_eq!(json[0]["right"], "erasure");
+    assert_eq!(json[0]["status"], "open");
+
+    // Acted on for someone else: refused, and nothing erased.
+    let wrong = workspace.run(&[
+        "contact",
+        "erase",
+        "amira@example.org",
+        "--request",
+        &reference,
+    ]);
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("someone else"),
+        "{}",
+        stderr(&wrong)
+    );
+    assert!(
+        workspace
+            .run(&["contact", "export", "amira@example.org"])
+            .status
+            .success()
+    );
+    let erased = workspace.run(&[
+        "contact",
+        "erase",
+        "ben@example.org",
+        "--request",
+        &reference,
+    ]);
+    assert!(erased.status.success(), "{}", stderr(&erased));
+    assert!(stderr(&erased).contains("closed"), "{}", stderr(&erased));
+    let all = workspace.run(&["requests", "list", "--all", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&all.stdout).unwrap();
+    assert_eq!(json[0]["status"], "closed");
+    assert!(workspace.run(&["requests", "due"]).status.success());
+
+    // A complaint, overdue for its acknowledgement, then acknowledged.
+    let old = (today - chrono::Duration::days(31)).to_string();
+    let logged = workspace.run(&[
+        "complaints",
+        "log",
+        "--received",
+        &old,
+        "--channel",
+        "phone",
+        "--summary",
+        "Too many",
+    ]);
+    let complaint = stdout(&logged).trim().to_owned();
+    assert!(complaint.starts_with("CMP-"), "{}", stderr(&logged));
+    assert_eq!(workspace.run(&["requests", "due"]).status.code(), Some(1));
+    let listed = workspace.run(&["complaints", "list", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    for key in ["reference", "received", "acknowledge_by", "status"] {
+        assert!(!json[0][key].is_null(), "{key}: {json}");
+    }
+    let acknowledged = workspace.run(&[
+        "complaints",
+        "acknowledge",
+        &complaint,
+        "--on",
+        &today.to_string(),
+    ]);
+    assert!(acknowledged.status.success(), "{}", stderr(&acknowledged));
+    assert!(workspace.run(&["requests", "due"]).status.success());
+
+    // The command line's exports are audited too.
+    workspace.run(&["contact", "export", "amira@example.org"]);
+    let audit = workspace.run(&["contact", "export", "amira@example.org"]);
+    let json: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let exported = json["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "contact.exported" && e["actor"] == "operator")
+        .count();
+    assert!(exported >= 2, "{json}");
+    assert!(
+        json["information"]["complaints"]
+            .as_str()
+            .unwrap()
+            .contains("ico.org.uk")
+    );
+
+    // Retention: unset, the command says so; set, nothing is due yet.
+    let unset = workspace.run(&["retention", "check"]);
+    assert!(!unset.status.success());
+    assert!(
+        stderr(&unset).contains("CANVASS_RETENTION_MONTHS"),
+        "{}",
+        stderr(&unset)
+    );
+    let set = canvass(
+        workspace.path(),
+        &[
+            ("CANVASS_DATABASE_URL", &workspace.url),
+            ("CANVASS_RETENTION_MONTHS", "24"),
+        ],
+        &["retention", "check"],
+    );
+    assert!(set.status.success(), "{}", stderr(&set));
+    assert!(
+        stdout(&set).contains("0 contacts to erase"),
+        "{}",
+        stdout(&set)
+    );
+}

@@ -1897,6 +1897,15 @@ const CONSOLE_ROUTES: &[(&str, &str)] = &[
     ("POST", "/admin/topics"),
     ("GET", "/admin/suppressions"),
     ("GET", "/admin/audit"),
+    ("GET", "/admin/requests"),
+    ("POST", "/admin/requests"),
+    ("GET", "/admin/requests/{reference}"),
+    ("POST", "/admin/requests/{reference}/{action}"),
+    ("GET", "/admin/complaints"),
+    ("POST", "/admin/complaints"),
+    ("GET", "/admin/complaints/{reference}"),
+    ("POST", "/admin/complaints/{reference}/{action}"),
+    ("GET", "/admin/proof"),
     ("GET", "/admin/staff"),
     ("POST", "/admin/staff/{action}"),
     ("GET", "/admin/account"),
@@ -1966,6 +1975,34 @@ async fn an_organiser_walks_every_console_page_and_api_route_and_meets_no_one_ou
     let hertford = campaigns::create(&service, &hana, draft("Hertford doorstep"))
         .await
         .unwrap();
+    // A rights request and a complaint about Amira, and a message sent to her: only admins
+    // keep the registers.
+    let operator = canvass::app::Actor::Operator;
+    let today = chrono::Utc::now().date_naive().to_string();
+    let request = canvass::app::registers::open_request(
+        &service,
+        &operator,
+        "access",
+        "amira@example.org",
+        &today,
+        "email",
+    )
+    .await
+    .unwrap()
+    .to_string();
+    let complaint = canvass::app::registers::log_complaint(
+        &service,
+        &operator,
+        &today,
+        "email",
+        "Amira Hassan complains",
+        Some("amira@example.org"),
+        None,
+    )
+    .await
+    .unwrap()
+    .to_string();
+    let message_id = "%3Cwalk%40hertford.example.org%3E";
     // The admin's import, through the console.
     let admin_browser = Browser::signed_in(&app, "admin@hq.example.org").await;
     let token = admin_browser.get("/admin/import").await.form_token();
@@ -2090,6 +2127,22 @@ async fn an_organiser_walks_every_console_page_and_api_route_and_meets_no_one_ou
                     paths.push(pattern.replace("{step}", step));
                 }
             }
+            p if p.contains("/{reference}") => {
+                let reference = match p.starts_with("/admin/requests") {
+                    true => &request,
+                    false => &complaint,
+                };
+                let path = p.replace("{reference}", reference);
+                match p.ends_with("{action}") {
+                    true => {
+                        for action in ["pause", "resume", "extend", "close", "acknowledge"] {
+                            paths.push(path.replace("{action}", action));
+                        }
+                    }
+                    false => paths.push(path),
+                }
+            }
+            "/admin/proof" => paths.push(format!("/admin/proof?message_id={message_id}")),
             "/admin/password/{token}" => paths.push("/admin/password/canvass_guess".into()),
             "/admin/{*rest}" => paths.push("/admin/nothing/here".into()),
             "/admin/suppressions" => {

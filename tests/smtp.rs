@@ -101,8 +101,6 @@ async fn only_the_eligible_receive_one_message_each(db: TestStore) {
              other-topic@example.org,D,SG13 8EQ,,,events,2026-01-01T00:00:00Z,form\n\
              no-consent@example.org,E,SG13 8EQ,,,,2026-01-01T00:00:00Z,form\n\
              other-constituency@example.org,F,AL1 3JE,,,{qualifying}\n\
-             child@example.org,G,SG13 8EQ,{ten_years_ago},,{qualifying}\n\
-             child-with-guardian@example.org,H,SG13 8EQ,{ten_years_ago},true,{qualifying}\n\
              unsubscribes-after-queueing@example.org,I,SG13 8EQ,,,{qualifying}\n\
              restricted-after-queueing@example.org,J,SG13 8EQ,,,{qualifying}\n\
              withdraws-after-queueing@example.org,K,SG13 8EQ,,,{qualifying}\n\
@@ -110,6 +108,13 @@ async fn only_the_eligible_receive_one_message_each(db: TestStore) {
              moves-away-after-queueing@example.org,M,SG13 8EQ,,,{qualifying}\n"
         ),
     )
+    .await;
+    // A child is kept only with a guardian's consent, named (without it, nothing is stored).
+    db.import_people(&format!(
+        "email,name,postcode,date_of_birth,guardian_consent,guardian_name,\
+         guardian_relationship,topics,consent_at,consent_source\n\
+         child-with-guardian@example.org,H,SG13 8EQ,{ten_years_ago},true,Ann,mother,{qualifying}\n"
+    ))
     .await;
     let id = queue_news(&db).await;
     assert_eq!(state_counts(&db, id).await, (8, 0, 0, 0));
