@@ -713,6 +713,26 @@ async fn a_message_s_proof_names_its_consent_and_approval_and_after_erasure_only
     assert!(recipient.consent.unwrap().granted);
     assert!(!recipient.now.expect("his withdrawal since").granted);
 
+    // The console's search says the same, in UK time, to an admin.
+    let service = support::app::TestApp::serve(db, support::app::KEY_1).await;
+    let dpo = support::console::Browser::signed_in(&service, "hana@hq.example.org").await;
+    let encoded: String = url::form_urlencoded::byte_serialize(message_id.as_bytes()).collect();
+    let page = dpo.get(&format!("/admin/proof?message_id={encoded}")).await;
+    let text = page.main_text();
+    assert_eq!(page.status, 200, "{text}");
+    for expected in [
+        "Polling day",
+        "staff:hana@hq.example.org",
+        "hertford-fair",
+        "Since then",
+    ] {
+        assert!(text.contains(expected), "{expected}: {text}");
+    }
+    assert!(
+        text.contains(" GMT") || text.contains(" BST"),
+        "UK time: {text}"
+    );
+
     // After his erasure only the anonymised delivery remains.
     contacts::erase(&app, OP, "ben@example.org").await.unwrap();
     let proof = registers::proof(&app, OP, &message_id).await.unwrap();
@@ -758,6 +778,24 @@ async fn retention_erases_only_who_is_past_it_at_the_time_the_test_sets(db: Test
         .await
         .unwrap();
 
+    // Erin unsubscribed too, and has a complaint open.
+    db.import_people("email,topics\nerin@example.org,news\n")
+        .await;
+    contacts::withdraw(&app, OP, "erin@example.org", &[], "letter", None)
+        .await
+        .unwrap();
+    registers::log_complaint(
+        &app,
+        OP,
+        &days_ago(0),
+        "email",
+        "No answer to my letter",
+        Some("erin@example.org"),
+        None,
+    )
+    .await
+    .unwrap();
+
     // A year on, nobody is due; twenty-five months on, Amira alone is.
     let in_a_year = Utc::now() + Months::new(12);
     assert!(
@@ -787,7 +825,12 @@ async fn retention_erases_only_who_is_past_it_at_the_time_the_test_sets(db: Test
             .reason,
         canvass::domain::SuppressionReason::Erased
     );
-    for kept in ["ben@example.org", "cara@example.org", "dev@example.org"] {
+    for kept in [
+        "ben@example.org",
+        "cara@example.org",
+        "dev@example.org",
+        "erin@example.org",
+    ] {
         db.held(kept).await;
     }
     assert_eq!(
@@ -796,19 +839,32 @@ async fn retention_erases_only_who_is_past_it_at_the_time_the_test_sets(db: Test
         1
     );
 
-    // Old IP addresses are blanked; the ledger takes that change and no other.
+    // Old IP addresses are blanked, but for the evidence of the consent in force; the ledger
+    // takes that change and no other.
     db.withdraw("ben@example.org", "news", Utc::now()).await;
-    assert!(
-        db.count("SELECT count(*) FROM consent_ledger WHERE ip IS NOT NULL")
-            .await
-            > 0
-    );
+    db.withdraw("ben@example.org", "news", Utc::now() + Duration::seconds(1))
+        .await;
+    let with_ip = "SELECT count(*) FROM consent_ledger WHERE ip IS NOT NULL";
+    assert_eq!(db.count(with_ip).await, 2);
     let done = retention::apply(&app, OP, later).await.unwrap();
-    assert!(done.ip_addresses > 0);
     assert_eq!(
-        db.count("SELECT count(*) FROM consent_ledger WHERE ip IS NOT NULL")
+        done.ip_addresses, 3,
+        "two in the audit log, one superseded in the ledger"
+    );
+    assert_eq!(db.count(with_ip).await, 1);
+    assert_eq!(
+        db.count("SELECT count(*) FROM audit_log WHERE ip IS NOT NULL")
             .await,
         0
+    );
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM consent_ledger l JOIN consents k ON k.ledger_id = l.id \
+             WHERE l.ip IS NOT NULL"
+        )
+        .await,
+        1,
+        "the consent in force keeps its evidence"
     );
     let tampered = match db.store.pool() {
         Pool::Sqlite(pool) => sqlx::query("UPDATE consent_ledger SET source = 'edited'")
@@ -885,6 +941,37 @@ async fn election_material_is_not_queued_or_scheduled_without_an_imprint(db: Tes
         .unwrap();
     assert_eq!(campaigns::queue(&unimprinted, OP, plain).await.unwrap(), 2);
     assert_eq!(campaigns::queue(&db.app(), OP, id).await.unwrap(), 2);
+
+    // A worker that has no imprint holds election material rather than send it bare.
+    let mut letterhead = support::letterhead();
+    letterhead.publisher.imprint = None;
+    let mut bare = Worker::new(
+        db.store.clone(),
+        WorkerSettings {
+            letterhead,
+            transport: Transport::Outbox(db.dir.path().join("bare")),
+            metrics: std::sync::Arc::new(Metrics::new()),
+            sending: Sending::default(),
+        },
+    );
+    let _ = bare.drain().await;
+    let held = db
+        .store
+        .campaign(id)
+        .await
+        .unwrap()
+        .expect("the campaign is there");
+    assert_eq!(held.state, canvass::domain::CampaignState::Paused);
+    assert!(held.paused_reason.unwrap().contains("imprint"));
+    assert_eq!(
+        db.count_with(
+            "SELECT count(*) FROM deliveries WHERE state = 'sent' AND campaign_id = \
+             CAST($1 AS INTEGER)",
+            &id.to_string()
+        )
+        .await,
+        0
+    );
 }
 
 async fn the_public_complaint_page_works_without_javascript_and_acknowledges_at_once(
@@ -940,8 +1027,8 @@ async fn the_public_complaint_page_works_without_javascript_and_acknowledges_at_
     let answer = complain("ben@example.org", "You emailed me after I unsubscribed").await;
     assert_eq!(answer.status(), 200);
     let text = answer.text().await.unwrap();
+    assert!(text.contains("your complaint is recorded"), "{text}");
     let year = uk_day(Utc::now()).format("%Y").to_string();
-    assert!(text.contains(&format!("CMP-{year}-0001")), "{text}");
     let registered = registers::complaints(&app.db.app(), OP, false)
         .await
         .unwrap();
@@ -960,6 +1047,31 @@ async fn the_public_complaint_page_works_without_javascript_and_acknowledges_at_
         "the acknowledgement does not repeat what a stranger wrote"
     );
 
+    // Another site cannot make its visitors' browsers complain (and mail) in their name.
+    let forged = app
+        .client
+        .post(format!("{}/complaint", app.base))
+        .header("Sec-Fetch-Site", "cross-site")
+        .header("Origin", "https://elsewhere.example")
+        .form(&[("email", "victim@example.org"), ("summary", "Spam")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+
+    // An erased person who complains: logged with the hash alone, and mailed nothing.
+    contacts::erase(&app.db.app(), OP, "amira@example.org")
+        .await
+        .unwrap();
+    assert_eq!(complain("amira@example.org", "Why?").await.status(), 200);
+    let erased = registers::complaints(&app.db.app(), OP, false)
+        .await
+        .unwrap();
+    assert_eq!(erased.len(), 2);
+    assert_eq!(erased[1].email, None);
+    assert_eq!(erased[1].acknowledged_on, None);
+    assert_eq!(sink.messages().len(), 1);
+
     // Bad input: refused by name, nothing logged; the form keeps what was typed.
     let refused = complain("not an address", "Something").await;
     assert_eq!(refused.status(), 422);
@@ -977,7 +1089,7 @@ async fn the_public_complaint_page_works_without_javascript_and_acknowledges_at_
             .await
             .unwrap()
             .len(),
-        4
+        5
     );
     assert_eq!(sink.messages().len(), 4);
 }

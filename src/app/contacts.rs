@@ -185,7 +185,8 @@ pub async fn save(app: &App, actor: &Actor, draft: &ContactDraft<'_>) -> Result<
                 "guardian_consent",
                 format!(
                     "under {AGE_OF_CONSENT}: a child's details are kept only with a guardian's \
-                     consent, naming who gave it and how they are related"
+                     consent, naming who gave it and how they are related; to record that a \
+                     guardian withdrew it, erase the child"
                 ),
             ));
         }
@@ -220,9 +221,10 @@ pub enum Held {
 pub struct AccessPack {
     #[serde(flatten)]
     pub held: Held,
-    /// Their rights requests, as the register keeps them.
+    /// Their rights requests, as the register keeps them (for admins, the operator and the
+    /// person; empty for other staff).
     pub requests: Vec<RequestExport>,
-    /// The complaints they made.
+    /// The complaints they made (likewise).
     pub complaints: Vec<ComplaintExport>,
     pub information: Information,
 }
@@ -263,10 +265,18 @@ pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<AccessPac
         }
     };
     let hash = email.hash();
-    let requests = app
-        .store
-        .rights_requests_about(&hash)
-        .await?
+    // The registers are the admins' (a complaint may be about a member of staff): others'
+    // downloads leave them out; the person's own holds them.
+    let registers = match actor {
+        Actor::Staff(member) => member.role.manages_staff(),
+        Actor::Operator | Actor::Contact => true,
+        Actor::Worker | Actor::Retention => false,
+    };
+    let requests = match registers {
+        true => app.store.rights_requests_about(&hash).await?,
+        false => Vec::new(),
+    };
+    let requests = requests
         .into_iter()
         .map(|r| RequestExport {
             reference: r.reference.to_string(),
@@ -277,10 +287,11 @@ pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<AccessPac
             outcome: r.outcome,
         })
         .collect();
-    let complaints = app
-        .store
-        .complaints_by(&hash)
-        .await?
+    let complaints = match registers {
+        true => app.store.complaints_by(&hash).await?,
+        false => Vec::new(),
+    };
+    let complaints = complaints
         .into_iter()
         .map(|c| ComplaintExport {
             reference: c.reference.to_string(),

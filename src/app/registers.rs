@@ -8,9 +8,12 @@ use serde::Serialize;
 use super::{Actor, App, AppError, Result, must_be_admin};
 use crate::domain::{
     Channel, ClockError, ComplaintStatus, Email, ICO_COMPLAINTS, Reference, Register,
-    RequestStatus, Right, acknowledge_by, parse_message_id, uk_day,
+    RequestStatus, Right, SuppressionReason, acknowledge_by, parse_message_id, uk_day,
 };
 use crate::store::{Complaint, MessageProof, NewComplaint, NewRequest, RightsRequest, now};
+
+/// The earliest date a register takes: UK GDPR's first day.
+const EARLIEST_DATE: NaiveDate = NaiveDate::from_ymd_opt(2018, 5, 25).expect("a real date");
 
 /// The longest summary, outcome or reason kept.
 const MAX_TEXT_CHARS: usize = 4_000;
@@ -304,6 +307,7 @@ pub async fn log_complaint(
         channel,
         summary,
         email: email.as_ref(),
+        keep_address: true,
         message_id: message_id.as_deref(),
     };
     Ok(app.store.log_complaint(&complaint, actor).await?)
@@ -311,6 +315,10 @@ pub async fn log_complaint(
 
 /// Complaints one address may make through the public page in an hour, as sign-ups.
 pub const PUBLIC_COMPLAINTS_PER_HOUR: u64 = 3;
+
+/// Acknowledgements the public page sends in an hour, all addresses together: past it,
+/// complaints are logged for staff to acknowledge, so that the form cannot be made a mailer.
+pub const PUBLIC_ACKNOWLEDGEMENTS_PER_HOUR: u64 = 100;
 
 /// A complaint made on the public page: logged as received today by the web, and acknowledged
 /// by email at once, recorded as acknowledged when the email went (it does not repeat what was
@@ -327,19 +335,45 @@ pub async fn complain(
     let summary = text("summary", summary, "what your complaint is about")?;
     let message_id = message_id_given(message_id)?;
     let hour_ago = now() - chrono::Duration::hours(1);
-    if app.store.recent_complaints(&email.hash(), hour_ago).await? >= PUBLIC_COMPLAINTS_PER_HOUR {
+    let hash = email.hash();
+    if app.store.complaints_since(Some(&hash), hour_ago).await? >= PUBLIC_COMPLAINTS_PER_HOUR {
         tracing::info!("complaint limit reached for an address; nothing logged");
         return Ok(None);
     }
+    // An address suppressed for good gets no email from the form: bounced, complained of spam,
+    // or erased (whose address is not kept again either, only its hash).
+    let suppressed = app.store.suppression(&hash).await?.map(|s| s.reason);
     let today = today();
     let complaint = NewComplaint {
         received: today,
         channel: Channel::Web,
         summary,
         email: Some(&email),
+        keep_address: suppressed != Some(SuppressionReason::Erased),
         message_id: message_id.as_deref(),
     };
     let reference = app.store.log_complaint(&complaint, &Actor::Contact).await?;
+    let acknowledged_lately = app.store.complaints_since(None, hour_ago).await?;
+    let why_not = match (&app.mailer, suppressed) {
+        (None, _) => Some("no mail transport is set"),
+        (
+            _,
+            Some(
+                SuppressionReason::Bounced
+                | SuppressionReason::Complaint
+                | SuppressionReason::Erased,
+            ),
+        ) => Some("the address is suppressed"),
+        _ if acknowledged_lately > PUBLIC_ACKNOWLEDGEMENTS_PER_HOUR => {
+            Some("the form's acknowledgements this hour are spent")
+        }
+        _ => None,
+    };
+    let Some(mailer) = app.mailer.as_ref().filter(|_| why_not.is_none()) else {
+        // Logged all the same: the register shows it unacknowledged, its clock running.
+        tracing::warn!(%reference, "a complaint was logged and not acknowledged: {}", why_not.unwrap_or_default());
+        return Ok(Some(reference));
+    };
     let organisation = &app.publisher.organisation;
     let text = format!(
         "We have received your complaint, reference {reference}, about how {organisation} uses \
@@ -356,28 +390,21 @@ pub async fn complain(
         ico = handlebars::html_escape(ICO_COMPLAINTS),
     );
     let subject = format!("Your complaint {reference} to {organisation}");
-    let Some(mailer) = &app.mailer else {
-        tracing::warn!(%reference, "no mail transport: a complaint was logged, not acknowledged");
-        return Ok(Some(reference));
-    };
     let sent = match mailer.letterhead.notice(&email, &subject, text, html) {
         Ok((_, message)) => {
             let name = format!("complaint-{reference}.eml");
-            mailer
-                .send_one(&email, &message, &name)
-                .await
-                .map_err(|e| e.reason().to_owned())
+            mailer.send_one(&email, &message, &name).await.is_ok()
         }
-        Err(e) => Err(e.to_string()),
+        Err(_) => false,
     };
     match sent {
-        Ok(()) => {
+        true => {
             app.store
                 .acknowledge_complaint(&reference, today, &Actor::Contact)
                 .await?;
         }
-        // Kept all the same: the register shows it unacknowledged, with its clock running.
-        Err(reason) => tracing::warn!(%reference, "acknowledging a complaint by email: {reason}"),
+        // Logged all the same. (The relay's answer may quote the address: not logged.)
+        false => tracing::warn!(%reference, "a complaint's acknowledgement was not sent"),
     }
     Ok(Some(reference))
 }
@@ -616,6 +643,12 @@ fn past_date(field: &'static str, text: &str) -> Result<NaiveDate> {
     })?;
     if date > today() {
         return Err(AppError::invalid(field, format!("{date} is in the future")));
+    }
+    if date < EARLIEST_DATE {
+        return Err(AppError::invalid(
+            field,
+            format!("{date} is before the registers' time (UK GDPR began on 25 May 2018)"),
+        ));
     }
     Ok(date)
 }

@@ -90,7 +90,9 @@ impl BankHolidays {
         // already is one instead (Christmas on a Saturday: Monday 27th, Boxing Day Tuesday 28th).
         let mut fixed = vec![day(1, 1)];
         let mut moving = vec![
-            easter - Days::new(2),
+            easter
+                .checked_sub_days(Days::new(2))
+                .unwrap_or(NaiveDate::MIN),
             self.early_may(year),
             self.spring(year),
         ];
@@ -100,7 +102,11 @@ impl BankHolidays {
                 moving.push(nth_weekday(year, 8, Weekday::Mon, 1));
             }
             Self::EnglandAndWales | Self::NorthernIreland => {
-                moving.push(easter + Days::new(1));
+                moving.push(
+                    easter
+                        .checked_add_days(Days::new(1))
+                        .unwrap_or(NaiveDate::MAX),
+                );
                 moving.push(last_weekday(year, 8, Weekday::Mon));
             }
         }

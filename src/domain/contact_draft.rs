@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, NaiveDate, SubsecRound, Utc};
 
 use super::{
     AGE_OF_CONSENT, Email, GuardianConsent, Name, NewContact, Postcode, TopicSlug,
-    old_enough_to_mail,
+    old_enough_to_mail, uk_day,
 };
 
 /// How far in the future a consent time may lie before it is taken for a mistake: clocks
@@ -165,7 +165,7 @@ impl ContactDraft<'_> {
         }
         let source = parse_source(source).map_err(|e| wrong("source", e))?;
         let guardian = self.guardian(consent_at, source, rules)?;
-        let today = rules.now.date_naive();
+        let today = uk_day(rules.now);
         if let Some(born) = date_of_birth
             && !old_enough_to_mail(Some(born), false, today)
         {

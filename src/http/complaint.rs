@@ -57,21 +57,15 @@ pub async fn complain(
     }
     let message_id = Some(form.message_id.as_str());
     match registers::complain(&state.app, &form.email, &form.summary, message_id).await {
-        Ok(reference) => {
-            // The same answer when the address has had its share this hour.
-            let message = match reference {
-                Some(reference) => format!(
-                    "Thank you. Your complaint's reference is {reference}. If the address you \
-                     gave can receive email, an acknowledgement is on its way there; we will \
-                     look into it and answer you."
-                ),
-                None => "Thank you. If the address you gave can receive email, an \
-                         acknowledgement is on its way there; we will look into it and answer \
-                         you."
-                    .into(),
-            };
-            state.page_with_message(StatusCode::OK, "complaint_received", &message)
-        }
+        // The same answer whether it was logged or the address had had its share this hour:
+        // the acknowledgement email carries the reference.
+        Ok(_) => state.page_with_message(
+            StatusCode::OK,
+            "complaint_received",
+            "Thank you: your complaint is recorded. If the address you gave can receive email, \
+             an acknowledgement with its reference is on its way there; we will look into it and \
+             answer you.",
+        ),
         Err(AppError::Invalid { field, message }) => {
             form.message = Some(match field {
                 "email" => format!("Your email address: {message}"),

@@ -212,7 +212,17 @@ fn router(state: AppState) -> Router {
     let public = Router::new()
         .merge(links::router())
         .route("/subscribe", axum::routing::post(signup::subscribe))
-        .route("/complaint", get(complaint::page).post(complaint::complain))
+        .route(
+            "/complaint",
+            get(complaint::page)
+                .post(complaint::complain)
+                // The form is canvass's own page: another site cannot make its visitors send
+                // complaints (and acknowledgements) in their name.
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    console::same_origin_only,
+                )),
+        )
         .route(
             "/confirm/{token}",
             get(signup::confirm_page).post(signup::confirm),

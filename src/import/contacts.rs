@@ -152,8 +152,9 @@ impl ContactsImportSummary {
         rejections.extend(outcome.refused_underage.iter().map(|&line| Rejection {
             line,
             reason: format!(
-                "under {AGE_OF_CONSENT} and no guardian's consent (guardian_consent true, with \
-                 guardian_name and guardian_relationship): not stored"
+                "under {AGE_OF_CONSENT} and no guardian's consent with who gave it \
+                 (guardian_consent true, guardian_name, guardian_relationship): not stored. To \
+                 record that a guardian withdrew their consent, erase the child"
             ),
         }));
     }

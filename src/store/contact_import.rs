@@ -109,16 +109,21 @@ const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE EXISTS \
       WHERE s.email_hash = import_rows.email_hash AND s.reason = 'erased') RETURNING idx";
 
 /// Refuses the rows that would hold a child under 14 (born after `$1`) without a guardian's
-/// consent, taking from the contact held what a row leaves blank: a row that gives no date of
-/// birth, or no guardian's consent, for a child held is judged by what is held. No door stores
-/// such a child.
+/// consent and its evidence (who gave it), taking from the contact held what a row leaves
+/// blank: a row that gives no date of birth, or no guardian's consent, for a child held is
+/// judged by what is held. No door stores such a child; a guardian's withdrawal is recorded by
+/// erasing the child.
 const REFUSE_UNDERAGE: &str = "DELETE FROM import_rows \
      WHERE COALESCE(import_rows.date_of_birth, \
                     (SELECT c.date_of_birth FROM contacts c \
                      WHERE c.email_hash = import_rows.email_hash)) > $1 \
-       AND NOT COALESCE(import_rows.guardian_consent, \
-                        (SELECT c.guardian_consent FROM contacts c \
-                         WHERE c.email_hash = import_rows.email_hash), FALSE) \
+       AND NOT (COALESCE(import_rows.guardian_consent, \
+                         (SELECT c.guardian_consent FROM contacts c \
+                          WHERE c.email_hash = import_rows.email_hash), FALSE) \
+                AND (import_rows.guardian IS NOT NULL \
+                     OR EXISTS (SELECT 1 FROM guardian_consents g \
+                                JOIN contacts c ON c.id = g.contact_id \
+                                WHERE c.email_hash = import_rows.email_hash))) \
      RETURNING idx";
 
 /// The highest contact id before a batch: the contacts it inserts come after it, and those

@@ -353,12 +353,18 @@ impl Store {
                 None,
                 Some("re-applied from the suppression journal"),
             ),
-            Erasure::Retention { cutoff } => {
-                (None, Some(cutoff), Some("the retention period was over"))
-            }
+            // Only what was there before the period began: a sign-up since is not its to take.
+            Erasure::Retention { cutoff } => (
+                Some(cutoff),
+                Some(cutoff),
+                Some("the retention period was over"),
+            ),
         };
         let erased = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            // The contact's row lock first (PostgreSQL), which every change of their standing
+            // takes: a grant committed meanwhile is seen by the check below, not overrun.
+            lock_contact!(self, &mut *tx, hash)?;
             // What was held before the erasure: a person who signed up again since is not the
             // erasure's to take.
             let id: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

@@ -1,5 +1,6 @@
 //! The data protection officer's registers: rights requests and complaints, each numbered from
-//! 1 each year, each change audited in its own transaction.
+//! 1 each year, each change audited in its own transaction. The audit entries name the entry by
+//! its reference, not the person's contact: erasing the person leaves the register's trail.
 //!
 //! The rules of a request's clock are the domain's ([`RequestClock`]); each statement here that
 //! changes a clock also carries the part of them that a concurrent change could break (one open
@@ -76,6 +77,8 @@ pub struct NewComplaint<'a> {
     pub channel: Channel,
     pub summary: &'a str,
     pub email: Option<&'a Email>,
+    /// Whether the address is kept to answer to, or only its hash (someone erased).
+    pub keep_address: bool,
     pub message_id: Option<&'a str>,
 }
 
@@ -160,17 +163,15 @@ impl Store {
                     request.right, request.received, request.channel
                 ),
             ),
-            Some(&hash),
             actor,
         )
         .await
     }
 
     /// Inserts an entry numbered next in its register for the year of `received` (`statement`,
-    /// its `$1` the year, `$2` on the `values`, returning the number), and audits it about the
-    /// contact at `subject` if one is held, in one transaction. Tries again when another entry
+    /// its `$1` the year, `$2` on the `values`, returning the number), and audits it, in one
+    /// transaction. Tries again when another entry
     /// took the number first.
-    #[allow(clippy::too_many_arguments)]
     async fn numbered(
         &self,
         register: Register,
@@ -178,7 +179,6 @@ impl Store {
         statement: &'static str,
         values: &[Value<'_>],
         (action, detail): (&str, String),
-        subject: Option<&EmailHash>,
         actor: &Actor,
     ) -> Result<Reference> {
         let year = chrono::Datelike::year(&received);
@@ -191,14 +191,9 @@ impl Store {
                 }
                 let number: Option<i32> = query.fetch_optional(&mut *tx).await?;
                 if let Some(number) = number {
-                    let contact: Option<i64> =
-                        sqlx::query_scalar("SELECT id FROM contacts WHERE email_hash = $1")
-                            .bind(subject.map(EmailHash::as_str))
-                            .fetch_optional(&mut *tx)
-                            .await?;
                     let detail = format!("{}: {detail}", reference(register, year, number));
                     insert_audit!(&mut *tx, actor: actor, action: action,
-                        contact: contact, detail: Some(detail), ip: None::<String>)?;
+                        contact: None::<i64>, detail: Some(detail), ip: None::<String>)?;
                     tx.commit().await?;
                 }
                 number
@@ -448,16 +443,7 @@ impl Store {
                 false => query.execute(&mut *tx).await?.rows_affected() > 0,
             };
             if changed {
-                let subject = match reference.register {
-                    Register::Requests => REQUEST_SUBJECT_HELD,
-                    Register::Complaints => COMPLAINANT_HELD,
-                };
-                let contact: Option<i64> = sqlx::query_scalar(subject)
-                    .bind(year)
-                    .bind(number)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                insert_audit!(&mut *tx, actor: actor, action: action, contact: contact,
+                insert_audit!(&mut *tx, actor: actor, action: action, contact: None::<i64>,
                     detail: Some(detail), ip: None::<String>)?;
                 tx.commit().await?;
             }
@@ -487,7 +473,12 @@ impl Store {
                 Value::Date(complaint.received),
                 Value::Text(complaint.channel.as_str()),
                 Value::Text(complaint.summary),
-                Value::Maybe(complaint.email.map(Email::as_str)),
+                Value::Maybe(
+                    complaint
+                        .email
+                        .filter(|_| complaint.keep_address)
+                        .map(Email::as_str),
+                ),
                 Value::Maybe(hash.as_ref().map(EmailHash::as_str)),
                 Value::Maybe(complaint.message_id),
                 Value::Time(now()),
@@ -496,7 +487,6 @@ impl Store {
                 "complaint.logged",
                 format!("received {} by {}", complaint.received, complaint.channel),
             ),
-            hash.as_ref(),
             actor,
         )
         .await
@@ -530,13 +520,19 @@ impl Store {
         rows.into_iter().map(complaint_of).collect()
     }
 
-    /// How many complaints the address at `hash` made since `since`.
-    pub async fn recent_complaints(&self, hash: &EmailHash, since: DateTime<Utc>) -> Result<u64> {
+    /// How many complaints the address at `hash` made since `since`; or, with no address, how
+    /// many the public page took.
+    pub async fn complaints_since(
+        &self,
+        hash: Option<&EmailHash>,
+        since: DateTime<Utc>,
+    ) -> Result<u64> {
         let count: i64 = on_pool!(self, |pool| {
             sqlx::query_scalar(
-                "SELECT count(*) FROM complaints WHERE email_hash = $1 AND logged_at >= $2",
+                "SELECT count(*) FROM complaints WHERE logged_at >= $2 \
+                 AND (email_hash = $1 OR ($1 IS NULL AND channel = 'web'))",
             )
-            .bind(hash.as_str())
+            .bind(hash.map(EmailHash::as_str))
             .bind(since)
             .fetch_one(pool)
             .await?
@@ -637,16 +633,6 @@ macro_rules! bind {
     };
 }
 use bind;
-
-/// The contact a request is about, while one is held: `$1` and `$2` its year and number.
-const REQUEST_SUBJECT_HELD: &str = "\
-    SELECT c.id FROM contacts c JOIN rights_requests r ON r.email_hash = c.email_hash \
-    WHERE r.year = $1 AND r.number = $2";
-
-/// The contact who made a complaint, while one is held.
-const COMPLAINANT_HELD: &str = "\
-    SELECT c.id FROM contacts c JOIN complaints k ON k.email_hash = c.email_hash \
-    WHERE k.year = $1 AND k.number = $2";
 
 /// A reference from the database's year and number.
 fn reference(register: Register, year: i32, number: i32) -> Reference {

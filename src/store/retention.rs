@@ -1,6 +1,6 @@
 //! Retention: contacts kept no longer than their purpose needs. A contact with no consent in
-//! force, no open rights request, no restriction and nothing done by or to them since the
-//! cutoff is erased as `contact erase` erases; IP addresses recorded before the cutoff (the
+//! force, no open rights request or complaint, no restriction, no sign-up and nothing done by
+//! or to them since the cutoff is erased as `contact erase` erases; IP addresses recorded before the cutoff (the
 //! audit log's, the consent ledger's evidence, sign-ups') are blanked.
 
 use chrono::{DateTime, Utc};
@@ -26,7 +26,12 @@ const RETENTION_OVER: &str = "\
      AND NOT EXISTS (SELECT 1 FROM consent_ledger l \
                      WHERE l.contact_id = c.id AND (l.at >= $cutoff OR l.recorded_at >= $cutoff)) \
      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.contact_id = c.id AND d.sent_at >= $cutoff) \
-     AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.contact_id = c.id AND a.at >= $cutoff))";
+     AND NOT EXISTS (SELECT 1 FROM audit_log a WHERE a.contact_id = c.id AND a.at >= $cutoff) \
+     AND NOT EXISTS (SELECT 1 FROM signups g \
+                     WHERE g.email_hash = c.email_hash AND g.created_at >= $cutoff) \
+     AND NOT EXISTS (SELECT 1 FROM complaints k \
+                     WHERE k.email_hash = c.email_hash \
+                       AND (k.closed_on IS NULL OR k.logged_at >= $cutoff)))";
 
 /// What retention would do at a cutoff.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -50,11 +55,17 @@ pub struct RetentionApplied {
     pub ip_addresses: u64,
 }
 
-/// Where IP addresses are kept, each with the time that ages it.
-const IP_COLUMNS: &[(&str, &str)] = &[
-    ("audit_log", "at"),
-    ("consent_ledger", "recorded_at"),
-    ("signups", "created_at"),
+/// Where IP addresses are kept: each table, the time that ages a row, and which rows keep
+/// theirs. The consent in force keeps its evidence, which `canvass proof` shows; what it
+/// replaced does not.
+const IP_COLUMNS: &[(&str, &str, &str)] = &[
+    ("audit_log", "at", "TRUE"),
+    (
+        "consent_ledger",
+        "recorded_at",
+        "NOT EXISTS (SELECT 1 FROM consents k WHERE k.ledger_id = consent_ledger.id)",
+    ),
+    ("signups", "created_at", "TRUE"),
 ];
 
 impl Store {
@@ -62,10 +73,11 @@ impl Store {
     pub async fn retention_due(&self, cutoff: DateTime<Utc>) -> Result<RetentionDue> {
         let contacts = self.past_retention(cutoff).await?;
         let mut ip_addresses = 0;
-        for (table, aged_by) in IP_COLUMNS {
+        for (table, aged_by, blanked) in IP_COLUMNS {
             let count: i64 = on_pool!(self, |pool| {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT count(*) FROM {table} WHERE ip IS NOT NULL AND {aged_by} < $1"
+                    "SELECT count(*) FROM {table} \
+                     WHERE ip IS NOT NULL AND {aged_by} < $1 AND {blanked}"
                 )))
                 .bind(cutoff)
                 .fetch_one(pool)
@@ -96,11 +108,12 @@ impl Store {
                 applied.erased += 1;
             }
         }
-        for (table, aged_by) in IP_COLUMNS {
+        for (table, aged_by, blanked) in IP_COLUMNS {
             let blanked = on_pool!(self, |pool| {
                 let _turn = pool.write_turn().await?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "UPDATE {table} SET ip = NULL WHERE ip IS NOT NULL AND {aged_by} < $1"
+                    "UPDATE {table} SET ip = NULL \
+                     WHERE ip IS NOT NULL AND {aged_by} < $1 AND {blanked}"
                 )))
                 .bind(cutoff)
                 .execute(pool)

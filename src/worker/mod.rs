@@ -625,6 +625,20 @@ impl Shared {
         };
         let (campaign, templates) = &*campaign;
         let letterhead = &self.settings.letterhead;
+        // Election material carries the imprint: a worker without one holds it (its messages
+        // wait) rather than send it bare, whatever the process that queued it had.
+        if campaign.spec.election_material
+            && Imprint::of(letterhead.publisher.imprint.as_deref()) == Imprint::Missing
+        {
+            self.pause(
+                delivery,
+                "it is election material, and this worker has no digital imprint \
+                 (CANVASS_IMPRINT) to print in it",
+                None,
+            )
+            .await?;
+            return Ok((DeliveryResult::Released, None));
+        }
         let (message_id, message) = match letterhead.message(campaign, templates, delivery) {
             Ok(built) => built,
             Err(e) => {

@@ -32,7 +32,7 @@ use super::AppState;
 use crate::app::AppError;
 pub use campaigns::Trials;
 pub use imports::Imports;
-pub use session::Signed;
+pub use session::{Signed, same_origin_only};
 
 /// `(name, source)` for each template of `templates/console/` named.
 macro_rules! templates {

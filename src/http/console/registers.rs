@@ -83,6 +83,8 @@ struct ComplaintRow {
     summary: String,
     email: Option<String>,
     message_id: Option<String>,
+    /// The Message-ID as the proof page's query takes it.
+    message_id_query: Option<String>,
     acknowledged: Option<String>,
     closed: Option<String>,
     outcome: Option<String>,
@@ -99,6 +101,10 @@ impl From<ComplaintLine> for ComplaintRow {
             channel: line.channel.as_str(),
             summary: line.summary,
             email: line.email,
+            message_id_query: line
+                .message_id
+                .as_deref()
+                .map(|id| url::form_urlencoded::byte_serialize(id.as_bytes()).collect()),
             message_id: line.message_id,
             acknowledged: line.acknowledged_on.map(day_name),
             closed: line.closed_on.map(day_name),
@@ -458,6 +464,10 @@ struct ProofView {
     consent_given: Option<String>,
     consent_recorded: Option<String>,
     allowed: bool,
+    /// Entries recorded after it was sent though dated before, as staff read them.
+    later: Vec<String>,
+    /// The change since, as staff read it.
+    since: Option<String>,
 }
 
 /// "Why did they get this?": a Message-ID's consent and approval.
@@ -471,8 +481,20 @@ pub async fn proof(
         "" => (None, None, StatusCode::OK),
         id => match app::registers::proof(&state.app, &signed.actor(), id).await {
             Ok(proof) => {
-                let consent = proof.recipient.as_ref().and_then(|r| r.consent.as_ref());
+                let recipient = proof.recipient.as_ref();
+                let consent = recipient.and_then(|r| r.consent.as_ref());
+                let entry = |e: &crate::domain::ConsentEntry| {
+                    let change = match e.granted {
+                        true => "given",
+                        false => "withdrawn",
+                    };
+                    format!("{change} {} ({})", uk_time(e.at), e.source)
+                };
                 let view = ProofView {
+                    later: recipient
+                        .map(|r| r.recorded_later.iter().map(entry).collect())
+                        .unwrap_or_default(),
+                    since: recipient.and_then(|r| r.now.as_ref()).map(entry),
                     sent: proof.sent_at.map(uk_time),
                     approved: proof.campaign.approved_at.map(uk_time),
                     consent_given: consent.map(|c| uk_time(c.at)),
@@ -543,7 +565,13 @@ pub(super) async fn due_soon(state: &AppState, signed: &Signed) -> Option<DueSoo
     if !signed.session.member.role.manages_staff() {
         return None;
     }
-    let due = registers::due(&state.app, &signed.actor(), 7).await.ok()?;
+    let due = match registers::due(&state.app, &signed.actor(), 7).await {
+        Ok(due) => due,
+        Err(error) => {
+            tracing::error!("the dashboard's registers: {error}");
+            return None;
+        }
+    };
     Some(DueSoon {
         requests: due.requests.into_iter().map(RequestRow::from).collect(),
         complaints: due.complaints.into_iter().map(ComplaintRow::from).collect(),
