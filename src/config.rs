@@ -87,6 +87,19 @@ pub struct Settings {
     /// DKIM private key file (PEM)
     #[arg(long, env = "CANVASS_DKIM_KEY_FILE", global = true)]
     pub dkim_key_file: Option<PathBuf>,
+    /// One DKIM key per sending domain, comma-separated `domain:selector:keyfile`: each message
+    /// is signed with its From domain's key [default: the three settings above, if given]
+    #[arg(long, env = "CANVASS_DKIM_KEYS", global = true, value_name = "LIST")]
+    pub dkim_keys: Option<String>,
+    /// The envelope sender (where bounces go) at the From domain; a message from another
+    /// domain goes out from bounces@ that domain [default: bounces@ the From domain]
+    #[arg(
+        long,
+        env = "CANVASS_RETURN_PATH",
+        global = true,
+        value_name = "ADDRESS"
+    )]
+    pub return_path: Option<String>,
     /// PEM certificates trusted for SMTP TLS besides the built-in roots (an internal relay's
     /// CA) [default: none]
     #[arg(long, env = "CANVASS_SMTP_CA_FILE", global = true)]
@@ -227,12 +240,43 @@ pub enum ConfigError {
     },
 }
 
-/// DKIM signing settings: all three given, or none.
+/// A DKIM key of one sending domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DkimSettings {
+    /// Lower case.
     pub domain: String,
     pub selector: String,
     pub key_file: PathBuf,
+}
+
+impl DkimSettings {
+    /// `domain:selector:keyfile,...`, as `CANVASS_DKIM_KEYS` gives them.
+    pub fn parse_list(text: &str) -> Result<Vec<Self>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let mut parts = entry.splitn(3, ':');
+                match (parts.next(), parts.next(), parts.next()) {
+                    (Some(domain), Some(selector), Some(key_file))
+                        if !domain.trim().is_empty()
+                            && !selector.trim().is_empty()
+                            && !key_file.trim().is_empty() =>
+                    {
+                        Ok(Self {
+                            domain: domain.trim().to_ascii_lowercase(),
+                            selector: selector.trim().to_owned(),
+                            key_file: PathBuf::from(key_file.trim()),
+                        })
+                    }
+                    _ => Err(format!(
+                        "'{}' is not domain:selector:keyfile",
+                        entry.chars().take(60).collect::<String>()
+                    )),
+                }
+            })
+            .collect()
+    }
 }
 
 /// The configuration in force, every value parsed.
@@ -252,7 +296,10 @@ pub struct Config {
     pub unsubscribe_mailto: Option<lettre::Address>,
     pub lease: Duration,
     pub pause_after_failures: NonZeroU32,
-    pub dkim: Option<DkimSettings>,
+    /// The DKIM keys, one per sending domain (none: messages go unsigned).
+    pub dkim: Vec<DkimSettings>,
+    /// The envelope sender at the From domain, if set.
+    pub return_path: Option<lettre::Address>,
     pub smtp_ca_file: Option<PathBuf>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub publisher: Publisher,
@@ -356,6 +403,20 @@ impl Settings {
             database_url: url(read.database_url, &["sqlite://", "sqlite:"]),
             smtp_url: url(read.smtp_url, &["file://"]),
             dkim_key_file: path(read.dkim_key_file),
+            dkim_keys: read.dkim_keys.map(|keys| {
+                DkimSettings::parse_list(&keys)
+                    .map(|list| {
+                        list.into_iter()
+                            .map(|key| {
+                                let key_file = folder.join(key.key_file);
+                                format!("{}:{}:{}", key.domain, key.selector, key_file.display())
+                            })
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    // Left as written: resolving reports the mistake.
+                    .unwrap_or(keys)
+            }),
             smtp_ca_file: path(read.smtp_ca_file),
             journal: path(read.journal),
             ..read
@@ -403,6 +464,8 @@ impl Settings {
             dkim_domain: self.dkim_domain.or(fallback.dkim_domain),
             dkim_selector: self.dkim_selector.or(fallback.dkim_selector),
             dkim_key_file: self.dkim_key_file.or(fallback.dkim_key_file),
+            dkim_keys: self.dkim_keys.or(fallback.dkim_keys),
+            return_path: self.return_path.or(fallback.return_path),
             smtp_ca_file: self.smtp_ca_file.or(fallback.smtp_ca_file),
             trusted_proxies: self.trusted_proxies.or(fallback.trusted_proxies),
             organisation: self.organisation.or(fallback.organisation),
@@ -490,17 +553,17 @@ impl Settings {
         };
         let pause_after_failures = NonZeroU32::new(settings.pause_after_failures.unwrap_or(25))
             .ok_or_else(|| invalid("pause_after_failures", "must be above 0".into()))?;
-        let dkim = match (
+        let mut dkim = match (
             settings.dkim_domain,
             settings.dkim_selector,
             settings.dkim_key_file,
         ) {
-            (None, None, None) => None,
-            (Some(domain), Some(selector), Some(key_file)) => Some(DkimSettings {
-                domain,
+            (None, None, None) => Vec::new(),
+            (Some(domain), Some(selector), Some(key_file)) => vec![DkimSettings {
+                domain: domain.trim().to_ascii_lowercase(),
                 selector,
                 key_file,
-            }),
+            }],
             _ => {
                 return Err(invalid(
                     "dkim",
@@ -508,6 +571,23 @@ impl Settings {
                 ));
             }
         };
+        if let Some(keys) = &settings.dkim_keys {
+            for key in DkimSettings::parse_list(keys).map_err(|e| invalid("dkim_keys", e))? {
+                if dkim.iter().any(|k| k.domain == key.domain) {
+                    return Err(invalid(
+                        "dkim_keys",
+                        format!("{} has two keys: give one per domain", key.domain),
+                    ));
+                }
+                dkim.push(key);
+            }
+        }
+        let return_path = settings
+            .return_path
+            .as_deref()
+            .map(|address| address.trim().parse::<lettre::Address>())
+            .transpose()
+            .map_err(|e| invalid("return_path", format!("{e}")))?;
         let text =
             |value: Option<String>| value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let privacy_url = text(settings.privacy_url);
@@ -614,6 +694,7 @@ impl Settings {
             lease,
             pause_after_failures,
             dkim,
+            return_path,
             smtp_ca_file: settings.smtp_ca_file,
             trusted_proxies,
             publisher,
@@ -677,7 +758,7 @@ mod tests {
         assert_eq!(config.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(config.from.to_string(), "canvass <canvass@localhost>");
         assert_eq!(config.send_concurrency.get(), 8);
-        assert!(config.send_rate.is_none() && config.dkim.is_none());
+        assert!(config.send_rate.is_none() && config.dkim.is_empty());
     }
 
     #[test]
@@ -757,6 +838,63 @@ mod tests {
             ..Settings::default()
         };
         assert!(never.resolve().is_err());
+    }
+
+    #[test]
+    fn dkim_keys_are_one_per_domain_and_the_return_path_an_address() {
+        let settings = Settings {
+            dkim_domain: Some("Hertford.example.org".into()),
+            dkim_selector: Some("s1".into()),
+            dkim_key_file: Some("main.pem".into()),
+            dkim_keys: Some("stevenage.example.org:s2:/keys/stevenage.pem, ".into()),
+            return_path: Some("returns@hertford.example.org".into()),
+            ..Settings::default()
+        };
+        let config = settings.clone().resolve().unwrap();
+        let domains: Vec<&str> = config.dkim.iter().map(|k| k.domain.as_str()).collect();
+        assert_eq!(domains, ["hertford.example.org", "stevenage.example.org"]);
+        assert_eq!(
+            config.dkim[1].key_file,
+            PathBuf::from("/keys/stevenage.pem")
+        );
+        assert_eq!(
+            config.return_path.unwrap().to_string(),
+            "returns@hertford.example.org"
+        );
+        let twice = Settings {
+            dkim_keys: Some("hertford.example.org:s3:other.pem".into()),
+            ..settings.clone()
+        };
+        assert!(
+            twice
+                .resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("two keys")
+        );
+        let garbled = Settings {
+            dkim_keys: Some("stevenage.example.org:s2".into()),
+            ..settings.clone()
+        };
+        assert!(
+            garbled
+                .resolve()
+                .unwrap_err()
+                .to_string()
+                .contains("dkim_keys")
+        );
+        let not_an_address = Settings {
+            return_path: Some("bounces".into()),
+            ..settings
+        };
+        assert!(not_an_address.resolve().is_err());
+        // In the file, a relative key file is the file's folder's.
+        let file: Settings = toml::from_str("dkim_keys = \"example.org:s:keys/k.pem\"").unwrap();
+        let file = file.relative_to(Path::new("/etc/canvass")).unwrap();
+        assert_eq!(
+            file.dkim_keys.as_deref(),
+            Some("example.org:s:/etc/canvass/keys/k.pem")
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::domain::{
     StaffMember,
 };
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
-use crate::mail::Mailer;
+use crate::mail::{DkimKeys, Mailer};
 use crate::progress::{ConsoleReport, report_table};
 use crate::store::{DatabaseUrl, JournalStart, Store};
 use crate::token::{Purpose, SigningKeys};
@@ -148,7 +148,8 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
             base_url: base.clone(),
             from: Mailbox::new(Some(SENDER_NAME.into()), SENDER_ADDRESS.parse()?),
             unsubscribe_mailto: None,
-            dkim: None,
+            dkim: DkimKeys::default(),
+            return_path: None,
             publisher: publisher(),
             reply_to: None,
         })

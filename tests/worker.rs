@@ -6,11 +6,11 @@ use canvass::domain::Actor;
 use std::sync::Arc;
 
 use canvass::config::DkimSettings;
+use canvass::mail::DkimKeys;
 use canvass::metrics::Metrics;
 use canvass::token::{Purpose, SigningKeys};
 use canvass::worker::{Letterhead, Sending, Totals, Transport, Worker, WorkerSettings, load_dkim};
 use chrono::Utc;
-use lettre::message::dkim::DkimConfig;
 use support::app::KEY_1;
 use support::{TestStore, news_campaign, on_both_backends};
 
@@ -47,7 +47,7 @@ fn worker_with(
     db: &TestStore,
     metrics: Arc<Metrics>,
     unsubscribe_mailto: Option<&str>,
-    dkim: Option<DkimConfig>,
+    dkim: Option<DkimKeys>,
 ) -> Worker {
     Worker::new(
         db.store.clone(),
@@ -59,7 +59,8 @@ fn worker_with(
                     .parse()
                     .unwrap(),
                 unsubscribe_mailto: unsubscribe_mailto.map(|a| a.parse().unwrap()),
-                dkim: dkim.map(Arc::new),
+                dkim: dkim.unwrap_or_default(),
+                return_path: None,
                 publisher: support::publisher(),
                 reply_to: Some(
                     "Hertford Office <office@hertford.example.org>"
@@ -244,12 +245,14 @@ async fn dkim_signatures_cover_both_list_unsubscribe_headers_and_verify() {
         "v=DKIM1; k=rsa; p={}",
         base64::engine::general_purpose::STANDARD.encode(&public.stdout)
     );
-    let dkim = load_dkim(Some(&DkimSettings {
-        domain: "hertford.example.org".into(),
-        selector: "canvass".into(),
-        key_file: key,
-    }))
-    .unwrap();
+    let dkim = Some(
+        load_dkim(&[DkimSettings {
+            domain: "hertford.example.org".into(),
+            selector: "canvass".into(),
+            key_file: key,
+        }])
+        .unwrap(),
+    );
 
     let sent = worker_with(
         &db,

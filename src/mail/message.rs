@@ -3,15 +3,10 @@
 //! Message-ID), and a DKIM signature over them when a key is configured.
 
 use lettre::Message;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
-use super::{Connection, SendFailure, Transport, envelope};
-use crate::config::DkimSettings;
+use super::{Connection, DkimKeys, SendFailure, Transport, envelope};
 use crate::domain::{Email, Publisher, Sender};
 use crate::render::{Footer, MessageVars, TemplateError, Templates};
 use crate::store::{Campaign, ClaimedDelivery};
@@ -36,7 +31,9 @@ impl Mailer {
         message: &Message,
         name: &str,
     ) -> Result<(), SendFailure> {
-        let envelope = envelope(&self.letterhead.from.email, to.address());
+        let envelope = self
+            .letterhead
+            .envelope(&self.letterhead.from.email, to.address());
         let mut connection = Connection::new(self.transport.clone());
         let sent = connection.send(&envelope, &message.formatted(), name).await;
         connection.close().await;
@@ -53,8 +50,10 @@ pub struct Letterhead {
     pub from: Mailbox,
     /// An address that takes unsubscribe requests by email, offered beside the link.
     pub unsubscribe_mailto: Option<lettre::Address>,
-    /// Shared: lettre's configuration is not `Clone`.
-    pub dkim: Option<std::sync::Arc<DkimConfig>>,
+    /// The DKIM keys, by sending domain.
+    pub dkim: DkimKeys,
+    /// The envelope sender at the From domain (`CANVASS_RETURN_PATH`); `None`: `bounces@` it.
+    pub return_path: Option<lettre::Address>,
     /// Who sends, as every footer says.
     pub publisher: Publisher,
     pub reply_to: Option<Mailbox>,
@@ -68,69 +67,33 @@ pub enum MessageError {
     Build(#[from] lettre::error::Error),
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum DkimError {
-    #[error("reading the DKIM key {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "the DKIM key {0} is neither an RSA key in PKCS#1 PEM (\"BEGIN RSA PRIVATE KEY\"; \
-         convert a PKCS#8 key with `openssl rsa -traditional`) nor a base64 Ed25519 seed"
-    )]
-    Key(String),
-}
-
-/// Reads the signing key and says which headers the signature covers: the ones a receiver
-/// shows or acts on, both List-Unsubscribe headers among them (RFC 8058 §4 requires them
-/// signed for one-click to be honoured). Relaxed canonicalization: lettre 0.11.23's "simple"
-/// header signatures do not verify (dkimpy), nor does a signed Content-Type, whose folded
-/// value lettre canonicalizes differently from how it writes it; both checked by the DKIM test.
-fn dkim_config(settings: &DkimSettings) -> Result<DkimConfig, DkimError> {
-    let path = settings.key_file.display().to_string();
-    let pem = std::fs::read_to_string(&settings.key_file).map_err(|source| DkimError::Read {
-        path: path.clone(),
-        source,
-    })?;
-    let algorithm = match pem.contains("BEGIN RSA PRIVATE KEY") {
-        true => DkimSigningAlgorithm::Rsa,
-        false => DkimSigningAlgorithm::Ed25519,
-    };
-    let key = DkimSigningKey::new(pem.trim(), algorithm).map_err(|_| DkimError::Key(path))?;
-    let headers = [
-        "From",
-        "To",
-        "Subject",
-        "Date",
-        "Message-ID",
-        "List-Unsubscribe",
-        "List-Unsubscribe-Post",
-        "List-Id",
-        "MIME-Version",
-    ]
-    .into_iter()
-    .map(HeaderName::new_from_ascii_str)
-    .collect();
-    Ok(DkimConfig::new(
-        settings.selector.clone(),
-        settings.domain.clone(),
-        key,
-        headers,
-        DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        },
-    ))
-}
-
-/// Reads the DKIM key named in the settings, if any: at start-up, so that a bad key stops the
-/// worker before it claims anything.
-pub fn load_dkim(settings: Option<&DkimSettings>) -> Result<Option<DkimConfig>, DkimError> {
-    settings.map(dkim_config).transpose()
-}
-
 impl Letterhead {
+    /// The envelope of a message from `from` (its From address) to `to`: the return path at
+    /// the From's domain, so that SPF aligns with it for DMARC: `CANVASS_RETURN_PATH` where it
+    /// is at that domain, else `bounces@` that domain.
+    pub fn envelope(
+        &self,
+        from: &lettre::Address,
+        to: &lettre::Address,
+    ) -> lettre::address::Envelope {
+        let return_path = self
+            .return_path
+            .clone()
+            .filter(|path| path.domain().eq_ignore_ascii_case(from.domain()))
+            .or_else(|| lettre::Address::new("bounces", from.domain()).ok())
+            .unwrap_or_else(|| from.clone());
+        envelope(&return_path, to)
+    }
+
+    /// The From address of `campaign`'s messages: its own, or the letterhead's.
+    pub fn sender_of<'a>(&'a self, campaign: &'a Campaign) -> &'a lettre::Address {
+        campaign
+            .spec
+            .from
+            .as_ref()
+            .map_or(&self.from.email, |sender| sender.email.address())
+    }
+
     /// A message of canvass's own to one address (a sign-up's confirmation), with what every
     /// message carries: its Message-ID, the Reply-To, the DKIM signature. Its Message-ID too.
     pub fn notice(
@@ -142,7 +105,10 @@ impl Letterhead {
     ) -> Result<(String, Message), MessageError> {
         let to = Mailbox::new(None, to.address().clone());
         let (message_id, builder) = self.start(&self.from, self.reply_to.as_ref(), to, subject);
-        Ok((message_id, self.seal(builder, text, html)?))
+        Ok((
+            message_id,
+            self.seal(builder, text, html, self.from.email.domain())?,
+        ))
     }
 
     /// What every message of this process begins with: a new Message-ID at the From address's
@@ -173,15 +139,17 @@ impl Letterhead {
         (message_id, builder)
     }
 
-    /// The text and HTML parts, and the DKIM signature over the whole, when configured.
+    /// The text and HTML parts, and the DKIM signature over the whole with the key of the From
+    /// address's domain (`from_domain`), when keys are configured.
     fn seal(
         &self,
         builder: MessageBuilder,
         text: String,
         html: String,
+        from_domain: &str,
     ) -> Result<Message, MessageError> {
         let mut message = builder.multipart(MultiPart::alternative_plain_html(text, html))?;
-        if let Some(dkim) = &self.dkim {
+        if let Some(dkim) = self.dkim.for_domain(from_domain) {
             message.sign(dkim);
         }
         Ok(message)
@@ -257,8 +225,9 @@ impl Letterhead {
             |sender: &Sender| Mailbox::new(sender.name.clone(), sender.email.address().clone());
         let from = campaign.spec.from.as_ref().map(mailbox);
         let reply_to = campaign.spec.reply_to.as_ref().map(mailbox);
+        let from = from.as_ref().unwrap_or(&self.from);
         let (message_id, builder) = self.start(
-            from.as_ref().unwrap_or(&self.from),
+            from,
             reply_to.as_ref().or(self.reply_to.as_ref()),
             to,
             subject,
@@ -273,7 +242,7 @@ impl Letterhead {
                 "List-Id",
                 format!("<{}.{domain}>", campaign.spec.topic),
             ));
-        let message = self.seal(builder, bodies.text, bodies.html)?;
+        let message = self.seal(builder, bodies.text, bodies.html, from.email.domain())?;
         Ok((message_id, message))
     }
 }

@@ -7,7 +7,7 @@
 use handlebars::html_escape;
 
 use crate::domain::Email;
-use crate::mail::{Connection, Letterhead, Transport, envelope};
+use crate::mail::{Connection, Letterhead, Transport};
 use crate::store::Store;
 
 /// What an alert needs, taken from the worker's settings.
@@ -75,7 +75,9 @@ impl Alerting {
                     continue;
                 }
             };
-            let envelope = envelope(&self.letterhead.from.email, to.address());
+            let envelope = self
+                .letterhead
+                .envelope(&self.letterhead.from.email, to.address());
             let file = format!("alert-{campaign}-{told}.eml");
             match connection
                 .send(&envelope, &message.formatted(), &file)

@@ -652,7 +652,8 @@ impl Shared {
                 ));
             }
         };
-        let envelope = envelope(&letterhead.from.email, delivery.email.address());
+        let envelope =
+            letterhead.envelope(letterhead.sender_of(campaign), delivery.email.address());
         let bytes = message.formatted();
         if let Some(limiter) = &self.limiter {
             limiter.until_ready().await;

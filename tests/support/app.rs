@@ -80,7 +80,7 @@ impl TestApp {
                 transport: Transport::from_url(&smtp_url).unwrap(),
                 letterhead: canvass::worker::Letterhead {
                     keys: keys.clone(),
-                    dkim: Some(std::sync::Arc::new(test_dkim())),
+                    dkim: canvass::mail::DkimKeys::one("hertford.example.org", test_dkim()),
                     ..super::letterhead()
                 },
             });

@@ -477,7 +477,8 @@ pub fn letterhead() -> canvass::worker::Letterhead {
             .parse()
             .unwrap(),
         unsubscribe_mailto: None,
-        dkim: None,
+        dkim: canvass::mail::DkimKeys::default(),
+        return_path: None,
         publisher: publisher(),
         reply_to: None,
     }
