@@ -1333,9 +1333,63 @@ fn reports_about_messages_canvass_sent_suppress_and_others_are_ignored() {
         "{out}"
     );
     assert!(
-        out.ends_with("read 8 files: 1 suppressed as bounced, 1 as complaints, 1 unsubscribed, 1 temporary (nobody suppressed), 3 not about a message canvass sent (ignored), 1 not reports\n"),
+        out.ends_with("read 8 files: 1 suppressed as bounced, 1 as complaints, 1 unsubscribed, 1 temporary (nobody suppressed), 3 not about a message canvass sent (ignored), 1 not reports, 0 read before\n"),
         "{out}"
     );
+    let audited = || {
+        let audit = workspace.run(&["contact", "export", "ben@example.org"]);
+        let json: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+        // What was done about him (the exports that look are audited too).
+        json["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|entry| entry["action"] != "contact.exported")
+            .count()
+    };
+    let before = audited();
+
+    // The same folder again, and the same bounce delivered into a Maildir beside a new one
+    // there: each message is acted on once.
+    let again = workspace.run(&["bounces", "import", "."]);
+    assert!(
+        stdout(&again).ends_with("0 not reports, 8 read before\n"),
+        "{}",
+        stdout(&again)
+    );
+    for folder in ["new", "cur", "tmp"] {
+        std::fs::create_dir_all(workspace.path().join("maildir").join(folder)).unwrap();
+    }
+    let copy = std::fs::read(workspace.path().join("1.eml")).unwrap();
+    std::fs::write(
+        workspace.path().join("maildir/new/1733500000.M1P2.mx"),
+        &copy,
+    )
+    .unwrap();
+    std::fs::write(
+        workspace.path().join("maildir/cur/1733500001.M2P2.mx:2,S"),
+        std::fs::read(workspace.path().join("3.eml"))
+            .unwrap()
+            .iter()
+            .chain(b"\r\nA copy forwarded again.\r\n")
+            .copied()
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    std::fs::write(
+        workspace.path().join("maildir/tmp/half-written"),
+        b"From: x",
+    )
+    .unwrap();
+    let maildir = workspace.run(&["inbox", "import", "maildir"]);
+    let out = stdout(&maildir);
+    assert!(out.contains("new/1733500000.M1P2.mx: read before"), "{out}");
+    assert!(
+        out.contains("cur/1733500001.M2P2.mx:2,S: complaint report: suppressed"),
+        "{out}"
+    );
+    assert!(out.contains("read 2 files"), "{out}");
+    assert_eq!(audited(), before, "nothing acted on twice");
     let suppression = |address: &str| {
         let export: serde_json::Value =
             serde_json::from_str(&stdout(&workspace.run(&["contact", "export", address]))).unwrap();

@@ -11,6 +11,7 @@
 //! - [`contacts`]: save, export, withdraw, restrict, erase, unsuppress.
 //! - [`imports`]: the contacts list and the postcode directory, from any reader, with progress.
 //! - [`feedback`]: bounces and complaints reported about canvass's own mail.
+//! - [`inbox`]: what the bounce and unsubscribe mailboxes received, each message acted on once.
 //! - [`registers`]: the rights requests and complaints registers, with their legal clocks.
 //! - [`retention`]: erasing what is kept past its purpose.
 //! - [`topics`]: what people can consent to hear about.
@@ -21,6 +22,7 @@ pub mod campaigns;
 pub mod contacts;
 pub mod feedback;
 pub mod imports;
+pub mod inbox;
 pub mod registers;
 pub mod retention;
 pub mod staff;

@@ -1,22 +1,15 @@
 //! `canvass inbox import DIR` (or `bounces import`): reads what the bounce, feedback-loop and
-//! unsubscribe mailboxes received, saved in a folder (`.eml` files): suppresses the addresses
-//! that delivery status notifications and abuse reports about our own mail condemn, and
-//! unsubscribes the people whose signed token an unsubscribe request carries.
+//! unsubscribe mailboxes received, saved in a folder: `.eml` files, or a Maildir (its `new` and
+//! `cur`). Each message is acted on once, however often the folder is imported.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chrono::Utc;
 
-use crate::app::feedback::{self, Recorded};
-use crate::app::{App, AppError};
-use crate::domain::{Actor, SuppressionReason};
-use crate::feedback::{Finding, Report};
-use crate::store::{FeedbackAbout, Store, UnsubscribeOutcome, UnsubscribeRequest};
-use crate::token::{Purpose, SigningKeys};
-
-/// The consent ledger's source for an unsubscribe request sent by email.
-const UNSUBSCRIBE_EMAIL_SOURCE: &str = "unsubscribe-email";
+use crate::app::App;
+use crate::app::inbox::{self, Heard, MessageRead};
+use crate::domain::SuppressionReason;
+use crate::token::SigningKeys;
 
 #[derive(Default)]
 struct Tally {
@@ -26,124 +19,81 @@ struct Tally {
     temporary: u64,
     unmatched: u64,
     unreadable: u64,
+    again: u64,
 }
 
 pub async fn import(app: &App, keys: &SigningKeys, dir: &Path) -> anyhow::Result<()> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.extension()
-                .is_some_and(|x| x.eq_ignore_ascii_case("eml"))
-        })
-        .collect();
-    files.sort();
+    let files = messages_in(dir)?;
     let mut tally = Tally::default();
     for path in &files {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let name = path.strip_prefix(dir).unwrap_or(path).display().to_string();
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        match crate::feedback::read(&bytes) {
-            Ok(findings) => {
-                for finding in findings {
-                    let said = apply(app, keys, &finding, &mut tally).await?;
-                    println!("{name}: {said}");
-                }
+        match inbox::read_message(app, keys, &bytes).await? {
+            MessageRead::AlreadyRead => {
+                tally.again += 1;
+                println!("{name}: read before: nothing done again");
             }
-            Err(e) => {
+            MessageRead::Unreadable(why) => {
                 tally.unreadable += 1;
-                println!("{name}: skipped: {e}");
+                println!("{name}: skipped: {why}");
+            }
+            MessageRead::Read(reports) => {
+                for report in reports {
+                    match report.heard {
+                        Heard::Suppressed(SuppressionReason::Complaint) => tally.complaints += 1,
+                        Heard::Suppressed(_) => tally.bounced += 1,
+                        Heard::Unsubscribed => tally.unsubscribed += 1,
+                        Heard::Temporary => tally.temporary += 1,
+                        Heard::NotOurs => tally.unmatched += 1,
+                        Heard::AlreadyUnsubscribed | Heard::NobodyHeld => {}
+                    }
+                    println!("{name}: {}", report.said);
+                }
             }
         }
     }
     println!(
         "read {} files: {} suppressed as bounced, {} as complaints, {} unsubscribed, {} \
          temporary (nobody suppressed), {} not about a message canvass sent (ignored), {} not \
-         reports",
+         reports, {} read before",
         files.len(),
         tally.bounced,
         tally.complaints,
         tally.unsubscribed,
         tally.temporary,
         tally.unmatched,
-        tally.unreadable
+        tally.unreadable,
+        tally.again
     );
     Ok(())
 }
 
-/// Suppresses what one finding condemns; says what it did.
-async fn apply(
-    app: &App,
-    keys: &SigningKeys,
-    finding: &Finding,
-    tally: &mut Tally,
-) -> anyhow::Result<String> {
-    let detail = match &finding.report {
-        Report::Unsubscribe { token } => {
-            return unsubscribe(&app.store, keys, token, tally).await;
-        }
-        Report::Bounce { status } => format!("bounce {status}"),
-        Report::Complaint => "complaint report".to_owned(),
+/// The messages in `dir`, in order: its `.eml` files, and when it is a Maildir, the messages in
+/// its `new` and `cur` folders (never `tmp`, where a delivery is still being written).
+fn messages_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let listed = |folder: &Path, all: bool| -> anyhow::Result<Vec<PathBuf>> {
+        Ok(std::fs::read_dir(folder)
+            .with_context(|| format!("reading {}", folder.display()))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| path.is_file())
+            .filter(|path| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                match all {
+                    true => !name.starts_with('.'),
+                    false => path
+                        .extension()
+                        .is_some_and(|x| x.eq_ignore_ascii_case("eml")),
+                }
+            })
+            .collect())
     };
-    // Only a report about a message canvass sent, to the address it names, acts.
-    let Some(id) = &finding.message_id else {
-        tally.unmatched += 1;
-        return Ok(format!(
-            "{detail}: not ours (names no Message-ID canvass gave): ignored"
-        ));
-    };
-    let about = FeedbackAbout::Message {
-        id,
-        to: finding.recipient.as_ref(),
-    };
-    match feedback::record(app, &Actor::Operator, &about, &finding.report).await {
-        Ok(Recorded::Temporary) => {
-            tally.temporary += 1;
-            Ok(format!("temporary {detail}: nobody suppressed"))
+    let mut files = listed(dir, false)?;
+    for maildir in ["new", "cur"] {
+        let folder = dir.join(maildir);
+        if folder.is_dir() {
+            files.extend(listed(&folder, true)?);
         }
-        Ok(Recorded::Suppressed(SuppressionReason::Complaint)) => {
-            tally.complaints += 1;
-            Ok(format!("{detail}: suppressed"))
-        }
-        Ok(Recorded::Suppressed(_)) => {
-            tally.bounced += 1;
-            Ok(format!("{detail}: suppressed"))
-        }
-        Err(AppError::NotFound(_)) => {
-            tally.unmatched += 1;
-            Ok(format!(
-                "{detail}: not ours (canvass sent no message {id} to that address): ignored"
-            ))
-        }
-        Err(e) => Err(e.into()),
     }
-}
-
-/// Unsubscribes the person whose signed token the request carries, as the one-click link does.
-async fn unsubscribe(
-    store: &Store,
-    keys: &SigningKeys,
-    token: &str,
-    tally: &mut Tally,
-) -> anyhow::Result<String> {
-    let Ok(link) = keys.verify_link(token, Purpose::Unsubscribe, Utc::now()) else {
-        tally.unmatched += 1;
-        return Ok("unsubscribe request: not ours (its token does not verify): ignored".into());
-    };
-    let request = UnsubscribeRequest {
-        contact: link.contact,
-        source: UNSUBSCRIBE_EMAIL_SOURCE,
-        ip: None,
-        campaign: link.campaign,
-    };
-    let outcome = store.unsubscribe(std::slice::from_ref(&request)).await?;
-    Ok(match outcome.first() {
-        Some(UnsubscribeOutcome::Unsubscribed) => {
-            tally.unsubscribed += 1;
-            "unsubscribe request: unsubscribed".into()
-        }
-        Some(UnsubscribeOutcome::AlreadyUnsubscribed) => {
-            "unsubscribe request: already unsubscribed".into()
-        }
-        _ => "unsubscribe request: nobody is held for it (erased?)".into(),
-    })
+    files.sort();
+    Ok(files)
 }

@@ -17,6 +17,7 @@ mod contacts;
 mod counts;
 mod deliveries;
 mod directory;
+mod inbox;
 mod journal;
 mod preferences;
 mod proof;

@@ -1,0 +1,152 @@
+//! What the bounce, feedback-loop and unsubscribe mailboxes received, one message at a time,
+//! whatever door it came through (a folder of `.eml` files, a Maildir): delivery status
+//! notifications and abuse reports about canvass's own mail suppress the address they condemn;
+//! unsubscribe requests to the `mailto:` address unsubscribe the person whose signed token they
+//! carry. Each message is acted on once: its digest is kept, and a message read again (a folder
+//! imported twice, a copy in another mailbox) changes nothing.
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+
+use super::feedback::{self, Recorded};
+use super::{Actor, App, AppError, Result};
+use crate::domain::SuppressionReason;
+use crate::feedback::{Finding, Report};
+use crate::store::{FeedbackAbout, UnsubscribeOutcome, UnsubscribeRequest};
+use crate::token::{Purpose, SigningKeys};
+
+/// The consent ledger's source for an unsubscribe request sent by email.
+const UNSUBSCRIBE_EMAIL_SOURCE: &str = "unsubscribe-email";
+
+/// What one report in a message came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    Suppressed(SuppressionReason),
+    Unsubscribed,
+    AlreadyUnsubscribed,
+    /// An unsubscribe request whose person is held no more (erased).
+    NobodyHeld,
+    /// A 4.x.x bounce: nobody suppressed.
+    Temporary,
+    /// About a message canvass did not send, or a token it did not sign: ignored.
+    NotOurs,
+}
+
+/// One report in a message, and what it came to, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRead {
+    pub heard: Heard,
+    pub said: String,
+}
+
+/// What reading one message came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MessageRead {
+    /// Read before: nothing done again.
+    AlreadyRead,
+    /// Not a report canvass reads (why).
+    Unreadable(String),
+    Read(Vec<ReportRead>),
+}
+
+/// Reads one message (its raw bytes) and acts on what it reports, once.
+pub async fn read_message(app: &App, keys: &SigningKeys, bytes: &[u8]) -> Result<MessageRead> {
+    let digest = format!("{:x}", Sha256::digest(bytes));
+    if app.store.inbox_message_read(&digest).await? {
+        return Ok(MessageRead::AlreadyRead);
+    }
+    let findings = match crate::feedback::read(bytes) {
+        Ok(findings) => findings,
+        Err(e) => {
+            app.store.mark_inbox_message(&digest, "unreadable").await?;
+            return Ok(MessageRead::Unreadable(e.to_string()));
+        }
+    };
+    let mut read = Vec::new();
+    for finding in &findings {
+        read.push(act(app, keys, finding).await?);
+    }
+    let outcome = match read.iter().all(|f| f.heard == Heard::NotOurs) {
+        true => "ignored",
+        false => "acted",
+    };
+    // Marked once acted on: a crash in between acts again next time, which changes nothing
+    // (a suppression or an unsubscribe twice is one), rather than lose a report.
+    app.store.mark_inbox_message(&digest, outcome).await?;
+    Ok(MessageRead::Read(read))
+}
+
+/// Acts on one report.
+async fn act(app: &App, keys: &SigningKeys, finding: &Finding) -> Result<ReportRead> {
+    let said = |heard, said: String| Ok(ReportRead { heard, said });
+    let detail = match &finding.report {
+        Report::Unsubscribe { token } => return unsubscribe(app, keys, token).await,
+        Report::Bounce { status } => format!("bounce {status}"),
+        Report::Complaint => "complaint report".to_owned(),
+    };
+    // Only a report about a message canvass sent, to the address it names, acts.
+    let Some(id) = &finding.message_id else {
+        return said(
+            Heard::NotOurs,
+            format!("{detail}: not ours (names no Message-ID canvass gave): ignored"),
+        );
+    };
+    let about = FeedbackAbout::Message {
+        id,
+        to: finding.recipient.as_ref(),
+    };
+    match feedback::record(app, &Actor::Operator, &about, &finding.report).await {
+        Ok(Recorded::Temporary) => said(
+            Heard::Temporary,
+            format!("temporary {detail}: nobody suppressed"),
+        ),
+        Ok(Recorded::Suppressed(reason)) => {
+            said(Heard::Suppressed(reason), format!("{detail}: suppressed"))
+        }
+        Err(AppError::NotFound(_)) => said(
+            Heard::NotOurs,
+            format!("{detail}: not ours (canvass sent no message {id} to that address): ignored"),
+        ),
+        Err(e) => Err(e),
+    }
+}
+
+/// Unsubscribes the person whose signed token the request carries, as the one-click link does.
+async fn unsubscribe(app: &App, keys: &SigningKeys, token: &str) -> Result<ReportRead> {
+    let said = |heard, said: &str| {
+        Ok(ReportRead {
+            heard,
+            said: said.to_owned(),
+        })
+    };
+    let Ok(link) = keys.verify_link(token, Purpose::Unsubscribe, Utc::now()) else {
+        return said(
+            Heard::NotOurs,
+            "unsubscribe request: not ours (its token does not verify): ignored",
+        );
+    };
+    let request = UnsubscribeRequest {
+        contact: link.contact,
+        source: UNSUBSCRIBE_EMAIL_SOURCE,
+        ip: None,
+        campaign: link.campaign,
+    };
+    match app
+        .store
+        .unsubscribe(std::slice::from_ref(&request))
+        .await?
+        .first()
+    {
+        Some(UnsubscribeOutcome::Unsubscribed) => {
+            said(Heard::Unsubscribed, "unsubscribe request: unsubscribed")
+        }
+        Some(UnsubscribeOutcome::AlreadyUnsubscribed) => said(
+            Heard::AlreadyUnsubscribed,
+            "unsubscribe request: already unsubscribed",
+        ),
+        _ => said(
+            Heard::NobodyHeld,
+            "unsubscribe request: nobody is held for it (erased?)",
+        ),
+    }
+}
