@@ -30,6 +30,7 @@ on_both_backends!(
     retention_erases_only_who_is_past_it_at_the_time_the_test_sets,
     election_material_is_not_queued_or_scheduled_without_an_imprint,
     the_public_complaint_page_works_without_javascript_and_acknowledges_at_once,
+    the_public_page_s_limit_holds_against_complaints_sent_at_once,
     the_console_keeps_the_registers_for_admins_only_and_answers_each_post_with_a_redirect,
 );
 
@@ -1184,4 +1185,32 @@ async fn the_console_keeps_the_registers_for_admins_only_and_answers_each_post_w
     let olu = support::console::Browser::signed_in(&app, "olu@hq.example.org").await;
     assert_eq!(olu.get("/admin/requests").await.status, 403);
     assert_eq!(olu.get("/admin/complaints").await.status, 403);
+}
+
+/// Three complaints an hour from one address: the statement that logs one checks it, so eight
+/// sent at once log three, on both engines.
+async fn the_public_page_s_limit_holds_against_complaints_sent_at_once(db: TestStore) {
+    let app = db.app();
+    let sent = at_once((0..8).map(|n| {
+        let app = app.clone();
+        async move {
+            registers::complain(&app, "flood@example.org", &format!("Complaint {n}"), None).await
+        }
+    }))
+    .await;
+    let logged = sent
+        .into_iter()
+        .map(|result| result.unwrap())
+        .filter(Option::is_some)
+        .count();
+    assert_eq!(logged, 3);
+    assert_eq!(
+        db.count("SELECT count(*) FROM complaints").await,
+        3,
+        "no more than the limit, however they race"
+    );
+    let other = registers::complain(&app, "someone@example.org", "Mine", None)
+        .await
+        .unwrap();
+    assert!(other.is_some(), "the limit is the address's own");
 }

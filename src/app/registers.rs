@@ -310,7 +310,10 @@ pub async fn log_complaint(
         keep_address: true,
         message_id: message_id.as_deref(),
     };
-    Ok(app.store.log_complaint(&complaint, actor).await?)
+    app.store
+        .log_complaint(&complaint, None, actor)
+        .await?
+        .ok_or_else(|| AppError::from(crate::store::StoreError::Unavailable))
 }
 
 /// Complaints one address may make through the public page in an hour, as sign-ups.
@@ -336,10 +339,6 @@ pub async fn complain(
     let message_id = message_id_given(message_id)?;
     let hour_ago = now() - chrono::Duration::hours(1);
     let hash = email.hash();
-    if app.store.complaints_since(Some(&hash), hour_ago).await? >= PUBLIC_COMPLAINTS_PER_HOUR {
-        tracing::info!("complaint limit reached for an address; nothing logged");
-        return Ok(None);
-    }
     // An address suppressed for good gets no email from the form: bounced, complained of spam,
     // or erased (whose address is not kept again either, only its hash).
     let suppressed = app.store.suppression(&hash).await?.map(|s| s.reason);
@@ -352,7 +351,18 @@ pub async fn complain(
         keep_address: suppressed != Some(SuppressionReason::Erased),
         message_id: message_id.as_deref(),
     };
-    let reference = app.store.log_complaint(&complaint, &Actor::Contact).await?;
+    let logged = app
+        .store
+        .log_complaint(
+            &complaint,
+            Some(PUBLIC_COMPLAINTS_PER_HOUR),
+            &Actor::Contact,
+        )
+        .await?;
+    let Some(reference) = logged else {
+        tracing::info!("complaint limit reached for an address; nothing logged");
+        return Ok(None);
+    };
     let acknowledged_lately = app.store.complaints_since(None, hour_ago).await?;
     let why_not = match (&app.mailer, suppressed) {
         (None, _) => Some("no mail transport is set"),

@@ -178,31 +178,46 @@ impl Store {
         received: NaiveDate,
         statement: &'static str,
         values: &[Value<'_>],
-        (action, detail): (&str, String),
+        audit: (&str, String),
         actor: &Actor,
     ) -> Result<Reference> {
-        let year = chrono::Datelike::year(&received);
         for _ in 0..NUMBER_TRIES {
-            let number: Option<i32> = on_pool!(self, |pool| {
-                let mut tx = pool.begin_write().await?;
-                let mut query = sqlx::query_scalar(statement).bind(year);
-                for value in values {
-                    query = bind!(query, value);
-                }
-                let number: Option<i32> = query.fetch_optional(&mut *tx).await?;
-                if let Some(number) = number {
-                    let detail = format!("{}: {detail}", reference(register, year, number));
-                    insert_audit!(&mut *tx, actor: actor, action: action,
-                        contact: None::<i64>, detail: Some(detail), ip: None::<String>)?;
-                    tx.commit().await?;
-                }
-                number
-            });
-            if let Some(number) = number {
-                return Ok(reference(register, year, number));
+            let once = self.numbered_once(register, received, statement, values, &audit, actor);
+            if let Some(reference) = once.await? {
+                return Ok(reference);
             }
         }
         Err(super::StoreError::Unavailable)
+    }
+
+    /// One try of [`Store::numbered`]: `None` when another entry took the number first (or the
+    /// statement's own guard refused it).
+    async fn numbered_once(
+        &self,
+        register: Register,
+        received: NaiveDate,
+        statement: &'static str,
+        values: &[Value<'_>],
+        (action, detail): &(&str, String),
+        actor: &Actor,
+    ) -> Result<Option<Reference>> {
+        let year = chrono::Datelike::year(&received);
+        let number: Option<i32> = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let mut query = sqlx::query_scalar(statement).bind(year);
+            for value in values {
+                query = bind!(query, value);
+            }
+            let number: Option<i32> = query.fetch_optional(&mut *tx).await?;
+            if let Some(number) = number {
+                let detail = format!("{}: {detail}", reference(register, year, number));
+                insert_audit!(&mut *tx, actor: actor, action: *action,
+                    contact: None::<i64>, detail: Some(detail), ip: None::<String>)?;
+                tx.commit().await?;
+            }
+            number
+        });
+        Ok(number.map(|number| reference(register, year, number)))
     }
 
     /// The request with that reference.
@@ -454,42 +469,66 @@ impl Store {
 }
 
 impl Store {
-    /// Logs a complaint, numbered next in the year of its receipt, and audits it.
+    /// Logs a complaint, numbered next in the year of its receipt, and audits it; `None` when
+    /// the complainant has made `limit` complaints in the hour (the public page's limit,
+    /// checked by the statement that inserts: two at once cannot both pass it, since they race
+    /// for one number and the loser counts again).
     pub async fn log_complaint(
         &self,
         complaint: &NewComplaint<'_>,
+        limit: Option<u64>,
         actor: &Actor,
-    ) -> Result<Reference> {
+    ) -> Result<Option<Reference>> {
         let hash = complaint.email.map(Email::hash);
-        self.numbered(
-            Register::Complaints,
-            complaint.received,
-            "INSERT INTO complaints (year, number, received, channel, summary, email, \
-                                     email_hash, message_id, logged_at) \
-             SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8 \
-             FROM complaints WHERE year = $1 \
-             ON CONFLICT (year, number) DO NOTHING RETURNING number",
-            &[
-                Value::Date(complaint.received),
-                Value::Text(complaint.channel.as_str()),
-                Value::Text(complaint.summary),
-                Value::Maybe(
-                    complaint
-                        .email
-                        .filter(|_| complaint.keep_address)
-                        .map(Email::as_str),
-                ),
-                Value::Maybe(hash.as_ref().map(EmailHash::as_str)),
-                Value::Maybe(complaint.message_id),
-                Value::Time(now()),
-            ],
-            (
-                "complaint.logged",
-                format!("received {} by {}", complaint.received, complaint.channel),
+        let now = now();
+        let hour_ago = now - chrono::Duration::hours(1);
+        let values = [
+            Value::Date(complaint.received),
+            Value::Text(complaint.channel.as_str()),
+            Value::Text(complaint.summary),
+            Value::Maybe(
+                complaint
+                    .email
+                    .filter(|_| complaint.keep_address)
+                    .map(Email::as_str),
             ),
-            actor,
-        )
-        .await
+            Value::Maybe(hash.as_ref().map(EmailHash::as_str)),
+            Value::Maybe(complaint.message_id),
+            Value::Time(now),
+            Value::Count(limit.map(|n| n as i64)),
+            Value::Time(hour_ago),
+        ];
+        let audit = (
+            "complaint.logged",
+            format!("received {} by {}", complaint.received, complaint.channel),
+        );
+        for _ in 0..NUMBER_TRIES {
+            let logged = self.numbered_once(
+                Register::Complaints,
+                complaint.received,
+                "INSERT INTO complaints (year, number, received, channel, summary, email, \
+                                         email_hash, message_id, logged_at) \
+                 SELECT $1, (SELECT COALESCE(MAX(number), 0) + 1 FROM complaints \
+                             WHERE year = $1), \
+                        $2, $3, $4, $5, $6, $7, $8 \
+                 WHERE $9 IS NULL \
+                    OR (SELECT count(*) FROM complaints \
+                        WHERE email_hash = $6 AND logged_at >= $10) < $9 \
+                 ON CONFLICT (year, number) DO NOTHING RETURNING number",
+                &values,
+                &audit,
+                actor,
+            );
+            if let Some(reference) = logged.await? {
+                return Ok(Some(reference));
+            }
+            if let (Some(limit), Some(hash)) = (limit, &hash)
+                && self.complaints_since(Some(hash), hour_ago).await? >= limit
+            {
+                return Ok(None);
+            }
+        }
+        Err(super::StoreError::Unavailable)
     }
 
     /// The complaint with that reference.
@@ -619,6 +658,7 @@ enum Value<'a> {
     Text(&'a str),
     Maybe(Option<&'a str>),
     Time(DateTime<Utc>),
+    Count(Option<i64>),
 }
 
 /// Binds a [`Value`] to a query of either engine.
@@ -629,6 +669,7 @@ macro_rules! bind {
             Value::Text(text) => $query.bind(text),
             Value::Maybe(text) => $query.bind(text),
             Value::Time(at) => $query.bind(at),
+            Value::Count(n) => $query.bind(n),
         }
     };
 }
