@@ -462,6 +462,15 @@ pub async fn close_complaint(
     complaint_settled(app, &complaint, changed).await
 }
 
+/// The complaint `reference` names, as staff read it.
+pub async fn complaint(app: &App, actor: &Actor, reference: &str) -> Result<ComplaintLine> {
+    must_be_admin(actor)?;
+    Ok(complaint_line(
+        find_complaint(app, reference).await?,
+        today(),
+    ))
+}
+
 /// The complaints, open ones only unless `all`, oldest first.
 pub async fn complaints(app: &App, actor: &Actor, all: bool) -> Result<Vec<ComplaintLine>> {
     must_be_admin(actor)?;

@@ -10,7 +10,7 @@ use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render, see_other};
 use crate::app::registers::{self, ComplaintLine, RequestLine};
 use crate::app::{self, AppError};
-use crate::domain::{Channel, Right, day_name, days_left};
+use crate::domain::{Channel, Right, day_name, days_left, uk_time};
 use crate::http::AppState;
 use crate::store::MessageProof;
 
@@ -384,14 +384,8 @@ async fn complaint_page(
     notice: Option<&'static str>,
     error: Option<String>,
 ) -> Response {
-    let found = registers::complaints(&state.app, &signed.actor(), true)
-        .await
-        .map(|all| {
-            all.into_iter()
-                .find(|c| c.reference.eq_ignore_ascii_case(reference))
-        });
-    match found {
-        Ok(Some(line)) => {
+    match registers::complaint(&state.app, &signed.actor(), reference).await {
+        Ok(line) => {
             let title = line.reference.clone();
             render(
                 state,
@@ -408,7 +402,8 @@ async fn complaint_page(
                 },
             )
         }
-        Ok(None) => {
+        // A reference that does not parse names no complaint.
+        Err(AppError::Invalid { .. }) => {
             Problem::NotFound("There is no such complaint.".into()).page(state, Some(signed))
         }
         Err(error) => Problem::from(error).page(state, Some(signed)),
@@ -522,10 +517,6 @@ pub async fn proof(
             error,
         },
     )
-}
-
-fn uk_time(at: chrono::DateTime<chrono::Utc>) -> String {
-    crate::domain::uk_time(at)
 }
 
 /// What was just done, said from a fixed set (never the query's own words).
