@@ -660,6 +660,7 @@ fn transport(config: &Config) -> anyhow::Result<Transport> {
 /// What every message of this process carries, from the settings.
 fn letterhead(config: &Config, keys: SigningKeys) -> anyhow::Result<Letterhead> {
     Ok(Letterhead {
+        providers: transport(config)?.providers(),
         keys,
         base_url: config.base_url.clone(),
         from: config.from.clone(),
@@ -789,7 +790,9 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         letterhead: letterhead(config, keys.clone())?,
     };
     let purging = tokio::spawn(purge_signups(store.clone()));
-    let service = application(config, store).with_mailer(mailer);
+    let service = application(config, store)
+        .with_mailer(mailer)
+        .with_webhooks(config.webhooks.build());
     let retaining = tokio::spawn(apply_retention_daily(service.clone()));
     let health = worker.as_ref().map(|_| Arc::new(WorkerHealth::default()));
     let app = Application::build(ServiceSettings {
@@ -820,6 +823,10 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         })
     });
     eprintln!("canvass: serving on http://{}", app.local_addr());
+    let hooks = config.webhooks.names();
+    if !hooks.is_empty() {
+        eprintln!("canvass: taking provider webhooks at {}", hooks.join(", "));
+    }
     app.run_until_stopped(stopped(stopping)).await?;
     if let Some(worker) = worker {
         worker.await.context("the worker panicked")??;
@@ -969,6 +976,12 @@ async fn purge_signups(store: Store) {
     loop {
         if let Err(e) = store.purge_signups().await {
             tracing::warn!("purging expired sign-ups: {e}");
+        }
+        // A webhook's one-time token is refused once its signature has expired (five
+        // minutes): a day's are kept.
+        let day_ago = crate::store::now() - chrono::Duration::days(1);
+        if let Err(e) = store.prune_hook_nonces(day_ago).await {
+            tracing::warn!("pruning webhook tokens: {e}");
         }
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     }

@@ -191,6 +191,42 @@ pub struct Settings {
         value_name = "MONTHS"
     )]
     pub retention_months: Option<u32>,
+    /// Amazon SNS topics (ARNs, comma-separated) whose SES notifications /hooks/ses takes
+    /// [default: none, /hooks/ses off]
+    #[arg(long, env = "CANVASS_SES_TOPICS", global = true, value_name = "ARNS")]
+    pub ses_topics: Option<String>,
+    /// Mailgun's webhook signing key, for /hooks/mailgun [default: none, off]
+    #[arg(
+        long,
+        env = "CANVASS_MAILGUN_SIGNING_KEY",
+        global = true,
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub mailgun_signing_key: Option<String>,
+    /// user:password that Postmark's webhook URL carries, for /hooks/postmark [default: none,
+    /// off]
+    #[arg(
+        long,
+        env = "CANVASS_POSTMARK_WEBHOOK_AUTH",
+        global = true,
+        hide_env_values = true,
+        value_name = "USER:PASSWORD"
+    )]
+    pub postmark_webhook_auth: Option<String>,
+    /// SendGrid's Event Webhook verification key (base64), for /hooks/sendgrid [default: none,
+    /// off]
+    #[arg(
+        long,
+        env = "CANVASS_SENDGRID_VERIFICATION_KEY",
+        global = true,
+        value_name = "KEY"
+    )]
+    pub sendgrid_verification_key: Option<String>,
+    /// Tests only: where SNS certificates and subscription confirmations are fetched from,
+    /// instead of https://sns.<region>.amazonaws.com/
+    #[arg(long, env = "CANVASS_TEST_SNS_BASE", global = true, hide = true)]
+    pub test_sns_base: Option<String>,
     /// What every access pack says of the processing: a `[privacy]` table, in the file only
     #[arg(skip)]
     pub privacy: Option<PrivacyText>,
@@ -316,6 +352,52 @@ pub struct Config {
     pub journal: Option<PathBuf>,
     /// The registers' calendar, retention and the access pack's information.
     pub data_protection: DataProtection,
+    /// The provider webhooks set up.
+    pub webhooks: WebhookSettings,
+}
+
+/// The provider webhooks set up, each with what verifies it.
+#[derive(Clone, Default)]
+pub struct WebhookSettings {
+    /// SNS topic ARNs whose messages `/hooks/ses` takes (none: off).
+    pub ses_topics: Vec<String>,
+    /// Where SNS certificates come from: Amazon's hosts, or the tests' own base.
+    pub sns_host: crate::hooks::ses::TrustedHost,
+    pub mailgun: Option<crate::hooks::mailgun::SigningKey>,
+    pub postmark: Option<crate::hooks::postmark::BasicAuth>,
+    pub sendgrid: Option<crate::hooks::sendgrid::VerificationKey>,
+}
+
+impl WebhookSettings {
+    /// The webhooks, ready to verify.
+    pub fn build(&self) -> crate::app::hooks::Webhooks {
+        crate::app::hooks::Webhooks {
+            ses: (!self.ses_topics.is_empty()).then(|| {
+                crate::hooks::ses::Ses::new(self.ses_topics.clone(), self.sns_host.clone())
+            }),
+            mailgun: self.mailgun.clone(),
+            postmark: self.postmark.clone(),
+            sendgrid: self.sendgrid.clone(),
+        }
+    }
+
+    /// Which are on, for the start-up line.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut on = Vec::new();
+        if !self.ses_topics.is_empty() {
+            on.push("/hooks/ses");
+        }
+        if self.mailgun.is_some() {
+            on.push("/hooks/mailgun");
+        }
+        if self.postmark.is_some() {
+            on.push("/hooks/postmark");
+        }
+        if self.sendgrid.is_some() {
+            on.push("/hooks/sendgrid");
+        }
+        on
+    }
 }
 
 /// Shows what is configured without the secrets.
@@ -482,6 +564,15 @@ impl Settings {
             bank_holidays: self.bank_holidays.or(fallback.bank_holidays),
             retention_months: self.retention_months.or(fallback.retention_months),
             privacy: self.privacy.or(fallback.privacy),
+            ses_topics: self.ses_topics.or(fallback.ses_topics),
+            mailgun_signing_key: self.mailgun_signing_key.or(fallback.mailgun_signing_key),
+            postmark_webhook_auth: self
+                .postmark_webhook_auth
+                .or(fallback.postmark_webhook_auth),
+            sendgrid_verification_key: self
+                .sendgrid_verification_key
+                .or(fallback.sendgrid_verification_key),
+            test_sns_base: self.test_sns_base.or(fallback.test_sns_base),
             database_url_file: self.database_url_file.or(fallback.database_url_file),
             smtp_url_file: self.smtp_url_file.or(fallback.smtp_url_file),
             signing_keys_file: self.signing_keys_file.or(fallback.signing_keys_file),
@@ -681,6 +772,46 @@ impl Settings {
                 ));
             }
         }
+        let ses_topics: Vec<String> = text(settings.ses_topics)
+            .iter()
+            .flat_map(|topics| topics.split(','))
+            .map(|arn| arn.trim().to_owned())
+            .filter(|arn| !arn.is_empty())
+            .collect();
+        if let Some(arn) = ses_topics
+            .iter()
+            .find(|arn| !arn.starts_with("arn:") || arn.split(':').count() != 6)
+        {
+            return Err(invalid(
+                "ses_topics",
+                format!("'{arn}' is not a topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"),
+            ));
+        }
+        let webhooks = WebhookSettings {
+            ses_topics,
+            sns_host: match text(settings.test_sns_base) {
+                Some(base) => crate::hooks::ses::TrustedHost::Test(base),
+                None => crate::hooks::ses::TrustedHost::Amazon,
+            },
+            mailgun: text(settings.mailgun_signing_key)
+                .map(|key| crate::hooks::mailgun::SigningKey::new(&key).expect("not empty")),
+            postmark: text(settings.postmark_webhook_auth)
+                .map(|pair| {
+                    crate::hooks::postmark::BasicAuth::new(&pair).ok_or_else(|| {
+                        invalid(
+                            "postmark_webhook_auth",
+                            "give user:password, as in the webhook's URL".into(),
+                        )
+                    })
+                })
+                .transpose()?,
+            sendgrid: text(settings.sendgrid_verification_key)
+                .map(|key| {
+                    crate::hooks::sendgrid::VerificationKey::parse(&key)
+                        .map_err(|e| invalid("sendgrid_verification_key", e))
+                })
+                .transpose()?,
+        };
         Ok(Config {
             database_url,
             smtp_url: settings.smtp_url.unwrap_or_else(|| "file://outbox".into()),
@@ -717,6 +848,7 @@ impl Settings {
                 },
                 privacy: settings.privacy.unwrap_or_default(),
             },
+            webhooks,
         })
     }
 }

@@ -152,6 +152,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
             return_path: None,
             publisher: publisher(),
             reply_to: None,
+            providers: Default::default(),
         })
     };
     let app = App::new(store.clone(), publisher(), &base)

@@ -24,6 +24,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod feedback;
+pub mod hooks;
 pub mod http;
 pub mod import;
 pub mod mail;

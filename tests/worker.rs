@@ -67,6 +67,7 @@ fn worker_with(
                         .parse()
                         .unwrap(),
                 ),
+                providers: Default::default(),
             },
             transport: Transport::Outbox(db.dir.path().join("outbox")),
             metrics,

@@ -270,7 +270,7 @@ pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<AccessPac
     let registers = match actor {
         Actor::Staff(member) => member.role.manages_staff(),
         Actor::Operator | Actor::Contact => true,
-        Actor::Worker | Actor::Retention => false,
+        Actor::Worker | Actor::Retention | Actor::Provider(_) => false,
     };
     let requests = match registers {
         true => app.store.rights_requests_about(&hash).await?,

@@ -11,6 +11,7 @@
 //! - [`contacts`]: save, export, withdraw, restrict, erase, unsuppress.
 //! - [`imports`]: the contacts list and the postcode directory, from any reader, with progress.
 //! - [`feedback`]: bounces and complaints reported about canvass's own mail.
+//! - [`hooks`]: what mail providers report through their webhooks, verified their own way.
 //! - [`inbox`]: what the bounce and unsubscribe mailboxes received, each message acted on once.
 //! - [`registers`]: the rights requests and complaints registers, with their legal clocks.
 //! - [`retention`]: erasing what is kept past its purpose.
@@ -21,6 +22,7 @@ pub mod audit;
 pub mod campaigns;
 pub mod contacts;
 pub mod feedback;
+pub mod hooks;
 pub mod imports;
 pub mod inbox;
 pub mod registers;
@@ -58,6 +60,8 @@ pub struct App {
     /// What the data protection officer set: the registers' calendar, retention, the
     /// information every access pack carries.
     pub data_protection: Arc<DataProtection>,
+    /// The mail providers' webhooks this installation takes, with what verifies each.
+    pub webhooks: Arc<hooks::Webhooks>,
 }
 
 /// The data protection settings.
@@ -82,6 +86,7 @@ impl App {
             require_approval: true,
             remote_images: false,
             data_protection: Arc::default(),
+            webhooks: Arc::default(),
         }
     }
 

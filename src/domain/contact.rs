@@ -145,6 +145,8 @@ pub enum Actor {
     Worker,
     /// The retention period running out (`CANVASS_RETENTION_MONTHS`), under `serve`.
     Retention,
+    /// A mail provider's verified webhook (`ses`, `mailgun`, `postmark`, `sendgrid`).
+    Provider(&'static str),
 }
 
 impl Actor {
@@ -174,6 +176,7 @@ impl fmt::Display for Actor {
             Self::Contact => f.write_str("contact"),
             Self::Worker => f.write_str("worker"),
             Self::Retention => f.write_str("retention"),
+            Self::Provider(name) => write!(f, "provider:{name}"),
         }
     }
 }

@@ -8,6 +8,7 @@ mod api;
 mod client_ip;
 mod complaint;
 mod console;
+mod hooks;
 mod links;
 mod ops;
 mod pages;
@@ -232,8 +233,11 @@ fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT));
     let api = api::router(state.clone()).layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     let console = console::router(state.clone()).layer(DefaultBodyLimit::max(API_BODY_LIMIT));
+    // Providers batch their events (SendGrid's up to a few hundred kilobytes).
+    let hooks = hooks::router().layer(DefaultBodyLimit::max(API_BODY_LIMIT));
     Router::new()
         .merge(public)
+        .merge(hooks)
         .merge(api)
         .merge(console)
         .layer(middleware::from_fn_with_state(

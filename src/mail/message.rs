@@ -57,6 +57,9 @@ pub struct Letterhead {
     /// Who sends, as every footer says.
     pub publisher: Publisher,
     pub reply_to: Option<Mailbox>,
+    /// The providers whose relays carry the mail: each message carries its Message-ID the way
+    /// their webhooks return it.
+    pub providers: crate::hooks::Providers,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +245,13 @@ impl Letterhead {
                 "List-Id",
                 format!("<{}.{domain}>", campaign.spec.topic),
             ));
+        let builder = self
+            .providers
+            .carriers(&message_id)
+            .into_iter()
+            .fold(builder, |builder, (name, value)| {
+                builder.raw_header(header(name, value))
+            });
         let message = self.seal(builder, bodies.text, bodies.html, from.email.domain())?;
         Ok((message_id, message))
     }

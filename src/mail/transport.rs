@@ -86,6 +86,15 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The mail provider that runs this relay, if it is one canvass knows (its messages then
+    /// carry their Message-ID the way its webhooks return it).
+    pub fn providers(&self) -> crate::hooks::Providers {
+        match self {
+            Self::Outbox(_) => crate::hooks::Providers::default(),
+            Self::Smtp(server) => crate::hooks::Providers::of_relay(&server.host),
+        }
+    }
+
     /// Parses `file://DIR`, `smtp://HOST[:PORT]`, `smtp+starttls://[USER:PASS@]HOST[:PORT]` or
     /// `smtps://[USER:PASS@]HOST[:PORT]`. The user name and password are percent-decoded.
     pub fn from_url(url: &str) -> Result<Self, TransportError> {

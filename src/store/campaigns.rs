@@ -233,7 +233,7 @@ fn cleared(actor: &Actor, now: &str) -> String {
             "scheduled_at <= {now} AND scheduled_version = version \
              AND ({APPROVED} OR scheduled_by = 'operator')"
         ),
-        Actor::Contact | Actor::Retention => "FALSE".to_owned(),
+        Actor::Contact | Actor::Retention | Actor::Provider(_) => "FALSE".to_owned(),
     }
 }
 

@@ -59,9 +59,49 @@ macro_rules! upsert_suppression {
         .fetch_optional($executor)
         .await
         // What the suppression list gained, for the journal.
-        .map(|written| written.map(|_| JournalEntry::suppressed($now, $reason, $hash.clone())))
+        .map(|written| {
+            written.map(|_| $crate::store::JournalEntry::suppressed($now, $reason, $hash.clone()))
+        })
     };
 }
+pub(crate) use upsert_suppression;
+
+/// Counts a bounce or complaint against the delivery it is about (its campaign's report shows
+/// it), inside the caller's transaction.
+macro_rules! count_feedback {
+    ($executor:expr, $delivery:expr, $reason:expr) => {{
+        let column = match $reason {
+            $crate::domain::SuppressionReason::Complaint => "complained",
+            _ => "bounced",
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE deliveries SET {column} = TRUE WHERE id = $1"
+        )))
+        .bind($delivery)
+        .execute($executor)
+        .await?;
+    }};
+}
+pub(crate) use count_feedback;
+
+/// Suppresses the address with `$hash` for a bounce or complaint inside the caller's
+/// transaction `$tx`: the suppression list, the audit log (`suppressed.REASON` with `$detail`),
+/// the change feed (a worker holds the contact's messages within a second) and the journal,
+/// written before the caller commits.
+macro_rules! suppress_for_feedback {
+    ($store:expr, $tx:expr, $hash:expr, $contact:expr, $reason:expr, $detail:expr, $actor:expr) => {{
+        let now = $crate::store::now();
+        let journal = upsert_suppression!(&mut **$tx, $hash, $reason, now)?;
+        let action = format!("suppressed.{}", $reason.as_str());
+        insert_audit!(&mut **$tx, actor: $actor, action: action.as_str(), contact: $contact,
+            detail: Some($detail.to_owned()), ip: None::<String>)?;
+        let suppressed: Vec<$crate::store::Change> =
+            $contact.map($crate::store::Change::Contact).into_iter().collect();
+        note_changes!(&mut **$tx, &suppressed);
+        $store.journal_entries(journal.into_iter().collect()).await?;
+    }};
+}
+pub(crate) use suppress_for_feedback;
 
 /// What a bounce or complaint names.
 #[derive(Debug, Clone, Copy)]
@@ -505,8 +545,6 @@ impl Store {
         detail: &str,
         actor: &Actor,
     ) -> Result<bool> {
-        let now = now();
-        let action = format!("suppressed.{}", reason.as_str());
         let found = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             let (hash, contact): (EmailHash, Option<i64>) = match about {
@@ -528,26 +566,11 @@ impl Store {
                     let Some((delivery, hash, contact)) = found else {
                         return Ok(false);
                     };
-                    // The message's campaign counts it.
-                    let column = match reason {
-                        SuppressionReason::Complaint => "complained",
-                        _ => "bounced",
-                    };
-                    sqlx::query(sqlx::AssertSqlSafe(format!(
-                        "UPDATE deliveries SET {column} = TRUE WHERE id = $1"
-                    )))
-                    .bind(delivery)
-                    .execute(&mut *tx)
-                    .await?;
+                    count_feedback!(&mut *tx, delivery, reason);
                     (stored_hash(&hash)?, Some(contact))
                 }
             };
-            let journal = upsert_suppression!(&mut *tx, hash, reason, now)?;
-            insert_audit!(&mut *tx, actor: actor, action: action.as_str(), contact: contact,
-                detail: Some(detail.to_owned()), ip: None::<String>)?;
-            let suppressed: Vec<Change> = contact.map(Change::Contact).into_iter().collect();
-            note_changes!(&mut *tx, &suppressed);
-            self.journal_entries(journal.into_iter().collect()).await?;
+            suppress_for_feedback!(self, &mut tx, hash, contact, reason, detail, actor);
             tx.commit().await?;
             true
         });

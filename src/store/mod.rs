@@ -17,6 +17,7 @@ mod contacts;
 mod counts;
 mod deliveries;
 mod directory;
+mod hooks;
 mod inbox;
 mod journal;
 mod preferences;
@@ -67,6 +68,7 @@ pub use contacts::{
 pub use counts::Mailable;
 pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
 pub use directory::{ConstituencySummary, DirectoryEntry, DirectoryImport, PostcodeLookup};
+pub use hooks::{Effect, Heard, ProviderEvent};
 pub use journal::{Journal, JournalEntry, JournalError, JournalEvent, JournalRead, Standing};
 pub use preferences::{
     MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,

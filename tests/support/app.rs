@@ -68,6 +68,26 @@ impl TestApp {
         mailer: Option<String>,
         base_url: &str,
     ) -> Self {
+        Self::launch(db, keys, mailer, base_url, |app| app).await
+    }
+
+    /// Starts the service over the store as it is, its application set up by `configure`
+    /// (webhooks, say).
+    pub async fn serve_configured(
+        db: TestStore,
+        keys: &str,
+        configure: impl FnOnce(canvass::app::App) -> canvass::app::App,
+    ) -> Self {
+        Self::launch(db, keys, None, "https://links.example.org", configure).await
+    }
+
+    async fn launch(
+        db: TestStore,
+        keys: &str,
+        mailer: Option<String>,
+        base_url: &str,
+        configure: impl FnOnce(canvass::app::App) -> canvass::app::App,
+    ) -> Self {
         let keys: SigningKeys = keys.parse().unwrap();
         let publisher = canvass::domain::Publisher {
             organisation: "Hertford & <Stortford> Labour".into(),
@@ -86,7 +106,7 @@ impl TestApp {
             });
         }
         let app = Application::build(ServiceSettings {
-            app: service,
+            app: configure(service),
             keys: keys.clone(),
             listen: "127.0.0.1:0".parse().unwrap(),
             metrics: Arc::new(Metrics::new()),

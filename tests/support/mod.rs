@@ -481,6 +481,7 @@ pub fn letterhead() -> canvass::worker::Letterhead {
         return_path: None,
         publisher: publisher(),
         reply_to: None,
+        providers: Default::default(),
     }
 }
 
