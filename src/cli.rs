@@ -983,6 +983,12 @@ async fn purge_signups(store: Store) {
         if let Err(e) = store.prune_hook_nonces(day_ago).await {
             tracing::warn!("pruning webhook tokens: {e}");
         }
+        // Providers retry for a day or so: a month of event ids keeps every retry from acting
+        // twice.
+        let month_ago = crate::store::now() - chrono::Duration::days(30);
+        if let Err(e) = store.prune_hook_events(month_ago).await {
+            tracing::warn!("pruning webhook events: {e}");
+        }
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     }
 }

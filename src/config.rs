@@ -61,9 +61,10 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub signing_keys: Option<String>,
-    /// Messages per second, all workers of this process together [default: unlimited]
+    /// Messages per second, every worker on the database together, on every host; fractions
+    /// allowed (0.5) [default: unlimited]
     #[arg(long, env = "CANVASS_SEND_RATE", global = true)]
-    pub send_rate: Option<u32>,
+    pub send_rate: Option<f64>,
     /// SMTP connections in flight [default: 8]
     #[arg(long, env = "CANVASS_SEND_CONCURRENCY", global = true)]
     pub send_concurrency: Option<usize>,
@@ -327,7 +328,7 @@ pub struct Config {
     pub from: Mailbox,
     /// Secret; parsed by the token module.
     pub signing_keys: Option<String>,
-    pub send_rate: Option<NonZeroU32>,
+    pub send_rate: Option<crate::worker::Rate>,
     pub send_concurrency: NonZeroUsize,
     pub unsubscribe_mailto: Option<lettre::Address>,
     pub lease: Duration,
@@ -624,13 +625,11 @@ impl Settings {
             .unwrap_or("canvass <canvass@localhost>")
             .parse()
             .map_err(|e| invalid("from", format!("{e}")))?;
-        let send_rate = match settings.send_rate {
-            None => None,
-            Some(rate) => Some(
-                NonZeroU32::new(rate)
-                    .ok_or_else(|| invalid("send_rate", "must be above 0".into()))?,
-            ),
-        };
+        let send_rate = settings
+            .send_rate
+            .map(crate::worker::Rate::try_from)
+            .transpose()
+            .map_err(|e| invalid("send_rate", e))?;
         let send_concurrency = NonZeroUsize::new(settings.send_concurrency.unwrap_or(8))
             .ok_or_else(|| invalid("send_concurrency", "must be above 0".into()))?;
         let unsubscribe_mailto = settings

@@ -7,7 +7,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +22,7 @@ on_both_backends!(
     pause_and_cancel_stop_the_sending_within_a_second_and_the_ledger_matches_the_server,
 );
 
-const RATE: u32 = 20;
+const RATE: f64 = 20.0;
 
 fn worker(db: &TestStore, url: &str) -> Worker {
     Worker::new(
@@ -33,7 +32,7 @@ fn worker(db: &TestStore, url: &str) -> Worker {
             transport: Transport::from_url(url).unwrap(),
             metrics: Arc::new(Metrics::new()),
             sending: Sending {
-                rate: NonZeroU32::new(RATE),
+                rate: Some(canvass::worker::Rate::try_from(RATE).unwrap()),
                 ..Sending::default()
             },
         },

@@ -420,7 +420,7 @@ async fn a_relay_down_for_twenty_seconds_mid_campaign_is_waited_for(db: TestStor
     let concurrency = 8;
     let sending = Sending {
         concurrency: std::num::NonZeroUsize::new(concurrency).unwrap(),
-        rate: std::num::NonZeroU32::new(25),
+        rate: Some(canvass::worker::Rate::try_from(25.0).unwrap()),
         outage: Outage {
             longest_wait: Duration::from_secs(4),
             drain_patience: Duration::from_secs(600),

@@ -16,6 +16,7 @@ use chrono::{TimeZone, Utc};
 use support::{Recorded, TestStore, news_campaign, on_both_backends};
 
 on_both_backends!(
+    the_sending_budget_never_gives_more_than_its_rate_to_drawers_at_once,
     an_uploaded_file_imports_from_its_reader_telling_its_progress_as_events,
     queueing_takes_exactly_the_people_the_rule_allows,
     the_kept_counts_stay_true_when_people_change_at_once,
@@ -1953,4 +1954,54 @@ async fn a_postcode_search_finds_its_district_or_sector_and_no_other(db: TestSto
     assert_eq!(found("SG13", hertford()).await, ["sg13@example.org"]);
     assert_eq!(found("AL1", hertford()).await, Vec::<String>::new());
     db.assert_counts_kept().await;
+}
+
+/// Eight drawers at once on a bucket of 40 a second, for a second and a half: together they
+/// never get more than the rate allows over the time they drew (plus the bucket's quarter of a
+/// second), however they interleave; and they get most of it. The bound holds however slow the
+/// machine is (slowness only draws less).
+async fn the_sending_budget_never_gives_more_than_its_rate_to_drawers_at_once(db: TestStore) {
+    use canvass::store::Draw;
+    const RATE: f64 = 40.0;
+    db.store.set_send_rate("all", RATE).await.unwrap();
+    let started = std::time::Instant::now();
+    let drawers = (0..8).map(|_| {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            let mut taken = 0u32;
+            while started.elapsed() < std::time::Duration::from_millis(1500) {
+                match store.draw_send_budget("all", 1.0).await.unwrap() {
+                    Draw::Taken => taken += 1,
+                    Draw::Wait(seconds) => {
+                        assert!(seconds > 0.0 && seconds <= 1.0 / RATE + 0.01, "{seconds}");
+                        tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+                    }
+                }
+            }
+            taken
+        })
+    });
+    let mut taken = 0;
+    for drawer in drawers {
+        taken += drawer.await.unwrap();
+    }
+    let allowed = RATE * started.elapsed().as_secs_f64() + RATE / 4.0;
+    assert!(
+        f64::from(taken) <= allowed + 1.0,
+        "{taken} drawn, {allowed} allowed"
+    );
+    assert!(
+        taken >= 20,
+        "only {taken} drawn in a second and a half at 40 a second"
+    );
+    // A rate set again (a worker started with another) keeps the bucket, no fuller than its size.
+    db.store.set_send_rate("all", 0.5).await.unwrap();
+    let mut drawn = 0;
+    while let Draw::Taken = db.store.draw_send_budget("all", 1.0).await.unwrap() {
+        drawn += 1;
+    }
+    assert!(
+        drawn <= 1,
+        "{drawn} drawn at once at half a message a second"
+    );
 }

@@ -103,7 +103,7 @@ pub async fn sendgrid(
     body: &[u8],
 ) -> Result<Summary, Refused> {
     let key = app.webhooks.sendgrid.as_ref().ok_or(Refused::Off)?;
-    let events = sendgrid::read(key, signature, timestamp, body)?;
+    let events = sendgrid::read(key, signature, timestamp, body, Utc::now())?;
     hear(app, "sendgrid", &events, None).await
 }
 

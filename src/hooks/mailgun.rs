@@ -11,7 +11,7 @@ use sha2::Sha256;
 use super::{CARRIED_AS, Event, HookError, Kind, message_id, recipient, status_in};
 
 /// How far a signature's timestamp may be from now.
-const FRESH_FOR: i64 = 5 * 60;
+const FRESH_FOR: u64 = 5 * 60;
 
 /// The webhook signing key (`CANVASS_MAILGUN_SIGNING_KEY`), secret.
 #[derive(Clone)]
@@ -59,6 +59,8 @@ struct EventData {
     #[serde(default)]
     severity: Option<String>,
     #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
     recipient: Option<String>,
     #[serde(default, rename = "delivery-status")]
     delivery_status: Option<DeliveryStatus>,
@@ -70,6 +72,8 @@ struct EventData {
 
 #[derive(Deserialize)]
 struct DeliveryStatus {
+    #[serde(default, rename = "enhanced-code")]
+    enhanced_code: Option<String>,
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
@@ -94,7 +98,7 @@ pub fn read(key: &SigningKey, body: &[u8], now: DateTime<Utc>) -> Result<Verifie
     let at: i64 = timestamp
         .parse()
         .map_err(|_| HookError::unverified("the timestamp is not a number"))?;
-    if (now.timestamp() - at).abs() > FRESH_FOR {
+    if now.timestamp().abs_diff(at) > FRESH_FOR {
         return Err(HookError::unverified(
             "the signature is more than five minutes old (or ahead)",
         ));
@@ -116,20 +120,27 @@ pub fn read(key: &SigningKey, body: &[u8], now: DateTime<Utc>) -> Result<Verifie
 fn event(data: EventData) -> Option<Event> {
     let kind = match data.event.as_str() {
         "failed" => {
-            let said = data
-                .delivery_status
-                .as_ref()
-                .map(|s| {
-                    format!(
-                        "{} {}",
-                        s.message.as_deref().unwrap_or_default(),
-                        s.description.as_deref().unwrap_or_default()
-                    )
-                })
-                .unwrap_or_default();
-            Kind::Bounce {
-                permanent: data.severity.as_deref() == Some("permanent"),
-                status: status_in(&said),
+            let status = data.delivery_status.as_ref().and_then(|s| {
+                s.enhanced_code
+                    .as_deref()
+                    .and_then(status_in)
+                    .or_else(|| s.message.as_deref().and_then(status_in))
+                    .or_else(|| s.description.as_deref().and_then(status_in))
+            });
+            match data.reason.as_deref() {
+                // Mailgun's own list says the person complained before.
+                Some("suppress-complaint") => Kind::Complaint,
+                // The address refused it (now, or before: Mailgun's bounce list). Other
+                // permanent failures (`old`: retries ran out; `espblock`: the receiver blocked
+                // Mailgun; `suppress-unsubscribe`) say nothing about the address.
+                Some("bounce" | "suppress-bounce") | None => Kind::Bounce {
+                    permanent: data.severity.as_deref() == Some("permanent"),
+                    status,
+                },
+                Some(_) => Kind::Bounce {
+                    permanent: false,
+                    status,
+                },
             }
         }
         "complained" => Kind::Complaint,
@@ -196,7 +207,7 @@ mod tests {
             "log-level": "error",
             "event": "failed",
             "severity": "permanent",
-            "reason": "suppress-bounce",
+            "reason": "bounce",
             "envelope": {"sender": "bounces@example.org", "transport": "smtp", "targets": "alice@example.com"},
             "recipient": "alice@example.com",
             "recipient-domain": "example.com",
@@ -253,5 +264,45 @@ mod tests {
             read(&key, b"[]", now),
             Err(HookError::Unverified(_))
         ));
+        let far = signed("key-abc", i64::MIN, "t", failed());
+        assert!(matches!(
+            read(&key, &far, now),
+            Err(HookError::Unverified(_))
+        ));
+    }
+
+    #[test]
+    fn only_a_failure_of_the_address_itself_is_permanent() {
+        let key = SigningKey::new("key-abc").unwrap();
+        let now = Utc::now();
+        let kind = |reason: &str, token: &str| {
+            let mut event = failed();
+            event["reason"] = reason.into();
+            let body = signed("key-abc", now.timestamp(), token, event);
+            read(&key, &body, now).unwrap().event.unwrap().kind
+        };
+        assert!(matches!(
+            kind("suppress-bounce", "a"),
+            Kind::Bounce {
+                permanent: true,
+                ..
+            }
+        ));
+        // Retries ran out, or the receiver blocked Mailgun: nothing about the address.
+        assert!(matches!(
+            kind("old", "b"),
+            Kind::Bounce {
+                permanent: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            kind("espblock", "c"),
+            Kind::Bounce {
+                permanent: false,
+                ..
+            }
+        ));
+        assert_eq!(kind("suppress-complaint", "d"), Kind::Complaint);
     }
 }

@@ -69,8 +69,10 @@ impl HookError {
         Self::Unverified(why.into())
     }
 
-    fn malformed(why: impl std::fmt::Display) -> Self {
-        Self::Malformed(why.to_string())
+    /// A body that is not the provider's shape. Never the parser's own words: they quote
+    /// the value at fault, which may be an address.
+    fn malformed(_: impl std::fmt::Display) -> Self {
+        Self::Malformed("the payload is not in the provider's documented shape".into())
     }
 }
 

@@ -24,12 +24,9 @@ impl BasicAuth {
     /// Whether an `Authorization` header carries these credentials.
     pub fn admits(&self, authorization: Option<&str>) -> bool {
         let given = authorization
-            .and_then(|value| {
-                value
-                    .strip_prefix("Basic ")
-                    .or(value.strip_prefix("basic "))
-            })
-            .and_then(|encoded| STANDARD.decode(encoded.trim()).ok())
+            .and_then(|value| value.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+            .and_then(|(_, encoded)| STANDARD.decode(encoded.trim()).ok())
             .unwrap_or_default();
         given.ct_eq(self.0.as_bytes()).into()
     }
@@ -121,6 +118,7 @@ mod tests {
         let auth = BasicAuth::new("postmark:s3cret").unwrap();
         let header = format!("Basic {}", STANDARD.encode("postmark:s3cret"));
         assert!(auth.admits(Some(&header)));
+        assert!(auth.admits(Some(&header.replace("Basic", "BASIC"))));
         let wrong = format!("Basic {}", STANDARD.encode("postmark:guess"));
         assert!(!auth.admits(Some(&wrong)));
         assert!(!auth.admits(Some("Bearer s3cret")));

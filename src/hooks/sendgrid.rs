@@ -16,6 +16,10 @@ use super::{Event, HookError, Kind, message_id, recipient, status_in};
 pub const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";
 pub const TIMESTAMP_HEADER: &str = "x-twilio-email-event-webhook-timestamp";
 
+/// How far a signature's timestamp may be from now: SendGrid retries a failed delivery for a
+/// day; each event is acted on once by its id however often it comes within it.
+const FRESH_FOR: u64 = 24 * 60 * 60;
+
 /// id-ecPublicKey and prime256v1, the key's algorithm and curve.
 const EC_PUBLIC_KEY: &str = "1.2.840.10045.2.1";
 const P256: &str = "1.2.840.10045.3.1.7";
@@ -63,6 +67,8 @@ struct Raw {
     status: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    response: Option<String>,
     #[serde(default, rename = "smtp-id")]
     smtp_id: Option<String>,
     #[serde(default, rename = "canvass_delivery")]
@@ -75,6 +81,7 @@ pub fn read(
     signature: Option<&str>,
     timestamp: Option<&str>,
     body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<Event>, HookError> {
     let (Some(signature), Some(timestamp)) = (signature, timestamp) else {
         return Err(HookError::unverified(
@@ -90,8 +97,22 @@ pub fn read(
     UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &key.0)
         .verify(&signed, &signature)
         .map_err(|_| HookError::unverified("the signature does not match"))?;
-    let raw: Vec<Raw> = serde_json::from_slice(body).map_err(HookError::malformed)?;
-    Ok(raw.into_iter().filter_map(event).collect())
+    let fresh = timestamp
+        .trim()
+        .parse::<i64>()
+        .is_ok_and(|at| now.timestamp().abs_diff(at) <= FRESH_FOR);
+    if !fresh {
+        return Err(HookError::unverified(
+            "the signature is more than a day old, or from the future",
+        ));
+    }
+    // One event of an unexpected shape is left out, not the whole batch.
+    let raw: Vec<serde_json::Value> = serde_json::from_slice(body).map_err(HookError::malformed)?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|value| serde_json::from_value::<Raw>(value).ok())
+        .filter_map(event)
+        .collect())
 }
 
 fn event(raw: Raw) -> Option<Event> {
@@ -102,9 +123,15 @@ fn event(raw: Raw) -> Option<Event> {
             permanent: raw.bounce_type.as_deref() != Some("blocked"),
             status: raw.status.as_deref().and_then(status_in),
         },
-        "deferred" => Kind::Bounce {
+        // SendGrid's own lists (an address that bounced or complained there): recorded,
+        // nobody suppressed here for it.
+        "deferred" | "dropped" => Kind::Bounce {
             permanent: false,
-            status: raw.reason.as_deref().and_then(status_in),
+            status: raw
+                .response
+                .as_deref()
+                .or(raw.reason.as_deref())
+                .and_then(status_in),
         },
         "spamreport" => Kind::Complaint,
         "delivered" => Kind::Delivered,
@@ -154,8 +181,10 @@ mod tests {
     fn a_signed_batch_is_read_and_opens_left_out() {
         let (pair, public) = keys();
         let key = VerificationKey::parse(&public).unwrap();
-        let signature = sign(&pair, "1700000000", BODY);
-        let events = read(&key, Some(&signature), Some("1700000000"), BODY).unwrap();
+        let now = chrono::Utc::now();
+        let at = now.timestamp().to_string();
+        let signature = sign(&pair, &at, BODY);
+        let events = read(&key, Some(&signature), Some(&at), BODY, now).unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].key, "6g4ZI7SA-xmRDv57GoPIPw==");
         assert_eq!(events[0].message_id.as_deref(), Some("<c1@example.org>"));
@@ -172,29 +201,33 @@ mod tests {
     fn another_timestamp_body_or_key_is_refused() {
         let (pair, public) = keys();
         let key = VerificationKey::parse(&public).unwrap();
-        let signature = sign(&pair, "1700000000", BODY);
+        let now = chrono::Utc::now();
+        let at = now.timestamp().to_string();
+        let signature = sign(&pair, &at, BODY);
         let refused = |r: Result<Vec<Event>, HookError>| matches!(r, Err(HookError::Unverified(_)));
+        let later = (now.timestamp() + 1).to_string();
         assert!(refused(read(
             &key,
             Some(&signature),
-            Some("1700000001"),
-            BODY
+            Some(&later),
+            BODY,
+            now
         )));
-        assert!(refused(read(
-            &key,
-            Some(&signature),
-            Some("1700000000"),
-            b"[]"
-        )));
-        assert!(refused(read(&key, None, Some("1700000000"), BODY)));
+        assert!(refused(read(&key, Some(&signature), Some(&at), b"[]", now)));
+        assert!(refused(read(&key, None, Some(&at), BODY, now)));
         let (_, other) = keys();
         let other = VerificationKey::parse(&other).unwrap();
         assert!(refused(read(
             &other,
             Some(&signature),
-            Some("1700000000"),
-            BODY
+            Some(&at),
+            BODY,
+            now
         )));
+        // Signed two days ago: a captured request sent again much later.
+        let old = (now.timestamp() - 2 * 86_400).to_string();
+        let signature = sign(&pair, &old, BODY);
+        assert!(refused(read(&key, Some(&signature), Some(&old), BODY, now)));
         assert!(VerificationKey::parse("bm90IGEga2V5").is_err());
     }
 }

@@ -8,7 +8,6 @@
 //! topics. SES replaces the Message-ID, so a message is known by the [`super::DELIVERY_HEADER`]
 //! it carried, which SES returns when the notifications include the original headers.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -26,8 +25,10 @@ use super::{DELIVERY_HEADER, Event, HookError, Kind, message_id, recipient, stat
 
 /// How old a message may be.
 const FRESH_FOR: chrono::TimeDelta = chrono::TimeDelta::hours(1);
-/// Certificates kept at once; SNS uses a handful.
-const CACHED: usize = 16;
+/// Certificates kept at once; SNS uses a handful. The oldest goes first.
+const CACHED: usize = 8;
+/// How far ahead of this clock a message's timestamp may be.
+const AHEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 /// The largest certificate read.
 const LARGEST_CERTIFICATE: usize = 64 * 1024;
 
@@ -42,39 +43,90 @@ pub enum TrustedHost {
 }
 
 impl TrustedHost {
-    /// Whether `url` is one SNS would send.
-    fn admits(&self, url: &str) -> bool {
+    /// Whether `url` is a signing certificate SNS would name:
+    /// `https://sns.REGION.amazonaws.com/SimpleNotificationService-HEX.pem`.
+    fn admits_certificate(&self, url: &str) -> bool {
+        self.admits(url, |parsed| {
+            let name = parsed
+                .path()
+                .strip_prefix("/SimpleNotificationService-")
+                .and_then(|rest| rest.strip_suffix(".pem"));
+            name.is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+                && parsed.query().is_none()
+        })
+    }
+
+    /// Whether `url` is a subscription confirmation SNS would name:
+    /// `https://sns.REGION.amazonaws.com/?Action=ConfirmSubscription&...`.
+    fn admits_confirmation(&self, url: &str) -> bool {
+        self.admits(url, |parsed| {
+            parsed.path() == "/"
+                && parsed
+                    .query_pairs()
+                    .any(|(name, value)| name == "Action" && value == "ConfirmSubscription")
+        })
+    }
+
+    /// Whether `url` is on SNS's own host (or the tests' base), with no user, password, port
+    /// or fragment, and `shape` holds of it.
+    fn admits(&self, url: &str, shape: impl Fn(&url::Url) -> bool) -> bool {
+        let Ok(parsed) = url::Url::parse(url) else {
+            return false;
+        };
+        let clean = parsed.username().is_empty()
+            && parsed.password().is_none()
+            && parsed.fragment().is_none();
         match self {
             Self::Amazon => {
-                let Ok(parsed) = url::Url::parse(url) else {
-                    return false;
-                };
-                let region_host = parsed.host_str().and_then(|host| {
-                    host.strip_prefix("sns.")?
-                        .strip_suffix(".amazonaws.com")
-                        .map(|region| {
-                            !region.is_empty()
-                                && region.bytes().all(|b| {
-                                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
-                                })
-                        })
-                });
+                let on_sns = parsed
+                    .host_str()
+                    .and_then(|host| host.strip_prefix("sns.")?.strip_suffix(".amazonaws.com"))
+                    .is_some_and(is_region);
                 parsed.scheme() == "https"
-                    && region_host == Some(true)
+                    && on_sns
                     && parsed.port().is_none()
-                    && parsed.username().is_empty()
+                    && clean
+                    && shape(&parsed)
             }
-            Self::Test(base) => url.starts_with(&format!("{}/", base.trim_end_matches('/'))),
+            Self::Test(base) => {
+                url.starts_with(&format!("{}/", base.trim_end_matches('/'))) && clean
+            }
         }
     }
 }
+
+/// An AWS region's name: `eu-west-2`, `us-gov-west-1`, `ap-southeast-4`; never another
+/// service's label (`s3`, `s3-accelerate`), whose hosts serve anyone's files.
+fn is_region(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    let letters = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase());
+    match parts.as_slice() {
+        [area, middle @ .., number] => {
+            area.len() == 2
+                && letters(area)
+                && !middle.is_empty()
+                && middle.len() <= 2
+                && middle.iter().all(|part| letters(part))
+                && !number.is_empty()
+                && number.len() <= 2
+                && number.bytes().all(|b| b.is_ascii_digit())
+        }
+        _ => false,
+    }
+}
+
+/// A signing certificate's RSA public key (PKCS#1).
+type PublicKey = Arc<Vec<u8>>;
 
 /// The `/hooks/ses` settings and the certificates fetched so far.
 pub struct Ses {
     topics: Vec<String>,
     trusted: TrustedHost,
     client: reqwest::Client,
-    certificates: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    /// Each certificate's key, oldest first.
+    certificates: Mutex<Vec<(String, PublicKey)>>,
+    /// One fetch at a time: a stranger's messages cannot make canvass fetch in parallel.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Ses {
@@ -175,6 +227,7 @@ impl Ses {
             trusted,
             client,
             certificates: Mutex::default(),
+            fetching: tokio::sync::Mutex::default(),
         }
     }
 
@@ -189,8 +242,11 @@ impl Ses {
         }
         let sent = DateTime::parse_from_rfc3339(&envelope.timestamp)
             .map_err(|_| HookError::unverified("its timestamp is not a time"))?;
-        if now.signed_duration_since(sent) > FRESH_FOR {
-            return Err(HookError::unverified("it is more than an hour old"));
+        let age = now.signed_duration_since(sent);
+        if age > FRESH_FOR || age < -AHEAD {
+            return Err(HookError::unverified(
+                "it is more than an hour old, or from the future",
+            ));
         }
         let algorithm: &'static dyn ring::signature::VerificationAlgorithm =
             match envelope.version.as_str() {
@@ -198,7 +254,7 @@ impl Ses {
                 "2" => &RSA_PKCS1_2048_8192_SHA256,
                 _ => return Err(HookError::unverified("an unknown signature version")),
             };
-        if !self.trusted.admits(&envelope.certificate) {
+        if !self.trusted.admits_certificate(&envelope.certificate) {
             return Err(HookError::unverified(
                 "its signing certificate is not on Amazon SNS's host",
             ));
@@ -215,7 +271,7 @@ impl Ses {
             "Notification" => notification(&envelope).map(Received::Notification),
             "SubscriptionConfirmation" => {
                 let url = envelope.subscribe.as_deref().unwrap_or_default();
-                if !self.trusted.admits(url) {
+                if !self.trusted.admits_confirmation(url) {
                     return Err(HookError::unverified(
                         "its SubscribeURL is not on Amazon SNS's host",
                     ));
@@ -239,31 +295,39 @@ impl Ses {
     }
 
     /// The RSA public key (PKCS#1) of the certificate at `url`, fetched once.
-    async fn public_key(&self, url: &str, now: DateTime<Utc>) -> Result<Arc<Vec<u8>>, HookError> {
-        if let Some(key) = self
-            .certificates
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(url)
-        {
-            return Ok(key.clone());
+    async fn public_key(&self, url: &str, now: DateTime<Utc>) -> Result<PublicKey, HookError> {
+        let cached = |certificates: &Mutex<Vec<(String, PublicKey)>>| {
+            certificates
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .find(|(at, _)| at == url)
+                .map(|(_, key)| key.clone())
+        };
+        if let Some(key) = cached(&self.certificates) {
+            return Ok(key);
+        }
+        let _turn = self.fetching.lock().await;
+        // Fetched meanwhile by the request that had the turn.
+        if let Some(key) = cached(&self.certificates) {
+            return Ok(key);
         }
         let unavailable = |e: reqwest::Error| {
             HookError::Unavailable(format!("fetching the certificate: {}", e.without_url()))
         };
-        let response = self
+        let mut response = self
             .client
             .get(url)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(unavailable)?;
-        if response.content_length().unwrap_or(0) > LARGEST_CERTIFICATE as u64 {
-            return Err(HookError::unverified("the certificate is too large"));
-        }
-        let pem = response.bytes().await.map_err(unavailable)?;
-        if pem.len() > LARGEST_CERTIFICATE {
-            return Err(HookError::unverified("the certificate is too large"));
+        let mut pem = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unavailable)? {
+            pem.extend_from_slice(&chunk);
+            if pem.len() > LARGEST_CERTIFICATE {
+                return Err(HookError::unverified("the certificate is too large"));
+            }
         }
         let certificate = Certificate::from_pem(&pem)
             .map_err(|_| HookError::unverified("the signing certificate is not PEM X.509"))?;
@@ -284,14 +348,14 @@ impl Ses {
             .ok_or_else(|| HookError::unverified("the certificate's key is not whole bytes"))?
             .to_vec();
         let key = Arc::new(key);
-        let mut cache = self
+        let mut certificates = self
             .certificates
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= CACHED {
-            cache.clear();
+        if certificates.len() >= CACHED {
+            certificates.remove(0);
         }
-        cache.insert(url.to_owned(), key.clone());
+        certificates.push((url.to_owned(), key.clone()));
         Ok(key)
     }
 }
@@ -421,23 +485,40 @@ mod tests {
     #[test]
     fn certificates_come_only_from_amazon_sns_over_https() {
         let amazon = TrustedHost::Amazon;
-        assert!(amazon.admits(
-            "https://sns.eu-west-2.amazonaws.com/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem"
-        ));
-        for forged in [
-            "http://sns.eu-west-2.amazonaws.com/x.pem",
-            "https://sns.eu-west-2.amazonaws.com.evil.example/x.pem",
-            "https://evil.example/sns.eu-west-2.amazonaws.com/x.pem",
-            "https://sns.eu-west-2.amazonaws.com:8443/x.pem",
-            "https://user@sns.eu-west-2.amazonaws.com/x.pem",
-            "https://s3.amazonaws.com/x.pem",
-            "https://sns..amazonaws.com/x.pem",
-        ] {
-            assert!(!amazon.admits(forged), "{forged}");
+        let name = "SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem";
+        for region in ["eu-west-2", "us-east-1", "us-gov-west-1", "ap-southeast-4"] {
+            let url = format!("https://sns.{region}.amazonaws.com/{name}");
+            assert!(amazon.admits_certificate(&url), "{url}");
         }
+        for forged in [
+            format!("http://sns.eu-west-2.amazonaws.com/{name}"),
+            format!("https://sns.eu-west-2.amazonaws.com.evil.example/{name}"),
+            format!("https://evil.example/sns.eu-west-2.amazonaws.com/{name}"),
+            format!("https://sns.eu-west-2.amazonaws.com:8443/{name}"),
+            format!("https://user@sns.eu-west-2.amazonaws.com/{name}"),
+            format!("https://:pw@sns.eu-west-2.amazonaws.com/{name}"),
+            // Buckets named `sns` on S3 serve anyone's files under Amazon's certificate.
+            format!("https://sns.s3.amazonaws.com/{name}"),
+            format!("https://sns.s3-us-west-2.amazonaws.com/{name}"),
+            format!("https://sns.s3-accelerate.amazonaws.com/{name}"),
+            format!("https://sns..amazonaws.com/{name}"),
+            "https://sns.eu-west-2.amazonaws.com/mine.pem".into(),
+            format!("https://sns.eu-west-2.amazonaws.com/{name}?Action=Publish"),
+            "https://sns.eu-west-2.amazonaws.com/?Action=ConfirmSubscription&Token=x".into(),
+        ] {
+            assert!(!amazon.admits_certificate(&forged), "{forged}");
+        }
+        assert!(amazon.admits_confirmation(
+            "https://sns.eu-west-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=a&Token=b"
+        ));
+        assert!(
+            !amazon.admits_confirmation(
+                "https://sns.eu-west-2.amazonaws.com/?Action=Publish&TopicArn=a"
+            )
+        );
         let test = TrustedHost::Test("http://127.0.0.1:9".into());
-        assert!(test.admits("http://127.0.0.1:9/cert.pem"));
-        assert!(!test.admits("http://127.0.0.1:99/cert.pem"));
+        assert!(test.admits_certificate("http://127.0.0.1:9/cert.pem"));
+        assert!(!test.admits_certificate("http://127.0.0.1:99/cert.pem"));
     }
 
     #[test]

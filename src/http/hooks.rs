@@ -18,9 +18,15 @@ use crate::app::AppError;
 use crate::app::hooks::{self, Refused, Summary};
 use crate::hooks::{HookError, sendgrid};
 
+/// The largest SNS message: 256 KiB of notification, escaped in its envelope.
+const SNS_BODY_LIMIT: usize = 640 * 1024;
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/hooks/ses", post(ses))
+        .route(
+            "/hooks/ses",
+            post(ses).layer(axum::extract::DefaultBodyLimit::max(SNS_BODY_LIMIT)),
+        )
         .route("/hooks/mailgun", post(mailgun))
         .route("/hooks/postmark", post(postmark))
         .route("/hooks/sendgrid", post(sendgrid))
@@ -86,7 +92,13 @@ fn answer(provider: &str, heard: Result<Summary, Refused>) -> Response {
                 HookError::Malformed(_) => StatusCode::BAD_REQUEST,
                 HookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
-            refused(status, error.to_string())
+            // The reason is in the log; the caller learns only that it was refused (which
+            // topics or keys are set up is not for strangers to probe).
+            let said = match error {
+                HookError::Unverified(_) => "not verified".to_owned(),
+                other => other.to_string(),
+            };
+            refused(status, said)
         }
         Err(Refused::App(error)) => {
             tracing::error!(provider, "webhook not acted on: {error}");

@@ -68,12 +68,12 @@ fn dkim_config(settings: &DkimSettings) -> Result<DkimConfig, DkimError> {
         false => DkimSigningAlgorithm::Ed25519,
     };
     let key = DkimSigningKey::new(pem.trim(), algorithm).map_err(|_| DkimError::Key(path))?;
+    // Not Message-ID or Date: SES and Postmark replace them, which would break the signature
+    // (SES's own advice for signing before it).
     let headers = [
         "From",
         "To",
         "Subject",
-        "Date",
-        "Message-ID",
         "List-Unsubscribe",
         "List-Unsubscribe-Post",
         "List-Id",

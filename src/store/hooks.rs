@@ -68,6 +68,7 @@ impl Store {
                 .await?
                 .rows_affected();
                 if fresh == 0 {
+                    tx.rollback().await?;
                     return Ok(Heard::Replayed);
                 }
             }
@@ -161,6 +162,19 @@ impl Store {
             .rows_affected()
         });
         Ok(fresh == 1)
+    }
+
+    /// Forgets the events heard before `before`: no provider sends one again so late (their
+    /// signatures have expired), and their ids lead back to the provider's own records.
+    pub async fn prune_hook_events(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        Ok(on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await?;
+            sqlx::query("DELETE FROM hook_events WHERE received_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// Forgets one-time tokens seen before `before`: their signatures have expired.

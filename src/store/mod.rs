@@ -8,6 +8,7 @@
 
 mod audit;
 mod backups;
+mod budget;
 mod campaigns;
 mod changes;
 mod consent;
@@ -49,6 +50,7 @@ use crate::domain::EmailHash;
 
 pub use audit::{AUDIT_PAGE, AuditQuery};
 pub use backups::Replayed;
+pub use budget::Draw;
 pub use campaigns::{
     ApproveOutcome, Campaign, DraftOutcome, Imprint, QueueOutcome, Recipient, RetryOutcome,
     StateChange, StateChangeOutcome,
@@ -714,6 +716,11 @@ pub struct WriteTransaction<DB: sqlx::Database> {
 impl<DB: sqlx::Database> WriteTransaction<DB> {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
+    }
+
+    /// Undoes the transaction now, before SQLite's turn to write is handed on.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
     }
 }
 

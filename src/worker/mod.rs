@@ -22,18 +22,21 @@
 
 mod alerts;
 
+mod budget;
+
 mod feed;
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::num::{NonZeroU32, NonZeroUsize};
+
+pub use self::budget::Rate;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures_util::FutureExt;
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use indicatif::ProgressBar;
 use rand::Rng;
 use tokio::sync::{Notify, oneshot};
@@ -44,6 +47,7 @@ pub use crate::mail::{
     TransportError, Trouble, envelope, load_dkim,
 };
 
+use self::budget::Budget;
 use self::feed::Feed;
 use crate::metrics::Metrics;
 use crate::render::Templates;
@@ -120,8 +124,9 @@ impl RetryPolicy {
 pub struct Sending {
     /// Messages in flight at once, each on its own connection.
     pub concurrency: NonZeroUsize,
-    /// Messages per second for the whole process; `None`: as fast as the server takes them.
-    pub rate: Option<NonZeroU32>,
+    /// Messages per second for every worker on the database together; `None`: as fast as
+    /// the server takes them.
+    pub rate: Option<Rate>,
     pub retry: RetryPolicy,
     /// How long a claim holds without renewal: a crashed worker's rows go to another after it.
     pub lease: Duration,
@@ -190,7 +195,8 @@ struct Shared {
     settings: WorkerSettings,
     /// This process's name on its leases.
     owner: String,
-    limiter: Option<DefaultDirectRateLimiter>,
+    /// The installation's rate, drawn from the database; `None`: unlimited.
+    budget: Option<Budget>,
     /// Campaigns met so far, with their compiled templates.
     campaigns: Mutex<HashMap<i64, Arc<(Campaign, Templates)>>>,
     /// What changed since each message was claimed.
@@ -268,15 +274,15 @@ struct Unsettled {
 
 impl Worker {
     pub fn new(store: Store, settings: WorkerSettings) -> Self {
-        let limiter = settings
+        let budget = settings
             .sending
             .rate
-            .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+            .map(|rate| Budget::new(store.clone(), rate));
         Self {
             shared: Arc::new(Shared {
                 store,
                 owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
-                limiter,
+                budget,
                 settings,
                 campaigns: Mutex::default(),
                 feed: Feed::new(),
@@ -407,7 +413,7 @@ impl Shared {
         let wanted = (sending.concurrency.get() * 25).clamp(200, 1000);
         match sending.rate {
             Some(rate) => {
-                let per_lease = rate.get() as f64 * sending.lease.as_secs_f64() / 4.0;
+                let per_lease = rate.per_second() * sending.lease.as_secs_f64() / 4.0;
                 wanted.min(per_lease as usize).max(1)
             }
             None => wanted,
@@ -655,8 +661,10 @@ impl Shared {
         let envelope =
             letterhead.envelope(letterhead.sender_of(campaign), delivery.email.address());
         let bytes = message.formatted();
-        if let Some(limiter) = &self.limiter {
-            limiter.until_ready().await;
+        if let Some(budget) = &self.budget
+            && !budget.take(|| self.stopping()).await?
+        {
+            return Ok((DeliveryResult::Released, None));
         }
         if let Err(failure) = connection.ready().await {
             return Ok((DeliveryResult::Released, Some(failure)));
