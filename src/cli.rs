@@ -26,7 +26,7 @@ use crate::progress::{self, ConsoleReport};
 use crate::store::{DatabaseUrl, ErasureOutcome, Journal, JournalStart, Store};
 use crate::token::SigningKeys;
 use crate::worker::{
-    Letterhead, Outage, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
+    Letterhead, Outage, Relays, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
 };
 
 #[derive(Parser)]
@@ -572,7 +572,7 @@ fn application(config: &Config, store: Store) -> App {
 
 /// The application, sending its own messages (test messages) where the settings say.
 async fn mailing_app(config: &Config) -> anyhow::Result<App> {
-    let transport = ready_for_real_mail(config)?;
+    let transport = ready_for_real_mail(config)?.first().clone();
     let app = app(config).await?;
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &app.store).await?;
     let letterhead = letterhead(config, keys)?;
@@ -605,8 +605,8 @@ pub(crate) fn refused(error: AppError) -> anyhow::Error {
 /// receiving servers refuse, or links that are not public `https://` addresses, as RFC 8058
 /// wants for one-click unsubscribe). Warns, once, of the footer details the law expects and
 /// that are not set.
-fn ready_for_real_mail(config: &Config) -> anyhow::Result<Transport> {
-    let transport = transport(config)?;
+fn ready_for_real_mail(config: &Config) -> anyhow::Result<Relays> {
+    let transport = relays(config)?;
     if transport.is_remote() {
         let domain = config.from.email.domain();
         if domain == "localhost" || domain.ends_with(".localhost") || !domain.contains('.') {
@@ -625,17 +625,15 @@ fn ready_for_real_mail(config: &Config) -> anyhow::Result<Transport> {
             );
         }
     }
-    if matches!(transport, Transport::Smtp(_))
-        && matches!(config.database_url, DatabaseUrl::Postgres(_))
-        && config.journal.is_none()
-    {
+    let smtp = matches!(transport.first(), Transport::Smtp(_));
+    if smtp && matches!(config.database_url, DatabaseUrl::Postgres(_)) && config.journal.is_none() {
         bail!(
             "CANVASS_JOURNAL is not set: sending from PostgreSQL over SMTP needs the suppression \
              journal, a file on this host outside the database's backups, so that restoring a \
              backup never brings back someone erased or unsubscribed since"
         );
     }
-    if matches!(transport, Transport::Smtp(_)) {
+    if smtp {
         let missing = config.publisher.missing();
         if !missing.is_empty() {
             tracing::warn!(
@@ -648,19 +646,23 @@ fn ready_for_real_mail(config: &Config) -> anyhow::Result<Transport> {
     Ok(transport)
 }
 
-/// Where mail goes, trusting the configured CA besides the built-in roots.
-fn transport(config: &Config) -> anyhow::Result<Transport> {
-    let transport = Transport::from_url(&config.smtp_url)?;
+/// Where mail goes (one relay or several: the list in CANVASS_SMTP_URL, or `[[relay]]` tables),
+/// trusting the configured CA besides the built-in roots.
+fn relays(config: &Config) -> anyhow::Result<Relays> {
+    let relays = match config.relays.is_empty() {
+        true => Relays::parse(&config.smtp_url)?,
+        false => Relays::from_settings(&config.relays)?,
+    };
     Ok(match &config.smtp_ca_file {
-        Some(ca) => transport.trusting(ca)?,
-        None => transport,
+        Some(ca) => relays.trusting(ca)?,
+        None => relays,
     })
 }
 
 /// What every message of this process carries, from the settings.
 fn letterhead(config: &Config, keys: SigningKeys) -> anyhow::Result<Letterhead> {
     Ok(Letterhead {
-        providers: transport(config)?.providers(),
+        providers: relays(config)?.providers(),
         keys,
         base_url: config.base_url.clone(),
         from: config.from.clone(),
@@ -674,13 +676,13 @@ fn letterhead(config: &Config, keys: SigningKeys) -> anyhow::Result<Letterhead> 
 
 fn worker_settings(
     config: &Config,
-    transport: Transport,
+    relays: Relays,
     keys: SigningKeys,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<WorkerSettings> {
     Ok(WorkerSettings {
         letterhead: letterhead(config, keys)?,
-        transport,
+        relays,
         metrics,
         sending: Sending {
             concurrency: config.send_concurrency,
@@ -703,7 +705,7 @@ async fn worker(config: &Config, drain: bool, give_up_after: Duration) -> anyhow
     let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
     let mut settings = worker_settings(config, transport, keys, Arc::new(Metrics::new()))?;
     settings.sending.outage.drain_patience = give_up_after;
-    eprintln!("canvass: sending to {}", settings.transport);
+    eprintln!("canvass: sending to {}", settings.relays);
     let mut worker = Worker::new(store.clone(), settings);
     if drain && let Some(bar) = progress::sending_bar(store.backlog().await?.due) {
         worker.show_progress(bar);
@@ -786,7 +788,7 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         false => None,
     };
     let mailer = Mailer {
-        transport,
+        transport: transport.first().clone(),
         letterhead: letterhead(config, keys.clone())?,
     };
     let purging = tokio::spawn(purge_signups(store.clone()));

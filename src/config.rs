@@ -228,6 +228,10 @@ pub struct Settings {
     /// instead of https://sns.<region>.amazonaws.com/
     #[arg(long, env = "CANVASS_TEST_SNS_BASE", global = true, hide = true)]
     pub test_sns_base: Option<String>,
+    /// Several relays as `[[relay]]` tables (url, rate, hourly, daily, weight), in the file
+    /// only, instead of smtp_url
+    #[arg(skip)]
+    pub relay: Option<Vec<crate::mail::RelaySettings>>,
     /// What every access pack says of the processing: a `[privacy]` table, in the file only
     #[arg(skip)]
     pub privacy: Option<PrivacyText>,
@@ -320,8 +324,10 @@ impl DkimSettings {
 #[derive(Clone)]
 pub struct Config {
     pub database_url: DatabaseUrl,
-    /// Parsed by the transport when mail is sent; it may hold a password.
+    /// Parsed by the transport when mail is sent (one relay or a list); it may hold a password.
     pub smtp_url: String,
+    /// `[[relay]]` tables, instead of the list in `smtp_url` (none: `smtp_url`).
+    pub relays: Vec<crate::mail::RelaySettings>,
     /// Without a trailing slash.
     pub base_url: String,
     pub listen: SocketAddr,
@@ -565,6 +571,7 @@ impl Settings {
             bank_holidays: self.bank_holidays.or(fallback.bank_holidays),
             retention_months: self.retention_months.or(fallback.retention_months),
             privacy: self.privacy.or(fallback.privacy),
+            relay: self.relay.or(fallback.relay),
             ses_topics: self.ses_topics.or(fallback.ses_topics),
             mailgun_signing_key: self.mailgun_signing_key.or(fallback.mailgun_signing_key),
             postmark_webhook_auth: self
@@ -811,7 +818,15 @@ impl Settings {
                 })
                 .transpose()?,
         };
+        let relays = settings.relay.unwrap_or_default();
+        if !relays.is_empty() && settings.smtp_url.is_some() {
+            return Err(invalid(
+                "relay",
+                "give the relays in smtp_url or as [[relay]] tables, not both".into(),
+            ));
+        }
         Ok(Config {
+            relays,
             database_url,
             smtp_url: settings.smtp_url.unwrap_or_else(|| "file://outbox".into()),
             base_url,

@@ -267,7 +267,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         store.clone(),
         WorkerSettings {
             letterhead: letterhead()?,
-            transport: Transport::Outbox(outbox.clone()),
+            relays: Transport::Outbox(outbox.clone()).into(),
             metrics: metrics.clone(),
             sending: Sending::default(),
         },

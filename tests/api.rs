@@ -1374,7 +1374,7 @@ async fn the_report_counts_what_each_constituency_did_with_an_unsubscribe_throug
         app.db.store.clone(),
         canvass::worker::WorkerSettings {
             letterhead: support::letterhead(),
-            transport: canvass::worker::Transport::Outbox(outbox.clone()),
+            relays: canvass::worker::Transport::Outbox(outbox.clone()).into(),
             metrics: std::sync::Arc::new(canvass::metrics::Metrics::new()),
             sending: canvass::worker::Sending::default(),
         },

@@ -428,7 +428,9 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
                 base_url: "http://127.0.0.1".into(),
                 ..letterhead()
             },
-            transport: canvass::worker::Transport::from_url(&sink.url()).unwrap(),
+            relays: canvass::worker::Transport::from_url(&sink.url())
+                .unwrap()
+                .into(),
             metrics: std::sync::Arc::new(canvass::metrics::Metrics::new()),
             sending: canvass::worker::Sending::default(),
         },

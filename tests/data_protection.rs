@@ -651,7 +651,7 @@ fn worker(db: &TestStore) -> Worker {
         db.store.clone(),
         WorkerSettings {
             letterhead: support::letterhead(),
-            transport: Transport::Outbox(db.dir.path().join("outbox")),
+            relays: Transport::Outbox(db.dir.path().join("outbox")).into(),
             metrics: std::sync::Arc::new(Metrics::new()),
             sending: Sending::default(),
         },
@@ -950,7 +950,7 @@ async fn election_material_is_not_queued_or_scheduled_without_an_imprint(db: Tes
         db.store.clone(),
         WorkerSettings {
             letterhead,
-            transport: Transport::Outbox(db.dir.path().join("bare")),
+            relays: Transport::Outbox(db.dir.path().join("bare")).into(),
             metrics: std::sync::Arc::new(Metrics::new()),
             sending: Sending::default(),
         },

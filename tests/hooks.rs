@@ -251,7 +251,7 @@ async fn each_provider_is_verified_its_own_way_and_heard_once(db: TestStore) {
                     .and(Providers::of_relay("smtp.sendgrid.net")),
                 ..support::letterhead()
             },
-            transport: Transport::Outbox(outbox.clone()),
+            relays: Transport::Outbox(outbox.clone()).into(),
             metrics: Arc::new(Metrics::new()),
             sending: Sending::default(),
         },

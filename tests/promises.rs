@@ -15,7 +15,7 @@ use canvass::metrics::Metrics;
 use canvass::store::{StateChange, UnsubscribeRequest};
 use canvass::worker::{Sending, Transport, Worker, WorkerSettings};
 use support::smtpd::Smtpd;
-use support::{TestStore, news_campaign, on_both_backends};
+use support::{TestStore, on_both_backends};
 
 on_both_backends!(
     changes_made_while_a_campaign_is_sent_stop_its_mail_within_a_second,
@@ -29,7 +29,7 @@ fn worker(db: &TestStore, url: &str) -> Worker {
         db.store.clone(),
         WorkerSettings {
             letterhead: support::letterhead(),
-            transport: Transport::from_url(url).unwrap(),
+            relays: Transport::from_url(url).unwrap().into(),
             metrics: Arc::new(Metrics::new()),
             sending: Sending {
                 rate: Some(canvass::worker::Rate::try_from(RATE).unwrap()),
@@ -37,20 +37,6 @@ fn worker(db: &TestStore, url: &str) -> Worker {
             },
         },
     )
-}
-
-/// `n` people who may all receive the news campaign, queued; the campaign's id and the addresses.
-async fn queued(db: &TestStore, n: usize) -> (i64, Vec<String>) {
-    db.load_sample_directory().await;
-    let addresses: Vec<String> = (0..n).map(|i| format!("person{i}@example.org")).collect();
-    let rows: String = addresses
-        .iter()
-        .map(|a| format!("{a},P,SG13 8EQ,news,2026-01-01T00:00:00Z\n"))
-        .collect();
-    db.import_people(&format!("email,name,postcode,topics,consent_at\n{rows}"))
-        .await;
-    let id = db.queue(&news_campaign(&["E14900001"], &[])).await;
-    (id, addresses)
 }
 
 fn now() -> f64 {
@@ -115,7 +101,7 @@ async fn changes_made_while_a_campaign_is_sent_stop_its_mail_within_a_second(db:
     let Some(server) = Smtpd::start(serde_json::json!({})) else {
         return;
     };
-    let (id, addresses) = queued(&db, 120).await;
+    let (id, addresses) = db.queue_news_to(120).await;
     let (stop, run) =
         support::run_in_background(worker(&db, &server.url("smtp", None, "127.0.0.1")));
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -207,7 +193,7 @@ async fn pause_and_cancel_stop_the_sending_within_a_second_and_the_ledger_matche
     let Some(server) = Smtpd::start(serde_json::json!({})) else {
         return;
     };
-    let (id, _) = queued(&db, 200).await;
+    let (id, _) = db.queue_news_to(200).await;
     let (stop, run) =
         support::run_in_background(worker(&db, &server.url("smtp", None, "127.0.0.1")));
     let change = |what: StateChange| {

@@ -142,7 +142,9 @@ async fn each_sender_domain_signs_with_its_own_key_and_takes_its_own_bounces(db:
             db.store.clone(),
             WorkerSettings {
                 letterhead,
-                transport: Transport::from_url(&server.url("smtp", None, "127.0.0.1")).unwrap(),
+                relays: Transport::from_url(&server.url("smtp", None, "127.0.0.1"))
+                    .unwrap()
+                    .into(),
                 metrics: Arc::new(Metrics::new()),
                 sending: Sending::default(),
             },

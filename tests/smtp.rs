@@ -46,7 +46,7 @@ fn worker(db: &TestStore, url: &str, sending: Sending, metrics: Arc<Metrics>) ->
         db.store.clone(),
         WorkerSettings {
             letterhead: support::letterhead(),
-            transport: Transport::from_url(url).unwrap(),
+            relays: Transport::from_url(url).unwrap().into(),
             metrics,
             sending,
         },

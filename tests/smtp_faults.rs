@@ -42,7 +42,7 @@ fn worker(db: &TestStore, transport: Transport) -> Worker {
         db.store.clone(),
         WorkerSettings {
             letterhead: support::letterhead(),
-            transport,
+            relays: transport.into(),
             metrics: Arc::new(Metrics::new()),
             sending: Sending {
                 pause_after: std::num::NonZeroU32::new(PAUSE_AFTER).unwrap(),
@@ -263,7 +263,9 @@ async fn a_quota_answer_at_mail_from_is_waited_out_not_paused(db: TestStore) {
         db.store.clone(),
         WorkerSettings {
             letterhead: support::letterhead(),
-            transport: Transport::from_url(&server.url("smtp", None, "127.0.0.1")).unwrap(),
+            relays: Transport::from_url(&server.url("smtp", None, "127.0.0.1"))
+                .unwrap()
+                .into(),
             metrics: metrics.clone(),
             sending: Sending {
                 outage: Outage {

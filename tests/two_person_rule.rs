@@ -165,7 +165,7 @@ async fn an_edit_raced_against_queue_or_schedule_never_lets_an_unapproved_versio
         db.store.clone(),
         WorkerSettings {
             letterhead: support::letterhead(),
-            transport: Transport::Outbox(outbox.clone()),
+            relays: Transport::Outbox(outbox.clone()).into(),
             metrics: Arc::new(Metrics::new()),
             sending: Sending::default(),
         },

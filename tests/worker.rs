@@ -69,7 +69,7 @@ fn worker_with(
                 ),
                 providers: Default::default(),
             },
-            transport: Transport::Outbox(db.dir.path().join("outbox")),
+            relays: Transport::Outbox(db.dir.path().join("outbox")).into(),
             metrics,
             sending: Sending::default(),
         },

@@ -14,6 +14,7 @@ mod email;
 mod postcode;
 mod privacy;
 mod publisher;
+mod rate;
 mod registers;
 mod remote_images;
 mod schedule;
@@ -46,6 +47,7 @@ pub use email::{Email, EmailError, EmailHash, parse_message_id};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
 pub use privacy::{ICO_COMPLAINTS, Information, InformationFor, PrivacyText, Purpose};
 pub use publisher::Publisher;
+pub use rate::Rate;
 pub use registers::{
     ACKNOWLEDGE_WITHIN_DAYS, Channel, ClockError, ComplaintStatus, Pause, Reference, Register,
     RequestClock, RequestStatus, Right, acknowledge_by, days_left,

@@ -193,6 +193,14 @@ impl Transport {
 }
 
 impl Transport {
+    /// How logs and the database name it: `host:port`, or `outbox`.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Outbox(_) => "outbox".into(),
+            Self::Smtp(server) => format!("{}:{}", server.host, server.port),
+        }
+    }
+
     /// Whether mail goes over SMTP to another machine (not this one's loopback).
     pub fn is_remote(&self) -> bool {
         matches!(self, Self::Smtp(server) if !is_loopback(&server.host))

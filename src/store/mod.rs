@@ -24,6 +24,7 @@ mod journal;
 mod preferences;
 mod proof;
 mod registers;
+mod relays;
 mod retention;
 mod sign_in_attempts;
 mod signups;

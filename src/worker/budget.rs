@@ -4,63 +4,16 @@
 //! that dies loses what it drew and had not sent (a quarter of a second's worth at most): the
 //! others never send faster for it.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
+use crate::domain::Rate;
 use crate::store::{Draw, Store, StoreError};
 
-/// Messages per second, above 0; fractions allowed (`0.5`: one every two seconds).
-#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
-pub struct Rate(f64);
-
-impl Rate {
-    /// The most any installation would want: far beyond any relay's quota.
-    const HIGHEST: f64 = 100_000.0;
-
-    pub fn per_second(self) -> f64 {
-        self.0
-    }
-}
-
-impl FromStr for Rate {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let rate: f64 = text
-            .trim()
-            .parse()
-            .map_err(|_| format!("'{text}' is not a number of messages a second"))?;
-        rate.try_into()
-    }
-}
-
-impl TryFrom<f64> for Rate {
-    type Error = String;
-
-    fn try_from(rate: f64) -> Result<Self, Self::Error> {
-        match rate.is_finite() && rate > 0.0 && rate <= Self::HIGHEST {
-            true => Ok(Self(rate)),
-            false => Err(format!(
-                "must be above 0 and at most {} messages a second",
-                Self::HIGHEST
-            )),
-        }
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// The bucket the whole installation draws from.
-const SCOPE: &str = "all";
-
-/// This worker's draws on the installation's bucket, shared by its senders.
+/// This worker's draws on a bucket (the installation's, or a relay's), shared by its senders.
 pub struct Budget {
     store: Store,
+    /// The bucket: `all` (the installation), or `relay:HOST:PORT`.
+    scope: String,
     rate: Rate,
     /// Tokens drawn at a time: a quarter of a second's worth, one at least.
     draw: f64,
@@ -69,9 +22,10 @@ pub struct Budget {
 }
 
 impl Budget {
-    pub fn new(store: Store, rate: Rate) -> Self {
+    pub fn new(store: Store, scope: String, rate: Rate) -> Self {
         Self {
             store,
+            scope,
             rate,
             draw: (rate.per_second() / 4.0).floor().max(1.0),
             held: tokio::sync::Mutex::new((0.0, false)),
@@ -84,7 +38,7 @@ impl Budget {
         let (tokens, declared) = &mut *held;
         if !*declared {
             self.store
-                .set_send_rate(SCOPE, self.rate.per_second())
+                .set_send_rate(&self.scope, self.rate.per_second())
                 .await?;
             *declared = true;
         }
@@ -96,7 +50,7 @@ impl Budget {
             if stopping() {
                 return Ok(false);
             }
-            match self.store.draw_send_budget(SCOPE, self.draw).await? {
+            match self.store.draw_send_budget(&self.scope, self.draw).await? {
                 Draw::Taken => *tokens += self.draw,
                 Draw::Wait(seconds) => {
                     // In short sleeps, so that a stop is heard at once.
@@ -104,20 +58,6 @@ impl Budget {
                     tokio::time::sleep(wait).await;
                 }
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rates_take_fractions_and_refuse_nonsense() {
-        assert_eq!("0.5".parse::<Rate>().unwrap().per_second(), 0.5);
-        assert_eq!(" 20 ".parse::<Rate>().unwrap().per_second(), 20.0);
-        for bad in ["0", "-1", "NaN", "inf", "fast", "1e9"] {
-            assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
     }
 }

@@ -26,11 +26,13 @@ mod budget;
 
 mod feed;
 
+mod relays;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::num::{NonZeroU32, NonZeroUsize};
 
-pub use self::budget::Rate;
+pub use crate::domain::Rate;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -43,12 +45,13 @@ use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
 pub use crate::mail::{
-    Connection, DkimError, Letterhead, MessageError, SendFailure, Timeouts, Transport,
+    Connection, DkimError, Letterhead, MessageError, Relays, SendFailure, Timeouts, Transport,
     TransportError, Trouble, envelope, load_dkim,
 };
 
 use self::budget::Budget;
 use self::feed::Feed;
+use self::relays::Relaying;
 use crate::metrics::Metrics;
 use crate::render::Templates;
 use crate::store::{
@@ -169,7 +172,8 @@ impl Default for Outage {
 
 pub struct WorkerSettings {
     pub letterhead: Letterhead,
-    pub transport: Transport,
+    /// Where mail goes: one relay (a `Transport` converts) or several.
+    pub relays: Relays,
     /// Where the worker counts what it does.
     pub metrics: Arc<Metrics>,
     pub sending: Sending,
@@ -197,6 +201,8 @@ struct Shared {
     owner: String,
     /// The installation's rate, drawn from the database; `None`: unlimited.
     budget: Option<Budget>,
+    /// The relays, which may take a message now, and each relay's own rate.
+    relaying: Relaying,
     /// Campaigns met so far, with their compiled templates.
     campaigns: Mutex<HashMap<i64, Arc<(Campaign, Templates)>>>,
     /// What changed since each message was claimed.
@@ -277,12 +283,18 @@ impl Worker {
         let budget = settings
             .sending
             .rate
-            .map(|rate| Budget::new(store.clone(), rate));
+            .map(|rate| Budget::new(store.clone(), "all".into(), rate));
+        let relaying = Relaying::new(
+            &store,
+            settings.relays.clone(),
+            settings.sending.outage.longest_wait,
+        );
         Self {
             shared: Arc::new(Shared {
                 store,
                 owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
                 budget,
+                relaying,
                 settings,
                 campaigns: Mutex::default(),
                 feed: Feed::new(),
@@ -606,7 +618,7 @@ impl Shared {
     /// one accepted message per connection.
     async fn attempt(
         &self,
-        connection: &mut Connection,
+        connections: &mut [Connection],
         job: &mut Job,
         unsettled: &mut Option<Unsettled>,
     ) -> Result<(DeliveryResult, Option<SendFailure>), WorkerError> {
@@ -666,32 +678,60 @@ impl Shared {
         {
             return Ok((DeliveryResult::Released, None));
         }
-        if let Err(failure) = connection.ready().await {
-            return Ok((DeliveryResult::Released, Some(failure)));
-        }
-        if !self.feed.fresh(|| self.stopping()).await {
-            return Ok((DeliveryResult::Released, None));
-        }
-        if let Some(settled) = self.check_again(job).await? {
-            return Ok((settled, None));
-        }
+        // A relay that can take it; another if that one cannot, while nothing has been sent.
+        let relay = loop {
+            let relay = match self.relaying.pick() {
+                Ok(relay) => relay,
+                Err(failure) => return Ok((DeliveryResult::Released, Some(failure))),
+            };
+            if let Some(budget) = self.relaying.budget(relay)
+                && !budget.take(|| self.stopping()).await?
+            {
+                return Ok((DeliveryResult::Released, None));
+            }
+            if !self.relaying.count(&self.store, relay).await? {
+                continue;
+            }
+            let connection = &mut connections[relay];
+            match connection.ready().await {
+                Ok(()) => {}
+                Err(failure) if self.relaying.several() => {
+                    self.relaying.rest(relay, &failure);
+                    continue;
+                }
+                Err(failure) => return Ok((DeliveryResult::Released, Some(failure))),
+            }
+            if !self.feed.fresh(|| self.stopping()).await {
+                return Ok((DeliveryResult::Released, None));
+            }
+            if let Some(settled) = self.check_again(job).await? {
+                return Ok((settled, None));
+            }
+            match connection.begin(&envelope, &bytes).await {
+                Ok(()) => break relay,
+                Err(failure @ SendFailure::Unavailable { .. }) if self.relaying.several() => {
+                    self.relaying.rest(relay, &failure);
+                }
+                Err(failure) => return Ok((self.settle(&job.delivery, &failure), Some(failure))),
+            }
+        };
         let delivery = &job.delivery;
-        if let Err(failure) = connection.begin(&envelope, &bytes).await {
-            return Ok((self.settle(delivery, &failure), Some(failure)));
-        }
         if !self.wait_committed(unsettled).await? {
             return Ok((DeliveryResult::Released, None));
         }
         let name = format!("{}-{}.eml", delivery.campaign_id, delivery.id);
-        Ok(match connection.finish(&bytes, &name).await {
-            Ok(answer) => (
-                DeliveryResult::Sent {
-                    message_id,
-                    answer,
-                    at: Utc::now(),
-                },
-                None,
-            ),
+        Ok(match connections[relay].finish(&bytes, &name).await {
+            Ok(answer) => {
+                self.relaying.answered(relay);
+                (
+                    DeliveryResult::Sent {
+                        message_id,
+                        answer,
+                        at: Utc::now(),
+                    },
+                    None,
+                )
+            }
             Err(failure) => (self.settle(delivery, &failure), Some(failure)),
         })
     }
@@ -940,7 +980,7 @@ impl Shared {
             );
             let alerting = alerts::Alerting {
                 store: self.store.clone(),
-                transport: self.settings.transport.clone(),
+                transport: self.settings.relays.first().clone(),
                 letterhead: self.settings.letterhead.clone(),
             };
             let (campaign, why) = (delivery.campaign_id, why.to_owned());
@@ -993,7 +1033,12 @@ async fn send(
     queue: async_channel::Receiver<Job>,
     recorder: async_channel::Sender<Pending>,
 ) -> Result<(), WorkerError> {
-    let mut connection = Connection::new(shared.settings.transport.clone());
+    let mut connections: Vec<Connection> = shared
+        .relaying
+        .relays()
+        .iter()
+        .map(|relay| Connection::new(relay.transport.clone()))
+        .collect();
     let mut backoff = ServerBackoff::default();
     let mut unsettled: Option<Unsettled> = None;
     let sent = async {
@@ -1013,7 +1058,7 @@ async fn send(
                 (DeliveryResult::Released, None)
             } else {
                 shared
-                    .attempt(&mut connection, &mut job, &mut unsettled)
+                    .attempt(&mut connections, &mut job, &mut unsettled)
                     .await?
             };
             // Results are counted in the order they came.
@@ -1053,7 +1098,9 @@ async fn send(
         Ok(())
     };
     let sent = sent.await;
-    connection.close().await;
+    for connection in &mut connections {
+        connection.close().await;
+    }
     sent
 }
 

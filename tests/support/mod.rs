@@ -237,6 +237,21 @@ impl TestStore {
         assert!(report.rejections.is_empty(), "{:?}", report.rejections);
     }
 
+    /// `n` people (person0@example.org ...) who may all receive the news campaign, queued; the
+    /// campaign's id and the addresses.
+    pub async fn queue_news_to(&self, n: usize) -> (i64, Vec<String>) {
+        self.load_sample_directory().await;
+        let addresses: Vec<String> = (0..n).map(|i| format!("person{i}@example.org")).collect();
+        let rows: String = addresses
+            .iter()
+            .map(|a| format!("{a},P,SG13 8EQ,news,2026-01-01T00:00:00Z\n"))
+            .collect();
+        self.import_people(&format!("email,name,postcode,topics,consent_at\n{rows}"))
+            .await;
+        let id = self.queue(&news_campaign(&["E14900001"], &[])).await;
+        (id, addresses)
+    }
+
     /// Creates a campaign and queues it; its id.
     pub async fn queue(&self, campaign: &canvass::domain::NewCampaign) -> i64 {
         let operator = canvass::domain::Actor::Operator;

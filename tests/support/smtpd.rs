@@ -137,6 +137,12 @@ impl Smtpd {
         Some(Self { child, port, dir })
     }
 
+    /// Stops the server at once, as a relay that dies does; what it logged stays readable.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Every event logged so far, in order (lines still being written are left out).
     pub fn events(&self) -> Vec<serde_json::Value> {
         let log = std::fs::read_to_string(self.dir.path().join("events.jsonl")).unwrap_or_default();
