@@ -691,6 +691,7 @@ fn worker_settings(
             lease: config.lease,
             pause_after: config.pause_after_failures,
             outage: Outage::default(),
+            domain_rates: config.domain_rates.clone(),
         },
     })
 }

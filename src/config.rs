@@ -65,6 +65,10 @@ pub struct Settings {
     /// allowed (0.5) [default: unlimited]
     #[arg(long, env = "CANVASS_SEND_RATE", global = true)]
     pub send_rate: Option<f64>,
+    /// Messages per second to each recipient domain named, every worker together, e.g.
+    /// gmail.com:20,outlook.com:10 [default: none]
+    #[arg(long, env = "CANVASS_DOMAIN_RATES", global = true, value_name = "LIST")]
+    pub domain_rates: Option<String>,
     /// SMTP connections in flight [default: 8]
     #[arg(long, env = "CANVASS_SEND_CONCURRENCY", global = true)]
     pub send_concurrency: Option<usize>,
@@ -335,6 +339,8 @@ pub struct Config {
     /// Secret; parsed by the token module.
     pub signing_keys: Option<String>,
     pub send_rate: Option<crate::worker::Rate>,
+    /// Each recipient domain's cap (lower case).
+    pub domain_rates: Vec<(String, crate::worker::Rate)>,
     pub send_concurrency: NonZeroUsize,
     pub unsubscribe_mailto: Option<lettre::Address>,
     pub lease: Duration,
@@ -546,6 +552,7 @@ impl Settings {
             from: self.from.or(fallback.from),
             signing_keys: self.signing_keys.or(fallback.signing_keys),
             send_rate: self.send_rate.or(fallback.send_rate),
+            domain_rates: self.domain_rates.or(fallback.domain_rates),
             send_concurrency: self.send_concurrency.or(fallback.send_concurrency),
             unsubscribe_mailto: self.unsubscribe_mailto.or(fallback.unsubscribe_mailto),
             lease_seconds: self.lease_seconds.or(fallback.lease_seconds),
@@ -637,6 +644,32 @@ impl Settings {
             .map(crate::worker::Rate::try_from)
             .transpose()
             .map_err(|e| invalid("send_rate", e))?;
+        let mut domain_rates: Vec<(String, crate::worker::Rate)> = Vec::new();
+        for entry in settings
+            .domain_rates
+            .iter()
+            .flat_map(|list| list.split(','))
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+        {
+            let (domain, rate) = entry.rsplit_once(':').ok_or_else(|| {
+                invalid(
+                    "domain_rates",
+                    format!("'{entry}' is not domain:rate (gmail.com:20)"),
+                )
+            })?;
+            let domain = domain.trim().to_ascii_lowercase();
+            if !domain.contains('.') || domain_rates.iter().any(|(d, _)| *d == domain) {
+                return Err(invalid(
+                    "domain_rates",
+                    format!("'{domain}' is not a domain, or is named twice"),
+                ));
+            }
+            let rate = rate
+                .parse()
+                .map_err(|e| invalid("domain_rates", format!("{domain}: {e}")))?;
+            domain_rates.push((domain, rate));
+        }
         let send_concurrency = NonZeroUsize::new(settings.send_concurrency.unwrap_or(8))
             .ok_or_else(|| invalid("send_concurrency", "must be above 0".into()))?;
         let unsubscribe_mailto = settings
@@ -826,6 +859,7 @@ impl Settings {
             ));
         }
         Ok(Config {
+            domain_rates,
             relays,
             database_url,
             smtp_url: settings.smtp_url.unwrap_or_else(|| "file://outbox".into()),

@@ -2,7 +2,8 @@
 //! stopped mid-campaign while the other carries on, every recipient delivered exactly once
 //! (beyond the messages in flight) and the ledger equal to what the servers accepted; a relay
 //! at its daily cap handing the rest to the other; a recipient's refusal staying with the relay
-//! that gave it; messages spread by weight.
+//! that gave it. And pacing by recipient domain: a domain that puts messages off (421, 4.7.x)
+//! waits alone, costing no attempts, while the others are sent; a domain's cap holds.
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use canvass::metrics::Metrics;
-use canvass::worker::{Outage, Relays, RetryPolicy, Sending, Worker, WorkerSettings};
+use canvass::worker::{Outage, Rate, Relays, RetryPolicy, Sending, Worker, WorkerSettings};
 use serde_json::json;
 use support::smtpd::Smtpd;
 use support::{TestStore, on_both_backends};
@@ -19,11 +20,17 @@ use support::{TestStore, on_both_backends};
 on_both_backends!(
     a_relay_stopped_mid_campaign_leaves_the_rest_to_the_other_and_nobody_twice,
     a_relay_at_its_daily_cap_hands_the_rest_on_and_a_refusal_stays_with_its_relay,
+    a_domain_that_puts_messages_off_waits_alone_and_a_capped_domain_keeps_its_rate,
 );
 
 /// A worker sending through `relays` (CANVASS_SMTP_URL's form), four connections, short
 /// waits.
 fn worker(db: &TestStore, relays: &str) -> Worker {
+    worker_capping(db, relays, Vec::new())
+}
+
+/// The same, with caps per recipient domain.
+fn worker_capping(db: &TestStore, relays: &str, domain_rates: Vec<(String, Rate)>) -> Worker {
     Worker::new(
         db.store.clone(),
         WorkerSettings {
@@ -41,6 +48,7 @@ fn worker(db: &TestStore, relays: &str) -> Worker {
                     longest_wait: Duration::from_secs(1),
                     drain_patience: Duration::from_secs(30),
                 },
+                domain_rates,
                 ..Sending::default()
             },
         },
@@ -149,4 +157,82 @@ async fn a_relay_at_its_daily_cap_hands_the_rest_on_and_a_refusal_stays_with_its
         .collect();
     expected.sort();
     assert_eq!(sent_in_ledger(&db).await, expected);
+}
+
+async fn a_domain_that_puts_messages_off_waits_alone_and_a_capped_domain_keeps_its_rate(
+    db: TestStore,
+) {
+    let Some(server) = Smtpd::start(json!({"replies": [
+        {"command": "RCPT", "match": "@slow.example", "reply": "421 4.7.28 Try again later"}
+    ]})) else {
+        return;
+    };
+    db.load_sample_directory().await;
+    let mut rows = String::from("email,name,postcode,topics,consent_at\n");
+    for (domain, n) in [
+        ("example.org", 30),
+        ("slow.example", 20),
+        ("capped.example", 10),
+    ] {
+        for i in 0..n {
+            rows.push_str(&format!(
+                "p{i}@{domain},P,SG13 8EQ,news,2026-01-01T00:00:00Z\n"
+            ));
+        }
+    }
+    db.import_people(&rows).await;
+    db.queue(&support::news_campaign(&[], &[])).await;
+    let capped = vec![("capped.example".to_owned(), Rate::try_from(0.5).unwrap())];
+    let started = std::time::Instant::now();
+    let totals = worker_capping(&db, &plain(&server), capped)
+        .drain()
+        .await
+        .unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+
+    // Everyone at example.org, whatever slow.example does.
+    let sent = server.accepted_by_recipient();
+    assert_eq!(
+        sent.keys()
+            .filter(|to| to.ends_with("@example.org"))
+            .count(),
+        30
+    );
+    // slow.example was asked only while the first deferral was in flight (four connections),
+    // then waited without costing its people an attempt.
+    let asked = server
+        .events()
+        .iter()
+        .filter(|e| {
+            e["event"] == "refused" && e["arg"].as_str().unwrap_or("").contains("@slow.example")
+        })
+        .count();
+    assert!((1..=4).contains(&asked), "slow.example asked {asked} times");
+    assert_eq!(totals.retried as usize, asked);
+    let waiting_free = db
+        .count(
+            "SELECT count(*) FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
+             WHERE c.email LIKE '%@slow.example' AND d.state = 'queued' AND d.attempts = 0 \
+             AND d.next_attempt_at IS NOT NULL",
+        )
+        .await;
+    assert_eq!(waiting_free as usize, 20 - asked);
+    // capped.example: at half a message a second, never more than its bucket and the time
+    // allow; the rest wait for their turn, no attempt counted.
+    let to_capped = sent
+        .keys()
+        .filter(|to| to.ends_with("@capped.example"))
+        .count();
+    let allowed = 1 + (elapsed * 0.5).ceil() as usize;
+    assert!(
+        (1..=allowed).contains(&to_capped),
+        "{to_capped} sent in {elapsed:.1} s"
+    );
+    let capped_waiting = db
+        .count(
+            "SELECT count(*) FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
+             WHERE c.email LIKE '%@capped.example' AND d.state = 'queued' AND d.attempts = 0",
+        )
+        .await;
+    assert_eq!(capped_waiting as usize, 10 - to_capped);
 }

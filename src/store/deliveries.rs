@@ -45,6 +45,9 @@ pub enum DeliveryResult {
     Released,
     /// Not sent: the recipient stopped qualifying after the claim.
     Skipped,
+    /// Not attempted: its recipient's domain is slowing us down (or at its cap) until `at`.
+    /// Back to the queue until then, no attempt counted.
+    Postponed { at: DateTime<Utc> },
 }
 
 /// Deliveries still to send, over campaigns being sent.
@@ -309,6 +312,14 @@ impl Store {
                     )
                     .bind(*delivery)
                     .bind(owner),
+                    DeliveryResult::Postponed { at } => sqlx::query(
+                        "UPDATE deliveries SET next_attempt_at = $3, \
+                             lease_owner = NULL, lease_until = NULL \
+                         WHERE id = $1 AND lease_owner = $2",
+                    )
+                    .bind(*delivery)
+                    .bind(owner)
+                    .bind(*at),
                 };
                 let applied = query.execute(&mut *tx).await?.rows_affected() > 0;
                 if applied

@@ -9,6 +9,9 @@ use std::time::Duration;
 use crate::domain::Rate;
 use crate::store::{Draw, Store, StoreError};
 
+/// How long a draw may wait for the database.
+const DRAW_PATIENCE: Duration = Duration::from_secs(2);
+
 /// This worker's draws on a bucket (the installation's, or a relay's), shared by its senders.
 pub struct Budget {
     store: Store,
@@ -34,6 +37,19 @@ impl Budget {
 
     /// Waits for one message's share of the rate; `false` if `stopping` says to stop first.
     pub async fn take(&self, stopping: impl Fn() -> bool) -> Result<bool, StoreError> {
+        Ok(matches!(
+            self.take_within(Duration::MAX, stopping).await?,
+            Taken::Yes
+        ))
+    }
+
+    /// One message's share, waited for only while the wait is shorter than `patience`; else
+    /// how long it would be.
+    pub async fn take_within(
+        &self,
+        patience: Duration,
+        stopping: impl Fn() -> bool,
+    ) -> Result<Taken, StoreError> {
         let mut held = self.held.lock().await;
         let (tokens, declared) = &mut *held;
         if !*declared {
@@ -45,19 +61,40 @@ impl Budget {
         loop {
             if *tokens >= 1.0 {
                 *tokens -= 1.0;
-                return Ok(true);
+                return Ok(Taken::Yes);
             }
             if stopping() {
-                return Ok(false);
+                return Ok(Taken::Stopping);
             }
-            match self.store.draw_send_budget(&self.scope, self.draw).await? {
+            // A database that does not answer stops the worker (which starts again once it
+            // does) rather than hold its senders, and the leases of what they hold, waiting.
+            let drawn = tokio::time::timeout(
+                DRAW_PATIENCE,
+                self.store.draw_send_budget(&self.scope, self.draw),
+            )
+            .await
+            .map_err(|_| StoreError::Unavailable)??;
+            match drawn {
                 Draw::Taken => *tokens += self.draw,
                 Draw::Wait(seconds) => {
+                    let wait = Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
+                    if wait > patience {
+                        return Ok(Taken::Later(wait));
+                    }
                     // In short sleeps, so that a stop is heard at once.
-                    let wait = Duration::from_secs_f64(seconds.clamp(0.002, 0.1));
+                    let wait = wait.clamp(Duration::from_millis(2), Duration::from_millis(100));
                     tokio::time::sleep(wait).await;
                 }
             }
         }
     }
+}
+
+/// What asking for a message's share came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    Yes,
+    /// Not within the patience given: it would take this long.
+    Later(Duration),
+    Stopping,
 }

@@ -24,6 +24,8 @@ mod alerts;
 
 mod budget;
 
+mod domains;
+
 mod feed;
 
 mod relays;
@@ -49,7 +51,8 @@ pub use crate::mail::{
     TransportError, Trouble, envelope, load_dkim,
 };
 
-use self::budget::Budget;
+use self::budget::{Budget, Taken};
+use self::domains::Domains;
 use self::feed::Feed;
 use self::relays::Relaying;
 use crate::metrics::Metrics;
@@ -136,6 +139,9 @@ pub struct Sending {
     /// Recipients refused for good in a row that pause the campaign being sent.
     pub pause_after: NonZeroU32,
     pub outage: Outage,
+    /// Messages per second to each recipient domain named (lower case), for every worker
+    /// together (`CANVASS_DOMAIN_RATES`).
+    pub domain_rates: Vec<(String, Rate)>,
 }
 
 impl Default for Sending {
@@ -147,6 +153,7 @@ impl Default for Sending {
             lease: Duration::from_secs(60),
             pause_after: NonZeroU32::new(25).expect("25 is not 0"),
             outage: Outage::default(),
+            domain_rates: Vec::new(),
         }
     }
 }
@@ -203,6 +210,8 @@ struct Shared {
     budget: Option<Budget>,
     /// The relays, which may take a message now, and each relay's own rate.
     relaying: Relaying,
+    /// The recipient domains slowing us down, and their caps.
+    domains: Domains,
     /// Campaigns met so far, with their compiled templates.
     campaigns: Mutex<HashMap<i64, Arc<(Campaign, Templates)>>>,
     /// What changed since each message was claimed.
@@ -284,6 +293,7 @@ impl Worker {
             .sending
             .rate
             .map(|rate| Budget::new(store.clone(), "all".into(), rate));
+        let domains = Domains::new(&store, &settings.sending.domain_rates);
         let relaying = Relaying::new(
             &store,
             settings.relays.clone(),
@@ -295,6 +305,7 @@ impl Worker {
                 owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
                 budget,
                 relaying,
+                domains,
                 settings,
                 campaigns: Mutex::default(),
                 feed: Feed::new(),
@@ -627,6 +638,25 @@ impl Shared {
             return Ok((settled, None));
         }
         let delivery = &job.delivery;
+        // A domain slowing us down, or at its cap, waits without costing an attempt.
+        let domain = delivery.email.address().domain().to_ascii_lowercase();
+        let postponed = |wait: Duration| {
+            let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+            Ok((DeliveryResult::Postponed { at }, None))
+        };
+        if let Some(wait) = self.domains.resting(&domain) {
+            return postponed(wait);
+        }
+        if let Some(budget) = self.domains.budget(&domain) {
+            match budget
+                .take_within(DOMAIN_PATIENCE, || self.stopping())
+                .await?
+            {
+                Taken::Yes => {}
+                Taken::Later(wait) => return postponed(wait),
+                Taken::Stopping => return Ok((DeliveryResult::Released, None)),
+            }
+        }
         let campaign = match self.campaign(delivery.campaign_id).await {
             Ok(campaign) => campaign,
             // A template that cannot be used stops its campaign, not the worker.
@@ -712,7 +742,12 @@ impl Shared {
                 Err(failure @ SendFailure::Unavailable { .. }) if self.relaying.several() => {
                     self.relaying.rest(relay, &failure);
                 }
-                Err(failure) => return Ok((self.settle(&job.delivery, &failure), Some(failure))),
+                Err(failure) => {
+                    if let SendFailure::Deferred(reason) = &failure {
+                        self.domains.put_off(&domain, reason);
+                    }
+                    return Ok((self.settle(&job.delivery, &failure), Some(failure)));
+                }
             }
         };
         let delivery = &job.delivery;
@@ -723,6 +758,7 @@ impl Shared {
         Ok(match connections[relay].finish(&bytes, &name).await {
             Ok(answer) => {
                 self.relaying.answered(relay);
+                self.domains.took(&domain);
                 (
                     DeliveryResult::Sent {
                         message_id,
@@ -732,7 +768,12 @@ impl Shared {
                     None,
                 )
             }
-            Err(failure) => (self.settle(delivery, &failure), Some(failure)),
+            Err(failure) => {
+                if let SendFailure::Deferred(reason) = &failure {
+                    self.domains.put_off(&domain, reason);
+                }
+                (self.settle(delivery, &failure), Some(failure))
+            }
         })
     }
 
@@ -854,7 +895,7 @@ impl Shared {
                 self.totals.failed.fetch_add(1, Ordering::Relaxed);
                 metrics.failed.inc();
             }
-            DeliveryResult::Released => {}
+            DeliveryResult::Released | DeliveryResult::Postponed { .. } => {}
         }
         if matches!(
             result,
@@ -1103,6 +1144,10 @@ async fn send(
     }
     sent
 }
+
+/// How long a sender waits for a capped domain's share before it postpones the message
+/// instead (and takes the next, perhaps to another domain).
+const DOMAIN_PATIENCE: Duration = Duration::from_millis(250);
 
 /// How often the worker sets the queue's gauges.
 const GAUGE_EVERY: Duration = Duration::from_secs(5);
