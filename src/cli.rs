@@ -22,6 +22,7 @@ use crate::config::{Config, Settings};
 use crate::domain::{Actor, CampaignState};
 use crate::http::{Application, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
 use crate::mail::Mailer;
+use crate::mail::imap::MailboxUrl;
 use crate::progress::{self, ConsoleReport};
 use crate::store::{DatabaseUrl, ErasureOutcome, Journal, JournalStart, Store};
 use crate::token::SigningKeys;
@@ -260,6 +261,9 @@ enum InboxCommand {
         /// The folder of .eml files
         dir: PathBuf,
     },
+    /// Read the bounce mailbox (CANVASS_INBOX_URL) once, as serve does every minute: each
+    /// message acted on once and moved to canvass/processed or canvass/ignored
+    Fetch,
 }
 
 #[derive(Subcommand)]
@@ -463,6 +467,15 @@ impl Cli {
                 let app = app(&config).await?;
                 let keys = SigningKeys::load(config.signing_keys.as_deref(), &app.store).await?;
                 inbox::import(&app, &keys, &dir).await?
+            }
+            Command::Inbox {
+                command: InboxCommand::Fetch,
+            } => {
+                let app = app(&config).await?;
+                let keys = SigningKeys::load(config.signing_keys.as_deref(), &app.store).await?;
+                let (url, tls) = mailbox(&config)?
+                    .context("CANVASS_INBOX_URL is not set: name the bounce mailbox")?;
+                inbox::fetch(&app, &keys, &url, tls).await?
             }
             Command::Staff { command } => staff::run(&app(&config).await?, command).await?,
             Command::Requests { command } => {
@@ -696,6 +709,43 @@ fn worker_settings(
     })
 }
 
+/// The bounce mailbox, if one is set, and the TLS it is read with.
+fn mailbox(
+    config: &Config,
+) -> anyhow::Result<Option<(MailboxUrl, Arc<tokio_rustls::rustls::ClientConfig>)>> {
+    let Some(url) = config.inbox.clone() else {
+        return Ok(None);
+    };
+    let roots = match &config.smtp_ca_file {
+        Some(path) => crate::mail::tls::read_roots(path)
+            .map_err(|why| anyhow::anyhow!("CANVASS_SMTP_CA_FILE {}: {why}", path.display()))?,
+        None => Vec::new(),
+    };
+    Ok(Some((url, crate::mail::tls::client(&roots))))
+}
+
+/// Reads the bounce mailbox every minute, for as long as the service runs.
+async fn read_mailbox_every_minute(
+    app: App,
+    keys: SigningKeys,
+    url: MailboxUrl,
+    tls: Arc<tokio_rustls::rustls::ClientConfig>,
+) {
+    loop {
+        match crate::app::inbox::fetch(&app, &keys, &url, tls.clone()).await {
+            Ok(fetched) if fetched == Default::default() => {}
+            Ok(fetched) => tracing::info!(
+                acted = fetched.acted,
+                ignored = fetched.ignored,
+                read_before = fetched.read_before,
+                "read the bounce mailbox"
+            ),
+            Err(e) => tracing::warn!("reading the bounce mailbox {url}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    }
+}
+
 /// Sends queued deliveries until none are due (`--drain`) or until Ctrl-C or SIGTERM, which
 /// finish the messages in flight and give back the rest. Through a database restart it waits
 /// and goes on.
@@ -797,6 +847,14 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         .with_mailer(mailer)
         .with_webhooks(config.webhooks.build());
     let retaining = tokio::spawn(apply_retention_daily(service.clone()));
+    let reading = mailbox(config)?.map(|(url, tls)| {
+        tokio::spawn(read_mailbox_every_minute(
+            service.clone(),
+            keys.clone(),
+            url,
+            tls,
+        ))
+    });
     let health = worker.as_ref().map(|_| Arc::new(WorkerHealth::default()));
     let app = Application::build(ServiceSettings {
         app: service,
@@ -836,6 +894,9 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     }
     purging.abort();
     retaining.abort();
+    if let Some(reading) = reading {
+        reading.abort();
+    }
     eprintln!("canvass: stopped");
     Ok(())
 }

@@ -228,6 +228,16 @@ pub struct Settings {
         value_name = "KEY"
     )]
     pub sendgrid_verification_key: Option<String>,
+    /// The bounce mailbox, read every minute by serve: imaps://USER:PASS@HOST/INBOX (or
+    /// imap:// with STARTTLS) [default: none]
+    #[arg(
+        long,
+        env = "CANVASS_INBOX_URL",
+        global = true,
+        hide_env_values = true,
+        value_name = "URL"
+    )]
+    pub inbox_url: Option<String>,
     /// Tests only: where SNS certificates and subscription confirmations are fetched from,
     /// instead of https://sns.<region>.amazonaws.com/
     #[arg(long, env = "CANVASS_TEST_SNS_BASE", global = true, hide = true)]
@@ -367,6 +377,8 @@ pub struct Config {
     pub data_protection: DataProtection,
     /// The provider webhooks set up.
     pub webhooks: WebhookSettings,
+    /// The bounce mailbox read over IMAP, if one is set.
+    pub inbox: Option<crate::mail::imap::MailboxUrl>,
 }
 
 /// The provider webhooks set up, each with what verifies it.
@@ -588,6 +600,7 @@ impl Settings {
                 .sendgrid_verification_key
                 .or(fallback.sendgrid_verification_key),
             test_sns_base: self.test_sns_base.or(fallback.test_sns_base),
+            inbox_url: self.inbox_url.or(fallback.inbox_url),
             database_url_file: self.database_url_file.or(fallback.database_url_file),
             smtp_url_file: self.smtp_url_file.or(fallback.smtp_url_file),
             signing_keys_file: self.signing_keys_file.or(fallback.signing_keys_file),
@@ -858,7 +871,12 @@ impl Settings {
                 "give the relays in smtp_url or as [[relay]] tables, not both".into(),
             ));
         }
+        let inbox = text(settings.inbox_url)
+            .map(|url| url.parse())
+            .transpose()
+            .map_err(|e: crate::mail::imap::ImapError| invalid("inbox_url", e.to_string()))?;
         Ok(Config {
+            inbox,
             domain_rates,
             relays,
             database_url,

@@ -5,12 +5,8 @@
 
 mod support;
 
-use std::sync::Arc;
-
 use canvass::app::{Actor, campaigns};
 use canvass::domain::{CampaignDraft, CampaignState, Role, Scope, StaffMember};
-use canvass::metrics::Metrics;
-use canvass::worker::{Sending, Transport, Worker, WorkerSettings};
 use support::{TestStore, on_both_backends};
 
 on_both_backends!(
@@ -161,15 +157,7 @@ async fn an_edit_raced_against_queue_or_schedule_never_lets_an_unapproved_versio
         .unwrap();
     assert_eq!(due.len(), through[Door::Schedule as usize]);
     let outbox = db.dir.path().join("outbox");
-    let mut worker = Worker::new(
-        db.store.clone(),
-        WorkerSettings {
-            letterhead: support::letterhead(),
-            relays: Transport::Outbox(outbox.clone()).into(),
-            metrics: Arc::new(Metrics::new()),
-            sending: Sending::default(),
-        },
-    );
+    let mut worker = support::outbox_worker(&db, &outbox);
     let totals = worker.drain().await.unwrap();
     let messages: Vec<String> = std::fs::read_dir(&outbox)
         .map(|dir| {

@@ -3,7 +3,8 @@
 //! notifications and abuse reports about canvass's own mail suppress the address they condemn;
 //! unsubscribe requests to the `mailto:` address unsubscribe the person whose signed token they
 //! carry. Each message is acted on once: its digest is kept, and a message read again (a folder
-//! imported twice, a copy in another mailbox) changes nothing.
+//! imported twice, a copy in another mailbox) changes nothing. [`fetch`] reads the mailbox over
+//! IMAP and moves each message it read out of the folder.
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -12,6 +13,7 @@ use super::feedback::{self, Recorded};
 use super::{Actor, App, AppError, Result};
 use crate::domain::SuppressionReason;
 use crate::feedback::{Finding, Report};
+use crate::mail::imap::{Filed, Mailbox, MailboxUrl};
 use crate::store::{FeedbackAbout, UnsubscribeOutcome, UnsubscribeRequest};
 use crate::token::{Purpose, SigningKeys};
 
@@ -149,4 +151,66 @@ async fn unsubscribe(app: &App, keys: &SigningKeys, token: &str) -> Result<Repor
             "unsubscribe request: nobody is held for it (erased?)",
         ),
     }
+}
+
+/// What reading the bounce mailbox once came to: messages acted on, ignored (not reports about
+/// canvass's mail, unreadable, too large) and read before, each moved out of the folder.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    pub acted: u32,
+    pub ignored: u32,
+    pub read_before: u32,
+}
+
+/// Reads every message waiting in the bounce mailbox (`CANVASS_INBOX_URL`), acts on each as
+/// [`read_message`] does, and moves it to `canvass/processed` (acted on, or read before) or
+/// `canvass/ignored`.
+pub async fn fetch(
+    app: &App,
+    keys: &SigningKeys,
+    url: &MailboxUrl,
+    tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+) -> std::result::Result<Fetched, FetchError> {
+    let mut mailbox = Mailbox::open(url, tls).await?;
+    let mut fetched = Fetched::default();
+    let read = async {
+        for uid in mailbox.waiting().await? {
+            let filed = match mailbox.read(uid).await? {
+                None => {
+                    fetched.ignored += 1;
+                    Filed::Ignored
+                }
+                Some(bytes) => match read_message(app, keys, &bytes).await? {
+                    MessageRead::AlreadyRead => {
+                        fetched.read_before += 1;
+                        Filed::Processed
+                    }
+                    MessageRead::Read(reports)
+                        if reports.iter().any(|report| report.heard != Heard::NotOurs) =>
+                    {
+                        fetched.acted += 1;
+                        Filed::Processed
+                    }
+                    MessageRead::Read(_) | MessageRead::Unreadable(_) => {
+                        fetched.ignored += 1;
+                        Filed::Ignored
+                    }
+                },
+            };
+            mailbox.file(uid, filed).await?;
+        }
+        Ok::<_, FetchError>(())
+    }
+    .await;
+    mailbox.close().await;
+    read.map(|()| fetched)
+}
+
+/// Why the mailbox could not be read to the end (what was read before stays done).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Mailbox(#[from] crate::mail::imap::ImapError),
+    #[error(transparent)]
+    App(#[from] AppError),
 }

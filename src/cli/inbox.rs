@@ -1,6 +1,7 @@
 //! `canvass inbox import DIR` (or `bounces import`): reads what the bounce, feedback-loop and
 //! unsubscribe mailboxes received, saved in a folder: `.eml` files, or a Maildir (its `new` and
-//! `cur`). Each message is acted on once, however often the folder is imported.
+//! `cur`). Each message is acted on once, however often the folder is imported. `canvass inbox
+//! fetch` reads the mailbox over IMAP once.
 
 use std::path::{Path, PathBuf};
 
@@ -96,4 +97,25 @@ fn messages_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     files.sort();
     Ok(files)
+}
+
+/// `canvass inbox fetch`: the bounce mailbox, read once.
+pub async fn fetch(
+    app: &App,
+    keys: &SigningKeys,
+    url: &crate::mail::imap::MailboxUrl,
+    tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+) -> anyhow::Result<()> {
+    let fetched = inbox::fetch(app, keys, url, tls)
+        .await
+        .with_context(|| format!("reading {url}"))?;
+    println!(
+        "read {} messages from {url}: {} acted on and {} read before (moved to \
+         canvass/processed), {} not about canvass's mail (moved to canvass/ignored)",
+        fetched.acted + fetched.ignored + fetched.read_before,
+        fetched.acted,
+        fetched.read_before,
+        fetched.ignored
+    );
+    Ok(())
 }

@@ -5,8 +5,10 @@
 //! step of the dialogue it happened at; [`relays`] holds several relays and their limits.
 
 mod dkim;
+pub mod imap;
 mod message;
 mod relays;
+pub mod tls;
 mod transport;
 
 pub use dkim::{DkimError, DkimKeys, NewDkimKey, load_dkim};

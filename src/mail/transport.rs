@@ -26,7 +26,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::CertificateDer;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
 
 use crate::domain::DeliveryStatus;
 
@@ -155,14 +154,8 @@ impl Transport {
     /// Trusts the certificates of the PEM file at `path` besides the Mozilla roots, for a relay
     /// whose certificate comes from a private CA.
     pub fn trusting(self, path: &std::path::Path) -> Result<Self, TransportError> {
-        let invalid = |reason: String| TransportError::CaFile(path.to_owned(), reason);
-        let pem = std::fs::read(path).map_err(|e| invalid(e.to_string()))?;
-        let certificates = CertificateDer::pem_slice_iter(&pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(format!("not PEM certificates: {e}")))?;
-        if certificates.is_empty() {
-            return Err(invalid("holds no certificate".into()));
-        }
+        let certificates = super::tls::read_roots(path)
+            .map_err(|reason| TransportError::CaFile(path.to_owned(), reason))?;
         Ok(self.with_server(|server| server.extra_roots = certificates))
     }
 
@@ -821,18 +814,7 @@ impl SmtpServer {
 
     /// A TLS client trusting the Mozilla roots and any extra ones.
     fn tls_config(&self) -> Arc<rustls::ClientConfig> {
-        let mut roots =
-            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        // A certificate rustls cannot use as a root is left out; the handshake then says so.
-        roots.add_parsable_certificates(self.extra_roots.iter().cloned());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        Arc::new(
-            rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .expect("ring supports the default TLS versions")
-                .with_root_certificates(roots)
-                .with_no_client_auth(),
-        )
+        super::tls::client(&self.extra_roots)
     }
 }
 

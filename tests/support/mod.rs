@@ -12,6 +12,7 @@ use sqlx::Row;
 pub mod app;
 pub mod browser;
 pub mod console;
+pub mod dovecot;
 pub mod smtp;
 pub mod smtpd;
 
@@ -480,6 +481,19 @@ impl TestStore {
         canvass::app::App::new(self.store.clone(), publisher(), "https://links.example.org")
             .with_sender_domains(vec!["hertford.example.org".into()])
     }
+}
+
+/// A worker with the tests' letterhead sending to an outbox folder.
+pub fn outbox_worker(db: &TestStore, outbox: &Path) -> canvass::worker::Worker {
+    canvass::worker::Worker::new(
+        db.store.clone(),
+        canvass::worker::WorkerSettings {
+            letterhead: letterhead(),
+            relays: canvass::worker::Transport::Outbox(outbox.to_owned()).into(),
+            metrics: std::sync::Arc::new(canvass::metrics::Metrics::new()),
+            sending: canvass::worker::Sending::default(),
+        },
+    )
 }
 
 /// What the tests' messages carry: links under https://links.example.org signed with
