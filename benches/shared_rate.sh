@@ -50,8 +50,9 @@ queue() {
     "$canvass" migrate >/dev/null 2>&1
     "$canvass" postcodes import examples/postcodes.csv >/dev/null
     "$canvass" contacts import "$work/contacts.csv" --source bench >/dev/null 2>&1
+    echo "<p>Dear {{contact.name}}</p>" >"$work/campaign.html"
     id=$("$canvass" campaign create --name bench --topic news --subject "Winter news" \
-        --html "<p>Dear {{contact.name}}</p>")
+        --html "$work/campaign.html")
     "$canvass" campaign queue "$id" >/dev/null
 }
 

@@ -738,6 +738,7 @@ async fn read_mailbox_every_minute(
                 acted = fetched.acted,
                 ignored = fetched.ignored,
                 read_before = fetched.read_before,
+                failed = fetched.failed,
                 "read the bounce mailbox"
             ),
             Err(e) => tracing::warn!("reading the bounce mailbox {url}: {e}"),

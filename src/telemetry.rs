@@ -15,12 +15,15 @@ const DEFAULT_FILTER: &str = "warn,canvass=info,sqlx=error";
 /// template is given, names among them; the parsers the mail and HTML they read, character by
 /// character): silent whatever `CANVASS_LOG` says, since no log line may carry a name or an
 /// address.
-const SILENT: [&str; 5] = [
+const SILENT: [&str; 7] = [
     "handlebars",
     "html2text",
     "html5ever",
     "markup5ever",
     "mail_parser",
+    // The IMAP client logs every command (LOGIN with its password) and the messages it reads.
+    "async_imap",
+    "imap_proto",
 ];
 
 pub fn init() {

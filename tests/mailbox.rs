@@ -86,7 +86,8 @@ async fn a_mailbox_of_reports_and_strays_is_read_once_and_left_filed(db: TestSto
         Fetched {
             acted: 3,
             ignored: 2,
-            read_before: 1
+            read_before: 1,
+            failed: 0
         },
         "{}",
         dovecot.log()
@@ -124,7 +125,8 @@ async fn a_mailbox_of_reports_and_strays_is_read_once_and_left_filed(db: TestSto
         Fetched {
             acted: 0,
             ignored: 1,
-            read_before: 0
+            read_before: 0,
+            failed: 0
         }
     );
     assert_eq!(dovecot.count("canvass/ignored"), 3);

@@ -21,6 +21,7 @@ on_both_backends!(
     a_relay_stopped_mid_campaign_leaves_the_rest_to_the_other_and_nobody_twice,
     a_relay_at_its_daily_cap_hands_the_rest_on_and_a_refusal_stays_with_its_relay,
     a_domain_that_puts_messages_off_waits_alone_and_a_capped_domain_keeps_its_rate,
+    a_relay_at_its_own_rate_leaves_the_rest_to_the_other,
 );
 
 /// A worker sending through `relays` (CANVASS_SMTP_URL's form), four connections, short
@@ -235,4 +236,27 @@ async fn a_domain_that_puts_messages_off_waits_alone_and_a_capped_domain_keeps_i
         )
         .await;
     assert_eq!(capped_waiting as usize, 10 - to_capped);
+}
+
+async fn a_relay_at_its_own_rate_leaves_the_rest_to_the_other(db: TestStore) {
+    let Some(slow) = Smtpd::start(json!({})) else {
+        return;
+    };
+    let Some(fast) = Smtpd::start(json!({})) else {
+        return;
+    };
+    let (_, people) = db.queue_news_to(40).await;
+    let relays = format!("{}?rate=1, {}", plain(&slow), plain(&fast));
+    let started = std::time::Instant::now();
+    let totals = worker(&db, &relays).drain().await.unwrap();
+    let elapsed = started.elapsed().as_secs_f64();
+    assert_eq!(totals.sent, 40);
+    // The slow relay never beyond its rate (and its bucket of one); the other took the rest
+    // instead of everyone waiting for it.
+    let through_slow = slow.accepted().len();
+    assert!(
+        through_slow as f64 <= 1.0 + elapsed + 1.0,
+        "{through_slow} through the slow relay in {elapsed:.1} s"
+    );
+    assert_eq!(through_slow + fast.accepted().len(), people.len());
 }

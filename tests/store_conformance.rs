@@ -1971,9 +1971,10 @@ async fn the_sending_budget_never_gives_more_than_its_rate_to_drawers_at_once(db
             let mut taken = 0u32;
             while started.elapsed() < std::time::Duration::from_millis(1500) {
                 match store.draw_send_budget("all", 1.0).await.unwrap() {
-                    Draw::Taken => taken += 1,
+                    Draw::Taken(n) => taken += n as u32,
                     Draw::Wait(seconds) => {
-                        assert!(seconds > 0.0 && seconds <= 1.0 / RATE + 0.01, "{seconds}");
+                        // Time passes between the draw refused and the wait read: it may be 0.
+                        assert!((0.0..=1.0 / RATE + 0.01).contains(&seconds), "{seconds}");
                         tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
                     }
                 }
@@ -1997,8 +1998,8 @@ async fn the_sending_budget_never_gives_more_than_its_rate_to_drawers_at_once(db
     // A rate set again (a worker started with another) keeps the bucket, no fuller than its size.
     db.store.set_send_rate("all", 0.5).await.unwrap();
     let mut drawn = 0;
-    while let Draw::Taken = db.store.draw_send_budget("all", 1.0).await.unwrap() {
-        drawn += 1;
+    while let Draw::Taken(n) = db.store.draw_send_budget("all", 1.0).await.unwrap() {
+        drawn += n as u32;
     }
     assert!(
         drawn <= 1,

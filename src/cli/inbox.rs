@@ -111,11 +111,13 @@ pub async fn fetch(
         .with_context(|| format!("reading {url}"))?;
     println!(
         "read {} messages from {url}: {} acted on and {} read before (moved to \
-         canvass/processed), {} not about canvass's mail (moved to canvass/ignored)",
-        fetched.acted + fetched.ignored + fetched.read_before,
+         canvass/processed), {} not about canvass's mail (moved to canvass/ignored), {} left \
+         for next time (see the log)",
+        fetched.acted + fetched.ignored + fetched.read_before + fetched.failed,
         fetched.acted,
         fetched.read_before,
-        fetched.ignored
+        fetched.ignored,
+        fetched.failed
     );
     Ok(())
 }

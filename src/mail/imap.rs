@@ -126,6 +126,8 @@ pub struct Mailbox {
     processed: String,
     ignored: String,
     can_move: bool,
+    /// UID EXPUNGE (RFC 4315): without it, EXPUNGE (the mailbox is canvass's alone).
+    uidplus: bool,
     label: String,
 }
 
@@ -184,9 +186,11 @@ impl Mailbox {
                 Ok(Err((e, _))) => return Err(ImapError::Login(e.to_string())),
                 Err(_) => return Err(ImapError::Timeout("logging in".into(), STEP.as_secs())),
             };
-        let can_move = step("CAPABILITY", session.capabilities(), ImapError::Imap)
-            .await?
-            .has_str("MOVE");
+        let capabilities = step("CAPABILITY", session.capabilities(), ImapError::Imap).await?;
+        let (can_move, uidplus) = (
+            capabilities.has_str("MOVE"),
+            capabilities.has_str("UIDPLUS"),
+        );
         // The hierarchy's separator, from the server: canvass/processed or canvass.processed.
         let separator = step(
             "LIST",
@@ -209,8 +213,13 @@ impl Mailbox {
         let processed = format!("canvass{separator}processed");
         let ignored = format!("canvass{separator}ignored");
         for folder in [&processed, &ignored] {
-            // Made the first time; "already exists" every time after.
-            let _ = step("CREATE", session.create(folder), ImapError::Imap).await;
+            // Made the first time; "already exists" every time after. Anything else is said,
+            // and the move into it will say again what is wrong.
+            if let Err(e) = step("CREATE", session.create(folder), ImapError::Imap).await
+                && !e.to_string().to_ascii_lowercase().contains("exist")
+            {
+                tracing::warn!(mailbox = %label, "making {folder}: {e}");
+            }
         }
         step("SELECT", session.select(&url.folder), ImapError::Imap).await?;
         Ok(Self {
@@ -218,16 +227,21 @@ impl Mailbox {
             processed,
             ignored,
             can_move,
+            uidplus,
             label,
         })
     }
 
     /// The UIDs of every message in the folder, oldest first.
     pub async fn waiting(&mut self) -> Result<Vec<u32>, ImapError> {
-        let mut uids: Vec<u32> = step("SEARCH", self.session.uid_search("ALL"), ImapError::Imap)
-            .await?
-            .into_iter()
-            .collect();
+        let mut uids: Vec<u32> = step(
+            "SEARCH",
+            self.session.uid_search("UNDELETED"),
+            ImapError::Imap,
+        )
+        .await?
+        .into_iter()
+        .collect();
         uids.sort_unstable();
         Ok(uids)
     }
@@ -243,7 +257,13 @@ impl Mailbox {
                     .await?
                     .try_collect()
                     .await?;
-                Ok::<_, async_imap::error::Error>(fetched.first().and_then(|f| f.size))
+                // The server may add other messages' news (their flags): this one's, by UID.
+                Ok::<_, async_imap::error::Error>(
+                    fetched
+                        .iter()
+                        .find(|f| f.uid == Some(uid))
+                        .and_then(|f| f.size),
+                )
             },
             ImapError::Imap,
         )
@@ -256,12 +276,19 @@ impl Mailbox {
             async {
                 let fetched: Vec<_> = self
                     .session
-                    .uid_fetch(uid.to_string(), "(UID BODY.PEEK[])")
+                    .uid_fetch(
+                        uid.to_string(),
+                        format!("(UID BODY.PEEK[]<0.{LARGEST_MESSAGE}>)"),
+                    )
                     .await?
                     .try_collect()
                     .await?;
                 Ok::<_, async_imap::error::Error>(
-                    fetched.first().and_then(|f| f.body()).map(<[u8]>::to_vec),
+                    fetched
+                        .iter()
+                        .find(|f| f.uid == Some(uid))
+                        .and_then(|f| f.body())
+                        .map(<[u8]>::to_vec),
                 )
             },
             ImapError::Imap,
@@ -300,10 +327,14 @@ impl Mailbox {
             ImapError::Imap,
         )
         .await?;
+        let uidplus = self.uidplus;
         step(
             "EXPUNGE",
             async {
-                let _: Vec<_> = self.session.uid_expunge(&set).await?.try_collect().await?;
+                let _: Vec<_> = match uidplus {
+                    true => self.session.uid_expunge(&set).await?.try_collect().await?,
+                    false => self.session.expunge().await?.try_collect().await?,
+                };
                 Ok::<_, async_imap::error::Error>(())
             },
             ImapError::Imap,

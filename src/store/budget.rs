@@ -7,7 +7,8 @@ use super::{BeginWrite, Pool, Result, Store, on_pool};
 /// What a draw on the bucket came to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Draw {
-    Taken,
+    /// This many tokens taken: those asked for, or the bucket's whole size when it is smaller.
+    Taken(f64),
     /// Not enough yet: try again after this many seconds.
     Wait(f64),
 }
@@ -45,8 +46,8 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        if taken.is_some() {
-            return Ok(Draw::Taken);
+        if let Some(taken) = taken {
+            return Ok(Draw::Taken(taken));
         }
         let wait: Option<f64> = on_pool!(self, |pool| {
             sqlx::query_scalar(sqlx::AssertSqlSafe(sql.wait))
@@ -66,45 +67,50 @@ struct Statements {
     wait: &'static str,
 }
 
-/// The statements in each engine's words: its clock, and its two-argument min and max.
+/// The statements in each engine's words: its clock, and its two-argument min and max. A draw
+/// takes what was asked, or the bucket's whole size when that is smaller (a worker drawing five
+/// at a time from a bucket another set to hold one gets one, not nothing for ever).
 fn statements(pool: &Pool) -> Statements {
     // $1 scope, $2 tokens wanted (or the rate, for `set`), $3 the burst in seconds.
     match pool {
         Pool::Sqlite(_) => Statements {
             set: "INSERT INTO send_budget (scope, rate, tokens, updated_at) \
-                      VALUES ($1, $2, max(1.0, $2 * $3), unixepoch('subsec')) \
-                      ON CONFLICT (scope) DO UPDATE SET rate = excluded.rate, \
-                          tokens = min(send_budget.tokens, max(1.0, excluded.rate * $3))",
+                  VALUES ($1, $2, max(1.0, $2 * $3), unixepoch('subsec')) \
+                  ON CONFLICT (scope) DO UPDATE SET rate = excluded.rate, \
+                      tokens = min(send_budget.tokens, max(1.0, excluded.rate * $3))",
             take: "UPDATE send_budget SET \
-                           tokens = min(max(1.0, rate * $3), \
-                               tokens + rate * (unixepoch('subsec') - updated_at)) - $2, \
-                           updated_at = unixepoch('subsec') \
-                       WHERE scope = $1 AND min(max(1.0, rate * $3), \
-                           tokens + rate * (unixepoch('subsec') - updated_at)) >= $2 \
-                       RETURNING tokens",
-            wait: "SELECT ($2 - min(max(1.0, rate * $3), \
-                           tokens + rate * (unixepoch('subsec') - updated_at))) / rate \
-                       FROM send_budget WHERE scope = $1",
+                       tokens = min(max(1.0, rate * $3), \
+                           tokens + rate * (unixepoch('subsec') - updated_at)) \
+                           - min($2, max(1.0, rate * $3)), \
+                       updated_at = unixepoch('subsec') \
+                   WHERE scope = $1 AND min(max(1.0, rate * $3), \
+                       tokens + rate * (unixepoch('subsec') - updated_at)) \
+                       >= min($2, max(1.0, rate * $3)) \
+                   RETURNING min($2, max(1.0, rate * $3))",
+            wait: "SELECT (min($2, max(1.0, rate * $3)) - min(max(1.0, rate * $3), \
+                       tokens + rate * (unixepoch('subsec') - updated_at))) / rate \
+                   FROM send_budget WHERE scope = $1",
         },
         Pool::Postgres(_) => Statements {
             set: "INSERT INTO send_budget (scope, rate, tokens, updated_at) \
-                      VALUES ($1, $2, GREATEST(1.0, $2 * $3), \
-                          EXTRACT(EPOCH FROM clock_timestamp())::double precision) \
-                      ON CONFLICT (scope) DO UPDATE SET rate = excluded.rate, \
-                          tokens = LEAST(send_budget.tokens, GREATEST(1.0, excluded.rate * $3))",
+                  VALUES ($1, $2, GREATEST(1.0, $2 * $3), \
+                      EXTRACT(EPOCH FROM clock_timestamp())::double precision) \
+                  ON CONFLICT (scope) DO UPDATE SET rate = excluded.rate, \
+                      tokens = LEAST(send_budget.tokens, GREATEST(1.0, excluded.rate * $3))",
             take: "UPDATE send_budget SET \
-                           tokens = LEAST(GREATEST(1.0, rate * $3), tokens + rate * \
-                               (EXTRACT(EPOCH FROM clock_timestamp())::double precision \
-                                - updated_at)) - $2, \
-                           updated_at = EXTRACT(EPOCH FROM clock_timestamp())::double precision \
-                       WHERE scope = $1 AND LEAST(GREATEST(1.0, rate * $3), tokens + rate * \
+                       tokens = LEAST(GREATEST(1.0, rate * $3), tokens + rate * \
                            (EXTRACT(EPOCH FROM clock_timestamp())::double precision \
-                            - updated_at)) >= $2 \
-                       RETURNING tokens",
-            wait: "SELECT ($2 - LEAST(GREATEST(1.0, rate * $3), tokens + rate * \
-                           (EXTRACT(EPOCH FROM clock_timestamp())::double precision \
-                            - updated_at))) / rate \
-                       FROM send_budget WHERE scope = $1",
+                            - updated_at)) - LEAST($2, GREATEST(1.0, rate * $3)), \
+                       updated_at = EXTRACT(EPOCH FROM clock_timestamp())::double precision \
+                   WHERE scope = $1 AND LEAST(GREATEST(1.0, rate * $3), tokens + rate * \
+                       (EXTRACT(EPOCH FROM clock_timestamp())::double precision \
+                        - updated_at)) >= LEAST($2, GREATEST(1.0, rate * $3)) \
+                   RETURNING LEAST($2, GREATEST(1.0, rate * $3))",
+            wait: "SELECT (LEAST($2, GREATEST(1.0, rate * $3)) \
+                       - LEAST(GREATEST(1.0, rate * $3), tokens + rate * \
+                       (EXTRACT(EPOCH FROM clock_timestamp())::double precision \
+                        - updated_at))) / rate \
+                   FROM send_budget WHERE scope = $1",
         },
     }
 }

@@ -1,4 +1,6 @@
-//! The relays' hourly and daily caps, counted for every worker on the database together.
+//! The relays' hourly and daily caps, counted for every worker on the database together. A
+//! window is the clock hour or UTC day of the worker that counts; a host whose clock is behind
+//! counts into the window already begun rather than start it again.
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -33,10 +35,11 @@ impl Store {
                     "INSERT INTO relay_usage (relay, period, starts_at, sent) \
                      VALUES ($1, $2, $3, 1) \
                      ON CONFLICT (relay, period) DO UPDATE SET \
-                         sent = CASE WHEN relay_usage.starts_at = excluded.starts_at \
-                             THEN relay_usage.sent + 1 ELSE 1 END, \
-                         starts_at = excluded.starts_at \
-                     WHERE relay_usage.starts_at <> excluded.starts_at OR relay_usage.sent < $4 \
+                         sent = CASE WHEN excluded.starts_at > relay_usage.starts_at \
+                             THEN 1 ELSE relay_usage.sent + 1 END, \
+                         starts_at = CASE WHEN excluded.starts_at > relay_usage.starts_at \
+                             THEN excluded.starts_at ELSE relay_usage.starts_at END \
+                     WHERE excluded.starts_at > relay_usage.starts_at OR relay_usage.sent < $4 \
                      RETURNING sent",
                 )
                 .bind(relay)
@@ -57,5 +60,18 @@ impl Store {
             full
         });
         Ok(full)
+    }
+
+    /// Gives back the place a message took in `relay`'s windows, when nothing of it was sent
+    /// (the relay could not be reached, or the message was held back).
+    pub async fn uncount_relay_message(&self, relay: &str) -> Result<()> {
+        on_pool!(self, |pool| {
+            let _turn = pool.write_turn().await?;
+            sqlx::query("UPDATE relay_usage SET sent = sent - 1 WHERE relay = $1 AND sent > 0")
+                .bind(relay)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
     }
 }

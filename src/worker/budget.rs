@@ -35,7 +35,8 @@ impl Budget {
         }
     }
 
-    /// Waits for one message's share of the rate; `false` if `stopping` says to stop first.
+    /// Waits for one message's share of the rate; `false` if `stopping` says to stop first, or
+    /// the database does not answer in time (the message is held back).
     pub async fn take(&self, stopping: impl Fn() -> bool) -> Result<bool, StoreError> {
         Ok(matches!(
             self.take_within(Duration::MAX, stopping).await?,
@@ -50,7 +51,10 @@ impl Budget {
         patience: Duration,
         stopping: impl Fn() -> bool,
     ) -> Result<Taken, StoreError> {
-        let mut held = self.held.lock().await;
+        // Another sender may be waiting on the bucket: that wait counts against the patience.
+        let Ok(mut held) = tokio::time::timeout(patience, self.held.lock()).await else {
+            return Ok(Taken::Later(patience));
+        };
         let (tokens, declared) = &mut *held;
         if !*declared {
             self.store
@@ -66,16 +70,19 @@ impl Budget {
             if stopping() {
                 return Ok(Taken::Stopping);
             }
-            // A database that does not answer stops the worker (which starts again once it
-            // does) rather than hold its senders, and the leases of what they hold, waiting.
-            let drawn = tokio::time::timeout(
+            // A database slow to answer holds the message back (it goes again later) rather
+            // than the sender and its leases; one that is down fails the recording of that,
+            // which stops the worker until it answers.
+            let Ok(drawn) = tokio::time::timeout(
                 DRAW_PATIENCE,
                 self.store.draw_send_budget(&self.scope, self.draw),
             )
             .await
-            .map_err(|_| StoreError::Unavailable)??;
-            match drawn {
-                Draw::Taken => *tokens += self.draw,
+            else {
+                return Ok(Taken::Later(DRAW_PATIENCE));
+            };
+            match drawn? {
+                Draw::Taken(taken) => *tokens += taken,
                 Draw::Wait(seconds) => {
                     let wait = Duration::from_secs_f64(seconds.clamp(0.0, 3600.0));
                     if wait > patience {

@@ -62,15 +62,20 @@ impl Domains {
             return;
         }
         let mut rests = self.rests();
+        let now = Instant::now();
         let rest = rests.entry(domain.to_owned()).or_insert(Rest {
-            until: Instant::now(),
+            until: now,
             times: 0,
         });
+        // Messages in flight together put off together: one rest for them, not one each.
+        if rest.until > now {
+            return;
+        }
         let wait = FIRST_REST
             .saturating_mul(1 << rest.times.min(10))
             .min(LONGEST_REST);
         rest.times += 1;
-        rest.until = Instant::now() + wait;
+        rest.until = now + wait;
         tracing::warn!(
             domain,
             rest_seconds = wait.as_secs(),

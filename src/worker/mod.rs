@@ -224,6 +224,10 @@ struct Shared {
     paused: Mutex<HashMap<i64, u64>>,
     /// Recipients refused for good in a row.
     failures_in_a_row: AtomicU32,
+    /// Until when every lease this worker holds is known to hold: the last renewal's start
+    /// plus the lease (or, before one, the earliest claim's). A message is sent only well
+    /// within it: past it, another worker may have the row.
+    leases_hold_until: Mutex<Option<Instant>>,
     /// Since when the server could not be used, and why: cleared by its next answer.
     unusable: Mutex<Option<(Instant, String)>>,
     totals: Counts,
@@ -312,6 +316,7 @@ impl Worker {
                 claims: AtomicU64::new(0),
                 paused: Mutex::default(),
                 failures_in_a_row: AtomicU32::new(0),
+                leases_hold_until: Mutex::default(),
                 unusable: Mutex::default(),
                 totals: Counts::default(),
                 in_flight: AtomicUsize::new(0),
@@ -483,7 +488,9 @@ impl Shared {
                 return ended?;
             }
             if renewed.elapsed() > self.settings.sending.lease / 3 {
+                let started = Instant::now();
                 self.store.renew_leases(&self.owner, lease).await?;
+                *lock(&self.leases_hold_until) = Some(started + self.settings.sending.lease);
                 renewed = Instant::now();
             }
             if let Some(per_second) = rate.update(self.totals.sent.load(Ordering::Relaxed)) {
@@ -519,10 +526,12 @@ impl Shared {
             let wait = if jobs.len() < batch {
                 let number = self.claims.fetch_add(1, Ordering::AcqRel) + 1;
                 let checked = self.feed.position();
+                let started = Instant::now();
                 let claim = self
                     .store
                     .claim_deliveries(&self.owner, batch as u32, lease)
                     .await?;
+                self.leases_hold_at_least_until(started + self.settings.sending.lease);
                 self.count_skipped(claim.skipped);
                 if !claim.deliveries.is_empty() {
                     self.in_flight
@@ -579,6 +588,19 @@ impl Shared {
                 true
             }
         }
+    }
+
+    /// A claim begun at some instant holds its rows until `holds`: the earliest guarantee
+    /// stands.
+    fn leases_hold_at_least_until(&self, holds: Instant) {
+        let mut until = lock(&self.leases_hold_until);
+        *until = Some(until.map_or(holds, |until| until.min(holds)));
+    }
+
+    /// Whether the leases hold long enough yet for a message to be sent under them.
+    fn lease_holds(&self) -> bool {
+        let margin = self.settings.sending.lease / 4;
+        lock(&self.leases_hold_until).is_some_and(|until| Instant::now() + margin < until)
     }
 
     /// Whether a claimed delivery belongs to a campaign this worker has paused since.
@@ -641,6 +663,8 @@ impl Shared {
         // A domain slowing us down, or at its cap, waits without costing an attempt.
         let domain = delivery.email.address().domain().to_ascii_lowercase();
         let postponed = |wait: Duration| {
+            // Spread out, so that what waited together does not come back together.
+            let wait = wait.mul_f64(1.0 + rand::rng().random::<f64>() / 2.0);
             let at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
             Ok((DeliveryResult::Postponed { at }, None))
         };
@@ -714,41 +738,60 @@ impl Shared {
                 Ok(relay) => relay,
                 Err(failure) => return Ok((DeliveryResult::Released, Some(failure))),
             };
-            if let Some(budget) = self.relaying.budget(relay)
-                && !budget.take(|| self.stopping()).await?
-            {
-                return Ok((DeliveryResult::Released, None));
+            if let Some(budget) = self.relaying.budget(relay) {
+                match budget
+                    .take_within(RELAY_PATIENCE, || self.stopping())
+                    .await?
+                {
+                    Taken::Yes => {}
+                    // Its rate is spent for now: another relay, or a wait.
+                    Taken::Later(wait) => {
+                        self.relaying.slow(relay, wait);
+                        continue;
+                    }
+                    Taken::Stopping => return Ok((DeliveryResult::Released, None)),
+                }
             }
             if !self.relaying.count(&self.store, relay).await? {
                 continue;
             }
+            // Whatever ends the attempt before the message goes gives its place back.
             let connection = &mut connections[relay];
-            match connection.ready().await {
-                Ok(()) => {}
-                Err(failure) if self.relaying.several() => {
+            let failure = match connection.ready().await {
+                Err(failure) => failure,
+                Ok(()) => {
+                    if !self.feed.fresh(|| self.stopping()).await {
+                        self.relaying.uncount(&self.store, relay).await?;
+                        return Ok((DeliveryResult::Released, None));
+                    }
+                    if let Some(settled) = self.check_again(job).await? {
+                        self.relaying.uncount(&self.store, relay).await?;
+                        return Ok((settled, None));
+                    }
+                    // A database that stalled may have let the lease run out: another worker
+                    // (or this one's next claim) may be sending it. It goes back unsent.
+                    if !self.lease_holds() {
+                        self.relaying.uncount(&self.store, relay).await?;
+                        return Ok((DeliveryResult::Released, None));
+                    }
+                    match connection.begin(&envelope, &bytes).await {
+                        Ok(()) => break relay,
+                        Err(failure) => failure,
+                    }
+                }
+            };
+            if let SendFailure::Unavailable { .. } = failure {
+                self.relaying.uncount(&self.store, relay).await?;
+                if self.relaying.turn_elsewhere(&failure) {
                     self.relaying.rest(relay, &failure);
                     continue;
                 }
-                Err(failure) => return Ok((DeliveryResult::Released, Some(failure))),
+                return Ok((DeliveryResult::Released, Some(failure)));
             }
-            if !self.feed.fresh(|| self.stopping()).await {
-                return Ok((DeliveryResult::Released, None));
+            if let SendFailure::Deferred(reason) = &failure {
+                self.domains.put_off(&domain, reason);
             }
-            if let Some(settled) = self.check_again(job).await? {
-                return Ok((settled, None));
-            }
-            match connection.begin(&envelope, &bytes).await {
-                Ok(()) => break relay,
-                Err(failure @ SendFailure::Unavailable { .. }) if self.relaying.several() => {
-                    self.relaying.rest(relay, &failure);
-                }
-                Err(failure) => {
-                    if let SendFailure::Deferred(reason) = &failure {
-                        self.domains.put_off(&domain, reason);
-                    }
-                    return Ok((self.settle(&job.delivery, &failure), Some(failure)));
-                }
-            }
+            return Ok((self.settle(&job.delivery, &failure), Some(failure)));
         };
         let delivery = &job.delivery;
         if !self.wait_committed(unsettled).await? {
@@ -1144,6 +1187,9 @@ async fn send(
     }
     sent
 }
+
+/// How long a sender waits for a relay's share of its own rate before it tries another relay.
+const RELAY_PATIENCE: Duration = Duration::from_millis(250);
 
 /// How long a sender waits for a capped domain's share before it postpones the message
 /// instead (and takes the next, perhaps to another domain).

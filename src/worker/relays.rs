@@ -64,9 +64,15 @@ impl Relaying {
         &self.relays
     }
 
-    /// Whether there is another relay to turn to.
-    pub(super) fn several(&self) -> bool {
+    /// Whether another relay may take the message after `failure` (which took nothing of it):
+    /// there is one, and the failure is the relay's. A sender refused (5xx to MAIL FROM) is the
+    /// campaign's From address, which no other relay would take either: its campaign pauses.
+    pub(super) fn turn_elsewhere(&self, failure: &SendFailure) -> bool {
         self.relays.len() > 1
+            && matches!(
+                failure,
+                SendFailure::Unavailable { trouble, .. } if *trouble != Trouble::Sender
+            )
     }
 
     pub(super) fn budget(&self, index: usize) -> Option<&Budget> {
@@ -155,6 +161,22 @@ impl Relaying {
         if state.failures > 0 || state.broken.is_some() {
             *state = State::default();
         }
+    }
+
+    /// The relay's own rate allows no message for `wait`: others take them meanwhile.
+    pub(super) fn slow(&self, index: usize, wait: Duration) {
+        self.states()[index].full_until = Some(Instant::now() + wait);
+    }
+
+    /// Gives back a place counted against the relay's caps for a message it did not take.
+    pub(super) async fn uncount(&self, store: &Store, index: usize) -> Result<(), StoreError> {
+        let limits = &self.relays.get(index).limits;
+        if limits.hourly.is_none() && limits.daily.is_none() {
+            return Ok(());
+        }
+        store
+            .uncount_relay_message(&self.relays.get(index).name)
+            .await
     }
 
     /// Counts one message against the relay's caps; `false` (and it waits for its window)
