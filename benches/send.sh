@@ -224,15 +224,16 @@ queue_backend() { # name url
         printf "target 3 (%s): queueing %s s (goal 3 s: %s)\n", name, s, s <= 3 ? "met" : "MISSED" }'
     if [ "$name" = sqlite ] && [ "${DRAIN:-1}" = 1 ]; then
         # Target 4: the whole mailing, queue plus send, and the worker's peak memory.
-        read -r drained kb < <(CANVASS_SMTP_URL="smtp://127.0.0.1:$port" CANVASS_SEND_CONCURRENCY=$concurrency \
-            measure "$canvass" worker --drain)
+        # As the packaged service runs it (packaging/canvass.service): two malloc arenas.
+        read -r drained kb < <(MALLOC_ARENA_MAX=2 CANVASS_SMTP_URL="smtp://127.0.0.1:$port" \
+            CANVASS_SEND_CONCURRENCY=$concurrency measure "$canvass" worker --drain)
         echo "$name: $(grep '^sent' "$work/out") in $drained s, worker peak RSS $((kb / 1024)) MB"
         awk -v q="$s" -v d="$drained" -v kb="$kb" 'BEGIN { t = q + d
             printf "target 4 (sqlite): queue %.1f s + send %.1f s = %.1f s (goal 180 s: %s); worker peak RSS %.0f MB (goal < 64 MB: %s)\n",
                 q, d, t, t <= 180 ? "met" : "MISSED", kb / 1024, kb < 64 * 1024 ? "met" : "MISSED" }'
     else
         # The worker's memory does not grow with the campaign: 15 s of sending from the big one.
-        read -r _ kb < <(CANVASS_SMTP_URL="smtp://127.0.0.1:$port" \
+        read -r _ kb < <(MALLOC_ARENA_MAX=2 CANVASS_SMTP_URL="smtp://127.0.0.1:$port" \
             measure timeout --preserve-status -s TERM 15 "$canvass" worker)
         echo "$name: worker peak RSS over 15 s of a $queue-delivery campaign: $((kb / 1024)) MB ($(grep '^sent' "$work/out"))"
     fi
