@@ -248,47 +248,36 @@ impl Mailbox {
 
     /// The message with `uid`, whole; `None` when it is larger than canvass reads (or gone).
     pub async fn read(&mut self, uid: u32) -> Result<Option<Vec<u8>>, ImapError> {
-        let size = step(
-            "FETCH",
-            async {
-                let fetched: Vec<_> = self
-                    .session
-                    .uid_fetch(uid.to_string(), "(UID RFC822.SIZE)")
-                    .await?
-                    .try_collect()
-                    .await?;
-                // The server may add other messages' news (their flags): this one's, by UID.
-                Ok::<_, async_imap::error::Error>(
-                    fetched
-                        .iter()
-                        .find(|f| f.uid == Some(uid))
-                        .and_then(|f| f.size),
-                )
-            },
-            ImapError::Imap,
-        )
-        .await?;
+        let size = self
+            .fetch(uid, "(UID RFC822.SIZE)".into(), |f| f.size)
+            .await?;
         if size.is_none_or(|size| size > LARGEST_MESSAGE) {
             return Ok(None);
         }
+        let body = format!("(UID BODY.PEEK[]<0.{LARGEST_MESSAGE}>)");
+        self.fetch(uid, body, |f| f.body().map(<[u8]>::to_vec))
+            .await
+    }
+
+    /// What `take` finds in the server's answer to a UID FETCH of `uid` for `items`. The server
+    /// may add other messages' news (their flags): this one's is found by its UID.
+    async fn fetch<T>(
+        &mut self,
+        uid: u32,
+        items: String,
+        take: impl Fn(&async_imap::types::Fetch) -> Option<T>,
+    ) -> Result<Option<T>, ImapError> {
         step(
             "FETCH",
             async {
                 let fetched: Vec<_> = self
                     .session
-                    .uid_fetch(
-                        uid.to_string(),
-                        format!("(UID BODY.PEEK[]<0.{LARGEST_MESSAGE}>)"),
-                    )
+                    .uid_fetch(uid.to_string(), items)
                     .await?
                     .try_collect()
                     .await?;
                 Ok::<_, async_imap::error::Error>(
-                    fetched
-                        .iter()
-                        .find(|f| f.uid == Some(uid))
-                        .and_then(|f| f.body())
-                        .map(<[u8]>::to_vec),
+                    fetched.iter().find(|f| f.uid == Some(uid)).and_then(take),
                 )
             },
             ImapError::Imap,
