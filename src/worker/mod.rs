@@ -228,6 +228,10 @@ struct Shared {
     /// plus the lease (or, before one, the earliest claim's). A message is sent only well
     /// within it: past it, another worker may have the row.
     leases_hold_until: Mutex<Option<Instant>>,
+    /// Claims up to this number may have lost their leases (the guarantee ran out before it was
+    /// renewed): what they queued goes back unsent, whatever a later renewal says, since a
+    /// later claim may hold the same rows.
+    lapsed_claims: AtomicU64,
     /// Since when the server could not be used, and why: cleared by its next answer.
     unusable: Mutex<Option<(Instant, String)>>,
     totals: Counts,
@@ -317,6 +321,7 @@ impl Worker {
                 paused: Mutex::default(),
                 failures_in_a_row: AtomicU32::new(0),
                 leases_hold_until: Mutex::default(),
+                lapsed_claims: AtomicU64::new(0),
                 unusable: Mutex::default(),
                 totals: Counts::default(),
                 in_flight: AtomicUsize::new(0),
@@ -490,6 +495,7 @@ impl Shared {
             if renewed.elapsed() > self.settings.sending.lease / 3 {
                 let started = Instant::now();
                 self.store.renew_leases(&self.owner, lease).await?;
+                self.lapse_if_expired(self.claims.load(Ordering::Acquire));
                 *lock(&self.leases_hold_until) = Some(started + self.settings.sending.lease);
                 renewed = Instant::now();
             }
@@ -531,6 +537,7 @@ impl Shared {
                     .store
                     .claim_deliveries(&self.owner, batch as u32, lease)
                     .await?;
+                self.lapse_if_expired(number - 1);
                 self.leases_hold_at_least_until(started + self.settings.sending.lease);
                 self.count_skipped(claim.skipped);
                 if !claim.deliveries.is_empty() {
@@ -597,10 +604,21 @@ impl Shared {
         *until = Some(until.map_or(holds, |until| until.min(holds)));
     }
 
-    /// Whether the leases hold long enough yet for a message to be sent under them.
-    fn lease_holds(&self) -> bool {
+    /// When the guarantee has run out, claims up to `claim` lapse for good, and a fresh one
+    /// starts with the next renewal or claim.
+    fn lapse_if_expired(&self, claim: u64) {
+        let mut until = lock(&self.leases_hold_until);
+        if until.is_some_and(|until| Instant::now() >= until) {
+            self.lapsed_claims.fetch_max(claim, Ordering::AcqRel);
+            *until = None;
+        }
+    }
+
+    /// Whether the leases of `job`'s claim hold long enough yet for it to be sent under them.
+    fn lease_holds(&self, job: &Job) -> bool {
         let margin = self.settings.sending.lease / 4;
-        lock(&self.leases_hold_until).is_some_and(|until| Instant::now() + margin < until)
+        job.claim > self.lapsed_claims.load(Ordering::Acquire)
+            && lock(&self.leases_hold_until).is_some_and(|until| Instant::now() + margin < until)
     }
 
     /// Whether a claimed delivery belongs to a campaign this worker has paused since.
@@ -770,7 +788,7 @@ impl Shared {
                     }
                     // A database that stalled may have let the lease run out: another worker
                     // (or this one's next claim) may be sending it. It goes back unsent.
-                    if !self.lease_holds() {
+                    if !self.lease_holds(job) {
                         self.relaying.uncount(&self.store, relay).await?;
                         return Ok((DeliveryResult::Released, None));
                     }
