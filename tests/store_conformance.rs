@@ -22,6 +22,7 @@ on_both_backends!(
     the_kept_counts_stay_true_when_people_change_at_once,
     a_postcode_search_finds_its_district_or_sector_and_no_other,
     campaigns_pause_resume_and_cancel,
+    a_lease_run_out_passes_to_another_worker_never_back_to_its_own,
     a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once,
     migrating_twice_is_harmless_and_creates_the_default_topics,
     adding_a_topic_twice_is_refused,
@@ -1373,6 +1374,82 @@ async fn campaigns_pause_resume_and_cancel(db: TestStore) {
         StateChangeOutcome::NotFound
     );
     db.assert_counts_kept().await;
+}
+
+/// A lease that ran out lets another worker have the row, never the worker that held it (the
+/// row may still be in its hands: sent, its result waiting for the database); the holder's
+/// result is written while it still holds the row, and not once another does.
+async fn a_lease_run_out_passes_to_another_worker_never_back_to_its_own(db: TestStore) {
+    use canvass::store::DeliveryResult;
+    let csv = format!("{HEADER}a@example.org,A,,,,news,2026-01-01T00:00:00Z,form\n");
+    import(&db, &csv).await;
+    let id = db
+        .store
+        .create_campaign(
+            &news_campaign(&[], &[]),
+            &canvass::domain::Scope::Everyone,
+            false,
+            &Actor::Operator,
+        )
+        .await
+        .unwrap();
+    db.store
+        .queue_campaign(id, &Actor::Operator, canvass::store::Imprint::Set)
+        .await
+        .unwrap();
+    let store = &db.store;
+    let claim = |owner: &'static str, lease_ms| async move {
+        store
+            .claim_deliveries(owner, 10, chrono::Duration::milliseconds(lease_ms))
+            .await
+            .unwrap()
+            .deliveries
+            .iter()
+            .map(|delivery| delivery.id)
+            .collect::<Vec<_>>()
+    };
+    let run_out = || tokio::time::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(claim("first", 100).await.len(), 1);
+    assert_eq!(
+        claim("second", 60_000).await,
+        Vec::<i64>::new(),
+        "the lease holds"
+    );
+    run_out().await;
+    assert_eq!(
+        claim("first", 60_000).await,
+        Vec::<i64>::new(),
+        "its own row, run out"
+    );
+    // Still the first worker's, so its renewal holds it again.
+    let lease = chrono::Duration::milliseconds(100);
+    db.store.renew_leases("first", lease).await.unwrap();
+    assert_eq!(claim("second", 60_000).await, Vec::<i64>::new(), "renewed");
+    run_out().await;
+    let taken = claim("second", 60_000).await;
+    assert_eq!(taken.len(), 1, "another's, run out");
+    let delivery = taken[0];
+    let sent = |at| DeliveryResult::Sent {
+        message_id: "<x@example.org>".into(),
+        answer: "250 ok".into(),
+        at,
+    };
+    assert_eq!(
+        db.store
+            .record_results("first", &[(delivery, sent(Utc::now()))])
+            .await
+            .unwrap(),
+        [false],
+        "the first worker's result comes too late"
+    );
+    assert_eq!(
+        db.store
+            .record_results("second", &[(delivery, sent(Utc::now()))])
+            .await
+            .unwrap(),
+        [true]
+    );
+    assert_eq!(db.store.delivery_counts(id).await.unwrap().sent, 1);
 }
 
 /// Staff tokens: only the hash is stored, a presented token finds its member until revoked,

@@ -332,7 +332,9 @@ async fn a_worker_goes_on_through_a_postgres_restart() {
     let (lost, repeated) = lost_and_repeated(&received, &people);
     eprintln!("stopped at {at_stop} messages: {lost} lost, {repeated} repeated");
     assert_eq!(lost, 0);
-    assert!(repeated <= CONCURRENCY, "{repeated} repeats");
+    // Nothing in flight is lost with the process: the results the database could not take
+    // are written once it is back, and the worker never claims again a row still in its hands.
+    assert_eq!(repeated, 0, "{repeated} repeats");
     let db = TestStore::at(canvass::store::DatabaseUrl::Postgres(server.url())).await;
     let sent = db
         .count("SELECT COUNT(*) FROM deliveries WHERE state = 'sent'")

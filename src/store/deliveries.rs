@@ -81,7 +81,9 @@ pub struct Claim {
 /// message that went out before the worker heard of it is still recorded as sent.)
 ///
 /// Picks the rows to claim: queued, of a campaign being sent, due, and not under another
-/// worker's lease. PostgreSQL locks them and passes over rows another worker is claiming
+/// worker's lease. Nor under the claimer's own, even run out: such a row is still in its hands
+/// (being sent, or its result waiting for a database that stalled), and claimed again it would
+/// go twice; a worker gives back what it holds when it stops. PostgreSQL locks them and passes over rows another worker is claiming
 /// (`SKIP LOCKED`); SQLite has one writer at a time, so its claim is one `UPDATE` anyway.
 ///
 /// The campaigns come first (`CROSS JOIN` fixes that order in SQLite, whose planner would
@@ -91,6 +93,7 @@ const CLAIMABLE: &str = "\
     SELECT d.id FROM campaigns k CROSS JOIN deliveries d \
     WHERE d.campaign_id = k.id AND k.state = 'queued' AND d.state = 'queued' \
       AND (d.lease_until IS NULL OR d.lease_until < $2) \
+      AND (d.lease_owner IS NULL OR d.lease_owner <> $1) \
       AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= $2) \
     LIMIT $3";
 

@@ -381,6 +381,9 @@ impl Worker {
         let shared = &self.shared;
         let before = shared.totals.snapshot();
         shared.stopping.store(false, Ordering::Relaxed);
+        // A run that ended on a fault may have left rows under this worker's name, which its
+        // claims pass over: nothing of an earlier run is in hand now.
+        shared.store.release_leases(&shared.owner).await?;
         shared.feed.read(&shared.store).await?;
         // Read until the last sender is done, however `run` ends.
         let _reader = AbortOnDrop(tokio::spawn(read_feed(shared.clone())));
@@ -1240,6 +1243,11 @@ impl ServerBackoff {
     }
 }
 
+/// How long a recorder tries again to write results the database cannot take for a while (a
+/// restart, a failover): the messages went, and a result not written sends them again. Within
+/// a service manager's time to stop.
+const RECORD_PATIENCE: Duration = Duration::from_secs(60);
+
 /// A recorder: writes every result waiting, in one transaction, then tells each sender.
 async fn record(store: Store, owner: String, results: async_channel::Receiver<Pending>) {
     let mut waiting = Vec::new();
@@ -1254,7 +1262,25 @@ async fn record(store: Store, owner: String, results: async_channel::Receiver<Pe
             .drain(..)
             .map(|pending| ((pending.delivery, pending.result), pending.committed))
             .unzip();
-        match store.record_results(&owner, &batch).await {
+        let tried = Instant::now();
+        let mut wait = Duration::from_millis(250);
+        let written = loop {
+            match store.record_results(&owner, &batch).await {
+                // The server took these messages: written later is better than sent again.
+                Err(e) if e.is_unavailable() && tried.elapsed() < RECORD_PATIENCE => {
+                    if wait == Duration::from_millis(250) {
+                        tracing::warn!(
+                            results = batch.len(),
+                            "the results cannot be written yet ({e}); trying again"
+                        );
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+                written => break written,
+            }
+        };
+        match written {
             Ok(recorded) => {
                 for (reply, recorded) in replies.into_iter().zip(recorded) {
                     let _ = reply.send(Ok(recorded));
