@@ -1321,11 +1321,11 @@ async fn queued_addresses(db: &TestStore, campaign: i64) -> Vec<String> {
     .unwrap()
 }
 
-async fn campaigns_pause_resume_and_cancel(db: TestStore) {
+/// A draft of news to everyone, and one person who takes news.
+async fn one_person_news_draft(db: &TestStore) -> i64 {
     let csv = format!("{HEADER}a@example.org,A,,,,news,2026-01-01T00:00:00Z,form\n");
-    import(&db, &csv).await;
-    let id = db
-        .store
+    import(db, &csv).await;
+    db.store
         .create_campaign(
             &news_campaign(&[], &[]),
             &canvass::domain::Scope::Everyone,
@@ -1333,7 +1333,11 @@ async fn campaigns_pause_resume_and_cancel(db: TestStore) {
             &Actor::Operator,
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn campaigns_pause_resume_and_cancel(db: TestStore) {
+    let id = one_person_news_draft(&db).await;
     let change = |change| db.store.change_campaign_state(id, change, &Actor::Operator);
     use StateChangeOutcome::{Changed, Refused};
     assert_eq!(
@@ -1381,18 +1385,7 @@ async fn campaigns_pause_resume_and_cancel(db: TestStore) {
 /// result is written while it still holds the row, and not once another does.
 async fn a_lease_run_out_passes_to_another_worker_never_back_to_its_own(db: TestStore) {
     use canvass::store::DeliveryResult;
-    let csv = format!("{HEADER}a@example.org,A,,,,news,2026-01-01T00:00:00Z,form\n");
-    import(&db, &csv).await;
-    let id = db
-        .store
-        .create_campaign(
-            &news_campaign(&[], &[]),
-            &canvass::domain::Scope::Everyone,
-            false,
-            &Actor::Operator,
-        )
-        .await
-        .unwrap();
+    let id = one_person_news_draft(&db).await;
     db.store
         .queue_campaign(id, &Actor::Operator, canvass::store::Imprint::Set)
         .await
