@@ -357,11 +357,22 @@ impl Templates {
     }
 
     /// What a new or changed campaign's templates must pass, on a blocking thread within the
-    /// same time: they compile and render the sample ([`Templates::compile`]), and show no blank
-    /// where a constituency goes ([`Templates::check_blanks`]).
-    pub async fn check_in_background(campaign: &NewCampaign) -> Result<(), TemplateError> {
+    /// same time: they compile and render the sample ([`Templates::compile`]), and, when its
+    /// audience can hold someone in no constituency (`placeless`), show no blank where a
+    /// constituency goes ([`Templates::check_blanks`]).
+    pub async fn check_in_background(
+        campaign: &NewCampaign,
+        placeless: bool,
+    ) -> Result<(), TemplateError> {
         let campaign = campaign.clone();
-        in_background(move || Self::compile(&campaign)?.check_blanks(&campaign)).await
+        in_background(move || {
+            let templates = Self::compile(&campaign)?;
+            match placeless {
+                true => templates.check_blanks(&campaign),
+                false => Ok(()),
+            }
+        })
+        .await
     }
 
     /// Compiles the campaign's templates and renders them once with sample values: a syntax
@@ -388,7 +399,7 @@ impl Templates {
 
     /// Refuses a template that shows `{{constituency.name}}` to everyone, with no
     /// `{{#if constituency.name}}` around it: people whose postcode places them in no
-    /// constituency would read a blank where it goes.
+    /// constituency would read a blank where it goes. For an audience that can hold them.
     pub fn check_blanks(&self, campaign: &NewCampaign) -> Result<(), TemplateError> {
         const MARK: &str = "CANVASS-CONSTITUENCY-MARK";
         let mut named = MessageVars::sample(campaign.event.as_ref());
@@ -404,9 +415,10 @@ impl Templates {
         match with_name.contains(MARK) && with_name.replace(MARK, "") == without {
             true => Err(invalid(
                 "HTML",
-                "{{constituency.name}} would be blank for people whose postcode places them in no \
-                 constituency; write {{#if constituency.name}}{{constituency.name}}{{else}}your \
-                 area{{/if}}",
+                "{{constituency.name}} would be blank for people this audience can hold whose \
+                 postcode places them in no constituency (it reaches everyone, or a postcode \
+                 area); write {{#if constituency.name}}{{constituency.name}}{{else}}your \
+                 area{{/if}}, or aim it at constituencies only",
             )),
             false => Ok(()),
         }

@@ -127,7 +127,8 @@ fn contacts_import_prints_each_rejected_line_before_the_summary() {
     let again = workspace.run(&["contacts", "import", "contacts.csv"]);
     assert_eq!(
         stdout(&again).lines().last(),
-        Some("imported 0, updated 2, rejected 1")
+        Some("imported 0, updated 0, unchanged 2, rejected 1"),
+        "the same file again changes no one"
     );
 }
 
@@ -298,7 +299,15 @@ fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
         .filter(|name| name.starts_with("test-"))
         .count();
     assert_eq!(tests, 1, "one test message, outside the ledger: {files:?}");
-    assert_eq!(files.len() as u64 - 1, sent);
+    let asked = files
+        .iter()
+        .filter(|name| name.starts_with("approval-"))
+        .count();
+    assert_eq!(
+        asked, 1,
+        "the admin is asked to approve the draft: {files:?}"
+    );
+    assert_eq!(files.len() as u64 - 2, sent);
     assert!(out.contains("/u/"), "an unsubscribe link is printed: {out}");
     assert!(
         out.contains("scheduled") || out.contains("will be queued at"),
@@ -311,7 +320,7 @@ fn demo_runs_on_the_embedded_defaults_and_can_run_again() {
 
     let second = canvass(dir.path(), &[], &["demo", "--dir", "demo", "--no-serve"]);
     assert!(
-        stdout(&second).contains("imported 0, updated 11, rejected 3"),
+        stdout(&second).contains("imported 0, updated 0, unchanged 11, rejected 3"),
         "{}",
         stdout(&second)
     );
@@ -384,7 +393,7 @@ fn the_demo_opens_on_the_console_with_an_admin_and_a_draft_waiting_for_approval(
     demo.kill().unwrap();
     demo.wait().unwrap();
     assert!(listed.contains("Canvassing this Saturday"), "{listed}");
-    assert!(listed.contains("not yet approved"), "{listed}");
+    assert!(listed.contains("waiting for approval"), "{listed}");
 }
 
 /// What a new user tripped over: settings mixed into every command's flags, `demo --listen`
@@ -479,7 +488,7 @@ fn a_campaign_is_scheduled_in_uk_time_and_unscheduled() {
         .lines()
         .find(|l| l.starts_with(&format!("{copy}\t")))
         .unwrap_or_else(|| panic!("{list}"));
-    assert!(line.contains("\tdraft\tnews\tN (copy)\tNews"), "{line}");
+    assert!(line.contains("\tdraft\tNews\tN (copy)\tNews"), "{line}");
 
     // The draft is changed flag by flag; the queued original cannot be.
     let edited = workspace.run(&["campaign", "edit", &copy, "--subject", "December news"]);
@@ -1181,8 +1190,63 @@ fn staff_people_are_added_with_a_password_link_listed_and_disabled() {
     let listed = stdout(&workspace.run(&["staff", "user", "list"]));
     assert_eq!(
         listed.trim(),
-        "olu@hq.example.org\tOlu Adeyemi\torganiser\tE14900002,E14900004\tno password yet"
+        "olu@hq.example.org\tOlu Adeyemi\torganiser\tStevenage (sample) and St Albans (sample)\t\
+         no password yet"
     );
+    // Kept to one constituency instead, then made a viewer: each change said and audited.
+    let edited = workspace.run(&[
+        "staff",
+        "user",
+        "edit",
+        "olu@hq.example.org",
+        "--constituency",
+        "E14900002",
+    ]);
+    assert!(edited.status.success(), "{}", stderr(&edited));
+    assert_eq!(
+        stdout(&edited).trim(),
+        "olu@hq.example.org: organiser, Stevenage (sample)"
+    );
+    let edited = workspace.run(&[
+        "staff",
+        "user",
+        "edit",
+        "olu@hq.example.org",
+        "--role",
+        "viewer",
+    ]);
+    assert_eq!(
+        stdout(&edited).trim(),
+        "olu@hq.example.org: viewer, Stevenage (sample)"
+    );
+    for (args, says) in [
+        (vec![], "say what changes"),
+        (vec!["--role", "boss"], "--role"),
+    ] {
+        let mut command = vec!["staff", "user", "edit", "olu@hq.example.org"];
+        command.extend(args);
+        let refused = workspace.run(&command);
+        assert!(!refused.status.success());
+        assert!(stderr(&refused).contains(says), "{}", stderr(&refused));
+    }
+    let nobody = workspace.run(&[
+        "staff",
+        "user",
+        "edit",
+        "x@hq.example.org",
+        "--role",
+        "admin",
+    ]);
+    assert!(!nobody.status.success());
+    let edited = workspace.run(&[
+        "staff",
+        "user",
+        "edit",
+        "olu@hq.example.org",
+        "--role",
+        "organiser",
+    ]);
+    assert!(edited.status.success(), "{}", stderr(&edited));
     let renewed = workspace.run(&["staff", "user", "link", "olu@hq.example.org"]);
     let new_link = stdout(&renewed).trim().to_owned();
     assert!(new_link.contains("/admin/password/") && new_link != link);

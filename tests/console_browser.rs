@@ -365,7 +365,12 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
 
     // A test message to the organiser's own address, through the real SMTP server.
     staff.press("form[action$='/test'] button").await;
-    assert!(staff.text().await.contains("1 test message(s) sent"));
+    assert!(staff.text().await.contains("1 test message sent"));
+    assert_eq!(
+        staff.client.current_url().await.unwrap().as_str(),
+        campaign_url,
+        "after the button, the campaign's page: reloading it sends nothing again"
+    );
     let tests = sink.messages();
     assert_eq!(tests.len(), 1);
     assert!(tests[0].contains("[Test] Join us on Saturday"));
@@ -375,7 +380,25 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
     );
 
     staff.press("form[action$='/submit'] button").await;
-    assert!(staff.text().await.contains("Sent for approval"));
+    assert!(staff.text().await.contains("Waiting for approval"));
+    // The admin, who may approve it, is told by email; the viewer and the author are not.
+    let asked: Vec<String> = sink
+        .messages()
+        .into_iter()
+        .filter(|m| m.contains("asks you to approve"))
+        .collect();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(asked[0].contains("admin@hq.example.org"), "{}", asked[0]);
+    assert_eq!(
+        staff.client.current_url().await.unwrap().as_str(),
+        campaign_url
+    );
+    staff.client.refresh().await.unwrap();
+    staff.check().await;
+    assert!(
+        !staff.text().await.contains("told by email"),
+        "a reload shows the page, not the message again"
+    );
     staff.sign_out().await;
 
     // A viewer cannot write: the form is refused, nothing is made.
@@ -402,12 +425,16 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
     ] {
         staff.goto(page).await;
     }
-    staff
-        .press("form[action$='/two-factor/start'] button")
-        .await;
+    staff.press("a[href='/admin/account/two-factor']").await;
     assert!(staff.text().await.contains("Scan this code"));
-    staff.client.goto(&campaign_url).await.unwrap();
-    staff.check().await;
+    // The request for approval waits on the admin's dashboard.
+    staff.goto("/admin").await;
+    let dashboard = staff.text().await;
+    assert!(
+        dashboard.contains("Waiting for your approval") && dashboard.contains("Doorstep Saturday"),
+        "{dashboard}"
+    );
+    staff.press("a[href^='/admin/campaigns/']").await;
     staff.press("form[action$='/approve'] button").await;
     assert!(
         staff.text().await.contains("Approved"),
@@ -419,8 +446,18 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
     // The organiser sends it; the worker sends to the real SMTP server; the report counts it.
     staff.sign_in("olu@hq.example.org", PASSWORD).await;
     staff.client.goto(&campaign_url).await.unwrap();
+    staff.check().await;
+    // Send now asks first, on a page of its own, saying to how many.
+    staff.press("a[href$='/queue']").await;
+    let asked = staff.text().await;
+    assert!(asked.contains("now to 2 people?"), "{asked}");
+    assert_eq!(app.db.count("SELECT count(*) FROM deliveries").await, 0);
     staff.press("form[action$='/queue'] button").await;
     assert!(staff.text().await.contains("Queued for 2 people"));
+    assert_eq!(
+        staff.client.current_url().await.unwrap().as_str(),
+        campaign_url
+    );
     let mut worker = canvass::worker::Worker::new(
         app.db.store.clone(),
         canvass::worker::WorkerSettings {

@@ -362,8 +362,14 @@ async fn reimporting_the_same_file_changes_nothing(db: TestStore) {
     let (second, report) = import(&db, &csv).await;
     assert!(report.rejections.is_empty());
     assert_eq!(
-        (second.imported, second.updated, second.consents_recorded),
-        (0, 3, 0)
+        (
+            second.imported,
+            second.updated,
+            second.unchanged,
+            second.consents_recorded
+        ),
+        (0, 0, 3, 0),
+        "held already, and changed in nothing"
     );
     // Only the audit log hears of it: who imported what, and when.
     let without_audit = |dump: String| {
@@ -381,6 +387,23 @@ async fn reimporting_the_same_file_changes_nothing(db: TestStore) {
         db.count("SELECT count(*) FROM audit_log WHERE action = 'contacts.imported'")
             .await,
         2
+    );
+    // A new consent alone is a change to the person, as a new name is.
+    let csv = format!(
+        "{HEADER}\
+         a@example.org,A,SG13 8EQ,1980-01-01,false,news;events;volunteering,2026-01-01T00:00:00Z,form\n\
+         b@example.org,Bea,,,,campaigns,2026-02-01T12:30:00.123456Z,\n\
+         c@example.org,,,,,,,\n"
+    );
+    let (third, _) = import(&db, &csv).await;
+    assert_eq!(
+        (
+            third.imported,
+            third.updated,
+            third.unchanged,
+            third.consents_recorded
+        ),
+        (0, 2, 1, 1)
     );
     db.assert_counts_kept().await;
 }
@@ -410,7 +433,7 @@ async fn an_empty_cell_keeps_what_is_held(db: TestStore) {
     assert_eq!(summary.imported, 1);
     // A child held with a guardian's consent: a row that says nothing of it keeps it.
     let (summary, _) = import(&db, "email,name\njo@example.org,\n").await;
-    assert_eq!(summary.updated, 1);
+    assert_eq!((summary.updated, summary.unchanged), (0, 1));
     let export = db.held("jo@example.org").await;
     assert_eq!(export.name.as_deref(), Some("Jo"));
     assert_eq!(export.postcode.as_deref(), Some("SG13 8EQ"));
@@ -853,7 +876,7 @@ async fn an_erased_person_is_not_reimported(db: TestStore) {
         .unwrap();
     let (summary, report) = import(&db, &csv).await;
     assert_eq!(
-        (summary.imported, summary.updated, summary.rejected),
+        (summary.imported, summary.unchanged, summary.rejected),
         (0, 1, 1)
     );
     assert_eq!(report.rejections[0].line, 3);

@@ -78,18 +78,7 @@ fn worker_with(
 
 /// The messages in the outbox, by file name.
 fn outbox(db: &TestStore) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = std::fs::read_dir(db.dir.path().join("outbox"))
-        .map(|dir| {
-            dir.map(|entry| {
-                let entry = entry.unwrap();
-                let name = entry.file_name().to_string_lossy().into_owned();
-                (name, std::fs::read_to_string(entry.path()).unwrap())
-            })
-            .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
-    files
+    db.outbox()
 }
 
 /// A header's value, unfolded.
@@ -217,13 +206,7 @@ async fn a_paused_campaign_sends_nothing_until_resumed(db: TestStore) {
 /// would check it (dkimpy, given the DNS record); a changed List-Unsubscribe no longer does.
 #[tokio::test]
 async fn dkim_signatures_cover_both_list_unsubscribe_headers_and_verify() {
-    let verifier = std::path::Path::new("/usr/lib/python3/dist-packages/dkim");
-    if !verifier.exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "python3-dkim is missing under CI: .ci/run installs it"
-        );
-        eprintln!("SKIPPED: python3-dkim is not installed");
+    if !support::dkim::verifier_installed() {
         return;
     }
     let db = TestStore::sqlite().await;
@@ -267,26 +250,7 @@ async fn dkim_signatures_cover_both_list_unsubscribe_headers_and_verify() {
 
     assert_eq!(sent.sent, 3);
     let verify = |message: &str| {
-        let file = db.file("message.eml", message);
-        let out = std::process::Command::new("/usr/bin/python3")
-            .arg("-c")
-            .arg(
-                "import dkim, sys\n\
-                 record = sys.argv[2].encode()\n\
-                 message = open(sys.argv[1], 'rb').read()\n\
-                 print(dkim.verify(message, dnsfunc=lambda name, timeout=5: \
-                     record if name == b'canvass._domainkey.hertford.example.org.' else None))",
-            )
-            .arg(&file)
-            .arg(&record)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim() == "True"
+        support::dkim::verifies(db.dir.path(), message, &[("hertford.example.org", &record)])
     };
     for (name, message) in outbox(&db) {
         let signature = header(&message, "DKIM-Signature").expect("signed");

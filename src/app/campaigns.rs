@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Actor, App, AppError, Result};
 use crate::domain::{
     CampaignChanges, CampaignDraft, CampaignReport, CampaignState, CampaignSummary, DeliveryCounts,
-    Email, NewCampaign, ReportCounts, first_remote_resource, parse_schedule,
+    Email, NewCampaign, ReportCounts, Scope, first_remote_resource, parse_schedule,
 };
 use crate::mail::MessageError;
 use crate::render::{
@@ -54,7 +54,7 @@ pub async fn status(app: &App, actor: &Actor, id: i64) -> Result<CampaignStatus>
 /// `CANVASS_REQUIRE_APPROVAL` is off).
 pub async fn create(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<i64> {
     super::may_write(actor)?;
-    let campaign = parse(app, draft).await?;
+    let campaign = parse(app, draft, actor.scope()).await?;
     within_scope(actor, &campaign)?;
     store_new(app, actor, &campaign, None).await
 }
@@ -110,7 +110,12 @@ async fn store_new(
 pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -> Result<()> {
     super::may_write(actor)?;
     let held = find(app, actor, id).await?;
-    let campaign = parse(app, changes.over(CampaignDraft::from(&held.spec))).await?;
+    let campaign = parse(
+        app,
+        changes.over(CampaignDraft::from(&held.spec)),
+        &held.limit,
+    )
+    .await?;
     within_scope(actor, &campaign)?;
     match app.store.update_draft(id, &campaign, actor).await {
         Ok(StateChangeOutcome::Changed(_)) => Ok(()),
@@ -462,7 +467,7 @@ pub struct Trial {
 /// Tries a draft as `create` would take it, storing nothing: the composer's live count and
 /// preview.
 pub async fn trial(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<Trial> {
-    let campaign = parse(app, draft).await?;
+    let campaign = parse(app, draft, actor.scope()).await?;
     within_scope(actor, &campaign)?;
     let today = Utc::now().date_naive();
     let audience = app
@@ -493,17 +498,96 @@ pub async fn trial(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<Tri
 }
 
 /// Asks for a second person's approval of the draft as it is.
-pub async fn submit(app: &App, actor: &Actor, id: i64) -> Result<()> {
+pub async fn submit(app: &App, actor: &Actor, id: i64) -> Result<Submitted> {
     super::may_write(actor)?;
     find(app, actor, id).await?;
     match app.store.submit_campaign(id, actor).await? {
-        StateChangeOutcome::Changed(_) => Ok(()),
-        StateChangeOutcome::Refused(state) => Err(AppError::conflict(
-            "refused",
-            format!("campaign {id} is {state}; only a draft waits for approval"),
-        )),
-        StateChangeOutcome::NotFound => Err(no_campaign(id)),
+        StateChangeOutcome::Changed(_) => {}
+        StateChangeOutcome::Refused(state) => {
+            return Err(AppError::conflict(
+                "refused",
+                format!("campaign {id} is {state}; only a draft waits for approval"),
+            ));
+        }
+        StateChangeOutcome::NotFound => return Err(no_campaign(id)),
     }
+    let approvers = app.store.possible_approvers(id).await?;
+    Ok(tell_approvers(app, actor, id, &approvers).await)
+}
+
+/// Whom a request for approval reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Submitted {
+    /// The names of the people told by email: each may approve it.
+    pub told: Vec<String>,
+    /// People who may approve it but could not be told (no mail transport, or the relay
+    /// refused): the dashboard shows it to them still.
+    pub untold: usize,
+}
+
+/// Emails each person who may approve campaign `id` that it waits for them, with its page.
+/// The request stands whatever the relay says: a failure is logged and counted.
+async fn tell_approvers(
+    app: &App,
+    actor: &Actor,
+    id: i64,
+    approvers: &[crate::store::AlertRecipient],
+) -> Submitted {
+    use handlebars::html_escape;
+    let mut submitted = Submitted::default();
+    let Some(mailer) = &app.mailer else {
+        submitted.untold = approvers.len();
+        return submitted;
+    };
+    let page = format!(
+        "{}/admin/campaigns/{id}",
+        app.base_url.trim_end_matches('/')
+    );
+    let author = actor.to_string();
+    let author = author.trim_start_matches("staff:");
+    for approver in approvers {
+        let campaign = &approver.campaign_name;
+        let subject = format!("Waiting for your approval: \u{201c}{campaign}\u{201d}");
+        let text = format!(
+            "Hello {},\n\n\
+             {author} asks you to approve the campaign \u{201c}{campaign}\u{201d} before it is \
+             sent. Read it, then approve it or tell them what to change, on its page:\n\n\
+             {page}\n\n\
+             You are asked because you may approve it: you did not write it, and your \
+             constituencies hold everyone it reaches.\n",
+            approver.staff_name
+        );
+        let html = format!(
+            "<p>Hello {},</p><p>{} asks you to approve the campaign \u{201c}{}\u{201d} before \
+             it is sent. Read it, then approve it or tell them what to change, on \
+             <a href=\"{page}\">its page</a>.</p><p>You are asked because you may approve it: \
+             you did not write it, and your constituencies hold everyone it reaches.</p>",
+            html_escape(&approver.staff_name),
+            html_escape(author),
+            html_escape(campaign)
+        );
+        let sent = match Email::parse(&approver.email) {
+            Ok(to) => match mailer.letterhead.notice(&to, &subject, text, html) {
+                Ok((message_id, message)) => {
+                    let name = format!("approval-{id}-{}.eml", message_id.trim_matches(['<', '>']));
+                    mailer
+                        .send_one(&to, &message, &name)
+                        .await
+                        .map_err(|e| e.reason().to_owned())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match sent {
+            Ok(()) => submitted.told.push(approver.staff_name.clone()),
+            Err(why) => {
+                tracing::warn!(campaign = id, "a request for approval did not go: {why}");
+                submitted.untold += 1;
+            }
+        }
+    }
+    submitted
 }
 
 /// Approves version `version` of a draft made by someone else: the version the approver saw
@@ -564,7 +648,9 @@ pub async fn approve(app: &App, actor: &Actor, id: i64, version: i64) -> Result<
 
 /// Parses a draft before anything is stored: its constituencies by code or name, then every
 /// field, then its templates compiled and tried with sample values.
-async fn parse(app: &App, mut draft: CampaignDraft) -> Result<NewCampaign> {
+/// A draft as staff wrote it, checked: `limit`, the constituencies it may reach (its maker's,
+/// or what it holds already).
+async fn parse(app: &App, mut draft: CampaignDraft, limit: &Scope) -> Result<NewCampaign> {
     draft.constituencies = app
         .store
         .constituency_codes(&draft.constituencies)
@@ -593,10 +679,14 @@ async fn parse(app: &App, mut draft: CampaignDraft) -> Result<NewCampaign> {
             ));
         }
     }
-    // A Markdown campaign's template is made from its Markdown, which any fault is put to.
-    let written = |error: TemplateError| match (template_error(error), &campaign.markdown) {
-        (AppError::Invalid { message, .. }, Some(_)) => AppError::invalid("markdown", message),
-        (error, _) => error,
+    // A Markdown campaign's template is made from its Markdown, which any fault is put to,
+    // in the author's terms: the HTML made from it is not theirs.
+    let written = |error: TemplateError| match &campaign.markdown {
+        Some(_) => {
+            let TemplateError::Invalid { message, .. } = error;
+            AppError::invalid("markdown", message)
+        }
+        None => template_error(error),
     };
     if let Some(markdown) = campaign.markdown.clone() {
         campaign.html_template = in_background(move || markdown_template(&markdown))
@@ -621,7 +711,13 @@ async fn parse(app: &App, mut draft: CampaignDraft) -> Result<NewCampaign> {
             ),
         ));
     }
-    Templates::check_in_background(&campaign)
+    // Only an audience that can hold someone outside every constituency (everyone, or a
+    // postcode area, where a postcode may be missing from the directory) needs a guard
+    // around a constituency's name.
+    let audience = &campaign.audience;
+    let everyone_placed = limit.constituencies().is_some()
+        || (!audience.constituencies.is_empty() && audience.postcodes.is_empty());
+    Templates::check_in_background(&campaign, !everyone_placed)
         .await
         .map_err(written)?;
     Ok(campaign)

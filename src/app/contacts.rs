@@ -8,8 +8,8 @@ use chrono::NaiveDate;
 
 use crate::domain::{
     AGE_OF_CONSENT, ContactDraft, ContactExport, ContactRules, Email, Information, InformationFor,
-    PublicId, RequestStatus, Right, SignupExport, SuppressionExport, SuppressionReason, Topic,
-    TopicSlug, parse_source,
+    PublicId, RequestStatus, Right, Scope, SignupExport, SuppressionExport, SuppressionReason,
+    Topic, TopicSlug, parse_source,
 };
 use crate::store::{
     ContactPage, ContactQuery, ErasureOutcome, RecentSuppression, RestrictionOutcome,
@@ -60,6 +60,37 @@ pub async fn constituencies(app: &App, actor: &Actor) -> Result<Vec<(String, Opt
         .into_iter()
         .filter(|(code, _)| scope.covers(Some(code)))
         .collect())
+}
+
+/// Every constituency's name by its code, to tell people which ones are meant.
+pub struct ConstituencyNames(std::collections::HashMap<String, Option<String>>);
+
+impl ConstituencyNames {
+    /// The constituency's name, or its code when the directory names it not.
+    pub fn of(&self, code: &str) -> String {
+        self.0
+            .get(code)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| code.to_owned())
+    }
+
+    /// The constituencies `scope` covers, as a sentence lists them (`Stevenage and Hitchin`);
+    /// `None` for everyone.
+    pub fn of_scope(&self, scope: &Scope) -> Option<String> {
+        let codes = scope.constituencies()?;
+        let named: Vec<String> = codes.iter().map(|code| self.of(code.as_str())).collect();
+        Some(match named.is_empty() {
+            true => "none".to_owned(),
+            false => crate::domain::listed(&named),
+        })
+    }
+}
+
+pub async fn constituency_names(app: &App) -> Result<ConstituencyNames> {
+    Ok(ConstituencyNames(
+        app.store.constituency_names().await?.into_iter().collect(),
+    ))
 }
 
 /// How many contacts the actor may see, and who among them was suppressed lately.

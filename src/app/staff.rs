@@ -21,7 +21,7 @@ use super::{Actor, App, AppError, Result};
 use crate::domain::{
     Email, Name, Password, Role, Scope, SessionUse, StaffName, StaffSecret, StaffTokenHash,
 };
-use crate::store::{DisableOutcome, NewStaffUser, StaffSession, StaffUser};
+use crate::store::{DisableOutcome, NewStaffUser, StaffEditOutcome, StaffSession, StaffUser};
 
 /// How long a link to set a password works.
 pub const PASSWORD_LINK_HOURS: i64 = 24;
@@ -74,6 +74,39 @@ pub async fn add(
         link: password_link(app, &secret),
         expires,
     })
+}
+
+/// Changes what a person of the staff may do: their role (`None`: as it is) and the
+/// constituencies they are kept to (`None`: as they are; empty: all). The last enabled admin
+/// stays an admin.
+pub async fn edit(
+    app: &App,
+    actor: &Actor,
+    email: &str,
+    role: Option<&str>,
+    constituencies: Option<&[String]>,
+) -> Result<()> {
+    super::must_be_admin(actor)?;
+    let email = Email::parse(email).map_err(|e| AppError::invalid("email", e))?;
+    let role = role
+        .map(Role::parse)
+        .transpose()
+        .map_err(|e| AppError::invalid("role", e))?;
+    let scope = match constituencies {
+        Some(constituencies) => Some(scope_of(app, constituencies).await?),
+        None => None,
+    };
+    match app
+        .store
+        .edit_staff_user(&email, role, scope.as_ref(), actor)
+        .await?
+    {
+        StaffEditOutcome::Edited => Ok(()),
+        StaffEditOutcome::LastAdmin => Err(AppError::Denied(
+            "that is the last admin: make another person an admin first".into(),
+        )),
+        StaffEditOutcome::NotFound => Err(no_such_person(&email)),
+    }
 }
 
 /// A new link for `email` to set their password (a forgotten one, or a link that expired);

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 
 use super::refused;
 use crate::app::{Actor, App, campaigns};
-use crate::domain::{CampaignChanges, CampaignDraft};
+use crate::domain::{CampaignChanges, CampaignDraft, DraftStage};
 use crate::progress::report_table;
 use crate::store::StateChange;
 
@@ -286,11 +286,15 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
         }
         CampaignCommand::List => {
             for c in campaigns::list(app, me).await.map_err(refused)? {
+                let state = c.stage.map_or(c.state.as_str(), DraftStage::words);
                 let state = match c.scheduled_at {
-                    Some(at) => format!("{} (scheduled for {})", c.state, uk_time(at)),
-                    None => c.state.to_string(),
+                    Some(at) => format!("{state} (scheduled for {})", uk_time(at)),
+                    None => state.to_owned(),
                 };
-                println!("{}\t{state}\t{}\t{}\t{}", c.id, c.topic, c.name, c.subject);
+                println!(
+                    "{}\t{state}\t{}\t{}\t{}",
+                    c.id, c.topic_name, c.name, c.subject
+                );
             }
         }
     }

@@ -5,6 +5,7 @@ use clap::Subcommand;
 
 use super::refused;
 use crate::app::{self, Actor, App};
+use crate::domain::uk_time;
 use crate::store::RevokeOutcome;
 
 #[derive(Subcommand)]
@@ -39,6 +40,21 @@ pub enum UserCommand {
         /// several; none: every contact
         #[arg(long = "constituency", value_name = "CODE_OR_NAME")]
         constituencies: Vec<String>,
+    },
+    /// Change a person's role, or the constituencies they are kept to
+    Edit {
+        /// Their address
+        email: String,
+        /// admin, organiser or viewer
+        #[arg(long)]
+        role: Option<String>,
+        /// Keep them to the contacts of this constituency (code or unique name) instead of
+        /// those they have; repeat for several
+        #[arg(long = "constituency", value_name = "CODE_OR_NAME")]
+        constituencies: Vec<String>,
+        /// Let them see every contact (no longer kept to constituencies)
+        #[arg(long, conflicts_with = "constituencies")]
+        all_constituencies: bool,
     },
     /// Everyone on the staff, disabled or not
     List,
@@ -104,14 +120,48 @@ async fn user(app: &App, command: UserCommand) -> anyhow::Result<()> {
                 .map_err(refused)?;
             print_link(&added);
         }
+        UserCommand::Edit {
+            email,
+            role,
+            constituencies,
+            all_constituencies,
+        } => {
+            let scope = match (all_constituencies, constituencies.is_empty()) {
+                (true, _) => Some(Vec::new()),
+                (false, true) => None,
+                (false, false) => Some(constituencies),
+            };
+            if role.is_none() && scope.is_none() {
+                bail!("say what changes: --role, --constituency or --all-constituencies");
+            }
+            app::staff::edit(app, operator, &email, role.as_deref(), scope.as_deref())
+                .await
+                .map_err(refused)?;
+            let user = app::staff::list(app, operator)
+                .await
+                .map_err(refused)?
+                .into_iter()
+                .find(|user| user.email == email.trim().to_lowercase());
+            let names = app::contacts::constituency_names(app)
+                .await
+                .map_err(refused)?;
+            if let Some(user) = user {
+                let scope = names
+                    .of_scope(&user.scope)
+                    .unwrap_or_else(|| "all constituencies".to_owned());
+                println!("{}: {}, {scope}", user.email, user.role);
+            }
+        }
         UserCommand::List => {
+            let names = app::contacts::constituency_names(app)
+                .await
+                .map_err(refused)?;
             for user in app::staff::list(app, operator).await.map_err(refused)? {
-                let scope = user
-                    .scope
-                    .as_list()
+                let scope = names
+                    .of_scope(&user.scope)
                     .unwrap_or_else(|| "all constituencies".to_owned());
                 let state = match (user.disabled_at, user.has_password) {
-                    (Some(at), _) => format!("disabled {}", at.format("%Y-%m-%d %H:%M")),
+                    (Some(at), _) => format!("disabled {}", uk_time(at)),
                     (None, false) => "no password yet".to_owned(),
                     (None, true) if user.has_totp => "active, two-factor".to_owned(),
                     (None, true) => "active".to_owned(),
@@ -151,9 +201,9 @@ async fn user(app: &App, command: UserCommand) -> anyhow::Result<()> {
 fn print_link(added: &app::staff::Added) {
     println!("{}", added.link);
     eprintln!(
-        "canvass: give this link to the person, privately: it sets their password once, until {} \
-         UTC; then they sign in at /admin/login.",
-        added.expires.format("%Y-%m-%d %H:%M")
+        "canvass: give this link to the person, privately: it sets their password once, until {}; \
+         then they sign in at /admin/login.",
+        uk_time(added.expires)
     );
 }
 
@@ -186,13 +236,13 @@ async fn token(app: &App, command: TokenCommand) -> anyhow::Result<()> {
                     "read-write"
                 };
                 let state = match token.revoked_at {
-                    Some(at) => format!("revoked {}", at.format("%Y-%m-%d %H:%M")),
+                    Some(at) => format!("revoked {}", uk_time(at)),
                     None => "active".to_owned(),
                 };
                 println!(
                     "{}\t{access}\tcreated {}\t{state}",
                     token.name,
-                    token.created_at.format("%Y-%m-%d %H:%M")
+                    uk_time(token.created_at)
                 );
             }
         }

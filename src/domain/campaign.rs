@@ -500,13 +500,51 @@ impl Approval {
 pub struct CampaignSummary {
     pub id: i64,
     pub name: String,
+    /// Its topic's short name (slug), and the name people read.
     pub topic: String,
+    pub topic_name: String,
     pub subject: String,
     pub state: CampaignState,
     pub created_at: DateTime<Utc>,
     pub queued_at: Option<DateTime<Utc>>,
     /// When a draft is to be queued by itself.
     pub scheduled_at: Option<DateTime<Utc>>,
-    /// Whether it waits for an approval it does not have.
-    pub awaiting_approval: bool,
+    /// Where a draft stands with its approval; `None` past the draft.
+    pub stage: Option<DraftStage>,
+    /// When its author asked for an approval of the version there is now.
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// Everyone who wrote any version of it, as the audit log names them.
+    pub authors: Vec<String>,
+}
+
+/// Where a draft stands with the second person who must approve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DraftStage {
+    /// Being written: no approval asked for (or none needed).
+    Draft,
+    /// Its author asked for an approval of this version, not yet given.
+    WaitingForApproval,
+    /// This version is approved: it may be scheduled or sent.
+    Approved,
+}
+
+impl DraftStage {
+    pub fn of(needs_approval: bool, submitted: bool, approved: bool) -> Self {
+        match (needs_approval, approved, submitted) {
+            (false, _, _) => Self::Draft,
+            (true, true, _) => Self::Approved,
+            (true, false, true) => Self::WaitingForApproval,
+            (true, false, false) => Self::Draft,
+        }
+    }
+
+    /// As staff read it.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::WaitingForApproval => "waiting for approval",
+            Self::Approved => "approved",
+        }
+    }
 }

@@ -21,6 +21,7 @@ mod schedule;
 mod sender;
 mod staff;
 mod topic;
+mod words;
 
 pub use access::{
     MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password, PasswordError, Role, RoleError, SESSION_IDLE,
@@ -30,7 +31,7 @@ pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
 pub use calendar::{BankHolidays, day_name, days_after, months_after, uk_date, uk_day, uk_time};
 pub use campaign::{
     Approval, Audience, CampaignChanges, CampaignDraft, CampaignDraftError, CampaignReport,
-    CampaignState, CampaignSummary, ConstituencyCounts, DeliveryCounts, Event, LinkTag,
+    CampaignState, CampaignSummary, ConstituencyCounts, DeliveryCounts, DraftStage, Event, LinkTag,
     NewCampaign, ReportCounts,
 };
 pub use constituency::{ConstituencyCode, ConstituencyCodeError};
@@ -57,3 +58,4 @@ pub use schedule::{ScheduleError, parse_schedule};
 pub use sender::Sender;
 pub use staff::{StaffName, StaffNameError, StaffSecret, StaffTokenHash};
 pub use topic::{Topic, TopicNameError, TopicSlug, TopicSlugError};
+pub use words::{counted, listed, thousands};

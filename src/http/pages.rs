@@ -83,6 +83,22 @@ pub const PUBLIC: &[(&str, &str)] = &[
     ),
 ];
 
+// `{{count n}}`: a number as people read it, `14,180`.
+handlebars::handlebars_helper!(count: |n: Json| match n.as_u64() {
+    Some(n) => crate::domain::thousands(n),
+    None => n.as_str().unwrap_or_default().to_owned(),
+});
+
+// `{{uk_time at}}`: a time the data holds in UTC (RFC 3339), as people in the UK read it,
+// `5 Dec 2026 19:30 GMT`; anything else as it is.
+handlebars::handlebars_helper!(uk_time: |at: Json| {
+    let at = at.as_str().unwrap_or_default();
+    match chrono::DateTime::parse_from_rfc3339(at) {
+        Ok(at) => crate::domain::uk_time(at.to_utc()),
+        Err(_) => at.to_owned(),
+    }
+});
+
 pub struct Pages {
     registry: Handlebars<'static>,
 }
@@ -96,6 +112,8 @@ impl Pages {
     ) -> Result<Self, Box<handlebars::TemplateError>> {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(false);
+        registry.register_helper("count", Box::new(count));
+        registry.register_helper("uk_time", Box::new(uk_time));
         for (name, source) in pages {
             registry.register_template_string(name, source)?;
         }

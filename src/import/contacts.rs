@@ -14,7 +14,10 @@ const BATCH_ROWS: usize = 2_000;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ContactsImportSummary {
     pub imported: u64,
+    /// People held before whose details or consents the file changed.
     pub updated: u64,
+    /// People held before whom the file changed in nothing.
+    pub unchanged: u64,
     pub rejected: u64,
     pub consents_recorded: u64,
     /// Grants rows asked for that an earlier withdrawal kept out (the rows were saved).
@@ -23,11 +26,11 @@ pub struct ContactsImportSummary {
 
 impl std::fmt::Display for ContactsImportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "imported {}, updated {}, rejected {}",
-            self.imported, self.updated, self.rejected
-        )
+        write!(f, "imported {}, updated {}", self.imported, self.updated)?;
+        if self.unchanged > 0 {
+            write!(f, ", unchanged {}", self.unchanged)?;
+        }
+        write!(f, ", rejected {}", self.rejected)
     }
 }
 
@@ -144,6 +147,7 @@ impl ContactsImportSummary {
     fn count(&mut self, outcome: &ContactImportOutcome, rejections: &mut Vec<Rejection>) {
         self.imported += outcome.inserted;
         self.updated += outcome.updated;
+        self.unchanged += outcome.unchanged;
         self.consents_recorded += outcome.consents_recorded;
         rejections.extend(outcome.refused_erased.iter().map(|&line| Rejection {
             line,

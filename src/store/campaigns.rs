@@ -11,7 +11,7 @@ use super::{
 };
 use crate::domain::{
     Actor, Approval, Audience, CampaignState, CampaignSummary, ConstituencyCode,
-    ConstituencyCounts, DeliveryCounts, Email, Event, LinkTag, NewCampaign, Postcode,
+    ConstituencyCounts, DeliveryCounts, DraftStage, Email, Event, LinkTag, NewCampaign, Postcode,
     PostcodePrefix, PublicId, ReportCounts, Scope, Sender, TopicSlug, latest_birth_date_to_mail,
 };
 
@@ -635,58 +635,68 @@ impl Store {
 
     /// The campaigns `scope` sees, oldest first.
     pub async fn list_campaigns(&self, scope: &Scope) -> Result<Vec<CampaignSummary>> {
-        type Row = (
-            i64,
-            String,
-            String,
-            String,
-            String,
-            DateTime<Utc>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-            bool,
-        );
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            id: i64,
+            name: String,
+            topic: String,
+            topic_name: String,
+            subject: String,
+            state: String,
+            created_at: DateTime<Utc>,
+            queued_at: Option<DateTime<Utc>>,
+            scheduled_at: Option<DateTime<Utc>>,
+            needs_approval: bool,
+            submitted_at: Option<DateTime<Utc>>,
+            approved: bool,
+        }
         let sql = format!(
-            "SELECT k.id, k.name, t.slug, k.subject, k.state, k.created_at, k.queued_at, \
-                    k.scheduled_at, \
-                    (k.needs_approval AND k.approved_version IS DISTINCT FROM k.version) \
+            "SELECT k.id, k.name, t.slug AS topic, t.name AS topic_name, k.subject, k.state, \
+                    k.created_at, k.queued_at, k.scheduled_at, k.needs_approval, \
+                    k.submitted_at, (k.approved_version IS NOT DISTINCT FROM k.version) AS approved \
              FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE {} ORDER BY k.id",
             campaigns_within(scope, 1)
         );
         let codes = scope.constituencies().unwrap_or_default();
-        let rows: Vec<Row> = on_pool!(self, |pool| {
+        let (rows, authors): (Vec<Row>, Vec<(i64, String)>) = on_pool!(self, |pool| {
+            let mut conn = pool.acquire().await?;
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql));
             for code in codes {
                 query = query.bind(code.as_str());
             }
-            query.fetch_all(pool).await?
-        });
-        rows.into_iter()
-            .map(
-                |(
-                    id,
-                    name,
-                    topic,
-                    subject,
-                    state,
-                    created_at,
-                    queued_at,
-                    scheduled_at,
-                    awaiting_approval,
-                )| {
-                    Ok(CampaignSummary {
-                        id,
-                        name,
-                        topic,
-                        subject,
-                        state: state.parse().map_err(|e| decode_error("state", e))?,
-                        created_at,
-                        queued_at,
-                        scheduled_at,
-                        awaiting_approval: awaiting_approval && state == "draft",
-                    })
-                },
+            let rows = query.fetch_all(&mut *conn).await?;
+            let authors = sqlx::query_as(
+                "SELECT campaign_id, author FROM campaign_authors ORDER BY campaign_id, author",
             )
+            .fetch_all(&mut *conn)
+            .await?;
+            (rows, authors)
+        });
+        let mut authors_of: HashMap<i64, Vec<String>> = HashMap::new();
+        for (campaign, author) in authors {
+            authors_of.entry(campaign).or_default().push(author);
+        }
+        rows.into_iter()
+            .map(|row| {
+                let state: CampaignState =
+                    row.state.parse().map_err(|e| decode_error("state", e))?;
+                Ok(CampaignSummary {
+                    stage: (state == CampaignState::Draft).then(|| {
+                        DraftStage::of(row.needs_approval, row.submitted_at.is_some(), row.approved)
+                    }),
+                    authors: authors_of.remove(&row.id).unwrap_or_default(),
+                    id: row.id,
+                    name: row.name,
+                    topic: row.topic,
+                    topic_name: row.topic_name,
+                    subject: row.subject,
+                    state,
+                    created_at: row.created_at,
+                    queued_at: row.queued_at,
+                    scheduled_at: row.scheduled_at,
+                    submitted_at: row.submitted_at,
+                })
+            })
             .collect()
     }
 

@@ -173,7 +173,8 @@ const GRANT_IMPORTED_CONSENTS: &str = "\
     WHERE NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = r.email_hash) \
       AND NOT EXISTS (SELECT 1 FROM consents k \
                       WHERE k.contact_id = c.id AND k.topic_id = t.id \
-                        AND (k.granted OR NOT r.consent_dated OR k.at >= r.consent_at))";
+                        AND (k.granted OR NOT r.consent_dated OR k.at >= r.consent_at)) \
+    RETURNING contact_id";
 
 /// The grants staged that a withdrawal keeps out, as the grant above decides: a topic withdrawn
 /// from, or everything unsubscribed from or complained of. Read before the grant, in its
@@ -215,8 +216,10 @@ const RECORD_GUARDIANS: &str = "\
 pub struct ContactImportOutcome {
     /// New contacts.
     pub inserted: u64,
-    /// Contacts already held, matched by address.
+    /// Contacts already held, matched by address, whose details or consents the rows changed.
     pub updated: u64,
+    /// Contacts already held whose rows changed nothing.
+    pub unchanged: u64,
     /// Grants appended to the consent ledger.
     pub consents_recorded: u64,
     /// The keys of rows refused because the person asked to be erased, in order.
@@ -277,6 +280,7 @@ impl ContactImportOutcome {
     fn add(&mut self, other: ContactImportOutcome) {
         self.inserted += other.inserted;
         self.updated += other.updated;
+        self.unchanged += other.unchanged;
         self.consents_recorded += other.consents_recorded;
         // Keys grow from one apply to the next: the lists stay in order.
         self.refused_erased.extend(other.refused_erased);
@@ -662,15 +666,20 @@ impl ContactImport<'_> {
                     .await?;
                 let withheld: Vec<WithheldRow> =
                     sqlx::query_as(WITHHELD_GRANTS).fetch_all(&mut *tx).await?;
-                let granted = sqlx::query(GRANT_IMPORTED_CONSENTS)
+                let granted: Vec<i64> = sqlx::query_scalar(GRANT_IMPORTED_CONSENTS)
                     .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                    .fetch_all(&mut *tx)
+                    .await?;
                 // People already held may have moved, or lost their guardian's consent: a
                 // worker holding a message for them checks again before sending it.
                 let (updated, inserted): (Vec<i64>, Vec<i64>) =
                     written.into_iter().partition(|&id| id <= last_id);
+                // Someone held before whose details, or consents, the rows changed.
+                let changed: std::collections::HashSet<i64> = updated
+                    .iter()
+                    .copied()
+                    .chain(granted.iter().copied().filter(|&id| id <= last_id))
+                    .collect();
                 let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
                 note_changes!(&mut *tx, &updated);
                 sqlx::raw_sql($clear).execute(&mut *tx).await?;
@@ -680,10 +689,12 @@ impl ContactImport<'_> {
                     keys
                 };
                 let (refused, underage) = (keys(refused), keys(underage));
+                let held = staged - refused.len() - underage.len() - inserted.len();
                 ContactImportOutcome {
                     inserted: inserted.len() as u64,
-                    updated: (staged - refused.len() - underage.len() - inserted.len()) as u64,
-                    consents_recorded: granted,
+                    updated: changed.len() as u64,
+                    unchanged: held.saturating_sub(changed.len()) as u64,
+                    consents_recorded: granted.len() as u64,
                     refused_erased: refused,
                     refused_underage: underage,
                     withheld: withheld_grants(withheld)?,

@@ -83,7 +83,7 @@ pub use retention::{RetentionApplied, RetentionDue};
 pub use signups::{ConfirmOutcome, NewSignup, SIGNUP_SOURCE};
 pub use staff::{
     AlertRecipient, DisableOutcome, NewStaffUser, PasswordLink, RevokeOutcome, SignInRecord,
-    StaffSession, StaffTokenSummary, StaffUser,
+    StaffEditOutcome, StaffSession, StaffTokenSummary, StaffUser,
 };
 
 /// Where the data lives.

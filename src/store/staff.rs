@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{BeginWrite, Result, Store, decode_error, insert_audit, now, on_pool};
+use super::{BeginWrite, Pool, Result, Store, decode_error, insert_audit, now, on_pool};
 use crate::domain::{
     Actor, ConstituencyCode, Email, Name, Role, SESSION_IDLE, SESSION_LONGEST, Scope, SessionUse,
     StaffMember, StaffName, StaffTokenHash,
@@ -191,7 +191,7 @@ pub struct StaffUser {
     pub disabled_at: Option<DateTime<Utc>>,
 }
 
-/// A member of staff to tell of a paused campaign.
+/// A member of staff to tell of a campaign: paused, or waiting for their approval.
 #[derive(Debug, Clone)]
 pub struct AlertRecipient {
     pub email: String,
@@ -236,6 +236,14 @@ pub struct PasswordLink {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaffEditOutcome {
+    Edited,
+    /// The change would leave no enabled admin.
+    LastAdmin,
+    NotFound,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisableOutcome {
     Disabled,
     AlreadyDisabled,
@@ -255,6 +263,23 @@ macro_rules! insert_password_link {
         .bind($expires)
         .execute($executor)
         .await?
+    };
+}
+
+/// Keeps person `$user` (who is kept to none yet) to the constituencies of `$scope`, inside
+/// the caller's transaction.
+macro_rules! keep_to_scope {
+    ($executor:expr, $user:expr, $scope:expr) => {
+        for code in $scope.constituencies().unwrap_or_default() {
+            sqlx::query(
+                "INSERT INTO staff_user_constituencies (user_id, constituency_code) \
+                 VALUES ($1, $2)",
+            )
+            .bind($user)
+            .bind(code.as_str())
+            .execute($executor)
+            .await?;
+        }
     };
 }
 
@@ -286,16 +311,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(id) = id {
-                for code in user.scope.constituencies().unwrap_or_default() {
-                    sqlx::query(
-                        "INSERT INTO staff_user_constituencies (user_id, constituency_code) \
-                         VALUES ($1, $2)",
-                    )
-                    .bind(id)
-                    .bind(code.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
+                keep_to_scope!(&mut *tx, id, &user.scope);
                 insert_password_link!(&mut *tx, link, id, link_expires);
                 let scope = user
                     .scope
@@ -312,20 +328,50 @@ impl Store {
         Ok(id)
     }
 
-    /// Every person of the staff, disabled or not, in the order they were added.
     /// Whom to tell that the worker paused `campaign`: every enabled admin, and its maker when
     /// still on the staff; each with the campaign's name. Empty when there is no such campaign.
     pub async fn pause_alert_recipients(&self, campaign: i64) -> Result<Vec<AlertRecipient>> {
+        self.staff_to_tell(
+            campaign,
+            "u.role = 'admin' OR 'staff:' || u.email = k.created_by",
+        )
+        .await
+    }
+
+    /// Who may approve the campaign: enabled admins and organisers who wrote none of it, and
+    /// whose constituencies hold every one it is limited to (a campaign limited to none, or
+    /// not limited, only those kept to none). Each with their name, for the email.
+    pub async fn possible_approvers(&self, campaign: i64) -> Result<Vec<AlertRecipient>> {
+        self.staff_to_tell(
+            campaign,
+            "u.role IN ('admin', 'organiser') \
+             AND NOT EXISTS (SELECT 1 FROM campaign_authors a \
+                             WHERE a.campaign_id = k.id AND a.author = 'staff:' || u.email) \
+             AND (NOT EXISTS (SELECT 1 FROM staff_user_constituencies s WHERE s.user_id = u.id) \
+                  OR (k.limited \
+                      AND EXISTS (SELECT 1 FROM campaign_limits z WHERE z.campaign_id = k.id) \
+                      AND NOT EXISTS (SELECT 1 FROM campaign_limits z \
+                                      WHERE z.campaign_id = k.id \
+                                        AND z.constituency_code NOT IN \
+                                            (SELECT s.constituency_code \
+                                             FROM staff_user_constituencies s \
+                                             WHERE s.user_id = u.id))))",
+        )
+        .await
+    }
+
+    /// The enabled people of the staff whom `who` (a condition on `u`, the person, and `k`,
+    /// the campaign) picks, each with the campaign's name, in the order they were added.
+    async fn staff_to_tell(&self, campaign: i64, who: &'static str) -> Result<Vec<AlertRecipient>> {
+        let sql = format!(
+            "SELECT u.email, u.name, k.name FROM campaigns k CROSS JOIN staff_users u \
+             WHERE k.id = $1 AND u.disabled_at IS NULL AND ({who}) ORDER BY u.id"
+        );
         let rows: Vec<(String, String, String)> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT u.email, u.name, k.name FROM campaigns k CROSS JOIN staff_users u \
-                 WHERE k.id = $1 AND u.disabled_at IS NULL \
-                   AND (u.role = 'admin' OR 'staff:' || u.email = k.created_by) \
-                 ORDER BY u.id",
-            )
-            .bind(campaign)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(campaign)
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows
             .into_iter()
@@ -337,6 +383,7 @@ impl Store {
             .collect())
     }
 
+    /// Every person of the staff, disabled or not, in the order they were added.
     pub async fn staff_users(&self) -> Result<Vec<StaffUser>> {
         type Row = (
             i64,
@@ -372,6 +419,70 @@ impl Store {
             });
         }
         Ok(users)
+    }
+
+    /// Changes a person's role and the constituencies they are kept to (`None`: as they are),
+    /// audited; their sessions act under it from their next request. The last enabled admin
+    /// stays an admin: the admins are locked while it is decided, so that two admins made
+    /// organisers at once cannot leave none.
+    pub async fn edit_staff_user(
+        &self,
+        email: &Email,
+        role: Option<Role>,
+        scope: Option<&Scope>,
+        actor: &Actor,
+    ) -> Result<StaffEditOutcome> {
+        let lock = match self.pool() {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => " FOR UPDATE",
+        };
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin_write().await?;
+            let admins: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM staff_users WHERE role = 'admin' AND disabled_at IS NULL \
+                 ORDER BY id{lock}"
+            )))
+            .fetch_all(&mut *tx)
+            .await?;
+            let found: Option<(i64, String)> =
+                sqlx::query_as("SELECT id, role FROM staff_users WHERE email = $1")
+                    .bind(email.normalized())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let Some((id, held)) = found else {
+                return Ok(StaffEditOutcome::NotFound);
+            };
+            if role.is_some_and(|role| role != Role::Admin) && admins == [id] {
+                return Ok(StaffEditOutcome::LastAdmin);
+            }
+            let mut changes = Vec::new();
+            if let Some(role) = role.filter(|role| role.as_str() != held) {
+                sqlx::query("UPDATE staff_users SET role = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(role.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                changes.push(format!("role {held} to {role}"));
+            }
+            if let Some(scope) = scope {
+                sqlx::query("DELETE FROM staff_user_constituencies WHERE user_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                keep_to_scope!(&mut *tx, id, scope);
+                let list = scope.as_list().unwrap_or_else(|| "everyone".to_owned());
+                changes.push(format!("constituencies {list}"));
+            }
+            if !changes.is_empty() {
+                insert_audit!(&mut *tx, actor: actor, action: "staff_user.edited",
+                    contact: None::<i64>,
+                    detail: Some(format!("{}: {}", email.normalized(), changes.join(", "))),
+                    ip: None::<String>)?;
+            }
+            tx.commit().await?;
+            StaffEditOutcome::Edited
+        });
+        Ok(outcome)
     }
 
     /// Disables a person: their sessions end, their tokens stop working, they cannot sign in.

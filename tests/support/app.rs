@@ -29,7 +29,8 @@ pub struct TestApp {
 
 impl TestApp {
     /// Starts the service with `keys` (`kid:secret,...`) over the store, after loading the
-    /// sample directory and `contacts` (a contacts CSV).
+    /// sample directory and `contacts` (a contacts CSV); its own messages (test sends, requests
+    /// for approval) go to the store's outbox folder.
     pub async fn start(db: TestStore, keys: &str, contacts: &str) -> Self {
         db.load_sample_directory().await;
         let mut report = Recorded::default();
@@ -46,7 +47,15 @@ impl TestApp {
         .await
         .unwrap();
         assert!(report.rejections.is_empty(), "{:?}", report.rejections);
-        Self::serve(db, keys).await
+        let outbox = db.dir.path().join("outbox");
+        std::fs::create_dir_all(&outbox).unwrap();
+        let outbox = format!("file://{}", outbox.display());
+        Self::serve_mailing(db, keys, Some(outbox)).await
+    }
+
+    /// The messages in the outbox folder, by file name.
+    pub fn outbox(&self) -> Vec<(String, String)> {
+        self.db.outbox()
     }
 
     /// Starts the service over the store as it is.

@@ -177,4 +177,62 @@ impl<'a> Browser<'a> {
         fields.push(("form_token", &token));
         self.post_form(path, &fields).await
     }
+
+    /// Presses a button as a browser does: posts its form from the page at `from`, which must
+    /// answer 303, and follows to the page it leads to, carrying the cookie that tells that page
+    /// what the button did. That page.
+    pub async fn press(&self, from: &str, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let posted = self.submit(from, path, fields).await;
+        assert_eq!(
+            posted.status,
+            StatusCode::SEE_OTHER,
+            "{path} answers with a redirect: {}",
+            posted.main_text()
+        );
+        self.follow(posted).await
+    }
+
+    /// Posts as [`Browser::submit`] does and, when the answer is a redirect, follows it as a
+    /// browser does (with the message it carries): the page the person ends on.
+    pub async fn submit_following(
+        &self,
+        from: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Answer {
+        let posted = self.submit(from, path, fields).await;
+        match posted.status {
+            StatusCode::SEE_OTHER => self.follow(posted).await,
+            _ => posted,
+        }
+    }
+
+    async fn follow(&self, posted: Answer) -> Answer {
+        let flash = posted
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .find(|value| value.starts_with("canvass_flash="))
+            .map(|value| value.split(';').next().unwrap().to_owned());
+        let to = posted.location().expect("a redirect says where").to_owned();
+        let cookies: Vec<String> = self.cookie.iter().cloned().chain(flash.clone()).collect();
+        let request = self
+            .app
+            .client
+            .get(format!("{}{to}", self.app.base))
+            .header("x-forwarded-for", &self.ip)
+            .header("cookie", cookies.join("; "));
+        let page = Answer::of(request.send().await.unwrap()).await;
+        if flash.is_some() && page.status != StatusCode::SEE_OTHER {
+            assert!(
+                page.headers
+                    .get_all("set-cookie")
+                    .iter()
+                    .any(|value| value.to_str().unwrap().starts_with("canvass_flash=;")),
+                "the page that shows the message forgets it"
+            );
+        }
+        page
+    }
 }

@@ -12,6 +12,7 @@ use sqlx::Row;
 pub mod app;
 pub mod browser;
 pub mod console;
+pub mod dkim;
 pub mod dovecot;
 pub mod smtp;
 pub mod smtpd;
@@ -148,6 +149,22 @@ impl TestStore {
             .and_then(|mut f| f.write_all(contents.as_bytes()))
             .unwrap();
         path
+    }
+
+    /// The messages in the test's outbox folder (`outbox`), by file name.
+    pub fn outbox(&self) -> Vec<(String, String)> {
+        let mut files: Vec<(String, String)> = std::fs::read_dir(self.dir.path().join("outbox"))
+            .map(|dir| {
+                dir.map(|entry| {
+                    let entry = entry.unwrap();
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    (name, std::fs::read_to_string(entry.path()).unwrap())
+                })
+                .collect()
+            })
+            .unwrap_or_default();
+        files.sort();
+        files
     }
 
     /// Every value in every table, as text, one line per row prefixed with the table's name.

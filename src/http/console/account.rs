@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use qrcodegen::{QrCode, QrCodeEcc};
 use serde::{Deserialize, Serialize};
 
+use super::flash::Flash;
 use super::session::{SessionForm, Signed};
 use super::{Layout, Problem, render};
 use crate::app::{self, AppError};
@@ -23,7 +24,6 @@ struct Data {
     /// While turning it on: the secret to type, and its QR code to scan.
     secret: Option<String>,
     qr: Option<String>,
-    notice: Option<&'static str>,
     error: Option<String>,
 }
 
@@ -35,7 +35,12 @@ async fn page(state: &AppState, signed: &Signed, status: StatusCode, mut data: D
     };
     data.email = member.name.clone();
     data.role = member.role.as_str();
-    data.constituencies = member.scope.as_list().unwrap_or_else(|| "all".into());
+    data.constituencies = match app::contacts::constituency_names(&state.app).await {
+        Ok(names) => names
+            .of_scope(&member.scope)
+            .unwrap_or_else(|| "all".into()),
+        Err(error) => return Problem::from(error).page(state, Some(signed)),
+    };
     render(
         state,
         status,
@@ -49,6 +54,22 @@ pub async fn show(State(state): State<AppState>, signed: Signed) -> Response {
     page(&state, &signed, StatusCode::OK, Data::default()).await
 }
 
+/// The page with a new key to turn the second factor on with: nothing is kept until a code
+/// from the app confirms it.
+pub async fn enrol(State(state): State<AppState>, signed: Signed) -> Response {
+    match app::staff::start_totp(&signed.session.member.name) {
+        Ok(enrolment) => {
+            let data = Data {
+                qr: Some(qr_image(&enrolment.uri)),
+                secret: Some(enrolment.secret),
+                ..Data::default()
+            };
+            page(&state, &signed, StatusCode::OK, data).await
+        }
+        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct TwoFactor {
     #[serde(default)]
@@ -59,7 +80,7 @@ pub struct TwoFactor {
     password: String,
 }
 
-/// Starts, confirms or turns off the second factor.
+/// Confirms or turns off the second factor.
 pub async fn two_factor(
     State(state): State<AppState>,
     axum::extract::Path(step): axum::extract::Path<String>,
@@ -68,24 +89,18 @@ pub async fn two_factor(
     let (app, actor, user) = (&state.app, &signed.actor(), signed.session.user);
     let mut data = Data::default();
     let done = match step.as_str() {
-        "start" => app::staff::start_totp(&signed.session.member.name).map(|enrolment| {
-            data.qr = Some(qr_image(&enrolment.uri));
-            data.secret = Some(enrolment.secret);
-        }),
         "confirm" => {
             app::staff::confirm_totp(app, actor, user, &form.secret, &form.code, &form.password)
                 .await
-                .map(|()| {
-                    data.notice = Some("Two-factor sign-in is on: you will be asked for a code.")
-                })
+                .map(|()| "Two-factor sign-in is on: you will be asked for a code.")
         }
         "off" => app::staff::turn_off_totp(app, actor, user, &form.code)
             .await
-            .map(|()| data.notice = Some("Two-factor sign-in is off.")),
+            .map(|()| "Two-factor sign-in is off."),
         _ => Err(AppError::NotFound("no such step".into())),
     };
     match done {
-        Ok(()) => page(&state, &signed, StatusCode::OK, data).await,
+        Ok(notice) => Flash::Notice(notice.into()).redirect(&state, "/admin/account"),
         Err(AppError::Invalid { message, .. }) => {
             if step == "confirm" {
                 // The same secret again, to try another code.

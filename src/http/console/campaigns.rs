@@ -8,10 +8,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
+use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render, see_other};
 use crate::app::{self, AppError};
-use crate::domain::{CampaignChanges, CampaignDraft, CampaignState, ReportCounts, uk_time};
+use crate::domain::{
+    CampaignChanges, CampaignDraft, CampaignState, DraftStage, ReportCounts, counted, listed,
+    uk_date, uk_time,
+};
 use crate::http::AppState;
 use crate::store::StateChange;
 
@@ -21,10 +25,10 @@ struct Line {
     name: String,
     topic: String,
     subject: String,
+    /// Where it stands, as staff read it.
     state: &'static str,
     created: String,
     scheduled: Option<String>,
-    awaiting_approval: bool,
     /// For a campaign past its draft: how far its deliveries have gone.
     progress: Option<String>,
 }
@@ -57,12 +61,11 @@ pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
         lines.push(Line {
             id: c.id,
             name: c.name,
-            topic: c.topic,
+            topic: c.topic_name,
             subject: c.subject,
-            state: c.state.as_str(),
-            created: c.created_at.format("%-d %b %Y").to_string(),
+            state: c.stage.map_or(c.state.as_str(), DraftStage::words),
+            created: uk_date(c.created_at),
             scheduled: c.scheduled_at.map(uk_time),
-            awaiting_approval: c.awaiting_approval,
             progress,
         });
     }
@@ -405,35 +408,22 @@ struct CampaignData {
     may_retry: bool,
     writes: bool,
     me: String,
-    notice: Option<String>,
-    error: Option<String>,
 }
 
 /// One campaign: where it stands, who it reaches, its message, its report.
 pub async fn show(State(state): State<AppState>, signed: Signed, Path(id): Path<i64>) -> Response {
-    campaign_page(&state, &signed, id, StatusCode::OK, None, None).await
-}
-
-async fn campaign_page(
-    state: &AppState,
-    signed: &Signed,
-    id: i64,
-    status: StatusCode,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Response {
-    match campaign_data(state, signed, id, notice, error).await {
+    match campaign_data(&state, &signed, id).await {
         Ok(data) => {
             let title = data.name.clone();
             render(
-                state,
-                status,
+                &state,
+                StatusCode::OK,
                 "campaign",
-                Layout::new(&title, "campaigns", Some(signed)),
+                Layout::new(&title, "campaigns", Some(&signed)),
                 data,
             )
         }
-        Err(problem) => problem.page(state, Some(signed)),
+        Err(problem) => problem.page(&state, Some(&signed)),
     }
 }
 
@@ -441,8 +431,6 @@ async fn campaign_data(
     state: &AppState,
     signed: &Signed,
     id: i64,
-    notice: Option<String>,
-    error: Option<String>,
 ) -> Result<CampaignData, Problem> {
     let actor = signed.actor();
     let app = &state.app;
@@ -486,7 +474,15 @@ async fn campaign_data(
         name: campaign.spec.name.clone(),
         topic: campaign.topic_name.clone(),
         subject: campaign.spec.subject.clone(),
-        state: campaign.state.as_str(),
+        state: match draft {
+            true => DraftStage::of(
+                approval.needed,
+                approval.submitted_at.is_some(),
+                approval.approved_by.is_some(),
+            )
+            .words(),
+            false => campaign.state.as_str(),
+        },
         draft,
         paused_reason: campaign.paused_reason.clone(),
         scheduled: campaign.scheduled_at.map(uk_time),
@@ -528,10 +524,144 @@ async fn campaign_data(
         may_retry: writes && state_is(&[CampaignState::Queued, CampaignState::Done]),
         writes,
         me: member.name.clone(),
-        notice,
-        error,
     })
 }
+
+#[derive(Serialize)]
+struct ConfirmData {
+    id: i64,
+    action: &'static str,
+    question: String,
+    consequences: Vec<String>,
+    button: &'static str,
+    /// The button's look: `danger` for what cannot be undone.
+    style: &'static str,
+}
+
+/// The page that asks before a button that cannot be taken back (sending to everyone,
+/// cancelling): what it will do and to how many, with the button, and the way back. The
+/// button's own URL, so that it works without JavaScript.
+pub async fn confirm(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path((id, action)): Path<(i64, String)>,
+) -> Response {
+    let page = format!("/admin/campaigns/{id}");
+    match confirm_data(&state, &signed, id, &action).await {
+        Ok(Asked::Confirm(data)) => {
+            let title = data.question.clone();
+            render(
+                &state,
+                StatusCode::OK,
+                "campaign_confirm",
+                Layout::new(&title, "campaigns", Some(&signed)),
+                data,
+            )
+        }
+        Ok(Asked::Refused(why)) => Flash::Refusal(why).redirect(&state, &page),
+        Ok(Asked::Past) => see_other(&page),
+        Err(problem) => problem.page(&state, Some(&signed)),
+    }
+}
+
+/// What asking before a button finds.
+enum Asked {
+    Confirm(ConfirmData),
+    /// The button would be refused, for this reason.
+    Refused(String),
+    /// The campaign is past it (or it asks nothing): its page says where it stands.
+    Past,
+}
+
+/// What the confirmation of `action` says.
+async fn confirm_data(
+    state: &AppState,
+    signed: &Signed,
+    id: i64,
+    action: &str,
+) -> Result<Asked, Problem> {
+    let (app, actor) = (&state.app, &signed.actor());
+    let status = app::campaigns::status(app, actor, id).await?;
+    let campaign = &status.campaign;
+    let name = &campaign.spec.name;
+    let d = &status.deliveries;
+    Ok(match (action, campaign.state) {
+        ("queue", CampaignState::Draft) if !campaign.approval.cleared() => Asked::Refused(format!(
+            "It cannot be sent yet: version {} waits for a second person's approval.",
+            campaign.approval.version
+        )),
+        ("queue", CampaignState::Draft) => {
+            let people: u64 = app::campaigns::audience(app, actor, id)
+                .await?
+                .iter()
+                .map(|(_, _, n)| n)
+                .sum();
+            let mut consequences = vec![
+                format!(
+                    "Sending begins at once, to everyone who may be mailed it when it is queued: \
+                     {} today.",
+                    counted(people, "person", "people")
+                ),
+                "A message that has gone cannot be called back. You can pause the campaign \
+                 while it sends."
+                    .to_owned(),
+            ];
+            if let Some(at) = campaign.scheduled_at {
+                consequences.push(format!(
+                    "It was scheduled for {}: it goes now instead.",
+                    uk_time(at)
+                ));
+            }
+            Asked::Confirm(ConfirmData {
+                id,
+                action: "queue",
+                question: format!(
+                    "Send \u{201c}{name}\u{201d} now to {}?",
+                    counted(people, "person", "people")
+                ),
+                consequences,
+                button: "Yes, send it now",
+                style: "",
+            })
+        }
+        ("cancel", CampaignState::Draft) => Asked::Confirm(ConfirmData {
+            id,
+            action: "cancel",
+            question: format!("Cancel \u{201c}{name}\u{201d}?"),
+            consequences: vec![
+                "It will never be sent. It stays in the list of campaigns, and you can copy it \
+                 to write another."
+                    .to_owned(),
+                "This cannot be undone.".to_owned(),
+            ],
+            button: "Yes, cancel it",
+            style: "danger",
+        }),
+        ("cancel", CampaignState::Queued | CampaignState::Paused) => Asked::Confirm(ConfirmData {
+            id,
+            action: "cancel",
+            question: format!("Cancel \u{201c}{name}\u{201d}?"),
+            consequences: vec![
+                format!(
+                    "{} not yet sent will never be sent.",
+                    counted(d.queued, "message", "messages")
+                ),
+                format!(
+                    "{} already went and cannot be called back. A copy can go to the others \
+                     only.",
+                    counted(d.sent, "message", "messages")
+                ),
+                "This cannot be undone.".to_owned(),
+            ],
+            button: "Yes, cancel it",
+            style: "danger",
+        }),
+        _ => Asked::Past,
+    })
+}
+
+/// The actions that go only from their confirmation page.
+const CONFIRMED: &[&str] = &["queue", "cancel"];
 
 /// What a button on a campaign's page does.
 pub async fn act(
@@ -540,12 +670,15 @@ pub async fn act(
     SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
     let field = |name: &str| posted.one(name);
+    if CONFIRMED.contains(&action.as_str()) && field("confirmed") != "yes" {
+        return see_other(&format!("/admin/campaigns/{id}/{action}"));
+    }
     let (app, actor) = (&state.app, &signed.actor());
     let change = |change| app::campaigns::change(app, actor, id, change);
     let done: Result<String, AppError> = match action.as_str() {
         "submit" => app::campaigns::submit(app, actor, id)
             .await
-            .map(|()| "Sent for approval: another organiser or admin can now approve it.".into()),
+            .map(|submitted| asked_for_approval(&submitted)),
         "approve" => match field("version").parse::<i64>() {
             Ok(version) => app::campaigns::approve(app, actor, id, version)
                 .await
@@ -555,9 +688,12 @@ pub async fn act(
                 "reload the page and approve again",
             )),
         },
-        "queue" => app::campaigns::queue(app, actor, id)
-            .await
-            .map(|n| format!("Queued for {n} people: sending has begun.")),
+        "queue" => app::campaigns::queue(app, actor, id).await.map(|n| {
+            format!(
+                "Queued for {}: sending has begun.",
+                counted(n, "person", "people")
+            )
+        }),
         "schedule" => app::campaigns::schedule(app, actor, id, field("at"))
             .await
             .map(|at| format!("Scheduled for {}.", uk_time(at))),
@@ -569,9 +705,12 @@ pub async fn act(
         "cancel" => change(StateChange::Cancel)
             .await
             .map(|_| "Cancelled: nothing more will be sent.".into()),
-        "retry" => app::campaigns::retry(app, actor, id)
-            .await
-            .map(|n| format!("{n} failed messages queued again.")),
+        "retry" => app::campaigns::retry(app, actor, id).await.map(|n| {
+            format!(
+                "{} queued again.",
+                counted(n, "failed message", "failed messages")
+            )
+        }),
         "test" => {
             let to: Vec<String> = field("to")
                 .split([',', ' '])
@@ -580,16 +719,26 @@ pub async fn act(
                 .collect();
             app::campaigns::test(app, actor, id, &to, None)
                 .await
-                .map(|n| format!("{n} test message(s) sent."))
+                .map(|n| {
+                    format!(
+                        "{} sent.",
+                        counted(n as u64, "test message", "test messages")
+                    )
+                })
         }
         "copy" => match app::campaigns::copy(app, actor, id).await {
-            Ok(copy) => return see_other(&format!("/admin/campaigns/{copy}")),
+            Ok(copy) => {
+                let notice = "This is a copy, a draft: change what you need, then send it.";
+                return Flash::Notice(notice.into())
+                    .redirect(&state, &format!("/admin/campaigns/{copy}"));
+            }
             Err(error) => Err(error),
         },
         _ => Err(AppError::NotFound("no such action".into())),
     };
+    let page = format!("/admin/campaigns/{id}");
     match done {
-        Ok(notice) => campaign_page(&state, &signed, id, StatusCode::OK, Some(notice), None).await,
+        Ok(notice) => Flash::Notice(notice).redirect(&state, &page),
         Err(
             error @ (AppError::Invalid { .. }
             | AppError::Conflict { .. }
@@ -597,21 +746,45 @@ pub async fn act(
             | AppError::Unsent(_)
             | AppError::Denied(_)),
         ) => {
-            let status = match &error {
-                AppError::Denied(_) => StatusCode::FORBIDDEN,
-                AppError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
-                AppError::Unsent(_) => StatusCode::BAD_GATEWAY,
-                AppError::Conflict { .. } => StatusCode::CONFLICT,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
             let message = match error {
                 AppError::Invalid { message, .. } => message,
                 other => other.to_string(),
             };
-            campaign_page(&state, &signed, id, status, None, Some(message)).await
+            Flash::Refusal(message).redirect(&state, &page)
         }
         Err(error) => Problem::from(error).page(&state, Some(&signed)),
     }
+}
+
+/// What asking for an approval did, in words.
+fn asked_for_approval(submitted: &app::campaigns::Submitted) -> String {
+    let mut said = "Waiting for approval.".to_owned();
+    if !submitted.told.is_empty() {
+        said.push_str(&format!(
+            " {} {} told by email.",
+            listed(&submitted.told),
+            match submitted.told.len() {
+                1 => "was",
+                _ => "were",
+            }
+        ));
+    }
+    match (submitted.told.is_empty(), submitted.untold) {
+        (true, 0) => said.push_str(
+            " Nobody else on the staff may approve it yet: an admin, or an organiser whose \
+             constituencies hold everyone it reaches, must be added.",
+        ),
+        (_, 0) => {}
+        (_, untold) => said.push_str(&format!(
+            " {} could not be emailed; it waits on their dashboard.",
+            counted(
+                untold as u64,
+                "person who may approve it",
+                "people who may approve it"
+            )
+        )),
+    }
+    said
 }
 
 /// A campaign's message as its recipients' mail programs show it, for the frames of its page:

@@ -5,8 +5,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, render, see_other};
+use super::{Layout, Problem, render};
 use crate::app::contacts::{Held, Withdrawn};
 use crate::app::{self, AppError};
 use crate::domain::{
@@ -29,9 +30,6 @@ pub struct Filters {
     /// Read leniently: anything but a page number is the first page.
     #[serde(default)]
     page: Option<String>,
-    /// Set after an erasure.
-    #[serde(default, skip_serializing)]
-    done: Option<String>,
 }
 
 impl Filters {
@@ -104,7 +102,6 @@ struct ListData {
     constituencies: Vec<Choice>,
     topics: Vec<Choice>,
     consents: Vec<Choice>,
-    notice: Option<&'static str>,
 }
 
 pub async fn list(
@@ -170,14 +167,7 @@ async fn list_data(
         label: label.to_owned(),
     })
     .collect();
-    let notice = match filters.done.as_deref() {
-        Some("erased") => Some(
-            "Erased: nothing is held on the person but a hashed suppression entry, so that they are never imported or mailed again.",
-        ),
-        _ => None,
-    };
     Ok(ListData {
-        notice,
         previous: (page > 1).then(|| filters.link(query.page - 1)),
         next: (last < found.total).then(|| filters.link(query.page + 1)),
         contacts: found
@@ -215,8 +205,6 @@ struct DetailsData {
     /// When the guardian agreed, as the form takes it back: the day, or the time when it had one.
     guardian_day: Option<String>,
     writes: bool,
-    notice: Option<String>,
-    error: Option<String>,
 }
 
 /// One person: everything held, as an access request would give it, and what staff may do.
@@ -225,17 +213,7 @@ pub async fn details(
     signed: Signed,
     Path(id): Path<String>,
 ) -> Response {
-    details_page(&state, &signed, &id, StatusCode::OK, None, None).await
-}
-
-async fn details_page(
-    state: &AppState,
-    signed: &Signed,
-    id: &str,
-    status: StatusCode,
-    notice: Option<String>,
-    error: Option<String>,
-) -> Response {
+    let (state, signed, id) = (&state, &signed, id.as_str());
     let held = match app::contacts::view(&state.app, &signed.actor(), id).await {
         Ok(Held::Contact(export)) => export,
         Ok(Held::Signups { .. }) => {
@@ -272,12 +250,10 @@ async fn details_page(
         held,
         topics,
         writes: signed.session.member.role.writes(),
-        notice,
-        error,
     };
     render(
         state,
-        status,
+        StatusCode::OK,
         "contact",
         Layout::new("Contact", "contacts", Some(signed)),
         data,
@@ -365,26 +341,26 @@ pub async fn act(
                 ))
             } else {
                 match app::contacts::erase(app, actor, &id).await {
-                    Ok(_) => return see_other("/admin/contacts?done=erased"),
+                    Ok(_) => {
+                        let notice = "Erased: nothing is held on the person but a hashed \
+                             suppression entry, so that they are never imported or mailed again.";
+                        return Flash::Notice(notice.into()).redirect(&state, "/admin/contacts");
+                    }
                     Err(error) => Err(error),
                 }
             }
         }
         _ => Err(AppError::NotFound("no such action".into())),
     };
+    let page = format!("/admin/contacts/{id}");
     match done {
-        Ok(notice) => details_page(&state, &signed, &id, StatusCode::OK, Some(notice), None).await,
+        Ok(notice) => Flash::Notice(notice).redirect(&state, &page),
         Err(AppError::Invalid { field, message }) => {
             let message = format!("{}: {message}", field.replace('_', " "));
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            details_page(&state, &signed, &id, status, None, Some(message)).await
+            Flash::Refusal(message).redirect(&state, &page)
         }
         Err(error @ (AppError::Conflict { .. } | AppError::Denied(_))) => {
-            let status = match &error {
-                AppError::Denied(_) => StatusCode::FORBIDDEN,
-                _ => StatusCode::CONFLICT,
-            };
-            details_page(&state, &signed, &id, status, None, Some(error.to_string())).await
+            Flash::Refusal(error.to_string()).redirect(&state, &page)
         }
         Err(error) => Problem::from(error).page(&state, Some(&signed)),
     }

@@ -15,8 +15,8 @@ use super::session::Signed;
 use super::{Layout, Problem, render};
 use crate::app;
 use crate::app::Actor;
-use crate::domain::CampaignState;
 use crate::domain::SessionUse;
+use crate::domain::{CampaignState, DraftStage, listed, uk_time};
 use crate::http::AppState;
 
 /// How often the dashboard's progress is sent again.
@@ -57,8 +57,22 @@ struct Suppressed {
     who: String,
 }
 
+/// A draft waiting for an approval.
+#[derive(Serialize)]
+struct Waiting {
+    id: i64,
+    name: String,
+    /// Who wrote it, or who may approve it.
+    who: String,
+    since: String,
+}
+
 #[derive(Serialize)]
 struct Data {
+    /// Drafts others wrote that the signed-in person may approve, oldest request first.
+    waiting_for_me: Vec<Waiting>,
+    /// Their own drafts waiting for someone else's approval.
+    mine_waiting: Vec<Waiting>,
     contacts: u64,
     in_flight: Vec<InFlight>,
     recent: Vec<Suppressed>,
@@ -85,6 +99,40 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Response {
         ),
         Err(problem) => problem.page(&state, Some(&signed)),
     }
+}
+
+/// The drafts waiting for an approval that the signed-in person sees: those they may approve
+/// (they wrote none of it, and it reaches no one outside their constituencies), and their own.
+async fn approvals(
+    state: &AppState,
+    signed: &Signed,
+) -> Result<(Vec<Waiting>, Vec<Waiting>), Problem> {
+    let actor = signed.actor();
+    let me = actor.to_string();
+    let approves = signed.session.member.role.writes();
+    let (mut theirs, mut mine) = (Vec::new(), Vec::new());
+    for campaign in app::campaigns::list(&state.app, &actor).await? {
+        if campaign.stage != Some(DraftStage::WaitingForApproval) {
+            continue;
+        }
+        let line = |who: String| Waiting {
+            id: campaign.id,
+            name: campaign.name.clone(),
+            who,
+            since: campaign.submitted_at.map(uk_time).unwrap_or_default(),
+        };
+        let authors: Vec<&str> = campaign
+            .authors
+            .iter()
+            .map(|author| author.trim_start_matches("staff:"))
+            .collect();
+        if campaign.authors.contains(&me) {
+            mine.push(line(String::new()));
+        } else if approves {
+            theirs.push(line(listed(&authors)));
+        }
+    }
+    Ok((theirs, mine))
 }
 
 /// The campaigns sending or paused that the actor sees, with how far each has gone.
@@ -120,20 +168,24 @@ async fn in_flight(state: &AppState, actor: &Actor) -> Result<Vec<InFlight>, Pro
 async fn data(state: &AppState, signed: &Signed) -> Result<Data, Problem> {
     let actor = signed.actor();
     let overview = app::contacts::overview(&state.app, &actor).await?;
+    let names = app::contacts::constituency_names(&state.app).await?;
+    let (waiting_for_me, mine_waiting) = approvals(state, signed).await?;
     Ok(Data {
+        waiting_for_me,
+        mine_waiting,
         contacts: overview.contacts,
         in_flight: in_flight(state, &actor).await?,
         recent: overview
             .recent
             .into_iter()
             .map(|s| Suppressed {
-                at: s.at.format("%-d %b %H:%M").to_string(),
+                at: uk_time(s.at),
                 reason: s.reason,
                 id: s.public_id.to_string(),
                 who: s.name.unwrap_or(s.email),
             })
             .collect(),
-        scope: signed.session.member.scope.as_list(),
+        scope: names.of_scope(&signed.session.member.scope),
         stats: stats_of(app::contacts::counts(&state.app, &actor).await?),
         due: super::registers::due_soon(state, signed).await,
     })

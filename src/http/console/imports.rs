@@ -18,6 +18,7 @@ use super::session::{FORM_TOKEN, Signed};
 use super::{Layout, Problem, render, see_other};
 use crate::app::imports::{CsvFile, ImportReport, Rejection};
 use crate::app::{self, AppError};
+use crate::domain::{counted, listed, thousands};
 use crate::http::AppState;
 
 /// The largest file taken: about a million rows.
@@ -99,26 +100,36 @@ impl ImportReport for Reporter {
 struct FormData {
     error: Option<String>,
     source: String,
+    /// The constituencies the person may import into, by name; `None`: everywhere.
+    scope: Option<String>,
 }
 
 /// The upload form.
 pub async fn page(State(state): State<AppState>, signed: Signed) -> Response {
-    form(&state, &signed, StatusCode::OK, None, String::new())
+    form(&state, &signed, StatusCode::OK, None, String::new()).await
 }
 
-fn form(
+async fn form(
     state: &AppState,
     signed: &Signed,
     status: StatusCode,
     error: Option<String>,
     source: String,
 ) -> Response {
+    let scope = match app::contacts::constituency_names(&state.app).await {
+        Ok(names) => names.of_scope(&signed.session.member.scope),
+        Err(error) => return Problem::from(error).page(state, Some(signed)),
+    };
     render(
         state,
         status,
         "import",
         Layout::new("Import contacts", "import", Some(signed)),
-        FormData { error, source },
+        FormData {
+            error,
+            source,
+            scope,
+        },
     )
 }
 
@@ -138,7 +149,7 @@ pub async fn upload(
             Ok(None) => break,
             Err(error) => {
                 let message = format!("the upload could not be read: {}", error.body_text());
-                return form(&state, &signed, error.status(), Some(message), source);
+                return form(&state, &signed, error.status(), Some(message), source).await;
             }
         };
         let name = field.name().unwrap_or_default().to_owned();
@@ -147,7 +158,7 @@ pub async fn upload(
             Ok(bytes) => bytes,
             Err(error) => {
                 let message = format!("the upload could not be read: {}", error.body_text());
-                return form(&state, &signed, error.status(), Some(message), source);
+                return form(&state, &signed, error.status(), Some(message), source).await;
             }
         };
         match name.as_str() {
@@ -178,7 +189,8 @@ pub async fn upload(
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(message),
             source,
-        );
+        )
+        .await;
     };
     // The source is checked before the job starts, so that the form can say so.
     if let Err(error) = crate::domain::parse_source(&source) {
@@ -189,7 +201,8 @@ pub async fn upload(
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(message),
             source,
-        );
+        )
+        .await;
     }
     let mut id = [0u8; 12];
     rand::rng().fill_bytes(&mut id);
@@ -232,6 +245,8 @@ struct JobData {
     summary: Option<String>,
     failure: Option<String>,
     rejected: usize,
+    /// The refusals grouped by reason, the commonest first.
+    reasons: Vec<Reason>,
     shown: Vec<Rejection>,
     more: bool,
     notes: Vec<String>,
@@ -252,10 +267,61 @@ fn job_data(job: &Job) -> JobData {
         summary: progress.outcome.clone().and_then(Result::ok),
         failure: progress.outcome.clone().and_then(Result::err),
         rejected: progress.rejections.len(),
+        reasons: reasons(&progress.rejections),
         shown: progress.rejections.iter().take(SHOWN).cloned().collect(),
         more: progress.rejections.len() > SHOWN,
         notes: progress.notes.clone(),
     }
+}
+
+/// Lines refused for one reason.
+#[derive(Serialize)]
+struct Reason {
+    reason: String,
+    /// How many, in words.
+    how_many: String,
+    /// The first few lines, as a sentence lists them: `lines 2, 3 and 9`.
+    lines: String,
+}
+
+/// Lines of a group named before "and N more".
+const LINES_NAMED: usize = 5;
+
+fn reasons(rejections: &[Rejection]) -> Vec<Reason> {
+    let mut groups: Vec<(&str, Vec<u64>)> = Vec::new();
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for rejection in rejections {
+        let i = *at.entry(&rejection.reason).or_insert_with(|| {
+            groups.push((&rejection.reason, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(rejection.line);
+    }
+    groups.sort_by_key(|group| std::cmp::Reverse(group.1.len()));
+    groups
+        .into_iter()
+        .map(|(reason, lines)| {
+            let mut named: Vec<String> = lines
+                .iter()
+                .take(LINES_NAMED)
+                .map(|line| thousands(*line))
+                .collect();
+            if lines.len() > LINES_NAMED {
+                named.push(format!(
+                    "{} more",
+                    thousands((lines.len() - LINES_NAMED) as u64)
+                ));
+            }
+            Reason {
+                reason: reason.to_owned(),
+                how_many: counted(lines.len() as u64, "line", "lines"),
+                lines: match lines.len() {
+                    1 => format!("line {}", listed(&named)),
+                    _ => format!("lines {}", listed(&named)),
+                },
+            }
+        })
+        .collect()
 }
 
 /// An import's page: its progress, then what it did and the lines it refused.

@@ -13,6 +13,7 @@
 mod account;
 mod campaigns;
 mod contacts;
+mod flash;
 mod home;
 mod imports;
 mod records;
@@ -31,6 +32,7 @@ use serde::Serialize;
 use super::AppState;
 use crate::app::AppError;
 pub use campaigns::Trials;
+use flash::Flash;
 pub use imports::Imports;
 pub use session::{Signed, same_origin_only};
 
@@ -53,12 +55,14 @@ pub const PAGES: &[(&str, &str)] = templates!(
     "campaigns",
     "campaign",
     "campaign_form",
+    "campaign_confirm",
     "import",
     "import_job",
     "topics",
     "suppressions",
     "audit",
     "staff",
+    "staff_edit",
     "account",
     "in_flight",
     "campaign_trial",
@@ -109,7 +113,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/admin/campaigns/{id}/edit", get(campaigns::edit))
         .route("/admin/campaigns/{id}/message", get(campaigns::message))
-        .route("/admin/campaigns/{id}/{action}", post(campaigns::act))
+        .route(
+            "/admin/campaigns/{id}/{action}",
+            get(campaigns::confirm).post(campaigns::act),
+        )
         .route(
             "/admin/import",
             get(imports::page)
@@ -144,8 +151,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/admin/proof", get(registers::proof))
         .route("/admin/staff", get(staff::page))
+        .route("/admin/staff/person", get(staff::edit))
         .route("/admin/staff/{action}", post(staff::act))
         .route("/admin/account", get(account::show))
+        .route("/admin/account/two-factor", get(account::enrol))
         .route(
             "/admin/account/two-factor/{step}",
             post(account::two_factor),
@@ -231,6 +240,8 @@ struct Layout<'a> {
     /// The page reloads itself every few seconds (an import under way), with or without
     /// JavaScript.
     refresh: bool,
+    /// What the form that led here did.
+    flash: Option<&'a Flash>,
 }
 
 impl<'a> Layout<'a> {
@@ -244,6 +255,7 @@ impl<'a> Layout<'a> {
             admin: signed.is_some_and(|s| s.session.member.role.manages_staff()),
             writes: signed.is_some_and(|s| s.session.member.role.writes()),
             refresh: false,
+            flash: signed.and_then(|s| s.flash.as_ref()),
         }
     }
 }

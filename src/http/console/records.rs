@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
+use super::flash::Flash;
 use super::session::{SessionForm, Signed};
 use super::{Layout, Problem, render};
 use crate::app::{self, AppError};
@@ -23,7 +24,8 @@ struct TopicLine {
 struct TopicsData {
     topics: Vec<TopicLine>,
     writes: bool,
-    notice: Option<String>,
+    /// A new topic refused, as typed, and why.
+    typed: Option<NewTopic>,
     error: Option<String>,
 }
 
@@ -35,7 +37,7 @@ async fn topics_page(
     state: &AppState,
     signed: &Signed,
     status: StatusCode,
-    notice: Option<String>,
+    typed: Option<NewTopic>,
     error: Option<String>,
 ) -> Response {
     let topics = match app::topics::list(&state.app).await {
@@ -51,7 +53,7 @@ async fn topics_page(
             })
             .collect(),
         writes: signed.session.member.role.writes(),
-        notice,
+        typed,
         error,
     };
     render(
@@ -63,7 +65,7 @@ async fn topics_page(
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize)]
 pub struct NewTopic {
     slug: String,
     name: String,
@@ -76,14 +78,15 @@ pub async fn add_topic(
     match app::topics::add(&state.app, &signed.actor(), &form.slug, &form.name).await {
         Ok(topic) => {
             let notice = format!("Added the topic '{}'.", topic.name);
-            topics_page(&state, &signed, StatusCode::OK, Some(notice), None).await
+            Flash::Notice(notice).redirect(&state, "/admin/topics")
         }
         Err(error @ (AppError::Invalid { .. } | AppError::Conflict { .. })) => {
             let status = match &error {
                 AppError::Conflict { .. } => StatusCode::CONFLICT,
                 _ => StatusCode::UNPROCESSABLE_ENTITY,
             };
-            topics_page(&state, &signed, status, None, Some(error.to_string())).await
+            let error = Some(error.to_string());
+            topics_page(&state, &signed, status, Some(form), error).await
         }
         Err(error) => Problem::from(error).page(&state, Some(&signed)),
     }

@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
 use super::super::AppState;
+use super::flash::Flash;
 use super::{Problem, see_other};
 use crate::app;
 use crate::app::Actor;
@@ -84,6 +85,8 @@ pub struct Signed {
     pub session: StaffSession,
     /// The cookie's secret, to end the session with.
     pub secret: String,
+    /// What the form that led here did, for this page to show.
+    pub flash: Option<Flash>,
 }
 
 impl Signed {
@@ -116,8 +119,24 @@ pub async fn require_session(
     };
     match app::staff::session(&state.app, &secret, used_by(request.headers())).await {
         Ok(Some(session)) => {
-            request.extensions_mut().insert(Signed { session, secret });
-            next.run(request).await
+            let flash = Flash::presented(request.headers());
+            // A page the person asked for shows the message; the page's own refreshes and
+            // partials leave it for the page.
+            let shows = flash.is_some()
+                && !request.headers().contains_key("hx-request")
+                && used_by(request.headers()) == SessionUse::Person;
+            request.extensions_mut().insert(Signed {
+                session,
+                secret,
+                flash: flash.filter(|_| shows),
+            });
+            let mut response = next.run(request).await;
+            if shows && !response.status().is_redirection() {
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, Flash::shown(&state));
+            }
+            response
         }
         Ok(None) => {
             let mut response = to_sign_in(&request);
