@@ -258,7 +258,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         ..CampaignDraft::default()
     };
     let waiting = campaigns::create(&app, &organiser, canvassing).await?;
-    campaigns::submit(&app, &organiser, waiting).await?;
+    campaigns::submit(&app, &organiser, waiting)
+        .await?
+        .told()
+        .await;
     println!(
         "(Olu writes campaign {waiting}, \"Canvassing this Saturday\", and asks for approval)"
     );

@@ -498,6 +498,30 @@ fn a_campaign_is_scheduled_in_uk_time_and_unscheduled() {
     let bad = workspace.run(&["campaign", "edit", &copy, "--postcode", "nowhere"]);
     assert!(!bad.status.success());
     assert!(stderr(&bad).contains("--postcode"), "{}", stderr(&bad));
+    // Narrowing takes both constituencies and postcodes.
+    let alone = workspace.run(&[
+        "campaign",
+        "edit",
+        &copy,
+        "--postcodes-within-constituencies",
+    ]);
+    assert!(!alone.status.success());
+    assert!(
+        stderr(&alone).contains("--postcodes-within-constituencies: takes both"),
+        "{}",
+        stderr(&alone)
+    );
+    let narrowed = workspace.run(&[
+        "campaign",
+        "edit",
+        &copy,
+        "--constituency",
+        "E14900002",
+        "--postcode",
+        "SG1",
+        "--postcodes-within-constituencies",
+    ]);
+    assert!(narrowed.status.success(), "{}", stderr(&narrowed));
     let queued = workspace.run(&["campaign", "edit", &id, "--subject", "Too late"]);
     assert!(!queued.status.success());
     assert!(stderr(&queued).contains("copy it"), "{}", stderr(&queued));

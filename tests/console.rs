@@ -1140,6 +1140,38 @@ async fn a_campaign_is_written_approved_and_sent_through_the_console_pages(db: T
         "{}",
         tried.body
     );
+    assert!(
+        tried.body.contains("Everyone in Stevenage (sample)"),
+        "{}",
+        tried.body
+    );
+    // Constituencies and postcodes: everyone in either, or, chosen, only the one within the
+    // other, said in words either way.
+    for (combine, said) in [
+        (
+            "either",
+            "Everyone in Stevenage (sample), and everyone in AL1 wherever they are",
+        ),
+        ("within", "Only people in AL1 within Stevenage (sample)"),
+    ] {
+        let tried = olu
+            .submit(
+                "/admin/campaigns/new",
+                "/admin/campaigns/try",
+                &[
+                    ("name", "Autumn"),
+                    ("topic", "news"),
+                    ("subject", "Autumn news"),
+                    ("format", "markdown"),
+                    ("body", "Dear {{contact.name}}"),
+                    ("constituency", STEVENAGE),
+                    ("postcodes", "AL1"),
+                    ("combine", combine),
+                ],
+            )
+            .await;
+        assert!(tried.body.contains(said), "{}", tried.body);
+    }
     let marker = "/admin/campaigns/trial/";
     let at = tried.body.find(marker).unwrap();
     let frame = tried.body[at..at + tried.body[at..].find('"').unwrap()].to_owned();
@@ -1228,8 +1260,16 @@ async fn a_campaign_is_written_approved_and_sent_through_the_console_pages(db: T
     let said = asked.main_text();
     assert!(said.contains("Waiting for approval."), "{said}");
     assert!(
-        said.contains("Person at admin@hq.example.org was told by email."),
+        said.contains("Person at admin@hq.example.org is being told by email."),
         "the admin may approve it; nobody kept elsewhere is asked: {said}"
+    );
+    let again = olu
+        .press(&page_path, &format!("{page_path}/submit"), &[])
+        .await;
+    assert!(
+        again.main_text().contains("has waited for approval since"),
+        "asked once: {}",
+        again.main_text()
     );
     assert!(said.contains("waiting for approval"), "{said}");
     let reloaded = olu.get(&page_path).await;
@@ -1240,12 +1280,20 @@ async fn a_campaign_is_written_approved_and_sent_through_the_console_pages(db: T
 
     // The admin is told by email, finds it waiting on their dashboard, and sees the same page
     // with an approval button for this version. Olu's dashboard shows it waiting for others.
-    let told: Vec<String> = app
-        .outbox()
-        .into_iter()
-        .filter(|(name, _)| name.starts_with("approval-"))
-        .map(|(_, message)| message)
-        .collect();
+    let approvals = || -> Vec<String> {
+        app.outbox()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("approval-"))
+            .map(|(_, message)| message)
+            .collect()
+    };
+    for _ in 0..100 {
+        if !approvals().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let told = approvals();
     assert_eq!(told.len(), 1, "one person may approve it");
     assert!(told[0].contains("To: admin@hq.example.org"), "{}", told[0]);
     assert!(told[0].contains(&page_path), "{}", told[0]);
@@ -1588,6 +1636,11 @@ async fn an_organiser_edits_withdraws_restricts_exports_and_erases_only_contacts
         "{}",
         saved.main_text()
     );
+    assert!(
+        saved.main_text().contains("Volunteering: given"),
+        "topics by name: {}",
+        saved.main_text()
+    );
     let held = app.export("ben@example.org").await;
     assert_eq!(
         (held.name.as_deref(), held.postcode.as_deref()),
@@ -1693,8 +1746,10 @@ async fn admins_manage_the_staff_and_read_the_audit_log_and_no_one_else_does(db:
     ] {
         assert!(staff.body.contains(email));
     }
+    // The password link is shown on the page that answers the form, once: never carried in
+    // a cookie or a URL, never kept by a cache.
     let added = admin
-        .press(
+        .submit(
             "/admin/staff",
             "/admin/staff/add",
             &[
@@ -1706,11 +1761,17 @@ async fn admins_manage_the_staff_and_read_the_audit_log_and_no_one_else_does(db:
         )
         .await;
     let text = added.main_text();
+    assert_eq!(added.status, StatusCode::OK);
     assert!(
         text.contains("Give this link to nadia@hq.example.org"),
         "{text}"
     );
     assert!(added.body.contains("/admin/password/canvass_"));
+    assert_eq!(added.headers["cache-control"], "no-store");
+    assert!(
+        added.headers.get("set-cookie").is_none(),
+        "no secret in a cookie"
+    );
     let again = admin
         .submit(
             "/admin/staff",
@@ -1746,7 +1807,7 @@ async fn admins_manage_the_staff_and_read_the_audit_log_and_no_one_else_does(db:
     );
     assert_eq!(olu.get("/admin").await.location(), Some("/admin/login"));
     let enabled = admin
-        .press(
+        .submit(
             "/admin/staff",
             "/admin/staff/enable",
             &[("email", "olu@hq.example.org")],
@@ -1789,11 +1850,30 @@ async fn admins_manage_the_staff_and_read_the_audit_log_and_no_one_else_does(db:
         text.contains("viewer Hertford and Stortford (sample) and Stevenage (sample)"),
         "{text}"
     );
+    // None ticked is not "all": that must be chosen.
+    let unticked = admin
+        .press(
+            "/admin/staff",
+            "/admin/staff/edit",
+            &[("email", "vic@hq.example.org"), ("role", "viewer")],
+        )
+        .await;
+    assert!(
+        unticked
+            .main_text()
+            .contains("or choose all constituencies"),
+        "{}",
+        unticked.main_text()
+    );
     let demoted = admin
         .press(
             "/admin/staff",
             "/admin/staff/edit",
-            &[("email", "admin@hq.example.org"), ("role", "organiser")],
+            &[
+                ("email", "admin@hq.example.org"),
+                ("role", "organiser"),
+                ("reach", "all"),
+            ],
         )
         .await;
     assert!(
@@ -2396,6 +2476,7 @@ async fn an_organiser_walks_every_console_page_and_api_route_and_meets_no_one_ou
                         ("postcode", "SG13 8EQ"),
                         ("topic", "news"),
                         ("password", "x"),
+                        ("confirmed", "yes"),
                     ];
                     olu.submit_following("/admin", &path, &fields).await.body
                 }

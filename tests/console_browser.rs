@@ -382,11 +382,19 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
     staff.press("form[action$='/submit'] button").await;
     assert!(staff.text().await.contains("Waiting for approval"));
     // The admin, who may approve it, is told by email; the viewer and the author are not.
-    let asked: Vec<String> = sink
-        .messages()
-        .into_iter()
-        .filter(|m| m.contains("asks you to approve"))
-        .collect();
+    let approvals = || -> Vec<String> {
+        sink.messages()
+            .into_iter()
+            .filter(|m| m.contains("asks you to approve"))
+            .collect()
+    };
+    for _ in 0..100 {
+        if !approvals().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let asked = approvals();
     assert_eq!(asked.len(), 1, "{asked:?}");
     assert!(asked[0].contains("admin@hq.example.org"), "{}", asked[0]);
     assert_eq!(

@@ -50,6 +50,7 @@ on_both_backends!(
     export_of_an_unknown_address_is_nothing,
     the_consent_ledger_refuses_updates,
     staff_tokens_are_kept_as_hashes_found_listed_and_revoked,
+    two_admins_demoted_or_disabled_at_once_leave_one,
     a_signup_is_nothing_until_confirmed_then_consent_with_its_evidence,
     a_confirmed_signup_lifts_the_suppression_of_an_address_and_the_ledger_keeps_both,
     signups_are_exported_while_held_and_purged_after_seven_days,
@@ -1236,6 +1237,8 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
         news_campaign(&[], &["SG"]),
         news_campaign(&[], &["SG13 8"]),
         news_campaign(&["E14900001"], &["SG1", "AL1"]),
+        narrowed(news_campaign(&["E14900001"], &["SG1", "AL1"])),
+        narrowed(news_campaign(&["E14900001", "E14900002"], &["SG"])),
     ];
     let limits = [
         canvass::domain::Scope::Everyone,
@@ -1265,6 +1268,44 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
             );
         }
     }
+
+    // Narrowed, it reaches exactly those both rules reach: the people under the postcodes who
+    // are within the constituencies.
+    let mut queued = Vec::new();
+    for campaign in [
+        news_campaign(&["E14900001", "E14900002"], &[]),
+        news_campaign(&[], &["SG", "AL1"]),
+        narrowed(news_campaign(&["E14900001", "E14900002"], &["SG", "AL1"])),
+    ] {
+        let id = db
+            .store
+            .create_campaign(
+                &campaign,
+                &canvass::domain::Scope::Everyone,
+                false,
+                &Actor::Operator,
+            )
+            .await
+            .unwrap();
+        db.store
+            .queue_campaign(id, &Actor::Operator, canvass::store::Imprint::Set)
+            .await
+            .unwrap();
+        queued.push(queued_addresses(&db, id).await);
+    }
+    let both: Vec<String> = queued[0]
+        .iter()
+        .filter(|address| queued[1].contains(address))
+        .cloned()
+        .collect();
+    assert!(!both.is_empty(), "{queued:?}");
+    assert_eq!(queued[2], both);
+    assert!(
+        both.len() < queued[1].len(),
+        "narrowing leaves out the postcodes' people elsewhere: {queued:?}"
+    );
+    db.execute("UPDATE deliveries SET state = 'skipped' WHERE state = 'queued'")
+        .await;
 
     let targeted = news_campaign(&["E14900001"], &["SG1"]);
     let id = db
@@ -1334,6 +1375,12 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
 }
 
 /// The addresses of a campaign's queued deliveries, sorted.
+/// The campaign narrowed: only the people under its postcodes within its constituencies.
+fn narrowed(mut campaign: canvass::domain::NewCampaign) -> canvass::domain::NewCampaign {
+    campaign.audience.postcodes_within = true;
+    campaign
+}
+
 async fn queued_addresses(db: &TestStore, campaign: i64) -> Vec<String> {
     let sql = "SELECT c.email FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
                WHERE d.campaign_id = $1 AND d.state = 'queued' ORDER BY c.email";
@@ -1466,6 +1513,56 @@ async fn a_lease_run_out_passes_to_another_worker_never_back_to_its_own(db: Test
         [true]
     );
     assert_eq!(db.store.delivery_counts(id).await.unwrap().sent, 1);
+}
+
+/// The last enabled admin stays one, even when two admins are demoted, or disabled, by
+/// requests that arrive together: the rule is decided in the statement's transaction, with the
+/// admins locked.
+async fn two_admins_demoted_or_disabled_at_once_leave_one(db: TestStore) {
+    use canvass::domain::Role;
+    let app = db.app();
+    for round in 0..4 {
+        let (a, b) = (
+            format!("a{round}@hq.example.org"),
+            format!("b{round}@hq.example.org"),
+        );
+        for email in [&a, &b] {
+            canvass::app::staff::add(&app, &Actor::Operator, email, "Admin", "admin", &[])
+                .await
+                .unwrap();
+        }
+        // Everyone else who is an admin is demoted first, by the operator.
+        for other in db.store.staff_users().await.unwrap() {
+            if other.role == Role::Admin && other.email != a && other.email != b {
+                let email = email(&other.email);
+                db.store
+                    .edit_staff_user(&email, Some(Role::Viewer), None, &Actor::Operator)
+                    .await
+                    .unwrap();
+            }
+        }
+        let (ea, eb) = (email(&a), email(&b));
+        let store = &db.store;
+        if round % 2 == 0 {
+            let _ = tokio::join!(
+                store.edit_staff_user(&ea, Some(Role::Organiser), None, &Actor::Operator),
+                store.edit_staff_user(&eb, Some(Role::Organiser), None, &Actor::Operator),
+            );
+        } else {
+            let _ = tokio::join!(
+                store.disable_staff_user(&ea, &Actor::Operator),
+                store.disable_staff_user(&eb, &Actor::Operator),
+            );
+        }
+        assert_eq!(
+            db.count(
+                "SELECT count(*) FROM staff_users WHERE role = 'admin' AND disabled_at IS NULL"
+            )
+            .await,
+            1,
+            "round {round}"
+        );
+    }
 }
 
 /// Staff tokens: only the hash is stored, a presented token finds its member until revoked,

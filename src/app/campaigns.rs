@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Actor, App, AppError, Result};
 use crate::domain::{
-    CampaignChanges, CampaignDraft, CampaignReport, CampaignState, CampaignSummary, DeliveryCounts,
-    Email, NewCampaign, ReportCounts, Scope, first_remote_resource, parse_schedule,
+    Audience, CampaignChanges, CampaignDraft, CampaignReport, CampaignState, CampaignSummary,
+    DeliveryCounts, Email, NewCampaign, ReportCounts, Scope, first_remote_resource, parse_schedule,
 };
 use crate::mail::MessageError;
 use crate::render::{
@@ -13,7 +13,7 @@ use crate::render::{
 };
 use crate::store::{
     ApproveOutcome, Campaign, DraftOutcome, Imprint, RetryOutcome, StateChange, StateChangeOutcome,
-    StoreError,
+    StoreError, SubmitOutcome,
 };
 
 /// A campaign and how its deliveries stand.
@@ -134,6 +134,11 @@ pub async fn copy(app: &App, actor: &Actor, id: i64) -> Result<i64> {
     super::may_write(actor)?;
     let mut spec = find(app, actor, id).await?.spec;
     spec.name = format!("{} (copy)", spec.name);
+    // The copy reaches what its copier may reach, which may hold people in no constituency
+    // whom the original could not: its templates are checked again for them.
+    check_templates(&spec, actor.scope())
+        .await
+        .map_err(|error| written_as(&spec, error))?;
     store_new(app, actor, &spec, Some(id)).await
 }
 
@@ -433,6 +438,23 @@ pub async fn test(
     Ok(to.len())
 }
 
+/// Who `audience` is within `limit`, in words, each constituency by its name.
+pub fn described(
+    audience: &Audience,
+    limit: &Scope,
+    names: &super::contacts::ConstituencyNames,
+) -> String {
+    let said = match (audience.is_everyone(), names.of_scope(limit)) {
+        (true, Some(places)) => format!("everyone in {places} who agreed to hear about its topic"),
+        _ => audience.in_words(|code| names.of(code.as_str())),
+    };
+    let mut chars = said.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => said,
+    }
+}
+
 /// Campaign `id`, if the actor sees it: it reaches no one outside their constituencies.
 async fn find(app: &App, actor: &Actor, id: i64) -> Result<Campaign> {
     app.store
@@ -460,6 +482,8 @@ pub async fn audience(
 /// constituency, and its message rendered with sample values (its links inert).
 pub struct Trial {
     pub audience: Vec<(Option<String>, Option<String>, u64)>,
+    /// Who the audience is, in words.
+    pub described: String,
     pub subject: String,
     pub bodies: Bodies,
 }
@@ -490,7 +514,9 @@ pub async fn trial(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<Tri
         topic: &topic.name,
     };
     let bodies = templates.render(&vars, &footer).map_err(template_error)?;
+    let names = super::contacts::constituency_names(app).await?;
     Ok(Trial {
+        described: described(&campaign.audience, actor.scope(), &names),
         audience,
         subject: campaign.subject,
         bodies,
@@ -502,92 +528,145 @@ pub async fn submit(app: &App, actor: &Actor, id: i64) -> Result<Submitted> {
     super::may_write(actor)?;
     find(app, actor, id).await?;
     match app.store.submit_campaign(id, actor).await? {
-        StateChangeOutcome::Changed(_) => {}
-        StateChangeOutcome::Refused(state) => {
+        SubmitOutcome::Submitted => {}
+        SubmitOutcome::Waiting(since) => {
+            return Err(AppError::conflict(
+                "refused",
+                format!(
+                    "campaign {id} has waited for approval since {}: those who may approve it \
+                     were told then",
+                    crate::domain::uk_time(since)
+                ),
+            ));
+        }
+        SubmitOutcome::Approved => {
+            return Err(AppError::conflict(
+                "refused",
+                format!("campaign {id} is approved already: it can be scheduled or sent"),
+            ));
+        }
+        SubmitOutcome::NotNeeded => {
+            return Err(AppError::conflict(
+                "refused",
+                format!("campaign {id} needs no approval: it can be scheduled or sent"),
+            ));
+        }
+        SubmitOutcome::Refused(state) => {
             return Err(AppError::conflict(
                 "refused",
                 format!("campaign {id} is {state}; only a draft waits for approval"),
             ));
         }
-        StateChangeOutcome::NotFound => return Err(no_campaign(id)),
+        SubmitOutcome::NotFound => return Err(no_campaign(id)),
     }
-    let approvers = app.store.possible_approvers(id).await?;
-    Ok(tell_approvers(app, actor, id, &approvers).await)
+    let approvers = app.store.possible_approvers(id, &actor.to_string()).await?;
+    Ok(tell_approvers(app, actor, id, approvers))
 }
 
-/// Whom a request for approval reached.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Whom a request for approval goes to.
+#[derive(Debug, Default)]
 pub struct Submitted {
-    /// The names of the people told by email: each may approve it.
-    pub told: Vec<String>,
-    /// People who may approve it but could not be told (no mail transport, or the relay
-    /// refused): the dashboard shows it to them still.
+    /// The names of the people being told by email: each may approve it.
+    pub telling: Vec<String>,
+    /// People who may approve it but cannot be told (no mail transport): the dashboard shows
+    /// it to them still.
     pub untold: usize,
+    /// The emails going out, for a caller that ends before they would (a command).
+    sending: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// Emails each person who may approve campaign `id` that it waits for them, with its page.
-/// The request stands whatever the relay says: a failure is logged and counted.
-async fn tell_approvers(
+impl Submitted {
+    /// Once the emails have gone (or failed).
+    pub async fn told(self) {
+        if let Some(sending) = self.sending {
+            let _ = sending.await;
+        }
+    }
+}
+
+/// Emails each person who may approve campaign `id` that it waits for them, with its page, on
+/// one connection, after the request has answered (a slow relay holds up no one). The request
+/// stands whatever the relay says: a failure is logged, without the relay's words, which may
+/// quote the address.
+fn tell_approvers(
     app: &App,
     actor: &Actor,
     id: i64,
-    approvers: &[crate::store::AlertRecipient],
+    approvers: Vec<crate::store::AlertRecipient>,
 ) -> Submitted {
     use handlebars::html_escape;
-    let mut submitted = Submitted::default();
-    let Some(mailer) = &app.mailer else {
-        submitted.untold = approvers.len();
-        return submitted;
+    let Some(mailer) = app.mailer.clone() else {
+        return Submitted {
+            untold: approvers.len(),
+            ..Submitted::default()
+        };
     };
+    let telling = approvers.iter().map(|a| a.staff_name.clone()).collect();
     let page = format!(
         "{}/admin/campaigns/{id}",
         app.base_url.trim_end_matches('/')
     );
     let author = actor.to_string();
-    let author = author.trim_start_matches("staff:");
-    for approver in approvers {
-        let campaign = &approver.campaign_name;
-        let subject = format!("Waiting for your approval: \u{201c}{campaign}\u{201d}");
-        let text = format!(
-            "Hello {},\n\n\
-             {author} asks you to approve the campaign \u{201c}{campaign}\u{201d} before it is \
-             sent. Read it, then approve it or tell them what to change, on its page:\n\n\
-             {page}\n\n\
-             You are asked because you may approve it: you did not write it, and your \
-             constituencies hold everyone it reaches.\n",
-            approver.staff_name
-        );
-        let html = format!(
-            "<p>Hello {},</p><p>{} asks you to approve the campaign \u{201c}{}\u{201d} before \
-             it is sent. Read it, then approve it or tell them what to change, on \
-             <a href=\"{page}\">its page</a>.</p><p>You are asked because you may approve it: \
-             you did not write it, and your constituencies hold everyone it reaches.</p>",
-            html_escape(&approver.staff_name),
-            html_escape(author),
-            html_escape(campaign)
-        );
-        let sent = match Email::parse(&approver.email) {
-            Ok(to) => match mailer.letterhead.notice(&to, &subject, text, html) {
-                Ok((message_id, message)) => {
-                    let name = format!("approval-{id}-{}.eml", message_id.trim_matches(['<', '>']));
-                    mailer
-                        .send_one(&to, &message, &name)
-                        .await
-                        .map_err(|e| e.reason().to_owned())
+    let author = author.trim_start_matches("staff:").to_owned();
+    let sending = tokio::spawn(async move {
+        let mut connection = crate::mail::Connection::new(mailer.transport.clone());
+        let mut told = 0;
+        for approver in &approvers {
+            let campaign = &approver.campaign_name;
+            let subject = format!("Waiting for your approval: \u{201c}{campaign}\u{201d}");
+            let text = format!(
+                "Hello {},\n\n\
+                 {author} asks you to approve the campaign \u{201c}{campaign}\u{201d} before it \
+                 is sent. Read it, then approve it or tell them what to change, on its page:\n\n\
+                 {page}\n\n\
+                 You are asked because you may approve it: you did not write it, and your \
+                 constituencies hold everyone it reaches.\n",
+                approver.staff_name
+            );
+            let html = format!(
+                "<p>Hello {},</p><p>{} asks you to approve the campaign \u{201c}{}\u{201d} \
+                 before it is sent. Read it, then approve it or tell them what to change, on \
+                 <a href=\"{page}\">its page</a>.</p><p>You are asked because you may approve \
+                 it: you did not write it, and your constituencies hold everyone it reaches.</p>",
+                html_escape(&approver.staff_name),
+                html_escape(&author),
+                html_escape(campaign)
+            );
+            let Ok(to) = Email::parse(&approver.email) else {
+                continue;
+            };
+            let message = match mailer.letterhead.notice(&to, &subject, text, html) {
+                Ok((_, message)) => message,
+                Err(e) => {
+                    tracing::warn!(campaign = id, "writing a request for approval: {e}");
+                    continue;
                 }
-                Err(e) => Err(e.to_string()),
-            },
-            Err(e) => Err(e.to_string()),
-        };
-        match sent {
-            Ok(()) => submitted.told.push(approver.staff_name.clone()),
-            Err(why) => {
-                tracing::warn!(campaign = id, "a request for approval did not go: {why}");
-                submitted.untold += 1;
+            };
+            let envelope = mailer
+                .letterhead
+                .envelope(&mailer.letterhead.from.email, to.address());
+            let file = format!("approval-{id}-{told}.eml");
+            match connection
+                .send(&envelope, &message.formatted(), &file)
+                .await
+            {
+                Ok(_) => told += 1,
+                Err(failure) => tracing::warn!(
+                    campaign = id,
+                    "a request for approval could not go through the mail server ({}); the \
+                     dashboard shows it waiting",
+                    failure.kind()
+                ),
             }
         }
+        connection.close().await;
+        tracing::info!(campaign = id, told, "asked for approval by email");
+    });
+    Submitted {
+        telling,
+        untold: 0,
+        sending: Some(sending),
     }
-    submitted
 }
 
 /// Approves version `version` of a draft made by someone else: the version the approver saw
@@ -679,19 +758,10 @@ async fn parse(app: &App, mut draft: CampaignDraft, limit: &Scope) -> Result<New
             ));
         }
     }
-    // A Markdown campaign's template is made from its Markdown, which any fault is put to,
-    // in the author's terms: the HTML made from it is not theirs.
-    let written = |error: TemplateError| match &campaign.markdown {
-        Some(_) => {
-            let TemplateError::Invalid { message, .. } = error;
-            AppError::invalid("markdown", message)
-        }
-        None => template_error(error),
-    };
     if let Some(markdown) = campaign.markdown.clone() {
         campaign.html_template = in_background(move || markdown_template(&markdown))
             .await
-            .map_err(written)?;
+            .map_err(|error| written_as(&campaign, error))?;
     }
     // An image loaded from elsewhere tells its server who opened the message, and when: the
     // author could watch the approver and every recipient.
@@ -711,16 +781,31 @@ async fn parse(app: &App, mut draft: CampaignDraft, limit: &Scope) -> Result<New
             ),
         ));
     }
-    // Only an audience that can hold someone outside every constituency (everyone, or a
-    // postcode area, where a postcode may be missing from the directory) needs a guard
-    // around a constituency's name.
-    let audience = &campaign.audience;
-    let everyone_placed = limit.constituencies().is_some()
-        || (!audience.constituencies.is_empty() && audience.postcodes.is_empty());
-    Templates::check_in_background(&campaign, !everyone_placed)
+    check_templates(&campaign, limit)
         .await
-        .map_err(written)?;
+        .map_err(|error| written_as(&campaign, error))?;
     Ok(campaign)
+}
+
+/// What a campaign's templates must pass to reach its audience within `limit`. Only an
+/// audience that can hold someone outside every constituency (everyone, or a postcode area,
+/// where a postcode may be missing from the directory) needs a guard around a
+/// constituency's name.
+async fn check_templates(campaign: &NewCampaign, limit: &Scope) -> Result<(), TemplateError> {
+    let everyone_placed = limit.constituencies().is_some() || campaign.audience.everyone_placed();
+    Templates::check_in_background(campaign, !everyone_placed).await
+}
+
+/// A fault in a campaign's template, in its author's terms: a Markdown campaign's template is
+/// made from its Markdown, which the fault is put to (the HTML made from it is not theirs).
+fn written_as(campaign: &NewCampaign, error: TemplateError) -> AppError {
+    match &campaign.markdown {
+        Some(_) => {
+            let TemplateError::Invalid { message, .. } = error;
+            AppError::invalid("markdown", message)
+        }
+        None => template_error(error),
+    }
 }
 
 fn template_error(error: TemplateError) -> AppError {

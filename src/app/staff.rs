@@ -145,22 +145,12 @@ pub async fn disable(app: &App, actor: &Actor, email: &str) -> Result<bool> {
             "you cannot disable yourself: ask another admin".into(),
         ));
     }
-    let admins: Vec<String> = app
-        .store
-        .staff_users()
-        .await?
-        .into_iter()
-        .filter(|u| u.disabled_at.is_none() && u.role == Role::Admin)
-        .map(|u| u.email)
-        .collect();
-    if admins == [email.normalized()] {
-        return Err(AppError::Denied(
-            "that is the last admin: add another before disabling them".into(),
-        ));
-    }
     match app.store.disable_staff_user(&email, actor).await? {
         DisableOutcome::Disabled => Ok(true),
         DisableOutcome::AlreadyDisabled => Ok(false),
+        DisableOutcome::LastAdmin => Err(AppError::Denied(
+            "that is the last admin: add another before disabling them".into(),
+        )),
         DisableOutcome::NotFound => Err(no_such_person(&email)),
     }
 }

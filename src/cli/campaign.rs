@@ -135,13 +135,18 @@ pub struct CampaignArgs {
     #[arg(long, value_name = "FILE")]
     text: Option<PathBuf>,
     /// Only people in this constituency, by code or unique name (repeatable; OR-ed with
-    /// --postcode; given to edit, they replace the campaign's)
+    /// --postcode unless --postcodes-within-constituencies; given to edit, they replace the
+    /// campaign's)
     #[arg(long, value_name = "CODE_OR_NAME")]
     constituency: Vec<String>,
     /// Only people under this postcode area, district or sector (repeatable; given to edit,
     /// they replace the campaign's)
     #[arg(long, value_name = "PREFIX")]
     postcode: Vec<String>,
+    /// With both --constituency and --postcode: only the people under the postcodes who are
+    /// within the constituencies, instead of everyone in either (`false` to widen again)
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    postcodes_within_constituencies: Option<bool>,
     /// An event mailing: the event's title (with --event-starts-at and --event-venue)
     #[arg(long)]
     event_title: Option<String>,
@@ -184,6 +189,7 @@ impl CampaignArgs {
             election_material: self.election_material,
             constituencies: list(self.constituency),
             postcodes: list(self.postcode),
+            postcodes_within_constituencies: self.postcodes_within_constituencies,
             event_title: self.event_title,
             event_starts_at: self.event_starts_at,
             event_venue: self.event_venue,

@@ -8,17 +8,45 @@ use serde::Serialize;
 
 use super::{ConstituencyCode, Postcode, PostcodePrefix, Sender, TopicSlug};
 
-/// Who a campaign is for: anyone in any listed constituency or under any listed postcode prefix.
-/// Empty: everyone who consented to the topic.
+/// Who a campaign is for: anyone in any listed constituency or under any listed postcode prefix;
+/// or, narrowed, only those under the prefixes within the constituencies. Empty: everyone who
+/// consented to the topic.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Audience {
     pub constituencies: Vec<ConstituencyCode>,
     pub postcodes: Vec<PostcodePrefix>,
+    /// Only the people under the postcodes who are within the constituencies (both are given),
+    /// instead of everyone in either.
+    pub postcodes_within: bool,
 }
 
 impl Audience {
     pub fn is_everyone(&self) -> bool {
         self.constituencies.is_empty() && self.postcodes.is_empty()
+    }
+
+    /// Whether everyone it reaches lies in a constituency: it names constituencies, and any
+    /// postcodes it names are only within them.
+    pub fn everyone_placed(&self) -> bool {
+        !self.constituencies.is_empty() && (self.postcodes.is_empty() || self.postcodes_within)
+    }
+
+    /// Who it is, in words, the constituencies named by `name_of`: "everyone in Stevenage, and
+    /// everyone in SG13 and SG14 wherever they are", "people in SG13 and SG14 within
+    /// Stevenage".
+    pub fn in_words(&self, name_of: impl Fn(&ConstituencyCode) -> String) -> String {
+        let places: Vec<String> = self.constituencies.iter().map(name_of).collect();
+        let areas: Vec<&str> = self.postcodes.iter().map(PostcodePrefix::as_str).collect();
+        let (places, areas) = (super::listed(&places), super::listed(&areas));
+        match (places.is_empty(), areas.is_empty(), self.postcodes_within) {
+            (true, true, _) => "everyone who agreed to hear about its topic".to_owned(),
+            (false, true, _) => format!("everyone in {places}"),
+            (true, false, _) => format!("everyone in {areas}"),
+            (false, false, false) => {
+                format!("everyone in {places}, and everyone in {areas} wherever they are")
+            }
+            (false, false, true) => format!("only people in {areas} within {places}"),
+        }
     }
 }
 
@@ -78,6 +106,10 @@ pub struct CampaignDraft {
     pub constituencies: Vec<String>,
     #[serde(default)]
     pub postcodes: Vec<String>,
+    /// With both constituencies and postcodes: only the people under the postcodes who are
+    /// within the constituencies (`false`: everyone in either).
+    #[serde(default)]
+    pub postcodes_within_constituencies: bool,
     pub event_title: Option<String>,
     /// RFC 3339.
     pub event_starts_at: Option<String>,
@@ -118,6 +150,7 @@ impl From<&NewCampaign> for CampaignDraft {
                 .iter()
                 .map(|p| p.as_str().to_owned())
                 .collect(),
+            postcodes_within_constituencies: campaign.audience.postcodes_within,
             event_title: event.map(|e| e.title.clone()),
             event_starts_at: event.map(|e| e.starts_at.to_rfc3339()),
             event_venue: event.map(|e| e.venue.clone()),
@@ -147,6 +180,8 @@ pub struct CampaignChanges {
     pub constituencies: Option<Vec<String>>,
     /// Replaces the postcode prefixes.
     pub postcodes: Option<Vec<String>>,
+    /// Only the people under the postcodes within the constituencies, or everyone in either.
+    pub postcodes_within_constituencies: Option<bool>,
     pub event_title: Option<String>,
     /// RFC 3339.
     pub event_starts_at: Option<String>,
@@ -179,6 +214,10 @@ impl CampaignChanges {
         base.reply_to = self.reply_to.or(base.reply_to);
         given(self.constituencies, &mut base.constituencies);
         given(self.postcodes, &mut base.postcodes);
+        given(
+            self.postcodes_within_constituencies,
+            &mut base.postcodes_within_constituencies,
+        );
         base.text_template = self.text_template.or(base.text_template);
         base.event_title = self.event_title.or(base.event_title);
         base.event_starts_at = self.event_starts_at.or(base.event_starts_at);
@@ -256,7 +295,18 @@ impl CampaignDraft {
                 .iter()
                 .map(|p| PostcodePrefix::parse(p).map_err(|e| wrong("postcodes", e.to_string())))
                 .collect::<Result<_, _>>()?,
+            postcodes_within: self.postcodes_within_constituencies,
         };
+        if audience.postcodes_within
+            && (audience.constituencies.is_empty() || audience.postcodes.is_empty())
+        {
+            return Err(wrong(
+                "postcodes_within_constituencies",
+                "takes both constituencies and postcode areas: only the people under the \
+                 postcodes who are within the constituencies"
+                    .into(),
+            ));
+        }
         let event = match (self.event_title, self.event_starts_at, self.event_venue) {
             (Some(_), Some(starts_at), Some(_))
                 if DateTime::parse_from_rfc3339(starts_at.trim())
@@ -511,6 +561,8 @@ pub struct CampaignSummary {
     pub scheduled_at: Option<DateTime<Utc>>,
     /// Where a draft stands with its approval; `None` past the draft.
     pub stage: Option<DraftStage>,
+    /// A draft that waits for an approval it does not have (asked for or not).
+    pub awaiting_approval: bool,
     /// When its author asked for an approval of the version there is now.
     pub submitted_at: Option<DateTime<Utc>>,
     /// Everyone who wrote any version of it, as the audit log names them.

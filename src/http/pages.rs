@@ -86,7 +86,11 @@ pub const PUBLIC: &[(&str, &str)] = &[
 // `{{count n}}`: a number as people read it, `14,180`.
 handlebars::handlebars_helper!(count: |n: Json| match n.as_u64() {
     Some(n) => crate::domain::thousands(n),
-    None => n.as_str().unwrap_or_default().to_owned(),
+    None => match n {
+        handlebars::JsonValue::String(text) => text.clone(),
+        handlebars::JsonValue::Null => String::new(),
+        other => other.to_string(),
+    },
 });
 
 // `{{uk_time at}}`: a time the data holds in UTC (RFC 3339), as people in the UK read it,

@@ -15,9 +15,31 @@ use crate::domain::{
     PostcodePrefix, PublicId, ReportCounts, Scope, Sender, TopicSlug, latest_birth_date_to_mail,
 };
 
+/// Whether audience row `a` names contact `c`'s constituency.
+macro_rules! in_constituency {
+    () => {
+        "(a.kind = 'constituency' AND a.value = c.constituency_code)"
+    };
+}
+
+/// Whether audience row `a` is a postcode prefix (area, district or sector) contact `c`'s
+/// postcode lies under, on whole parts only.
+macro_rules! under_prefix {
+    () => {
+        "((a.kind = 'district' AND c.postcode LIKE a.value || ' %') \
+          OR (a.kind = 'sector' AND c.postcode LIKE a.value || '%') \
+          OR (a.kind = 'area' AND substr(c.postcode, 1, length(a.value)) = a.value \
+              AND substr(c.postcode, length(a.value) + 1, 1) BETWEEN '0' AND '9'))"
+    };
+}
+
 /// Who may receive campaign `k` now, for contact `c`: the contract's rule. `$1` is the
 /// campaign, `$2` the latest date of birth of a person old enough on the send date. The same
 /// text decides the queue and (at claim time) each send.
+///
+/// The audience: everyone when it names no one; else anyone in a constituency it names or under
+/// a postcode prefix it names; or, narrowed (`postcodes_within`), only those under a prefix who
+/// are in a constituency it names.
 pub(crate) const ELIGIBLE: &str = concat!(
     "c.restricted_at IS NULL \
      AND (c.date_of_birth IS NULL OR c.guardian_consent OR c.date_of_birth <= $2) \
@@ -26,12 +48,19 @@ pub(crate) const ELIGIBLE: &str = concat!(
     latest_consent!("c.id", "k.topic_id"),
     ", FALSE) \
     AND (NOT EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id) \
-         OR EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND ( \
-              (a.kind = 'constituency' AND a.value = c.constituency_code) \
-           OR (a.kind = 'district' AND c.postcode LIKE a.value || ' %') \
-           OR (a.kind = 'sector' AND c.postcode LIKE a.value || '%') \
-           OR (a.kind = 'area' AND substr(c.postcode, 1, length(a.value)) = a.value \
-               AND substr(c.postcode, length(a.value) + 1, 1) BETWEEN '0' AND '9')))) \
+         OR (NOT k.postcodes_within \
+             AND EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND (",
+    in_constituency!(),
+    " OR ",
+    under_prefix!(),
+    "))) \
+         OR (k.postcodes_within \
+             AND EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND ",
+    in_constituency!(),
+    ") \
+             AND EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND (",
+    under_prefix!(),
+    ")))) \
     AND (NOT k.limited OR EXISTS (SELECT 1 FROM campaign_limits z \
          WHERE z.campaign_id = k.id AND z.constituency_code = c.constituency_code))"
 );
@@ -137,6 +166,22 @@ pub enum StateChangeOutcome {
     NotFound,
 }
 
+/// What asking for an approval did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// It now waits for an approval of this version.
+    Submitted,
+    /// It waits already, since then.
+    Waiting(DateTime<Utc>),
+    /// This version is approved already.
+    Approved,
+    /// It needs no approval (made at the command line, or approvals are off).
+    NotNeeded,
+    /// Not a draft.
+    Refused(CampaignState),
+    NotFound,
+}
+
 /// What a message to one recipient shows of them.
 #[derive(Debug, Clone)]
 pub struct Recipient {
@@ -175,6 +220,7 @@ struct CampaignRow {
     approved_by: Option<String>,
     approved_at: Option<DateTime<Utc>>,
     election_material: bool,
+    postcodes_within: bool,
 }
 
 /// A campaign's state, read inside the caller's write transaction; `None` when there is no such
@@ -281,7 +327,7 @@ macro_rules! write_campaign {
             "UPDATE campaigns SET name = $2, topic_id = $3, subject = $4, html_template = $5, \
                  text_template = $6, event_title = $7, event_starts_at = $8, event_venue = $9, \
                  event_postcode = $10, updated_at = $11, markdown = $12, from_address = $13, \
-                 reply_to = $14, election_material = $15 \
+                 reply_to = $14, election_material = $15, postcodes_within = $16 \
              WHERE id = $1",
         )
         .bind($id)
@@ -303,6 +349,7 @@ macro_rules! write_campaign {
         .bind(campaign.from.as_ref().map(ToString::to_string))
         .bind(campaign.reply_to.as_ref().map(ToString::to_string))
         .bind(campaign.election_material)
+        .bind(campaign.audience.postcodes_within)
         .execute(&mut *conn)
         .await?;
         sqlx::query("DELETE FROM campaign_audience WHERE campaign_id = $1")
@@ -519,7 +566,8 @@ impl Store {
                         k.event_postcode, k.state, k.paused_reason, k.scheduled_at, k.link_tag, \
                         k.markdown, k.from_address, k.reply_to, k.limited, k.version, \
                         k.needs_approval, k.created_by, k.submitted_at, \
-                        k.approved_version, k.approved_by, k.approved_at, k.election_material \
+                        k.approved_version, k.approved_by, k.approved_at, k.election_material, \
+                        k.postcodes_within \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
             )
             .bind(id)
@@ -574,7 +622,10 @@ impl Store {
             approved_by: row.approved_by.filter(|_| approved),
             approved_at: row.approved_at.filter(|_| approved),
         };
-        let mut audience = Audience::default();
+        let mut audience = Audience {
+            postcodes_within: row.postcodes_within,
+            ..Audience::default()
+        };
         for (kind, value) in rows {
             if kind == "constituency" {
                 let code =
@@ -657,6 +708,12 @@ impl Store {
              FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE {} ORDER BY k.id",
             campaigns_within(scope, 1)
         );
+        let authors_sql = format!(
+            "SELECT a.campaign_id, a.author FROM campaign_authors a \
+             JOIN campaigns k ON k.id = a.campaign_id WHERE {} \
+             ORDER BY a.campaign_id, a.author",
+            campaigns_within(scope, 1)
+        );
         let codes = scope.constituencies().unwrap_or_default();
         let (rows, authors): (Vec<Row>, Vec<(i64, String)>) = on_pool!(self, |pool| {
             let mut conn = pool.acquire().await?;
@@ -664,13 +721,12 @@ impl Store {
             for code in codes {
                 query = query.bind(code.as_str());
             }
-            let rows = query.fetch_all(&mut *conn).await?;
-            let authors = sqlx::query_as(
-                "SELECT campaign_id, author FROM campaign_authors ORDER BY campaign_id, author",
-            )
-            .fetch_all(&mut *conn)
-            .await?;
-            (rows, authors)
+            let rows: Vec<Row> = query.fetch_all(&mut *conn).await?;
+            let mut authors = sqlx::query_as(sqlx::AssertSqlSafe(authors_sql));
+            for code in codes {
+                authors = authors.bind(code.as_str());
+            }
+            (rows, authors.fetch_all(&mut *conn).await?)
         });
         let mut authors_of: HashMap<i64, Vec<String>> = HashMap::new();
         for (campaign, author) in authors {
@@ -684,6 +740,9 @@ impl Store {
                     stage: (state == CampaignState::Draft).then(|| {
                         DraftStage::of(row.needs_approval, row.submitted_at.is_some(), row.approved)
                     }),
+                    awaiting_approval: state == CampaignState::Draft
+                        && row.needs_approval
+                        && !row.approved,
                     authors: authors_of.remove(&row.id).unwrap_or_default(),
                     id: row.id,
                     name: row.name,
@@ -723,13 +782,19 @@ impl Store {
                 && limit.covers((!code.is_empty()).then_some(code))
         };
         let mut counts: HashMap<String, u64> = HashMap::new();
-        for ((code, _), n) in self.mailable(Some(&campaign.topic), on).await? {
-            if chosen(&code) {
-                *counts.entry(code).or_default() += n;
+        // Narrowed, only the prefixes count, within the constituencies named.
+        if !audience.postcodes_within {
+            for ((code, _), n) in self.mailable(Some(&campaign.topic), on).await? {
+                if chosen(&code) {
+                    *counts.entry(code).or_default() += n;
+                }
             }
         }
         if !audience.postcodes.is_empty() {
-            for (code, n) in self.prefix_audience(campaign, limit, on, &named).await? {
+            let prefixes = self
+                .prefix_audience(campaign, limit, on, &named, audience.postcodes_within)
+                .await?;
+            for (code, n) in prefixes {
                 *counts.entry(code).or_default() += n;
             }
         }
@@ -747,8 +812,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// Who a campaign's postcode prefixes reach on `on` outside the constituencies `named`, by
-    /// constituency code ('' for none): the rule ([`ELIGIBLE`]) over the campaign's topic,
+    /// Who a campaign's postcode prefixes reach on `on` outside the constituencies `named` (or,
+    /// `within`, inside them only), by constituency code ('' for none): the rule
+    /// ([`ELIGIBLE`]) over the campaign's topic,
     /// prefixes and limit, given to the statement as common table expressions that stand in for
     /// the tables of a saved campaign, and read through the contacts' postcode index, one range
     /// of it per prefix.
@@ -758,10 +824,12 @@ impl Store {
         limit: &Scope,
         on: NaiveDate,
         named: &[&str],
+        within: bool,
     ) -> Result<Vec<(String, u64)>> {
         let prefixes = Audience {
             constituencies: Vec::new(),
             postcodes: campaign.audience.postcodes.clone(),
+            postcodes_within: false,
         };
         let audience = audience_rows(&prefixes);
         let limits: Vec<&str> = limit
@@ -801,22 +869,29 @@ impl Store {
             outside.push(format!("${next}"));
             next += 1;
         }
+        let placed = match within {
+            true => format!("p.constituency_code IN ({})", outside.join(", ")),
+            false => format!(
+                "(p.constituency_code IS NULL OR p.constituency_code NOT IN ({}))",
+                outside.join(", ")
+            ),
+        };
         let sql = format!(
             "WITH campaign_audience (campaign_id, kind, value) AS ({}), \
                   campaign_limits (campaign_id, constituency_code) AS ({}), \
-                  campaigns (id, topic_id, limited) AS \
-                      (SELECT CAST($1 AS BIGINT), t.id, $4 FROM topics t WHERE t.slug = $3) \
+                  campaigns (id, topic_id, limited, postcodes_within) AS \
+                      (SELECT CAST($1 AS BIGINT), t.id, $4, FALSE \
+                       FROM topics t WHERE t.slug = $3) \
              SELECT COALESCE(p.constituency_code, ''), count(*) \
              FROM campaigns k, contacts c \
              LEFT JOIN postcodes p ON p.postcode = c.postcode \
              WHERE k.id = $1 AND ({}) \
-               AND (p.constituency_code IS NULL OR p.constituency_code NOT IN ({})) \
+               AND {placed} \
                AND {ELIGIBLE} \
              GROUP BY p.constituency_code",
             rows.join(" UNION ALL "),
             limit_rows.join(" UNION ALL "),
             ranges.join(" OR "),
-            outside.join(", "),
         );
         let found: Vec<(String, i64)> = on_pool!(self, |pool| {
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -846,26 +921,49 @@ impl Store {
             .collect())
     }
 
-    /// Marks a draft as waiting for someone's approval.
-    pub async fn submit_campaign(&self, id: i64, actor: &Actor) -> Result<StateChangeOutcome> {
+    /// Marks a draft as waiting for someone's approval of the version it is at: once, and only
+    /// when it needs one it has not got, decided by the statement that marks it.
+    pub async fn submit_campaign(&self, id: i64, actor: &Actor) -> Result<SubmitOutcome> {
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
             require_draft!(
                 &mut *tx,
                 id,
-                StateChangeOutcome::NotFound,
-                StateChangeOutcome::Refused
+                SubmitOutcome::NotFound,
+                SubmitOutcome::Refused
             );
-            sqlx::query("UPDATE campaigns SET submitted_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(now())
-                .execute(&mut *tx)
-                .await?;
+            let marked = sqlx::query(
+                "UPDATE campaigns SET submitted_at = $2 \
+                 WHERE id = $1 AND needs_approval AND submitted_at IS NULL \
+                   AND approved_version IS DISTINCT FROM version",
+            )
+            .bind(id)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if marked == 0 {
+                let (needed, submitted, approved): (bool, Option<DateTime<Utc>>, bool) =
+                    sqlx::query_as(
+                        "SELECT needs_approval, submitted_at, \
+                                approved_version IS NOT DISTINCT FROM version \
+                         FROM campaigns WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                return Ok(match (needed, approved, submitted) {
+                    (false, _, _) => SubmitOutcome::NotNeeded,
+                    (true, true, _) => SubmitOutcome::Approved,
+                    (true, false, Some(since)) => SubmitOutcome::Waiting(since),
+                    (true, false, None) => SubmitOutcome::NotFound,
+                });
+            }
             insert_audit!(&mut *tx, actor: actor, action: "campaign.submitted",
                 contact: None::<i64>, detail: Some(format!("campaign {id}")),
                 ip: None::<String>)?;
             tx.commit().await?;
-            StateChangeOutcome::Changed(CampaignState::Draft)
+            SubmitOutcome::Submitted
         });
         Ok(outcome)
     }

@@ -54,7 +54,7 @@ pub use backups::Replayed;
 pub use budget::Draw;
 pub use campaigns::{
     ApproveOutcome, Campaign, DraftOutcome, Imprint, QueueOutcome, Recipient, RetryOutcome,
-    StateChange, StateChangeOutcome,
+    StateChange, StateChangeOutcome, SubmitOutcome,
 };
 pub(crate) use changes::note_changes;
 pub use changes::{Change, Changes, Recheck};

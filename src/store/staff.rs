@@ -247,6 +247,8 @@ pub enum StaffEditOutcome {
 pub enum DisableOutcome {
     Disabled,
     AlreadyDisabled,
+    /// They are the last enabled admin.
+    LastAdmin,
     NotFound,
 }
 
@@ -339,12 +341,18 @@ impl Store {
     }
 
     /// Who may approve the campaign: enabled admins and organisers who wrote none of it, and
-    /// whose constituencies hold every one it is limited to (a campaign limited to none, or
-    /// not limited, only those kept to none). Each with their name, for the email.
-    pub async fn possible_approvers(&self, campaign: i64) -> Result<Vec<AlertRecipient>> {
-        self.staff_to_tell(
-            campaign,
-            "u.role IN ('admin', 'organiser') \
+    /// whose constituencies hold every one it is limited to (a campaign limited to none, or not
+    /// limited, only those kept to none); but not `asking` (as the audit log names them). Each
+    /// with their name, for the email.
+    pub async fn possible_approvers(
+        &self,
+        campaign: i64,
+        asking: &str,
+    ) -> Result<Vec<AlertRecipient>> {
+        let mut approvers = self
+            .staff_to_tell(
+                campaign,
+                "u.role IN ('admin', 'organiser') \
              AND NOT EXISTS (SELECT 1 FROM campaign_authors a \
                              WHERE a.campaign_id = k.id AND a.author = 'staff:' || u.email) \
              AND (NOT EXISTS (SELECT 1 FROM staff_user_constituencies s WHERE s.user_id = u.id) \
@@ -356,8 +364,11 @@ impl Store {
                                             (SELECT s.constituency_code \
                                              FROM staff_user_constituencies s \
                                              WHERE s.user_id = u.id))))",
-        )
-        .await
+            )
+            .await?;
+        // Who asks needs no email of it.
+        approvers.retain(|approver| format!("staff:{}", approver.email) != asking);
+        Ok(approvers)
     }
 
     /// The enabled people of the staff whom `who` (a condition on `u`, the person, and `k`,
@@ -486,10 +497,21 @@ impl Store {
     }
 
     /// Disables a person: their sessions end, their tokens stop working, they cannot sign in.
+    /// The last enabled admin is not disabled: the admins are locked while it is decided.
     pub async fn disable_staff_user(&self, email: &Email, actor: &Actor) -> Result<DisableOutcome> {
         let now = now();
+        let lock = match self.pool() {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => " FOR UPDATE",
+        };
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
+            let admins: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM staff_users WHERE role = 'admin' AND disabled_at IS NULL \
+                 ORDER BY id{lock}"
+            )))
+            .fetch_all(&mut *tx)
+            .await?;
             let found: Option<(i64, Option<DateTime<Utc>>)> =
                 sqlx::query_as("SELECT id, disabled_at FROM staff_users WHERE email = $1")
                     .bind(email.normalized())
@@ -498,6 +520,7 @@ impl Store {
             let outcome = match found {
                 None => DisableOutcome::NotFound,
                 Some((_, Some(_))) => DisableOutcome::AlreadyDisabled,
+                Some((id, None)) if admins == [id] => DisableOutcome::LastAdmin,
                 Some((id, None)) => {
                     sqlx::query("UPDATE staff_users SET disabled_at = $2 WHERE id = $1")
                         .bind(id)

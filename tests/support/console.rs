@@ -213,7 +213,9 @@ impl<'a> Browser<'a> {
             .get_all("set-cookie")
             .iter()
             .filter_map(|value| value.to_str().ok())
-            .find(|value| value.starts_with("canvass_flash="))
+            .find(|value| {
+                value.starts_with("canvass_flash=") || value.starts_with("__Host-canvass_flash=")
+            })
             .map(|value| value.split(';').next().unwrap().to_owned());
         let to = posted.location().expect("a redirect says where").to_owned();
         let cookies: Vec<String> = self.cookie.iter().cloned().chain(flash.clone()).collect();
@@ -229,7 +231,7 @@ impl<'a> Browser<'a> {
                 page.headers
                     .get_all("set-cookie")
                     .iter()
-                    .any(|value| value.to_str().unwrap().starts_with("canvass_flash=;")),
+                    .any(|value| value.to_str().unwrap().contains("canvass_flash=;")),
                 "the page that shows the message forgets it"
             );
         }

@@ -425,6 +425,7 @@ pub fn news_campaign(constituencies: &[&str], postcodes: &[&str]) -> canvass::do
                 .iter()
                 .map(|p| PostcodePrefix::parse(p).unwrap())
                 .collect(),
+            postcodes_within: false,
         },
         event: None,
         election_material: false,

@@ -100,7 +100,7 @@ pub async fn two_factor(
         _ => Err(AppError::NotFound("no such step".into())),
     };
     match done {
-        Ok(notice) => Flash::Notice(notice.into()).redirect(&state, "/admin/account"),
+        Ok(notice) => Flash::Notice(notice.into()).redirect(&state, &signed, "/admin/account"),
         Err(AppError::Invalid { message, .. }) => {
             if step == "confirm" {
                 // The same secret again, to try another code.

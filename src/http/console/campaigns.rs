@@ -94,6 +94,8 @@ pub struct Fields {
     constituencies: Vec<String>,
     /// Postcode areas, districts or sectors, separated by commas or spaces between them.
     postcodes: String,
+    /// Only the postcodes within the constituencies ticked, instead of everyone in either.
+    within: bool,
     from: String,
     reply_to: String,
     election_material: bool,
@@ -110,6 +112,7 @@ impl Fields {
             body: one("body"),
             constituencies: posted.all("constituency"),
             postcodes: one("postcodes"),
+            within: posted.one("combine") == "within",
             from: one("from"),
             reply_to: one("reply_to"),
             election_material: posted.one("election_material") == "yes",
@@ -141,6 +144,7 @@ impl Fields {
                 .map(|p| p.as_str().to_owned())
                 .collect::<Vec<_>>()
                 .join(", "),
+            within: spec.audience.postcodes_within,
             from: spec
                 .from
                 .as_ref()
@@ -186,6 +190,10 @@ impl Fields {
             reply_to: Self::optional(&self.reply_to),
             constituencies: self.constituencies.clone(),
             postcodes: self.postcode_list(),
+            // The choice matters only with both given: the radio buttons are always there.
+            postcodes_within_constituencies: self.within
+                && !self.constituencies.is_empty()
+                && !self.postcode_list().is_empty(),
             event_title: None,
             event_starts_at: None,
             event_venue: None,
@@ -209,6 +217,7 @@ impl Fields {
             reply_to: draft.reply_to,
             constituencies: Some(draft.constituencies),
             postcodes: Some(draft.postcodes),
+            postcodes_within_constituencies: Some(draft.postcodes_within_constituencies),
             election_material: Some(draft.election_material),
             ..CampaignChanges::default()
         }
@@ -330,6 +339,7 @@ fn field_label(field: &str) -> &str {
         "html_template" | "markdown" | "text_template" => "Message",
         "constituencies" => "Constituencies",
         "postcodes" => "Postcode areas",
+        "postcodes_within_constituencies" => "Who",
         "reply_to" => "Reply-To",
         "from" => "From",
         "name" => "Name",
@@ -393,6 +403,8 @@ struct CampaignData {
     submitted: bool,
     audience: Vec<AudienceLine>,
     audience_total: u64,
+    /// Who it is for, in words.
+    described: String,
     /// Whether its message renders (else why not).
     preview_ok: bool,
     preview_error: Option<String>,
@@ -464,6 +476,8 @@ async fn campaign_data(
             (Some(lines), Some(report.total))
         }
     };
+    let names = app::contacts::constituency_names(app).await?;
+    let described = app::campaigns::described(&campaign.spec.audience, &campaign.limit, &names);
     let me = actor.to_string();
     let member = &signed.session.member;
     let writes = member.role.writes();
@@ -495,6 +509,7 @@ async fn campaign_data(
             .map(|by| by.trim_start_matches("staff:").to_owned()),
         submitted: approval.submitted_at.is_some(),
         audience_total: audience.iter().map(|(_, _, n)| n).sum(),
+        described,
         audience: audience
             .into_iter()
             .map(|(code, name, people)| AudienceLine {
@@ -558,7 +573,7 @@ pub async fn confirm(
                 data,
             )
         }
-        Ok(Asked::Refused(why)) => Flash::Refusal(why).redirect(&state, &page),
+        Ok(Asked::Refused(why)) => Flash::Refusal(why).redirect(&state, &signed, &page),
         Ok(Asked::Past) => see_other(&page),
         Err(problem) => problem.page(&state, Some(&signed)),
     }
@@ -582,6 +597,11 @@ async fn confirm_data(
 ) -> Result<Asked, Problem> {
     let (app, actor) = (&state.app, &signed.actor());
     let status = app::campaigns::status(app, actor, id).await?;
+    if !signed.session.member.role.writes() {
+        return Ok(Asked::Refused(
+            "You may read campaigns but not send or cancel them; ask an organiser or admin.".into(),
+        ));
+    }
     let campaign = &status.campaign;
     let name = &campaign.spec.name;
     let d = &status.deliveries;
@@ -729,8 +749,11 @@ pub async fn act(
         "copy" => match app::campaigns::copy(app, actor, id).await {
             Ok(copy) => {
                 let notice = "This is a copy, a draft: change what you need, then send it.";
-                return Flash::Notice(notice.into())
-                    .redirect(&state, &format!("/admin/campaigns/{copy}"));
+                return Flash::Notice(notice.into()).redirect(
+                    &state,
+                    &signed,
+                    &format!("/admin/campaigns/{copy}"),
+                );
             }
             Err(error) => Err(error),
         },
@@ -738,7 +761,7 @@ pub async fn act(
     };
     let page = format!("/admin/campaigns/{id}");
     match done {
-        Ok(notice) => Flash::Notice(notice).redirect(&state, &page),
+        Ok(notice) => Flash::Notice(notice).redirect(&state, &signed, &page),
         Err(
             error @ (AppError::Invalid { .. }
             | AppError::Conflict { .. }
@@ -750,7 +773,7 @@ pub async fn act(
                 AppError::Invalid { message, .. } => message,
                 other => other.to_string(),
             };
-            Flash::Refusal(message).redirect(&state, &page)
+            Flash::Refusal(message).redirect(&state, &signed, &page)
         }
         Err(error) => Problem::from(error).page(&state, Some(&signed)),
     }
@@ -759,24 +782,24 @@ pub async fn act(
 /// What asking for an approval did, in words.
 fn asked_for_approval(submitted: &app::campaigns::Submitted) -> String {
     let mut said = "Waiting for approval.".to_owned();
-    if !submitted.told.is_empty() {
+    if !submitted.telling.is_empty() {
         said.push_str(&format!(
             " {} {} told by email.",
-            listed(&submitted.told),
-            match submitted.told.len() {
-                1 => "was",
-                _ => "were",
+            listed(&submitted.telling),
+            match submitted.telling.len() {
+                1 => "is being",
+                _ => "are being",
             }
         ));
     }
-    match (submitted.told.is_empty(), submitted.untold) {
+    match (submitted.telling.is_empty(), submitted.untold) {
         (true, 0) => said.push_str(
             " Nobody else on the staff may approve it yet: an admin, or an organiser whose \
              constituencies hold everyone it reaches, must be added.",
         ),
         (_, 0) => {}
         (_, untold) => said.push_str(&format!(
-            " {} could not be emailed; it waits on their dashboard.",
+            " {} cannot be emailed (no mail server is set); it waits on their dashboard.",
             counted(
                 untold as u64,
                 "person who may approve it",
@@ -881,6 +904,8 @@ impl Trials {
 struct TrialData {
     /// Nothing written yet.
     blank: bool,
+    /// Who the audience is, in words.
+    described: Option<String>,
     error: Option<String>,
     audience: Vec<AudienceLine>,
     audience_total: u64,
@@ -897,6 +922,7 @@ pub async fn try_draft(
     let fields = Fields::from_posted(&posted);
     let blank = TrialData {
         blank: true,
+        described: None,
         error: None,
         audience: Vec::new(),
         audience_total: 0,
@@ -910,6 +936,7 @@ pub async fn try_draft(
         None => blank,
         Some(Ok(trial)) => TrialData {
             blank: false,
+            described: Some(trial.described),
             error: None,
             audience_total: trial.audience.iter().map(|(_, _, n)| n).sum(),
             audience: trial
@@ -924,6 +951,7 @@ pub async fn try_draft(
         },
         Some(Err(AppError::Invalid { field, message })) => TrialData {
             blank: false,
+            described: None,
             error: Some(format!("{}: {message}", field_label(field))),
             audience: Vec::new(),
             audience_total: 0,

@@ -202,6 +202,8 @@ struct DetailsData {
     #[serde(flatten)]
     held: Box<ContactExport>,
     topics: Vec<Choice>,
+    /// Each topic's name by its slug, for the consents and their history.
+    topic_names: std::collections::HashMap<String, String>,
     /// When the guardian agreed, as the form takes it back: the day, or the time when it had one.
     guardian_day: Option<String>,
     writes: bool,
@@ -225,6 +227,10 @@ pub async fn details(
         Ok(topics) => topics,
         Err(error) => return Problem::from(error).page(state, Some(signed)),
     };
+    let topic_names = topics
+        .iter()
+        .map(|topic| (topic.slug.as_str().to_owned(), topic.name.clone()))
+        .collect();
     let topics = topics
         .into_iter()
         .map(|topic| Choice {
@@ -249,6 +255,7 @@ pub async fn details(
         guardian_day,
         held,
         topics,
+        topic_names,
         writes: signed.session.member.role.writes(),
     };
     render(
@@ -344,7 +351,11 @@ pub async fn act(
                     Ok(_) => {
                         let notice = "Erased: nothing is held on the person but a hashed \
                              suppression entry, so that they are never imported or mailed again.";
-                        return Flash::Notice(notice.into()).redirect(&state, "/admin/contacts");
+                        return Flash::Notice(notice.into()).redirect(
+                            &state,
+                            &signed,
+                            "/admin/contacts",
+                        );
                     }
                     Err(error) => Err(error),
                 }
@@ -354,13 +365,13 @@ pub async fn act(
     };
     let page = format!("/admin/contacts/{id}");
     match done {
-        Ok(notice) => Flash::Notice(notice).redirect(&state, &page),
+        Ok(notice) => Flash::Notice(notice).redirect(&state, &signed, &page),
         Err(AppError::Invalid { field, message }) => {
             let message = format!("{}: {message}", field.replace('_', " "));
-            Flash::Refusal(message).redirect(&state, &page)
+            Flash::Refusal(message).redirect(&state, &signed, &page)
         }
         Err(error @ (AppError::Conflict { .. } | AppError::Denied(_))) => {
-            Flash::Refusal(error.to_string()).redirect(&state, &page)
+            Flash::Refusal(error.to_string()).redirect(&state, &signed, &page)
         }
         Err(error) => Problem::from(error).page(&state, Some(&signed)),
     }

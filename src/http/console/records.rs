@@ -78,7 +78,7 @@ pub async fn add_topic(
     match app::topics::add(&state.app, &signed.actor(), &form.slug, &form.name).await {
         Ok(topic) => {
             let notice = format!("Added the topic '{}'.", topic.name);
-            Flash::Notice(notice).redirect(&state, "/admin/topics")
+            Flash::Notice(notice).redirect(&state, &signed, "/admin/topics")
         }
         Err(error @ (AppError::Invalid { .. } | AppError::Conflict { .. })) => {
             let status = match &error {

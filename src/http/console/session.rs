@@ -119,19 +119,24 @@ pub async fn require_session(
     };
     match app::staff::session(&state.app, &secret, used_by(request.headers())).await {
         Ok(Some(session)) => {
-            let flash = Flash::presented(request.headers());
+            let headers = request.headers();
             // A page the person asked for shows the message; the page's own refreshes and
             // partials leave it for the page.
-            let shows = flash.is_some()
-                && !request.headers().contains_key("hx-request")
-                && used_by(request.headers()) == SessionUse::Person;
+            let shows = Flash::carried(headers, secure(&state))
+                && !headers.contains_key("hx-request")
+                && used_by(headers) == SessionUse::Person;
+            let flash = Flash::presented(headers, &secret, secure(&state)).filter(|_| shows);
             request.extensions_mut().insert(Signed {
                 session,
                 secret,
-                flash: flash.filter(|_| shows),
+                flash,
             });
             let mut response = next.run(request).await;
-            if shows && !response.status().is_redirection() {
+            let page = response
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|kind| kind.as_bytes().starts_with(b"text/html"));
+            if shows && page && !response.status().is_redirection() {
                 response
                     .headers_mut()
                     .append(header::SET_COOKIE, Flash::shown(&state));

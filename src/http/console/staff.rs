@@ -33,6 +33,10 @@ struct Choice {
 struct Data {
     people: Vec<Person>,
     constituencies: Vec<Choice>,
+    /// What a button just did, with a password link to give (shown this once).
+    notice: Option<String>,
+    link: Option<String>,
+    link_for: Option<String>,
     error: Option<String>,
 }
 
@@ -45,6 +49,9 @@ impl Data {
         Self {
             people: Vec::new(),
             constituencies: Vec::new(),
+            notice: None,
+            link: None,
+            link_for: None,
             error: None,
         }
     }
@@ -113,6 +120,9 @@ struct EditData {
     name: String,
     roles: Vec<Picked>,
     constituencies: Vec<Picked>,
+    /// The codes they are kept to that the form does not list (not in the directory, or
+    /// outside the editing admin's own): kept as they are.
+    unlisted: Vec<String>,
     everyone: bool,
 }
 
@@ -143,7 +153,13 @@ pub async fn edit(
         Err(error) => return Problem::from(error).page(&state, Some(&signed)),
     };
     let kept = person.scope.constituencies().unwrap_or_default();
+    let unlisted = kept
+        .iter()
+        .map(|code| code.as_str().to_owned())
+        .filter(|code| !constituencies.iter().any(|(listed, _)| listed == code))
+        .collect();
     let data = EditData {
+        unlisted,
         roles: [
             (Role::Viewer, "Viewer (reads)"),
             (Role::Organiser, "Organiser (imports, sends, approves)"),
@@ -178,6 +194,28 @@ pub async fn edit(
     )
 }
 
+/// What a staff button did.
+enum Done {
+    /// Said on the page it leads to.
+    Said(String),
+    /// Said, with a password link to give the person: shown on the page that answers.
+    Link(String, String),
+}
+
+/// The constituencies the change form keeps a person to: those ticked, or (chosen as such)
+/// all of them. None ticked without choosing all is refused: it would widen them by mistake.
+fn edited_scope(posted: &Posted) -> Result<Vec<String>, AppError> {
+    let ticked = posted.all("constituency");
+    match (posted.one("reach"), ticked.is_empty()) {
+        ("all", _) => Ok(Vec::new()),
+        (_, false) => Ok(ticked),
+        (_, true) => Err(AppError::invalid(
+            "constituency",
+            "tick the constituencies to keep them to, or choose all constituencies",
+        )),
+    }
+}
+
 /// Adds a person, changes one, disables one, or makes a new password link for one.
 pub async fn act(
     State(state): State<AppState>,
@@ -187,12 +225,9 @@ pub async fn act(
     let (app, actor) = (&state.app, &signed.actor());
     let email = posted.one("email");
     let address = email.trim().to_lowercase();
-    let link_for = |link: String| {
-        format!(
-            "Give this link to {address}, privately. It sets their password once, within 24 \
-             hours; it is not shown again: {link}"
-        )
-    };
+    // A password link is a secret: shown on the page that answers its form, once, and never
+    // carried in a cookie or a URL.
+    let link = |added: app::staff::Added, said: String| Done::Link(said, added.link);
     let done = match action.as_str() {
         "add" => app::staff::add(
             app,
@@ -203,16 +238,20 @@ pub async fn act(
             &posted.all("constituency"),
         )
         .await
-        .map(|added| link_for(added.link)),
+        .map(|added| link(added, format!("{address} is on the staff."))),
         "link" => app::staff::renew_password_link(app, actor, email)
             .await
-            .map(|added| link_for(added.link)),
+            .map(|added| {
+                link(
+                    added,
+                    format!("A new link for {address}; earlier ones stop working."),
+                )
+            }),
         "enable" => app::staff::enable(app, actor, email)
             .await
-            .map(|added| format!("{address} may sign in again. {}", link_for(added.link))),
-        "edit" => {
-            let constituencies = posted.all("constituency");
-            app::staff::edit(
+            .map(|added| link(added, format!("{address} may sign in again."))),
+        "edit" => match edited_scope(&posted) {
+            Ok(constituencies) => app::staff::edit(
                 app,
                 actor,
                 email,
@@ -220,15 +259,40 @@ pub async fn act(
                 Some(&constituencies),
             )
             .await
-            .map(|()| format!("Changed what {address} may do."))
-        }
+            .map(|()| Done::Said(format!("Changed what {address} may do."))),
+            Err(error) => Err(error),
+        },
         "disable" => app::staff::disable(app, actor, email).await.map(|_| {
-            format!("{address} is disabled: signed out everywhere, their tokens refused.")
+            Done::Said(format!(
+                "{address} is disabled: signed out everywhere, their tokens refused."
+            ))
         }),
         _ => Err(AppError::NotFound("no such action".into())),
     };
+    let done = done.map(|done| match done {
+        Done::Said(notice) => Ok(notice),
+        Done::Link(said, link) => Err((said, link, address.clone())),
+    });
+    let done = match done {
+        Ok(Err((notice, link, link_for))) => {
+            let data = Data {
+                notice: Some(notice),
+                link: Some(link),
+                link_for: Some(link_for),
+                ..Data::empty()
+            };
+            let mut page = staff_page(&state, &signed, StatusCode::OK, data).await;
+            page.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            return page;
+        }
+        Ok(Ok(notice)) => Ok(notice),
+        Err(error) => Err(error),
+    };
     let (status, message) = match done {
-        Ok(notice) => return Flash::Notice(notice).redirect(&state, "/admin/staff"),
+        Ok(notice) => return Flash::Notice(notice).redirect(&state, &signed, "/admin/staff"),
         Err(AppError::Invalid { field, message }) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             format!("{field}: {message}"),
@@ -249,6 +313,6 @@ pub async fn act(
             };
             staff_page(&state, &signed, status, data).await
         }
-        _ => Flash::Refusal(message).redirect(&state, "/admin/staff"),
+        _ => Flash::Refusal(message).redirect(&state, &signed, "/admin/staff"),
     }
 }
