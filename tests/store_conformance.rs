@@ -21,6 +21,7 @@ on_both_backends!(
     queueing_takes_exactly_the_people_the_rule_allows,
     the_kept_counts_stay_true_when_people_change_at_once,
     a_postcode_search_finds_its_district_or_sector_and_no_other,
+    a_search_finds_any_part_of_a_name_or_address_as_reading_each_would,
     campaigns_pause_resume_and_cancel,
     a_lease_run_out_passes_to_another_worker_never_back_to_its_own,
     a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once,
@@ -695,6 +696,7 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
             file_bytes_hold(&db, "zebedee"),
             "the fixture is not in the files"
         );
+        assert_eq!(search_index_holding(&db, &["zeb", "qui"]).await, 2);
     }
 
     let outcome = db
@@ -720,6 +722,10 @@ async fn erasure_leaves_no_name_email_or_postcode_anywhere(db: TestStore) {
                 "{needle} is still in the files"
             );
         }
+        // Nor in the search index, which holds names and addresses as trigrams: "zeb" and
+        // "qui" are no one else's, and their first letters no other trigram's, so that they
+        // are stored whole wherever they are stored.
+        assert_eq!(search_index_holding(&db, &["zeb", "qui"]).await, 0);
     }
     // The postcode stays in the directory, which is public data; no contact row may carry it.
     assert!(
@@ -1700,6 +1706,25 @@ async fn confirm(db: &TestStore, id: &PublicId) -> canvass::store::ConfirmOutcom
         .unwrap()
 }
 
+/// How many of `trigrams` the blocks of SQLite's search index (`contacts_search_data`) hold.
+async fn search_index_holding(db: &TestStore, trigrams: &[&str]) -> usize {
+    let Pool::Sqlite(pool) = db.store.pool() else {
+        unreachable!("SQLite's index")
+    };
+    let blocks: Vec<Vec<u8>> = sqlx::query_scalar("SELECT block FROM contacts_search_data")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    trigrams
+        .iter()
+        .filter(|trigram| {
+            blocks
+                .iter()
+                .any(|block| block.windows(3).any(|w| w == trigram.as_bytes()))
+        })
+        .count()
+}
+
 /// Whether any file of the SQLite database (the database, its WAL, its shared memory) holds
 /// `needle`, in any case.
 fn file_bytes_hold(db: &TestStore, needle: &str) -> bool {
@@ -2143,6 +2168,96 @@ async fn a_postcode_search_finds_its_district_or_sector_and_no_other(db: TestSto
     let hertford = || Scope::of(vec![ConstituencyCode::parse("E14900001").unwrap()]);
     assert_eq!(found("SG13", hertford()).await, ["sg13@example.org"]);
     assert_eq!(found("AL1", hertford()).await, Vec::<String>::new());
+    db.assert_counts_kept().await;
+}
+
+/// Part of a name or an address, in any case, with the characters a pattern or an index query
+/// would read as its own (`%`, `_`, `\\`, `"`, `'`), one, two or many characters long: the
+/// search finds exactly whom reading every name and address would find, before and after a
+/// name changes and a person is erased (the index follows the contacts).
+async fn a_search_finds_any_part_of_a_name_or_address_as_reading_each_would(db: TestStore) {
+    use canvass::domain::Scope;
+    use canvass::store::{ContactQuery, ContactSearch};
+    let mut people = vec![
+        ("siobhan.obrien@example.org", "Siobhán O'Brien"),
+        ("zoe@example.org", "Zoë 100% Smith_Jones"),
+        ("nan@example.net", "Ann \"Nan\" Lee"),
+        ("jo.back@example.org", "Jo Back\\slash"),
+        ("brian@example.com", "BRIAN BRIGGS"),
+        ("mx@example.org", ""),
+    ];
+    let csv = |people: &[(&str, &str)]| {
+        let mut csv = HEADER.to_owned();
+        for (email, name) in people {
+            let name = name.replace('"', "\"\"");
+            csv.push_str(&format!(
+                "{email},\"{name}\",,,,news,2026-01-01T00:00:00Z,form\n"
+            ));
+        }
+        csv
+    };
+    db.import_people(&csv(&people)).await;
+    let searches = [
+        "brien",
+        "BRI",
+        "bri",
+        "o'b",
+        "100%",
+        "%",
+        "_",
+        "h_j",
+        "\"nan\"",
+        "\"",
+        "jo",
+        "b",
+        "\\",
+        "k\\s",
+        "oë 1",
+        "Zoë",
+        "example.org",
+        "xample.ne",
+        "nothing at all",
+        "le.co",
+    ];
+    let check = |people: Vec<(&'static str, &'static str)>| {
+        let store = db.store.clone();
+        async move {
+            for search in searches {
+                let Some(parsed @ ContactSearch::Text(_)) = ContactSearch::parse(search) else {
+                    panic!("{search} is not read as text");
+                };
+                let query = ContactQuery {
+                    search: Some(parsed),
+                    ..ContactQuery::default()
+                };
+                let page = store.find_contacts(&Scope::Everyone, &query).await.unwrap();
+                let mut found: Vec<String> = page.contacts.into_iter().map(|c| c.email).collect();
+                found.sort();
+                let needle = search.to_lowercase();
+                let mut wanted: Vec<String> = people
+                    .iter()
+                    .filter(|(email, name)| {
+                        name.to_lowercase().contains(&needle) || email.contains(&needle)
+                    })
+                    .map(|(email, _)| (*email).to_owned())
+                    .collect();
+                wanted.sort();
+                assert_eq!(found, wanted, "searching for {search}");
+                assert_eq!(page.total, wanted.len() as u64, "counting {search}");
+            }
+        }
+    };
+    check(people.clone()).await;
+    // A name changed: found by its new name only.
+    people[4].1 = "Brenda Mackie";
+    db.import_people(&csv(&people[4..5])).await;
+    check(people.clone()).await;
+    db.store
+        .erase_contact(&email("siobhan.obrien@example.org"), &Actor::Operator)
+        .await
+        .unwrap();
+    people.remove(0);
+    check(people).await;
     db.assert_counts_kept().await;
 }
 
