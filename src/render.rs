@@ -4,7 +4,9 @@
 //!
 //! Templates see `{{contact.name}}`, `{{contact.postcode}}`, `{{constituency.name}}`,
 //! `{{event.title}}`, `{{event.date}}`, `{{event.time}}`, `{{event.venue}}`,
-//! `{{event.postcode}}` (event mailings only), `{{unsubscribe_url}}` and `{{preferences_url}}`.
+//! `{{event.postcode}}` (event mailings only), `{{distance_miles}}` (event mailings with a
+//! postcode: the miles from the person's postcode to the venue, rounded; 0 under half a mile),
+//! `{{unsubscribe_url}}` and `{{preferences_url}}`.
 //! Values are HTML-escaped in the HTML part. Every body carries a visible unsubscribe link and a
 //! preference-centre link: when a template leaves them out, a footer adds them.
 
@@ -117,6 +119,10 @@ pub struct MessageVars {
     /// refused when it is created.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<EventVars>,
+    /// Present only for event mailings with a venue postcode; null for someone whose postcode
+    /// has no place on the map.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_miles: Option<Option<u32>>,
     pub unsubscribe_url: String,
     pub preferences_url: String,
     /// The public page that takes a complaint about how the party uses personal data.
@@ -185,6 +191,7 @@ impl MessageVars {
                 name: recipient.constituency.clone(),
             },
             event: event.map(EventVars::of),
+            distance_miles: distance_miles(event, recipient),
             unsubscribe_url: link(Purpose::Unsubscribe, "u"),
             preferences_url: link(Purpose::Preferences, "p"),
             complaint_url: format!("{base}/complaint"),
@@ -204,6 +211,7 @@ impl MessageVars {
             vars.constituency = ConstituencyVars {
                 name: recipient.constituency.clone(),
             };
+            vars.distance_miles = distance_miles(event, recipient);
         }
         vars.unsubscribe_url = inert.clone();
         vars.preferences_url = inert;
@@ -222,11 +230,18 @@ impl MessageVars {
                 name: Some("Hertford and Stortford".into()),
             },
             event: event.map(EventVars::of),
+            distance_miles: event.and_then(|e| e.postcode.as_ref()).map(|_| Some(3)),
             unsubscribe_url: "https://example.org/u/sample".into(),
             preferences_url: "https://example.org/p/sample".into(),
             complaint_url: "https://example.org/complaint".into(),
         }
     }
+}
+
+/// `{{distance_miles}}` for `recipient`: only for an event with a venue postcode.
+fn distance_miles(event: Option<&Event>, recipient: &Recipient) -> Option<Option<u32>> {
+    event.and_then(|e| e.postcode.as_ref())?;
+    Some(recipient.miles_from_venue.map(|miles| miles.round() as u32))
 }
 
 /// The bodies of one message.
@@ -367,6 +382,7 @@ impl Templates {
         let campaign = campaign.clone();
         in_background(move || {
             let templates = Self::compile(&campaign)?;
+            templates.check_distance_blank(&campaign)?;
             match placeless {
                 true => templates.check_blanks(&campaign),
                 false => Ok(()),
@@ -402,17 +418,10 @@ impl Templates {
     /// constituency would read a blank where it goes. For an audience that can hold them.
     pub fn check_blanks(&self, campaign: &NewCampaign) -> Result<(), TemplateError> {
         const MARK: &str = "CANVASS-CONSTITUENCY-MARK";
-        let mut named = MessageVars::sample(campaign.event.as_ref());
-        named.constituency.name = Some(MARK.into());
-        let mut nameless = named.clone();
-        nameless.constituency.name = None;
-        let html = |vars: &MessageVars| {
-            self.html
-                .render("HTML", vars)
-                .map_err(|e| invalid("HTML", e))
-        };
-        let (with_name, without) = (html(&named)?, html(&nameless)?);
-        match with_name.contains(MARK) && with_name.replace(MARK, "") == without {
+        let shown_bare = self.shown_bare(campaign, MARK, |vars, shown| {
+            vars.constituency.name = shown.then(|| MARK.into());
+        })?;
+        match shown_bare {
             true => Err(invalid(
                 "HTML",
                 "{{constituency.name}} would be blank for people this audience can hold whose \
@@ -422,6 +431,50 @@ impl Templates {
             )),
             false => Ok(()),
         }
+    }
+
+    /// Refuses a template that shows `{{distance_miles}}` with no `{{#if distance_miles}}`
+    /// around it, for an event mailing that can reach someone whose postcode has no place on
+    /// the map: one without a distance rule.
+    pub fn check_distance_blank(&self, campaign: &NewCampaign) -> Result<(), TemplateError> {
+        const MARK: u32 = 987_654_321;
+        let placed = campaign.event.as_ref().and_then(|e| e.postcode.as_ref());
+        if placed.is_none() || campaign.audience.near.is_some() {
+            return Ok(());
+        }
+        let shown_bare = self.shown_bare(campaign, &MARK.to_string(), |vars, shown| {
+            vars.distance_miles = Some(shown.then_some(MARK));
+        })?;
+        match shown_bare {
+            true => Err(invalid(
+                "HTML",
+                "{{distance_miles}} would be blank for people whose postcode has no place on \
+                 the map; write {{#if distance_miles}}{{distance_miles}} miles away{{/if}}, or \
+                 reach only people within some miles of the venue",
+            )),
+            false => Ok(()),
+        }
+    }
+
+    /// Whether the HTML shows a value `set` puts in (as `mark`) bare: present when it is,
+    /// and the rest of the page the same when it is not.
+    fn shown_bare(
+        &self,
+        campaign: &NewCampaign,
+        mark: &str,
+        set: impl Fn(&mut MessageVars, bool),
+    ) -> Result<bool, TemplateError> {
+        let mut shown = MessageVars::sample(campaign.event.as_ref());
+        set(&mut shown, true);
+        let mut blank = shown.clone();
+        set(&mut blank, false);
+        let html = |vars: &MessageVars| {
+            self.html
+                .render("HTML", vars)
+                .map_err(|e| invalid("HTML", e))
+        };
+        let (with, without) = (html(&shown)?, html(&blank)?);
+        Ok(with.contains(mark) && with.replace(mark, "") == without)
     }
 
     /// Renders one recipient's message: the template's bodies, then the footer every message

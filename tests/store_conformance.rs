@@ -22,6 +22,7 @@ on_both_backends!(
     the_kept_counts_stay_true_when_people_change_at_once,
     a_postcode_search_finds_its_district_or_sector_and_no_other,
     a_search_finds_any_part_of_a_name_or_address_as_reading_each_would,
+    a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue,
     campaigns_pause_resume_and_cancel,
     a_lease_run_out_passes_to_another_worker_never_back_to_its_own,
     a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once,
@@ -2258,6 +2259,159 @@ async fn a_search_finds_any_part_of_a_name_or_address_as_reading_each_would(db: 
         .unwrap();
     people.remove(0);
     check(people).await;
+    db.assert_counts_kept().await;
+}
+
+/// An event mailing "within N miles" of its venue reaches exactly the people whose postcode the
+/// directory places within N miles (measured as `Coordinates::miles_to` measures, from the
+/// sample directory's own lat and long), besides its other rules; never someone whose postcode
+/// has no place; the live count equals the count one by one; each person's distance is what the
+/// template is given; and a venue with no place is refused.
+async fn a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue(db: TestStore) {
+    use canvass::domain::{Coordinates, Event, Near, Postcode, Scope};
+    let summary = db.load_sample_directory().await;
+    assert_eq!(summary.placed, Some(22), "{summary}");
+    let directory = std::fs::read_to_string(support::example("postcodes.csv")).unwrap();
+    let mut places = std::collections::HashMap::new();
+    let mut csv = HEADER.to_owned();
+    for (i, line) in directory.lines().skip(1).enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        if let Ok(Some(place)) = Coordinates::from_directory(fields[3], fields[4]) {
+            places.insert(fields[0].to_owned(), place);
+        }
+        csv.push_str(&format!(
+            "p{i}@example.org,P{i},{},,,news,2026-01-01T00:00:00Z,form\n\
+             q{i}@example.org,Q{i},{},,,events,2026-01-01T00:00:00Z,form\n",
+            fields[0], fields[0]
+        ));
+    }
+    csv.push_str("nowhere@example.org,N,,,,news,2026-01-01T00:00:00Z,form\n");
+    csv.push_str("unlisted@example.org,U,SG13 9ZZ,,,news,2026-01-01T00:00:00Z,form\n");
+    db.import_people(&csv).await;
+    let postcode_of = |email: &str| -> Option<String> {
+        let i: usize = email[1..email.find('@').unwrap()].parse().ok()?;
+        directory
+            .lines()
+            .nth(i + 1)
+            .map(|l| l.split(',').next().unwrap().to_owned())
+    };
+    let today = Utc::now().date_naive();
+    let event = |venue: &str| Event {
+        title: "Street stall".into(),
+        starts_at: Utc::now() + chrono::Duration::days(7),
+        venue: "The market".into(),
+        postcode: Some(Postcode::parse(venue).unwrap()),
+    };
+    let cases: [(&str, u32, &[&str]); 5] = [
+        ("SG13 8EQ", 1, &[]),
+        ("SG13 8EQ", 5, &[]),
+        ("SG13 8EQ", 25, &[]),
+        ("SG1 2AA", 10, &["E14900001"]),
+        ("EC1A 1BB", 3, &[]),
+    ];
+    for (venue, miles, constituencies) in cases {
+        let mut campaign = news_campaign(constituencies, &[]);
+        campaign.html_template =
+            "<p>{{#if distance_miles}}{{distance_miles}} miles away{{/if}}</p>".into();
+        campaign.event = Some(event(venue));
+        campaign.audience.near =
+            Some(Near::parse(miles, Some(&Postcode::parse(venue).unwrap())).unwrap());
+        let centre = places[venue];
+        let wanted: Vec<String> = {
+            let mut wanted: Vec<String> = (0..directory.lines().count() - 1)
+                .map(|i| format!("p{i}@example.org"))
+                .filter(|email| {
+                    let postcode = postcode_of(email).unwrap();
+                    let within = places
+                        .get(&postcode)
+                        .is_some_and(|place| centre.miles_to(place) <= f64::from(miles));
+                    let placed = constituencies.is_empty()
+                        || directory.lines().any(|l| {
+                            l.starts_with(&format!("{postcode},"))
+                                && constituencies.iter().any(|c| l.contains(c))
+                        });
+                    within && placed
+                })
+                .collect();
+            wanted.sort();
+            wanted
+        };
+        let everyone = directory.lines().count() - 1;
+        assert!(
+            !wanted.is_empty() && wanted.len() < everyone,
+            "within {miles} of {venue}: {wanted:?}"
+        );
+        let id = db
+            .store
+            .create_campaign(&campaign, &Scope::Everyone, false, &Actor::Operator)
+            .await
+            .unwrap();
+        let counted: u64 = db
+            .store
+            .audience_counts(&campaign, &Scope::Everyone, today)
+            .await
+            .unwrap()
+            .iter()
+            .map(|(_, _, n)| n)
+            .sum();
+        assert_eq!(
+            counted,
+            wanted.len() as u64,
+            "counted within {miles} of {venue}"
+        );
+        assert_eq!(db.store.audience_size(id, today).await.unwrap(), counted);
+        // Each person's distance, as the template gets it.
+        for email in &wanted {
+            let recipient = db
+                .store
+                .sample_recipient(id, Some(&self::email(email)), today)
+                .await
+                .unwrap()
+                .unwrap();
+            let place = places[&postcode_of(email).unwrap()];
+            let miles = recipient.miles_from_venue.unwrap();
+            assert!(
+                (miles - centre.miles_to(&place)).abs() < 1e-6,
+                "{email}: {miles}"
+            );
+        }
+        db.store
+            .queue_campaign(id, &Actor::Operator, canvass::store::Imprint::Set)
+            .await
+            .unwrap();
+        assert_eq!(
+            queued_addresses(&db, id).await,
+            wanted,
+            "within {miles} of {venue}"
+        );
+        db.execute("UPDATE deliveries SET state = 'skipped' WHERE state = 'queued'")
+            .await;
+    }
+    // A venue the directory gives no place is refused, and nothing is made.
+    let mut unplaced = news_campaign(&[], &[]);
+    unplaced.event = Some(event("SG2 7AB"));
+    unplaced.audience.near =
+        Some(Near::parse(5, Some(&Postcode::parse("SG2 7AB").unwrap())).unwrap());
+    let before = db
+        .store
+        .list_campaigns(&Scope::Everyone)
+        .await
+        .unwrap()
+        .len();
+    assert!(matches!(
+        db.store
+            .create_campaign(&unplaced, &Scope::Everyone, false, &Actor::Operator)
+            .await,
+        Err(StoreError::VenueUnplaced(_))
+    ));
+    assert_eq!(
+        db.store
+            .list_campaigns(&Scope::Everyone)
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
     db.assert_counts_kept().await;
 }
 

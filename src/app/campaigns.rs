@@ -100,8 +100,7 @@ async fn store_new(
     };
     match stored {
         Ok(id) => Ok(id),
-        Err(StoreError::UnknownTopic(topic)) => Err(no_topic(&topic)),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(refused_by_store(e)),
     }
 }
 
@@ -124,8 +123,7 @@ pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -
             format!("campaign {id} is {state}; only a draft can be changed (copy it)"),
         )),
         Ok(StateChangeOutcome::NotFound) => Err(no_campaign(id)),
-        Err(StoreError::UnknownTopic(topic)) => Err(no_topic(&topic)),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(refused_by_store(e)),
     }
 }
 
@@ -828,6 +826,16 @@ fn not_in_audience() -> AppError {
 
 fn no_campaign(id: i64) -> AppError {
     AppError::NotFound(format!("no campaign {id}"))
+}
+
+/// A campaign the store would not write: a topic it lacks, a venue it cannot place; else the
+/// store's own error.
+fn refused_by_store(error: StoreError) -> AppError {
+    match error {
+        StoreError::UnknownTopic(topic) => no_topic(&topic),
+        e @ StoreError::VenueUnplaced(_) => AppError::invalid("event_postcode", e.to_string()),
+        e => e.into(),
+    }
 }
 
 fn no_topic(topic: &str) -> AppError {

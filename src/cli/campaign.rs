@@ -147,6 +147,10 @@ pub struct CampaignArgs {
     /// within the constituencies, instead of everyone in either (`false` to widen again)
     #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     postcodes_within_constituencies: Option<bool>,
+    /// An event mailing with --event-postcode: only the people within this many miles of the
+    /// venue (1 to 100), besides the rules above (0 to take the distance rule away)
+    #[arg(long, value_name = "MILES")]
+    within_miles: Option<u32>,
     /// An event mailing: the event's title (with --event-starts-at and --event-venue)
     #[arg(long)]
     event_title: Option<String>,
@@ -190,6 +194,7 @@ impl CampaignArgs {
             constituencies: list(self.constituency),
             postcodes: list(self.postcode),
             postcodes_within_constituencies: self.postcodes_within_constituencies,
+            within_miles: self.within_miles,
             event_title: self.event_title,
             event_starts_at: self.event_starts_at,
             event_venue: self.event_venue,

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{ConstituencyCode, Postcode, PostcodePrefix, Sender, TopicSlug};
+use super::{ConstituencyCode, Near, Postcode, PostcodePrefix, Sender, TopicSlug};
 
 /// Who a campaign is for: anyone in any listed constituency or under any listed postcode prefix;
 /// or, narrowed, only those under the prefixes within the constituencies. Empty: everyone who
@@ -18,6 +18,9 @@ pub struct Audience {
     /// Only the people under the postcodes who are within the constituencies (both are given),
     /// instead of everyone in either.
     pub postcodes_within: bool,
+    /// Only the people within some miles of the event's venue, besides the rules above (an
+    /// event mailing with a venue postcode only).
+    pub near: Option<Near>,
 }
 
 impl Audience {
@@ -38,7 +41,8 @@ impl Audience {
         let places: Vec<String> = self.constituencies.iter().map(name_of).collect();
         let areas: Vec<&str> = self.postcodes.iter().map(PostcodePrefix::as_str).collect();
         let (places, areas) = (super::listed(&places), super::listed(&areas));
-        match (places.is_empty(), areas.is_empty(), self.postcodes_within) {
+        let rules = match (places.is_empty(), areas.is_empty(), self.postcodes_within) {
+            (true, true, _) if self.near.is_some() => "everyone".to_owned(),
             (true, true, _) => "everyone who agreed to hear about its topic".to_owned(),
             (false, true, _) => format!("everyone in {places}"),
             (true, false, _) => format!("everyone in {areas}"),
@@ -46,6 +50,11 @@ impl Audience {
                 format!("everyone in {places}, and everyone in {areas} wherever they are")
             }
             (false, false, true) => format!("only people in {areas} within {places}"),
+        };
+        match &self.near {
+            Some(near) if self.is_everyone() => format!("{rules} {near}"),
+            Some(near) => format!("{rules}; of them, only those {near}"),
+            None => rules,
         }
     }
 }
@@ -110,6 +119,9 @@ pub struct CampaignDraft {
     /// within the constituencies (`false`: everyone in either).
     #[serde(default)]
     pub postcodes_within_constituencies: bool,
+    /// Only the people within this many miles (1 to 100) of the event's postcode, besides the
+    /// rules above: an event mailing with a postcode only.
+    pub within_miles: Option<u32>,
     pub event_title: Option<String>,
     /// RFC 3339.
     pub event_starts_at: Option<String>,
@@ -151,6 +163,7 @@ impl From<&NewCampaign> for CampaignDraft {
                 .map(|p| p.as_str().to_owned())
                 .collect(),
             postcodes_within_constituencies: campaign.audience.postcodes_within,
+            within_miles: campaign.audience.near.as_ref().map(|near| near.miles),
             event_title: event.map(|e| e.title.clone()),
             event_starts_at: event.map(|e| e.starts_at.to_rfc3339()),
             event_venue: event.map(|e| e.venue.clone()),
@@ -182,6 +195,9 @@ pub struct CampaignChanges {
     pub postcodes: Option<Vec<String>>,
     /// Only the people under the postcodes within the constituencies, or everyone in either.
     pub postcodes_within_constituencies: Option<bool>,
+    /// Only the people within this many miles of the event's postcode; 0 takes the distance
+    /// rule away.
+    pub within_miles: Option<u32>,
     pub event_title: Option<String>,
     /// RFC 3339.
     pub event_starts_at: Option<String>,
@@ -218,6 +234,9 @@ impl CampaignChanges {
             self.postcodes_within_constituencies,
             &mut base.postcodes_within_constituencies,
         );
+        if let Some(miles) = self.within_miles {
+            base.within_miles = (miles > 0).then_some(miles);
+        }
         base.text_template = self.text_template.or(base.text_template);
         base.event_title = self.event_title.or(base.event_title);
         base.event_starts_at = self.event_starts_at.or(base.event_starts_at);
@@ -296,6 +315,7 @@ impl CampaignDraft {
                 .map(|p| PostcodePrefix::parse(p).map_err(|e| wrong("postcodes", e.to_string())))
                 .collect::<Result<_, _>>()?,
             postcodes_within: self.postcodes_within_constituencies,
+            near: None,
         };
         if audience.postcodes_within
             && (audience.constituencies.is_empty() || audience.postcodes.is_empty())
@@ -343,6 +363,11 @@ impl CampaignDraft {
                 ));
             }
         };
+        let mut audience = audience;
+        if let Some(miles) = self.within_miles {
+            let venue = event.as_ref().and_then(|e| e.postcode.as_ref());
+            audience.near = Some(Near::parse(miles, venue).map_err(|e| wrong("within_miles", e))?);
+        }
         Ok(NewCampaign {
             name,
             topic,

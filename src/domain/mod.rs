@@ -11,6 +11,7 @@ mod contact;
 mod contact_draft;
 mod delivery_status;
 mod email;
+mod place;
 mod postcode;
 mod privacy;
 mod publisher;
@@ -45,6 +46,7 @@ pub use contact_draft::{
 };
 pub use delivery_status::{DeliveryStatus, DeliveryStatusError};
 pub use email::{Email, EmailError, EmailHash, parse_message_id};
+pub use place::{Coordinates, MILES_PER_DEGREE_NORTH, Near, WITHIN_MILES};
 pub use postcode::{Postcode, PostcodeError, PostcodePrefix};
 pub use privacy::{ICO_COMPLAINTS, Information, InformationFor, PrivacyText, Purpose};
 pub use publisher::Publisher;

@@ -7,7 +7,7 @@ use super::{
     Batch, CsvFile, Header, ImportError, ImportReport, Parser, Rejection, check_width, field,
     line_of, open_csv,
 };
-use crate::domain::{Actor, ConstituencyCode, Postcode};
+use crate::domain::{Actor, ConstituencyCode, Coordinates, Postcode};
 use crate::store::{DirectoryEntry, Store};
 
 /// Entries written in one statement group; the whole import is one transaction.
@@ -21,6 +21,9 @@ pub struct DirectoryImportSummary {
     /// pseudo-codes such as `L99999999`), and postcodes the ONS left unassigned.
     pub without_constituency: u64,
     pub rejected: u64,
+    /// Postcodes given a place on the map (the ONSPD's `lat` and `long`); `None` for a file
+    /// without those columns.
+    pub placed: Option<u64>,
 }
 
 impl std::fmt::Display for DirectoryImportSummary {
@@ -29,7 +32,11 @@ impl std::fmt::Display for DirectoryImportSummary {
             f,
             "imported {} postcodes in {} constituencies, {} without a constituency, rejected {}",
             self.postcodes, self.constituencies, self.without_constituency, self.rejected
-        )
+        )?;
+        match self.placed {
+            Some(placed) => write!(f, "; {placed} of them placed on the map"),
+            None => write!(f, "; no places on the map (the file has no lat and long)"),
+        }
     }
 }
 
@@ -37,6 +44,8 @@ struct Columns {
     postcode: usize,
     constituency_code: usize,
     constituency_name: Option<usize>,
+    /// `lat` and `long`, together.
+    place: Option<(usize, usize)>,
 }
 
 #[derive(Default)]
@@ -45,6 +54,7 @@ struct Parsed {
     names: Vec<(ConstituencyCode, String)>,
     rejections: Vec<Rejection>,
     without_constituency: u64,
+    placed: u64,
 }
 
 /// Refused rows above this share of the file refuse the whole import.
@@ -63,6 +73,7 @@ pub async fn import_directory(
     let (mut reader, size, file) = open_csv(file)?;
     let header = Header::read(&mut reader, &file)?;
     let columns = Columns::find(&header, &file)?;
+    let has_places = columns.place.is_some();
     report.started(size);
 
     let mut parser = Parser::spawn(reader, move |batch: &mut Parsed, record| {
@@ -71,6 +82,7 @@ pub async fn import_directory(
                 if let Some(name) = name {
                     batch.names.push((entry.constituency.clone(), name));
                 }
+                batch.placed += u64::from(entry.place.is_some());
                 batch.entries.push(entry);
             }
             Ok(None) => batch.without_constituency += 1,
@@ -83,12 +95,18 @@ pub async fn import_directory(
 
     let located_before = store.located_contacts().await?;
     let mut import = store.begin_directory_import().await?;
-    let mut summary = DirectoryImportSummary::default();
+    let mut summary = DirectoryImportSummary {
+        placed: has_places.then_some(0),
+        ..DirectoryImportSummary::default()
+    };
     let mut names: BTreeMap<ConstituencyCode, Option<String>> = BTreeMap::new();
     while let Some((batch, bytes_read)) = parser.next().await {
         import.insert(&batch.entries).await?;
         summary.postcodes += batch.entries.len() as u64;
         summary.without_constituency += batch.without_constituency;
+        if let Some(placed) = &mut summary.placed {
+            *placed += batch.placed;
+        }
         summary.rejected += batch.rejections.len() as u64;
         for entry in &batch.entries {
             if !names.contains_key(&entry.constituency) {
@@ -147,10 +165,13 @@ impl Columns {
             .find(|h| h == "constituency_code" || h == "pcon" || is_yearly(h, "cd"))
             .ok_or_else(|| missing("constituency_code (or pcon)"))?;
         let constituency_name = header.find(|h| h == "constituency_name" || is_yearly(h, "nm"));
+        let latitude = header.find(|h| h == "lat" || h == "latitude");
+        let longitude = header.find(|h| h == "long" || h == "longitude");
         Ok(Self {
             postcode,
             constituency_code,
             constituency_name,
+            place: latitude.zip(longitude),
         })
     }
 }
@@ -181,10 +202,18 @@ fn parse_row(
         "" => None,
         name => Some(name.to_owned()),
     };
+    let place = match columns.place {
+        Some((latitude, longitude)) => Coordinates::from_directory(
+            field(record, Some(latitude))?,
+            field(record, Some(longitude))?,
+        )?,
+        None => None,
+    };
     Ok(Some((
         DirectoryEntry {
             postcode,
             constituency,
+            place,
         },
         name,
     )))

@@ -11,8 +11,9 @@ use super::{
 };
 use crate::domain::{
     Actor, Approval, Audience, CampaignState, CampaignSummary, ConstituencyCode,
-    ConstituencyCounts, DeliveryCounts, DraftStage, Email, Event, LinkTag, NewCampaign, Postcode,
-    PostcodePrefix, PublicId, ReportCounts, Scope, Sender, TopicSlug, latest_birth_date_to_mail,
+    ConstituencyCounts, Coordinates, DeliveryCounts, DraftStage, Email, Event, LinkTag, Near,
+    NewCampaign, Postcode, PostcodePrefix, PublicId, ReportCounts, Scope, Sender, TopicSlug,
+    latest_birth_date_to_mail,
 };
 
 /// Whether audience row `a` names contact `c`'s constituency.
@@ -33,13 +34,33 @@ macro_rules! under_prefix {
     };
 }
 
+/// The square of the miles from campaign `k`'s venue to postcode `g`, on the map scaled at the
+/// venue ([`crate::domain::Coordinates::miles_to`]): 4773.842649 is
+/// [`crate::domain::MILES_PER_DEGREE_NORTH`] squared. NULL where either place is unknown.
+macro_rules! squared_miles_from_venue {
+    () => {
+        "((g.latitude - k.venue_latitude) * (g.latitude - k.venue_latitude) * 4773.842649 \
+          + (g.longitude - k.venue_longitude) * (g.longitude - k.venue_longitude) \
+            * k.venue_miles_east * k.venue_miles_east)"
+    };
+}
+
+/// The square of the miles from campaign `k`'s venue to contact `c`'s postcode; NULL without a
+/// venue placed, or a postcode.
+pub(crate) const SQUARED_MILES_OF_CONTACT: &str = concat!(
+    "(SELECT ",
+    squared_miles_from_venue!(),
+    " FROM postcodes g WHERE g.postcode = c.postcode)"
+);
+
 /// Who may receive campaign `k` now, for contact `c`: the contract's rule. `$1` is the
 /// campaign, `$2` the latest date of birth of a person old enough on the send date. The same
 /// text decides the queue and (at claim time) each send.
 ///
 /// The audience: everyone when it names no one; else anyone in a constituency it names or under
 /// a postcode prefix it names; or, narrowed (`postcodes_within`), only those under a prefix who
-/// are in a constituency it names.
+/// are in a constituency it names. With a distance rule, only those of them whose postcode lies
+/// within its miles of the venue.
 pub(crate) const ELIGIBLE: &str = concat!(
     "c.restricted_at IS NULL \
      AND (c.date_of_birth IS NULL OR c.guardian_consent OR c.date_of_birth <= $2) \
@@ -62,7 +83,11 @@ pub(crate) const ELIGIBLE: &str = concat!(
     under_prefix!(),
     ")))) \
     AND (NOT k.limited OR EXISTS (SELECT 1 FROM campaign_limits z \
-         WHERE z.campaign_id = k.id AND z.constituency_code = c.constituency_code))"
+         WHERE z.campaign_id = k.id AND z.constituency_code = c.constituency_code)) \
+    AND (k.within_miles IS NULL OR EXISTS (SELECT 1 FROM postcodes g \
+         WHERE g.postcode = c.postcode AND ",
+    squared_miles_from_venue!(),
+    " <= k.within_miles * k.within_miles))"
 );
 
 /// Deliveries from which a queued campaign has the planner's statistics refreshed.
@@ -189,6 +214,17 @@ pub struct Recipient {
     pub name: Option<String>,
     pub postcode: Option<String>,
     pub constituency: Option<String>,
+    /// How far their postcode is from an event's venue, in miles, where both are placed.
+    pub miles_from_venue: Option<f64>,
+}
+
+impl Recipient {
+    /// Miles from the square of them, as the database gives it.
+    pub(crate) fn miles(squared: Option<f64>) -> Option<f64> {
+        squared
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(f64::sqrt)
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -221,6 +257,7 @@ struct CampaignRow {
     approved_at: Option<DateTime<Utc>>,
     election_material: bool,
     postcodes_within: bool,
+    within_miles: Option<i64>,
 }
 
 /// A campaign's state, read inside the caller's write transaction; `None` when there is no such
@@ -298,6 +335,23 @@ macro_rules! topic_id {
     }};
 }
 
+/// The rows of a table standing in for one of a saved campaign's (`campaign_audience`,
+/// `campaign_limits`) in a statement about a campaign not saved: `n` rows of campaign 0 and
+/// `width` values each, bound from `$next` on (which it moves past them); none at all (of
+/// the right width) when `n` is 0.
+fn stand_in_rows(n: usize, width: usize, next: &mut usize) -> String {
+    let mut rows = vec![format!(
+        "SELECT CAST(0 AS BIGINT){} WHERE 1 = 0",
+        ", ''".repeat(width)
+    )];
+    for _ in 0..n {
+        let values: Vec<String> = (*next..*next + width).map(|i| format!("${i}")).collect();
+        rows.push(format!("SELECT CAST(0 AS BIGINT), {}", values.join(", ")));
+        *next += width;
+    }
+    rows.join(" UNION ALL ")
+}
+
 /// A campaign's audience as the rows of `campaign_audience`: (kind, value).
 fn audience_rows(audience: &Audience) -> Vec<(&'static str, &str)> {
     let constituencies = audience
@@ -323,11 +377,33 @@ macro_rules! write_campaign {
         let campaign: &NewCampaign = $campaign;
         let event = campaign.event.as_ref();
         let topic = topic_id!(&mut *conn, campaign.topic);
+        // The venue's place, kept with a distance rule: one the directory does not place
+        // cannot be measured from.
+        let near = campaign.audience.near.as_ref();
+        let venue = match near {
+            None => None,
+            Some(near) => {
+                let place: Option<(Option<f64>, Option<f64>)> =
+                    sqlx::query_as("SELECT latitude, longitude FROM postcodes WHERE postcode = $1")
+                        .bind(near.venue.as_str())
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                match place {
+                    Some((Some(latitude), Some(longitude))) => Some(Coordinates {
+                        latitude,
+                        longitude,
+                    }),
+                    _ => return Err(StoreError::VenueUnplaced(near.venue.as_str().to_owned())),
+                }
+            }
+        };
         sqlx::query(
             "UPDATE campaigns SET name = $2, topic_id = $3, subject = $4, html_template = $5, \
                  text_template = $6, event_title = $7, event_starts_at = $8, event_venue = $9, \
                  event_postcode = $10, updated_at = $11, markdown = $12, from_address = $13, \
-                 reply_to = $14, election_material = $15, postcodes_within = $16 \
+                 reply_to = $14, election_material = $15, postcodes_within = $16, \
+                 within_miles = $17, venue_latitude = $18, venue_longitude = $19, \
+                 venue_miles_east = $20 \
              WHERE id = $1",
         )
         .bind($id)
@@ -350,6 +426,10 @@ macro_rules! write_campaign {
         .bind(campaign.reply_to.as_ref().map(ToString::to_string))
         .bind(campaign.election_material)
         .bind(campaign.audience.postcodes_within)
+        .bind(near.map(|near| i64::from(near.miles)))
+        .bind(venue.map(|v| v.latitude))
+        .bind(venue.map(|v| v.longitude))
+        .bind(venue.map(|v| v.miles_per_degree_east()))
         .execute(&mut *conn)
         .await?;
         sqlx::query("DELETE FROM campaign_audience WHERE campaign_id = $1")
@@ -567,7 +647,7 @@ impl Store {
                         k.markdown, k.from_address, k.reply_to, k.limited, k.version, \
                         k.needs_approval, k.created_by, k.submitted_at, \
                         k.approved_version, k.approved_by, k.approved_at, k.election_material, \
-                        k.postcodes_within \
+                        k.postcodes_within, k.within_miles \
                  FROM campaigns k JOIN topics t ON t.id = k.topic_id WHERE k.id = $1",
             )
             .bind(id)
@@ -622,8 +702,22 @@ impl Store {
             approved_by: row.approved_by.filter(|_| approved),
             approved_at: row.approved_at.filter(|_| approved),
         };
+        let venue = row
+            .event_postcode
+            .as_deref()
+            .map(Postcode::parse)
+            .transpose()
+            .map_err(|e| decode_error("event postcode", e))?;
+        let near = match (row.within_miles, venue) {
+            (Some(miles), Some(venue)) => Some(Near {
+                miles: u32::try_from(miles).map_err(|e| decode_error("within miles", e))?,
+                venue,
+            }),
+            _ => None,
+        };
         let mut audience = Audience {
             postcodes_within: row.postcodes_within,
+            near,
             ..Audience::default()
         };
         for (kind, value) in rows {
@@ -782,15 +876,18 @@ impl Store {
                 && limit.covers((!code.is_empty()).then_some(code))
         };
         let mut counts: HashMap<String, u64> = HashMap::new();
+        if let Some(near) = &audience.near {
+            counts.extend(self.near_audience(campaign, near, limit, on).await?);
+        }
         // Narrowed, only the prefixes count, within the constituencies named.
-        if !audience.postcodes_within {
+        if audience.near.is_none() && !audience.postcodes_within {
             for ((code, _), n) in self.mailable(Some(&campaign.topic), on).await? {
                 if chosen(&code) {
                     *counts.entry(code).or_default() += n;
                 }
             }
         }
-        if !audience.postcodes.is_empty() {
+        if audience.near.is_none() && !audience.postcodes.is_empty() {
             let prefixes = self
                 .prefix_audience(campaign, limit, on, &named, audience.postcodes_within)
                 .await?;
@@ -812,6 +909,97 @@ impl Store {
         Ok(rows)
     }
 
+    /// Who a campaign with a distance rule reaches on `on`, by constituency code ('' for none):
+    /// the rule ([`ELIGIBLE`]) over the campaign as it is written, given to the statement as
+    /// common table expressions standing in for the tables of a saved campaign, and read from
+    /// the postcodes in the box around the venue (an index range), then their contacts.
+    async fn near_audience(
+        &self,
+        campaign: &NewCampaign,
+        near: &Near,
+        limit: &Scope,
+        on: NaiveDate,
+    ) -> Result<Vec<(String, u64)>> {
+        let Some(venue) = self.place_of(&near.venue).await? else {
+            return Ok(Vec::new());
+        };
+        let rows = audience_rows(&campaign.audience);
+        let limits: Vec<&str> = limit
+            .constituencies()
+            .unwrap_or_default()
+            .iter()
+            .map(ConstituencyCode::as_str)
+            .collect();
+        // $1 the campaign (0), $2 the birth date, $3 the topic, $4 limited, $5 narrowed,
+        // $6 the miles, $7 to $9 the venue, $10 to $13 the box; then the values.
+        let mut next = 14;
+        let audience = stand_in_rows(rows.len(), 2, &mut next);
+        let limit_rows = stand_in_rows(limits.len(), 1, &mut next);
+        let sql = format!(
+            "WITH campaign_audience (campaign_id, kind, value) AS ({audience}), \
+                  campaign_limits (campaign_id, constituency_code) AS ({limit_rows}), \
+                  campaigns (id, topic_id, limited, postcodes_within, within_miles, \
+                             venue_latitude, venue_longitude, venue_miles_east) AS \
+                      (SELECT CAST($1 AS BIGINT), t.id, $4, $5, CAST($6 AS BIGINT), \
+                              CAST($7 AS DOUBLE PRECISION), CAST($8 AS DOUBLE PRECISION), \
+                              CAST($9 AS DOUBLE PRECISION) \
+                       FROM topics t WHERE t.slug = $3) \
+             SELECT COALESCE(c.constituency_code, ''), count(*) \
+             FROM campaigns k, postcodes b JOIN contacts c ON c.postcode = b.postcode \
+             WHERE k.id = $1 AND b.latitude BETWEEN $10 AND $11 \
+               AND b.longitude BETWEEN $12 AND $13 AND {ELIGIBLE} \
+             GROUP BY c.constituency_code"
+        );
+        let miles = f64::from(near.miles);
+        // A hair wider than the circle: the box only narrows, the exact rule decides.
+        let north = miles / crate::domain::MILES_PER_DEGREE_NORTH * 1.001;
+        let east = miles / venue.miles_per_degree_east() * 1.001;
+        let found: Vec<(String, i64)> = on_pool!(self, |pool| {
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(0_i64)
+                .bind(latest_birth_date_to_mail(on))
+                .bind(campaign.topic.as_str())
+                .bind(limit.constituencies().is_some())
+                .bind(campaign.audience.postcodes_within)
+                .bind(i64::from(near.miles))
+                .bind(venue.latitude)
+                .bind(venue.longitude)
+                .bind(venue.miles_per_degree_east())
+                .bind(venue.latitude - north)
+                .bind(venue.latitude + north)
+                .bind(venue.longitude - east)
+                .bind(venue.longitude + east);
+            for (kind, value) in &rows {
+                query = query.bind(*kind).bind(*value);
+            }
+            for code in &limits {
+                query = query.bind(*code);
+            }
+            query.fetch_all(pool).await?
+        });
+        Ok(found
+            .into_iter()
+            .map(|(code, n)| (code, n as u64))
+            .collect())
+    }
+
+    /// Where the directory places `postcode`, if it does.
+    pub async fn place_of(&self, postcode: &Postcode) -> Result<Option<Coordinates>> {
+        let place: Option<(Option<f64>, Option<f64>)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT latitude, longitude FROM postcodes WHERE postcode = $1")
+                .bind(postcode.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(match place {
+            Some((Some(latitude), Some(longitude))) => Some(Coordinates {
+                latitude,
+                longitude,
+            }),
+            _ => None,
+        })
+    }
+
     /// Who a campaign's postcode prefixes reach on `on` outside the constituencies `named` (or,
     /// `within`, inside them only), by constituency code ('' for none): the rule
     /// ([`ELIGIBLE`]) over the campaign's topic,
@@ -830,6 +1018,7 @@ impl Store {
             constituencies: Vec::new(),
             postcodes: campaign.audience.postcodes.clone(),
             postcodes_within: false,
+            near: None,
         };
         let audience = audience_rows(&prefixes);
         let limits: Vec<&str> = limit
@@ -841,16 +1030,8 @@ impl Store {
         let postcode = self.postcode_bytes();
         // $1 the campaign (0), $2 the birth date, $3 the topic, $4 limited; then the values.
         let mut next = 5;
-        let mut rows = vec!["SELECT CAST(0 AS BIGINT), '', '' WHERE 1 = 0".to_owned()];
+        let rows = stand_in_rows(audience.len(), 2, &mut next);
         let mut ranges = Vec::new();
-        for _ in &audience {
-            rows.push(format!(
-                "SELECT CAST(0 AS BIGINT), ${}, ${}",
-                next,
-                next + 1
-            ));
-            next += 2;
-        }
         for _ in &audience {
             ranges.push(format!(
                 "({postcode} >= ${} AND {postcode} < ${})",
@@ -859,11 +1040,7 @@ impl Store {
             ));
             next += 2;
         }
-        let mut limit_rows = vec!["SELECT CAST(0 AS BIGINT), '' WHERE 1 = 0".to_owned()];
-        for _ in &limits {
-            limit_rows.push(format!("SELECT CAST(0 AS BIGINT), ${next}"));
-            next += 1;
-        }
+        let limit_rows = stand_in_rows(limits.len(), 1, &mut next);
         let mut outside = vec!["''".to_owned()];
         for _ in named {
             outside.push(format!("${next}"));
@@ -879,8 +1056,11 @@ impl Store {
         let sql = format!(
             "WITH campaign_audience (campaign_id, kind, value) AS ({}), \
                   campaign_limits (campaign_id, constituency_code) AS ({}), \
-                  campaigns (id, topic_id, limited, postcodes_within) AS \
-                      (SELECT CAST($1 AS BIGINT), t.id, $4, FALSE \
+                  campaigns (id, topic_id, limited, postcodes_within, within_miles, \
+                             venue_latitude, venue_longitude, venue_miles_east) AS \
+                      (SELECT CAST($1 AS BIGINT), t.id, $4, FALSE, CAST(NULL AS BIGINT), \
+                              CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS DOUBLE PRECISION), \
+                              CAST(NULL AS DOUBLE PRECISION) \
                        FROM topics t WHERE t.slug = $3) \
              SELECT COALESCE(p.constituency_code, ''), count(*) \
              FROM campaigns k, contacts c \
@@ -889,8 +1069,8 @@ impl Store {
                AND {placed} \
                AND {ELIGIBLE} \
              GROUP BY p.constituency_code",
-            rows.join(" UNION ALL "),
-            limit_rows.join(" UNION ALL "),
+            rows,
+            limit_rows,
             ranges.join(" OR "),
         );
         let found: Vec<(String, i64)> = on_pool!(self, |pool| {
@@ -1051,12 +1231,19 @@ impl Store {
         address: Option<&Email>,
         on: NaiveDate,
     ) -> Result<Option<Recipient>> {
-        type Row = (String, Option<String>, Option<String>, Option<String>);
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<f64>,
+        );
         let row: Option<Row> = on_pool!(self, |pool| {
             match address {
                 Some(address) => {
                     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SELECT c.public_id, c.name, c.postcode, {CONSTITUENCY_OF_CONTACT} \
+                        "SELECT c.public_id, c.name, c.postcode, {CONSTITUENCY_OF_CONTACT}, \
+                                {SQUARED_MILES_OF_CONTACT} \
                          FROM campaigns k, contacts c \
                          WHERE k.id = $1 AND c.email_hash = $3 AND {ELIGIBLE}"
                     )))
@@ -1068,7 +1255,8 @@ impl Store {
                 }
                 None => {
                     sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SELECT c.public_id, c.name, c.postcode, {CONSTITUENCY_OF_CONTACT} \
+                        "SELECT c.public_id, c.name, c.postcode, {CONSTITUENCY_OF_CONTACT}, \
+                                {SQUARED_MILES_OF_CONTACT} \
                          FROM campaigns k, contacts c WHERE k.id = $1 AND {ELIGIBLE} \
                          ORDER BY c.id LIMIT 1"
                     )))
@@ -1079,7 +1267,7 @@ impl Store {
                 }
             }
         });
-        row.map(|(public_id, name, postcode, constituency)| {
+        row.map(|(public_id, name, postcode, constituency, squared)| {
             Ok(Recipient {
                 public_id: public_id
                     .parse()
@@ -1087,6 +1275,7 @@ impl Store {
                 name,
                 postcode,
                 constituency,
+                miles_from_venue: Recipient::miles(squared),
             })
         })
         .transpose()

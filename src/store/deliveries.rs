@@ -6,8 +6,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::QueryBuilder;
 
-use super::campaigns::ELIGIBLE;
 use super::campaigns::Recipient;
+use super::campaigns::{ELIGIBLE, SQUARED_MILES_OF_CONTACT};
 use super::{
     BeginWrite, CONSTITUENCY_OF_CONTACT, Change, JournalEntry, Pool, Result, Store, decode_error,
     insert_audit, note_changes, now, on_pool, stored_hash,
@@ -108,6 +108,7 @@ struct ClaimedRow {
     name: Option<String>,
     postcode: Option<String>,
     constituency: Option<String>,
+    squared_miles: Option<f64>,
 }
 
 /// Marks the messages sent (`(id, message_id, answer, at)` each) while `owner` still holds
@@ -195,8 +196,10 @@ impl Store {
             .rows_affected();
             let rows: Vec<ClaimedRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT d.id, d.campaign_id, d.contact_id, d.attempts, c.email, c.public_id, c.name, c.postcode, \
-                        {CONSTITUENCY_OF_CONTACT} AS constituency \
+                        {CONSTITUENCY_OF_CONTACT} AS constituency, \
+                        {SQUARED_MILES_OF_CONTACT} AS squared_miles \
                  FROM deliveries d JOIN contacts c ON c.id = d.contact_id \
+                 JOIN campaigns k ON k.id = d.campaign_id \
                  WHERE d.lease_owner = $1 AND d.lease_until = $2 \
                  ORDER BY d.id"
             )))
@@ -225,6 +228,7 @@ impl Store {
                         name: row.name,
                         postcode: row.postcode,
                         constituency: row.constituency,
+                        miles_from_venue: Recipient::miles(row.squared_miles),
                     },
                 })
             })

@@ -12,7 +12,7 @@ use super::{
     BeginWrite, Change, MAX_BIND_PARAMETERS, Pool, Result, Store, WriteTransaction, insert_audit,
     latest_consent, note_changes, on_pool,
 };
-use crate::domain::{Actor, ConstituencyCode, Postcode};
+use crate::domain::{Actor, ConstituencyCode, Coordinates, Postcode};
 
 /// Each contact's constituency (`contacts.constituency_code`, which the contact lists filter
 /// by) as the new directory places its postcode.
@@ -23,10 +23,12 @@ const PLACE_CONTACTS: &str = "UPDATE contacts \
                                                WHERE p.postcode = contacts.postcode)";
 
 /// One line of the directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DirectoryEntry {
     pub postcode: Postcode,
     pub constituency: ConstituencyCode,
+    /// Where it lies, where the directory says.
+    pub place: Option<Coordinates>,
 }
 
 /// A constituency of the directory, as `constituencies list` shows it.
@@ -221,32 +223,45 @@ impl DirectoryImport {
     pub async fn insert(&mut self, entries: &[DirectoryEntry]) -> Result<()> {
         match self {
             DirectoryImport::Sqlite(tx) => {
-                for chunk in entries.chunks(MAX_BIND_PARAMETERS / 2) {
-                    QueryBuilder::new("INSERT INTO postcodes (postcode, constituency_code) ")
-                        .push_values(chunk, |mut row, entry| {
-                            row.push_bind(entry.postcode.as_str())
-                                .push_bind(entry.constituency.as_str());
-                        })
-                        .push(" ON CONFLICT (postcode) DO NOTHING")
-                        .build()
-                        .execute(&mut **tx)
-                        .await?;
+                for chunk in entries.chunks(MAX_BIND_PARAMETERS / 4) {
+                    QueryBuilder::new(
+                        "INSERT INTO postcodes (postcode, constituency_code, latitude, longitude) ",
+                    )
+                    .push_values(chunk, |mut row, entry| {
+                        row.push_bind(entry.postcode.as_str())
+                            .push_bind(entry.constituency.as_str())
+                            .push_bind(entry.place.map(|p| p.latitude))
+                            .push_bind(entry.place.map(|p| p.longitude));
+                    })
+                    .push(" ON CONFLICT (postcode) DO NOTHING")
+                    .build()
+                    .execute(&mut **tx)
+                    .await?;
                 }
             }
             // PostgreSQL takes a whole batch as two arrays, several times faster than a VALUES
             // list of the same rows.
             DirectoryImport::Postgres(tx) => {
-                let (postcodes, constituencies): (Vec<&str>, Vec<&str>) = entries
+                let postcodes: Vec<&str> = entries.iter().map(|e| e.postcode.as_str()).collect();
+                let constituencies: Vec<&str> =
+                    entries.iter().map(|e| e.constituency.as_str()).collect();
+                let latitudes: Vec<Option<f64>> = entries
                     .iter()
-                    .map(|e| (e.postcode.as_str(), e.constituency.as_str()))
-                    .unzip();
+                    .map(|e| e.place.map(|p| p.latitude))
+                    .collect();
+                let longitudes: Vec<Option<f64>> = entries
+                    .iter()
+                    .map(|e| e.place.map(|p| p.longitude))
+                    .collect();
                 sqlx::query(
-                    "INSERT INTO postcodes (postcode, constituency_code) \
-                     SELECT * FROM UNNEST($1::text[], $2::text[]) \
+                    "INSERT INTO postcodes (postcode, constituency_code, latitude, longitude) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::float8[]) \
                      ON CONFLICT (postcode) DO NOTHING",
                 )
                 .bind(postcodes)
                 .bind(constituencies)
+                .bind(latitudes)
+                .bind(longitudes)
                 .execute(&mut **tx)
                 .await?;
             }

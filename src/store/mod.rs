@@ -171,6 +171,11 @@ pub enum StoreError {
     TopicExists(String),
     #[error("no topic '{0}'; see `canvass topics list`")]
     UnknownTopic(String),
+    #[error(
+        "the postcode directory gives no place for {0}, so no distance can be measured from it \
+         (import the ONS Postcode Directory with its lat and long columns)"
+    )]
+    VenueUnplaced(String),
     #[error("the database schema is older than this canvass; run `canvass migrate`")]
     NotMigrated,
     #[error("the store has shut down")]

@@ -426,6 +426,7 @@ pub fn news_campaign(constituencies: &[&str], postcodes: &[&str]) -> canvass::do
                 .map(|p| PostcodePrefix::parse(p).unwrap())
                 .collect(),
             postcodes_within: false,
+            near: None,
         },
         event: None,
         election_material: false,

@@ -194,6 +194,7 @@ impl Fields {
             postcodes_within_constituencies: self.within
                 && !self.constituencies.is_empty()
                 && !self.postcode_list().is_empty(),
+            within_miles: None,
             event_title: None,
             event_starts_at: None,
             event_venue: None,
