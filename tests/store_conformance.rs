@@ -2219,6 +2219,8 @@ async fn a_search_finds_any_part_of_a_name_or_address_as_reading_each_would(db: 
         "xample.ne",
         "nothing at all",
         "le.co",
+        "bri\0en",
+        "br\0",
     ];
     let check = |people: Vec<(&'static str, &'static str)>| {
         let store = db.store.clone();
@@ -2234,7 +2236,7 @@ async fn a_search_finds_any_part_of_a_name_or_address_as_reading_each_would(db: 
                 let page = store.find_contacts(&Scope::Everyone, &query).await.unwrap();
                 let mut found: Vec<String> = page.contacts.into_iter().map(|c| c.email).collect();
                 found.sort();
-                let needle = search.to_lowercase();
+                let needle = search.replace('\0', "").to_lowercase();
                 let mut wanted: Vec<String> = people
                     .iter()
                     .filter(|(email, name)| {
@@ -2375,6 +2377,9 @@ async fn a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue(db:
                 "{email}: {miles}"
             );
         }
+        // Read back as it was written.
+        let held = db.store.campaign(id).await.unwrap().unwrap();
+        assert_eq!(held.spec.audience.near, campaign.audience.near);
         db.store
             .queue_campaign(id, &Actor::Operator, canvass::store::Imprint::Set)
             .await
@@ -2387,7 +2392,46 @@ async fn a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue(db:
         db.execute("UPDATE deliveries SET state = 'skipped' WHERE state = 'queued'")
             .await;
     }
-    // A venue the directory gives no place is refused, and nothing is made.
+    // Without a distance rule, an event's postcode still gives each person their distance; a
+    // venue with no place gives none, and is no refusal.
+    let mut anywhere = news_campaign(&[], &[]);
+    anywhere.event = Some(event("SG13 8EQ"));
+    let id = db
+        .store
+        .create_campaign(&anywhere, &Scope::Everyone, false, &Actor::Operator)
+        .await
+        .unwrap();
+    let cardiff = directory
+        .lines()
+        .position(|l| l.starts_with("CF10"))
+        .unwrap()
+        - 1;
+    for (address, wanted) in [
+        (format!("p{cardiff}@example.org"), true),
+        ("unlisted@example.org".to_owned(), false),
+    ] {
+        let miles = db
+            .store
+            .sample_recipient(id, Some(&self::email(&address)), today)
+            .await
+            .unwrap()
+            .unwrap()
+            .miles_from_venue;
+        match wanted {
+            true => assert!(
+                miles.is_some_and(|m| (100.0..140.0).contains(&m)),
+                "{miles:?}"
+            ),
+            false => assert_eq!(miles, None),
+        }
+    }
+    let mut unplaced_venue = anywhere.clone();
+    unplaced_venue.event = Some(event("SG2 7AB"));
+    db.store
+        .create_campaign(&unplaced_venue, &Scope::Everyone, false, &Actor::Operator)
+        .await
+        .unwrap();
+    // A venue the directory gives no place is refused for a distance rule, and nothing is made.
     let mut unplaced = news_campaign(&[], &[]);
     unplaced.event = Some(event("SG2 7AB"));
     unplaced.audience.near =

@@ -8,7 +8,7 @@ ALTER TABLE postcodes ADD COLUMN longitude DOUBLE PRECISION;
 -- A distance rule reads the postcodes in a box around the venue.
 CREATE INDEX postcodes_by_place ON postcodes (latitude, longitude);
 
-ALTER TABLE campaigns ADD COLUMN within_miles INTEGER;
+ALTER TABLE campaigns ADD COLUMN within_miles BIGINT;
 ALTER TABLE campaigns ADD COLUMN venue_latitude DOUBLE PRECISION;
 ALTER TABLE campaigns ADD COLUMN venue_longitude DOUBLE PRECISION;
 ALTER TABLE campaigns ADD COLUMN venue_miles_east DOUBLE PRECISION;

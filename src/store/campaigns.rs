@@ -377,15 +377,15 @@ macro_rules! write_campaign {
         let campaign: &NewCampaign = $campaign;
         let event = campaign.event.as_ref();
         let topic = topic_id!(&mut *conn, campaign.topic);
-        // The venue's place, kept with a distance rule: one the directory does not place
-        // cannot be measured from.
+        // The venue's place, kept for `{{distance_miles}}` and a distance rule: a rule cannot
+        // be measured from a venue the directory does not place.
         let near = campaign.audience.near.as_ref();
-        let venue = match near {
+        let venue = match event.and_then(|e| e.postcode.as_ref()) {
             None => None,
-            Some(near) => {
+            Some(postcode) => {
                 let place: Option<(Option<f64>, Option<f64>)> =
                     sqlx::query_as("SELECT latitude, longitude FROM postcodes WHERE postcode = $1")
-                        .bind(near.venue.as_str())
+                        .bind(postcode.as_str())
                         .fetch_optional(&mut *conn)
                         .await?;
                 match place {
@@ -393,10 +393,13 @@ macro_rules! write_campaign {
                         latitude,
                         longitude,
                     }),
-                    _ => return Err(StoreError::VenueUnplaced(near.venue.as_str().to_owned())),
+                    _ => None,
                 }
             }
         };
+        if let (Some(near), None) = (near, venue) {
+            return Err(StoreError::VenueUnplaced(near.venue.as_str().to_owned()));
+        }
         sqlx::query(
             "UPDATE campaigns SET name = $2, topic_id = $3, subject = $4, html_template = $5, \
                  text_template = $6, event_title = $7, event_starts_at = $8, event_venue = $9, \
