@@ -25,6 +25,7 @@ on_both_backends!(
     a_campaign_the_worker_paused_is_a_banner_on_the_dashboard_until_resumed,
     a_staff_campaign_goes_out_after_another_person_approves_that_version_and_only_within_scope,
     a_campaign_is_written_approved_and_sent_through_the_console_pages,
+    an_event_near_its_venue_is_composed_counted_and_kept_in_the_console,
     an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencies_are_refused,
     an_organiser_is_refused_alike_whoever_holds_an_address_or_whatever_suppressed_it,
     an_organiser_edits_withdraws_restricts_exports_and_erases_only_contacts_in_scope,
@@ -1460,6 +1461,128 @@ async fn an_organiser_is_refused_alike_whoever_holds_an_address_or_whatever_supp
         refusals_to(admin).await,
         ["the person asked to be erased; not imported"]
     );
+}
+
+/// An event mailing in the composer: its day and time in UK time, its venue's postcode, and
+/// whom to invite by distance, counted live with those left out for want of a place; saved,
+/// shown in words, and offered again as it was; a bare `{{distance_miles}}` refused where
+/// someone with no place could be reached.
+async fn an_event_near_its_venue_is_composed_counted_and_kept_in_the_console(db: TestStore) {
+    let app = console(db).await;
+    let admin = Browser::signed_in(&app, "admin@hq.example.org").await;
+    let form = admin.get("/admin/campaigns/new").await;
+    for offered in [
+        "Only people within 1 mile of the venue",
+        "Only people within 25 miles",
+    ] {
+        assert!(form.body.contains(offered), "{offered}");
+    }
+    let day = (chrono::Utc::now() + chrono::Duration::days(10))
+        .with_timezone(&chrono_tz::Europe::London)
+        .format("%Y-%m-%d")
+        .to_string();
+    let fields = |body: &'static str, miles: &'static str| {
+        vec![
+            ("name", "Stall"),
+            ("topic", "news"),
+            ("subject", "Come to the stall"),
+            ("format", "markdown"),
+            ("body", body),
+            ("postcodes", ""),
+            ("event_title", "Street stall"),
+            (
+                "event_date",
+                Box::leak(day.clone().into_boxed_str()) as &str,
+            ),
+            ("event_time", "11:00"),
+            ("event_venue", "The market"),
+            ("event_postcode", "sg13 8eq"),
+            ("within_miles", miles),
+        ]
+    };
+    const GUARDED: &str = "{{#if distance_miles}}{{distance_miles}} miles away{{/if}}";
+    // Amira lives at the venue; Ben (Stevenage, 10 miles) and Cara (St Albans, 12) further;
+    // Dev has no postcode.
+    for (miles, reached, unplaced) in [("5", 1, Some(1)), ("25", 3, Some(1)), ("", 4, None)] {
+        let tried = admin
+            .submit(
+                "/admin/campaigns/new",
+                "/admin/campaigns/try",
+                &fields(GUARDED, miles),
+            )
+            .await;
+        assert!(
+            tried
+                .body
+                .contains(&format!("<strong>{reached}</strong> people")),
+            "within {miles:?}: {}",
+            tried.body
+        );
+        if miles == "5" {
+            assert!(
+                tried.body.contains("Everyone within 5 miles of SG13 8EQ"),
+                "{}",
+                tried.body
+            );
+        }
+        let left_out = tried
+            .body
+            .contains("1 more would be reached but for the distance");
+        assert_eq!(left_out, unplaced.is_some(), "{}", tried.body);
+    }
+    // Bare, the distance would be blank for Dev, whom no distance rule leaves out.
+    let refused = admin
+        .submit(
+            "/admin/campaigns/new",
+            "/admin/campaigns",
+            &fields("You are {{distance_miles}} miles away", ""),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused
+            .main_text()
+            .contains("{{distance_miles}} would be blank"),
+        "{}",
+        refused.main_text()
+    );
+    assert_eq!(app.db.count("SELECT count(*) FROM campaigns").await, 0);
+    let created = admin
+        .submit(
+            "/admin/campaigns/new",
+            "/admin/campaigns",
+            &fields("You are {{distance_miles}} miles away", "5"),
+        )
+        .await;
+    assert_eq!(
+        created.status,
+        StatusCode::SEE_OTHER,
+        "{}",
+        created.main_text()
+    );
+    let page_path = created.location().unwrap().to_owned();
+    let page = admin.get(&page_path).await;
+    assert!(
+        page.main_text().contains("within 5 miles of SG13 8EQ"),
+        "{}",
+        page.main_text()
+    );
+    let message = admin.get(&format!("{page_path}/message")).await;
+    assert!(
+        message.body.contains("You are 0 miles away"),
+        "{}",
+        message.body
+    );
+    let edit = admin.get(&format!("{page_path}/edit")).await;
+    for kept in [
+        "value=\"Street stall\"",
+        &format!("value=\"{day}\""),
+        "value=\"11:00\"",
+        "value=\"SG13 8EQ\"",
+        "<option value=\"5\" selected>",
+    ] {
+        assert!(edit.body.contains(kept), "{kept}: {}", edit.body);
+    }
 }
 
 async fn an_organiser_imports_a_spreadsheet_and_rows_outside_their_constituencies_are_refused(

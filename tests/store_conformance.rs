@@ -2362,6 +2362,18 @@ async fn a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue(db:
             "counted within {miles} of {venue}"
         );
         assert_eq!(db.store.audience_size(id, today).await.unwrap(), counted);
+        // Left out for having no place: in SG2 7AB (no place), GY1 1AA and SG13 9ZZ (not in
+        // the directory), and with no postcode; none of them in a constituency.
+        let unplaced = db
+            .store
+            .unplaced_audience(&campaign, &Scope::Everyone, today)
+            .await
+            .unwrap();
+        let wanted_unplaced = if constituencies.is_empty() { 4 } else { 0 };
+        assert_eq!(
+            unplaced, wanted_unplaced,
+            "unplaced, within {miles} of {venue}"
+        );
         // Each person's distance, as the template gets it.
         for email in &wanted {
             let recipient = db

@@ -482,6 +482,8 @@ pub struct Trial {
     pub audience: Vec<(Option<String>, Option<String>, u64)>,
     /// Who the audience is, in words.
     pub described: String,
+    /// With a distance rule: how many it leaves out for want of a place on the map.
+    pub unplaced: Option<u64>,
     pub subject: String,
     pub bodies: Bodies,
 }
@@ -496,6 +498,14 @@ pub async fn trial(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<Tri
         .store
         .audience_counts(&campaign, actor.scope(), today)
         .await?;
+    let unplaced = match campaign.audience.near {
+        Some(_) => Some(
+            app.store
+                .unplaced_audience(&campaign, actor.scope(), today)
+                .await?,
+        ),
+        None => None,
+    };
     let templates = Templates::compile_in_background(&campaign)
         .await
         .map_err(template_error)?;
@@ -515,6 +525,7 @@ pub async fn trial(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<Tri
     let names = super::contacts::constituency_names(app).await?;
     Ok(Trial {
         described: described(&campaign.audience, actor.scope(), &names),
+        unplaced,
         audience,
         subject: campaign.subject,
         bodies,

@@ -6,7 +6,10 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{ConstituencyCode, Near, Postcode, PostcodePrefix, Sender, TopicSlug};
+use super::{
+    ConstituencyCode, Near, Postcode, PostcodePrefix, ScheduleError, Sender, TopicSlug,
+    parse_schedule,
+};
 
 /// Who a campaign is for: anyone in any listed constituency or under any listed postcode prefix;
 /// or, narrowed, only those under the prefixes within the constituencies. Empty: everyone who
@@ -328,26 +331,19 @@ impl CampaignDraft {
             ));
         }
         let event = match (self.event_title, self.event_starts_at, self.event_venue) {
-            (Some(_), Some(starts_at), Some(_))
-                if DateTime::parse_from_rfc3339(starts_at.trim())
-                    .is_ok_and(|at| at.with_timezone(&Utc) <= now) =>
-            {
-                return Err(wrong(
-                    "event_starts_at",
-                    format!("{starts_at} has passed: an event mailing is for an event to come"),
-                ));
-            }
             (None, None, None) if self.event_postcode.is_none() => None,
             (Some(title), Some(starts_at), Some(venue)) => Some(Event {
                 title: one_line("event_title", &title)?,
-                starts_at: DateTime::parse_from_rfc3339(starts_at.trim())
-                    .map_err(|_| {
-                        wrong(
-                            "event_starts_at",
-                            format!("'{starts_at}' is not RFC 3339, e.g. 2026-12-05T19:30:00Z"),
-                        )
-                    })?
-                    .with_timezone(&Utc),
+                // RFC 3339, or a UK time as staff write it (`2026-12-05 19:30`).
+                starts_at: parse_schedule(&starts_at, now).map_err(|e| {
+                    let why = match e {
+                        ScheduleError::InThePast(at) => {
+                            format!("{at} has passed: an event mailing is for an event to come")
+                        }
+                        other => other.to_string(),
+                    };
+                    wrong("event_starts_at", why)
+                })?,
                 venue: one_line("event_venue", &venue)?,
                 postcode: self
                     .event_postcode

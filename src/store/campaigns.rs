@@ -335,6 +335,15 @@ macro_rules! topic_id {
     }};
 }
 
+/// Where the people [`Store::placed_audience`] counts live.
+#[derive(Debug, Clone, Copy)]
+enum Area {
+    /// Within so many miles of the venue at this place.
+    Near(Coordinates, u32),
+    /// In postcodes the directory holds with no place.
+    Unplaced,
+}
+
 /// The rows of a table standing in for one of a saved campaign's (`campaign_audience`,
 /// `campaign_limits`) in a statement about a campaign not saved: `n` rows of campaign 0 and
 /// `width` values each, bound from `$next` on (which it moves past them); none at all (of
@@ -913,9 +922,7 @@ impl Store {
     }
 
     /// Who a campaign with a distance rule reaches on `on`, by constituency code ('' for none):
-    /// the rule ([`ELIGIBLE`]) over the campaign as it is written, given to the statement as
-    /// common table expressions standing in for the tables of a saved campaign, and read from
-    /// the postcodes in the box around the venue (an index range), then their contacts.
+    /// those [`Store::placed_audience`] finds in the box around the venue.
     async fn near_audience(
         &self,
         campaign: &NewCampaign,
@@ -926,6 +933,50 @@ impl Store {
         let Some(venue) = self.place_of(&near.venue).await? else {
             return Ok(Vec::new());
         };
+        self.placed_audience(campaign, limit, on, Area::Near(venue, near.miles))
+            .await
+    }
+
+    /// How many people a campaign would reach on `on` but for its distance rule, whose
+    /// postcode has no place on the map, so that the rule leaves them out: those whose
+    /// postcode the directory does not hold (or who have none), from the counts kept, and
+    /// those in postcodes it holds without a place.
+    pub async fn unplaced_audience(
+        &self,
+        campaign: &NewCampaign,
+        limit: &Scope,
+        on: NaiveDate,
+    ) -> Result<u64> {
+        let mut anywhere = campaign.clone();
+        anywhere.audience.near = None;
+        let outside: u64 = self
+            .audience_counts(&anywhere, limit, on)
+            .await?
+            .iter()
+            .filter(|(code, _, _)| code.is_none())
+            .map(|(_, _, n)| n)
+            .sum();
+        let unplaced: u64 = self
+            .placed_audience(&anywhere, limit, on, Area::Unplaced)
+            .await?
+            .iter()
+            .map(|(_, n)| n)
+            .sum();
+        Ok(outside + unplaced)
+    }
+
+    /// Whom a campaign, saved or not, reaches on `on` among the people whose postcode lies in
+    /// `area`, by constituency code ('' for none): the rule ([`ELIGIBLE`]) over the campaign
+    /// as it is written, given to the statement as common table expressions standing in for
+    /// the tables of a saved campaign, read from the postcodes in the area (a range of the
+    /// index of their places), then their contacts.
+    async fn placed_audience(
+        &self,
+        campaign: &NewCampaign,
+        limit: &Scope,
+        on: NaiveDate,
+        area: Area,
+    ) -> Result<Vec<(String, u64)>> {
         let rows = audience_rows(&campaign.audience);
         let limits: Vec<&str> = limit
             .constituencies()
@@ -934,10 +985,24 @@ impl Store {
             .map(ConstituencyCode::as_str)
             .collect();
         // $1 the campaign (0), $2 the birth date, $3 the topic, $4 limited, $5 narrowed,
-        // $6 the miles, $7 to $9 the venue, $10 to $13 the box; then the values.
-        let mut next = 14;
+        // $6 the miles, $7 to $9 the venue; then the values, then the box.
+        let mut next = 10;
         let audience = stand_in_rows(rows.len(), 2, &mut next);
         let limit_rows = stand_in_rows(limits.len(), 1, &mut next);
+        let (near, venue) = match area {
+            Area::Near(venue, miles) => (Some(i64::from(miles)), Some(venue)),
+            Area::Unplaced => (None, None),
+        };
+        let within = match area {
+            Area::Near(..) => format!(
+                "b.latitude BETWEEN ${} AND ${} AND b.longitude BETWEEN ${} AND ${}",
+                next,
+                next + 1,
+                next + 2,
+                next + 3
+            ),
+            Area::Unplaced => "b.latitude IS NULL".to_owned(),
+        };
         let sql = format!(
             "WITH campaign_audience (campaign_id, kind, value) AS ({audience}), \
                   campaign_limits (campaign_id, constituency_code) AS ({limit_rows}), \
@@ -949,14 +1014,9 @@ impl Store {
                        FROM topics t WHERE t.slug = $3) \
              SELECT COALESCE(c.constituency_code, ''), count(*) \
              FROM campaigns k, postcodes b JOIN contacts c ON c.postcode = b.postcode \
-             WHERE k.id = $1 AND b.latitude BETWEEN $10 AND $11 \
-               AND b.longitude BETWEEN $12 AND $13 AND {ELIGIBLE} \
+             WHERE k.id = $1 AND {within} AND {ELIGIBLE} \
              GROUP BY c.constituency_code"
         );
-        let miles = f64::from(near.miles);
-        // A hair wider than the circle: the box only narrows, the exact rule decides.
-        let north = miles / crate::domain::MILES_PER_DEGREE_NORTH * 1.001;
-        let east = miles / venue.miles_per_degree_east() * 1.001;
         let found: Vec<(String, i64)> = on_pool!(self, |pool| {
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(0_i64)
@@ -964,19 +1024,26 @@ impl Store {
                 .bind(campaign.topic.as_str())
                 .bind(limit.constituencies().is_some())
                 .bind(campaign.audience.postcodes_within)
-                .bind(i64::from(near.miles))
-                .bind(venue.latitude)
-                .bind(venue.longitude)
-                .bind(venue.miles_per_degree_east())
-                .bind(venue.latitude - north)
-                .bind(venue.latitude + north)
-                .bind(venue.longitude - east)
-                .bind(venue.longitude + east);
+                .bind(near)
+                .bind(venue.map(|v| v.latitude))
+                .bind(venue.map(|v| v.longitude))
+                .bind(venue.map(|v| v.miles_per_degree_east()));
             for (kind, value) in &rows {
                 query = query.bind(*kind).bind(*value);
             }
             for code in &limits {
                 query = query.bind(*code);
+            }
+            if let Area::Near(venue, miles) = area {
+                // A hair wider than the circle: the box only narrows, the exact rule decides.
+                let miles = f64::from(miles) * 1.001;
+                let north = miles / crate::domain::MILES_PER_DEGREE_NORTH;
+                let east = miles / venue.miles_per_degree_east();
+                query = query
+                    .bind(venue.latitude - north)
+                    .bind(venue.latitude + north)
+                    .bind(venue.longitude - east)
+                    .bind(venue.longitude + east);
             }
             query.fetch_all(pool).await?
         });

@@ -99,6 +99,40 @@ pub struct Fields {
     from: String,
     reply_to: String,
     election_material: bool,
+    /// An event mailing's: its title, its day and time (UK), its venue and postcode.
+    event_title: String,
+    event_date: String,
+    event_time: String,
+    event_venue: String,
+    event_postcode: String,
+    /// Only the people within these miles of the venue; blank for anyone.
+    within_miles: String,
+}
+
+/// The distances the composer offers, in miles.
+const WITHIN_MILES_OFFERED: [u32; 5] = [1, 3, 5, 10, 25];
+
+/// The composer's choice of distance: anyone its other rules reach, or only those within one
+/// of the distances offered, or within the one `chosen` (set at the command line, say).
+fn distance_choices(chosen: &str) -> Vec<Choice> {
+    let mut miles: Vec<String> = WITHIN_MILES_OFFERED.iter().map(u32::to_string).collect();
+    if !chosen.is_empty() && !miles.iter().any(|m| m == chosen) {
+        miles.push(chosen.to_owned());
+    }
+    let anyone = Choice {
+        value: String::new(),
+        label: "Anyone the rules above reach, however far from the venue".into(),
+        selected: chosen.is_empty(),
+    };
+    let within = miles.into_iter().map(|m| Choice {
+        label: format!(
+            "Only people within {m} {} of the venue",
+            if m == "1" { "mile" } else { "miles" }
+        ),
+        selected: m == chosen,
+        value: m,
+    });
+    std::iter::once(anyone).chain(within).collect()
 }
 
 impl Fields {
@@ -116,6 +150,12 @@ impl Fields {
             from: one("from"),
             reply_to: one("reply_to"),
             election_material: posted.one("election_material") == "yes",
+            event_title: one("event_title"),
+            event_date: one("event_date"),
+            event_time: one("event_time"),
+            event_venue: one("event_venue"),
+            event_postcode: one("event_postcode"),
+            within_miles: one("within_miles"),
         }
     }
 
@@ -125,6 +165,8 @@ impl Fields {
             Some(markdown) => ("markdown", markdown.clone()),
             None => ("html", spec.html_template.clone()),
         };
+        let event = spec.event.as_ref();
+        let starts = event.map(|e| e.starts_at.with_timezone(&chrono_tz::Europe::London));
         Fields {
             name: spec.name.clone(),
             topic: spec.topic.to_string(),
@@ -156,6 +198,24 @@ impl Fields {
                 .map(ToString::to_string)
                 .unwrap_or_default(),
             election_material: spec.election_material,
+            event_title: event.map(|e| e.title.clone()).unwrap_or_default(),
+            event_date: starts
+                .map(|at| at.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+            event_time: starts
+                .map(|at| at.format("%H:%M").to_string())
+                .unwrap_or_default(),
+            event_venue: event.map(|e| e.venue.clone()).unwrap_or_default(),
+            event_postcode: event
+                .and_then(|e| e.postcode.as_ref())
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
+            within_miles: spec
+                .audience
+                .near
+                .as_ref()
+                .map(|near| near.miles.to_string())
+                .unwrap_or_default(),
         }
     }
 
@@ -194,11 +254,16 @@ impl Fields {
             postcodes_within_constituencies: self.within
                 && !self.constituencies.is_empty()
                 && !self.postcode_list().is_empty(),
-            within_miles: None,
-            event_title: None,
-            event_starts_at: None,
-            event_venue: None,
-            event_postcode: None,
+            // Anything but a number of miles is refused as none.
+            within_miles: Self::optional(&self.within_miles)
+                .map(|miles| miles.parse().unwrap_or(0)),
+            event_title: Self::optional(&self.event_title),
+            // A UK time, as staff write it: the domain reads it so.
+            event_starts_at: Self::optional(
+                format!("{} {}", self.event_date.trim(), self.event_time.trim()).as_str(),
+            ),
+            event_venue: Self::optional(&self.event_venue),
+            event_postcode: Self::optional(&self.event_postcode),
             election_material: self.election_material,
         }
     }
@@ -220,7 +285,12 @@ impl Fields {
             postcodes: Some(draft.postcodes),
             postcodes_within_constituencies: Some(draft.postcodes_within_constituencies),
             election_material: Some(draft.election_material),
-            ..CampaignChanges::default()
+            // Blank takes the distance rule away; the event's fields, blank, keep what it has.
+            within_miles: Some(draft.within_miles.unwrap_or(0)),
+            event_title: draft.event_title,
+            event_starts_at: draft.event_starts_at,
+            event_venue: draft.event_venue,
+            event_postcode: draft.event_postcode,
         }
     }
 }
@@ -239,6 +309,8 @@ struct FormData {
     fields: Fields,
     topics: Vec<Choice>,
     constituencies: Vec<Choice>,
+    /// "Anyone" and the distances offered (and one set elsewhere, kept).
+    distances: Vec<Choice>,
     error: Option<String>,
     markdown: bool,
 }
@@ -278,6 +350,7 @@ async fn form_page(
                 value: code,
             })
             .collect(),
+        distances: distance_choices(&fields.within_miles),
         markdown: fields.format != "html",
         fields,
         error,
@@ -341,6 +414,11 @@ fn field_label(field: &str) -> &str {
         "constituencies" => "Constituencies",
         "postcodes" => "Postcode areas",
         "postcodes_within_constituencies" => "Who",
+        "event_title" => "Event",
+        "event_starts_at" => "Event date and time",
+        "event_venue" => "Venue",
+        "event_postcode" => "Venue postcode",
+        "within_miles" => "Distance from the venue",
         "reply_to" => "Reply-To",
         "from" => "From",
         "name" => "Name",
@@ -910,6 +988,8 @@ struct TrialData {
     error: Option<String>,
     audience: Vec<AudienceLine>,
     audience_total: u64,
+    /// With a distance rule: how many it leaves out for want of a place on the map.
+    unplaced: Option<u64>,
     key: Option<String>,
 }
 
@@ -927,6 +1007,7 @@ pub async fn try_draft(
         error: None,
         audience: Vec::new(),
         audience_total: 0,
+        unplaced: None,
         key: None,
     };
     let tried = match fields.body.trim().is_empty() {
@@ -940,6 +1021,7 @@ pub async fn try_draft(
             described: Some(trial.described),
             error: None,
             audience_total: trial.audience.iter().map(|(_, _, n)| n).sum(),
+            unplaced: trial.unplaced,
             audience: trial
                 .audience
                 .into_iter()
@@ -956,6 +1038,7 @@ pub async fn try_draft(
             error: Some(format!("{}: {message}", field_label(field))),
             audience: Vec::new(),
             audience_total: 0,
+            unplaced: None,
             key: None,
         },
         Some(Err(error)) => return Problem::from(error).page(&state, Some(&signed)),
