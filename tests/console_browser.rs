@@ -449,6 +449,55 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
         "{}",
         staff.text().await
     );
+
+    // An event near its venue: the day and time typed as a UK date and time, the distance
+    // chosen, counted live, saved, and said in words.
+    staff.goto("/admin/campaigns/new").await;
+    staff.fill("#name", "Market stall").await;
+    staff.fill("#subject", "Come to the stall").await;
+    staff
+        .fill(
+            "#body",
+            "{{#if distance_miles}}{{distance_miles}} miles away: {{/if}}the market stall.",
+        )
+        .await;
+    staff.fill("#event_title", "Market stall").await;
+    staff.fill("#event_venue", "Hertford market").await;
+    staff.fill("#event_postcode", "SG13 8EQ").await;
+    let day = (chrono::Utc::now() + chrono::Duration::days(10))
+        .with_timezone(&chrono_tz::Europe::London)
+        .format("%Y-%m-%d")
+        .to_string();
+    // A date and a time field take what is typed in the browser's own order: set them as a
+    // date picker does, and tell the form they changed.
+    staff
+        .client
+        .execute(
+            "document.getElementById('event_date').value = arguments[0]; \
+             document.getElementById('event_time').value = '11:00'; \
+             const miles = document.getElementById('within_miles'); \
+             miles.value = '5'; \
+             miles.dispatchEvent(new Event('change', { bubbles: true }));",
+            vec![serde_json::json!(day)],
+        )
+        .await
+        .unwrap();
+    staff
+        .client
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath(
+            "//section[@id='trial']//p[contains(., 'within 5 miles of SG13 8EQ')]",
+        ))
+        .await
+        .unwrap();
+    staff.check().await;
+    staff.press("form.stack button[type=submit]").await;
+    let event_page = staff.text().await;
+    assert!(
+        event_page.contains("within 5 miles of SG13 8EQ") && event_page.contains("Market stall"),
+        "{event_page}"
+    );
     staff.sign_out().await;
 
     // The organiser sends it; the worker sends to the real SMTP server; the report counts it.
