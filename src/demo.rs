@@ -203,7 +203,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
 
     // A reminder written in Markdown, from last month's newsletter, scheduled for a week on.
     println!("\n$ canvass campaign copy {}", queued[0]);
-    let reminder = campaigns::copy(&app, me, queued[0]).await?;
+    let reminder = campaigns::copy(&app, me, queued[0], campaigns::CopyFor::Everyone).await?;
     println!("{reminder}");
     println!(
         "$ canvass campaign edit {reminder} --name 'Polling day reminder' --subject \

@@ -1373,6 +1373,22 @@ async fn a_campaign_is_written_approved_and_sent_through_the_console_pages(db: T
     let report = olu.get(&page_path).await;
     assert!(report.main_text().contains("Report"));
     assert!(report.main_text().contains("Stevenage (sample)"));
+    assert!(
+        !report.body.contains("/copy-unsent"),
+        "nothing sent yet: no copy for the rest"
+    );
+    // Ben's message went; a copy for those not sent it reaches no one, and says why.
+    app.db.execute("UPDATE deliveries SET state = 'sent'").await;
+    let report = olu.get(&page_path).await;
+    assert!(report.body.contains("Copy for those not sent it"));
+    let rest = olu
+        .press(&page_path, &format!("{page_path}/copy-unsent"), &[])
+        .await;
+    let text = rest.main_text();
+    assert!(
+        text.contains("not those who were sent “Autumn”") && text.contains("0 people"),
+        "{text}"
+    );
 }
 
 /// Olu, kept to Stevenage, adds people with Stevenage postcodes at three addresses: one held in
@@ -2500,6 +2516,7 @@ async fn an_organiser_walks_every_console_page_and_api_route_and_meets_no_one_ou
                     "retry",
                     "test",
                     "copy",
+                    "copy-unsent",
                 ];
                 for id in [wide, hertford] {
                     let path = p.replace("{id}", &id.to_string());

@@ -23,6 +23,7 @@ on_both_backends!(
     a_postcode_search_finds_its_district_or_sector_and_no_other,
     a_search_finds_any_part_of_a_name_or_address_as_reading_each_would,
     a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue,
+    a_copy_for_the_rest_reaches_only_those_not_sent_either_and_is_counted_so,
     campaigns_pause_resume_and_cancel,
     a_lease_run_out_passes_to_another_worker_never_back_to_its_own,
     a_batch_of_unsubscribes_answers_each_request_and_changes_each_person_once,
@@ -1260,14 +1261,7 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
                 .await
                 .unwrap();
             let one_by_one = db.store.audience_size(id, today).await.unwrap();
-            let counted: u64 = db
-                .store
-                .audience_counts(audience, limit, today)
-                .await
-                .unwrap()
-                .iter()
-                .map(|(_, _, n)| n)
-                .sum();
+            let counted = live_count(&db, audience, limit, today).await;
             assert_eq!(
                 counted, one_by_one,
                 "{:?} within {limit:?}",
@@ -1386,6 +1380,31 @@ async fn queueing_takes_exactly_the_people_the_rule_allows(db: TestStore) {
 fn narrowed(mut campaign: canvass::domain::NewCampaign) -> canvass::domain::NewCampaign {
     campaign.audience.postcodes_within = true;
     campaign
+}
+
+/// The composer's live count of `campaign` within `limit` on `on`.
+async fn live_count(
+    db: &TestStore,
+    campaign: &canvass::domain::NewCampaign,
+    limit: &canvass::domain::Scope,
+    on: chrono::NaiveDate,
+) -> u64 {
+    db.store
+        .audience_counts(campaign, limit, on)
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, _, n)| n)
+        .sum()
+}
+
+/// Queues `campaign` as the operator; whom it queued.
+async fn queue_everyone(db: &TestStore, campaign: i64) -> Vec<String> {
+    db.store
+        .queue_campaign(campaign, &Actor::Operator, canvass::store::Imprint::Set)
+        .await
+        .unwrap();
+    queued_addresses(db, campaign).await
 }
 
 async fn queued_addresses(db: &TestStore, campaign: i64) -> Vec<String> {
@@ -1705,6 +1724,11 @@ async fn confirm(db: &TestStore, id: &PublicId) -> canvass::store::ConfirmOutcom
         .confirm_signup(id, Some("203.0.113.9"))
         .await
         .unwrap()
+}
+
+/// `text` for as long as the test runs (the test store takes statements that live so).
+fn leaked(text: String) -> &'static str {
+    Box::leak(text.into_boxed_str())
 }
 
 /// How many of `trigrams` the blocks of SQLite's search index (`contacts_search_data`) hold.
@@ -2348,14 +2372,7 @@ async fn a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue(db:
             .create_campaign(&campaign, &Scope::Everyone, false, &Actor::Operator)
             .await
             .unwrap();
-        let counted: u64 = db
-            .store
-            .audience_counts(&campaign, &Scope::Everyone, today)
-            .await
-            .unwrap()
-            .iter()
-            .map(|(_, _, n)| n)
-            .sum();
+        let counted = live_count(&db, &campaign, &Scope::Everyone, today).await;
         assert_eq!(
             counted,
             wanted.len() as u64,
@@ -2468,6 +2485,122 @@ async fn a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue(db:
             .len(),
         before
     );
+    db.assert_counts_kept().await;
+}
+
+/// A copy of a cancelled campaign "for those not sent it" reaches only the people the
+/// original's messages did not reach (and a copy of that copy, neither's), whatever else its
+/// audience says; its live count, from the counts kept less those sent, equals the count one by
+/// one.
+async fn a_copy_for_the_rest_reaches_only_those_not_sent_either_and_is_counted_so(db: TestStore) {
+    use canvass::app::campaigns::{CopyFor, copy};
+    use canvass::domain::{Event, Near, Postcode, Scope};
+    db.load_sample_directory().await;
+    let postcodes = ["SG13 8EQ", "SG14 1AA", "SG1 2AA", "AL1 3JE", "SG13 7DG", ""];
+    let mut csv = HEADER.to_owned();
+    for (i, postcode) in postcodes.iter().enumerate() {
+        csv.push_str(&format!(
+            "r{i}@example.org,R{i},{postcode},,,news,2026-01-01T00:00:00Z,form\n"
+        ));
+    }
+    db.import_people(&csv).await;
+    let everyone = Scope::Everyone;
+    let mut letter = news_campaign(&[], &[]);
+    letter.html_template = "<p>Dear {{contact.name}}</p>".into();
+    let original = db
+        .store
+        .create_campaign(&letter, &everyone, false, &Actor::Operator)
+        .await
+        .unwrap();
+    db.store
+        .queue_campaign(original, &Actor::Operator, canvass::store::Imprint::Set)
+        .await
+        .unwrap();
+    // Three went; then it was cancelled.
+    db.execute(leaked(format!(
+        "UPDATE deliveries SET state = 'sent' WHERE campaign_id = {original} AND contact_id IN \
+         (SELECT id FROM contacts WHERE email IN \
+          ('r0@example.org', 'r2@example.org', 'r3@example.org'))"
+    )))
+    .await;
+    db.execute(leaked(format!(
+        "UPDATE deliveries SET state = 'skipped' WHERE campaign_id = {original} \
+         AND state = 'queued'"
+    )))
+    .await;
+    let today = Utc::now().date_naive();
+    let venue = Postcode::parse("SG13 8EQ").unwrap();
+    let mut near = news_campaign(&[], &[]);
+    near.event = Some(Event {
+        title: "Stall".into(),
+        starts_at: Utc::now() + chrono::Duration::days(7),
+        venue: "Market".into(),
+        postcode: Some(venue.clone()),
+    });
+    near.audience.near = Some(Near::parse(25, Some(&venue)).unwrap());
+    for mut campaign in [
+        news_campaign(&[], &[]),
+        news_campaign(&["E14900001"], &[]),
+        news_campaign(&["E14900002"], &["AL1"]),
+        news_campaign(&[], &["SG13"]),
+        near,
+    ] {
+        campaign.audience.excluding = vec![original];
+        let id = db
+            .store
+            .create_campaign(&campaign, &everyone, false, &Actor::Operator)
+            .await
+            .unwrap();
+        let counted = live_count(&db, &campaign, &everyone, today).await;
+        assert_eq!(
+            counted,
+            db.store.audience_size(id, today).await.unwrap(),
+            "{:?}",
+            campaign.audience
+        );
+    }
+    // Through the application, as the console's button and `campaign copy --only-not-sent` do.
+    let app = db.app();
+    let rest = copy(&app, &Actor::Operator, original, CopyFor::NotYetSent)
+        .await
+        .unwrap();
+    assert_eq!(
+        db.store
+            .campaign(rest)
+            .await
+            .unwrap()
+            .unwrap()
+            .spec
+            .audience
+            .excluding,
+        [original]
+    );
+    assert_eq!(
+        queue_everyone(&db, rest).await,
+        ["r1@example.org", "r4@example.org", "r5@example.org"]
+    );
+    db.execute(leaked(format!(
+        "UPDATE deliveries SET state = 'sent' WHERE campaign_id = {rest} AND contact_id = \
+         (SELECT id FROM contacts WHERE email = 'r4@example.org')"
+    )))
+    .await;
+    db.execute(leaked(format!(
+        "UPDATE deliveries SET state = 'skipped' WHERE campaign_id = {rest} AND state = 'queued'"
+    )))
+    .await;
+    let last = copy(&app, &Actor::Operator, rest, CopyFor::NotYetSent)
+        .await
+        .unwrap();
+    assert_eq!(
+        queue_everyone(&db, last).await,
+        ["r1@example.org", "r5@example.org"],
+        "neither the original's nor the first copy's"
+    );
+    // A plain copy goes to everyone again.
+    let again = copy(&app, &Actor::Operator, original, CopyFor::Everyone)
+        .await
+        .unwrap();
+    assert_eq!(db.store.audience_size(again, today).await.unwrap(), 6);
     db.assert_counts_kept().await;
 }
 

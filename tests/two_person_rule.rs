@@ -207,7 +207,9 @@ async fn whoever_wrote_any_version_cannot_approve_a_later_one(db: TestStore) {
     assert!(campaign.approval.written_by(&hana.to_string()));
     // A copy is the same words: whoever wrote them, or copied them, still cannot approve them.
     let dan = admin(&db, "dan@hq.example.org").await;
-    let copy = campaigns::copy(&app, &dan, id).await.unwrap();
+    let copy = campaigns::copy(&app, &dan, id, campaigns::CopyFor::Everyone)
+        .await
+        .unwrap();
     for author in [&hana, &olu, &dan] {
         let refused = campaigns::approve(&app, author, copy, 1).await;
         assert!(

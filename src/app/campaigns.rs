@@ -127,11 +127,24 @@ pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -
     }
 }
 
+/// Whom a copy is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyFor {
+    /// Whoever the campaign reaches, as the original did.
+    Everyone,
+    /// Only the people who have not had the original (nor what the original left out for
+    /// having had it): after a cancel, the rest.
+    NotYetSent,
+}
+
 /// A new draft from any campaign, its name ending "(copy)"; the new id.
-pub async fn copy(app: &App, actor: &Actor, id: i64) -> Result<i64> {
+pub async fn copy(app: &App, actor: &Actor, id: i64, copy_for: CopyFor) -> Result<i64> {
     super::may_write(actor)?;
     let mut spec = find(app, actor, id).await?.spec;
     spec.name = format!("{} (copy)", spec.name);
+    if copy_for == CopyFor::NotYetSent {
+        spec.audience.excluding.push(id);
+    }
     // The copy reaches what its copier may reach, which may hold people in no constituency
     // whom the original could not: its templates are checked again for them.
     check_templates(&spec, actor.scope())
@@ -437,20 +450,37 @@ pub async fn test(
 }
 
 /// Who `audience` is within `limit`, in words, each constituency by its name.
-pub fn described(
-    audience: &Audience,
-    limit: &Scope,
-    names: &super::contacts::ConstituencyNames,
-) -> String {
-    let said = match (audience.is_everyone(), names.of_scope(limit)) {
-        (true, Some(places)) => format!("everyone in {places} who agreed to hear about its topic"),
+pub async fn described(app: &App, audience: &Audience, limit: &Scope) -> Result<String> {
+    let names = super::contacts::constituency_names(app).await?;
+    let mut said = match (
+        audience.is_everyone(),
+        names.of_scope(limit),
+        &audience.near,
+    ) {
+        (true, Some(places), None) => {
+            format!("everyone in {places} who agreed to hear about its topic")
+        }
+        (true, Some(places), Some(near)) => format!("everyone in {places} {near}"),
         _ => audience.in_words(|code| names.of(code.as_str())),
     };
+    if !audience.excluding.is_empty() {
+        let mut had = Vec::new();
+        for id in &audience.excluding {
+            match app.store.campaign(*id).await? {
+                Some(campaign) => had.push(format!("“{}”", campaign.spec.name)),
+                None => had.push(format!("campaign {id}")),
+            }
+        }
+        said.push_str(&format!(
+            "; not those who were sent {}",
+            crate::domain::listed(&had)
+        ));
+    }
     let mut chars = said.chars();
-    match chars.next() {
+    Ok(match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),
         None => said,
-    }
+    })
 }
 
 /// Campaign `id`, if the actor sees it: it reaches no one outside their constituencies.
@@ -522,9 +552,8 @@ pub async fn trial(app: &App, actor: &Actor, draft: CampaignDraft) -> Result<Tri
         topic: &topic.name,
     };
     let bodies = templates.render(&vars, &footer).map_err(template_error)?;
-    let names = super::contacts::constituency_names(app).await?;
     Ok(Trial {
-        described: described(&campaign.audience, actor.scope(), &names),
+        described: described(app, &campaign.audience, actor.scope()).await?,
         unplaced,
         audience,
         subject: campaign.subject,

@@ -82,6 +82,10 @@ pub enum CampaignCommand {
     Copy {
         /// The campaign's id (see `campaign list`)
         id: i64,
+        /// Only for the people who have not had it (after a cancel, the rest): whoever it was
+        /// sent to is left out, as is whoever it left out itself
+        #[arg(long)]
+        only_not_sent: bool,
     },
     /// Take a draft's schedule off
     Unschedule {
@@ -276,8 +280,14 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
                 at.to_rfc3339()
             );
         }
-        CampaignCommand::Copy { id } => {
-            let copy = campaigns::copy(app, me, id).await.map_err(refused)?;
+        CampaignCommand::Copy { id, only_not_sent } => {
+            let copy_for = match only_not_sent {
+                true => campaigns::CopyFor::NotYetSent,
+                false => campaigns::CopyFor::Everyone,
+            };
+            let copy = campaigns::copy(app, me, id, copy_for)
+                .await
+                .map_err(refused)?;
             println!("{copy}");
         }
         CampaignCommand::Unschedule { id } => {

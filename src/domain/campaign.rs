@@ -24,6 +24,9 @@ pub struct Audience {
     /// Only the people within some miles of the event's venue, besides the rules above (an
     /// event mailing with a venue postcode only).
     pub near: Option<Near>,
+    /// Campaigns whose recipients it leaves out (those whose message the relay took): a copy
+    /// for the people who have not had one.
+    pub excluding: Vec<i64>,
 }
 
 impl Audience {
@@ -125,6 +128,10 @@ pub struct CampaignDraft {
     /// Only the people within this many miles (1 to 100) of the event's postcode, besides the
     /// rules above: an event mailing with a postcode only.
     pub within_miles: Option<u32>,
+    /// Campaigns whose recipients it leaves out: set by copying a campaign for the people who
+    /// have not had it, never by a draft's author.
+    #[serde(skip)]
+    pub excluding: Vec<i64>,
     pub event_title: Option<String>,
     /// RFC 3339.
     pub event_starts_at: Option<String>,
@@ -167,6 +174,7 @@ impl From<&NewCampaign> for CampaignDraft {
                 .collect(),
             postcodes_within_constituencies: campaign.audience.postcodes_within,
             within_miles: campaign.audience.near.as_ref().map(|near| near.miles),
+            excluding: campaign.audience.excluding.clone(),
             event_title: event.map(|e| e.title.clone()),
             event_starts_at: event.map(|e| e.starts_at.to_rfc3339()),
             event_venue: event.map(|e| e.venue.clone()),
@@ -319,6 +327,7 @@ impl CampaignDraft {
                 .collect::<Result<_, _>>()?,
             postcodes_within: self.postcodes_within_constituencies,
             near: None,
+            excluding: self.excluding,
         };
         if audience.postcodes_within
             && (audience.constituencies.is_empty() || audience.postcodes.is_empty())

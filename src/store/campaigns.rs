@@ -60,7 +60,7 @@ pub(crate) const SQUARED_MILES_OF_CONTACT: &str = concat!(
 /// The audience: everyone when it names no one; else anyone in a constituency it names or under
 /// a postcode prefix it names; or, narrowed (`postcodes_within`), only those under a prefix who
 /// are in a constituency it names. With a distance rule, only those of them whose postcode lies
-/// within its miles of the venue.
+/// within its miles of the venue. Never anyone a campaign it excludes was sent to.
 pub(crate) const ELIGIBLE: &str = concat!(
     "c.restricted_at IS NULL \
      AND (c.date_of_birth IS NULL OR c.guardian_consent OR c.date_of_birth <= $2) \
@@ -87,7 +87,10 @@ pub(crate) const ELIGIBLE: &str = concat!(
     AND (k.within_miles IS NULL OR EXISTS (SELECT 1 FROM postcodes g \
          WHERE g.postcode = c.postcode AND ",
     squared_miles_from_venue!(),
-    " <= k.within_miles * k.within_miles))"
+    " <= k.within_miles * k.within_miles)) \
+    AND NOT EXISTS (SELECT 1 FROM campaign_exclusions e, deliveries x \
+         WHERE e.campaign_id = k.id AND x.campaign_id = e.excluded_campaign_id \
+           AND x.contact_id = c.id AND x.state = 'sent')"
 );
 
 /// Deliveries from which a queued campaign has the planner's statistics refreshed.
@@ -337,12 +340,20 @@ macro_rules! topic_id {
 
 /// Where the people [`Store::placed_audience`] counts live.
 #[derive(Debug, Clone, Copy)]
-enum Area {
+enum Area<'a> {
     /// Within so many miles of the venue at this place.
     Near(Coordinates, u32),
     /// In postcodes the directory holds with no place.
     Unplaced,
+    /// Wherever they are, those these campaigns were sent to (within the campaign's own
+    /// distance rule, given with its venue's place).
+    SentBy(&'a [i64], Option<(Coordinates, u32)>),
 }
+
+/// A `campaign_exclusions` standing in for a campaign not saved: none, for statements that
+/// count whom a campaign reaches before taking out whom its exclusions leave out.
+const NO_EXCLUSIONS: &str = "campaign_exclusions (campaign_id, excluded_campaign_id) AS \
+     (SELECT CAST(0 AS BIGINT), CAST(0 AS BIGINT) WHERE 1 = 0)";
 
 /// The rows of a table standing in for one of a saved campaign's (`campaign_audience`,
 /// `campaign_limits`) in a statement about a campaign not saved: `n` rows of campaign 0 and
@@ -448,6 +459,20 @@ macro_rules! write_campaign {
             .bind($id)
             .execute(&mut *conn)
             .await?;
+        sqlx::query("DELETE FROM campaign_exclusions WHERE campaign_id = $1")
+            .bind($id)
+            .execute(&mut *conn)
+            .await?;
+        for excluded in &campaign.audience.excluding {
+            sqlx::query(
+                "INSERT INTO campaign_exclusions (campaign_id, excluded_campaign_id) \
+                 VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind($id)
+            .bind(*excluded)
+            .execute(&mut *conn)
+            .await?;
+        }
         for (kind, value) in audience_rows(&campaign.audience) {
             sqlx::query(
                 "INSERT INTO campaign_audience (campaign_id, kind, value) VALUES ($1, $2, $3) \
@@ -688,11 +713,18 @@ impl Store {
                     .bind(id)
                     .fetch_all(&mut *conn)
                     .await?;
-                    Some((row, audience, limits, authors))
+                    let excluding: Vec<i64> = sqlx::query_scalar(
+                        "SELECT excluded_campaign_id FROM campaign_exclusions \
+                         WHERE campaign_id = $1 ORDER BY excluded_campaign_id",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    Some((row, audience, limits, authors, excluding))
                 }
             }
         });
-        let Some((row, rows, limits, authors)) = found else {
+        let Some((row, rows, limits, authors, excluding)) = found else {
             return Ok(None);
         };
         let limits = limits
@@ -730,6 +762,7 @@ impl Store {
         let mut audience = Audience {
             postcodes_within: row.postcodes_within,
             near,
+            excluding,
             ..Audience::default()
         };
         for (kind, value) in rows {
@@ -907,6 +940,21 @@ impl Store {
                 *counts.entry(code).or_default() += n;
             }
         }
+        // Those its exclusions leave out, counted as the rest are, then taken out.
+        if !audience.excluding.is_empty() {
+            let rule = match &audience.near {
+                Some(near) => self.place_of(&near.venue).await?.map(|v| (v, near.miles)),
+                None => None,
+            };
+            let area = Area::SentBy(&audience.excluding, rule);
+            for (code, n) in self
+                .placed_audience(campaign, limit, on, &area, &[])
+                .await?
+            {
+                let held = counts.entry(code).or_default();
+                *held = held.saturating_sub(n);
+            }
+        }
         let names: HashMap<String, Option<String>> =
             self.constituency_names().await?.into_iter().collect();
         let mut rows: Vec<(Option<String>, Option<String>, u64)> = counts
@@ -933,8 +981,8 @@ impl Store {
         let Some(venue) = self.place_of(&near.venue).await? else {
             return Ok(Vec::new());
         };
-        self.placed_audience(campaign, limit, on, Area::Near(venue, near.miles))
-            .await
+        let area = Area::Near(venue, near.miles);
+        self.placed_audience(campaign, limit, on, &area, &[]).await
     }
 
     /// How many people a campaign would reach on `on` but for its distance rule, whose
@@ -957,7 +1005,13 @@ impl Store {
             .map(|(_, _, n)| n)
             .sum();
         let unplaced: u64 = self
-            .placed_audience(&anywhere, limit, on, Area::Unplaced)
+            .placed_audience(
+                &anywhere,
+                limit,
+                on,
+                &Area::Unplaced,
+                &anywhere.audience.excluding,
+            )
             .await?
             .iter()
             .map(|(_, n)| n)
@@ -975,7 +1029,8 @@ impl Store {
         campaign: &NewCampaign,
         limit: &Scope,
         on: NaiveDate,
-        area: Area,
+        area: &Area<'_>,
+        excluding: &[i64],
     ) -> Result<Vec<(String, u64)>> {
         let rows = audience_rows(&campaign.audience);
         let limits: Vec<&str> = limit
@@ -989,23 +1044,50 @@ impl Store {
         let mut next = 10;
         let audience = stand_in_rows(rows.len(), 2, &mut next);
         let limit_rows = stand_in_rows(limits.len(), 1, &mut next);
-        let (near, venue) = match area {
-            Area::Near(venue, miles) => (Some(i64::from(miles)), Some(venue)),
-            Area::Unplaced => (None, None),
+        let mut exclusions =
+            vec!["SELECT CAST(0 AS BIGINT), CAST(0 AS BIGINT) WHERE 1 = 0".to_owned()];
+        for _ in excluding {
+            exclusions.push(format!("SELECT CAST(0 AS BIGINT), CAST(${next} AS BIGINT)"));
+            next += 1;
+        }
+        let exclusions = exclusions.join(" UNION ALL ");
+        let (near, venue) = match *area {
+            Area::Near(venue, miles) | Area::SentBy(_, Some((venue, miles))) => {
+                (Some(i64::from(miles)), Some(venue))
+            }
+            Area::Unplaced | Area::SentBy(_, None) => (None, None),
         };
-        let within = match area {
-            Area::Near(..) => format!(
-                "b.latitude BETWEEN ${} AND ${} AND b.longitude BETWEEN ${} AND ${}",
-                next,
-                next + 1,
-                next + 2,
-                next + 3
+        const PLACED: &str = "postcodes b JOIN contacts c ON c.postcode = b.postcode";
+        let (from, within) = match area {
+            Area::Near(..) => (
+                PLACED,
+                format!(
+                    "b.latitude BETWEEN ${} AND ${} AND b.longitude BETWEEN ${} AND ${}",
+                    next,
+                    next + 1,
+                    next + 2,
+                    next + 3
+                ),
             ),
-            Area::Unplaced => "b.latitude IS NULL".to_owned(),
+            Area::Unplaced => (PLACED, "b.latitude IS NULL".to_owned()),
+            Area::SentBy(campaigns, _) => {
+                let ids: Vec<String> = (next..next + campaigns.len())
+                    .map(|i| format!("${i}"))
+                    .collect();
+                (
+                    "contacts c",
+                    format!(
+                        "c.id IN (SELECT x.contact_id FROM deliveries x \
+                                  WHERE x.state = 'sent' AND x.campaign_id IN ({}))",
+                        ids.join(", ")
+                    ),
+                )
+            }
         };
         let sql = format!(
             "WITH campaign_audience (campaign_id, kind, value) AS ({audience}), \
                   campaign_limits (campaign_id, constituency_code) AS ({limit_rows}), \
+                  campaign_exclusions (campaign_id, excluded_campaign_id) AS ({exclusions}), \
                   campaigns (id, topic_id, limited, postcodes_within, within_miles, \
                              venue_latitude, venue_longitude, venue_miles_east) AS \
                       (SELECT CAST($1 AS BIGINT), t.id, $4, $5, CAST($6 AS BIGINT), \
@@ -1013,7 +1095,7 @@ impl Store {
                               CAST($9 AS DOUBLE PRECISION) \
                        FROM topics t WHERE t.slug = $3) \
              SELECT COALESCE(c.constituency_code, ''), count(*) \
-             FROM campaigns k, postcodes b JOIN contacts c ON c.postcode = b.postcode \
+             FROM campaigns k, {from} \
              WHERE k.id = $1 AND {within} AND {ELIGIBLE} \
              GROUP BY c.constituency_code"
         );
@@ -1034,7 +1116,15 @@ impl Store {
             for code in &limits {
                 query = query.bind(*code);
             }
-            if let Area::Near(venue, miles) = area {
+            for excluded in excluding {
+                query = query.bind(*excluded);
+            }
+            if let Area::SentBy(campaigns, _) = area {
+                for campaign in campaigns.iter() {
+                    query = query.bind(*campaign);
+                }
+            }
+            if let Area::Near(venue, miles) = *area {
                 // A hair wider than the circle: the box only narrows, the exact rule decides.
                 let miles = f64::from(miles) * 1.001;
                 let north = miles / crate::domain::MILES_PER_DEGREE_NORTH;
@@ -1089,6 +1179,7 @@ impl Store {
             postcodes: campaign.audience.postcodes.clone(),
             postcodes_within: false,
             near: None,
+            excluding: Vec::new(),
         };
         let audience = audience_rows(&prefixes);
         let limits: Vec<&str> = limit
@@ -1126,6 +1217,7 @@ impl Store {
         let sql = format!(
             "WITH campaign_audience (campaign_id, kind, value) AS ({}), \
                   campaign_limits (campaign_id, constituency_code) AS ({}), \
+                  {NO_EXCLUSIONS}, \
                   campaigns (id, topic_id, limited, postcodes_within, within_miles, \
                              venue_latitude, venue_longitude, venue_miles_east) AS \
                       (SELECT CAST($1 AS BIGINT), t.id, $4, FALSE, CAST(NULL AS BIGINT), \

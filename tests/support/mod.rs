@@ -427,6 +427,7 @@ pub fn news_campaign(constituencies: &[&str], postcodes: &[&str]) -> canvass::do
                 .collect(),
             postcodes_within: false,
             near: None,
+            excluding: Vec::new(),
         },
         event: None,
         election_material: false,

@@ -139,13 +139,21 @@ pub async fn approve(
     Ok(Json(status_of(&state, &member, id).await?))
 }
 
+/// Whom a copy is for.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct CopyQuery {
+    /// Only the people who have not had it (as `campaign copy --only-not-sent`).
+    #[serde(default)]
+    only_not_sent: bool,
+}
+
 /// Makes a new draft from any campaign, its name ending "(copy)" (as `campaign copy`).
 #[utoipa::path(
     operation_id = "copy_campaign",
     post,
     path = "/api/v1/campaigns/{id}/copy",
     tag = "campaigns",
-    params(("id" = i64, Path, description = "The campaign to copy")),
+    params(("id" = i64, Path, description = "The campaign to copy"), CopyQuery),
     responses(
         (status = 201, description = "The new draft", body = CampaignBody),
         (status = 404, description = "No such campaign", body = ApiError),
@@ -156,8 +164,13 @@ pub async fn copy(
     State(state): State<AppState>,
     Extension(member): Extension<StaffMember>,
     ApiPath(id): ApiPath<i64>,
+    Query(query): Query<CopyQuery>,
 ) -> Result<(StatusCode, Json<CampaignBody>), Failure> {
-    let copy = campaigns::copy(&state.app, &actor(&member), id).await?;
+    let copy_for = match query.only_not_sent {
+        true => campaigns::CopyFor::NotYetSent,
+        false => campaigns::CopyFor::Everyone,
+    };
+    let copy = campaigns::copy(&state.app, &actor(&member), id, copy_for).await?;
     Ok((
         StatusCode::CREATED,
         Json(status_of(&state, &member, copy).await?),

@@ -255,6 +255,8 @@ impl Fields {
                 && !self.constituencies.is_empty()
                 && !self.postcode_list().is_empty(),
             // Anything but a number of miles is refused as none.
+            // A copy's exclusions are kept by the change, not written in the form.
+            excluding: Vec::new(),
             within_miles: Self::optional(&self.within_miles)
                 .map(|miles| miles.parse().unwrap_or(0)),
             event_title: Self::optional(&self.event_title),
@@ -489,6 +491,8 @@ struct CampaignData {
     preview_error: Option<String>,
     report: Option<Vec<ReportLine>>,
     total: Option<ReportCounts>,
+    /// Some were sent it: a copy may go to the rest.
+    sent_some: bool,
     /// What the signed-in person may do here.
     may_edit: bool,
     may_approve: bool,
@@ -555,8 +559,8 @@ async fn campaign_data(
             (Some(lines), Some(report.total))
         }
     };
-    let names = app::contacts::constituency_names(app).await?;
-    let described = app::campaigns::described(&campaign.spec.audience, &campaign.limit, &names);
+    let described =
+        app::campaigns::described(app, &campaign.spec.audience, &campaign.limit).await?;
     let me = actor.to_string();
     let member = &signed.session.member;
     let writes = member.role.writes();
@@ -599,6 +603,7 @@ async fn campaign_data(
         preview_ok: preview_error.is_none(),
         preview_error,
         report,
+        sent_some: total.as_ref().is_some_and(|t| t.sent > 0),
         total,
         may_edit: writes && draft,
         may_approve: writes
@@ -759,6 +764,14 @@ async fn confirm_data(
     })
 }
 
+/// Whom a copy made by `action` is for.
+fn copy_for(action: &str) -> app::campaigns::CopyFor {
+    match action {
+        "copy-unsent" => app::campaigns::CopyFor::NotYetSent,
+        _ => app::campaigns::CopyFor::Everyone,
+    }
+}
+
 /// The actions that go only from their confirmation page.
 const CONFIRMED: &[&str] = &["queue", "cancel"];
 
@@ -825,17 +838,19 @@ pub async fn act(
                     )
                 })
         }
-        "copy" => match app::campaigns::copy(app, actor, id).await {
-            Ok(copy) => {
-                let notice = "This is a copy, a draft: change what you need, then send it.";
-                return Flash::Notice(notice.into()).redirect(
-                    &state,
-                    &signed,
-                    &format!("/admin/campaigns/{copy}"),
-                );
+        "copy" | "copy-unsent" => {
+            match app::campaigns::copy(app, actor, id, copy_for(&action)).await {
+                Ok(copy) => {
+                    let notice = "This is a copy, a draft: change what you need, then send it.";
+                    return Flash::Notice(notice.into()).redirect(
+                        &state,
+                        &signed,
+                        &format!("/admin/campaigns/{copy}"),
+                    );
+                }
+                Err(error) => Err(error),
             }
-            Err(error) => Err(error),
-        },
+        }
         _ => Err(AppError::NotFound("no such action".into())),
     };
     let page = format!("/admin/campaigns/{id}");
