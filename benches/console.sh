@@ -11,6 +11,8 @@
 # 95th percentile on a million contacts.
 #
 # usage: benches/console.sh [CONTACTS] [SAMPLES]    (defaults 1000000 20)
+# POSTCODES=N sets the directory's size (default 100,000: half of them hold about 20 people
+# each; 2,700,000, the ONSPD's, spreads people out to one in about every postcode they live in).
 # PostgreSQL is measured when CANVASS_BENCH_POSTGRES_URL (or CANVASS_TEST_POSTGRES_URL) is set.
 # KEEP=1 keeps the work folder; PAGES=REGEX measures only the pages it matches.
 set -euo pipefail
@@ -32,7 +34,7 @@ trap cleanup EXIT
 
 cargo build --release --quiet
 canvass=$PWD/target/release/canvass
-python3 benches/generate.py "$work/data" 100000 "$contacts" news
+python3 benches/generate.py "$work/data" "${POSTCODES:-100000}" "$contacts" news
 port=18$((RANDOM % 900 + 100))
 base=http://127.0.0.1:$port
 password="correct horse battery staple"

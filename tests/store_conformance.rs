@@ -2314,6 +2314,55 @@ async fn a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue(db:
     csv.push_str("nowhere@example.org,N,,,,news,2026-01-01T00:00:00Z,form\n");
     csv.push_str("unlisted@example.org,U,SG13 9ZZ,,,news,2026-01-01T00:00:00Z,form\n");
     db.import_people(&csv).await;
+    // At the venue, people the live count takes from the counts kept by postcode, and must
+    // count as the rule does: a child, who is not reached, and one with a guardian's consent,
+    // who is; someone restricted, someone suppressed, someone who withdrew; someone who moved
+    // away and someone who moved in.
+    let ten_years_ago = (Utc::now().date_naive() - chrono::Months::new(120)).to_string();
+    let columns = "email,name,postcode,date_of_birth,guardian_consent,guardian_name,\
+                   guardian_relationship,topics,consent_at,consent_source\n";
+    let mut changed = columns.to_owned();
+    for (address, postcode, born) in [
+        ("child", "SG13 8EQ", ten_years_ago.as_str()),
+        ("guarded", "SG13 8EQ", &ten_years_ago),
+        ("restricted", "SG13 8EQ", ""),
+        ("suppressed", "SG13 8EQ", ""),
+        ("withdrawn", "SG13 8EQ", ""),
+        ("movedout", "SG13 8EQ", ""),
+        ("movedin", "EC1A 1BB", ""),
+    ] {
+        let guardian = if born.is_empty() { ",," } else { "true,Ann,mother" };
+        changed.push_str(&format!(
+            "{address}@example.org,X,{postcode},{born},{guardian},news,2026-01-01T00:00:00Z,form\n"
+        ));
+    }
+    db.import_people(&changed).await;
+    db.execute("UPDATE contacts SET guardian_consent = FALSE WHERE email = 'child@example.org'")
+        .await;
+    db.store
+        .set_restricted(&email("restricted@example.org"), true, &Actor::Operator)
+        .await
+        .unwrap();
+    db.store
+        .suppress(
+            &email("suppressed@example.org").hash(),
+            SuppressionReason::Bounced,
+        )
+        .await
+        .unwrap();
+    db.withdraw("withdrawn@example.org", "news", Utc::now()).await;
+    db.import_people(&format!(
+        "{columns}movedout@example.org,X,EC1A 1BB,,,,,news,2026-01-01T00:00:00Z,form\n\
+         movedin@example.org,X,SG13 8EQ,,,,,news,2026-01-01T00:00:00Z,form\n"
+    ))
+    .await;
+    db.assert_counts_kept().await;
+    // Those of them the rule reaches, where they now live.
+    let moved = [
+        ("guarded@example.org", "SG13 8EQ"),
+        ("movedin@example.org", "SG13 8EQ"),
+        ("movedout@example.org", "EC1A 1BB"),
+    ];
     let postcode_of = |email: &str| -> Option<String> {
         let i: usize = email[1..email.find('@').unwrap()].parse().ok()?;
         directory
@@ -2343,21 +2392,27 @@ async fn a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue(db:
         campaign.audience.near =
             Some(Near::parse(miles, Some(&Postcode::parse(venue).unwrap())).unwrap());
         let centre = places[venue];
+        let reached = |postcode: &str| {
+            let within = places
+                .get(postcode)
+                .is_some_and(|place| centre.miles_to(place) <= f64::from(miles));
+            let placed = constituencies.is_empty()
+                || directory.lines().any(|l| {
+                    l.starts_with(&format!("{postcode},"))
+                        && constituencies.iter().any(|c| l.contains(c))
+                });
+            within && placed
+        };
         let wanted: Vec<String> = {
             let mut wanted: Vec<String> = (0..directory.lines().count() - 1)
                 .map(|i| format!("p{i}@example.org"))
-                .filter(|email| {
-                    let postcode = postcode_of(email).unwrap();
-                    let within = places
-                        .get(&postcode)
-                        .is_some_and(|place| centre.miles_to(place) <= f64::from(miles));
-                    let placed = constituencies.is_empty()
-                        || directory.lines().any(|l| {
-                            l.starts_with(&format!("{postcode},"))
-                                && constituencies.iter().any(|c| l.contains(c))
-                        });
-                    within && placed
-                })
+                .filter(|email| reached(&postcode_of(email).unwrap()))
+                .chain(
+                    moved
+                        .iter()
+                        .filter(|(_, postcode)| reached(postcode))
+                        .map(|(email, _)| email.to_string()),
+                )
                 .collect();
             wanted.sort();
             wanted
@@ -2399,7 +2454,13 @@ async fn a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue(db:
                 .await
                 .unwrap()
                 .unwrap();
-            let place = places[&postcode_of(email).unwrap()];
+            let postcode = postcode_of(email)
+                .or_else(|| {
+                    let moved = moved.iter().find(|(address, _)| address == email);
+                    moved.map(|(_, postcode)| postcode.to_string())
+                })
+                .unwrap();
+            let place = places[&postcode];
             let miles = recipient.miles_from_venue.unwrap();
             assert!(
                 (miles - centre.miles_to(&place)).abs() < 1e-6,

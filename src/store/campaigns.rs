@@ -53,42 +53,73 @@ pub(crate) const SQUARED_MILES_OF_CONTACT: &str = concat!(
     " FROM postcodes g WHERE g.postcode = c.postcode)"
 );
 
-/// Who may receive campaign `k` now, for contact `c`: the contract's rule. `$1` is the
-/// campaign, `$2` the latest date of birth of a person old enough on the send date. The same
-/// text decides the queue and (at claim time) each send.
+/// Whether contact `c` is one the kept counts count for campaign `k`'s topic: neither
+/// restricted nor suppressed, holding the consent in force.
+macro_rules! counted {
+    () => {
+        concat!(
+            "c.restricted_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash) \
+             AND COALESCE(",
+            latest_consent!("c.id", "k.topic_id"),
+            ", FALSE)"
+        )
+    };
+}
+
+/// Whether contact `c` is old enough for mail on the send date (`$2`: the latest date of
+/// birth of a person old enough then), or has a guardian's consent.
+macro_rules! old_enough {
+    () => {
+        "(c.date_of_birth IS NULL OR c.guardian_consent OR c.date_of_birth <= $2)"
+    };
+}
+
+/// Whether campaign `k` reaches where `c` lives, from `c.postcode` and `c.constituency_code`
+/// alone (a contact, or a postcode of the directory standing in for its people).
 ///
 /// The audience: everyone when it names no one; else anyone in a constituency it names or under
 /// a postcode prefix it names; or, narrowed (`postcodes_within`), only those under a prefix who
-/// are in a constituency it names. With a distance rule, only those of them whose postcode lies
-/// within its miles of the venue. Never anyone a campaign it excludes was sent to.
+/// are in a constituency it names. Within the campaign's limit. With a distance rule, only
+/// those of them whose postcode lies within its miles of the venue.
+macro_rules! reached_where_they_live {
+    () => {
+        concat!(
+            "(NOT EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id) \
+              OR (NOT k.postcodes_within \
+                  AND EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND (",
+            in_constituency!(),
+            " OR ",
+            under_prefix!(),
+            "))) \
+              OR (k.postcodes_within \
+                  AND EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND ",
+            in_constituency!(),
+            ") \
+                  AND EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND (",
+            under_prefix!(),
+            ")))) \
+             AND (NOT k.limited OR EXISTS (SELECT 1 FROM campaign_limits z \
+                  WHERE z.campaign_id = k.id AND z.constituency_code = c.constituency_code)) \
+             AND (k.within_miles IS NULL OR EXISTS (SELECT 1 FROM postcodes g \
+                  WHERE g.postcode = c.postcode AND ",
+            squared_miles_from_venue!(),
+            " <= k.within_miles * k.within_miles))"
+        )
+    };
+}
+
+/// Who may receive campaign `k` now, for contact `c`: the contract's rule. `$1` is the
+/// campaign, `$2` the latest date of birth of a person old enough on the send date. The same
+/// text decides the queue and (at claim time) each send: someone the kept counts count, old
+/// enough, where the campaign reaches, and never anyone a campaign it excludes was sent to.
 pub(crate) const ELIGIBLE: &str = concat!(
-    "c.restricted_at IS NULL \
-     AND (c.date_of_birth IS NULL OR c.guardian_consent OR c.date_of_birth <= $2) \
-     AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash) \
-     AND COALESCE(",
-    latest_consent!("c.id", "k.topic_id"),
-    ", FALSE) \
-    AND (NOT EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id) \
-         OR (NOT k.postcodes_within \
-             AND EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND (",
-    in_constituency!(),
-    " OR ",
-    under_prefix!(),
-    "))) \
-         OR (k.postcodes_within \
-             AND EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND ",
-    in_constituency!(),
-    ") \
-             AND EXISTS (SELECT 1 FROM campaign_audience a WHERE a.campaign_id = k.id AND (",
-    under_prefix!(),
-    ")))) \
-    AND (NOT k.limited OR EXISTS (SELECT 1 FROM campaign_limits z \
-         WHERE z.campaign_id = k.id AND z.constituency_code = c.constituency_code)) \
-    AND (k.within_miles IS NULL OR EXISTS (SELECT 1 FROM postcodes g \
-         WHERE g.postcode = c.postcode AND ",
-    squared_miles_from_venue!(),
-    " <= k.within_miles * k.within_miles)) \
-    AND NOT EXISTS (SELECT 1 FROM campaign_exclusions e, deliveries x \
+    counted!(),
+    " AND ",
+    old_enough!(),
+    " AND ",
+    reached_where_they_live!(),
+    " AND NOT EXISTS (SELECT 1 FROM campaign_exclusions e, deliveries x \
          WHERE e.campaign_id = k.id AND x.campaign_id = e.excluded_campaign_id \
            AND x.contact_id = c.id AND x.state = 'sent')"
 );
@@ -341,8 +372,12 @@ macro_rules! topic_id {
 /// Where the people [`Store::placed_audience`] counts live.
 #[derive(Debug, Clone, Copy)]
 enum Area<'a> {
-    /// Within so many miles of the venue at this place.
+    /// Within so many miles of the venue at this place, from the counts kept by postcode:
+    /// everyone the kept counts count there, whatever their age.
     Near(Coordinates, u32),
+    /// Within so many miles of the venue at this place, those of [`Area::Near`] whom the age
+    /// rule keeps from mail on the day.
+    UnderAgeNear(Coordinates, u32),
     /// In postcodes the directory holds with no place.
     Unplaced,
     /// Wherever they are, those these campaigns were sent to (within the campaign's own
@@ -970,7 +1005,9 @@ impl Store {
     }
 
     /// Who a campaign with a distance rule reaches on `on`, by constituency code ('' for none):
-    /// those [`Store::placed_audience`] finds in the box around the venue.
+    /// the counts kept for the postcodes in the box around the venue that the rule reaches
+    /// ([`Area::Near`]), less the people there under the age of consent
+    /// ([`Area::UnderAgeNear`]). The same people as [`ELIGIBLE`] finds one by one there.
     async fn near_audience(
         &self,
         campaign: &NewCampaign,
@@ -981,8 +1018,22 @@ impl Store {
         let Some(venue) = self.place_of(&near.venue).await? else {
             return Ok(Vec::new());
         };
+        self.fold_counts().await?;
         let area = Area::Near(venue, near.miles);
-        self.placed_audience(campaign, limit, on, &area, &[]).await
+        let mut counts: HashMap<String, u64> = self
+            .placed_audience(campaign, limit, on, &area, &[])
+            .await?
+            .into_iter()
+            .collect();
+        let area = Area::UnderAgeNear(venue, near.miles);
+        for (code, n) in self
+            .placed_audience(campaign, limit, on, &area, &[])
+            .await?
+        {
+            let held = counts.entry(code).or_default();
+            *held = held.saturating_sub(n);
+        }
+        Ok(counts.into_iter().collect())
     }
 
     /// How many people a campaign would reach on `on` but for its distance rule, whose
@@ -1052,35 +1103,55 @@ impl Store {
         }
         let exclusions = exclusions.join(" UNION ALL ");
         let (near, venue) = match *area {
-            Area::Near(venue, miles) | Area::SentBy(_, Some((venue, miles))) => {
-                (Some(i64::from(miles)), Some(venue))
-            }
+            Area::Near(venue, miles)
+            | Area::UnderAgeNear(venue, miles)
+            | Area::SentBy(_, Some((venue, miles))) => (Some(i64::from(miles)), Some(venue)),
             Area::Unplaced | Area::SentBy(_, None) => (None, None),
         };
         const PLACED: &str = "postcodes b JOIN contacts c ON c.postcode = b.postcode";
-        let (from, within) = match area {
+        const PEOPLE: &str = "count(*)";
+        // The box around the venue, on the postcodes named `postcodes`.
+        let in_box = |postcodes: &str| {
+            format!(
+                "{postcodes}.latitude BETWEEN ${} AND ${} AND {postcodes}.longitude BETWEEN ${} AND ${}",
+                next,
+                next + 1,
+                next + 2,
+                next + 3
+            )
+        };
+        let (counted, from, within, rule) = match area {
+            // The postcodes stand in for their people: `c` is the directory's row, whose
+            // constituency is the one kept on each contact there.
             Area::Near(..) => (
+                "CAST(sum(m.contacts) AS BIGINT)",
+                "postcodes c JOIN mailable_by_postcode m ON m.postcode = c.postcode",
+                format!("{} AND m.topic_id = k.topic_id", in_box("c")),
+                reached_where_they_live!(),
+            ),
+            Area::UnderAgeNear(..) => (
+                PEOPLE,
                 PLACED,
                 format!(
-                    "b.latitude BETWEEN ${} AND ${} AND b.longitude BETWEEN ${} AND ${}",
-                    next,
-                    next + 1,
-                    next + 2,
-                    next + 3
+                    "{} AND c.date_of_birth > $2 AND NOT COALESCE(c.guardian_consent, FALSE)",
+                    in_box("b")
                 ),
+                concat!(counted!(), " AND ", reached_where_they_live!()),
             ),
-            Area::Unplaced => (PLACED, "b.latitude IS NULL".to_owned()),
+            Area::Unplaced => (PEOPLE, PLACED, "b.latitude IS NULL".to_owned(), ELIGIBLE),
             Area::SentBy(campaigns, _) => {
                 let ids: Vec<String> = (next..next + campaigns.len())
                     .map(|i| format!("${i}"))
                     .collect();
                 (
+                    PEOPLE,
                     "contacts c",
                     format!(
                         "c.id IN (SELECT x.contact_id FROM deliveries x \
                                   WHERE x.state = 'sent' AND x.campaign_id IN ({}))",
                         ids.join(", ")
                     ),
+                    ELIGIBLE,
                 )
             }
         };
@@ -1094,9 +1165,9 @@ impl Store {
                               CAST($7 AS DOUBLE PRECISION), CAST($8 AS DOUBLE PRECISION), \
                               CAST($9 AS DOUBLE PRECISION) \
                        FROM topics t WHERE t.slug = $3) \
-             SELECT COALESCE(c.constituency_code, ''), count(*) \
+             SELECT COALESCE(c.constituency_code, ''), {counted} \
              FROM campaigns k, {from} \
-             WHERE k.id = $1 AND {within} AND {ELIGIBLE} \
+             WHERE k.id = $1 AND {within} AND {rule} \
              GROUP BY c.constituency_code"
         );
         let found: Vec<(String, i64)> = on_pool!(self, |pool| {
@@ -1124,7 +1195,7 @@ impl Store {
                     query = query.bind(*campaign);
                 }
             }
-            if let Area::Near(venue, miles) = *area {
+            if let Area::Near(venue, miles) | Area::UnderAgeNear(venue, miles) = *area {
                 // A hair wider than the circle: the box only narrows, the exact rule decides.
                 let miles = f64::from(miles) * 1.001;
                 let north = miles / crate::domain::MILES_PER_DEGREE_NORTH;

@@ -1,5 +1,6 @@
-//! The counts the database keeps as its data changes (migration 0013): who may be mailed each
-//! topic in each constituency, and each campaign's deliveries by state. Readers here take them
+//! The counts the database keeps as its data changes (migrations 0013 and 0028): who may be
+//! mailed each topic in each constituency and in each postcode, and each campaign's deliveries
+//! by state. Readers here take them
 //! as they are (`mailable_totals`, `campaign_totals`), less the few people under the age of
 //! consent (which the calendar changes, not the data); [`Store::count_drift`] counts everything
 //! again from scratch and says where the kept counts differ, for the tests and for
@@ -52,11 +53,26 @@ pub(super) const RECOUNT_MAILABLE: [&str; 2] = [
 ];
 /// PostgreSQL's first steps of the recount: wait for the transactions changing counts and hold
 /// off new ones until the replacement commits, so that a change counted after it reads the new
-/// directory; then drop the changes that the recount counts anyway.
-pub(super) const POSTGRES_BEFORE_RECOUNT: [&str; 2] = [
+/// directory; then take the changes out, counting them by postcode only (the recount counts
+/// them by constituency anyway).
+pub(super) const POSTGRES_BEFORE_RECOUNT: [&str; 3] = [
     "LOCK TABLE mailable_count_changes, mailable_counts IN SHARE ROW EXCLUSIVE MODE",
-    "DELETE FROM mailable_count_changes",
+    // No one moves between postcodes with the directory: the counts by postcode keep them.
+    "WITH folded AS (DELETE FROM mailable_count_changes RETURNING *) \
+     INSERT INTO mailable_postcode_counts (postcode, topic_id, contacts) \
+     SELECT postcode, topic_id, sum(contacts) FROM folded GROUP BY 1, 2 \
+     ON CONFLICT (postcode, topic_id) \
+     DO UPDATE SET contacts = mailable_postcode_counts.contacts + excluded.contacts",
+    "DELETE FROM mailable_postcode_counts WHERE contacts = 0",
 ];
+
+/// `mailable_postcode_counts` as it would be if counted now from scratch.
+const MAILABLE_BY_POSTCODE_FROM_SCRATCH: &str = "SELECT COALESCE(c.postcode, ''), k.topic_id, count(*) \
+     FROM consents k \
+     JOIN contacts c ON c.id = k.contact_id \
+     WHERE k.granted AND c.restricted_at IS NULL \
+       AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash) \
+     GROUP BY 1, 2";
 
 /// `consents` as it would be if read from the ledger now: its latest entry per pair.
 const CONSENTS_FROM_SCRATCH: &str = "SELECT l.contact_id, l.topic_id, l.granted \
@@ -139,42 +155,55 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        let ((consents, kept_consents), (mailable, kept_mailable), (campaigns, kept_campaigns)): (
-            Both<Consent>,
-            Both<Count>,
-            Both<CampaignCount>,
-        ) = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let consents = sqlx::query_as(CONSENTS_FROM_SCRATCH)
-                .fetch_all(&mut *tx)
-                .await?;
-            let kept_consents =
-                sqlx::query_as("SELECT contact_id, topic_id, granted FROM consents")
+        let (
+            (consents, kept_consents),
+            (mailable, kept_mailable),
+            (by_postcode, kept_by_postcode),
+            (campaigns, kept_campaigns),
+        ): (Both<Consent>, Both<Count>, Both<Count>, Both<CampaignCount>) =
+            on_pool!(self, |pool| {
+                let mut tx = pool.begin().await?;
+                let consents = sqlx::query_as(CONSENTS_FROM_SCRATCH)
                     .fetch_all(&mut *tx)
                     .await?;
-            let mailable = sqlx::query_as(MAILABLE_FROM_SCRATCH)
-                .fetch_all(&mut *tx)
-                .await?;
-            let kept_mailable =
-                sqlx::query_as("SELECT constituency_code, topic_id, contacts FROM mailable_totals")
+                let kept_consents =
+                    sqlx::query_as("SELECT contact_id, topic_id, granted FROM consents")
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let mailable = sqlx::query_as(MAILABLE_FROM_SCRATCH)
                     .fetch_all(&mut *tx)
                     .await?;
-            let campaigns = sqlx::query_as(CAMPAIGNS_FROM_SCRATCH)
+                let kept_mailable = sqlx::query_as(
+                    "SELECT constituency_code, topic_id, contacts FROM mailable_totals",
+                )
                 .fetch_all(&mut *tx)
                 .await?;
-            let kept_campaigns = sqlx::query_as(
-                "SELECT campaign_id, state, constituency_code, bounced, complained, \
+                let by_postcode = sqlx::query_as(MAILABLE_BY_POSTCODE_FROM_SCRATCH)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let kept_by_postcode = sqlx::query_as(
+                    "SELECT postcode, topic_id, CAST(sum(contacts) AS BIGINT) \
+                 FROM mailable_by_postcode GROUP BY 1, 2",
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                let campaigns = sqlx::query_as(CAMPAIGNS_FROM_SCRATCH)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let kept_campaigns = sqlx::query_as(
+                    "SELECT campaign_id, state, constituency_code, bounced, complained, \
                      unsubscribed, deliveries FROM campaign_totals",
-            )
-            .fetch_all(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            (
-                (consents, kept_consents),
-                (mailable, kept_mailable),
-                (campaigns, kept_campaigns),
-            )
-        });
+                )
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                (
+                    (consents, kept_consents),
+                    (mailable, kept_mailable),
+                    (by_postcode, kept_by_postcode),
+                    (campaigns, kept_campaigns),
+                )
+            });
         let mut drift: Vec<String> = misplaced
             .into_iter()
             .map(|id| format!("contact {id}: constituency not its postcode's"))
@@ -199,6 +228,12 @@ impl Store {
             "mailable (constituency, topic)",
             counts(mailable),
             counts(kept_mailable),
+            &mut drift,
+        );
+        compare(
+            "mailable (postcode, topic)",
+            counts(by_postcode),
+            counts(kept_by_postcode),
             &mut drift,
         );
         let campaign = |rows: Vec<CampaignCount>| -> BTreeMap<CampaignKey, i64> {
