@@ -1,11 +1,12 @@
--- The kept counts by postcode too: per contact's postcode ('' for none) and topic, the contacts
+-- The kept counts by postcode too: per contact's postcode ('' for none), topic and constituency, the contacts
 -- holding that consent who are neither restricted nor suppressed, as mailable_counts counts them
 -- by constituency. The live count of an event's distance rule adds up the postcodes within its
 -- miles of the venue instead of reading each person there. The triggers' changes now carry the
--- postcode, and a fold moves them into both counts; a directory replacement moves no one
--- between postcodes, so it folds the changes here instead of dropping them.
+-- postcode, and a fold moves them into both counts; a directory replacement folds them here
+-- (its new constituencies on the contacts among them) instead of dropping them.
 
--- The changes waiting, without a postcode: into the counts first.
+-- The changes waiting, without a postcode: into the counts first, with no one writing more.
+LOCK TABLE mailable_count_changes IN SHARE ROW EXCLUSIVE MODE;
 WITH folded AS (DELETE FROM mailable_count_changes RETURNING *)
 INSERT INTO mailable_counts (constituency_code, topic_id, contacts)
 SELECT constituency_code, topic_id, sum(contacts) FROM folded GROUP BY 1, 2
@@ -16,10 +17,13 @@ ALTER TABLE mailable_count_changes ADD COLUMN postcode TEXT NOT NULL DEFAULT '';
 ALTER TABLE mailable_count_changes ALTER COLUMN postcode DROP DEFAULT;
 
 CREATE TABLE mailable_postcode_counts (
-    postcode TEXT NOT NULL,
-    topic_id BIGINT NOT NULL,
-    contacts BIGINT NOT NULL,
-    PRIMARY KEY (postcode, topic_id)
+    postcode          TEXT NOT NULL,
+    topic_id          BIGINT NOT NULL,
+    -- The constituency kept on the contacts counted ('' for none), so that a rule on
+    -- constituencies reads the same as it does on each contact.
+    constituency_code TEXT NOT NULL,
+    contacts          BIGINT NOT NULL,
+    PRIMARY KEY (postcode, topic_id, constituency_code)
 );
 
 -- A postcode counted no more is forgotten at each fold: someone erased leaves no row saying
@@ -30,17 +34,17 @@ WHERE contacts = 0;
 -- What readers sum: the counts and the changes not yet folded in, row by row (a join on the
 -- postcode reaches into both through their own access paths; summing gives the count).
 CREATE VIEW mailable_by_postcode AS
-SELECT postcode, topic_id, contacts FROM mailable_postcode_counts
+SELECT postcode, topic_id, constituency_code, contacts FROM mailable_postcode_counts
 UNION ALL
-SELECT postcode, topic_id, contacts FROM mailable_count_changes;
+SELECT postcode, topic_id, constituency_code, contacts FROM mailable_count_changes;
 
-INSERT INTO mailable_postcode_counts (postcode, topic_id, contacts)
-SELECT COALESCE(c.postcode, ''), k.topic_id, count(*)
+INSERT INTO mailable_postcode_counts (postcode, topic_id, constituency_code, contacts)
+SELECT COALESCE(c.postcode, ''), k.topic_id, COALESCE(c.constituency_code, ''), count(*)
 FROM consents k
 JOIN contacts c ON c.id = k.contact_id
 WHERE k.granted AND c.restricted_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)
-GROUP BY 1, 2;
+GROUP BY 1, 2, 3;
 
 DROP FUNCTION count_contact(BIGINT, TEXT, TIMESTAMPTZ, TEXT, BIGINT, BOOLEAN);
 
@@ -112,10 +116,15 @@ BEGIN
     RETURN NULL;
 END $$;
 
--- Moves the changes into both counts from one reading of them.
-CREATE OR REPLACE FUNCTION fold_counts() RETURNS void LANGUAGE plpgsql AS $$
+-- Moves the changes into both counts from one reading of them. `wait`: when another fold is
+-- under way, wait for it and fold what it left (an erasure, whose postcode must go now);
+-- otherwise leave it to that one.
+DROP FUNCTION fold_counts();
+CREATE FUNCTION fold_counts(wait BOOLEAN DEFAULT FALSE) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    IF NOT pg_try_advisory_xact_lock(hashtext('canvass.fold_counts')) THEN
+    IF wait THEN
+        PERFORM pg_advisory_xact_lock(hashtext('canvass.fold_counts'));
+    ELSIF NOT pg_try_advisory_xact_lock(hashtext('canvass.fold_counts')) THEN
         RETURN;
     END IF;
     WITH folded AS (DELETE FROM mailable_count_changes RETURNING *),
@@ -125,9 +134,9 @@ BEGIN
         ON CONFLICT (constituency_code, topic_id)
         DO UPDATE SET contacts = mailable_counts.contacts + excluded.contacts
     )
-    INSERT INTO mailable_postcode_counts (postcode, topic_id, contacts)
-    SELECT postcode, topic_id, sum(contacts) FROM folded GROUP BY 1, 2
-    ON CONFLICT (postcode, topic_id)
+    INSERT INTO mailable_postcode_counts (postcode, topic_id, constituency_code, contacts)
+    SELECT postcode, topic_id, constituency_code, sum(contacts) FROM folded GROUP BY 1, 2, 3
+    ON CONFLICT (postcode, topic_id, constituency_code)
     DO UPDATE SET contacts = mailable_postcode_counts.contacts + excluded.contacts;
     DELETE FROM mailable_postcode_counts WHERE contacts = 0;
     WITH folded AS (DELETE FROM campaign_count_changes RETURNING *)

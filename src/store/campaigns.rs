@@ -1121,12 +1121,12 @@ impl Store {
             )
         };
         let (counted, from, within, rule) = match area {
-            // The postcodes stand in for their people: `c` is the directory's row, whose
-            // constituency is the one kept on each contact there.
+            // The counts stand in for their people: `c` is a count of the people in one
+            // postcode with one constituency kept on them.
             Area::Near(..) => (
-                "CAST(sum(m.contacts) AS BIGINT)",
-                "postcodes c JOIN mailable_by_postcode m ON m.postcode = c.postcode",
-                format!("{} AND m.topic_id = k.topic_id", in_box("c")),
+                "CAST(sum(c.contacts) AS BIGINT)",
+                "postcodes b JOIN mailable_by_postcode c ON c.postcode = b.postcode",
+                format!("{} AND c.topic_id = k.topic_id", in_box("b")),
                 reached_where_they_live!(),
             ),
             Area::UnderAgeNear(..) => (
@@ -1210,7 +1210,7 @@ impl Store {
         });
         Ok(found
             .into_iter()
-            .map(|(code, n)| (code, n as u64))
+            .map(|(code, n)| (code, n.max(0) as u64))
             .collect())
     }
 

@@ -476,8 +476,8 @@ impl Store {
             tx.commit().await?;
             id.is_some()
         });
-        // PostgreSQL's counts by postcode forget the postcode now, not at the next reader.
-        self.fold_counts().await?;
+        // PostgreSQL's counts by postcode forget the postcode now, not at the next fold.
+        self.fold_counts_now().await?;
         if !matches!(erasure, Erasure::Retention { .. }) {
             self.scrub_files().await?;
         }
