@@ -20,7 +20,7 @@ CREATE TABLE mailable_postcode_counts (
 CREATE INDEX mailable_postcode_counts_emptied ON mailable_postcode_counts (postcode)
 WHERE contacts = 0;
 
--- What readers sum (PostgreSQL's add the changes not yet folded in).
+-- As `canvass counts check` reads them (PostgreSQL's add the changes not yet folded in).
 CREATE VIEW mailable_by_postcode AS
 SELECT postcode, topic_id, constituency_code, contacts FROM mailable_postcode_counts;
 

@@ -144,7 +144,8 @@ impl Store {
     }
 
     /// Moves every change committed so far into the counts, waiting for a fold under way:
-    /// after an erasure, so that no count is left naming the erased person's postcode.
+    /// after an erasure, so that no count is left naming the erased person's postcode; and
+    /// before reading the counts by postcode alone, whose changes are not indexed.
     pub(super) async fn fold_counts_now(&self) -> Result<()> {
         if let Pool::Postgres(pool) = self.pool() {
             sqlx::query("SELECT fold_counts(TRUE)")

@@ -583,10 +583,12 @@ impl Store {
         match (self.pool(), stage) {
             (Pool::Sqlite(_), _) => "PRAGMA optimize = 0x10012",
             (Pool::Postgres(_), BulkChange::UnderWay) => {
-                "ANALYZE contacts, consent_ledger, suppressions, postcodes"
+                "ANALYZE contacts, consent_ledger, suppressions, postcodes, mailable_postcode_counts"
             }
+            // The counts' changes too: folded as they come, they leave a table of dead rows.
             (Pool::Postgres(_), BulkChange::Done) => {
-                "VACUUM (ANALYZE) contacts, consent_ledger, consents, suppressions, postcodes"
+                "VACUUM (ANALYZE) contacts, consent_ledger, consents, suppressions, postcodes, \
+                 mailable_count_changes, mailable_postcode_counts"
             }
         }
     }
