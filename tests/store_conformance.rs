@@ -22,6 +22,7 @@ on_both_backends!(
     the_kept_counts_stay_true_when_people_change_at_once,
     a_postcode_search_finds_its_district_or_sector_and_no_other,
     a_search_finds_any_part_of_a_name_or_address_as_reading_each_would,
+    a_search_matching_many_is_counted_only_so_far_past_its_page,
     a_distance_rule_reaches_exactly_those_within_its_miles_of_the_venue,
     a_copy_for_the_rest_reaches_only_those_not_sent_either_and_is_counted_so,
     campaigns_pause_resume_and_cancel,
@@ -2213,7 +2214,11 @@ async fn a_postcode_search_finds_its_district_or_sector_and_no_other(db: TestSto
             let page = store.find_contacts(&scope, &query).await.unwrap();
             let mut emails: Vec<String> = page.contacts.into_iter().map(|c| c.email).collect();
             emails.sort();
-            assert_eq!(page.total, emails.len() as u64, "{search}");
+            assert_eq!(
+                page.total,
+                canvass::store::Matches::Exactly(emails.len() as u64),
+                "{search}"
+            );
             emails
         }
     };
@@ -2238,6 +2243,54 @@ async fn a_postcode_search_finds_its_district_or_sector_and_no_other(db: TestSto
 /// would read as its own (`%`, `_`, `\\`, `"`, `'`), one, two or many characters long: the
 /// search finds exactly whom reading every name and address would find, before and after a
 /// name changes and a person is erased (the index follows the contacts).
+async fn a_search_matching_many_is_counted_only_so_far_past_its_page(db: TestStore) {
+    use canvass::domain::Scope;
+    use canvass::store::{CONTACTS_PAGE, ContactQuery, ContactSearch, Matches, SEARCH_COUNTED};
+    let many = SEARCH_COUNTED + 100;
+    let mut csv = HEADER.to_owned();
+    for i in 0..many {
+        csv.push_str(&format!("m{i}@example.org,Ada Manyname {i},,,,news,,\n"));
+    }
+    csv.push_str("other@example.org,Other Person,,,,news,,\n");
+    db.import_people(&csv).await;
+    let page = |n: u32, text: &str| {
+        let query = ContactQuery {
+            search: Some(ContactSearch::Text(text.to_owned())),
+            page: n,
+            ..ContactQuery::default()
+        };
+        let store = db.store.clone();
+        async move { store.find_contacts(&Scope::Everyone, &query).await.unwrap() }
+    };
+    let size = u64::from(CONTACTS_PAGE);
+    // The first page: counted to the bound, and more.
+    let first = page(1, "manyname").await;
+    assert_eq!(first.total, Matches::MoreThan(SEARCH_COUNTED));
+    assert_eq!(first.contacts.len() as u64, size);
+    assert!(first.total.beyond(size));
+    // The last page the bound reaches still has a next; the one past it counts to the end.
+    let at_bound = (SEARCH_COUNTED / size) as u32;
+    assert!(
+        page(at_bound, "manyname")
+            .await
+            .total
+            .beyond(SEARCH_COUNTED)
+    );
+    let past = page(at_bound + 1, "manyname").await;
+    assert_eq!(past.total, Matches::Exactly(many));
+    let last = page((many / size) as u32, "manyname").await;
+    assert_eq!(last.contacts.len() as u64, size);
+    assert!(!last.total.beyond(many));
+    // A search matching few, and a list with no search, are counted exactly.
+    assert_eq!(page(1, "other").await.total, Matches::Exactly(1));
+    let everyone = db
+        .store
+        .find_contacts(&Scope::Everyone, &ContactQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(everyone.total, Matches::Exactly(many + 1));
+}
+
 async fn a_search_finds_any_part_of_a_name_or_address_as_reading_each_would(db: TestStore) {
     use canvass::domain::Scope;
     use canvass::store::{ContactQuery, ContactSearch};
@@ -2308,7 +2361,11 @@ async fn a_search_finds_any_part_of_a_name_or_address_as_reading_each_would(db: 
                     .collect();
                 wanted.sort();
                 assert_eq!(found, wanted, "searching for {search}");
-                assert_eq!(page.total, wanted.len() as u64, "counting {search}");
+                assert_eq!(
+                    page.total,
+                    canvass::store::Matches::Exactly(wanted.len() as u64),
+                    "counting {search}"
+                );
             }
         }
     };

@@ -105,7 +105,8 @@ pub async fn overview(app: &App, actor: &Actor) -> Result<Overview> {
         .store
         .find_contacts(scope, &ContactQuery::default())
         .await?
-        .total;
+        .total
+        .counted();
     let recent = app.store.recent_suppressions(scope, 10).await?;
     Ok(Overview { contacts, recent })
 }

@@ -136,8 +136,38 @@ pub struct RecentSuppression {
 #[derive(Debug, Clone)]
 pub struct ContactPage {
     pub contacts: Vec<ContactLine>,
-    pub total: u64,
+    pub total: Matches,
 }
+
+/// How many contacts match a query: every one counted, or, for a search for part of a name
+/// or an address, counted only so far past the page ([`SEARCH_COUNTED`]). A surname that
+/// tens of thousands share is not counted to its end for each page of it: the list says
+/// "more than".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Matches {
+    Exactly(u64),
+    MoreThan(u64),
+}
+
+impl Matches {
+    /// How many were counted: all of them, or the bound they pass.
+    pub fn counted(self) -> u64 {
+        match self {
+            Matches::Exactly(n) | Matches::MoreThan(n) => n,
+        }
+    }
+
+    /// Whether more match than the first `shown`.
+    pub fn beyond(self, shown: u64) -> bool {
+        match self {
+            Matches::Exactly(n) => n > shown,
+            Matches::MoreThan(n) => n >= shown,
+        }
+    }
+}
+
+/// How far past the start of its page a search for part of a name or an address is counted.
+pub const SEARCH_COUNTED: u64 = 1_000;
 
 /// A value bound to a statement built here.
 enum Bind {
@@ -349,13 +379,23 @@ impl Store {
             && query.search.is_none()
             && query.constituency.is_none()
             && query.topic.is_some();
-        let count = match consent_only {
-            true => format!(
+        // A search is counted to a bound past the page, one more than it to know it passes.
+        let bound = match query.search {
+            Some(ContactSearch::Text(_)) => Some(offset as u64 + SEARCH_COUNTED),
+            _ => None,
+        };
+        let count = match (consent_only, bound) {
+            (true, _) => format!(
                 "SELECT count(*) FROM consents k JOIN topics t ON t.id = k.topic_id \
                  WHERE t.slug = $1 AND k.granted = {}",
                 consent_wanted(query.consent)
             ),
-            false => format!("SELECT count(*){FROM}{}", clause.sql),
+            (false, Some(bound)) => format!(
+                "SELECT count(*) FROM (SELECT 1{FROM}{} LIMIT {}) found",
+                clause.sql,
+                bound + 1
+            ),
+            (false, None) => format!("SELECT count(*){FROM}{}", clause.sql),
         };
         type Row = (
             String,
@@ -400,7 +440,10 @@ impl Store {
             .collect::<Result<_>>()?;
         Ok(ContactPage {
             contacts,
-            total: total as u64,
+            total: match bound {
+                Some(bound) if total as u64 > bound => Matches::MoreThan(bound),
+                _ => Matches::Exactly(total as u64),
+            },
         })
     }
 
@@ -535,7 +578,7 @@ impl Store {
             search: Some(ContactSearch::Email(email.clone())),
             ..ContactQuery::default()
         };
-        Ok(self.find_contacts(scope, &query).await?.total > 0)
+        Ok(self.find_contacts(scope, &query).await?.total.counted() > 0)
     }
 }
 

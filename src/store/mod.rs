@@ -61,8 +61,8 @@ pub use changes::{Change, Changes, Recheck};
 pub use consent::ConsentChange;
 pub use contact_import::{ContactImport, ContactImportOutcome, WithdrawnFrom, WithheldGrant};
 pub use contact_lists::{
-    CONTACTS_PAGE, ConsentFilter, ContactLine, ContactPage, ContactQuery, ContactSearch,
-    RecentSuppression, Unsavable,
+    CONTACTS_PAGE, ConsentFilter, ContactLine, ContactPage, ContactQuery, ContactSearch, Matches,
+    RecentSuppression, SEARCH_COUNTED, Unsavable,
 };
 pub use contacts::{
     ErasureOutcome, FeedbackAbout, RestrictionOutcome, SaveOutcome, UnsuppressOutcome, Withdrawal,

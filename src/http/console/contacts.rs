@@ -11,10 +11,10 @@ use super::{Layout, Problem, render};
 use crate::app::contacts::{Held, Withdrawn};
 use crate::app::{self, AppError};
 use crate::domain::{
-    ConstituencyCode, ContactDraft, ContactExport, ContactRules, TopicSlug, uk_day,
+    ConstituencyCode, ContactDraft, ContactExport, ContactRules, TopicSlug, thousands, uk_day,
 };
 use crate::http::AppState;
-use crate::store::{CONTACTS_PAGE, ConsentFilter, ContactQuery, ContactSearch};
+use crate::store::{CONTACTS_PAGE, ConsentFilter, ContactQuery, ContactSearch, Matches};
 
 /// The list's filters, as the form sends them: blank means none.
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -94,7 +94,10 @@ struct Choice {
 struct ListData {
     filters: Filters,
     contacts: Vec<Line>,
-    total: u64,
+    /// Whether any match.
+    found: bool,
+    /// How many match, in words: "25,012", or "more than 1,050" for a search matching many.
+    total: String,
     first: u64,
     last: u64,
     previous: Option<String>,
@@ -169,7 +172,10 @@ async fn list_data(
     .collect();
     Ok(ListData {
         previous: (page > 1).then(|| filters.link(query.page - 1)),
-        next: (last < found.total).then(|| filters.link(query.page + 1)),
+        next: found
+            .total
+            .beyond(last)
+            .then(|| filters.link(query.page + 1)),
         contacts: found
             .contacts
             .into_iter()
@@ -186,7 +192,11 @@ async fn list_data(
                 },
             })
             .collect(),
-        total: found.total,
+        found: found.total.counted() > 0,
+        total: match found.total {
+            Matches::Exactly(n) => thousands(n),
+            Matches::MoreThan(n) => format!("more than {}", thousands(n)),
+        },
         first,
         last,
         filters,
