@@ -11,8 +11,8 @@
 # 95th percentile on a million contacts.
 #
 # usage: benches/console.sh [CONTACTS] [SAMPLES]    (defaults 1000000 20)
-# POSTCODES=N sets the directory's size (default 100,000: half of them hold about 20 people
-# each; 2,700,000, the ONSPD's, spreads people out to one in about every postcode they live in).
+# POSTCODES=N sets the directory's size (default 100,000: people live in half of them, about 20
+# to a postcode; from 400,000 up, in 200,000 of them, about 5 to a postcode).
 # PostgreSQL is measured when CANVASS_BENCH_POSTGRES_URL (or CANVASS_TEST_POSTGRES_URL) is set.
 # KEEP=1 keeps the work folder; PAGES=REGEX measures only the pages it matches.
 set -euo pipefail
