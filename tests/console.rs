@@ -701,6 +701,11 @@ async fn an_organiser_sees_searches_and_opens_only_contacts_in_their_constituenc
     let admin = Browser::signed_in(&app, "admin@hq.example.org").await;
     let everyone = admin.get("/admin/contacts").await;
     assert!(everyone.main_text().contains("Showing 1 to 4 of 4"));
+    assert!(!everyone.body.contains("rel=\"next\""));
+    // A page past the end says so, and offers no next page.
+    let past = admin.get("/admin/contacts?page=7").await;
+    assert!(past.main_text().contains("4 match, none on this page."));
+    assert!(!past.body.contains("rel=\"next\""), "{}", past.body);
 
     // The organiser's own API token is kept to the same constituencies.
     let token = canvass::app::staff::issue_token(

@@ -172,10 +172,8 @@ async fn list_data(
     .collect();
     Ok(ListData {
         previous: (page > 1).then(|| filters.link(query.page - 1)),
-        next: found
-            .total
-            .beyond(last)
-            .then(|| filters.link(query.page + 1)),
+        // None past the end, where the page is empty.
+        next: (shown > 0 && found.total.beyond(last)).then(|| filters.link(query.page + 1)),
         contacts: found
             .contacts
             .into_iter()
