@@ -12,10 +12,16 @@
 //! - [`store`]: every SQL statement, on SQLite or PostgreSQL behind one interface.
 //! - [`import`]: streaming CSV imports of contacts and the postcode directory.
 //! - [`mail`]: building messages (MIME, footer, DKIM) and sending them (SMTP, outbox).
+//! - [`render`]: a campaign's message bodies, compiled and checked once.
+//! - [`token`]: the signed links in every message (unsubscribe, preference centre).
+//! - [`feedback`]: what comes back by email (bounces, complaints, unsubscribe requests).
+//! - [`hooks`]: what hosted mail providers report through their webhooks, verified.
 //! - [`worker`]: claims, senders and the recorder, sending through [`mail`].
+//! - [`backup`]: backups, and restores that keep every erasure.
 //! - [`config`]: flags, environment and `canvass.toml`, resolved once.
-//! - [`http`]: adapters: the public pages, the links, the staff API.
-//! - [`cli`], [`progress`], [`demo`], [`telemetry`]: the program around them.
+//! - [`http`]: adapters: the public pages, the links, the staff API, the staff console, the
+//!   providers' webhooks, health and metrics.
+//! - [`cli`], [`progress`], [`demo`], [`telemetry`], [`metrics`]: the program around them.
 
 pub mod app;
 pub mod backup;

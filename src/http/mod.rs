@@ -1,4 +1,6 @@
-//! The public HTTP service: one-click unsubscribe, the preference centre, health and metrics.
+//! The HTTP service: the public pages (one-click unsubscribe, the preference centre, sign-up,
+//! complaints), the staff API (`api`, `/api/v1`), the staff console (`console`, `/admin`), the
+//! mail providers' webhooks (`hooks`), and health and metrics (`ops`).
 //!
 //! [`Application::build`] binds the listener and assembles the router, so that tests start the
 //! real service on port 0 and talk to it over HTTP. Request logs name the route pattern

@@ -4,8 +4,9 @@
 //! - [`session`]: the session cookie, who is signed in, and the checks every form passes
 //!   (same origin, the session's form token).
 //! - [`sign_in`]: signing in and out, and setting a password through a one-time link.
-//! - [`home`], [`contacts`], [`campaigns`], [`registers`]: the pages, each a thin adapter over
-//!   `crate::app`.
+//! - [`flash`]: what a button did, told on the page its redirect leads to.
+//! - [`home`], [`contacts`], [`imports`], [`campaigns`], [`records`], [`registers`], [`staff`],
+//!   [`account`]: the pages, each a thin adapter over `crate::app`.
 //!
 //! What a page shows comes from the application within the signed-in person's role and
 //! constituencies; no template decides who sees what.
