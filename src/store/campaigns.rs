@@ -411,6 +411,14 @@ fn stand_in_rows(n: usize, width: usize, next: &mut usize) -> String {
     rows.join(" UNION ALL ")
 }
 
+/// Takes `people`, counted by constituency code, out of `counts`.
+fn take_out(counts: &mut HashMap<String, u64>, people: Vec<(String, u64)>) {
+    for (code, n) in people {
+        let held = counts.entry(code).or_default();
+        *held = held.saturating_sub(n);
+    }
+}
+
 /// A campaign's audience as the rows of `campaign_audience`: (kind, value).
 fn audience_rows(audience: &Audience) -> Vec<(&'static str, &str)> {
     let constituencies = audience
@@ -959,10 +967,19 @@ impl Store {
             (audience.is_everyone() || named.contains(&code))
                 && limit.covers((!code.is_empty()).then_some(code))
         };
-        let mut counts: HashMap<String, u64> = HashMap::new();
-        if let Some(near) = &audience.near {
-            counts.extend(self.near_audience(campaign, near, limit, on).await?);
-        }
+        // The venue's place, for a distance rule: looked up once, for whom it reaches and for
+        // whom its exclusions leave out.
+        let rule = match &audience.near {
+            Some(near) => self.place_of(&near.venue).await?.map(|v| (v, near.miles)),
+            None => None,
+        };
+        let mut counts: HashMap<String, u64> = match rule {
+            Some((venue, miles)) => {
+                self.near_audience(campaign, venue, miles, limit, on)
+                    .await?
+            }
+            None => HashMap::new(),
+        };
         // Narrowed, only the prefixes count, within the constituencies named.
         if audience.near.is_none() && !audience.postcodes_within {
             for ((code, _), n) in self.mailable(Some(&campaign.topic), on).await? {
@@ -981,18 +998,11 @@ impl Store {
         }
         // Those its exclusions leave out, counted as the rest are, then taken out.
         if !audience.excluding.is_empty() {
-            let rule = match &audience.near {
-                Some(near) => self.place_of(&near.venue).await?.map(|v| (v, near.miles)),
-                None => None,
-            };
             let area = Area::SentBy(&audience.excluding, rule);
-            for (code, n) in self
-                .placed_audience(campaign, limit, on, &area, &[])
-                .await?
-            {
-                let held = counts.entry(code).or_default();
-                *held = held.saturating_sub(n);
-            }
+            take_out(
+                &mut counts,
+                self.placed_audience(campaign, limit, on, &area).await?,
+            );
         }
         let names: HashMap<String, Option<String>> =
             self.constituency_names().await?.into_iter().collect();
@@ -1015,30 +1025,25 @@ impl Store {
     async fn near_audience(
         &self,
         campaign: &NewCampaign,
-        near: &Near,
+        venue: Coordinates,
+        miles: u32,
         limit: &Scope,
         on: NaiveDate,
-    ) -> Result<Vec<(String, u64)>> {
-        let Some(venue) = self.place_of(&near.venue).await? else {
-            return Ok(Vec::new());
-        };
+    ) -> Result<HashMap<String, u64>> {
         // The counts by postcode are read as folded (PostgreSQL), not with the changes.
         self.fold_counts_now().await?;
-        let area = Area::Near(venue, near.miles);
+        let area = Area::Near(venue, miles);
         let mut counts: HashMap<String, u64> = self
-            .placed_audience(campaign, limit, on, &area, &[])
+            .placed_audience(campaign, limit, on, &area)
             .await?
             .into_iter()
             .collect();
-        let area = Area::UnderAgeNear(venue, near.miles);
-        for (code, n) in self
-            .placed_audience(campaign, limit, on, &area, &[])
-            .await?
-        {
-            let held = counts.entry(code).or_default();
-            *held = held.saturating_sub(n);
-        }
-        Ok(counts.into_iter().collect())
+        let area = Area::UnderAgeNear(venue, miles);
+        take_out(
+            &mut counts,
+            self.placed_audience(campaign, limit, on, &area).await?,
+        );
+        Ok(counts)
     }
 
     /// How many people a campaign would reach on `on` but for its distance rule, whose
@@ -1061,13 +1066,7 @@ impl Store {
             .map(|(_, _, n)| n)
             .sum();
         let unplaced: u64 = self
-            .placed_audience(
-                &anywhere,
-                limit,
-                on,
-                &Area::Unplaced,
-                &anywhere.audience.excluding,
-            )
+            .placed_audience(&anywhere, limit, on, &Area::Unplaced)
             .await?
             .iter()
             .map(|(_, n)| n)
@@ -1086,9 +1085,15 @@ impl Store {
         limit: &Scope,
         on: NaiveDate,
         area: &Area<'_>,
-        excluding: &[i64],
     ) -> Result<Vec<(String, u64)>> {
         let rows = audience_rows(&campaign.audience);
+        // Only the people left out for want of a place are counted less the campaign's
+        // exclusions in the statement; every other area's are taken out by its caller (or,
+        // for `SentBy`, are what it counts).
+        let excluding: &[i64] = match area {
+            Area::Unplaced => &campaign.audience.excluding,
+            Area::Near(..) | Area::UnderAgeNear(..) | Area::SentBy(..) => &[],
+        };
         let limits: Vec<&str> = limit
             .constituencies()
             .unwrap_or_default()

@@ -1,12 +1,11 @@
 //! The counts the database keeps as its data changes (migrations 0013 and 0028): who may be
 //! mailed each topic in each constituency and in each postcode, and each campaign's deliveries
-//! by state. Readers here take them
-//! as they are (`mailable_totals`, `campaign_totals`), less the few people under the age of
-//! consent (which the calendar changes, not the data); [`Store::count_drift`] counts everything
-//! again from scratch and says where the kept counts differ, for the tests and for
-//! `canvass counts check`. PostgreSQL's triggers append changes rather than update counters
-//! that concurrent writers would queue behind; [`Store::fold_counts`] moves them into the
-//! counts.
+//! by state. Readers here take them as they are (`mailable_totals`, `campaign_totals`), less
+//! the few people under the age of consent (which the calendar changes, not the data);
+//! [`Store::count_drift`] counts everything again from scratch and says where the kept counts
+//! differ, for the tests and for `canvass counts check`. PostgreSQL's triggers append changes
+//! rather than update counters that concurrent writers would queue behind;
+//! [`Store::fold_counts`] moves them into the counts.
 
 use std::collections::{BTreeMap, HashMap};
 
