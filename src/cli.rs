@@ -13,18 +13,19 @@ mod staff;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+use crate::app::contacts::ErasureOutcome;
 use crate::app::contacts::{self, Withdrawn};
 use crate::app::imports::{self, CsvFile};
 use crate::app::registers::{self as app_registers, Act};
 use crate::app::topics;
-use crate::app::{self, App, AppError};
+use crate::app::{self, App, AppError, Unready};
 use crate::config::{Config, Settings};
-use crate::domain::{Actor, CampaignState};
+use crate::database;
+use crate::domain::Actor;
 use crate::http::{Application, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
 use crate::mail::Mailer;
 use crate::mail::imap::MailboxUrl;
 use crate::progress::{self, ConsoleReport};
-use crate::store::{DatabaseUrl, ErasureOutcome, Journal, JournalStart, Store};
 use crate::token::SigningKeys;
 use crate::worker::{
     Letterhead, Outage, Relays, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
@@ -343,64 +344,40 @@ impl Cli {
         let config = self.settings.with_secrets_read()?.or(file).resolve()?;
         match self.command {
             Command::Migrate { new_journal } => {
-                let store = connect(&config, Create::IfMissing).await?;
-                let migrated = store.migrate().await.context("migrating the database")?;
+                let migrated = database::migrate(&config, new_journal).await?;
                 println!("{migrated} ({})", config.database_url);
-                let start = match new_journal {
-                    true => JournalStart::Anew,
-                    false => JournalStart::IfNew,
-                };
-                let store = with_journal(store, &config, start).await?;
-                replay(&store).await?;
             }
             Command::Backup { dest } => {
-                let store = open(&config).await?;
-                let size = crate::backup::backup(&store, &config.database_url, &dest).await?;
+                let backed_up = database::back_up(&config, &dest).await?;
                 println!(
                     "backed up {} to {} ({:.1} MB)",
                     config.database_url,
                     dest.display(),
-                    size as f64 / 1e6
+                    backed_up.bytes as f64 / 1e6
                 );
-                if let Some(journal) = store.journal() {
+                if let Some(journal) = backed_up.journal {
                     println!(
                         "the suppression journal {} is not in the backup: keep it (and copies of \
                          it) apart from the backups, so that a restore can re-apply it",
-                        journal.path().display()
+                        journal.display()
                     );
                 }
             }
             Command::Restore { src } => {
-                // The journal first: a restore without it would bring back everyone erased
-                // since the backup.
-                if let Some(path) = &config.journal {
-                    Journal::open(path, false).map_err(|e| match e.is_missing() {
-                        true => anyhow::anyhow!(
-                            "there is no suppression journal at {}: copy it back from where it \
-                             is kept before restoring, or the erasures and unsubscribes made \
-                             since the backup come back with it",
-                            path.display()
-                        ),
-                        false => e.into(),
-                    })?;
-                }
-                crate::backup::restore(&config.database_url, &src).await?;
-                let store = connect(&config, Create::No).await?;
-                let migrated = store.migrate().await.context("migrating the database")?;
-                let store = with_journal(store, &config, JournalStart::IfNew).await?;
+                let restored = database::restore(&config, &src).await?;
                 println!(
-                    "restored {} into {}; {migrated}",
+                    "restored {} into {}; {}",
                     src.display(),
-                    config.database_url
+                    config.database_url,
+                    restored.migrated
                 );
-                let replayed = store.replay_journal().await?;
-                match store.journal() {
+                match restored.journal {
                     Some(journal) => println!(
                         "re-applied {} erasures and {} suppressions recorded after this backup \
                          (from {})",
-                        replayed.erasures,
-                        replayed.suppressions,
-                        journal.path().display()
+                        restored.replayed.erasures,
+                        restored.replayed.suppressions,
+                        journal.display()
                     ),
                     None => println!(
                         "no suppression journal is set (CANVASS_JOURNAL): erasures and \
@@ -410,7 +387,7 @@ impl Cli {
             }
             Command::Postcodes {
                 command: PostcodesCommand::Import { file, force },
-            } => import_postcodes(&app(&config).await?, &file, force).await?,
+            } => import_postcodes(&database::open(&config).await?, &file, force).await?,
             Command::Contacts {
                 command:
                     ContactsCommand::Import {
@@ -420,18 +397,21 @@ impl Cli {
                     },
             } => {
                 import_contact_list(
-                    &app(&config).await?,
+                    &database::open(&config).await?,
                     &file,
                     &source,
                     consented_at.as_deref(),
                 )
                 .await?
             }
-            Command::Topics { command } => topics(&app(&config).await?, command).await?,
+            Command::Topics { command } => topics(&database::open(&config).await?, command).await?,
             Command::Counts {
                 command: CountsCommand::Check,
             } => {
-                let drift = open(&config).await?.count_drift().await?;
+                let app = database::open(&config).await?;
+                let drift = contacts::recount(&app, &Actor::Operator)
+                    .await
+                    .map_err(refused)?;
                 if !drift.is_empty() {
                     bail!(
                         "the kept counts differ from a count from scratch:\n{}",
@@ -443,8 +423,12 @@ impl Cli {
             Command::Constituencies {
                 command: ConstituenciesCommand::List { search },
             } => {
-                let store = open(&config).await?;
-                for c in store.constituencies(search.as_deref()).await? {
+                let app = database::open(&config).await?;
+                let listed =
+                    app::directory::constituencies(&app, &Actor::Operator, search.as_deref())
+                        .await
+                        .map_err(refused)?;
+                for c in listed {
                     println!(
                         "{}\t{}\t{}",
                         c.code,
@@ -453,33 +437,37 @@ impl Cli {
                     );
                 }
             }
-            Command::Contact { command } => contact(&app(&config).await?, command).await?,
+            Command::Contact { command } => {
+                contact(&database::open(&config).await?, command).await?
+            }
             Command::Campaign { command } => {
                 let app = match command.sends_mail() {
                     true => mailing_app(&config).await?,
-                    false => app(&config).await?,
+                    false => database::open(&config).await?,
                 };
                 campaign::run(&app, command).await?
             }
             Command::Inbox {
                 command: InboxCommand::Import { dir },
             } => {
-                let app = app(&config).await?;
-                let keys = SigningKeys::load(config.signing_keys.as_deref(), &app.store).await?;
+                let app = database::open(&config).await?;
+                let keys = app.signing_keys(config.signing_keys.as_deref()).await?;
                 inbox::import(&app, &keys, &dir).await?
             }
             Command::Inbox {
                 command: InboxCommand::Fetch,
             } => {
-                let app = app(&config).await?;
-                let keys = SigningKeys::load(config.signing_keys.as_deref(), &app.store).await?;
+                let app = database::open(&config).await?;
+                let keys = app.signing_keys(config.signing_keys.as_deref()).await?;
                 let (url, tls) = mailbox(&config)?
                     .context("CANVASS_INBOX_URL is not set: name the bounce mailbox")?;
                 inbox::fetch(&app, &keys, &url, tls).await?
             }
-            Command::Staff { command } => staff::run(&app(&config).await?, command).await?,
+            Command::Staff { command } => {
+                staff::run(&database::open(&config).await?, command).await?
+            }
             Command::Requests { command } => {
-                registers::requests(&app(&config).await?, command).await?
+                registers::requests(&database::open(&config).await?, command).await?
             }
             Command::Dkim {
                 command:
@@ -490,13 +478,13 @@ impl Cli {
                     },
             } => dkim_keygen(&domain, &selector, key)?,
             Command::Retention { command } => {
-                registers::retention(&app(&config).await?, command).await?
+                registers::retention(&database::open(&config).await?, command).await?
             }
             Command::Proof { message_id, json } => {
-                registers::proof(&app(&config).await?, &message_id, json).await?
+                registers::proof(&database::open(&config).await?, &message_id, json).await?
             }
             Command::Complaints { command } => {
-                registers::complaints(&app(&config).await?, command).await?
+                registers::complaints(&database::open(&config).await?, command).await?
             }
             Command::Worker {
                 drain,
@@ -511,83 +499,11 @@ impl Cli {
     }
 }
 
-/// Whether a command may create a missing SQLite database: only `migrate` does (and `demo`, in
-/// a folder of its own), so that a command run from the wrong folder says so rather than start
-/// an empty database there.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Create {
-    IfMissing,
-    No,
-}
-
-/// Connects to the database.
-async fn connect(config: &Config, create: Create) -> anyhow::Result<Store> {
-    if let (Create::No, Some(file)) = (create, config.database_url.sqlite_file())
-        && !file.exists()
-    {
-        bail!(
-            "there is no database at {}: run `canvass migrate` to create one there, or point \
-             CANVASS_DATABASE_URL (or --config) at the database in use",
-            std::path::absolute(&file).unwrap_or(file).display()
-        );
-    }
-    Store::connect(&config.database_url)
-        .await
-        .with_context(|| format!("opening the database {}", config.database_url))
-}
-
-/// The store writing every erasure and suppression to the journal too, when one is set.
-async fn with_journal(store: Store, config: &Config, start: JournalStart) -> anyhow::Result<Store> {
-    Ok(match &config.journal {
-        Some(path) => store.with_journal_at(path, start).await?,
-        None => store,
-    })
-}
-
-/// Connects to a database whose schema is up to date, with its journal.
-async fn open(config: &Config) -> anyhow::Result<Store> {
-    let store = connect(config, Create::No).await?;
-    store.check_schema().await?;
-    with_journal(store, config, JournalStart::Never).await
-}
-
-/// Re-applies what the journal holds that the database lacks (a database restored by hand), and
-/// says so when there was any.
-async fn replay(store: &Store) -> anyhow::Result<()> {
-    let replayed = store
-        .replay_journal()
-        .await
-        .context("re-applying the suppression journal")?;
-    if !replayed.is_empty() {
-        tracing::warn!(
-            "the database lacked {} erasures and {} suppressions that the suppression journal \
-             holds (was it restored from a backup?): re-applied them",
-            replayed.erasures,
-            replayed.suppressions
-        );
-    }
-    Ok(())
-}
-
-/// The application over a database whose schema is up to date.
-async fn app(config: &Config) -> anyhow::Result<App> {
-    Ok(application(config, open(config).await?))
-}
-
-/// The application over `store`, as the settings make it.
-fn application(config: &Config, store: Store) -> App {
-    App::new(store, config.publisher.clone(), &config.base_url)
-        .with_sender_domains(config.sender_domains.clone())
-        .with_approval(config.require_approval)
-        .with_remote_images(config.remote_images)
-        .with_data_protection(config.data_protection.clone())
-}
-
 /// The application, sending its own messages (test messages) where the settings say.
 async fn mailing_app(config: &Config) -> anyhow::Result<App> {
     let transport = ready_for_real_mail(config)?.first().clone();
-    let app = app(config).await?;
-    let keys = SigningKeys::load(config.signing_keys.as_deref(), &app.store).await?;
+    let app = database::open(config).await?;
+    let keys = app.signing_keys(config.signing_keys.as_deref()).await?;
     let letterhead = letterhead(config, keys)?;
     Ok(app.with_mailer(Mailer {
         transport,
@@ -639,7 +555,7 @@ fn ready_for_real_mail(config: &Config) -> anyhow::Result<Relays> {
         }
     }
     let smtp = matches!(transport.first(), Transport::Smtp(_));
-    if smtp && matches!(config.database_url, DatabaseUrl::Postgres(_)) && config.journal.is_none() {
+    if smtp && config.database_url.is_postgres() && config.journal.is_none() {
         bail!(
             "CANVASS_JOURNAL is not set: sending from PostgreSQL over SMTP needs the suppression \
              journal, a file on this host outside the database's backups, so that restoring a \
@@ -752,14 +668,14 @@ async fn read_mailbox_every_minute(
 /// and goes on.
 async fn worker(config: &Config, drain: bool, give_up_after: Duration) -> anyhow::Result<()> {
     let transport = ready_for_real_mail(config)?;
-    let store = open(config).await?;
-    replay(&store).await?;
-    let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
+    let app = database::open(config).await?;
+    database::replay(&app).await?;
+    let keys = app.signing_keys(config.signing_keys.as_deref()).await?;
     let mut settings = worker_settings(config, transport, keys, Arc::new(Metrics::new()))?;
     settings.sending.outage.drain_patience = give_up_after;
     eprintln!("canvass: sending to {}", settings.relays);
-    let mut worker = Worker::new(store.clone(), settings);
-    if drain && let Some(bar) = progress::sending_bar(store.backlog().await?.due) {
+    let mut worker = Worker::of(&app, settings);
+    if drain && let Some(bar) = progress::sending_bar(app::campaigns::backlog(&app).await?.due) {
         worker.show_progress(bar);
     }
     let (stop, stopping) = tokio::sync::watch::channel(false);
@@ -773,7 +689,7 @@ async fn worker(config: &Config, drain: bool, give_up_after: Duration) -> anyhow
         "sent {}, skipped {}, failed {}, retried {}",
         total.sent, total.skipped, total.failed, total.retried
     );
-    let left = store.backlog().await?;
+    let left = app::campaigns::backlog(&app).await?;
     if let (true, Some(next)) = (drain, left.next_retry) {
         println!(
             "{} wait to be retried, the first at {}: run the worker again then, or keep \
@@ -783,32 +699,25 @@ async fn worker(config: &Config, drain: bool, give_up_after: Duration) -> anyhow
         );
     }
     // A campaign the worker paused holds its messages until someone acts: say so, and fail.
-    let mut paused = 0;
-    let listed = store
-        .list_campaigns(&crate::domain::Scope::Everyone)
-        .await?;
-    for summary in listed.iter().filter(|c| c.state == CampaignState::Paused) {
-        let Some(campaign) = store.campaign(summary.id).await? else {
-            continue;
-        };
-        if let Some(reason) = &campaign.paused_reason {
-            let held = store.delivery_counts(campaign.id).await?.queued;
-            eprintln!(
-                "canvass: campaign {} is paused, holding {held} messages: {reason}; once that is \
-                 mended, `canvass campaign resume {}`",
-                campaign.id, campaign.id
-            );
-            paused += 1;
-        }
+    let paused = app::campaigns::paused_by_worker(&app).await?;
+    for campaign in &paused {
+        eprintln!(
+            "canvass: campaign {} is paused, holding {} messages: {}; once that is mended, \
+             `canvass campaign resume {}`",
+            campaign.id, campaign.held, campaign.reason, campaign.id
+        );
     }
-    if drain && paused > 0 {
-        bail!("{paused} campaign(s) paused by the worker hold messages back");
+    if drain && !paused.is_empty() {
+        bail!(
+            "{} campaign(s) paused by the worker hold messages back",
+            paused.len()
+        );
     }
-    if let Some(journal) = store.journal().filter(|journal| journal.is_broken()) {
+    if let Err(Unready::JournalBroken(journal)) = app.readiness().await {
         bail!(
             "the suppression journal {} cannot be written: nothing more was sent, and nothing \
              is sent until it can be (an unsubscribe could not be recorded meanwhile)",
-            journal.path().display()
+            journal.display()
         );
     }
     if let (true, Some((unusable_for, why))) = (drain, worker.server_unusable()) {
@@ -826,16 +735,16 @@ async fn worker(config: &Config, drain: bool, give_up_after: Duration) -> anyhow
 /// SIGTERM; both finish what they are doing before the process exits.
 async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
     let transport = ready_for_real_mail(config)?;
-    let store = open(config).await?;
-    replay(&store).await?;
-    let keys = SigningKeys::load(config.signing_keys.as_deref(), &store).await?;
+    let app = database::open(config).await?;
+    database::replay(&app).await?;
+    let keys = app.signing_keys(config.signing_keys.as_deref()).await?;
     // One set of counters: /metrics shows the worker's beside the service's.
     let metrics = Arc::new(Metrics::new());
     let worker = match with_worker {
         true => {
             let settings =
                 worker_settings(config, transport.clone(), keys.clone(), metrics.clone())?;
-            Some(Worker::new(store.clone(), settings))
+            Some(Worker::of(&app, settings))
         }
         false => None,
     };
@@ -843,10 +752,10 @@ async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<()> {
         transport: transport.first().clone(),
         letterhead: letterhead(config, keys.clone())?,
     };
-    let purging = tokio::spawn(purge_signups(store.clone()));
-    let service = application(config, store)
+    let service = app
         .with_mailer(mailer)
         .with_webhooks(config.webhooks.build());
+    let purging = tokio::spawn(purge_hourly(service.clone()));
     let retaining = tokio::spawn(apply_retention_daily(service.clone()));
     let reading = mailbox(config)?.map(|(url, tls)| {
         tokio::spawn(read_mailbox_every_minute(
@@ -1023,7 +932,7 @@ async fn apply_retention_daily(app: App) {
     }
     tokio::time::sleep(Duration::from_secs(60)).await;
     loop {
-        match app::retention::apply(&app, &Actor::Retention, crate::store::now()).await {
+        match app::retention::apply(&app, &Actor::Retention, chrono::Utc::now()).await {
             Ok(done) if done.erased + done.ip_addresses > 0 => tracing::info!(
                 erased = done.erased,
                 ip_addresses = done.ip_addresses,
@@ -1036,23 +945,15 @@ async fn apply_retention_daily(app: App) {
     }
 }
 
-/// Forgets expired sign-ups at start and every hour after, for the days nobody signs up.
-async fn purge_signups(store: Store) {
+/// Forgets expired sign-ups, and webhook tokens and event ids past keeping, at start and every
+/// hour after, for the days nobody signs up.
+async fn purge_hourly(app: App) {
     loop {
-        if let Err(e) = store.purge_signups().await {
+        if let Err(e) = app::signups::purge_expired(&app).await {
             tracing::warn!("purging expired sign-ups: {e}");
         }
-        // A webhook's one-time token is refused once its signature has expired (five
-        // minutes): a day's are kept.
-        let day_ago = crate::store::now() - chrono::Duration::days(1);
-        if let Err(e) = store.prune_hook_nonces(day_ago).await {
-            tracing::warn!("pruning webhook tokens: {e}");
-        }
-        // Providers retry for a day or so: a month of event ids keeps every retry from acting
-        // twice.
-        let month_ago = crate::store::now() - chrono::Duration::days(30);
-        if let Err(e) = store.prune_hook_events(month_ago).await {
-            tracing::warn!("pruning webhook events: {e}");
+        if let Err(e) = app::hooks::prune(&app, chrono::Utc::now()).await {
+            tracing::warn!("pruning webhook tokens and events: {e}");
         }
         tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
     }

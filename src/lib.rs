@@ -17,16 +17,17 @@
 //! - [`feedback`]: what comes back by email (bounces, complaints, unsubscribe requests).
 //! - [`hooks`]: what hosted mail providers report through their webhooks, verified.
 //! - [`worker`]: claims, senders and the recorder, sending through [`mail`].
-//! - [`backup`]: backups, and restores that keep every erasure.
+//! - [`database`]: the database as the operator keeps it: opened with its journal, migrated,
+//!   backed up, and restored keeping every erasure.
 //! - [`config`]: flags, environment and `canvass.toml`, resolved once.
 //! - [`http`]: adapters: the public pages, the links, the staff API, the staff console, the
 //!   providers' webhooks, health and metrics.
 //! - [`cli`], [`progress`], [`demo`], [`telemetry`], [`metrics`]: the program around them.
 
 pub mod app;
-pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod database;
 pub mod demo;
 pub mod domain;
 pub mod feedback;
@@ -41,3 +42,6 @@ pub mod store;
 pub mod telemetry;
 pub mod token;
 pub mod worker;
+
+#[cfg(test)]
+mod layers;

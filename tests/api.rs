@@ -4,6 +4,7 @@
 mod support;
 
 use canvass::domain::{Actor, StaffName, StaffSecret};
+use canvass::token::Purpose;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::app::{KEY_1, TestApp};
@@ -1001,8 +1002,9 @@ struct Case {
 }
 
 /// The rules that once differed by door (consent a few minutes ahead, long sources) and the
-/// rest, through the staff API, `canvass contacts import` (the real binary) and the public
-/// sign-up form: each takes or refuses the same contact, naming the same field.
+/// rest, through the staff API, `canvass contacts import` (the real binary), the public
+/// sign-up form and the preference centre: each takes or refuses the same contact, naming the
+/// same field.
 async fn contact_details_are_checked_alike_through_the_api_a_contacts_file_and_the_sign_up_form(
     db: TestStore,
 ) {
@@ -1186,6 +1188,34 @@ async fn contact_details_are_checked_alike_through_the_api_a_contacts_file_and_t
         if case.refused.is_none() {
             assert_eq!(status, StatusCode::ACCEPTED, "{body}");
         }
+    }
+
+    // The preference centre, where a person changes their own postcode and topics: it refuses
+    // the postcodes the other doors refuse, and takes the rest (a topic it does not show is
+    // not theirs to change there, and is ignored).
+    let link = app.link(Purpose::Preferences, "row0@example.org").await;
+    for case in &cases {
+        let answer = app
+            .client
+            .post(&link)
+            .form(&[("postcode", case.postcode), ("topic", case.topic)])
+            .send()
+            .await
+            .unwrap();
+        let refused = answer.status() == StatusCode::UNPROCESSABLE_ENTITY;
+        assert_eq!(
+            refused,
+            case.refused == Some("postcode"),
+            "preference centre, {}: {}",
+            case.email,
+            answer.status()
+        );
+        let held = app.export("row0@example.org").await;
+        let expected = match refused {
+            true => "SG13 8EQ",
+            false => case.postcode,
+        };
+        assert_eq!(held.postcode.as_deref(), Some(expected), "{}", case.email);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::{Actor, App, Result};
 use crate::domain::AuditEntry;
-use crate::store::AuditQuery;
+pub use crate::store::{AUDIT_PAGE, AuditQuery};
 
 /// A page of the log, newest first, and how many entries match in all.
 pub async fn list(app: &App, actor: &Actor, query: &AuditQuery) -> Result<(Vec<AuditEntry>, u64)> {

@@ -12,9 +12,11 @@ use crate::render::{
     Bodies, Footer, MessageVars, TemplateError, Templates, in_background, markdown_template,
 };
 use crate::store::{
-    ApproveOutcome, Campaign, DraftOutcome, Imprint, RetryOutcome, StateChange, StateChangeOutcome,
-    StoreError, SubmitOutcome,
+    ApproveOutcome, DraftOutcome, Imprint, RetryOutcome, StateChangeOutcome, StoreError,
+    SubmitOutcome,
 };
+
+pub use crate::store::{Backlog, Campaign, StateChange};
 
 /// A campaign and how its deliveries stand.
 #[derive(Debug, Clone)]
@@ -883,4 +885,41 @@ fn no_topic(topic: &str) -> AppError {
         "topic",
         format!("there is no topic '{topic}'; see `canvass topics list`"),
     )
+}
+
+/// What waits to be sent: due now, waiting for a retry, and when.
+pub async fn backlog(app: &App) -> Result<Backlog> {
+    Ok(app.store.backlog().await?)
+}
+
+/// A campaign the worker paused, holding its messages until someone acts.
+#[derive(Debug, Clone)]
+pub struct PausedByWorker {
+    pub id: i64,
+    /// Messages it holds.
+    pub held: u64,
+    /// Why the worker paused it.
+    pub reason: String,
+}
+
+/// The campaigns the worker paused (not those staff paused).
+pub async fn paused_by_worker(app: &App) -> Result<Vec<PausedByWorker>> {
+    let mut paused = Vec::new();
+    for summary in app.store.list_campaigns(&Scope::Everyone).await? {
+        if summary.state != CampaignState::Paused {
+            continue;
+        }
+        let Some(campaign) = app.store.campaign(summary.id).await? else {
+            continue;
+        };
+        if let Some(reason) = campaign.paused_reason {
+            let held = app.store.delivery_counts(campaign.id).await?.queued;
+            paused.push(PausedByWorker {
+                id: campaign.id,
+                held,
+                reason,
+            });
+        }
+    }
+    Ok(paused)
 }

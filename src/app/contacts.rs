@@ -11,10 +11,12 @@ use crate::domain::{
     PublicId, RequestStatus, Right, Scope, SignupExport, SuppressionExport, SuppressionReason,
     Topic, TopicSlug, parse_source,
 };
+pub use crate::store::{
+    CONTACTS_PAGE, ConsentFilter, ContactPage, ContactQuery, ContactSearch, ErasureOutcome, Matches,
+};
 use crate::store::{
-    ContactPage, ContactQuery, ErasureOutcome, RecentSuppression, RestrictionOutcome,
-    SIGNUP_SOURCE, SaveOutcome, Unsavable, UnsuppressOutcome, Withdrawal, WithdrawalOutcome,
-    WithheldGrant, now,
+    RecentSuppression, RestrictionOutcome, SIGNUP_SOURCE, SaveOutcome, Unsavable,
+    UnsuppressOutcome, Withdrawal, WithdrawalOutcome, WithheldGrant, now,
 };
 
 /// What a contact is checked against now: the topics that exist, and the source of a draft
@@ -531,4 +533,10 @@ pub async fn address(app: &App, actor: &Actor, contact: &str) -> Result<Email> {
 /// What staff kept to some constituencies are told of anyone else, whether held or not.
 fn not_in_scope() -> AppError {
     AppError::NotFound("no contact in your constituencies has that address or id".into())
+}
+
+/// The kept counts' differences from a count from scratch, one line each; none when they agree.
+pub async fn recount(app: &App, actor: &Actor) -> Result<Vec<String>> {
+    super::must_be_admin(actor)?;
+    Ok(app.store.count_drift().await?)
 }

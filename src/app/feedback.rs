@@ -4,7 +4,7 @@
 use super::{Actor, App, AppError, Result};
 use crate::domain::SuppressionReason;
 use crate::feedback::Report;
-use crate::store::FeedbackAbout;
+pub use crate::store::FeedbackAbout;
 
 /// What recording a report did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

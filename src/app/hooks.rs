@@ -196,3 +196,16 @@ impl App {
         self
     }
 }
+
+/// Forgets webhook tokens and event ids older than they need keeping: a one-time token is
+/// refused once its signature has expired (five minutes), so a day's are kept; providers retry
+/// for a day or so, so a month of event ids keeps every retry from acting twice.
+pub async fn prune(app: &App, now: chrono::DateTime<chrono::Utc>) -> crate::app::Result<()> {
+    app.store
+        .prune_hook_nonces(now - chrono::Duration::days(1))
+        .await?;
+    app.store
+        .prune_hook_events(now - chrono::Duration::days(30))
+        .await?;
+    Ok(())
+}

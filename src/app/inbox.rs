@@ -9,16 +9,14 @@
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
+use super::feedback::FeedbackAbout;
 use super::feedback::{self, Recorded};
+use super::preferences::{self, UnsubscribeOutcome, UnsubscribeVia};
 use super::{Actor, App, AppError, Result};
 use crate::domain::SuppressionReason;
 use crate::feedback::{Finding, Report};
 use crate::mail::imap::{Filed, Mailbox, MailboxUrl};
-use crate::store::{FeedbackAbout, UnsubscribeOutcome, UnsubscribeRequest};
 use crate::token::{Purpose, SigningKeys};
-
-/// The consent ledger's source for an unsubscribe request sent by email.
-const UNSUBSCRIBE_EMAIL_SOURCE: &str = "unsubscribe-email";
 
 /// What one report in a message came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,26 +125,15 @@ async fn unsubscribe(app: &App, keys: &SigningKeys, token: &str) -> Result<Repor
             "unsubscribe request: not ours (its token does not verify): ignored",
         );
     };
-    let request = UnsubscribeRequest {
-        contact: link.contact,
-        source: UNSUBSCRIBE_EMAIL_SOURCE,
-        ip: None,
-        campaign: link.campaign,
-    };
-    match app
-        .store
-        .unsubscribe(std::slice::from_ref(&request))
-        .await?
-        .first()
-    {
-        Some(UnsubscribeOutcome::Unsubscribed) => {
+    match preferences::unsubscribe(app, &link, UnsubscribeVia::Email, None).await? {
+        UnsubscribeOutcome::Unsubscribed => {
             said(Heard::Unsubscribed, "unsubscribe request: unsubscribed")
         }
-        Some(UnsubscribeOutcome::AlreadyUnsubscribed) => said(
+        UnsubscribeOutcome::AlreadyUnsubscribed => said(
             Heard::AlreadyUnsubscribed,
             "unsubscribe request: already unsubscribed",
         ),
-        _ => said(
+        UnsubscribeOutcome::NotFound => said(
             Heard::NobodyHeld,
             "unsubscribe request: nobody is held for it (erased?)",
         ),

@@ -9,33 +9,42 @@
 //! - [`audit`]: the audit log, for admins.
 //! - [`campaigns`]: create, edit, copy, preview, schedule, queue, pause, resume, cancel, retry.
 //! - [`contacts`]: save, export, withdraw, restrict, erase, unsuppress.
+//! - [`directory`]: where a postcode lies, and the constituencies.
 //! - [`imports`]: the contacts list and the postcode directory, from any reader, with progress.
 //! - [`feedback`]: bounces and complaints reported about canvass's own mail.
 //! - [`hooks`]: what mail providers report through their webhooks, verified their own way.
 //! - [`inbox`]: what the bounce and unsubscribe mailboxes received, each message acted on once.
+//! - [`preferences`]: what a person does through the links in every email: their topics and
+//!   postcode, and unsubscribing from everything.
 //! - [`registers`]: the rights requests and complaints registers, with their legal clocks.
 //! - [`retention`]: erasing what is kept past its purpose.
+//! - [`signups`]: the public sign-up, confirmed by a link emailed to the address.
 //! - [`topics`]: what people can consent to hear about.
 //! - [`staff`]: the people who sign in to the console, their passwords, sessions and tokens.
 
 pub mod audit;
 pub mod campaigns;
 pub mod contacts;
+pub mod directory;
 pub mod feedback;
 pub mod hooks;
 pub mod imports;
 pub mod inbox;
+pub mod preferences;
 pub mod registers;
 pub mod retention;
+pub mod signups;
 pub mod staff;
 pub mod topics;
+mod unsubscriber;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::domain::{BankHolidays, PrivacyText, Publisher};
 use crate::import::ImportError;
 use crate::mail::Mailer;
 use crate::store::{Store, StoreError};
+use crate::token::{LoadKeysError, SigningKeys};
 
 pub use crate::domain::Actor;
 
@@ -62,6 +71,8 @@ pub struct App {
     pub data_protection: Arc<DataProtection>,
     /// The mail providers' webhooks this installation takes, with what verifies each.
     pub webhooks: Arc<hooks::Webhooks>,
+    /// The writers that apply unsubscribes in batches, started with the first.
+    unsubscriber: Arc<OnceLock<unsubscriber::Unsubscriber>>,
 }
 
 /// The data protection settings.
@@ -87,7 +98,35 @@ impl App {
             remote_images: false,
             data_protection: Arc::default(),
             webhooks: Arc::default(),
+            unsubscriber: Arc::default(),
         }
+    }
+
+    /// Whether the application can do its work: the database answers and the suppression
+    /// journal, when there is one, can be written.
+    pub async fn readiness(&self) -> std::result::Result<(), Unready> {
+        self.store.ping().await.map_err(Unready::Database)?;
+        if self.store.journal_is_broken().await
+            && let Some(journal) = self.store.journal()
+        {
+            return Err(Unready::JournalBroken(journal.path().to_owned()));
+        }
+        Ok(())
+    }
+
+    /// The keys that sign and verify the links in messages: `configured`
+    /// (`CANVASS_SIGNING_KEYS`), or else the one kept in the database, made on first use.
+    pub async fn signing_keys(
+        &self,
+        configured: Option<&str>,
+    ) -> std::result::Result<SigningKeys, LoadKeysError> {
+        SigningKeys::load(configured, &self.store).await
+    }
+
+    /// The writers unsubscribes go through, started on first use (from within the runtime).
+    fn unsubscriber(&self) -> &unsubscriber::Unsubscriber {
+        self.unsubscriber
+            .get_or_init(|| unsubscriber::Unsubscriber::start(self.store.clone()))
     }
 
     /// The application keeping the registers, retention and the access pack's information as
@@ -124,6 +163,16 @@ impl App {
     }
 }
 
+/// Why the application cannot do its work just now.
+#[derive(Debug, thiserror::Error)]
+pub enum Unready {
+    #[error("the database is unreachable: {0}")]
+    Database(StoreError),
+    /// Nothing is sent while an unsubscribe could not be recorded in it.
+    #[error("the suppression journal {} cannot be written", .0.display())]
+    JournalBroken(std::path::PathBuf),
+}
+
 /// Why a use-case did not do what it was asked. Every adapter shows these in its own way:
 /// the command line names the flag, the API answers with a status and the field.
 #[derive(Debug, thiserror::Error)]
@@ -156,13 +205,13 @@ pub enum AppError {
     Import(ImportError),
     /// The database failed.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Unavailable(#[from] StoreError),
 }
 
 impl From<ImportError> for AppError {
     fn from(error: ImportError) -> Self {
         match error {
-            ImportError::Store(error) => Self::Store(error),
+            ImportError::Store(error) => Self::Unavailable(error),
             error => Self::Import(error),
         }
     }

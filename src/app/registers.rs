@@ -10,7 +10,9 @@ use crate::domain::{
     Channel, ClockError, ComplaintStatus, Email, ICO_COMPLAINTS, Reference, Register,
     RequestStatus, Right, SuppressionReason, acknowledge_by, parse_message_id, uk_day,
 };
-use crate::store::{Complaint, MessageProof, NewComplaint, NewRequest, RightsRequest, now};
+use crate::store::{Complaint, NewComplaint, NewRequest, RightsRequest, now};
+
+pub use crate::store::MessageProof;
 
 /// The earliest date a register takes: UK GDPR's first day.
 const EARLIEST_DATE: NaiveDate = NaiveDate::from_ymd_opt(2018, 5, 25).expect("a real date");

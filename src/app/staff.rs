@@ -19,9 +19,12 @@ use rand::RngCore;
 
 use super::{Actor, App, AppError, Result};
 use crate::domain::{
-    Email, Name, Password, Role, Scope, SessionUse, StaffName, StaffSecret, StaffTokenHash,
+    Email, Name, Password, Role, Scope, SessionUse, StaffMember, StaffName, StaffSecret,
+    StaffTokenHash,
 };
-use crate::store::{DisableOutcome, NewStaffUser, StaffEditOutcome, StaffSession, StaffUser};
+use crate::store::{DisableOutcome, NewStaffUser, StaffEditOutcome, StaffUser};
+
+pub use crate::store::{RevokeOutcome, StaffSession, StaffTokenSummary};
 
 /// How long a link to set a password works.
 pub const PASSWORD_LINK_HOURS: i64 = 24;
@@ -204,6 +207,27 @@ pub async fn issue_token(
         ));
     }
     Ok(secret)
+}
+
+/// The API tokens, revoked ones too; for the operator and admins.
+pub async fn tokens(app: &App, actor: &Actor) -> Result<Vec<StaffTokenSummary>> {
+    super::must_be_admin(actor)?;
+    Ok(app.store.list_staff_tokens().await?)
+}
+
+/// Revokes the API token named `name`: from now on it is refused.
+pub async fn revoke_token(app: &App, actor: &Actor, name: &str) -> Result<RevokeOutcome> {
+    super::must_be_admin(actor)?;
+    let name = StaffName::parse(name).map_err(|e| AppError::invalid("name", e))?;
+    Ok(app.store.revoke_staff_token(&name, actor).await?)
+}
+
+/// Whose API token `presented` is, while it is live: the member of staff it acts as.
+pub async fn token_holder(app: &App, presented: &str) -> Result<Option<StaffMember>> {
+    Ok(app
+        .store
+        .staff_member(&StaffTokenHash::of(presented))
+        .await?)
 }
 
 /// Whose a password link is, while it works: their address and name, for the page.

@@ -6,10 +6,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::refused;
+use crate::app::campaigns::StateChange;
 use crate::app::{Actor, App, campaigns};
 use crate::domain::{CampaignChanges, CampaignDraft, DraftStage};
 use crate::progress::report_table;
-use crate::store::StateChange;
 
 #[derive(Subcommand)]
 pub enum CampaignCommand {

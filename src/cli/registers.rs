@@ -253,7 +253,7 @@ pub enum RetentionCommand {
 
 pub async fn retention(app: &App, command: RetentionCommand) -> anyhow::Result<()> {
     let me = &Actor::Operator;
-    let now = crate::store::now();
+    let now = chrono::Utc::now();
     let cutoff = app::retention::cutoff(app, now).map_err(refused)?;
     match command {
         RetentionCommand::Check => {

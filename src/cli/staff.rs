@@ -4,9 +4,9 @@ use anyhow::bail;
 use clap::Subcommand;
 
 use super::refused;
+use crate::app::staff::RevokeOutcome;
 use crate::app::{self, Actor, App};
 use crate::domain::uk_time;
-use crate::store::RevokeOutcome;
 
 #[derive(Subcommand)]
 pub enum StaffCommand {
@@ -208,7 +208,6 @@ fn print_link(added: &app::staff::Added) {
 }
 
 async fn token(app: &App, command: TokenCommand) -> anyhow::Result<()> {
-    let store = &app.store;
     match command {
         TokenCommand::Create {
             name,
@@ -229,7 +228,7 @@ async fn token(app: &App, command: TokenCommand) -> anyhow::Result<()> {
             );
         }
         TokenCommand::List => {
-            for token in store.list_staff_tokens().await? {
+            for token in app::staff::tokens(app, &Actor::Operator).await? {
                 let access = if token.read_only {
                     "read-only"
                 } else {
@@ -247,8 +246,11 @@ async fn token(app: &App, command: TokenCommand) -> anyhow::Result<()> {
             }
         }
         TokenCommand::Revoke { name } => {
-            let name = crate::domain::StaffName::parse(&name)?;
-            match store.revoke_staff_token(&name, &Actor::Operator).await? {
+            let name = name.trim();
+            match app::staff::revoke_token(app, &Actor::Operator, name)
+                .await
+                .map_err(refused)?
+            {
                 RevokeOutcome::Revoked => println!("revoked '{name}'"),
                 RevokeOutcome::AlreadyRevoked => println!("'{name}' was already revoked"),
                 RevokeOutcome::NotFound => bail!("no token named '{name}'"),

@@ -103,7 +103,7 @@ fn answer(provider: &str, heard: Result<Summary, Refused>) -> Response {
         Err(Refused::App(error)) => {
             tracing::error!(provider, "webhook not acted on: {error}");
             let status = match error {
-                AppError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+                AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             refused(status, "it could not be recorded just now".into())

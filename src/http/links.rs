@@ -2,8 +2,6 @@
 //! `/p/{token}` (the preference centre). A token is verified before anything else happens; one
 //! that fails changes nothing and touches no table.
 
-use std::collections::BTreeSet;
-
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -16,17 +14,12 @@ use super::AppState;
 use super::client_ip::ClientIp;
 use crate::app::AppError;
 use crate::app::contacts;
-use crate::domain::{Actor, Postcode, PublicId, TopicSlug};
-use crate::render::TRIAL_LINK_PATH;
-use crate::store::{
-    PreferenceUpdate, Preferences, Request, StoreError, UnsubscribeOutcome, UnsubscribeRequest,
-    UpdateOutcome,
+use crate::app::preferences::{
+    self, PreferenceForm, Preferences, UnsubscribeOutcome, UnsubscribeVia, UpdateOutcome,
 };
+use crate::domain::{Actor, PublicId};
+use crate::render::TRIAL_LINK_PATH;
 use crate::token::{Link, Purpose, TokenError};
-
-/// The consent ledger's source for each link.
-const UNSUBSCRIBE_SOURCE: &str = "unsubscribe-link";
-const PREFERENCES_SOURCE: &str = "preference-centre";
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -49,12 +42,12 @@ enum Failure {
     /// The token failed verification: nothing was looked up.
     Link(TokenError),
     /// The database failed; the transaction was rolled back.
-    Store(StoreError),
+    Unavailable(AppError),
 }
 
-impl From<StoreError> for Failure {
-    fn from(error: StoreError) -> Self {
-        Self::Store(error)
+impl From<AppError> for Failure {
+    fn from(error: AppError) -> Self {
+        Self::Unavailable(error)
     }
 }
 
@@ -153,23 +146,19 @@ impl AppState {
     }
 
     /// Unsubscribes the person from everything, counts it, and answers with the page to show.
-    async fn unsubscribe(&self, link: Link, source: &'static str, ip: String) -> Answer {
+    async fn unsubscribe(&self, link: Link, via: UnsubscribeVia, ip: std::net::IpAddr) -> Answer {
         let id = link.contact;
-        let request = UnsubscribeRequest {
-            contact: id,
-            source,
-            ip: Some(ip),
-            campaign: link.campaign,
-        };
-        Ok(match self.unsubscriber.unsubscribe(request).await? {
-            UnsubscribeOutcome::Unsubscribed => {
-                self.metrics.unsubscribes.inc();
-                tracing::info!(contact = %id, "unsubscribed");
-                self.sender_page("unsubscribed")
-            }
-            UnsubscribeOutcome::AlreadyUnsubscribed => self.sender_page("unsubscribed"),
-            UnsubscribeOutcome::NotFound => self.sender_page("nothing_held"),
-        })
+        Ok(
+            match preferences::unsubscribe(&self.app, &link, via, Some(ip)).await? {
+                UnsubscribeOutcome::Unsubscribed => {
+                    self.metrics.unsubscribes.inc();
+                    tracing::info!(contact = %id, "unsubscribed");
+                    self.sender_page("unsubscribed")
+                }
+                UnsubscribeOutcome::AlreadyUnsubscribed => self.sender_page("unsubscribed"),
+                UnsubscribeOutcome::NotFound => self.sender_page("nothing_held"),
+            },
+        )
     }
 
     /// The page for a link that failed verification.
@@ -214,7 +203,7 @@ impl AppState {
                 };
                 self.page(status, "invalid_link", &page)
             }
-            Err(Failure::Store(error)) => {
+            Err(Failure::Unavailable(error)) => {
                 tracing::error!(%error, "database error answering a link");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -234,7 +223,7 @@ impl AppState {
 async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let result = async {
         let id = state.verify(&token, Purpose::Unsubscribe)?.contact;
-        Ok(match state.store.preferences(&id).await? {
+        Ok(match preferences::held(&state.app, &id).await? {
             Some(_) => state.sender_page("unsubscribe"),
             None => state.sender_page("nothing_held"),
         })
@@ -252,9 +241,7 @@ async fn unsubscribe(
 ) -> Response {
     let result = async {
         let link = state.verify(&token, Purpose::Unsubscribe)?;
-        state
-            .unsubscribe(link, UNSUBSCRIBE_SOURCE, client.to_string())
-            .await
+        state.unsubscribe(link, UnsubscribeVia::Link, client).await
     }
     .await;
     state.answer(result)
@@ -263,7 +250,7 @@ async fn unsubscribe(
 async fn preferences_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     let result = async {
         let id = state.verify(&token, Purpose::Preferences)?.contact;
-        Ok(match state.store.preferences(&id).await? {
+        Ok(match preferences::held(&state.app, &id).await? {
             Some(held) => state.preferences_page(StatusCode::OK, &held, false, None),
             None => state.sender_page("nothing_held"),
         })
@@ -306,7 +293,7 @@ async fn preferences_action(
         async {
             let link = state.verify(&token, Purpose::Preferences)?;
             let id = link.contact;
-            let Some(held) = state.store.preferences(&id).await? else {
+            let Some(held) = preferences::held(&state.app, &id).await? else {
                 return Ok(state.sender_page("nothing_held"));
             };
             let value = |name: &str| {
@@ -314,11 +301,6 @@ async fn preferences_action(
                     .iter()
                     .find(|(key, _)| key == name)
                     .map(|(_, v)| v.as_str())
-            };
-            let ip = client.to_string();
-            let request = Request {
-                source: PREFERENCES_SOURCE,
-                ip: Some(&ip),
             };
             let Some(action) = Action::parse(value("action")) else {
                 return Ok(state.preferences_page(
@@ -329,10 +311,10 @@ async fn preferences_action(
                 ));
             };
             match action {
-                Action::Save => save(&state, &id, &held, &fields, request).await,
+                Action::Save => save(&state, &id, &held, &fields, client).await,
                 Action::Unsubscribe => {
                     state
-                        .unsubscribe(link, PREFERENCES_SOURCE, ip.clone())
+                        .unsubscribe(link, UnsubscribeVia::PreferenceCentre, client)
                         .await
                 }
                 Action::Download => {
@@ -341,7 +323,7 @@ async fn preferences_action(
                             .await
                         {
                             Ok(export) => export,
-                            Err(AppError::Store(e)) => return Err(e.into()),
+                            Err(e @ AppError::Unavailable(_)) => return Err(e.into()),
                             Err(_) => return Ok(state.sender_page("nothing_held")),
                         };
                     let json = serde_json::to_string_pretty(&export)
@@ -362,7 +344,7 @@ async fn preferences_action(
                 Action::EraseConfirmed => {
                     match contacts::erase(&state.app, &Actor::Contact, held.email.as_str()).await {
                         Ok(_) => {}
-                        Err(AppError::Store(e)) => return Err(e.into()),
+                        Err(e @ AppError::Unavailable(_)) => return Err(e.into()),
                         Err(_) => return Ok(state.sender_page("nothing_held")),
                     }
                     state.metrics.erasures.inc();
@@ -381,38 +363,35 @@ async fn save(
     id: &PublicId,
     held: &Preferences,
     fields: &[(String, String)],
-    request: Request<'_>,
+    client: std::net::IpAddr,
 ) -> Answer {
-    let postcode = fields
-        .iter()
-        .find(|(key, _)| key == "postcode")
-        .map_or("", |(_, v)| v.trim());
-    let postcode = if postcode.is_empty() {
-        None
-    } else {
-        match Postcode::parse(postcode) {
-            Ok(postcode) => Some(postcode),
-            Err(_) => {
-                return Ok(state.preferences_page(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    held,
-                    false,
-                    Some(
-                        "That postcode is not one we recognise, so nothing was changed. \
-                          Check it, or leave it empty.",
-                    ),
-                ));
-            }
-        }
+    let form = PreferenceForm {
+        postcode: fields
+            .iter()
+            .find(|(key, _)| key == "postcode")
+            .map_or("", |(_, v)| v.as_str()),
+        topics: fields
+            .iter()
+            .filter(|(key, _)| key == "topic")
+            .map(|(_, slug)| slug.as_str())
+            .collect(),
     };
-    // Unknown slugs are ignored: only the topics shown can change.
-    let topics: BTreeSet<TopicSlug> = fields
-        .iter()
-        .filter(|(key, _)| key == "topic")
-        .filter_map(|(_, slug)| TopicSlug::parse(slug).ok())
-        .collect();
-    let update = PreferenceUpdate { topics, postcode };
-    match state.store.update_preferences(id, &update, request).await? {
+    let updated = match preferences::update(&state.app, id, &form, client).await {
+        Ok(updated) => updated,
+        Err(AppError::Invalid { .. }) => {
+            return Ok(state.preferences_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                held,
+                false,
+                Some(
+                    "That postcode is not one we recognise, so nothing was changed. \
+                      Check it, or leave it empty.",
+                ),
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    match updated {
         UpdateOutcome::NotFound => Ok(state.sender_page("nothing_held")),
         UpdateOutcome::GrantsRefused => Ok(state.preferences_page(
             StatusCode::CONFLICT,
@@ -433,7 +412,7 @@ async fn save(
                 state.metrics.preference_changes.inc();
                 tracing::info!(contact = %id, "preferences changed");
             }
-            let Some(now_held) = state.store.preferences(id).await? else {
+            let Some(now_held) = preferences::held(&state.app, id).await? else {
                 return Ok(state.sender_page("nothing_held"));
             };
             Ok(state.preferences_page(StatusCode::OK, &now_held, true, None))

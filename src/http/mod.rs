@@ -16,7 +16,6 @@ mod ops;
 mod pages;
 mod serve;
 mod signup;
-mod unsubscriber;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,10 +37,8 @@ pub use client_ip::{ClientIp, parse_trusted_proxies};
 pub use ops::WorkerHealth;
 
 use crate::app::App;
-use crate::store::Store;
 use crate::token::SigningKeys;
 use pages::Pages;
-use unsubscriber::Unsubscriber;
 
 /// The largest request body the public pages take: the preference form is a few hundred bytes.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -58,7 +55,6 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inl
 pub struct AppState {
     /// The use-cases every handler calls.
     app: App,
-    store: Store,
     keys: Arc<SigningKeys>,
     pages: Arc<Pages>,
     /// The staff console's pages.
@@ -68,7 +64,6 @@ pub struct AppState {
     /// Drafts tried in the console's composer.
     trials: Arc<console::Trials>,
     metrics: Arc<Metrics>,
-    unsubscriber: Unsubscriber,
     /// Who the emails come from, as the pages name them.
     sender: Arc<str>,
     signup_limiter: Arc<governor::DefaultKeyedRateLimiter<std::net::IpAddr>>,
@@ -98,7 +93,7 @@ impl FromRef<AppState> for Arc<Metrics> {
 
 /// The service's settings, resolved by the caller.
 pub struct ServiceSettings {
-    /// The store, and who sends: the pages name the organisation, and their footers carry the
+    /// The use-cases, and who sends: the pages name the organisation, and their footers carry the
     /// imprint and the privacy notice.
     pub app: App,
     /// Verify the links.
@@ -129,8 +124,6 @@ impl Application {
         let pages = Pages::new(&app.publisher, pages::PUBLIC).map_err(std::io::Error::other)?;
         let console = Pages::new(&app.publisher, console::PAGES).map_err(std::io::Error::other)?;
         let state = AppState {
-            unsubscriber: Unsubscriber::start(app.store.clone()),
-            store: app.store.clone(),
             keys: Arc::new(settings.keys),
             pages: Arc::new(pages),
             console: Arc::new(console),

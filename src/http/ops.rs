@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::AppState;
+use crate::app::Unready;
 use crate::metrics::{Metrics, RequestLabels};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
@@ -32,16 +33,19 @@ impl WorkerHealth {
 /// 200 while the database answers, the suppression journal can be written and, under
 /// `serve`, the worker runs.
 pub async fn healthz(State(state): State<AppState>) -> Response {
-    if let Err(error) = state.store.ping().await {
-        tracing::error!(%error, "health check: database unreachable");
-        return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response();
-    }
-    if state.store.journal_is_broken().await {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the suppression journal cannot be written; nothing is sent meanwhile\n",
-        )
-            .into_response();
+    match state.app.readiness().await {
+        Ok(()) => {}
+        Err(error @ Unready::Database(_)) => {
+            tracing::error!(%error, "health check");
+            return (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response();
+        }
+        Err(Unready::JournalBroken(_)) => {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the suppression journal cannot be written; nothing is sent meanwhile\n",
+            )
+                .into_response();
+        }
     }
     match state
         .worker

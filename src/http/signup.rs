@@ -19,9 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::client_ip::ClientIp;
-use crate::app::contacts;
-use crate::domain::ContactDraft;
-use crate::store::{ConfirmOutcome, NewSignup, SIGNUP_SOURCE};
+use crate::app::AppError;
+use crate::app::signups::{self, ConfirmOutcome, Requested, SignupForm};
 use crate::token::Purpose;
 
 /// IP addresses the sign-up limiter tracks before it forgets those back to full quota.
@@ -34,40 +33,48 @@ pub fn signup_limiter() -> Arc<DefaultKeyedRateLimiter<IpAddr>> {
     Arc::new(RateLimiter::keyed(quota))
 }
 
-/// What the sign-up form sends.
-#[derive(Debug, Default, Deserialize)]
-struct SignupForm {
-    email: String,
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    postcode: String,
-    #[serde(default)]
-    topics: Vec<String>,
-    /// The wording (or form version) the person was shown.
-    #[serde(default)]
-    wording: String,
-}
-
-impl SignupForm {
-    /// JSON, or a form whose `topics` may repeat.
-    fn read(json: bool, body: &[u8]) -> Option<Self> {
-        if json {
-            return serde_json::from_slice(body).ok();
-        }
-        let mut form = Self::default();
-        for (key, value) in url::form_urlencoded::parse(body) {
-            match &*key {
-                "email" => form.email = value.into_owned(),
-                "name" => form.name = value.into_owned(),
-                "postcode" => form.postcode = value.into_owned(),
-                "topics" => form.topics.push(value.into_owned()),
-                "wording" => form.wording = value.into_owned(),
-                _ => {}
-            }
-        }
-        Some(form)
+/// Reads JSON, or a form whose `topics` may repeat.
+fn read_form(json: bool, body: &[u8]) -> Option<SignupForm> {
+    #[derive(Deserialize)]
+    struct JsonForm {
+        email: String,
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        postcode: String,
+        #[serde(default)]
+        topics: Vec<String>,
+        #[serde(default)]
+        wording: String,
     }
+    if json {
+        let JsonForm {
+            email,
+            name,
+            postcode,
+            topics,
+            wording,
+        } = serde_json::from_slice(body).ok()?;
+        return Some(SignupForm {
+            email,
+            name,
+            postcode,
+            topics,
+            wording,
+        });
+    }
+    let mut form = SignupForm::default();
+    for (key, value) in url::form_urlencoded::parse(body) {
+        match &*key {
+            "email" => form.email = value.into_owned(),
+            "name" => form.name = value.into_owned(),
+            "postcode" => form.postcode = value.into_owned(),
+            "topics" => form.topics.push(value.into_owned()),
+            "wording" => form.wording = value.into_owned(),
+            _ => {}
+        }
+    }
+    Some(form)
 }
 
 #[derive(Serialize)]
@@ -123,7 +130,7 @@ pub async fn subscribe(
             "Too many sign-ups from here; try again in an hour.",
         );
     }
-    let Some(form) = SignupForm::read(json, &body) else {
+    let Some(form) = read_form(json, &body) else {
         return answer(
             &state,
             json,
@@ -132,25 +139,21 @@ pub async fn subscribe(
             "That was not a sign-up form.",
         );
     };
-    let signup = match parse(&state, form, client.0).await {
-        Ok(signup) => signup,
-        Err(problem) => {
-            return answer(
-                &state,
-                json,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "signup_refused",
-                &problem,
-            );
-        }
-    };
-    match request_confirmation(&state, &signup).await {
-        Ok(()) => answer(
+    match signups::request(&state.app, &state.keys, &form, client.0).await {
+        // The same answer whether the link went or the address had its share this hour.
+        Ok(Requested::Sent | Requested::Limited) => answer(
             &state,
             json,
             StatusCode::ACCEPTED,
             "signup_sent",
             "Check your inbox: follow the link there to confirm.",
+        ),
+        Err(problem @ AppError::Invalid { .. }) => answer(
+            &state,
+            json,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "signup_refused",
+            &problem.to_string(),
         ),
         Err(problem) => {
             tracing::error!("sign-up: {problem}");
@@ -163,82 +166,6 @@ pub async fn subscribe(
             )
         }
     }
-}
-
-/// Checks every field as any contact is checked; the problem in words a person can act on.
-async fn parse(state: &AppState, form: SignupForm, ip: IpAddr) -> Result<NewSignup, String> {
-    let draft = ContactDraft {
-        email: &form.email,
-        name: &form.name,
-        postcode: &form.postcode,
-        topics: form.topics.iter().map(String::as_str).collect(),
-        source: SIGNUP_SOURCE,
-        ..ContactDraft::default()
-    };
-    let rules = contacts::rules(&state.app, SIGNUP_SOURCE)
-        .await
-        .map_err(|e| e.to_string())?;
-    let contact = draft.parse(&rules).map_err(|e| e.to_string())?;
-    if contact.topics.is_empty() {
-        return Err("topics: choose at least one topic".into());
-    }
-    let wording = form.wording.trim();
-    if wording.is_empty() || wording.chars().count() > 200 {
-        return Err("wording: the form must say which wording it showed".into());
-    }
-    Ok(NewSignup {
-        email: contact.email,
-        name: contact.name,
-        postcode: contact.postcode,
-        topics: contact.topics,
-        wording: wording.to_owned(),
-        ip: Some(ip.to_string()),
-    })
-}
-
-/// Keeps the sign-up and emails its link, unless the address has had its share this hour:
-/// then nothing happens, and the answer says the same as ever.
-async fn request_confirmation(state: &AppState, signup: &NewSignup) -> Result<(), String> {
-    let Some(mailer) = &state.app.mailer else {
-        return Err("no mail transport is configured for confirmations".into());
-    };
-    let created = state
-        .store
-        .create_signup(signup)
-        .await
-        .map_err(|e| e.to_string())?;
-    let Some(id) = created else {
-        tracing::info!("sign-up limit reached for an address; no email sent");
-        return Ok(());
-    };
-    let letterhead = &mailer.letterhead;
-    let link = format!(
-        "{}/confirm/{}",
-        letterhead.base_url,
-        state.keys.sign(Purpose::Confirm, &id).as_str()
-    );
-    let text = format!(
-        "Please confirm that you want emails from {sender}.\n\nFollow this link within seven \
-         days:\n{link}\n\nIf you did not sign up, ignore this email: nothing will be sent to \
-         you.\n",
-        sender = state.sender
-    );
-    let html = format!(
-        "<p>Please confirm that you want emails from {sender}.</p>\
-         <p><a href=\"{link}\">Confirm my sign-up</a> (the link works for seven days)</p>\
-         <p>If you did not sign up, ignore this email: nothing will be sent to you.</p>",
-        sender = handlebars::html_escape(&state.sender),
-        link = handlebars::html_escape(&link),
-    );
-    let subject = format!("Confirm your sign-up to {}", state.sender);
-    let (_, message) = letterhead
-        .notice(&signup.email, &subject, text, html)
-        .map_err(|e| e.to_string())?;
-    let name = format!("signup-{}.eml", id.as_uuid().simple());
-    mailer
-        .send_one(&signup.email, &message, &name)
-        .await
-        .map_err(|e| e.reason().to_owned())
 }
 
 pub async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
@@ -257,8 +184,7 @@ pub async fn confirm(
         Ok(id) => id,
         Err(error) => return state.invalid_link(error),
     };
-    let ip = client.to_string();
-    match state.store.confirm_signup(&id, Some(&ip)).await {
+    match signups::confirm(&state.app, &id, client).await {
         Ok(ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed) => {
             state.page_with_message(StatusCode::OK, "confirmed", "")
         }

@@ -113,6 +113,11 @@ impl FromStr for DatabaseUrl {
 }
 
 impl DatabaseUrl {
+    /// Whether the database is PostgreSQL's.
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+
     /// The SQLite database's file; `None` in memory or on PostgreSQL.
     pub fn sqlite_file(&self) -> Option<PathBuf> {
         let Self::Sqlite(url) = self else {

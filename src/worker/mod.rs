@@ -296,6 +296,11 @@ struct Unsettled {
 }
 
 impl Worker {
+    /// The worker sending for `app`'s database.
+    pub fn of(app: &crate::app::App, settings: WorkerSettings) -> Self {
+        Self::new(app.store.clone(), settings)
+    }
+
     pub fn new(store: Store, settings: WorkerSettings) -> Self {
         let budget = settings
             .sending

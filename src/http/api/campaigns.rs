@@ -10,12 +10,12 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals, actor};
 use crate::app::campaigns;
+use crate::app::campaigns::StateChange;
 use crate::domain::{
     Approval, CampaignChanges, CampaignDraft, CampaignReport, CampaignState, DeliveryCounts,
     StaffMember,
 };
 use crate::http::AppState;
-use crate::store::StateChange;
 
 /// A campaign and how its deliveries stand.
 #[derive(Debug, Serialize, ToSchema)]

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals, actor};
+use crate::app::contacts::ErasureOutcome;
 use crate::app::contacts::{self, AccessPack, Withdrawn};
 use crate::domain::{ContactDraft, ContactExport, StaffMember};
 use crate::http::AppState;
-use crate::store::ErasureOutcome;
 
 /// A contact to create, or to update when the address is held.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ApiPath, Failure, WriteRefusals, actor};
+use crate::app::feedback::FeedbackAbout;
 use crate::app::feedback::{self, Recorded};
 use crate::domain::{Email, StaffMember};
 use crate::feedback::Report;
 use crate::http::AppState;
-use crate::store::FeedbackAbout;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]

@@ -25,8 +25,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::app::{Actor, AppError};
-use crate::domain::{StaffMember, StaffTokenHash};
+use crate::app::{self, Actor, AppError};
+use crate::domain::StaffMember;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -199,7 +199,7 @@ impl From<AppError> for Failure {
                 format!("the mail server did not take the message: {message}"),
             ),
             AppError::Import(error) => Self::invalid("file", error),
-            AppError::Store(error) => Self::unavailable(&error),
+            AppError::Unavailable(error) => Self::unavailable(&error),
         }
     }
 }
@@ -293,11 +293,8 @@ async fn require_staff(
                 "send a staff token: 'Authorization: Bearer TOKEN'",
             )
         })?;
-    let member = state
-        .store
-        .staff_member(&StaffTokenHash::of(presented))
-        .await
-        .map_err(|e| Failure::unavailable(&e))?
+    let member = app::staff::token_holder(&state.app, presented)
+        .await?
         .ok_or_else(|| {
             Failure::new(
                 StatusCode::UNAUTHORIZED,

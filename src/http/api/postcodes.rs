@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiPath, Failure, ReadRefusals};
-use crate::domain::Postcode;
+use crate::app::directory;
 use crate::http::AppState;
 
 /// A postcode and its Westminster constituency.
@@ -34,16 +34,10 @@ pub async fn lookup(
     State(state): State<AppState>,
     ApiPath(postcode): ApiPath<String>,
 ) -> Result<Json<PostcodeBody>, Failure> {
-    let postcode = Postcode::parse(&postcode).map_err(|e| Failure::invalid("postcode", e))?;
-    match state.store.lookup_postcode(&postcode).await {
-        Ok(Some(found)) => Ok(Json(PostcodeBody {
-            postcode: postcode.to_string(),
-            constituency_code: found.constituency.to_string(),
-            constituency_name: found.constituency_name,
-        })),
-        Ok(None) => Err(Failure::not_found(format!(
-            "{postcode} is not in the postcode directory"
-        ))),
-        Err(e) => Err(Failure::unavailable(&e)),
-    }
+    let (postcode, found) = directory::lookup(&state.app, &postcode).await?;
+    Ok(Json(PostcodeBody {
+        postcode: postcode.to_string(),
+        constituency_code: found.constituency.to_string(),
+        constituency_name: found.constituency_name,
+    }))
 }

@@ -11,13 +11,13 @@ use serde::Serialize;
 use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render, see_other};
+use crate::app::campaigns::{Campaign, StateChange};
 use crate::app::{self, AppError};
 use crate::domain::{
     CampaignChanges, CampaignDraft, CampaignState, DraftStage, ReportCounts, counted, listed,
     uk_date, uk_time,
 };
 use crate::http::AppState;
-use crate::store::StateChange;
 
 #[derive(Serialize)]
 struct Line {
@@ -159,7 +159,7 @@ impl Fields {
         }
     }
 
-    fn of(campaign: &crate::store::Campaign) -> Self {
+    fn of(campaign: &Campaign) -> Self {
         let spec = &campaign.spec;
         let (format, body) = match &spec.markdown {
             Some(markdown) => ("markdown", markdown.clone()),

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render};
+use crate::app::contacts::{CONTACTS_PAGE, ConsentFilter, ContactQuery, ContactSearch, Matches};
 use crate::app::contacts::{Held, Withdrawn};
 use crate::app::{self, AppError};
 use crate::domain::{
     ConstituencyCode, ContactDraft, ContactExport, ContactRules, TopicSlug, thousands, uk_day,
 };
 use crate::http::AppState;
-use crate::store::{CONTACTS_PAGE, ConsentFilter, ContactQuery, ContactSearch, Matches};
 
 /// The list's filters, as the form sends them: blank means none.
 #[derive(Debug, Default, Deserialize, Serialize)]

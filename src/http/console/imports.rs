@@ -225,7 +225,7 @@ pub async fn upload(
                 .await;
         let outcome = match outcome {
             Ok(summary) => Ok(summary.to_string()),
-            Err(AppError::Store(error)) => {
+            Err(AppError::Unavailable(error)) => {
                 tracing::error!("console import: {error}");
                 Err("the database failed; what was imported before it stays".to_owned())
             }

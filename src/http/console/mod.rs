@@ -304,7 +304,7 @@ impl From<AppError> for Problem {
             AppError::NotFound(message) => Self::NotFound(message),
             AppError::Denied(message) => Self::Denied(message),
             AppError::Limited(message) => Self::Limited(message),
-            AppError::Store(error) => {
+            AppError::Unavailable(error) => {
                 tracing::error!("console: {error}");
                 Self::Unavailable
             }

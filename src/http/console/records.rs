@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 use super::flash::Flash;
 use super::session::{SessionForm, Signed};
 use super::{Layout, Problem, render};
+use crate::app::audit::{AUDIT_PAGE, AuditQuery};
 use crate::app::{self, AppError};
 use crate::domain::AuditEntry;
 use crate::http::AppState;
-use crate::store::{AUDIT_PAGE, AuditQuery};
 
 #[derive(Serialize)]
 struct TopicLine {

@@ -8,11 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{Posted, SessionForm, Signed};
 use super::{Layout, Problem, render, see_other};
+use crate::app::registers::MessageProof;
 use crate::app::registers::{self, ComplaintLine, RequestLine};
 use crate::app::{self, AppError};
 use crate::domain::{Channel, Right, day_name, days_left, uk_time};
 use crate::http::AppState;
-use crate::store::MessageProof;
 
 /// A list page's query: everything, or only what is open; what was just done.
 #[derive(Debug, Default, Deserialize)]

@@ -2,7 +2,7 @@
 //!
 //! A session is a random secret in a cookie (`HttpOnly`, `SameSite=Strict`, `Secure` and
 //! `__Host-` when the console is served over https); the database keeps only its hash, with the
-//! person, a form token and when it was last used ([`crate::store::StaffSession`]). A request
+//! person, a form token and when it was last used ([`crate::app::staff::StaffSession`]). A request
 //! that changes anything must come from the console's own pages: a browser's `Sec-Fetch-Site`
 //! or `Origin` naming another site is refused before routing, and a signed-in form must carry
 //! its session's form token.
@@ -23,9 +23,9 @@ use super::flash::Flash;
 use super::{Problem, see_other};
 use crate::app;
 use crate::app::Actor;
+use crate::app::staff::StaffSession;
 use crate::domain::SessionUse;
 use crate::http::ClientIp;
-use crate::store::StaffSession;
 
 /// The cookie's name: with `__Host-`, a browser takes it only over https, for the whole host,
 /// from the host itself.

@@ -19,13 +19,13 @@ type Reply = oneshot::Sender<Result<UnsubscribeOutcome, StoreError>>;
 
 /// The handle requests go through. Cloning it is cheap; the task ends when every handle is gone.
 #[derive(Clone)]
-pub struct Unsubscriber {
+pub(super) struct Unsubscriber {
     queue: mpsc::Sender<(UnsubscribeRequest, Reply)>,
 }
 
 impl Unsubscriber {
     /// Starts the task that writes the requests to `store`.
-    pub fn start(store: Store) -> Self {
+    pub(super) fn start(store: Store) -> Self {
         let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
         let requests = Arc::new(Mutex::new(requests));
         for _ in 0..store.concurrent_writers() {
@@ -35,7 +35,7 @@ impl Unsubscriber {
     }
 
     /// Unsubscribes the person; returns once it is committed.
-    pub async fn unsubscribe(
+    pub(super) async fn unsubscribe(
         &self,
         request: UnsubscribeRequest,
     ) -> Result<UnsubscribeOutcome, StoreError> {

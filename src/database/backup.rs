@@ -14,7 +14,7 @@ use crate::store::{DatabaseUrl, Store};
 
 /// Writes a consistent copy of the database to `dest`, a file that must not exist yet; its size
 /// in bytes.
-pub async fn backup(store: &Store, url: &DatabaseUrl, dest: &Path) -> anyhow::Result<u64> {
+pub(super) async fn backup(store: &Store, url: &DatabaseUrl, dest: &Path) -> anyhow::Result<u64> {
     // Made first, empty, the owner's alone, and only if nothing is there (a symlink left in
     // the way included): the copy holds personal data from its first byte.
     let mut options = std::fs::OpenOptions::new();
@@ -58,7 +58,7 @@ async fn copy_into(store: &Store, url: &DatabaseUrl, dest: &Path) -> anyhow::Res
 /// Puts the backup `src` in place of the database. The service and the worker must be stopped:
 /// they would go on with the database they had open. Nothing changes unless `src` is a backup
 /// of a canvass database. The journal is replayed afterwards, by whoever opens the store.
-pub async fn restore(url: &DatabaseUrl, src: &Path) -> anyhow::Result<()> {
+pub(super) async fn restore(url: &DatabaseUrl, src: &Path) -> anyhow::Result<()> {
     if !src.is_file() {
         bail!("{} is not a file", src.display());
     }
