@@ -36,7 +36,7 @@ pub use crate::metrics::Metrics;
 pub use client_ip::{ClientIp, parse_trusted_proxies};
 pub use ops::WorkerHealth;
 
-use crate::app::App;
+use crate::app::{App, AppError};
 use crate::token::SigningKeys;
 use pages::Pages;
 
@@ -201,8 +201,24 @@ impl Application {
     }
 }
 
+/// Which status answers which refusal, for every door that speaks HTTP.
+impl AppError {
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Self::Invalid { .. } | Self::Import(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Denied(_) => StatusCode::FORBIDDEN,
+            Self::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+            // The mail server, not canvass, said no.
+            Self::Unsent(_) => StatusCode::BAD_GATEWAY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 fn router(state: AppState) -> Router {
-    let no_store = |name: HeaderName, value: &'static str| {
+    let on_every_response = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
     let public = Router::new()
@@ -252,8 +268,8 @@ fn router(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
-        .layer(no_store(header::CACHE_CONTROL, "no-store"))
-        .layer(no_store(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(on_every_response(header::CACHE_CONTROL, "no-store"))
+        .layer(on_every_response(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),

@@ -185,20 +185,19 @@ impl Failure {
 /// Every refusal of the application, as the API answers it.
 impl From<AppError> for Failure {
     fn from(error: AppError) -> Self {
+        let status = error.status();
         match error {
             AppError::Invalid { field, message } => Self::invalid(field, message),
-            AppError::NotFound(message) => Self::not_found(message),
-            AppError::Conflict { code, message } => Self::new(StatusCode::CONFLICT, code, message),
-            AppError::Denied(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
-            AppError::Limited(message) => {
-                Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many", message)
-            }
+            AppError::Import(error) => Self::invalid("file", error),
+            AppError::NotFound(message) => Self::new(status, "not_found", message),
+            AppError::Conflict { code, message } => Self::new(status, code, message),
+            AppError::Denied(message) => Self::new(status, "forbidden", message),
+            AppError::Limited(message) => Self::new(status, "too_many", message),
             AppError::Unsent(message) => Self::new(
-                StatusCode::BAD_GATEWAY,
+                status,
                 "unsent",
                 format!("the mail server did not take the message: {message}"),
             ),
-            AppError::Import(error) => Self::invalid("file", error),
             AppError::Unavailable(error) => Self::unavailable(&error),
         }
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flash::Flash;
 use super::session::{SessionForm, Signed};
-use super::{Layout, Problem, render};
+use super::{Layout, Problem, Refusal, render};
 use crate::app::{self, AppError};
 use crate::http::AppState;
 
@@ -101,8 +101,12 @@ pub async fn two_factor(
     };
     match done {
         Ok(notice) => Flash::Notice(notice.into()).redirect(&state, &signed, "/admin/account"),
-        Err(AppError::Invalid { message, .. }) => {
-            if step == "confirm" {
+        Err(error) => {
+            let (status, message) = match Refusal::of_form(error) {
+                Refusal::OnForm { status, message } => (status, message),
+                Refusal::Page(problem) => return problem.page(&state, Some(&signed)),
+            };
+            if step == "confirm" && status == StatusCode::UNPROCESSABLE_ENTITY {
                 // The same secret again, to try another code.
                 if let Ok(uri) =
                     app::staff::enrolment_uri(&form.secret, &signed.session.member.name)
@@ -112,13 +116,8 @@ pub async fn two_factor(
                 }
             }
             data.error = Some(message);
-            page(&state, &signed, StatusCode::UNPROCESSABLE_ENTITY, data).await
+            page(&state, &signed, status, data).await
         }
-        Err(AppError::Denied(message)) => {
-            data.error = Some(message);
-            page(&state, &signed, StatusCode::FORBIDDEN, data).await
-        }
-        Err(error) => Problem::from(error).page(&state, Some(&signed)),
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, render, see_other};
+use super::{Layout, Problem, Refusal, render, see_other};
 use crate::app::campaigns::{Campaign, StateChange};
 use crate::app::{self, AppError};
 use crate::domain::{
@@ -399,34 +399,11 @@ async fn refused_form(
     fields: Fields,
     error: AppError,
 ) -> Response {
-    match error {
-        AppError::Invalid { field, message } => {
-            let message = format!("{}: {message}", field_label(field));
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
+    match Refusal::of_form(error) {
+        Refusal::OnForm { status, message } => {
             form_page(state, signed, status, id, fields, Some(message)).await
         }
-        error => Problem::from(error).page(state, Some(signed)),
-    }
-}
-
-/// What the form calls a field the application names.
-fn field_label(field: &str) -> &str {
-    match field {
-        "html_template" | "markdown" | "text_template" => "Message",
-        "constituencies" => "Constituencies",
-        "postcodes" => "Postcode areas",
-        "postcodes_within_constituencies" => "Who",
-        "event_title" => "Event",
-        "event_starts_at" => "Event date and time",
-        "event_venue" => "Venue",
-        "event_postcode" => "Venue postcode",
-        "within_miles" => "Distance from the venue",
-        "reply_to" => "Reply-To",
-        "from" => "From",
-        "name" => "Name",
-        "topic" => "Topic",
-        "subject" => "Subject",
-        other => other,
+        Refusal::Page(problem) => problem.page(state, Some(signed)),
     }
 }
 
@@ -856,20 +833,12 @@ pub async fn act(
     let page = format!("/admin/campaigns/{id}");
     match done {
         Ok(notice) => Flash::Notice(notice).redirect(&state, &signed, &page),
-        Err(
-            error @ (AppError::Invalid { .. }
-            | AppError::Conflict { .. }
-            | AppError::Limited(_)
-            | AppError::Unsent(_)
-            | AppError::Denied(_)),
-        ) => {
-            let message = match error {
-                AppError::Invalid { message, .. } => message,
-                other => other.to_string(),
-            };
-            Flash::Refusal(message).redirect(&state, &signed, &page)
-        }
-        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+        Err(error) => match Refusal::of_button(error) {
+            Refusal::OnForm { message, .. } => {
+                Flash::Refusal(message).redirect(&state, &signed, &page)
+            }
+            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
+        },
     }
 }
 
@@ -1047,10 +1016,10 @@ pub async fn try_draft(
                 .collect(),
             key: Some(state.trials.keep(signed.session.user, trial.bodies.html)),
         },
-        Some(Err(AppError::Invalid { field, message })) => TrialData {
+        Some(Err(error @ AppError::Invalid { .. })) => TrialData {
             blank: false,
             described: None,
-            error: Some(format!("{}: {message}", field_label(field))),
+            error: Some(Refusal::words(error)),
             audience: Vec::new(),
             audience_total: 0,
             unplaced: None,
@@ -1075,7 +1044,7 @@ pub async fn trial_message(
 ) -> Response {
     match state.trials.find(&key, signed.session.user) {
         Some(html) => framed_message(html),
-        None => Problem::NotFound("That preview has expired; change the draft again.".into())
+        None => Problem::not_found("That preview has expired; change the draft again.")
             .page(&state, Some(&signed)),
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, render};
+use super::{Layout, Problem, Refusal, render};
 use crate::app::contacts::{CONTACTS_PAGE, ConsentFilter, ContactQuery, ContactSearch, Matches};
 use crate::app::contacts::{Held, Withdrawn};
 use crate::app::{self, AppError};
@@ -227,7 +227,7 @@ pub async fn details(
     let held = match app::contacts::view(&state.app, &signed.actor(), id).await {
         Ok(Held::Contact(export)) => export,
         Ok(Held::Signups { .. }) => {
-            return Problem::NotFound("No contact has that id.".into()).page(state, Some(signed));
+            return Problem::not_found("No contact has that id.").page(state, Some(signed));
         }
         Err(error) => return Problem::from(error).page(state, Some(signed)),
     };
@@ -288,7 +288,7 @@ pub async fn act(
             let held = match app::contacts::view(app, actor, &id).await {
                 Ok(Held::Contact(held)) => held,
                 Ok(Held::Signups { .. }) => {
-                    return Problem::NotFound("No contact has that id.".into())
+                    return Problem::not_found("No contact has that id.")
                         .page(&state, Some(&signed));
                 }
                 Err(error) => return Problem::from(error).page(&state, Some(&signed)),
@@ -374,14 +374,12 @@ pub async fn act(
     let page = format!("/admin/contacts/{id}");
     match done {
         Ok(notice) => Flash::Notice(notice).redirect(&state, &signed, &page),
-        Err(AppError::Invalid { field, message }) => {
-            let message = format!("{}: {message}", field.replace('_', " "));
-            Flash::Refusal(message).redirect(&state, &signed, &page)
-        }
-        Err(error @ (AppError::Conflict { .. } | AppError::Denied(_))) => {
-            Flash::Refusal(error.to_string()).redirect(&state, &signed, &page)
-        }
-        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+        Err(error) => match Refusal::of_button(error) {
+            Refusal::OnForm { message, .. } => {
+                Flash::Refusal(message).redirect(&state, &signed, &page)
+            }
+            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
+        },
     }
 }
 

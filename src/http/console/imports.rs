@@ -170,7 +170,7 @@ pub async fn upload(
         }
     }
     if !signed.session.member.role.writes() {
-        return Problem::Denied("You may read but not import; ask an organiser or admin.".into())
+        return Problem::denied("You may read but not import; ask an organiser or admin.")
             .page(&state, Some(&signed));
     }
     let expected = signed.session.form_token.as_bytes();
@@ -331,10 +331,8 @@ pub async fn job(
     Path(id): Path<String>,
 ) -> Response {
     let Some(job) = state.imports.find(&id, signed.session.user) else {
-        return Problem::NotFound(
-            "No such import (they are kept until the server restarts).".into(),
-        )
-        .page(&state, Some(&signed));
+        return Problem::not_found("No such import (they are kept until the server restarts).")
+            .page(&state, Some(&signed));
     };
     let data = job_data(&job);
     let mut layout = Layout::new("Import", "import", Some(&signed));
@@ -349,7 +347,7 @@ pub async fn rejected(
     Path(id): Path<String>,
 ) -> Response {
     let Some(job) = state.imports.find(&id, signed.session.user) else {
-        return Problem::NotFound("No such import.".into()).page(&state, Some(&signed));
+        return Problem::not_found("No such import.").page(&state, Some(&signed));
     };
     let mut out = csv::Writer::from_writer(Vec::new());
     let progress = job.progress.lock().expect("no one panics holding a job");

@@ -5,6 +5,7 @@
 //!   (same origin, the session's form token).
 //! - [`sign_in`]: signing in and out, and setting a password through a one-time link.
 //! - [`flash`]: what a button did, told on the page its redirect leads to.
+//! - [`refusal`]: how the console says no: beside the form, or as a page of its own.
 //! - [`home`], [`contacts`], [`imports`], [`campaigns`], [`records`], [`registers`], [`staff`],
 //!   [`account`]: the pages, each a thin adapter over `crate::app`.
 //!
@@ -18,6 +19,7 @@ mod flash;
 mod home;
 mod imports;
 mod records;
+mod refusal;
 mod registers;
 mod session;
 mod sign_in;
@@ -31,10 +33,10 @@ use axum::{Router, middleware};
 use serde::Serialize;
 
 use super::AppState;
-use crate::app::AppError;
 pub use campaigns::Trials;
 use flash::Flash;
 pub use imports::Imports;
+use refusal::{Problem, Refusal};
 pub use session::{Signed, same_origin_only};
 
 /// `(name, source)` for each template of `templates/console/` named.
@@ -223,7 +225,7 @@ async fn not_found(
     signed: Signed,
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> Response {
-    Problem::NotFound("There is no such page.".into()).page(&state, Some(&signed))
+    Problem::not_found("There is no such page.").page(&state, Some(&signed))
 }
 
 /// What every console page's layout shows: who is signed in, and the form token for the
@@ -286,56 +288,6 @@ fn render<T: Serialize>(
             )
                 .into_response()
         }
-    }
-}
-
-/// Why a console request was not served, as a page.
-#[derive(Debug)]
-enum Problem {
-    NotFound(String),
-    Denied(String),
-    Limited(String),
-    Unavailable,
-}
-
-impl From<AppError> for Problem {
-    fn from(error: AppError) -> Self {
-        match error {
-            AppError::NotFound(message) => Self::NotFound(message),
-            AppError::Denied(message) => Self::Denied(message),
-            AppError::Limited(message) => Self::Limited(message),
-            AppError::Unavailable(error) => {
-                tracing::error!("console: {error}");
-                Self::Unavailable
-            }
-            other => Self::Denied(other.to_string()),
-        }
-    }
-}
-
-impl Problem {
-    fn page(self, state: &AppState, signed: Option<&Signed>) -> Response {
-        let (status, title, message) = match self {
-            Self::NotFound(message) => (StatusCode::NOT_FOUND, "Not found", message),
-            Self::Denied(message) => (StatusCode::FORBIDDEN, "Not allowed", message),
-            Self::Limited(message) => (StatusCode::TOO_MANY_REQUESTS, "Too many tries", message),
-            Self::Unavailable => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Try again",
-                "The database did not answer; nothing was changed. Try again in a moment.".into(),
-            ),
-        };
-        #[derive(Serialize)]
-        struct Data {
-            message: String,
-        }
-        render(
-            state,
-            status,
-            "problem",
-            Layout::new(title, "", signed),
-            Data { message },
-        )
     }
 }
 

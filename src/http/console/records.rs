@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flash::Flash;
 use super::session::{SessionForm, Signed};
-use super::{Layout, Problem, render};
+use super::{Layout, Problem, Refusal, render};
 use crate::app::audit::{AUDIT_PAGE, AuditQuery};
 use crate::app::{self, AppError};
 use crate::domain::AuditEntry;
@@ -80,15 +80,12 @@ pub async fn add_topic(
             let notice = format!("Added the topic '{}'.", topic.name);
             Flash::Notice(notice).redirect(&state, &signed, "/admin/topics")
         }
-        Err(error @ (AppError::Invalid { .. } | AppError::Conflict { .. })) => {
-            let status = match &error {
-                AppError::Conflict { .. } => StatusCode::CONFLICT,
-                _ => StatusCode::UNPROCESSABLE_ENTITY,
-            };
-            let error = Some(error.to_string());
-            topics_page(&state, &signed, status, Some(form), error).await
-        }
-        Err(error) => Problem::from(error).page(&state, Some(&signed)),
+        Err(error) => match Refusal::of_form(error) {
+            Refusal::OnForm { status, message } => {
+                topics_page(&state, &signed, status, Some(form), Some(message)).await
+            }
+            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
+        },
     }
 }
 
@@ -134,15 +131,21 @@ pub async fn suppressions(
                     data.since = Some(found.since.format("%-d %b %Y %H:%M UTC").to_string());
                 }
             }
-            Err(AppError::Invalid { message, .. }) => {
-                status = StatusCode::UNPROCESSABLE_ENTITY;
-                data.error = Some(message);
-            }
+            // Nobody held at the address is an answer here, not a missing page.
             Err(AppError::NotFound(message)) => {
                 status = StatusCode::NOT_FOUND;
                 data.error = Some(message);
             }
-            Err(error) => return Problem::from(error).page(&state, Some(&signed)),
+            Err(error) => match Refusal::of_form(error) {
+                Refusal::OnForm {
+                    status: refused,
+                    message,
+                } => {
+                    status = refused;
+                    data.error = Some(message);
+                }
+                Refusal::Page(problem) => return problem.page(&state, Some(&signed)),
+            },
         }
     }
     render(

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, render, see_other};
+use super::{Layout, Problem, Refusal, render, see_other};
 use crate::app::registers::MessageProof;
 use crate::app::registers::{self, ComplaintLine, RequestLine};
 use crate::app::{self, AppError};
@@ -200,11 +200,11 @@ pub async fn open_request(
     .await
     {
         Ok(reference) => see_other(&format!("/admin/requests/{reference}?done=opened")),
-        Err(error) => match refusal(error) {
-            Ok((status, message)) => {
+        Err(error) => match Refusal::of_form(error) {
+            Refusal::OnForm { status, message } => {
                 requests_page(&state, &signed, false, status, Some(message)).await
             }
-            Err(problem) => problem.page(&state, Some(&signed)),
+            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
         },
     }
 }
@@ -286,11 +286,11 @@ pub async fn act_on_request(
     };
     match done {
         Ok(line) => see_other(&format!("/admin/requests/{}?done={action}", line.reference)),
-        Err(error) => match refusal(error) {
-            Ok((status, message)) => {
+        Err(error) => match Refusal::of_form(error) {
+            Refusal::OnForm { status, message } => {
                 request_page(&state, &signed, &reference, status, None, Some(message)).await
             }
-            Err(problem) => problem.page(&state, Some(&signed)),
+            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
         },
     }
 }
@@ -347,11 +347,11 @@ pub async fn log_complaint(
     .await
     {
         Ok(reference) => see_other(&format!("/admin/complaints/{reference}?done=logged")),
-        Err(error) => match refusal(error) {
-            Ok((status, message)) => {
+        Err(error) => match Refusal::of_form(error) {
+            Refusal::OnForm { status, message } => {
                 complaints_page(&state, &signed, false, status, Some(message)).await
             }
-            Err(problem) => problem.page(&state, Some(&signed)),
+            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
         },
     }
 }
@@ -404,7 +404,7 @@ async fn complaint_page(
         }
         // A reference that does not parse names no complaint.
         Err(AppError::Invalid { .. }) => {
-            Problem::NotFound("There is no such complaint.".into()).page(state, Some(signed))
+            Problem::not_found("There is no such complaint.").page(state, Some(signed))
         }
         Err(error) => Problem::from(error).page(state, Some(signed)),
     }
@@ -427,11 +427,11 @@ pub async fn act_on_complaint(
             "/admin/complaints/{}?done={action}",
             line.reference
         )),
-        Err(error) => match refusal(error) {
-            Ok((status, message)) => {
+        Err(error) => match Refusal::of_form(error) {
+            Refusal::OnForm { status, message } => {
                 complaint_page(&state, &signed, &reference, status, None, Some(message)).await
             }
-            Err(problem) => problem.page(&state, Some(&signed)),
+            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
         },
     }
 }
@@ -499,11 +499,12 @@ pub async fn proof(
                 };
                 (Some(view), None, StatusCode::OK)
             }
+            // No such message is an answer here, not a missing page.
             Err(AppError::NotFound(message)) => (None, Some(message), StatusCode::NOT_FOUND),
-            Err(AppError::Invalid { message, .. }) => {
-                (None, Some(message), StatusCode::UNPROCESSABLE_ENTITY)
-            }
-            Err(error) => return Problem::from(error).page(&state, Some(&signed)),
+            Err(error) => match Refusal::of_form(error) {
+                Refusal::OnForm { status, message } => (None, Some(message), status),
+                Refusal::Page(problem) => return problem.page(&state, Some(&signed)),
+            },
         },
     };
     render(
@@ -531,18 +532,6 @@ fn done_notice(done: &str) -> Option<&'static str> {
         "acknowledge" => "Acknowledged.",
         _ => return None,
     })
-}
-
-/// A refusal the page shows beside its form (with its status), or a problem page.
-fn refusal(error: AppError) -> Result<(StatusCode, String), Problem> {
-    match error {
-        AppError::Invalid { field, message } => Ok((
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{}: {message}", field.replace('_', " ")),
-        )),
-        AppError::Conflict { message, .. } => Ok((StatusCode::CONFLICT, message)),
-        error => Err(Problem::from(error)),
-    }
 }
 
 /// The dashboard's list of what is due within a week or overdue (admins).

@@ -100,8 +100,10 @@ pub async fn sign_in(
             response
         }
         Err(error) => {
+            // A refused sign-in names no field and is 401: which of the address, the
+            // password or the code was wrong is not for a stranger to learn.
             let status = match &error {
-                AppError::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+                AppError::Limited(_) => error.status(),
                 AppError::Invalid { .. } => StatusCode::UNAUTHORIZED,
                 _ => return Problem::from(error).page(&state, None),
             };

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, render};
+use super::{Layout, Problem, Refusal, render};
 use crate::app::{self, AppError};
 use crate::domain::{Role, uk_date};
 use crate::http::AppState;
@@ -145,7 +145,7 @@ pub async fn edit(
         Err(error) => return Problem::from(error).page(&state, Some(&signed)),
     };
     let Some(person) = people.into_iter().find(|p| p.email == whom.email) else {
-        return Problem::NotFound("No one on the staff has that address.".into())
+        return Problem::not_found("No one on the staff has that address.")
             .page(&state, Some(&signed));
     };
     let constituencies = match app::contacts::constituencies(&state.app, &actor).await {
@@ -291,28 +291,32 @@ pub async fn act(
         Ok(Ok(notice)) => Ok(notice),
         Err(error) => Err(error),
     };
-    let (status, message) = match done {
+    let error = match done {
         Ok(notice) => return Flash::Notice(notice).redirect(&state, &signed, "/admin/staff"),
-        Err(AppError::Invalid { field, message }) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("{field}: {message}"),
-        ),
-        Err(error @ AppError::Conflict { .. }) => (StatusCode::CONFLICT, error.to_string()),
-        Err(AppError::Denied(message)) if signed.session.member.role.manages_staff() => {
-            (StatusCode::FORBIDDEN, message)
-        }
-        Err(error) => return Problem::from(error).page(&state, Some(&signed)),
+        Err(error) => error,
     };
+    // Someone who may not see the staff page is refused with a page of its own.
+    if matches!(error, AppError::Denied(_)) && !signed.session.member.role.manages_staff() {
+        return Problem::from(error).page(&state, Some(&signed));
+    }
     // A person refused as typed is shown again with the reason; a refused button is told on
     // the page it leads back to.
     match action.as_str() {
-        "add" => {
-            let data = Data {
-                error: Some(message),
-                ..Data::empty()
-            };
-            staff_page(&state, &signed, status, data).await
-        }
-        _ => Flash::Refusal(message).redirect(&state, &signed, "/admin/staff"),
+        "add" => match Refusal::of_form(error) {
+            Refusal::OnForm { status, message } => {
+                let data = Data {
+                    error: Some(message),
+                    ..Data::empty()
+                };
+                staff_page(&state, &signed, status, data).await
+            }
+            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
+        },
+        _ => match Refusal::of_button(error) {
+            Refusal::OnForm { message, .. } => {
+                Flash::Refusal(message).redirect(&state, &signed, "/admin/staff")
+            }
+            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
+        },
     }
 }
