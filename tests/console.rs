@@ -905,7 +905,7 @@ async fn a_staff_campaign_goes_out_after_another_person_approves_that_version_an
         matches!(
             r,
             Err(AppError::Conflict {
-                code: "unapproved",
+                code: canvass::app::Conflict::Unapproved,
                 ..
             })
         )
@@ -915,7 +915,7 @@ async fn a_staff_campaign_goes_out_after_another_person_approves_that_version_an
     assert!(matches!(
         scheduled,
         Err(AppError::Conflict {
-            code: "unapproved",
+            code: canvass::app::Conflict::Unapproved,
             ..
         })
     ));
@@ -946,7 +946,10 @@ async fn a_staff_campaign_goes_out_after_another_person_approves_that_version_an
     let stale = campaigns::approve(&service, &admin, id, 1).await;
     assert!(matches!(
         stale,
-        Err(AppError::Conflict { code: "edited", .. })
+        Err(AppError::Conflict {
+            code: canvass::app::Conflict::Edited,
+            ..
+        })
     ));
     campaigns::approve(&service, &admin, id, 2).await.unwrap();
     assert_eq!(

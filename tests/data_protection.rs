@@ -920,7 +920,7 @@ async fn election_material_is_not_queued_or_scheduled_without_an_imprint(db: Tes
             matches!(
                 refused,
                 Err(AppError::Conflict {
-                    code: "no_imprint",
+                    code: canvass::app::Conflict::NoImprint,
                     ..
                 })
             ),

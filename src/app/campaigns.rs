@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{Actor, App, AppError, Result};
+use super::{Actor, App, AppError, Conflict, Result};
 use crate::domain::{
     Audience, CampaignChanges, CampaignDraft, CampaignReport, CampaignState, CampaignSummary,
     DeliveryCounts, Email, NewCampaign, ReportCounts, Scope, first_remote_resource, parse_schedule,
@@ -121,7 +121,7 @@ pub async fn edit(app: &App, actor: &Actor, id: i64, changes: CampaignChanges) -
     match app.store.update_draft(id, &campaign, actor).await {
         Ok(StateChangeOutcome::Changed(_)) => Ok(()),
         Ok(StateChangeOutcome::Refused(state)) => Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!("campaign {id} is {state}; only a draft can be changed (copy it)"),
         )),
         Ok(StateChangeOutcome::NotFound) => Err(no_campaign(id)),
@@ -262,7 +262,7 @@ fn imprint(app: &App) -> Imprint {
 fn imprinted(app: &App, campaign: &Campaign) -> Result<()> {
     match (campaign.spec.election_material, imprint(app)) {
         (true, Imprint::Missing) => Err(AppError::conflict(
-            "no_imprint",
+            Conflict::NoImprint,
             "this is election material: it must carry the digital imprint, and CANVASS_IMPRINT \
              is not set (\"Promoted by ... on behalf of ..., both at ...\")",
         )),
@@ -275,14 +275,14 @@ fn cleared<T>(id: i64, outcome: DraftOutcome<T>, done: &str) -> Result<T> {
     match outcome {
         DraftOutcome::Done(value) => Ok(value),
         DraftOutcome::Uncleared => Err(AppError::conflict(
-            "unapproved",
+            Conflict::Unapproved,
             format!(
                 "campaign {id} needs another organiser's or admin's approval of this version \
                  first"
             ),
         )),
         DraftOutcome::NotDraft(state) => Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!("campaign {id} is {state}; only a draft can be {done}"),
         )),
         DraftOutcome::NotFound => Err(no_campaign(id)),
@@ -301,7 +301,7 @@ pub async fn change(
     match app.store.change_campaign_state(id, change, actor).await? {
         StateChangeOutcome::Changed(state) => Ok(state),
         StateChangeOutcome::Refused(state) => Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!("campaign {id} is {state}; that cannot change it"),
         )),
         StateChangeOutcome::NotFound => Err(no_campaign(id)),
@@ -316,7 +316,7 @@ pub async fn retry(app: &App, actor: &Actor, id: i64) -> Result<u64> {
     match app.store.retry_campaign(id, actor).await? {
         RetryOutcome::Requeued(n) => Ok(n),
         RetryOutcome::Refused(state) => Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!("campaign {id} is {state}; nothing to retry"),
         )),
         RetryOutcome::NotFound => Err(no_campaign(id)),
@@ -362,7 +362,7 @@ pub async fn test(
     super::may_write(actor)?;
     let mailer = app.mailer.as_ref().ok_or_else(|| {
         AppError::conflict(
-            "refused",
+            Conflict::Refused,
             "no mail transport is configured for test messages",
         )
     })?;
@@ -571,7 +571,7 @@ pub async fn submit(app: &App, actor: &Actor, id: i64) -> Result<Submitted> {
         SubmitOutcome::Submitted => {}
         SubmitOutcome::Waiting(since) => {
             return Err(AppError::conflict(
-                "refused",
+                Conflict::Refused,
                 format!(
                     "campaign {id} has waited for approval since {}: those who may approve it \
                      were told then",
@@ -581,19 +581,19 @@ pub async fn submit(app: &App, actor: &Actor, id: i64) -> Result<Submitted> {
         }
         SubmitOutcome::Approved => {
             return Err(AppError::conflict(
-                "refused",
+                Conflict::Refused,
                 format!("campaign {id} is approved already: it can be scheduled or sent"),
             ));
         }
         SubmitOutcome::NotNeeded => {
             return Err(AppError::conflict(
-                "refused",
+                Conflict::Refused,
                 format!("campaign {id} needs no approval: it can be scheduled or sent"),
             ));
         }
         SubmitOutcome::Refused(state) => {
             return Err(AppError::conflict(
-                "refused",
+                Conflict::Refused,
                 format!("campaign {id} is {state}; only a draft waits for approval"),
             ));
         }
@@ -754,11 +754,11 @@ pub async fn approve(app: &App, actor: &Actor, id: i64, version: i64) -> Result<
                 .into(),
         )),
         ApproveOutcome::Edited => Err(AppError::conflict(
-            "edited",
+            Conflict::Edited,
             format!("campaign {id} was changed since you looked at it: check it again"),
         )),
         ApproveOutcome::Refused(state) => Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!("campaign {id} is {state}; only a draft is approved"),
         )),
         ApproveOutcome::NotFound => Err(no_campaign(id)),

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{Actor, App, AppError, Result};
+use super::{Actor, App, AppError, Conflict, Result};
 use chrono::NaiveDate;
 
 use crate::domain::{
@@ -210,7 +210,7 @@ pub async fn save(app: &App, actor: &Actor, draft: &ContactDraft<'_>) -> Result<
         SaveOutcome::Saved(outcome) => outcome,
         SaveOutcome::Erased => {
             return Err(AppError::conflict(
-                "erased",
+                Conflict::Erased,
                 "the person asked to be erased; only their own confirmed sign-up brings them back",
             ));
         }
@@ -499,7 +499,7 @@ pub async fn unsuppress(
     match app.store.unsuppress(&email, note, actor).await? {
         UnsuppressOutcome::Lifted(reason) => Ok(reason),
         UnsuppressOutcome::Refused(reason) => Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!(
                 "the address is {}: only the person's own confirmed sign-up lifts that",
                 reason.as_str()

@@ -173,6 +173,48 @@ pub enum Unready {
     JournalBroken(std::path::PathBuf),
 }
 
+/// Why something cannot be done as things stand; the staff API answers with its [`code`].
+///
+/// [`code`]: Conflict::code
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// Not from the state it is in: a campaign's, a request's, a suppression's.
+    Refused,
+    /// The person asked to be erased: only their own confirmed sign-up brings them back.
+    Erased,
+    /// The name is taken.
+    Exists,
+    /// The campaign waits for another person's approval.
+    Unapproved,
+    /// The campaign changed since the version the approver read.
+    Edited,
+    /// Election material without the digital imprint the law asks for.
+    NoImprint,
+}
+
+impl Conflict {
+    pub const ALL: [Self; 6] = [
+        Self::Refused,
+        Self::Erased,
+        Self::Exists,
+        Self::Unapproved,
+        Self::Edited,
+        Self::NoImprint,
+    ];
+
+    /// The stable code programs read.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Refused => "refused",
+            Self::Erased => "erased",
+            Self::Exists => "exists",
+            Self::Unapproved => "unapproved",
+            Self::Edited => "edited",
+            Self::NoImprint => "no_imprint",
+        }
+    }
+}
+
 /// Why a use-case did not do what it was asked. Every adapter shows these in its own way:
 /// the command line names the flag, the API answers with a status and the field.
 #[derive(Debug, thiserror::Error)]
@@ -186,10 +228,9 @@ pub enum AppError {
     /// What was named does not exist.
     #[error("{0}")]
     NotFound(String),
-    /// Not allowed as things stand: `refused` (a campaign's state), `erased` (only the
-    /// person's own sign-up brings them back), `exists` (the name is taken).
+    /// Not allowed as things stand.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: Conflict, message: String },
     /// The actor may not do this: a viewer asked to change something, or someone asked for
     /// what lies outside their role.
     #[error("{0}")]
@@ -225,7 +266,7 @@ impl AppError {
         }
     }
 
-    fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    fn conflict(code: Conflict, message: impl Into<String>) -> Self {
         Self::Conflict {
             code,
             message: message.into(),

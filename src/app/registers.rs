@@ -5,7 +5,7 @@
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{Actor, App, AppError, Result, must_be_admin};
+use super::{Actor, App, AppError, Conflict, Result, must_be_admin};
 use crate::domain::{
     Channel, ClockError, ComplaintStatus, Email, ICO_COMPLAINTS, Reference, Register,
     RequestStatus, Right, SuppressionReason, acknowledge_by, parse_message_id, uk_day,
@@ -261,7 +261,7 @@ pub async fn request_for(
     }
     if request.clock.closed_on.is_some() {
         return Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!("{} is closed", request.reference),
         ));
     }
@@ -433,7 +433,7 @@ pub async fn acknowledge(
     let complaint = find_complaint(app, reference).await?;
     if let Some(acknowledged) = complaint.acknowledged_on {
         return Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!("{} was acknowledged on {acknowledged}", complaint.reference),
         ));
     }
@@ -587,7 +587,7 @@ async fn settled(app: &App, request: &RightsRequest, changed: bool) -> Result<Re
     match changed {
         true => Ok(request_line(app, &now, today())),
         false => Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!(
                 "{} changed meanwhile: it is {} now; look again",
                 request.reference,
@@ -606,7 +606,7 @@ async fn complaint_settled(
     match changed {
         true => Ok(complaint_line(now, today())),
         false => Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!(
                 "{} changed meanwhile: it is {} now; look again",
                 complaint.reference,
@@ -619,7 +619,7 @@ async fn complaint_settled(
 fn check_complaint_date(complaint: &Complaint, on: NaiveDate) -> Result<()> {
     if complaint.closed_on.is_some() {
         return Err(AppError::conflict(
-            "refused",
+            Conflict::Refused,
             format!("{} is closed", complaint.reference),
         ));
     }
@@ -638,7 +638,7 @@ fn check_complaint_date(complaint: &Complaint, on: NaiveDate) -> Result<()> {
 fn clock_refused(field: &'static str, error: ClockError) -> AppError {
     match error {
         ClockError::TooEarly(..) | ClockError::InTheFuture(_) => AppError::invalid(field, error),
-        _ => AppError::conflict("refused", error.to_string()),
+        _ => AppError::conflict(Conflict::Refused, error.to_string()),
     }
 }
 

@@ -17,7 +17,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 
-use super::{Actor, App, AppError, Result};
+use super::{Actor, App, AppError, Conflict, Result};
 use crate::domain::{
     Email, Name, Password, Role, Scope, SessionUse, StaffMember, StaffName, StaffSecret,
     StaffTokenHash,
@@ -68,7 +68,7 @@ pub async fn add(
         .await?
         .ok_or_else(|| {
             AppError::conflict(
-                "exists",
+                Conflict::Exists,
                 format!("{} is on the staff already", user.email.normalized()),
             )
         })?;
@@ -202,7 +202,7 @@ pub async fn issue_token(
         .await?
     {
         return Err(AppError::conflict(
-            "exists",
+            Conflict::Exists,
             format!("a token named '{name}' exists already (revoked tokens keep their names)"),
         ));
     }

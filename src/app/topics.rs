@@ -1,6 +1,6 @@
 //! What people can consent to hear about.
 
-use super::{Actor, App, AppError, Result};
+use super::{Actor, App, AppError, Conflict, Result};
 use crate::domain::{Topic, TopicSlug};
 use crate::store::StoreError;
 
@@ -16,7 +16,7 @@ pub async fn add(app: &App, actor: &Actor, slug: &str, name: &str) -> Result<Top
     match app.store.add_topic(&topic, actor).await {
         Ok(()) => Ok(topic),
         Err(StoreError::TopicExists(slug)) => Err(AppError::conflict(
-            "exists",
+            Conflict::Exists,
             format!("there is a topic '{slug}' already"),
         )),
         Err(e) => Err(e.into()),

@@ -25,7 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
-use crate::app::{self, Actor, AppError};
+use crate::app::{self, Actor, AppError, Conflict};
 use crate::domain::StaffMember;
 
 #[derive(OpenApi)]
@@ -82,13 +82,74 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
 }
 
+/// What went wrong, as [`ApiError::code`] names it for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// No token, or an unknown or revoked one.
+    Unauthorized,
+    /// A read-only token asked to change something.
+    ReadOnly,
+    /// Outside the caller's role.
+    Forbidden,
+    /// A request value does not parse; `field` names it.
+    Invalid,
+    /// The body is not JSON of the expected shape.
+    InvalidJson,
+    TooLarge,
+    TooMany,
+    NotFound,
+    /// The mail server did not take a test message.
+    Unsent,
+    /// The database is unavailable.
+    Unavailable,
+    /// Not as things stand.
+    Conflict(Conflict),
+}
+
+impl ErrorCode {
+    /// Every code the API answers with.
+    #[cfg(test)]
+    fn all() -> impl Iterator<Item = Self> {
+        [
+            Self::Unauthorized,
+            Self::ReadOnly,
+            Self::Forbidden,
+            Self::Invalid,
+            Self::InvalidJson,
+            Self::TooLarge,
+            Self::TooMany,
+            Self::NotFound,
+            Self::Unsent,
+            Self::Unavailable,
+        ]
+        .into_iter()
+        .chain(Conflict::ALL.map(Self::Conflict))
+    }
+
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::ReadOnly => "read_only",
+            Self::Forbidden => "forbidden",
+            Self::Invalid => "invalid",
+            Self::InvalidJson => "invalid_json",
+            Self::TooLarge => "too_large",
+            Self::TooMany => "too_many",
+            Self::NotFound => "not_found",
+            Self::Unsent => "unsent",
+            Self::Unavailable => "unavailable",
+            Self::Conflict(conflict) => conflict.code(),
+        }
+    }
+}
+
 /// An error as the API answers it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiError {
-    /// Stable, for programs: `unauthorized`, `read_only`, `forbidden` (outside
-    /// the caller's role), `invalid`, `exists`, `erased`,
-    /// `refused` (not from this state), `not_found`, `invalid_json`, `too_large`, `too_many`,
-    /// `unsent` (the mail server did not take a test message), `unavailable`.
+    /// Stable, for programs: `unauthorized`, `read_only`, `forbidden` (outside the caller's
+    /// role), `invalid`, `invalid_json`, `too_large`, `too_many`, `not_found`, `unsent` (the mail
+    /// server did not take a test message), `unavailable`, and, as things stand, `refused` (not
+    /// from this state), `erased`, `exists`, `unapproved`, `edited`, `no_imprint`.
     pub code: &'static str,
     /// For people.
     pub message: String,
@@ -144,11 +205,11 @@ pub enum WriteRefusals {
 pub struct Failure(StatusCode, ApiError);
 
 impl Failure {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self(
             status,
             ApiError {
-                code,
+                code: code.code(),
                 message: message.into(),
                 field: None,
             },
@@ -156,7 +217,7 @@ impl Failure {
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+        Self::new(StatusCode::NOT_FOUND, ErrorCode::NotFound, message)
     }
 
     /// A request value that does not parse: 422, naming the field.
@@ -164,7 +225,7 @@ impl Failure {
         Self(
             StatusCode::UNPROCESSABLE_ENTITY,
             ApiError {
-                code: "invalid",
+                code: ErrorCode::Invalid.code(),
                 message: message.to_string(),
                 field: Some(field),
             },
@@ -176,7 +237,7 @@ impl Failure {
         tracing::error!("staff API: {error}");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
+            ErrorCode::Unavailable,
             "the database is unavailable; try again",
         )
     }
@@ -189,13 +250,15 @@ impl From<AppError> for Failure {
         match error {
             AppError::Invalid { field, message } => Self::invalid(field, message),
             AppError::Import(error) => Self::invalid("file", error),
-            AppError::NotFound(message) => Self::new(status, "not_found", message),
-            AppError::Conflict { code, message } => Self::new(status, code, message),
-            AppError::Denied(message) => Self::new(status, "forbidden", message),
-            AppError::Limited(message) => Self::new(status, "too_many", message),
+            AppError::NotFound(message) => Self::new(status, ErrorCode::NotFound, message),
+            AppError::Conflict { code, message } => {
+                Self::new(status, ErrorCode::Conflict(code), message)
+            }
+            AppError::Denied(message) => Self::new(status, ErrorCode::Forbidden, message),
+            AppError::Limited(message) => Self::new(status, ErrorCode::TooMany, message),
             AppError::Unsent(message) => Self::new(
                 status,
-                "unsent",
+                ErrorCode::Unsent,
                 format!("the mail server did not take the message: {message}"),
             ),
             AppError::Unavailable(error) => Self::unavailable(&error),
@@ -232,13 +295,13 @@ where
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(Failure::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
+                    ErrorCode::TooLarge,
                     format!("the body is over {} bytes", super::API_BODY_LIMIT),
                 ))
             }
             Err(rejection) => Err(Failure::new(
                 rejection.status(),
-                "invalid_json",
+                ErrorCode::InvalidJson,
                 rejection.body_text(),
             )),
         }
@@ -288,7 +351,7 @@ async fn require_staff(
         .ok_or_else(|| {
             Failure::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "send a staff token: 'Authorization: Bearer TOKEN'",
             )
         })?;
@@ -297,7 +360,7 @@ async fn require_staff(
         .ok_or_else(|| {
             Failure::new(
                 StatusCode::UNAUTHORIZED,
-                "unauthorized",
+                ErrorCode::Unauthorized,
                 "the token is unknown or revoked",
             )
         })?;
@@ -305,10 +368,33 @@ async fn require_staff(
     if !member.role.writes() && !reads {
         return Err(Failure::new(
             StatusCode::FORBIDDEN,
-            "read_only",
+            ErrorCode::ReadOnly,
             format!("the token of '{}' may read, not change", member.name),
         ));
     }
     request.extensions_mut().insert(member);
     Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// The README lists the codes programs may meet: exactly those the API answers with.
+    #[test]
+    fn the_readme_lists_every_error_code_and_no_other() {
+        let readme = include_str!("../../../README.md");
+        let (_, list) = readme
+            .split_once("with a stable `code` (")
+            .expect("the README lists the API's error codes");
+        let (list, _) = list.split_once(')').expect("the list ends");
+        let mut listed: Vec<&str> = list
+            .split(',')
+            .map(|code| code.trim().trim_matches('`'))
+            .collect();
+        listed.sort_unstable();
+        let mut codes: Vec<&str> = ErrorCode::all().map(ErrorCode::code).collect();
+        codes.sort_unstable();
+        assert_eq!(listed, codes);
+    }
 }
