@@ -33,7 +33,7 @@ use axum::{Router, middleware};
 use serde::Serialize;
 
 use super::AppState;
-pub use campaigns::Trials;
+pub use campaigns::trials::Trials;
 use flash::Flash;
 pub use imports::Imports;
 use refusal::{Problem, Refusal};
@@ -102,23 +102,26 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/admin/contacts/{id}/{action}", post(contacts::act))
         .route(
             "/admin/campaigns",
-            get(campaigns::list).post(campaigns::create),
+            get(campaigns::list).post(campaigns::form::create),
         )
-        .route("/admin/campaigns/new", get(campaigns::new))
-        .route("/admin/campaigns/try", post(campaigns::try_draft))
+        .route("/admin/campaigns/new", get(campaigns::form::new))
+        .route("/admin/campaigns/try", post(campaigns::trials::try_draft))
         .route(
             "/admin/campaigns/trial/{key}",
-            get(campaigns::trial_message),
+            get(campaigns::trials::trial_message),
         )
         .route(
             "/admin/campaigns/{id}",
-            get(campaigns::show).post(campaigns::update),
+            get(campaigns::page::show).post(campaigns::form::update),
         )
-        .route("/admin/campaigns/{id}/edit", get(campaigns::edit))
-        .route("/admin/campaigns/{id}/message", get(campaigns::message))
+        .route("/admin/campaigns/{id}/edit", get(campaigns::form::edit))
+        .route(
+            "/admin/campaigns/{id}/message",
+            get(campaigns::page::message),
+        )
         .route(
             "/admin/campaigns/{id}/{action}",
-            get(campaigns::confirm).post(campaigns::act),
+            get(campaigns::page::confirm).post(campaigns::page::act),
         )
         .route(
             "/admin/import",
