@@ -17,11 +17,12 @@ use crate::domain::{
     StaffMember,
 };
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
+use crate::mail::token::{Purpose, SigningKeys};
 use crate::mail::{DkimKeys, Mailer};
+use crate::mail::{Letterhead, Transport};
 use crate::progress::{ConsoleReport, report_table};
 use crate::store::{DatabaseUrl, JournalStart, Store};
-use crate::token::{Purpose, SigningKeys};
-use crate::worker::{Letterhead, Sending, Transport, Worker, WorkerSettings};
+use crate::worker::{Sending, Worker, WorkerSettings};
 
 /// Where the demo serves its links, when the port is free.
 /// The sample constituency both demo mailings go to.

@@ -11,10 +11,9 @@
 //!   campaign as people write them; parsed once.
 //! - [`store`]: every SQL statement, on SQLite or PostgreSQL behind one interface.
 //! - [`import`]: streaming CSV imports of contacts and the postcode directory.
-//! - [`mail`]: building messages (MIME, footer, DKIM) and sending them (SMTP, outbox).
-//! - [`render`]: a campaign's message bodies, compiled and checked once.
-//! - [`token`]: the signed links in every message (unsubscribe, preference centre).
-//! - [`feedback`]: what comes back by email (bounces, complaints, unsubscribe requests).
+//! - [`mail`]: building messages (MIME, footer, DKIM; a campaign's bodies, compiled and
+//!   checked once; the signed links in every message) and sending them (SMTP, outbox), and
+//!   reading what comes back by email (bounces, complaints, unsubscribe requests).
 //! - [`hooks`]: what hosted mail providers report through their webhooks, verified.
 //! - [`worker`]: claims, senders and the recorder, sending through [`mail`].
 //! - [`database`]: the database as the operator keeps it: opened with its journal, migrated,
@@ -30,17 +29,14 @@ pub mod config;
 pub mod database;
 pub mod demo;
 pub mod domain;
-pub mod feedback;
 pub mod hooks;
 pub mod http;
 pub mod import;
 pub mod mail;
 pub mod metrics;
 pub mod progress;
-pub mod render;
 pub mod store;
 pub mod telemetry;
-pub mod token;
 pub mod worker;
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 mod support;
 
 use canvass::domain::{Actor, StaffName, StaffSecret};
-use canvass::token::Purpose;
+use canvass::mail::token::Purpose;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use support::app::{KEY_1, TestApp};
@@ -1404,7 +1404,7 @@ async fn the_report_counts_what_each_constituency_did_with_an_unsubscribe_throug
         app.db.store.clone(),
         canvass::worker::WorkerSettings {
             letterhead: support::letterhead(),
-            relays: canvass::worker::Transport::Outbox(outbox.clone()).into(),
+            relays: canvass::mail::Transport::Outbox(outbox.clone()).into(),
             metrics: std::sync::Arc::new(canvass::metrics::Metrics::new()),
             sending: canvass::worker::Sending::default(),
         },

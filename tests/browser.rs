@@ -4,7 +4,7 @@
 
 mod support;
 
-use canvass::token::Purpose;
+use canvass::mail::token::Purpose;
 use fantoccini::Locator;
 use support::TestStore;
 use support::app::{KEY_1, TestApp, granted};

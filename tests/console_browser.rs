@@ -518,11 +518,11 @@ async fn the_whole_journey_and_its_refusals_in_a_real_browser() {
     let mut worker = canvass::worker::Worker::new(
         app.db.store.clone(),
         canvass::worker::WorkerSettings {
-            letterhead: canvass::worker::Letterhead {
+            letterhead: canvass::mail::Letterhead {
                 base_url: "http://127.0.0.1".into(),
                 ..letterhead()
             },
-            relays: canvass::worker::Transport::from_url(&sink.url())
+            relays: canvass::mail::Transport::from_url(&sink.url())
                 .unwrap()
                 .into(),
             metrics: std::sync::Arc::new(canvass::metrics::Metrics::new()),

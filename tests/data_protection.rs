@@ -12,9 +12,10 @@ use canvass::domain::{
     acknowledge_by, uk_day,
 };
 use canvass::import::CsvFile;
+use canvass::mail::Transport;
 use canvass::metrics::Metrics;
 use canvass::store::Pool;
-use canvass::worker::{Sending, Transport, Worker, WorkerSettings};
+use canvass::worker::{Sending, Worker, WorkerSettings};
 use chrono::{Duration, Months, Utc};
 use support::{Recorded, TestStore, on_both_backends};
 

@@ -15,8 +15,9 @@ use base64::engine::general_purpose::STANDARD;
 use canvass::app::hooks::Webhooks;
 use canvass::domain::SuppressionReason;
 use canvass::hooks::{Providers, mailgun, postmark, sendgrid, ses};
+use canvass::mail::Transport;
 use canvass::metrics::Metrics;
-use canvass::worker::{Sending, Transport, Worker, WorkerSettings};
+use canvass::worker::{Sending, Worker, WorkerSettings};
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use ring::rand::SystemRandom;
@@ -245,7 +246,7 @@ async fn each_provider_is_verified_its_own_way_and_heard_once(db: TestStore) {
     let mut worker = Worker::new(
         db.store.clone(),
         WorkerSettings {
-            letterhead: canvass::worker::Letterhead {
+            letterhead: canvass::mail::Letterhead {
                 providers: Providers::of_relay("smtp.mailgun.org")
                     .and(Providers::of_relay("smtp.postmarkapp.com"))
                     .and(Providers::of_relay("smtp.sendgrid.net")),

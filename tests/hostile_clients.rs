@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 
-use canvass::token::Purpose;
+use canvass::mail::token::Purpose;
 use reqwest::StatusCode;
 use support::TestStore;
 use support::app::{KEY_1, TestApp};

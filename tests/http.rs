@@ -4,7 +4,7 @@
 mod support;
 
 use canvass::domain::{Email, PublicId};
-use canvass::token::{Purpose, SigningKeys};
+use canvass::mail::token::{Purpose, SigningKeys};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
 use support::app::{KEY_1, KEY_2, TestApp, granted};

@@ -9,7 +9,7 @@ mod support;
 use canvass::app::inbox::{self, FetchError, Fetched};
 use canvass::domain::SuppressionReason;
 use canvass::mail::imap::MailboxUrl;
-use canvass::token::SigningKeys;
+use canvass::mail::token::SigningKeys;
 use support::dovecot::{Dovecot, PASSWORD};
 use support::{TestStore, on_both_backends};
 

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use canvass::domain::{Actor, Email};
+use canvass::mail::Transport;
 use canvass::metrics::Metrics;
 use canvass::store::{StateChange, UnsubscribeRequest};
-use canvass::worker::{Sending, Transport, Worker, WorkerSettings};
+use canvass::worker::{Sending, Worker, WorkerSettings};
 use support::smtpd::Smtpd;
 use support::{TestStore, on_both_backends};
 
@@ -32,7 +33,7 @@ fn worker(db: &TestStore, url: &str) -> Worker {
             relays: Transport::from_url(url).unwrap().into(),
             metrics: Arc::new(Metrics::new()),
             sending: Sending {
-                rate: Some(canvass::worker::Rate::try_from(RATE).unwrap()),
+                rate: Some(canvass::domain::Rate::try_from(RATE).unwrap()),
                 ..Sending::default()
             },
         },

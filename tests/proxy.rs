@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use canvass::mail::token::{Purpose, SigningKeys};
 use canvass::store::DatabaseUrl;
-use canvass::token::{Purpose, SigningKeys};
 use support::TestStore;
 use support::app::KEY_1;
 use support::console::{PASSWORD, add_staff};

@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use canvass::domain::Rate;
+use canvass::mail::Relays;
 use canvass::metrics::Metrics;
-use canvass::worker::{Outage, Rate, Relays, RetryPolicy, Sending, Worker, WorkerSettings};
+use canvass::worker::{Outage, RetryPolicy, Sending, Worker, WorkerSettings};
 use serde_json::json;
 use support::smtpd::Smtpd;
 use support::{TestStore, on_both_backends};

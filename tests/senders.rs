@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use canvass::app::{Actor, campaigns};
 use canvass::config::DkimSettings;
+use canvass::mail::Transport;
 use canvass::mail::load_dkim;
 use canvass::metrics::Metrics;
-use canvass::worker::{Sending, Transport, Worker, WorkerSettings};
+use canvass::worker::{Sending, Worker, WorkerSettings};
 use support::smtpd::Smtpd;
 use support::{TestStore, header, on_both_backends};
 

@@ -304,7 +304,10 @@ async fn bad_signups_and_bad_links_are_refused_and_change_nothing(db: TestStore)
     ));
     // An unsubscribe link is no confirmation link.
     let unsubscribe = app
-        .link(canvass::token::Purpose::Unsubscribe, "amira@example.org")
+        .link(
+            canvass::mail::token::Purpose::Unsubscribe,
+            "amira@example.org",
+        )
         .await;
     let wrong = unsubscribe.replace("/u/", "/confirm/");
     assert_eq!(

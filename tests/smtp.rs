@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use canvass::domain::{Actor, Email, SuppressionReason};
+use canvass::mail::Transport;
+use canvass::mail::token::{Purpose, SigningKeys};
 use canvass::metrics::Metrics;
 use canvass::store::UnsubscribeRequest;
-use canvass::token::{Purpose, SigningKeys};
-use canvass::worker::{Outage, RetryPolicy, Sending, Totals, Transport, Worker, WorkerSettings};
+use canvass::worker::{Outage, RetryPolicy, Sending, Totals, Worker, WorkerSettings};
 use chrono::Utc;
 use support::app::KEY_1;
 use support::smtp::SmtpSink;
@@ -420,7 +421,7 @@ async fn a_relay_down_for_twenty_seconds_mid_campaign_is_waited_for(db: TestStor
     let concurrency = 8;
     let sending = Sending {
         concurrency: std::num::NonZeroUsize::new(concurrency).unwrap(),
-        rate: Some(canvass::worker::Rate::try_from(25.0).unwrap()),
+        rate: Some(canvass::domain::Rate::try_from(25.0).unwrap()),
         outage: Outage {
             longest_wait: Duration::from_secs(4),
             drain_patience: Duration::from_secs(600),

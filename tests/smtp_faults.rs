@@ -10,9 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use canvass::domain::{Actor, Email, SuppressionReason};
+use canvass::mail::{Timeouts, Transport};
 use canvass::metrics::Metrics;
 use canvass::store::{RetryOutcome, StateChange, UnsuppressOutcome};
-use canvass::worker::{Outage, Sending, Timeouts, Totals, Transport, Worker, WorkerSettings};
+use canvass::worker::{Outage, Sending, Totals, Worker, WorkerSettings};
 use serde_json::json;
 use support::smtpd::{Certs, Smtpd};
 use support::{TestStore, news_campaign, on_both_backends};

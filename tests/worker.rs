@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use canvass::config::DkimSettings;
 use canvass::mail::DkimKeys;
+use canvass::mail::token::{Purpose, SigningKeys};
+use canvass::mail::{Letterhead, Transport, load_dkim};
 use canvass::metrics::Metrics;
-use canvass::token::{Purpose, SigningKeys};
-use canvass::worker::{Letterhead, Sending, Totals, Transport, Worker, WorkerSettings, load_dkim};
+use canvass::worker::{Sending, Totals, Worker, WorkerSettings};
 use chrono::Utc;
 use support::app::KEY_1;
 use support::{TestStore, news_campaign, on_both_backends};

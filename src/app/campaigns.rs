@@ -8,7 +8,7 @@ use crate::domain::{
     DeliveryCounts, Email, NewCampaign, ReportCounts, Scope, first_remote_resource, parse_schedule,
 };
 use crate::mail::MessageError;
-use crate::render::{
+use crate::mail::render::{
     Bodies, Footer, MessageVars, TemplateError, Templates, in_background, markdown_template,
 };
 use crate::store::{

@@ -3,7 +3,7 @@
 
 use super::{Actor, App, AppError, Result};
 use crate::domain::SuppressionReason;
-use crate::feedback::Report;
+use crate::mail::feedback::Report;
 pub use crate::store::FeedbackAbout;
 
 /// What recording a report did.

@@ -14,9 +14,9 @@ use super::feedback::{self, Recorded};
 use super::preferences::{self, UnsubscribeOutcome, UnsubscribeVia};
 use super::{Actor, App, AppError, Result};
 use crate::domain::SuppressionReason;
-use crate::feedback::{Finding, Report};
+use crate::mail::feedback::{Finding, Report};
 use crate::mail::imap::{Filed, Mailbox, MailboxUrl};
-use crate::token::{Purpose, SigningKeys};
+use crate::mail::token::{Purpose, SigningKeys};
 
 /// What one report in a message came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub async fn read_message(app: &App, keys: &SigningKeys, bytes: &[u8]) -> Result
     if app.store.inbox_message_read(&digest).await? {
         return Ok(MessageRead::AlreadyRead);
     }
-    let findings = match crate::feedback::read(bytes) {
+    let findings = match crate::mail::feedback::read(bytes) {
         Ok(findings) => findings,
         Err(e) => {
             app.store.mark_inbox_message(&digest, "unreadable").await?;

@@ -43,8 +43,8 @@ use std::sync::{Arc, OnceLock};
 use crate::domain::{BankHolidays, PrivacyText, Publisher};
 use crate::import::ImportError;
 use crate::mail::Mailer;
+use crate::mail::token::{LoadKeysError, SigningKeys};
 use crate::store::{Store, StoreError};
-use crate::token::{LoadKeysError, SigningKeys};
 
 pub use crate::domain::Actor;
 

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 
 use super::{App, AppError, Result};
 use crate::domain::{Postcode, PublicId, TopicSlug};
+use crate::mail::token::Link;
 use crate::store::{PreferenceUpdate, Request, UnsubscribeRequest};
-use crate::token::Link;
 
 pub use crate::store::{Preferences, UnsubscribeOutcome, UpdateOutcome};
 

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use super::{App, AppError, Result, contacts};
 use crate::domain::{ContactDraft, PublicId};
+use crate::mail::token::{Purpose, SigningKeys};
 use crate::store::{NewSignup, SIGNUP_SOURCE};
-use crate::token::{Purpose, SigningKeys};
 
 pub use crate::store::ConfirmOutcome;
 

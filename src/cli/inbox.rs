@@ -10,7 +10,7 @@ use anyhow::Context;
 use crate::app::App;
 use crate::app::inbox::{self, Heard, MessageRead};
 use crate::domain::SuppressionReason;
-use crate::token::SigningKeys;
+use crate::mail::token::SigningKeys;
 
 #[derive(Default)]
 struct Tally {

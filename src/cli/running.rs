@@ -14,11 +14,10 @@ use crate::domain::Actor;
 use crate::http::{Application, Metrics, ServiceSettings, WorkerHealth, shutdown_signal};
 use crate::mail::Mailer;
 use crate::mail::imap::MailboxUrl;
+use crate::mail::token::SigningKeys;
+use crate::mail::{Letterhead, Relays, Transport, load_dkim};
 use crate::progress;
-use crate::token::SigningKeys;
-use crate::worker::{
-    Letterhead, Outage, Relays, RetryPolicy, Sending, Transport, Worker, WorkerSettings, load_dkim,
-};
+use crate::worker::{Outage, RetryPolicy, Sending, Worker, WorkerSettings};
 
 /// The application, sending its own messages (test messages) where the settings say.
 pub(super) async fn mailing_app(config: &Config) -> anyhow::Result<App> {

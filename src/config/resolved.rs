@@ -67,9 +67,9 @@ pub struct Config {
     pub from: Mailbox,
     /// Secret; parsed by the token module.
     pub signing_keys: Option<String>,
-    pub send_rate: Option<crate::worker::Rate>,
+    pub send_rate: Option<crate::domain::Rate>,
     /// Each recipient domain's cap (lower case).
-    pub domain_rates: Vec<(String, crate::worker::Rate)>,
+    pub domain_rates: Vec<(String, crate::domain::Rate)>,
     pub send_concurrency: NonZeroUsize,
     pub unsubscribe_mailto: Option<lettre::Address>,
     pub lease: Duration,
@@ -226,10 +226,10 @@ impl Settings {
             .map_err(|e| invalid("from", format!("{e}")))?;
         let send_rate = settings
             .send_rate
-            .map(crate::worker::Rate::try_from)
+            .map(crate::domain::Rate::try_from)
             .transpose()
             .map_err(|e| invalid("send_rate", e))?;
-        let mut domain_rates: Vec<(String, crate::worker::Rate)> = Vec::new();
+        let mut domain_rates: Vec<(String, crate::domain::Rate)> = Vec::new();
         for entry in settings
             .domain_rates
             .iter()

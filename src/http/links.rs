@@ -18,8 +18,8 @@ use crate::app::preferences::{
     self, PreferenceForm, Preferences, UnsubscribeOutcome, UnsubscribeVia, UpdateOutcome,
 };
 use crate::domain::{Actor, PublicId};
-use crate::render::TRIAL_LINK_PATH;
-use crate::token::{Link, Purpose, TokenError};
+use crate::mail::render::TRIAL_LINK_PATH;
+use crate::mail::token::{Link, Purpose, TokenError};
 
 pub fn router() -> Router<AppState> {
     Router::new()

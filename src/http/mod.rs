@@ -37,7 +37,7 @@ pub use client_ip::{ClientIp, parse_trusted_proxies};
 pub use ops::WorkerHealth;
 
 use crate::app::{App, AppError};
-use crate::token::SigningKeys;
+use crate::mail::token::SigningKeys;
 use pages::Pages;
 
 /// The largest request body the public pages take: the preference form is a few hundred bytes.

@@ -21,7 +21,7 @@ use super::AppState;
 use super::client_ip::ClientIp;
 use crate::app::AppError;
 use crate::app::signups::{self, ConfirmOutcome, Requested, SignupForm};
-use crate::token::Purpose;
+use crate::mail::token::Purpose;
 
 /// IP addresses the sign-up limiter tracks before it forgets those back to full quota.
 const MAX_TRACKED_ADDRESSES: usize = 10_000;
@@ -188,7 +188,9 @@ pub async fn confirm(
         Ok(ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed) => {
             state.page_with_message(StatusCode::OK, "confirmed", "")
         }
-        Ok(ConfirmOutcome::NotFound) => state.invalid_link(crate::token::TokenError::UnknownKey),
+        Ok(ConfirmOutcome::NotFound) => {
+            state.invalid_link(crate::mail::token::TokenError::UnknownKey)
+        }
         Err(e) => {
             tracing::error!("confirming a sign-up: {e}");
             state.page_with_message(

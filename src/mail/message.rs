@@ -8,9 +8,9 @@ use lettre::message::{Mailbox, MessageBuilder, MultiPart};
 
 use super::{Connection, DkimKeys, SendFailure, Transport, envelope};
 use crate::domain::{Email, Publisher, Sender};
-use crate::render::{Footer, MessageVars, TemplateError, Templates};
+use crate::mail::render::{Footer, MessageVars, TemplateError, Templates};
+use crate::mail::token::SigningKeys;
 use crate::store::{Campaign, ClaimedDelivery};
-use crate::token::SigningKeys;
 
 /// What a test message's subject begins with.
 pub const TRIAL_SUBJECT_PREFIX: &str = "[Test] ";

@@ -39,7 +39,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::num::{NonZeroU32, NonZeroUsize};
 
-pub use crate::domain::Rate;
+use crate::domain::Rate;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,10 +50,7 @@ use rand::Rng;
 use tokio::sync::{Notify, oneshot};
 use tokio::task::JoinSet;
 
-pub use crate::mail::{
-    Connection, DkimError, Letterhead, MessageError, Relays, SendFailure, Timeouts, Transport,
-    TransportError, Trouble, envelope, load_dkim,
-};
+use crate::mail::{Letterhead, Relays};
 
 use self::budget::Budget;
 use self::domains::Domains;
@@ -61,8 +58,8 @@ use self::feed::Feed;
 use self::recorder::record;
 use self::relays::Relaying;
 use self::sender::send;
+use crate::mail::render::Templates;
 use crate::metrics::Metrics;
-use crate::render::Templates;
 use crate::store::{Campaign, ClaimedDelivery, DeliveryResult, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +69,7 @@ pub enum WorkerError {
     #[error("recording results: {0}")]
     Recording(Arc<StoreError>),
     #[error("campaign {0}: {1}")]
-    Template(i64, crate::render::TemplateError),
+    Template(i64, crate::mail::render::TemplateError),
     #[error("campaign {0} has disappeared")]
     CampaignGone(i64),
     #[error("a sender task failed: {0}")]

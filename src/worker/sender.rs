@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use crate::mail::{Connection, SendFailure};
 
 use super::budget::Taken;
-use crate::render::Templates;
+use crate::mail::render::Templates;
 use crate::store::{Campaign, DeliveryResult, Imprint, Recheck};
 
 /// A sender: takes one delivery at a time and sends it over its own connection. A message

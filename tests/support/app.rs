@@ -5,8 +5,8 @@ use std::sync::Arc;
 use canvass::domain::{ContactExport, Email, PublicId};
 use canvass::http::{Application, Metrics, ServiceSettings};
 use canvass::mail::Mailer;
-use canvass::token::{Purpose, SigningKeys};
-use canvass::worker::Transport;
+use canvass::mail::Transport;
+use canvass::mail::token::{Purpose, SigningKeys};
 use tokio::sync::oneshot;
 
 use super::{Recorded, TestStore};
@@ -107,7 +107,7 @@ impl TestApp {
         if let Some(smtp_url) = mailer {
             service = service.with_mailer(Mailer {
                 transport: Transport::from_url(&smtp_url).unwrap(),
-                letterhead: canvass::worker::Letterhead {
+                letterhead: canvass::mail::Letterhead {
                     keys: keys.clone(),
                     dkim: canvass::mail::DkimKeys::one("hertford.example.org", test_dkim()),
                     ..super::letterhead()

@@ -509,7 +509,7 @@ pub fn outbox_worker(db: &TestStore, outbox: &Path) -> canvass::worker::Worker {
         db.store.clone(),
         canvass::worker::WorkerSettings {
             letterhead: letterhead(),
-            relays: canvass::worker::Transport::Outbox(outbox.to_owned()).into(),
+            relays: canvass::mail::Transport::Outbox(outbox.to_owned()).into(),
             metrics: std::sync::Arc::new(canvass::metrics::Metrics::new()),
             sending: canvass::worker::Sending::default(),
         },
@@ -518,8 +518,8 @@ pub fn outbox_worker(db: &TestStore, outbox: &Path) -> canvass::worker::Worker {
 
 /// What the tests' messages carry: links under https://links.example.org signed with
 /// [`app::KEY_1`], from Hertford Labour, with [`publisher`]'s footer; no DKIM, no Reply-To.
-pub fn letterhead() -> canvass::worker::Letterhead {
-    canvass::worker::Letterhead {
+pub fn letterhead() -> canvass::mail::Letterhead {
+    canvass::mail::Letterhead {
         keys: app::KEY_1.parse().unwrap(),
         base_url: "https://links.example.org".into(),
         from: "Hertford Labour <news@hertford.example.org>"

@@ -10,8 +10,8 @@ use super::{ApiError, ApiJson, ApiPath, Failure, WriteRefusals, actor};
 use crate::app::feedback::FeedbackAbout;
 use crate::app::feedback::{self, Recorded};
 use crate::domain::{Email, StaffMember};
-use crate::feedback::Report;
 use crate::http::AppState;
+use crate::mail::feedback::Report;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
