@@ -11,6 +11,7 @@ mod backups;
 mod budget;
 mod campaigns;
 mod changes;
+mod connection;
 mod consent;
 mod contact_import;
 mod contact_lists;
@@ -21,6 +22,7 @@ mod directory;
 mod hooks;
 mod inbox;
 mod journal;
+mod journaling;
 mod preferences;
 mod proof;
 mod registers;
@@ -34,16 +36,13 @@ mod topics;
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
 use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
@@ -58,6 +57,7 @@ pub use campaigns::{
 };
 pub(crate) use changes::note_changes;
 pub use changes::{Change, Changes, Recheck};
+pub use connection::{DatabaseUrl, DatabaseUrlError, Migrated};
 pub use consent::ConsentChange;
 pub use contact_import::{ContactImport, ContactImportOutcome, WithdrawnFrom, WithheldGrant};
 pub use contact_lists::{
@@ -73,6 +73,7 @@ pub use deliveries::{Backlog, Claim, ClaimedDelivery, DeliveryResult};
 pub use directory::{ConstituencySummary, DirectoryEntry, DirectoryImport, PostcodeLookup};
 pub use hooks::{Effect, Heard, ProviderEvent};
 pub use journal::{Journal, JournalEntry, JournalError, JournalEvent, JournalRead, Standing};
+pub use journaling::JournalStart;
 pub use preferences::{
     MAX_UNSUBSCRIBE_BATCH, PreferenceUpdate, Preferences, Request, TopicChoice, UnsubscribeOutcome,
     UnsubscribeRequest, UpdateOutcome,
@@ -85,90 +86,6 @@ pub use staff::{
     AlertRecipient, DisableOutcome, NewStaffUser, PasswordLink, RevokeOutcome, SignInRecord,
     StaffEditOutcome, StaffSession, StaffTokenSummary, StaffUser,
 };
-
-/// Where the data lives.
-#[derive(Clone, PartialEq, Eq)]
-pub enum DatabaseUrl {
-    Sqlite(String),
-    Postgres(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("database URL must start with sqlite:// or postgres://")]
-pub struct DatabaseUrlError;
-
-impl FromStr for DatabaseUrl {
-    type Err = DatabaseUrlError;
-
-    fn from_str(url: &str) -> Result<Self, Self::Err> {
-        let url = url.trim();
-        if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(url.to_owned()))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(url.to_owned()))
-        } else {
-            Err(DatabaseUrlError)
-        }
-    }
-}
-
-impl DatabaseUrl {
-    /// Whether the database is PostgreSQL's.
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Self::Postgres(_))
-    }
-
-    /// The SQLite database's file; `None` in memory or on PostgreSQL.
-    pub fn sqlite_file(&self) -> Option<PathBuf> {
-        let Self::Sqlite(url) = self else {
-            return None;
-        };
-        if url.contains(":memory:") || url.contains("mode=memory") {
-            return None;
-        }
-        let options = SqliteConnectOptions::from_str(url).ok()?;
-        Some(options.get_filename().to_owned())
-    }
-}
-
-/// Shows the URL without its password, which may sit in a PostgreSQL URL.
-impl fmt::Display for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Sqlite(url) => f.write_str(url),
-            Self::Postgres(url) => {
-                // Parsed, not split: a password may hold an `@` of its own, or sit in the
-                // query (`?password=`).
-                let Ok(mut parsed) = url::Url::parse(url) else {
-                    return f.write_str("postgres://(a URL that does not parse)");
-                };
-                if parsed.password().is_some() {
-                    let _ = parsed.set_password(Some("***"));
-                }
-                let pairs: Vec<(String, String)> = parsed
-                    .query_pairs()
-                    .map(|(key, value)| {
-                        let value = match key.eq_ignore_ascii_case("password") {
-                            true => "***".to_owned(),
-                            false => value.into_owned(),
-                        };
-                        (key.into_owned(), value)
-                    })
-                    .collect();
-                if !pairs.is_empty() {
-                    parsed.query_pairs_mut().clear().extend_pairs(pairs);
-                }
-                f.write_str(parsed.as_str())
-            }
-        }
-    }
-}
-
-impl fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DatabaseUrl({self})")
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -324,235 +241,12 @@ impl Store {
         &self.pool
     }
 
-    /// This store, writing every erasure and suppression to `journal` as well.
-    pub fn with_journal(self, journal: Journal) -> Self {
-        Self {
-            journal: Some(Arc::new(journal)),
-            ..self
-        }
-    }
-
-    /// This store with the journal at `path`, checked against what the database remembers of
-    /// it: a journal missing where this database has written to one (on this host) was lost
-    /// or moved, and only `start` [`JournalStart::Anew`] starts another there.
-    pub async fn with_journal_at(self, path: &Path, start: JournalStart) -> Result<Self> {
-        let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-        let host = host_name();
-        let shown = path.display().to_string();
-        let started: Option<DateTime<Utc>> = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT started_at FROM journals WHERE host = $1 AND path = $2")
-                .bind(&host)
-                .bind(&shown)
-                .fetch_optional(pool)
-                .await?
-        });
-        let create = match (start, started) {
-            (JournalStart::Anew, _) => true,
-            (JournalStart::IfNew, None) => true,
-            (JournalStart::IfNew | JournalStart::Never, Some(_)) | (JournalStart::Never, None) => {
-                false
-            }
-        };
-        let journal = match Journal::open(&path, create) {
-            Err(error) if error.is_missing() => {
-                return Err(match started {
-                    Some(since) => StoreError::JournalLost { path, since },
-                    None => StoreError::NoJournal(path),
-                });
-            }
-            opened => opened?,
-        };
-        let now = now();
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO journals (host, path, started_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (host, path) DO NOTHING",
-            )
-            .bind(&host)
-            .bind(&shown)
-            .bind(now)
-            .execute(pool)
-            .await?;
-            if let (JournalStart::Anew, Some(_)) = (start, started) {
-                sqlx::query("UPDATE journals SET started_at = $3 WHERE host = $1 AND path = $2")
-                    .bind(&host)
-                    .bind(&shown)
-                    .bind(now)
-                    .execute(pool)
-                    .await?;
-                insert_audit!(pool, actor: crate::domain::Actor::Operator,
-                    action: "journal.started_anew", contact: None::<i64>,
-                    detail: Some(format!("{shown} on {host}")), ip: None::<String>)?;
-            }
-        });
-        Ok(self.with_journal(journal))
-    }
-
-    /// Whether the journal's last write failed: the worker sends nothing meanwhile. It is
-    /// tried again here.
-    pub async fn journal_is_broken(&self) -> bool {
-        let Some(journal) = self.journal.clone() else {
-            return false;
-        };
-        if !journal.is_broken() {
-            return false;
-        }
-        tokio::task::spawn_blocking(move || !journal.probe())
-            .await
-            .unwrap_or(true)
-    }
-
-    /// The journal this store writes to, if any.
-    pub fn journal(&self) -> Option<&Journal> {
-        self.journal.as_deref()
-    }
-
-    /// This store writing to no journal: for putting back what the journal holds.
-    fn without_journal(&self) -> Self {
-        Self::new(self.pool.clone())
-    }
-
-    /// Writes entries to the journal and syncs them to disk: called before the transaction
-    /// that makes the change commits, for erasures and suppressions, and after it for lifts.
-    async fn journal_entries(&self, entries: Vec<JournalEntry>) -> Result<()> {
-        let Some(journal) = self.journal.clone() else {
-            return Ok(());
-        };
-        if entries.is_empty() {
-            return Ok(());
-        }
-        tokio::task::spawn_blocking(move || journal.append(&entries))
-            .await
-            .map_err(|_| StoreError::Closed)??;
-        Ok(())
-    }
-
-    /// Writes entries to the journal, or holds them for its next write when it cannot be
-    /// written: for a change that must go ahead regardless (a bounce recorded with the
-    /// messages the server took, which must not be sent again).
-    async fn journal_or_hold(&self, entries: Vec<JournalEntry>) {
-        if let Some(journal) = self.journal.clone()
-            && !entries.is_empty()
-        {
-            let _ = tokio::task::spawn_blocking(move || journal.append_or_hold(&entries)).await;
-        }
-    }
-
-    /// Writes to the journal that a suppression was lifted, once the lift has committed. A lift
-    /// is not worth failing for: a journal without it keeps the address suppressed after a
-    /// restore, the safe way to be wrong, and says so in the log.
-    async fn journal_lift(&self, hash: &EmailHash) {
-        let lift = JournalEntry {
-            at: now(),
-            event: JournalEvent::Lifted,
-            hash: hash.clone(),
-        };
-        if let Err(error) = self.journal_entries(vec![lift]).await {
-            tracing::warn!("a lifted suppression was not written to the journal: {error}");
-        }
-    }
-
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query("SELECT 1").execute(pool).await?;
         });
         Ok(())
-    }
-
-    /// Opens the database, creating an SQLite file on first use.
-    pub async fn connect(url: &DatabaseUrl) -> Result<Self> {
-        match url {
-            DatabaseUrl::Sqlite(url) => {
-                let options = SqliteConnectOptions::from_str(url)?
-                    .create_if_missing(true)
-                    .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
-                    .foreign_keys(true)
-                    .busy_timeout(WRITE_TURN_TIMEOUT)
-                    // Erased data is overwritten on disk, not just unlinked from the b-tree.
-                    .pragma("secure_delete", "on")
-                    // Statement journals (the undo copy of every page a bulk statement touches)
-                    // and import staging tables spill to temporary files: the bundled SQLite keeps
-                    // them in memory by default, and a large import then grows without bound.
-                    .pragma("temp_store", "file")
-                    .pragma("cache_size", "-16384")
-                    // All of this process's connections together: past it, their page caches
-                    // recycle pages rather than grow, so that the caches stay within it whatever
-                    // the size of the database or the campaign (the worker within 64 MB). A
-                    // transaction's own changes, sorts and statement journals are not bound.
-                    .pragma("soft_heap_limit", SQLITE_HEAP_LIMIT);
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(4)
-                    // A connection to a local file does not go stale; checking it before each
-                    // use is a round trip to its thread for nothing.
-                    .test_before_acquire(false)
-                    .connect_with(options)
-                    .await?;
-                Ok(Self::new(Pool::Sqlite(pool)))
-            }
-            DatabaseUrl::Postgres(url) => {
-                let options = PgConnectOptions::from_str(url)?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(16)
-                    .acquire_timeout(Duration::from_secs(10))
-                    .connect_with(options)
-                    .await?;
-                Ok(Self::new(Pool::Postgres(pool)))
-            }
-        }
-    }
-
-    /// The migrations this build knows for this store's engine.
-    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
-        match self.pool() {
-            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
-            Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
-        }
-    }
-
-    /// Creates or upgrades the schema, saying which it did.
-    pub async fn migrate(&self) -> Result<Migrated> {
-        let before = self.applied_migrations().await.unwrap_or(0);
-        on_pool!(self, |pool| self.migrator().run(pool).await?);
-        let known = self.migrator().iter().count() as u64;
-        Ok(match before {
-            0 => Migrated::Created(known),
-            n if n < known => Migrated::Upgraded { from: n, to: known },
-            n => Migrated::UpToDate(n),
-        })
-    }
-
-    /// The latest schema version this build knows for the engine `url` names.
-    pub fn latest_schema(url: &DatabaseUrl) -> i64 {
-        let migrations = match url {
-            DatabaseUrl::Sqlite(_) => &SQLITE_MIGRATIONS,
-            DatabaseUrl::Postgres(_) => &POSTGRES_MIGRATIONS,
-        };
-        migrations.iter().map(|m| m.version).max().unwrap_or(0)
-    }
-
-    /// How many migrations the database has had; an error where it has none at all.
-    async fn applied_migrations(&self) -> Result<u64, sqlx::Error> {
-        let applied: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations WHERE success")
-                .fetch_one(pool)
-                .await?
-        });
-        Ok(applied as u64)
-    }
-
-    /// Fails with [`StoreError::NotMigrated`] unless every migration this build knows is applied.
-    pub async fn check_schema(&self) -> Result<()> {
-        let known = self.migrator().iter().count();
-        match self.applied_migrations().await {
-            Ok(applied) if applied as usize >= known => Ok(()),
-            _ => Err(StoreError::NotMigrated),
-        }
-    }
-
-    pub async fn close(&self) {
-        on_pool!(self, |pool| pool.close().await)
     }
 
     /// A contact's postcode (`c.postcode`) as SQL that compares in byte order, the order of a
@@ -653,51 +347,6 @@ impl Store {
         match self.pool() {
             Pool::Sqlite(_) => "sqlite",
             Pool::Postgres(_) => "postgres",
-        }
-    }
-}
-
-/// Whether a journal may be started where none is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JournalStart {
-    /// Only where this database has written to none (on this host): `migrate`, `demo`.
-    IfNew,
-    /// Never: it must be there.
-    Never,
-    /// Even where one was lost (`migrate --new-journal`), saying so in the audit log.
-    Anew,
-}
-
-/// This machine's name, which tells the journals of several hosts on one database apart.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|name| name.trim().to_owned())
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// What `migrate` did to the schema (counting migrations: the versions this build knows).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Migrated {
-    /// On an empty database: every migration.
-    Created(u64),
-    Upgraded {
-        from: u64,
-        to: u64,
-    },
-    UpToDate(u64),
-}
-
-impl fmt::Display for Migrated {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Created(n) => write!(f, "created the schema (version {n})"),
-            Self::Upgraded { from, to } => {
-                write!(f, "upgraded the schema from version {from} to {to}")
-            }
-            Self::UpToDate(n) => write!(f, "the schema is up to date (version {n}); nothing to do"),
         }
     }
 }
