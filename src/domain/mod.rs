@@ -18,6 +18,7 @@ mod publisher;
 mod rate;
 mod registers;
 mod remote_images;
+mod report;
 mod schedule;
 mod sender;
 mod staff;
@@ -31,9 +32,8 @@ pub use access::{
 pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
 pub use calendar::{BankHolidays, day_name, days_after, months_after, uk_date, uk_day, uk_time};
 pub use campaign::{
-    Approval, Audience, CampaignChanges, CampaignDraft, CampaignDraftError, CampaignReport,
-    CampaignState, CampaignSummary, ConstituencyCounts, DeliveryCounts, DraftStage, Event, LinkTag,
-    NewCampaign, ReportCounts,
+    Approval, Audience, CampaignChanges, CampaignDraft, CampaignDraftError, CampaignState,
+    CampaignSummary, DraftStage, Event, LinkTag, NewCampaign,
 };
 pub use constituency::{ConstituencyCode, ConstituencyCodeError};
 pub use contact::{
@@ -56,6 +56,7 @@ pub use registers::{
     RequestClock, RequestStatus, Right, acknowledge_by, days_left,
 };
 pub use remote_images::first_remote_resource;
+pub use report::{CampaignReport, ConstituencyCounts, DeliveryCounts, ReportCounts};
 pub use schedule::{ScheduleError, parse_schedule};
 pub use sender::Sender;
 pub use staff::{StaffName, StaffNameError, StaffSecret, StaffTokenHash};

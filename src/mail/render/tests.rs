@@ -3,6 +3,7 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::domain::Publisher;
 use crate::domain::{Audience, TopicSlug};
 
 fn campaign(html: &str, text: Option<&str>, event: bool) -> NewCampaign {
