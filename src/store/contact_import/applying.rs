@@ -1,0 +1,298 @@
+//! An import under way: rows staged as they are read, applied many thousands at a time, set by
+//! set, taking turns with other writers on SQLite.
+
+use super::{
+    Connection, ContactImport, ContactImportOutcome, DROP_STAGING, GRANT_IMPORTED_CONSENTS, Held,
+    LAST_CONTACT_ID, POSTGRES_ANALYZE, POSTGRES_CLEAR_STAGING, RECORD_GUARDIANS, REFUSE_ERASED,
+    REFUSE_UNDERAGE, SQLITE_CLEAR_STAGING, STAGED_COLUMNS, STATISTICS_REFRESH_FIRST,
+    UPSERT_CONTACTS, WITHHELD_GRANTS, WithheldRow, address_key, copy_in, copy_row, next_apply_rows,
+    withheld_grants,
+};
+
+use std::time::Instant;
+
+use sqlx::{Connection as _, QueryBuilder};
+
+use crate::store::{
+    BeginWrite, BulkChange, Change, MAX_BIND_PARAMETERS, Pool, Result, note_changes, now,
+};
+
+use crate::domain::{
+    Name, NewContact, Postcode, PublicId, TopicSlug, latest_birth_date_to_mail, uk_day,
+};
+
+impl ContactImport<'_> {
+    /// Stages `rows` (`keys` the caller's key for each, such as its line, which refusals
+    /// name), applying what is staged whenever enough is, or before a row for an address
+    /// staged already. Says what the applying did.
+    pub async fn add(&mut self, rows: &[NewContact], keys: &[u64]) -> Result<ContactImportOutcome> {
+        let mut outcome = ContactImportOutcome::default();
+        let mut start = 0;
+        while start < rows.len() {
+            let room = self.apply_rows.saturating_sub(self.staged.len());
+            let distinct = rows[start..]
+                .iter()
+                .take(room)
+                .take_while(|row| self.staged.insert(address_key(&row.email)))
+                .count();
+            let end = start + distinct;
+            self.stage(&rows[start..end], &keys[start..end]).await?;
+            start = end;
+            if start < rows.len() || self.staged.len() >= self.apply_rows {
+                outcome.add(self.apply().await?);
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Applies what is left staged, brings the statistics up to date after a bulk change, and
+    /// closes the import's connection with its staging tables (or, for a save in one
+    /// transaction, drops them and commits).
+    pub async fn finish(mut self) -> Result<ContactImportOutcome> {
+        let outcome = self.apply().await?;
+        let own = self.own_connection();
+        if !own {
+            self.run(DROP_STAGING).await?;
+        } else if self.applied >= STATISTICS_REFRESH_FIRST {
+            self.run(self.store.bulk_change_sql(BulkChange::Done))
+                .await?;
+        }
+        match self.connection {
+            Connection::Sqlite(Held::Own(conn)) => conn.close().await?,
+            Connection::Postgres(Held::Own(conn)) => conn.close().await?,
+            Connection::Sqlite(Held::Once(tx)) => tx.commit().await?,
+            Connection::Postgres(Held::Once(tx)) => tx.commit().await?,
+        }
+        if !own {
+            // What the save's triggers counted is folded in once it is committed.
+            self.store.fold_counts().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Whether the import runs on a connection of its own, not in one transaction.
+    pub(super) fn own_connection(&self) -> bool {
+        matches!(
+            self.connection,
+            Connection::Sqlite(Held::Own(_)) | Connection::Postgres(Held::Own(_))
+        )
+    }
+
+    /// Runs statements on the import's connection: outside any transaction, or within the
+    /// save's own for a save made in one.
+    pub(super) async fn run(&mut self, sql: &'static str) -> Result<()> {
+        match &mut self.connection {
+            Connection::Sqlite(conn) => {
+                sqlx::raw_sql(sql).execute(&mut **conn).await?;
+            }
+            Connection::Postgres(conn) => {
+                sqlx::raw_sql(sql).execute(&mut **conn).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes rows into the staging tables, outside any write transaction.
+    pub(super) async fn stage(&mut self, rows: &[NewContact], keys: &[u64]) -> Result<()> {
+        let indexed: Vec<(u64, &NewContact)> = keys.iter().copied().zip(rows).collect();
+        let topics: Vec<(u64, &TopicSlug)> = indexed
+            .iter()
+            .flat_map(|&(key, contact)| contact.topics.iter().map(move |topic| (key, topic)))
+            .collect();
+        match &mut self.connection {
+            Connection::Sqlite(conn) => {
+                for chunk in indexed.chunks(MAX_BIND_PARAMETERS / STAGED_COLUMNS) {
+                    QueryBuilder::new(
+                        "INSERT INTO import_rows (idx, public_id, email, email_hash, name, \
+                         postcode, date_of_birth, guardian_consent, consent_at, consent_dated, \
+                         consent_source, guardian, guardian_relationship, guardian_at, \
+                         guardian_method) ",
+                    )
+                    .push_values(chunk, |mut row, &(key, contact)| {
+                        let guardian = contact.guardian.as_ref();
+                        row.push_bind(key as i64)
+                            .push_bind(PublicId::generate().to_string())
+                            .push_bind(contact.email.as_str())
+                            .push_bind(contact.email.hash().as_str().to_owned())
+                            .push_bind(contact.name.as_ref().map(Name::as_str))
+                            .push_bind(contact.postcode.as_ref().map(Postcode::as_str))
+                            .push_bind(contact.date_of_birth)
+                            .push_bind(contact.guardian_consent)
+                            .push_bind(contact.consent_at)
+                            .push_bind(contact.consent_dated)
+                            .push_bind(contact.consent_source.as_str())
+                            .push_bind(guardian.map(|g| g.guardian.as_str()))
+                            .push_bind(guardian.map(|g| g.relationship.as_str()))
+                            .push_bind(guardian.map(|g| g.given_at))
+                            .push_bind(guardian.map(|g| g.method.as_str()));
+                    })
+                    .build()
+                    .persistent(false)
+                    .execute(&mut **conn)
+                    .await?;
+                }
+                for chunk in topics.chunks(MAX_BIND_PARAMETERS / 2) {
+                    QueryBuilder::new("INSERT INTO import_topics (idx, slug) ")
+                        .push_values(chunk, |mut row, &(key, topic)| {
+                            row.push_bind(key as i64).push_bind(topic.as_str());
+                        })
+                        .build()
+                        .persistent(false)
+                        .execute(&mut **conn)
+                        .await?;
+                }
+            }
+            // PostgreSQL's own bulk path: the rows as COPY's text, sent in one stream.
+            Connection::Postgres(conn) => {
+                let mut text = String::new();
+                for &(key, contact) in &indexed {
+                    let guardian = contact.guardian.as_ref();
+                    copy_row(
+                        &mut text,
+                        &[
+                            Some(&key.to_string()),
+                            Some(&PublicId::generate().to_string()),
+                            Some(contact.email.as_str()),
+                            Some(contact.email.hash().as_str()),
+                            contact.name.as_ref().map(Name::as_str),
+                            contact.postcode.as_ref().map(Postcode::as_str),
+                            contact.date_of_birth.map(|d| d.to_string()).as_deref(),
+                            contact.guardian_consent.map(|g| g.to_string()).as_deref(),
+                            Some(&contact.consent_at.to_rfc3339()),
+                            Some(&contact.consent_dated.to_string()),
+                            Some(&contact.consent_source),
+                            guardian.map(|g| g.guardian.as_str()),
+                            guardian.map(|g| g.relationship.as_str()),
+                            guardian.map(|g| g.given_at.to_rfc3339()).as_deref(),
+                            guardian.map(|g| g.method.as_str()),
+                        ],
+                    );
+                }
+                copy_in(
+                    conn,
+                    "COPY import_rows (idx, public_id, email, email_hash, name, postcode, \
+                     date_of_birth, guardian_consent, consent_at, consent_dated, consent_source, \
+                     guardian, guardian_relationship, guardian_at, guardian_method) FROM STDIN",
+                    text,
+                )
+                .await?;
+                let mut text = String::new();
+                for &(key, topic) in &topics {
+                    copy_row(&mut text, &[Some(&key.to_string()), Some(topic.as_str())]);
+                }
+                copy_in(conn, "COPY import_topics (idx, slug) FROM STDIN", text).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the staged rows in one write transaction and empties the staging tables.
+    pub(super) async fn apply(&mut self) -> Result<ContactImportOutcome> {
+        if self.staged.is_empty() {
+            return Ok(ContactImportOutcome::default());
+        }
+        let staged = std::mem::take(&mut self.staged).len();
+        let now = now();
+        let source = self.source.as_str();
+        macro_rules! apply_in {
+            ($tx:expr, $clear:expr) => {{
+                let tx = $tx;
+                let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let underage: Vec<i64> = sqlx::query_scalar(REFUSE_UNDERAGE)
+                    .bind(latest_birth_date_to_mail(uk_day(now)))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                let last_id: i64 = sqlx::query_scalar(LAST_CONTACT_ID)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let written: Vec<i64> = sqlx::query_scalar(UPSERT_CONTACTS)
+                    .bind(source)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                sqlx::query(RECORD_GUARDIANS)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                let withheld: Vec<WithheldRow> =
+                    sqlx::query_as(WITHHELD_GRANTS).fetch_all(&mut *tx).await?;
+                let granted: Vec<i64> = sqlx::query_scalar(GRANT_IMPORTED_CONSENTS)
+                    .bind(now)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                // People already held may have moved, or lost their guardian's consent: a
+                // worker holding a message for them checks again before sending it.
+                let (updated, inserted): (Vec<i64>, Vec<i64>) =
+                    written.into_iter().partition(|&id| id <= last_id);
+                // Someone held before whose details, or consents, the rows changed.
+                let changed: std::collections::HashSet<i64> = updated
+                    .iter()
+                    .copied()
+                    .chain(granted.iter().copied().filter(|&id| id <= last_id))
+                    .collect();
+                let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
+                note_changes!(&mut *tx, &updated);
+                sqlx::raw_sql($clear).execute(&mut *tx).await?;
+                let keys = |rows: Vec<i64>| {
+                    let mut keys: Vec<u64> = rows.into_iter().map(|key| key as u64).collect();
+                    keys.sort_unstable();
+                    keys
+                };
+                let (refused, underage) = (keys(refused), keys(underage));
+                let held = staged - refused.len() - underage.len() - inserted.len();
+                ContactImportOutcome {
+                    inserted: inserted.len() as u64,
+                    updated: changed.len() as u64,
+                    unchanged: held.saturating_sub(changed.len()) as u64,
+                    consents_recorded: granted.len() as u64,
+                    refused_erased: refused,
+                    refused_underage: underage,
+                    withheld: withheld_grants(withheld)?,
+                }
+            }};
+        }
+        let outcome = match (&mut self.connection, self.store.pool()) {
+            (Connection::Sqlite(Held::Own(conn)), Pool::Sqlite(pool)) => {
+                let shared = self.sharing.before_apply(conn).await?;
+                let turn = pool.write_turn().await?;
+                let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                let held = Instant::now();
+                let outcome = apply_in!(&mut *tx, SQLITE_CLEAR_STAGING);
+                tx.commit().await?;
+                drop(turn);
+                self.apply_rows = next_apply_rows(self.apply_rows, staged, held.elapsed(), shared);
+                self.sharing.after_commit();
+                outcome
+            }
+            (Connection::Sqlite(Held::Once(tx)), _) => apply_in!(&mut **tx, SQLITE_CLEAR_STAGING),
+            (Connection::Postgres(held), _) => {
+                sqlx::query(POSTGRES_ANALYZE).execute(&mut **held).await?;
+                match held {
+                    Held::Own(conn) => {
+                        let mut tx = conn.begin().await?;
+                        let outcome = apply_in!(&mut *tx, POSTGRES_CLEAR_STAGING);
+                        tx.commit().await?;
+                        outcome
+                    }
+                    Held::Once(tx) => apply_in!(&mut **tx, POSTGRES_CLEAR_STAGING),
+                }
+            }
+            _ => unreachable!("an import's connection is of its store's engine"),
+        };
+        self.applied += staged as u64;
+        if !self.own_connection() {
+            // Counts are folded, and statistics refreshed, once the transaction commits.
+            return Ok(outcome);
+        }
+        self.store.fold_counts().await?;
+        self.inserted += outcome.inserted;
+        if self.inserted >= self.next_statistics_refresh {
+            self.run(self.store.bulk_change_sql(BulkChange::UnderWay))
+                .await?;
+            self.next_statistics_refresh *= 2;
+        }
+        Ok(outcome)
+    }
+}
