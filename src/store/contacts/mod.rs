@@ -1,16 +1,14 @@
 //! Contacts and what is recorded about them: import, export, erasure, restriction, suppression.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::QueryBuilder;
 
 use super::{
     BeginWrite, Change, ContactImportOutcome, JournalEntry, Result, Store, decode_error,
-    insert_audit, latest_consent, note_changes, now, on_pool, stored_hash,
+    insert_audit, note_changes, now, on_pool,
 };
 use crate::domain::{
     Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
-    EmailHash, GuardianConsent, MessageExport, NewContact, SuppressionExport, SuppressionReason,
-    TopicSlug,
+    EmailHash, GuardianConsent, MessageExport, NewContact, SuppressionReason, TopicSlug,
 };
 
 /// Records a suppression inside the caller's transaction.
@@ -215,6 +213,9 @@ struct ContactRow {
     constituency_code: Option<String>,
     constituency_name: Option<String>,
 }
+
+// After the macros above, which it uses.
+mod suppressions;
 
 impl Store {
     /// Creates or updates one contact (as an import row would) and audits it under `actor`.
@@ -530,206 +531,5 @@ impl Store {
             }
         });
         Ok(outcome)
-    }
-
-    /// Puts an address on the suppression list. An erasure is never downgraded to a lesser
-    /// reason.
-    /// Suppresses the address a bounce or complaint is about: named directly, or by the
-    /// Message-ID canvass gave the message. An address not held is suppressed all the same (by
-    /// its hash), so that it is never imported and mailed. `false`, changing nothing, for a
-    /// Message-ID no delivery has, one canvass gave a message to another address than the
-    /// report names (a forged or mistaken report), or one whose contact was erased (which
-    /// suppressed the address already).
-    pub async fn record_feedback(
-        &self,
-        about: &FeedbackAbout<'_>,
-        reason: SuppressionReason,
-        detail: &str,
-        actor: &Actor,
-    ) -> Result<bool> {
-        let found = on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let (hash, contact): (EmailHash, Option<i64>) = match about {
-                FeedbackAbout::Address(email) => {
-                    let hash = email.hash();
-                    let id = contact_id!(&mut *tx, hash);
-                    (hash, id)
-                }
-                FeedbackAbout::Message { id, to } => {
-                    let found: Option<(i64, String, i64)> = sqlx::query_as(
-                        "SELECT d.id, c.email_hash, c.id FROM deliveries d \
-                         JOIN contacts c ON c.id = d.contact_id \
-                         WHERE d.message_id = $1 AND ($2 IS NULL OR c.email_hash = $2)",
-                    )
-                    .bind(*id)
-                    .bind(to.map(|email| email.hash().as_str().to_owned()))
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some((delivery, hash, contact)) = found else {
-                        return Ok(false);
-                    };
-                    count_feedback!(&mut *tx, delivery, reason);
-                    (stored_hash(&hash)?, Some(contact))
-                }
-            };
-            suppress_for_feedback!(self, &mut tx, hash, contact, reason, detail, actor);
-            tx.commit().await?;
-            true
-        });
-        Ok(found)
-    }
-
-    /// Records a withdrawal the person made by phone, letter or email: each topic named (or
-    /// every topic) withdrawn in the ledger unless already withdrawn, the address suppressed as
-    /// unsubscribed when it is from everything, audited under `actor` with the note; a worker
-    /// hears of it within a second.
-    pub async fn record_withdrawal(
-        &self,
-        email: &Email,
-        withdrawal: &Withdrawal<'_>,
-        actor: &Actor,
-    ) -> Result<WithdrawalOutcome> {
-        let hash = email.hash();
-        let now = now();
-        let everything = withdrawal.topics.is_empty();
-        let slugs: Vec<&str> = withdrawal.topics.iter().map(TopicSlug::as_str).collect();
-        let detail = match withdrawal.note {
-            Some(note) => format!("via {}: {note}", withdrawal.source),
-            None => format!("via {}", withdrawal.source),
-        };
-        let outcome = on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let mut topics = QueryBuilder::new("SELECT id FROM topics");
-            if !everything {
-                topics.push(" WHERE slug IN (");
-                let mut list = topics.separated(", ");
-                for slug in &slugs {
-                    list.push_bind(*slug);
-                }
-                topics.push(")");
-            }
-            let topic_ids: Vec<i64> = topics
-                .build_query_scalar()
-                .persistent(false)
-                .fetch_all(&mut *tx)
-                .await?;
-            if topic_ids.len() < slugs.len() {
-                return Ok(WithdrawalOutcome::UnknownTopic);
-            }
-            let journal = match everything {
-                true => upsert_suppression!(&mut *tx, &hash, SuppressionReason::Unsubscribed, now)?,
-                false => None,
-            };
-            self.journal_entries(journal.into_iter().collect()).await?;
-            let Some(contact) = contact_id!(&mut *tx, hash) else {
-                tx.commit().await?;
-                return Ok(WithdrawalOutcome::NotHeld);
-            };
-            let mut withdrawn = 0;
-            for topic in topic_ids {
-                withdrawn += sqlx::query(concat!(
-                    "INSERT INTO consent_ledger \
-                         (contact_id, topic_id, channel, granted, source, at, recorded_at) \
-                     SELECT $1, $2, 'email', FALSE, $3, $4, $4 WHERE COALESCE(",
-                    latest_consent!("$1", "$2"),
-                    ", TRUE)"
-                ))
-                .bind(contact)
-                .bind(topic)
-                .bind(withdrawal.source)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            }
-            let action = match everything {
-                true => "contact.unsubscribed",
-                false => "consent.withdrawn",
-            };
-            insert_audit!(&mut *tx, actor: actor, action: action, contact: Some(contact),
-                detail: Some(detail.clone()), ip: None::<String>)?;
-            note_changes!(&mut *tx, &[Change::Contact(contact)]);
-            tx.commit().await?;
-            WithdrawalOutcome::Recorded(withdrawn)
-        });
-        Ok(outcome)
-    }
-
-    /// Lifts a `bounced` or `complaint` suppression that staff found wrong (a relay's answer
-    /// taken for the mailbox's, a forged report), audited with their note. An `unsubscribed`
-    /// or `erased` one stands.
-    pub async fn unsuppress(
-        &self,
-        email: &Email,
-        note: &str,
-        actor: &Actor,
-    ) -> Result<UnsuppressOutcome> {
-        let hash = email.hash();
-        let outcome = on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            lock_contact!(self, &mut *tx, hash)?;
-            let reason: Option<String> =
-                sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = $1")
-                    .bind(hash.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let Some(reason) = reason else {
-                return Ok(UnsuppressOutcome::NotSuppressed);
-            };
-            let reason: SuppressionReason = reason
-                .parse()
-                .map_err(|e: String| decode_error("reason", e))?;
-            if matches!(
-                reason,
-                SuppressionReason::Unsubscribed | SuppressionReason::Erased
-            ) {
-                return Ok(UnsuppressOutcome::Refused(reason));
-            }
-            sqlx::query("DELETE FROM suppressions WHERE email_hash = $1")
-                .bind(hash.as_str())
-                .execute(&mut *tx)
-                .await?;
-            let contact = contact_id!(&mut *tx, hash);
-            insert_audit!(&mut *tx, actor: actor, action: "suppression.lifted", contact: contact,
-                detail: Some(format!("was {}: {note}", reason.as_str())), ip: None::<String>)?;
-            tx.commit().await?;
-            UnsuppressOutcome::Lifted(reason)
-        });
-        if let UnsuppressOutcome::Lifted(_) = outcome {
-            self.journal_lift(&hash).await;
-        }
-        Ok(outcome)
-    }
-
-    pub async fn suppress(&self, hash: &EmailHash, reason: SuppressionReason) -> Result<()> {
-        let now = now();
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let journal = upsert_suppression!(&mut *tx, hash, reason, now)?;
-            let suppressed: Vec<Change> = contact_id!(&mut *tx, hash)
-                .map(Change::Contact)
-                .into_iter()
-                .collect();
-            note_changes!(&mut *tx, &suppressed);
-            self.journal_entries(journal.into_iter().collect()).await?;
-            tx.commit().await?;
-        });
-        Ok(())
-    }
-
-    pub async fn suppression(&self, hash: &EmailHash) -> Result<Option<SuppressionExport>> {
-        let row: Option<(String, DateTime<Utc>)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT reason, created_at FROM suppressions WHERE email_hash = $1")
-                .bind(hash.as_str())
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(|(reason, since)| {
-            let reason = reason
-                .parse()
-                .map_err(|e: String| sqlx::Error::Decode(e.into()))?;
-            Ok(SuppressionExport { reason, since })
-        })
-        .transpose()
     }
 }
