@@ -116,21 +116,21 @@ pub async fn overview(app: &App, actor: &Actor) -> Result<Overview> {
 /// Of the contacts the actor may see: how many may be mailed each topic today, in all and in
 /// each constituency (consent in force, neither restricted nor suppressed, of age), from the
 /// counts the database keeps.
-pub struct Counts {
+pub struct MailableCounts {
     pub topics: Vec<(Topic, u64)>,
     /// Each constituency in scope that has someone to mail, or that the actor is kept to; and
     /// the contacts the directory places nowhere (`code` `None`), for those who see them.
-    pub constituencies: Vec<ConstituencyCounts>,
+    pub constituencies: Vec<MailableInConstituency>,
 }
 
-/// How many in one constituency may be mailed each topic, in the order of [`Counts::topics`].
-pub struct ConstituencyCounts {
+/// How many in one constituency may be mailed each topic, in the order of [`MailableCounts::topics`].
+pub struct MailableInConstituency {
     pub code: Option<String>,
     pub name: Option<String>,
     pub by_topic: Vec<u64>,
 }
 
-pub async fn counts(app: &App, actor: &Actor) -> Result<Counts> {
+pub async fn counts(app: &App, actor: &Actor) -> Result<MailableCounts> {
     let scope = actor.scope();
     let topics = app.store.list_topics().await?;
     let mailable = app.store.mailable(None, now().date_naive()).await?;
@@ -143,20 +143,20 @@ pub async fn counts(app: &App, actor: &Actor) -> Result<Counts> {
     let listed = |code: &str| {
         scope.constituencies().is_some() || topics.iter().any(|t| of(code, t).is_some())
     };
-    let mut constituencies: Vec<ConstituencyCounts> = app
+    let mut constituencies: Vec<MailableInConstituency> = app
         .store
         .constituency_names()
         .await?
         .into_iter()
         .filter(|(code, _)| scope.covers(Some(code)) && listed(code))
-        .map(|(code, name)| ConstituencyCounts {
+        .map(|(code, name)| MailableInConstituency {
             by_topic: lines(&code),
             code: Some(code),
             name,
         })
         .collect();
     if scope.covers(None) && listed("") {
-        constituencies.push(ConstituencyCounts {
+        constituencies.push(MailableInConstituency {
             code: None,
             name: None,
             by_topic: lines(""),
@@ -175,7 +175,7 @@ pub async fn counts(app: &App, actor: &Actor) -> Result<Counts> {
             (topic, total)
         })
         .collect();
-    Ok(Counts {
+    Ok(MailableCounts {
         topics,
         constituencies,
     })

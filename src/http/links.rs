@@ -38,20 +38,20 @@ async fn test_link(State(state): State<AppState>) -> Response {
 }
 
 /// A request the handlers could not serve.
-enum Failure {
+enum LinkFailure {
     /// The token failed verification: nothing was looked up.
     Link(TokenError),
     /// The database failed; the transaction was rolled back.
     Unavailable(AppError),
 }
 
-impl From<AppError> for Failure {
+impl From<AppError> for LinkFailure {
     fn from(error: AppError) -> Self {
         Self::Unavailable(error)
     }
 }
 
-type Answer = Result<Response, Failure>;
+type Answer = Result<Response, LinkFailure>;
 
 #[derive(Serialize)]
 struct SenderOnly<'a> {
@@ -86,10 +86,10 @@ struct TopicView<'a> {
 }
 
 impl AppState {
-    fn verify(&self, token: &str, purpose: Purpose) -> Result<Link, Failure> {
+    fn verify(&self, token: &str, purpose: Purpose) -> Result<Link, LinkFailure> {
         self.keys
             .verify_link(token, purpose, Utc::now())
-            .map_err(Failure::Link)
+            .map_err(LinkFailure::Link)
     }
 
     fn page(&self, status: StatusCode, name: &str, data: &impl Serialize) -> Response {
@@ -163,7 +163,7 @@ impl AppState {
 
     /// The page for a link that failed verification.
     pub(super) fn invalid_link(&self, reason: TokenError) -> Response {
-        self.answer(Err(Failure::Link(reason)))
+        self.answer(Err(LinkFailure::Link(reason)))
     }
 
     /// A page that names the sender and says one thing.
@@ -188,7 +188,7 @@ impl AppState {
     fn answer(&self, result: Answer) -> Response {
         match result {
             Ok(response) => response,
-            Err(Failure::Link(reason)) => {
+            Err(LinkFailure::Link(reason)) => {
                 tracing::info!(%reason, "link refused");
                 let status = match reason {
                     TokenError::TooLong | TokenError::Malformed => StatusCode::BAD_REQUEST,
@@ -203,7 +203,7 @@ impl AppState {
                 };
                 self.page(status, "invalid_link", &page)
             }
-            Err(Failure::Unavailable(error)) => {
+            Err(LinkFailure::Unavailable(error)) => {
                 tracing::error!(%error, "database error answering a link");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,

@@ -235,7 +235,7 @@ struct Shared {
     lapsed_claims: AtomicU64,
     /// Since when the server could not be used, and why: cleared by its next answer.
     unusable: Mutex<Option<(Instant, String)>>,
-    totals: Counts,
+    totals: RunningTotals,
     /// Deliveries claimed and not yet recorded.
     in_flight: AtomicUsize,
     /// Rung by a sender each time it finishes a delivery.
@@ -245,14 +245,14 @@ struct Shared {
 }
 
 #[derive(Default)]
-struct Counts {
+struct RunningTotals {
     sent: AtomicU64,
     skipped: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
 }
 
-impl Counts {
+impl RunningTotals {
     fn snapshot(&self) -> Totals {
         Totals {
             sent: self.sent.load(Ordering::Relaxed),
@@ -329,7 +329,7 @@ impl Worker {
                 leases_hold_until: Mutex::default(),
                 lapsed_claims: AtomicU64::new(0),
                 unusable: Mutex::default(),
-                totals: Counts::default(),
+                totals: RunningTotals::default(),
                 in_flight: AtomicUsize::new(0),
                 finished_one: Notify::new(),
                 stopping: AtomicBool::new(false),

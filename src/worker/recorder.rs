@@ -143,7 +143,7 @@ impl Shared {
         }
     }
 
-    /// Counts a recorded result, and pauses the campaign when sending keeps failing (or at once
+    /// RunningTotals a recorded result, and pauses the campaign when sending keeps failing (or at once
     /// when the server refuses our credentials).
     pub(super) async fn account(
         &self,

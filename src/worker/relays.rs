@@ -179,7 +179,7 @@ impl Relaying {
             .await
     }
 
-    /// Counts one message against the relay's caps; `false` (and it waits for its window)
+    /// RunningTotals one message against the relay's caps; `false` (and it waits for its window)
     /// when it is at one.
     pub(super) async fn count(&self, store: &Store, index: usize) -> Result<bool, StoreError> {
         let limits = &self.relays.get(index).limits;

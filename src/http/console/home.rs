@@ -191,7 +191,7 @@ async fn data(state: &AppState, signed: &Signed) -> Result<Data, Problem> {
     })
 }
 
-fn stats_of(counts: app::contacts::Counts) -> Stats {
+fn stats_of(counts: app::contacts::MailableCounts) -> Stats {
     Stats {
         topics: counts
             .topics

@@ -2,7 +2,7 @@
 //! set, taking turns with other writers on SQLite.
 
 use super::{
-    Connection, ContactImport, ContactImportOutcome, DROP_STAGING, GRANT_IMPORTED_CONSENTS, Held,
+    Stage, ContactImport, ContactImportOutcome, DROP_STAGING, GRANT_IMPORTED_CONSENTS, Staging,
     LAST_CONTACT_ID, POSTGRES_ANALYZE, POSTGRES_CLEAR_STAGING, RECORD_GUARDIANS, REFUSE_ERASED,
     REFUSE_UNDERAGE, SQLITE_CLEAR_STAGING, STAGED_COLUMNS, STATISTICS_REFRESH_FIRST,
     UPSERT_CONTACTS, WITHHELD_GRANTS, WithheldRow, address_key, copy_in, copy_row, next_apply_rows,
@@ -58,10 +58,10 @@ impl ContactImport<'_> {
                 .await?;
         }
         match self.connection {
-            Connection::Sqlite(Held::Own(conn)) => conn.close().await?,
-            Connection::Postgres(Held::Own(conn)) => conn.close().await?,
-            Connection::Sqlite(Held::Once(tx)) => tx.commit().await?,
-            Connection::Postgres(Held::Once(tx)) => tx.commit().await?,
+            Stage::Sqlite(Staging::Own(conn)) => conn.close().await?,
+            Stage::Postgres(Staging::Own(conn)) => conn.close().await?,
+            Stage::Sqlite(Staging::Once(tx)) => tx.commit().await?,
+            Stage::Postgres(Staging::Once(tx)) => tx.commit().await?,
         }
         if !own {
             // What the save's triggers counted is folded in once it is committed.
@@ -74,7 +74,7 @@ impl ContactImport<'_> {
     pub(super) fn own_connection(&self) -> bool {
         matches!(
             self.connection,
-            Connection::Sqlite(Held::Own(_)) | Connection::Postgres(Held::Own(_))
+            Stage::Sqlite(Staging::Own(_)) | Stage::Postgres(Staging::Own(_))
         )
     }
 
@@ -82,10 +82,10 @@ impl ContactImport<'_> {
     /// save's own for a save made in one.
     pub(super) async fn run(&mut self, sql: &'static str) -> Result<()> {
         match &mut self.connection {
-            Connection::Sqlite(conn) => {
+            Stage::Sqlite(conn) => {
                 sqlx::raw_sql(sql).execute(&mut **conn).await?;
             }
-            Connection::Postgres(conn) => {
+            Stage::Postgres(conn) => {
                 sqlx::raw_sql(sql).execute(&mut **conn).await?;
             }
         }
@@ -100,7 +100,7 @@ impl ContactImport<'_> {
             .flat_map(|&(key, contact)| contact.topics.iter().map(move |topic| (key, topic)))
             .collect();
         match &mut self.connection {
-            Connection::Sqlite(conn) => {
+            Stage::Sqlite(conn) => {
                 for chunk in indexed.chunks(MAX_BIND_PARAMETERS / STAGED_COLUMNS) {
                     QueryBuilder::new(
                         "INSERT INTO import_rows (idx, public_id, email, email_hash, name, \
@@ -143,7 +143,7 @@ impl ContactImport<'_> {
                 }
             }
             // PostgreSQL's own bulk path: the rows as COPY's text, sent in one stream.
-            Connection::Postgres(conn) => {
+            Stage::Postgres(conn) => {
                 let mut text = String::new();
                 for &(key, contact) in &indexed {
                     let guardian = contact.guardian.as_ref();
@@ -254,7 +254,7 @@ impl ContactImport<'_> {
             }};
         }
         let outcome = match (&mut self.connection, self.store.pool()) {
-            (Connection::Sqlite(Held::Own(conn)), Pool::Sqlite(pool)) => {
+            (Stage::Sqlite(Staging::Own(conn)), Pool::Sqlite(pool)) => {
                 let shared = self.sharing.before_apply(conn).await?;
                 let turn = pool.write_turn().await?;
                 let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
@@ -266,17 +266,17 @@ impl ContactImport<'_> {
                 self.sharing.after_commit();
                 outcome
             }
-            (Connection::Sqlite(Held::Once(tx)), _) => apply_in!(&mut **tx, SQLITE_CLEAR_STAGING),
-            (Connection::Postgres(held), _) => {
+            (Stage::Sqlite(Staging::Once(tx)), _) => apply_in!(&mut **tx, SQLITE_CLEAR_STAGING),
+            (Stage::Postgres(held), _) => {
                 sqlx::query(POSTGRES_ANALYZE).execute(&mut **held).await?;
                 match held {
-                    Held::Own(conn) => {
+                    Staging::Own(conn) => {
                         let mut tx = conn.begin().await?;
                         let outcome = apply_in!(&mut *tx, POSTGRES_CLEAR_STAGING);
                         tx.commit().await?;
                         outcome
                     }
-                    Held::Once(tx) => apply_in!(&mut **tx, POSTGRES_CLEAR_STAGING),
+                    Staging::Once(tx) => apply_in!(&mut **tx, POSTGRES_CLEAR_STAGING),
                 }
             }
             _ => unreachable!("an import's connection is of its store's engine"),

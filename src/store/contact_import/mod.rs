@@ -151,12 +151,12 @@ impl ContactImportOutcome {
 }
 
 /// Where an import stages its rows and applies them.
-enum Connection {
-    Sqlite(Held<Sqlite>),
-    Postgres(Held<Postgres>),
+enum Stage {
+    Sqlite(Staging<Sqlite>),
+    Postgres(Staging<Postgres>),
 }
 
-enum Held<DB: Database> {
+enum Staging<DB: Database> {
     /// A bulk import's own connection, each apply a write transaction of its own. It is not
     /// one of the pool's: an import holds it throughout, and on SQLite waits on it for its
     /// turn to write, which a writer holding the turn may be waiting for a connection of the
@@ -167,21 +167,21 @@ enum Held<DB: Database> {
     Once(WriteTransaction<DB>),
 }
 
-impl<DB: Database> Deref for Held<DB> {
+impl<DB: Database> Deref for Staging<DB> {
     type Target = DB::Connection;
     fn deref(&self) -> &DB::Connection {
         match self {
-            Held::Own(conn) => conn,
-            Held::Once(tx) => tx,
+            Staging::Own(conn) => conn,
+            Staging::Once(tx) => tx,
         }
     }
 }
 
-impl<DB: Database> DerefMut for Held<DB> {
+impl<DB: Database> DerefMut for Staging<DB> {
     fn deref_mut(&mut self) -> &mut DB::Connection {
         match self {
-            Held::Own(conn) => conn,
-            Held::Once(tx) => tx,
+            Staging::Own(conn) => conn,
+            Staging::Once(tx) => tx,
         }
     }
 }
@@ -191,7 +191,7 @@ impl<DB: Database> DerefMut for Held<DB> {
 /// Dropped unfinished (an error), its connection closes, and the staged rows go with it.
 pub struct ContactImport<'s> {
     store: &'s Store,
-    connection: Connection,
+    connection: Stage,
     /// The import's default source, of contacts it creates.
     source: String,
     /// The addresses staged and not yet applied, as hashes of 64 bits: two addresses with the
@@ -270,10 +270,10 @@ impl Store {
     /// Starts a bulk import of contacts whose default source is `source`.
     pub async fn contact_import(&self, source: &str) -> Result<ContactImport<'_>> {
         let connection = match self.pool() {
-            Pool::Sqlite(pool) => Connection::Sqlite(Held::Own(
+            Pool::Sqlite(pool) => Stage::Sqlite(Staging::Own(
                 SqliteConnection::connect_with(&pool.connect_options()).await?,
             )),
-            Pool::Postgres(pool) => Connection::Postgres(Held::Own(
+            Pool::Postgres(pool) => Stage::Postgres(Staging::Own(
                 PgConnection::connect_with(&pool.connect_options()).await?,
             )),
         };
@@ -288,8 +288,8 @@ impl Store {
         source: &str,
     ) -> Result<ContactImportOutcome> {
         let connection = match self.pool() {
-            Pool::Sqlite(pool) => Connection::Sqlite(Held::Once(pool.begin_write().await?)),
-            Pool::Postgres(pool) => Connection::Postgres(Held::Once(pool.begin_write().await?)),
+            Pool::Sqlite(pool) => Stage::Sqlite(Staging::Once(pool.begin_write().await?)),
+            Pool::Postgres(pool) => Stage::Postgres(Staging::Once(pool.begin_write().await?)),
         };
         let mut import = self.start_import(connection, source).await?;
         let keys: Vec<u64> = (0..batch.len() as u64).collect();
@@ -300,7 +300,7 @@ impl Store {
 
     async fn start_import<'s>(
         &'s self,
-        connection: Connection,
+        connection: Stage,
         source: &str,
     ) -> Result<ContactImport<'s>> {
         let mut import = ContactImport {
@@ -323,7 +323,7 @@ impl Store {
                 Pool::Postgres(_) => POSTGRES_STAGING,
             })
             .await?;
-        if let Connection::Sqlite(Held::Own(conn)) = &mut import.connection {
+        if let Stage::Sqlite(Staging::Own(conn)) = &mut import.connection {
             import.sharing = Sharing::start(conn).await?;
         }
         Ok(import)

@@ -31,7 +31,7 @@ async fn an_import_notices_another_writer_and_takes_turns() {
         unreachable!("the store was opened on SQLite")
     };
     let mut import = store.contact_import("test").await.unwrap();
-    let Connection::Sqlite(Held::Own(conn)) = &mut import.connection else {
+    let Stage::Sqlite(Staging::Own(conn)) = &mut import.connection else {
         unreachable!("an SQLite store imports on a connection of its own")
     };
     let sharing = &mut import.sharing;
