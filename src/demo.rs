@@ -298,9 +298,10 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     let preferences = keys.sign(Purpose::Preferences, &amira.public_id);
 
     let canvass = this_program();
-    let served = match serve {
-        true => ", served now",
-        false => " (served by `canvass serve` on this database)",
+    let served = if serve {
+        ", served now"
+    } else {
+        " (served by `canvass serve` on this database)"
     };
     println!(
         "\nThe messages are in {outbox}/ (one .eml file each; open one in a mail client).\n\

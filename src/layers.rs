@@ -11,10 +11,10 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).expect("a source folder reads") {
         let path = entry.expect("a folder entry reads").path();
-        match path.is_dir() {
-            true => found.extend(sources(&path)),
-            false if path.extension().is_some_and(|e| e == "rs") => found.push(path),
-            false => {}
+        if path.is_dir() {
+            found.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            found.push(path);
         }
     }
     found

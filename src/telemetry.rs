@@ -37,12 +37,13 @@ pub fn init() {
             false
         }
     };
-    let format = match json {
-        true => Format::Json,
+    let format = if json {
+        Format::Json
+    } else {
         // Colour only for a person at a terminal, not in a log file or journal.
-        false => Format::Text {
+        Format::Text {
             ansi: std::io::stderr().is_terminal(),
-        },
+        }
     };
     let subscriber = subscriber(configured.as_deref(), std::io::stderr, format);
     // With the `log` records (handlebars logs through `log`) passed on to it, filtered alike.

@@ -82,9 +82,10 @@ impl ConstituencyNames {
     pub fn of_scope(&self, scope: &Scope) -> Option<String> {
         let codes = scope.constituencies()?;
         let named: Vec<String> = codes.iter().map(|code| self.of(code.as_str())).collect();
-        Some(match named.is_empty() {
-            true => "none".to_owned(),
-            false => crate::domain::listed(&named),
+        Some(if named.is_empty() {
+            "none".to_owned()
+        } else {
+            crate::domain::listed(&named)
         })
     }
 }
@@ -306,9 +307,10 @@ pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<AccessPac
         Actor::Operator | Actor::Contact => true,
         Actor::Worker | Actor::Retention | Actor::Provider(_) => false,
     };
-    let requests = match registers {
-        true => app.store.rights_requests_about(&hash).await?,
-        false => Vec::new(),
+    let requests = if registers {
+        app.store.rights_requests_about(&hash).await?
+    } else {
+        Vec::new()
     };
     let requests = requests
         .into_iter()
@@ -321,9 +323,10 @@ pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<AccessPac
             outcome: r.outcome,
         })
         .collect();
-    let complaints = match registers {
-        true => app.store.complaints_by(&hash).await?,
-        false => Vec::new(),
+    let complaints = if registers {
+        app.store.complaints_by(&hash).await?
+    } else {
+        Vec::new()
     };
     let complaints = complaints
         .into_iter()

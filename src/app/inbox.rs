@@ -66,9 +66,10 @@ pub async fn read_message(app: &App, keys: &SigningKeys, bytes: &[u8]) -> Result
     for finding in &findings {
         read.push(act(app, keys, finding).await?);
     }
-    let outcome = match read.iter().all(|f| f.heard == Heard::NotOurs) {
-        true => "ignored",
-        false => "acted",
+    let outcome = if read.iter().all(|f| f.heard == Heard::NotOurs) {
+        "ignored"
+    } else {
+        "acted"
     };
     // Marked once acted on: a crash in between acts again next time, which changes nothing
     // (a suppression or an unsubscribe twice is one), rather than lose a report.

@@ -288,10 +288,11 @@ fn must_be_admin(actor: &Actor) -> Result<()> {
 
 /// Refuses an actor who may only read.
 fn may_write(actor: &Actor) -> Result<()> {
-    match actor.writes() {
-        true => Ok(()),
-        false => Err(AppError::Denied(
+    if actor.writes() {
+        Ok(())
+    } else {
+        Err(AppError::Denied(
             "you may read but not change anything; ask an organiser or admin".to_owned(),
-        )),
+        ))
     }
 }

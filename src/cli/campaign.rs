@@ -281,9 +281,10 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
             );
         }
         CampaignCommand::Copy { id, only_not_sent } => {
-            let copy_for = match only_not_sent {
-                true => campaigns::CopyFor::NotYetSent,
-                false => campaigns::CopyFor::Everyone,
+            let copy_for = if only_not_sent {
+                campaigns::CopyFor::NotYetSent
+            } else {
+                campaigns::CopyFor::Everyone
             };
             let copy = campaigns::copy(app, me, id, copy_for)
                 .await
@@ -300,9 +301,10 @@ pub async fn run(app: &App, command: CampaignCommand) -> anyhow::Result<()> {
         }
         CampaignCommand::Report { id, json } => {
             let report = campaigns::report(app, me, id).await.map_err(refused)?;
-            match json {
-                true => println!("{}", serde_json::to_string_pretty(&report)?),
-                false => print!("{}", report_table(&report)),
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?)
+            } else {
+                print!("{}", report_table(&report))
             }
         }
         CampaignCommand::List => {

@@ -212,10 +212,13 @@ impl ContactCommand {
                 request,
                 topics,
                 ..
-            } => match topics.is_empty() {
-                true => (contact, request, Act::Unsubscribe),
-                false => (contact, request, Act::Withdraw),
-            },
+            } => {
+                if topics.is_empty() {
+                    (contact, request, Act::Unsubscribe)
+                } else {
+                    (contact, request, Act::Withdraw)
+                }
+            }
             Self::Unrestrict { .. } | Self::Unsuppress { .. } => return None,
         };
         Some((contact, request.as_deref()?, act))
@@ -223,9 +226,10 @@ impl ContactCommand {
 }
 
 pub(super) async fn restrict(app: &App, contact: &str, restricted: bool) -> anyhow::Result<()> {
-    let state = match restricted {
-        true => "restricted",
-        false => "unrestricted",
+    let state = if restricted {
+        "restricted"
+    } else {
+        "unrestricted"
     };
     match contacts::restrict(app, &Actor::Operator, contact, restricted)
         .await

@@ -79,11 +79,11 @@ fn messages_in(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             .filter(|path| path.is_file())
             .filter(|path| {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
-                match all {
-                    true => !name.starts_with('.'),
-                    false => path
-                        .extension()
-                        .is_some_and(|x| x.eq_ignore_ascii_case("eml")),
+                if all {
+                    !name.starts_with('.')
+                } else {
+                    path.extension()
+                        .is_some_and(|x| x.eq_ignore_ascii_case("eml"))
                 }
             })
             .collect())

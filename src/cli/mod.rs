@@ -355,9 +355,10 @@ impl Cli {
                 contact::run(&database::open(&config).await?, command).await?
             }
             Command::Campaign { command } => {
-                let app = match command.sends_mail() {
-                    true => running::mailing_app(&config).await?,
-                    false => database::open(&config).await?,
+                let app = if command.sends_mail() {
+                    running::mailing_app(&config).await?
+                } else {
+                    database::open(&config).await?
                 };
                 campaign::run(&app, command).await?
             }

@@ -176,9 +176,10 @@ pub async fn requests(app: &App, command: RequestsCommand) -> anyhow::Result<()>
         }
         RequestsCommand::List { all, json } => {
             let lines = registers::requests(app, me, all).await.map_err(refused)?;
-            match json {
-                true => println!("{}", serde_json::to_string_pretty(&lines)?),
-                false => lines.iter().for_each(print_request),
+            if json {
+                println!("{}", serde_json::to_string_pretty(&lines)?)
+            } else {
+                lines.iter().for_each(print_request)
             }
         }
         RequestsCommand::Due { within } => {
@@ -233,9 +234,10 @@ pub async fn complaints(app: &App, command: ComplaintsCommand) -> anyhow::Result
         }
         ComplaintsCommand::List { all, json } => {
             let lines = registers::complaints(app, me, all).await.map_err(refused)?;
-            match json {
-                true => println!("{}", serde_json::to_string_pretty(&lines)?),
-                false => lines.iter().for_each(print_complaint),
+            if json {
+                println!("{}", serde_json::to_string_pretty(&lines)?)
+            } else {
+                lines.iter().for_each(print_complaint)
             }
         }
     }

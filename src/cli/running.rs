@@ -80,9 +80,10 @@ pub(super) fn ready_for_real_mail(config: &Config) -> anyhow::Result<Relays> {
 /// Where mail goes (one relay or several: the list in CANVASS_SMTP_URL, or `[[relay]]` tables),
 /// trusting the configured CA besides the built-in roots.
 pub(super) fn relays(config: &Config) -> anyhow::Result<Relays> {
-    let relays = match config.relays.is_empty() {
-        true => Relays::parse(&config.smtp_url)?,
-        false => Relays::from_settings(&config.relays)?,
+    let relays = if config.relays.is_empty() {
+        Relays::parse(&config.smtp_url)?
+    } else {
+        Relays::from_settings(&config.relays)?
     };
     Ok(match &config.smtp_ca_file {
         Some(ca) => relays.trusting(ca)?,
@@ -246,13 +247,11 @@ pub(super) async fn serve(config: &Config, with_worker: bool) -> anyhow::Result<
     let keys = app.signing_keys(config.signing_keys.as_deref()).await?;
     // One set of counters: /metrics shows the worker's beside the service's.
     let metrics = Arc::new(Metrics::new());
-    let worker = match with_worker {
-        true => {
-            let settings =
-                worker_settings(config, transport.clone(), keys.clone(), metrics.clone())?;
-            Some(Worker::of(&app, settings))
-        }
-        false => None,
+    let worker = if with_worker {
+        let settings = worker_settings(config, transport.clone(), keys.clone(), metrics.clone())?;
+        Some(Worker::of(&app, settings))
+    } else {
+        None
     };
     let mailer = Mailer {
         transport: transport.first().clone(),
@@ -338,9 +337,10 @@ pub(super) async fn supervise(
             let _ = until_stopped.wait_for(|stop| *stop).await;
         };
         let started = std::time::Instant::now();
-        let ran = match drain {
-            true => worker.drain_until_stopped(until_stopped).await,
-            false => worker.run_until_stopped(until_stopped).await,
+        let ran = if drain {
+            worker.drain_until_stopped(until_stopped).await
+        } else {
+            worker.run_until_stopped(until_stopped).await
         };
         let error = match ran {
             Ok(_) => return Ok(()),

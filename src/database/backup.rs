@@ -200,16 +200,16 @@ fn without_password(url: &str) -> anyhow::Result<(String, Option<String>)> {
     // A password in the query too (`?password=`), which libpq reads as well.
     let mut kept = Vec::new();
     for (key, value) in parsed.query_pairs() {
-        match key.eq_ignore_ascii_case("password") {
-            true => password = Some(value.into_owned()),
-            false => kept.push((key.into_owned(), value.into_owned())),
+        if key.eq_ignore_ascii_case("password") {
+            password = Some(value.into_owned())
+        } else {
+            kept.push((key.into_owned(), value.into_owned()))
         }
     }
-    match kept.is_empty() {
-        true => parsed.set_query(None),
-        false => {
-            parsed.query_pairs_mut().clear().extend_pairs(kept);
-        }
+    if kept.is_empty() {
+        parsed.set_query(None)
+    } else {
+        parsed.query_pairs_mut().clear().extend_pairs(kept);
     }
     Ok((parsed.to_string(), password))
 }

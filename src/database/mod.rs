@@ -74,9 +74,10 @@ fn application(config: &Config, store: Store) -> App {
 pub async fn migrate(config: &Config, new_journal: bool) -> anyhow::Result<Migrated> {
     let store = connect(config, Create::IfMissing).await?;
     let migrated = store.migrate().await.context("migrating the database")?;
-    let start = match new_journal {
-        true => JournalStart::Anew,
-        false => JournalStart::IfNew,
+    let start = if new_journal {
+        JournalStart::Anew
+    } else {
+        JournalStart::IfNew
     };
     let store = with_journal(store, config, start).await?;
     replay(&application(config, store)).await?;
@@ -115,14 +116,17 @@ pub struct Restored {
 /// restore without it would bring back everyone erased since the backup.
 pub async fn restore(config: &Config, src: &Path) -> anyhow::Result<Restored> {
     if let Some(path) = &config.journal {
-        Journal::open(path, false).map_err(|e| match e.is_missing() {
-            true => anyhow::anyhow!(
-                "there is no suppression journal at {}: copy it back from where it is kept \
+        Journal::open(path, false).map_err(|e| {
+            if e.is_missing() {
+                anyhow::anyhow!(
+                    "there is no suppression journal at {}: copy it back from where it is kept \
                  before restoring, or the erasures and unsubscribes made since the backup come \
                  back with it",
-                path.display()
-            ),
-            false => e.into(),
+                    path.display()
+                )
+            } else {
+                e.into()
+            }
         })?;
     }
     backup::restore(&config.database_url, src).await?;

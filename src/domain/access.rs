@@ -72,9 +72,10 @@ impl Scope {
     pub fn of(mut codes: Vec<ConstituencyCode>) -> Self {
         codes.sort();
         codes.dedup();
-        match codes.is_empty() {
-            true => Self::Everyone,
-            false => Self::Constituencies(codes),
+        if codes.is_empty() {
+            Self::Everyone
+        } else {
+            Self::Constituencies(codes)
         }
     }
 

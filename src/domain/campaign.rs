@@ -277,9 +277,10 @@ impl CampaignDraft {
             if value.is_empty() {
                 return Err(wrong(field, "is required".into()));
             }
-            match value.chars().any(char::is_control) {
-                true => Err(wrong(field, "must be one line of text".into())),
-                false => Ok(value.to_owned()),
+            if value.chars().any(char::is_control) {
+                Err(wrong(field, "must be one line of text".into()))
+            } else {
+                Ok(value.to_owned())
             }
         };
         let name = one_line("name", &self.name)?;

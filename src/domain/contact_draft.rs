@@ -119,9 +119,10 @@ impl ContactDraft<'_> {
                 .ok()
                 .filter(|topic| rules.topics.contains(topic))
                 .ok_or_else(|| {
-                    let hint = match slug.contains(',') {
-                        true => ": in a file, topics are separated by ';', as in news;events",
-                        false => "",
+                    let hint = if slug.contains(',') {
+                        ": in a file, topics are separated by ';', as in news;events"
+                    } else {
+                        ""
                     };
                     wrong(
                         "topics",

@@ -138,9 +138,11 @@ impl FromStr for EmailHash {
     type Err = String;
 
     fn from_str(hex: &str) -> Result<Self, Self::Err> {
-        match hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            true => Ok(Self(hex.to_owned())),
-            false => Err(format!("'{hex}' is not a SHA-256 hash in lower-case hex")),
+        let lower_hex = hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+        if hex.len() == 64 && lower_hex {
+            Ok(Self(hex.to_owned()))
+        } else {
+            Err(format!("'{hex}' is not a SHA-256 hash in lower-case hex"))
         }
     }
 }

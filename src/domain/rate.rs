@@ -32,12 +32,13 @@ impl TryFrom<f64> for Rate {
     type Error = String;
 
     fn try_from(rate: f64) -> Result<Self, Self::Error> {
-        match rate.is_finite() && rate > 0.0 && rate <= Self::HIGHEST {
-            true => Ok(Self(rate)),
-            false => Err(format!(
+        if rate.is_finite() && rate > 0.0 && rate <= Self::HIGHEST {
+            Ok(Self(rate))
+        } else {
+            Err(format!(
                 "must be above 0 and at most {} messages a second",
                 Self::HIGHEST
-            )),
+            ))
         }
     }
 }

@@ -29,9 +29,10 @@ pub fn parse_schedule(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, 
             }
         }
     };
-    match at > now {
-        true => Ok(at),
-        false => Err(ScheduleError::InThePast(input.to_owned())),
+    if at > now {
+        Ok(at)
+    } else {
+        Err(ScheduleError::InThePast(input.to_owned()))
     }
 }
 

@@ -32,9 +32,10 @@ impl StaffName {
             && name
                 .chars()
                 .all(|c| c.is_alphanumeric() || matches!(c, ' ' | '.' | '_' | '-'));
-        match valid {
-            true => Ok(Self(name.to_owned())),
-            false => Err(StaffNameError(name.chars().take(72).collect())),
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(StaffNameError(name.chars().take(72).collect()))
         }
     }
 

@@ -85,16 +85,17 @@ struct SignupAnswer<'a> {
 
 /// Answers in the form the request came in: JSON or a page.
 fn answer(state: &AppState, json: bool, status: StatusCode, page: &str, message: &str) -> Response {
-    match json {
-        true => (
+    if json {
+        (
             status,
             Json(SignupAnswer {
                 status: page,
                 message,
             }),
         )
-            .into_response(),
-        false => state.page_with_message(status, page, message),
+            .into_response()
+    } else {
+        state.page_with_message(status, page, message)
     }
 }
 

@@ -389,15 +389,16 @@ impl<B: Batch> Parser<B> {
         read.map_err(|source| {
             let runaway = matches!(source.kind(), csv::ErrorKind::Io(e)
                 if e.get_ref().is_some_and(|inner| inner.is::<RunawayRow>()));
-            match runaway {
-                true => ImportError::RunawayRecord {
+            if runaway {
+                ImportError::RunawayRecord {
                     file: file.to_owned(),
                     line: self.next_line.load(Ordering::Relaxed),
-                },
-                false => ImportError::Csv {
+                }
+            } else {
+                ImportError::Csv {
                     file: file.to_owned(),
                     source,
-                },
+                }
             }
         })
     }

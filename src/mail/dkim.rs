@@ -63,9 +63,10 @@ fn dkim_config(settings: &DkimSettings) -> Result<DkimConfig, DkimError> {
         path: path.clone(),
         source,
     })?;
-    let algorithm = match pem.contains("BEGIN RSA PRIVATE KEY") {
-        true => DkimSigningAlgorithm::Rsa,
-        false => DkimSigningAlgorithm::Ed25519,
+    let algorithm = if pem.contains("BEGIN RSA PRIVATE KEY") {
+        DkimSigningAlgorithm::Rsa
+    } else {
+        DkimSigningAlgorithm::Ed25519
     };
     let key = DkimSigningKey::new(pem.trim(), algorithm).map_err(|_| DkimError::Key(path))?;
     // Not Message-ID or Date: SES and Postmark replace them, which would break the signature

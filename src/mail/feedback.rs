@@ -84,9 +84,10 @@ pub fn read(bytes: &[u8]) -> Result<Vec<Finding>, ReportError> {
                 })
             })
             .collect::<Vec<_>>();
-        return match findings.is_empty() {
-            true => Err(ReportError::NotAReport),
-            false => Ok(findings),
+        return if findings.is_empty() {
+            Err(ReportError::NotAReport)
+        } else {
+            Ok(findings)
         };
     }
     if let Some(report) = part_of("feedback-report") {

@@ -320,9 +320,10 @@ impl Mailbox {
         step(
             "EXPUNGE",
             async {
-                let _: Vec<_> = match uidplus {
-                    true => self.session.uid_expunge(&set).await?.try_collect().await?,
-                    false => self.session.expunge().await?.try_collect().await?,
+                let _: Vec<_> = if uidplus {
+                    self.session.uid_expunge(&set).await?.try_collect().await?
+                } else {
+                    self.session.expunge().await?.try_collect().await?
                 };
                 Ok::<_, async_imap::error::Error>(())
             },

@@ -76,9 +76,10 @@ impl fmt::Display for DatabaseUrl {
                 let pairs: Vec<(String, String)> = parsed
                     .query_pairs()
                     .map(|(key, value)| {
-                        let value = match key.eq_ignore_ascii_case("password") {
-                            true => "***".to_owned(),
-                            false => value.into_owned(),
+                        let value = if key.eq_ignore_ascii_case("password") {
+                            "***".to_owned()
+                        } else {
+                            value.into_owned()
                         };
                         (key.into_owned(), value)
                     })

@@ -271,9 +271,10 @@ impl Store {
         }
         let recorded = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let recorded_sent: HashSet<i64> = match sent.is_empty() {
-                true => HashSet::new(),
-                false => record_sent!(owner, &sent, &mut *tx)?.into_iter().collect(),
+            let recorded_sent: HashSet<i64> = if sent.is_empty() {
+                HashSet::new()
+            } else {
+                record_sent!(owner, &sent, &mut *tx)?.into_iter().collect()
             };
             let mut recorded = Vec::with_capacity(results.len());
             let mut bounced = Vec::new();

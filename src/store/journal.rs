@@ -216,9 +216,10 @@ impl Journal {
             .lock()
             .expect("the held entries are never left half-changed")
             .is_empty();
-        let tried = match nothing_held {
-            true => self.write("#\n").map_err(|_| ()),
-            false => self.append(&[]).map_err(|_| ()),
+        let tried = if nothing_held {
+            self.write("#\n").map_err(|_| ())
+        } else {
+            self.append(&[]).map_err(|_| ())
         };
         self.broken.store(tried.is_err(), Ordering::Relaxed);
         tried.is_ok()

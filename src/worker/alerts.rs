@@ -41,9 +41,10 @@ impl Alerting {
             self.letterhead.base_url.trim_end_matches('/')
         );
         let subject = format!("Paused: \u{201c}{name}\u{201d} needs someone to look at it");
-        let transport = match refused_login {
-            true => self.transport.clone().anonymous(),
-            false => self.transport.clone(),
+        let transport = if refused_login {
+            self.transport.clone().anonymous()
+        } else {
+            self.transport.clone()
         };
         let mut connection = Connection::new(transport);
         let mut told = 0;

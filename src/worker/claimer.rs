@@ -172,9 +172,10 @@ impl Shared {
                     }
                 }
                 // Nothing to claim: rows held by another worker, or nothing queued.
-                let idle = match drain {
-                    true => Duration::from_millis(200),
-                    false => Duration::from_secs(1),
+                let idle = if drain {
+                    Duration::from_millis(200)
+                } else {
+                    Duration::from_secs(1)
                 };
                 let until_due = next_due
                     .and_then(|at| (at - chrono::Utc::now()).to_std().ok())

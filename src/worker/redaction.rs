@@ -3,9 +3,12 @@
 /// `text` with every word holding an `@` replaced: SMTP answers often quote the address.
 pub(super) fn without_addresses(text: &str) -> String {
     text.split(' ')
-        .map(|word| match word.contains('@') {
-            true => "[address]",
-            false => word,
+        .map(|word| {
+            if word.contains('@') {
+                "[address]"
+            } else {
+                word
+            }
         })
         .collect::<Vec<_>>()
         .join(" ")

@@ -117,13 +117,15 @@ impl Relaying {
             .iter()
             .any(|state| state.full_until.is_some_and(|until| until > now));
         Err(SendFailure::Unavailable {
-            reason: match full {
-                true => "every relay is resting or at its cap for now".into(),
-                false => "every relay is resting after trouble".into(),
+            reason: if full {
+                "every relay is resting or at its cap for now".into()
+            } else {
+                "every relay is resting after trouble".into()
             },
-            trouble: match full {
-                true => Trouble::Throttled,
-                false => Trouble::Connection,
+            trouble: if full {
+                Trouble::Throttled
+            } else {
+                Trouble::Connection
             },
         })
     }
@@ -137,12 +139,11 @@ impl Relaying {
             failure,
             SendFailure::Unavailable { trouble, .. } if trouble.needs_a_person()
         );
-        let rest = match needs_a_person {
-            true => {
-                state.broken = Some(failure.clone());
-                BROKEN_REST
-            }
-            false => Duration::from_secs(1 << state.failures.min(16)).min(self.longest_rest),
+        let rest = if needs_a_person {
+            state.broken = Some(failure.clone());
+            BROKEN_REST
+        } else {
+            Duration::from_secs(1 << state.failures.min(16)).min(self.longest_rest)
         };
         state.failures += 1;
         state.resting_until = Some(Instant::now() + rest);

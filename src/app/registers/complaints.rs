@@ -156,14 +156,13 @@ pub async fn complain(
         }
         Err(_) => false,
     };
-    match sent {
-        true => {
-            app.store
-                .acknowledge_complaint(&reference, today, &Actor::Contact)
-                .await?;
-        }
+    if sent {
+        app.store
+            .acknowledge_complaint(&reference, today, &Actor::Contact)
+            .await?;
+    } else {
         // Logged all the same. (The relay's answer may quote the address: not logged.)
-        false => tracing::warn!(%reference, "a complaint's acknowledgement was not sent"),
+        tracing::warn!(%reference, "a complaint's acknowledgement was not sent");
     }
     Ok(Some(reference))
 }
@@ -269,16 +268,17 @@ pub(super) async fn complaint_settled(
     changed: bool,
 ) -> Result<ComplaintLine> {
     let now = find_complaint(app, &complaint.reference.to_string()).await?;
-    match changed {
-        true => Ok(complaint_line(now, today())),
-        false => Err(AppError::conflict(
+    if changed {
+        Ok(complaint_line(now, today()))
+    } else {
+        Err(AppError::conflict(
             Conflict::Refused,
             format!(
                 "{} changed meanwhile: it is {} now; look again",
                 complaint.reference,
                 now.status().as_str()
             ),
-        )),
+        ))
     }
 }
 

@@ -339,16 +339,17 @@ async fn settled(app: &App, request: &RightsRequest, changed: bool) -> Result<Re
         .rights_request(&request.reference)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("there is no request {}", request.reference)))?;
-    match changed {
-        true => Ok(request_line(app, &now, today())),
-        false => Err(AppError::conflict(
+    if changed {
+        Ok(request_line(app, &now, today()))
+    } else {
+        Err(AppError::conflict(
             Conflict::Refused,
             format!(
                 "{} changed meanwhile: it is {} now; look again",
                 request.reference,
                 now.clock.status().as_str()
             ),
-        )),
+        ))
     }
 }
 

@@ -166,9 +166,10 @@ pub async fn copy(
     ApiPath(id): ApiPath<i64>,
     Query(query): Query<CopyQuery>,
 ) -> Result<(StatusCode, Json<CampaignBody>), Failure> {
-    let copy_for = match query.only_not_sent {
-        true => campaigns::CopyFor::NotYetSent,
-        false => campaigns::CopyFor::Everyone,
+    let copy_for = if query.only_not_sent {
+        campaigns::CopyFor::NotYetSent
+    } else {
+        campaigns::CopyFor::Everyone
     };
     let copy = campaigns::copy(&state.app, &actor(&member), id, copy_for).await?;
     Ok((

@@ -87,9 +87,10 @@ pub async fn save(
     ApiJson(body): ApiJson<ContactBody>,
 ) -> Result<(StatusCode, Json<ContactExport>), Failure> {
     let saved = contacts::save(&state.app, &actor(&member), &body.draft()).await?;
-    let status = match saved.created {
-        true => StatusCode::CREATED,
-        false => StatusCode::OK,
+    let status = if saved.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     Ok((status, Json(*saved.export)))
 }

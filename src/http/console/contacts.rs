@@ -253,9 +253,10 @@ pub async fn details(
     let guardian_day = held.guardian.as_ref().map(|g| {
         let day = uk_day(g.given_at);
         let midnight = ContactRules::day_start(day);
-        match midnight == Some(g.given_at) {
-            true => day.to_string(),
-            false => g.given_at.to_rfc3339(),
+        if midnight == Some(g.given_at) {
+            day.to_string()
+        } else {
+            g.given_at.to_rfc3339()
         }
     });
     let data = DetailsData {

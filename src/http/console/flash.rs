@@ -22,9 +22,10 @@ use super::session::Signed;
 /// The cookie's name: with `__Host-`, a browser takes it only over https, for the whole host,
 /// from the host itself.
 fn cookie_name(secure: bool) -> &'static str {
-    match secure {
-        true => "__Host-canvass_flash",
-        false => "canvass_flash",
+    if secure {
+        "__Host-canvass_flash"
+    } else {
+        "canvass_flash"
     }
 }
 
@@ -145,10 +146,7 @@ fn sign(secret: &str, kind: char, text: &str) -> String {
 }
 
 fn secure_attribute(secure: bool) -> &'static str {
-    match secure {
-        true => "; Secure",
-        false => "",
-    }
+    if secure { "; Secure" } else { "" }
 }
 
 #[cfg(test)]

@@ -54,9 +54,10 @@ impl From<RequestLine> for RequestRow {
             received: day_name(line.received),
             due: day_name(line.due),
             status: line.status.as_str(),
-            left: match open {
-                true => days_left(line.days_left),
-                false => String::new(),
+            left: if open {
+                days_left(line.days_left)
+            } else {
+                String::new()
             },
             overdue: open && line.days_left < 0,
             contact: line.contact,
@@ -479,10 +480,7 @@ pub async fn proof(
                 let recipient = proof.recipient.as_ref();
                 let consent = recipient.and_then(|r| r.consent.as_ref());
                 let entry = |e: &crate::domain::ConsentEntry| {
-                    let change = match e.granted {
-                        true => "given",
-                        false => "withdrawn",
-                    };
+                    let change = if e.granted { "given" } else { "withdrawn" };
                     format!("{change} {} ({})", uk_time(e.at), e.source)
                 };
                 let view = ProofView {

@@ -30,9 +30,10 @@ use crate::http::ClientIp;
 /// The cookie's name: with `__Host-`, a browser takes it only over https, for the whole host,
 /// from the host itself.
 fn cookie_name(secure: bool) -> &'static str {
-    match secure {
-        true => "__Host-canvass_session",
-        false => "canvass_session",
+    if secure {
+        "__Host-canvass_session"
+    } else {
+        "canvass_session"
     }
 }
 
@@ -161,9 +162,10 @@ fn used_by(headers: &HeaderMap) -> SessionUse {
     let streams = headers
         .get(header::ACCEPT)
         .is_some_and(|accept| accept.as_bytes() == b"text/event-stream");
-    match streams || headers.contains_key("x-canvass-refresh") {
-        true => SessionUse::Page,
-        false => SessionUse::Person,
+    if streams || headers.contains_key("x-canvass-refresh") {
+        SessionUse::Page
+    } else {
+        SessionUse::Person
     }
 }
 

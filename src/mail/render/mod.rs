@@ -341,12 +341,13 @@ fn check_shape(part: &'static str, source: &str) -> Result<(), TemplateError> {
         })
     }
     let parsed = Template::compile(source).map_err(|e| invalid(part, e))?;
-    match plain(&parsed) {
-        true => Ok(()),
-        false => Err(invalid(
+    if plain(&parsed) {
+        Ok(())
+    } else {
+        Err(invalid(
             part,
             "partials and inline templates ({{> name}}, {{#*inline}}) are not taken",
-        )),
+        ))
     }
 }
 
@@ -388,9 +389,10 @@ impl Templates {
         in_background(move || {
             let templates = Self::compile(&campaign)?;
             templates.check_distance_blank(&campaign)?;
-            match placeless {
-                true => templates.check_blanks(&campaign),
-                false => Ok(()),
+            if placeless {
+                templates.check_blanks(&campaign)
+            } else {
+                Ok(())
             }
         })
         .await
@@ -426,15 +428,16 @@ impl Templates {
         let shown_bare = self.shown_bare(campaign, MARK, |vars, shown| {
             vars.constituency.name = shown.then(|| MARK.into());
         })?;
-        match shown_bare {
-            true => Err(invalid(
+        if shown_bare {
+            Err(invalid(
                 "HTML",
                 "{{constituency.name}} would be blank for people this audience can hold whose \
                  postcode places them in no constituency (it reaches everyone, or a postcode \
                  area); write {{#if constituency.name}}{{constituency.name}}{{else}}your \
                  area{{/if}}, or aim it at constituencies only",
-            )),
-            false => Ok(()),
+            ))
+        } else {
+            Ok(())
         }
     }
 
@@ -450,14 +453,15 @@ impl Templates {
         let shown_bare = self.shown_bare(campaign, &MARK.to_string(), |vars, shown| {
             vars.distance_miles = Some(shown.then_some(MARK));
         })?;
-        match shown_bare {
-            true => Err(invalid(
+        if shown_bare {
+            Err(invalid(
                 "HTML",
                 "{{distance_miles}} would be blank for people whose postcode has no place on \
                  the map; write {{#if distance_miles}}{{distance_miles}} miles away{{/if}}, or \
                  reach only people within some miles of the venue",
-            )),
-            false => Ok(()),
+            ))
+        } else {
+            Ok(())
         }
     }
 

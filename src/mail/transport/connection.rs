@@ -304,9 +304,10 @@ impl SmtpServer {
             let refused = error
                 .get_ref()
                 .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
-            match refused {
-                true => failed_with(Trouble::Tls, "TLS with", &error),
-                false => failed("TLS with", &error),
+            if refused {
+                failed_with(Trouble::Tls, "TLS with", &error)
+            } else {
+                failed("TLS with", &error)
             }
         };
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
@@ -351,9 +352,10 @@ impl SmtpServer {
                 .starttls(parameters, &self.hello)
                 .await
                 .map_err(|e| {
-                    let trouble = match e.is_tls() {
-                        true => Trouble::Tls,
-                        false => Trouble::Connection,
+                    let trouble = if e.is_tls() {
+                        Trouble::Tls
+                    } else {
+                        Trouble::Connection
                     };
                     failed_with(trouble, "STARTTLS with", &describe(&e))
                 })?;

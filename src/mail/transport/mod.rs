@@ -90,12 +90,13 @@ impl Transport {
     /// `smtps://[USER:PASS@]HOST[:PORT]`. The user name and password are percent-decoded.
     pub fn from_url(url: &str) -> Result<Self, TransportError> {
         if let Some(dir) = url.strip_prefix("file://") {
-            return match dir.is_empty() {
-                true => Err(TransportError::Invalid(
+            return if dir.is_empty() {
+                Err(TransportError::Invalid(
                     url.into(),
                     "name the outbox folder, e.g. file://outbox",
-                )),
-                false => Ok(Self::Outbox(PathBuf::from(dir))),
+                ))
+            } else {
+                Ok(Self::Outbox(PathBuf::from(dir)))
             };
         }
         let unsupported = || TransportError::Unsupported(redact(url));

@@ -403,12 +403,13 @@ impl Store {
             outside.push(format!("${next}"));
             next += 1;
         }
-        let placed = match within {
-            true => format!("p.constituency_code IN ({})", outside.join(", ")),
-            false => format!(
+        let placed = if within {
+            format!("p.constituency_code IN ({})", outside.join(", "))
+        } else {
+            format!(
                 "(p.constituency_code IS NULL OR p.constituency_code NOT IN ({}))",
                 outside.join(", ")
-            ),
+            )
         };
         let sql = format!(
             "WITH campaign_audience (campaign_id, kind, value) AS ({}), \

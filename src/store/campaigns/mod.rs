@@ -185,9 +185,10 @@ pub enum Imprint {
 
 impl Imprint {
     pub fn of(imprint: Option<&str>) -> Self {
-        match imprint.is_some_and(|text| !text.trim().is_empty()) {
-            true => Self::Set,
-            false => Self::Missing,
+        if imprint.is_some_and(|text| !text.trim().is_empty()) {
+            Self::Set
+        } else {
+            Self::Missing
         }
     }
 

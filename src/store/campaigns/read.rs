@@ -53,12 +53,13 @@ fn campaigns_within(scope: &Scope, first: usize) -> String {
             let placeholders: Vec<String> = (0..codes.len())
                 .map(|i| format!("${}", first + i))
                 .collect();
-            let outside = match placeholders.is_empty() {
-                true => String::new(),
-                false => format!(
+            let outside = if placeholders.is_empty() {
+                String::new()
+            } else {
+                format!(
                     " AND z.constituency_code NOT IN ({})",
                     placeholders.join(", ")
-                ),
+                )
             };
             format!(
                 "k.limited AND NOT EXISTS (SELECT 1 FROM campaign_limits z \
@@ -127,10 +128,12 @@ impl Store {
             .iter()
             .map(|code| ConstituencyCode::parse(code).map_err(|e| decode_error("limit", e)))
             .collect::<Result<Vec<_>>>()?;
-        let limit = match row.limited {
-            false => Scope::Everyone,
-            true if limits.is_empty() => Scope::nobody(),
-            true => Scope::of(limits),
+        let limit = if !row.limited {
+            Scope::Everyone
+        } else if limits.is_empty() {
+            Scope::nobody()
+        } else {
+            Scope::of(limits)
         };
         let approved = row.approved_version == Some(row.version);
         let approval = Approval {

@@ -283,9 +283,10 @@ impl Clause {
                     // One or two characters: no trigram index can find them, and PostgreSQL's
                     // planner, seeing its pg_trgm index, would read all of it (3 s on a
                     // million); written `lower(..) || ''`, they read the table instead.
-                    let (name, email) = match searches_in_trigrams(text) {
-                        true => ("lower(c.name)", "lower(c.email)"),
-                        false => ("(lower(c.name) || '')", "(lower(c.email) || '')"),
+                    let (name, email) = if searches_in_trigrams(text) {
+                        ("lower(c.name)", "lower(c.email)")
+                    } else {
+                        ("(lower(c.name) || '')", "(lower(c.email) || '')")
                     };
                     self.push(&format!(
                         "({name} LIKE {p} ESCAPE '\\' OR {email} LIKE {p} ESCAPE '\\')"

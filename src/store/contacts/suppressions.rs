@@ -96,9 +96,10 @@ impl Store {
             if topic_ids.len() < slugs.len() {
                 return Ok(WithdrawalOutcome::UnknownTopic);
             }
-            let journal = match everything {
-                true => upsert_suppression!(&mut *tx, &hash, SuppressionReason::Unsubscribed, now)?,
-                false => None,
+            let journal = if everything {
+                upsert_suppression!(&mut *tx, &hash, SuppressionReason::Unsubscribed, now)?
+            } else {
+                None
             };
             self.journal_entries(journal.into_iter().collect()).await?;
             let Some(contact) = contact_id!(&mut *tx, hash) else {
@@ -122,9 +123,10 @@ impl Store {
                 .await?
                 .rows_affected();
             }
-            let action = match everything {
-                true => "contact.unsubscribed",
-                false => "consent.withdrawn",
+            let action = if everything {
+                "contact.unsubscribed"
+            } else {
+                "consent.withdrawn"
             };
             insert_audit!(&mut *tx, actor: actor, action: action, contact: Some(contact),
                 detail: Some(detail.clone()), ip: None::<String>)?;

@@ -398,9 +398,10 @@ impl Store {
             for value in values {
                 query = bind!(query, value);
             }
-            let changed = match statement.starts_with("SELECT") {
-                true => query.fetch_optional(&mut *tx).await?.is_some(),
-                false => query.execute(&mut *tx).await?.rows_affected() > 0,
+            let changed = if statement.starts_with("SELECT") {
+                query.fetch_optional(&mut *tx).await?.is_some()
+            } else {
+                query.execute(&mut *tx).await?.rows_affected() > 0
             };
             if changed {
                 insert_audit!(&mut *tx, actor: actor, action: action, contact: None::<i64>,

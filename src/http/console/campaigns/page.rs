@@ -97,32 +97,32 @@ pub(super) async fn campaign_data(
     let status = app::campaigns::status(app, &actor, id).await?;
     let campaign = status.campaign;
     let draft = campaign.state == CampaignState::Draft;
-    let audience = match draft {
-        true => app::campaigns::audience(app, &actor, id).await?,
-        false => Vec::new(),
+    let audience = if draft {
+        app::campaigns::audience(app, &actor, id).await?
+    } else {
+        Vec::new()
     };
     let preview_error = match app::campaigns::message(app, &actor, id).await {
         Ok(_) => None,
         Err(AppError::Invalid { message, .. }) => Some(message),
         Err(error) => return Err(error.into()),
     };
-    let (report, total) = match draft {
-        true => (None, None),
-        false => {
-            let report = app::campaigns::report(app, &actor, id).await?;
-            let lines = report
-                .by_constituency
-                .into_iter()
-                .map(|c| ReportLine {
-                    name: c
-                        .name
-                        .or(c.code)
-                        .unwrap_or_else(|| "No constituency".into()),
-                    counts: c.counts,
-                })
-                .collect();
-            (Some(lines), Some(report.total))
-        }
+    let (report, total) = if draft {
+        (None, None)
+    } else {
+        let report = app::campaigns::report(app, &actor, id).await?;
+        let lines = report
+            .by_constituency
+            .into_iter()
+            .map(|c| ReportLine {
+                name: c
+                    .name
+                    .or(c.code)
+                    .unwrap_or_else(|| "No constituency".into()),
+                counts: c.counts,
+            })
+            .collect();
+        (Some(lines), Some(report.total))
     };
     let described =
         app::campaigns::described(app, &campaign.spec.audience, &campaign.limit).await?;
@@ -136,14 +136,15 @@ pub(super) async fn campaign_data(
         name: campaign.spec.name.clone(),
         topic: campaign.topic_name.clone(),
         subject: campaign.spec.subject.clone(),
-        state: match draft {
-            true => DraftStage::of(
+        state: if draft {
+            DraftStage::of(
                 approval.needed,
                 approval.submitted_at.is_some(),
                 approval.approved_by.is_some(),
             )
-            .words(),
-            false => campaign.state.as_str(),
+            .words()
+        } else {
+            campaign.state.as_str()
         },
         draft,
         paused_reason: campaign.paused_reason.clone(),

@@ -97,9 +97,10 @@ pub(in crate::http::console) async fn try_draft(
         unplaced: None,
         key: None,
     };
-    let tried = match fields.body.trim().is_empty() {
-        true => None,
-        false => Some(app::campaigns::trial(&state.app, &signed.actor(), fields.draft()).await),
+    let tried = if fields.body.trim().is_empty() {
+        None
+    } else {
+        Some(app::campaigns::trial(&state.app, &signed.actor(), fields.draft()).await)
     };
     let data = match tried {
         None => blank,
