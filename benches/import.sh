@@ -5,6 +5,8 @@
 #
 # usage: benches/import.sh [POSTCODES] [CONTACTS]    (defaults 2700000 and 1000000)
 # PostgreSQL is measured when CANVASS_BENCH_POSTGRES_URL (or CANVASS_TEST_POSTGRES_URL) is set.
+# CANVASS=PATH measures another canvass binary (an earlier build) instead of building this tree:
+# compare two builds by their ratios to the bulk loader, measured in each run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,8 +22,11 @@ contacts=${2:-1000000}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-cargo build --release --quiet
-canvass=$PWD/target/release/canvass
+canvass=${CANVASS:-}
+if [ -z "$canvass" ]; then
+    cargo build --release --quiet
+    canvass=$PWD/target/release/canvass
+fi
 echo "generating $postcodes postcodes and $contacts contacts in $work"
 python3 benches/generate.py "$work" "$postcodes" "$contacts"
 ls -l "$work"

@@ -81,6 +81,8 @@ PY
 send_once() { # binary url
     local bin=$1 url=$2
     export CANVASS_DATABASE_URL=$url CANVASS_SIGNING_KEYS=bench:YmVuY2htYXJrLWJlbmNobWFyay1rZXk=
+    # Sending from PostgreSQL over SMTP needs the suppression journal: one per database.
+    case $url in postgres*) export CANVASS_JOURNAL=$work/journal-${url##*/} ;; esac
     "$bin" migrate >/dev/null
     "$bin" postcodes import examples/postcodes.csv >/dev/null
     "$bin" contacts import "$work/contacts.csv" --source bench >/dev/null 2>&1
@@ -89,7 +91,7 @@ send_once() { # binary url
     "$bin" campaign queue "$id" >/dev/null
     CANVASS_SMTP_URL="smtp://127.0.0.1:$port" CANVASS_SEND_CONCURRENCY=$concurrency \
         measure "$bin" worker --drain
-    unset CANVASS_DATABASE_URL
+    unset CANVASS_DATABASE_URL CANVASS_JOURNAL
 }
 
 bench_backend() { # name url-maker
