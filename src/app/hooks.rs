@@ -201,11 +201,16 @@ impl App {
 /// refused once its signature has expired (five minutes), so a day's are kept; providers retry
 /// for a day or so, so a month of event ids keeps every retry from acting twice.
 pub async fn prune(app: &App, now: chrono::DateTime<chrono::Utc>) -> crate::app::Result<()> {
-    app.store
+    // Each is tried whatever became of the other.
+    let nonces = app
+        .store
         .prune_hook_nonces(now - chrono::Duration::days(1))
-        .await?;
-    app.store
+        .await;
+    let events = app
+        .store
         .prune_hook_events(now - chrono::Duration::days(30))
-        .await?;
+        .await;
+    nonces?;
+    events?;
     Ok(())
 }

@@ -372,16 +372,7 @@ pub async fn act(
         }
         _ => Err(AppError::NotFound("no such action".into())),
     };
-    let page = format!("/admin/contacts/{id}");
-    match done {
-        Ok(notice) => Flash::Notice(notice).redirect(&state, &signed, &page),
-        Err(error) => match Refusal::of_button(error) {
-            Refusal::OnForm { message, .. } => {
-                Flash::Refusal(message).redirect(&state, &signed, &page)
-            }
-            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
-        },
-    }
+    Refusal::after_button(&state, &signed, &format!("/admin/contacts/{id}"), done)
 }
 
 /// Everything held on the person, as the file they are entitled to (an access request).

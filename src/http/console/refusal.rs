@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
 
+use super::flash::Flash;
 use super::{Layout, Signed, render};
 use crate::app::AppError;
 use crate::http::AppState;
@@ -95,6 +96,23 @@ impl Refusal {
 }
 
 impl Refusal {
+    /// What a button did: its notice, or its refusal, told on `page` (a redirect there); a
+    /// problem page where nothing is there to tell it on.
+    pub(super) fn after_button(
+        state: &AppState,
+        signed: &Signed,
+        page: &str,
+        done: Result<String, AppError>,
+    ) -> Response {
+        match done.map_err(Self::of_button) {
+            Ok(notice) => Flash::Notice(notice).redirect(state, signed, page),
+            Err(Self::OnForm { message, .. }) => {
+                Flash::Refusal(message).redirect(state, signed, page)
+            }
+            Err(Self::Page(problem)) => problem.page(state, Some(signed)),
+        }
+    }
+
     /// A form refused: what its sender can mend is told beside it; what their role forbids,
     /// or what is not there, is a page of its own.
     pub(super) fn of_form(error: AppError) -> Self {
@@ -111,7 +129,7 @@ impl Refusal {
     }
 
     /// A button refused: told on the page it leads back to, unless nothing is there.
-    pub(super) fn of_button(error: AppError) -> Self {
+    fn of_button(error: AppError) -> Self {
         match error {
             AppError::NotFound(_) | AppError::Unavailable(_) => Self::Page(error.into()),
             AppError::Invalid { .. }

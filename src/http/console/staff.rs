@@ -312,11 +312,6 @@ pub async fn act(
             }
             Refusal::Page(problem) => problem.page(&state, Some(&signed)),
         },
-        _ => match Refusal::of_button(error) {
-            Refusal::OnForm { message, .. } => {
-                Flash::Refusal(message).redirect(&state, &signed, "/admin/staff")
-            }
-            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
-        },
+        _ => Refusal::after_button(&state, &signed, "/admin/staff", Err(error)),
     }
 }

@@ -419,16 +419,7 @@ pub(in crate::http::console) async fn act(
         }
         _ => Err(AppError::NotFound("no such action".into())),
     };
-    let page = format!("/admin/campaigns/{id}");
-    match done {
-        Ok(notice) => Flash::Notice(notice).redirect(&state, &signed, &page),
-        Err(error) => match Refusal::of_button(error) {
-            Refusal::OnForm { message, .. } => {
-                Flash::Refusal(message).redirect(&state, &signed, &page)
-            }
-            Refusal::Page(problem) => problem.page(&state, Some(&signed)),
-        },
-    }
+    Refusal::after_button(&state, &signed, &format!("/admin/campaigns/{id}"), done)
 }
 
 /// What asking for an approval did, in words.
