@@ -7,9 +7,9 @@ use super::{Actor, App, AppError, Conflict, Result};
 use chrono::NaiveDate;
 
 use crate::domain::{
-    AGE_OF_CONSENT, ContactDraft, ContactExport, ContactRules, Email, Information, InformationFor,
-    PublicId, RequestStatus, Right, Scope, SignupExport, SuppressionExport, SuppressionReason,
-    Topic, TopicSlug, parse_source,
+    AGE_OF_CONSENT, AuditAction, ContactDraft, ContactExport, ContactRules, Email, Information,
+    InformationFor, PublicId, RequestStatus, Right, Scope, SignupExport, SuppressionExport,
+    SuppressionReason, Topic, TopicSlug, parse_source,
 };
 pub use crate::store::{
     CONTACTS_PAGE, ConsentFilter, ContactPage, ContactQuery, ContactSearch, ErasureOutcome, Matches,
@@ -354,7 +354,7 @@ pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<AccessPac
         source,
     });
     app.store
-        .record_audit_about(actor, "contact.exported", &email)
+        .record_audit_about(actor, AuditAction::ContactExported, &email)
         .await?;
     Ok(AccessPack {
         held,

@@ -2,7 +2,7 @@
 //! file on disk, a file uploaded through a page), telling their progress as they go.
 
 use super::{Actor, App, AppError, Result, contacts};
-use crate::domain::parse_source;
+use crate::domain::{AuditAction, parse_source};
 use crate::import;
 
 pub use crate::import::{
@@ -71,7 +71,7 @@ pub async fn contacts(
     app.store
         .record_audit(
             actor,
-            "contacts.imported",
+            AuditAction::ContactsImported,
             &format!("{name} ({source}): {summary}"),
         )
         .await?;

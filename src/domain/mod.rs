@@ -4,6 +4,7 @@
 
 mod access;
 mod age;
+mod audit;
 mod calendar;
 mod campaign;
 mod constituency;
@@ -30,6 +31,7 @@ pub use access::{
     SESSION_LONGEST, Scope, SessionUse, StaffMember,
 };
 pub use age::{AGE_OF_CONSENT, latest_birth_date_to_mail, old_enough_to_mail};
+pub use audit::AuditAction;
 pub use calendar::{BankHolidays, day_name, days_after, months_after, uk_date, uk_day, uk_time};
 pub use campaign::{
     Approval, Audience, CampaignChanges, CampaignDraft, CampaignDraftError, CampaignState,

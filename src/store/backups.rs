@@ -9,10 +9,11 @@ use sqlx::QueryBuilder;
 
 use super::contacts::Erasure;
 use super::{
-    BeginWrite, Change, Journal, JournalRead, Pool, Result, Standing, Store, StoreError,
-    insert_audit, note_changes, now, on_pool,
+    BeginWrite, Change, Journal, JournalRead, Pool, Result, Standing, Store, StoreError, now,
+    on_pool,
 };
-use crate::domain::{Actor, EmailHash, SuppressionReason};
+use crate::domain::{Actor, AuditAction, EmailHash, SuppressionReason};
+use crate::store::{Audit, InTransaction};
 
 /// What replaying the journal put back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -116,8 +117,16 @@ impl Store {
                 replayed.erasures, replayed.suppressions
             );
             on_pool!(self, |pool| {
-                insert_audit!(pool, actor: Actor::Operator, action: "journal.replayed",
-                    contact: None::<i64>, detail: Some(detail), ip: None::<String>)?;
+                pool.acquire()
+                    .await?
+                    .audit(Audit {
+                        actor: &Actor::Operator,
+                        action: AuditAction::JournalReplayed,
+                        contact: None,
+                        detail: Some(detail),
+                        ip: None,
+                    })
+                    .await?;
             });
         }
         Ok(replayed)
@@ -201,7 +210,7 @@ impl Store {
                     .fetch_all(&mut *tx)
                     .await?;
                 let changed: Vec<Change> = ids.into_iter().map(Change::Contact).collect();
-                note_changes!(&mut *tx, &changed);
+                tx.note_changes(&changed).await?;
             }
             tx.commit().await?;
             rows

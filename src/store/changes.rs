@@ -50,45 +50,6 @@ pub enum Recheck {
     Hold,
 }
 
-/// Takes the next number of the feed's clock inside the caller's write transaction; its row stays
-/// locked until the transaction ends, so call it just before committing.
-macro_rules! next_change_seq {
-    ($conn:expr) => {
-        sqlx::query_scalar::<_, i64>("UPDATE change_clock SET seq = seq + 1 RETURNING seq")
-            .fetch_one($conn)
-            .await?
-    };
-}
-pub(crate) use next_change_seq;
-
-/// Notes `$changes` (a slice of [`Change`]) in the feed, inside the caller's write transaction
-/// and just before it commits. Nothing is noted for an empty slice.
-macro_rules! note_changes {
-    ($conn:expr, $changes:expr) => {{
-        let changes: &[$crate::store::Change] = $changes;
-        if !changes.is_empty() {
-            let conn = $conn;
-            let seq = $crate::store::changes::next_change_seq!(&mut *conn);
-            let at = $crate::store::now();
-            for chunk in changes.chunks($crate::store::MAX_BIND_PARAMETERS / 4) {
-                sqlx::QueryBuilder::new("INSERT INTO changes (seq, contact_id, campaign_id, at) ")
-                    .push_values(chunk, |mut row, change| {
-                        let (contact, campaign) = change.columns();
-                        row.push_bind(seq)
-                            .push_bind(contact)
-                            .push_bind(campaign)
-                            .push_bind(at);
-                    })
-                    .build()
-                    .persistent(false)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-        }
-    }};
-}
-pub(crate) use note_changes;
-
 impl Store {
     /// The changes committed after position `since`, and the feed's position now.
     pub async fn changes_since(&self, since: u64) -> Result<Changes> {

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{BeginWrite, Change, Result, Store, insert_audit, note_changes, on_pool};
-use crate::domain::{Actor, Email, TopicSlug};
+use super::{BeginWrite, Change, Result, Store, on_pool};
+use crate::domain::{Actor, AuditAction, Email, TopicSlug};
+use crate::store::{Audit, InTransaction};
 
 /// One grant or withdrawal, with its evidence.
 #[derive(Debug, Clone)]
@@ -30,9 +31,9 @@ impl Store {
         let hash = email.hash();
         let now = super::now();
         let action = if change.granted {
-            "consent.granted"
+            AuditAction::ConsentGranted
         } else {
-            "consent.withdrawn"
+            AuditAction::ConsentWithdrawn
         };
         let recorded = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -63,10 +64,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             let detail = format!("topic {}", change.topic);
-            insert_audit!(&mut *tx, actor: actor, action: action, contact: Some(contact_id),
-                detail: Some(detail), ip: change.ip)?;
+            tx.audit(Audit {
+                actor,
+                action,
+                contact: Some(contact_id),
+                detail: Some(detail),
+                ip: change.ip,
+            })
+            .await?;
             if !change.granted {
-                note_changes!(&mut *tx, &[Change::Contact(contact_id)]);
+                tx.note_changes(&[Change::Contact(contact_id)]).await?;
             }
             tx.commit().await?;
             true

@@ -4,15 +4,15 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
-use sqlx::QueryBuilder;
 
 use super::campaigns::Recipient;
 use super::campaigns::{ELIGIBLE, SQUARED_MILES_OF_CONTACT};
 use super::{
     BeginWrite, CONSTITUENCY_OF_CONTACT, Change, JournalEntry, Pool, Result, Store, decode_error,
-    insert_audit, note_changes, now, on_pool, stored_hash,
+    now, on_pool, stored_hash,
 };
-use crate::domain::{Actor, Email, SuppressionReason, latest_birth_date_to_mail};
+use crate::domain::{Actor, AuditAction, Email, SuppressionReason, latest_birth_date_to_mail};
+use crate::store::{Audit, InTransaction};
 
 /// One delivery a worker holds the lease on, with what its message shows.
 #[derive(Debug, Clone)]
@@ -109,40 +109,6 @@ struct ClaimedRow {
     postcode: Option<String>,
     constituency: Option<String>,
     squared_miles: Option<f64>,
-}
-
-/// Marks the messages sent (`(id, message_id, answer, at)` each) while `owner` still holds
-/// their lease, in one statement; the ids it marked. The rows are padded with id 0 (which no
-/// delivery has) to a power of two, so that the statement takes a dozen shapes that each
-/// connection prepares once, instead of being parsed again for every group.
-macro_rules! record_sent {
-    ($owner:expr, $sent:expr, $executor:expr) => {{
-        let mut update = QueryBuilder::new(
-            "UPDATE deliveries SET state = 'sent', message_id = v.column2, \
-                 outcome = v.column3, sent_at = v.column4, updated_at = v.column4, \
-                 lease_owner = NULL, lease_until = NULL FROM (",
-        );
-        let sent: &[(i64, &str, &str, DateTime<Utc>)] = $sent;
-        let padding = (sent.len().next_power_of_two() - sent.len()).min(sent.len());
-        let rows = sent
-            .iter()
-            .copied()
-            .chain(std::iter::repeat((0, "", "", sent[0].3)).take(padding));
-        update.push_values(rows, |mut row, (delivery, message_id, answer, at)| {
-            row.push_bind(delivery)
-                .push_bind(message_id)
-                .push_bind(answer)
-                .push_bind(at);
-        });
-        update
-            .push(") AS v WHERE deliveries.id = v.column1 AND deliveries.lease_owner = ")
-            .push_bind($owner)
-            .push(" RETURNING deliveries.id");
-        update
-            .build_query_scalar::<i64>()
-            .fetch_all($executor)
-            .await
-    }};
 }
 
 impl Store {
@@ -264,7 +230,7 @@ impl Store {
         if sent.len() == results.len() {
             let ids: Vec<i64> = on_pool!(self, |pool| {
                 let _turn = pool.write_turn().await?;
-                record_sent!(owner, &sent, pool)?
+                pool.acquire().await?.record_sent(owner, &sent).await?
             });
             let ids: HashSet<i64> = ids.into_iter().collect();
             return Ok(sent.iter().map(|(id, ..)| ids.contains(id)).collect());
@@ -274,7 +240,7 @@ impl Store {
             let recorded_sent: HashSet<i64> = if sent.is_empty() {
                 HashSet::new()
             } else {
-                record_sent!(owner, &sent, &mut *tx)?.into_iter().collect()
+                tx.record_sent(owner, &sent).await?.into_iter().collect()
             };
             let mut recorded = Vec::with_capacity(results.len());
             let mut bounced = Vec::new();
@@ -362,14 +328,19 @@ impl Store {
                         .filter(|c| c.is_ascii_digit())
                         .take(3)
                         .collect();
-                    insert_audit!(&mut *tx, actor: Actor::Worker, action: "suppressed.bounced",
-                        contact: contact, detail: Some(format!("delivery {delivery}: SMTP {code}")),
-                        ip: None::<String>)?;
+                    tx.audit(Audit {
+                        actor: &Actor::Worker,
+                        action: AuditAction::Suppressed(SuppressionReason::Bounced),
+                        contact,
+                        detail: Some(format!("delivery {delivery}: SMTP {code}")),
+                        ip: None,
+                    })
+                    .await?;
                     bounced.extend(contact.map(Change::Contact));
                 }
                 recorded.push(applied);
             }
-            note_changes!(&mut *tx, &bounced);
+            tx.note_changes(&bounced).await?;
             // The messages the server took must be recorded whatever the journal says: held
             // for its next write when it cannot be written now.
             self.journal_or_hold(journal).await;
@@ -464,10 +435,15 @@ impl Store {
             .rows_affected()
                 > 0;
             if paused {
-                insert_audit!(&mut *tx, actor: Actor::Worker, action: "campaign.paused",
-                    contact: None::<i64>, detail: Some(format!("campaign {id}: {reason}")),
-                    ip: None::<String>)?;
-                note_changes!(&mut *tx, &[Change::Campaign(id)]);
+                tx.audit(Audit {
+                    actor: &Actor::Worker,
+                    action: AuditAction::CampaignPaused,
+                    contact: None,
+                    detail: Some(format!("campaign {id}: {reason}")),
+                    ip: None,
+                })
+                .await?;
+                tx.note_changes(&[Change::Campaign(id)]).await?;
             }
             tx.commit().await?;
             paused

@@ -9,10 +9,11 @@ use sqlx::{Postgres, QueryBuilder, Sqlite};
 
 use super::counts::{POSTGRES_BEFORE_RECOUNT, RECOUNT_MAILABLE};
 use super::{
-    BeginWrite, Change, MAX_BIND_PARAMETERS, Pool, Result, Store, WriteTransaction, insert_audit,
-    latest_consent, note_changes, on_pool,
+    BeginWrite, Change, MAX_BIND_PARAMETERS, Pool, Result, Store, WriteTransaction, latest_consent,
+    on_pool,
 };
-use crate::domain::{Actor, ConstituencyCode, Coordinates, Postcode};
+use crate::domain::{Actor, AuditAction, ConstituencyCode, Coordinates, Postcode};
+use crate::store::{Audit, InTransaction};
 
 /// Each contact's constituency (`contacts.constituency_code`, which the contact lists filter
 /// by) as the new directory places its postcode.
@@ -312,10 +313,16 @@ impl DirectoryImport {
                 .fetch_one(&mut **tx)
                 .await?;
             let detail = format!("{count} postcodes");
-            insert_audit!(&mut **tx, actor: actor, action: "postcodes.replaced", contact: None::<i64>,
-                detail: Some(detail), ip: None::<String>)?;
+            tx.audit(Audit {
+                actor,
+                action: AuditAction::PostcodesReplaced,
+                contact: None,
+                detail: Some(detail),
+                ip: None,
+            })
+            .await?;
             // Any contact's constituency may have changed with it.
-            note_changes!(&mut **tx, &[Change::Anyone]);
+            tx.note_changes(&[Change::Anyone]).await?;
         });
         on_transaction!(self, |tx| tx.commit().await?);
         Ok(())

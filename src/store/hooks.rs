@@ -2,8 +2,7 @@
 //! written in the transaction that acts on it, so that a retried or replayed webhook changes
 //! nothing twice, however many copies arrive at once.
 
-use super::contacts::{count_feedback, suppress_for_feedback, upsert_suppression};
-use super::{BeginWrite, Result, Store, insert_audit, note_changes, now, on_pool};
+use super::{BeginWrite, InTransaction, Result, Store, now, on_pool};
 use crate::domain::{Actor, Email, SuppressionReason};
 
 /// One event a provider reported, as the store keeps it.
@@ -118,10 +117,13 @@ impl Store {
             };
             let heard = match event.effect {
                 Effect::Suppress { reason, detail } => {
-                    count_feedback!(&mut *tx, delivery, reason);
+                    tx.count_feedback(delivery, reason).await?;
                     let hash = super::stored_hash(&hash)?;
                     let contact = Some(contact);
-                    suppress_for_feedback!(self, &mut tx, hash, contact, reason, detail, &actor);
+                    let journal = tx
+                        .suppress_for_feedback(&hash, contact, reason, detail, &actor)
+                        .await?;
+                    self.journal_entries(journal).await?;
                     Heard::Suppressed
                 }
                 Effect::Note { .. } => Heard::Recorded,

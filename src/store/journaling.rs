@@ -1,16 +1,15 @@
 //! The store's side of the suppression journal: started beside a database, written with each
 //! erasure and suppression, and probed again while it is broken.
 
-use super::{
-    Journal, JournalEntry, JournalEvent, Result, Store, StoreError, insert_audit, now, on_pool,
-};
+use super::{Journal, JournalEntry, JournalEvent, Result, Store, StoreError, now, on_pool};
 
 use std::path::Path;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::EmailHash;
+use crate::domain::{AuditAction, EmailHash};
+use crate::store::{Audit, InTransaction};
 
 /// Whether a journal may be started where none is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,9 +89,16 @@ impl Store {
                     .bind(now)
                     .execute(pool)
                     .await?;
-                insert_audit!(pool, actor: crate::domain::Actor::Operator,
-                    action: "journal.started_anew", contact: None::<i64>,
-                    detail: Some(format!("{shown} on {host}")), ip: None::<String>)?;
+                pool.acquire()
+                    .await?
+                    .audit(Audit {
+                        actor: &crate::domain::Actor::Operator,
+                        action: AuditAction::JournalStartedAnew,
+                        contact: None,
+                        detail: Some(format!("{shown} on {host}")),
+                        ip: None,
+                    })
+                    .await?;
             }
         });
         Ok(self.with_journal(journal))

@@ -31,6 +31,7 @@ mod retention;
 mod sign_in_attempts;
 mod signups;
 mod staff;
+mod statements;
 mod topics;
 
 use std::collections::HashMap;
@@ -47,6 +48,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::domain::EmailHash;
+pub(crate) use statements::{Audit, InTransaction};
 
 pub use audit::{AUDIT_PAGE, AuditQuery};
 pub use backups::Replayed;
@@ -55,7 +57,6 @@ pub use campaigns::{
     ApproveOutcome, Campaign, DraftOutcome, Imprint, QueueOutcome, Recipient, RetryOutcome,
     StateChange, StateChangeOutcome, SubmitOutcome,
 };
-pub(crate) use changes::note_changes;
 pub use changes::{Change, Changes, Recheck};
 pub use connection::{DatabaseUrl, DatabaseUrlError, Migrated};
 pub use consent::ConsentChange;
@@ -188,25 +189,6 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
-
-/// Appends to the audit log inside the caller's transaction.
-macro_rules! insert_audit {
-    ($executor:expr, actor: $actor:expr, action: $action:expr, contact: $contact_id:expr, detail: $detail:expr, ip: $ip:expr $(,)?) => {
-        sqlx::query(
-            "INSERT INTO audit_log (at, actor, action, contact_id, detail, ip) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind($crate::store::now())
-        .bind($actor.to_string())
-        .bind($action)
-        .bind($contact_id)
-        .bind($detail)
-        .bind($ip)
-        .execute($executor)
-        .await
-    };
-}
-pub(crate) use insert_audit;
 
 /// Whether the email consent in force for `$contact` and `$topic` (two SQL expressions) is a
 /// grant: the `consents` row that the ledger's trigger keeps (its latest entry); NULL when the

@@ -6,10 +6,13 @@ use std::collections::BTreeSet;
 use sqlx::QueryBuilder;
 
 use super::{
-    BeginWrite, Change, JournalEntry, Result, Store, decode_error, insert_audit, latest_consent,
-    note_changes, now, on_pool, stored_hash,
+    BeginWrite, Change, JournalEntry, Result, Store, decode_error, latest_consent, now, on_pool,
+    stored_hash,
 };
-use crate::domain::{Actor, Email, LinkTag, Postcode, PublicId, SuppressionReason, TopicSlug};
+use crate::domain::{
+    Actor, AuditAction, Email, LinkTag, Postcode, PublicId, SuppressionReason, TopicSlug,
+};
+use crate::store::{Audit, InTransaction};
 
 /// What the preference centre shows.
 #[derive(Debug, Clone)]
@@ -271,7 +274,7 @@ impl Store {
                 audit.push_values(&pending, |mut row, &(id, request)| {
                     row.push_bind(now)
                         .push_bind(Actor::Contact.to_string())
-                        .push_bind("contact.unsubscribed")
+                        .push_bind(AuditAction::ContactUnsubscribed.as_str())
                         .push_bind(id)
                         .push_bind(format!("via {}", request.source))
                         .push_bind(request.ip.as_deref());
@@ -292,7 +295,7 @@ impl Store {
                 }
                 let changed: Vec<Change> =
                     pending.iter().map(|&(id, _)| Change::Contact(id)).collect();
-                note_changes!(&mut *tx, &changed);
+                tx.note_changes(&changed).await?;
                 self.journal_entries(journal).await?;
                 tx.commit().await?;
             }
@@ -400,9 +403,15 @@ impl Store {
                 if postcode_changed {
                     detail.push("postcode changed".to_owned());
                 }
-                insert_audit!(&mut *tx, actor: Actor::Contact, action: "preferences.updated",
-                    contact: Some(contact_id), detail: Some(detail.join("; ")), ip: request.ip)?;
-                note_changes!(&mut *tx, &[Change::Contact(contact_id)]);
+                tx.audit(Audit {
+                    actor: &Actor::Contact,
+                    action: AuditAction::PreferencesUpdated,
+                    contact: Some(contact_id),
+                    detail: Some(detail.join("; ")),
+                    ip: request.ip,
+                })
+                .await?;
+                tx.note_changes(&[Change::Contact(contact_id)]).await?;
                 tx.commit().await?;
             }
             UpdateOutcome::Updated {

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{BeginWrite, Result, Store, on_pool};
-use crate::domain::{Actor, EmailHash};
+use crate::domain::{Actor, AuditAction, EmailHash};
 
 /// Whether the contact `c` is past retention at the cutoff (the parameter named by `cutoff`,
 /// such as `$3`): nothing in force (no grant, or a suppression), no open request, not restricted, and
@@ -125,7 +125,7 @@ impl Store {
         if applied != RetentionApplied::default() {
             self.record_audit(
                 actor,
-                "retention.applied",
+                AuditAction::RetentionApplied,
                 &format!(
                     "before {}: {} contacts erased, {} IP addresses blanked",
                     cutoff.format("%Y-%m-%d"),

@@ -4,24 +4,15 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{
-    BeginWrite, ConsentChange, Pool, Result, Store, decode_error, insert_audit, now, on_pool,
+use super::{BeginWrite, ConsentChange, Pool, Result, Store, decode_error, now, on_pool};
+use crate::domain::{
+    Actor, AuditAction, Email, Name, NewContact, Postcode, PublicId, SignupExport, TopicSlug,
 };
-use crate::domain::{Actor, Email, Name, NewContact, Postcode, PublicId, SignupExport, TopicSlug};
+use crate::store::{Audit, InTransaction};
 
 /// How long a sign-up is kept: its confirmation link lasts as long, and then it is deleted,
 /// confirmed or not (a confirmed one lives on as the contact).
 pub const SIGNUP_KEPT_DAYS: i64 = 7;
-
-/// Deletes, inside the caller's transaction, the sign-ups older than `$before`.
-macro_rules! purge_signups {
-    ($executor:expr, $before:expr) => {
-        sqlx::query("DELETE FROM signups WHERE created_at < $1")
-            .bind($before)
-            .execute($executor)
-            .await
-    };
-}
 
 /// The source every confirmed sign-up's consent carries.
 pub const SIGNUP_SOURCE: &str = "signup";
@@ -114,7 +105,8 @@ impl Store {
             .bind(now())
             .execute(&mut *tx)
             .await?;
-            purge_signups!(&mut *tx, now() - chrono::Duration::days(SIGNUP_KEPT_DAYS))?;
+            tx.purge_signups(now() - chrono::Duration::days(SIGNUP_KEPT_DAYS))
+                .await?;
             tx.commit().await?;
             Some(id)
         });
@@ -127,7 +119,7 @@ impl Store {
         let before = now() - chrono::Duration::days(SIGNUP_KEPT_DAYS);
         let purged = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let purged = purge_signups!(&mut *tx, before)?.rows_affected();
+            let purged = tx.purge_signups(before).await?.rows_affected();
             tx.commit().await?;
             purged
         });
@@ -247,7 +239,7 @@ impl Store {
         let hash = email.hash();
         let lifted = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            super::contacts::lock_contact!(self, &mut *tx, hash)?;
+            tx.lock_contact(&hash).await?;
             let reason: Option<String> = sqlx::query_scalar(
                 "DELETE FROM suppressions WHERE email_hash = $1 RETURNING reason",
             )
@@ -260,9 +252,14 @@ impl Store {
                         .bind(hash.as_str())
                         .fetch_optional(&mut *tx)
                         .await?;
-                insert_audit!(&mut *tx, actor: Actor::Contact, action: "suppression.lifted",
-                    contact: contact, detail: Some(format!("was {reason}; confirmed sign-up")),
-                    ip: None::<String>)?;
+                tx.audit(Audit {
+                    actor: &Actor::Contact,
+                    action: AuditAction::SuppressionLifted,
+                    contact,
+                    detail: Some(format!("was {reason}; confirmed sign-up")),
+                    ip: None,
+                })
+                .await?;
             }
             tx.commit().await?;
             reason

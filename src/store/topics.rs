@@ -1,7 +1,8 @@
 //! Topics people can consent to.
 
-use super::{BeginWrite, Result, Store, StoreError, insert_audit, on_pool};
-use crate::domain::{Actor, Topic, TopicSlug};
+use super::{BeginWrite, Result, Store, StoreError, on_pool};
+use crate::domain::{Actor, AuditAction, Topic, TopicSlug};
+use crate::store::{Audit, InTransaction};
 
 impl Store {
     pub async fn list_topics(&self) -> Result<Vec<Topic>> {
@@ -32,8 +33,14 @@ impl Store {
             .rows_affected();
             if inserted > 0 {
                 let detail = format!("topic {}", topic.slug);
-                insert_audit!(&mut *tx, actor: actor, action: "topic.added", contact: None::<i64>,
-                    detail: Some(detail), ip: None::<String>)?;
+                tx.audit(Audit {
+                    actor,
+                    action: AuditAction::TopicAdded,
+                    contact: None,
+                    detail: Some(detail),
+                    ip: None,
+                })
+                .await?;
             }
             tx.commit().await?;
             inserted

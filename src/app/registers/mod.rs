@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::{Actor, App, AppError, Conflict, Result, must_be_admin};
 use crate::domain::{
-    Channel, ClockError, Email, Reference, Register, RequestStatus, Right, parse_message_id, uk_day,
+    AuditAction, Channel, ClockError, Email, Reference, Register, RequestStatus, Right,
+    parse_message_id, uk_day,
 };
 use crate::store::{NewRequest, RightsRequest, now};
 
@@ -199,13 +200,14 @@ pub enum Act {
 }
 
 impl Act {
-    fn as_str(self) -> &'static str {
+    /// The audit log's name for it, which the request's entry records.
+    fn action(self) -> AuditAction {
         match self {
-            Self::Export => "contact.exported",
-            Self::Erase => "contact.erased",
-            Self::Restrict => "contact.restricted",
-            Self::Unsubscribe => "contact.unsubscribed",
-            Self::Withdraw => "consent.withdrawn",
+            Self::Export => AuditAction::ContactExported,
+            Self::Erase => AuditAction::ContactErased,
+            Self::Restrict => AuditAction::ContactRestricted,
+            Self::Unsubscribe => AuditAction::ContactUnsubscribed,
+            Self::Withdraw => AuditAction::ConsentWithdrawn,
         }
     }
 
@@ -260,7 +262,7 @@ pub async fn request_for(
 /// Whether it was closed.
 pub async fn acted(app: &App, actor: &Actor, request: &RightsRequest, act: Act) -> Result<bool> {
     app.store
-        .note_request_act(&request.reference, act.as_str(), actor)
+        .note_request_act(&request.reference, act.action().as_str(), actor)
         .await?;
     if !act.answers(request.right) {
         return Ok(false);

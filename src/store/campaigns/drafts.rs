@@ -4,15 +4,12 @@
 use super::{DraftOutcome, StateChangeOutcome};
 
 use crate::domain::{
-    Actor, Audience, CampaignState, Coordinates, LinkTag, NewCampaign, Postcode, PostcodePrefix,
-    Scope,
+    Actor, Audience, AuditAction, CampaignState, LinkTag, NewCampaign, PostcodePrefix, Scope,
 };
-use crate::store::{
-    BeginWrite, Result, Store, StoreError, decode_error, insert_audit, now, on_pool,
-};
+use crate::store::{Audit, BeginWrite, InTransaction, Result, Store, now, on_pool};
 
 /// A campaign's audience as the rows of `campaign_audience`: (kind, value).
-pub(super) fn audience_rows(audience: &Audience) -> Vec<(&'static str, &str)> {
+pub(crate) fn audience_rows(audience: &Audience) -> Vec<(&'static str, &str)> {
     let constituencies = audience
         .constituencies
         .iter()
@@ -26,118 +23,6 @@ pub(super) fn audience_rows(audience: &Audience) -> Vec<(&'static str, &str)> {
         (kind, p.as_str())
     });
     constituencies.chain(postcodes).collect()
-}
-
-/// Writes every field of `$campaign` and its audience over campaign `$id`, inside the caller's
-/// write transaction; a topic that does not exist is [`StoreError::UnknownTopic`].
-macro_rules! write_campaign {
-    ($conn:expr, $id:expr, $campaign:expr) => {{
-        let conn = $conn;
-        let campaign: &NewCampaign = $campaign;
-        let event = campaign.event.as_ref();
-        let topic = topic_id!(&mut *conn, campaign.topic);
-        // The venue's place, kept for `{{distance_miles}}` and a distance rule: a rule cannot
-        // be measured from a venue the directory does not place.
-        let near = campaign.audience.near.as_ref();
-        let venue = match event.and_then(|e| e.postcode.as_ref()) {
-            None => None,
-            Some(postcode) => {
-                let place: Option<(Option<f64>, Option<f64>)> =
-                    sqlx::query_as("SELECT latitude, longitude FROM postcodes WHERE postcode = $1")
-                        .bind(postcode.as_str())
-                        .fetch_optional(&mut *conn)
-                        .await?;
-                match place {
-                    Some((Some(latitude), Some(longitude))) => Some(Coordinates {
-                        latitude,
-                        longitude,
-                    }),
-                    _ => None,
-                }
-            }
-        };
-        if let (Some(near), None) = (near, venue) {
-            return Err(StoreError::VenueUnplaced(near.venue.as_str().to_owned()));
-        }
-        sqlx::query(
-            "UPDATE campaigns SET name = $2, topic_id = $3, subject = $4, html_template = $5, \
-                 text_template = $6, event_title = $7, event_starts_at = $8, event_venue = $9, \
-                 event_postcode = $10, updated_at = $11, markdown = $12, from_address = $13, \
-                 reply_to = $14, election_material = $15, postcodes_within = $16, \
-                 within_miles = $17, venue_latitude = $18, venue_longitude = $19, \
-                 venue_miles_east = $20 \
-             WHERE id = $1",
-        )
-        .bind($id)
-        .bind(&campaign.name)
-        .bind(topic)
-        .bind(&campaign.subject)
-        .bind(&campaign.html_template)
-        .bind(campaign.text_template.as_deref())
-        .bind(event.map(|e| e.title.as_str()))
-        .bind(event.map(|e| e.starts_at))
-        .bind(event.map(|e| e.venue.as_str()))
-        .bind(
-            event
-                .and_then(|e| e.postcode.as_ref())
-                .map(Postcode::as_str),
-        )
-        .bind(now())
-        .bind(campaign.markdown.as_deref())
-        .bind(campaign.from.as_ref().map(ToString::to_string))
-        .bind(campaign.reply_to.as_ref().map(ToString::to_string))
-        .bind(campaign.election_material)
-        .bind(campaign.audience.postcodes_within)
-        .bind(near.map(|near| i64::from(near.miles)))
-        .bind(venue.map(|v| v.latitude))
-        .bind(venue.map(|v| v.longitude))
-        .bind(venue.map(|v| v.miles_per_degree_east()))
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query("DELETE FROM campaign_audience WHERE campaign_id = $1")
-            .bind($id)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM campaign_exclusions WHERE campaign_id = $1")
-            .bind($id)
-            .execute(&mut *conn)
-            .await?;
-        for excluded in &campaign.audience.excluding {
-            sqlx::query(
-                "INSERT INTO campaign_exclusions (campaign_id, excluded_campaign_id) \
-                 VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind($id)
-            .bind(*excluded)
-            .execute(&mut *conn)
-            .await?;
-        }
-        for (kind, value) in audience_rows(&campaign.audience) {
-            sqlx::query(
-                "INSERT INTO campaign_audience (campaign_id, kind, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING",
-            )
-            .bind($id)
-            .bind(kind)
-            .bind(value)
-            .execute(&mut *conn)
-            .await?;
-        }
-    }};
-}
-
-/// Records `$actor` as an author of campaign `$id`, inside the caller's write transaction.
-macro_rules! add_author {
-    ($conn:expr, $id:expr, $actor:expr) => {
-        sqlx::query(
-            "INSERT INTO campaign_authors (campaign_id, author) VALUES ($1, $2) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind($id)
-        .bind($actor.to_string())
-        .execute($conn)
-        .await?
-    };
 }
 
 impl Store {
@@ -179,7 +64,7 @@ impl Store {
     ) -> Result<i64> {
         let id = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let topic = topic_id!(&mut *tx, campaign.topic);
+            let topic = tx.topic_id(&campaign.topic).await?;
             // A row to write the campaign over, as an edit writes over a draft.
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO campaigns (name, topic_id, subject, html_template, state, \
@@ -192,9 +77,9 @@ impl Store {
             .bind(LinkTag::random().to_string())
             .fetch_one(&mut *tx)
             .await?;
-            write_campaign!(&mut *tx, id, campaign);
-            write_limit!(&mut *tx, id, limit);
-            add_author!(&mut *tx, id, actor);
+            tx.write_campaign(id, campaign).await?;
+            tx.write_limit(id, limit).await?;
+            tx.add_author(id, actor).await?;
             sqlx::query(
                 "INSERT INTO campaign_authors (campaign_id, author) \
                  SELECT $1, author FROM campaign_authors WHERE campaign_id = $2 \
@@ -209,8 +94,14 @@ impl Store {
                 .bind(needs_approval)
                 .execute(&mut *tx)
                 .await?;
-            insert_audit!(&mut *tx, actor: actor, action: "campaign.created", contact: None::<i64>,
-                detail: Some(format!("campaign {id}")), ip: None::<String>)?;
+            tx.audit(Audit {
+                actor,
+                action: AuditAction::CampaignCreated,
+                contact: None,
+                detail: Some(format!("campaign {id}")),
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
             id
         });
@@ -245,16 +136,22 @@ impl Store {
             .await?
             .rows_affected();
             if edited == 0 {
-                let why: DraftOutcome<()> = unchanged_draft!(&mut *tx, id);
+                let why: DraftOutcome<()> = tx.why_draft_unchanged(id).await?;
                 return Ok(match why {
                     DraftOutcome::NotDraft(state) => StateChangeOutcome::Refused(state),
                     _ => StateChangeOutcome::NotFound,
                 });
             }
-            write_campaign!(&mut *tx, id, campaign);
-            add_author!(&mut *tx, id, actor);
-            insert_audit!(&mut *tx, actor: actor, action: "campaign.edited", contact: None::<i64>,
-                detail: Some(format!("campaign {id}")), ip: None::<String>)?;
+            tx.write_campaign(id, campaign).await?;
+            tx.add_author(id, actor).await?;
+            tx.audit(Audit {
+                actor,
+                action: AuditAction::CampaignEdited,
+                contact: None,
+                detail: Some(format!("campaign {id}")),
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
             StateChangeOutcome::Changed(CampaignState::Draft)
         });

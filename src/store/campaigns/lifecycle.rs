@@ -9,10 +9,8 @@ use super::{
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Actor, CampaignState, Scope, latest_birth_date_to_mail};
-use crate::store::{
-    BeginWrite, Change, Pool, Result, Store, decode_error, insert_audit, note_changes, now, on_pool,
-};
+use crate::domain::{Actor, AuditAction, CampaignState, Scope, latest_birth_date_to_mail};
+use crate::store::{Audit, BeginWrite, Change, InTransaction, Pool, Result, Store, now, on_pool};
 
 impl Store {
     /// Marks a draft as waiting for someone's approval of the version it is at: once, and only
@@ -20,12 +18,11 @@ impl Store {
     pub async fn submit_campaign(&self, id: i64, actor: &Actor) -> Result<SubmitOutcome> {
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            require_draft!(
-                &mut *tx,
-                id,
-                SubmitOutcome::NotFound,
-                SubmitOutcome::Refused
-            );
+            match tx.campaign_state(id).await? {
+                None => return Ok(SubmitOutcome::NotFound),
+                Some(CampaignState::Draft) => {}
+                Some(state) => return Ok(SubmitOutcome::Refused(state)),
+            }
             let marked = sqlx::query(
                 "UPDATE campaigns SET submitted_at = $2 \
                  WHERE id = $1 AND needs_approval AND submitted_at IS NULL \
@@ -53,9 +50,14 @@ impl Store {
                     (true, false, None) => SubmitOutcome::NotFound,
                 });
             }
-            insert_audit!(&mut *tx, actor: actor, action: "campaign.submitted",
-                contact: None::<i64>, detail: Some(format!("campaign {id}")),
-                ip: None::<String>)?;
+            tx.audit(Audit {
+                actor,
+                action: AuditAction::CampaignSubmitted,
+                contact: None,
+                detail: Some(format!("campaign {id}")),
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
             SubmitOutcome::Submitted
         });
@@ -103,7 +105,7 @@ impl Store {
                 .bind(actor.to_string())
                 .fetch_one(&mut *tx)
                 .await?;
-                let why: DraftOutcome<()> = unchanged_draft!(&mut *tx, id);
+                let why: DraftOutcome<()> = tx.why_draft_unchanged(id).await?;
                 return Ok(match why {
                     DraftOutcome::NotFound => ApproveOutcome::NotFound,
                     DraftOutcome::NotDraft(state) => ApproveOutcome::Refused(state),
@@ -112,10 +114,15 @@ impl Store {
                     _ => ApproveOutcome::Authored,
                 });
             }
-            write_limit!(&mut *tx, id, limit);
-            insert_audit!(&mut *tx, actor: actor, action: "campaign.approved",
-                contact: None::<i64>, detail: Some(format!("campaign {id} version {version}")),
-                ip: None::<String>)?;
+            tx.write_limit(id, limit).await?;
+            tx.audit(Audit {
+                actor,
+                action: AuditAction::CampaignApproved,
+                contact: None,
+                detail: Some(format!("campaign {id} version {version}")),
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
             ApproveOutcome::Approved
         });
@@ -149,7 +156,7 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             let Some(version) = version else {
-                return Ok(unchanged_draft!(&mut *tx, id));
+                return tx.why_draft_unchanged(id).await;
             };
             let queued = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO deliveries \
@@ -175,9 +182,16 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            insert_audit!(&mut *tx, actor: actor, action: "campaign.queued", contact: None::<i64>,
-                detail: Some(format!("campaign {id} version {version}: {queued} deliveries")),
-                ip: None::<String>)?;
+            tx.audit(Audit {
+                actor,
+                action: AuditAction::CampaignQueued,
+                contact: None,
+                detail: Some(format!(
+                    "campaign {id} version {version}: {queued} deliveries"
+                )),
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
             QueueOutcome::Done(queued)
         });
@@ -230,9 +244,14 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            insert_audit!(&mut *tx, actor: actor, action: "campaign.tested", contact: None::<i64>,
+            tx.audit(Audit {
+                actor,
+                action: AuditAction::CampaignTested,
+                contact: None,
                 detail: Some(format!("campaign {id}: {messages} test messages")),
-                ip: None::<String>)?;
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
             true
         });
@@ -246,7 +265,7 @@ impl Store {
         let now = now();
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let Some(state) = locked_state!(&mut *tx, id) else {
+            let Some(state) = tx.campaign_state(id).await? else {
                 return Ok(RetryOutcome::NotFound);
             };
             if matches!(state, CampaignState::Draft | CampaignState::Cancelled) {
@@ -271,9 +290,14 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                insert_audit!(&mut *tx, actor: actor, action: "campaign.retried",
-                    contact: None::<i64>, detail: Some(format!("campaign {id}: {requeued}")),
-                    ip: None::<String>)?;
+                tx.audit(Audit {
+                    actor,
+                    action: AuditAction::CampaignRetried,
+                    contact: None,
+                    detail: Some(format!("campaign {id}: {requeued}")),
+                    ip: None,
+                })
+                .await?;
                 tx.commit().await?;
             }
             RetryOutcome::Requeued(requeued)
@@ -312,17 +336,23 @@ impl Store {
             .await?
             .rows_affected();
             if scheduled == 0 {
-                return Ok(unchanged_draft!(&mut *tx, id));
+                return tx.why_draft_unchanged(id).await;
             }
             let (action, detail) = match at {
                 Some(at) => (
-                    "campaign.scheduled",
+                    AuditAction::CampaignScheduled,
                     format!("campaign {id} for {}", at.to_rfc3339()),
                 ),
-                None => ("campaign.unscheduled", format!("campaign {id}")),
+                None => (AuditAction::CampaignUnscheduled, format!("campaign {id}")),
             };
-            insert_audit!(&mut *tx, actor: actor, action: action, contact: None::<i64>,
-                detail: Some(detail), ip: None::<String>)?;
+            tx.audit(Audit {
+                actor,
+                action,
+                contact: None,
+                detail: Some(detail),
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
             DraftOutcome::Done(())
         });
@@ -378,7 +408,7 @@ impl Store {
         let now = now();
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let Some(state) = locked_state!(&mut *tx, id) else {
+            let Some(state) = tx.campaign_state(id).await? else {
                 return Ok(StateChangeOutcome::NotFound);
             };
             let next = match (change, state) {
@@ -410,9 +440,19 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            let action = format!("campaign.{}", next.as_str());
-            insert_audit!(&mut *tx, actor: actor, action: action.as_str(), contact: None::<i64>,
-                detail: Some(format!("campaign {id}")), ip: None::<String>)?;
+            let action = match change {
+                StateChange::Pause => AuditAction::CampaignPaused,
+                StateChange::Resume => AuditAction::CampaignQueued,
+                StateChange::Cancel => AuditAction::CampaignCancelled,
+            };
+            tx.audit(Audit {
+                actor,
+                action,
+                contact: None,
+                detail: Some(format!("campaign {id}")),
+                ip: None,
+            })
+            .await?;
             if next == Queued {
                 // Resumed: whatever waits for a retry goes now, not after its backoff.
                 sqlx::query(
@@ -423,7 +463,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            note_changes!(&mut *tx, &[Change::Campaign(id)]);
+            tx.note_changes(&[Change::Campaign(id)]).await?;
             tx.commit().await?;
             StateChangeOutcome::Changed(next)
         });

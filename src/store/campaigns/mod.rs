@@ -263,47 +263,6 @@ impl Recipient {
     }
 }
 
-/// A campaign's state, read inside the caller's write transaction; `None` when there is no such
-/// campaign.
-macro_rules! locked_state {
-    ($executor:expr, $id:expr) => {{
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM campaigns WHERE id = $1")
-            .bind($id)
-            .fetch_optional($executor)
-            .await?;
-        state
-            .map(|s| {
-                s.parse::<CampaignState>()
-                    .map_err(|e| decode_error("state", e))
-            })
-            .transpose()?
-    }};
-}
-
-/// Returns `$not_found`, or `$refused(state)`, from the caller unless campaign `$id` is a draft
-/// (read inside the caller's write transaction).
-macro_rules! require_draft {
-    ($conn:expr, $id:expr, $not_found:expr, $refused:expr) => {
-        match locked_state!($conn, $id) {
-            None => return Ok($not_found),
-            Some(CampaignState::Draft) => {}
-            Some(state) => return Ok($refused(state)),
-        }
-    };
-}
-
-/// Why a compare-and-set on draft `$id` changed nothing, read inside the caller's write
-/// transaction: no such campaign, not a draft, or a draft not cleared.
-macro_rules! unchanged_draft {
-    ($conn:expr, $id:expr) => {
-        match locked_state!($conn, $id) {
-            None => DraftOutcome::NotFound,
-            Some(CampaignState::Draft) => DraftOutcome::Uncleared,
-            Some(state) => DraftOutcome::NotDraft(state),
-        }
-    };
-}
-
 /// What clears a draft to be queued or scheduled by `actor`: a condition on the `campaigns`
 /// row, put in the very statement that changes its state, so that no edit or approval can
 /// come between the check and the change. Staff need this version approved (when the campaign
@@ -323,51 +282,10 @@ fn cleared(actor: &Actor, now: &str) -> String {
     }
 }
 
-/// The id of topic `$slug`, read inside the caller's transaction; an unknown one returns
-/// [`StoreError::UnknownTopic`] from the caller.
-macro_rules! topic_id {
-    ($conn:expr, $slug:expr) => {{
-        let topic: Option<i64> = sqlx::query_scalar("SELECT id FROM topics WHERE slug = $1")
-            .bind($slug.as_str())
-            .fetch_optional($conn)
-            .await?;
-        match topic {
-            Some(topic) => topic,
-            None => return Err(StoreError::UnknownTopic($slug.to_string())),
-        }
-    }};
-}
-
-/// Sets the contacts campaign `$id` may reach at most to `$scope`, inside the caller's write
-/// transaction.
-macro_rules! write_limit {
-    ($conn:expr, $id:expr, $scope:expr) => {{
-        let conn = $conn;
-        let scope: &Scope = $scope;
-        sqlx::query("UPDATE campaigns SET limited = $2 WHERE id = $1")
-            .bind($id)
-            .bind(scope.constituencies().is_some())
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM campaign_limits WHERE campaign_id = $1")
-            .bind($id)
-            .execute(&mut *conn)
-            .await?;
-        for code in scope.constituencies().unwrap_or_default() {
-            sqlx::query(
-                "INSERT INTO campaign_limits (campaign_id, constituency_code) VALUES ($1, $2)",
-            )
-            .bind($id)
-            .bind(code.as_str())
-            .execute(&mut *conn)
-            .await?;
-        }
-    }};
-}
-
 // After the macros above, which they use.
 mod audience;
 mod drafts;
+pub(super) use drafts::audience_rows;
 mod lifecycle;
 mod read;
 mod report;

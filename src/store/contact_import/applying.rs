@@ -14,7 +14,7 @@ use std::time::Instant;
 use sqlx::{Connection as _, QueryBuilder};
 
 use crate::store::{
-    BeginWrite, BulkChange, Change, MAX_BIND_PARAMETERS, Pool, Result, note_changes, now,
+    BeginWrite, BulkChange, Change, InTransaction, MAX_BIND_PARAMETERS, Pool, Result, now,
 };
 
 use crate::domain::{
@@ -233,7 +233,7 @@ impl ContactImport<'_> {
                     .chain(granted.iter().copied().filter(|&id| id <= last_id))
                     .collect();
                 let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
-                note_changes!(&mut *tx, &updated);
+                tx.note_changes(&updated).await?;
                 sqlx::raw_sql($clear).execute(&mut *tx).await?;
                 let keys = |rows: Vec<i64>| {
                     let mut keys: Vec<u64> = rows.into_iter().map(|key| key as u64).collect();

@@ -3,103 +3,15 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::{
-    BeginWrite, Change, ContactImportOutcome, JournalEntry, Result, Store, decode_error,
-    insert_audit, note_changes, now, on_pool,
+    BeginWrite, Change, ContactImportOutcome, JournalEntry, Result, Store, decode_error, now,
+    on_pool,
 };
 use crate::domain::{
-    Actor, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport, CurrentConsent, Email,
-    EmailHash, GuardianConsent, MessageExport, NewContact, SuppressionReason, TopicSlug,
+    Actor, AuditAction, AuditEntry, ConsentEntry, ConstituencyExport, ContactExport,
+    CurrentConsent, Email, EmailHash, GuardianConsent, MessageExport, NewContact,
+    SuppressionReason, TopicSlug,
 };
-
-/// Records a suppression inside the caller's transaction.
-/// The id of the contact whose address has this hash, read inside the caller's transaction.
-macro_rules! contact_id {
-    ($executor:expr, $hash:expr) => {
-        sqlx::query_scalar::<_, i64>("SELECT id FROM contacts WHERE email_hash = $1")
-            .bind($hash.as_str())
-            .fetch_optional($executor)
-            .await?
-    };
-}
-
-/// Takes the row lock that every change of a contact's standing takes first (PostgreSQL's
-/// triggers take it on the way into the consent ledger and the suppression list): a statement
-/// that would lock a suppression before its contact, such as a `DELETE`, takes it here first
-/// so that two changes never wait for each other. SQLite has one writer at a time.
-macro_rules! lock_contact {
-    ($store:expr, $executor:expr, $hash:expr) => {
-        sqlx::query(match $store.pool() {
-            $crate::store::Pool::Sqlite(_) => "SELECT 1 FROM contacts WHERE email_hash = $1",
-            $crate::store::Pool::Postgres(_) => {
-                "SELECT 1 FROM contacts WHERE email_hash = $1 FOR NO KEY UPDATE"
-            }
-        })
-        .bind($hash.as_str())
-        .execute($executor)
-        .await
-    };
-}
-pub(crate) use lock_contact;
-
-macro_rules! upsert_suppression {
-    ($executor:expr, $hash:expr, $reason:expr, $now:expr) => {
-        sqlx::query_scalar::<_, String>(
-            "INSERT INTO suppressions (email_hash, reason, created_at, updated_at) \
-             VALUES ($1, $2, $3, $3) \
-             ON CONFLICT (email_hash) DO UPDATE SET reason = excluded.reason, \
-                 updated_at = excluded.updated_at \
-             WHERE suppressions.reason <> 'erased' \
-             RETURNING reason",
-        )
-        .bind($hash.as_str())
-        .bind($reason.as_str())
-        .bind($now)
-        .fetch_optional($executor)
-        .await
-        // What the suppression list gained, for the journal.
-        .map(|written| {
-            written.map(|_| $crate::store::JournalEntry::suppressed($now, $reason, $hash.clone()))
-        })
-    };
-}
-pub(crate) use upsert_suppression;
-
-/// Counts a bounce or complaint against the delivery it is about (its campaign's report shows
-/// it), inside the caller's transaction.
-macro_rules! count_feedback {
-    ($executor:expr, $delivery:expr, $reason:expr) => {{
-        let column = match $reason {
-            $crate::domain::SuppressionReason::Complaint => "complained",
-            _ => "bounced",
-        };
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE deliveries SET {column} = TRUE WHERE id = $1"
-        )))
-        .bind($delivery)
-        .execute($executor)
-        .await?;
-    }};
-}
-pub(crate) use count_feedback;
-
-/// Suppresses the address with `$hash` for a bounce or complaint inside the caller's
-/// transaction `$tx`: the suppression list, the audit log (`suppressed.REASON` with `$detail`),
-/// the change feed (a worker holds the contact's messages within a second) and the journal,
-/// written before the caller commits.
-macro_rules! suppress_for_feedback {
-    ($store:expr, $tx:expr, $hash:expr, $contact:expr, $reason:expr, $detail:expr, $actor:expr) => {{
-        let now = $crate::store::now();
-        let journal = upsert_suppression!(&mut **$tx, $hash, $reason, now)?;
-        let action = format!("suppressed.{}", $reason.as_str());
-        insert_audit!(&mut **$tx, actor: $actor, action: action.as_str(), contact: $contact,
-            detail: Some($detail.to_owned()), ip: None::<String>)?;
-        let suppressed: Vec<$crate::store::Change> =
-            $contact.map($crate::store::Change::Contact).into_iter().collect();
-        note_changes!(&mut **$tx, &suppressed);
-        $store.journal_entries(journal.into_iter().collect()).await?;
-    }};
-}
-pub(crate) use suppress_for_feedback;
+use crate::store::{Audit, InTransaction};
 
 /// What a bounce or complaint names.
 #[derive(Debug, Clone, Copy)]
@@ -235,26 +147,39 @@ impl Store {
             return Ok(SaveOutcome::UnderAge);
         }
         let action = match outcome.inserted {
-            0 => "contact.updated",
-            _ => "contact.created",
+            0 => AuditAction::ContactUpdated,
+            _ => AuditAction::ContactCreated,
         };
         let hash = contact.email.hash();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let id = contact_id!(&mut *tx, hash);
-            insert_audit!(&mut *tx, actor: actor, action: action, contact: id,
-                detail: Some(format!("source {source}")), ip: None::<String>)?;
+            let id = tx.contact_id(&hash).await?;
+            tx.audit(Audit {
+                actor,
+                action,
+                contact: id,
+                detail: Some(format!("source {source}")),
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
         });
         Ok(SaveOutcome::Saved(outcome))
     }
 
     /// Adds an entry to the audit log that is about no one contact.
-    pub async fn record_audit(&self, actor: &Actor, action: &str, detail: &str) -> Result<()> {
+    pub async fn record_audit(
+        &self,
+        actor: &Actor,
+        action: AuditAction,
+        detail: &str,
+    ) -> Result<()> {
         on_pool!(self, |pool| {
             let _turn = pool.write_turn().await?;
-            insert_audit!(pool, actor: actor, action: action, contact: None::<i64>,
-                detail: Some(detail), ip: None::<String>)?;
+            pool.acquire()
+                .await?
+                .audit(Audit::of(actor, action, detail.to_owned()))
+                .await?;
         });
         Ok(())
     }
@@ -263,15 +188,21 @@ impl Store {
     pub async fn record_audit_about(
         &self,
         actor: &Actor,
-        action: &str,
+        action: AuditAction,
         email: &Email,
     ) -> Result<()> {
         let hash = email.hash();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let id = contact_id!(&mut *tx, hash);
-            insert_audit!(&mut *tx, actor: actor, action: action, contact: id,
-                detail: None::<String>, ip: None::<String>)?;
+            let id = tx.contact_id(&hash).await?;
+            tx.audit(Audit {
+                actor,
+                action,
+                contact: id,
+                detail: None,
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
         });
         Ok(())
@@ -405,7 +336,7 @@ impl Store {
             let mut tx = pool.begin_write().await?;
             // The contact's row lock first (PostgreSQL), which every change of their standing
             // takes: a grant committed meanwhile is seen by the check below, not overrun.
-            lock_contact!(self, &mut *tx, hash)?;
+            tx.lock_contact(hash).await?;
             // What was held before the erasure: a person who signed up again since is not the
             // erasure's to take.
             let id: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -462,12 +393,19 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if erasure.suppresses() {
-                upsert_suppression!(&mut *tx, hash, SuppressionReason::Erased, now)?;
+                tx.upsert_suppression(hash, SuppressionReason::Erased, now)
+                    .await?;
             }
-            insert_audit!(&mut *tx, actor: actor, action: "contact.erased", contact: None::<i64>,
-                detail: detail, ip: None::<String>)?;
+            tx.audit(Audit {
+                actor,
+                action: AuditAction::ContactErased,
+                contact: None,
+                detail: detail.map(str::to_owned),
+                ip: None,
+            })
+            .await?;
             let erased: Vec<Change> = id.map(Change::Contact).into_iter().collect();
-            note_changes!(&mut *tx, &erased);
+            tx.note_changes(&erased).await?;
             // Every erasure asked for, even of an address already suppressed as erased: its
             // time is what a restored database is checked against.
             if let Erasure::Requested | Erasure::Retention { .. } = erasure {
@@ -499,9 +437,9 @@ impl Store {
         let hash = email.hash();
         let now = now();
         let action = if restricted {
-            "contact.restricted"
+            AuditAction::ContactRestricted
         } else {
-            "contact.unrestricted"
+            AuditAction::ContactUnrestricted
         };
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
@@ -522,9 +460,15 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    insert_audit!(&mut *tx, actor: actor, action: action, contact: Some(id),
-                        detail: None::<String>, ip: None::<String>)?;
-                    note_changes!(&mut *tx, &[Change::Contact(id)]);
+                    tx.audit(Audit {
+                        actor,
+                        action,
+                        contact: Some(id),
+                        detail: None,
+                        ip: None,
+                    })
+                    .await?;
+                    tx.note_changes(&[Change::Contact(id)]).await?;
                     tx.commit().await?;
                     RestrictionOutcome::Changed
                 }

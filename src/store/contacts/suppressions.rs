@@ -5,10 +5,12 @@ use super::{FeedbackAbout, UnsuppressOutcome, Withdrawal, WithdrawalOutcome};
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
-use crate::domain::{Actor, Email, EmailHash, SuppressionExport, SuppressionReason, TopicSlug};
+use crate::domain::{
+    Actor, AuditAction, Email, EmailHash, SuppressionExport, SuppressionReason, TopicSlug,
+};
 use crate::store::{
-    BeginWrite, Change, Result, Store, decode_error, insert_audit, latest_consent, note_changes,
-    now, on_pool, stored_hash,
+    Audit, BeginWrite, Change, InTransaction, Result, Store, decode_error, latest_consent, now,
+    on_pool, stored_hash,
 };
 
 impl Store {
@@ -32,7 +34,7 @@ impl Store {
             let (hash, contact): (EmailHash, Option<i64>) = match about {
                 FeedbackAbout::Address(email) => {
                     let hash = email.hash();
-                    let id = contact_id!(&mut *tx, hash);
+                    let id = tx.contact_id(&hash).await?;
                     (hash, id)
                 }
                 FeedbackAbout::Message { id, to } => {
@@ -48,11 +50,14 @@ impl Store {
                     let Some((delivery, hash, contact)) = found else {
                         return Ok(false);
                     };
-                    count_feedback!(&mut *tx, delivery, reason);
+                    tx.count_feedback(delivery, reason).await?;
                     (stored_hash(&hash)?, Some(contact))
                 }
             };
-            suppress_for_feedback!(self, &mut tx, hash, contact, reason, detail, actor);
+            let journal = tx
+                .suppress_for_feedback(&hash, contact, reason, detail, actor)
+                .await?;
+            self.journal_entries(journal).await?;
             tx.commit().await?;
             true
         });
@@ -97,12 +102,13 @@ impl Store {
                 return Ok(WithdrawalOutcome::UnknownTopic);
             }
             let journal = if everything {
-                upsert_suppression!(&mut *tx, &hash, SuppressionReason::Unsubscribed, now)?
+                tx.upsert_suppression(&hash, SuppressionReason::Unsubscribed, now)
+                    .await?
             } else {
                 None
             };
             self.journal_entries(journal.into_iter().collect()).await?;
-            let Some(contact) = contact_id!(&mut *tx, hash) else {
+            let Some(contact) = tx.contact_id(&hash).await? else {
                 tx.commit().await?;
                 return Ok(WithdrawalOutcome::NotHeld);
             };
@@ -124,13 +130,19 @@ impl Store {
                 .rows_affected();
             }
             let action = if everything {
-                "contact.unsubscribed"
+                AuditAction::ContactUnsubscribed
             } else {
-                "consent.withdrawn"
+                AuditAction::ConsentWithdrawn
             };
-            insert_audit!(&mut *tx, actor: actor, action: action, contact: Some(contact),
-                detail: Some(detail.clone()), ip: None::<String>)?;
-            note_changes!(&mut *tx, &[Change::Contact(contact)]);
+            tx.audit(Audit {
+                actor,
+                action,
+                contact: Some(contact),
+                detail: Some(detail.clone()),
+                ip: None,
+            })
+            .await?;
+            tx.note_changes(&[Change::Contact(contact)]).await?;
             tx.commit().await?;
             WithdrawalOutcome::Recorded(withdrawn)
         });
@@ -149,7 +161,7 @@ impl Store {
         let hash = email.hash();
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            lock_contact!(self, &mut *tx, hash)?;
+            tx.lock_contact(&hash).await?;
             let reason: Option<String> =
                 sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = $1")
                     .bind(hash.as_str())
@@ -171,9 +183,15 @@ impl Store {
                 .bind(hash.as_str())
                 .execute(&mut *tx)
                 .await?;
-            let contact = contact_id!(&mut *tx, hash);
-            insert_audit!(&mut *tx, actor: actor, action: "suppression.lifted", contact: contact,
-                detail: Some(format!("was {}: {note}", reason.as_str())), ip: None::<String>)?;
+            let contact = tx.contact_id(&hash).await?;
+            tx.audit(Audit {
+                actor,
+                action: AuditAction::SuppressionLifted,
+                contact,
+                detail: Some(format!("was {}: {note}", reason.as_str())),
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
             UnsuppressOutcome::Lifted(reason)
         });
@@ -187,12 +205,14 @@ impl Store {
         let now = now();
         on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let journal = upsert_suppression!(&mut *tx, hash, reason, now)?;
-            let suppressed: Vec<Change> = contact_id!(&mut *tx, hash)
+            let journal = tx.upsert_suppression(hash, reason, now).await?;
+            let suppressed: Vec<Change> = tx
+                .contact_id(hash)
+                .await?
                 .map(Change::Contact)
                 .into_iter()
                 .collect();
-            note_changes!(&mut *tx, &suppressed);
+            tx.note_changes(&suppressed).await?;
             self.journal_entries(journal.into_iter().collect()).await?;
             tx.commit().await?;
         });

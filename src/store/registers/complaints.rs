@@ -4,7 +4,9 @@
 use super::{NUMBER_TRIES, Value, number_of, reference};
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::domain::{Actor, Channel, ComplaintStatus, Email, EmailHash, Reference, Register};
+use crate::domain::{
+    Actor, AuditAction, Channel, ComplaintStatus, Email, EmailHash, Reference, Register,
+};
 use crate::store::{Result, Store, decode_error, now, on_pool};
 
 /// A complaint as the register holds it.
@@ -96,7 +98,7 @@ impl Store {
             Value::Time(hour_ago),
         ];
         let audit = (
-            "complaint.logged",
+            AuditAction::ComplaintLogged,
             format!("received {} by {}", complaint.received, complaint.channel),
         );
         for _ in 0..NUMBER_TRIES {
@@ -200,7 +202,10 @@ impl Store {
         self.change(
             reference,
             actor,
-            ("complaint.acknowledged", format!("acknowledged on {on}")),
+            (
+                AuditAction::ComplaintAcknowledged,
+                format!("acknowledged on {on}"),
+            ),
             "UPDATE complaints SET acknowledged_on = $3 \
              WHERE year = $1 AND number = $2 AND acknowledged_on IS NULL AND closed_on IS NULL \
                AND received <= $3",
@@ -221,7 +226,10 @@ impl Store {
         self.change(
             reference,
             actor,
-            ("complaint.closed", format!("closed on {on}: {outcome}")),
+            (
+                AuditAction::ComplaintClosed,
+                format!("closed on {on}: {outcome}"),
+            ),
             "UPDATE complaints SET closed_on = $3, outcome = $4, \
                  acknowledged_on = COALESCE(acknowledged_on, $3) \
              WHERE year = $1 AND number = $2 AND closed_on IS NULL AND received <= $3",

@@ -9,9 +9,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::{BeginWrite, Result, Store, decode_error, insert_audit, now, on_pool, stored_hash};
+use super::{BeginWrite, Result, Store, decode_error, now, on_pool, stored_hash};
 use crate::domain::{
-    Actor, Channel, Email, EmailHash, Pause, Reference, Register, RequestClock, Right,
+    Actor, AuditAction, Channel, Email, EmailHash, Pause, Reference, Register, RequestClock, Right,
 };
 
 /// How many times a new entry tries for the year's next number when another took it first
@@ -102,7 +102,7 @@ impl Store {
                 Value::Time(now()),
             ],
             (
-                "request.opened",
+                AuditAction::RequestOpened,
                 format!(
                     "{} received {} by {}",
                     request.right, request.received, request.channel
@@ -123,7 +123,7 @@ impl Store {
         received: NaiveDate,
         statement: &'static str,
         values: &[Value<'_>],
-        audit: (&str, String),
+        audit: (AuditAction, String),
         actor: &Actor,
     ) -> Result<Reference> {
         for _ in 0..NUMBER_TRIES {
@@ -143,7 +143,7 @@ impl Store {
         received: NaiveDate,
         statement: &'static str,
         values: &[Value<'_>],
-        (action, detail): &(&str, String),
+        (action, detail): &(AuditAction, String),
         actor: &Actor,
     ) -> Result<Option<Reference>> {
         let year = chrono::Datelike::year(&received);
@@ -156,8 +156,14 @@ impl Store {
             let number: Option<i32> = query.fetch_optional(&mut *tx).await?;
             if let Some(number) = number {
                 let detail = format!("{}: {detail}", reference(register, year, number));
-                insert_audit!(&mut *tx, actor: actor, action: *action,
-                    contact: None::<i64>, detail: Some(detail), ip: None::<String>)?;
+                tx.audit(Audit {
+                    actor,
+                    action: *action,
+                    contact: None,
+                    detail: Some(detail),
+                    ip: None,
+                })
+                .await?;
                 tx.commit().await?;
             }
             number
@@ -266,7 +272,7 @@ impl Store {
         self.change(
             reference,
             actor,
-            ("request.paused", format!("waiting from {from}")),
+            (AuditAction::RequestPaused, format!("waiting from {from}")),
             "INSERT INTO request_pauses (request_id, from_date) \
              SELECT id, $3 FROM rights_requests \
              WHERE year = $1 AND number = $2 AND closed_on IS NULL \
@@ -289,7 +295,10 @@ impl Store {
         self.change(
             reference,
             actor,
-            ("request.resumed", format!("the clock runs again from {on}")),
+            (
+                AuditAction::RequestResumed,
+                format!("the clock runs again from {on}"),
+            ),
             "UPDATE request_pauses SET until_date = $3 \
              WHERE until_date IS NULL AND from_date <= $3 \
                AND request_id = (SELECT id FROM rights_requests \
@@ -312,7 +321,7 @@ impl Store {
             reference,
             actor,
             (
-                "request.extended",
+                AuditAction::RequestExtended,
                 format!("two months more, told on {notified}: {reason}"),
             ),
             "UPDATE rights_requests SET extended_on = $3, extension_reason = $4 \
@@ -335,7 +344,10 @@ impl Store {
             .change(
                 reference,
                 actor,
-                ("request.closed", format!("closed on {on}: {outcome}")),
+                (
+                    AuditAction::RequestClosed,
+                    format!("closed on {on}: {outcome}"),
+                ),
                 "UPDATE rights_requests SET closed_on = $3, outcome = $4 \
                  WHERE year = $1 AND number = $2 AND closed_on IS NULL",
                 &[Value::Date(on), Value::Text(outcome)],
@@ -371,7 +383,7 @@ impl Store {
         self.change(
             reference,
             actor,
-            ("request.acted", act.to_owned()),
+            (AuditAction::RequestActed, act.to_owned()),
             "SELECT 1 FROM rights_requests WHERE year = $1 AND number = $2",
             &[],
         )
@@ -386,7 +398,7 @@ impl Store {
         &self,
         reference: &Reference,
         actor: &Actor,
-        (action, detail): (&str, String),
+        (action, detail): (AuditAction, String),
         statement: &'static str,
         values: &[Value<'_>],
     ) -> Result<bool> {
@@ -404,8 +416,14 @@ impl Store {
                 query.execute(&mut *tx).await?.rows_affected() > 0
             };
             if changed {
-                insert_audit!(&mut *tx, actor: actor, action: action, contact: None::<i64>,
-                    detail: Some(detail), ip: None::<String>)?;
+                tx.audit(Audit {
+                    actor,
+                    action,
+                    contact: None,
+                    detail: Some(detail),
+                    ip: None,
+                })
+                .await?;
                 tx.commit().await?;
             }
             changed
@@ -435,6 +453,7 @@ macro_rules! bind {
         }
     };
 }
+use crate::store::{Audit, InTransaction};
 use bind;
 
 /// A reference from the database's year and number.

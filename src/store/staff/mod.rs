@@ -3,8 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{BeginWrite, Pool, Result, Store, decode_error, insert_audit, now, on_pool};
-use crate::domain::{Actor, Email, Name, Role, Scope, StaffMember, StaffTokenHash};
+use super::{BeginWrite, Pool, Result, Store, decode_error, now, on_pool};
+use crate::domain::{Actor, AuditAction, Email, Name, Role, Scope, StaffMember, StaffTokenHash};
+use crate::store::{Audit, InTransaction};
 
 impl Store {}
 
@@ -85,39 +86,6 @@ pub enum DisableOutcome {
     NotFound,
 }
 
-/// Keeps a one-time link (its hash) for person `$user` to set their password, inside the
-/// caller's transaction.
-macro_rules! insert_password_link {
-    ($executor:expr, $link:expr, $user:expr, $expires:expr) => {
-        sqlx::query(
-            "INSERT INTO staff_password_links (token_hash, user_id, expires_at) \
-             VALUES ($1, $2, $3)",
-        )
-        .bind($link.as_str())
-        .bind($user)
-        .bind($expires)
-        .execute($executor)
-        .await?
-    };
-}
-
-/// Keeps person `$user` (who is kept to none yet) to the constituencies of `$scope`, inside
-/// the caller's transaction.
-macro_rules! keep_to_scope {
-    ($executor:expr, $user:expr, $scope:expr) => {
-        for code in $scope.constituencies().unwrap_or_default() {
-            sqlx::query(
-                "INSERT INTO staff_user_constituencies (user_id, constituency_code) \
-                 VALUES ($1, $2)",
-            )
-            .bind($user)
-            .bind(code.as_str())
-            .execute($executor)
-            .await?;
-        }
-    };
-}
-
 fn parse_role(role: &str) -> Result<Role> {
     Role::parse(role).map_err(|e| decode_error("staff role", e))
 }
@@ -146,16 +114,24 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(id) = id {
-                keep_to_scope!(&mut *tx, id, &user.scope);
-                insert_password_link!(&mut *tx, link, id, link_expires);
+                tx.keep_to_scope(id, &user.scope).await?;
+                tx.insert_password_link(link, id, link_expires).await?;
                 let scope = user
                     .scope
                     .as_list()
                     .unwrap_or_else(|| "everyone".to_owned());
-                insert_audit!(&mut *tx, actor: actor, action: "staff_user.created",
-                    contact: None::<i64>,
-                    detail: Some(format!("{} ({}, {scope})", user.email.normalized(), user.role)),
-                    ip: None::<String>)?;
+                tx.audit(Audit {
+                    actor,
+                    action: AuditAction::StaffUserCreated,
+                    contact: None,
+                    detail: Some(format!(
+                        "{} ({}, {scope})",
+                        user.email.normalized(),
+                        user.role
+                    )),
+                    ip: None,
+                })
+                .await?;
             }
             tx.commit().await?;
             id
@@ -313,15 +289,19 @@ impl Store {
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
-                keep_to_scope!(&mut *tx, id, scope);
+                tx.keep_to_scope(id, scope).await?;
                 let list = scope.as_list().unwrap_or_else(|| "everyone".to_owned());
                 changes.push(format!("constituencies {list}"));
             }
             if !changes.is_empty() {
-                insert_audit!(&mut *tx, actor: actor, action: "staff_user.edited",
-                    contact: None::<i64>,
+                tx.audit(Audit {
+                    actor,
+                    action: AuditAction::StaffUserEdited,
+                    contact: None,
                     detail: Some(format!("{}: {}", email.normalized(), changes.join(", "))),
-                    ip: None::<String>)?;
+                    ip: None,
+                })
+                .await?;
             }
             tx.commit().await?;
             StaffEditOutcome::Edited
@@ -368,9 +348,14 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     }
-                    insert_audit!(&mut *tx, actor: actor, action: "staff_user.disabled",
-                        contact: None::<i64>, detail: Some(email.normalized().to_owned()),
-                        ip: None::<String>)?;
+                    tx.audit(Audit {
+                        actor,
+                        action: AuditAction::StaffUserDisabled,
+                        contact: None,
+                        detail: Some(email.normalized().to_owned()),
+                        ip: None,
+                    })
+                    .await?;
                     DisableOutcome::Disabled
                 }
             };
@@ -394,9 +379,14 @@ impl Store {
             .rows_affected()
                 > 0;
             if enabled {
-                insert_audit!(&mut *tx, actor: actor, action: "staff_user.enabled",
-                    contact: None::<i64>, detail: Some(email.normalized().to_owned()),
-                    ip: None::<String>)?;
+                tx.audit(Audit {
+                    actor,
+                    action: AuditAction::StaffUserEnabled,
+                    contact: None,
+                    detail: Some(email.normalized().to_owned()),
+                    ip: None,
+                })
+                .await?;
             }
             tx.commit().await?;
             enabled

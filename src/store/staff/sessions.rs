@@ -5,9 +5,10 @@ use super::{PasswordLink, StaffSession, parse_role};
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    Actor, Email, SESSION_IDLE, SESSION_LONGEST, SessionUse, StaffMember, StaffTokenHash,
+    Actor, AuditAction, Email, SESSION_IDLE, SESSION_LONGEST, SessionUse, StaffMember,
+    StaffTokenHash,
 };
-use crate::store::{BeginWrite, Result, Store, insert_audit, now, on_pool};
+use crate::store::{Audit, BeginWrite, InTransaction, Result, Store, now, on_pool};
 
 impl Store {
     /// Whose a live password link is: unused, unexpired, of a person not disabled.
@@ -59,9 +60,14 @@ impl Store {
                     .bind(user)
                     .execute(&mut *tx)
                     .await?;
-                insert_audit!(&mut *tx, actor: format!("staff:{email}"),
-                    action: "staff_user.password_set", contact: None::<i64>,
-                    detail: None::<String>, ip: ip)?;
+                tx.audit(Audit {
+                    actor: &format!("staff:{email}"),
+                    action: AuditAction::StaffUserPasswordSet,
+                    contact: None,
+                    detail: None,
+                    ip,
+                })
+                .await?;
             }
             tx.commit().await?;
             user.is_some()
@@ -91,7 +97,7 @@ impl Store {
                     .bind(user)
                     .execute(&mut *tx)
                     .await?;
-                insert_password_link!(&mut *tx, link, user, link_expires);
+                tx.insert_password_link(link, user, link_expires).await?;
                 // A new link is how someone who lost their phone gets back in: their second
                 // factor goes with the old password, and they turn it on again.
                 sqlx::query(
@@ -101,9 +107,14 @@ impl Store {
                 .bind(user)
                 .execute(&mut *tx)
                 .await?;
-                insert_audit!(&mut *tx, actor: actor, action: "staff_user.password_link",
-                    contact: None::<i64>, detail: Some(email.normalized().to_owned()),
-                    ip: None::<String>)?;
+                tx.audit(Audit {
+                    actor,
+                    action: AuditAction::StaffUserPasswordLink,
+                    contact: None,
+                    detail: Some(email.normalized().to_owned()),
+                    ip: None,
+                })
+                .await?;
             }
             tx.commit().await?;
             user.is_some()
@@ -142,8 +153,14 @@ impl Store {
                 .bind(user)
                 .fetch_one(&mut *tx)
                 .await?;
-            insert_audit!(&mut *tx, actor: format!("staff:{email}"), action: "staff_user.signed_in",
-                contact: None::<i64>, detail: None::<String>, ip: ip)?;
+            tx.audit(Audit {
+                actor: &format!("staff:{email}"),
+                action: AuditAction::StaffUserSignedIn,
+                contact: None,
+                detail: None,
+                ip,
+            })
+            .await?;
             tx.commit().await?;
         });
         Ok(())
@@ -221,11 +238,17 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             let action = match secret {
-                Some(_) => "staff_user.two_factor_on",
-                None => "staff_user.two_factor_off",
+                Some(_) => AuditAction::StaffUserTwoFactorOn,
+                None => AuditAction::StaffUserTwoFactorOff,
             };
-            insert_audit!(&mut *tx, actor: actor, action: action, contact: None::<i64>,
-                detail: None::<String>, ip: None::<String>)?;
+            tx.audit(Audit {
+                actor,
+                action,
+                contact: None,
+                detail: None,
+                ip: None,
+            })
+            .await?;
             tx.commit().await?;
         });
         Ok(())

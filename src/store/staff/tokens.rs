@@ -4,8 +4,10 @@
 use super::parse_role;
 use chrono::{DateTime, Utc};
 
-use crate::domain::{Actor, ConstituencyCode, Role, Scope, StaffMember, StaffName, StaffTokenHash};
-use crate::store::{BeginWrite, Result, Store, decode_error, insert_audit, now, on_pool};
+use crate::domain::{
+    Actor, AuditAction, ConstituencyCode, Role, Scope, StaffMember, StaffName, StaffTokenHash,
+};
+use crate::store::{Audit, BeginWrite, InTransaction, Result, Store, decode_error, now, on_pool};
 
 /// A token as `staff token list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,9 +54,14 @@ impl Store {
                 > 0;
             if created {
                 let access = if read_only { "read-only" } else { "read-write" };
-                insert_audit!(&mut *tx, actor: actor, action: "staff_token.created",
-                    contact: None::<i64>, detail: Some(format!("{name} ({access})")),
-                    ip: None::<String>)?;
+                tx.audit(Audit {
+                    actor,
+                    action: AuditAction::StaffTokenCreated,
+                    contact: None,
+                    detail: Some(format!("{name} ({access})")),
+                    ip: None,
+                })
+                .await?;
             }
             tx.commit().await?;
             created
@@ -160,9 +167,14 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                    insert_audit!(&mut *tx, actor: actor, action: "staff_token.revoked",
-                        contact: None::<i64>, detail: Some(name.to_string()),
-                        ip: None::<String>)?;
+                    tx.audit(Audit {
+                        actor,
+                        action: AuditAction::StaffTokenRevoked,
+                        contact: None,
+                        detail: Some(name.to_string()),
+                        ip: None,
+                    })
+                    .await?;
                     RevokeOutcome::Revoked
                 }
             };
