@@ -87,6 +87,49 @@ pub(super) fn cleared<T>(id: i64, outcome: DraftOutcome<T>, done: &str) -> Resul
     }
 }
 
+/// What a campaign can be told to do, alike by a button in the console and a call of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Snapshot the audience into deliveries (a draft only).
+    Queue,
+    /// Stop sending until resumed.
+    Pause,
+    Resume,
+    /// Stop for good: deliveries not yet sent are skipped.
+    Cancel,
+    /// Queue again the deliveries that failed for reasons other than the address.
+    Retry,
+    /// Ask another organiser or admin to approve the draft as it is.
+    Submit,
+}
+
+/// What an [`Action`] did.
+#[derive(Debug)]
+pub enum ActionOutcome {
+    /// Queued: this many deliveries.
+    Queued(u64),
+    /// Paused, resumed or cancelled: the campaign's state now.
+    Changed(CampaignState),
+    /// This many failed deliveries queued again.
+    Retried(u64),
+    /// Waiting for an approval.
+    Submitted(Submitted),
+}
+
+/// Does `action` to campaign `id`.
+pub async fn act(app: &App, actor: &Actor, id: i64, action: Action) -> Result<ActionOutcome> {
+    let change = |change| self::change(app, actor, id, change);
+    Ok(match action {
+        Action::Queue => ActionOutcome::Queued(queue(app, actor, id).await?),
+        Action::Pause => ActionOutcome::Changed(change(StateChange::Pause).await?),
+        Action::Resume => ActionOutcome::Changed(change(StateChange::Resume).await?),
+        Action::Cancel => ActionOutcome::Changed(change(StateChange::Cancel).await?),
+        Action::Retry => ActionOutcome::Retried(retry(app, actor, id).await?),
+        Action::Submit => ActionOutcome::Submitted(submit(app, actor, id).await?),
+    })
+}
+
 /// Pauses, resumes or cancels a campaign; its state now.
 pub async fn change(
     app: &App,

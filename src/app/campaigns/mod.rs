@@ -18,7 +18,10 @@ mod lifecycle;
 mod messages;
 mod report;
 
-pub use lifecycle::{Submitted, approve, change, queue, retry, schedule, submit, unschedule};
+pub use lifecycle::{
+    Action, ActionOutcome, Submitted, act, approve, change, queue, retry, schedule, submit,
+    unschedule,
+};
 pub use messages::{Preview, TEST_MESSAGES_PER_MINUTE, Trial, message, preview, test, trial};
 pub use report::{PausedByWorker, backlog, paused_by_worker, report};
 

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiError, ApiJson, ApiPath, Failure, ReadRefusals, WriteRefusals, actor};
 use crate::app::campaigns;
-use crate::app::campaigns::StateChange;
+use crate::app::campaigns::{Action, ActionOutcome};
 use crate::domain::{
     Approval, CampaignChanges, CampaignDraft, CampaignReport, CampaignState, DeliveryCounts,
     StaffMember,
@@ -397,23 +397,6 @@ pub async fn unschedule(
     Ok(Json(status_of(&state, &member, id).await?))
 }
 
-/// What a campaign can be told to do.
-#[derive(Debug, Clone, Copy, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    /// Snapshot the audience into deliveries (a draft only).
-    Queue,
-    /// Stop sending until resumed.
-    Pause,
-    Resume,
-    /// Stop for good: deliveries not yet sent are skipped.
-    Cancel,
-    /// Queue again the deliveries that failed for reasons other than the address.
-    Retry,
-    /// Ask another organiser or admin to approve the draft as it is.
-    Submit,
-}
-
 /// What an action did.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Acted {
@@ -448,36 +431,21 @@ pub async fn act(
     ApiPath((id, action)): ApiPath<(i64, Action)>,
 ) -> Result<Json<Acted>, Failure> {
     let (app, actor) = (&state.app, &actor(&member));
-    let change = |change| campaigns::change(app, actor, id, change);
-    let acted = match action {
-        Action::Queue => Acted {
-            queued: Some(campaigns::queue(app, actor, id).await?),
+    let acted = match campaigns::act(app, actor, id, action).await? {
+        ActionOutcome::Queued(queued) => Acted {
             state: CampaignState::Queued,
+            queued: Some(queued),
         },
-        Action::Retry => {
-            let queued = campaigns::retry(app, actor, id).await?;
-            Acted {
-                queued: Some(queued),
-                state: campaigns::status(app, actor, id).await?.campaign.state,
-            }
-        }
-        Action::Submit => {
-            campaigns::submit(app, actor, id).await?;
-            Acted {
-                state: CampaignState::Draft,
-                queued: None,
-            }
-        }
-        Action::Pause => Acted {
-            state: change(StateChange::Pause).await?,
+        ActionOutcome::Retried(queued) => Acted {
+            state: campaigns::status(app, actor, id).await?.campaign.state,
+            queued: Some(queued),
+        },
+        ActionOutcome::Submitted(_) => Acted {
+            state: CampaignState::Draft,
             queued: None,
         },
-        Action::Resume => Acted {
-            state: change(StateChange::Resume).await?,
-            queued: None,
-        },
-        Action::Cancel => Acted {
-            state: change(StateChange::Cancel).await?,
+        ActionOutcome::Changed(state) => Acted {
+            state,
             queued: None,
         },
     };

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, Refusal, render};
+use super::{Layout, Problem, Refusal, named, render};
 use crate::app::contacts::{CONTACTS_PAGE, ConsentFilter, ContactQuery, ContactSearch, Matches};
 use crate::app::contacts::{Held, Withdrawn};
 use crate::app::{self, AppError};
@@ -276,6 +276,17 @@ pub async fn details(
     )
 }
 
+/// A button on a person's page.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum Button {
+    Save,
+    Withdraw,
+    Restrict,
+    Unrestrict,
+    Erase,
+}
+
 /// What a button on a person's page does: save their details (and consents they gave), record
 /// a withdrawal they asked for, restrict or unrestrict them, erase them.
 pub async fn act(
@@ -283,9 +294,12 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
+    let Some(button) = named::<Button>(&action) else {
+        return Problem::not_found("no such action").page(&state, Some(&signed));
+    };
     let (app, actor) = (&state.app, &signed.actor());
-    let done: Result<String, AppError> = match action.as_str() {
-        "save" => {
+    let done: Result<String, AppError> = match button {
+        Button::Save => {
             let held = match app::contacts::view(app, actor, &id).await {
                 Ok(Held::Contact(held)) => held,
                 Ok(Held::Signups { .. }) => {
@@ -333,7 +347,7 @@ pub async fn act(
                 notice
             })
         }
-        "withdraw" => {
+        Button::Withdraw => {
             let topics = posted.all("topic");
             let note = Some(posted.one("note")).filter(|n| !n.trim().is_empty());
             app::contacts::withdraw(app, actor, &id, &topics, posted.one("source"), note)
@@ -343,13 +357,13 @@ pub async fn act(
                     _ => "Unsubscribed from everything: never mailed again.".to_owned(),
                 })
         }
-        "restrict" => app::contacts::restrict(app, actor, &id, true)
+        Button::Restrict => app::contacts::restrict(app, actor, &id, true)
             .await
             .map(|_| "Restricted: kept, never mailed.".to_owned()),
-        "unrestrict" => app::contacts::restrict(app, actor, &id, false)
+        Button::Unrestrict => app::contacts::restrict(app, actor, &id, false)
             .await
             .map(|_| "No longer restricted.".to_owned()),
-        "erase" => {
+        Button::Erase => {
             if posted.one("confirm") != "yes" {
                 Err(AppError::invalid(
                     "confirm",
@@ -370,7 +384,6 @@ pub async fn act(
                 }
             }
         }
-        _ => Err(AppError::NotFound("no such action".into())),
     };
     Refusal::after_button(&state, &signed, &format!("/admin/contacts/{id}"), done)
 }

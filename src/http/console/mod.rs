@@ -294,6 +294,14 @@ fn render<T: Serialize>(
     }
 }
 
+/// The one of `T` that `name` names, as serde spells it: the button a console POST's path
+/// names, say. `None` for a name it does not know.
+fn named<T: serde::de::DeserializeOwned>(name: &str) -> Option<T> {
+    use serde::de::IntoDeserializer;
+    let named: Result<T, serde::de::value::Error> = T::deserialize(name.into_deserializer());
+    named.ok()
+}
+
 /// Where a finished form goes: 303, so that reloading the next page does not post again.
 fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
@@ -302,6 +310,64 @@ fn see_other(to: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every button a template posts to is one its handler knows, and a name it does not know
+    /// is none: the templates and the handlers' enums of buttons cannot drift apart.
+    #[test]
+    fn every_button_a_template_posts_to_is_one_its_handler_knows() {
+        let known = |area: &str, name: &str| match area {
+            "campaigns" => name.parse::<campaigns::page::Button>().is_ok(),
+            "contacts" => named::<contacts::Button>(name).is_some(),
+            "staff" => named::<staff::Button>(name).is_some(),
+            "requests" => named::<registers::RequestButton>(name).is_some(),
+            "complaints" => named::<registers::ComplaintButton>(name).is_some(),
+            _ => panic!("no buttons known for {area}"),
+        };
+        let mut seen = 0;
+        for entry in std::fs::read_dir("templates/console").unwrap() {
+            let path = entry.unwrap().path();
+            let Ok(template) = std::fs::read_to_string(&path) else {
+                continue; // a folder of partials
+            };
+            for form in template
+                .split("<form method=\"post\" action=\"/admin/")
+                .skip(1)
+            {
+                let path = &form[..form.find('"').unwrap()];
+                // The staff page's buttons follow the area; the others follow whose page it is.
+                let (area, name) = match path.split_once('/') {
+                    Some(("staff", name)) => ("staff", name),
+                    Some((area, rest)) => (area, rest.split_once('/').map_or("", |(_, n)| n)),
+                    None => continue, // a form of its own, such as `/admin/requests`
+                };
+                if area == "account" {
+                    continue;
+                }
+                let names: &[&str] = match name {
+                    "{{#if restricted}}unrestrict{{else}}restrict{{/if}}" => {
+                        &["unrestrict", "restrict"]
+                    }
+                    // The confirmation page's button: the one it was asked about.
+                    "{{action}}" => &["queue", "cancel"],
+                    name => &[name],
+                };
+                for name in names {
+                    assert!(
+                        known(area, name),
+                        "{area}/{name} is a button no handler knows"
+                    );
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen >= 25, "found only {seen} buttons in the templates");
+        for area in ["campaigns", "contacts", "staff", "requests", "complaints"] {
+            assert!(
+                !known(area, "launch"),
+                "{area} took a button it has not got"
+            );
+        }
+    }
 
     /// Every page renders from a bare layout (strict mode catches a misspelt helper or a
     /// missing partial).

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, Refusal, render, see_other};
+use super::{Layout, Problem, Refusal, named, render, see_other};
 use crate::app::registers::MessageProof;
 use crate::app::registers::{self, ComplaintLine, RequestLine};
 use crate::app::{self, AppError};
@@ -262,17 +262,38 @@ async fn request_page(
     }
 }
 
+/// A button on a request's page.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum RequestButton {
+    Pause,
+    Resume,
+    Extend,
+    Close,
+}
+
+/// A button on a complaint's page.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum ComplaintButton {
+    Acknowledge,
+    Close,
+}
+
 /// Pauses, resumes, extends or closes a request.
 pub async fn act_on_request(
     State(state): State<AppState>,
     Path((reference, action)): Path<(String, String)>,
     SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
+    let Some(button) = named::<RequestButton>(&action) else {
+        return Problem::not_found("no such action").page(&state, Some(&signed));
+    };
     let (app, actor) = (&state.app, &signed.actor());
-    let done = match action.as_str() {
-        "pause" => registers::pause(app, actor, &reference, posted.one("from")).await,
-        "resume" => registers::resume(app, actor, &reference, posted.one("on")).await,
-        "extend" => {
+    let done = match button {
+        RequestButton::Pause => registers::pause(app, actor, &reference, posted.one("from")).await,
+        RequestButton::Resume => registers::resume(app, actor, &reference, posted.one("on")).await,
+        RequestButton::Extend => {
             registers::extend(
                 app,
                 actor,
@@ -282,8 +303,9 @@ pub async fn act_on_request(
             )
             .await
         }
-        "close" => registers::close(app, actor, &reference, posted.one("outcome")).await,
-        _ => Err(AppError::NotFound("no such action".into())),
+        RequestButton::Close => {
+            registers::close(app, actor, &reference, posted.one("outcome")).await
+        }
     };
     match done {
         Ok(line) => see_other(&format!("/admin/requests/{}?done={action}", line.reference)),
@@ -417,11 +439,17 @@ pub async fn act_on_complaint(
     Path((reference, action)): Path<(String, String)>,
     SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
+    let Some(button) = named::<ComplaintButton>(&action) else {
+        return Problem::not_found("no such action").page(&state, Some(&signed));
+    };
     let (app, actor) = (&state.app, &signed.actor());
-    let done = match action.as_str() {
-        "acknowledge" => registers::acknowledge(app, actor, &reference, posted.one("on")).await,
-        "close" => registers::close_complaint(app, actor, &reference, posted.one("outcome")).await,
-        _ => Err(AppError::NotFound("no such action".into())),
+    let done = match button {
+        ComplaintButton::Acknowledge => {
+            registers::acknowledge(app, actor, &reference, posted.one("on")).await
+        }
+        ComplaintButton::Close => {
+            registers::close_complaint(app, actor, &reference, posted.one("outcome")).await
+        }
     };
     match done {
         Ok(line) => see_other(&format!(

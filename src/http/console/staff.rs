@@ -4,11 +4,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, Refusal, render};
+use super::{Layout, Problem, Refusal, named, render};
 use crate::app::{self, AppError};
 use crate::domain::{Role, uk_date};
 use crate::http::AppState;
@@ -216,20 +216,34 @@ fn edited_scope(posted: &Posted) -> Result<Vec<String>, AppError> {
     }
 }
 
+/// A button on the staff page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(super) enum Button {
+    Add,
+    Link,
+    Enable,
+    Edit,
+    Disable,
+}
+
 /// Adds a person, changes one, disables one, or makes a new password link for one.
 pub async fn act(
     State(state): State<AppState>,
     axum::extract::Path(action): axum::extract::Path<String>,
     SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
+    let Some(button) = named::<Button>(&action) else {
+        return Problem::not_found("no such action").page(&state, Some(&signed));
+    };
     let (app, actor) = (&state.app, &signed.actor());
     let email = posted.one("email");
     let address = email.trim().to_lowercase();
     // A password link is a secret: shown on the page that answers its form, once, and never
     // carried in a cookie or a URL.
     let link = |added: app::staff::Added, said: String| Done::Link(said, added.link);
-    let done = match action.as_str() {
-        "add" => app::staff::add(
+    let done = match button {
+        Button::Add => app::staff::add(
             app,
             actor,
             email,
@@ -239,7 +253,7 @@ pub async fn act(
         )
         .await
         .map(|added| link(added, format!("{address} is on the staff."))),
-        "link" => app::staff::renew_password_link(app, actor, email)
+        Button::Link => app::staff::renew_password_link(app, actor, email)
             .await
             .map(|added| {
                 link(
@@ -247,10 +261,10 @@ pub async fn act(
                     format!("A new link for {address}; earlier ones stop working."),
                 )
             }),
-        "enable" => app::staff::enable(app, actor, email)
+        Button::Enable => app::staff::enable(app, actor, email)
             .await
             .map(|added| link(added, format!("{address} may sign in again."))),
-        "edit" => match edited_scope(&posted) {
+        Button::Edit => match edited_scope(&posted) {
             Ok(constituencies) => app::staff::edit(
                 app,
                 actor,
@@ -262,12 +276,11 @@ pub async fn act(
             .map(|()| Done::Said(format!("Changed what {address} may do."))),
             Err(error) => Err(error),
         },
-        "disable" => app::staff::disable(app, actor, email).await.map(|_| {
+        Button::Disable => app::staff::disable(app, actor, email).await.map(|_| {
             Done::Said(format!(
                 "{address} is disabled: signed out everywhere, their tokens refused."
             ))
         }),
-        _ => Err(AppError::NotFound("no such action".into())),
     };
     let done = done.map(|done| match done {
         Done::Said(notice) => Ok(notice),
@@ -301,8 +314,8 @@ pub async fn act(
     }
     // A person refused as typed is shown again with the reason; a refused button is told on
     // the page it leads back to.
-    match action.as_str() {
-        "add" => match Refusal::of_form(error) {
+    match button {
+        Button::Add => match Refusal::of_form(error) {
             Refusal::OnForm { status, message } => {
                 let data = Data {
                     error: Some(message),

@@ -27,10 +27,23 @@ use tokio_rustls::rustls;
 /// any failure.
 pub struct Connection {
     transport: Transport,
-    smtp: Option<(AsyncSmtpConnection, Instant)>,
+    state: State,
+}
+
+/// Where the SMTP conversation stands.
+enum State {
+    /// No connection: the next message opens one.
+    Closed,
+    /// Open between messages, last used at the instant it holds.
+    Idle(Open, Instant),
     /// The server has said 354 to a message whose content has not gone yet: until it has,
     /// anything written is taken for the message.
-    awaiting_content: bool,
+    AwaitingContent(Open),
+}
+
+/// An open SMTP connection.
+struct Open {
+    smtp: AsyncSmtpConnection,
     /// The server takes MAIL FROM, RCPT TO and DATA in one go (RFC 2920 PIPELINING).
     pipelining: bool,
 }
@@ -39,9 +52,7 @@ impl Connection {
     pub fn new(transport: Transport) -> Self {
         Self {
             transport,
-            smtp: None,
-            awaiting_content: false,
-            pipelining: false,
+            state: State::Closed,
         }
     }
 
@@ -52,26 +63,19 @@ impl Connection {
             return Ok(());
         };
         let server = server.clone();
-        if std::mem::take(&mut self.awaiting_content) {
+        match std::mem::replace(&mut self.state, State::Closed) {
+            State::Idle(open, last) if last.elapsed() < MAX_IDLE && !open.smtp.has_broken() => {
+                self.state = State::Idle(open, last);
+                return Ok(());
+            }
+            State::Idle(stale, _) => quit(stale.smtp, server.timeouts.quit).await,
             // A message begun and left unfinished: the connection cannot carry another.
-            self.smtp = None;
+            State::AwaitingContent(_) | State::Closed => {}
         }
-        match self.smtp.take() {
-            Some((connection, last)) if last.elapsed() < MAX_IDLE && !connection.has_broken() => {
-                self.smtp = Some((connection, last));
-            }
-            stale => {
-                if let Some((connection, _)) = stale {
-                    quit(connection, server.timeouts.quit).await;
-                }
-                let (connection, pipelining) =
-                    tokio::time::timeout(server.timeouts.connect, server.connect())
-                        .await
-                        .map_err(|_| Step::Connect.timed_out(server.timeouts.connect))??;
-                self.smtp = Some((connection, Instant::now()));
-                self.pipelining = pipelining;
-            }
-        }
+        let (smtp, pipelining) = tokio::time::timeout(server.timeouts.connect, server.connect())
+            .await
+            .map_err(|_| Step::Connect.timed_out(server.timeouts.connect))??;
+        self.state = State::Idle(Open { smtp, pipelining }, Instant::now());
         Ok(())
     }
 
@@ -95,23 +99,24 @@ impl Connection {
         };
         let server = server.clone();
         self.ready().await?;
-        let (mut connection, _) = self.smtp.take().expect("ready leaves a connection");
+        let State::Idle(mut open, _) = std::mem::replace(&mut self.state, State::Closed) else {
+            unreachable!("ready leaves an idle connection");
+        };
         let steps = envelope_steps(
-            &mut connection,
+            &mut open.smtp,
             envelope,
             message,
-            self.pipelining,
+            open.pipelining,
             &server.timeouts,
         );
         match steps.await {
             Ok(()) => {
-                self.smtp = Some((connection, Instant::now()));
-                self.awaiting_content = true;
+                self.state = State::AwaitingContent(open);
                 Ok(())
             }
-            Err((failure, answered)) => Err(self
-                .after_refusal(connection, answered, &server, failure)
-                .await),
+            Err((failure, answered)) => {
+                Err(self.after_refusal(open, answered, &server, failure).await)
+            }
         }
     }
 
@@ -122,15 +127,14 @@ impl Connection {
             Transport::Outbox(dir) => return write_to_outbox(dir, name, message).await,
             Transport::Smtp(server) => server.clone(),
         };
-        self.awaiting_content = false;
-        let (mut connection, _) = self
-            .smtp
-            .take()
-            .expect("finish follows a begin, which leaves a connection");
+        let State::AwaitingContent(mut open) = std::mem::replace(&mut self.state, State::Closed)
+        else {
+            unreachable!("finish follows a begin, which leaves a connection awaiting content");
+        };
         match step(
             server.timeouts.message,
             Step::Message,
-            connection.message(message),
+            open.smtp.message(message),
         )
         .await
         {
@@ -140,12 +144,12 @@ impl Connection {
                     response.code(),
                     response.message().collect::<Vec<_>>().join(" ")
                 );
-                self.smtp = Some((connection, Instant::now()));
+                self.state = State::Idle(open, Instant::now());
                 Ok(answer)
             }
-            Err((failure, answered)) => Err(self
-                .after_refusal(connection, answered, &server, failure)
-                .await),
+            Err((failure, answered)) => {
+                Err(self.after_refusal(open, answered, &server, failure).await)
+            }
         }
     }
 
@@ -153,36 +157,29 @@ impl Connection {
     /// serves the next message. After anything else its state is unknown, and it is dropped.
     async fn after_refusal(
         &mut self,
-        mut connection: AsyncSmtpConnection,
+        mut open: Open,
         answered: bool,
         server: &SmtpServer,
         failure: SendFailure,
     ) -> SendFailure {
         if answered
-            && step(
-                server.timeouts.command,
-                Step::Data,
-                connection.command(Rset),
-            )
-            .await
-            .is_ok()
+            && step(server.timeouts.command, Step::Data, open.smtp.command(Rset))
+                .await
+                .is_ok()
         {
-            self.smtp = Some((connection, Instant::now()));
+            self.state = State::Idle(open, Instant::now());
         }
         failure
     }
 
     /// Says goodbye to the server, if connected, waiting for its answer a few seconds at most.
     pub async fn close(&mut self) {
-        if let (Some((connection, _)), Transport::Smtp(server)) =
-            (self.smtp.take(), &self.transport)
-        {
-            // A message begun and not finished is dropped with the connection: a QUIT would
-            // be taken for its content.
-            if !std::mem::take(&mut self.awaiting_content) {
-                quit(connection, server.timeouts.quit).await;
-            }
+        let state = std::mem::replace(&mut self.state, State::Closed);
+        if let (State::Idle(open, _), Transport::Smtp(server)) = (state, &self.transport) {
+            quit(open.smtp, server.timeouts.quit).await;
         }
+        // A message begun and not finished is dropped with the connection: a QUIT would be
+        // taken for its content.
     }
 }
 

@@ -2,6 +2,8 @@
 //! its report), the confirmation before a button, and what the buttons do: test, submit,
 //! approve, schedule, queue, pause, resume, cancel, retry, copy.
 
+use std::str::FromStr;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,8 +11,8 @@ use serde::Serialize;
 
 use super::super::flash::Flash;
 use super::super::session::{Posted, SessionForm, Signed};
-use super::super::{Layout, Problem, Refusal, render, see_other};
-use crate::app::campaigns::StateChange;
+use super::super::{Layout, Problem, Refusal, named, render, see_other};
+use crate::app::campaigns::{Action, ActionOutcome, CopyFor};
 use crate::app::{self, AppError};
 use crate::domain::{CampaignState, DraftStage, ReportCounts, counted, listed, uk_time};
 use crate::http::AppState;
@@ -212,7 +214,10 @@ pub(in crate::http::console) async fn confirm(
     Path((id, action)): Path<(i64, String)>,
 ) -> Response {
     let page = format!("/admin/campaigns/{id}");
-    match confirm_data(&state, &signed, id, &action).await {
+    let Ok(button) = action.parse::<Button>() else {
+        return see_other(&page);
+    };
+    match confirm_data(&state, &signed, id, button).await {
         Ok(Asked::Confirm(data)) => {
             let title = data.question.clone();
             render(
@@ -238,12 +243,12 @@ pub(super) enum Asked {
     Past,
 }
 
-/// What the confirmation of `action` says.
+/// What the confirmation of `button` says.
 pub(super) async fn confirm_data(
     state: &AppState,
     signed: &Signed,
     id: i64,
-    action: &str,
+    button: Button,
 ) -> Result<Asked, Problem> {
     let (app, actor) = (&state.app, &signed.actor());
     let status = app::campaigns::status(app, actor, id).await?;
@@ -255,12 +260,12 @@ pub(super) async fn confirm_data(
     let campaign = &status.campaign;
     let name = &campaign.spec.name;
     let d = &status.deliveries;
-    Ok(match (action, campaign.state) {
-        ("queue", CampaignState::Draft) if !campaign.approval.cleared() => Asked::Refused(format!(
+    Ok(match (button, campaign.state) {
+        (QUEUE, CampaignState::Draft) if !campaign.approval.cleared() => Asked::Refused(format!(
             "It cannot be sent yet: version {} waits for a second person's approval.",
             campaign.approval.version
         )),
-        ("queue", CampaignState::Draft) => {
+        (QUEUE, CampaignState::Draft) => {
             let people: u64 = app::campaigns::audience(app, actor, id)
                 .await?
                 .iter()
@@ -294,7 +299,7 @@ pub(super) async fn confirm_data(
                 style: "",
             })
         }
-        ("cancel", CampaignState::Draft) => Asked::Confirm(ConfirmData {
+        (CANCEL, CampaignState::Draft) => Asked::Confirm(ConfirmData {
             id,
             action: "cancel",
             question: format!("Cancel \u{201c}{name}\u{201d}?"),
@@ -307,7 +312,7 @@ pub(super) async fn confirm_data(
             button: "Yes, cancel it",
             style: "danger",
         }),
-        ("cancel", CampaignState::Queued | CampaignState::Paused) => Asked::Confirm(ConfirmData {
+        (CANCEL, CampaignState::Queued | CampaignState::Paused) => Asked::Confirm(ConfirmData {
             id,
             action: "cancel",
             question: format!("Cancel \u{201c}{name}\u{201d}?"),
@@ -330,16 +335,43 @@ pub(super) async fn confirm_data(
     })
 }
 
-/// Whom a copy made by `action` is for.
-pub(super) fn copy_for(action: &str) -> app::campaigns::CopyFor {
-    match action {
-        "copy-unsent" => app::campaigns::CopyFor::NotYetSent,
-        _ => app::campaigns::CopyFor::Everyone,
+/// A button on a campaign's page, by the name its path gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::http::console) enum Button {
+    /// One of the actions the API takes too.
+    Act(Action),
+    Approve,
+    Schedule,
+    Unschedule,
+    Test,
+    Copy(CopyFor),
+}
+
+const QUEUE: Button = Button::Act(Action::Queue);
+const CANCEL: Button = Button::Act(Action::Cancel);
+
+impl Button {
+    /// Whether it goes only from its confirmation page: sending to everyone, cancelling.
+    fn confirmed_only(self) -> bool {
+        matches!(self, QUEUE | CANCEL)
     }
 }
 
-/// The actions that go only from their confirmation page.
-pub(super) const CONFIRMED: &[&str] = &["queue", "cancel"];
+impl FromStr for Button {
+    type Err = ();
+
+    fn from_str(name: &str) -> Result<Self, ()> {
+        Ok(match name {
+            "approve" => Self::Approve,
+            "schedule" => Self::Schedule,
+            "unschedule" => Self::Unschedule,
+            "test" => Self::Test,
+            "copy" => Self::Copy(CopyFor::Everyone),
+            "copy-unsent" => Self::Copy(CopyFor::NotYetSent),
+            action => Self::Act(named(action).ok_or(())?),
+        })
+    }
+}
 
 /// What a button on a campaign's page does.
 pub(in crate::http::console) async fn act(
@@ -348,16 +380,33 @@ pub(in crate::http::console) async fn act(
     SessionForm(signed, posted): SessionForm<Posted>,
 ) -> Response {
     let field = |name: &str| posted.one(name);
-    if CONFIRMED.contains(&action.as_str()) && field("confirmed") != "yes" {
+    let Ok(button) = action.parse::<Button>() else {
+        return Problem::not_found("no such action").page(&state, Some(&signed));
+    };
+    if button.confirmed_only() && field("confirmed") != "yes" {
         return see_other(&format!("/admin/campaigns/{id}/{action}"));
     }
     let (app, actor) = (&state.app, &signed.actor());
-    let change = |change| app::campaigns::change(app, actor, id, change);
-    let done: Result<String, AppError> = match action.as_str() {
-        "submit" => app::campaigns::submit(app, actor, id)
+    let done: Result<String, AppError> = match button {
+        Button::Act(action) => app::campaigns::act(app, actor, id, action)
             .await
-            .map(|submitted| asked_for_approval(&submitted)),
-        "approve" => match field("version").parse::<i64>() {
+            .map(|done| match done {
+                ActionOutcome::Queued(n) => format!(
+                    "Queued for {}: sending has begun.",
+                    counted(n, "person", "people")
+                ),
+                ActionOutcome::Changed(CampaignState::Paused) => "Paused.".into(),
+                ActionOutcome::Changed(CampaignState::Cancelled) => {
+                    "Cancelled: nothing more will be sent.".into()
+                }
+                ActionOutcome::Changed(_) => "Resumed.".into(),
+                ActionOutcome::Retried(n) => format!(
+                    "{} queued again.",
+                    counted(n, "failed message", "failed messages")
+                ),
+                ActionOutcome::Submitted(submitted) => asked_for_approval(&submitted),
+            }),
+        Button::Approve => match field("version").parse::<i64>() {
             Ok(version) => app::campaigns::approve(app, actor, id, version)
                 .await
                 .map(|()| "Approved: it can now be scheduled or sent.".into()),
@@ -366,30 +415,13 @@ pub(in crate::http::console) async fn act(
                 "reload the page and approve again",
             )),
         },
-        "queue" => app::campaigns::queue(app, actor, id).await.map(|n| {
-            format!(
-                "Queued for {}: sending has begun.",
-                counted(n, "person", "people")
-            )
-        }),
-        "schedule" => app::campaigns::schedule(app, actor, id, field("at"))
+        Button::Schedule => app::campaigns::schedule(app, actor, id, field("at"))
             .await
             .map(|at| format!("Scheduled for {}.", uk_time(at))),
-        "unschedule" => app::campaigns::unschedule(app, actor, id)
+        Button::Unschedule => app::campaigns::unschedule(app, actor, id)
             .await
             .map(|()| "No longer scheduled.".into()),
-        "pause" => change(StateChange::Pause).await.map(|_| "Paused.".into()),
-        "resume" => change(StateChange::Resume).await.map(|_| "Resumed.".into()),
-        "cancel" => change(StateChange::Cancel)
-            .await
-            .map(|_| "Cancelled: nothing more will be sent.".into()),
-        "retry" => app::campaigns::retry(app, actor, id).await.map(|n| {
-            format!(
-                "{} queued again.",
-                counted(n, "failed message", "failed messages")
-            )
-        }),
-        "test" => {
+        Button::Test => {
             let to: Vec<String> = field("to")
                 .split([',', ' '])
                 .filter(|a| !a.is_empty())
@@ -404,20 +436,17 @@ pub(in crate::http::console) async fn act(
                     )
                 })
         }
-        "copy" | "copy-unsent" => {
-            match app::campaigns::copy(app, actor, id, copy_for(&action)).await {
-                Ok(copy) => {
-                    let notice = "This is a copy, a draft: change what you need, then send it.";
-                    return Flash::Notice(notice.into()).redirect(
-                        &state,
-                        &signed,
-                        &format!("/admin/campaigns/{copy}"),
-                    );
-                }
-                Err(error) => Err(error),
+        Button::Copy(copy_for) => match app::campaigns::copy(app, actor, id, copy_for).await {
+            Ok(copy) => {
+                let notice = "This is a copy, a draft: change what you need, then send it.";
+                return Flash::Notice(notice.into()).redirect(
+                    &state,
+                    &signed,
+                    &format!("/admin/campaigns/{copy}"),
+                );
             }
-        }
-        _ => Err(AppError::NotFound("no such action".into())),
+            Err(error) => Err(error),
+        },
     };
     Refusal::after_button(&state, &signed, &format!("/admin/campaigns/{id}"), done)
 }
