@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::client_ip::ClientIp;
+use super::pages::PublicPage;
 use crate::app::{AppError, registers};
 
 /// The form's fields, echoed back when it is refused.
@@ -41,7 +42,7 @@ pub async fn page(State(state): State<AppState>) -> Response {
         sender: state.sender.to_string(),
         ..Form::default()
     };
-    state.page_with(StatusCode::OK, "complaint", &form)
+    state.page_with(StatusCode::OK, PublicPage::Complaint, &form)
 }
 
 pub async fn complain(
@@ -53,7 +54,7 @@ pub async fn complain(
     form.sender = state.sender.to_string();
     if !state.allows_form_from(&client) {
         form.message = Some("Too many complaints from here; please try again in an hour.".into());
-        return state.page_with(StatusCode::TOO_MANY_REQUESTS, "complaint", &form);
+        return state.page_with(StatusCode::TOO_MANY_REQUESTS, PublicPage::Complaint, &form);
     }
     let message_id = Some(form.message_id.as_str());
     match registers::complain(&state.app, &form.email, &form.summary, message_id).await {
@@ -61,7 +62,7 @@ pub async fn complain(
         // the acknowledgement email carries the reference.
         Ok(_) => state.page_with_message(
             StatusCode::OK,
-            "complaint_received",
+            PublicPage::ComplaintReceived,
             "Thank you: your complaint is recorded. If the address you gave can receive email, \
              an acknowledgement with its reference is on its way there; we will look into it and \
              answer you.",
@@ -72,7 +73,11 @@ pub async fn complain(
                 "message_id" => format!("The Message-ID: {message}"),
                 _ => format!("What went wrong: {message}"),
             });
-            state.page_with(StatusCode::UNPROCESSABLE_ENTITY, "complaint", &form)
+            state.page_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                PublicPage::Complaint,
+                &form,
+            )
         }
         Err(error) => {
             tracing::error!("a complaint from the public page: {error}");
@@ -81,7 +86,11 @@ pub async fn complain(
                  to us."
                     .into(),
             );
-            state.page_with(StatusCode::SERVICE_UNAVAILABLE, "complaint", &form)
+            state.page_with(
+                StatusCode::SERVICE_UNAVAILABLE,
+                PublicPage::Complaint,
+                &form,
+            )
         }
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::AppState;
 use super::client_ip::ClientIp;
+use super::pages::PublicPage;
 use crate::app::AppError;
 use crate::app::contacts;
 use crate::app::preferences::{
@@ -34,7 +35,7 @@ pub fn router() -> Router<AppState> {
 /// Where a preview's or a test message's links lead, the one-click unsubscribe included: a
 /// page that says so, and nothing changed.
 async fn test_link(State(state): State<AppState>) -> Response {
-    state.sender_page("test_link")
+    state.sender_page(PublicPage::TestLink)
 }
 
 /// A request the handlers could not serve.
@@ -92,24 +93,24 @@ impl AppState {
             .map_err(LinkFailure::Link)
     }
 
-    fn page(&self, status: StatusCode, name: &str, data: &impl Serialize) -> Response {
-        (status, Html(self.pages.render(name, data))).into_response()
+    fn page(&self, status: StatusCode, page: PublicPage, data: &impl Serialize) -> Response {
+        (status, Html(self.pages.render(page.name(), data))).into_response()
     }
 
     /// A public page with its own values.
     pub(super) fn page_with(
         &self,
         status: StatusCode,
-        name: &str,
+        page: PublicPage,
         data: &impl Serialize,
     ) -> Response {
-        self.page(status, name, data)
+        self.page(status, page, data)
     }
 
-    fn sender_page(&self, name: &str) -> Response {
+    fn sender_page(&self, page: PublicPage) -> Response {
         self.page(
             StatusCode::OK,
-            name,
+            page,
             &SenderOnly {
                 sender: &self.sender,
             },
@@ -142,7 +143,7 @@ impl AppState {
             saved,
             error,
         };
-        self.page(status, "preferences", &page)
+        self.page(status, PublicPage::Preferences, &page)
     }
 
     /// Unsubscribes the person from everything, counts it, and answers with the page to show.
@@ -153,10 +154,12 @@ impl AppState {
                 UnsubscribeOutcome::Unsubscribed => {
                     self.metrics.unsubscribes.inc();
                     tracing::info!(contact = %id, "unsubscribed");
-                    self.sender_page("unsubscribed")
+                    self.sender_page(PublicPage::Unsubscribed)
                 }
-                UnsubscribeOutcome::AlreadyUnsubscribed => self.sender_page("unsubscribed"),
-                UnsubscribeOutcome::NotFound => self.sender_page("nothing_held"),
+                UnsubscribeOutcome::AlreadyUnsubscribed => {
+                    self.sender_page(PublicPage::Unsubscribed)
+                }
+                UnsubscribeOutcome::NotFound => self.sender_page(PublicPage::NothingHeld),
             },
         )
     }
@@ -170,7 +173,7 @@ impl AppState {
     pub(super) fn page_with_message(
         &self,
         status: StatusCode,
-        name: &str,
+        page: PublicPage,
         message: &str,
     ) -> Response {
         #[derive(Serialize)]
@@ -182,7 +185,7 @@ impl AppState {
             sender: &self.sender,
             message,
         };
-        self.page(status, name, &data)
+        self.page(status, page, &data)
     }
 
     fn answer(&self, result: Answer) -> Response {
@@ -201,7 +204,7 @@ impl AppState {
                     sender: &self.sender,
                     expired: reason == TokenError::Expired,
                 };
-                self.page(status, "invalid_link", &page)
+                self.page(status, PublicPage::InvalidLink, &page)
             }
             Err(LinkFailure::Unavailable(error)) => {
                 tracing::error!(%error, "database error answering a link");
@@ -224,8 +227,8 @@ async fn unsubscribe_page(State(state): State<AppState>, Path(token): Path<Strin
     let result = async {
         let id = state.verify(&token, Purpose::Unsubscribe)?.contact;
         Ok(match preferences::held(&state.app, &id).await? {
-            Some(_) => state.sender_page("unsubscribe"),
-            None => state.sender_page("nothing_held"),
+            Some(_) => state.sender_page(PublicPage::Unsubscribe),
+            None => state.sender_page(PublicPage::NothingHeld),
         })
     }
     .await;
@@ -252,7 +255,7 @@ async fn preferences_page(State(state): State<AppState>, Path(token): Path<Strin
         let id = state.verify(&token, Purpose::Preferences)?.contact;
         Ok(match preferences::held(&state.app, &id).await? {
             Some(held) => state.preferences_page(StatusCode::OK, &held, false, None),
-            None => state.sender_page("nothing_held"),
+            None => state.sender_page(PublicPage::NothingHeld),
         })
     }
     .await;
@@ -294,7 +297,7 @@ async fn preferences_action(
             let link = state.verify(&token, Purpose::Preferences)?;
             let id = link.contact;
             let Some(held) = preferences::held(&state.app, &id).await? else {
-                return Ok(state.sender_page("nothing_held"));
+                return Ok(state.sender_page(PublicPage::NothingHeld));
             };
             let value = |name: &str| {
                 fields
@@ -324,7 +327,7 @@ async fn preferences_action(
                         {
                             Ok(export) => export,
                             Err(e @ AppError::Unavailable(_)) => return Err(e.into()),
-                            Err(_) => return Ok(state.sender_page("nothing_held")),
+                            Err(_) => return Ok(state.sender_page(PublicPage::NothingHeld)),
                         };
                     let json = serde_json::to_string_pretty(&export)
                         .expect("the export is plain data and always serialises");
@@ -340,16 +343,16 @@ async fn preferences_action(
                     )
                         .into_response())
                 }
-                Action::Erase => Ok(state.sender_page("erase_confirm")),
+                Action::Erase => Ok(state.sender_page(PublicPage::EraseConfirm)),
                 Action::EraseConfirmed => {
                     match contacts::erase(&state.app, &Actor::Contact, held.email.as_str()).await {
                         Ok(_) => {}
                         Err(e @ AppError::Unavailable(_)) => return Err(e.into()),
-                        Err(_) => return Ok(state.sender_page("nothing_held")),
+                        Err(_) => return Ok(state.sender_page(PublicPage::NothingHeld)),
                     }
                     state.metrics.erasures.inc();
                     tracing::info!("a contact erased their data");
-                    Ok(state.sender_page("erased"))
+                    Ok(state.sender_page(PublicPage::Erased))
                 }
                 Action::Cancel => Ok(state.preferences_page(StatusCode::OK, &held, false, None)),
             }
@@ -392,7 +395,7 @@ async fn save(
         Err(error) => return Err(error.into()),
     };
     match updated {
-        UpdateOutcome::NotFound => Ok(state.sender_page("nothing_held")),
+        UpdateOutcome::NotFound => Ok(state.sender_page(PublicPage::NothingHeld)),
         UpdateOutcome::GrantsRefused => Ok(state.preferences_page(
             StatusCode::CONFLICT,
             held,
@@ -413,7 +416,7 @@ async fn save(
                 tracing::info!(contact = %id, "preferences changed");
             }
             let Some(now_held) = preferences::held(&state.app, id).await? else {
-                return Ok(state.sender_page("nothing_held"));
+                return Ok(state.sender_page(PublicPage::NothingHeld));
             };
             Ok(state.preferences_page(StatusCode::OK, &now_held, true, None))
         }

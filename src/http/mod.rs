@@ -121,8 +121,10 @@ impl Application {
     /// Binds the listener (port 0 picks a free one) and builds the router.
     pub async fn build(settings: ServiceSettings) -> std::io::Result<Self> {
         let app = settings.app;
-        let pages = Pages::new(&app.publisher, pages::PUBLIC).map_err(std::io::Error::other)?;
-        let console = Pages::new(&app.publisher, console::PAGES).map_err(std::io::Error::other)?;
+        let pages = Pages::new(&app.publisher, pages::PublicPage::sources())
+            .map_err(std::io::Error::other)?;
+        let console = Pages::new(&app.publisher, console::Template::sources())
+            .map_err(std::io::Error::other)?;
         let state = AppState {
             keys: Arc::new(settings.keys),
             pages: Arc::new(pages),

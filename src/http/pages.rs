@@ -28,60 +28,63 @@ fn footer(publisher: &Publisher) -> String {
     out
 }
 
-/// The public pages by name, each beside its source.
-pub const PUBLIC: &[(&str, &str)] = &[
-    ("layout", include_str!("../../templates/pages/layout.hbs")),
-    (
-        "unsubscribe",
-        include_str!("../../templates/pages/unsubscribe.hbs"),
-    ),
-    (
-        "unsubscribed",
-        include_str!("../../templates/pages/unsubscribed.hbs"),
-    ),
-    (
-        "nothing_held",
-        include_str!("../../templates/pages/nothing_held.hbs"),
-    ),
-    (
-        "invalid_link",
-        include_str!("../../templates/pages/invalid_link.hbs"),
-    ),
-    (
-        "preferences",
-        include_str!("../../templates/pages/preferences.hbs"),
-    ),
-    (
-        "erase_confirm",
-        include_str!("../../templates/pages/erase_confirm.hbs"),
-    ),
-    ("erased", include_str!("../../templates/pages/erased.hbs")),
-    (
-        "signup_sent",
-        include_str!("../../templates/pages/signup_sent.hbs"),
-    ),
-    ("confirm", include_str!("../../templates/pages/confirm.hbs")),
-    (
-        "confirmed",
-        include_str!("../../templates/pages/confirmed.hbs"),
-    ),
-    (
-        "test_link",
-        include_str!("../../templates/pages/test_link.hbs"),
-    ),
-    (
-        "signup_refused",
-        include_str!("../../templates/pages/signup_refused.hbs"),
-    ),
-    (
-        "complaint",
-        include_str!("../../templates/pages/complaint.hbs"),
-    ),
-    (
-        "complaint_received",
-        include_str!("../../templates/pages/complaint_received.hbs"),
-    ),
-];
+/// Declares an enum of templates: each variant's name, and its source, `FOLDER/NAME.hbs`
+/// (the folder as the invoking file reaches it).
+macro_rules! templates {
+    ($(#[$meta:meta])* $enum:ident in $folder:literal {
+        $($(#[$doc:meta])* $variant:ident => $name:literal),* $(,)?
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $enum {
+            $($(#[$doc])* $variant),*
+        }
+
+        impl $enum {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),*];
+
+            /// Each one's name beside its source, for [`Pages::new`](crate::http::pages::Pages::new).
+            pub fn sources() -> impl Iterator<Item = (&'static str, &'static str)> {
+                Self::ALL.iter().map(|t| (t.name(), t.source()))
+            }
+
+            /// The name it is registered under.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $name),*
+                }
+            }
+
+            fn source(self) -> &'static str {
+                match self {
+                    $(Self::$variant => include_str!(concat!($folder, $name, ".hbs"))),*
+                }
+            }
+        }
+    };
+}
+pub(crate) use templates;
+
+templates! {
+    /// A public page: what a recipient's link, the sign-up form or the complaint form shows.
+    PublicPage in "../../templates/pages/" {
+        Layout => "layout",
+        Unsubscribe => "unsubscribe",
+        Unsubscribed => "unsubscribed",
+        NothingHeld => "nothing_held",
+        InvalidLink => "invalid_link",
+        Preferences => "preferences",
+        EraseConfirm => "erase_confirm",
+        Erased => "erased",
+        SignupSent => "signup_sent",
+        Confirm => "confirm",
+        Confirmed => "confirmed",
+        TestLink => "test_link",
+        SignupRefused => "signup_refused",
+        Complaint => "complaint",
+        ComplaintReceived => "complaint_received",
+    }
+}
 
 // `{{count n}}`: a number as people read it, `14,180`.
 handlebars::handlebars_helper!(count: |n: Json| match n.as_u64() {
@@ -112,7 +115,7 @@ impl Pages {
     /// the privacy notice, as every email does.
     pub fn new(
         publisher: &Publisher,
-        pages: &[(&str, &str)],
+        pages: impl IntoIterator<Item = (&'static str, &'static str)>,
     ) -> Result<Self, Box<handlebars::TemplateError>> {
         let mut registry = Handlebars::new();
         registry.set_strict_mode(false);

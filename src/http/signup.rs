@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::client_ip::ClientIp;
+use super::pages::PublicPage;
 use crate::app::AppError;
 use crate::app::signups::{self, ConfirmOutcome, Requested, SignupForm};
 use crate::mail::token::Purpose;
@@ -84,12 +85,18 @@ struct SignupAnswer<'a> {
 }
 
 /// Answers in the form the request came in: JSON or a page.
-fn answer(state: &AppState, json: bool, status: StatusCode, page: &str, message: &str) -> Response {
+fn answer(
+    state: &AppState,
+    json: bool,
+    status: StatusCode,
+    page: PublicPage,
+    message: &str,
+) -> Response {
     if json {
         (
             status,
             Json(SignupAnswer {
-                status: page,
+                status: page.name(),
                 message,
             }),
         )
@@ -127,7 +134,7 @@ pub async fn subscribe(
             &state,
             json,
             StatusCode::TOO_MANY_REQUESTS,
-            "signup_refused",
+            PublicPage::SignupRefused,
             "Too many sign-ups from here; try again in an hour.",
         );
     }
@@ -136,7 +143,7 @@ pub async fn subscribe(
             &state,
             json,
             StatusCode::BAD_REQUEST,
-            "signup_refused",
+            PublicPage::SignupRefused,
             "That was not a sign-up form.",
         );
     };
@@ -146,14 +153,14 @@ pub async fn subscribe(
             &state,
             json,
             StatusCode::ACCEPTED,
-            "signup_sent",
+            PublicPage::SignupSent,
             "Check your inbox: follow the link there to confirm.",
         ),
         Err(problem @ AppError::Invalid { .. }) => answer(
             &state,
             json,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "signup_refused",
+            PublicPage::SignupRefused,
             &problem.to_string(),
         ),
         Err(problem) => {
@@ -162,7 +169,7 @@ pub async fn subscribe(
                 &state,
                 json,
                 StatusCode::SERVICE_UNAVAILABLE,
-                "signup_refused",
+                PublicPage::SignupRefused,
                 "We could not take your sign-up just now; please try again later.",
             )
         }
@@ -171,7 +178,7 @@ pub async fn subscribe(
 
 pub async fn confirm_page(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     match state.keys.verify(&token, Purpose::Confirm, Utc::now()) {
-        Ok(_) => state.page_with_message(StatusCode::OK, "confirm", ""),
+        Ok(_) => state.page_with_message(StatusCode::OK, PublicPage::Confirm, ""),
         Err(error) => state.invalid_link(error),
     }
 }
@@ -187,7 +194,7 @@ pub async fn confirm(
     };
     match signups::confirm(&state.app, &id, client).await {
         Ok(ConfirmOutcome::Confirmed | ConfirmOutcome::AlreadyConfirmed) => {
-            state.page_with_message(StatusCode::OK, "confirmed", "")
+            state.page_with_message(StatusCode::OK, PublicPage::Confirmed, "")
         }
         Ok(ConfirmOutcome::NotFound) => {
             state.invalid_link(crate::mail::token::TokenError::UnknownKey)
@@ -196,7 +203,7 @@ pub async fn confirm(
             tracing::error!("confirming a sign-up: {e}");
             state.page_with_message(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "signup_refused",
+                PublicPage::SignupRefused,
                 "We could not confirm your sign-up just now; please try the link again later.",
             )
         }

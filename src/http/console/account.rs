@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flash::Flash;
 use super::session::{SessionForm, Signed};
-use super::{Layout, Problem, Refusal, render};
+use super::{Layout, Problem, Refusal, Section, Template, render};
 use crate::app::{self, AppError};
 use crate::http::AppState;
 
@@ -44,8 +44,8 @@ async fn page(state: &AppState, signed: &Signed, status: StatusCode, mut data: D
     render(
         state,
         status,
-        "account",
-        Layout::new("Your account", "account", Some(signed)),
+        Template::Account,
+        Layout::new("Your account", Section::Account, Some(signed)),
         data,
     )
 }

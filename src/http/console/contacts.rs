@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, Refusal, named, render};
+use super::{Layout, Problem, Refusal, Section, Template, named, render};
 use crate::app::contacts::{CONTACTS_PAGE, ConsentFilter, ContactQuery, ContactSearch, Matches};
 use crate::app::contacts::{Held, Withdrawn};
 use crate::app::{self, AppError};
@@ -116,8 +116,8 @@ pub async fn list(
         Ok(data) => render(
             &state,
             StatusCode::OK,
-            "contacts",
-            Layout::new("Contacts", "contacts", Some(&signed)),
+            Template::Contacts,
+            Layout::new("Contacts", Section::Contacts, Some(&signed)),
             data,
         ),
         Err(problem) => problem.page(&state, Some(&signed)),
@@ -270,8 +270,8 @@ pub async fn details(
     render(
         state,
         StatusCode::OK,
-        "contact",
-        Layout::new("Contact", "contacts", Some(signed)),
+        Template::Contact,
+        Layout::new("Contact", Section::Contacts, Some(signed)),
         data,
     )
 }

@@ -12,7 +12,7 @@ use futures_util::Stream;
 use serde::Serialize;
 
 use super::session::Signed;
-use super::{Layout, Problem, render};
+use super::{Layout, Problem, Section, Template, render};
 use crate::app;
 use crate::app::Actor;
 use crate::domain::SessionUse;
@@ -93,8 +93,8 @@ pub async fn page(State(state): State<AppState>, signed: Signed) -> Response {
         Ok(data) => render(
             &state,
             StatusCode::OK,
-            "home",
-            Layout::new("Dashboard", "home", Some(&signed)),
+            Template::Home,
+            Layout::new("Dashboard", Section::Home, Some(&signed)),
             data,
         ),
         Err(problem) => problem.page(&state, Some(&signed)),
@@ -234,7 +234,7 @@ pub async fn stats(
     let stats = stats_of(counts);
     if headers.contains_key("hx-request") {
         use axum::response::{Html, IntoResponse};
-        return match state.console.try_render("home_stats", &stats) {
+        return match state.console.try_render(Template::HomeStats.name(), &stats) {
             Ok(html) => Html(html).into_response(),
             Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
         };
@@ -242,8 +242,8 @@ pub async fn stats(
     render(
         &state,
         StatusCode::OK,
-        "stats",
-        Layout::new("Counts", "home", Some(&signed)),
+        Template::Stats,
+        Layout::new("Counts", Section::Home, Some(&signed)),
         stats,
     )
 }
@@ -276,7 +276,7 @@ pub async fn events(
             let lines = in_flight(&state, &signed.actor()).await.unwrap_or_default();
             let html = state
                 .console
-                .try_render("in_flight", &Progress { in_flight: lines })
+                .try_render(Template::InFlight.name(), &Progress { in_flight: lines })
                 .unwrap_or_default();
             let event = Event::default().event("progress").data(html);
             Some((Ok(event), (state, signed, ticks)))

@@ -15,7 +15,7 @@ use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use super::session::{FORM_TOKEN, Signed};
-use super::{Layout, Problem, render, see_other};
+use super::{Layout, Problem, Section, Template, render, see_other};
 use crate::app::imports::{CsvFile, ImportReport, Rejection};
 use crate::app::{self, AppError};
 use crate::domain::{counted, listed, thousands};
@@ -123,8 +123,8 @@ async fn form(
     render(
         state,
         status,
-        "import",
-        Layout::new("Import contacts", "import", Some(signed)),
+        Template::Import,
+        Layout::new("Import contacts", Section::Import, Some(signed)),
         FormData {
             error,
             source,
@@ -335,9 +335,9 @@ pub async fn job(
             .page(&state, Some(&signed));
     };
     let data = job_data(&job);
-    let mut layout = Layout::new("Import", "import", Some(&signed));
+    let mut layout = Layout::new("Import", Section::Import, Some(&signed));
     layout.refresh = data.running;
-    render(&state, StatusCode::OK, "import_job", layout, data)
+    render(&state, StatusCode::OK, Template::ImportJob, layout, data)
 }
 
 /// The lines an import refused, as CSV: line, reason.

@@ -33,50 +33,46 @@ use axum::{Router, middleware};
 use serde::Serialize;
 
 use super::AppState;
+use super::pages::templates;
 pub use campaigns::trials::Trials;
 use flash::Flash;
 pub use imports::Imports;
 use refusal::{Problem, Refusal};
 pub use session::{Signed, same_origin_only};
 
-/// `(name, source)` for each template of `templates/console/` named.
-macro_rules! templates {
-    ($($name:literal),* $(,)?) => {
-        &[$(($name, include_str!(concat!("../../../templates/console/", $name, ".hbs")))),*]
-    };
+templates! {
+    /// A template of the console's: a page, or a part that a page or a poll renders.
+    Template in "../../../templates/console/" {
+        Layout => "layout",
+        Login => "login",
+        Password => "password",
+        Problem => "problem",
+        Home => "home",
+        Contacts => "contacts",
+        Contact => "contact",
+        Campaigns => "campaigns",
+        Campaign => "campaign",
+        CampaignForm => "campaign_form",
+        CampaignConfirm => "campaign_confirm",
+        Import => "import",
+        ImportJob => "import_job",
+        Topics => "topics",
+        Suppressions => "suppressions",
+        Audit => "audit",
+        Staff => "staff",
+        StaffEdit => "staff_edit",
+        Account => "account",
+        InFlight => "in_flight",
+        CampaignTrial => "campaign_trial",
+        HomeStats => "home_stats",
+        Stats => "stats",
+        Requests => "requests",
+        Request => "request",
+        Complaints => "complaints",
+        Complaint => "complaint",
+        Proof => "proof",
+    }
 }
-
-/// The console's pages by name, each beside its source.
-pub const PAGES: &[(&str, &str)] = templates!(
-    "layout",
-    "login",
-    "password",
-    "problem",
-    "home",
-    "contacts",
-    "contact",
-    "campaigns",
-    "campaign",
-    "campaign_form",
-    "campaign_confirm",
-    "import",
-    "import_job",
-    "topics",
-    "suppressions",
-    "audit",
-    "staff",
-    "staff_edit",
-    "account",
-    "in_flight",
-    "campaign_trial",
-    "home_stats",
-    "stats",
-    "requests",
-    "request",
-    "complaints",
-    "complaint",
-    "proof",
-);
 
 /// The console's stylesheet and htmx (2.x, vendored by `scripts/vendor.sh`), served from
 /// `/admin/static/`.
@@ -233,11 +229,31 @@ async fn not_found(
 
 /// What every console page's layout shows: who is signed in, and the form token for the
 /// sign-out button.
+/// The console's sections, as its navigation names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum Section {
+    /// A page outside the navigation: signing in, a problem.
+    #[serde(rename = "")]
+    Elsewhere,
+    Home,
+    Contacts,
+    Campaigns,
+    Import,
+    Topics,
+    Suppressions,
+    Audit,
+    Staff,
+    Requests,
+    Complaints,
+    Account,
+}
+
 #[derive(Serialize)]
 struct Layout<'a> {
     title: &'a str,
     /// The navigation entry to mark as current.
-    section: &'a str,
+    section: Section,
     user: Option<&'a str>,
     role: Option<&'a str>,
     form_token: Option<&'a str>,
@@ -251,7 +267,7 @@ struct Layout<'a> {
 }
 
 impl<'a> Layout<'a> {
-    fn new(title: &'a str, section: &'a str, signed: Option<&'a Signed>) -> Self {
+    fn new(title: &'a str, section: Section, signed: Option<&'a Signed>) -> Self {
         Self {
             title,
             section,
@@ -277,10 +293,11 @@ struct Page<'a, T: Serialize> {
 fn render<T: Serialize>(
     state: &AppState,
     status: StatusCode,
-    name: &str,
+    template: Template,
     layout: Layout<'_>,
     data: T,
 ) -> Response {
+    let name = template.name();
     match state.console.try_render(name, &Page { layout, data }) {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
@@ -379,10 +396,10 @@ mod tests {
             imprint: None,
             privacy_url: None,
         };
-        let pages = super::super::pages::Pages::new(&publisher, PAGES).unwrap();
+        let registry = super::super::pages::Pages::new(&publisher, Template::sources()).unwrap();
         let data = serde_json::json!({"layout": {"title": "t", "user": "u", "form_token": "x"}});
-        for (name, _) in PAGES.iter().filter(|(name, _)| *name != "layout") {
-            let out = pages.try_render(name, &data);
+        for (name, _) in Template::sources().filter(|(name, _)| *name != "layout") {
+            let out = registry.try_render(name, &data);
             assert!(out.is_ok(), "{name}: {out:?}");
         }
     }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flash::Flash;
 use super::session::{SessionForm, Signed};
-use super::{Layout, Problem, Refusal, render};
+use super::{Layout, Problem, Refusal, Section, Template, render};
 use crate::app::audit::{AUDIT_PAGE, AuditQuery};
 use crate::app::{self, AppError};
 use crate::domain::AuditEntry;
@@ -59,8 +59,8 @@ async fn topics_page(
     render(
         state,
         status,
-        "topics",
-        Layout::new("Topics", "topics", Some(signed)),
+        Template::Topics,
+        Layout::new("Topics", Section::Topics, Some(signed)),
         data,
     )
 }
@@ -151,8 +151,8 @@ pub async fn suppressions(
     render(
         &state,
         status,
-        "suppressions",
-        Layout::new("Suppressions", "suppressions", Some(&signed)),
+        Template::Suppressions,
+        Layout::new("Suppressions", Section::Suppressions, Some(&signed)),
         data,
     )
 }
@@ -215,8 +215,8 @@ pub async fn audit(
     render(
         &state,
         StatusCode::OK,
-        "audit",
-        Layout::new("Audit log", "audit", Some(&signed)),
+        Template::Audit,
+        Layout::new("Audit log", Section::Audit, Some(&signed)),
         data,
     )
 }

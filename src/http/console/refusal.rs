@@ -10,7 +10,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::flash::Flash;
-use super::{Layout, Signed, render};
+use super::{Layout, Section, Signed, Template, render};
 use crate::app::AppError;
 use crate::http::AppState;
 
@@ -51,8 +51,8 @@ impl Problem {
         render(
             state,
             self.status,
-            "problem",
-            Layout::new(title, "", signed),
+            Template::Problem,
+            Layout::new(title, Section::Elsewhere, signed),
             Data {
                 message: self.message,
             },

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, Refusal, named, render, see_other};
+use super::{Layout, Problem, Refusal, Section, Template, named, render, see_other};
 use crate::app::registers::MessageProof;
 use crate::app::registers::{self, ComplaintLine, RequestLine};
 use crate::app::{self, AppError};
@@ -170,8 +170,8 @@ async fn requests_page(
         Ok(lines) => render(
             state,
             status,
-            "requests",
-            Layout::new("Rights requests", "requests", Some(signed)),
+            Template::Requests,
+            Layout::new("Rights requests", Section::Requests, Some(signed)),
             ListData {
                 rows: lines.into_iter().map(RequestRow::from).collect(),
                 all,
@@ -246,8 +246,8 @@ async fn request_page(
             render(
                 state,
                 status,
-                "request",
-                Layout::new(&title, "requests", Some(signed)),
+                Template::Request,
+                Layout::new(&title, Section::Requests, Some(signed)),
                 RequestData {
                     request: line.into(),
                     open,
@@ -337,8 +337,8 @@ async fn complaints_page(
         Ok(lines) => render(
             state,
             status,
-            "complaints",
-            Layout::new("Complaints", "complaints", Some(signed)),
+            Template::Complaints,
+            Layout::new("Complaints", Section::Complaints, Some(signed)),
             ListData {
                 rows: lines.into_iter().map(ComplaintRow::from).collect(),
                 all,
@@ -413,8 +413,8 @@ async fn complaint_page(
             render(
                 state,
                 status,
-                "complaint",
-                Layout::new(&title, "complaints", Some(signed)),
+                Template::Complaint,
+                Layout::new(&title, Section::Complaints, Some(signed)),
                 ComplaintData {
                     open: line.closed_on.is_none(),
                     acknowledged: line.acknowledged_on.is_some(),
@@ -536,8 +536,8 @@ pub async fn proof(
     render(
         &state,
         status,
-        "proof",
-        Layout::new("Why did they get this?", "complaints", Some(&signed)),
+        Template::Proof,
+        Layout::new("Why did they get this?", Section::Complaints, Some(&signed)),
         ProofData {
             message_id,
             proof,

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::session::{self, SessionForm};
-use super::{Layout, Problem, render, see_other};
+use super::{Layout, Problem, Section, Template, render, see_other};
 use crate::app::{self, AppError};
 use crate::domain::{MIN_PASSWORD_CHARS, SessionUse};
 use crate::http::AppState;
@@ -56,8 +56,8 @@ fn login_page(state: &AppState, status: StatusCode, data: LoginData) -> Response
     render(
         state,
         status,
-        "login",
-        Layout::new("Sign in", "", None),
+        Template::Login,
+        Layout::new("Sign in", Section::Elsewhere, None),
         data,
     )
 }
@@ -170,8 +170,8 @@ fn password_form(
     render(
         state,
         status,
-        "password",
-        Layout::new("Set your password", "", None),
+        Template::Password,
+        Layout::new("Set your password", Section::Elsewhere, None),
         PasswordData {
             email,
             name,

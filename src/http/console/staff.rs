@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::flash::Flash;
 use super::session::{Posted, SessionForm, Signed};
-use super::{Layout, Problem, Refusal, named, render};
+use super::{Layout, Problem, Refusal, Section, Template, named, render};
 use crate::app::{self, AppError};
 use crate::domain::{Role, uk_date};
 use crate::http::AppState;
@@ -102,8 +102,8 @@ async fn staff_page(
     render(
         state,
         status,
-        "staff",
-        Layout::new("Staff", "staff", Some(signed)),
+        Template::Staff,
+        Layout::new("Staff", Section::Staff, Some(signed)),
         data,
     )
 }
@@ -188,8 +188,8 @@ pub async fn edit(
     render(
         &state,
         StatusCode::OK,
-        "staff_edit",
-        Layout::new(&title, "staff", Some(&signed)),
+        Template::StaffEdit,
+        Layout::new(&title, Section::Staff, Some(&signed)),
         data,
     )
 }

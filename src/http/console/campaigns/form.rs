@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::super::session::{Posted, SessionForm, Signed};
-use super::super::{Layout, Problem, Refusal, render, see_other};
+use super::super::{Layout, Problem, Refusal, Section, Template, render, see_other};
 use crate::app::campaigns::Campaign;
 use crate::app::{self, AppError};
 use crate::domain::{CampaignChanges, CampaignDraft, CampaignState};
@@ -297,8 +297,8 @@ pub(super) async fn form_page(
     render(
         state,
         status,
-        "campaign_form",
-        Layout::new(title, "campaigns", Some(signed)),
+        Template::CampaignForm,
+        Layout::new(title, Section::Campaigns, Some(signed)),
         data,
     )
 }

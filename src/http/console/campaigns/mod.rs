@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::session::Signed;
-use super::{Layout, Problem, render};
+use super::{Layout, Problem, Section, Template, render};
 use crate::app::{self};
 use crate::domain::{CampaignState, DraftStage, uk_date, uk_time};
 use crate::http::AppState;
@@ -71,8 +71,8 @@ pub async fn list(State(state): State<AppState>, signed: Signed) -> Response {
     render(
         &state,
         StatusCode::OK,
-        "campaigns",
-        Layout::new("Campaigns", "campaigns", Some(&signed)),
+        Template::Campaigns,
+        Layout::new("Campaigns", Section::Campaigns, Some(&signed)),
         ListData {
             campaigns: lines,
             writes: signed.session.member.role.writes(),

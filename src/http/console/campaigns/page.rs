@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::super::flash::Flash;
 use super::super::session::{Posted, SessionForm, Signed};
-use super::super::{Layout, Problem, Refusal, named, render, see_other};
+use super::super::{Layout, Problem, Refusal, Section, Template, named, render, see_other};
 use crate::app::campaigns::{Action, ActionOutcome, CopyFor};
 use crate::app::{self, AppError};
 use crate::domain::{CampaignState, DraftStage, ReportCounts, counted, listed, uk_time};
@@ -80,8 +80,8 @@ pub(in crate::http::console) async fn show(
             render(
                 &state,
                 StatusCode::OK,
-                "campaign",
-                Layout::new(&title, "campaigns", Some(&signed)),
+                Template::Campaign,
+                Layout::new(&title, Section::Campaigns, Some(&signed)),
                 data,
             )
         }
@@ -223,8 +223,8 @@ pub(in crate::http::console) async fn confirm(
             render(
                 &state,
                 StatusCode::OK,
-                "campaign_confirm",
-                Layout::new(&title, "campaigns", Some(&signed)),
+                Template::CampaignConfirm,
+                Layout::new(&title, Section::Campaigns, Some(&signed)),
                 data,
             )
         }

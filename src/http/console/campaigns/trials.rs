@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Serialize;
 
 use super::super::session::{Posted, SessionForm, Signed};
-use super::super::{Problem, Refusal};
+use super::super::{Problem, Refusal, Template};
 use crate::app::{self, AppError};
 use crate::http::AppState;
 
@@ -131,7 +131,10 @@ pub(in crate::http::console) async fn try_draft(
         },
         Some(Err(error)) => return Problem::from(error).page(&state, Some(&signed)),
     };
-    match state.console.try_render("campaign_trial", &data) {
+    match state
+        .console
+        .try_render(Template::CampaignTrial.name(), &data)
+    {
         Ok(html) => Html(html).into_response(),
         Err(error) => {
             tracing::error!(%error, "rendering the composer's trial");
