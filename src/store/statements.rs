@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::database::HasStatementCache;
 use sqlx::{
     ColumnIndex, Decode, Encode, Executor, IntoArguments, PgConnection, QueryBuilder,
@@ -17,12 +17,17 @@ use sqlx::{
 };
 
 use super::campaigns::audience_rows;
+use super::contact_import::statements::{
+    GRANT_IMPORTED_CONSENTS, LAST_CONTACT_ID, RECORD_GUARDIANS, REFUSE_ERASED, REFUSE_UNDERAGE,
+    UPSERT_CONTACTS, WITHHELD_GRANTS,
+};
+use super::contact_import::{ContactImportOutcome, WithheldRow, withheld_grants};
 use super::{
     Change, DraftOutcome, JournalEntry, MAX_BIND_PARAMETERS, Result, StoreError, decode_error, now,
 };
 use crate::domain::{
     Actor, AuditAction, CampaignState, Coordinates, EmailHash, NewCampaign, Postcode, Scope,
-    StaffTokenHash, SuppressionReason, TopicSlug,
+    StaffTokenHash, SuppressionReason, TopicSlug, latest_birth_date_to_mail, uk_day,
 };
 
 /// One audit-log entry to append.
@@ -67,12 +72,14 @@ where
     for<'c> &'c mut Self: Executor<'c, Database = Self::Database>,
     <Self::Database as sqlx::Database>::Arguments: IntoArguments<Self::Database>,
     usize: ColumnIndex<<Self::Database as sqlx::Database>::Row>,
+    for<'s> &'s str: ColumnIndex<<Self::Database as sqlx::Database>::Row>,
     for<'q> String: Value<'q, Self::Database>,
     for<'q> &'q str: Encode<'q, Self::Database> + Type<Self::Database>,
     for<'q> i64: Value<'q, Self::Database>,
     for<'q> bool: Value<'q, Self::Database>,
     for<'q> f64: Value<'q, Self::Database>,
     for<'q> DateTime<Utc>: Value<'q, Self::Database>,
+    for<'q> NaiveDate: Value<'q, Self::Database>,
     for<'q> Option<String>: Value<'q, Self::Database>,
     for<'q> Option<&'q str>: Encode<'q, Self::Database> + Type<Self::Database>,
     for<'q> Option<i64>: Value<'q, Self::Database>,
@@ -462,6 +469,76 @@ where
         .execute(&mut *self)
         .await?;
         Ok(())
+    }
+
+    // Contact imports.
+
+    /// Applies the `staged` rows of an import from `source` at `now`: refuses the erased and
+    /// the under-age, writes the contacts and their guardians, grants the consents the rows
+    /// give (withholding any given before a later withdrawal), notes who changed, then empties
+    /// the staging tables with `clear`.
+    async fn apply_staged(
+        &mut self,
+        staged: usize,
+        source: &str,
+        now: DateTime<Utc>,
+        clear: &'static str,
+    ) -> Result<ContactImportOutcome> {
+        let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
+            .fetch_all(&mut *self)
+            .await?;
+        let underage: Vec<i64> = sqlx::query_scalar(REFUSE_UNDERAGE)
+            .bind(latest_birth_date_to_mail(uk_day(now)))
+            .fetch_all(&mut *self)
+            .await?;
+        let last_id: i64 = sqlx::query_scalar(LAST_CONTACT_ID)
+            .fetch_one(&mut *self)
+            .await?;
+        let written: Vec<i64> = sqlx::query_scalar(UPSERT_CONTACTS)
+            .bind(source)
+            .bind(now)
+            .fetch_all(&mut *self)
+            .await?;
+        sqlx::query(RECORD_GUARDIANS)
+            .bind(now)
+            .execute(&mut *self)
+            .await?;
+        let withheld: Vec<WithheldRow> = sqlx::query_as(WITHHELD_GRANTS)
+            .fetch_all(&mut *self)
+            .await?;
+        let granted: Vec<i64> = sqlx::query_scalar(GRANT_IMPORTED_CONSENTS)
+            .bind(now)
+            .fetch_all(&mut *self)
+            .await?;
+        // People already held may have moved, or lost their guardian's consent: a
+        // worker holding a message for them checks again before sending it.
+        let (updated, inserted): (Vec<i64>, Vec<i64>) =
+            written.into_iter().partition(|&id| id <= last_id);
+        // Someone held before whose details, or consents, the rows changed.
+        let changed: std::collections::HashSet<i64> = updated
+            .iter()
+            .copied()
+            .chain(granted.iter().copied().filter(|&id| id <= last_id))
+            .collect();
+        let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
+        self.note_changes(&updated).await?;
+        sqlx::raw_sql(clear).execute(&mut *self).await?;
+        let keys = |rows: Vec<i64>| {
+            let mut keys: Vec<u64> = rows.into_iter().map(|key| key as u64).collect();
+            keys.sort_unstable();
+            keys
+        };
+        let (refused, underage) = (keys(refused), keys(underage));
+        let held = staged - refused.len() - underage.len() - inserted.len();
+        Ok(ContactImportOutcome {
+            inserted: inserted.len() as u64,
+            updated: changed.len() as u64,
+            unchanged: held.saturating_sub(changed.len()) as u64,
+            consents_recorded: granted.len() as u64,
+            refused_erased: refused,
+            refused_underage: underage,
+            withheld: withheld_grants(withheld)?,
+        })
     }
 }
 

@@ -2,24 +2,18 @@
 //! set, taking turns with other writers on SQLite.
 
 use super::{
-    ContactImport, ContactImportOutcome, DROP_STAGING, GRANT_IMPORTED_CONSENTS, LAST_CONTACT_ID,
-    POSTGRES_ANALYZE, POSTGRES_CLEAR_STAGING, RECORD_GUARDIANS, REFUSE_ERASED, REFUSE_UNDERAGE,
-    SQLITE_CLEAR_STAGING, STAGED_COLUMNS, STATISTICS_REFRESH_FIRST, Stage, Staging,
-    UPSERT_CONTACTS, WITHHELD_GRANTS, WithheldRow, address_key, copy_in, copy_row, next_apply_rows,
-    withheld_grants,
+    ContactImport, ContactImportOutcome, DROP_STAGING, POSTGRES_ANALYZE, POSTGRES_CLEAR_STAGING,
+    SQLITE_CLEAR_STAGING, STAGED_COLUMNS, STATISTICS_REFRESH_FIRST, Stage, Staging, address_key,
+    copy_in, copy_row, next_apply_rows,
 };
 
 use std::time::Instant;
 
 use sqlx::{Connection as _, QueryBuilder};
 
-use crate::store::{
-    BeginWrite, BulkChange, Change, InTransaction, MAX_BIND_PARAMETERS, Pool, Result, now,
-};
+use crate::store::{BeginWrite, BulkChange, InTransaction, MAX_BIND_PARAMETERS, Pool, Result, now};
 
-use crate::domain::{
-    Name, NewContact, Postcode, PublicId, TopicSlug, latest_birth_date_to_mail, uk_day,
-};
+use crate::domain::{Name, NewContact, Postcode, PublicId, TopicSlug};
 
 impl ContactImport<'_> {
     /// Stages `rows` (`keys` the caller's key for each, such as its line, which refusals
@@ -194,89 +188,40 @@ impl ContactImport<'_> {
         let staged = std::mem::take(&mut self.staged).len();
         let now = now();
         let source = self.source.as_str();
-        macro_rules! apply_in {
-            ($tx:expr, $clear:expr) => {{
-                let tx = $tx;
-                let refused: Vec<i64> = sqlx::query_scalar(REFUSE_ERASED)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let underage: Vec<i64> = sqlx::query_scalar(REFUSE_UNDERAGE)
-                    .bind(latest_birth_date_to_mail(uk_day(now)))
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let last_id: i64 = sqlx::query_scalar(LAST_CONTACT_ID)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let written: Vec<i64> = sqlx::query_scalar(UPSERT_CONTACTS)
-                    .bind(source)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                sqlx::query(RECORD_GUARDIANS)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                let withheld: Vec<WithheldRow> =
-                    sqlx::query_as(WITHHELD_GRANTS).fetch_all(&mut *tx).await?;
-                let granted: Vec<i64> = sqlx::query_scalar(GRANT_IMPORTED_CONSENTS)
-                    .bind(now)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                // People already held may have moved, or lost their guardian's consent: a
-                // worker holding a message for them checks again before sending it.
-                let (updated, inserted): (Vec<i64>, Vec<i64>) =
-                    written.into_iter().partition(|&id| id <= last_id);
-                // Someone held before whose details, or consents, the rows changed.
-                let changed: std::collections::HashSet<i64> = updated
-                    .iter()
-                    .copied()
-                    .chain(granted.iter().copied().filter(|&id| id <= last_id))
-                    .collect();
-                let updated: Vec<Change> = updated.into_iter().map(Change::Contact).collect();
-                tx.note_changes(&updated).await?;
-                sqlx::raw_sql($clear).execute(&mut *tx).await?;
-                let keys = |rows: Vec<i64>| {
-                    let mut keys: Vec<u64> = rows.into_iter().map(|key| key as u64).collect();
-                    keys.sort_unstable();
-                    keys
-                };
-                let (refused, underage) = (keys(refused), keys(underage));
-                let held = staged - refused.len() - underage.len() - inserted.len();
-                ContactImportOutcome {
-                    inserted: inserted.len() as u64,
-                    updated: changed.len() as u64,
-                    unchanged: held.saturating_sub(changed.len()) as u64,
-                    consents_recorded: granted.len() as u64,
-                    refused_erased: refused,
-                    refused_underage: underage,
-                    withheld: withheld_grants(withheld)?,
-                }
-            }};
-        }
         let outcome = match (&mut self.connection, self.store.pool()) {
             (Stage::Sqlite(Staging::Own(conn)), Pool::Sqlite(pool)) => {
                 let shared = self.sharing.before_apply(conn).await?;
                 let turn = pool.write_turn().await?;
                 let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
                 let held = Instant::now();
-                let outcome = apply_in!(&mut *tx, SQLITE_CLEAR_STAGING);
+                let outcome = tx
+                    .apply_staged(staged, source, now, SQLITE_CLEAR_STAGING)
+                    .await?;
                 tx.commit().await?;
                 drop(turn);
                 self.apply_rows = next_apply_rows(self.apply_rows, staged, held.elapsed(), shared);
                 self.sharing.after_commit();
                 outcome
             }
-            (Stage::Sqlite(Staging::Once(tx)), _) => apply_in!(&mut **tx, SQLITE_CLEAR_STAGING),
+            (Stage::Sqlite(Staging::Once(tx)), _) => {
+                tx.apply_staged(staged, source, now, SQLITE_CLEAR_STAGING)
+                    .await?
+            }
             (Stage::Postgres(held), _) => {
                 sqlx::query(POSTGRES_ANALYZE).execute(&mut **held).await?;
                 match held {
                     Staging::Own(conn) => {
                         let mut tx = conn.begin().await?;
-                        let outcome = apply_in!(&mut *tx, POSTGRES_CLEAR_STAGING);
+                        let outcome = tx
+                            .apply_staged(staged, source, now, POSTGRES_CLEAR_STAGING)
+                            .await?;
                         tx.commit().await?;
                         outcome
                     }
-                    Staging::Once(tx) => apply_in!(&mut **tx, POSTGRES_CLEAR_STAGING),
+                    Staging::Once(tx) => {
+                        tx.apply_staged(staged, source, now, POSTGRES_CLEAR_STAGING)
+                            .await?
+                    }
                 }
             }
             _ => unreachable!("an import's connection is of its store's engine"),

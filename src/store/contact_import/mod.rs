@@ -33,12 +33,11 @@ use crate::domain::{Email, NewContact, SuppressionReason, uk_date};
 const STATISTICS_REFRESH_FIRST: u64 = 20_000;
 
 mod applying;
-mod statements;
+pub(in crate::store) mod statements;
 
 use statements::{
-    DROP_STAGING, GRANT_IMPORTED_CONSENTS, LAST_CONTACT_ID, POSTGRES_ANALYZE,
-    POSTGRES_CLEAR_STAGING, POSTGRES_STAGING, RECORD_GUARDIANS, REFUSE_ERASED, REFUSE_UNDERAGE,
-    SQLITE_CLEAR_STAGING, SQLITE_STAGING, UPSERT_CONTACTS, WITHHELD_GRANTS,
+    DROP_STAGING, POSTGRES_ANALYZE, POSTGRES_CLEAR_STAGING, POSTGRES_STAGING, SQLITE_CLEAR_STAGING,
+    SQLITE_STAGING,
 };
 
 /// Staged rows applied in one write transaction at most. Larger writes each index page fewer
@@ -332,7 +331,7 @@ impl Store {
 
 /// A withheld grant as [`WITHHELD_GRANTS`] reads it.
 #[derive(sqlx::FromRow)]
-struct WithheldRow {
+pub(in crate::store) struct WithheldRow {
     idx: i64,
     slug: Option<String>,
     at: DateTime<Utc>,
@@ -341,7 +340,7 @@ struct WithheldRow {
 }
 
 /// The withheld grants read, in the order of their keys.
-fn withheld_grants(rows: Vec<WithheldRow>) -> Result<Vec<WithheldGrant>> {
+pub(in crate::store) fn withheld_grants(rows: Vec<WithheldRow>) -> Result<Vec<WithheldGrant>> {
     let mut grants = rows
         .into_iter()
         .map(|row| {

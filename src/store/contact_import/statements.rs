@@ -35,7 +35,7 @@ pub(super) const DROP_STAGING: &str = "DROP TABLE import_rows; DROP TABLE import
 /// them for large and scans every contact for each batch.
 pub(super) const POSTGRES_ANALYZE: &str = "ANALYZE import_rows, import_topics";
 
-pub(super) const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE EXISTS \
+pub(in crate::store) const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE EXISTS \
      (SELECT 1 FROM suppressions s \
       WHERE s.email_hash = import_rows.email_hash AND s.reason = 'erased') RETURNING idx";
 
@@ -44,7 +44,7 @@ pub(super) const REFUSE_ERASED: &str = "DELETE FROM import_rows WHERE EXISTS \
 /// blank: a row that gives no date of birth, or no guardian's consent, for a child held is
 /// judged by what is held. No door stores such a child; a guardian's withdrawal is recorded by
 /// erasing the child.
-pub(super) const REFUSE_UNDERAGE: &str = "DELETE FROM import_rows \
+pub(in crate::store) const REFUSE_UNDERAGE: &str = "DELETE FROM import_rows \
      WHERE COALESCE(import_rows.date_of_birth, \
                     (SELECT c.date_of_birth FROM contacts c \
                      WHERE c.email_hash = import_rows.email_hash)) > $1 \
@@ -59,11 +59,11 @@ pub(super) const REFUSE_UNDERAGE: &str = "DELETE FROM import_rows \
 
 /// The highest contact id before a batch: the contacts it inserts come after it, and those
 /// it changes before.
-pub(super) const LAST_CONTACT_ID: &str = "SELECT COALESCE(max(id), 0) FROM contacts";
+pub(in crate::store) const LAST_CONTACT_ID: &str = "SELECT COALESCE(max(id), 0) FROM contacts";
 
 /// Inserts new contacts and updates known ones. An empty cell keeps what is held, and a row
 /// that changes nothing leaves the contact untouched, so that a re-import is idempotent.
-pub(super) const UPSERT_CONTACTS: &str = "\
+pub(in crate::store) const UPSERT_CONTACTS: &str = "\
     INSERT INTO contacts (public_id, email, email_hash, name, postcode, date_of_birth, \
                           guardian_consent, source, created_at, updated_at, constituency_code) \
     SELECT r.public_id, r.email, r.email_hash, r.name, r.postcode, r.date_of_birth, \
@@ -94,7 +94,7 @@ pub(super) const UPSERT_CONTACTS: &str = "\
 /// withdrawal never overrides it (the ledger's latest entry is the consent in force, so nothing
 /// in the ledger is newer). The rule is in the statement that grants, so that a withdrawal
 /// recorded while an import runs is never undone by it.
-pub(super) const GRANT_IMPORTED_CONSENTS: &str = "\
+pub(in crate::store) const GRANT_IMPORTED_CONSENTS: &str = "\
     INSERT INTO consent_ledger (contact_id, topic_id, channel, granted, source, at, recorded_at) \
     SELECT c.id, t.id, 'email', TRUE, r.consent_source, r.consent_at, $1 \
     FROM import_topics it \
@@ -110,7 +110,7 @@ pub(super) const GRANT_IMPORTED_CONSENTS: &str = "\
 /// The grants staged that a withdrawal keeps out, as the grant above decides: a topic withdrawn
 /// from, or everything unsubscribed from or complained of. Read before the grant, in its
 /// transaction.
-pub(super) const WITHHELD_GRANTS: &str = "\
+pub(in crate::store) const WITHHELD_GRANTS: &str = "\
     SELECT r.idx, it.slug, l.at, l.source, NULL AS everything \
     FROM import_topics it \
     JOIN import_rows r ON r.idx = it.idx \
@@ -128,7 +128,7 @@ pub(super) const WITHHELD_GRANTS: &str = "\
       AND EXISTS (SELECT 1 FROM import_topics it WHERE it.idx = r.idx)";
 
 /// Keeps the evidence of a guardian's consent that rows give, the latest over what was held.
-pub(super) const RECORD_GUARDIANS: &str = "\
+pub(in crate::store) const RECORD_GUARDIANS: &str = "\
     INSERT INTO guardian_consents (contact_id, guardian, relationship, given_at, method, \
                                    recorded_at) \
     SELECT c.id, r.guardian, r.guardian_relationship, r.guardian_at, r.guardian_method, $1 \
