@@ -354,7 +354,7 @@ pub async fn export(app: &App, actor: &Actor, contact: &str) -> Result<AccessPac
         source,
     });
     app.store
-        .record_audit_about(actor, AuditAction::ContactExported, &email)
+        .record_audit_about(actor, AuditAction::ContactExported, &email, None)
         .await?;
     Ok(AccessPack {
         held,

@@ -103,6 +103,12 @@ impl Scope {
         }
     }
 
+    /// The codes of the constituencies it keeps to: none for everyone.
+    pub fn codes(&self) -> Vec<&str> {
+        let codes = self.constituencies().unwrap_or_default();
+        codes.iter().map(ConstituencyCode::as_str).collect()
+    }
+
     /// Whether a contact in `constituency` (`None`: in none) is within the scope.
     pub fn covers(&self, constituency: Option<&str>) -> bool {
         match (self, constituency) {

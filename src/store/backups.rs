@@ -119,13 +119,11 @@ impl Store {
             on_pool!(self, |pool| {
                 pool.acquire()
                     .await?
-                    .audit(Audit {
-                        actor: &Actor::Operator,
-                        action: AuditAction::JournalReplayed,
-                        contact: None,
-                        detail: Some(detail),
-                        ip: None,
-                    })
+                    .audit(Audit::of(
+                        &Actor::Operator,
+                        AuditAction::JournalReplayed,
+                        detail,
+                    ))
                     .await?;
             });
         }

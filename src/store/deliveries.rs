@@ -435,13 +435,11 @@ impl Store {
             .rows_affected()
                 > 0;
             if paused {
-                tx.audit(Audit {
-                    actor: &Actor::Worker,
-                    action: AuditAction::CampaignPaused,
-                    contact: None,
-                    detail: Some(format!("campaign {id}: {reason}")),
-                    ip: None,
-                })
+                tx.audit(Audit::of(
+                    &Actor::Worker,
+                    AuditAction::CampaignPaused,
+                    format!("campaign {id}: {reason}"),
+                ))
                 .await?;
                 tx.note_changes(&[Change::Campaign(id)]).await?;
             }

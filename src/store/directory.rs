@@ -313,14 +313,8 @@ impl DirectoryImport {
                 .fetch_one(&mut **tx)
                 .await?;
             let detail = format!("{count} postcodes");
-            tx.audit(Audit {
-                actor,
-                action: AuditAction::PostcodesReplaced,
-                contact: None,
-                detail: Some(detail),
-                ip: None,
-            })
-            .await?;
+            tx.audit(Audit::of(actor, AuditAction::PostcodesReplaced, detail))
+                .await?;
             // Any contact's constituency may have changed with it.
             tx.note_changes(&[Change::Anyone]).await?;
         });

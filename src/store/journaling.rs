@@ -91,13 +91,11 @@ impl Store {
                     .await?;
                 pool.acquire()
                     .await?
-                    .audit(Audit {
-                        actor: &crate::domain::Actor::Operator,
-                        action: AuditAction::JournalStartedAnew,
-                        contact: None,
-                        detail: Some(format!("{shown} on {host}")),
-                        ip: None,
-                    })
+                    .audit(Audit::of(
+                        &crate::domain::Actor::Operator,
+                        AuditAction::JournalStartedAnew,
+                        format!("{shown} on {host}"),
+                    ))
                     .await?;
             }
         });

@@ -3,8 +3,10 @@
 //! [`Store`] is one interface over two backends. The SQL is written once, in the dialect both
 //! engines share (`$1` parameters, `ON CONFLICT`, `RETURNING`, `IS DISTINCT FROM`), and the
 //! [`on_pool!`] macro runs the same code against whichever pool the store holds, so that the
-//! compiler checks it for both. Where the engines really differ (DDL types, bulk loading) the
-//! difference is spelled out beside the shared statement.
+//! compiler checks it for both. The statements that several methods run inside their own
+//! transactions are [`InTransaction`]'s methods, written once for either engine's connection.
+//! Where the engines really differ (DDL types, bulk loading) the difference is spelled out
+//! beside the shared statement.
 
 mod audit;
 mod backups;

@@ -436,6 +436,18 @@ where
             .await?)
     }
 
+    /// The enabled admins' ids, locked (on PostgreSQL) until the caller commits, so that the
+    /// last of them is neither disabled nor made something else while it is decided.
+    async fn enabled_admins(&mut self) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(Self::ENABLED_ADMINS)
+            .fetch_all(&mut *self)
+            .await?)
+    }
+
+    /// The statement of [`InTransaction::enabled_admins`] on this engine (SQLite has one
+    /// writer at a time).
+    const ENABLED_ADMINS: &'static str;
+
     /// Keeps staff member `user` (who is kept to none yet) to the constituencies of `scope`.
     async fn keep_to_scope(&mut self, user: i64, scope: &Scope) -> Result<()> {
         for code in scope.constituencies().unwrap_or_default() {
@@ -544,9 +556,13 @@ where
 
 impl InTransaction for SqliteConnection {
     const LOCK_CONTACT: &'static str = "SELECT 1 FROM contacts WHERE email_hash = $1";
+    const ENABLED_ADMINS: &'static str =
+        "SELECT id FROM staff_users WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id";
 }
 
 impl InTransaction for PgConnection {
     const LOCK_CONTACT: &'static str =
         "SELECT 1 FROM contacts WHERE email_hash = $1 FOR NO KEY UPDATE";
+    const ENABLED_ADMINS: &'static str = "SELECT id FROM staff_users \
+         WHERE role = 'admin' AND disabled_at IS NULL ORDER BY id FOR UPDATE";
 }

@@ -33,14 +33,8 @@ impl Store {
             .rows_affected();
             if inserted > 0 {
                 let detail = format!("topic {}", topic.slug);
-                tx.audit(Audit {
-                    actor,
-                    action: AuditAction::TopicAdded,
-                    contact: None,
-                    detail: Some(detail),
-                    ip: None,
-                })
-                .await?;
+                tx.audit(Audit::of(actor, AuditAction::TopicAdded, detail))
+                    .await?;
             }
             tx.commit().await?;
             inserted

@@ -181,28 +181,22 @@ pub async fn upload(
         )
             .into_response();
     }
-    let Some((name, bytes)) = file.filter(|(_, bytes)| !bytes.is_empty()) else {
-        let message = "choose a CSV file to import".to_owned();
-        return form(
+    // What was wrong, told on the form again, with the source as typed.
+    let refused = |message: String, source: String| {
+        form(
             &state,
             &signed,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(message),
             source,
         )
-        .await;
+    };
+    let Some((name, bytes)) = file.filter(|(_, bytes)| !bytes.is_empty()) else {
+        return refused("choose a CSV file to import".to_owned(), source).await;
     };
     // The source is checked before the job starts, so that the form can say so.
     if let Err(error) = crate::domain::parse_source(&source) {
-        let message = format!("say where the list came from: {error}");
-        return form(
-            &state,
-            &signed,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(message),
-            source,
-        )
-        .await;
+        return refused(format!("say where the list came from: {error}"), source).await;
     }
     let mut id = [0u8; 12];
     rand::rng().fill_bytes(&mut id);

@@ -209,12 +209,7 @@ impl Store {
             Area::Unplaced => &campaign.audience.excluding,
             Area::Near(..) | Area::UnderAgeNear(..) | Area::SentBy(..) => &[],
         };
-        let limits: Vec<&str> = limit
-            .constituencies()
-            .unwrap_or_default()
-            .iter()
-            .map(ConstituencyCode::as_str)
-            .collect();
+        let limits = limit.codes();
         // $1 the campaign (0), $2 the birth date, $3 the topic, $4 limited, $5 narrowed,
         // $6 the miles, $7 to $9 the venue; then the values, then the box.
         let mut next = 10;
@@ -378,12 +373,7 @@ impl Store {
             excluding: Vec::new(),
         };
         let audience = audience_rows(&prefixes);
-        let limits: Vec<&str> = limit
-            .constituencies()
-            .unwrap_or_default()
-            .iter()
-            .map(ConstituencyCode::as_str)
-            .collect();
+        let limits = limit.codes();
         let postcode = self.postcode_bytes();
         // $1 the campaign (0), $2 the birth date, $3 the topic, $4 limited; then the values.
         let mut next = 5;

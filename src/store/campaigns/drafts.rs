@@ -94,13 +94,11 @@ impl Store {
                 .bind(needs_approval)
                 .execute(&mut *tx)
                 .await?;
-            tx.audit(Audit {
+            tx.audit(Audit::of(
                 actor,
-                action: AuditAction::CampaignCreated,
-                contact: None,
-                detail: Some(format!("campaign {id}")),
-                ip: None,
-            })
+                AuditAction::CampaignCreated,
+                format!("campaign {id}"),
+            ))
             .await?;
             tx.commit().await?;
             id
@@ -144,13 +142,11 @@ impl Store {
             }
             tx.write_campaign(id, campaign).await?;
             tx.add_author(id, actor).await?;
-            tx.audit(Audit {
+            tx.audit(Audit::of(
                 actor,
-                action: AuditAction::CampaignEdited,
-                contact: None,
-                detail: Some(format!("campaign {id}")),
-                ip: None,
-            })
+                AuditAction::CampaignEdited,
+                format!("campaign {id}"),
+            ))
             .await?;
             tx.commit().await?;
             StateChangeOutcome::Changed(CampaignState::Draft)

@@ -50,13 +50,11 @@ impl Store {
                     (true, false, None) => SubmitOutcome::NotFound,
                 });
             }
-            tx.audit(Audit {
+            tx.audit(Audit::of(
                 actor,
-                action: AuditAction::CampaignSubmitted,
-                contact: None,
-                detail: Some(format!("campaign {id}")),
-                ip: None,
-            })
+                AuditAction::CampaignSubmitted,
+                format!("campaign {id}"),
+            ))
             .await?;
             tx.commit().await?;
             SubmitOutcome::Submitted
@@ -115,13 +113,11 @@ impl Store {
                 });
             }
             tx.write_limit(id, limit).await?;
-            tx.audit(Audit {
+            tx.audit(Audit::of(
                 actor,
-                action: AuditAction::CampaignApproved,
-                contact: None,
-                detail: Some(format!("campaign {id} version {version}")),
-                ip: None,
-            })
+                AuditAction::CampaignApproved,
+                format!("campaign {id} version {version}"),
+            ))
             .await?;
             tx.commit().await?;
             ApproveOutcome::Approved
@@ -244,13 +240,11 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            tx.audit(Audit {
+            tx.audit(Audit::of(
                 actor,
-                action: AuditAction::CampaignTested,
-                contact: None,
-                detail: Some(format!("campaign {id}: {messages} test messages")),
-                ip: None,
-            })
+                AuditAction::CampaignTested,
+                format!("campaign {id}: {messages} test messages"),
+            ))
             .await?;
             tx.commit().await?;
             true
@@ -290,13 +284,11 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                tx.audit(Audit {
+                tx.audit(Audit::of(
                     actor,
-                    action: AuditAction::CampaignRetried,
-                    contact: None,
-                    detail: Some(format!("campaign {id}: {requeued}")),
-                    ip: None,
-                })
+                    AuditAction::CampaignRetried,
+                    format!("campaign {id}: {requeued}"),
+                ))
                 .await?;
                 tx.commit().await?;
             }
@@ -345,14 +337,7 @@ impl Store {
                 ),
                 None => (AuditAction::CampaignUnscheduled, format!("campaign {id}")),
             };
-            tx.audit(Audit {
-                actor,
-                action,
-                contact: None,
-                detail: Some(detail),
-                ip: None,
-            })
-            .await?;
+            tx.audit(Audit::of(actor, action, detail)).await?;
             tx.commit().await?;
             DraftOutcome::Done(())
         });
@@ -445,14 +430,8 @@ impl Store {
                 StateChange::Resume => AuditAction::CampaignQueued,
                 StateChange::Cancel => AuditAction::CampaignCancelled,
             };
-            tx.audit(Audit {
-                actor,
-                action,
-                contact: None,
-                detail: Some(format!("campaign {id}")),
-                ip: None,
-            })
-            .await?;
+            tx.audit(Audit::of(actor, action, format!("campaign {id}")))
+                .await?;
             if next == Queued {
                 // Resumed: whatever waits for a retry goes now, not after its backoff.
                 sqlx::query(

@@ -150,20 +150,9 @@ impl Store {
             0 => AuditAction::ContactUpdated,
             _ => AuditAction::ContactCreated,
         };
-        let hash = contact.email.hash();
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin_write().await?;
-            let id = tx.contact_id(&hash).await?;
-            tx.audit(Audit {
-                actor,
-                action,
-                contact: id,
-                detail: Some(format!("source {source}")),
-                ip: None,
-            })
+        let detail = format!("source {source}");
+        self.record_audit_about(actor, action, &contact.email, Some(detail))
             .await?;
-            tx.commit().await?;
-        });
         Ok(SaveOutcome::Saved(outcome))
     }
 
@@ -190,6 +179,7 @@ impl Store {
         actor: &Actor,
         action: AuditAction,
         email: &Email,
+        detail: Option<String>,
     ) -> Result<()> {
         let hash = email.hash();
         on_pool!(self, |pool| {
@@ -199,7 +189,7 @@ impl Store {
                 actor,
                 action,
                 contact: id,
-                detail: None,
+                detail,
                 ip: None,
             })
             .await?;
@@ -396,13 +386,11 @@ impl Store {
                 tx.upsert_suppression(hash, SuppressionReason::Erased, now)
                     .await?;
             }
-            tx.audit(Audit {
+            tx.audit(Audit::of(
                 actor,
-                action: AuditAction::ContactErased,
-                contact: None,
-                detail: detail.map(str::to_owned),
-                ip: None,
-            })
+                AuditAction::ContactErased,
+                detail.map(str::to_owned),
+            ))
             .await?;
             let erased: Vec<Change> = id.map(Change::Contact).into_iter().collect();
             tx.note_changes(&erased).await?;

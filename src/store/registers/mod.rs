@@ -156,14 +156,7 @@ impl Store {
             let number: Option<i32> = query.fetch_optional(&mut *tx).await?;
             if let Some(number) = number {
                 let detail = format!("{}: {detail}", reference(register, year, number));
-                tx.audit(Audit {
-                    actor,
-                    action: *action,
-                    contact: None,
-                    detail: Some(detail),
-                    ip: None,
-                })
-                .await?;
+                tx.audit(Audit::of(actor, *action, detail)).await?;
                 tx.commit().await?;
             }
             number
@@ -416,14 +409,7 @@ impl Store {
                 query.execute(&mut *tx).await?.rows_affected() > 0
             };
             if changed {
-                tx.audit(Audit {
-                    actor,
-                    action,
-                    contact: None,
-                    detail: Some(detail),
-                    ip: None,
-                })
-                .await?;
+                tx.audit(Audit::of(actor, action, detail)).await?;
                 tx.commit().await?;
             }
             changed

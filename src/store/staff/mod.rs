@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{BeginWrite, Pool, Result, Store, decode_error, now, on_pool};
+use super::{BeginWrite, Result, Store, decode_error, now, on_pool};
 use crate::domain::{Actor, AuditAction, Email, Name, Role, Scope, StaffMember, StaffTokenHash};
 use crate::store::{Audit, InTransaction};
 
@@ -252,18 +252,9 @@ impl Store {
         scope: Option<&Scope>,
         actor: &Actor,
     ) -> Result<StaffEditOutcome> {
-        let lock = match self.pool() {
-            Pool::Sqlite(_) => "",
-            Pool::Postgres(_) => " FOR UPDATE",
-        };
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let admins: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT id FROM staff_users WHERE role = 'admin' AND disabled_at IS NULL \
-                 ORDER BY id{lock}"
-            )))
-            .fetch_all(&mut *tx)
-            .await?;
+            let admins = tx.enabled_admins().await?;
             let found: Option<(i64, String)> =
                 sqlx::query_as("SELECT id, role FROM staff_users WHERE email = $1")
                     .bind(email.normalized())
@@ -294,13 +285,11 @@ impl Store {
                 changes.push(format!("constituencies {list}"));
             }
             if !changes.is_empty() {
-                tx.audit(Audit {
+                tx.audit(Audit::of(
                     actor,
-                    action: AuditAction::StaffUserEdited,
-                    contact: None,
-                    detail: Some(format!("{}: {}", email.normalized(), changes.join(", "))),
-                    ip: None,
-                })
+                    AuditAction::StaffUserEdited,
+                    format!("{}: {}", email.normalized(), changes.join(", ")),
+                ))
                 .await?;
             }
             tx.commit().await?;
@@ -313,18 +302,9 @@ impl Store {
     /// The last enabled admin is not disabled: the admins are locked while it is decided.
     pub async fn disable_staff_user(&self, email: &Email, actor: &Actor) -> Result<DisableOutcome> {
         let now = now();
-        let lock = match self.pool() {
-            Pool::Sqlite(_) => "",
-            Pool::Postgres(_) => " FOR UPDATE",
-        };
         let outcome = on_pool!(self, |pool| {
             let mut tx = pool.begin_write().await?;
-            let admins: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT id FROM staff_users WHERE role = 'admin' AND disabled_at IS NULL \
-                 ORDER BY id{lock}"
-            )))
-            .fetch_all(&mut *tx)
-            .await?;
+            let admins = tx.enabled_admins().await?;
             let found: Option<(i64, Option<DateTime<Utc>>)> =
                 sqlx::query_as("SELECT id, disabled_at FROM staff_users WHERE email = $1")
                     .bind(email.normalized())
@@ -348,13 +328,11 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     }
-                    tx.audit(Audit {
+                    tx.audit(Audit::of(
                         actor,
-                        action: AuditAction::StaffUserDisabled,
-                        contact: None,
-                        detail: Some(email.normalized().to_owned()),
-                        ip: None,
-                    })
+                        AuditAction::StaffUserDisabled,
+                        email.normalized().to_owned(),
+                    ))
                     .await?;
                     DisableOutcome::Disabled
                 }
@@ -379,13 +357,11 @@ impl Store {
             .rows_affected()
                 > 0;
             if enabled {
-                tx.audit(Audit {
+                tx.audit(Audit::of(
                     actor,
-                    action: AuditAction::StaffUserEnabled,
-                    contact: None,
-                    detail: Some(email.normalized().to_owned()),
-                    ip: None,
-                })
+                    AuditAction::StaffUserEnabled,
+                    email.normalized().to_owned(),
+                ))
                 .await?;
             }
             tx.commit().await?;

@@ -107,13 +107,11 @@ impl Store {
                 .bind(user)
                 .execute(&mut *tx)
                 .await?;
-                tx.audit(Audit {
+                tx.audit(Audit::of(
                     actor,
-                    action: AuditAction::StaffUserPasswordLink,
-                    contact: None,
-                    detail: Some(email.normalized().to_owned()),
-                    ip: None,
-                })
+                    AuditAction::StaffUserPasswordLink,
+                    email.normalized().to_owned(),
+                ))
                 .await?;
             }
             tx.commit().await?;
@@ -241,14 +239,7 @@ impl Store {
                 Some(_) => AuditAction::StaffUserTwoFactorOn,
                 None => AuditAction::StaffUserTwoFactorOff,
             };
-            tx.audit(Audit {
-                actor,
-                action,
-                contact: None,
-                detail: None,
-                ip: None,
-            })
-            .await?;
+            tx.audit(Audit::of(actor, action, None::<String>)).await?;
             tx.commit().await?;
         });
         Ok(())

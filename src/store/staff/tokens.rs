@@ -54,13 +54,11 @@ impl Store {
                 > 0;
             if created {
                 let access = if read_only { "read-only" } else { "read-write" };
-                tx.audit(Audit {
+                tx.audit(Audit::of(
                     actor,
-                    action: AuditAction::StaffTokenCreated,
-                    contact: None,
-                    detail: Some(format!("{name} ({access})")),
-                    ip: None,
-                })
+                    AuditAction::StaffTokenCreated,
+                    format!("{name} ({access})"),
+                ))
                 .await?;
             }
             tx.commit().await?;
@@ -167,13 +165,11 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
-                    tx.audit(Audit {
+                    tx.audit(Audit::of(
                         actor,
-                        action: AuditAction::StaffTokenRevoked,
-                        contact: None,
-                        detail: Some(name.to_string()),
-                        ip: None,
-                    })
+                        AuditAction::StaffTokenRevoked,
+                        name.to_string(),
+                    ))
                     .await?;
                     RevokeOutcome::Revoked
                 }
