@@ -20,6 +20,7 @@ on_both_backends!(
     a_paused_campaign_sends_nothing_until_resumed,
     a_scheduled_campaign_is_queued_and_sent_when_due_with_the_audience_of_then,
     a_template_that_cannot_be_used_pauses_its_campaign_not_the_worker,
+    a_step_sends_one_batch_and_the_next_step_the_next,
 );
 
 const PEOPLE: &str = "\
@@ -41,7 +42,7 @@ fn worker(db: &TestStore) -> Worker {
 }
 
 fn worker_counting(db: &TestStore, metrics: Arc<Metrics>) -> Worker {
-    worker_with(db, metrics, None, None)
+    worker_with(db, metrics, None, None, Sending::default())
 }
 
 fn worker_with(
@@ -49,6 +50,7 @@ fn worker_with(
     metrics: Arc<Metrics>,
     unsubscribe_mailto: Option<&str>,
     dkim: Option<DkimKeys>,
+    sending: Sending,
 ) -> Worker {
     Worker::new(
         db.store.clone(),
@@ -72,7 +74,7 @@ fn worker_with(
             },
             relays: Transport::Outbox(db.dir.path().join("outbox")).into(),
             metrics,
-            sending: Sending::default(),
+            sending,
         },
     )
 }
@@ -202,6 +204,27 @@ async fn a_paused_campaign_sends_nothing_until_resumed(db: TestStore) {
     db.assert_counts_kept().await;
 }
 
+/// `step` claims one batch, sends it and stops: a rate of 8 a second over a lease of a second
+/// makes a batch of two, so three people take two steps, and a third finds nothing due.
+async fn a_step_sends_one_batch_and_the_next_step_the_next(db: TestStore) {
+    setup(&db).await;
+    let sending = Sending {
+        rate: Some("8".parse().unwrap()),
+        lease: std::time::Duration::from_secs(1),
+        ..Sending::default()
+    };
+    let mut stepper = worker_with(&db, Arc::new(Metrics::new()), None, None, sending);
+    let first = stepper.step().await.unwrap();
+    assert_eq!(first.sent, 2, "one batch of two: {first:?}");
+    assert_eq!(outbox(&db).len(), 2);
+    let second = stepper.step().await.unwrap();
+    assert_eq!(second.sent, 1, "the rest: {second:?}");
+    assert_eq!(stepper.step().await.unwrap(), Totals::default());
+    assert_eq!(worker(&db).drain().await.unwrap(), Totals::default());
+    assert_eq!(outbox(&db).len(), 3, "nobody is sent twice");
+    db.assert_counts_kept().await;
+}
+
 /// DKIM: every message is signed, the signature covers both List-Unsubscribe headers (and the
 /// mailto one offered beside the link), and it verifies with the public key as a receiver
 /// would check it (dkimpy, given the DNS record); a changed List-Unsubscribe no longer does.
@@ -244,6 +267,7 @@ async fn dkim_signatures_cover_both_list_unsubscribe_headers_and_verify() {
         Arc::new(Metrics::new()),
         Some("leave@hertford.example.org"),
         dkim,
+        Sending::default(),
     )
     .drain()
     .await

@@ -2,7 +2,7 @@
 //! queue's gauges kept, and what may no longer be sent (a lapsed lease, a paused campaign) held
 //! back.
 
-use super::{Job, Shared, WorkerError, lock};
+use super::{Job, Shared, Until, WorkerError, lock};
 use futures_util::FutureExt;
 use std::future::Future;
 
@@ -60,13 +60,13 @@ impl Shared {
         }
     }
 
-    /// Claims batches and queues them for the senders until stopped or, when draining, until
-    /// nothing is due.
+    /// Claims batches and queues them for the senders until stopped or, as `until` says, until
+    /// nothing is due or one batch is settled.
     pub(super) async fn claim(
         &self,
         jobs: &async_channel::Sender<Job>,
         batch: usize,
-        drain: bool,
+        until: Until,
         shutdown: impl Future<Output = ()>,
         senders: &mut JoinSet<Result<(), WorkerError>>,
     ) -> Result<(), WorkerError> {
@@ -80,6 +80,9 @@ impl Shared {
         let mut rate = RateWindow::new(self.totals.sent.load(Ordering::Relaxed));
         let mut gauged: Option<Instant> = None;
         let mut journal_stopped = false;
+        let drain = until != Until::Stopped;
+        // A step claims one batch, then only waits for its messages to be settled.
+        let mut claimed_one = false;
         loop {
             if (&mut shutdown).now_or_never().is_some() {
                 return Ok(());
@@ -136,7 +139,12 @@ impl Shared {
                 continue;
             }
             journal_stopped = false;
-            let wait = if jobs.len() < batch {
+            let wait = if claimed_one {
+                if self.in_flight.load(Ordering::Acquire) == 0 {
+                    return Ok(());
+                }
+                Duration::from_millis(100)
+            } else if jobs.len() < batch {
                 let number = self.claims.fetch_add(1, Ordering::AcqRel) + 1;
                 let checked = self.feed.position();
                 let started = Instant::now();
@@ -148,6 +156,7 @@ impl Shared {
                 self.leases_hold_at_least_until(started + self.settings.sending.lease);
                 self.count_skipped(claim.skipped);
                 if !claim.deliveries.is_empty() {
+                    claimed_one = until == Until::OneBatch;
                     self.in_flight
                         .fetch_add(claim.deliveries.len(), Ordering::AcqRel);
                     for delivery in claim.deliveries {

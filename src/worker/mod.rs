@@ -274,6 +274,17 @@ impl Totals {
     }
 }
 
+/// When a run ends by itself, besides when it is told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Until {
+    /// Never: it waits for more to send.
+    Stopped,
+    /// Once nothing is due.
+    Drained,
+    /// Once one batch is claimed and settled (or nothing is due).
+    OneBatch,
+}
+
 /// A claimed delivery on its way to a sender, with the number of the claim that took it.
 struct Job {
     claim: u64,
@@ -367,7 +378,7 @@ impl Worker {
         &mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Totals, WorkerError> {
-        self.run(true, shutdown).await
+        self.run(Until::Drained, shutdown).await
     }
 
     /// Sends until `shutdown` completes, then stops claiming, finishes the messages in flight
@@ -376,12 +387,19 @@ impl Worker {
         &mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Totals, WorkerError> {
-        self.run(false, shutdown).await
+        self.run(Until::Stopped, shutdown).await
+    }
+
+    /// Claims one batch (as many as a claim takes) and sends it, then stops as a drain does;
+    /// returns what it did, nothing when nothing was due. What `run_until_stopped` repeats,
+    /// one step at a time, for tests.
+    pub async fn step(&mut self) -> Result<Totals, WorkerError> {
+        self.run(Until::OneBatch, std::future::pending()).await
     }
 
     async fn run(
         &mut self,
-        drain: bool,
+        until: Until,
         shutdown: impl Future<Output = ()>,
     ) -> Result<Totals, WorkerError> {
         let shared = &self.shared;
@@ -414,7 +432,7 @@ impl Worker {
         drop((queue, to_recorder));
 
         let claimed = shared
-            .claim(&jobs, batch, drain, shutdown, &mut senders)
+            .claim(&jobs, batch, until, shutdown, &mut senders)
             .await;
         // Stopping (or done): senders finish the message in hand, give back the queued rest.
         shared.stopping.store(true, Ordering::Relaxed);
@@ -446,8 +464,6 @@ impl Worker {
         Ok(totals)
     }
 }
-
-impl Shared {}
 
 /// Reads the change feed every [`feed::POLL`] until aborted, and now and then forgets changes
 /// older than a day.
