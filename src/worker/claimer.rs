@@ -77,7 +77,7 @@ impl Shared {
         let mut scheduled: Option<Instant> = None;
         // When the next scheduled campaign is due: the claimer wakes for it then.
         let mut next_due: Option<chrono::DateTime<chrono::Utc>> = None;
-        let mut rate = RateWindow::new(self.totals.sent.load(Ordering::Relaxed));
+        let mut rate = RateWindow::new(self.progress.totals.sent.load(Ordering::Relaxed));
         let mut gauged: Option<Instant> = None;
         let mut journal_stopped = false;
         let drain = until != Until::Stopped;
@@ -105,11 +105,12 @@ impl Shared {
             if renewed.elapsed() > self.settings.sending.lease / 3 {
                 let started = Instant::now();
                 self.store.renew_leases(&self.owner, lease).await?;
-                self.lapse_if_expired(self.claims.load(Ordering::Acquire));
-                *lock(&self.leases_hold_until) = Some(started + self.settings.sending.lease);
+                self.lapse_if_expired(self.claims.begun.load(Ordering::Acquire));
+                *lock(&self.claims.leases_hold_until) = Some(started + self.settings.sending.lease);
                 renewed = Instant::now();
             }
-            if let Some(per_second) = rate.update(self.totals.sent.load(Ordering::Relaxed)) {
+            if let Some(per_second) = rate.update(self.progress.totals.sent.load(Ordering::Relaxed))
+            {
                 self.settings.metrics.send_rate.set(per_second);
             }
             if gauged.is_none_or(|at| at.elapsed() >= GAUGE_EVERY) {
@@ -140,12 +141,12 @@ impl Shared {
             }
             journal_stopped = false;
             let wait = if claimed_one {
-                if self.in_flight.load(Ordering::Acquire) == 0 {
+                if self.progress.in_flight.load(Ordering::Acquire) == 0 {
                     return Ok(());
                 }
                 Duration::from_millis(100)
             } else if jobs.len() < batch {
-                let number = self.claims.fetch_add(1, Ordering::AcqRel) + 1;
+                let number = self.claims.begun.fetch_add(1, Ordering::AcqRel) + 1;
                 let checked = self.feed.position();
                 let started = Instant::now();
                 let claim = self
@@ -157,7 +158,8 @@ impl Shared {
                 self.count_skipped(claim.skipped);
                 if !claim.deliveries.is_empty() {
                     claimed_one = until == Until::OneBatch;
-                    self.in_flight
+                    self.progress
+                        .in_flight
                         .fetch_add(claim.deliveries.len(), Ordering::AcqRel);
                     for delivery in claim.deliveries {
                         if jobs
@@ -174,7 +176,7 @@ impl Shared {
                     }
                     continue;
                 }
-                if self.in_flight.load(Ordering::Acquire) == 0 {
+                if self.progress.in_flight.load(Ordering::Acquire) == 0 {
                     self.store.finish_campaigns().await?;
                     if drain && self.store.backlog().await?.due == 0 {
                         return Ok(());
@@ -195,7 +197,7 @@ impl Shared {
             };
             tokio::select! {
                 () = &mut shutdown => return Ok(()),
-                () = self.finished_one.notified() => {}
+                () = self.progress.finished_one.notified() => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }
@@ -204,16 +206,16 @@ impl Shared {
     /// A claim begun at some instant holds its rows until `holds`: the earliest guarantee
     /// stands.
     pub(super) fn leases_hold_at_least_until(&self, holds: Instant) {
-        let mut until = lock(&self.leases_hold_until);
+        let mut until = lock(&self.claims.leases_hold_until);
         *until = Some(until.map_or(holds, |until| until.min(holds)));
     }
 
     /// When the guarantee has run out, claims up to `claim` lapse for good, and a fresh one
     /// starts with the next renewal or claim.
     pub(super) fn lapse_if_expired(&self, claim: u64) {
-        let mut until = lock(&self.leases_hold_until);
+        let mut until = lock(&self.claims.leases_hold_until);
         if until.is_some_and(|until| Instant::now() >= until) {
-            self.lapsed_claims.fetch_max(claim, Ordering::AcqRel);
+            self.claims.lapsed.fetch_max(claim, Ordering::AcqRel);
             *until = None;
         }
     }
@@ -221,22 +223,26 @@ impl Shared {
     /// Whether the leases of `job`'s claim hold long enough yet for it to be sent under them.
     pub(super) fn lease_holds(&self, job: &Job) -> bool {
         let margin = self.settings.sending.lease / 4;
-        job.claim > self.lapsed_claims.load(Ordering::Acquire)
-            && lock(&self.leases_hold_until).is_some_and(|until| Instant::now() + margin < until)
+        job.claim > self.claims.lapsed.load(Ordering::Acquire)
+            && lock(&self.claims.leases_hold_until)
+                .is_some_and(|until| Instant::now() + margin < until)
     }
 
     /// Whether a claimed delivery belongs to a campaign this worker has paused since.
     pub(super) fn held_back(&self, job: &Job) -> bool {
-        lock(&self.paused)
+        lock(&self.claims.paused)
             .get(&job.delivery.campaign_id)
             .is_some_and(|&last| job.claim <= last)
     }
 
     pub(super) fn count_skipped(&self, skipped: u64) {
         if skipped > 0 {
-            self.totals.skipped.fetch_add(skipped, Ordering::Relaxed);
+            self.progress
+                .totals
+                .skipped
+                .fetch_add(skipped, Ordering::Relaxed);
             self.settings.metrics.skipped.inc_by(skipped);
-            if let Some(bar) = &*lock(&self.bar) {
+            if let Some(bar) = &*lock(&self.progress.bar) {
                 bar.inc(skipped);
             }
         }

@@ -217,14 +217,20 @@ struct Shared {
     campaigns: Mutex<HashMap<i64, Arc<(Campaign, Templates)>>>,
     /// What changed since each message was claimed.
     feed: Feed,
+    claims: Claims,
+    health: ServerHealth,
+    progress: Progress,
+}
+
+/// What this worker's claims hold, and until when.
+#[derive(Default)]
+struct Claims {
     /// Claims begun so far: each queued delivery carries the number of its claim.
-    claims: AtomicU64,
+    begun: AtomicU64,
     /// Campaigns this worker paused, each with the last claim begun before the pause was
     /// committed: deliveries from that claim or earlier go back unsent. A later claim can only
     /// hold the campaign's rows once someone has resumed it.
     paused: Mutex<HashMap<i64, u64>>,
-    /// Recipients refused for good in a row.
-    failures_in_a_row: AtomicU32,
     /// Until when every lease this worker holds is known to hold: the last renewal's start
     /// plus the lease (or, before one, the earliest claim's). A message is sent only well
     /// within it: past it, another worker may have the row.
@@ -232,9 +238,21 @@ struct Shared {
     /// Claims up to this number may have lost their leases (the guarantee ran out before it was
     /// renewed): what they queued goes back unsent, whatever a later renewal says, since a
     /// later claim may hold the same rows.
-    lapsed_claims: AtomicU64,
+    lapsed: AtomicU64,
+}
+
+/// How the server has been answering.
+#[derive(Default)]
+struct ServerHealth {
+    /// Recipients refused for good in a row.
+    failures_in_a_row: AtomicU32,
     /// Since when the server could not be used, and why: cleared by its next answer.
     unusable: Mutex<Option<(Instant, String)>>,
+}
+
+/// What the worker has done, and is doing.
+#[derive(Default)]
+struct Progress {
     totals: RunningTotals,
     /// Deliveries claimed and not yet recorded.
     in_flight: AtomicUsize,
@@ -334,37 +352,29 @@ impl Worker {
                 settings,
                 campaigns: Mutex::default(),
                 feed: Feed::new(),
-                claims: AtomicU64::new(0),
-                paused: Mutex::default(),
-                failures_in_a_row: AtomicU32::new(0),
-                leases_hold_until: Mutex::default(),
-                lapsed_claims: AtomicU64::new(0),
-                unusable: Mutex::default(),
-                totals: RunningTotals::default(),
-                in_flight: AtomicUsize::new(0),
-                finished_one: Notify::new(),
-                stopping: AtomicBool::new(false),
-                bar: Mutex::new(None),
+                claims: Claims::default(),
+                health: ServerHealth::default(),
+                progress: Progress::default(),
             }),
         }
     }
 
     /// What every run of this worker did, together.
     pub fn totals(&self) -> Totals {
-        self.shared.totals.snapshot()
+        self.shared.progress.totals.snapshot()
     }
 
     /// How long the server has been unusable, and the last reason, when it is: after a drain,
     /// why it gave up.
     pub fn server_unusable(&self) -> Option<(Duration, String)> {
-        lock(&self.shared.unusable)
+        lock(&self.shared.health.unusable)
             .as_ref()
             .map(|(since, why)| (since.elapsed(), why.clone()))
     }
 
     /// Shows progress on `bar` (a terminal's) while draining.
     pub fn show_progress(&self, bar: ProgressBar) {
-        *lock(&self.shared.bar) = Some(bar);
+        *lock(&self.shared.progress.bar) = Some(bar);
     }
 
     /// Sends until nothing is due (deliveries waiting for a retry later stay queued); returns
@@ -403,8 +413,8 @@ impl Worker {
         shutdown: impl Future<Output = ()>,
     ) -> Result<Totals, WorkerError> {
         let shared = &self.shared;
-        let before = shared.totals.snapshot();
-        shared.stopping.store(false, Ordering::Relaxed);
+        let before = shared.progress.totals.snapshot();
+        shared.progress.stopping.store(false, Ordering::Relaxed);
         // A run that ended on a fault may have left rows under this worker's name, which its
         // claims pass over: nothing of an earlier run is in hand now.
         shared.store.release_leases(&shared.owner).await?;
@@ -435,7 +445,7 @@ impl Worker {
             .claim(&jobs, batch, until, shutdown, &mut senders)
             .await;
         // Stopping (or done): senders finish the message in hand, give back the queued rest.
-        shared.stopping.store(true, Ordering::Relaxed);
+        shared.progress.stopping.store(true, Ordering::Relaxed);
         jobs.close();
         let mut sending = Ok(());
         while let Some(ended) = senders.join_next().await {
@@ -450,8 +460,8 @@ impl Worker {
         shared.store.finish_campaigns().await?;
         shared.settings.metrics.send_rate.set(0.0);
         claimed.and(sending)?;
-        let totals = shared.totals.snapshot().since(before);
-        if let Some(bar) = lock(&shared.bar).take() {
+        let totals = shared.progress.totals.snapshot().since(before);
+        if let Some(bar) = lock(&shared.progress.bar).take() {
             bar.finish_and_clear();
         }
         tracing::info!(

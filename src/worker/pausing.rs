@@ -14,7 +14,7 @@ impl Shared {
     /// Holds back every delivery of this campaign already claimed, while the pause is being
     /// written; `false` when a pause of it is already under way.
     pub(super) fn begin_pause(&self, delivery: &ClaimedDelivery) -> bool {
-        let mut paused = lock(&self.paused);
+        let mut paused = lock(&self.claims.paused);
         match paused.get(&delivery.campaign_id) {
             Some(&u64::MAX) => false,
             _ => {
@@ -41,7 +41,10 @@ impl Shared {
             .await?;
         // Committed (or staff had paused or cancelled it already): from here on only a claim
         // begun after now can hold its rows, after someone resumes it.
-        lock(&self.paused).insert(delivery.campaign_id, self.claims.load(Ordering::Acquire));
+        lock(&self.claims.paused).insert(
+            delivery.campaign_id,
+            self.claims.begun.load(Ordering::Acquire),
+        );
         if paused {
             tracing::error!(
                 campaign = delivery.campaign_id,

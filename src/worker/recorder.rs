@@ -105,8 +105,8 @@ impl Shared {
             Ok(Err(e)) => return Err(WorkerError::Recording(e)),
             Err(_) => return Ok(false),
         }
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.finished_one.notify_one();
+        self.progress.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.progress.finished_one.notify_one();
         Ok(true)
     }
 
@@ -154,17 +154,17 @@ impl Shared {
         let metrics = &self.settings.metrics;
         match result {
             DeliveryResult::Sent { .. } => {
-                self.totals.sent.fetch_add(1, Ordering::Relaxed);
+                self.progress.totals.sent.fetch_add(1, Ordering::Relaxed);
                 metrics.sent.inc();
-                self.failures_in_a_row.store(0, Ordering::Relaxed);
+                self.health.failures_in_a_row.store(0, Ordering::Relaxed);
             }
             DeliveryResult::Skipped => self.count_skipped(1),
             DeliveryResult::Retry { .. } => {
-                self.totals.retried.fetch_add(1, Ordering::Relaxed);
+                self.progress.totals.retried.fetch_add(1, Ordering::Relaxed);
                 metrics.retried.inc();
             }
             DeliveryResult::Failed { .. } => {
-                self.totals.failed.fetch_add(1, Ordering::Relaxed);
+                self.progress.totals.failed.fetch_add(1, Ordering::Relaxed);
                 metrics.failed.inc();
             }
             DeliveryResult::Released | DeliveryResult::Postponed { .. } => {}
@@ -174,7 +174,7 @@ impl Shared {
             DeliveryResult::Sent { .. }
                 | DeliveryResult::Retry { .. }
                 | DeliveryResult::Failed { .. }
-        ) && let Some(bar) = &*lock(&self.bar)
+        ) && let Some(bar) = &*lock(&self.progress.bar)
         {
             bar.inc(1);
         }
@@ -208,7 +208,7 @@ impl Shared {
             }
             SendFailure::Unavailable { trouble, .. } => {
                 metrics.deferred(trouble.as_str()).inc();
-                let mut unusable = lock(&self.unusable);
+                let mut unusable = lock(&self.health.unusable);
                 match &mut *unusable {
                     Some((_, why)) => *why = reason,
                     None => *unusable = Some((Instant::now(), reason)),
@@ -220,9 +220,13 @@ impl Shared {
             }
             SendFailure::Mailbox(_) | SendFailure::Refused(_) => {
                 self.server_answered();
-                let in_a_row = self.failures_in_a_row.fetch_add(1, Ordering::Relaxed) + 1;
+                let in_a_row = self
+                    .health
+                    .failures_in_a_row
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
                 if in_a_row >= self.settings.sending.pause_after.get() {
-                    self.failures_in_a_row.store(0, Ordering::Relaxed);
+                    self.health.failures_in_a_row.store(0, Ordering::Relaxed);
                     let why = format!(
                         "the mail server refused {in_a_row} recipients in a row for good; the \
                          last: {reason}"

@@ -151,7 +151,7 @@ impl Shared {
     }
 
     pub(super) fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::Relaxed)
+        self.progress.stopping.load(Ordering::Relaxed)
     }
 
     /// Renders, signs and sends one message; says what became of it and, when the sending
@@ -365,14 +365,14 @@ impl Shared {
 
     /// The server answered (took a message, or judged one): it can be used again.
     pub(super) fn server_answered(&self) {
-        if lock(&self.unusable).take().is_some() {
+        if lock(&self.health.unusable).take().is_some() {
             tracing::info!("the mail server answers again");
         }
     }
 
     /// Whether the server has been unusable for longer than `patience`.
     pub(super) fn unusable_longer_than(&self, patience: Duration) -> bool {
-        lock(&self.unusable)
+        lock(&self.health.unusable)
             .as_ref()
             .is_some_and(|(since, _)| since.elapsed() > patience)
     }
