@@ -10,18 +10,18 @@ use std::sync::Arc;
 use chrono::Utc;
 use lettre::message::Mailbox;
 
+use crate::app::contacts::{self, Held};
 use crate::app::imports::{self, CsvFile};
 use crate::app::{App, AppError, campaigns, staff};
+use crate::database;
 use crate::domain::{
-    Actor, CampaignChanges, CampaignDraft, ConstituencyCode, Email, Publisher, Role, Scope,
-    StaffMember,
+    Actor, CampaignChanges, CampaignDraft, ConstituencyCode, Publisher, Role, Scope, StaffMember,
 };
 use crate::http::{Application, Metrics, ServiceSettings, shutdown_signal};
-use crate::mail::token::{Purpose, SigningKeys};
+use crate::mail::token::Purpose;
 use crate::mail::{DkimKeys, Mailer};
 use crate::mail::{Letterhead, Transport};
 use crate::progress::{ConsoleReport, report_table};
-use crate::store::{DatabaseUrl, JournalStart, Store};
 use crate::worker::{Sending, Worker, WorkerSettings};
 
 /// Where the demo serves its links, when the port is free.
@@ -69,15 +69,11 @@ const SAMPLE_CONTACTS: &str = include_str!("../examples/contacts.csv");
 /// Runs the demo in `dir`, its links served on `listen` (or, when that is taken, any free port).
 pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let database = dir.join("canvass.db");
-    let url = DatabaseUrl::Sqlite(format!("sqlite://{}", database.display()));
+    let file = dir.join("canvass.db");
+    let url = format!("sqlite://{}", file.display());
     let journal = dir.join("canvass.journal");
-    let store = Store::connect(&url)
-        .await
-        .with_context(|| format!("opening {url}"))?;
-    store.migrate().await?;
-    let store = store.with_journal_at(&journal, JournalStart::IfNew).await?;
-    store.replay_journal().await?;
+    // The links' base is known once the service is bound, below; the service shows no preview.
+    let app = database::open_migrated(&url, &journal, publisher(), "http://127.0.0.1").await?;
     println!(
         "database: {url}\nsuppression journal: {}",
         journal.display()
@@ -88,9 +84,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
     std::fs::write(&postcodes, SAMPLE_POSTCODES)?;
     std::fs::write(&contacts, SAMPLE_CONTACTS)?;
 
-    let keys = SigningKeys::load(None, &store).await?;
-    // The links' base is known once the service is bound, below; the service shows no preview.
-    let app = App::new(store.clone(), publisher(), "http://127.0.0.1");
+    let keys = app.signing_keys(None).await?;
     let me = &Actor::Operator;
 
     println!("\n$ canvass postcodes import {}", postcodes.display());
@@ -156,7 +150,9 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
             providers: Default::default(),
         })
     };
-    let app = App::new(store.clone(), publisher(), &base)
+    let app = app
+        .clone()
+        .with_base_url(&base)
         .with_sender_domains(vec![SENDER_DOMAIN.into()])
         .with_mailer(Mailer {
             transport: Transport::Outbox(outbox.clone()),
@@ -267,8 +263,8 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         "(Olu writes campaign {waiting}, \"Canvassing this Saturday\", and asks for approval)"
     );
 
-    let mut worker = Worker::new(
-        store.clone(),
+    let mut worker = Worker::of(
+        &app,
         WorkerSettings {
             letterhead: letterhead()?,
             relays: Transport::Outbox(outbox.clone()).into(),
@@ -289,11 +285,9 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         report_table(&campaigns::report(&app, &Actor::Operator, queued[0]).await?)
     );
 
-    let amira = Email::parse("amira.hassan@example.org")?;
-    let amira = store
-        .export_contact(&amira)
-        .await?
-        .context("the sample holds Amira")?;
+    let Held::Contact(amira) = contacts::view(&app, me, "amira.hassan@example.org").await? else {
+        anyhow::bail!("the sample holds Amira");
+    };
     let unsubscribe = keys.sign(Purpose::Unsubscribe, &amira.public_id);
     let preferences = keys.sign(Purpose::Preferences, &amira.public_id);
 
@@ -330,7 +324,7 @@ pub async fn run(dir: &Path, listen: SocketAddr, serve: bool) -> anyhow::Result<
         println!("\nServing {base} until Ctrl-C.");
         web.run_until_stopped(shutdown_signal()).await?;
     }
-    store.close().await;
+    app.close().await;
     Ok(())
 }
 

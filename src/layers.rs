@@ -48,7 +48,7 @@ fn names_the_store(code: &str) -> bool {
 #[test]
 fn no_adapter_names_the_store() {
     let mut named = Vec::new();
-    for file in [src("http"), src("cli"), src("cli.rs")]
+    for file in [src("http"), src("cli"), src("cli.rs"), src("demo.rs")]
         .iter()
         .filter(|p| p.exists())
         .flat_map(|p| sources(p))

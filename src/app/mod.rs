@@ -102,6 +102,17 @@ impl App {
         }
     }
 
+    /// The same application, its links under `base_url`.
+    pub fn with_base_url(mut self, base_url: &str) -> Self {
+        self.base_url = base_url.trim_end_matches('/').into();
+        self
+    }
+
+    /// Closes the database's connections, waiting for those in use.
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
     /// Whether the application can do its work: the database answers and the suppression
     /// journal, when there is one, can be written.
     pub async fn readiness(&self) -> std::result::Result<(), Unready> {

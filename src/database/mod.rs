@@ -12,7 +12,8 @@ use anyhow::{Context, bail};
 
 use crate::app::App;
 use crate::config::Config;
-use crate::store::{Journal, JournalStart, Migrated, Replayed, Store};
+use crate::domain::Publisher;
+use crate::store::{DatabaseUrl, Journal, JournalStart, Migrated, Replayed, Store};
 
 /// Whether a command may create a missing SQLite database: only `migrate` does (and `demo`, in
 /// a folder of its own), so that a command run from the wrong folder says so rather than start
@@ -57,6 +58,27 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// The application over a database whose schema is up to date, as the settings make it.
 pub async fn open(config: &Config) -> anyhow::Result<App> {
     Ok(application(config, open_store(config).await?))
+}
+
+/// Creates (or opens) the SQLite or PostgreSQL database at `url` with its suppression journal
+/// at `journal`, brings its schema up to date and re-applies what the journal holds, as
+/// `canvass migrate` does: the application over it, for `publisher`, its links under
+/// `base_url`. The demo's way in, which has no settings file.
+pub async fn open_migrated(
+    url: &str,
+    journal: &Path,
+    publisher: Publisher,
+    base_url: &str,
+) -> anyhow::Result<App> {
+    let url: DatabaseUrl = url.parse()?;
+    let store = Store::connect(&url)
+        .await
+        .with_context(|| format!("opening {url}"))?;
+    store.migrate().await.context("migrating the database")?;
+    let store = store.with_journal_at(journal, JournalStart::IfNew).await?;
+    let app = App::new(store, publisher, base_url);
+    replay(&app).await?;
+    Ok(app)
 }
 
 /// The application over `store`, as the settings make it.
