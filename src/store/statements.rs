@@ -1,5 +1,5 @@
-//! The statements that run inside a caller's transaction and that several of the store's
-//! methods share, written once for both engines.
+//! The statements that several of the store's methods share, written once for both engines:
+//! most run inside the caller's transaction, a few alone on a connection of their own.
 //!
 //! [`on_pool!`](super::on_pool) compiles a whole public method once per engine; these are the
 //! pieces such methods share. They are default methods of [`InTransaction`], a trait of either
@@ -65,7 +65,8 @@ pub(crate) trait Value<'q, DB: sqlx::Database>:
 }
 impl<'q, DB: sqlx::Database, T: Encode<'q, DB> + Decode<'q, DB> + Type<DB>> Value<'q, DB> for T {}
 
-/// A connection of either engine, inside a transaction of its caller's.
+/// A connection of either engine: inside a transaction of its caller's, or, for a statement
+/// that stands alone (`record_sent` when every message went, one audit entry), on its own.
 pub(crate) trait InTransaction: sqlx::Connection
 where
     Self::Database: HasStatementCache,
@@ -115,7 +116,7 @@ where
             .await?;
         let at = now();
         for chunk in changes.chunks(MAX_BIND_PARAMETERS / 4) {
-            sqlx::QueryBuilder::new("INSERT INTO changes (seq, contact_id, campaign_id, at) ")
+            QueryBuilder::new("INSERT INTO changes (seq, contact_id, campaign_id, at) ")
                 .push_values(chunk, |mut row, change| {
                     let (contact, campaign) = change.columns();
                     row.push_bind(seq)
